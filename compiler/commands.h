@@ -1,0 +1,32 @@
+/*
+ * commands.h — the subcommands of the rxc driver (main.c).
+ *
+ * Each command takes the arguments after its name (argv[0] is the command
+ * name) and returns the process exit status: 0 success, 1 failure at run
+ * time, 2 bad input (a bad .net file, bad arguments), 130 interrupted.
+ * Each lives in the file that owns its concern.
+ */
+#ifndef RXC_COMMANDS_H
+#define RXC_COMMANDS_H
+
+int cmd_check(int argc, char **argv);     /* cmd_frontend.c */
+int cmd_summary(int argc, char **argv);   /* cmd_frontend.c */
+int cmd_graph(int argc, char **argv);     /* cmd_frontend.c */
+int cmd_emit(int argc, char **argv);      /* cmd_codegen.c */
+int cmd_compile(int argc, char **argv);   /* runtime/cuda/cmd_compile.c */
+int cmd_train(int argc, char **argv);     /* runtime/train.c */
+int cmd_step(int argc, char **argv);      /* runtime/cmd_step.c */
+int cmd_grad(int argc, char **argv);      /* runtime/cmd_step.c */
+int cmd_eval(int argc, char **argv);      /* runtime/train.c */
+int cmd_predict(int argc, char **argv);   /* runtime/train.c */
+int cmd_transform(int argc, char **argv); /* runtime/data/cmd_data.c */
+int cmd_augment(int argc, char **argv);   /* runtime/data/cmd_data.c */
+int cmd_demo(int argc, char **argv);      /* runtime/data/cmd_data.c */
+int cmd_ablate(int argc, char **argv);    /* runtime/ablate.c */
+
+/* `rxc summary FILE --kernels/--memory` is answered by the training compiler
+ * (cmd_codegen.c), which cmd_summary calls after loading the model. */
+struct Model;
+int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json);
+
+#endif

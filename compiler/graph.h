@@ -1,0 +1,160 @@
+/*
+ * graph.h — the network graph IR.
+ *
+ * Elaboration (elaborate.c) turns a parsed .net file into a Graph; every
+ * later pass (autodiff, fusion, lowering, memory planning) reads it.
+ *
+ * Conventions that every pass relies on:
+ *   - One node produces exactly one value; a value is named by its node id.
+ *   - Nodes are stored in topological order: every input id < the node id.
+ *   - Activations are NHWC. A node's shape is per sample and excludes the
+ *     batch dimension, which stays symbolic until a pass binds a batch size:
+ *       feature map  rank 3  dim = {H, W, C}
+ *       vector       rank 1  dim = {C}
+ *   - Parameters are OP_PARAM nodes, so autodiff reaches them like any other
+ *     value. Their storage order is PyTorch's (conv weight [O, I/groups, kh,
+ *     kw], linear weight [O, I]) so that checkpoints exchange with PyTorch
+ *     without transposes. BatchNorm running statistics are buffers: entries
+ *     in the parameter table with no node and no gradient.
+ *   - Builders validate shapes and return -1 with a message in `err` on a
+ *     mistake; the elaborator adds the source location. Nothing here exits.
+ */
+#ifndef RXC_GRAPH_H
+#define RXC_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct SrcLoc {
+    const char *file; /* owned by the front end's source table */
+    int line, col;    /* 1-based; 0 when the node came from code, not text */
+} SrcLoc;
+
+typedef enum OpKind {
+    OP_INPUT,          /* the image batch: {H, W, C} */
+    OP_PARAM,          /* a trainable parameter tensor (a.param) */
+    OP_CONV2D,         /* in: x, weight[, bias] */
+    OP_BATCHNORM,      /* in: x, gamma, beta; running stats in a.bn */
+    OP_RELU,           /* in: x */
+    OP_SIGMOID,        /* in: x */
+    OP_ADD,            /* in: a, b (same shape, or b broadcast as in OP_MUL) */
+    OP_MUL,            /* in: a, b; b may be {1,1,C} or {C} against {H,W,C} */
+    OP_MAXPOOL,        /* in: x; a.pool */
+    OP_AVGPOOL,        /* in: x; a.pool */
+    OP_GLOBAL_AVGPOOL, /* in: x {H,W,C} -> {1,1,C} */
+    OP_FLATTEN,        /* in: x {H,W,C} -> {H*W*C}, in PyTorch's C,H,W order */
+    OP_DROPOUT,        /* in: x; a.dropout.p; identity in eval mode */
+    OP_LINEAR,         /* in: x {I}, weight {O,I}[, bias {O}] */
+    OP_CONCAT,         /* in: n >= 2 maps with equal H, W; along channels */
+    OP_COUNT
+} OpKind;
+
+typedef enum ParamRole {
+    ROLE_WEIGHT,        /* conv or linear weight */
+    ROLE_BIAS,          /* conv or linear bias */
+    ROLE_BN_WEIGHT,     /* gamma */
+    ROLE_BN_BIAS,       /* beta */
+    ROLE_RUNNING_MEAN,  /* buffer */
+    ROLE_RUNNING_VAR,   /* buffer */
+    ROLE_NUM_BATCHES,   /* buffer, int64 scalar, kept for torchvision's state_dict */
+} ParamRole;
+
+typedef enum InitKind {
+    INIT_ZEROS,
+    INIT_ONES,
+    INIT_KAIMING_NORMAL_FAN_OUT, /* torchvision's conv init: N(0, sqrt(2/fan_out)) */
+    INIT_PYTORCH_DEFAULT,        /* nn.Conv2d/nn.Linear reset_parameters: U(-1/sqrt(fan_in), +) */
+} InitKind;
+
+typedef struct Param {
+    char *name;         /* checkpoint name, e.g. "layer1.0.conv2.weight" */
+    ParamRole role;
+    int rank;           /* 0 for num_batches_tracked */
+    int64_t dim[4];     /* PyTorch order */
+    int64_t numel;
+    bool trainable;     /* false for buffers */
+    InitKind init;
+    int64_t fan_in, fan_out;
+    int node;           /* the OP_PARAM node, or -1 for a buffer */
+} Param;
+
+typedef struct ConvAttr {
+    int kh, kw, sh, sw, ph, pw, groups;
+    int cin, cout;
+    bool bias;
+} ConvAttr;
+
+typedef struct BnAttr {
+    float eps, momentum;                      /* 1e-5, 0.1 by default */
+    int running_mean, running_var, num_batches; /* indices into Graph.params */
+} BnAttr;
+
+typedef struct PoolAttr {
+    int kh, kw, sh, sw, ph, pw;
+    bool ceil_mode;
+    bool count_include_pad; /* avgpool only; PyTorch's default is true */
+} PoolAttr;
+
+typedef struct Node {
+    OpKind op;
+    int *in;            /* input node ids (owned) */
+    int n_in;
+    int rank;           /* 1 or 3 */
+    int64_t dim[3];     /* per-sample shape: {H,W,C} or {C} */
+    union {
+        ConvAttr conv;
+        BnAttr bn;
+        PoolAttr pool;
+        struct { float p; } dropout;
+        struct { int in_features, out_features; bool bias; } linear;
+        struct { int index; } param; /* into Graph.params */
+    } a;
+    char *name;         /* layer path ("layer1.0.conv2"); NULL for anonymous ops */
+    SrcLoc loc;
+} Node;
+
+typedef struct Graph {
+    char *name;
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    Param *params;       /* trainable parameters and buffers, in creation order */
+    int n_params, cap_params;
+    int input;           /* node id of OP_INPUT, -1 until set */
+    int output;          /* node id of the logits, -1 until set */
+    int classes;
+    bool torchvision_layout; /* names follow torchvision's state_dict */
+} Graph;
+
+/* ---- construction (graph.c) ---------------------------------------------
+ * Every builder returns the new node id, or -1 with a one-line message in
+ * err (no location; the caller adds it). `name` may be NULL for anonymous
+ * ops; named layers create parameters called "<name>.weight" and so on.
+ * `loc` is copied into the node.
+ */
+Graph *graph_new(const char *name);
+void graph_free(Graph *g);
+
+int graph_input(Graph *g, int h, int w, int c, SrcLoc loc);
+int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
+                 int sh, int sw, int ph, int pw, int groups, bool bias,
+                 InitKind init, SrcLoc loc, char *err, size_t errlen);
+int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
+                    SrcLoc loc, char *err, size_t errlen);
+int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen); /* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL */
+int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, char *err, size_t errlen); /* ADD, MUL */
+int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, char *err, size_t errlen);
+int graph_dropout(Graph *g, int x, float p, SrcLoc loc, char *err, size_t errlen);
+int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
+                 InitKind init, SrcLoc loc, char *err, size_t errlen);
+int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, char *err, size_t errlen);
+
+/* ---- queries (graph.c) ---------------------------------------------------- */
+const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */
+int64_t node_numel(const Node *n);         /* per sample */
+int64_t graph_param_count(const Graph *g); /* trainable elements */
+int64_t node_macs(const Graph *g, int id); /* multiply-accumulates per sample (conv, linear; 0 otherwise) */
+int64_t graph_macs(const Graph *g);
+int graph_find_param(const Graph *g, const char *name); /* index or -1 */
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * program.h — a compiled training step: kernels, GEMM calls and buffers.
+ *
+ * The compiler's back half (autodiff -> fuse -> lower -> memplan) produces a
+ * Program for one (graph, recipe, batch size, precision); executors run it:
+ * runtime/exec_cpu.c on the CPU (generated C + OpenBLAS), runtime/cuda on a
+ * GPU (generated CUDA + cuBLAS). A Program knows nothing about files, data
+ * loading or schedules: the trainer sets the runtime scalars (kir.h ScalarId)
+ * and the input buffers, then runs phases.
+ *
+ * Storage spaces. Every buffer lives in one space at a byte offset:
+ *   SPACE_ARENA    activations, saved tensors and temporaries; offsets come
+ *                  from the memory plan, so buffers with disjoint lifetimes
+ *                  share bytes
+ *   SPACE_PARAMS   all trainable parameters, contiguous, f32; decayed
+ *                  parameters first, then those without weight decay
+ *   SPACE_GRADS    the same layout as SPACE_PARAMS
+ *   SPACE_STATE    optimizer state (momentum; or Adam's m then v), same layout
+ *   SPACE_BUFFERS  BatchNorm running statistics, f32
+ *   SPACE_INPUT    the input batch, N*H*W*C (f32, or u8 when normalize is fused)
+ *   SPACE_LABELS   N int64 class indices
+ * Parameter p of the graph lives at param_offset[p] (elements) in
+ * SPACE_PARAMS (trainable) or SPACE_BUFFERS (buffers; num_batches_tracked is
+ * counted by the trainer, not stored here).
+ */
+#ifndef RXC_PROGRAM_H
+#define RXC_PROGRAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kir.h"
+
+typedef enum BufSpace {
+    SPACE_ARENA, SPACE_PARAMS, SPACE_GRADS, SPACE_STATE, SPACE_BUFFERS,
+    SPACE_INPUT, SPACE_LABELS, SPACE_COUNT
+} BufSpace;
+
+typedef struct BufDesc {
+    char *name;        /* "layer1.0.conv2:out", "layer1.0.bn2:saved_invstd", ... */
+    BufSpace space;
+    int64_t offset;    /* bytes from the start of the space */
+    int64_t numel;
+    KDType dtype;
+} BufDesc;
+
+/* Row-major C[m x n] = alpha * op(A)[m x k] * op(B)[k x n] + beta * C, repeated
+ * `batch` times with the given element strides (grouped convolutions). */
+typedef struct GemmStep {
+    int a, b, c;                  /* buffer ids */
+    int64_t off_a, off_b, off_c;  /* element offsets into those buffers */
+    bool trans_a, trans_b;
+    int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    int batch;
+    int64_t stride_a, stride_b, stride_c;
+} GemmStep;
+
+typedef enum StepKind { STEP_KERNEL, STEP_GEMM } StepKind;
+
+typedef struct Step {
+    StepKind kind;
+    int kernel;        /* STEP_KERNEL: index into module */
+    int *args;         /* STEP_KERNEL: buffer ids, one per kernel KBuf, in order */
+    int n_args;
+    GemmStep gemm;     /* STEP_GEMM */
+    char *note;        /* what this step computes, for listings */
+} Step;
+
+typedef enum Phase {
+    PHASE_FORWARD_TRAIN, /* forward in train mode + loss; writes logits, losses, BN running stats */
+    PHASE_BACKWARD,      /* gradients, accumulated (+=) into SPACE_GRADS */
+    PHASE_UPDATE,        /* the fused optimizer update of all parameters; zeroes SPACE_GRADS */
+    PHASE_FORWARD_EVAL,  /* forward in eval mode + loss */
+    PHASE_COUNT
+} Phase;
+
+typedef struct Program {
+    KirModule *module;
+    BufDesc *bufs;
+    int n_bufs, cap_bufs;
+    Step *steps[PHASE_COUNT];
+    int n_steps[PHASE_COUNT], cap_steps[PHASE_COUNT];
+    int64_t space_bytes[SPACE_COUNT];
+    int64_t *param_offset;  /* per graph parameter, see above */
+    int n_params;
+    int64_t n_decayed;      /* SPACE_PARAMS elements [0, n_decayed) get weight decay */
+    int batch;
+    int input_buf, labels_buf;
+    int logits_buf;         /* N x classes, f32, written by both forward phases */
+    int loss_buf;           /* N per-sample losses (label smoothing included), f32 */
+    /* memory report (bytes), filled by the memory planner */
+    int64_t peak_bytes;     /* planned arena size */
+    int64_t saved_bytes;    /* kept from forward for backward, at the forward/backward boundary */
+    int64_t naive_bytes;    /* sum of all arena buffers without sharing */
+    int64_t state_bytes;    /* weights + gradients + optimizer state + BN buffers */
+} Program;
+
+#endif

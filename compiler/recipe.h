@@ -1,0 +1,102 @@
+/*
+ * recipe.h — the training run a .net file describes: data, augmentation,
+ * optimizer, schedule, loss, and run settings.
+ *
+ * The front end fills a Recipe (with defaults for everything the file does
+ * not say, see recipe_defaults); the data pipeline (runtime/data) reads the
+ * TransformOp lists and the dataset fields; the trainer reads the rest.
+ * Strings are owned by the Recipe and released by recipe_free.
+ */
+#ifndef RXC_RECIPE_H
+#define RXC_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum TransformKind {
+    TF_RESIZE,              /* shorter side to size[0] (size[1] == 0), or exactly size[0] x size[1] (h, w); bilinear, antialias */
+    TF_RANDOM_RESIZE,       /* shorter side to one of sizes[0..n_sizes), uniformly */
+    TF_RANDOM_CROP,         /* size[0] x size[1], after zero padding `padding` on every side */
+    TF_CENTER_CROP,         /* size[0] x size[1] */
+    TF_RANDOM_RESIZED_CROP, /* torchvision's, to size[0] x size[1], with scale and ratio */
+    TF_HFLIP,               /* with probability p */
+    TF_AUTOAUGMENT,         /* policy; fill is the fill colour of geometric ops */
+    TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; the last op, turns uint8 into float */
+    TF_COUNT
+} TransformKind;
+
+typedef enum AutoAugmentPolicy { AA_IMAGENET, AA_CIFAR10, AA_SVHN } AutoAugmentPolicy;
+
+#define RXC_MAX_SIZES 16
+
+typedef struct TransformOp {
+    TransformKind kind;
+    int size[2];                 /* {h, w}; resize: {short_side, 0} */
+    int sizes[RXC_MAX_SIZES];    /* random_resize */
+    int n_sizes;
+    int padding;                 /* random_crop */
+    float p;                     /* hflip probability (default 0.5) */
+    float scale[2], ratio[2];    /* random_resized_crop (defaults 0.08..1, 3/4..4/3) */
+    AutoAugmentPolicy policy;
+    int fill;                    /* autoaugment fill level (default 128) */
+    float mean[3], std[3];       /* normalize, in 0..1 units as torchvision */
+} TransformOp;
+
+typedef enum DataLayout { DATA_IMAGEFOLDER, DATA_CIFAR10, DATA_CIFAR100, DATA_DEMO } DataLayout;
+typedef enum CacheMode { CACHE_DECODED, CACHE_JPEG, CACHE_NONE } CacheMode;
+typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
+typedef enum SchedKind { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP, SCHED_MULTISTEP } SchedKind;
+typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
+typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16 } Precision;
+
+#define RXC_MAX_MILESTONES 16
+
+typedef struct Recipe {
+    /* data */
+    char *data_root;        /* e.g. "data/imagenette2"; NULL: none given */
+    DataLayout layout;
+    char *train_split;      /* "train" */
+    char *val_split;        /* "val" */
+    char *class_names;      /* optional file: "<folder> <display name>" per line */
+    CacheMode cache;
+    int workers;            /* 0: all cores */
+    bool drop_last;
+    TransformOp *train_tf;
+    int n_train_tf;
+    TransformOp *val_tf;
+    int n_val_tf;
+
+    /* optimization */
+    int epochs;
+    int batch;
+    int accum_steps;        /* gradient accumulation; 1 = none */
+    uint64_t seed;
+    bool deterministic;     /* results independent of thread count (default true) */
+    OptKind opt;
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+    bool nesterov;
+    bool no_decay_bn_bias;  /* no weight decay on BN parameters and biases */
+    SchedKind sched;
+    bool sched_per_step;    /* false: stepped once per epoch, as the seed */
+    double eta_min;         /* cosine */
+    int t_max;              /* cosine period in epochs (or steps); 0: the whole run */
+    int step_size;          /* step */
+    double gamma;           /* step, multistep */
+    int milestones[RXC_MAX_MILESTONES];
+    int n_milestones;
+    int warmup_epochs;      /* linear warmup; 0: none */
+    double warmup_start;    /* factor at the start of warmup (default 0.01) */
+    double label_smoothing;
+
+    /* run */
+    DeviceKind device;
+    Precision precision;
+    char *run_dir;          /* where checkpoints and metrics go (default "runs/<network>") */
+    int log_every;          /* steps between progress lines when not on a terminal */
+} Recipe;
+
+void recipe_defaults(Recipe *r);  /* the seed's recipe minus data and augmentation */
+void recipe_free(Recipe *r);
+const char *transform_name(TransformKind k); /* the language's spelling */
+
+#endif

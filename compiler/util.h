@@ -1,0 +1,70 @@
+/*
+ * util.h — small helpers shared by the compiler and the runtime: checked
+ * allocation, a growable string, whole-file reading, hashing and a
+ * deterministic random number generator.
+ *
+ * Allocation failure aborts with a message: rxc cannot do anything useful
+ * without memory, and every other error is passed up as a value.
+ */
+#ifndef RXC_UTIL_H
+#define RXC_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grows *items (of *cap elements of size elem) so that it holds at least
+ * need elements. */
+void grow_array(void **items, int *cap, int need, size_t elem);
+#define GROW(arr, cap, need) grow_array((void **)&(arr), &(cap), (need), sizeof *(arr))
+
+typedef struct StrBuf {
+    char *s;      /* always NUL-terminated once anything was added */
+    size_t len, cap;
+} StrBuf;
+
+void sb_putc(StrBuf *b, char c);
+void sb_puts(StrBuf *b, const char *s);
+void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_vprintf(StrBuf *b, const char *fmt, va_list ap);
+char *sb_take(StrBuf *b); /* returns the string (never NULL) and resets b */
+
+/* Reads a whole file; returns NULL and sets errno on failure. *len may be NULL. */
+char *read_file(const char *path, size_t *len);
+
+/* FNV-1a, 64 bit: for hash tables and structural hashing, not for caches. */
+uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
+#define FNV1A64_INIT 0xcbf29ce484222325ULL
+
+/* SHA-256 of data as 64 lowercase hex digits plus NUL: cache keys. */
+void sha256_hex(const void *data, size_t n, char out[65]);
+
+/* splitmix64: a counter-based generator. Every random choice in rxc is a
+ * pure function of (seed, stream, counter), so results never depend on the
+ * thread count or on the order in which work is scheduled. */
+static inline uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+static inline uint64_t rng_key(uint64_t seed, uint64_t stream, uint64_t counter) {
+    return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ counter);
+}
+/* Uniform in [0, 1) with 24 random bits, exactly representable in float. */
+static inline float rng_uniform(uint64_t key) { return (float)(key >> 40) * (1.0f / 16777216.0f); }
+
+/* A sequential stream for code that draws many numbers (initialisation). */
+typedef struct Rng { uint64_t seed, stream, counter; } Rng;
+static inline uint64_t rng_next(Rng *r) { return rng_key(r->seed, r->stream, r->counter++); }
+double rng_normal(Rng *r); /* standard normal, Box-Muller */
+
+#endif
