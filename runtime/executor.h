@@ -1,0 +1,39 @@
+/*
+ * executor.h — runs a compiled Program on one device.
+ *
+ * The trainer talks to every device through this interface: it writes the
+ * input batch and labels, runs phases with the step's runtime scalars, and
+ * reads back logits, losses and (for checkpoints) parameters and state.
+ * Implementations: runtime/exec_cpu.c (generated C + OpenBLAS) and
+ * runtime/cuda/exec_cuda.c (generated CUDA + cuBLAS).
+ */
+#ifndef RXC_EXECUTOR_H
+#define RXC_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "program.h"
+
+typedef struct Executor Executor;
+struct Executor {
+    const char *device_name;   /* "cpu (2 threads)", "cuda:0 NVIDIA H200" */
+    const Program *program;    /* not owned */
+    /* Runs one phase. sc has SC_COUNT entries (kir.h). Returns 0, or -1
+     * with a message in err. */
+    int (*run)(Executor *e, Phase phase, const double *sc, char *err, size_t errlen);
+    /* Copies bytes between host memory and a space (program.h). Return 0 or -1. */
+    int (*read)(Executor *e, BufSpace space, int64_t offset, void *dst, int64_t bytes);
+    int (*write)(Executor *e, BufSpace space, int64_t offset, const void *src, int64_t bytes);
+    /* Host address of a space when the device shares host memory (CPU), else NULL. */
+    void *(*host_ptr)(Executor *e, BufSpace space);
+    void (*free)(Executor *e);
+    void *impl;
+};
+
+/* Builds the executor: compiles (or loads from the cache) the program's
+ * kernels and allocates every space once. NULL with a message on failure. */
+Executor *exec_cpu_new(const Program *p, char *err, size_t errlen);
+Executor *exec_cuda_new(const Program *p, int device, char *err, size_t errlen);
+
+#endif
