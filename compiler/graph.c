@@ -1,0 +1,518 @@
+/*
+ * graph.c — building and querying the graph IR (see graph.h).
+ *
+ * Owns: shape inference and validation for every primitive op (with
+ * PyTorch's output-size arithmetic), parameter creation with PyTorch's
+ * names, layouts, fans and default initialisers, and the parameter and
+ * multiply-accumulate counts. Builders never exit: a mistake returns -1 with
+ * a one-line message, and the elaborator adds the source location.
+ *
+ * OP_PARAM nodes carry the flat shape {numel} (rank 1); the real PyTorch
+ * shape lives in the Param entry the node points to.
+ */
+#include "graph.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+Graph *graph_new(const char *name) {
+    Graph *g = xcalloc(1, sizeof *g);
+    g->name = xstrdup(name ? name : "net");
+    g->input = -1;
+    g->output = -1;
+    return g;
+}
+
+void graph_free(Graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i].in);
+        free(g->nodes[i].name);
+    }
+    for (int i = 0; i < g->n_params; i++) free(g->params[i].name);
+    free(g->nodes);
+    free(g->params);
+    free(g->name);
+    free(g);
+}
+
+/* Appends a node with the given inputs; the caller fills shape and attributes. */
+static int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *name, SrcLoc loc) {
+    GROW(g->nodes, g->cap_nodes, g->n_nodes + 1);
+    int id = g->n_nodes++;
+    Node *n = &g->nodes[id];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    if (n_in > 0) {
+        n->in = xmalloc((size_t)n_in * sizeof *n->in);
+        memcpy(n->in, in, (size_t)n_in * sizeof *n->in);
+    }
+    n->name = name ? xstrdup(name) : NULL;
+    n->loc = loc;
+    return id;
+}
+
+static bool valid_node(const Graph *g, int id) { return id >= 0 && id < g->n_nodes; }
+
+/* A product of non-negative dimensions, or -1 when it does not fit in 63 bits. */
+static int64_t checked_product(const int64_t *dims, int n) {
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) {
+        if (dims[i] < 0) return -1;
+        if (__builtin_mul_overflow(p, dims[i], &p)) return -1;
+    }
+    return p;
+}
+
+static const char *shape_str(const Node *n, char *buf, size_t len) {
+    if (n->rank == 3)
+        snprintf(buf, len, "[%lld, %lld, %lld]", (long long)n->dim[0], (long long)n->dim[1], (long long)n->dim[2]);
+    else
+        snprintf(buf, len, "[%lld]", (long long)n->dim[0]);
+    return buf;
+}
+
+static bool param_name_taken(const Graph *g, const char *name) { return graph_find_param(g, name) >= 0; }
+
+/* Adds an entry to the parameter table; with `node` true it also gets an
+ * OP_PARAM node (trainable tensors), otherwise it is a buffer. Returns the
+ * param index or -1 (numel overflow or duplicate name). */
+static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
+                     const int64_t *dim, bool trainable, InitKind init, int64_t fan_in, int64_t fan_out,
+                     SrcLoc loc, char *err, size_t errlen) {
+    char *name = xasprintf("%s.%s", layer, suffix);
+    if (param_name_taken(g, name)) {
+        fail(err, errlen, "parameter name '%s' is used twice", name);
+        free(name);
+        return -1;
+    }
+    int64_t numel = checked_product(dim, rank);
+    if (numel < 0) {
+        fail(err, errlen, "parameter count overflows ('%s')", name);
+        free(name);
+        return -1;
+    }
+    GROW(g->params, g->cap_params, g->n_params + 1);
+    int index = g->n_params++;
+    Param *p = &g->params[index];
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    p->role = role;
+    p->rank = rank;
+    for (int i = 0; i < rank; i++) p->dim[i] = dim[i];
+    p->numel = numel;
+    p->trainable = trainable;
+    p->init = init;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    p->node = -1;
+    if (trainable) {
+        int id = add_node(g, OP_PARAM, NULL, 0, name, loc);
+        Node *n = &g->nodes[id];
+        n->rank = 1;
+        n->dim[0] = numel;
+        n->a.param.index = index;
+        p->node = id;
+    }
+    return index;
+}
+
+/* Removes what a failed builder appended, so a graph never holds half an op. */
+static void truncate_graph(Graph *g, int n_nodes, int n_params) {
+    for (int i = n_nodes; i < g->n_nodes; i++) {
+        free(g->nodes[i].in);
+        free(g->nodes[i].name);
+    }
+    for (int i = n_params; i < g->n_params; i++) free(g->params[i].name);
+    g->n_nodes = n_nodes;
+    g->n_params = n_params;
+}
+
+/* Layers that own parameters need a name for them; code that builds graphs
+ * without one gets a unique generated name. */
+static char *layer_name(const Graph *g, const char *name, const char *op) {
+    return name ? xstrdup(name) : xasprintf("%s%d", op, g->n_nodes);
+}
+
+int graph_input(Graph *g, int h, int w, int c, SrcLoc loc) {
+    if (h <= 0 || w <= 0 || c <= 0) return -1;
+    int id = add_node(g, OP_INPUT, NULL, 0, "input", loc);
+    Node *n = &g->nodes[id];
+    n->rank = 3;
+    n->dim[0] = h;
+    n->dim[1] = w;
+    n->dim[2] = c;
+    if (g->input < 0) g->input = id;
+    return id;
+}
+
+int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
+                 int sh, int sw, int ph, int pw, int groups, bool bias,
+                 InitKind init, SrcLoc loc, char *err, size_t errlen) {
+    if (!valid_node(g, x)) return fail(err, errlen, "conv2d: invalid input");
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    if (in->rank != 3)
+        return fail(err, errlen, "conv2d needs a feature map [H, W, C], got a vector %s", shape_str(in, sbuf, sizeof sbuf));
+    if (cout <= 0) return fail(err, errlen, "conv2d output channels must be positive, got %d", cout);
+    if (kh <= 0 || kw <= 0) return fail(err, errlen, "conv2d kernel must be positive, got %dx%d", kh, kw);
+    if (sh <= 0 || sw <= 0) return fail(err, errlen, "conv2d stride must be positive, got %dx%d", sh, sw);
+    if (ph < 0 || pw < 0) return fail(err, errlen, "conv2d padding must not be negative, got %dx%d", ph, pw);
+    if (groups <= 0) return fail(err, errlen, "conv2d groups must be positive, got %d", groups);
+    int64_t H = in->dim[0], W = in->dim[1], C = in->dim[2];
+    if (C % groups != 0)
+        return fail(err, errlen, "groups (%d) do not divide the input channels (%lld)", groups, (long long)C);
+    if (cout % groups != 0)
+        return fail(err, errlen, "groups (%d) do not divide the output channels (%d)", groups, cout);
+    int64_t padded_h = H + 2 * (int64_t)ph, padded_w = W + 2 * (int64_t)pw;
+    if (kh > padded_h || kw > padded_w)
+        return fail(err, errlen, "conv2d kernel %dx%d is larger than its padded input %lldx%lld", kh, kw,
+                    (long long)padded_h, (long long)padded_w);
+    int64_t oh = (padded_h - kh) / sh + 1, ow = (padded_w - kw) / sw + 1;
+
+    int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
+    char *layer = layer_name(g, name, "conv");
+    int64_t cin_g = C / groups;
+    int64_t wdim[4] = {cout, cin_g, kh, kw};
+    int64_t fan_in = cin_g * kh * kw, fan_out = (int64_t)cout * kh * kw;
+    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 4, wdim, true, init, fan_in, fan_out, loc, err, errlen);
+    int bi = -1;
+    if (wi >= 0 && bias) {
+        /* torchvision zeroes biases where it re-initialises weights; PyTorch's
+         * default draws them from U(-1/sqrt(fan_in), +) of the weight's fan_in. */
+        InitKind binit = init == INIT_KAIMING_NORMAL_FAN_OUT ? INIT_ZEROS : init;
+        int64_t bdim[1] = {cout};
+        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, fan_in, fan_out, loc, err, errlen);
+    }
+    if (wi < 0 || (bias && bi < 0)) {
+        free(layer);
+        truncate_graph(g, n_nodes0, n_params0);
+        return -1;
+    }
+    int ins[3] = {x, g->params[wi].node, bias ? g->params[bi].node : -1};
+    int id = add_node(g, OP_CONV2D, ins, bias ? 3 : 2, layer, loc);
+    free(layer);
+    Node *n = &g->nodes[id];
+    n->rank = 3;
+    n->dim[0] = oh;
+    n->dim[1] = ow;
+    n->dim[2] = cout;
+    n->a.conv = (ConvAttr){.kh = kh, .kw = kw, .sh = sh, .sw = sw, .ph = ph, .pw = pw, .groups = groups,
+                           .cin = (int)C, .cout = cout, .bias = bias};
+    return id;
+}
+
+int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
+                    SrcLoc loc, char *err, size_t errlen) {
+    if (!valid_node(g, x)) return fail(err, errlen, "batchnorm: invalid input");
+    if (!(eps > 0)) return fail(err, errlen, "batchnorm eps must be positive, got %g", (double)eps);
+    if (!(momentum >= 0 && momentum <= 1))
+        return fail(err, errlen, "batchnorm momentum must be in [0, 1], got %g", (double)momentum);
+    const Node *in = &g->nodes[x];
+    int64_t C = in->rank == 3 ? in->dim[2] : in->dim[0];
+    int64_t cdim[1] = {C};
+
+    int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
+    char *layer = layer_name(g, name, "bn");
+    /* Created in torchvision's state_dict order: weight, bias, running_mean,
+     * running_var, num_batches_tracked. */
+    int gi = add_param(g, layer, "weight", ROLE_BN_WEIGHT, 1, cdim, true, INIT_ONES, 0, 0, loc, err, errlen);
+    int bi = gi < 0 ? -1 : add_param(g, layer, "bias", ROLE_BN_BIAS, 1, cdim, true, INIT_ZEROS, 0, 0, loc, err, errlen);
+    int mi = bi < 0 ? -1
+                    : add_param(g, layer, "running_mean", ROLE_RUNNING_MEAN, 1, cdim, false, INIT_ZEROS, 0, 0, loc, err, errlen);
+    int vi = mi < 0 ? -1
+                    : add_param(g, layer, "running_var", ROLE_RUNNING_VAR, 1, cdim, false, INIT_ONES, 0, 0, loc, err, errlen);
+    int ti = vi < 0 ? -1
+                    : add_param(g, layer, "num_batches_tracked", ROLE_NUM_BATCHES, 0, NULL, false, INIT_ZEROS, 0, 0, loc,
+                                err, errlen);
+    if (ti < 0) {
+        free(layer);
+        truncate_graph(g, n_nodes0, n_params0);
+        return -1;
+    }
+    int ins[3] = {x, g->params[gi].node, g->params[bi].node};
+    int id = add_node(g, OP_BATCHNORM, ins, 3, layer, loc);
+    free(layer);
+    Node *n = &g->nodes[id];
+    const Node *src = &g->nodes[x];
+    n->rank = src->rank;
+    memcpy(n->dim, src->dim, sizeof n->dim);
+    n->a.bn = (BnAttr){.eps = eps, .momentum = momentum, .running_mean = mi, .running_var = vi, .num_batches = ti};
+    return id;
+}
+
+int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen) {
+    if (!valid_node(g, x)) return fail(err, errlen, "%s: invalid input", op_name(op));
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    int64_t dim[3] = {in->dim[0], in->dim[1], in->dim[2]};
+    int rank = in->rank;
+    switch (op) {
+    case OP_RELU:
+    case OP_SIGMOID:
+        break;
+    case OP_FLATTEN:
+        if (rank == 3) {
+            int64_t numel = checked_product(dim, 3);
+            if (numel < 0 || numel > INT32_MAX) return fail(err, errlen, "flatten: the vector would be too long");
+            dim[0] = numel;
+            dim[1] = dim[2] = 0;
+            rank = 1;
+        }
+        break;
+    case OP_GLOBAL_AVGPOOL:
+        if (rank != 3)
+            return fail(err, errlen, "global_avgpool needs a feature map [H, W, C], got a vector %s",
+                        shape_str(in, sbuf, sizeof sbuf));
+        dim[0] = dim[1] = 1;
+        break;
+    default:
+        return fail(err, errlen, "%s is not a unary op", op_name(op));
+    }
+    int id = add_node(g, op, &x, 1, NULL, loc);
+    Node *n = &g->nodes[id];
+    n->rank = rank;
+    memcpy(n->dim, dim, sizeof n->dim);
+    return id;
+}
+
+static bool same_shape(const Node *a, const Node *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
+/* b broadcasts over a: a is {H,W,C} and b is {1,1,C} or {C}. */
+static bool broadcasts_over(const Node *a, const Node *b) {
+    if (a->rank != 3) return false;
+    if (b->rank == 3) return b->dim[0] == 1 && b->dim[1] == 1 && b->dim[2] == a->dim[2];
+    return b->dim[0] == a->dim[2];
+}
+
+int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, char *err, size_t errlen) {
+    if (op != OP_ADD && op != OP_MUL) return fail(err, errlen, "%s is not a binary op", op_name(op));
+    if (!valid_node(g, a) || !valid_node(g, b)) return fail(err, errlen, "%s: invalid input", op_name(op));
+    const Node *na = &g->nodes[a], *nb = &g->nodes[b];
+    char sa[80], sb[80];
+    if (!same_shape(na, nb)) {
+        /* Both ops commute, so the broadcast operand may come first in the
+         * text; the node always has it second. */
+        if (broadcasts_over(nb, na) && !broadcasts_over(na, nb)) {
+            int t = a;
+            a = b;
+            b = t;
+            na = &g->nodes[a];
+            nb = &g->nodes[b];
+        } else if (!broadcasts_over(na, nb)) {
+            return fail(err, errlen, "%s of tensors with different shapes %s and %s", op == OP_ADD ? "add" : "mul",
+                        shape_str(na, sa, sizeof sa), shape_str(nb, sb, sizeof sb));
+        }
+    }
+    int ins[2] = {a, b};
+    int id = add_node(g, op, ins, 2, NULL, loc);
+    Node *n = &g->nodes[id];
+    const Node *big = &g->nodes[a];
+    n->rank = big->rank;
+    memcpy(n->dim, big->dim, sizeof n->dim);
+    return id;
+}
+
+/* PyTorch's pooling_output_shape: floor or ceil division, and in ceil mode
+ * the last window must start inside the input or its left padding. */
+static int64_t pool_out(int64_t in, int k, int s, int p, bool ceil_mode) {
+    int64_t num = in + 2 * (int64_t)p - (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+    int64_t q = num >= 0 ? num / s : -((-num + s - 1) / s);
+    int64_t out = q + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) out--;
+    return out;
+}
+
+int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, char *err, size_t errlen) {
+    if (op != OP_MAXPOOL && op != OP_AVGPOOL) return fail(err, errlen, "%s is not a pooling op", op_name(op));
+    const char *what = op_name(op);
+    if (!valid_node(g, x)) return fail(err, errlen, "%s: invalid input", what);
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    if (in->rank != 3)
+        return fail(err, errlen, "%s needs a feature map [H, W, C], got a vector %s", what, shape_str(in, sbuf, sizeof sbuf));
+    if (p->kh <= 0 || p->kw <= 0) return fail(err, errlen, "%s kernel must be positive, got %dx%d", what, p->kh, p->kw);
+    if (p->sh <= 0 || p->sw <= 0) return fail(err, errlen, "%s stride must be positive, got %dx%d", what, p->sh, p->sw);
+    if (p->ph < 0 || p->pw < 0) return fail(err, errlen, "%s padding must not be negative, got %dx%d", what, p->ph, p->pw);
+    if (p->ph > p->kh / 2 || p->pw > p->kw / 2)
+        return fail(err, errlen, "%s padding %dx%d is more than half the kernel %dx%d", what, p->ph, p->pw, p->kh, p->kw);
+    int64_t H = in->dim[0], W = in->dim[1];
+    if (p->kh > H + 2 * (int64_t)p->ph || p->kw > W + 2 * (int64_t)p->pw)
+        return fail(err, errlen, "%s kernel %dx%d is larger than its padded input %lldx%lld", what, p->kh, p->kw,
+                    (long long)(H + 2 * (int64_t)p->ph), (long long)(W + 2 * (int64_t)p->pw));
+    int64_t oh = pool_out(H, p->kh, p->sh, p->ph, p->ceil_mode);
+    int64_t ow = pool_out(W, p->kw, p->sw, p->pw, p->ceil_mode);
+    if (oh <= 0 || ow <= 0) return fail(err, errlen, "%s output size reaches 0", what);
+    int id = add_node(g, op, &x, 1, NULL, loc);
+    Node *n = &g->nodes[id];
+    n->rank = 3;
+    n->dim[0] = oh;
+    n->dim[1] = ow;
+    n->dim[2] = g->nodes[x].dim[2];
+    n->a.pool = *p;
+    return id;
+}
+
+int graph_dropout(Graph *g, int x, float p, SrcLoc loc, char *err, size_t errlen) {
+    if (!valid_node(g, x)) return fail(err, errlen, "dropout: invalid input");
+    if (!(p >= 0 && p < 1)) return fail(err, errlen, "dropout probability must be in [0, 1), got %g", (double)p);
+    int id = add_node(g, OP_DROPOUT, &x, 1, NULL, loc);
+    Node *n = &g->nodes[id];
+    const Node *src = &g->nodes[x];
+    n->rank = src->rank;
+    memcpy(n->dim, src->dim, sizeof n->dim);
+    n->a.dropout.p = p;
+    return id;
+}
+
+int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
+                 InitKind init, SrcLoc loc, char *err, size_t errlen) {
+    if (!valid_node(g, x)) return fail(err, errlen, "linear: invalid input");
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    if (in->rank != 1)
+        return fail(err, errlen, "linear needs a vector, got a feature map %s (flatten it first)",
+                    shape_str(in, sbuf, sizeof sbuf));
+    if (out <= 0) return fail(err, errlen, "linear output features must be positive, got %d", out);
+    int64_t I = in->dim[0];
+    if (I > INT32_MAX) return fail(err, errlen, "linear input is too long (%lld)", (long long)I);
+
+    int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
+    char *layer = layer_name(g, name, "linear");
+    int64_t wdim[2] = {out, I};
+    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 2, wdim, true, init, I, out, loc, err, errlen);
+    int bi = -1;
+    if (wi >= 0 && bias) {
+        InitKind binit = init == INIT_KAIMING_NORMAL_FAN_OUT ? INIT_ZEROS : init;
+        int64_t bdim[1] = {out};
+        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, I, out, loc, err, errlen);
+    }
+    if (wi < 0 || (bias && bi < 0)) {
+        free(layer);
+        truncate_graph(g, n_nodes0, n_params0);
+        return -1;
+    }
+    int ins[3] = {x, g->params[wi].node, bias ? g->params[bi].node : -1};
+    int id = add_node(g, OP_LINEAR, ins, bias ? 3 : 2, layer, loc);
+    free(layer);
+    Node *n = &g->nodes[id];
+    n->rank = 1;
+    n->dim[0] = out;
+    n->a.linear.in_features = (int)I;
+    n->a.linear.out_features = out;
+    n->a.linear.bias = bias;
+    return id;
+}
+
+int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, char *err, size_t errlen) {
+    if (n < 2) return fail(err, errlen, "concat needs at least 2 inputs, got %d", n);
+    char sa[80], sb[80];
+    int64_t C = 0;
+    for (int i = 0; i < n; i++) {
+        if (!valid_node(g, xs[i])) return fail(err, errlen, "concat: invalid input");
+        const Node *in = &g->nodes[xs[i]];
+        if (in->rank != 3)
+            return fail(err, errlen, "concat needs feature maps [H, W, C], input %d is a vector %s", i + 1,
+                        shape_str(in, sa, sizeof sa));
+        const Node *first = &g->nodes[xs[0]];
+        if (in->dim[0] != first->dim[0] || in->dim[1] != first->dim[1])
+            return fail(err, errlen, "concat of feature maps with different sizes %s and %s",
+                        shape_str(first, sa, sizeof sa), shape_str(in, sb, sizeof sb));
+        C += in->dim[2];
+        if (C > INT32_MAX) return fail(err, errlen, "concat: too many channels");
+    }
+    int id = add_node(g, OP_CONCAT, xs, n, NULL, loc);
+    Node *nd = &g->nodes[id];
+    nd->rank = 3;
+    nd->dim[0] = g->nodes[xs[0]].dim[0];
+    nd->dim[1] = g->nodes[xs[0]].dim[1];
+    nd->dim[2] = C;
+    return id;
+}
+
+const char *op_name(OpKind op) {
+    switch (op) {
+    case OP_INPUT: return "input";
+    case OP_PARAM: return "param";
+    case OP_CONV2D: return "conv2d";
+    case OP_BATCHNORM: return "batchnorm";
+    case OP_RELU: return "relu";
+    case OP_SIGMOID: return "sigmoid";
+    case OP_ADD: return "add";
+    case OP_MUL: return "mul";
+    case OP_MAXPOOL: return "maxpool";
+    case OP_AVGPOOL: return "avgpool";
+    case OP_GLOBAL_AVGPOOL: return "global_avgpool";
+    case OP_FLATTEN: return "flatten";
+    case OP_DROPOUT: return "dropout";
+    case OP_LINEAR: return "linear";
+    case OP_CONCAT: return "concat";
+    case OP_COUNT: break;
+    }
+    return "?";
+}
+
+int64_t node_numel(const Node *n) {
+    int64_t p = checked_product(n->dim, n->rank);
+    return p;
+}
+
+/* Returns -1 when the total overflows 63 bits. */
+int64_t graph_param_count(const Graph *g) {
+    int64_t total = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        if (!g->params[i].trainable) continue;
+        if (__builtin_add_overflow(total, g->params[i].numel, &total)) return -1;
+    }
+    return total;
+}
+
+/* Returns -1 when the count overflows 63 bits. */
+int64_t node_macs(const Graph *g, int id) {
+    if (!valid_node(g, id)) return 0;
+    const Node *n = &g->nodes[id];
+    if (n->op == OP_CONV2D) {
+        const ConvAttr *c = &n->a.conv;
+        int64_t f[6] = {n->dim[0], n->dim[1], c->cout, c->cin / c->groups, c->kh, c->kw};
+        return checked_product(f, 6);
+    }
+    if (n->op == OP_LINEAR) return (int64_t)n->a.linear.in_features * n->a.linear.out_features;
+    return 0;
+}
+
+/* Returns -1 when the total overflows 63 bits. */
+int64_t graph_macs(const Graph *g) {
+    int64_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int64_t m = node_macs(g, i);
+        if (m < 0 || __builtin_add_overflow(total, m, &total)) return -1;
+    }
+    return total;
+}
+
+int graph_find_param(const Graph *g, const char *name) {
+    for (int i = 0; i < g->n_params; i++)
+        if (strcmp(g->params[i].name, name) == 0) return i;
+    return -1;
+}
