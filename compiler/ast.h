@@ -21,6 +21,7 @@
 
 #include "diag.h"
 #include "graph.h" /* SrcLoc */
+#include "util.h"  /* StrBuf */
 
 /* ---- arena ---------------------------------------------------------------- */
 typedef struct Arena Arena;
@@ -193,8 +194,8 @@ void ast_free(AstFile *f);
 /* ---- helpers (ast.c) ------------------------------------------------------ */
 /* Prints the tree back in the language's syntax (canonical spacing, one
  * statement per line): the "resolved text" of a model. */
-void ast_print(const AstFile *f, struct StrBuf *out);
-void ast_print_expr(const AstExpr *e, struct StrBuf *out);
+void ast_print(const AstFile *f, StrBuf *out);
+void ast_print_expr(const AstExpr *e, StrBuf *out);
 const char *ast_binop_text(AstBinOp op);  /* "+", "//", "==", "and", ... */
 
 /* The first declaration of a kind (NULL if none); the network, the train
