@@ -1,0 +1,55 @@
+/*
+ * init.c — parameter initialisation (see init.h).
+ *
+ * The distributions are PyTorch's:
+ *   INIT_KAIMING_NORMAL_FAN_OUT  N(0, sqrt(2 / fan_out)), torchvision's
+ *                                kaiming_normal_(mode="fan_out", nonlinearity="relu")
+ *   INIT_PYTORCH_DEFAULT         U(-1/sqrt(fan_in), 1/sqrt(fan_in)): nn.Conv2d and
+ *                                nn.Linear's kaiming_uniform_(a=sqrt(5)) for the
+ *                                weight and the same bound for the bias
+ *   INIT_ZEROS, INIT_ONES        constants (BN gamma 1, beta 0)
+ * The streams differ from PyTorch's generator, so the values do not; tests
+ * that compare with PyTorch load the same weights into both.
+ */
+#include "init.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+void init_param(const Param *p, uint64_t seed, float *out) {
+    int64_t n = p->numel;
+    switch (p->role) {
+    case ROLE_NUM_BATCHES: return;
+    case ROLE_RUNNING_MEAN:
+        for (int64_t i = 0; i < n; i++) out[i] = 0.0f;
+        return;
+    case ROLE_RUNNING_VAR:
+        for (int64_t i = 0; i < n; i++) out[i] = 1.0f;
+        return;
+    default: break;
+    }
+    Rng rng = {seed, fnv1a64(p->name, strlen(p->name), FNV1A64_INIT), 0};
+    switch (p->init) {
+    case INIT_ZEROS:
+        for (int64_t i = 0; i < n; i++) out[i] = 0.0f;
+        break;
+    case INIT_ONES:
+        for (int64_t i = 0; i < n; i++) out[i] = 1.0f;
+        break;
+    case INIT_KAIMING_NORMAL_FAN_OUT: {
+        double std = sqrt(2.0 / (double)(p->fan_out > 0 ? p->fan_out : 1));
+        for (int64_t i = 0; i < n; i++) out[i] = (float)(std * rng_normal(&rng));
+        break;
+    }
+    case INIT_PYTORCH_DEFAULT: {
+        double bound = 1.0 / sqrt((double)(p->fan_in > 0 ? p->fan_in : 1));
+        for (int64_t i = 0; i < n; i++) {
+            double u = (double)(rng_next(&rng) >> 11) * (1.0 / 9007199254740992.0);
+            out[i] = (float)((2.0 * u - 1.0) * bound);
+        }
+        break;
+    }
+    }
+}
