@@ -203,6 +203,20 @@ int kir_module_add(KirModule *m, Kernel *k);
 /* Human-readable dump of one kernel, for tests and `rxc emit --target kir`. */
 char *kir_dump(const Kernel *k);
 
+/* Structural hash (kir_finish sets k->hash with it) and structural equality:
+ * names, descriptions and buffer names are excluded. */
+uint64_t kir_hash(const Kernel *k);
+bool kir_equal(const Kernel *a, const Kernel *b);
+
+/* C text of the counter-based random function behind KE_RAND, shared by all
+ * renderers so that every target draws bit-identical numbers. The includer
+ * defines RXC_RAND_QUAL first (`static inline`, `__device__ __forceinline__`).
+ * It defines rxc_rand_stream(double seed, long long salt) -> unsigned long long
+ * and rxc_rand_at(unsigned long long stream, long long index) -> float in [0,1):
+ * KE_RAND(salt, index) = rxc_rand_at(rxc_rand_stream(sc[SC_RNG_SEED], salt), index)
+ * = rng_uniform(rng_key(seed, salt, index)) of util.h. */
+extern const char *const kir_rand_source;
+
 /* ---- rendering ---------------------------------------------------------- */
 /* Both renderers return one malloc'd translation unit for the whole module.
  * C: each kernel is `void NAME(void *const *bufs, const double *sc)`, OpenMP
