@@ -1,0 +1,46 @@
+/*
+ * plot.h — small line charts as hand-written SVG (no dependencies): the
+ * training curves of a run and the plots of a cardinality ablation.
+ *
+ * A figure is one or more panels side by side; each panel has axes with
+ * round-number ticks, a legend, and series of (x, y) points. NaN y values
+ * are gaps. Files are written to "<path>.tmp" and renamed, so a viewer never
+ * sees half a figure, even when a run is interrupted while plotting.
+ */
+#ifndef RXC_PLOT_H
+#define RXC_PLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runlog.h"
+
+typedef struct PlotSeries {
+    const char *label;
+    const double *x, *y;
+    int n;
+    int color;      /* palette index (cycles); series with equal colours belong together */
+    bool dashed;    /* e.g. train dashed, val solid */
+    bool markers;   /* a dot at every point */
+} PlotSeries;
+
+typedef struct PlotPanel {
+    const char *title, *xlabel, *ylabel;
+    const PlotSeries *series;
+    int n_series;
+    bool log2_x;    /* x on a log2 axis with a tick at every data x (cardinality) */
+} PlotPanel;
+
+/* Writes the figure. Returns 0, or -1 with a message in err. */
+int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n_panels, char *err,
+             size_t errlen);
+
+/* The run directory's curves.svg: loss (train dashed, val solid) and
+ * accuracy against epoch. */
+int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, char *err,
+                         size_t errlen);
+
+/* Escapes &, <, >, " for SVG text into a malloc'd string. */
+char *plot_xml_escape(const char *s);
+
+#endif

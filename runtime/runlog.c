@@ -1,0 +1,297 @@
+/*
+ * runlog.c — the run directory (see runlog.h): the model copy, resolved
+ * settings, metrics.csv / metrics.jsonl, TensorBoard scalars, curves.svg and
+ * log.txt. Checkpoints are the trainer's.
+ */
+#include "runlog.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "plot.h"
+#include "tfevents.h"
+#include "util.h"
+
+struct RunLog {
+    char *dir;
+    char *title;           /* the figure title: the model file's base name */
+    FILE *csv, *jsonl, *log;
+    TfEvents *tb;
+    EpochRecord *rows;     /* every epoch so far, for curves.svg */
+    int n_rows, cap_rows;
+    bool write_error_reported;
+};
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *err, size_t errlen) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create directory %s: %s", p, strerror(errno));
+                free(p);
+                return -1;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    int ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok) snprintf(err, errlen, "%s exists and is not a directory", p);
+    free(p);
+    return ok ? 0 : -1;
+}
+
+static int write_whole(const char *path, const char *data, size_t n, char *err, size_t errlen) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+char *runlog_path(const RunLog *l, const char *name) { return xasprintf("%s/%s", l ? l->dir : ".", name); }
+const char *runlog_dir(const RunLog *l) { return l ? l->dir : NULL; }
+
+static void note_write_error(RunLog *l, const char *what) {
+    if (l->write_error_reported) return;
+    l->write_error_reported = true;
+    fprintf(stderr, "rxc: warning: cannot write %s in %s (%s); training goes on\n", what, l->dir, strerror(errno));
+}
+
+/* ---- formatting ------------------------------------------------------------- */
+static void csv_num(StrBuf *b, double v, bool comma) {
+    if (comma) sb_putc(b, ',');
+    if (isfinite(v)) sb_printf(b, "%.6g", v);
+}
+
+static void json_num(StrBuf *b, const char *key, double v) {
+    if (isfinite(v))
+        sb_printf(b, ",\"%s\":%.9g", key, v);
+    else
+        sb_printf(b, ",\"%s\":null", key);
+}
+
+static char *csv_row(const EpochRecord *e) {
+    StrBuf b = {0};
+    sb_printf(&b, "%d", e->epoch);
+    csv_num(&b, e->train_loss, true);
+    csv_num(&b, e->train_acc, true);
+    csv_num(&b, e->val_loss, true);
+    csv_num(&b, e->val_acc, true);
+    csv_num(&b, e->lr, true);
+    csv_num(&b, e->seconds, true);
+    csv_num(&b, e->images_per_s, true);
+    sb_putc(&b, '\n');
+    return sb_take(&b);
+}
+
+static char *json_row(const EpochRecord *e) {
+    StrBuf b = {0};
+    sb_printf(&b, "{\"epoch\":%d,\"epochs\":%d", e->epoch, e->epochs);
+    json_num(&b, "train_loss", e->train_loss);
+    json_num(&b, "train_acc", e->train_acc);
+    json_num(&b, "val_loss", e->val_loss);
+    json_num(&b, "val_acc", e->val_acc);
+    json_num(&b, "lr", e->lr);
+    json_num(&b, "seconds", e->seconds);
+    json_num(&b, "images_per_s", e->images_per_s);
+    sb_puts(&b, "}\n");
+    return sb_take(&b);
+}
+
+char *runlog_epoch_line(const EpochRecord *e, char *buf, size_t buflen) {
+    snprintf(buf, buflen, "Epoch: %d/%d Train Loss: %.4f Accuracy: %.4f Time: %.5f  | Val Loss: %.4f Accuracy: %.4f",
+             e->epoch, e->epochs, e->train_loss, e->train_acc, e->seconds, e->val_loss, e->val_acc);
+    return buf;
+}
+
+/* ---- reading metrics.jsonl --------------------------------------------------- */
+static double json_get(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+int runlog_read_metrics(const char *run_dir, EpochRecord **out) {
+    *out = NULL;
+    char *path = xasprintf("%s/metrics.jsonl", run_dir);
+    char *text = read_file(path, NULL);
+    free(path);
+    if (!text) return 0;
+    EpochRecord *rows = NULL;
+    int n = 0, cap = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        cJSON *o = cJSON_Parse(line);
+        if (!o) continue; /* a line cut short by a crash: skip it */
+        double epoch = json_get(o, "epoch");
+        if (isfinite(epoch) && epoch >= 1) {
+            GROW(rows, cap, n + 1);
+            EpochRecord *e = &rows[n++];
+            e->epoch = (int)epoch;
+            double epochs = json_get(o, "epochs");
+            e->epochs = isfinite(epochs) ? (int)epochs : 0;
+            e->train_loss = json_get(o, "train_loss");
+            e->train_acc = json_get(o, "train_acc");
+            e->val_loss = json_get(o, "val_loss");
+            e->val_acc = json_get(o, "val_acc");
+            e->lr = json_get(o, "lr");
+            e->seconds = json_get(o, "seconds");
+            e->images_per_s = json_get(o, "images_per_s");
+        }
+        cJSON_Delete(o);
+    }
+    free(text);
+    *out = rows;
+    return n;
+}
+
+/* ---- open / close ------------------------------------------------------------- */
+static FILE *open_in(RunLog *l, const char *name, const char *mode, char *err, size_t errlen) {
+    char *p = runlog_path(l, name);
+    FILE *f = fopen(p, mode);
+    if (!f) snprintf(err, errlen, "cannot write %s: %s", p, strerror(errno));
+    free(p);
+    return f;
+}
+
+static char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    const char *dot = strrchr(s, '.');
+    return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
+}
+
+RunLog *runlog_open(const char *run_dir, const char *model_path, const char *resolved_settings_text,
+                    int start_epoch, char *err, size_t errlen) {
+    if (!run_dir || !*run_dir) {
+        snprintf(err, errlen, "no run directory given");
+        return NULL;
+    }
+    if (make_dirs(run_dir, err, errlen) != 0) return NULL;
+    RunLog *l = xcalloc(1, sizeof *l);
+    l->dir = xstrdup(run_dir);
+    l->title = model_path ? base_name(model_path) : base_name(run_dir);
+
+    if (model_path) {
+        size_t n;
+        char *text = read_file(model_path, &n);
+        if (!text) {
+            snprintf(err, errlen, "cannot read %s: %s", model_path, strerror(errno));
+            goto fail;
+        }
+        char *dst = runlog_path(l, "model.net");
+        int rc = write_whole(dst, text, n, err, errlen);
+        free(dst);
+        free(text);
+        if (rc) goto fail;
+    }
+    if (resolved_settings_text) {
+        char *dst = runlog_path(l, "settings.txt");
+        int rc = write_whole(dst, resolved_settings_text, strlen(resolved_settings_text), err, errlen);
+        free(dst);
+        if (rc) goto fail;
+    }
+
+    /* Resuming keeps the finished epochs the checkpoint covers; anything after
+     * it was trained from a state that no longer exists. */
+    if (start_epoch > 0) {
+        EpochRecord *old;
+        int n = runlog_read_metrics(run_dir, &old);
+        for (int i = 0; i < n; i++)
+            if (old[i].epoch <= start_epoch) {
+                GROW(l->rows, l->cap_rows, l->n_rows + 1);
+                l->rows[l->n_rows++] = old[i];
+            }
+        free(old);
+    }
+    if (!(l->csv = open_in(l, "metrics.csv", "w", err, errlen))) goto fail;
+    if (!(l->jsonl = open_in(l, "metrics.jsonl", "w", err, errlen))) goto fail;
+    if (!(l->log = open_in(l, "log.txt", start_epoch > 0 ? "a" : "w", err, errlen))) goto fail;
+    fprintf(l->csv, "%s\n", RUNLOG_CSV_HEADER);
+    for (int i = 0; i < l->n_rows; i++) {
+        char *c = csv_row(&l->rows[i]), *j = json_row(&l->rows[i]);
+        fputs(c, l->csv);
+        fputs(j, l->jsonl);
+        free(c);
+        free(j);
+    }
+    if (fflush(l->csv) || fflush(l->jsonl)) {
+        snprintf(err, errlen, "cannot write metrics in %s: %s", run_dir, strerror(errno));
+        goto fail;
+    }
+    if (!(l->tb = tfevents_open(run_dir, err, errlen))) goto fail;
+    return l;
+fail:
+    runlog_close(l);
+    return NULL;
+}
+
+void runlog_close(RunLog *l) {
+    if (!l) return;
+    if (l->csv) fclose(l->csv);
+    if (l->jsonl) fclose(l->jsonl);
+    if (l->log) fclose(l->log);
+    tfevents_close(l->tb);
+    free(l->rows);
+    free(l->title);
+    free(l->dir);
+    free(l);
+}
+
+/* ---- logging ------------------------------------------------------------------ */
+void runlog_scalar(RunLog *l, const char *tag, int64_t step, double value) {
+    if (!l || !l->tb) return;
+    if (tfevents_scalar(l->tb, tag, step, tfevents_wall_time(), (float)value) != 0 || tfevents_flush(l->tb) != 0)
+        note_write_error(l, "TensorBoard events");
+}
+
+void runlog_note(RunLog *l, const char *line) {
+    if (!l || !l->log) return;
+    if (fprintf(l->log, "%s\n", line) < 0 || fflush(l->log) != 0) note_write_error(l, "log.txt");
+}
+
+void runlog_epoch(RunLog *l, const EpochRecord *e) {
+    if (!l) return;
+    GROW(l->rows, l->cap_rows, l->n_rows + 1);
+    l->rows[l->n_rows++] = *e;
+
+    char *c = csv_row(e), *j = json_row(e);
+    if (fputs(c, l->csv) < 0 || fflush(l->csv) != 0) note_write_error(l, "metrics.csv");
+    if (fputs(j, l->jsonl) < 0 || fflush(l->jsonl) != 0) note_write_error(l, "metrics.jsonl");
+    free(c);
+    free(j);
+
+    static const struct { const char *tag; size_t offset; } scalars[] = {
+        {"epoch/train_loss", offsetof(EpochRecord, train_loss)},
+        {"epoch/train_acc", offsetof(EpochRecord, train_acc)},
+        {"epoch/val_loss", offsetof(EpochRecord, val_loss)},
+        {"epoch/val_acc", offsetof(EpochRecord, val_acc)},
+        {"epoch/lr", offsetof(EpochRecord, lr)},
+        {"epoch/images_per_s", offsetof(EpochRecord, images_per_s)},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        double v;
+        memcpy(&v, (const char *)e + scalars[i].offset, sizeof v);
+        if (isfinite(v)) runlog_scalar(l, scalars[i].tag, e->epoch, v);
+    }
+
+    char err[512];
+    char *svg = runlog_path(l, "curves.svg");
+    if (plot_training_curves(svg, l->title, l->rows, l->n_rows, err, sizeof err) != 0 && !l->write_error_reported) {
+        l->write_error_reported = true;
+        fprintf(stderr, "rxc: warning: %s; training goes on\n", err);
+    }
+    free(svg);
+}
