@@ -94,6 +94,11 @@ typedef struct Program {
     int64_t saved_bytes;    /* kept from forward for backward, at the forward/backward boundary */
     int64_t naive_bytes;    /* sum of all arena buffers without sharing */
     int64_t state_bytes;    /* weights + gradients + optimizer state + BN buffers */
+    /* additive (compile.h): LOSS_EXTERNAL_GRAD's output gradient (arena,
+     * written by the caller before forward) and the input gradient (arena,
+     * with CompileOptions.want_input_grad); -1 when absent */
+    int dy_buf;
+    int input_grad_buf;
 } Program;
 
 #endif
