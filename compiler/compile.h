@@ -1,0 +1,71 @@
+/*
+ * compile.h — the training compiler's entry point: Graph -> Program.
+ *
+ * compile_training runs the back half of the compiler for one graph, batch
+ * size and optimizer: fusion decisions (fuse.c), forward lowering to kernel
+ * IR + GEMM steps (lower.c), reverse-mode differentiation of every primitive
+ * (autodiff.c), the fused optimizer update, and memory planning (memplan.c).
+ * The result runs on any executor (runtime/executor.h); the trainer sets
+ * the runtime scalars (kir.h ScalarId) each step.
+ *
+ * Loss modes:
+ *   LOSS_CROSS_ENTROPY  torch.nn.CrossEntropyLoss(label_smoothing=eps), mean
+ *                       reduction: per-sample losses go to Program.loss_buf,
+ *                       the gradient is scaled by sc[SC_GRAD_SCALE]
+ *                       (= 1 / (batch * accum_steps), set by the trainer).
+ *   LOSS_EXTERNAL_GRAD  for op-level gradient checks: the gradient of the
+ *                       loss w.r.t. the network output is given in the arena
+ *                       buffer Program.dy_buf (same layout as the output:
+ *                       N x H x W x C, NHWC, or N x C), written by the caller
+ *                       before PHASE_FORWARD_TRAIN and used as is (NOT
+ *                       scaled by SC_GRAD_SCALE). loss_buf[n] = sum over the
+ *                       sample's outputs of output * dy, so the gradients
+ *                       are exactly those of that loss. Labels are unused.
+ *
+ * Buffers the caller reads (ids into Program.bufs, arena buffers stay valid
+ * until the next PHASE_FORWARD_*): logits_buf (the network output, N x
+ * numel(output node), NHWC order), loss_buf, and with want_input_grad the
+ * gradient w.r.t. the (normalized, f32) input image, input_grad_buf
+ * (N x H x W x C, NHWC), valid after PHASE_BACKWARD.
+ */
+#ifndef RXC_COMPILE_H
+#define RXC_COMPILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "graph.h"
+#include "program.h"
+#include "recipe.h"
+
+typedef enum LossMode { LOSS_CROSS_ENTROPY, LOSS_EXTERNAL_GRAD } LossMode;
+
+typedef struct CompileOptions {
+    int batch;                 /* N, >= 1 */
+    Precision precision;       /* PREC_FP32 (and PREC_TF32: GEMM policy only); bf16 not yet */
+    LossMode loss;
+    double label_smoothing;    /* cross-entropy only, in [0, 1) */
+    OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW */
+    bool nesterov;
+    bool no_decay_bn_bias;     /* BN weights/biases and conv/linear biases get no weight decay */
+    bool normalize_u8_input;   /* SPACE_INPUT holds uint8 NHWC; the first kernel computes (x/255 - mean)/std */
+    float mean[3], std[3];     /* in 0..1 units, as torchvision's Normalize */
+    bool want_input_grad;      /* also compute d loss / d input into input_grad_buf */
+    bool no_recompute;         /* keep every activation backward reads instead of recomputing BN-apply/ReLU */
+} CompileOptions;
+
+/* Defaults from a recipe: batch, precision, optimizer, smoothing, no-decay,
+ * cross-entropy loss, f32 input, recompute on. */
+void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch);
+
+/* Returns the Program, or NULL with a one-line message in err. */
+Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen);
+void program_free(Program *p);
+
+/* Re-derives buffer lifetimes from the step lists (independently of the
+ * planner) and checks that no two arena buffers that are live at the same
+ * step share bytes, that every buffer fits in its space, and that
+ * peak <= naive. Returns 0, or -1 with the first violation in err. */
+int memplan_verify(const Program *p, char *err, size_t errlen);
+
+#endif
