@@ -10,7 +10,7 @@
  *   metrics.jsonl      the same rows, one JSON object per line
  *   curves.svg         training curves (loss and accuracy vs epoch, train
  *                      and val), regenerated after every epoch
- *   events.out.tfevents.<time>.<host>.rxc
+ *   events.out.tfevents.<time>.<host>.<pid>.rxc
  *                      TensorBoard scalars (runtime/tfevents.h)
  *   log.txt            the epoch lines and notes, as printed
  * Checkpoints (best, last) are the trainer's; runlog_path() names files in

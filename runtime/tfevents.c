@@ -107,7 +107,8 @@ TfEvents *tfevents_open(const char *dir, char *err, size_t errlen) {
     host[sizeof host - 1] = 0;
     double now = tfevents_wall_time();
     /* TensorBoard sorts event files by name; the seconds keep them in order. */
-    char *path = xasprintf("%s/events.out.tfevents.%lld.%s.rxc", dir, (long long)now, host);
+    /* The pid keeps two runs started in the same second apart. */
+    char *path = xasprintf("%s/events.out.tfevents.%lld.%s.%ld.rxc", dir, (long long)now, host, (long)getpid());
     FILE *f = fopen(path, "ab");
     if (!f) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));

@@ -31,7 +31,7 @@
 
 typedef struct TfEvents TfEvents;
 
-/* Opens a new file "<dir>/events.out.tfevents.<seconds>.<host>.rxc" (dir
+/* Opens a new file "<dir>/events.out.tfevents.<seconds>.<host>.<pid>.rxc" (dir
  * must exist) and writes the file_version event. NULL with a message in err. */
 TfEvents *tfevents_open(const char *dir, char *err, size_t errlen);
 
