@@ -1,0 +1,411 @@
+/*
+ * transforms.c — resize (PIL's bilinear resample), crops, flip, normalize,
+ * and the application of a pipeline to one sample (transforms.h).
+ *
+ * A resize followed by a crop is computed as one windowed resize: only the
+ * crop's pixels are resampled, which gives the same bytes as resizing the
+ * whole image first (each output pixel depends only on its own taps) at a
+ * fraction of the work.
+ */
+#include "data/transforms.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/autoaugment.h"
+
+#define PRECISION_BITS (32 - 8 - 2) /* PIL's for 8-bit images */
+
+void resize_shorter_dims(int w, int h, int size, int *out_w, int *out_h) {
+    int shorter = w <= h ? w : h, longer = w <= h ? h : w;
+    int new_long = (int)((double)size * longer / shorter);
+    if (w <= h) {
+        *out_w = size;
+        *out_h = new_long;
+    } else {
+        *out_w = new_long;
+        *out_h = size;
+    }
+}
+
+/* Taps of one axis: for output i, bounds[2i] is the first input index and
+ * bounds[2i+1] the count; k[i*ksize + t] the fixed-point weights. */
+typedef struct Taps {
+    int ksize;
+    int *bounds;
+    int32_t *k;
+} Taps;
+
+static double triangle(double x) {
+    if (x < 0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* PIL's precompute_coeffs + normalize_coeffs_8bpc for outputs [first, first+count). */
+static void taps_compute(int in_size, int out_size, int first, int count, Taps *t) {
+    double scale = (double)in_size / out_size;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    t->ksize = ksize;
+    t->bounds = xmalloc(sizeof(int) * 2 * (size_t)count);
+    t->k = xcalloc((size_t)count * ksize, sizeof(int32_t));
+    double *w = xmalloc(sizeof(double) * ksize);
+    for (int i = 0; i < count; i++) {
+        int xx = first + i;
+        double center = (xx + 0.5) * scale;
+        double ss = 1.0 / filterscale, ww = 0.0;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0) xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (int x = 0; x < xmax; x++) {
+            w[x] = triangle((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        for (int x = 0; x < xmax; x++) {
+            double v = ww != 0.0 ? w[x] / ww : w[x];
+            t->k[(size_t)i * ksize + x] =
+                v < 0 ? (int32_t)(-0.5 + v * (1 << PRECISION_BITS)) : (int32_t)(0.5 + v * (1 << PRECISION_BITS));
+        }
+        t->bounds[2 * i] = xmin;
+        t->bounds[2 * i + 1] = xmax;
+    }
+    free(w);
+}
+
+static void taps_free(Taps *t) {
+    free(t->bounds);
+    free(t->k);
+}
+
+static inline uint8_t clip8(int32_t v) {
+    v >>= PRECISION_BITS;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y0, int cw, int ch,
+                            Image *out) {
+    bool need_h = out_w != in->w, need_v = out_h != in->h;
+    /* Rows of the source the vertical pass reads. */
+    int row_first = y0, row_count = ch;
+    Taps tv = {0};
+    if (need_v) {
+        taps_compute(in->h, out_h, y0, ch, &tv);
+        row_first = tv.bounds[0];
+        int last = 0;
+        for (int i = 0; i < ch; i++) {
+            int end = tv.bounds[2 * i] + tv.bounds[2 * i + 1];
+            if (end > last) last = end;
+        }
+        row_count = last - row_first;
+    }
+    /* Horizontal pass: rows [row_first, +row_count) x output columns [x0, +cw). */
+    Image mid;
+    image_alloc(&mid, cw, row_count);
+    if (need_h) {
+        Taps th;
+        taps_compute(in->w, out_w, x0, cw, &th);
+        for (int r = 0; r < row_count; r++) {
+            const uint8_t *src = in->px + (size_t)(row_first + r) * in->w * 3;
+            uint8_t *dst = mid.px + (size_t)r * cw * 3;
+            for (int i = 0; i < cw; i++) {
+                const int32_t *k = th.k + (size_t)i * th.ksize;
+                const uint8_t *s = src + (size_t)th.bounds[2 * i] * 3;
+                int n = th.bounds[2 * i + 1];
+                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                for (int x = 0; x < n; x++) {
+                    s0 += s[3 * x] * k[x];
+                    s1 += s[3 * x + 1] * k[x];
+                    s2 += s[3 * x + 2] * k[x];
+                }
+                dst[3 * i] = clip8(s0);
+                dst[3 * i + 1] = clip8(s1);
+                dst[3 * i + 2] = clip8(s2);
+            }
+        }
+        taps_free(&th);
+    } else {
+        for (int r = 0; r < row_count; r++)
+            memcpy(mid.px + (size_t)r * cw * 3, in->px + ((size_t)(row_first + r) * in->w + x0) * 3, (size_t)cw * 3);
+    }
+    if (!need_v) {
+        *out = mid;
+        return;
+    }
+    image_alloc(out, cw, ch);
+    int32_t *acc = xmalloc(sizeof(int32_t) * (size_t)cw * 3);
+    for (int j = 0; j < ch; j++) {
+        const int32_t *k = tv.k + (size_t)j * tv.ksize;
+        int first = tv.bounds[2 * j] - row_first, n = tv.bounds[2 * j + 1];
+        for (int i = 0; i < cw * 3; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const uint8_t *s = mid.px + (size_t)(first + y) * cw * 3;
+            int32_t ky = k[y];
+            for (int i = 0; i < cw * 3; i++) acc[i] += s[i] * ky;
+        }
+        uint8_t *dst = out->px + (size_t)j * cw * 3;
+        for (int i = 0; i < cw * 3; i++) dst[i] = clip8(acc[i]);
+    }
+    free(acc);
+    taps_free(&tv);
+    image_free(&mid);
+}
+
+void resize_bilinear(const Image *in, int out_w, int out_h, Image *out) {
+    resize_bilinear_window(in, out_w, out_h, 0, 0, out_w, out_h, out);
+}
+
+void crop_image(const Image *in, int x0, int y0, int w, int h, Image *out) {
+    image_alloc(out, w, h);
+    memset(out->px, 0, (size_t)w * h * 3);
+    int xa = x0 < 0 ? 0 : x0, xb = x0 + w > in->w ? in->w : x0 + w;
+    if (xb <= xa) return;
+    for (int y = 0; y < h; y++) {
+        int sy = y0 + y;
+        if (sy < 0 || sy >= in->h) continue;
+        memcpy(out->px + ((size_t)y * w + (xa - x0)) * 3, in->px + ((size_t)sy * in->w + xa) * 3, (size_t)(xb - xa) * 3);
+    }
+}
+
+void hflip_image(Image *im) {
+    for (int y = 0; y < im->h; y++) {
+        uint8_t *row = im->px + (size_t)y * im->w * 3;
+        for (int a = 0, b = im->w - 1; a < b; a++, b--)
+            for (int c = 0; c < 3; c++) {
+                uint8_t t = row[3 * a + c];
+                row[3 * a + c] = row[3 * b + c];
+                row[3 * b + c] = t;
+            }
+    }
+}
+
+void normalize_to_f32(const Image *im, const float mean[3], const float std[3], float *dst) {
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) {
+            volatile float x = (float)v / 255.0f; /* as ToTensor: a float32 division */
+            lut[c][v] = (x - mean[c]) / std[c];
+        }
+    size_t n = (size_t)im->w * im->h;
+    const uint8_t *p = im->px;
+    for (size_t i = 0; i < n; i++) {
+        dst[3 * i] = lut[0][p[3 * i]];
+        dst[3 * i + 1] = lut[1][p[3 * i + 1]];
+        dst[3 * i + 2] = lut[2][p[3 * i + 2]];
+    }
+}
+
+bool pipeline_output_shape(const TransformOp *ops, int n, int *h, int *w) {
+    bool known = false;
+    for (int i = 0; i < n; i++) {
+        const TransformOp *op = &ops[i];
+        switch (op->kind) {
+        case TF_RESIZE:
+            if (op->size[1] > 0) {
+                *h = op->size[0];
+                *w = op->size[1];
+                known = true;
+            } else known = false;
+            break;
+        case TF_RANDOM_RESIZE: known = false; break;
+        case TF_RANDOM_CROP:
+        case TF_CENTER_CROP:
+        case TF_RANDOM_RESIZED_CROP:
+            *h = op->size[0];
+            *w = op->size[1] > 0 ? op->size[1] : op->size[0];
+            known = true;
+            break;
+        default: break;
+        }
+    }
+    return known;
+}
+
+int pipeline_decode_hint(const TransformOp *ops, int n) {
+    for (int i = 0; i < n; i++) {
+        const TransformOp *op = &ops[i];
+        if (op->kind == TF_RESIZE) return op->size[1] > 0 ? 0 : op->size[0];
+        if (op->kind == TF_RANDOM_RESIZE) {
+            int m = 0;
+            for (int j = 0; j < op->n_sizes; j++)
+                if (op->sizes[j] > m) m = op->sizes[j];
+            return m;
+        }
+        if (op->kind == TF_HFLIP) continue; /* commutes with scaling */
+        return 0;
+    }
+    return 0;
+}
+
+int pipeline_normalize_index(const TransformOp *ops, int n) {
+    for (int i = 0; i < n; i++)
+        if (ops[i].kind == TF_NORMALIZE) return i;
+    return -1;
+}
+
+static void replace(Image *img, bool *owned, Image *next) {
+    if (*owned) image_free(img);
+    *img = *next;
+    *owned = true;
+}
+
+/* torchvision RandomResizedCrop.get_params. */
+static void rrc_params(int width, int height, const float scale[2], const float ratio[2], SampleRng *rng,
+                       int *ox, int *oy, int *ow, int *oh) {
+    double area = (double)width * height;
+    double log_r0 = log(ratio[0]), log_r1 = log(ratio[1]);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double target = area * (scale[0] + (scale[1] - scale[0]) * srng_uniform(rng));
+        double aspect = exp(log_r0 + (log_r1 - log_r0) * srng_uniform(rng));
+        int w = (int)nearbyint(sqrt(target * aspect));
+        int h = (int)nearbyint(sqrt(target / aspect));
+        if (w > 0 && w <= width && h > 0 && h <= height) {
+            *oy = srng_below(rng, height - h + 1);
+            *ox = srng_below(rng, width - w + 1);
+            *ow = w;
+            *oh = h;
+            return;
+        }
+    }
+    double in_ratio = (double)width / height;
+    int w, h;
+    if (in_ratio < ratio[0]) {
+        w = width;
+        h = (int)nearbyint(w / ratio[0]);
+    } else if (in_ratio > ratio[1]) {
+        h = height;
+        w = (int)nearbyint(h * ratio[1]);
+    } else {
+        w = width;
+        h = height;
+    }
+    *ow = w;
+    *oh = h;
+    *oy = (height - h) / 2;
+    *ox = (width - w) / 2;
+}
+
+/* A crop's placement on an in_w x in_h image: torchvision's RandomCrop
+ * (uniform offsets, after `padding` zeros on every side) or CenterCrop
+ * (round-half-even of the centred offset, zero padding when larger). */
+static void crop_placement(const TransformOp *op, int in_w, int in_h, SampleRng *rng, int *x0, int *y0,
+                           int *cw, int *ch) {
+    *ch = op->size[0];
+    *cw = op->size[1] > 0 ? op->size[1] : op->size[0];
+    if (op->kind == TF_RANDOM_CROP) {
+        int pad = op->padding, pw = in_w + 2 * pad, ph = in_h + 2 * pad;
+        int i = ph >= *ch ? srng_below(rng, ph - *ch + 1) : -((*ch - ph) / 2);
+        int j = pw >= *cw ? srng_below(rng, pw - *cw + 1) : -((*cw - pw) / 2);
+        *y0 = i - pad;
+        *x0 = j - pad;
+    } else {
+        if (*cw > in_w || *ch > in_h) {
+            /* torchvision pads (left (cw-w)//2, top (ch-h)//2) then crops at 0 */
+            int pad_l = *cw > in_w ? (*cw - in_w) / 2 : 0, pad_t = *ch > in_h ? (*ch - in_h) / 2 : 0;
+            int pw = in_w + (*cw > in_w ? *cw - in_w : 0), ph = in_h + (*ch > in_h ? *ch - in_h : 0);
+            *y0 = (int)nearbyint((ph - *ch) / 2.0) - pad_t;
+            *x0 = (int)nearbyint((pw - *cw) / 2.0) - pad_l;
+        } else {
+            *y0 = (int)nearbyint((in_h - *ch) / 2.0);
+            *x0 = (int)nearbyint((in_w - *cw) / 2.0);
+        }
+    }
+}
+
+int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
+                      char *err, size_t errlen) {
+    bool owned = img_owned;
+    for (int i = 0; i < n; i++) {
+        const TransformOp *op = &ops[i];
+        Image next;
+        switch (op->kind) {
+        case TF_RESIZE:
+        case TF_RANDOM_RESIZE: {
+            int ow, oh;
+            if (op->kind == TF_RESIZE && op->size[1] > 0) {
+                oh = op->size[0];
+                ow = op->size[1];
+            } else {
+                int size = op->kind == TF_RESIZE ? op->size[0]
+                                                 : op->sizes[op->n_sizes > 1 ? srng_below(rng, op->n_sizes) : 0];
+                resize_shorter_dims(img->w, img->h, size, &ow, &oh);
+            }
+            if (ow < 1 || oh < 1) {
+                snprintf(err, errlen, "resize to %dx%d", ow, oh);
+                return -1;
+            }
+            /* Fuse with a following crop that stays inside the resized image. */
+            if (i + 1 < n && (ops[i + 1].kind == TF_RANDOM_CROP || ops[i + 1].kind == TF_CENTER_CROP)) {
+                int x0, y0, cw, ch;
+                crop_placement(&ops[i + 1], ow, oh, rng, &x0, &y0, &cw, &ch);
+                if (x0 >= 0 && y0 >= 0 && x0 + cw <= ow && y0 + ch <= oh) {
+                    resize_bilinear_window(img, ow, oh, x0, y0, cw, ch, &next);
+                    replace(img, &owned, &next);
+                    i++;
+                    break;
+                }
+                Image full;
+                resize_bilinear(img, ow, oh, &full);
+                crop_image(&full, x0, y0, cw, ch, &next);
+                image_free(&full);
+                replace(img, &owned, &next);
+                i++;
+                break;
+            }
+            resize_bilinear(img, ow, oh, &next);
+            replace(img, &owned, &next);
+            break;
+        }
+        case TF_RANDOM_CROP:
+        case TF_CENTER_CROP: {
+            int x0, y0, cw, ch;
+            crop_placement(op, img->w, img->h, rng, &x0, &y0, &cw, &ch);
+            crop_image(img, x0, y0, cw, ch, &next);
+            replace(img, &owned, &next);
+            break;
+        }
+        case TF_RANDOM_RESIZED_CROP: {
+            int x0, y0, cw, ch;
+            rrc_params(img->w, img->h, op->scale, op->ratio, rng, &x0, &y0, &cw, &ch);
+            Image region;
+            crop_image(img, x0, y0, cw, ch, &region);
+            int oh = op->size[0], ow = op->size[1] > 0 ? op->size[1] : op->size[0];
+            resize_bilinear(&region, ow, oh, &next);
+            image_free(&region);
+            replace(img, &owned, &next);
+            break;
+        }
+        case TF_HFLIP:
+            if (srng_uniform(rng) < op->p) {
+                if (!owned) {
+                    next = image_clone(img);
+                    replace(img, &owned, &next);
+                }
+                hflip_image(img);
+            }
+            break;
+        case TF_AUTOAUGMENT:
+            if (!owned) {
+                next = image_clone(img);
+                replace(img, &owned, &next);
+            }
+            autoaugment_apply(img, op->policy, op->fill, rng);
+            break;
+        case TF_NORMALIZE:
+            i = n; /* the caller normalizes; nothing may follow */
+            break;
+        default:
+            snprintf(err, errlen, "unknown transform %d", (int)op->kind);
+            return -1;
+        }
+    }
+    if (!owned) {
+        Image copy = image_clone(img);
+        *img = copy;
+    }
+    return 0;
+}

@@ -1,0 +1,79 @@
+/*
+ * transforms.h — the augmentation ops on uint8 RGB images with
+ * torchvision/PIL semantics (resize = PIL's bilinear resample with its
+ * antialiasing support and fixed-point rounding, crops as torchvision's),
+ * and the application of a Recipe pipeline (TransformOp list) to one sample.
+ *
+ * All randomness comes from a SampleRng: a counter stream keyed by
+ * (seed, epoch, sample index), so a sample's result does not depend on which
+ * thread processes it.
+ */
+#ifndef RXC_DATA_TRANSFORMS_H
+#define RXC_DATA_TRANSFORMS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "data/image.h"
+#include "recipe.h"
+#include "util.h"
+
+typedef struct SampleRng {
+    uint64_t key;
+    uint64_t counter;
+} SampleRng;
+
+/* The per-sample stream of the loader: (seed, epoch, index). */
+static inline SampleRng sample_rng(uint64_t seed, int epoch, int64_t index) {
+    SampleRng r = {rng_key(seed, 0xDA7A0000ULL + (uint64_t)epoch, (uint64_t)index), 0};
+    return r;
+}
+static inline uint64_t srng_u64(SampleRng *r) { return rng_key(r->key, 0x5A, r->counter++); }
+/* Uniform in [0, 1) with 53 bits. */
+static inline double srng_uniform(SampleRng *r) { return (double)(srng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+/* Uniform integer in [0, n), n >= 1. */
+static inline int srng_below(SampleRng *r, int n) {
+    return (int)(((srng_u64(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* Output size of torchvision's Resize(size) on a w x h image (shorter side
+ * to `size`, the longer one int(size * long / short)). */
+void resize_shorter_dims(int w, int h, int size, int *out_w, int *out_h);
+
+/* PIL Image.resize(..., BILINEAR) (what torchvision's Resize does to PIL
+ * images): separable triangle filter, support scaled by the reduction factor,
+ * 22-bit fixed-point coefficients, horizontal pass first, each pass rounded
+ * and clipped to uint8. Produces only the window [x0, x0+cw) x [y0, y0+ch) of
+ * the full out_w x out_h result (pixels identical to resizing then cropping);
+ * the whole image is x0 = y0 = 0, cw = out_w, ch = out_h. */
+void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y0, int cw, int ch,
+                            Image *out);
+void resize_bilinear(const Image *in, int out_w, int out_h, Image *out);
+
+/* Crop of w x h at (x0, y0); pixels outside the source are 0 (torchvision's
+ * zero padding). */
+void crop_image(const Image *in, int x0, int y0, int w, int h, Image *out);
+void hflip_image(Image *im);
+
+/* torchvision ToTensor + Normalize, per channel, NHWC: bit-identical float32
+ * arithmetic ((v / 255f) - mean) / std. */
+void normalize_to_f32(const Image *im, const float mean[3], const float std[3], float *dst);
+
+/* The output h, w a pipeline gives every sample, if a fixed-size op (crop,
+ * random_resized_crop, resize with both sides) fixes it; false otherwise. */
+bool pipeline_output_shape(const TransformOp *ops, int n, int *h, int *w);
+/* The shorter side the first resize of the pipeline needs from the decoder
+ * (largest candidate size) when it comes before any crop; 0 if unknown. The
+ * decoder may scale in the DCT domain down to this. */
+int pipeline_decode_hint(const TransformOp *ops, int n);
+/* Index of the normalize op, or -1. */
+int pipeline_normalize_index(const TransformOp *ops, int n);
+
+/* Applies every op before normalize to *img (replaced; *img_owned says
+ * whether the input pixels may be freed — a cached source is not). On return
+ * *img is always owned. Random draws come from rng. Returns 0, or -1 with a
+ * message in err. */
+int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
+                      char *err, size_t errlen);
+
+#endif
