@@ -122,6 +122,7 @@ int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, co
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, s->seed);
     st_set_meta(&st, "seed", seed);
+    if (m->class_names) st_set_meta(&st, "class_names", m->class_names);
     st_set_meta(&st, "rng", "counter-based splitmix64(seed, stream, counter); counters are epoch, step, micro_step");
     int rc = st_write(path, &st, err, errlen);
     st_free(&st);

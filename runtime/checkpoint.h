@@ -51,6 +51,7 @@ typedef struct ModelRef {
     int64_t *num_batches;    /* per graph parameter; used for ROLE_NUM_BATCHES (the trainer's counts) */
     OptKind opt;
     double momentum;         /* SGD: no momentum buffers when 0 */
+    const char *class_names; /* optional, one per line: saved as metadata "class_names" for rxc predict */
 } ModelRef;
 
 /* Adds every parameter and BN buffer (copied from the device) to st, under
