@@ -216,5 +216,21 @@ int recipe_from_ast(const AstFile *f, struct Recipe *r, Diag *d);
 /* Converts one augment op (EX_NAME or EX_CALL) into a TransformOp; 0 or -1 after reporting. */
 struct TransformOp;
 int transform_from_expr(const AstExpr *e, struct TransformOp *op, Diag *d);
+/* Converts a whole pipeline (checking that normalize comes last); on success
+ * replaces *out (malloc'd) and returns 0, else -1 after reporting. */
+int transforms_from_ops(AstExpr *const *ops, int n, struct TransformOp **out, int *n_out, Diag *d);
+/* The keys of a section ("data", "train") or the keyword arguments a call
+ * setting takes ("optimizer", "schedule", "loss"), for --set and messages. */
+const char *const *recipe_keys(const char *section, int *n);
+
+/* ---- the whole front end on a text (frontend.c) ---------------------------
+ * model_load without the file system for the main text (fuzzing, tests):
+ * parses, resolves includes (only when allow_includes), applies overrides,
+ * elaborates and fills the recipe, reporting to d. Returns LOAD_OK or
+ * LOAD_BAD_FILE; on LOAD_OK *out owns a graph and a recipe. */
+struct Model;
+struct LoadOptions;
+int frontend_load_text(const char *name, const char *text, size_t len, const struct LoadOptions *opt,
+                       bool allow_includes, Diag *d, struct Model *out);
 
 #endif
