@@ -1,0 +1,783 @@
+/*
+ * ablate.c — `rxc ablate`: the cardinality ablation of the ResNeXt paper.
+ *
+ *   rxc ablate FILE --cardinality 1,2,4,8,32 [--keep complexity|width]
+ *              [--epochs N] [--out DIR] [--dry-run] [--json] [--set NAME=VALUE ...]
+ *
+ * Deriving the variants. The network's `cardinality` (C) and `width` (d,
+ * the bottleneck width of one group) settings are varied with --set
+ * overrides. With --keep complexity each variant's d is the one whose
+ * elaborated graph has parameters and multiply-accumulates closest to the
+ * base model's: the rule of the paper's Table 2 (ResNet-50 = 1x64d,
+ * 2x40d, 4x24d, 8x14d, 32x4d). The counts are measured, not modelled: each
+ * candidate d is loaded with model_load and counted with graph_param_count
+ * and graph_macs, so the rule holds for any block a file writes. Both
+ * counts grow with d, so a bisection finds where they cross the base and
+ * the neighbours of the crossing are compared. --keep width keeps the
+ * file's d.
+ *
+ * Training. Each variant is trained by the trainer itself (cmd_train, in
+ * this process) with the file's recipe, into its own run directory
+ * OUT/c<C>_d<d>; when it finishes, a record (ablation_done.json) is written
+ * there. Rerunning the same command skips variants with a record, so an
+ * interrupted ablation resumes where it stopped. After each variant the
+ * table is rewritten to OUT/ablation.csv and OUT/ablation.md and the plot to
+ * OUT/ablation.svg.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "ast.h"
+#include "commands.h"
+#include "diag.h"
+#include "frontend.h"
+#include "plot.h"
+#include "runlog.h"
+#include "util.h"
+
+/* The front end (compiler/frontend.c) and the trainer are other engineers'
+ * files that may be absent from a partial build; weak references let this
+ * command say so instead of breaking the link. */
+#pragma weak model_load
+#pragma weak model_free
+#pragma weak cli_take_sets
+struct Trainer;
+struct Model;
+struct TrainerConfig;
+int trainer_open(struct Trainer *t, struct Model *m, const struct TrainerConfig *cfg, char *err, size_t errlen)
+    __attribute__((weak));
+
+#define MAX_VARIANTS 32
+#define MAX_WIDTH 4096
+
+typedef struct Variant {
+    int cardinality, width;
+    int64_t params, macs;
+    /* filled when trained (or found finished) */
+    bool trained;
+    int epochs;
+    double best_val_acc, final_val_acc, final_val_loss, seconds;
+    EpochRecord *rows;
+    int n_rows;
+} Variant;
+
+typedef struct AblateArgs {
+    const char *file;
+    int cards[MAX_VARIANTS];
+    int n_cards;
+    bool keep_width;
+    int epochs;            /* 0: the file's */
+    const char *out_dir;   /* NULL: runs/ablate-<file base name> */
+    bool dry_run, json;
+    SetOverride *sets;     /* the user's --set overrides, passed to every variant */
+    int n_sets;
+} AblateArgs;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: rxc ablate FILE --cardinality C1,C2,... [options]\n"
+            "\n"
+            "Trains one variant of FILE's network per cardinality and compares them.\n"
+            "FILE's network must have `cardinality` and `width` settings.\n"
+            "\n"
+            "  --cardinality LIST    cardinalities to compare, e.g. 1,2,4,8,32\n"
+            "  --keep complexity     choose each variant's width d so that parameters and\n"
+            "                        MACs stay closest to FILE's (default; the paper's Table 2)\n"
+            "  --keep width          keep FILE's width d for every variant\n"
+            "  --epochs N            train each variant N epochs (default: the file's)\n"
+            "  --out DIR             where runs and results go (default runs/ablate-<name>)\n"
+            "  --dry-run             print the variants (C, d, C*d, params, MACs) and stop\n"
+            "  --json                print the table as JSON, one object per variant\n"
+            "  --set NAME=VALUE      override a setting of FILE for every variant\n"
+            "\n"
+            "Outputs: the table on the terminal and in DIR/ablation.csv and DIR/ablation.md,\n"
+            "the plot DIR/ablation.svg, and one run directory per variant (DIR/c<C>_d<d>).\n"
+            "Rerunning an interrupted ablation skips the variants that finished.\n");
+}
+
+/* ---- arguments -------------------------------------------------------------- */
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_cardinalities(const char *list, AblateArgs *a) {
+    char *copy = xstrdup(list);
+    int rc = 0;
+    a->n_cards = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long c;
+        if (parse_int(tok, 1, 1 << 16, &c) != 0) {
+            fprintf(stderr, "rxc ablate: --cardinality: '%s' is not a positive integer\n", tok);
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < a->n_cards; i++)
+            if (a->cards[i] == c) {
+                fprintf(stderr, "rxc ablate: --cardinality: %ld is given twice\n", c);
+                rc = -1;
+            }
+        if (rc) break;
+        if (a->n_cards == MAX_VARIANTS) {
+            fprintf(stderr, "rxc ablate: --cardinality: at most %d values\n", MAX_VARIANTS);
+            rc = -1;
+            break;
+        }
+        a->cards[a->n_cards++] = (int)c;
+    }
+    if (!rc && a->n_cards == 0) {
+        fprintf(stderr, "rxc ablate: --cardinality: no values in '%s'\n", list);
+        rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+/* Returns 0, 1 (--help shown) or 2 (bad arguments, message printed). */
+static int parse_args(int argc, char **argv, AblateArgs *a) {
+    memset(a, 0, sizeof *a);
+    if (cli_take_sets(&argc, argv, &a->sets, &a->n_sets) != 0) return 2;
+    bool have_cards = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = NULL;
+        char opt[64];
+        /* --opt=value and --opt value */
+        if (!strncmp(arg, "--", 2) && strchr(arg, '=')) {
+            size_t n = (size_t)(strchr(arg, '=') - arg);
+            if (n >= sizeof opt) n = sizeof opt - 1;
+            memcpy(opt, arg, n);
+            opt[n] = 0;
+            val = strchr(arg, '=') + 1;
+        } else {
+            snprintf(opt, sizeof opt, "%s", arg);
+        }
+        bool takes_value = !strcmp(opt, "--cardinality") || !strcmp(opt, "--keep") || !strcmp(opt, "--epochs") ||
+                           !strcmp(opt, "--out");
+        if (takes_value && !val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "rxc ablate: %s needs a value\n", opt);
+                return 2;
+            }
+            val = argv[++i];
+        }
+        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+            usage(stdout);
+            return 1;
+        } else if (!strcmp(opt, "--cardinality")) {
+            if (parse_cardinalities(val, a) != 0) return 2;
+            have_cards = true;
+        } else if (!strcmp(opt, "--keep")) {
+            if (!strcmp(val, "complexity")) a->keep_width = false;
+            else if (!strcmp(val, "width")) a->keep_width = true;
+            else {
+                fprintf(stderr, "rxc ablate: --keep must be 'complexity' or 'width', not '%s'\n", val);
+                return 2;
+            }
+        } else if (!strcmp(opt, "--epochs")) {
+            long e;
+            if (parse_int(val, 1, 1000000, &e) != 0) {
+                fprintf(stderr, "rxc ablate: --epochs must be a positive integer, not '%s'\n", val);
+                return 2;
+            }
+            a->epochs = (int)e;
+        } else if (!strcmp(opt, "--out")) {
+            a->out_dir = val;
+        } else if (!strcmp(opt, "--dry-run") && !val) {
+            a->dry_run = true;
+        } else if (!strcmp(opt, "--json") && !val) {
+            a->json = true;
+        } else if (arg[0] == '-' && arg[1]) {
+            fprintf(stderr, "rxc ablate: unknown option '%s' (see rxc ablate --help)\n", arg);
+            return 2;
+        } else if (a->file) {
+            fprintf(stderr, "rxc ablate: one model file only ('%s' and '%s' given)\n", a->file, arg);
+            return 2;
+        } else {
+            a->file = arg;
+        }
+    }
+    if (!a->file) {
+        fprintf(stderr, "rxc ablate: no model file given\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!have_cards) {
+        fprintf(stderr, "rxc ablate: --cardinality LIST is required (e.g. --cardinality 1,2,4,8,32)\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- measuring variants -------------------------------------------------------- */
+
+/* The user's overrides plus the variant's own; strings are owned by the caller. */
+typedef struct SetList {
+    SetOverride *items;
+    int n, cap;
+} SetList;
+
+static void sets_add(SetList *l, const char *name, const char *value) {
+    GROW(l->items, l->cap, l->n + 1);
+    l->items[l->n].name = name;
+    l->items[l->n].value = value;
+    l->n++;
+}
+
+/* The user's overrides, minus any of cardinality/width/epochs/run_dir that
+ * the ablation sets itself. */
+static void sets_user(SetList *l, const AblateArgs *a) {
+    static const char *const ours[] = {"cardinality", "network.cardinality", "width", "network.width"};
+    for (int i = 0; i < a->n_sets; i++) {
+        bool skip = false;
+        for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++) skip |= !strcmp(a->sets[i].name, ours[k]);
+        if (!skip) sets_add(l, a->sets[i].name, a->sets[i].value);
+    }
+}
+
+/* Loads FILE with cardinality C and width d; 0 with the counts, or -1 (the
+ * front end has printed why). */
+static int measure(const AblateArgs *a, int c, int d, int64_t *params, int64_t *macs) {
+    char cs[32], ds[32];
+    snprintf(cs, sizeof cs, "%d", c);
+    snprintf(ds, sizeof ds, "%d", d);
+    SetList l = {0};
+    sets_user(&l, a);
+    sets_add(&l, "cardinality", cs);
+    sets_add(&l, "width", ds);
+    LoadOptions opt = {.sets = l.items, .n_sets = l.n};
+    Model m;
+    memset(&m, 0, sizeof m);
+    int rc = model_load(a->file, &opt, &m);
+    free(l.items);
+    if (rc != LOAD_OK) return -1;
+    *params = graph_param_count(m.graph);
+    *macs = graph_macs(m.graph);
+    model_free(&m);
+    return 0;
+}
+
+/* An int setting of the network section, read from the model's resolved
+ * text (after includes and overrides). Returns 0, or -1 if absent. */
+static int network_int_setting(const Model *m, const char *key, long *out) {
+    const char *text = m->resolved_text;
+    char *file_text = NULL;
+    if (!text) text = file_text = read_file(m->path, NULL);
+    if (!text) return -1;
+    Diag *d = diag_new(NULL);
+    AstFile *ast = ast_file_new("<resolved>");
+    const char *name = diag_add_source(d, "<resolved>", text, strlen(text));
+    int rc = -1;
+    if (ast_parse_source(d, name, text, strlen(text), ast) == 0) {
+        const AstExpr *e = ast_setting(ast, DECL_NETWORK, key);
+        if (e && e->kind == EX_INT) {
+            *out = (long)e->v.i;
+            rc = 0;
+        }
+    }
+    ast_free(ast);
+    diag_free(d);
+    free(file_text);
+    return rc;
+}
+
+/* Memo of measured widths for one cardinality. */
+typedef struct Probe {
+    int d;
+    int ok;
+    int64_t params, macs;
+} Probe;
+
+typedef struct Search {
+    const AblateArgs *a;
+    int c;
+    Probe probes[64];
+    int n;
+} Search;
+
+static const Probe *probe(Search *s, int d) {
+    for (int i = 0; i < s->n; i++)
+        if (s->probes[i].d == d) return &s->probes[i];
+    if (s->n == (int)(sizeof s->probes / sizeof s->probes[0])) s->n--; /* cannot happen: bisection is short */
+    Probe *p = &s->probes[s->n++];
+    p->d = d;
+    p->ok = measure(s->a, s->c, d, &p->params, &p->macs) == 0;
+    return p;
+}
+
+/* Relative distance to the base complexity: the larger of the parameter and
+ * the MAC deviation, so that neither drifts far to buy the other (this
+ * reproduces Table 2's 1x64d for ResNet-50 in torchvision's layout). */
+static double cost(const Probe *p, int64_t p0, int64_t m0) {
+    if (!p->ok) return INFINITY;
+    return fmax(fabs((double)p->params / (double)p0 - 1), fabs((double)p->macs / (double)m0 - 1));
+}
+
+/* Signed excess over the base: both counts grow with d. */
+static double excess(const Probe *p, int64_t p0, int64_t m0) {
+    return (double)p->params / (double)p0 + (double)p->macs / (double)m0 - 2;
+}
+
+/* The width for cardinality c closest to the base complexity; -1 when no
+ * width could be elaborated. */
+static int derive_width(const AblateArgs *a, int c, int64_t p0, int64_t m0, int d_hint) {
+    Search s = {.a = a, .c = c};
+    int lo = 1, hi = d_hint > 1 ? d_hint : 2;
+    /* Find a bracket [lo, hi] with excess(lo) < 0 <= excess(hi). */
+    const Probe *p = probe(&s, lo);
+    if (p->ok && excess(p, p0, m0) >= 0) return lo;
+    for (;;) {
+        p = probe(&s, hi);
+        if (p->ok && excess(p, p0, m0) >= 0) break;
+        if (hi >= MAX_WIDTH) break;
+        lo = hi;
+        hi = hi * 2 > MAX_WIDTH ? MAX_WIDTH : hi * 2;
+    }
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        p = probe(&s, mid);
+        if (p->ok && excess(p, p0, m0) >= 0) hi = mid;
+        else lo = mid;
+    }
+    int best = -1;
+    double best_cost = INFINITY;
+    for (int d = lo - 1; d <= hi + 1; d++) {
+        if (d < 1 || d > MAX_WIDTH) continue;
+        double cst = cost(probe(&s, d), p0, m0);
+        if (cst < best_cost) {
+            best_cost = cst;
+            best = d;
+        }
+    }
+    return best;
+}
+
+/* ---- results ----------------------------------------------------------------- */
+static char *variant_dir(const char *out, const Variant *v) {
+    return xasprintf("%s/c%d_d%d", out, v->cardinality, v->width);
+}
+
+static void summarize_rows(Variant *v) {
+    v->best_val_acc = v->final_val_acc = v->final_val_loss = NAN;
+    v->seconds = 0;
+    for (int i = 0; i < v->n_rows; i++) {
+        const EpochRecord *e = &v->rows[i];
+        if (isfinite(e->val_acc) && !(e->val_acc <= v->best_val_acc)) v->best_val_acc = e->val_acc;
+        if (isfinite(e->seconds)) v->seconds += e->seconds;
+    }
+    if (v->n_rows) {
+        v->final_val_acc = v->rows[v->n_rows - 1].val_acc;
+        v->final_val_loss = v->rows[v->n_rows - 1].val_loss;
+    }
+}
+
+/* A finished variant has ablation_done.json with its C, d and epochs. */
+static bool load_done(const char *out, Variant *v, int epochs) {
+    char *dir = variant_dir(out, v);
+    char *path = xasprintf("%s/ablation_done.json", dir);
+    char *text = read_file(path, NULL);
+    bool done = false;
+    if (text) {
+        cJSON *o = cJSON_Parse(text);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "cardinality");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "width");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epochs");
+        done = cJSON_IsNumber(c) && cJSON_IsNumber(w) && cJSON_IsNumber(e) && c->valueint == v->cardinality &&
+               w->valueint == v->width && e->valueint == epochs;
+        cJSON_Delete(o);
+    }
+    if (done) {
+        free(v->rows);
+        v->n_rows = runlog_read_metrics(dir, &v->rows);
+        v->trained = true;
+        v->epochs = epochs;
+        summarize_rows(v);
+    }
+    free(text);
+    free(path);
+    free(dir);
+    return done;
+}
+
+static int write_done(const char *out, const Variant *v) {
+    char *dir = variant_dir(out, v);
+    char *path = xasprintf("%s/ablation_done.json", dir);
+    FILE *f = fopen(path, "w");
+    int rc = -1;
+    if (f) {
+        fprintf(f, "{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld}\n", v->cardinality,
+                v->width, v->epochs, (long long)v->params, (long long)v->macs);
+        rc = fclose(f) == 0 ? 0 : -1;
+    }
+    if (rc) fprintf(stderr, "rxc ablate: cannot write %s: %s\n", path, strerror(errno));
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* "1,234,567" */
+static char *group_digits(int64_t v, char *buf, size_t n) {
+    char raw[32];
+    snprintf(raw, sizeof raw, "%lld", (long long)v);
+    size_t len = strlen(raw), j = 0;
+    for (size_t i = 0; i < len && j + 1 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && raw[i - 1] != '-' && j + 2 < n) buf[j++] = ',';
+        buf[j++] = raw[i];
+    }
+    buf[j] = 0;
+    return buf;
+}
+
+static void fmt_opt(char *buf, size_t n, const char *fmt, double v) {
+    if (isfinite(v)) snprintf(buf, n, fmt, v);
+    else snprintf(buf, n, "-");
+}
+
+static void print_table(FILE *out, const Variant *v, int n, int64_t p0, int64_t m0, bool trained) {
+    fprintf(out, "%5s %5s %6s %14s %16s %7s %7s", "C", "d", "C*d", "params", "MACs", "params", "MACs");
+    if (trained) fprintf(out, "  %8s %9s %8s %9s", "best acc", "final acc", "val loss", "time");
+    fprintf(out, "\n%5s %5s %6s %14s %16s %7s %7s", "", "", "", "", "", "/base", "/base");
+    if (trained) fprintf(out, "  %8s %9s %8s %9s", "(val)", "(val)", "(final)", "");
+    fputc('\n', out);
+    for (int i = 0; i < n; i++) {
+        char pb[32], mb[32];
+        fprintf(out, "%5d %5d %6d %14s %16s %7.4f %7.4f", v[i].cardinality, v[i].width, v[i].cardinality * v[i].width,
+                group_digits(v[i].params, pb, sizeof pb), group_digits(v[i].macs, mb, sizeof mb),
+                (double)v[i].params / (double)p0, (double)v[i].macs / (double)m0);
+        if (trained) {
+            char a[32], b[32], c[32], t[32];
+            fmt_opt(a, sizeof a, "%.4f", v[i].trained ? v[i].best_val_acc : NAN);
+            fmt_opt(b, sizeof b, "%.4f", v[i].trained ? v[i].final_val_acc : NAN);
+            fmt_opt(c, sizeof c, "%.4f", v[i].trained ? v[i].final_val_loss : NAN);
+            fmt_opt(t, sizeof t, "%.1fs", v[i].trained ? v[i].seconds : NAN);
+            fprintf(out, "  %8s %9s %8s %9s", a, b, c, t);
+        }
+        fputc('\n', out);
+    }
+}
+
+static void json_num(FILE *out, const char *key, double v) {
+    if (isfinite(v)) fprintf(out, ", \"%s\": %.6g", key, v);
+    else fprintf(out, ", \"%s\": null", key);
+}
+
+static void print_json(FILE *out, const Variant *v, int n, int64_t p0, int64_t m0, bool trained) {
+    fprintf(out, "[\n");
+    for (int i = 0; i < n; i++) {
+        fprintf(out,
+                "  {\"cardinality\": %d, \"width\": %d, \"group_width\": %d, \"params\": %lld, \"macs\": %lld, "
+                "\"params_ratio\": %.6f, \"macs_ratio\": %.6f",
+                v[i].cardinality, v[i].width, v[i].cardinality * v[i].width, (long long)v[i].params,
+                (long long)v[i].macs, (double)v[i].params / (double)p0, (double)v[i].macs / (double)m0);
+        if (trained) {
+            json_num(out, "best_val_acc", v[i].trained ? v[i].best_val_acc : NAN);
+            json_num(out, "final_val_acc", v[i].trained ? v[i].final_val_acc : NAN);
+            json_num(out, "final_val_loss", v[i].trained ? v[i].final_val_loss : NAN);
+            json_num(out, "seconds", v[i].trained ? v[i].seconds : NAN);
+        }
+        fprintf(out, "}%s\n", i + 1 < n ? "," : "");
+    }
+    fprintf(out, "]\n");
+}
+
+static int write_outputs(const char *out, const char *title, const Variant *v, int n, int64_t p0, int64_t m0) {
+    int rc = 0;
+    char *csv = xasprintf("%s/ablation.csv", out), *md = xasprintf("%s/ablation.md", out);
+    FILE *f = fopen(csv, "w");
+    if (f) {
+        fprintf(f, "cardinality,width,group_width,params,macs,params_ratio,macs_ratio,epochs,best_val_acc,"
+                   "final_val_acc,final_val_loss,seconds\n");
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%d,%d,%d,%lld,%lld,%.6f,%.6f", v[i].cardinality, v[i].width, v[i].cardinality * v[i].width,
+                    (long long)v[i].params, (long long)v[i].macs, (double)v[i].params / (double)p0,
+                    (double)v[i].macs / (double)m0);
+            if (v[i].trained)
+                fprintf(f, ",%d,%.6g,%.6g,%.6g,%.3f\n", v[i].epochs, v[i].best_val_acc, v[i].final_val_acc,
+                        v[i].final_val_loss, v[i].seconds);
+            else
+                fprintf(f, ",,,,,\n");
+        }
+        if (fclose(f) != 0) rc = -1;
+    } else {
+        rc = -1;
+    }
+    f = fopen(md, "w");
+    if (f) {
+        fprintf(f, "# Cardinality ablation: %s\n\n", title);
+        fprintf(f, "| C | d | C×d | params | MACs | params/base | MACs/base | best val acc | final val acc | "
+                   "final val loss | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (int i = 0; i < n; i++) {
+            char pb[32], mb[32], a[32], b[32], c[32], t[32];
+            fmt_opt(a, sizeof a, "%.4f", v[i].trained ? v[i].best_val_acc : NAN);
+            fmt_opt(b, sizeof b, "%.4f", v[i].trained ? v[i].final_val_acc : NAN);
+            fmt_opt(c, sizeof c, "%.4f", v[i].trained ? v[i].final_val_loss : NAN);
+            fmt_opt(t, sizeof t, "%.1f s", v[i].trained ? v[i].seconds : NAN);
+            fprintf(f, "| %d | %d | %d | %s | %s | %.4f | %.4f | %s | %s | %s | %s |\n", v[i].cardinality, v[i].width,
+                    v[i].cardinality * v[i].width, group_digits(v[i].params, pb, sizeof pb),
+                    group_digits(v[i].macs, mb, sizeof mb), (double)v[i].params / (double)p0,
+                    (double)v[i].macs / (double)m0, a, b, c, t);
+        }
+        fprintf(f, "\nParameters and MACs (per image) as `rxc summary` counts them. Each variant's run "
+                   "directory (c<C>_d<d>/) has its metrics, curves and checkpoints; the plot is ablation.svg.\n");
+        if (fclose(f) != 0) rc = -1;
+    } else {
+        rc = -1;
+    }
+    if (rc) fprintf(stderr, "rxc ablate: cannot write %s or %s: %s\n", csv, md, strerror(errno));
+    free(csv);
+    free(md);
+
+    /* The plot: accuracy against cardinality, and every variant's curves. */
+    double cx[MAX_VARIANTS], best[MAX_VARIANTS], fin[MAX_VARIANTS];
+    PlotSeries card[2], acc[MAX_VARIANTS], loss[MAX_VARIANTS];
+    char *labels[MAX_VARIANTS];
+    double *xs[MAX_VARIANTS], *ya[MAX_VARIANTS], *yl[MAX_VARIANTS];
+    int n_curves = 0;
+    for (int i = 0; i < n; i++) {
+        cx[i] = v[i].cardinality;
+        best[i] = v[i].trained ? v[i].best_val_acc : NAN;
+        fin[i] = v[i].trained ? v[i].final_val_acc : NAN;
+        if (!v[i].n_rows) continue;
+        int k = n_curves++;
+        labels[k] = xasprintf("%dx%dd", v[i].cardinality, v[i].width);
+        xs[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
+        ya[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
+        yl[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
+        for (int r = 0; r < v[i].n_rows; r++) {
+            xs[k][r] = v[i].rows[r].epoch;
+            ya[k][r] = v[i].rows[r].val_acc;
+            yl[k][r] = v[i].rows[r].train_loss;
+        }
+        acc[k] = (PlotSeries){labels[k], xs[k], ya[k], v[i].n_rows, i, false, v[i].n_rows < 30};
+        loss[k] = (PlotSeries){labels[k], xs[k], yl[k], v[i].n_rows, i, false, v[i].n_rows < 30};
+    }
+    card[0] = (PlotSeries){"best val", cx, best, n, 0, false, true};
+    card[1] = (PlotSeries){"final val", cx, fin, n, 1, true, true};
+    PlotPanel panels[3] = {
+        {"accuracy vs cardinality", "cardinality C", "validation accuracy", card, 2, true},
+        {"validation accuracy", "epoch", "validation accuracy", acc, n_curves, false},
+        {"training loss", "epoch", "training loss", loss, n_curves, false},
+    };
+    char err[512];
+    char *svg = xasprintf("%s/ablation.svg", out);
+    char *full_title = xasprintf("cardinality ablation: %s", title);
+    if (plot_svg(svg, full_title, panels, 3, err, sizeof err) != 0) {
+        fprintf(stderr, "rxc ablate: %s\n", err);
+        rc = -1;
+    }
+    free(full_title);
+    free(svg);
+    for (int k = 0; k < n_curves; k++) {
+        free(labels[k]);
+        free(xs[k]);
+        free(ya[k]);
+        free(yl[k]);
+    }
+    return rc;
+}
+
+/* ---- training ------------------------------------------------------------------ */
+static int make_dir(const char *path) {
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+            *s = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+static char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    const char *dot = strrchr(s, '.');
+    return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
+}
+
+/* Trains one variant with the trainer's own command, in this process.
+ * Returns its exit status (0, 1, 2, 130). */
+static int train_variant(const AblateArgs *a, const char *out, Variant *v, int epochs) {
+    char *dir = variant_dir(out, v);
+    StrBuf argbuf = {0};
+    char **argv = xcalloc((size_t)(2 * a->n_sets + 16), sizeof *argv);
+    char **owned = xcalloc((size_t)(a->n_sets + 8), sizeof *owned);
+    int argc = 0, n_owned = 0;
+    argv[argc++] = "train";
+    argv[argc++] = (char *)a->file;
+    SetList l = {0};
+    sets_user(&l, a);
+    for (int i = 0; i < l.n; i++) {
+        if (!strcmp(l.items[i].name, "epochs") || !strcmp(l.items[i].name, "train.epochs") ||
+            !strcmp(l.items[i].name, "run_dir") || !strcmp(l.items[i].name, "train.run_dir"))
+            continue;
+        argv[argc++] = "--set";
+        argv[argc++] = owned[n_owned++] = xasprintf("%s=%s", l.items[i].name, l.items[i].value);
+    }
+    free(l.items);
+    argv[argc++] = "--set";
+    argv[argc++] = owned[n_owned++] = xasprintf("cardinality=%d", v->cardinality);
+    argv[argc++] = "--set";
+    argv[argc++] = owned[n_owned++] = xasprintf("width=%d", v->width);
+    argv[argc++] = "--set";
+    argv[argc++] = owned[n_owned++] = xasprintf("epochs=%d", epochs);
+    argv[argc++] = "--set";
+    argv[argc++] = owned[n_owned++] = xasprintf("run_dir=\"%s\"", dir);
+    argv[argc] = NULL;
+
+    for (int i = 0; i < argc; i++) sb_printf(&argbuf, "%s%s", i ? " " : "", argv[i]);
+    fprintf(stderr, "\n== variant %dx%dd: rxc %s\n", v->cardinality, v->width, argbuf.s);
+    int rc = cmd_train(argc, argv);
+
+    if (rc == 0) {
+        free(v->rows);
+        v->n_rows = runlog_read_metrics(dir, &v->rows);
+        v->trained = true;
+        v->epochs = epochs;
+        summarize_rows(v);
+        if (write_done(out, v) != 0) rc = 1;
+    }
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
+    free(argv);
+    free(argbuf.s);
+    free(dir);
+    return rc;
+}
+
+/* ---- the command ----------------------------------------------------------------- */
+int cmd_ablate(int argc, char **argv) {
+    if (!model_load || !model_free || !cli_take_sets) {
+        fprintf(stderr, "rxc ablate: the front end is not part of this build\n");
+        return 1;
+    }
+    AblateArgs a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc) {
+        free(a.sets);
+        return prc == 1 ? 0 : 2;
+    }
+
+    /* The base: the file as given (with the user's overrides). */
+    LoadOptions opt = {.sets = a.sets, .n_sets = a.n_sets};
+    Model base;
+    memset(&base, 0, sizeof base);
+    int lrc = model_load(a.file, &opt, &base);
+    if (lrc != LOAD_OK) {
+        free(a.sets);
+        return lrc == LOAD_IO_ERROR ? 1 : 2;
+    }
+    long base_c, base_d;
+    if (network_int_setting(&base, "cardinality", &base_c) != 0 || network_int_setting(&base, "width", &base_d) != 0) {
+        fprintf(stderr,
+                "rxc ablate: %s: the network has no integer `cardinality` and `width` settings to vary\n"
+                "  (write them in the network body, e.g. `cardinality 32` and `width 4`, and use them in the block)\n",
+                a.file);
+        model_free(&base);
+        free(a.sets);
+        return 2;
+    }
+    int64_t p0 = graph_param_count(base.graph), m0 = graph_macs(base.graph);
+    int file_epochs = base.recipe.epochs;
+    model_free(&base);
+    if (p0 <= 0 || m0 <= 0) {
+        fprintf(stderr, "rxc ablate: %s: the network has no parameters or MACs to keep equal\n", a.file);
+        free(a.sets);
+        return 2;
+    }
+
+    Variant v[MAX_VARIANTS];
+    memset(v, 0, sizeof v);
+    int n = a.n_cards;
+    for (int i = 0; i < n; i++) {
+        v[i].cardinality = a.cards[i];
+        if (a.keep_width || a.cards[i] == base_c) {
+            v[i].width = (int)base_d;
+        } else {
+            /* Start near the rule of thumb C*d^2 ~ const (the 3x3 dominates). */
+            int hint = (int)lround((double)base_d * sqrt((double)base_c / a.cards[i]));
+            v[i].width = derive_width(&a, a.cards[i], p0, m0, hint);
+            if (v[i].width < 1) {
+                fprintf(stderr, "rxc ablate: no width d elaborates with cardinality %d\n", a.cards[i]);
+                free(a.sets);
+                return 2;
+            }
+        }
+        if (measure(&a, v[i].cardinality, v[i].width, &v[i].params, &v[i].macs) != 0) {
+            fprintf(stderr, "rxc ablate: %s does not elaborate with cardinality %d and width %d (above)\n", a.file,
+                    v[i].cardinality, v[i].width);
+            free(a.sets);
+            return 2;
+        }
+    }
+
+    char pb[32], mb[32];
+    if (a.dry_run) {
+        if (a.json) {
+            print_json(stdout, v, n, p0, m0, false);
+        } else {
+            printf("%s: base %ldx%ldd, %s params, %s MACs per image; keeping %s\n", a.file, base_c, base_d,
+                   group_digits(p0, pb, sizeof pb), group_digits(m0, mb, sizeof mb),
+                   a.keep_width ? "the width d" : "the complexity (params + MACs)");
+            print_table(stdout, v, n, p0, m0, false);
+        }
+        free(a.sets);
+        return 0;
+    }
+
+    if (!trainer_open) {
+        print_table(stderr, v, n, p0, m0, false);
+        fprintf(stderr, "rxc ablate: training is not available in this build (the trainer is missing);\n"
+                        "  `rxc ablate ... --dry-run` prints the variants above without training\n");
+        free(a.sets);
+        return 1;
+    }
+    char *name = base_name(a.file);
+    char *out = a.out_dir ? xstrdup(a.out_dir) : xasprintf("runs/ablate-%s", name);
+    int rc = 0;
+    if (make_dir(out) != 0) {
+        fprintf(stderr, "rxc ablate: cannot create %s: %s\n", out, strerror(errno));
+        rc = 1;
+    }
+    int epochs = a.epochs ? a.epochs : file_epochs;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (load_done(out, &v[i], epochs)) {
+            fprintf(stderr, "rxc ablate: %dx%dd already finished (%s/c%d_d%d), skipped\n", v[i].cardinality,
+                    v[i].width, out, v[i].cardinality, v[i].width);
+            continue;
+        }
+        rc = train_variant(&a, out, &v[i], epochs);
+        write_outputs(out, name, v, n, p0, m0);
+    }
+    if (rc == 0) write_outputs(out, name, v, n, p0, m0);
+
+    fputc('\n', stderr);
+    if (a.json) print_json(stdout, v, n, p0, m0, true);
+    else print_table(stdout, v, n, p0, m0, true);
+    if (rc == 130)
+        fprintf(stderr, "rxc ablate: interrupted; run the same command again to resume (finished variants are kept)\n");
+    else if (rc)
+        fprintf(stderr, "rxc ablate: a variant failed (above); finished variants are kept in %s\n", out);
+    else
+        fprintf(stderr, "rxc ablate: results in %s/ablation.csv, %s/ablation.md and %s/ablation.svg\n", out, out, out);
+    for (int i = 0; i < n; i++) free(v[i].rows);
+    free(out);
+    free(name);
+    free(a.sets);
+    return rc;
+}
