@@ -183,13 +183,15 @@ void hflip_image(Image *im) {
     }
 }
 
-void normalize_to_f32(const Image *im, const float mean[3], const float std[3], float *dst) {
-    float lut[3][256];
+void normalize_lut(const float mean[3], const float std[3], float lut[3][256]) {
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {
             volatile float x = (float)v / 255.0f; /* as ToTensor: a float32 division */
             lut[c][v] = (x - mean[c]) / std[c];
         }
+}
+
+void normalize_with_lut(const Image *im, const float lut[3][256], float *dst) {
     size_t n = (size_t)im->w * im->h;
     const uint8_t *p = im->px;
     for (size_t i = 0; i < n; i++) {
@@ -197,6 +199,12 @@ void normalize_to_f32(const Image *im, const float mean[3], const float std[3], 
         dst[3 * i + 1] = lut[1][p[3 * i + 1]];
         dst[3 * i + 2] = lut[2][p[3 * i + 2]];
     }
+}
+
+void normalize_to_f32(const Image *im, const float mean[3], const float std[3], float *dst) {
+    float lut[3][256];
+    normalize_lut(mean, std, lut);
+    normalize_with_lut(im, (const float(*)[256])lut, dst);
 }
 
 bool pipeline_output_shape(const TransformOp *ops, int n, int *h, int *w) {

@@ -58,6 +58,9 @@ void hflip_image(Image *im);
 /* torchvision ToTensor + Normalize, per channel, NHWC: bit-identical float32
  * arithmetic ((v / 255f) - mean) / std. */
 void normalize_to_f32(const Image *im, const float mean[3], const float std[3], float *dst);
+/* The same through a per-channel table of the 256 results (built once). */
+void normalize_lut(const float mean[3], const float std[3], float lut[3][256]);
+void normalize_with_lut(const Image *im, const float lut[3][256], float *dst);
 
 /* The output h, w a pipeline gives every sample, if a fixed-size op (crop,
  * random_resized_crop, resize with both sides) fixes it; false otherwise. */
