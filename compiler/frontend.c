@@ -32,6 +32,7 @@ __attribute__((weak)) Graph *elaborate(const AstFile *ast, Diag *d) {
 }
 
 enum { MAX_INCLUDE_DEPTH = 32 };
+#define MAX_PARAMS ((int64_t)1 << 40)
 
 typedef struct Loader {
     Diag *d;
@@ -434,6 +435,13 @@ int frontend_load_text(const char *name, const char *text, size_t len, const Loa
             diag_error(d, at, "the file declares no network (expected 'network NAME { ... }')");
         } else {
             g = elaborate(f, d);
+            /* A backstop for absurd sizes: later passes count bytes in int64. */
+            if (g && (graph_param_count(g) < 0 || graph_param_count(g) > MAX_PARAMS || graph_macs(g) < 0)) {
+                diag_error(d, net->name_loc, "network '%s' is absurdly large: its parameter or MAC count overflows "
+                           "(the limit is 2^40 parameters)", net->name);
+                graph_free(g);
+                g = NULL;
+            }
         }
     }
     Recipe r;

@@ -589,8 +589,11 @@ static void read_optimizer(Reader *rd, const AstExpr *e, Recipe *r) {
     Spec s = r->opt == OPT_SGD ? (Spec){"sgd", sgd_ps, 5, 1} : (Spec){kinds[k], adam_ps, 5, 0};
     const AstExpr *v[5];
     if (!bind(rd, e, &s, v)) return;
-    if (v[0]) get_range(rd, v[0], "lr", 0, INFINITY, false, &r->lr);
-    if (v[0] && r->lr == 0) err(rd, v[0]->loc, "lr must be positive");
+    double lr;
+    if (v[0] && get_number(rd, v[0], "lr", &lr)) {
+        if (!(lr > 0)) err(rd, v[0]->loc, "lr must be positive, not %g", lr);
+        else r->lr = lr;
+    }
     if (v[3]) get_range(rd, v[3], "weight_decay", 0, INFINITY, false, &r->weight_decay);
     if (v[4]) get_bool(rd, v[4], "no_decay_bn_bias", &r->no_decay_bn_bias);
     if (r->opt == OPT_SGD) {

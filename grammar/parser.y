@@ -35,6 +35,8 @@ typedef struct ParseCtx {
     const char *tok_text;  /* the current token's text, for messages */
     int tok_len;
     int last_error_line;   /* one syntax error per line is enough */
+    int cur_end_line, cur_end_col;   /* where the latest token ended */
+    int prev_end_line, prev_end_col; /* where the token before it ended */
 } ParseCtx;
 
 #define YYLTYPE_IS_DECLARED 1
@@ -452,31 +454,50 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
      * those follow-ups only restate the first. */
     if (l->first_line == pc->last_error_line) return 0;
     pc->last_error_line = l->first_line;
-    StrBuf b = {0};
-    yysymbol_kind_t tok = yypcontext_token(ctx);
-    sb_puts(&b, "syntax error: unexpected ");
-    describe_lookahead(pc, tok, &b);
-    enum { MAX_EXPECTED = 6 };
+    enum { MAX_EXPECTED = 64 };
     yysymbol_kind_t expected[MAX_EXPECTED];
     int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
+    yysymbol_kind_t tok = yypcontext_token(ctx);
+    /* A file that ends inside a body is missing a '}'; say that rather than
+     * list everything a statement could start with. */
+    bool wants_brace = false;
+    for (int i = 0; i < n; i++) wants_brace |= !strcmp(yysymbol_name(expected[i]), "'}'");
+    if (tok == YYSYMBOL_YYEOF && wants_brace) {
+        for (int i = 0; i < n; i++)
+            if (!strcmp(yysymbol_name(expected[i]), "'}'")) expected[0] = expected[i];
+        n = 1;
+    }
+    const char *names[4];
+    int m = 0;
     if (n > 0 && n <= 4) {
         /* Several token kinds read the same ("a number" twice): list each once. */
-        const char *names[MAX_EXPECTED];
-        int m = 0;
         for (int i = 0; i < n; i++) {
             const char *nm = expected_name(expected[i]);
             bool dup = false;
             for (int j = 0; j < m; j++) dup |= !strcmp(names[j], nm);
             if (!dup) names[m++] = nm;
         }
-        sb_puts(&b, "; expected ");
-        for (int i = 0; i < m; i++) {
-            if (i) sb_puts(&b, i == m - 1 ? " or " : ", ");
-            sb_puts(&b, names[i]);
-        }
     }
-    diag_error(pc->d, at(pc, *l), "%s", b.s);
+    StrBuf b = {0}, found = {0}, want = {0};
+    describe_lookahead(pc, tok, &found);
+    for (int i = 0; i < m; i++) {
+        if (i) sb_puts(&want, i == m - 1 ? " or " : ", ");
+        sb_puts(&want, names[i]);
+    }
+    SrcLoc where = at(pc, *l);
+    if (m > 0 && tok != YYSYMBOL_YYEOF && pc->prev_end_line > 0 && pc->prev_end_line < l->first_line) {
+        /* The token that is missing belongs at the end of the previous line. */
+        where.line = pc->prev_end_line;
+        where.col = pc->prev_end_col;
+        sb_printf(&b, "syntax error: expected %s at the end of the line (the next line starts with %s)", want.s, found.s);
+    } else {
+        sb_printf(&b, "syntax error: unexpected %s", found.s);
+        if (m > 0) sb_printf(&b, "; expected %s", want.s);
+    }
+    diag_error(pc->d, where, "%s", b.s);
     free(b.s);
+    free(found.s);
+    free(want.s);
     return 0;
 }
 
