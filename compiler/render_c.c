@@ -1,0 +1,710 @@
+/*
+ * render_c.c — renders a kernel IR module (kir.h) to one C11 translation
+ * unit for the CPU: each kernel becomes
+ *     void NAME(void *const *bufs, const double *sc)
+ * parallel over its outer loop (KF_ROWS) or over fixed row chunks (KF_COLS)
+ * with OpenMP.
+ *
+ * Expression nodes become SSA locals (`eN`). Each node is emitted in the
+ * outermost scope where all its loop variables exist and the accumulators
+ * it reads are final, so loop-invariant work is hoisted out of inner loops.
+ * KE_SELECT is lazy: a node reached only through a select branch is hoisted
+ * only when evaluating it early is harmless (no load, no inner reduction, no
+ * division by a non-constant integer); otherwise it is computed inside the
+ * branch, which is what makes `select(in_bounds, load(...), 0)` safe.
+ *
+ * Integer index math uses int32_t when an interval analysis proves every
+ * integer value of the kernel fits, else int64_t: 32-bit lanes vectorise
+ * twice as wide.
+ *
+ * Sum order is fixed by the IR alone (sequential over j and reduce
+ * variables; KF_COLS: per row chunk, then chunks in order), never by the
+ * number of threads.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kir.h"
+#include "util.h"
+
+/* Below this many estimated operations a kernel runs on one thread: waking
+ * the team costs more than it saves. Results do not depend on it. */
+#define PARALLEL_MIN_WORK 32768
+
+typedef struct Renderer {
+    const Kernel *k;
+    StrBuf *out;
+    int indent;
+    int words;            /* 64-bit words per variable set */
+    uint64_t *vars;       /* per node: loop variables it depends on */
+    int *acc_stage;       /* per node: latest accumulator stage it reads, -1 none */
+    bool *spec_safe;      /* per node: harmless to evaluate when not needed */
+    bool *avail;          /* per node: a local for it is visible here */
+    int *avail_stack, n_avail, cap_avail;
+    uint64_t *scope_vars; /* loop variables defined at the current point */
+    int allowed_acc;      /* accumulators of stages <= this are final here */
+    const char *itype;    /* int32_t or int64_t */
+    int *rand_stream;     /* per node: index of the rand stream local (KE_RAND) */
+} Renderer;
+
+/* ---- node properties ------------------------------------------------------ */
+
+static uint64_t *vars_of(Renderer *r, int id) { return r->vars + (size_t)id * (size_t)r->words; }
+
+static bool vars_subset(Renderer *r, int id) {
+    const uint64_t *v = vars_of(r, id);
+    for (int w = 0; w < r->words; w++)
+        if (v[w] & ~r->scope_vars[w]) return false;
+    return true;
+}
+
+static void set_var(uint64_t *set, int v) { set[v / 64] |= 1ULL << (v % 64); }
+static void clear_var(uint64_t *set, int v) { set[v / 64] &= ~(1ULL << (v % 64)); }
+
+static void analyse(Renderer *r) {
+    const Kernel *k = r->k;
+    int n = k->n_ex ? k->n_ex : 1;
+    r->words = (k->n_vars + 63) / 64;
+    r->vars = xcalloc((size_t)n * (size_t)r->words, sizeof(uint64_t));
+    r->acc_stage = xcalloc((size_t)n, sizeof(int));
+    r->spec_safe = xcalloc((size_t)n, sizeof(bool));
+    r->avail = xcalloc((size_t)n, sizeof(bool));
+    r->scope_vars = xcalloc((size_t)r->words, sizeof(uint64_t));
+    r->rand_stream = xcalloc((size_t)n, sizeof(int));
+    for (int id = 0; id < k->n_ex; id++) {
+        const KExpr *e = &k->ex[id];
+        uint64_t *vs = vars_of(r, id);
+        r->acc_stage[id] = -1;
+        bool safe = true;
+        int ops[3] = {e->a, e->b, e->c};
+        for (int o = 0; o < 3; o++) {
+            if (ops[o] < 0) continue;
+            for (int w = 0; w < r->words; w++) vs[w] |= vars_of(r, ops[o])[w];
+            if (r->acc_stage[ops[o]] > r->acc_stage[id]) r->acc_stage[id] = r->acc_stage[ops[o]];
+            safe &= r->spec_safe[ops[o]];
+        }
+        switch (e->kind) {
+        case KE_VAR: set_var(vs, e->var); break;
+        case KE_ACC:
+            /* An accumulator holds one value per outer index (a row in ROWS,
+             * a column in COLS). */
+            set_var(vs, KV_OUTER);
+            r->acc_stage[id] = k->accs[e->acc].stage;
+            break;
+        case KE_REDUCE:
+            clear_var(vs, e->var);
+            safe = false; /* a whole loop: not worth computing speculatively */
+            break;
+        case KE_LOAD: safe = false; break;
+        case KE_BINARY:
+            if ((e->op == KB_IDIV || e->op == KB_MOD) &&
+                !(k->ex[e->b].kind == KE_CONST_I && k->ex[e->b].i != 0))
+                safe = false;
+            break;
+        default: break;
+        }
+        r->spec_safe[id] = safe;
+    }
+}
+
+/* Interval analysis over integer nodes: true when every integer value the
+ * kernel computes fits in int32_t. Doubles hold the bounds exactly far past
+ * 2^31 and let "unknown" be an infinity. */
+static bool fits_int32(const Kernel *k) {
+    const double lim = 2147483647.0;
+    if (k->outer > lim || k->inner > lim) return false;
+    int n = k->n_ex ? k->n_ex : 1;
+    double *lo = xcalloc((size_t)n, sizeof(double)), *hi = xcalloc((size_t)n, sizeof(double));
+    double *var_hi = xcalloc((size_t)(k->n_vars > 2 ? k->n_vars : 2), sizeof(double));
+    var_hi[KV_OUTER] = (double)k->outer - 1;
+    var_hi[KV_INNER] = (double)k->inner - 1;
+    for (int id = 0; id < k->n_ex; id++)
+        if (k->ex[id].kind == KE_REDUCE) var_hi[k->ex[id].var] = (double)k->ex[id].extent - 1;
+    bool ok = true;
+    for (int id = 0; id < k->n_ex && ok; id++) {
+        const KExpr *e = &k->ex[id];
+        double l = -INFINITY, h = INFINITY;
+        if (e->type != KT_INT) {
+            lo[id] = 0, hi[id] = 1; /* bools are 0/1; floats never feed int math except via to_int */
+            continue;
+        }
+        switch (e->kind) {
+        case KE_CONST_I: l = h = (double)e->i; break;
+        case KE_VAR: l = 0, h = var_hi[e->var]; break;
+        case KE_UNARY:
+            if (e->op == KU_NEG) l = -hi[e->a], h = -lo[e->a];
+            else if (e->op == KU_ABS) {
+                l = lo[e->a] > 0 ? lo[e->a] : hi[e->a] < 0 ? -hi[e->a] : 0;
+                h = fmax(fabs(lo[e->a]), fabs(hi[e->a]));
+            }
+            break;
+        case KE_BINARY: {
+            double al = lo[e->a], ah = hi[e->a], bl = lo[e->b], bh = hi[e->b];
+            switch ((KBinOp)e->op) {
+            case KB_ADD: l = al + bl, h = ah + bh; break;
+            case KB_SUB: l = al - bh, h = ah - bl; break;
+            case KB_MUL: {
+                double p[4] = {al * bl, al * bh, ah * bl, ah * bh};
+                l = h = p[0];
+                for (int q = 0; q < 4; q++) {
+                    if (isnan(p[q])) { l = -INFINITY, h = INFINITY; break; }
+                    l = fmin(l, p[q]), h = fmax(h, p[q]);
+                }
+                break;
+            }
+            case KB_MAX: l = fmax(al, bl), h = fmax(ah, bh); break;
+            case KB_MIN: l = fmin(al, bl), h = fmin(ah, bh); break;
+            case KB_IDIV:
+                if (al >= 0 && bl >= 1) l = floor(al / bh), h = floor(ah / bl);
+                break;
+            case KB_MOD:
+                if (al >= 0 && bl >= 1) l = 0, h = fmin(ah, bh - 1);
+                break;
+            default: break;
+            }
+            break;
+        }
+        case KE_SELECT: l = fmin(lo[e->b], lo[e->c]), h = fmax(hi[e->b], hi[e->c]); break;
+        case KE_REDUCE:
+            if (e->op == KR_MAX) l = lo[e->a], h = hi[e->a];
+            else l = fmin(0, lo[e->a] * (double)e->extent), h = fmax(0, hi[e->a] * (double)e->extent);
+            break;
+        default: break; /* loads of i64, to_int, accumulators: unknown */
+        }
+        lo[id] = l, hi[id] = h;
+        if (!(l >= -lim - 1 && h <= lim)) ok = false;
+    }
+    free(lo);
+    free(hi);
+    free(var_hi);
+    return ok;
+}
+
+/* ---- text helpers --------------------------------------------------------- */
+
+static void line(Renderer *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(Renderer *r, const char *fmt, ...) {
+    for (int i = 0; i < r->indent; i++) sb_puts(r->out, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(r->out, fmt, ap);
+    va_end(ap);
+    sb_putc(r->out, '\n');
+}
+
+static void open_block(Renderer *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void open_block(Renderer *r, const char *fmt, ...) {
+    for (int i = 0; i < r->indent; i++) sb_puts(r->out, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(r->out, fmt, ap);
+    va_end(ap);
+    sb_puts(r->out, " {\n");
+    r->indent++;
+    GROW(r->avail_stack, r->cap_avail, r->n_avail + 1);
+    r->avail_stack[r->n_avail++] = -1; /* block marker */
+}
+
+static void close_block(Renderer *r) {
+    while (r->n_avail > 0) {
+        int id = r->avail_stack[--r->n_avail];
+        if (id < 0) break;
+        r->avail[id] = false;
+    }
+    r->indent--;
+    line(r, "}");
+}
+
+static void mark_avail(Renderer *r, int id) {
+    r->avail[id] = true;
+    GROW(r->avail_stack, r->cap_avail, r->n_avail + 1);
+    r->avail_stack[r->n_avail++] = id;
+}
+
+static const char *ctype(Renderer *r, KType t) {
+    return t == KT_FLOAT ? "float" : t == KT_INT ? r->itype : "int";
+}
+
+static void float_literal(char *buf, size_t n, double v) {
+    float f = (float)v;
+    if (isnan(f)) snprintf(buf, n, "NAN");
+    else if (isinf(f)) snprintf(buf, n, f > 0 ? "INFINITY" : "(-INFINITY)");
+    else {
+        char tmp[48];
+        snprintf(tmp, sizeof tmp, "%.9g", (double)f);
+        bool has_point = strpbrk(tmp, ".e") != NULL;
+        snprintf(buf, n, "%s%s%sf%s", f < 0 ? "(" : "", tmp, has_point ? "" : ".0", f < 0 ? ")" : "");
+    }
+}
+
+static void var_name(char *buf, size_t n, int var) {
+    if (var == KV_OUTER) snprintf(buf, n, "i");
+    else if (var == KV_INNER) snprintf(buf, n, "j");
+    else snprintf(buf, n, "v%d", var);
+}
+
+/* The text that denotes node id where it is visible: literals and loop
+ * variables inline, everything else its SSA local. */
+static void ref(Renderer *r, int id, char *buf, size_t n) {
+    const KExpr *e = &r->k->ex[id];
+    switch (e->kind) {
+    case KE_CONST_F: float_literal(buf, n, e->f); break;
+    case KE_CONST_I:
+        if (e->i >= -2147483647LL && e->i <= 2147483647LL) snprintf(buf, n, "%lld", (long long)e->i);
+        else snprintf(buf, n, "%lldLL", (long long)e->i);
+        if (e->i < 0) {
+            char tmp[40];
+            snprintf(tmp, sizeof tmp, "(%s)", buf);
+            snprintf(buf, n, "%s", tmp);
+        }
+        break;
+    case KE_VAR: var_name(buf, n, e->var); break;
+    default: snprintf(buf, n, "e%d", id); break;
+    }
+}
+
+static bool is_inline(const KExpr *e) { return e->kind == KE_CONST_F || e->kind == KE_CONST_I || e->kind == KE_VAR; }
+
+/* ---- emission ------------------------------------------------------------- */
+
+static void ensure(Renderer *r, int id);
+static void place(Renderer *r, const int *roots, int n_roots);
+
+static void load_text(Renderer *r, const KExpr *e, char *buf, size_t n) {
+    char idx[64];
+    ref(r, e->a, idx, sizeof idx);
+    switch (r->k->bufs[e->buf].dtype) {
+    case KD_F32: snprintf(buf, n, "b%d[%s]", e->buf, idx); break;
+    case KD_BF16: snprintf(buf, n, "rxc_from_bf16(b%d[%s])", e->buf, idx); break;
+    case KD_U8: snprintf(buf, n, "(float)b%d[%s]", e->buf, idx); break;
+    case KD_I64: snprintf(buf, n, "(%s)b%d[%s]", r->itype, e->buf, idx); break;
+    }
+}
+
+/* The expression text of a select branch when it needs no statements of its
+ * own: a visible value, or a load whose index is visible (a guarded load). */
+static bool branch_inline(Renderer *r, int id, char *buf, size_t n) {
+    const KExpr *e = &r->k->ex[id];
+    if (is_inline(e) || r->avail[id]) {
+        ref(r, id, buf, n);
+        return true;
+    }
+    if (e->kind == KE_LOAD && (is_inline(&r->k->ex[e->a]) || r->avail[e->a])) {
+        load_text(r, e, buf, n);
+        return true;
+    }
+    return false;
+}
+
+static void emit_node(Renderer *r, int id) {
+    const Kernel *k = r->k;
+    const KExpr *e = &k->ex[id];
+    const char *t = ctype(r, e->type);
+    char a[64], b[64], c[64], text[512];
+    switch (e->kind) {
+    case KE_CONST_F: case KE_CONST_I: case KE_VAR: return;
+    case KE_SCALAR: line(r, "const float e%d = (float)sc[%d];", id, e->scalar); break;
+    case KE_LOAD:
+        ensure(r, e->a);
+        load_text(r, e, text, sizeof text);
+        line(r, "const %s e%d = %s;", t, id, text);
+        break;
+    case KE_ACC: line(r, "const %s e%d = a%d;", t, id, e->acc); break;
+    case KE_RAND:
+        ensure(r, e->a);
+        ref(r, e->a, a, sizeof a);
+        line(r, "const float e%d = rxc_rand_at(rs%d, (long long)%s);", id, r->rand_stream[id], a);
+        break;
+    case KE_UNARY:
+        ensure(r, e->a);
+        ref(r, e->a, a, sizeof a);
+        switch ((KUnOp)e->op) {
+        case KU_NEG: snprintf(text, sizeof text, "-%s", a); break;
+        case KU_EXP: snprintf(text, sizeof text, "expf(%s)", a); break;
+        case KU_LOG: snprintf(text, sizeof text, "logf(%s)", a); break;
+        case KU_SQRT: snprintf(text, sizeof text, "sqrtf(%s)", a); break;
+        case KU_RSQRT: snprintf(text, sizeof text, "1.0f / sqrtf(%s)", a); break;
+        case KU_ABS:
+            snprintf(text, sizeof text, e->type == KT_FLOAT ? "fabsf(%s)" : "(%s < 0 ? -%s : %s)", a, a, a);
+            break;
+        case KU_RECIP: snprintf(text, sizeof text, "1.0f / %s", a); break;
+        case KU_SIGMOID: snprintf(text, sizeof text, "1.0f / (1.0f + expf(-%s))", a); break;
+        case KU_TO_FLOAT: snprintf(text, sizeof text, "(float)%s", a); break;
+        case KU_TO_INT: snprintf(text, sizeof text, "(%s)%s", r->itype, a); break;
+        case KU_NOT: snprintf(text, sizeof text, "!%s", a); break;
+        }
+        line(r, "const %s e%d = %s;", t, id, text);
+        break;
+    case KE_BINARY: {
+        ensure(r, e->a);
+        ensure(r, e->b);
+        ref(r, e->a, a, sizeof a);
+        ref(r, e->b, b, sizeof b);
+        static const char *const infix[] = {"+", "-", "*", "/", NULL, NULL, "/", "%", "<", "<=", "==", "!=", "&", "|"};
+        if (e->op == KB_MAX || e->op == KB_MIN) {
+            /* `a > b ? a : b` rather than fmaxf: it maps to one vector max
+             * instruction without -ffast-math. */
+            const char *cmp = e->op == KB_MAX ? ">" : "<";
+            snprintf(text, sizeof text, "%s %s %s ? %s : %s", a, cmp, b, a, b);
+        } else {
+            snprintf(text, sizeof text, "%s %s %s", a, infix[e->op], b);
+        }
+        line(r, "const %s e%d = %s;", t, id, text);
+        break;
+    }
+    case KE_SELECT: {
+        ensure(r, e->a);
+        ref(r, e->a, a, sizeof a);
+        if (branch_inline(r, e->b, b, sizeof b) && branch_inline(r, e->c, c, sizeof c)) {
+            line(r, "const %s e%d = %s ? %s : %s;", t, id, a, b, c);
+            break;
+        }
+        line(r, "%s e%d;", t, id);
+        open_block(r, "if (%s)", a);
+        ensure(r, e->b);
+        ref(r, e->b, b, sizeof b);
+        line(r, "e%d = %s;", id, b);
+        close_block(r);
+        open_block(r, "else");
+        ensure(r, e->c);
+        ref(r, e->c, c, sizeof c);
+        line(r, "e%d = %s;", id, c);
+        close_block(r);
+        break;
+    }
+    case KE_REDUCE: {
+        char v[16];
+        var_name(v, sizeof v, e->var);
+        const char *init = e->op == KR_SUM ? (e->type == KT_FLOAT ? "0.0f" : "0")
+                                           : (e->type == KT_FLOAT ? "-INFINITY" : (r->itype[3] == '3' ? "INT32_MIN" : "INT64_MIN"));
+        line(r, "%s e%d = %s;", t, id, init);
+        open_block(r, "for (%s %s = 0; %s < %lld; %s++)", r->itype, v, v, (long long)e->extent, v);
+        set_var(r->scope_vars, e->var);
+        place(r, &e->a, 1);
+        ensure(r, e->a);
+        ref(r, e->a, a, sizeof a);
+        if (e->op == KR_SUM) line(r, "e%d = e%d + %s;", id, id, a);
+        else line(r, "e%d = %s > e%d ? %s : e%d;", id, a, id, a, id);
+        clear_var(r->scope_vars, e->var);
+        close_block(r);
+        break;
+    }
+    }
+    mark_avail(r, id);
+}
+
+static void ensure(Renderer *r, int id) {
+    if (r->avail[id] || is_inline(&r->k->ex[id])) return;
+    emit_node(r, id);
+}
+
+/* Emits, in the current scope, every node reachable from roots that can
+ * live here: its loop variables are defined, the accumulators it reads are
+ * final, and it is needed unconditionally or is harmless to compute early.
+ * This is the hoisting: a scope is placed before the loops nested in it. */
+static void place(Renderer *r, const int *roots, int n_roots) {
+    const Kernel *k = r->k;
+    if (k->n_ex == 0) return;
+    unsigned char *mark = xcalloc((size_t)k->n_ex, 1); /* 1 reached, 2 reached unconditionally */
+    int top = -1;
+    for (int q = 0; q < n_roots; q++) {
+        if (roots[q] < 0) continue;
+        mark[roots[q]] = 2;
+        if (roots[q] > top) top = roots[q];
+    }
+    for (int id = top; id >= 0; id--) {
+        if (!mark[id]) continue;
+        const KExpr *e = &k->ex[id];
+        bool uncond = mark[id] == 2;
+        int ops[3] = {e->a, e->b, e->c};
+        for (int o = 0; o < 3; o++) {
+            if (ops[o] < 0) continue;
+            bool branch = e->kind == KE_SELECT && o > 0;
+            unsigned char m = uncond && !branch ? 2 : 1;
+            if (m > mark[ops[o]]) mark[ops[o]] = m;
+        }
+    }
+    for (int id = 0; id <= top; id++) {
+        if (!mark[id] || r->avail[id] || is_inline(&k->ex[id])) continue;
+        if (mark[id] != 2 && !r->spec_safe[id]) continue;
+        if (r->acc_stage[id] > r->allowed_acc || !vars_subset(r, id)) continue;
+        emit_node(r, id);
+    }
+    free(mark);
+}
+
+/* ---- stores --------------------------------------------------------------- */
+
+static void emit_store(Renderer *r, const KStore *s) {
+    ensure(r, s->index);
+    ensure(r, s->value);
+    char idx[64], v[64];
+    ref(r, s->index, idx, sizeof idx);
+    ref(r, s->value, v, sizeof v);
+    const char *op = s->accumulate ? "+=" : "=";
+    switch (r->k->bufs[s->buf].dtype) {
+    case KD_F32: line(r, "b%d[%s] %s %s;", s->buf, idx, op, v); break;
+    case KD_BF16:
+        if (s->accumulate) line(r, "b%d[%s] = rxc_to_bf16(rxc_from_bf16(b%d[%s]) + %s);", s->buf, idx, s->buf, idx, v);
+        else line(r, "b%d[%s] = rxc_to_bf16(%s);", s->buf, idx, v);
+        break;
+    case KD_U8: line(r, "b%d[%s] = rxc_to_u8(%s);", s->buf, idx, v); break;
+    case KD_I64: line(r, "b%d[%s] %s (int64_t)%s;", s->buf, idx, op, v); break;
+    }
+}
+
+/* Roots of stages [from, to): accumulator values and store operands. */
+static int collect_roots(const Kernel *k, int from, int to, int **out) {
+    int n = 0, cap = 0;
+    int *roots = NULL;
+    for (int s = from; s < to; s++) {
+        for (int a = 0; a < k->n_accs; a++)
+            if (k->accs[a].stage == s) {
+                GROW(roots, cap, n + 1);
+                roots[n++] = k->accs[a].value;
+            }
+        for (int t = 0; t < k->stages[s].n_stores; t++) {
+            GROW(roots, cap, n + 2);
+            roots[n++] = k->stages[s].stores[t].index;
+            roots[n++] = k->stages[s].stores[t].value;
+        }
+    }
+    *out = roots;
+    return n;
+}
+
+static void place_stages(Renderer *r, int from, int to) {
+    int *roots;
+    int n = collect_roots(r->k, from, to, &roots);
+    place(r, roots, n);
+    free(roots);
+}
+
+static const char *acc_init(Renderer *r, const KAcc *a) {
+    KType t = r->k->ex[a->value].type;
+    if (a->op == KR_SUM) return t == KT_FLOAT ? "0.0f" : "0";
+    return t == KT_FLOAT ? "-INFINITY" : (r->itype[3] == '3' ? "INT32_MIN" : "INT64_MIN");
+}
+
+static void acc_update(Renderer *r, const char *target, const KAcc *a) {
+    char v[64];
+    ensure(r, a->value);
+    ref(r, a->value, v, sizeof v);
+    if (a->op == KR_SUM) line(r, "%s = %s + %s;", target, target, v);
+    else line(r, "%s = %s > %s ? %s : %s;", target, v, target, v, target);
+}
+
+/* ---- the two forms -------------------------------------------------------- */
+
+static int64_t work_estimate(const Kernel *k) {
+    int64_t per = k->n_ex > 0 ? k->n_ex : 1;
+    for (int id = 0; id < k->n_ex; id++)
+        if (k->ex[id].kind == KE_REDUCE) per += k->ex[id].extent * 4;
+    return k->outer * k->inner * per;
+}
+
+static void render_rows(Renderer *r) {
+    const Kernel *k = r->k;
+    const char *it = r->itype;
+    bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && k->outer > 1;
+    if (parallel) line(r, "#pragma omp parallel for schedule(static)");
+    open_block(r, "for (%s i = 0; i < %lld; i++)", it, (long long)k->outer);
+    set_var(r->scope_vars, KV_OUTER);
+    r->allowed_acc = -1;
+    place_stages(r, 0, k->n_stages);
+    for (int s = 0; s < k->n_stages; s++) {
+        const KStage *st = &k->stages[s];
+        r->allowed_acc = s - 1;
+        if (st->kind == KS_STORE) {
+            line(r, "/* stage %d: store */", s);
+            place_stages(r, s, s + 1);
+            for (int t = 0; t < st->n_stores; t++) emit_store(r, &st->stores[t]);
+            continue;
+        }
+        line(r, "/* stage %d: %s over j */", s, st->kind == KS_REDUCE ? "reduce" : "map");
+        for (int a = 0; a < k->n_accs; a++)
+            if (k->accs[a].stage == s) line(r, "%s a%d = %s;", ctype(r, k->ex[k->accs[a].value].type), a, acc_init(r, &k->accs[a]));
+        open_block(r, "for (%s j = 0; j < %lld; j++)", it, (long long)k->inner);
+        set_var(r->scope_vars, KV_INNER);
+        place_stages(r, s, s + 1);
+        for (int a = 0; a < k->n_accs; a++)
+            if (k->accs[a].stage == s) {
+                char target[16];
+                snprintf(target, sizeof target, "a%d", a);
+                acc_update(r, target, &k->accs[a]);
+            }
+        for (int t = 0; t < st->n_stores; t++) emit_store(r, &st->stores[t]);
+        clear_var(r->scope_vars, KV_INNER);
+        close_block(r);
+        if (st->kind == KS_REDUCE) {
+            /* Values that only need this stage's accumulators are computed
+             * once per row here, not per element in later loops. */
+            r->allowed_acc = s;
+            place_stages(r, s + 1, k->n_stages);
+        }
+    }
+    clear_var(r->scope_vars, KV_OUTER);
+    close_block(r);
+}
+
+static void render_cols(Renderer *r) {
+    const Kernel *k = r->k;
+    const char *it = r->itype;
+    long long cols = (long long)k->outer, rows = (long long)k->inner, chunks = (long long)k->row_chunks;
+    int n_acc = k->n_accs;
+    /* Partials: [chunk][acc][column]. With an int accumulator among them
+     * the storage is double, which holds floats and ints below 2^53 exactly. */
+    bool any_int = false;
+    for (int a = 0; a < n_acc; a++) any_int |= k->ex[k->accs[a].value].type == KT_INT;
+    const char *pt = any_int ? "double" : "float";
+    line(r, "%s *part = (%s *)malloc(sizeof(%s) * %lldu);", pt, pt, pt, chunks * n_acc * cols);
+    line(r, "if (!part) { fprintf(stderr, \"rxc: out of memory in kernel %s\\n\"); abort(); }", k->name);
+    bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && chunks > 1;
+    if (parallel) line(r, "#pragma omp parallel for schedule(static)");
+    open_block(r, "for (%s ch = 0; ch < %lld; ch++)", it, chunks);
+    line(r, "const %s j0 = (%s)((int64_t)ch * %lld / %lld), j1 = (%s)((int64_t)(ch + 1) * %lld / %lld);", it, it, rows,
+         chunks, it, rows, chunks);
+    for (int a = 0; a < n_acc; a++) {
+        line(r, "%s *p%d = part + ((size_t)ch * %d + %d) * %lldu;", pt, a, n_acc, a, cols);
+        line(r, "for (%s i = 0; i < %lld; i++) p%d[i] = %s;", it, cols, a, acc_init(r, &k->accs[a]));
+    }
+    open_block(r, "for (%s j = j0; j < j1; j++)", it);
+    set_var(r->scope_vars, KV_INNER);
+    r->allowed_acc = -1;
+    place_stages(r, 0, 1);
+    open_block(r, "for (%s i = 0; i < %lld; i++)", it, cols);
+    set_var(r->scope_vars, KV_OUTER);
+    place_stages(r, 0, 1);
+    for (int a = 0; a < n_acc; a++) {
+        char target[16];
+        snprintf(target, sizeof target, "p%d[i]", a);
+        acc_update(r, target, &k->accs[a]);
+    }
+    close_block(r);
+    clear_var(r->scope_vars, KV_INNER);
+    close_block(r);
+    close_block(r);
+    clear_var(r->scope_vars, KV_OUTER);
+
+    line(r, "/* combine the chunk partials in chunk order, then the store stage */");
+    bool parallel2 = cols * (k->n_ex + chunks) >= PARALLEL_MIN_WORK && cols > 1;
+    if (parallel2) line(r, "#pragma omp parallel for schedule(static)");
+    open_block(r, "for (%s i = 0; i < %lld; i++)", it, cols);
+    set_var(r->scope_vars, KV_OUTER);
+    for (int a = 0; a < n_acc; a++) {
+        const char *t = ctype(r, k->ex[k->accs[a].value].type);
+        line(r, "%s a%d = (%s)part[(size_t)%d * %lldu + i];", t, a, t, a, cols);
+        if (k->accs[a].op == KR_SUM)
+            line(r, "for (%s ch = 1; ch < %lld; ch++) a%d = a%d + (%s)part[((size_t)ch * %d + %d) * %lldu + i];", it,
+                 chunks, a, a, t, n_acc, a, cols);
+        else
+            line(r,
+                 "for (%s ch = 1; ch < %lld; ch++) { %s q = (%s)part[((size_t)ch * %d + %d) * %lldu + i]; a%d = q > a%d ? q : a%d; }",
+                 it, chunks, t, t, n_acc, a, cols, a, a, a);
+    }
+    r->allowed_acc = 0;
+    place_stages(r, 1, 2);
+    for (int t = 0; t < k->stages[1].n_stores; t++) emit_store(r, &k->stages[1].stores[t]);
+    close_block(r);
+    clear_var(r->scope_vars, KV_OUTER);
+    line(r, "free(part);");
+}
+
+static const char *const buf_ctype[] = {"float", "uint16_t", "uint8_t", "int64_t"};
+
+static void render_kernel(StrBuf *out, const Kernel *k) {
+    Renderer r = {.k = k, .out = out};
+    analyse(&r);
+    r.itype = fits_int32(k) ? "int32_t" : "int64_t";
+    r.allowed_acc = -1;
+    sb_printf(out, "\n/* kernel %s: %s, outer %lld, inner %lld", k->name, k->form == KF_COLS ? "cols" : "rows",
+              (long long)k->outer, (long long)k->inner);
+    if (k->form == KF_COLS) sb_printf(out, ", %lld row chunks", (long long)k->row_chunks);
+    if (k->fuses && *k->fuses) {
+        sb_puts(out, "\n * fuses: ");
+        for (const char *p = k->fuses; *p; p++) {
+            if (p[0] == '*' && p[1] == '/') sb_puts(out, "* ");
+            else sb_putc(out, *p);
+        }
+    }
+    sb_puts(out, " */\n");
+    sb_printf(out, "void %s(void *const *bufs, const double *sc) {\n", k->name);
+    r.indent = 1;
+    line(&r, "(void)bufs; (void)sc;");
+    for (int b = 0; b < k->n_bufs; b++) {
+        const KBuf *kb = &k->bufs[b];
+        char safe_name[64];
+        size_t n = 0;
+        for (const char *p = kb->name; *p && n + 1 < sizeof safe_name; p++)
+            safe_name[n++] = (p[0] == '*' && p[1] == '/') || (p[0] == '/' && p[1] == '*') ? '_' : *p;
+        safe_name[n] = 0;
+        line(&r, "%s%s *b%d = (%s%s *)bufs[%d]; /* %s */", kb->written ? "" : "const ", buf_ctype[kb->dtype], b,
+             kb->written ? "" : "const ", buf_ctype[kb->dtype], b, safe_name);
+    }
+    /* One random stream per salt, computed once per call. */
+    int n_streams = 0;
+    for (int id = 0; id < k->n_ex; id++) {
+        if (k->ex[id].kind != KE_RAND) continue;
+        int found = -1;
+        for (int q = 0; q < id && found < 0; q++)
+            if (k->ex[q].kind == KE_RAND && k->ex[q].i == k->ex[id].i) found = r.rand_stream[q];
+        if (found < 0) {
+            found = n_streams++;
+            line(&r, "const unsigned long long rs%d = rxc_rand_stream(sc[%d], %lldLL);", found, SC_RNG_SEED,
+                 (long long)k->ex[id].i);
+        }
+        r.rand_stream[id] = found;
+    }
+    /* Kernel-level invariants: scalars, constant-index loads. */
+    GROW(r.avail_stack, r.cap_avail, 1);
+    r.avail_stack[r.n_avail++] = -1;
+    place_stages(&r, 0, k->n_stages);
+    if (k->form == KF_COLS) render_cols(&r);
+    else render_rows(&r);
+    sb_puts(out, "}\n");
+    free(r.vars);
+    free(r.acc_stage);
+    free(r.spec_safe);
+    free(r.avail);
+    free(r.avail_stack);
+    free(r.scope_vars);
+    free(r.rand_stream);
+}
+
+static const char prelude[] =
+    "/* generated by rxc (compiler/render_c.c): one function per fused kernel. */\n"
+    "#include <math.h>\n"
+    "#include <stdint.h>\n"
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "\n"
+    "static inline float rxc_from_bf16(uint16_t h) {\n"
+    "    uint32_t u = (uint32_t)h << 16;\n"
+    "    float f;\n"
+    "    memcpy(&f, &u, sizeof f);\n"
+    "    return f;\n"
+    "}\n"
+    "/* float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN. */\n"
+    "static inline uint16_t rxc_to_bf16(float f) {\n"
+    "    uint32_t u;\n"
+    "    memcpy(&u, &f, sizeof u);\n"
+    "    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);\n"
+    "    u += 0x7fffu + ((u >> 16) & 1u);\n"
+    "    return (uint16_t)(u >> 16);\n"
+    "}\n"
+    "/* float -> u8: round half up, clamped to [0, 255]. */\n"
+    "static inline uint8_t rxc_to_u8(float f) {\n"
+    "    return f <= 0.0f ? 0 : f >= 255.0f ? 255 : (uint8_t)(f + 0.5f);\n"
+    "}\n"
+    "#define RXC_RAND_QUAL static inline\n";
+
+char *render_c(const KirModule *m) {
+    StrBuf out = {0};
+    sb_puts(&out, prelude);
+    sb_puts(&out, kir_rand_source);
+    for (int i = 0; i < m->n; i++) render_kernel(&out, m->kernels[i]);
+    return sb_take(&out);
+}

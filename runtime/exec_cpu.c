@@ -1,0 +1,351 @@
+/*
+ * exec_cpu.c — the CPU executor (executor.h): allocates every storage space
+ * once, compiles the program's kernels through the JIT cache, resolves each
+ * step's buffer addresses once, and runs phases: generated C kernels and
+ * OpenBLAS sgemm calls.
+ *
+ * Threads. Kernels parallelise with OpenMP. GEMMs are split by this file
+ * into fixed tiles (batch entries, then row or column blocks chosen from the
+ * shape alone) that the OpenMP team works through, each tile one
+ * single-threaded cblas_sgemm. So one thread pool serves both kinds of step:
+ * OpenMP threads never spin while OpenBLAS threads want the same cores, and
+ * because tiles never split the k dimension, every element of C is summed in
+ * the same order whatever the thread count. RXC_GEMM_THREADS=blas switches to
+ * plain calls with OpenBLAS's own threading (as many threads as OpenMP has),
+ * for comparison.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "jit.h"
+#include "util.h"
+
+typedef void (*KernelFn)(void *const *bufs, const double *sc);
+
+typedef struct GemmTile {
+    int b;             /* batch entry */
+    int r0, rows;      /* rows of C */
+    int c0, cols;      /* columns of C */
+} GemmTile;
+
+typedef struct ResolvedStep {
+    KernelFn fn;        /* STEP_KERNEL */
+    void **args;        /* STEP_KERNEL: one address per kernel buffer */
+    float *a, *b, *c;   /* STEP_GEMM: first batch entry */
+    GemmTile *tiles;    /* STEP_GEMM */
+    int n_tiles;
+} ResolvedStep;
+
+typedef struct CpuExec {
+    Executor base;
+    char name[64];
+    unsigned char *space[SPACE_COUNT];
+    int64_t space_bytes[SPACE_COUNT];
+    JitLib *lib;
+    ResolvedStep *steps[PHASE_COUNT];
+    int threads;
+    bool blas_threads;  /* RXC_GEMM_THREADS=blas */
+} CpuExec;
+
+static int64_t dtype_size(KDType t) {
+    switch (t) {
+    case KD_F32: return 4;
+    case KD_BF16: return 2;
+    case KD_U8: return 1;
+    case KD_I64: return 8;
+    }
+    return 4;
+}
+
+static const char *space_name(BufSpace s) {
+    static const char *const names[] = {"arena", "params", "grads", "state", "buffers", "input", "labels"};
+    return (int)s >= 0 && s < SPACE_COUNT ? names[s] : "?";
+}
+
+/* ---- the GEMM tiling ------------------------------------------------------- */
+
+/* Tiles for one GEMM step, from its shape only. About 8 tiles in all keeps
+ * 2-8 threads busy; tiles stay at least 64 rows or columns (rounded to 16)
+ * so each single-threaded call is still efficient. */
+static GemmTile *tile_gemm(const GemmStep *g, int *n_tiles) {
+    const int target = 8;
+    int per_batch = g->batch >= target ? 1 : (target + g->batch - 1) / g->batch;
+    bool split_rows = g->m >= g->n;
+    int extent = split_rows ? g->m : g->n;
+    int max_blocks = extent / 64 > 0 ? extent / 64 : 1;
+    if (per_batch > max_blocks) per_batch = max_blocks;
+    int block = (extent + per_batch - 1) / per_batch;
+    block = (block + 15) / 16 * 16;
+    int blocks = (extent + block - 1) / block;
+    GemmTile *tiles = xcalloc((size_t)g->batch * (size_t)blocks, sizeof *tiles);
+    int n = 0;
+    for (int b = 0; b < g->batch; b++)
+        for (int q = 0; q < blocks; q++) {
+            int start = q * block, len = extent - start < block ? extent - start : block;
+            GemmTile t = {.b = b, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
+            if (split_rows) t.r0 = start, t.rows = len;
+            else t.c0 = start, t.cols = len;
+            tiles[n++] = t;
+        }
+    *n_tiles = n;
+    return tiles;
+}
+
+static void gemm_tile(const GemmStep *g, const ResolvedStep *rs, const GemmTile *t) {
+    const float *a = rs->a + (int64_t)t->b * g->stride_a;
+    const float *b = rs->b + (int64_t)t->b * g->stride_b;
+    float *c = rs->c + (int64_t)t->b * g->stride_c;
+    /* Row block r0: rows of op(A). Column block c0: columns of op(B). */
+    a += g->trans_a ? (int64_t)t->r0 : (int64_t)t->r0 * g->lda;
+    b += g->trans_b ? (int64_t)t->c0 * g->ldb : (int64_t)t->c0;
+    c += (int64_t)t->r0 * g->ldc + t->c0;
+    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans, t->rows,
+                t->cols, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->ldc);
+}
+
+static void run_gemm(CpuExec *x, const GemmStep *g, const ResolvedStep *rs) {
+    if (x->blas_threads) {
+        for (int b = 0; b < g->batch; b++) {
+            GemmTile t = {.b = b, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
+            gemm_tile(g, rs, &t);
+        }
+        return;
+    }
+    if (rs->n_tiles == 1) {
+        /* Small: one tile, not worth waking the team. */
+        gemm_tile(g, rs, &rs->tiles[0]);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int q = 0; q < rs->n_tiles; q++) gemm_tile(g, rs, &rs->tiles[q]);
+}
+
+/* ---- validation of the program against itself ------------------------------ */
+
+static int check_buffer_extent(const Program *p, const CpuExec *x, int id, char *err, size_t errlen) {
+    if (id < 0 || id >= p->n_bufs) {
+        snprintf(err, errlen, "program refers to buffer %d of %d", id, p->n_bufs);
+        return -1;
+    }
+    const BufDesc *b = &p->bufs[id];
+    if ((int)b->space < 0 || b->space >= SPACE_COUNT) {
+        snprintf(err, errlen, "buffer %s: no such space %d", b->name, (int)b->space);
+        return -1;
+    }
+    int64_t end = b->offset + b->numel * dtype_size(b->dtype);
+    if (b->offset < 0 || b->numel < 0 || end > x->space_bytes[b->space]) {
+        snprintf(err, errlen, "buffer %s: bytes [%lld, %lld) lie outside the %s space of %lld bytes", b->name,
+                 (long long)b->offset, (long long)end, space_name(b->space), (long long)x->space_bytes[b->space]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last element a GEMM operand touches must lie inside its buffer. */
+static int check_gemm_operand(const Program *p, const char *what, int buf, int64_t off, int64_t stride, int batch,
+                              int rows, int cols, int ld, const char *note, char *err, size_t errlen) {
+    const BufDesc *b = &p->bufs[buf];
+    if (b->dtype != KD_F32) {
+        snprintf(err, errlen, "GEMM %s: operand %s (%s) is not f32", note, what, b->name);
+        return -1;
+    }
+    if (ld < cols || rows < 0 || cols < 0) {
+        snprintf(err, errlen, "GEMM %s: operand %s has %d x %d with leading dimension %d", note, what, rows, cols, ld);
+        return -1;
+    }
+    int64_t last = off + (int64_t)(batch - 1) * stride + (int64_t)(rows - 1) * ld + cols;
+    if (off < 0 || (rows > 0 && cols > 0 && last > b->numel)) {
+        snprintf(err, errlen, "GEMM %s: operand %s reaches element %lld of %s, which has %lld", note, what,
+                 (long long)last, b->name, (long long)b->numel);
+        return -1;
+    }
+    return 0;
+}
+
+static void *buffer_address(CpuExec *x, const BufDesc *b) { return x->space[b->space] + b->offset; }
+
+static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedStep *rs, char *err, size_t errlen) {
+    const char *note = s->note ? s->note : "(no note)";
+    if (s->kind == STEP_KERNEL) {
+        if (s->kernel < 0 || s->kernel >= p->module->n) {
+            snprintf(err, errlen, "step %s: kernel %d of %d", note, s->kernel, p->module->n);
+            return -1;
+        }
+        const Kernel *k = p->module->kernels[s->kernel];
+        if (s->n_args != k->n_bufs) {
+            snprintf(err, errlen, "step %s: kernel %s takes %d buffers, the step gives %d", note, k->name, k->n_bufs,
+                     s->n_args);
+            return -1;
+        }
+        rs->fn = (KernelFn)jit_symbol(x->lib, k->name);
+        if (!rs->fn) {
+            snprintf(err, errlen, "kernel %s is missing from the compiled object", k->name);
+            return -1;
+        }
+        rs->args = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(void *));
+        for (int a = 0; a < k->n_bufs; a++) {
+            if (check_buffer_extent(p, x, s->args[a], err, errlen) != 0) return -1;
+            const BufDesc *b = &p->bufs[s->args[a]];
+            if (b->dtype != k->bufs[a].dtype || b->numel < k->bufs[a].numel) {
+                snprintf(err, errlen,
+                         "step %s: kernel %s buffer %d (%s) wants %lld elements of dtype %d, got %s with %lld of dtype %d",
+                         note, k->name, a, k->bufs[a].name, (long long)k->bufs[a].numel, (int)k->bufs[a].dtype, b->name,
+                         (long long)b->numel, (int)b->dtype);
+                return -1;
+            }
+            rs->args[a] = buffer_address(x, b);
+        }
+        return 0;
+    }
+    const GemmStep *g = &s->gemm;
+    if (check_buffer_extent(p, x, g->a, err, errlen) || check_buffer_extent(p, x, g->b, err, errlen) ||
+        check_buffer_extent(p, x, g->c, err, errlen))
+        return -1;
+    if (g->batch < 1 || g->m < 1 || g->n < 1 || g->k < 1) {
+        snprintf(err, errlen, "GEMM %s: shape %d x %d x %d, batch %d", note, g->m, g->n, g->k, g->batch);
+        return -1;
+    }
+    /* Stored shapes of A and B as row-major matrices. */
+    int a_rows = g->trans_a ? g->k : g->m, a_cols = g->trans_a ? g->m : g->k;
+    int b_rows = g->trans_b ? g->n : g->k, b_cols = g->trans_b ? g->k : g->n;
+    if (check_gemm_operand(p, "A", g->a, g->off_a, g->stride_a, g->batch, a_rows, a_cols, g->lda, note, err, errlen) ||
+        check_gemm_operand(p, "B", g->b, g->off_b, g->stride_b, g->batch, b_rows, b_cols, g->ldb, note, err, errlen) ||
+        check_gemm_operand(p, "C", g->c, g->off_c, g->stride_c, g->batch, g->m, g->n, g->ldc, note, err, errlen))
+        return -1;
+    rs->a = (float *)buffer_address(x, &p->bufs[g->a]) + g->off_a;
+    rs->b = (float *)buffer_address(x, &p->bufs[g->b]) + g->off_b;
+    rs->c = (float *)buffer_address(x, &p->bufs[g->c]) + g->off_c;
+    rs->tiles = tile_gemm(g, &rs->n_tiles);
+    return 0;
+}
+
+/* ---- the interface ------------------------------------------------------------ */
+
+static int cpu_run(Executor *e, Phase phase, const double *sc, char *err, size_t errlen) {
+    CpuExec *x = e->impl;
+    const Program *p = e->program;
+    if ((int)phase < 0 || phase >= PHASE_COUNT) {
+        snprintf(err, errlen, "no such phase %d", (int)phase);
+        return -1;
+    }
+    if (!x->blas_threads) openblas_set_num_threads(1);
+    for (int i = 0; i < p->n_steps[phase]; i++) {
+        const Step *s = &p->steps[phase][i];
+        const ResolvedStep *rs = &x->steps[phase][i];
+        if (s->kind == STEP_KERNEL) rs->fn(rs->args, sc);
+        else run_gemm(x, &s->gemm, rs);
+    }
+    return 0;
+}
+
+static int space_range_ok(CpuExec *x, BufSpace space, int64_t offset, int64_t bytes) {
+    return (int)space >= 0 && space < SPACE_COUNT && offset >= 0 && bytes >= 0 && offset + bytes <= x->space_bytes[space];
+}
+
+static int cpu_read(Executor *e, BufSpace space, int64_t offset, void *dst, int64_t bytes) {
+    CpuExec *x = e->impl;
+    if (!space_range_ok(x, space, offset, bytes)) return -1;
+    if (bytes) memcpy(dst, x->space[space] + offset, (size_t)bytes);
+    return 0;
+}
+
+static int cpu_write(Executor *e, BufSpace space, int64_t offset, const void *src, int64_t bytes) {
+    CpuExec *x = e->impl;
+    if (!space_range_ok(x, space, offset, bytes)) return -1;
+    if (bytes) memcpy(x->space[space] + offset, src, (size_t)bytes);
+    return 0;
+}
+
+static void *cpu_host_ptr(Executor *e, BufSpace space) {
+    CpuExec *x = e->impl;
+    return (int)space >= 0 && space < SPACE_COUNT ? x->space[space] : NULL;
+}
+
+static void cpu_free(Executor *e) {
+    if (!e) return;
+    CpuExec *x = e->impl;
+    const Program *p = e->program;
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (!x->steps[ph]) continue;
+        for (int i = 0; i < p->n_steps[ph]; i++) {
+            free(x->steps[ph][i].args);
+            free(x->steps[ph][i].tiles);
+        }
+        free(x->steps[ph]);
+    }
+    for (int s = 0; s < SPACE_COUNT; s++) free(x->space[s]);
+    jit_free(x->lib);
+    free(x);
+}
+
+Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
+    CpuExec *x = xcalloc(1, sizeof *x);
+    Executor *e = &x->base;
+    e->impl = x;
+    e->program = p;
+    e->run = cpu_run;
+    e->read = cpu_read;
+    e->write = cpu_write;
+    e->host_ptr = cpu_host_ptr;
+    e->free = cpu_free;
+    x->threads = omp_get_max_threads();
+    const char *mode = getenv("RXC_GEMM_THREADS");
+    x->blas_threads = mode && !strcmp(mode, "blas");
+    openblas_set_num_threads(x->blas_threads ? x->threads : 1);
+    snprintf(x->name, sizeof x->name, "cpu (%d thread%s)", x->threads, x->threads == 1 ? "" : "s");
+    e->device_name = x->name;
+
+    for (int s = 0; s < SPACE_COUNT; s++) {
+        int64_t bytes = p->space_bytes[s];
+        if (bytes < 0) {
+            snprintf(err, errlen, "space %s has %lld bytes", space_name((BufSpace)s), (long long)bytes);
+            cpu_free(e);
+            return NULL;
+        }
+        x->space_bytes[s] = bytes;
+        /* 64-byte aligned and zeroed: kernels vectorise on cache lines, and
+         * gradients and optimizer state start at zero. */
+        size_t rounded = (size_t)((bytes + 63) / 64 * 64);
+        x->space[s] = aligned_alloc(64, rounded ? rounded : 64);
+        if (!x->space[s]) {
+            snprintf(err, errlen, "cannot allocate %lld bytes for the %s space", (long long)bytes, space_name((BufSpace)s));
+            cpu_free(e);
+            return NULL;
+        }
+        memset(x->space[s], 0, rounded ? rounded : 64);
+    }
+
+    if (p->module && p->module->n > 0) {
+        char *source = render_c(p->module);
+        JitInfo info;
+        x->lib = jit_load(source, NULL, &info, err, errlen);
+        free(source);
+        if (!x->lib) {
+            cpu_free(e);
+            return NULL;
+        }
+        if (getenv("RXC_JIT_VERBOSE"))
+            fprintf(stderr, "rxc: %d kernels %s in %.2f s (%s)\n", p->module->n,
+                    info.cache_hit ? "loaded from the cache" : "compiled", info.seconds, info.so_path);
+    }
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        x->steps[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(ResolvedStep));
+        for (int i = 0; i < p->n_steps[ph]; i++) {
+            const Step *s = &p->steps[ph][i];
+            if (s->kind == STEP_KERNEL && !x->lib) {
+                snprintf(err, errlen, "a kernel step without a kernel module");
+                cpu_free(e);
+                return NULL;
+            }
+            if (resolve_step(x, p, s, &x->steps[ph][i], err, errlen) != 0) {
+                cpu_free(e);
+                return NULL;
+            }
+        }
+    }
+    return e;
+}

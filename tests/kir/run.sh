@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# tests/kir — kernel IR, C renderer, JIT cache and CPU executor.
+# Builds tests/kir/test_kir.c against the sources it tests (not against ./rxc,
+# so other parts of the tree being mid-edit cannot break it), then runs it.
+# test_kir prints one PASS/FAIL line per case; tolerances are in test_kir.c.
+set -u
+cd "$(dirname "$0")/../.."
+out=build/tests/kir
+mkdir -p "$out"
+cache="${RXC_CACHE_DIR:-$PWD/build/test-cache}/kir"
+mkdir -p "$cache"
+srcs="compiler/kir.c compiler/render_c.c compiler/util.c runtime/jit.c runtime/exec_cpu.c"
+if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -I. \
+      tests/kir/test_kir.c $srcs -o "$out/test_kir" -lopenblas -lm -ldl 2> "$out/build.log"; then
+  echo "FAIL build_test_kir: $(head -c 2000 "$out/build.log")"
+  exit 1
+fi
+"$out/test_kir" "$cache"
