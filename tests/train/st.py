@@ -35,8 +35,8 @@ def write(path, tensors, metadata=None, order=None):
         header["__metadata__"] = metadata
     chunks, at = [], 0
     for name in (order or list(tensors)):
-        a = np.ascontiguousarray(tensors[name])
-        raw = a.tobytes()
+        a = np.asarray(tensors[name])  # not ascontiguousarray: it turns 0-d into 1-d
+        raw = a.tobytes(order="C")
         header[name] = {"dtype": rev[a.dtype], "shape": list(a.shape), "data_offsets": [at, at + len(raw)]}
         chunks.append(raw)
         at += len(raw)

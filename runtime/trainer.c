@@ -1,0 +1,280 @@
+/*
+ * trainer.c — a training session (see trainer.h): compiling, the device,
+ * one micro-batch at a time, the update, evaluation, and checkpoints.
+ */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "init.h"
+#include "schedule.h"
+#include "util.h"
+
+/* The CUDA executor is absent from CPU-only builds: a weak reference is NULL
+ * there, and `device auto` then quietly means the CPU. */
+#pragma weak exec_cuda_new
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static Executor *make_executor(const Program *p, bool cuda, char *err, size_t errlen) {
+    if (cuda) return exec_cuda_new(p, 0, err, errlen);
+    return exec_cpu_new(p, err, errlen);
+}
+
+static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *err, size_t errlen) {
+    CompileOptions o = t->copts;
+    o.batch = batch;
+    *prog = compile_training(t->graph, &o, err, errlen);
+    if (!*prog) return -1;
+    *exec = make_executor(*prog, t->use_cuda, err, errlen);
+    if (!*exec) {
+        program_free(*prog);
+        *prog = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    t->graph = m->graph;
+    t->recipe = &m->recipe;
+    t->cfg = *cfg;
+    const Graph *g = t->graph;
+    if (cfg->batch < 1) return fail(err, errlen, "batch size must be at least 1 (got %d)", cfg->batch);
+    if (g->output < 0 || g->input < 0) return fail(err, errlen, "the network has no input or output");
+
+    compile_options_from_recipe(&t->copts, t->recipe, cfg->batch);
+    t->copts.loss = cfg->loss;
+    t->copts.want_input_grad = cfg->want_input_grad;
+    if (cfg->u8_input) {
+        t->copts.normalize_u8_input = true;
+        memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
+        memcpy(t->copts.std, cfg->std, sizeof cfg->std);
+    }
+
+    DeviceKind dev = cfg->device;
+    if (dev == DEVICE_CUDA && !exec_cuda_new)
+        return fail(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
+    t->use_cuda = dev == DEVICE_CUDA;
+    char cuda_err[512] = "";
+    if (dev == DEVICE_AUTO && exec_cuda_new) {
+        /* Try the GPU first; any failure (no driver, no device) falls back to the CPU. */
+        t->use_cuda = true;
+        if (build(t, cfg->batch, &t->prog, &t->exec, cuda_err, sizeof cuda_err) != 0) t->use_cuda = false;
+    }
+    if (!t->exec && build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
+    if (!cfg->quiet) {
+        fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
+        if (dev == DEVICE_AUTO && cuda_err[0] && getenv("RXC_VERBOSE"))
+            fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err);
+    }
+
+    t->num_batches = xcalloc((size_t)(g->n_params ? g->n_params : 1), sizeof *t->num_batches);
+    t->out_numel = node_numel(&g->nodes[g->output]);
+    t->logits = xcalloc((size_t)(cfg->batch * t->out_numel), sizeof(float));
+    t->losses = xcalloc((size_t)cfg->batch, sizeof(float));
+    t->in_sample_bytes = (size_t)node_numel(&g->nodes[g->input]) * (cfg->u8_input ? 1 : sizeof(float));
+    t->ref.graph = g;
+    t->ref.program = t->prog;
+    t->ref.exec = t->exec;
+    t->ref.num_batches = t->num_batches;
+    t->ref.opt = t->recipe->opt;
+    t->ref.momentum = t->recipe->momentum;
+    t->state.seed = t->recipe->seed;
+    t->state.best_val_acc = -1;
+    return 0;
+}
+
+void trainer_close(Trainer *t) {
+    if (t->short_exec) t->short_exec->free(t->short_exec);
+    if (t->short_prog) program_free(t->short_prog);
+    if (t->exec) t->exec->free(t->exec);
+    if (t->prog) program_free(t->prog);
+    free(t->num_batches);
+    free(t->logits);
+    free(t->losses);
+    memset(t, 0, sizeof *t);
+}
+
+static void zero_space(Executor *e, const Program *p, BufSpace s) {
+    int64_t n = p->space_bytes[s];
+    if (n <= 0) return;
+    void *z = xcalloc(1, (size_t)n);
+    e->write(e, s, 0, z, n);
+    free(z);
+}
+
+void trainer_init_params(Trainer *t, uint64_t seed) {
+    const Graph *g = t->graph;
+    int64_t most = 1;
+    for (int i = 0; i < g->n_params; i++)
+        if (g->params[i].numel > most) most = g->params[i].numel;
+    float *tmp = xmalloc((size_t)most * sizeof(float));
+    for (int i = 0; i < g->n_params; i++) {
+        const Param *p = &g->params[i];
+        t->num_batches[i] = 0;
+        if (p->role == ROLE_NUM_BATCHES) continue;
+        init_param(p, seed, tmp);
+        t->exec->write(t->exec, p->trainable ? SPACE_PARAMS : SPACE_BUFFERS,
+                       t->prog->param_offset[i] * (int64_t)sizeof(float), tmp, p->numel * (int64_t)sizeof(float));
+    }
+    free(tmp);
+    zero_space(t->exec, t->prog, SPACE_GRADS);
+    zero_space(t->exec, t->prog, SPACE_STATE);
+}
+
+static int read_buf(Executor *e, const Program *p, int buf, void *dst, int64_t bytes) {
+    if (buf < 0 || buf >= p->n_bufs) return -1;
+    const BufDesc *b = &p->bufs[buf];
+    return e->read(e, b->space, b->offset, dst, bytes);
+}
+
+static int write_buf(Executor *e, const Program *p, int buf, const void *src, int64_t bytes) {
+    if (buf < 0 || buf >= p->n_bufs) return -1;
+    const BufDesc *b = &p->bufs[buf];
+    return e->write(e, b->space, b->offset, src, bytes);
+}
+
+int trainer_read_buf(Trainer *t, int buf, void *dst, int64_t bytes) { return read_buf(t->exec, t->prog, buf, dst, bytes); }
+int trainer_write_buf(Trainer *t, int buf, const void *src, int64_t bytes) {
+    return write_buf(t->exec, t->prog, buf, src, bytes);
+}
+
+/* Copies one space between the main and the short-batch executor. */
+static int copy_space(Executor *from, Executor *to, const Program *pf, const Program *pt, BufSpace s) {
+    int64_t n = pf->space_bytes[s];
+    if (n != pt->space_bytes[s]) return -1;
+    if (n <= 0) return 0;
+    void *tmp = xmalloc((size_t)n);
+    int rc = from->read(from, s, 0, tmp, n);
+    if (rc == 0) rc = to->write(to, s, 0, tmp, n);
+    free(tmp);
+    return rc;
+}
+
+static void count_stats(Trainer *t, const int64_t *y, int n, StepStats *st) {
+    st->n = n;
+    st->loss_sum = 0;
+    st->correct = 0;
+    for (int i = 0; i < n; i++) {
+        st->loss_sum += t->losses[i];
+        if (!y) continue;
+        const float *row = t->logits + (int64_t)i * t->out_numel;
+        int64_t best = 0;
+        for (int64_t c = 1; c < t->out_numel; c++)
+            if (row[c] > row[best]) best = c;
+        if (best == y[i]) st->correct++;
+    }
+}
+
+static int read_outputs(Trainer *t, Executor *e, const Program *p, int n) {
+    if (read_buf(e, p, p->logits_buf, t->logits, (int64_t)n * t->out_numel * (int64_t)sizeof(float)) != 0) return -1;
+    return read_buf(e, p, p->loss_buf, t->losses, (int64_t)n * (int64_t)sizeof(float));
+}
+
+static void count_bn_batches(Trainer *t) {
+    for (int i = 0; i < t->graph->n_params; i++)
+        if (t->graph->params[i].role == ROLE_NUM_BATCHES) t->num_batches[i]++;
+}
+
+int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                             StepStats *stats, char *err, size_t errlen) {
+    if (n < 1 || n > t->cfg.batch)
+        return fail(err, errlen, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
+    Executor *e = t->exec;
+    Program *p = t->prog;
+    if (n < t->cfg.batch) {
+        if (t->short_exec && t->short_batch != n) {
+            t->short_exec->free(t->short_exec);
+            program_free(t->short_prog);
+            t->short_exec = NULL;
+            t->short_prog = NULL;
+        }
+        if (!t->short_exec) {
+            if (build(t, n, &t->short_prog, &t->short_exec, err, errlen) != 0) return -1;
+            t->short_batch = n;
+        }
+        e = t->short_exec;
+        p = t->short_prog;
+        static const BufSpace shared[] = {SPACE_PARAMS, SPACE_BUFFERS, SPACE_GRADS, SPACE_STATE};
+        for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++)
+            if (copy_space(t->exec, e, t->prog, p, shared[k]) != 0)
+                return fail(err, errlen, "internal error: the batch-%d program's parameter layout differs", n);
+    }
+    double sc[SC_COUNT];
+    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
+    e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
+    if (y && p->space_bytes[SPACE_LABELS] > 0) e->write(e, SPACE_LABELS, 0, y, (int64_t)n * (int64_t)sizeof(int64_t));
+    if (e->run(e, PHASE_FORWARD_TRAIN, sc, err, errlen) != 0) return -1;
+    if (read_outputs(t, e, p, n) != 0) return fail(err, errlen, "cannot read the outputs back from the device");
+    if (e->run(e, PHASE_BACKWARD, sc, err, errlen) != 0) return -1;
+    if (e != t->exec) {
+        static const BufSpace back[] = {SPACE_BUFFERS, SPACE_GRADS};
+        for (size_t k = 0; k < sizeof back / sizeof back[0]; k++)
+            if (copy_space(e, t->exec, p, t->prog, back[k]) != 0)
+                return fail(err, errlen, "cannot copy the short batch's gradients back");
+    }
+    count_bn_batches(t);
+    t->state.micro_step++;
+    count_stats(t, y, n, stats);
+    return 0;
+}
+
+int trainer_update(Trainer *t, double lr, int64_t opt_step, char *err, size_t errlen) {
+    double sc[SC_COUNT];
+    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, t->cfg.batch, sc);
+    if (t->exec->run(t->exec, PHASE_UPDATE, sc, err, errlen) != 0) return -1;
+    t->state.step = opt_step;
+    return 0;
+}
+
+int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, char *err, size_t errlen) {
+    int B = t->cfg.batch;
+    if (n < 1 || n > B) return fail(err, errlen, "an eval batch of %d samples does not fit the batch size %d", n, B);
+    Executor *e = t->exec;
+    e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
+    if (n < B) {
+        /* Eval mode is per sample: zero padding cannot change the real rows. */
+        size_t pad = (size_t)(B - n) * t->in_sample_bytes;
+        void *z = xcalloc(1, pad);
+        e->write(e, SPACE_INPUT, (int64_t)((size_t)n * t->in_sample_bytes), z, (int64_t)pad);
+        free(z);
+    }
+    if (t->prog->space_bytes[SPACE_LABELS] > 0) {
+        int64_t *labels = xcalloc((size_t)B, sizeof *labels);
+        if (y) memcpy(labels, y, (size_t)n * sizeof *labels);
+        e->write(e, SPACE_LABELS, 0, labels, (int64_t)B * (int64_t)sizeof *labels);
+        free(labels);
+    }
+    double sc[SC_COUNT];
+    schedule_scalars(t->recipe, 0.0, t->state.step + 1, t->state.micro_step, B, sc);
+    if (e->run(e, PHASE_FORWARD_EVAL, sc, err, errlen) != 0) return -1;
+    if (read_outputs(t, e, t->prog, n) != 0) return fail(err, errlen, "cannot read the outputs back from the device");
+    count_stats(t, y, n, stats);
+    return 0;
+}
+
+int trainer_save(Trainer *t, const char *path, char *err, size_t errlen) {
+    return checkpoint_save(path, &t->ref, &t->state, t->model->source_sha256, err, errlen);
+}
+
+int trainer_resume(Trainer *t, const char *path, char **msg) {
+    return checkpoint_load_resume(path, &t->ref, &t->state, t->model->source_sha256, msg);
+}
+
+int trainer_load_weights(Trainer *t, const char *path, char **msg) { return checkpoint_load_weights(path, &t->ref, msg); }

@@ -1,0 +1,100 @@
+/*
+ * trainer.h — a training session: one model compiled for one batch size,
+ * running on one device, with its parameters, optimizer state and counters.
+ *
+ * One optimizer step is: for each of accum_steps micro-batches, write the
+ * batch, run PHASE_FORWARD_TRAIN then PHASE_BACKWARD (gradients accumulate);
+ * then PHASE_UPDATE. num_batches_tracked is counted here, on the host.
+ *
+ * A batch smaller than the compiled size (the last batch of an epoch when
+ * drop_last is off) trains on a second program compiled for that size: the
+ * parameters, BN statistics, gradients and optimizer state are copied over
+ * and back, so the step is exactly PyTorch's on the short batch. Evaluation
+ * pads short batches instead (eval mode treats samples independently).
+ *
+ * Users: runtime/train.c (rxc train, eval, predict) and runtime/cmd_step.c
+ * (rxc step, rxc grad).
+ */
+#ifndef RXC_TRAINER_H
+#define RXC_TRAINER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "compile.h"
+#include "executor.h"
+#include "frontend.h"
+
+typedef struct TrainerConfig {
+    int batch;               /* compiled batch size (>= 1) */
+    DeviceKind device;       /* DEVICE_AUTO: CUDA when available, else the CPU */
+    LossMode loss;
+    bool want_input_grad;
+    bool u8_input;           /* batches are uint8 NHWC; normalize is fused (mean/std) */
+    float mean[3], std[3];
+    bool quiet;              /* no note on stderr about the device */
+} TrainerConfig;
+
+typedef struct StepStats {
+    int n;                   /* samples */
+    double loss_sum;         /* sum of per-sample losses */
+    int64_t correct;         /* argmax(logits) == label */
+} StepStats;
+
+typedef struct Trainer {
+    Model *model;            /* not owned */
+    const Graph *graph;
+    const Recipe *recipe;
+    TrainerConfig cfg;
+    CompileOptions copts;
+    Program *prog;
+    Executor *exec;
+    Program *short_prog;     /* for one smaller batch size, made on first use */
+    Executor *short_exec;
+    int short_batch;
+    bool use_cuda;
+    int64_t *num_batches;    /* per graph parameter (ROLE_NUM_BATCHES entries used) */
+    TrainState state;
+    ModelRef ref;            /* for checkpoint.h, bound to prog/exec */
+    int64_t out_numel;       /* per-sample output elements (classes for a classifier) */
+    float *logits;           /* batch x out_numel, host copy of the last forward */
+    float *losses;           /* batch per-sample losses of the last forward */
+    size_t in_sample_bytes;  /* one input sample in SPACE_INPUT */
+} Trainer;
+
+/* Compiles the model for cfg and creates the executor. Returns 0, or -1 with
+ * a message. The parameters are uninitialised until trainer_init_params or a
+ * checkpoint load. */
+int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen);
+void trainer_close(Trainer *t);
+
+/* Initialises every parameter (init.h) from seed, BN buffers to 0/1,
+ * num_batches_tracked to 0, gradients and optimizer state to 0. */
+void trainer_init_params(Trainer *t, uint64_t seed);
+
+/* One micro-batch forward (train mode) and backward; gradients accumulate.
+ * x: n samples in the input layout (f32 NHWC, or u8 when cfg.u8_input); y: n
+ * labels (may be NULL for LOSS_EXTERNAL_GRAD). lr/opt_step only feed the
+ * runtime scalars. Fills *stats and the host logits/losses. Returns 0 or -1. */
+int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                             StepStats *stats, char *err, size_t errlen);
+
+/* The optimizer update with the accumulated gradients (which it zeroes). */
+int trainer_update(Trainer *t, double lr, int64_t opt_step, char *err, size_t errlen);
+
+/* Forward in eval mode on n <= batch samples (padded); fills *stats and the
+ * host logits/losses for those samples. */
+int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, char *err, size_t errlen);
+
+/* Reads buffer `buf` of the main program (program.h ids) into dst. */
+int trainer_read_buf(Trainer *t, int buf, void *dst, int64_t bytes);
+int trainer_write_buf(Trainer *t, int buf, const void *src, int64_t bytes);
+
+/* Checkpoint helpers bound to this session's state. */
+int trainer_save(Trainer *t, const char *path, char *err, size_t errlen);
+int trainer_resume(Trainer *t, const char *path, char **msg);
+int trainer_load_weights(Trainer *t, const char *path, char **msg);
+
+#endif
