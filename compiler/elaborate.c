@@ -502,6 +502,13 @@ static char *new_layer_name(Elab *e, Frame *f, const AstExpr *call, const char *
         if (!local) return NULL;
         char *full = join_scope(e->scope, local);
         free(local);
+        if (strmap_slot(&e->layers, full, false)) {
+            /* Reported here rather than by the graph so that the caret
+             * points at the label that repeats the name. */
+            diag_error(e->d, call->v.call.label->loc, "parameter name '%s.weight' is used twice", full);
+            free(full);
+            return NULL;
+        }
         *strmap_slot(&e->layers, full, true) = 1;
         return full;
     }

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# tests/graph — unit tests of the graph builders (compiler/graph.c), built
-# with ASan/UBSan, plus (when rxc's front end is there) the elaborated model
-# files against PyTorch/torchvision: counts and state_dict names and shapes.
+# tests/graph — the graph IR and the elaborator:
+#   graph_test.c  builders (compiler/graph.c) under ASan/UBSan: shapes against
+#                 PyTorch's formulas, shape errors, names, counts, MACs
+#   models.py     every model file against PyTorch/torchvision: state_dict
+#                 names, shapes and order, parameter counts, MACs (hooks)
+#   nets.py       naming rules and elaboration errors on small files (nets/)
 set -u
 cd "$(dirname "$0")/../.."
+RXC="${RXC:-./rxc}"
+PYTHON="${PYTHON:-/usr/bin/python3}"
 out=build/tests/graph
 mkdir -p "$out"
 if cc -D_GNU_SOURCE -Icompiler -std=c11 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -12,5 +17,14 @@ if cc -D_GNU_SOURCE -Icompiler -std=c11 -O1 -g -Wall -Wextra -fsanitize=address,
 else
   echo "FAIL graph_test_build: $(head -c 400 "$out/build.log")"
 fi
-if [ -x tests/graph/models.sh ]; then bash tests/graph/models.sh; fi
+if [ ! -x "$RXC" ]; then
+  echo "FAIL models: $RXC is not built"
+  exit 0
+fi
+if "$PYTHON" -c "import torch, torchvision" 2>/dev/null; then
+  RXC="$RXC" "$PYTHON" tests/graph/models.py
+else
+  echo "SKIP models: $PYTHON has no torch/torchvision"
+fi
+RXC="$RXC" "$PYTHON" tests/graph/nets.py
 exit 0
