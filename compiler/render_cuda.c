@@ -1,0 +1,775 @@
+/*
+ * render_cuda.c — renders the kernel IR (kir.h) as CUDA C++ for NVRTC, and
+ * chooses each kernel's launch geometry (render_cuda.h).
+ *
+ * Expressions are rendered exactly as the C renderer does (one named value
+ * per DAG node, lazily evaluated select branches, KE_REDUCE as a sequential
+ * loop, the shared KE_RAND text of kir.c). What differs is the mapping of
+ * the kernel's loops onto the grid:
+ *
+ *   KF_ROWS, no long inner loop  -> one thread per outer index, grid-stride;
+ *   KF_ROWS, inner >= 64 with a reduce or map stage
+ *                                -> one block per outer index; threads
+ *                                   stride over inner; each accumulator is
+ *                                   combined by a warp-shuffle + shared
+ *                                   memory tree that every thread reads back;
+ *   KF_COLS                      -> blocks of 32 columns x one row chunk
+ *                                   (the IR's row_chunks); 8 row lanes per
+ *                                   column reduce their rows in order, a
+ *                                   shared-memory tree combines the lanes,
+ *                                   partials go to scratch, then NAME_finish
+ *                                   combines chunks in chunk order.
+ * No atomics anywhere: every sum is taken in an order fixed by the source,
+ * so results never vary from run to run.
+ */
+#include "render_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum {
+    ROW_THREADS = 256,       /* block size of thread-per-row and finish kernels */
+    COL_TILE = 32,           /* columns per KF_COLS block: one warp wide, coalesced */
+    COL_LANES = 8,           /* row lanes per column in a KF_COLS block */
+    LONG_INNER = 64,         /* from here a row gets a block of its own */
+    MAX_GRID = 65536,        /* grid-stride loops cover the rest */
+};
+
+const char *render_cuda_ctype(KDType t) {
+    switch (t) {
+    case KD_F32: return "float";
+    case KD_BF16: return "__nv_bfloat16";
+    case KD_U8: return "unsigned char";
+    case KD_I64: return "long long";
+    }
+    return "float";
+}
+
+/* ---- index width: interval analysis of integer expressions -------------- */
+
+typedef struct Range { double lo, hi; } Range;
+
+static double dmin4(double a, double b, double c, double d) { return fmin(fmin(a, b), fmin(c, d)); }
+static double dmax4(double a, double b, double c, double d) { return fmax(fmax(a, b), fmax(c, d)); }
+
+typedef struct IntWidths {
+    bool *node_wide;   /* per node: an int node that needs 64 bits */
+    bool *acc_wide;    /* per accumulator */
+    bool loops_wide;   /* loop counters (outer, inner, reduce variables, scratch) */
+} IntWidths;
+
+static const double INT32_SAFE = 2147483647.0 - 16777216.0 * 8; /* room for grid-stride overshoot */
+
+static bool range_fits(Range r) { return r.lo > -INT32_SAFE && r.hi < INT32_SAFE; }
+
+/* Interval analysis of every integer expression: a node is rendered as
+ * 32-bit int only when its value provably fits, and its operands are widened
+ * before the operation otherwise, so nothing overflows. */
+static IntWidths int_widths(const Kernel *k) {
+    IntWidths w;
+    w.node_wide = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    w.acc_wide = xcalloc((size_t)(k->n_accs ? k->n_accs : 1), sizeof(bool));
+    double *var_hi = xcalloc((size_t)k->n_vars, sizeof(double));
+    var_hi[KV_OUTER] = (double)k->outer - 1;
+    var_hi[KV_INNER] = (double)k->inner - 1;
+    for (int e = 0; e < k->n_ex; e++)
+        if (k->ex[e].kind == KE_REDUCE && k->ex[e].var >= 0 && k->ex[e].var < k->n_vars)
+            var_hi[k->ex[e].var] = (double)k->ex[e].extent - 1;
+    w.loops_wide = !((double)k->outer + (double)MAX_GRID * ROW_THREADS < INT32_SAFE && (double)k->inner < INT32_SAFE &&
+                     (double)k->outer * (double)(k->n_accs ? k->n_accs : 1) * (double)k->row_chunks < INT32_SAFE);
+    for (int v = 2; v < k->n_vars; v++) w.loops_wide |= var_hi[v] >= INT32_SAFE;
+    Range *r = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(Range));
+    for (int e = 0; e < k->n_ex; e++) {
+        const KExpr *x = &k->ex[e];
+        if (x->type != KT_INT) continue;
+        Range a = x->a >= 0 ? r[x->a] : (Range){0, 0}, b = x->b >= 0 ? r[x->b] : (Range){0, 0};
+        Range out = {-INFINITY, INFINITY};
+        switch (x->kind) {
+        case KE_CONST_I: out = (Range){(double)x->i, (double)x->i}; break;
+        case KE_VAR: out = (Range){0, x->var >= 0 && x->var < k->n_vars ? var_hi[x->var] : INFINITY}; break;
+        case KE_UNARY:
+            if (x->op == KU_NEG) out = (Range){-a.hi, -a.lo};
+            else if (x->op == KU_ABS) out = (Range){0, fmax(fabs(a.lo), fabs(a.hi))};
+            break; /* to_int of a float: unbounded */
+        case KE_BINARY:
+            switch ((KBinOp)x->op) {
+            case KB_ADD: out = (Range){a.lo + b.lo, a.hi + b.hi}; break;
+            case KB_SUB: out = (Range){a.lo - b.hi, a.hi - b.lo}; break;
+            case KB_MUL:
+                out = (Range){dmin4(a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi),
+                              dmax4(a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)};
+                break;
+            case KB_MAX: out = (Range){fmax(a.lo, b.lo), fmax(a.hi, b.hi)}; break;
+            case KB_MIN: out = (Range){fmin(a.lo, b.lo), fmin(a.hi, b.hi)}; break;
+            case KB_IDIV: out = (Range){fmin(a.lo, 0), fmax(a.hi, 0)}; break; /* |a / b| <= |a| */
+            case KB_MOD: {
+                double m = fmax(fabs(b.lo), fabs(b.hi));
+                out = (Range){-m, m};
+                break;
+            }
+            default: break;
+            }
+            break;
+        case KE_SELECT: out = (Range){fmin(r[x->b].lo, r[x->c].lo), fmax(r[x->b].hi, r[x->c].hi)}; break;
+        case KE_REDUCE:
+            out = x->op == KR_SUM ? (Range){fmin(0, a.lo * (double)x->extent), fmax(0, a.hi * (double)x->extent)} : a;
+            break;
+        case KE_ACC: {
+            const KAcc *acc = &k->accs[x->acc];
+            Range v = r[acc->value];
+            double n = acc->op == KR_SUM ? (double)k->inner : 1;
+            out = (Range){fmin(v.lo, v.lo * n), fmax(v.hi, v.hi * n)};
+            w.acc_wide[x->acc] = !range_fits(out);
+            break;
+        }
+        default: break; /* loads of int64 buffers: unbounded */
+        }
+        r[e] = out;
+        w.node_wide[e] = !range_fits(out) || (x->kind == KE_VAR && w.loops_wide);
+    }
+    free(r);
+    free(var_hi);
+    return w;
+}
+
+/* ---- launch geometry ------------------------------------------------------ */
+
+static bool rows_need_block(const Kernel *k) {
+    if (k->form != KF_ROWS || k->inner < LONG_INNER) return false;
+    for (int s = 0; s < k->n_stages; s++)
+        if (k->stages[s].kind != KS_STORE) return true;
+    return false;
+}
+
+static unsigned row_block_threads(int64_t inner) {
+    unsigned t = 32;
+    while (t < 256 && (int64_t)t * 4 <= inner) t *= 2;
+    return t;
+}
+
+static unsigned clamp_grid(int64_t n) { return n < 1 ? 1 : n > MAX_GRID ? MAX_GRID : (unsigned)n; }
+
+CudaLaunch render_cuda_launch(const Kernel *k) {
+    CudaLaunch l = {0};
+    for (int d = 0; d < 3; d++) l.grid[d] = l.block[d] = 1;
+    IntWidths w = int_widths(k);
+    l.wide_index = w.loops_wide;
+    free(w.node_wide);
+    free(w.acc_wide);
+    if (k->form == KF_COLS) {
+        l.mapping = CM_COLUMN_TILES;
+        l.grid[0] = (unsigned)((k->outer + COL_TILE - 1) / COL_TILE);
+        l.grid[1] = (unsigned)k->row_chunks;
+        l.block[0] = COL_TILE;
+        l.block[1] = COL_LANES;
+        l.shared_bytes = (unsigned)(sizeof(double) * COL_TILE * COL_LANES * (k->n_accs ? k->n_accs : 1));
+        l.has_finish = true;
+        l.finish_block = ROW_THREADS;
+        l.finish_grid = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
+        l.scratch_floats = k->outer * k->row_chunks * (k->n_accs ? k->n_accs : 1);
+    } else if (rows_need_block(k)) {
+        l.mapping = CM_BLOCK_PER_ROW;
+        l.grid[0] = clamp_grid(k->outer);
+        l.block[0] = row_block_threads(k->inner);
+        l.shared_bytes = 33 * sizeof(double);
+    } else {
+        l.mapping = CM_THREAD_PER_ROW;
+        l.block[0] = ROW_THREADS;
+        l.grid[0] = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
+    }
+    return l;
+}
+
+/* ---- expression emission ------------------------------------------------------ */
+
+typedef struct Emitter {
+    const Kernel *k;
+    StrBuf *out;
+    int indent;
+    const char *itype;     /* loop counters: "int" or "long long" */
+    IntWidths w;
+    bool *ready;           /* per node: its value is in scope */
+    int *undo, n_undo, cap_undo;
+    int *marks, n_marks, cap_marks;
+    bool col_finish;       /* KF_COLS finish kernel: accumulators come from scratch */
+} Emitter;
+
+static void line(Emitter *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(Emitter *E, const char *fmt, ...) {
+    for (int i = 0; i < E->indent; i++) sb_puts(E->out, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(E->out, fmt, ap);
+    va_end(ap);
+    sb_putc(E->out, '\n');
+}
+
+static void open_scope(Emitter *E) {
+    GROW(E->marks, E->cap_marks, E->n_marks + 1);
+    E->marks[E->n_marks++] = E->n_undo;
+}
+
+static void close_scope(Emitter *E) {
+    int mark = E->marks[--E->n_marks];
+    while (E->n_undo > mark) E->ready[E->undo[--E->n_undo]] = false;
+}
+
+static void mark_ready(Emitter *E, int e) {
+    E->ready[e] = true;
+    GROW(E->undo, E->cap_undo, E->n_undo + 1);
+    E->undo[E->n_undo++] = e;
+}
+
+/* The C type of node e's value. */
+static const char *node_type(const Emitter *E, int e) {
+    KType t = E->k->ex[e].type;
+    return t == KT_FLOAT ? "float" : t == KT_BOOL ? "bool" : E->w.node_wide[e] ? "long long" : "int";
+}
+
+static const char *acc_ctype(const Emitter *E, int a) {
+    KType t = E->k->ex[E->k->accs[a].value].type;
+    return t == KT_FLOAT ? "float" : E->w.acc_wide[a] ? "long long" : "int";
+}
+
+/* A cast that makes an int operation happen in 64 bits when node e is wide. */
+static const char *widen(const Emitter *E, int e) {
+    return E->k->ex[e].type == KT_INT && E->w.node_wide[e] ? "(long long)" : "";
+}
+
+static void float_literal(char *out, size_t n, double v) {
+    float f = (float)v;
+    if (isnan(f)) snprintf(out, n, "__int_as_float(0x7fc00000)");
+    else if (isinf(f)) snprintf(out, n, "__int_as_float(%s)", f > 0 ? "0x7f800000" : "(int)0xff800000");
+    else {
+        char tmp[48];
+        snprintf(tmp, sizeof tmp, "%.9g", (double)f);
+        bool has_point = strpbrk(tmp, ".e") != NULL;
+        snprintf(out, n, "%s%s%sf%s", f < 0 ? "(" : "", tmp, has_point ? "" : ".0", f < 0 ? ")" : "");
+    }
+}
+
+static void var_name(char *out, size_t n, int var) {
+    if (var == KV_OUTER) snprintf(out, n, "i");
+    else if (var == KV_INNER) snprintf(out, n, "j");
+    else snprintf(out, n, "v%d", var);
+}
+
+/* The text that names node e's value (a literal, a variable or eN). */
+static void ref(const Emitter *E, int e, char *out, size_t n) {
+    const KExpr *x = &E->k->ex[e];
+    switch (x->kind) {
+    case KE_CONST_F: float_literal(out, n, x->f); break;
+    case KE_CONST_I:
+        if (x->i > -2147483647LL && x->i < 2147483647LL) snprintf(out, n, x->i < 0 ? "(%lld)" : "%lld", (long long)x->i);
+        else snprintf(out, n, x->i < 0 ? "(%lldLL)" : "%lldLL", (long long)x->i);
+        break;
+    case KE_VAR: var_name(out, n, x->var); break;
+    case KE_SCALAR: snprintf(out, n, "((float)sc[%d])", x->scalar); break;
+    case KE_ACC: snprintf(out, n, "acc%d", x->acc); break;
+    default: snprintf(out, n, "e%d", e); break;
+    }
+}
+
+#define REFLEN 64
+
+static void buf_param(const Kernel *k, int b, char *out, size_t n) {
+    char clean[25];
+    const char *s = k->bufs[b].name ? k->bufs[b].name : "";
+    size_t m = 0;
+    for (; *s && m < sizeof clean - 1; s++)
+        clean[m++] = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) ? *s : '_';
+    clean[m] = 0;
+    snprintf(out, n, "b%d%s%s", b, m ? "_" : "", clean);
+}
+
+static void emit_expr(Emitter *E, int e);
+
+static void load_text(Emitter *E, const KExpr *x, char *out, size_t n) {
+    char idx[REFLEN], name[40];
+    ref(E, x->a, idx, sizeof idx);
+    buf_param(E->k, x->buf, name, sizeof name);
+    switch (E->k->bufs[x->buf].dtype) {
+    case KD_F32: snprintf(out, n, "%s[%s]", name, idx); break;
+    case KD_BF16: snprintf(out, n, "__bfloat162float(%s[%s])", name, idx); break;
+    case KD_U8: snprintf(out, n, "(float)%s[%s]", name, idx); break;
+    case KD_I64: snprintf(out, n, "(%s)%s[%s]", E->w.node_wide[x - E->k->ex] ? "long long" : "int", name, idx); break;
+    }
+}
+
+static void unary_text(Emitter *E, const KExpr *x, char *out, size_t n) {
+    char a[REFLEN];
+    ref(E, x->a, a, sizeof a);
+    int self = (int)(x - E->k->ex);
+    const char *wd = widen(E, self);
+    switch ((KUnOp)x->op) {
+    case KU_NEG: snprintf(out, n, "-%s%s", wd, a); break;
+    case KU_EXP: snprintf(out, n, "expf(%s)", a); break;
+    case KU_LOG: snprintf(out, n, "logf(%s)", a); break;
+    case KU_SQRT: snprintf(out, n, "sqrtf(%s)", a); break;
+    case KU_RSQRT: snprintf(out, n, "1.0f / sqrtf(%s)", a); break;
+    case KU_ABS:
+        if (x->type == KT_FLOAT) snprintf(out, n, "fabsf(%s)", a);
+        else snprintf(out, n, "%s < 0 ? -%s%s : %s%s", a, wd, a, wd, a);
+        break;
+    case KU_RECIP: snprintf(out, n, "1.0f / %s", a); break;
+    case KU_SIGMOID: snprintf(out, n, "1.0f / (1.0f + expf(-%s))", a); break;
+    case KU_TO_FLOAT: snprintf(out, n, "(float)%s", a); break;
+    case KU_TO_INT: snprintf(out, n, "(%s)%s", node_type(E, self), a); break;
+    case KU_NOT: snprintf(out, n, "!%s", a); break;
+    }
+}
+
+static void binary_text(Emitter *E, const KExpr *x, char *out, size_t n) {
+    char a[REFLEN], b[REFLEN];
+    ref(E, x->a, a, sizeof a);
+    ref(E, x->b, b, sizeof b);
+    bool fl = x->type == KT_FLOAT;
+    const char *wd = widen(E, (int)(x - E->k->ex));
+    switch ((KBinOp)x->op) {
+    case KB_ADD: snprintf(out, n, "%s%s + %s", wd, a, b); break;
+    case KB_SUB: snprintf(out, n, "%s%s - %s", wd, a, b); break;
+    case KB_MUL: snprintf(out, n, "%s%s * %s", wd, a, b); break;
+    case KB_DIV: snprintf(out, n, "%s / %s", a, b); break;
+    case KB_MAX:
+        if (fl) snprintf(out, n, "fmaxf(%s, %s)", a, b);
+        else snprintf(out, n, "%s > %s ? %s : %s", a, b, a, b);
+        break;
+    case KB_MIN:
+        if (fl) snprintf(out, n, "fminf(%s, %s)", a, b);
+        else snprintf(out, n, "%s < %s ? %s : %s", a, b, a, b);
+        break;
+    case KB_IDIV: snprintf(out, n, "%s / %s", a, b); break;
+    case KB_MOD: snprintf(out, n, "%s %% %s", a, b); break;
+    case KB_LT: snprintf(out, n, "%s < %s", a, b); break;
+    case KB_LE: snprintf(out, n, "%s <= %s", a, b); break;
+    case KB_EQ: snprintf(out, n, "%s == %s", a, b); break;
+    case KB_NE: snprintf(out, n, "%s != %s", a, b); break;
+    case KB_AND: snprintf(out, n, "%s && %s", a, b); break;
+    case KB_OR: snprintf(out, n, "%s || %s", a, b); break;
+    }
+}
+
+static const char *reduce_init(KType t, int op, bool wide) {
+    if (op == KR_SUM) return t == KT_FLOAT ? "0.0f" : "0";
+    if (t == KT_FLOAT) return "__int_as_float((int)0xff800000)";
+    return wide ? "(-9223372036854775807LL - 1)" : "(-2147483647 - 1)";
+}
+
+static void combine_line(Emitter *E, const char *acc, int op, KType t, const char *v) {
+    if (op == KR_SUM) line(E, "%s += %s;", acc, v);
+    else if (t == KT_FLOAT) line(E, "%s = fmaxf(%s, %s);", acc, acc, v);
+    else line(E, "%s = %s > %s ? %s : %s;", acc, v, acc, v, acc);
+}
+
+/* Makes node e's value available in the current scope. */
+static void emit_expr(Emitter *E, int e) {
+    const KExpr *x = &E->k->ex[e];
+    if (E->ready[e]) return;
+    char text[8 * REFLEN], a[REFLEN], b[REFLEN];
+    switch (x->kind) {
+    case KE_CONST_F: case KE_CONST_I: case KE_VAR: case KE_SCALAR: case KE_ACC: return;
+    case KE_LOAD:
+        emit_expr(E, x->a);
+        load_text(E, x, text, sizeof text);
+        line(E, "const %s e%d = %s;", node_type(E, e), e, text);
+        break;
+    case KE_UNARY:
+        emit_expr(E, x->a);
+        unary_text(E, x, text, sizeof text);
+        line(E, "const %s e%d = %s;", node_type(E, e), e, text);
+        break;
+    case KE_BINARY:
+        emit_expr(E, x->a);
+        emit_expr(E, x->b);
+        binary_text(E, x, text, sizeof text);
+        line(E, "const %s e%d = %s;", node_type(E, e), e, text);
+        break;
+    case KE_SELECT:
+        emit_expr(E, x->a);
+        ref(E, x->a, a, sizeof a);
+        line(E, "%s e%d;", node_type(E, e), e);
+        line(E, "if (%s) {", a);
+        E->indent++;
+        open_scope(E);
+        emit_expr(E, x->b);
+        ref(E, x->b, b, sizeof b);
+        line(E, "e%d = %s;", e, b);
+        close_scope(E);
+        E->indent--;
+        line(E, "} else {");
+        E->indent++;
+        open_scope(E);
+        emit_expr(E, x->c);
+        ref(E, x->c, b, sizeof b);
+        line(E, "e%d = %s;", e, b);
+        close_scope(E);
+        E->indent--;
+        line(E, "}");
+        break;
+    case KE_REDUCE: {
+        char v[16], name[16];
+        var_name(v, sizeof v, x->var);
+        snprintf(name, sizeof name, "e%d", e);
+        line(E, "%s e%d = %s;", node_type(E, e), e, reduce_init(x->type, x->op, E->w.node_wide[e]));
+        line(E, "for (%s %s = 0; %s < %lld; ++%s) {", E->itype, v, v, (long long)x->extent, v);
+        E->indent++;
+        open_scope(E);
+        emit_expr(E, x->a);
+        ref(E, x->a, a, sizeof a);
+        combine_line(E, name, x->op, x->type, a);
+        close_scope(E);
+        E->indent--;
+        line(E, "}");
+        break;
+    }
+    case KE_RAND:
+        emit_expr(E, x->a);
+        ref(E, x->a, a, sizeof a);
+        line(E, "const float e%d = rxc_rand_at(rxc_rand_stream(sc[%d], %lldLL), (long long)%s);", e, SC_RNG_SEED,
+             (long long)x->i, a);
+        break;
+    }
+    mark_ready(E, e);
+}
+
+static void emit_store(Emitter *E, const KStore *st) {
+    const Kernel *k = E->k;
+    emit_expr(E, st->index);
+    emit_expr(E, st->value);
+    char idx[REFLEN], v[REFLEN], name[40];
+    ref(E, st->index, idx, sizeof idx);
+    ref(E, st->value, v, sizeof v);
+    buf_param(k, st->buf, name, sizeof name);
+    switch (k->bufs[st->buf].dtype) {
+    case KD_F32:
+        if (st->accumulate) line(E, "%s[%s] += %s;", name, idx, v);
+        else line(E, "%s[%s] = %s;", name, idx, v);
+        break;
+    case KD_BF16:
+        if (st->accumulate) line(E, "%s[%s] = __float2bfloat16(__bfloat162float(%s[%s]) + %s);", name, idx, name, idx, v);
+        else line(E, "%s[%s] = __float2bfloat16(%s);", name, idx, v);
+        break;
+    case KD_U8:
+        if (st->accumulate) line(E, "%s[%s] = (unsigned char)((float)%s[%s] + %s);", name, idx, name, idx, v);
+        else line(E, "%s[%s] = (unsigned char)(%s);", name, idx, v);
+        break;
+    case KD_I64:
+        if (st->accumulate) line(E, "%s[%s] += (long long)(%s);", name, idx, v);
+        else line(E, "%s[%s] = (long long)(%s);", name, idx, v);
+        break;
+    }
+}
+
+static void emit_stores(Emitter *E, const KStage *st) {
+    open_scope(E);
+    for (int s = 0; s < st->n_stores; s++) emit_store(E, &st->stores[s]);
+    close_scope(E);
+}
+
+/* ---- kernels ------------------------------------------------------------------ */
+
+static void emit_signature(Emitter *E, const char *suffix, unsigned threads, bool scratch) {
+    const Kernel *k = E->k;
+    StrBuf *o = E->out;
+    sb_printf(o, "extern \"C\" __global__ void __launch_bounds__(%u) %s%s(", threads, k->name, suffix);
+    for (int b = 0; b < k->n_bufs; b++) {
+        char name[40];
+        buf_param(k, b, name, sizeof name);
+        sb_printf(o, "%sRXC_GLOBAL(%s%s) %s", b ? ", " : "", k->bufs[b].written ? "" : "const ",
+                  render_cuda_ctype(k->bufs[b].dtype), name);
+    }
+    sb_printf(o, "%sconst double *sc", k->n_bufs ? ", " : "");
+    if (scratch) sb_puts(o, ", RXC_GLOBAL(float) scratch");
+    sb_puts(o, ") {\n");
+}
+
+static KType acc_type(const Kernel *k, int a) { return k->ex[k->accs[a].value].type; }
+
+static void declare_accs(Emitter *E, int stage) {
+    const Kernel *k = E->k;
+    for (int a = 0; a < k->n_accs; a++)
+        if (k->accs[a].stage == stage)
+            line(E, "%s acc%d = %s;", acc_ctype(E, a), a, reduce_init(acc_type(k, a), k->accs[a].op, E->w.acc_wide[a]));
+}
+
+static void accumulate_stage(Emitter *E, int stage) {
+    const Kernel *k = E->k;
+    open_scope(E);
+    for (int a = 0; a < k->n_accs; a++) {
+        if (k->accs[a].stage != stage) continue;
+        char v[REFLEN], acc[16];
+        emit_expr(E, k->accs[a].value);
+        ref(E, k->accs[a].value, v, sizeof v);
+        snprintf(acc, sizeof acc, "acc%d", a);
+        combine_line(E, acc, k->accs[a].op, acc_type(k, a), v);
+    }
+    close_scope(E);
+}
+
+static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
+    const Kernel *k = E->k;
+    const char *it = E->itype;
+    emit_signature(E, "", l->block[0], false);
+    E->indent = 1;
+    line(E, "for (%s i = (%s)blockIdx.x * %u + threadIdx.x; i < %lld; i += (%s)gridDim.x * %u) {", it, it,
+         l->block[0], (long long)k->outer, it, l->block[0]);
+    E->indent++;
+    for (int s = 0; s < k->n_stages; s++) {
+        const KStage *st = &k->stages[s];
+        line(E, "/* stage %d: %s */", s, st->kind == KS_REDUCE ? "reduce" : st->kind == KS_MAP ? "map" : "store");
+        if (st->kind == KS_STORE) {
+            line(E, "{");
+            E->indent++;
+            emit_stores(E, st);
+            E->indent--;
+            line(E, "}");
+            continue;
+        }
+        if (st->kind == KS_REDUCE) declare_accs(E, s);
+        line(E, "for (%s j = 0; j < %lld; ++j) {", it, (long long)k->inner);
+        E->indent++;
+        if (st->kind == KS_REDUCE) accumulate_stage(E, s);
+        else emit_stores(E, st);
+        E->indent--;
+        line(E, "}");
+    }
+    E->indent--;
+    line(E, "}");
+    sb_puts(E->out, "}\n\n");
+}
+
+static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
+    const Kernel *k = E->k;
+    const char *it = E->itype;
+    unsigned threads = l->block[0], warps = threads / 32;
+    emit_signature(E, "", threads, false);
+    E->indent = 1;
+    bool any_int = false;
+    for (int a = 0; a < k->n_accs; a++) any_int |= acc_type(k, a) != KT_FLOAT;
+    if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
+    line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
+    E->indent++;
+    for (int s = 0; s < k->n_stages; s++) {
+        const KStage *st = &k->stages[s];
+        line(E, "/* stage %d: %s */", s, st->kind == KS_REDUCE ? "reduce" : st->kind == KS_MAP ? "map" : "store");
+        if (st->kind == KS_STORE) {
+            line(E, "if (threadIdx.x == 0) {");
+            E->indent++;
+            emit_stores(E, st);
+            E->indent--;
+            line(E, "}");
+            continue;
+        }
+        if (st->kind == KS_REDUCE) declare_accs(E, s);
+        line(E, "for (%s j = threadIdx.x; j < %lld; j += %u) {", it, (long long)k->inner, threads);
+        E->indent++;
+        if (st->kind == KS_REDUCE) accumulate_stage(E, s);
+        else emit_stores(E, st);
+        E->indent--;
+        line(E, "}");
+        if (st->kind == KS_REDUCE)
+            for (int a = 0; a < k->n_accs; a++)
+                if (k->accs[a].stage == s)
+                    line(E, "acc%d = rxc_block_reduce<%s, %s, %u>(acc%d, rxc_red);", a, acc_ctype(E, a),
+                         k->accs[a].op == KR_MAX ? "true" : "false", warps, a);
+    }
+    E->indent--;
+    line(E, "}");
+    sb_puts(E->out, "}\n\n");
+}
+
+/* KF_COLS, part 1: rows of one chunk for 32 columns, partials to scratch. */
+static void emit_cols_partial(Emitter *E) {
+    const Kernel *k = E->k;
+    const char *it = E->itype;
+    emit_signature(E, "", COL_TILE * COL_LANES, true);
+    E->indent = 1;
+    int n_accs = k->n_accs ? k->n_accs : 1;
+    bool any_int = false;
+    for (int a = 0; a < k->n_accs; a++) any_int |= acc_type(k, a) != KT_FLOAT;
+    const char *st = any_int ? "double" : "float";
+    line(E, "RXC_SHARED(%s, rxc_part, %d);", st, n_accs * COL_TILE * COL_LANES);
+    line(E, "const %s i = (%s)blockIdx.x * %d + threadIdx.x;", it, it, COL_TILE);
+    line(E, "const long long chunk = blockIdx.y;");
+    line(E, "const %s j_begin = (%s)(chunk * %lldLL / %lldLL);", it, it, (long long)k->inner, (long long)k->row_chunks);
+    line(E, "const %s j_end = (%s)((chunk + 1) * %lldLL / %lldLL);", it, it, (long long)k->inner, (long long)k->row_chunks);
+    declare_accs(E, 0);
+    line(E, "if (i < %lld) {", (long long)k->outer);
+    E->indent++;
+    line(E, "for (%s j = j_begin + threadIdx.y; j < j_end; j += %d) {", it, COL_LANES);
+    E->indent++;
+    accumulate_stage(E, 0);
+    E->indent--;
+    line(E, "}");
+    E->indent--;
+    line(E, "}");
+    for (int a = 0; a < k->n_accs; a++)
+        line(E, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x] = acc%d;", a, COL_LANES, COL_TILE, a);
+    line(E, "__syncthreads();");
+    line(E, "/* a fixed tree over the row lanes: the same order on every run */");
+    line(E, "#pragma unroll");
+    line(E, "for (int half = %d; half > 0; half >>= 1) {", COL_LANES / 2);
+    E->indent++;
+    line(E, "if (threadIdx.y < half) {");
+    E->indent++;
+    for (int a = 0; a < k->n_accs; a++) {
+        char lhs[96], rhs[96];
+        snprintf(lhs, sizeof lhs, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x]", a, COL_LANES, COL_TILE);
+        snprintf(rhs, sizeof rhs, "rxc_part[(%d * %d + threadIdx.y + half) * %d + threadIdx.x]", a, COL_LANES, COL_TILE);
+        if (k->accs[a].op == KR_SUM) line(E, "%s = %s + %s;", lhs, lhs, rhs);
+        else line(E, "%s = %s > %s ? %s : %s;", lhs, rhs, lhs, rhs, lhs);
+    }
+    E->indent--;
+    line(E, "}");
+    line(E, "__syncthreads();");
+    E->indent--;
+    line(E, "}");
+    line(E, "if (threadIdx.y == 0 && i < %lld) {", (long long)k->outer);
+    E->indent++;
+    for (int a = 0; a < k->n_accs; a++)
+        line(E, "scratch[(%d * %lld + chunk) * %lld + i] = (float)rxc_part[(%d * %d) * %d + threadIdx.x];", a,
+             (long long)k->row_chunks, (long long)k->outer, a, COL_LANES, COL_TILE);
+    E->indent--;
+    line(E, "}");
+    sb_puts(E->out, "}\n\n");
+}
+
+/* KF_COLS, part 2: chunk partials combined in chunk order, then the stores. */
+static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
+    const Kernel *k = E->k;
+    const char *it = E->itype;
+    emit_signature(E, "_finish", l->finish_block, true);
+    E->indent = 1;
+    line(E, "for (%s i = (%s)blockIdx.x * %u + threadIdx.x; i < %lld; i += (%s)gridDim.x * %u) {", it, it,
+         l->finish_block, (long long)k->outer, it, l->finish_block);
+    E->indent++;
+    for (int a = 0; a < k->n_accs; a++) {
+        KType t = acc_type(k, a);
+        line(E, "%s acc%d = (%s)scratch[%d * %lldLL * %lld + i];", acc_ctype(E, a), a, acc_ctype(E, a), a,
+             (long long)k->row_chunks, (long long)k->outer);
+        line(E, "for (int c = 1; c < %lld; ++c) {", (long long)k->row_chunks);
+        E->indent++;
+        char part[128], acc[16];
+        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld + c) * %lld + i]", acc_ctype(E, a), a,
+                 (long long)k->row_chunks, (long long)k->outer);
+        snprintf(acc, sizeof acc, "acc%d", a);
+        combine_line(E, acc, k->accs[a].op, t, part);
+        E->indent--;
+        line(E, "}");
+    }
+    emit_stores(E, &k->stages[1]);
+    E->indent--;
+    line(E, "}");
+    sb_puts(E->out, "}\n\n");
+}
+
+static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
+    Emitter E = {.k = k, .out = out, .itype = l->wide_index ? "long long" : "int", .w = int_widths(k)};
+    E.ready = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    sb_printf(out, "/* %s: %s", k->name, k->form == KF_COLS ? "columns" : "rows");
+    sb_printf(out, ", outer %lld, inner %lld", (long long)k->outer, (long long)k->inner);
+    if (k->form == KF_COLS) sb_printf(out, ", %lld row chunks", (long long)k->row_chunks);
+    if (k->fuses && *k->fuses) {
+        sb_puts(out, "\n * fuses: ");
+        for (const char *s = k->fuses; *s; s++) {
+            if (s[0] == '*' && s[1] == '/') sb_puts(out, "* ");
+            else sb_putc(out, *s == '\n' ? ' ' : *s);
+        }
+    }
+    sb_puts(out, " */\n");
+    switch (l->mapping) {
+    case CM_THREAD_PER_ROW: emit_rows_thread(&E, l); break;
+    case CM_BLOCK_PER_ROW: emit_rows_block(&E, l); break;
+    case CM_COLUMN_TILES:
+        emit_cols_partial(&E);
+        emit_cols_finish(&E, l);
+        break;
+    }
+    free(E.ready);
+    free(E.w.node_wide);
+    free(E.w.acc_wide);
+    free(E.undo);
+    free(E.marks);
+}
+
+static const char *const prelude =
+    "/* Generated by rxc (compiler/render_cuda.c) for NVRTC. Shapes are literals:\n"
+    " * this file is specialised to one model, batch size and precision. */\n"
+    "#if defined(RXC_EMU)\n"
+    "/* the CPU emulator (tests/emu) provides bf16 */\n"
+    "#elif defined(RXC_NO_CUDA_BF16_H)\n"
+    "/* no toolkit headers: bf16 storage with round-to-nearest-even, as cuda_bf16.h */\n"
+    "struct __nv_bfloat16 { unsigned short x; };\n"
+    "static __device__ __forceinline__ float __bfloat162float(__nv_bfloat16 h) {\n"
+    "    return __uint_as_float((unsigned)h.x << 16);\n"
+    "}\n"
+    "static __device__ __forceinline__ __nv_bfloat16 __float2bfloat16(float f) {\n"
+    "    unsigned u = __float_as_uint(f);\n"
+    "    __nv_bfloat16 h;\n"
+    "    h.x = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)0x7fc0u\n"
+    "                                          : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
+    "    return h;\n"
+    "}\n"
+    "#else\n"
+    "#include <cuda_bf16.h>\n"
+    "#endif\n"
+    "#ifndef RXC_GLOBAL\n"
+    "#define RXC_GLOBAL(T) T *\n"
+    "#endif\n"
+    "#ifndef RXC_SHARED\n"
+    "#define RXC_SHARED(T, name, n) __shared__ T name[n]\n"
+    "#endif\n"
+    "#define RXC_RAND_QUAL static __device__ __forceinline__\n";
+
+/* Block-wide reduction: warp shuffles, one partial per warp in shared
+ * memory, the first warp combines them, everyone reads the result. */
+static const char *const block_reduce =
+    "template <typename T, bool IS_MAX, int WARPS, typename S>\n"
+    "static __device__ __forceinline__ T rxc_block_reduce(T v, S &red) {\n"
+    "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+    "#pragma unroll\n"
+    "    for (int o = 16; o > 0; o >>= 1) {\n"
+    "        T other = __shfl_down_sync(0xffffffffu, v, o);\n"
+    "        v = IS_MAX ? (other > v ? other : v) : v + other;\n"
+    "    }\n"
+    "    if (lane == 0) red[warp] = v;\n"
+    "    __syncthreads();\n"
+    "    if (warp == 0) {\n"
+    "        v = lane < WARPS ? (T)red[lane] : v;\n"
+    "        if (WARPS > 1) {\n"
+    "#pragma unroll\n"
+    "            for (int o = WARPS / 2; o > 0; o >>= 1) {\n"
+    "                T other = __shfl_down_sync(0xffffffffu, v, o);\n"
+    "                v = IS_MAX ? (other > v ? other : v) : v + other;\n"
+    "            }\n"
+    "        }\n"
+    "        if (lane == 0) red[32] = v;\n"
+    "    }\n"
+    "    __syncthreads();\n"
+    "    return (T)red[32];\n"
+    "}\n\n";
+
+char *render_cuda(const KirModule *m, CudaLaunch **launches) {
+    StrBuf out = {0};
+    sb_puts(&out, prelude);
+    bool uses_rand = false;
+    for (int i = 0; i < m->n; i++)
+        for (int e = 0; e < m->kernels[i]->n_ex; e++) uses_rand |= m->kernels[i]->ex[e].kind == KE_RAND;
+    if (uses_rand) { /* unused static functions would be warnings */
+        sb_puts(&out, kir_rand_source);
+        sb_puts(&out, "\n");
+    }
+    sb_puts(&out, block_reduce);
+    CudaLaunch *ls = xcalloc((size_t)(m->n ? m->n : 1), sizeof *ls);
+    for (int i = 0; i < m->n; i++) {
+        ls[i] = render_cuda_launch(m->kernels[i]);
+        emit_kernel(&out, m->kernels[i], &ls[i]);
+    }
+    if (launches) *launches = ls;
+    else free(ls);
+    return sb_take(&out);
+}

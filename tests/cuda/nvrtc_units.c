@@ -1,0 +1,160 @@
+/*
+ * nvrtc_units.c — NVRTC checks that need no GPU: every sample kernel
+ * (tests/emu/sample_kernels.c) renders and compiles for sm_80 and sm_90
+ * without a warning; registers, shared memory and spills are printed; the
+ * bf16 fallback (no toolkit headers) compiles too; 64-bit indexing is chosen
+ * when needed; the cubin cache hits on the second compile and misses when
+ * the architecture changes; a compile error names the kernel it is in.
+ *
+ * Usage: nvrtc_units CACHE_DIR    prints PASS/FAIL/SKIP lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cuda/cuda_api.h"
+#include "cuda/nvrtc_compile.h"
+#include "render_cuda.h"
+#include "sample_kernels.h"
+#include "util.h"
+
+static int failures;
+
+static void report(bool ok, const char *name, const char *why) {
+    if (ok) printf("PASS %s\n", name);
+    else {
+        printf("FAIL %s: %s\n", name, why);
+        failures++;
+    }
+}
+
+static void print_stats(const NvrtcModule *m) {
+    for (int i = 0; i < m->n_kernels; i++) {
+        const CudaKernelStats *s = &m->kernels[i];
+        printf("  sm_%d %-28s %3d registers %6d B smem %4d B stack %4d B spill stores %4d B spill loads\n", m->sm,
+               s->name, s->registers, s->shared_bytes, s->stack_bytes, s->spill_stores, s->spill_loads);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: nvrtc_units CACHE_DIR\n");
+        return 2;
+    }
+    const char *cache = argv[1];
+    char err[8192];
+    CudaApi api = {0};
+    if (cuda_api_load(&api, CUDA_LIB_NVRTC, err, sizeof err)) {
+        printf("SKIP nvrtc: %s\n", err);
+        return 0;
+    }
+    KirModule *m = sample_module(err, sizeof err);
+    if (!m) {
+        printf("FAIL sample_module: %s\n", err);
+        return 1;
+    }
+    CudaLaunch *launches = NULL;
+    char *src = render_cuda(m, &launches);
+    int n_entry_points = 0;
+    for (int i = 0; i < m->n; i++) n_entry_points += launches[i].has_finish ? 2 : 1;
+
+    for (int pass = 0; pass < 2; pass++) {
+        int sm = pass ? 90 : 80;
+        char name[64];
+        NvrtcModule mod;
+        NvrtcOptions opt = {.sm = sm, .use_cache = false};
+        snprintf(name, sizeof name, "nvrtc_sample_kernels_sm_%d", sm);
+        if (nvrtc_compile(&api, src, &opt, &mod, err, sizeof err)) {
+            report(false, name, err);
+            continue;
+        }
+        print_stats(&mod);
+        char why[512];
+        snprintf(why, sizeof why, "%d warnings, %d of %d entry points reported; log:\n%s", mod.n_warnings,
+                 mod.n_kernels, n_entry_points, mod.log);
+        report(mod.n_warnings == 0 && mod.n_kernels == n_entry_points, name, why);
+        nvrtc_module_free(&mod);
+    }
+
+    /* Without toolkit headers the source brings its own bf16. */
+    {
+        char *src2 = xasprintf("#define RXC_NO_CUDA_BF16_H 1\n%s", src);
+        NvrtcModule mod;
+        NvrtcOptions opt = {.sm = 90};
+        int rc = nvrtc_compile(&api, src2, &opt, &mod, err, sizeof err);
+        report(rc == 0 && mod.n_warnings == 0, "nvrtc_own_bf16_fallback", rc ? err : "warnings");
+        if (rc == 0) nvrtc_module_free(&mod);
+        free(src2);
+    }
+
+    /* 64-bit indices where 32 bits could overflow, 32-bit elsewhere. */
+    {
+        Kernel *wide = sample_wide_kernel();
+        CudaLaunch l = render_cuda_launch(wide);
+        bool narrow_ok = true;
+        for (int i = 0; i < m->n; i++) narrow_ok &= !launches[i].wide_index;
+        /* labels are int64 loads: only the nodes that use them widen */
+        bool label_wide = strstr(src, "const long long e") != NULL && strstr(src, "for (int i =") != NULL;
+        report(l.wide_index && narrow_ok && label_wide, "index_width_analysis", "wrong index width choice");
+        KirModule *wm = kir_module_new();
+        kir_module_add(wm, wide);
+        char *wsrc = render_cuda(wm, NULL);
+        NvrtcModule mod;
+        NvrtcOptions opt = {.sm = 80};
+        int rc = nvrtc_compile(&api, wsrc, &opt, &mod, err, sizeof err);
+        report(rc == 0 && mod.n_warnings == 0 && strstr(wsrc, "long long i =") != NULL, "nvrtc_wide_index_kernel",
+               rc ? err : mod.n_warnings ? mod.log : "no 64-bit loop");
+        if (rc == 0) nvrtc_module_free(&mod);
+        free(wsrc);
+        kir_module_free(wm);
+    }
+
+    /* The cache: cold miss, warm hit with the same key, miss for another arch. */
+    {
+        NvrtcModule cold, warm, other;
+        NvrtcOptions opt = {.sm = 90, .use_cache = true, .cache_dir = cache};
+        char *salted = xasprintf("/* cache test %ld */\n%s", (long)getpid(), src);
+        int rc = nvrtc_compile(&api, salted, &opt, &cold, err, sizeof err);
+        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &warm, err, sizeof err);
+        opt.sm = 80;
+        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &other, err, sizeof err);
+        if (rc) report(false, "nvrtc_cubin_cache", err);
+        else {
+            bool ok = !cold.from_cache && warm.from_cache && !other.from_cache && !strcmp(cold.key, warm.key) &&
+                      strcmp(cold.key, other.key) && cold.cubin_size == warm.cubin_size &&
+                      !memcmp(cold.cubin, warm.cubin, cold.cubin_size) && warm.n_kernels == cold.n_kernels;
+            printf("  compile time: cold %.3f s, warm (cache) %.4f s\n", cold.seconds, warm.seconds);
+            report(ok, "nvrtc_cubin_cache", "cache did not hit/miss as expected");
+            nvrtc_module_free(&cold);
+            nvrtc_module_free(&warm);
+            nvrtc_module_free(&other);
+        }
+        free(salted);
+    }
+
+    /* A compile error names the kernel and carries the log. */
+    {
+        char *bad = xstrdup(src);
+        char *p = strstr(bad, "extern \"C\" __global__ void __launch_bounds__(256) sgd_update(");
+        char *body = p ? strstr(p, "{\n") : NULL;
+        int rc = -1;
+        if (body) {
+            char *broken = xasprintf("%.*s{\n    undeclared_thing = 1;\n%s", (int)(body - bad), bad, body + 2);
+            NvrtcModule mod;
+            NvrtcOptions opt = {.sm = 90};
+            rc = nvrtc_compile(&api, broken, &opt, &mod, err, sizeof err);
+            if (rc == 0) nvrtc_module_free(&mod);
+            free(broken);
+        }
+        report(rc != 0 && strstr(err, "in kernel sgd_update") && strstr(err, "undeclared_thing"),
+               "nvrtc_error_names_kernel", body ? "error did not name the kernel" : "sgd_update not found in source");
+        free(bad);
+    }
+
+    free(src);
+    free(launches);
+    kir_module_free(m);
+    cuda_api_unload(&api);
+    return failures ? 1 : 0;
+}
