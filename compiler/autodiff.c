@@ -1,0 +1,536 @@
+/*
+ * autodiff.c — reverse-mode differentiation of the training graph.
+ *
+ * Materialized nodes are visited in reverse topological order; each applies
+ * its primitive's gradient rule to the gradient of its output and adds the
+ * result into its inputs' gradients (the first contribution writes, later
+ * ones accumulate; parameter gradients always accumulate into SPACE_GRADS,
+ * which the update kernel zeroes). There is no per-model backward.
+ *
+ * Elementwise trees (fuse.c) are differentiated as expressions: the
+ * gradient at each inner node is built from its consumer's (ReLU masks
+ * from the ReLU output, sigmoid from its output, mul from the other
+ * operand, dropout from the regenerated mask), so one tree's backward is one
+ * group: a KF_COLS kernel with the BatchNorm gradient sums (which also
+ * accumulates dgamma and dbeta), then one elementwise kernel writing every
+ * leaf's gradient — e.g. BN backward + ReLU mask + the residual gradient
+ * split in one pass — and a reduction kernel per broadcast operand.
+ *
+ * Structured rules: convolution (data gradient by GEMM, + gather-form
+ * col2im when not 1x1; weight gradient by GEMM over im2col columns; bias
+ * by a column sum), linear, max-pool (first-max index saved by forward,
+ * PyTorch's tie rule), avg-pool, global avg-pool, flatten, concat.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lower.h"
+#include "util.h"
+
+static char *label(const Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    return n->name ? xstrdup(n->name) : xasprintf("%s%d", op_name(n->op), v);
+}
+static int64_t per_sample(const Lower *L, int v) { return node_numel(&L->g->nodes[v]); }
+static int64_t channels(const Node *n) { return n->rank == 3 ? n->dim[2] : n->dim[0]; }
+
+int grad_target(Lower *L, int v, bool *accumulate) {
+    const Node *n = &L->g->nodes[v];
+    if (!L->fp.needs_grad[v]) return -1;
+    if (n->op == OP_PARAM) {
+        *accumulate = true;
+        return L->pgrad_buf[n->a.param.index];
+    }
+    if (L->grad_buf[v] >= 0) {
+        *accumulate = true;
+        return L->grad_buf[v];
+    }
+    char *lab = label(L, v);
+    char *nm = xasprintf("%s:grad", lab);
+    L->grad_buf[v] = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+    free(nm);
+    free(lab);
+    *accumulate = false;
+    return L->grad_buf[v];
+}
+
+/* ---- elementwise trees ------------------------------------------------------- */
+
+typedef struct Tree {
+    int root;
+    int nodes[256];
+    int n_nodes;
+} Tree;
+
+static void tree_collect(const Lower *L, Tree *t, int v) {
+    if (t->n_nodes < 256) t->nodes[t->n_nodes++] = v;
+    const Node *n = &L->g->nodes[v];
+    for (int i = 0; i < n->n_in; i++)
+        if (L->fp.inlined[n->in[i]]) tree_collect(L, t, n->in[i]);
+}
+
+static int slot_of(const Node *u, int v) {
+    for (int i = 0; i < u->n_in; i++)
+        if (u->in[i] == v) return i;
+    return -1;
+}
+
+static int grad_expr(Lower *L, KB *kb, const Tree *t, int v, int idx);
+
+/* The gradient flowing into input `slot` of tree node u at index idx (u's layout). */
+static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) {
+    Kernel *k = kb->k;
+    const Node *n = &L->g->nodes[u];
+    int gu = grad_expr(L, kb, t, u, idx);
+    switch (n->op) {
+    case OP_RELU:
+        return kir_select(k, kir_bin(k, KB_LT, e_f(k, 0), lw_value(L, kb, u, idx, EM_BWD)), gu, e_f(k, 0));
+    case OP_SIGMOID: {
+        int y = lw_value(L, kb, u, idx, EM_BWD);
+        return e_mul(k, gu, e_mul(k, e_sub(k, e_f(k, 1), y), y));
+    }
+    case OP_ADD:
+        return gu;
+    case OP_MUL: {
+        int other = n->in[1 - slot];
+        int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
+        return e_mul(k, gu, lw_value(L, kb, other, oidx, EM_BWD));
+    }
+    case OP_DROPOUT: {
+        float p = n->a.dropout.p;
+        if (p == 0) return gu;
+        int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, u, idx));
+        return kir_select(k, keep, e_mul(k, gu, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
+    }
+    default:
+        lw_fail(L, "internal error: no elementwise gradient rule for %s", op_name(n->op));
+        return e_f(k, 0);
+    }
+}
+
+static int grad_expr(Lower *L, KB *kb, const Tree *t, int v, int idx) {
+    if (v == t->root) return kir_load(kb->k, kb_buf(kb, L, L->grad_buf[v], false), idx);
+    int u = L->fp.user[v];
+    return edge_grad(L, kb, t, u, slot_of(&L->g->nodes[u], v), idx);
+}
+
+static void bn_param_index(const Lower *L, int b, int *gamma, int *beta) {
+    const Node *n = &L->g->nodes[b];
+    *gamma = n->in[1];
+    *beta = n->in[2];
+}
+
+static void tree_backward(Lower *L, int r) {
+    const Graph *g = L->g;
+    Tree t = {.root = r};
+    tree_collect(L, &t, r);
+    int64_t total = (int64_t)L->N * per_sample(L, r);
+    char *lab = label(L, r);
+    int bns[256], nb = 0, sums[256];
+    for (int i = 0; i < t.n_nodes; i++)
+        if (g->nodes[t.nodes[i]].op == OP_BATCHNORM) bns[nb++] = t.nodes[i];
+
+    /* 1. BatchNorm gradient sums (+ dgamma, dbeta) */
+    if (nb > 0) {
+        int64_t C = channels(&g->nodes[bns[0]]), M = total / C;
+        KB kb;
+        kb_begin(&kb, L, lab, KF_COLS, C, M);
+        Kernel *k = kb.k;
+        int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+        int idx = e_add(k, e_muli(k, j, C), i);
+        int st = kir_stage(k, KS_REDUCE);
+        int a0[256], a1[256];
+        for (int q = 0; q < nb; q++) {
+            const Node *bn = &g->nodes[bns[q]];
+            int gv = grad_expr(L, &kb, &t, bns[q], idx);
+            int sb = kb_buf(&kb, L, L->stats_buf[bns[q]], false);
+            int x = lw_value(L, &kb, bn->in[0], idx, EM_BWD);
+            int xhat = e_mul(k, e_sub(k, x, kir_load(k, sb, i)), kir_load(k, sb, e_addi(k, i, C)));
+            a0[q] = kir_acc(k, st, KR_SUM, gv);
+            a1[q] = kir_acc(k, st, KR_SUM, e_mul(k, gv, xhat));
+        }
+        int so = kir_stage(k, KS_STORE);
+        for (int q = 0; q < nb; q++) {
+            int gp, bp;
+            bool acc;
+            bn_param_index(L, bns[q], &gp, &bp);
+            int gt = grad_target(L, gp, &acc);
+            if (gt >= 0) kir_store(k, so, kb_buf(&kb, L, gt, true), i, a1[q], acc);
+            int bt = grad_target(L, bp, &acc);
+            if (bt >= 0) kir_store(k, so, kb_buf(&kb, L, bt, true), i, a0[q], acc);
+            sums[q] = -1;
+            if (L->fp.needs_grad[g->nodes[bns[q]].in[0]]) {
+                char *bl = label(L, bns[q]);
+                char *nm = xasprintf("%s:grad_sums", bl);
+                sums[q] = lw_arena(L, nm, 2 * C);
+                free(nm);
+                free(bl);
+                int sbuf = kb_buf(&kb, L, sums[q], true);
+                kir_store(k, so, sbuf, i, a0[q], false);
+                kir_store(k, so, sbuf, e_addi(k, i, C), a1[q], false);
+            }
+        }
+        kb_end(&kb, L, "batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above it",
+               PH(PHASE_BACKWARD), false);
+    }
+
+    /* 2. every same-shape leaf's gradient in one elementwise pass */
+    int leaves[256], nl = 0;
+    for (int q = 0; q < t.n_nodes; q++) {
+        const Node *u = &g->nodes[t.nodes[q]];
+        for (int s = 0; s < u->n_in; s++) {
+            int x = u->in[s];
+            if (L->fp.inlined[x] || !L->fp.needs_grad[x]) continue;
+            if (u->op == OP_BATCHNORM && s > 0) continue;
+            if (fuse_is_broadcast(g, t.nodes[q], x)) continue;
+            bool seen = false;
+            for (int z = 0; z < nl; z++) seen |= leaves[z] == x;
+            if (!seen) leaves[nl++] = x;
+        }
+    }
+    if (nl > 0) {
+        KB kb;
+        kb_begin(&kb, L, lab, KF_ROWS, total, 1);
+        Kernel *k = kb.k;
+        int i = kir_var(k, KV_OUTER);
+        int st = kir_stage(k, KS_STORE);
+        StrBuf desc = {0};
+        sb_puts(&desc, "backward of ");
+        for (int q = t.n_nodes - 1; q >= 0; q--) {
+            const Node *u = &g->nodes[t.nodes[q]];
+            sb_puts(&desc, u->op == OP_ADD ? "add(residual split)" : op_name(u->op));
+            if (q) sb_puts(&desc, "+");
+        }
+        sb_printf(&desc, " -> %d input gradient%s", nl, nl > 1 ? "s" : "");
+        for (int z = 0; z < nl; z++) {
+            int x = leaves[z], val = -1;
+            for (int q = 0; q < t.n_nodes; q++) {
+                int un = t.nodes[q];
+                const Node *u = &g->nodes[un];
+                for (int s = 0; s < u->n_in; s++) {
+                    if (u->in[s] != x || (u->op == OP_BATCHNORM && s > 0) || fuse_is_broadcast(g, un, x)) continue;
+                    int c;
+                    if (u->op == OP_BATCHNORM) {
+                        int qb = 0;
+                        while (bns[qb] != un) qb++;
+                        int64_t C = channels(u), M = total / C;
+                        int ch = e_mod(k, i, C);
+                        int sb = kb_buf(&kb, L, L->stats_buf[un], false);
+                        int sm = kb_buf(&kb, L, sums[qb], false);
+                        int invstd = kir_load(k, sb, e_addi(k, ch, C));
+                        int xhat = e_mul(k, e_sub(k, lw_value(L, &kb, x, i, EM_BWD), kir_load(k, sb, ch)), invstd);
+                        int gamma = lw_value(L, &kb, u->in[1], ch, EM_BWD);
+                        int gv = grad_expr(L, &kb, &t, un, i);
+                        int inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
+                                          e_mul(k, xhat, e_mul(k, kir_load(k, sm, e_addi(k, ch, C)), e_f(k, 1.0 / (double)M))));
+                        c = e_mul(k, e_mul(k, gamma, invstd), inner);
+                    } else {
+                        c = edge_grad(L, &kb, &t, un, s, i);
+                    }
+                    val = val < 0 ? c : e_add(k, val, c);
+                }
+            }
+            bool acc;
+            int tb = grad_target(L, x, &acc);
+            kir_store(k, st, kb_buf(&kb, L, tb, true), i, val, acc);
+        }
+        char *d = sb_take(&desc);
+        kb_end(&kb, L, d, PH(PHASE_BACKWARD), true);
+        free(d);
+    }
+
+    /* 3. broadcast operands: reduce over the spatial positions */
+    for (int q = 0; q < t.n_nodes; q++) {
+        int un = t.nodes[q];
+        const Node *u = &g->nodes[un];
+        for (int s = 0; s < u->n_in; s++) {
+            int b = u->in[s];
+            if (!fuse_is_broadcast(g, un, b) || !L->fp.needs_grad[b] || (u->op == OP_BATCHNORM && s > 0)) continue;
+            int64_t C = u->dim[2], HW = u->dim[0] * u->dim[1];
+            KB kb;
+            kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * C, HW);
+            Kernel *k = kb.k;
+            int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+            int idx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
+            int st = kir_stage(k, KS_REDUCE);
+            int a = kir_acc(k, st, KR_SUM, edge_grad(L, &kb, &t, un, s, idx));
+            int so = kir_stage(k, KS_STORE);
+            bool acc;
+            int tb = grad_target(L, b, &acc);
+            kir_store(k, so, kb_buf(&kb, L, tb, true), i, a, acc);
+            kb_end(&kb, L, u->op == OP_MUL ? "mul backward: broadcast operand (sum over H,W)"
+                                          : "add backward: broadcast operand (sum over H,W)",
+                   PH(PHASE_BACKWARD), false);
+        }
+    }
+    free(lab);
+}
+
+/* ---- structured rules ---------------------------------------------------------- */
+
+/* bias gradient: column sums of dy (rows x C) */
+static void bias_grad(Lower *L, int dy, int bias_node, int64_t rows, int64_t C, const char *lab) {
+    bool acc;
+    int tb = grad_target(L, bias_node, &acc);
+    if (tb < 0) return;
+    KB kb;
+    kb_begin(&kb, L, lab, KF_COLS, C, rows);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int st = kir_stage(k, KS_REDUCE);
+    int a = kir_acc(k, st, KR_SUM, kir_load(k, kb_buf(&kb, L, dy, false), e_add(k, e_muli(k, j, C), i)));
+    int so = kir_stage(k, KS_STORE);
+    kir_store(k, so, kb_buf(&kb, L, tb, true), i, a, acc);
+    kb_end(&kb, L, "bias gradient (column sum of dy)", PH(PHASE_BACKWARD), false);
+}
+
+static void conv_backward(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const Node *xn = &L->g->nodes[n->in[0]];
+    const ConvAttr *a = &n->a.conv;
+    int64_t H = xn->dim[0], W = xn->dim[1], OH = n->dim[0], OW = n->dim[1], M = (int64_t)L->N * OH * OW;
+    int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
+    int64_t Kg = (int64_t)Cig * a->kh * a->kw, Kt = Kg * G;
+    int dy = L->grad_buf[v];
+    char *lab = label(L, v);
+    bool pw = conv_is_pointwise(a);
+    if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
+    bool acc;
+    int wg = grad_target(L, n->in[1], &acc);
+    int wbuf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
+    if (wg >= 0) {
+        int xb = need_bwd(L, n->in[0]);
+        GemmStep gs = {.a = dy, .trans_a = true, .m = Cog, .k = (int)M, .lda = a->cout, .c = wg, .alpha = 1, .beta = 1,
+                       .batch = 1};
+        char *note;
+        if (pw) {
+            gs.b = xb;
+            gs.n = a->cin;
+            gs.ldb = a->cin;
+            gs.ldc = a->cin;
+            note = xasprintf("%s: 1x1 conv weight gradient GEMM dy^T x", lab);
+        } else {
+            gs.b = lower_im2col(L, v, xb, PH(PHASE_BACKWARD));
+            gs.n = (int)Kg;
+            gs.ldb = (int)Kt;
+            gs.ldc = (int)Kg;
+            gs.batch = G;
+            gs.stride_a = Cog;
+            gs.stride_b = Kg;
+            gs.stride_c = (int64_t)Cog * Kg;
+            note = xasprintf("%s: conv weight gradient, %d group GEMM(s) dy^T cols", lab, G);
+        }
+        lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
+        free(note);
+    }
+    int xt = grad_target(L, n->in[0], &acc);
+    if (xt >= 0) {
+        if (pw) {
+            GemmStep gs = {.a = dy, .b = wbuf, .c = xt, .m = (int)M, .n = a->cin, .k = a->cout, .lda = a->cout,
+                           .ldb = a->cin, .ldc = a->cin, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
+            char *note = xasprintf("%s: 1x1 conv data gradient GEMM dy W", lab);
+            lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
+            free(note);
+        } else {
+            char *nm = xasprintf("%s:dcols", lab);
+            int dcols = lw_arena(L, nm, M * Kt);
+            free(nm);
+            GemmStep gs = {.a = dy, .b = wbuf, .c = dcols, .m = (int)M, .n = (int)Kg, .k = Cog, .lda = a->cout,
+                           .ldb = (int)Kg, .ldc = (int)Kt, .alpha = 1, .beta = 0, .batch = G, .stride_a = Cog,
+                           .stride_b = (int64_t)Cog * Kg, .stride_c = Kg};
+            char *note = xasprintf("%s: conv data gradient, %d group GEMM(s) dy W -> columns", lab, G);
+            lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
+            free(note);
+            /* col2im in gather form: each input element sums the columns that read it */
+            int64_t Cin = a->cin, KK = (int64_t)a->kh * a->kw;
+            KB kb;
+            kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W * Cin, 1);
+            Kernel *k = kb.k;
+            int i = kir_var(k, KV_OUTER), nn, h, w, ci;
+            ci = e_mod(k, i, Cin);
+            int tt = e_idiv(k, i, Cin);
+            w = e_mod(k, tt, W);
+            tt = e_idiv(k, tt, W);
+            h = e_mod(k, tt, H);
+            nn = e_idiv(k, tt, H);
+            int r = kir_reduce_var(k), rv = kir_var(k, r);
+            int kh = e_idiv(k, rv, a->kw), kw = e_mod(k, rv, a->kw);
+            /* th = h + ph - kh is >= 0 after adding sh*kh_max, which keeps idiv/mod on non-negatives */
+            int th = e_addi(k, e_sub(k, h, kh), a->ph + (int64_t)a->sh * a->kh);
+            int tw = e_addi(k, e_sub(k, w, kw), a->pw + (int64_t)a->sw * a->kw);
+            int oh = e_addi(k, e_idiv(k, th, a->sh), -a->kh), ow = e_addi(k, e_idiv(k, tw, a->sw), -a->kw);
+            int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
+            if (a->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, a->sh), e_i(k, 0)));
+            if (a->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, a->sw), e_i(k, 0)));
+            int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), Kt),
+                            e_add(k, e_muli(k, ci, KK), rv));
+            int body = kir_select(k, ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));
+            int sum = kir_reduce(k, KR_SUM, r, KK, body);
+            int st = kir_stage(k, KS_STORE);
+            kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
+            kb_end(&kb, L, "col2im (gather form): conv data gradient", PH(PHASE_BACKWARD), false);
+        }
+    }
+    free(lab);
+}
+
+static void linear_backward(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    int I = n->a.linear.in_features, O = n->a.linear.out_features;
+    int dy = L->grad_buf[v];
+    char *lab = label(L, v);
+    if (n->a.linear.bias) bias_grad(L, dy, n->in[2], L->N, O, lab);
+    bool acc;
+    int wg = grad_target(L, n->in[1], &acc);
+    if (wg >= 0) {
+        GemmStep gs = {.a = dy, .b = need_bwd(L, n->in[0]), .c = wg, .trans_a = true, .m = O, .n = I, .k = L->N,
+                       .lda = O, .ldb = I, .ldc = I, .alpha = 1, .beta = 1, .batch = 1};
+        char *note = xasprintf("%s: linear weight gradient GEMM dy^T x", lab);
+        lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
+        free(note);
+    }
+    int xt = grad_target(L, n->in[0], &acc);
+    if (xt >= 0) {
+        GemmStep gs = {.a = dy, .b = L->param_buf[L->g->nodes[n->in[1]].a.param.index], .c = xt, .m = L->N, .n = I,
+                       .k = O, .lda = O, .ldb = I, .ldc = I, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
+        char *note = xasprintf("%s: linear data gradient GEMM dy W", lab);
+        lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
+        free(note);
+    }
+    free(lab);
+}
+
+static void pool_backward(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const Node *xn = &L->g->nodes[n->in[0]];
+    const PoolAttr *p = &n->a.pool;
+    bool acc;
+    int xt = grad_target(L, n->in[0], &acc);
+    if (xt < 0) return;
+    int64_t H = xn->dim[0], W = xn->dim[1], C = xn->dim[2], OH = n->dim[0], OW = n->dim[1];
+    char *lab = label(L, v);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W * C, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int c = e_mod(k, i, C), t = e_idiv(k, i, C), w = e_mod(k, t, W);
+    t = e_idiv(k, t, W);
+    int h = e_mod(k, t, H), nn = e_idiv(k, t, H);
+    int64_t KK = (int64_t)p->kh * p->kw;
+    int r = kir_reduce_var(k), rv = kir_var(k, r);
+    int kh = e_idiv(k, rv, p->kw), kw = e_mod(k, rv, p->kw);
+    int th = e_addi(k, e_sub(k, h, kh), p->ph + (int64_t)p->sh * p->kh);
+    int tw = e_addi(k, e_sub(k, w, kw), p->pw + (int64_t)p->sw * p->kw);
+    int oh = e_addi(k, e_idiv(k, th, p->sh), -p->kh), ow = e_addi(k, e_idiv(k, tw, p->sw), -p->kw);
+    int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
+    if (p->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, p->sh), e_i(k, 0)));
+    if (p->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, p->sw), e_i(k, 0)));
+    int oidx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), C), c);
+    int g = kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), oidx);
+    int body;
+    if (n->op == OP_MAXPOOL) {
+        int am = kir_load(k, kb_buf(&kb, L, L->aux_buf[v], false), oidx);
+        body = kir_select(k, ok, kir_select(k, kir_bin(k, KB_EQ, am, kir_un(k, KU_TO_FLOAT, rv)), g, e_f(k, 0)), e_f(k, 0));
+    } else {
+        body = kir_select(k, ok, e_div(k, g, pool_divisor(k, p, H, W, oh, ow)), e_f(k, 0));
+    }
+    int sum = kir_reduce(k, KR_SUM, r, KK, body);
+    int st = kir_stage(k, KS_STORE);
+    kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
+    kb_end(&kb, L, n->op == OP_MAXPOOL ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
+           PH(PHASE_BACKWARD), false);
+    free(lab);
+}
+
+/* dx[i] (+)= dy[src(i)] for index maps of reshaping ops */
+static void gather_grad(Lower *L, int v, int x, int64_t total, int (*src)(Lower *, Kernel *, int, int), const char *what) {
+    bool acc;
+    int xt = grad_target(L, x, &acc);
+    if (xt < 0) return;
+    char *lab = label(L, v);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, total, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    int val = kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), src(L, k, v, i));
+    if (L->g->nodes[v].op == OP_GLOBAL_AVGPOOL) {
+        const Node *xn = &L->g->nodes[x];
+        val = e_div(k, val, e_f(k, (double)(xn->dim[0] * xn->dim[1])));
+    }
+    kir_store(k, st, kb_buf(&kb, L, xt, true), i, val, acc);
+    kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
+    free(lab);
+}
+
+static int gap_src(Lower *L, Kernel *k, int v, int i) {
+    const Node *xn = &L->g->nodes[L->g->nodes[v].in[0]];
+    int64_t C = xn->dim[2], F = node_numel(xn);
+    return e_add(k, e_muli(k, e_idiv(k, i, F), C), e_mod(k, i, C));
+}
+
+static int flatten_src(Lower *L, Kernel *k, int v, int i) {
+    const Node *xn = &L->g->nodes[L->g->nodes[v].in[0]];
+    if (xn->rank == 1) return i;
+    int64_t HW = xn->dim[0] * xn->dim[1], C = xn->dim[2], F = HW * C;
+    int c = e_mod(k, i, C), hw = e_mod(k, e_idiv(k, i, C), HW);
+    return e_add(k, e_muli(k, e_idiv(k, i, F), F), e_add(k, e_muli(k, c, HW), hw));
+}
+
+static void concat_backward(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    int64_t HW = n->dim[0] * n->dim[1], Ct = n->dim[2], off = 0;
+    char *lab = label(L, v);
+    for (int t = 0; t < n->n_in; t++) {
+        int x = n->in[t];
+        int64_t Ci = L->g->nodes[x].dim[2];
+        bool acc;
+        int xt = grad_target(L, x, &acc);
+        if (xt >= 0) {
+            KB kb;
+            kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * HW * Ci, 1);
+            Kernel *k = kb.k;
+            int i = kir_var(k, KV_OUTER);
+            int src = e_add(k, e_muli(k, e_idiv(k, i, Ci), Ct), e_addi(k, e_mod(k, i, Ci), off));
+            int st = kir_stage(k, KS_STORE);
+            kir_store(k, st, kb_buf(&kb, L, xt, true), i, kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), src), acc);
+            kb_end(&kb, L, "concat backward: one input's channel slice", PH(PHASE_BACKWARD), false);
+        }
+        off += Ci;
+    }
+    free(lab);
+}
+
+int autodiff_backward(Lower *L) {
+    const Graph *g = L->g;
+    for (int v = g->n_nodes - 1; v >= 0 && !L->failed; v--) {
+        const Node *n = &g->nodes[v];
+        if (L->fp.inlined[v] || !L->fp.needs_grad[v] || L->grad_buf[v] < 0) continue;
+        switch (n->op) {
+        case OP_PARAM:
+        case OP_INPUT: break;
+        case OP_CONV2D: conv_backward(L, v); break;
+        case OP_LINEAR: linear_backward(L, v); break;
+        case OP_MAXPOOL:
+        case OP_AVGPOOL: pool_backward(L, v); break;
+        case OP_GLOBAL_AVGPOOL:
+            gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(&g->nodes[n->in[0]]), gap_src,
+                        "global avgpool backward");
+            break;
+        case OP_FLATTEN:
+            gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(n), flatten_src, "flatten backward (C,H,W -> NHWC)");
+            break;
+        case OP_CONCAT: concat_backward(L, v); break;
+        case OP_BATCHNORM:
+        case OP_RELU:
+        case OP_SIGMOID:
+        case OP_ADD:
+        case OP_MUL:
+        case OP_DROPOUT: tree_backward(L, v); break;
+        default: lw_fail(L, "no gradient rule for %s", op_name(n->op));
+        }
+    }
+    if (L->o->want_input_grad && g->input >= 0) L->p->input_grad_buf = L->grad_buf[g->input];
+    return L->failed ? -1 : 0;
+}

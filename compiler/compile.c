@@ -1,0 +1,171 @@
+/*
+ * compile.c — compile_training: the training compiler's driver (compile.h).
+ *
+ * Lays out the fixed spaces (parameters with decayed ones first, gradients,
+ * optimizer state, BN buffers, input, labels), then runs the passes in
+ * order: fusion decisions, forward + loss lowering, reverse-mode autodiff,
+ * the fused update, memory planning. Owns program_free.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+#include "lower.h"
+#include "util.h"
+
+void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch) {
+    memset(o, 0, sizeof *o);
+    o->batch = batch > 0 ? batch : r->batch;
+    o->precision = r->precision;
+    o->loss = LOSS_CROSS_ENTROPY;
+    o->label_smoothing = r->label_smoothing;
+    o->opt = r->opt;
+    o->nesterov = r->nesterov;
+    o->no_decay_bn_bias = r->no_decay_bn_bias;
+    for (int i = 0; i < 3; i++) {
+        o->mean[i] = 0;
+        o->std[i] = 1;
+    }
+}
+
+static bool is_decayed(const Param *p, bool no_decay_bn_bias) {
+    if (!no_decay_bn_bias) return true;
+    return !(p->role == ROLE_BN_WEIGHT || p->role == ROLE_BN_BIAS || p->role == ROLE_BIAS);
+}
+
+void program_free(Program *p) {
+    if (!p) return;
+    kir_module_free(p->module);
+    for (int b = 0; b < p->n_bufs; b++) free(p->bufs[b].name);
+    free(p->bufs);
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        for (int s = 0; s < p->n_steps[ph]; s++) {
+            free(p->steps[ph][s].args);
+            free(p->steps[ph][s].note);
+        }
+        free(p->steps[ph]);
+    }
+    free(p->param_offset);
+    free(p);
+}
+
+static void lower_free(Lower *L) {
+    fuse_plan_free(&L->fp);
+    free(L->fwd_buf);
+    free(L->bwd_buf);
+    free(L->grad_buf);
+    free(L->stats_buf);
+    free(L->aux_buf);
+    free(L->param_buf);
+    free(L->pgrad_buf);
+    for (int ph = 0; ph < PHASE_COUNT; ph++) free(L->inplace[ph]);
+    free(L->buf_pin_start);
+    free(L->buf_pin_end);
+}
+
+static int *filled(int n, int v) {
+    int *a = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    for (int i = 0; i < n; i++) a[i] = v;
+    return a;
+}
+
+Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen) {
+    if (!g || g->input < 0 || g->output < 0) {
+        snprintf(err, errlen, "the network has no input or no output");
+        return NULL;
+    }
+    if (o->batch < 1) {
+        snprintf(err, errlen, "batch size must be at least 1, got %d", o->batch);
+        return NULL;
+    }
+    if (o->precision == PREC_BF16) {
+        snprintf(err, errlen, "bf16 mixed precision is not supported by the training compiler yet (use fp32)");
+        return NULL;
+    }
+    const Node *outn = &g->nodes[g->output];
+    if (o->loss == LOSS_CROSS_ENTROPY && outn->rank != 1) {
+        snprintf(err, errlen, "cross-entropy needs a vector output (logits), the network ends in a feature map");
+        return NULL;
+    }
+    if (o->normalize_u8_input && g->nodes[g->input].dim[2] != 3) {
+        snprintf(err, errlen, "uint8 input normalization needs 3 input channels");
+        return NULL;
+    }
+
+    Program *p = xcalloc(1, sizeof *p);
+    p->module = kir_module_new();
+    p->batch = o->batch;
+    p->dy_buf = p->input_grad_buf = -1;
+    p->n_params = g->n_params;
+    p->param_offset = xmalloc((size_t)(g->n_params ? g->n_params : 1) * sizeof(int64_t));
+
+    Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err, .errlen = errlen};
+    int n = g->n_nodes;
+    L.fwd_buf = filled(n, -1);
+    L.bwd_buf = filled(n, -1);
+    L.grad_buf = filled(n, -1);
+    L.stats_buf = filled(n, -1);
+    L.aux_buf = filled(n, -1);
+    L.param_buf = filled(g->n_params, -1);
+    L.pgrad_buf = filled(g->n_params, -1);
+
+    /* fixed spaces: decayed parameters first, then the rest */
+    int64_t off = 0, boff = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n_params; i++) {
+            const Param *pr = &g->params[i];
+            if (!pr->trainable || is_decayed(pr, o->no_decay_bn_bias) != (pass == 0)) continue;
+            p->param_offset[i] = off;
+            L.param_buf[i] = lw_new_buf(&L, pr->name, SPACE_PARAMS, off * 4, pr->numel, KD_F32);
+            char *gn = xasprintf("grad.%s", pr->name);
+            L.pgrad_buf[i] = lw_new_buf(&L, gn, SPACE_GRADS, off * 4, pr->numel, KD_F32);
+            free(gn);
+            off += pr->numel;
+            if (pass == 0) p->n_decayed = off;
+        }
+    for (int i = 0; i < g->n_params; i++) {
+        const Param *pr = &g->params[i];
+        if (pr->trainable) continue;
+        if (pr->role == ROLE_NUM_BATCHES) {
+            p->param_offset[i] = -1;
+            continue;
+        }
+        p->param_offset[i] = boff;
+        L.param_buf[i] = lw_new_buf(&L, pr->name, SPACE_BUFFERS, boff * 4, pr->numel, KD_F32);
+        boff += pr->numel;
+    }
+    const Node *in = &g->nodes[g->input];
+    int64_t in_numel = (int64_t)o->batch * node_numel(in);
+    p->space_bytes[SPACE_PARAMS] = off * 4;
+    p->space_bytes[SPACE_GRADS] = off * 4;
+    p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2);
+    p->space_bytes[SPACE_BUFFERS] = boff * 4;
+    p->space_bytes[SPACE_INPUT] = in_numel * (o->normalize_u8_input ? 1 : 4);
+    p->space_bytes[SPACE_LABELS] = (int64_t)o->batch * 8;
+    p->input_buf = lw_new_buf(&L, "input", SPACE_INPUT, 0, in_numel, o->normalize_u8_input ? KD_U8 : KD_F32);
+    p->labels_buf = lw_new_buf(&L, "labels", SPACE_LABELS, 0, o->batch, KD_I64);
+    p->loss_buf = lw_arena(&L, "loss", o->batch);
+    if (o->loss == LOSS_EXTERNAL_GRAD) p->dy_buf = lw_arena(&L, "dy", (int64_t)o->batch * node_numel(outn));
+
+    int rc = fuse_plan(g, o, &L.fp, err, errlen);
+    if (rc == 0) rc = lower_forward(&L);
+    if (rc == 0) {
+        p->logits_buf = L.fwd_buf[g->output];
+        rc = autodiff_backward(&L);
+    }
+    if (rc == 0) rc = lower_update(&L);
+    if (rc == 0) rc = memplan_run(&L, err, errlen);
+    if (rc == 0 && o->want_input_grad && p->input_grad_buf < 0) {
+        snprintf(err, errlen, "no gradient reaches the network input");
+        rc = -1;
+    }
+    lower_free(&L);
+    if (rc != 0) {
+        program_free(p);
+        return NULL;
+    }
+    p->state_bytes = p->space_bytes[SPACE_PARAMS] + p->space_bytes[SPACE_GRADS] + p->space_bytes[SPACE_STATE] +
+                     p->space_bytes[SPACE_BUFFERS];
+    return p;
+}

@@ -1,0 +1,125 @@
+/*
+ * fuse.c — fusion decisions of the training compiler (see lower.h).
+ *
+ * Elementwise primitives (BN-apply, ReLU, sigmoid, add, mul, dropout) form
+ * trees: a node is inlined into its consumer when it has exactly one use,
+ * that consumer is elementwise and not a BatchNorm (BN needs its input
+ * materialized for its statistics), and the shapes match (a broadcast
+ * operand is reduced in backward, so it keeps a buffer). Each tree's root is
+ * materialized by one kernel: BN-apply + ReLU, residual add + BN + ReLU,
+ * x * sigmoid(s), ... Its backward is again one group (autodiff.c).
+ *
+ * Recompute: a tree root that contains a BatchNorm (BN-apply, ReLU and
+ * friends are cheap next to the convolutions) is recomputed in backward
+ * from its inputs instead of being kept, provided none of those inputs is
+ * itself recomputed (keeps each recompute one kernel deep). For ResNeXt
+ * this keeps the convolution outputs, BN statistics and every other block
+ * output.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lower.h"
+#include "util.h"
+
+static bool is_elementwise_op(OpKind op) {
+    return op == OP_BATCHNORM || op == OP_RELU || op == OP_SIGMOID || op == OP_ADD || op == OP_MUL ||
+           op == OP_DROPOUT;
+}
+
+static bool same_shape(const Node *a, const Node *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
+bool fuse_is_broadcast(const Graph *g, int u, int b) {
+    return !same_shape(&g->nodes[u], &g->nodes[b]);
+}
+
+/* Does the tree rooted at v (through inlined nodes) contain a BatchNorm? */
+static bool tree_has_bn(const Graph *g, const FusePlan *fp, int v) {
+    const Node *n = &g->nodes[v];
+    if (n->op == OP_BATCHNORM) return true;
+    if (!fp->elementwise[v]) return false;
+    for (int i = 0; i < n->n_in; i++)
+        if (fp->inlined[n->in[i]] && tree_has_bn(g, fp, n->in[i])) return true;
+    return false;
+}
+
+/* Are all materialized leaves of v's tree kept (not recomputed)? */
+static bool leaves_kept(const Graph *g, const FusePlan *fp, int v) {
+    const Node *n = &g->nodes[v];
+    for (int i = 0; i < n->n_in; i++) {
+        int x = n->in[i];
+        if (fp->inlined[x]) {
+            if (!leaves_kept(g, fp, x)) return false;
+        } else if (fp->recompute[x]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    int n = g->n_nodes;
+    memset(fp, 0, sizeof *fp);
+    fp->n = n;
+    fp->n_uses = xcalloc((size_t)n, sizeof(int));
+    fp->user = xmalloc((size_t)n * sizeof(int));
+    fp->inlined = xcalloc((size_t)n, sizeof(bool));
+    fp->recompute = xcalloc((size_t)n, sizeof(bool));
+    fp->needs_grad = xcalloc((size_t)n, sizeof(bool));
+    fp->elementwise = xcalloc((size_t)n, sizeof(bool));
+    for (int v = 0; v < n; v++) fp->user[v] = -1;
+    for (int v = 0; v < n; v++) {
+        const Node *nd = &g->nodes[v];
+        fp->elementwise[v] = is_elementwise_op(nd->op);
+        for (int i = 0; i < nd->n_in; i++) {
+            int x = nd->in[i];
+            fp->n_uses[x]++;
+            fp->user[x] = v;
+        }
+    }
+    for (int v = 0; v < n; v++)
+        if (fp->n_uses[v] != 1) fp->user[v] = -1;
+
+    /* gradients flow from trainable parameters (and the input when wanted) */
+    for (int v = 0; v < n; v++) {
+        const Node *nd = &g->nodes[v];
+        if (nd->op == OP_PARAM) fp->needs_grad[v] = g->params[nd->a.param.index].trainable;
+        else if (nd->op == OP_INPUT) fp->needs_grad[v] = o->want_input_grad;
+        for (int i = 0; i < nd->n_in; i++) fp->needs_grad[v] |= fp->needs_grad[nd->in[i]];
+    }
+
+    for (int v = 0; v < n; v++) {
+        int u = fp->user[v];
+        if (!fp->elementwise[v] || u < 0 || v == g->output) continue;
+        if (!fp->elementwise[u] || g->nodes[u].op == OP_BATCHNORM) continue;
+        if (fuse_is_broadcast(g, u, v)) continue;
+        fp->inlined[v] = true;
+    }
+
+    if (!o->no_recompute) {
+        for (int v = 0; v < n; v++) {
+            if (fp->inlined[v] || !fp->elementwise[v] || v == g->output) continue;
+            if (tree_has_bn(g, fp, v) && leaves_kept(g, fp, v)) fp->recompute[v] = true;
+        }
+        /* An f32 copy of a uint8 input is recomputed from SPACE_INPUT. */
+        if (o->normalize_u8_input && g->input >= 0) fp->recompute[g->input] = true;
+    }
+    return 0;
+}
+
+void fuse_plan_free(FusePlan *fp) {
+    free(fp->n_uses);
+    free(fp->user);
+    free(fp->inlined);
+    free(fp->recompute);
+    free(fp->needs_grad);
+    free(fp->elementwise);
+    memset(fp, 0, sizeof *fp);
+}

@@ -1,0 +1,819 @@
+/*
+ * lower.c — forward lowering of the training compiler: buffers, kernel and
+ * GEMM step construction, the elementwise expression builder shared with
+ * autodiff.c, and the forward steps of every primitive (train and eval
+ * variants), the loss, and the single fused optimizer update.
+ *
+ * Layout: activations are NHWC with the batch outermost, so a value of
+ * per-sample shape {H,W,C} occupies N*H*W*C floats and flat index
+ * ((n*H + h)*W + w)*C + c. Convolutions and linear layers become GEMMs on
+ * that layout (1x1 stride-1 convolutions directly; others through a
+ * generated im2col kernel whose column order (ci, kh, kw) matches
+ * PyTorch's weight layout, so each group is one GEMM of a batched step).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lower.h"
+#include "util.h"
+
+void lw_fail(Lower *L, const char *fmt, ...) {
+    if (L->failed) return;
+    L->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->err, L->errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+
+int lw_new_buf(Lower *L, const char *name, BufSpace space, int64_t offset, int64_t numel, KDType dt) {
+    Program *p = L->p;
+    GROW(p->bufs, p->cap_bufs, p->n_bufs + 1);
+    int id = p->n_bufs++;
+    p->bufs[id] = (BufDesc){.name = xstrdup(name), .space = space, .offset = offset, .numel = numel, .dtype = dt};
+    if (p->n_bufs > L->cap_pins) {
+        int old = L->cap_pins;
+        L->cap_pins = p->cap_bufs > 16 ? p->cap_bufs : 16;
+        L->buf_pin_start = xrealloc(L->buf_pin_start, (size_t)L->cap_pins * sizeof(bool));
+        L->buf_pin_end = xrealloc(L->buf_pin_end, (size_t)L->cap_pins * sizeof(bool));
+        for (int i = old; i < L->cap_pins; i++) L->buf_pin_start[i] = L->buf_pin_end[i] = false;
+    }
+    return id;
+}
+
+int lw_arena(Lower *L, const char *name, int64_t numel) {
+    return lw_new_buf(L, name, SPACE_ARENA, 0, numel, KD_F32);
+}
+
+static char *node_label(const Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    if (n->name) return xstrdup(n->name);
+    return xasprintf("%s%d", op_name(n->op), v);
+}
+
+/* ---- kernels and steps ------------------------------------------------------ */
+
+void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner) {
+    char *name = xasprintf("k%d_%s", L->counter++, base);
+    for (char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '_';
+    kb->k = kir_kernel_new(name, form, outer, inner);
+    free(name);
+    kb->args = NULL;
+    kb->n_args = kb->cap_args = 0;
+}
+
+int kb_buf(KB *kb, Lower *L, int pbuf, bool written) {
+    for (int i = 0; i < kb->n_args; i++)
+        if (kb->args[i] == pbuf) {
+            if (written) kb->k->bufs[i].written = true;
+            return i;
+        }
+    const BufDesc *d = &L->p->bufs[pbuf];
+    int idx = kir_buf(kb->k, d->name, d->dtype, d->numel, written);
+    GROW(kb->args, kb->cap_args, kb->n_args + 1);
+    kb->args[kb->n_args++] = pbuf;
+    return idx;
+}
+
+void kb_abort(KB *kb) {
+    kir_kernel_free(kb->k);
+    free(kb->args);
+    kb->k = NULL;
+    kb->args = NULL;
+}
+
+static void push_step(Lower *L, Phase ph, Step st, bool inplace) {
+    Program *p = L->p;
+    GROW(p->steps[ph], p->cap_steps[ph], p->n_steps[ph] + 1);
+    int at = p->n_steps[ph]++;
+    p->steps[ph][at] = st;
+    if (at >= L->cap_inplace[ph]) {
+        int old = L->cap_inplace[ph];
+        L->cap_inplace[ph] = p->cap_steps[ph];
+        L->inplace[ph] = xrealloc(L->inplace[ph], (size_t)L->cap_inplace[ph] * sizeof(bool));
+        for (int i = old; i < L->cap_inplace[ph]; i++) L->inplace[ph][i] = false;
+    }
+    L->inplace[ph][at] = inplace;
+}
+
+void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) {
+    if (L->failed) {
+        kb_abort(kb);
+        return;
+    }
+    kir_set_fuses(kb->k, fuses);
+    char msg[512];
+    if (kir_finish(kb->k, msg, sizeof msg) != 0) {
+        lw_fail(L, "internal error: kernel %s (%s) is invalid: %s", kb->k->name, fuses, msg);
+        kb_abort(kb);
+        return;
+    }
+    int n_stores = 0;
+    for (int s = 0; s < kb->k->n_stages; s++) n_stores += kb->k->stages[s].n_stores;
+    int idx = kir_module_add(L->p->module, kb->k);
+    kb->k = NULL;
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (!(phases & PH(ph))) continue;
+        Step st = {.kind = STEP_KERNEL, .kernel = idx, .n_args = kb->n_args, .note = xstrdup(fuses)};
+        st.args = xmalloc((size_t)(kb->n_args ? kb->n_args : 1) * sizeof(int));
+        memcpy(st.args, kb->args, (size_t)kb->n_args * sizeof(int));
+        push_step(L, (Phase)ph, st, inplace && n_stores == 1);
+    }
+    free(kb->args);
+    kb->args = NULL;
+}
+
+void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
+    if (L->failed) return;
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (!(phases & PH(ph))) continue;
+        Step st = {.kind = STEP_GEMM, .kernel = -1, .gemm = *gs, .note = xstrdup(note)};
+        push_step(L, (Phase)ph, st, false);
+    }
+}
+
+/* ---- expression helpers ------------------------------------------------------ */
+
+int e_i(Kernel *k, int64_t v) { return kir_const_i(k, v); }
+int e_f(Kernel *k, double v) { return kir_const_f(k, v); }
+int e_add(Kernel *k, int a, int b) { return kir_bin(k, KB_ADD, a, b); }
+int e_sub(Kernel *k, int a, int b) { return kir_bin(k, KB_SUB, a, b); }
+int e_mul(Kernel *k, int a, int b) { return kir_bin(k, KB_MUL, a, b); }
+int e_div(Kernel *k, int a, int b) { return kir_bin(k, KB_DIV, a, b); }
+int e_idiv(Kernel *k, int a, int64_t b) { return b == 1 ? a : kir_bin(k, KB_IDIV, a, e_i(k, b)); }
+int e_mod(Kernel *k, int a, int64_t b) { return b == 1 ? e_i(k, 0) : kir_bin(k, KB_MOD, a, e_i(k, b)); }
+int e_muli(Kernel *k, int a, int64_t b) { return b == 1 ? a : kir_bin(k, KB_MUL, a, e_i(k, b)); }
+int e_addi(Kernel *k, int a, int64_t b) { return b == 0 ? a : kir_bin(k, KB_ADD, a, e_i(k, b)); }
+int e_and(Kernel *k, int a, int b) { return a < 0 ? b : kir_bin(k, KB_AND, a, b); }
+int e_inrange(Kernel *k, int a, int64_t lo, int64_t hi) {
+    return kir_bin(k, KB_AND, kir_bin(k, KB_LE, e_i(k, lo), a), kir_bin(k, KB_LT, a, e_i(k, hi)));
+}
+
+static int64_t per_sample(const Lower *L, int v) { return node_numel(&L->g->nodes[v]); }
+static int64_t channels(const Node *n) { return n->rank == 3 ? n->dim[2] : n->dim[0]; }
+
+/* ---- values ------------------------------------------------------------------- */
+
+static bool flatten_is_alias(const Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    if (n->op != OP_FLATTEN) return false;
+    const Node *x = &L->g->nodes[n->in[0]];
+    return x->rank == 1 || (x->dim[0] == 1 && x->dim[1] == 1);
+}
+
+int need_bwd(Lower *L, int v) {
+    if (L->bwd_buf[v] >= 0) return L->bwd_buf[v];
+    const Node *n = &L->g->nodes[v];
+    if (n->op == OP_PARAM) return L->param_buf[n->a.param.index];
+    if (flatten_is_alias(L, v)) return L->bwd_buf[v] = need_bwd(L, n->in[0]);
+    if (L->fp.recompute[v]) {
+        char *lab = node_label(L, v);
+        char *nm = xasprintf("%s:recomputed", lab);
+        int b = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+        free(nm);
+        free(lab);
+        lower_tree_store(L, v, b, EM_BWD, PH(PHASE_BACKWARD));
+        return L->bwd_buf[v] = b;
+    }
+    if (L->fwd_buf[v] < 0) lw_fail(L, "internal error: node %d has no forward buffer", v);
+    return L->bwd_buf[v] = L->fwd_buf[v];
+}
+
+int lw_value_buf(Lower *L, int v, ExprMode mode) {
+    if (mode == EM_BWD) return need_bwd(L, v);
+    const Node *n = &L->g->nodes[v];
+    if (n->op == OP_PARAM) return L->param_buf[n->a.param.index];
+    return L->fwd_buf[v];
+}
+
+int lw_bcast_index(Lower *L, Kernel *k, int u, int idx) {
+    const Node *n = &L->g->nodes[u];
+    int64_t C = n->dim[2], F = per_sample(L, u);
+    return e_add(k, e_muli(k, e_idiv(k, idx, F), C), e_mod(k, idx, C));
+}
+
+static bool expandable(const Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    return L->fp.elementwise[v] || (n->op == OP_INPUT && L->o->normalize_u8_input);
+}
+
+int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
+    Kernel *k = kb->k;
+    const Node *n = &L->g->nodes[v];
+    if (L->fp.inlined[v]) return lw_value_expand(L, kb, v, idx, mode);
+    /* In backward, a recomputable value nobody materialized yet is cheaper
+     * to expand in place than to rematerialize just for this read. */
+    if (mode == EM_BWD && L->fp.recompute[v] && L->bwd_buf[v] < 0 && expandable(L, v))
+        return lw_value_expand(L, kb, v, idx, mode);
+    if (n->op == OP_PARAM) return kir_load(k, kb_buf(kb, L, L->param_buf[n->a.param.index], false), idx);
+    int b = lw_value_buf(L, v, mode);
+    if (b < 0) {
+        lw_fail(L, "internal error: no buffer for node %d (%s)", v, op_name(n->op));
+        return e_f(k, 0);
+    }
+    return kir_load(k, kb_buf(kb, L, b, false), idx);
+}
+
+static int operand_index(Lower *L, Kernel *k, int u, int x, int idx) {
+    return fuse_is_broadcast(L->g, u, x) ? lw_bcast_index(L, k, u, idx) : idx;
+}
+
+static int pick3(Kernel *k, int c, const float v[3]) {
+    return kir_select(k, kir_bin(k, KB_EQ, c, e_i(k, 0)), e_f(k, v[0]),
+                      kir_select(k, kir_bin(k, KB_EQ, c, e_i(k, 1)), e_f(k, v[1]), e_f(k, v[2])));
+}
+
+int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
+    Kernel *k = kb->k;
+    const Node *n = &L->g->nodes[v];
+    switch (n->op) {
+    case OP_INPUT: {
+        if (!L->o->normalize_u8_input) return lw_value(L, kb, v, idx, mode);
+        int raw = kir_load(k, kb_buf(kb, L, L->p->input_buf, false), idx);
+        int c = e_mod(k, idx, n->dim[2]);
+        float mean[3], rstd[3];
+        for (int i = 0; i < 3; i++) {
+            mean[i] = L->o->mean[i];
+            rstd[i] = L->o->std[i];
+        }
+        return e_div(k, e_sub(k, e_div(k, raw, e_f(k, 255.0)), pick3(k, c, mean)), pick3(k, c, rstd));
+    }
+    case OP_RELU:
+        return kir_bin(k, KB_MAX, lw_value(L, kb, n->in[0], idx, mode), e_f(k, 0));
+    case OP_SIGMOID:
+        return kir_un(k, KU_SIGMOID, lw_value(L, kb, n->in[0], idx, mode));
+    case OP_ADD:
+    case OP_MUL: {
+        int a = lw_value(L, kb, n->in[0], operand_index(L, k, v, n->in[0], idx), mode);
+        int b = lw_value(L, kb, n->in[1], operand_index(L, k, v, n->in[1], idx), mode);
+        return kir_bin(k, n->op == OP_ADD ? KB_ADD : KB_MUL, a, b);
+    }
+    case OP_DROPOUT: {
+        int x = lw_value(L, kb, n->in[0], idx, mode);
+        float p = n->a.dropout.p;
+        if (mode == EM_EVAL || p == 0) return x;
+        int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, v, idx));
+        return kir_select(k, keep, e_mul(k, x, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
+    }
+    case OP_BATCHNORM: {
+        int64_t C = channels(n);
+        int c = e_mod(k, idx, C);
+        int x = lw_value(L, kb, n->in[0], idx, mode);
+        int gamma = lw_value(L, kb, n->in[1], c, mode);
+        int beta = lw_value(L, kb, n->in[2], c, mode);
+        int mean, invstd;
+        if (mode == EM_EVAL) {
+            int rm = kb_buf(kb, L, L->param_buf[n->a.bn.running_mean], false);
+            int rv = kb_buf(kb, L, L->param_buf[n->a.bn.running_var], false);
+            mean = kir_load(k, rm, c);
+            invstd = kir_un(k, KU_RSQRT, e_add(k, kir_load(k, rv, c), e_f(k, n->a.bn.eps)));
+        } else {
+            int sb = kb_buf(kb, L, L->stats_buf[v], false);
+            mean = kir_load(k, sb, c);
+            invstd = kir_load(k, sb, e_addi(k, c, C));
+        }
+        return e_add(k, e_mul(k, e_mul(k, e_sub(k, x, mean), invstd), gamma), beta);
+    }
+    default:
+        lw_fail(L, "internal error: %s cannot be evaluated inside a fused kernel", op_name(n->op));
+        return e_f(k, 0);
+    }
+}
+
+/* ---- elementwise trees ---------------------------------------------------------- */
+
+static void collect_bns(const Lower *L, int v, int *out, int *n) {
+    const Node *nd = &L->g->nodes[v];
+    if (nd->op == OP_BATCHNORM) out[(*n)++] = v;
+    if (!L->fp.elementwise[v]) return;
+    for (int i = 0; i < nd->n_in; i++)
+        if (L->fp.inlined[nd->in[i]]) collect_bns(L, nd->in[i], out, n);
+}
+
+/* A description of what the tree of v fuses, e.g. "batchnorm+relu". */
+static void describe_tree(const Lower *L, int v, StrBuf *sb) {
+    const Node *nd = &L->g->nodes[v];
+    bool first = true;
+    for (int i = 0; i < nd->n_in; i++)
+        if (L->fp.inlined[nd->in[i]]) {
+            describe_tree(L, nd->in[i], sb);
+            sb_puts(sb, "+");
+            first = false;
+        }
+    (void)first;
+    if (nd->op == OP_INPUT) sb_puts(sb, "normalize_u8");
+    else if (nd->op == OP_ADD) sb_puts(sb, "add(residual)");
+    else sb_puts(sb, op_name(nd->op));
+}
+
+static void bn_stats_kernel(Lower *L, int b) {
+    const Node *n = &L->g->nodes[b];
+    int64_t C = channels(n), M = (int64_t)L->N * per_sample(L, b) / C;
+    char *lab = node_label(L, b);
+    char *nm = xasprintf("%s:stats", lab);
+    L->stats_buf[b] = lw_arena(L, nm, 2 * C);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_COLS, C, M);
+    Kernel *k = kb.k;
+    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+    int sb = kb_buf(&kb, L, L->stats_buf[b], true);
+    int rm = kb_buf(&kb, L, L->param_buf[n->a.bn.running_mean], true);
+    int rv = kb_buf(&kb, L, L->param_buf[n->a.bn.running_var], true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    /* Shifted sums (by the column's first element) keep the one-pass
+     * variance accurate when the mean is large against the spread. */
+    int shift = kir_load(k, xb, i);
+    int d = e_sub(k, kir_load(k, xb, e_add(k, e_muli(k, j, C), i)), shift);
+    int st = kir_stage(k, KS_REDUCE);
+    int s1 = kir_acc(k, st, KR_SUM, d);
+    int s2 = kir_acc(k, st, KR_SUM, e_mul(k, d, d));
+    int out = kir_stage(k, KS_STORE);
+    int md = e_div(k, s1, e_f(k, (double)M));
+    int var = kir_bin(k, KB_MAX, e_sub(k, e_div(k, s2, e_f(k, (double)M)), e_mul(k, md, md)), e_f(k, 0));
+    int mean = e_add(k, shift, md);
+    int invstd = kir_un(k, KU_RSQRT, e_add(k, var, e_f(k, n->a.bn.eps)));
+    double mom = n->a.bn.momentum;
+    double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
+    kir_store(k, out, sb, i, mean, false);
+    kir_store(k, out, sb, e_addi(k, i, C), invstd, false);
+    kir_store(k, out, rm, i, e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rm, i)), e_mul(k, e_f(k, mom), mean)), false);
+    kir_store(k, out, rv, i,
+              e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rv, i)), e_mul(k, e_f(k, mom * unbias), var)), false);
+    kb_end(&kb, L, "batchnorm statistics (batch mean, biased var -> invstd; running mean/var update)",
+           PH(PHASE_FORWARD_TRAIN), false);
+    free(lab);
+}
+
+void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) {
+    if (mode == EM_TRAIN) {
+        int bns[64], nb = 0;
+        collect_bns(L, v, bns, &nb);
+        for (int i = 0; i < nb; i++) bn_stats_kernel(L, bns[i]);
+    }
+    StrBuf sb = {0};
+    describe_tree(L, v, &sb);
+    char *desc = sb_take(&sb);
+    char *lab = node_label(L, v);
+    int64_t total = (int64_t)L->N * per_sample(L, v);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, total, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    int val = lw_value_expand(L, &kb, v, i, mode);
+    kir_store(k, st, kb_buf(&kb, L, out, true), i, val, false);
+    char *fuses = xasprintf("%s%s%s", desc, mode == EM_EVAL ? " (eval mode)" : "",
+                            mode == EM_BWD ? " (recomputed for backward)" : "");
+    kb_end(&kb, L, fuses, phases, true);
+    free(fuses);
+    free(desc);
+    free(lab);
+}
+
+/* ---- convolutions ----------------------------------------------------------------- */
+
+int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
+    const Node *n = &L->g->nodes[conv];
+    const Node *x = &L->g->nodes[n->in[0]];
+    const ConvAttr *a = &n->a.conv;
+    int64_t H = x->dim[0], W = x->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1];
+    int64_t M = (int64_t)L->N * OH * OW, Kt = Cin * a->kh * a->kw;
+    char *lab = node_label(L, conv);
+    char *nm = xasprintf("%s:cols", lab);
+    int cols = lw_arena(L, nm, M * Kt);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, M, Kt);
+    Kernel *k = kb.k;
+    int xi = kb_buf(&kb, L, xb, false), ci_ = kb_buf(&kb, L, cols, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int ow = e_mod(k, i, OW), t = e_idiv(k, i, OW), oh = e_mod(k, t, OH), nn = e_idiv(k, t, OH);
+    int kw = e_mod(k, j, a->kw), t2 = e_idiv(k, j, a->kw), kh = e_mod(k, t2, a->kh), ci = e_idiv(k, t2, a->kh);
+    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), kh);
+    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), kw);
+    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), Cin), ci);
+    int val = kir_load(k, xi, src);
+    if (a->ph > 0 || a->pw > 0) val = kir_select(k, e_and(k, e_inrange(k, ih, 0, H), e_inrange(k, iw, 0, W)), val, e_f(k, 0));
+    int st = kir_stage(k, KS_MAP);
+    kir_store(k, st, ci_, e_add(k, e_muli(k, i, Kt), j), val, false);
+    char *fuses = xasprintf("im2col %dx%d stride %d pad %d (columns ci,kh,kw)", a->kh, a->kw, a->sh, a->ph);
+    kb_end(&kb, L, fuses, phases, false);
+    free(fuses);
+    free(lab);
+    return cols;
+}
+
+bool conv_is_pointwise(const ConvAttr *a) {
+    return a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->ph == 0 && a->pw == 0 && a->groups == 1;
+}
+
+/* out[i] = bias[i % C] for every row: the GEMM then accumulates with beta 1 */
+static void bias_fill(Lower *L, int out, int bias_param, int64_t rows, int64_t C, unsigned phases, const char *lab) {
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, rows * C, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    int v = kir_load(k, kb_buf(&kb, L, L->param_buf[bias_param], false), e_mod(k, i, C));
+    kir_store(k, st, kb_buf(&kb, L, out, true), i, v, false);
+    kb_end(&kb, L, "bias broadcast (the GEMM adds onto it)", phases, false);
+}
+
+static void lower_conv(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const ConvAttr *a = &n->a.conv;
+    const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
+    int64_t OH = n->dim[0], OW = n->dim[1], M = (int64_t)L->N * OH * OW;
+    int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
+    int64_t Kg = (int64_t)Cig * a->kh * a->kw;
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, M * a->cout);
+    free(nm);
+    int wparam = L->g->nodes[n->in[1]].a.param.index;
+    float beta = 0;
+    if (a->bias) {
+        bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, M, a->cout, ph, lab);
+        beta = 1;
+    }
+    int xb = L->fwd_buf[n->in[0]];
+    GemmStep gs = {0};
+    gs.c = out;
+    gs.beta = beta;
+    gs.alpha = 1;
+    gs.b = L->param_buf[wparam];
+    gs.trans_b = true;
+    gs.m = (int)M;
+    gs.n = Cog;
+    gs.ldc = a->cout;
+    gs.batch = 1;
+    char *note;
+    if (conv_is_pointwise(a)) {
+        gs.a = xb;
+        gs.k = a->cin;
+        gs.lda = a->cin;
+        gs.ldb = a->cin;
+        note = xasprintf("%s: 1x1 conv forward as GEMM on NHWC (%lldx%dx%d)", lab, (long long)M, a->cout, a->cin);
+    } else {
+        gs.a = lower_im2col(L, v, xb, ph);
+        gs.k = (int)Kg;
+        gs.lda = (int)(Kg * G);
+        gs.ldb = (int)Kg;
+        gs.batch = G;
+        gs.stride_a = Kg;
+        gs.stride_b = (int64_t)Cog * Kg;
+        gs.stride_c = Cog;
+        note = xasprintf("%s: conv %dx%d/%d forward, %d group GEMM(s) of %lldx%dx%lld", lab, a->kh, a->kw, a->sh, G,
+                         (long long)M, Cog, (long long)Kg);
+    }
+    lw_gemm(L, ph, &gs, note);
+    free(note);
+    free(lab);
+}
+
+static void lower_linear(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
+    int I = n->a.linear.in_features, O = n->a.linear.out_features;
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * O);
+    free(nm);
+    float beta = 0;
+    if (n->a.linear.bias) {
+        bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, L->N, O, ph, lab);
+        beta = 1;
+    }
+    GemmStep gs = {.a = L->fwd_buf[n->in[0]], .b = L->param_buf[L->g->nodes[n->in[1]].a.param.index], .c = out,
+                   .trans_b = true, .m = L->N, .n = O, .k = I, .lda = I, .ldb = I, .ldc = O,
+                   .alpha = 1, .beta = beta, .batch = 1};
+    char *note = xasprintf("%s: linear forward GEMM (%dx%dx%d)", lab, L->N, O, I);
+    lw_gemm(L, ph, &gs, note);
+    free(note);
+    free(lab);
+}
+
+/* ---- pooling and reshaping ------------------------------------------------------------ */
+
+/* decomposes flat i of an N x OH x OW x C map */
+static void nhwc(Kernel *k, int i, int64_t OH, int64_t OW, int64_t C, int *n, int *oh, int *ow, int *c) {
+    *c = e_mod(k, i, C);
+    int t = e_idiv(k, i, C);
+    *ow = e_mod(k, t, OW);
+    t = e_idiv(k, t, OW);
+    *oh = e_mod(k, t, OH);
+    *n = e_idiv(k, t, OH);
+}
+
+/* PyTorch's avg_pool2d divisor for output (oh, ow), as a float expression */
+int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow) {
+    int hs = e_addi(k, e_muli(k, oh, p->sh), -p->ph), ws = e_addi(k, e_muli(k, ow, p->sw), -p->pw);
+    int he = kir_bin(k, KB_MIN, e_addi(k, hs, p->kh), e_i(k, H + p->ph));
+    int we = kir_bin(k, KB_MIN, e_addi(k, ws, p->kw), e_i(k, W + p->pw));
+    if (!p->count_include_pad) {
+        hs = kir_bin(k, KB_MAX, hs, e_i(k, 0));
+        ws = kir_bin(k, KB_MAX, ws, e_i(k, 0));
+        he = kir_bin(k, KB_MIN, he, e_i(k, H));
+        we = kir_bin(k, KB_MIN, we, e_i(k, W));
+    }
+    return kir_un(k, KU_TO_FLOAT, e_mul(k, e_sub(k, he, hs), e_sub(k, we, ws)));
+}
+
+static void lower_pool(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const Node *x = &L->g->nodes[n->in[0]];
+    const PoolAttr *p = &n->a.pool;
+    const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
+    int64_t H = x->dim[0], W = x->dim[1], C = x->dim[2], OH = n->dim[0], OW = n->dim[1];
+    int64_t total = (int64_t)L->N * OH * OW * C;
+    bool is_max = n->op == OP_MAXPOOL;
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, total);
+    free(nm);
+    if (is_max) {
+        nm = xasprintf("%s:argmax", lab);
+        L->aux_buf[v] = lw_arena(L, nm, total);
+        free(nm);
+    }
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, total, 1);
+    Kernel *k = kb.k;
+    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+    int i = kir_var(k, KV_OUTER), nn, oh, ow, c;
+    nhwc(k, i, OH, OW, C, &nn, &oh, &ow, &c);
+    int KK = p->kh * p->kw;
+    /* one window element r = kh*KW + kw: in-bounds flag and guarded load */
+    int r = kir_reduce_var(k), rv = kir_var(k, r);
+    int ih = e_add(k, e_addi(k, e_muli(k, oh, p->sh), -p->ph), e_idiv(k, rv, p->kw));
+    int iw = e_add(k, e_addi(k, e_muli(k, ow, p->sw), -p->pw), e_mod(k, rv, p->kw));
+    int inb = e_and(k, e_inrange(k, ih, 0, H), e_inrange(k, iw, 0, W));
+    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), C), c);
+    int st = kir_stage(k, KS_STORE);
+    int ob = kb_buf(&kb, L, out, true);
+    if (is_max) {
+        int m = kir_reduce(k, KR_MAX, r, KK, kir_select(k, inb, kir_load(k, xb, src), e_f(k, -FLT_MAX)));
+        /* PyTorch's tie rule: the first maximal element of the window */
+        int r2 = kir_reduce_var(k), rv2 = kir_var(k, r2);
+        int ih2 = e_add(k, e_addi(k, e_muli(k, oh, p->sh), -p->ph), e_idiv(k, rv2, p->kw));
+        int iw2 = e_add(k, e_addi(k, e_muli(k, ow, p->sw), -p->pw), e_mod(k, rv2, p->kw));
+        int inb2 = e_and(k, e_inrange(k, ih2, 0, H), e_inrange(k, iw2, 0, W));
+        int src2 = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih2), W), iw2), C), c);
+        int hit = kir_select(k, inb2,
+                             kir_select(k, kir_bin(k, KB_EQ, kir_load(k, xb, src2), m),
+                                        kir_un(k, KU_TO_FLOAT, e_sub(k, e_i(k, KK), rv2)), e_f(k, 0)),
+                             e_f(k, 0));
+        int first = e_sub(k, e_f(k, KK), kir_reduce(k, KR_MAX, r2, KK, hit));
+        kir_store(k, st, ob, i, m, false);
+        kir_store(k, st, kb_buf(&kb, L, L->aux_buf[v], true), i, first, false);
+    } else {
+        int s = kir_reduce(k, KR_SUM, r, KK, kir_select(k, inb, kir_load(k, xb, src), e_f(k, 0)));
+        kir_store(k, st, ob, i, e_div(k, s, pool_divisor(k, p, H, W, oh, ow)), false);
+    }
+    char *fuses = xasprintf("%s %dx%d stride %d pad %d%s", op_name(n->op), p->kh, p->kw, p->sh, p->ph,
+                            is_max ? " (+ first-max index for backward)" : "");
+    kb_end(&kb, L, fuses, ph, false);
+    free(fuses);
+    free(lab);
+}
+
+static void lower_gap(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const Node *x = &L->g->nodes[n->in[0]];
+    int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2];
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * C);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * C, HW);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
+    int st = kir_stage(k, KS_REDUCE);
+    int s = kir_acc(k, st, KR_SUM, kir_load(k, xb, src));
+    int so = kir_stage(k, KS_STORE);
+    kir_store(k, so, kb_buf(&kb, L, out, true), i, e_div(k, s, e_f(k, (double)HW)), false);
+    kb_end(&kb, L, "global average pool", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
+    free(lab);
+}
+
+static void lower_flatten(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    if (flatten_is_alias(L, v)) {
+        L->fwd_buf[v] = L->fwd_buf[n->in[0]];
+        return;
+    }
+    const Node *x = &L->g->nodes[n->in[0]];
+    int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2], F = HW * C;
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * F);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * F, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int f = e_mod(k, i, F), c = e_idiv(k, f, HW), hw = e_mod(k, f, HW);
+    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, F), HW), hw), C), c);
+    int st = kir_stage(k, KS_STORE);
+    kir_store(k, st, kb_buf(&kb, L, out, true), i, kir_load(k, kb_buf(&kb, L, L->fwd_buf[n->in[0]], false), src), false);
+    kb_end(&kb, L, "flatten (NHWC -> PyTorch's C,H,W order)", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
+    free(lab);
+}
+
+static void lower_concat(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    int64_t HW = n->dim[0] * n->dim[1], Ct = n->dim[2], off = 0;
+    char *lab = node_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * HW * Ct);
+    free(nm);
+    for (int t = 0; t < n->n_in; t++) {
+        int64_t Ci = L->g->nodes[n->in[t]].dim[2];
+        KB kb;
+        kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * HW * Ci, 1);
+        Kernel *k = kb.k;
+        int i = kir_var(k, KV_OUTER);
+        int dst = e_add(k, e_muli(k, e_idiv(k, i, Ci), Ct), e_addi(k, e_mod(k, i, Ci), off));
+        int st = kir_stage(k, KS_STORE);
+        kir_store(k, st, kb_buf(&kb, L, out, true), dst, kir_load(k, kb_buf(&kb, L, L->fwd_buf[n->in[t]], false), i), false);
+        kb_end(&kb, L, "concat: copy one input into its channel slice", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL),
+               false);
+        off += Ci;
+    }
+    free(lab);
+}
+
+/* ---- loss ---------------------------------------------------------------------------------- */
+
+static void lower_loss(Lower *L) {
+    const Graph *g = L->g;
+    int out = g->output;
+    int64_t K = per_sample(L, out);
+    int lb = L->fwd_buf[out];
+    KB kb;
+    if (L->o->loss == LOSS_EXTERNAL_GRAD) {
+        kb_begin(&kb, L, "loss_dot", KF_ROWS, L->N, K);
+        Kernel *k = kb.k;
+        int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+        int idx = e_add(k, e_muli(k, i, K), j);
+        int st = kir_stage(k, KS_REDUCE);
+        int s = kir_acc(k, st, KR_SUM,
+                        e_mul(k, kir_load(k, kb_buf(&kb, L, lb, false), idx), kir_load(k, kb_buf(&kb, L, L->p->dy_buf, false), idx)));
+        int so = kir_stage(k, KS_STORE);
+        kir_store(k, so, kb_buf(&kb, L, L->p->loss_buf, true), i, s, false);
+        kb_end(&kb, L, "external loss: per-sample sum of output * dy", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
+        L->grad_buf[out] = L->p->dy_buf;
+        return;
+    }
+    char *nm = xasprintf("%s:grad", g->nodes[out].name ? g->nodes[out].name : "logits");
+    int dl = L->grad_buf[out] = lw_arena(L, nm, (int64_t)L->N * K);
+    free(nm);
+    double eps = L->o->label_smoothing;
+    kb_begin(&kb, L, "softmax_cross_entropy", KF_ROWS, L->N, K);
+    Kernel *k = kb.k;
+    int li = kb_buf(&kb, L, lb, false);
+    int yi = kb_buf(&kb, L, L->p->labels_buf, false);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int l = kir_load(k, li, e_add(k, e_muli(k, i, K), j));
+    int s0 = kir_stage(k, KS_REDUCE);
+    int m = kir_acc(k, s0, KR_MAX, l);
+    int s1 = kir_stage(k, KS_REDUCE);
+    int ex = kir_un(k, KU_EXP, e_sub(k, l, m));
+    int se = kir_acc(k, s1, KR_SUM, ex);
+    int sl = kir_acc(k, s1, KR_SUM, l);
+    int y = kir_load(k, yi, i);
+    int s2 = kir_stage(k, KS_MAP);
+    int target = kir_select(k, kir_bin(k, KB_EQ, j, y), e_f(k, 1 - eps + eps / (double)K), e_f(k, eps / (double)K));
+    int grad = e_mul(k, e_sub(k, e_div(k, ex, se), target), kir_scalar(k, SC_GRAD_SCALE));
+    kir_store(k, s2, kb_buf(&kb, L, dl, true), e_add(k, e_muli(k, i, K), j), grad, false);
+    int s3 = kir_stage(k, KS_STORE);
+    int lse = e_add(k, m, kir_un(k, KU_LOG, se));
+    int ly = kir_load(k, li, e_add(k, e_muli(k, i, K), y));
+    int loss = e_sub(k, e_sub(k, lse, e_mul(k, e_f(k, 1 - eps), ly)), e_mul(k, e_f(k, eps / (double)K), sl));
+    kir_store(k, s3, kb_buf(&kb, L, L->p->loss_buf, true), i, loss, false);
+    kb_end(&kb, L, "softmax + cross-entropy (label smoothing) + its gradient", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL),
+           false);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+int lower_forward(Lower *L) {
+    const Graph *g = L->g;
+    for (int v = 0; v < g->n_nodes && !L->failed; v++) {
+        const Node *n = &g->nodes[v];
+        if (L->fp.inlined[v]) continue;
+        switch (n->op) {
+        case OP_PARAM:
+            L->fwd_buf[v] = L->param_buf[n->a.param.index];
+            break;
+        case OP_INPUT:
+            if (L->o->normalize_u8_input) {
+                L->fwd_buf[v] = lw_arena(L, "input:normalized", (int64_t)L->N * per_sample(L, v));
+                lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL));
+            } else {
+                L->fwd_buf[v] = L->p->input_buf;
+            }
+            break;
+        case OP_CONV2D: lower_conv(L, v); break;
+        case OP_LINEAR: lower_linear(L, v); break;
+        case OP_MAXPOOL:
+        case OP_AVGPOOL: lower_pool(L, v); break;
+        case OP_GLOBAL_AVGPOOL: lower_gap(L, v); break;
+        case OP_FLATTEN: lower_flatten(L, v); break;
+        case OP_CONCAT: lower_concat(L, v); break;
+        case OP_BATCHNORM:
+        case OP_RELU:
+        case OP_SIGMOID:
+        case OP_ADD:
+        case OP_MUL:
+        case OP_DROPOUT: {
+            for (int t = 0; t < n->n_in; t++) {
+                int x = n->in[t];
+                if (g->nodes[x].op == OP_PARAM && !(n->op == OP_BATCHNORM && t > 0)) {
+                    lw_fail(L, "a parameter used directly as an operand of %s is not supported", op_name(n->op));
+                    return -1;
+                }
+            }
+            char *lab = node_label(L, v);
+            char *nm = xasprintf("%s:out", lab);
+            L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+            free(nm);
+            free(lab);
+            lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
+            lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));
+            break;
+        }
+        default:
+            lw_fail(L, "cannot lower %s", op_name(n->op));
+        }
+    }
+    if (!L->failed) lower_loss(L);
+    return L->failed ? -1 : 0;
+}
+
+/* ---- the fused optimizer update -------------------------------------------------------------- */
+
+int lower_update(Lower *L) {
+    Program *p = L->p;
+    int64_t P = p->space_bytes[SPACE_PARAMS] / 4;
+    if (P == 0) return 0;
+    int pb = lw_new_buf(L, "params", SPACE_PARAMS, 0, P, KD_F32);
+    int gb = lw_new_buf(L, "grads", SPACE_GRADS, 0, P, KD_F32);
+    int mb = lw_new_buf(L, L->o->opt == OPT_SGD ? "momentum" : "adam_m", SPACE_STATE, 0, P, KD_F32);
+    int vb = L->o->opt == OPT_SGD ? -1 : lw_new_buf(L, "adam_v", SPACE_STATE, P * 4, P, KD_F32);
+    KB kb;
+    kb_begin(&kb, L, L->o->opt == OPT_SGD ? "sgd_update" : L->o->opt == OPT_ADAM ? "adam_update" : "adamw_update", KF_ROWS,
+             P, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int pi = kb_buf(&kb, L, pb, true), gi = kb_buf(&kb, L, gb, true), mi = kb_buf(&kb, L, mb, true);
+    int vi = vb >= 0 ? kb_buf(&kb, L, vb, true) : -1;
+    int st = kir_stage(k, KS_STORE);
+    int par = kir_load(k, pi, i), grad = kir_load(k, gi, i);
+    int decay = p->n_decayed >= P ? kir_scalar(k, SC_WEIGHT_DECAY)
+                                  : kir_select(k, kir_bin(k, KB_LT, i, e_i(k, p->n_decayed)), kir_scalar(k, SC_WEIGHT_DECAY),
+                                               e_f(k, 0));
+    int lr = kir_scalar(k, SC_LR);
+    const char *what;
+    /* new values are expressions of the old loads only; the parameter is
+     * stored first and the gradient is zeroed last */
+    if (L->o->opt == OPT_SGD) {
+        int mom = kir_scalar(k, SC_MOMENTUM);
+        int d = e_add(k, grad, e_mul(k, decay, par));
+        int buf = kir_select(k, kir_bin(k, KB_LT, e_f(k, 0.5), kir_scalar(k, SC_FIRST_STEP)), d,
+                             e_add(k, e_mul(k, mom, kir_load(k, mi, i)), d));
+        int step = L->o->nesterov ? e_add(k, d, e_mul(k, mom, buf)) : buf;
+        kir_store(k, st, pi, i, e_sub(k, par, e_mul(k, lr, step)), false);
+        kir_store(k, st, mi, i, buf, false);
+        what = L->o->nesterov ? "SGD (momentum, nesterov, coupled weight decay) of all parameters + zero grads"
+                              : "SGD (momentum, coupled weight decay) of all parameters + zero grads";
+    } else {
+        int b1 = kir_scalar(k, SC_BETA1), b2 = kir_scalar(k, SC_BETA2);
+        int g2 = L->o->opt == OPT_ADAM ? e_add(k, grad, e_mul(k, decay, par)) : grad;
+        int base = L->o->opt == OPT_ADAMW ? e_mul(k, par, e_sub(k, e_f(k, 1), e_mul(k, lr, decay))) : par;
+        int m = e_add(k, e_mul(k, kir_load(k, mi, i), b1), e_mul(k, g2, e_sub(k, e_f(k, 1), b1)));
+        int vv = e_add(k, e_mul(k, kir_load(k, vi, i), b2), e_mul(k, e_mul(k, g2, g2), e_sub(k, e_f(k, 1), b2)));
+        int denom = e_add(k, e_div(k, kir_un(k, KU_SQRT, vv), kir_un(k, KU_SQRT, kir_scalar(k, SC_BIAS_CORR2))),
+                          kir_scalar(k, SC_EPS));
+        int stepsz = e_div(k, lr, kir_scalar(k, SC_BIAS_CORR1));
+        kir_store(k, st, pi, i, e_sub(k, base, e_mul(k, stepsz, e_div(k, m, denom))), false);
+        kir_store(k, st, mi, i, m, false);
+        kir_store(k, st, vi, i, vv, false);
+        what = L->o->opt == OPT_ADAM ? "Adam (L2 in the gradient, bias correction) of all parameters + zero grads"
+                                     : "AdamW (decoupled decay, bias correction) of all parameters + zero grads";
+    }
+    kir_store(k, st, gi, i, e_f(k, 0), false);
+    kb_end(&kb, L, what, PH(PHASE_UPDATE), false);
+    return L->failed ? -1 : 0;
+}

@@ -1,0 +1,152 @@
+/*
+ * lower.h — internal interface between the training compiler's passes
+ * (fuse.c, lower.c, autodiff.c, memplan.c, compile.c). Not for other users:
+ * they call compile.h.
+ *
+ * Model of the passes:
+ *   fuse.c    decides, per graph node, whether its value is materialized
+ *             (has a buffer) or inlined into its single consumer's kernel
+ *             (elementwise chains: BN-apply, ReLU, sigmoid, add, mul,
+ *             dropout), and which materialized values are recomputed in
+ *             backward instead of being kept (cheap elementwise trees whose
+ *             inputs are kept anyway).
+ *   lower.c   emits the forward steps (train and eval variants) of every
+ *             materialized node: its elementwise tree as one kernel (after
+ *             the BN statistics kernels it needs), or the structured op
+ *             (GEMMs, im2col, pooling, ...); plus the loss and the update.
+ *   autodiff.c walks the materialized nodes in reverse and emits each
+ *             primitive's gradient rule; elementwise trees are
+ *             differentiated as expressions, so the backward of a fused
+ *             group is again a fused group.
+ *   memplan.c assigns arena offsets from buffer lifetimes over the schedule.
+ *
+ * Expression helpers build kir expressions for a node's forward value at a
+ * flat batch index: a materialized value is a load of its buffer; an inlined
+ * one is expanded from its inputs. In backward, a load of a value that was
+ * not kept triggers its recompute kernel first (need_bwd).
+ */
+#ifndef RXC_LOWER_H
+#define RXC_LOWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compile.h"
+#include "graph.h"
+#include "kir.h"
+#include "program.h"
+
+/* ---- fusion plan (fuse.c) ------------------------------------------------ */
+typedef struct FusePlan {
+    int n;
+    int *n_uses;        /* edges into consumers (a node used twice by one op counts 2) */
+    int *user;          /* the consumer when n_uses == 1, else -1 */
+    bool *inlined;      /* value computed inside its consumer's kernel, no buffer */
+    bool *recompute;    /* materialized, but rematerialized in backward instead of kept */
+    bool *needs_grad;   /* a trainable parameter (or the wanted input) lies upstream */
+    bool *elementwise;  /* op kind is an elementwise primitive */
+} FusePlan;
+
+int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, size_t errlen);
+void fuse_plan_free(FusePlan *fp);
+/* true if node b (an input of elementwise node u) is broadcast over u */
+bool fuse_is_broadcast(const Graph *g, int u, int b);
+
+/* ---- lowering state ------------------------------------------------------ */
+typedef enum ExprMode { EM_TRAIN, EM_EVAL, EM_BWD } ExprMode;
+
+typedef struct Lower {
+    const Graph *g;
+    const CompileOptions *o;
+    FusePlan fp;
+    Program *p;
+    int N;
+    int *fwd_buf;        /* per node: buffer of its forward value (forward phases), -1 */
+    int *bwd_buf;        /* per node: buffer usable in backward, -1 until known */
+    int *grad_buf;       /* per node: its gradient buffer, -1 until the first contribution */
+    int *stats_buf;      /* per BN node: [2C] batch mean then invstd */
+    int *aux_buf;        /* per max-pool node: index of the max inside its window */
+    int *param_buf;      /* per graph parameter: SPACE_PARAMS or SPACE_BUFFERS buffer, -1 */
+    int *pgrad_buf;      /* per graph parameter: SPACE_GRADS buffer, -1 */
+    bool *inplace[PHASE_COUNT]; /* per step of a phase: a single-store elementwise kernel (kb_end) */
+    int cap_inplace[PHASE_COUNT];
+    bool *buf_pin_start, *buf_pin_end; /* per buffer: live from the first / to the last step */
+    int cap_pins;
+    int counter;         /* for unique kernel names */
+    char *err;
+    size_t errlen;
+    int failed;
+} Lower;
+
+/* A kernel under construction: the kir kernel plus the Program buffer that
+ * each kernel buffer binds to. */
+typedef struct KB {
+    Kernel *k;
+    int *args;
+    int n_args, cap_args;
+} KB;
+
+/* buffers */
+int lw_new_buf(Lower *L, const char *name, BufSpace space, int64_t offset, int64_t numel, KDType dt);
+int lw_arena(Lower *L, const char *name, int64_t numel);
+
+/* kernels and steps */
+void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner);
+int kb_buf(KB *kb, Lower *L, int pbuf, bool written);   /* kernel buffer index for a Program buffer */
+/* Finishes the kernel and appends a step to each phase in `phases` (bit mask
+ * of 1 << Phase). inplace: a single-store kernel that reads and writes
+ * element i only, so a dying input may share bytes with its output. */
+void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace);
+void kb_abort(KB *kb);
+void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note);
+#define PH(x) (1u << (x))
+
+/* expressions */
+int e_i(Kernel *k, int64_t v);
+int e_f(Kernel *k, double v);
+int e_add(Kernel *k, int a, int b);
+int e_sub(Kernel *k, int a, int b);
+int e_mul(Kernel *k, int a, int b);
+int e_div(Kernel *k, int a, int b);
+int e_idiv(Kernel *k, int a, int64_t b);
+int e_mod(Kernel *k, int a, int64_t b);
+int e_muli(Kernel *k, int a, int64_t b);
+int e_addi(Kernel *k, int a, int64_t b);
+int e_and(Kernel *k, int a, int b);
+int e_inrange(Kernel *k, int a, int64_t lo, int64_t hi); /* lo <= a < hi */
+
+/* value of node v at flat batch index idx (its own N x numel layout) */
+int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode);
+/* the same, but expands v's own elementwise definition even when v has a buffer */
+int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode);
+/* index of broadcast operand b (shape {1,1,C} or {C}) for flat index idx of the
+ * node u it broadcasts over */
+int lw_bcast_index(Lower *L, Kernel *k, int u, int idx);
+/* backward: the buffer holding v's forward value, recomputing it first if it was not kept */
+int need_bwd(Lower *L, int v);
+/* the buffer of v's forward value in mode */
+int lw_value_buf(Lower *L, int v, ExprMode mode);
+
+/* forward lowering (lower.c) */
+int lower_forward(Lower *L);
+int lower_update(Lower *L);
+/* emits v's elementwise tree into out (mode EM_BWD: a recompute) */
+void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases);
+/* im2col of x (buffer xb, node geometry of conv c) into a new buffer; returns it */
+int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
+
+bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
+/* PyTorch's avg_pool2d divisor of output (oh, ow), a float expression */
+int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow);
+
+/* backward (autodiff.c) */
+int autodiff_backward(Lower *L);
+/* gradient target of v: the buffer, and whether this contribution accumulates */
+int grad_target(Lower *L, int v, bool *accumulate);
+
+/* memory planning (memplan.c) */
+int memplan_run(Lower *L, char *err, size_t errlen);
+
+void lw_fail(Lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Op-level forward and backward checks of the training compiler against PyTorch.
+
+For each case: a single-op .net network (the op's output is the network
+output), random x, random output gradient dy and random parameters; the
+runner (`rxc grad`, or tests/ops' op_runner built on compile_training + the
+CPU executor) computes the output, the loss sum(output * dy), the gradient
+w.r.t. the input and every parameter, and the BN running statistics after
+the step. torch.autograd computes the same. Relative error:
+    max|a - b| / max(1, max|b|)   per tensor, must be <= 1e-4.
+Prints PASS/FAIL lines.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors_io import read_st, write_st
+
+TOL = 1e-4
+RUNNER = sys.argv[1]
+ONLY = sys.argv[2:] if len(sys.argv) > 2 else None
+rng = np.random.default_rng(1234)
+torch.manual_seed(0)
+
+
+def rel_err(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+class Case:
+    def __init__(self, name, cin, h, w, body, module, batch=3, pre=None, extra_check=None):
+        self.name, self.cin, self.h, self.w = name, cin, h, w
+        self.body, self.module, self.batch = body, module, batch
+        self.extra_check = extra_check
+
+
+def conv_case(name, cin, h, w, cout, k, stride, pad, groups, bias, batch=2):
+    kk = k if isinstance(k, int) else k
+    body = f"return op: conv(input, {cout}, {kk}, stride={stride}, padding={pad}, groups={groups}, bias={'true' if bias else 'false'})"
+    m = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias)
+    return Case(name, cin, h, w, body, {"op": m}, batch)
+
+
+def run_case(c, tmp):
+    net = os.path.join(tmp, c.name + ".net")
+    with open(net, "w") as f:
+        f.write(f"network t {{\n    input {c.cin}x{c.h}x{c.w}\n    classes 10\n    {c.body}\n}}\n")
+    x = torch.tensor(rng.standard_normal((c.batch, c.cin, c.h, c.w)).astype(np.float32), requires_grad=True)
+    # PyTorch reference: the modules in c.module are named as the .net labels
+    params = {}
+    for pre, mod in c.module.items():
+        for n, t in mod.named_parameters():
+            with torch.no_grad():
+                t.copy_(torch.tensor(rng.standard_normal(t.shape).astype(np.float32) * 0.5))
+            params[f"{pre}.{n}"] = t
+        for n, t in mod.named_buffers():
+            if "num_batches" in n:
+                continue
+            with torch.no_grad():
+                if "running_var" in n:
+                    t.copy_(torch.tensor(rng.uniform(0.5, 1.5, t.shape).astype(np.float32)))
+                else:
+                    t.copy_(torch.tensor(rng.standard_normal(t.shape).astype(np.float32)))
+            params[f"{pre}.{n}"] = t
+        mod.train()
+    W = {k: v.detach().numpy().copy() for k, v in params.items()}
+    fwd = c.forward if hasattr(c, "forward") else None
+    with torch.random.fork_rng():
+        y = fwd(x) if fwd else list(c.module.values())[0](x)
+    dy = torch.tensor(rng.standard_normal(tuple(y.shape)).astype(np.float32))
+    (y * dy).sum().backward()
+    bpath, wpath, opath = (os.path.join(tmp, c.name + s) for s in ("_b.st", "_w.st", "_o.st"))
+    write_st(bpath, {"x": x.detach().numpy(), "y": np.zeros(c.batch, np.int64), "dy": dy.numpy()})
+    write_st(wpath, W)
+    r = subprocess.run(RUNNER.split() + [net, "--batch", bpath, "--init", wpath, "--out", opath],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"runner failed: {(r.stderr or r.stdout).strip()[:300]}"
+    O = read_st(opath)
+    errs = []
+    checks = [("output", O.get("output"), y.detach().numpy()),
+              ("grad.x", O.get("grad.x"), x.grad.numpy())]
+    for k, t in params.items():
+        if t.requires_grad:
+            checks.append(("grad." + k, O.get("grad." + k), t.grad.numpy() if t.grad is not None else np.zeros(t.shape)))
+        else:
+            checks.append((k, O.get(k), t.detach().numpy()))
+    worst = 0.0
+    for nm, a, b in checks:
+        if a is None:
+            errs.append(f"{nm} missing")
+            continue
+        a = np.asarray(a).reshape(b.shape) if np.asarray(a).size == b.size else a
+        e = rel_err(a, b)
+        worst = max(worst, e)
+        if not e <= TOL:
+            errs.append(f"{nm} rel err {e:.2e}")
+    ls = np.asarray(O.get("loss"))
+    ref_loss = (y * dy).detach().reshape(c.batch, -1).sum(1).numpy()
+    e = rel_err(ls, ref_loss)
+    if not e <= TOL:
+        errs.append(f"loss rel err {e:.2e}")
+    if c.extra_check:
+        m = c.extra_check(O, x, y)
+        if m:
+            errs.append(m)
+    return "; ".join(errs) if errs else None
+
+
+def seq(*mods_and_fns):
+    """forward through a mix of named modules and functions"""
+    def f(x):
+        for m in mods_and_fns:
+            x = m(x)
+        return x
+    return f
+
+
+def cases():
+    cs = []
+    # convolutions: odd sizes, strides, padding, groups of widths 1..64, bias or not, the 7x7 stem
+    cs.append(conv_case("conv1x1", 8, 5, 7, 12, 1, 1, 0, 1, False))
+    cs.append(conv_case("conv1x1_bias", 6, 4, 3, 5, 1, 1, 0, 1, True))
+    cs.append(conv_case("conv1x1_stride2", 8, 7, 9, 16, 1, 2, 0, 1, False))
+    cs.append(conv_case("conv3x3_pad1", 5, 9, 7, 6, 3, 1, 1, 1, True))
+    cs.append(conv_case("conv3x3_stride2_odd", 6, 11, 9, 8, 3, 2, 1, 1, False))
+    cs.append(conv_case("conv3x3_nopad", 3, 8, 8, 4, 3, 1, 0, 1, True))
+    cs.append(conv_case("conv5x5_stride3_pad2", 4, 13, 10, 6, 5, 3, 2, 1, False))
+    cs.append(conv_case("stem7x7_stride2", 3, 23, 21, 16, 7, 2, 3, 1, False))
+    for gw in (1, 2, 4, 8, 16, 32, 64):
+        groups = 2 if gw >= 32 else 4
+        cs.append(conv_case(f"grouped3x3_width{gw}", gw * groups, 7 if gw < 32 else 5, 6 if gw < 32 else 5,
+                            gw * groups, 3, 2 if gw in (4, 32) else 1, 1, groups, gw == 8, batch=2))
+    cs.append(conv_case("depthwise3x3", 6, 8, 8, 6, 3, 1, 1, 6, False))
+    cs.append(conv_case("grouped1x1", 8, 5, 5, 12, 1, 1, 0, 4, False))
+    # batchnorm (train mode, batch statistics; running stats checked after the step)
+    bn = nn.BatchNorm2d(7)
+    cs.append(Case("batchnorm_train", 7, 5, 6, "return op: batchnorm(input)", {"op": bn}, batch=4))
+    bnm = nn.BatchNorm2d(5, eps=1e-3, momentum=0.3)
+    cs.append(Case("batchnorm_eps_momentum", 5, 3, 3, "return op: batchnorm(input, eps=0.001, momentum=0.3)", {"op": bnm}, batch=3))
+    c = Case("batchnorm_relu", 6, 5, 5, "return relu(op: batchnorm(input))", {"op": nn.BatchNorm2d(6)}, batch=3)
+    c.forward = lambda x, m=c.module["op"]: F.relu(m(x))
+    cs.append(c)
+    c = Case("relu", 5, 6, 7, "return relu(input)", {}, batch=2)
+    c.forward = F.relu
+    cs.append(c)
+    c = Case("sigmoid", 4, 5, 3, "return sigmoid(input)", {}, batch=2)
+    c.forward = torch.sigmoid
+    cs.append(c)
+    c = Case("add_same", 4, 5, 5, "a = relu(input)\n    return a + sigmoid(input)", {}, batch=2)
+    c.forward = lambda x: F.relu(x) + torch.sigmoid(x)
+    cs.append(c)
+    c = Case("mul_same", 4, 5, 5, "return input * sigmoid(input)", {}, batch=2)
+    c.forward = lambda x: x * torch.sigmoid(x)
+    cs.append(c)
+    # SE-style broadcast multiply: x * sigmoid(conv(gap(x)))
+    se = nn.Conv2d(6, 6, 1, bias=True)
+    c = Case("mul_broadcast_se", 6, 5, 4, "s = sigmoid(op: conv(global_avgpool(input), 6, 1, bias=true))\n    return input * s",
+             {"op": se}, batch=3)
+    c.forward = lambda x, m=se: x * torch.sigmoid(m(F.adaptive_avg_pool2d(x, 1)))
+    cs.append(c)
+    c = Case("add_broadcast", 6, 4, 4, "return input + global_avgpool(input)", {}, batch=2)
+    c.forward = lambda x: x + F.adaptive_avg_pool2d(x, 1)
+    cs.append(c)
+    # residual block tail: relu(bn(conv(x)) + x)
+    rc, rb = nn.Conv2d(6, 6, 3, 1, 1, bias=False), nn.BatchNorm2d(6)
+    c = Case("residual_add_relu", 6, 6, 5, "return relu(bn: batchnorm(op: conv(input, 6, 3)) + input)", {"op": rc, "bn": rb}, batch=3)
+    c.forward = lambda x: F.relu(rb(rc(x)) + x)
+    cs.append(c)
+    # pools
+    for nm, k, s, p, ceil, h, w in (("maxpool3s2p1", 3, 2, 1, False, 9, 8), ("maxpool2", 2, 2, 0, False, 6, 7),
+                                     ("maxpool3s2_ceil", 3, 2, 0, True, 8, 10)):
+        c = Case(nm, 4, h, w, f"return maxpool(input, {k}, stride={s}, padding={p}, ceil_mode={'true' if ceil else 'false'})", {}, batch=2)
+        c.forward = lambda x, k=k, s=s, p=p, ceil=ceil: F.max_pool2d(x, k, s, p, ceil_mode=ceil)
+        cs.append(c)
+    # max-pool ties: PyTorch routes the gradient to the first maximal element
+    c = Case("maxpool_ties", 3, 6, 6, "return maxpool(relu(input), 3, stride=1, padding=1)", {}, batch=2)
+    c.forward = lambda x: F.max_pool2d(F.relu(x), 3, 1, 1)
+    cs.append(c)
+    for nm, k, s, p, ceil, cip, h, w in (("avgpool2", 2, 2, 0, False, True, 6, 7), ("avgpool3s2p1", 3, 2, 1, False, True, 9, 8),
+                                          ("avgpool3s2p1_nopadcount", 3, 2, 1, False, False, 9, 8),
+                                          ("avgpool3s2_ceil", 3, 2, 1, True, False, 8, 10)):
+        c = Case(nm, 4, h, w, f"return avgpool(input, {k}, stride={s}, padding={p}, ceil_mode={'true' if ceil else 'false'}, "
+                 f"count_include_pad={'true' if cip else 'false'})", {}, batch=2)
+        c.forward = lambda x, k=k, s=s, p=p, ceil=ceil, cip=cip: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=cip)
+        cs.append(c)
+    c = Case("global_avgpool", 5, 7, 6, "return global_avgpool(input)", {}, batch=3)
+    c.forward = lambda x: F.adaptive_avg_pool2d(x, 1)
+    cs.append(c)
+    c = Case("flatten", 3, 4, 5, "return flatten(input)", {}, batch=2)
+    c.forward = lambda x: torch.flatten(x, 1)
+    cs.append(c)
+    lin = nn.Linear(3 * 4 * 5, 7)
+    c = Case("linear", 3, 4, 5, "return op: linear(flatten(input), 7)", {"op": lin}, batch=3)
+    c.forward = lambda x, m=lin: m(torch.flatten(x, 1))
+    cs.append(c)
+    lin2 = nn.Linear(6, 4, bias=False)
+    c = Case("linear_nobias_gap", 6, 3, 3, "return op: linear(flatten(global_avgpool(input)), 4, bias=false)", {"op": lin2}, batch=2)
+    c.forward = lambda x, m=lin2: m(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+    cs.append(c)
+    cc = nn.Conv2d(3, 5, 3, 1, 1, bias=False)
+    c = Case("concat", 3, 5, 4, "return concat(relu(input), op: conv(input, 5, 3), input)", {"op": cc}, batch=2)
+    c.forward = lambda x, m=cc: torch.cat([F.relu(x), m(x), x], 1)
+    cs.append(c)
+    c = Case("dropout_p0", 4, 3, 3, "return dropout(input, 0)", {}, batch=2)
+    c.forward = lambda x: F.dropout(x, 0.0, True)
+    cs.append(c)
+    return cs
+
+
+def dropout_stats(tmp):
+    """p=0.3: about 30% zeros, survivors scaled by 1/(1-p), and the gradient
+    uses the same mask (grad.x == output / x * dy elementwise)."""
+    net = os.path.join(tmp, "dropout.net")
+    with open(net, "w") as f:
+        f.write("network t {\n    input 8x16x16\n    classes 10\n    return dropout(input, 0.3)\n}\n")
+    x = (rng.uniform(0.5, 1.5, (4, 8, 16, 16))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    b, w, o = (os.path.join(tmp, "dropout" + s) for s in ("_b.st", "_w.st", "_o.st"))
+    write_st(b, {"x": x, "y": np.zeros(4, np.int64), "dy": dy})
+    write_st(w, {})
+    r = subprocess.run(RUNNER.split() + [net, "--batch", b, "--init", w, "--out", o], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"runner failed: {r.stderr.strip()[:300]}"
+    O = read_st(o)
+    out, gx = O["output"], O["grad.x"]
+    kept = out != 0
+    frac = 1 - kept.mean()
+    n = out.size
+    sd = (0.3 * 0.7 / n) ** 0.5
+    if abs(frac - 0.3) > 5 * sd:
+        return f"dropped fraction {frac:.4f}, expected 0.3 +- {5 * sd:.4f}"
+    if rel_err(out[kept], x[kept] / 0.7) > TOL:
+        return "survivors are not scaled by 1/(1-p)"
+    if rel_err(gx, np.where(kept, dy / 0.7, 0)) > TOL:
+        return "the gradient does not use the forward mask"
+    return None
+
+
+def cross_entropy_case(tmp, smoothing):
+    """softmax cross-entropy with label smoothing, mean over the batch, against
+    nn.CrossEntropyLoss(label_smoothing=eps): loss and the gradient of the logits
+    (through a linear layer: grad of its weight and of x)."""
+    nm = f"ce_ls{smoothing}"
+    net = os.path.join(tmp, nm + ".net")
+    with open(net, "w") as f:
+        f.write("network t {\n    input 3x2x2\n    classes 7\n    return fc: linear(flatten(input), 7)\n}\n"
+                f"train {{\n    loss cross_entropy(label_smoothing={smoothing})\n}}\n")
+    N = 5
+    lin = nn.Linear(12, 7)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(rng.standard_normal((7, 12)).astype(np.float32)))
+        lin.bias.copy_(torch.tensor(rng.standard_normal(7).astype(np.float32)))
+    x = torch.tensor(rng.standard_normal((N, 3, 2, 2)).astype(np.float32), requires_grad=True)
+    y = torch.tensor(rng.integers(0, 7, N), dtype=torch.int64)
+    logits = lin(torch.flatten(x, 1))
+    per = F.cross_entropy(logits, y, label_smoothing=smoothing, reduction="none")
+    F.cross_entropy(logits, y, label_smoothing=smoothing).backward()
+    b, w, o = (os.path.join(tmp, nm + s) for s in ("_b.st", "_w.st", "_o.st"))
+    write_st(b, {"x": x.detach().numpy(), "y": y.numpy()})
+    write_st(w, {"fc.weight": lin.weight.detach().numpy(), "fc.bias": lin.bias.detach().numpy()})
+    r = subprocess.run(RUNNER.split() + [net, "--batch", b, "--init", w, "--out", o], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"runner failed: {r.stderr.strip()[:300]}"
+    O = read_st(o)
+    errs = []
+    for k, a, ref in (("logits", O["output"], logits.detach().numpy()), ("loss", O["loss"], per.detach().numpy()),
+                      ("grad.fc.weight", O["grad.fc.weight"], lin.weight.grad.numpy()),
+                      ("grad.fc.bias", O["grad.fc.bias"], lin.bias.grad.numpy()), ("grad.x", O["grad.x"], x.grad.numpy())):
+        e = rel_err(a, ref)
+        if not e <= TOL:
+            errs.append(f"{k} rel err {e:.2e}")
+    return "; ".join(errs) if errs else None
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in cases():
+            if ONLY and c.name not in ONLY:
+                continue
+            try:
+                msg = run_case(c, tmp)
+            except Exception as ex:  # a crash in one case must not hide the others
+                msg = f"exception {type(ex).__name__}: {ex}"
+            print(f"PASS op_{c.name}" if msg is None else f"FAIL op_{c.name}: {msg}", flush=True)
+        extra = [("dropout_statistics", lambda: dropout_stats(tmp)),
+                 ("cross_entropy_ls0", lambda: cross_entropy_case(tmp, 0.0)),
+                 ("cross_entropy_ls0.1", lambda: cross_entropy_case(tmp, 0.1))]
+        for nm, fn in extra:
+            if ONLY and nm not in ONLY:
+                continue
+            try:
+                msg = fn()
+            except Exception as ex:
+                msg = f"exception {type(ex).__name__}: {ex}"
+            print(f"PASS op_{nm}" if msg is None else f"FAIL op_{nm}: {msg}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

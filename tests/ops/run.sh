@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# tests/ops — every primitive op, forward and backward, against PyTorch
+# (torch 1.13 CPU through $PYTHON): single-op .net networks with random odd
+# shapes, strides, padding and groups; max relative error
+# max|a-b| / max(1, max|b|) <= 1e-4 per tensor (see check_ops.py).
+# The runner is tests/ops/op_runner.c (compile_training + the CPU executor,
+# the interface of `rxc grad`), built here against the objects of `make`.
+set -u
+cd "$(dirname "$0")/../.."
+PYTHON="${PYTHON:-/usr/bin/python3}"
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  echo "SKIP ops: PyTorch is not available through $PYTHON"
+  exit 0
+fi
+BUILD=build/release
+if [ ! -x ./rxc ] || [ ! -d "$BUILD/obj" ]; then
+  echo "FAIL ops: build rxc first (make)"
+  exit 0
+fi
+mkdir -p build/tests
+objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
+if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -I. -I"$BUILD/gen" -fopenmp tests/ops/op_runner.c $objs \
+     -o build/tests/op_runner -lopenblas -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> build/tests/op_runner.log; then
+  echo "FAIL ops_build: op_runner does not build: $(head -c 300 build/tests/op_runner.log)"
+  exit 0
+fi
+export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}"
+cd tests/ops && OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
