@@ -19,8 +19,9 @@
  * Training. Each variant is trained by the trainer itself (cmd_train, in
  * this process) with the file's recipe, into its own run directory
  * OUT/c<C>_d<d>; when it finishes, a record (ablation_done.json) is written
- * there. Rerunning the same command skips variants with a record, so an
- * interrupted ablation resumes where it stopped. After each variant the
+ * there. Rerunning the same command skips variants with a record and resumes
+ * an interrupted variant from its last checkpoint, so an interrupted
+ * ablation continues where it stopped. After each variant the
  * table is rewritten to OUT/ablation.csv and OUT/ablation.md and the plot to
  * OUT/ablation.svg.
  */
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -610,12 +612,15 @@ static char *base_name(const char *path) {
     return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
 }
 
-/* Trains one variant with the trainer's own command, in this process.
- * Returns its exit status (0, 1, 2, 130). */
+/* Trains one variant with the trainer's own command, in this process, into
+ * its run directory; a variant interrupted earlier continues from its last
+ * checkpoint (the trainer's --resume). Returns the exit status (0, 1, 2, 130). */
 static int train_variant(const AblateArgs *a, const char *out, Variant *v, int epochs) {
     char *dir = variant_dir(out, v);
+    char *last = xasprintf("%s/last.safetensors", dir);
+    bool resume = access(last, R_OK) == 0;
     StrBuf argbuf = {0};
-    char **argv = xcalloc((size_t)(2 * a->n_sets + 16), sizeof *argv);
+    char **argv = xcalloc((size_t)(2 * a->n_sets + 20), sizeof *argv);
     char **owned = xcalloc((size_t)(a->n_sets + 8), sizeof *owned);
     int argc = 0, n_owned = 0;
     argv[argc++] = "train";
@@ -634,14 +639,18 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
     argv[argc++] = owned[n_owned++] = xasprintf("cardinality=%d", v->cardinality);
     argv[argc++] = "--set";
     argv[argc++] = owned[n_owned++] = xasprintf("width=%d", v->width);
-    argv[argc++] = "--set";
-    argv[argc++] = owned[n_owned++] = xasprintf("epochs=%d", epochs);
-    argv[argc++] = "--set";
-    argv[argc++] = owned[n_owned++] = xasprintf("run_dir=\"%s\"", dir);
+    argv[argc++] = "--epochs";
+    argv[argc++] = owned[n_owned++] = xasprintf("%d", epochs);
+    argv[argc++] = "--run-dir";
+    argv[argc++] = dir;
+    if (resume) {
+        argv[argc++] = "--resume";
+        argv[argc++] = last;
+    }
     argv[argc] = NULL;
 
     for (int i = 0; i < argc; i++) sb_printf(&argbuf, "%s%s", i ? " " : "", argv[i]);
-    fprintf(stderr, "\n== variant %dx%dd: rxc %s\n", v->cardinality, v->width, argbuf.s);
+    fprintf(stderr, "\n== variant %dx%dd%s: rxc %s\n", v->cardinality, v->width, resume ? " (resumed)" : "", argbuf.s);
     int rc = cmd_train(argc, argv);
 
     if (rc == 0) {
@@ -656,6 +665,7 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
     free(owned);
     free(argv);
     free(argbuf.s);
+    free(last);
     free(dir);
     return rc;
 }
