@@ -54,7 +54,8 @@ static void print_kernels(const Program *p) {
             const Step *st = &p->steps[ph][s];
             if (st->kind == STEP_KERNEL) {
                 const Kernel *k = p->module->kernels[st->kernel];
-                printf("  %4d  kernel %-40s %s\n", s, k->name, k->fuses);
+                /* the step's note: a deduplicated kernel keeps its first user's description */
+                printf("  %4d  kernel %-40s %s\n", s, k->name, st->note ? st->note : k->fuses);
             } else {
                 const GemmStep *gm = &st->gemm;
                 printf("  %4d  gemm   %-40s %s (m=%d n=%d k=%d%s)\n", s, "", st->note, gm->m, gm->n, gm->k,
@@ -158,7 +159,7 @@ static cJSON *kernels_json(const Program *p) {
                 const Kernel *k = p->module->kernels[st->kernel];
                 cJSON_AddStringToObject(x, "kind", "kernel");
                 cJSON_AddStringToObject(x, "name", k->name);
-                cJSON_AddStringToObject(x, "fuses", k->fuses);
+                cJSON_AddStringToObject(x, "fuses", st->note ? st->note : k->fuses);
             } else {
                 cJSON_AddStringToObject(x, "kind", "gemm");
                 cJSON_AddStringToObject(x, "note", st->note ? st->note : "");

@@ -11,10 +11,11 @@
  *
  * Recompute: a tree root that contains a BatchNorm (BN-apply, ReLU and
  * friends are cheap next to the convolutions) is recomputed in backward
- * from its inputs instead of being kept, provided none of those inputs is
- * itself recomputed (keeps each recompute one kernel deep). For ResNeXt
- * this keeps the convolution outputs, BN statistics and every other block
- * output.
+ * from its inputs instead of being kept. Inputs that are themselves
+ * recomputed are expanded inline into the recompute kernel, up to a chain of
+ * MAX_RECOMPUTE_CHAIN trees (a stage of residual blocks), which bounds the
+ * extra arithmetic. For ResNeXt this keeps only the convolution outputs and
+ * the BN statistics.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,19 +49,22 @@ static bool tree_has_bn(const Graph *g, const FusePlan *fp, int v) {
     return false;
 }
 
-/* Are all materialized leaves of v's tree kept (not recomputed)? */
-static bool leaves_kept(const Graph *g, const FusePlan *fp, int v) {
+/* Recompute chain depth of v's tree: 1 + the deepest recomputed leaf. A
+ * recomputed leaf is expanded inline into the recompute kernel of v, so a
+ * chain of residual blocks costs no extra buffers, only arithmetic. */
+static int chain_depth(const Graph *g, const FusePlan *fp, const int *depth, int v) {
     const Node *n = &g->nodes[v];
+    int d = 1;
     for (int i = 0; i < n->n_in; i++) {
-        int x = n->in[i];
-        if (fp->inlined[x]) {
-            if (!leaves_kept(g, fp, x)) return false;
-        } else if (fp->recompute[x]) {
-            return false;
-        }
+        int x = n->in[i], dx = 0;
+        if (fp->inlined[x]) dx = chain_depth(g, fp, depth, x) - 1;
+        else if (fp->recompute[x]) dx = depth[x];
+        if (dx + 1 > d) d = dx + 1;
     }
-    return true;
+    return d;
 }
+
+#define MAX_RECOMPUTE_CHAIN 8
 
 int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, size_t errlen) {
     (void)err;
@@ -104,10 +108,16 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, 
     }
 
     if (!o->no_recompute) {
+        int *depth = xcalloc((size_t)n, sizeof(int));
         for (int v = 0; v < n; v++) {
-            if (fp->inlined[v] || !fp->elementwise[v] || v == g->output) continue;
-            if (tree_has_bn(g, fp, v) && leaves_kept(g, fp, v)) fp->recompute[v] = true;
+            if (fp->inlined[v] || !fp->elementwise[v] || v == g->output || !tree_has_bn(g, fp, v)) continue;
+            int d = chain_depth(g, fp, depth, v);
+            if (d <= MAX_RECOMPUTE_CHAIN) {
+                fp->recompute[v] = true;
+                depth[v] = d;
+            }
         }
+        free(depth);
         /* An f32 copy of a uint8 input is recomputed from SPACE_INPUT. */
         if (o->normalize_u8_input && g->input >= 0) fp->recompute[g->input] = true;
     }

@@ -178,6 +178,20 @@ def cases():
     c = Case("residual_add_relu", 6, 6, 5, "return relu(bn: batchnorm(op: conv(input, 6, 3)) + input)", {"op": rc, "bn": rb}, batch=3)
     c.forward = lambda x: F.relu(rb(rc(x)) + x)
     cs.append(c)
+    # a chain of residual blocks: every block output is recomputed in backward
+    # (fuse.c expands the chain inline), and each feeds a convolution's weight gradient
+    ch = {f"c{i}": nn.Conv2d(5, 5, 3, 1, 1, bias=False) for i in range(4)}
+    ch.update({f"b{i}": nn.BatchNorm2d(5) for i in range(3)})
+    c = Case("residual_chain", 5, 6, 6,
+             "x = input\n    for i in 0..3 {\n        x = relu(\"b{i}\": batchnorm(\"c{i}\": conv(x, 5, 3)) + x)\n    }\n"
+             "    return c3: conv(x, 5, 3)", ch, batch=3)
+
+    def chain(x, ch=ch):
+        for i in range(3):
+            x = F.relu(ch[f"b{i}"](ch[f"c{i}"](x)) + x)
+        return ch["c3"](x)
+    c.forward = chain
+    cs.append(c)
     # pools
     for nm, k, s, p, ceil, h, w in (("maxpool3s2p1", 3, 2, 1, False, 9, 8), ("maxpool2", 2, 2, 0, False, 6, 7),
                                      ("maxpool3s2_ceil", 3, 2, 0, True, 8, 10)):
