@@ -47,6 +47,12 @@ typedef struct Renderer {
     int allowed_acc;      /* accumulators of stages <= this are final here */
     const char *itype;    /* int32_t or int64_t */
     int *rand_stream;     /* per node: index of the rand stream local (KE_RAND) */
+    /* Loop splitting (see choose_split): the innermost loop variable
+     * split_var = q * split_c + r, with q and r pseudo-variables. */
+    int split_var;        /* KV_OUTER, KV_INNER, or -1 */
+    int64_t split_c;
+    int q_var, r_var;     /* pseudo-variable ids (>= n_vars) */
+    int mod_node, div_node; /* the nodes split_var % c and split_var / c, or -1 */
 } Renderer;
 
 /* ---- node properties ------------------------------------------------------ */
@@ -66,7 +72,7 @@ static void clear_var(uint64_t *set, int v) { set[v / 64] &= ~(1ULL << (v % 64))
 static void analyse(Renderer *r) {
     const Kernel *k = r->k;
     int n = k->n_ex ? k->n_ex : 1;
-    r->words = (k->n_vars + 63) / 64;
+    r->words = (k->n_vars + 2 + 63) / 64;
     r->vars = xcalloc((size_t)n * (size_t)r->words, sizeof(uint64_t));
     r->acc_stage = xcalloc((size_t)n, sizeof(int));
     r->spec_safe = xcalloc((size_t)n, sizeof(bool));
@@ -106,7 +112,63 @@ static void analyse(Renderer *r) {
         default: break;
         }
         r->spec_safe[id] = safe;
+        if (r->split_var >= 0) {
+            /* After a split, the variable is q*c + r; its remainder and
+             * quotient by c are the pseudo-variables themselves. */
+            bool is_var = e->kind == KE_VAR && e->var == r->split_var;
+            if (is_var || id == r->mod_node || id == r->div_node) {
+                memset(vs, 0, (size_t)r->words * sizeof(uint64_t));
+                if (is_var || id == r->mod_node) set_var(vs, r->r_var);
+                if (is_var || id == r->div_node) set_var(vs, r->q_var);
+            }
+        }
     }
+}
+
+/* Loop splitting. Flattened NHWC index math decomposes a loop variable v by
+ * div/mod (c = v % C, pixel = v / C): computed per element that costs a
+ * division and makes every per-channel load a gather. When the kernel has a
+ * node v % c with c dividing v's extent, the loop over v becomes
+ *     for (vq < extent / c) for (vr < c) { v = vq * c + vr; ... }
+ * where v % c is vr and v / c is vq: per-channel loads become contiguous,
+ * and everything that depends on v / c only (the pixel's coordinates, a
+ * padding guard) is hoisted out of the inner loop by the usual placement.
+ * Split: the outer variable of a ROWS kernel made only of KS_STORE stages
+ * with inner 1 (pointwise kernels), or the inner variable of a ROWS kernel
+ * (im2col-like MAP stages). The smallest such c is the fastest-varying
+ * dimension. */
+static void choose_split(Renderer *r) {
+    const Kernel *k = r->k;
+    r->split_var = -1;
+    r->mod_node = r->div_node = -1;
+    if (k->form != KF_ROWS) return;
+    bool store_only = true;
+    for (int s = 0; s < k->n_stages; s++) store_only &= k->stages[s].kind == KS_STORE;
+    int var;
+    int64_t extent;
+    if (k->inner == 1 && store_only) var = KV_OUTER, extent = k->outer;
+    else if (k->inner > 1 && !store_only) var = KV_INNER, extent = k->inner;
+    else return;
+    int64_t best = 0;
+    for (int id = 0; id < k->n_ex; id++) {
+        const KExpr *e = &k->ex[id];
+        if (e->kind != KE_BINARY || e->op != KB_MOD) continue;
+        const KExpr *a = &k->ex[e->a], *b = &k->ex[e->b];
+        if (a->kind != KE_VAR || a->var != var || b->kind != KE_CONST_I) continue;
+        if (b->i < 2 || b->i >= extent || extent % b->i != 0) continue;
+        if (best == 0 || b->i < best) best = b->i, r->mod_node = id;
+    }
+    if (!best) return;
+    for (int id = 0; id < k->n_ex; id++) {
+        const KExpr *e = &k->ex[id];
+        if (e->kind == KE_BINARY && e->op == KB_IDIV && k->ex[e->a].kind == KE_VAR && k->ex[e->a].var == var &&
+            k->ex[e->b].kind == KE_CONST_I && k->ex[e->b].i == best)
+            r->div_node = id;
+    }
+    r->split_var = var;
+    r->split_c = best;
+    r->q_var = k->n_vars;
+    r->r_var = k->n_vars + 1;
 }
 
 /* Interval analysis over integer nodes: true when every integer value the
@@ -249,6 +311,12 @@ static void var_name(char *buf, size_t n, int var) {
  * variables inline, everything else its SSA local. */
 static void ref(Renderer *r, int id, char *buf, size_t n) {
     const KExpr *e = &r->k->ex[id];
+    if (id == r->mod_node || id == r->div_node) {
+        char v[16];
+        var_name(v, sizeof v, r->split_var);
+        snprintf(buf, n, "%s%s", v, id == r->mod_node ? "r" : "q");
+        return;
+    }
     switch (e->kind) {
     case KE_CONST_F: float_literal(buf, n, e->f); break;
     case KE_CONST_I:
@@ -265,7 +333,11 @@ static void ref(Renderer *r, int id, char *buf, size_t n) {
     }
 }
 
-static bool is_inline(const KExpr *e) { return e->kind == KE_CONST_F || e->kind == KE_CONST_I || e->kind == KE_VAR; }
+static bool is_inline(Renderer *r, int id) {
+    const KExpr *e = &r->k->ex[id];
+    return e->kind == KE_CONST_F || e->kind == KE_CONST_I || e->kind == KE_VAR || id == r->mod_node ||
+           id == r->div_node;
+}
 
 /* ---- emission ------------------------------------------------------------- */
 
@@ -287,11 +359,11 @@ static void load_text(Renderer *r, const KExpr *e, char *buf, size_t n) {
  * own: a visible value, or a load whose index is visible (a guarded load). */
 static bool branch_inline(Renderer *r, int id, char *buf, size_t n) {
     const KExpr *e = &r->k->ex[id];
-    if (is_inline(e) || r->avail[id]) {
+    if (is_inline(r, id) || r->avail[id]) {
         ref(r, id, buf, n);
         return true;
     }
-    if (e->kind == KE_LOAD && (is_inline(&r->k->ex[e->a]) || r->avail[e->a])) {
+    if (e->kind == KE_LOAD && (is_inline(r, e->a) || r->avail[e->a])) {
         load_text(r, e, buf, n);
         return true;
     }
@@ -303,6 +375,7 @@ static void emit_node(Renderer *r, int id) {
     const KExpr *e = &k->ex[id];
     const char *t = ctype(r, e->type);
     char a[64], b[64], c[64], text[512];
+    if (is_inline(r, id)) return;
     switch (e->kind) {
     case KE_CONST_F: case KE_CONST_I: case KE_VAR: return;
     case KE_SCALAR: line(r, "const float e%d = (float)sc[%d];", id, e->scalar); break;
@@ -396,7 +469,7 @@ static void emit_node(Renderer *r, int id) {
 }
 
 static void ensure(Renderer *r, int id) {
-    if (r->avail[id] || is_inline(&r->k->ex[id])) return;
+    if (r->avail[id] || is_inline(r, id)) return;
     emit_node(r, id);
 }
 
@@ -427,7 +500,7 @@ static void place(Renderer *r, const int *roots, int n_roots) {
         }
     }
     for (int id = 0; id <= top; id++) {
-        if (!mark[id] || r->avail[id] || is_inline(&k->ex[id])) continue;
+        if (!mark[id] || r->avail[id] || is_inline(r, id)) continue;
         if (mark[id] != 2 && !r->spec_safe[id]) continue;
         if (r->acc_stage[id] > r->allowed_acc || !vars_subset(r, id)) continue;
         emit_node(r, id);
@@ -505,15 +578,48 @@ static int64_t work_estimate(const Kernel *k) {
     return k->outer * k->inner * per;
 }
 
+/* Opens the loop over var (extent iterations) at the current point: one
+ * loop, or the split pair (see choose_split) with placement between them.
+ * Returns the number of blocks to close. Nodes of stages [from, to) are
+ * placed inside. */
+static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to, bool parallel) {
+    const char *it = r->itype;
+    char v[16];
+    var_name(v, sizeof v, var);
+    if (r->split_var != var) {
+        if (parallel) line(r, "#pragma omp parallel for schedule(static)");
+        open_block(r, "for (%s %s = 0; %s < %lld; %s++)", it, v, v, (long long)extent, v);
+        set_var(r->scope_vars, var);
+        place_stages(r, from, to);
+        return 1;
+    }
+    long long c = (long long)r->split_c;
+    if (parallel) line(r, "#pragma omp parallel for schedule(static)");
+    open_block(r, "for (%s %sq = 0; %sq < %lld; %sq++)", it, v, v, (long long)extent / c, v);
+    set_var(r->scope_vars, r->q_var);
+    place_stages(r, from, to);
+    open_block(r, "for (%s %sr = 0; %sr < %lld; %sr++)", it, v, v, c, v);
+    line(r, "const %s %s = %sq * %lld + %sr;", it, v, v, c, v);
+    set_var(r->scope_vars, r->r_var);
+    place_stages(r, from, to);
+    return 2;
+}
+
+static void close_var_loop(Renderer *r, int var, int blocks) {
+    for (int b = 0; b < blocks; b++) close_block(r);
+    if (r->split_var == var) {
+        clear_var(r->scope_vars, r->q_var);
+        clear_var(r->scope_vars, r->r_var);
+    } else {
+        clear_var(r->scope_vars, var);
+    }
+}
+
 static void render_rows(Renderer *r) {
     const Kernel *k = r->k;
-    const char *it = r->itype;
     bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && k->outer > 1;
-    if (parallel) line(r, "#pragma omp parallel for schedule(static)");
-    open_block(r, "for (%s i = 0; i < %lld; i++)", it, (long long)k->outer);
-    set_var(r->scope_vars, KV_OUTER);
     r->allowed_acc = -1;
-    place_stages(r, 0, k->n_stages);
+    int outer_blocks = open_var_loop(r, KV_OUTER, k->outer, 0, k->n_stages, parallel);
     for (int s = 0; s < k->n_stages; s++) {
         const KStage *st = &k->stages[s];
         r->allowed_acc = s - 1;
@@ -526,9 +632,7 @@ static void render_rows(Renderer *r) {
         line(r, "/* stage %d: %s over j */", s, st->kind == KS_REDUCE ? "reduce" : "map");
         for (int a = 0; a < k->n_accs; a++)
             if (k->accs[a].stage == s) line(r, "%s a%d = %s;", ctype(r, k->ex[k->accs[a].value].type), a, acc_init(r, &k->accs[a]));
-        open_block(r, "for (%s j = 0; j < %lld; j++)", it, (long long)k->inner);
-        set_var(r->scope_vars, KV_INNER);
-        place_stages(r, s, s + 1);
+        int blocks = open_var_loop(r, KV_INNER, k->inner, s, s + 1, false);
         for (int a = 0; a < k->n_accs; a++)
             if (k->accs[a].stage == s) {
                 char target[16];
@@ -536,8 +640,7 @@ static void render_rows(Renderer *r) {
                 acc_update(r, target, &k->accs[a]);
             }
         for (int t = 0; t < st->n_stores; t++) emit_store(r, &st->stores[t]);
-        clear_var(r->scope_vars, KV_INNER);
-        close_block(r);
+        close_var_loop(r, KV_INNER, blocks);
         if (st->kind == KS_REDUCE) {
             /* Values that only need this stage's accumulators are computed
              * once per row here, not per element in later loops. */
@@ -545,8 +648,7 @@ static void render_rows(Renderer *r) {
             place_stages(r, s + 1, k->n_stages);
         }
     }
-    clear_var(r->scope_vars, KV_OUTER);
-    close_block(r);
+    close_var_loop(r, KV_OUTER, outer_blocks);
 }
 
 static void render_cols(Renderer *r) {
@@ -616,6 +718,7 @@ static const char *const buf_ctype[] = {"float", "uint16_t", "uint8_t", "int64_t
 
 static void render_kernel(StrBuf *out, const Kernel *k) {
     Renderer r = {.k = k, .out = out};
+    choose_split(&r);
     analyse(&r);
     r.itype = fits_int32(k) ? "int32_t" : "int64_t";
     r.allowed_acc = -1;

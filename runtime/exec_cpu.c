@@ -4,15 +4,16 @@
  * step's buffer addresses once, and runs phases: generated C kernels and
  * OpenBLAS sgemm calls.
  *
- * Threads. Kernels parallelise with OpenMP. GEMMs are split by this file
- * into fixed tiles (batch entries, then row or column blocks chosen from the
- * shape alone) that the OpenMP team works through, each tile one
- * single-threaded cblas_sgemm. So one thread pool serves both kinds of step:
- * OpenMP threads never spin while OpenBLAS threads want the same cores, and
- * because tiles never split the k dimension, every element of C is summed in
- * the same order whatever the thread count. RXC_GEMM_THREADS=blas switches to
- * plain calls with OpenBLAS's own threading (as many threads as OpenMP has),
- * for comparison.
+ * Threads. Kernels parallelise with OpenMP. A GEMM step with batch 1 is one
+ * cblas_sgemm threaded by OpenBLAS (as many threads as OpenMP has): OpenBLAS
+ * packs B once and splits C among its threads. A batched GEMM step (grouped
+ * convolutions: many small products) is split by this file into fixed tiles
+ * (batch entries, then row or column blocks chosen from the shape alone)
+ * that the OpenMP team works through, each tile a single-threaded call:
+ * far faster than many small threaded calls. Neither way splits the k
+ * dimension, so every element of C is summed in the same order whatever the
+ * thread count. RXC_GEMM_THREADS=tiles tiles every GEMM; =blas makes plain
+ * OpenBLAS-threaded calls for every GEMM (for comparison).
  */
 #include <cblas.h>
 #include <omp.h>
@@ -49,6 +50,7 @@ typedef struct CpuExec {
     ResolvedStep *steps[PHASE_COUNT];
     int threads;
     bool blas_threads;  /* RXC_GEMM_THREADS=blas */
+    bool hybrid;        /* batch 1 threaded by OpenBLAS, batches tiled (the default) */
 } CpuExec;
 
 static int64_t dtype_size(KDType t) {
@@ -113,6 +115,15 @@ static void run_gemm(CpuExec *x, const GemmStep *g, const ResolvedStep *rs) {
             GemmTile t = {.b = b, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
             gemm_tile(g, rs, &t);
         }
+        return;
+    }
+    if (g->batch == 1 && x->hybrid) {
+        /* One big product: OpenBLAS's own threading packs B once for all
+         * threads and splits C the same way (never k). */
+        GemmTile whole = {.b = 0, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
+        openblas_set_num_threads(x->threads);
+        gemm_tile(g, rs, &whole);
+        openblas_set_num_threads(1);
         return;
     }
     if (rs->n_tiles == 1) {
@@ -295,6 +306,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     x->threads = omp_get_max_threads();
     const char *mode = getenv("RXC_GEMM_THREADS");
     x->blas_threads = mode && !strcmp(mode, "blas");
+    x->hybrid = !(mode && !strcmp(mode, "tiles"));
     openblas_set_num_threads(x->blas_threads ? x->threads : 1);
     snprintf(x->name, sizeof x->name, "cpu (%d thread%s)", x->threads, x->threads == 1 ? "" : "s");
     e->device_name = x->name;
