@@ -466,6 +466,12 @@ static void emit_store(Emitter *E, const KStore *st) {
 
 static void emit_stores(Emitter *E, const KStage *st) {
     open_scope(E);
+    /* every value of the stage is computed before the first store, so a
+     * store never changes what another store of the same stage reads */
+    for (int s = 0; s < st->n_stores; s++) {
+        emit_expr(E, st->stores[s].index);
+        emit_expr(E, st->stores[s].value);
+    }
     for (int s = 0; s < st->n_stores; s++) emit_store(E, &st->stores[s]);
     close_scope(E);
 }

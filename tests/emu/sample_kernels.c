@@ -205,7 +205,7 @@ KirModule *sample_module(char *err, size_t errlen) {
     Kernel *ks[] = {
         affine_relu("affine_relu", KD_F32), affine_relu("affine_relu_bf16", KD_BF16), normalize_u8(),
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
-        softmax_xent("softmax_xent_block", 4, 100), softmax_xent("softmax_xent_thread", 37, 10),
+        softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
         rows_scale(), col_stats(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
     };
     KirModule *m = kir_module_new();
