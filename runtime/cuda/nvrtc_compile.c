@@ -228,7 +228,7 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     char *log_path = dir ? xasprintf("%s/%s.log", dir, out->key) : NULL;
     int rc = -1;
 
-    if (cubin_path) {
+    if (cubin_path && !opt->refresh) {
         size_t n = 0;
         char *log = read_file(log_path, NULL);
         char *cubin = log ? read_file(cubin_path, &n) : NULL;

@@ -44,6 +44,7 @@ typedef struct NvrtcModule {
 typedef struct NvrtcOptions {
     int sm;                    /* e.g. 80, 90 */
     bool use_cache;
+    bool refresh;              /* with use_cache: compile even on a hit, then rewrite the entry */
     const char *cache_dir;     /* NULL: the default directory above */
 } NvrtcOptions;
 

@@ -1,0 +1,175 @@
+/*
+ * cmd_compile.c — `rxc compile FILE.net --arch sm_90 [--batch N]
+ * [--precision fp32|tf32|bf16]`: compiles every CUDA kernel of one training
+ * step with NVRTC, on any machine (no GPU needed), and prints per-kernel
+ * registers, shared memory, stack, spills and launch geometry, with the cold
+ * (NVRTC) and warm (cubin cache) compile times.
+ *
+ * Exit status: 0 when every kernel compiled without a warning; 1 when NVRTC
+ * failed or warned (generated code must be clean: either is a compiler bug);
+ * 2 for bad arguments or a bad model file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "compile.h"
+#include "cuda/cuda_api.h"
+#include "cuda/nvrtc_compile.h"
+#include "frontend.h"
+#include "render_cuda.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: rxc compile FILE.net [--arch sm_XX] [--batch N] [--precision fp32|tf32|bf16]\n"
+    "                   [--no-cache] [--set NAME=VALUE ...]\n"
+    "Compiles the CUDA kernels of one training step of FILE with NVRTC (no GPU needed)\n"
+    "and prints registers, shared memory and spills per kernel, and the compile time.\n"
+    "--arch defaults to the GPU's architecture, or sm_90 without one.\n";
+
+static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, const char *entry, bool *finish) {
+    for (int i = 0; i < m->n; i++) {
+        const char *name = m->kernels[i]->name;
+        size_t n = strlen(name);
+        if (!strncmp(entry, name, n) && (entry[n] == 0 || !strcmp(entry + n, "_finish"))) {
+            *finish = entry[n] != 0;
+            return &ls[i];
+        }
+    }
+    return NULL;
+}
+
+static int default_arch(void) {
+    CudaApi api = {0};
+    char err[256];
+    int sm = -1;
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, err, sizeof err) == 0 && api.cuInit(0) == 0)
+        sm = cuda_device_sm(&api, 0, err, sizeof err);
+    cuda_api_unload(&api);
+    return sm > 0 ? sm : 90;
+}
+
+int cmd_compile(int argc, char **argv) {
+    SetOverride *sets = NULL;
+    int n_sets = 0;
+    if (cli_take_sets(&argc, argv, &sets, &n_sets)) return 2;
+    const char *file = NULL, *precision = NULL;
+    int sm = 0, batch = 0;
+    bool use_cache = true;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(usage, stdout);
+            free(sets);
+            return 0;
+        } else if (!strcmp(s, "--arch") && v) {
+            sm = nvrtc_parse_arch(argv[++i]);
+        } else if (!strncmp(s, "--arch=", 7)) {
+            sm = nvrtc_parse_arch(s + 7);
+        } else if (!strcmp(s, "--batch") && v) {
+            batch = atoi(argv[++i]);
+        } else if (!strncmp(s, "--batch=", 8)) {
+            batch = atoi(s + 8);
+        } else if (!strcmp(s, "--precision") && v) {
+            precision = argv[++i];
+        } else if (!strncmp(s, "--precision=", 12)) {
+            precision = s + 12;
+        } else if (!strcmp(s, "--no-cache")) {
+            use_cache = false;
+        } else if (s[0] == '-' || file) {
+            fprintf(stderr, "rxc compile: unexpected argument '%s'\n%s", s, usage);
+            free(sets);
+            return 2;
+        } else {
+            file = s;
+        }
+    }
+    if (!file || sm < 0 || batch < 0 ||
+        (precision && strcmp(precision, "fp32") && strcmp(precision, "tf32") && strcmp(precision, "bf16"))) {
+        fprintf(stderr, "%s", usage);
+        free(sets);
+        return 2;
+    }
+    if (sm == 0) sm = default_arch();
+
+    LoadOptions lo = {sets, n_sets, batch};
+    Model model;
+    int lr = model_load(file, &lo, &model);
+    if (lr != LOAD_OK) {
+        free(sets);
+        return lr == LOAD_IO_ERROR ? 1 : 2;
+    }
+    int rc = 1;
+    char err[16384];
+    CompileOptions o;
+    compile_options_from_recipe(&o, &model.recipe, batch > 0 ? batch : model.recipe.batch);
+    if (precision) o.precision = !strcmp(precision, "bf16") ? PREC_BF16 : !strcmp(precision, "tf32") ? PREC_TF32 : PREC_FP32;
+    if (model.graph->output >= 0 && model.graph->nodes[model.graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
+    Program *p = compile_training(model.graph, &o, err, sizeof err);
+    CudaApi api = {0};
+    char *src = NULL;
+    CudaLaunch *ls = NULL;
+    NvrtcModule cold = {0}, warm = {0};
+    bool have_cold = false, have_warm = false;
+    if (!p) {
+        fprintf(stderr, "rxc compile: %s: %s\n", file, err);
+        goto out;
+    }
+    if (cuda_api_load(&api, CUDA_LIB_NVRTC, err, sizeof err)) {
+        fprintf(stderr, "rxc compile: %s\n", err);
+        goto out;
+    }
+    src = render_cuda(p->module, &ls);
+    NvrtcOptions opt = {.sm = sm, .use_cache = use_cache, .refresh = true};
+    if (nvrtc_compile(&api, src, &opt, &cold, err, sizeof err)) {
+        fprintf(stderr, "rxc compile: %s: %s\n", file, err);
+        goto out;
+    }
+    have_cold = true;
+    if (use_cache) {
+        opt.refresh = false;
+        have_warm = nvrtc_compile(&api, src, &opt, &warm, err, sizeof err) == 0;
+    }
+    const char *prec_name = o.precision == PREC_BF16 ? "bf16" : o.precision == PREC_TF32 ? "tf32" : "fp32";
+    printf("%s: batch %d, %s, sm_%d, NVRTC %d.%d: %d kernels, %d entry points, %zu bytes of source\n", file, o.batch,
+           prec_name, sm, cold.nvrtc_major, cold.nvrtc_minor, p->module->n, cold.n_kernels, strlen(src));
+    printf("%-44s %5s %7s %6s %9s %8s  %s\n", "kernel", "regs", "smem", "stack", "spill-st", "spill-ld", "launch");
+    int spilling = 0;
+    for (int i = 0; i < cold.n_kernels; i++) {
+        const CudaKernelStats *s = &cold.kernels[i];
+        bool finish = false;
+        const CudaLaunch *l = launch_of(p->module, ls, s->name, &finish);
+        char geo[96] = "?";
+        if (l && finish) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
+        else if (l)
+            snprintf(geo, sizeof geo, "%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->block[0], l->block[1],
+                     l->mapping == CM_THREAD_PER_ROW  ? "thread/row"
+                     : l->mapping == CM_BLOCK_PER_ROW ? "block/row"
+                                                      : "column tiles");
+        printf("%-44s %5d %7d %6d %9d %8d  %s\n", s->name, s->registers, s->shared_bytes, s->stack_bytes,
+               s->spill_stores, s->spill_loads, geo);
+        spilling += s->spill_stores + s->spill_loads > 0;
+    }
+    printf("spills: %d of %d entry points spill registers\n", spilling, cold.n_kernels);
+    printf("compile time: cold %.3f s (NVRTC)", cold.seconds);
+    if (have_warm) printf(", warm %.4f s (%s)", warm.seconds, warm.from_cache ? "cubin cache" : "cache unwritable");
+    printf("\n");
+    if (cold.n_warnings) {
+        fprintf(stderr, "rxc compile: NVRTC reported %d warnings on generated code (a compiler bug):\n%s\n",
+                cold.n_warnings, cold.log);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (have_cold) nvrtc_module_free(&cold);
+    if (have_warm) nvrtc_module_free(&warm);
+    free(src);
+    free(ls);
+    cuda_api_unload(&api);
+    if (p) program_free(p);
+    model_free(&model);
+    free(sets);
+    return rc;
+}
