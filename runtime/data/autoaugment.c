@@ -419,14 +419,23 @@ void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill) {
     }
 }
 
+AAChoice autoaugment_choose(AutoAugmentPolicy policy, SampleRng *rng) {
+    int n;
+    const AASubPolicy *table = aa_policy(policy, &n);
+    AAChoice c;
+    c.index = srng_below(rng, n);
+    c.apply1 = srng_uniform(rng) < table[c.index].p1;
+    c.sign1 = (srng_u64(rng) >> 63) ? 1 : -1;
+    c.apply2 = srng_uniform(rng) < table[c.index].p2;
+    c.sign2 = (srng_u64(rng) >> 63) ? 1 : -1;
+    return c;
+}
+
 void autoaugment_apply(Image *im, AutoAugmentPolicy policy, int fill, SampleRng *rng) {
     int n;
     const AASubPolicy *table = aa_policy(policy, &n);
-    const AASubPolicy *sp = &table[srng_below(rng, n)];
-    double u1 = srng_uniform(rng);
-    int sign1 = (srng_u64(rng) >> 63) ? 1 : -1;
-    double u2 = srng_uniform(rng);
-    int sign2 = (srng_u64(rng) >> 63) ? 1 : -1;
-    if (u1 < sp->p1) aa_apply_op(im, sp->op1, sp->m1, sign1, fill);
-    if (u2 < sp->p2) aa_apply_op(im, sp->op2, sp->m2, sign2, fill);
+    AAChoice c = autoaugment_choose(policy, rng);
+    const AASubPolicy *sp = &table[c.index];
+    if (c.apply1) aa_apply_op(im, sp->op1, sp->m1, c.sign1, fill);
+    if (c.apply2) aa_apply_op(im, sp->op2, sp->m2, c.sign2, fill);
 }

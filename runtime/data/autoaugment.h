@@ -7,6 +7,8 @@
 #ifndef RXC_DATA_AUTOAUGMENT_H
 #define RXC_DATA_AUTOAUGMENT_H
 
+#include <stdbool.h>
+
 #include "data/image.h"
 #include "data/transforms.h"
 #include "recipe.h"
@@ -38,6 +40,15 @@ int aa_op_signed(AAOp op);
 /* Applies one op with magnitude index m and sign (+1/-1) in place; fill is
  * the grey level of uncovered pixels of geometric ops. */
 void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill);
+
+/* The random choices of one application: which sub-policy, whether each
+ * step applies, and each step's sign. */
+typedef struct AAChoice {
+    int index;
+    bool apply1, apply2;
+    int sign1, sign2;
+} AAChoice;
+AAChoice autoaugment_choose(AutoAugmentPolicy policy, SampleRng *rng);
 
 /* Picks a sub-policy uniformly and applies its two steps, each with its
  * probability, drawing from rng. */

@@ -31,18 +31,21 @@ void image_alloc(Image *im, int w, int h) {
     im->w = w;
     im->h = h;
     im->px = xmalloc((size_t)w * (size_t)h * 3 + 1);
+    im->full_w = im->full_h = 0;
 }
 
 void image_free(Image *im) {
     free(im->px);
     im->px = NULL;
-    im->w = im->h = 0;
+    im->w = im->h = im->full_w = im->full_h = 0;
 }
 
 Image image_clone(const Image *im) {
     Image c;
     image_alloc(&c, im->w, im->h);
     memcpy(c.px, im->px, (size_t)im->w * im->h * 3);
+    c.full_w = im->full_w;
+    c.full_h = im->full_h;
     return c;
 }
 

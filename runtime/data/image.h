@@ -15,7 +15,8 @@
 
 typedef struct Image {
     int w, h;
-    uint8_t *px; /* h*w*3 bytes, malloc'd */
+    uint8_t *px;        /* h*w*3 bytes, malloc'd */
+    int full_w, full_h; /* size before DCT-domain scaling; 0 when not scaled */
 } Image;
 
 /* Why a file could not be used; the loader counts files per reason. */

@@ -124,12 +124,15 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
         if (err) snprintf(err, errlen, "truncated JPEG");
         return DEC_TRUNCATED;
     }
+    JDIMENSION cinfo_w = cinfo.image_width, cinfo_h = cinfo.image_height;
     /* Not jpeg_finish_decompress: trailing garbage after the image is harmless. */
     jpeg_destroy_decompress(&cinfo);
     free(rowbuf);
     out->w = w;
     out->h = h;
     out->px = pixels;
+    out->full_w = scale_denom > 1 ? (int)cinfo_w : 0;
+    out->full_h = scale_denom > 1 ? (int)cinfo_h : 0;
     return DEC_OK;
 }
 

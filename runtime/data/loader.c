@@ -181,6 +181,7 @@ static int sample_source(Loader *L, int s, Image *img, bool *owned, char *err, s
         img->w = L->ds.mem_w;
         img->h = L->ds.mem_h;
         img->px = L->ds.pixels + (size_t)d * L->ds.mem_w * L->ds.mem_h * 3;
+        img->full_w = img->full_h = 0;
         *owned = false;
         return 0;
     }

@@ -79,6 +79,7 @@ DecodeStatus png_decode_rgb(const uint8_t *data, size_t n, Image *out, char *err
     out->w = (int)w;
     out->h = (int)h;
     out->px = pixels;
+    out->full_w = out->full_h = 0;
     return DEC_OK;
 }
 

@@ -233,15 +233,17 @@ bool pipeline_output_shape(const TransformOp *ops, int n, int *h, int *w) {
     return known;
 }
 
+int decode_hint_for(int short_side) { return 2 * short_side; }
+
 int pipeline_decode_hint(const TransformOp *ops, int n) {
     for (int i = 0; i < n; i++) {
         const TransformOp *op = &ops[i];
-        if (op->kind == TF_RESIZE) return op->size[1] > 0 ? 0 : op->size[0];
+        if (op->kind == TF_RESIZE) return op->size[1] > 0 ? 0 : decode_hint_for(op->size[0]);
         if (op->kind == TF_RANDOM_RESIZE) {
             int m = 0;
             for (int j = 0; j < op->n_sizes; j++)
                 if (op->sizes[j] > m) m = op->sizes[j];
-            return m;
+            return decode_hint_for(m);
         }
         if (op->kind == TF_HFLIP) continue; /* commutes with scaling */
         return 0;
@@ -340,7 +342,10 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             } else {
                 int size = op->kind == TF_RESIZE ? op->size[0]
                                                  : op->sizes[op->n_sizes > 1 ? srng_below(rng, op->n_sizes) : 0];
-                resize_shorter_dims(img->w, img->h, size, &ow, &oh);
+                /* from the image's full size, as torchvision would see it, when
+                 * the decoder already scaled it down in the DCT domain */
+                if (img->full_w > 0) resize_shorter_dims(img->full_w, img->full_h, size, &ow, &oh);
+                else resize_shorter_dims(img->w, img->h, size, &ow, &oh);
             }
             if (ow < 1 || oh < 1) {
                 snprintf(err, errlen, "resize to %dx%d", ow, oh);

@@ -6,10 +6,13 @@
  *   tf_tool decode IN OUT.png [MIN_SHORT]       decode (DCT-scaled if MIN_SHORT)
  *   tf_tool probe IN                            status name, w, h
  *   tf_tool resize IN W H OUT.png               PIL bilinear resize
+ *   tf_tool decode-resize S IN OUT.png          DCT-scaled decode (as the loader), then resize(S)
  *   tf_tool window IN W H X0 Y0 CW CH OUT.png   windowed resize
  *   tf_tool aa OP M SIGN IN OUT.png             one AutoAugment op
  *   tf_tool policy imagenet|cifar10|svhn        prints the table
  *   tf_tool draws POLICY N                      counts of random choices over N samples
+ *   tf_tool center H W IN OUT.png               center_crop through the pipeline
+ *   tf_tool resize-short S X IN OUT.png         resize(S) (shorter side) through the pipeline
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +71,20 @@ int main(int argc, char **argv) {
         free(data);
         return 0;
     }
+    if (!strcmp(cmd, "decode-resize") && argc >= 5) {
+        /* what the loader does for resize(S) first: DCT-scaled decode with hint S, then resize */
+        int size = atoi(argv[2]), ow, oh;
+        if (load(argv[3], decode_hint_for(size), &im)) return 1;
+        size_t n;
+        char *data = read_file(argv[3], &n);
+        int w0 = 0, h0 = 0;
+        image_probe((const uint8_t *)data, n, &w0, &h0);
+        free(data);
+        fprintf(stderr, "decode-resize: %dx%d decoded at %dx%d (1/%d)\n", w0, h0, im.w, im.h, image_dct_scale(w0, h0, decode_hint_for(size)));
+        resize_shorter_dims(w0, h0, size, &ow, &oh);
+        resize_bilinear(&im, ow, oh, &out);
+        return save(&out, argv[4]) ? 1 : 0;
+    }
     if (!strcmp(cmd, "resize") && argc >= 6) {
         if (load(argv[2], 0, &im)) return 1;
         resize_bilinear(&im, atoi(argv[3]), atoi(argv[4]), &out);
@@ -100,26 +117,37 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "draws") && argc >= 4) {
-        /* Replays autoaugment_apply's draws: sub-policy index, step 1 and 2 applied, signs. */
+        /* autoaugment_choose over N sample streams: per sub-policy, how often
+         * it was picked and how often each step applied; signs of step 1. */
         int n = atoi(argv[3]), np;
-        const AASubPolicy *t = aa_policy(policy_of(argv[2]), &np);
+        AutoAugmentPolicy pol = policy_of(argv[2]);
+        aa_policy(pol, &np);
         long *pick = calloc(np, sizeof(long)), *a1 = calloc(np, sizeof(long)), *a2 = calloc(np, sizeof(long));
         long plus = 0;
         for (int i = 0; i < n; i++) {
             SampleRng r = sample_rng(42, 0, i);
-            int k = srng_below(&r, np);
-            double u1 = srng_uniform(&r);
-            int s1 = (srng_u64(&r) >> 63) ? 1 : -1;
-            double u2 = srng_uniform(&r);
-            (void)srng_u64(&r);
-            pick[k]++;
-            a1[k] += u1 < t[k].p1;
-            a2[k] += u2 < t[k].p2;
-            plus += s1 > 0;
+            AAChoice c = autoaugment_choose(pol, &r);
+            pick[c.index]++;
+            a1[c.index] += c.apply1;
+            a2[c.index] += c.apply2;
+            plus += c.sign1 > 0;
         }
         for (int k = 0; k < np; k++) printf("%d %ld %ld %ld\n", k, pick[k], a1[k], a2[k]);
         printf("plus %ld\n", plus);
         return 0;
+    }
+    if ((!strcmp(cmd, "center") || !strcmp(cmd, "resize-short")) && argc >= 6) {
+        /* one pipeline op through pipeline_apply_u8: center_crop(H, W) or resize(S) */
+        TransformOp op;
+        memset(&op, 0, sizeof op);
+        op.kind = !strcmp(cmd, "center") ? TF_CENTER_CROP : TF_RESIZE;
+        op.size[0] = atoi(argv[2]);
+        op.size[1] = !strcmp(cmd, "center") ? atoi(argv[3]) : 0;
+        if (load(argv[4], 0, &im)) return 1;
+        SampleRng r = sample_rng(1, 0, 0);
+        char err[256];
+        if (pipeline_apply_u8(&op, 1, &im, true, &r, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        return save(&im, argv[5]) ? 1 : 0;
     }
     fprintf(stderr, "bad arguments\n");
     return 2;

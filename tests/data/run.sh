@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# tests/data — the data pipeline (runtime/data) against PIL/torchvision:
+# decoding, resize/crops, every AutoAugment op with fixed magnitude and sign,
+# the policy table and the frequencies of its random choices, the loader
+# (bad-input corpus, determinism across threads and cache modes, shuffle,
+# drop_last, val batches vs torchvision, CIFAR binary) and the demo set.
+# Tolerances are printed with each result (levels 0-255 unless stated).
+#
+# Photographs: china.jpg and flower.jpg from Debian's python3-sklearn,
+# fetched with `apt-get download` + `dpkg -x` into build/tests-data (no
+# installation); synthesized with PIL when that is not possible.
+set -u
+cd "$(dirname "$0")/../.."
+PYTHON="${PYTHON:-/usr/bin/python3}"
+RXC="${RXC:-$PWD/rxc}"
+RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
+W=build/tests-data
+mkdir -p "$W/out"
+CHECK="$PYTHON tests/data/check.py"
+
+SRCS="runtime/data/image.c runtime/data/jpeg.c runtime/data/png.c runtime/data/transforms.c runtime/data/autoaugment.c runtime/data/dataset.c runtime/data/loader.c compiler/util.c"
+FLAGS="-D_GNU_SOURCE -Icompiler -Iruntime -I. -std=c11 -g -Wall -Wextra"
+LIBS="-ljpeg -lpng -lm -lpthread"
+if ! cc $FLAGS -O2 -o $W/tf_tool tests/data/tf_tool.c $SRCS $LIBS 2>$W/build.log ||
+   ! cc $FLAGS -O2 -o $W/loader_tool tests/data/loader_tool.c $SRCS $LIBS 2>>$W/build.log; then
+  echo "FAIL build_tools: $(head -5 $W/build.log)"
+  exit 0
+fi
+echo "PASS build_tools"
+TF=$W/tf_tool
+LT=$W/loader_tool
+
+# ---- photographs ----
+PH=$W/photos
+mkdir -p $PH
+CSV=""
+if [ ! -f $PH/china.jpg ]; then
+  (cd $W && rm -rf deb && mkdir deb && cd deb && timeout 120 apt-get download python3-sklearn >/dev/null 2>&1 &&
+     dpkg -x python3-sklearn_*.deb x) || true
+  SK=$W/deb/x/usr/lib/python3/dist-packages/sklearn/datasets
+  if [ -f $SK/images/china.jpg ]; then
+    cp $SK/images/china.jpg $SK/images/flower.jpg $PH/ && cp $SK/data/digits.csv.gz $PH/
+  else
+    echo "SKIP debian_photos: apt-get download python3-sklearn failed; using synthesized photographs"
+    $CHECK photos $PH
+  fi
+fi
+[ -f $PH/digits.csv.gz ] && CSV=$PH/digits.csv.gz
+$CHECK inputs $PH $PH/china.jpg $PH/flower.jpg
+
+# ---- decode, resize, crops, AutoAugment ops: outputs, then one comparison pass ----
+L=$W/compare.txt
+: > $L
+o=$W/out
+for f in china.jpg flower.jpg gray.jpg cmyk.jpg rgba.png palette.png gray.png; do
+  $TF decode $PH/$f $o/dec_$f.png && echo "decode_${f%.*}_${f##*.} decode $PH/$f $o/dec_$f.png" >> $L
+done
+for s in "200 320 213" "100 160 106" "50 80 53"; do
+  set -- $s
+  $TF decode $PH/china.jpg $o/draft_$1.png $1 && echo "decode_dct_scaled_vs_pil_draft_$2 draft $PH/china.jpg $2 $3 $o/draft_$1.png" >> $L
+done
+for s in "china 383 256" "china 300 200" "china 800 534" "china 224 224" "flower 1000 100" "flower 37 41"; do
+  set -- $s
+  $TF resize $PH/$1.jpg $2 $3 $o/rs_$1_$2_$3.png && echo "resize_$1_${2}x$3 resize $PH/$1.jpg $2 $3 $o/rs_$1_$2_$3.png" >> $L
+done
+for s in "china 575 384 100 50 224 224" "flower 383 256 0 0 224 224" "flower 383 256 159 32 224 224"; do
+  set -- $s
+  $TF window $PH/$1.jpg $2 $3 $4 $5 $6 $7 $o/win_$1_$4_$5.png &&
+    echo "resize_crop_window_$1_$4_$5 window $PH/$1.jpg $2 $3 $4 $5 $6 $7 $o/win_$1_$4_$5.png" >> $L
+done
+for s in "china.jpg 256" "flower.jpg 296" "china.jpg 384" "odd0.png 100"; do
+  set -- $s
+  $TF resize-short $2 x $PH/$1 $o/tvr_$1_$2.png && echo "torchvision_resize_${1%.*}_$2 tvresize $PH/$1 $2 $o/tvr_$1_$2.png" >> $L
+done
+for s in "china.jpg 224 224" "odd0.png 100 101" "odd0.png 99 98" "odd0.png 180 210"; do
+  set -- $s
+  $TF center $2 $3 $PH/$1 $o/cc_$1_$2_$3.png && echo "center_crop_${1%.*}_${2}x$3 center $PH/$1 $2 $3 $o/cc_$1_$2_$3.png" >> $L
+done
+for s in "china.jpg 100" "china.jpg 50" "flower.jpg 60"; do
+  set -- $s
+  $TF decode-resize $2 $PH/$1 $o/dr_$1_$2.png 2>/dev/null && echo "dct_scaled_resize_${1%.*}_$2 dctscaled $PH/$1 $2 $o/dr_$1_$2.png" >> $L
+done
+for img in crop0 crop1 odd0; do
+  for op in shearX shearY translateX translateY rotate color posterize solarize contrast sharpness brightness autocontrast equalize invert; do
+    for m in 3 9; do
+      for sign in 1 -1; do
+        $TF aa $op $m $sign $PH/$img.png $o/aa_${img}_${op}_${m}_$sign.png &&
+          echo "aa_${op}_m${m}_${sign}_$img aa $op $m $sign $PH/$img.png $o/aa_${img}_${op}_${m}_$sign.png" >> $L
+      done
+    done
+  done
+done
+$CHECK compare $L
+
+# ---- AutoAugment table and random choices ----
+SEEDMD=""
+for p in ../shared/seed/autoaugment.md /work/shared/seed/autoaugment.md; do [ -f "$p" ] && SEEDMD=$p && break; done
+$TF policy imagenet > $W/policy_imagenet.txt
+if [ -n "$SEEDMD" ]; then $CHECK table "$SEEDMD" $W/policy_imagenet.txt
+else echo "SKIP aa_table_imagenet: shared/seed/autoaugment.md not found"; fi
+for pol in imagenet cifar10 svhn; do
+  $TF policy $pol > $W/policy_$pol.txt
+  $TF draws $pol 100000 > $W/draws_$pol.txt
+  $CHECK draws $pol 100000 $W/draws_$pol.txt $W/policy_$pol.txt
+done
+
+# ---- loader: bad input ----
+BAD=$W/bad
+rm -rf $BAD
+$CHECK bad_corpus $BAD $PH/china.jpg
+expect_bad() { # $1 = log, $2 = case name
+  local log=$1 name=$2 ok=1 why=""
+  grep -q "^samples 7 " $log || { ok=0; why="samples: $(grep '^samples' $log)"; }
+  for r in "1 truncated image" "1 not a JPEG or PNG image" "1 zero-byte file" "1 declared dimensions too large" \
+           "1 image smaller than 2x2" "2 unreadable file" "1 empty class folder" "1 not a .jpg/.jpeg/.png file"; do
+    grep -q "$r" $log || { ok=0; why="$why missing '$r'"; }
+  done
+  grep -q "skipped 9:" $log || { ok=0; why="$why (want 9 skipped)"; }
+  grep -q "dangling.jpg\|truncated.jpg\|random.jpg\|zero.jpg\|huge.jpg" $log || { ok=0; why="$why no example paths"; }
+  grep -q "^ERROR" $log && { ok=0; why="$why $(grep ^ERROR $log)"; }
+  if [ $ok = 1 ]; then echo "PASS $name"; else echo "FAIL $name:$why"; fi
+}
+for cache in decoded jpeg none; do
+  for t in 1 2; do
+    $LT $BAD train demo-train --cache $cache --threads $t --batch 3 --epochs 2 > $W/bad_${cache}_$t.log 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && echo "FAIL bad_input_${cache}_t$t: exit $rc: $(tail -2 $W/bad_${cache}_$t.log)" && continue
+    expect_bad $W/bad_${cache}_$t.log bad_input_${cache}_t$t
+  done
+done
+# the same under AddressSanitizer + UBSan (the loader tool built with them)
+if cc $FLAGS -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+     -o $W/loader_tool_asan tests/data/loader_tool.c $SRCS $LIBS 2>>$W/build.log; then
+  for cache in decoded jpeg none; do
+    ASAN_OPTIONS=detect_leaks=1 $W/loader_tool_asan $BAD train demo-train --cache $cache --threads 2 --batch 3 \
+      --epochs 2 > $W/bad_asan_$cache.log 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then echo "FAIL bad_input_asan_$cache: exit $rc: $(grep -m3 'ERROR\|runtime error' $W/bad_asan_$cache.log)"
+    else expect_bad $W/bad_asan_$cache.log bad_input_asan_$cache; fi
+  done
+else
+  echo "SKIP bad_input_asan: cannot build with -fsanitize=address,undefined"
+fi
+$LT $BAD nothing demo-train > $W/nothing.log 2>&1
+if grep -q "^ERROR .*$BAD/nothing: no usable image" $W/nothing.log; then echo "PASS no_usable_image_error ($(grep ^ERROR $W/nothing.log | cut -c7-90)...)"
+else echo "FAIL no_usable_image_error: $(cat $W/nothing.log | head -3)"; fi
+$LT $BAD missing demo-train > $W/missing.log 2>&1
+if grep -q "^ERROR .*$BAD/missing" $W/missing.log; then echo "PASS missing_split_error"
+else echo "FAIL missing_split_error: $(head -3 $W/missing.log)"; fi
+
+# ---- loader: determinism, shuffle, drop_last, output kinds ----
+SS=$W/seedset
+rm -rf $SS
+mkdir -p $SS/train/a_china $SS/train/b_flower $SS/val/a_china $SS/val/b_flower
+for i in 1 2 3 4; do
+  cp $PH/china.jpg $SS/train/a_china/c$i.jpg; cp $PH/flower.jpg $SS/train/b_flower/f$i.jpg
+done
+cp $PH/china.jpg $SS/val/a_china/c.jpg; cp $PH/flower.jpg $SS/val/b_flower/f.jpg; cp $PH/gray.jpg $SS/val/a_china/g.jpg
+hashes() { grep '^epoch' "$1" | awk '{print $2, $4, $6, $7, $9}'; }
+for cache in decoded jpeg none; do
+  for t in 1 2 3; do
+    $LT $SS train seed-train --cache $cache --threads $t --batch 3 --epochs 2 > $W/det_${cache}_$t.log 2>&1
+  done
+done
+if [ -n "$(hashes $W/det_decoded_1.log)" ] && [ "$(hashes $W/det_decoded_1.log)" = "$(hashes $W/det_decoded_2.log)" ] &&
+   [ "$(hashes $W/det_decoded_1.log)" = "$(hashes $W/det_decoded_3.log)" ]; then
+  echo "PASS loader_threads_1_2_3_identical (seed train pipeline, 2 epochs, $(grep -c '^epoch' $W/det_decoded_1.log) batches)"
+else echo "FAIL loader_threads_1_2_3_identical: batch hashes differ"; fi
+same=1
+for f in jpeg_1 jpeg_2 none_1 none_2; do [ "$(hashes $W/det_decoded_1.log)" = "$(hashes $W/det_$f.log)" ] || same=0; done
+if [ $same = 1 ]; then echo "PASS loader_cache_modes_identical (decoded, jpeg, none)"
+else echo "FAIL loader_cache_modes_identical: batches differ between cache modes"; fi
+$LT $SS train seed-train --threads 2 --batch 3 --epochs 2 --indices > $W/shuffle.log 2>&1
+$PYTHON - $W/shuffle.log <<'EOF'
+import sys
+ep = {}
+for line in open(sys.argv[1]):
+    if line.startswith("indices"):
+        e = int(line.split()[1].rstrip(":"))
+        ep.setdefault(e, []).extend(int(t.split("/")[0]) for t in line.split(":")[1].split())
+ok = sorted(ep.get(0, [])) == list(range(8)) and sorted(ep.get(1, [])) == list(range(8)) and ep[0] != ep[1] and ep[0] != list(range(8))
+print(("PASS loader_shuffle (each epoch a permutation of 8, epochs differ: %s / %s)" % (ep[0], ep[1])) if ok
+      else "FAIL loader_shuffle: %s" % ep)
+EOF
+$LT $SS train seed-train --batch 3 --drop-last > $W/drop.log 2>&1
+$LT $SS train seed-train --batch 3 > $W/nodrop.log 2>&1
+if grep -q "batches 2 " $W/drop.log && grep -q "batches 3 " $W/nodrop.log && grep -q "batch 2 n 2 " $W/nodrop.log &&
+   [ "$(grep -c '^epoch' $W/drop.log)" = 2 ]; then echo "PASS loader_drop_last (8 samples, batch 3: 2 batches vs 3 with a short last one)"
+else echo "FAIL loader_drop_last: $(grep '^samples' $W/drop.log) / $(grep '^samples' $W/nodrop.log)"; fi
+$LT $SS val seed-val --val --threads 2 --batch 2 --dump $W/val_f32.bin > $W/val.log 2>&1
+if grep -q "^ERROR" $W/val.log; then echo "FAIL loader_val_vs_torchvision: $(grep ^ERROR $W/val.log)"
+else $CHECK valdump $SS val $W/val_f32.bin; fi
+$LT $SS val seed-val --val --u8 --batch 2 --dump $W/val_u8.bin > $W/valu8.log 2>&1
+$PYTHON - $W/val_u8.bin $W/val_f32.bin <<'EOF'
+import sys, numpy as np
+u = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 224, 224, 3)
+f = np.fromfile(sys.argv[2], dtype=np.float32).reshape(u.shape)
+mean = np.array([0.4625, 0.4580, 0.4295], np.float32); std = np.array([0.2452, 0.2390, 0.2469], np.float32)
+ref = ((u.astype(np.float32) / np.float32(255)) - mean) / std
+d = float(np.abs(ref - f).max())
+print("PASS loader_u8_output (uint8 batches normalize to the float batches, max diff %g <= 1e-6)" % d if d <= 1e-6
+      else "FAIL loader_u8_output: max diff %g" % d)
+EOF
+
+# ---- CIFAR-10 binary ----
+CF=$W/cifar
+rm -rf $CF
+$CHECK make_cifar $CF 4
+$LT $CF train none --layout cifar10 --val --u8 --batch 5 --dump $W/cifar.bin --indices > $W/cifar.log 2>&1
+if grep -q "^ERROR" $W/cifar.log; then echo "FAIL cifar10_binary: $(grep ^ERROR $W/cifar.log)"
+else
+  $CHECK cifar $CF $W/cifar.bin $W/cifar.log
+  if grep -q "classes 10: airplane automobile" $W/cifar.log; then echo "PASS cifar10_class_names"
+  else echo "FAIL cifar10_class_names: $(grep ^classes $W/cifar.log)"; fi
+fi
+
+# ---- the rxc commands ----
+if [ -x "$RXC" ]; then
+  if [ -n "$CSV" ]; then
+    rm -rf $W/digits
+    if "$RXC" demo --out $W/digits --csv $CSV > $W/demo.log 2>&1; then $CHECK demo $W/digits $CSV
+    else echo "FAIL demo: $(tail -2 $W/demo.log)"; fi
+    $LT $W/digits train demo-train --threads 2 --batch 64 > $W/digits.log 2>&1
+    if grep -q "^samples 1438 " $W/digits.log && grep -q "classes 10: 0 1 2 3 4 5 6 7 8 9" $W/digits.log; then
+      echo "PASS demo_loads (1438 train images, classes 0-9 in order)"
+    else echo "FAIL demo_loads: $(grep -m2 '^samples\|^ERROR' $W/digits.log)"; fi
+  else
+    echo "SKIP demo: digits.csv.gz not available (apt-get download python3-sklearn failed)"
+  fi
+  if "$RXC" transform none $PH/crop0.png $o/cmd_rot.png --aa-op rotate,9,- > $W/tr.log 2>&1; then
+    echo "cmd_transform_aa_rotate_m9_minus aa rotate 9 -1 $PH/crop0.png $o/cmd_rot.png" > $W/cmd.txt
+    $CHECK compare $W/cmd.txt
+  else echo "FAIL cmd_transform_aa_rotate_m9_minus: $(tail -2 $W/tr.log)"; fi
+  if "$RXC" transform "resize(256) -> center_crop(224)" $PH/flower.jpg $o/cmd_val.png > $W/tr2.log 2>&1; then
+    $TF resize-short 256 x $PH/flower.jpg $o/tmp_r.png   # pipeline reference via torchvision below
+    $PYTHON - $PH/flower.jpg $o/cmd_val.png <<'EOF'
+import sys, numpy as np
+from PIL import Image
+import torchvision.transforms as T
+ref = np.asarray(T.Compose([T.Resize(256), T.CenterCrop(224)])(Image.open(sys.argv[1]).convert("RGB"))).astype(int)
+ours = np.asarray(Image.open(sys.argv[2]).convert("RGB")).astype(int)
+d = np.abs(ref - ours) if ref.shape == ours.shape else None
+print("FAIL cmd_transform_pipeline: shape %s vs %s" % (ours.shape, ref.shape) if d is None else
+      ("PASS cmd_transform_pipeline (resize(256) -> center_crop(224) vs torchvision: max %d, tolerance 0)" % d.max()
+       if d.max() == 0 else "FAIL cmd_transform_pipeline: max diff %d" % d.max()))
+EOF
+  elif grep -q "not in this build\|not implemented" $W/tr2.log; then
+    echo "SKIP cmd_transform_pipeline: $(head -1 $W/tr2.log)"
+  else echo "FAIL cmd_transform_pipeline: $(tail -2 $W/tr2.log)"; fi
+else
+  echo "SKIP rxc_commands: $RXC not built"
+fi
+exit 0
