@@ -360,6 +360,16 @@ static void apply_set(AstFile *f, Diag *d, const char *name, AstExpr *value, Src
     free(cands);
 }
 
+/* Keys whose values are file names: their --set values may skip the quotes. */
+static bool is_path_key(const char *name) {
+    static const char *const keys[] = {"root", "train_split", "val_split", "class_names", "run_dir",
+                                       "data.root", "data.train_split", "data.val_split", "data.class_names",
+                                       "train.run_dir"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(name, keys[i])) return true;
+    return false;
+}
+
 /* Applies every override. The overrides form one pseudo source,
  * "--set a=1 --set b=2", so that their errors point into it. */
 static void apply_sets(AstFile *f, Diag *d, const LoadOptions *opt) {
@@ -381,7 +391,16 @@ static void apply_sets(AstFile *f, Diag *d, const LoadOptions *opt) {
         const char *name = opt->sets[i].name, *val = opt->sets[i].value;
         if (!name[0]) { diag_error(d, nloc, "--set needs NAME=VALUE"); continue; }
         if (!val[0]) { diag_error(d, vloc, "--set %s: the value is missing", name); continue; }
-        AstExpr *v = ast_parse_expr(d, src, val, strlen(val), vloc, f->arena);
+        AstExpr *v;
+        if (is_path_key(name) && val[0] != '"') {
+            /* `--set root=data/digits`: paths need no quotes on a command line. */
+            v = arena_alloc(f->arena, sizeof *v);
+            v->kind = EX_STRING;
+            v->loc = vloc;
+            v->v.s = arena_strdup(f->arena, val);
+        } else {
+            v = ast_parse_expr(d, src, val, strlen(val), vloc, f->arena);
+        }
         if (!v) continue;
         if (!is_literal(v) && v->kind != EX_CALL) {
             diag_error(d, vloc, "--set %s: the value must be a literal (a number, string, list, true/false or a word)", name);
