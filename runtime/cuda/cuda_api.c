@@ -84,6 +84,7 @@ static int load_driver(CudaApi *api, char *err, size_t errlen) {
     RESOLVE(api->libcuda, l, cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     RESOLVE(api->libcuda, l, cuMemcpyDtoH, "cuMemcpyDtoH_v2");
     RESOLVE(api->libcuda, l, cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+    RESOLVE(api->libcuda, l, cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
     RESOLVE(api->libcuda, l, cuMemsetD8Async, "cuMemsetD8Async");
     RESOLVE(api->libcuda, l, cuModuleLoadData, "cuModuleLoadData");
     RESOLVE(api->libcuda, l, cuModuleUnload, "cuModuleUnload");
@@ -95,6 +96,7 @@ static int load_driver(CudaApi *api, char *err, size_t errlen) {
     RESOLVE(api->libcuda, l, cuStreamWaitEvent, "cuStreamWaitEvent");
     RESOLVE(api->libcuda, l, cuEventCreate, "cuEventCreate");
     RESOLVE(api->libcuda, l, cuEventRecord, "cuEventRecord");
+    RESOLVE(api->libcuda, l, cuEventSynchronize, "cuEventSynchronize");
     RESOLVE(api->libcuda, l, cuEventDestroy, "cuEventDestroy_v2");
     RESOLVE(api->libcuda, l, cuStreamBeginCapture, "cuStreamBeginCapture_v2");
     RESOLVE(api->libcuda, l, cuStreamEndCapture, "cuStreamEndCapture");
