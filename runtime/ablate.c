@@ -651,7 +651,17 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
 
     for (int i = 0; i < argc; i++) sb_printf(&argbuf, "%s%s", i ? " " : "", argv[i]);
     fprintf(stderr, "\n== variant %dx%dd%s: rxc %s\n", v->cardinality, v->width, resume ? " (resumed)" : "", argbuf.s);
+    /* The trainer's own stdout (epoch lines, its summary) goes to stderr for
+     * the duration, so that ablate's stdout is only its table or JSON. */
+    fflush(stdout);
+    int saved_stdout = dup(STDOUT_FILENO);
+    if (saved_stdout >= 0) dup2(STDERR_FILENO, STDOUT_FILENO);
     int rc = cmd_train(argc, argv);
+    fflush(stdout);
+    if (saved_stdout >= 0) {
+        dup2(saved_stdout, STDOUT_FILENO);
+        close(saved_stdout);
+    }
 
     if (rc == 0) {
         free(v->rows);
@@ -743,7 +753,7 @@ int cmd_ablate(int argc, char **argv) {
         } else {
             printf("%s: base %ldx%ldd, %s params, %s MACs per image; keeping %s\n", a.file, base_c, base_d,
                    group_digits(p0, pb, sizeof pb), group_digits(m0, mb, sizeof mb),
-                   a.keep_width ? "the width d" : "the complexity (params + MACs)");
+                   a.keep_width ? "the width d fixed" : "params and MACs closest to the base");
             print_table(stdout, v, n, p0, m0, false);
         }
         free(a.sets);
