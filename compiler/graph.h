@@ -124,6 +124,7 @@ typedef struct Graph {
     int output;          /* node id of the logits, -1 until set */
     int classes;
     bool torchvision_layout; /* names follow torchvision's state_dict */
+    struct GraphParamIndex *param_index; /* graph.c's private name -> param table; NULL is valid */
 } Graph;
 
 /* ---- construction (graph.c) ---------------------------------------------
