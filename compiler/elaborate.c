@@ -33,8 +33,8 @@ const char *const elaborate_builtin_names[] = {
 /* Bounds that keep hostile or mistaken files (and the fuzzer) from running
  * for minutes: far above any real network. */
 enum {
-    MAX_STEPS = 2000000,     /* statements and calls executed */
-    MAX_NODES = 500000,      /* graph nodes */
+    MAX_STEPS = 1000000,     /* statements and calls executed */
+    MAX_NODES = 200000,      /* graph nodes */
     MAX_LIST = 1 << 20,      /* list elements */
     MAX_CALL_DEPTH = 64,     /* nested block calls */
     MAX_LOOP_NEST = 32,
@@ -872,7 +872,8 @@ static Value builtin_call(Elab *e, Frame *f, const AstExpr *call) {
     bool rok = to_int(e, vals[0], a0, "range start", &lo);
     rok = to_int(e, vals[1], call->v.call.args[1].loc, "range end", &hi) && rok;
     if (!rok) return VERR;
-    int64_t count = hi > lo ? hi - lo : 0;
+    int64_t count = 0;
+    if (hi > lo && __builtin_sub_overflow(hi, lo, &count)) count = INT64_MAX;
     if (count > MAX_LIST) {
         diag_error(e->d, loc, "range of %lld elements is too long", (long long)count);
         return VERR;
@@ -1332,7 +1333,8 @@ static Flow exec_for(Elab *e, Frame *f, const AstStmt *s, Value *ret) {
         diag_error(e->d, s->loc, "for loops nest too deeply");
         return FLOW_NEXT;
     }
-    int64_t count = is_range ? (hi > lo ? hi - lo : 0) : list.u.list.n;
+    int64_t count = is_range ? 0 : list.u.list.n;
+    if (is_range && hi > lo && __builtin_sub_overflow(hi, lo, &count)) count = INT64_MAX;
     int shadow = frame_find(f, s->name);
     Binding saved = shadow >= 0 ? f->b[shadow] : (Binding){0};
     Flow flow = FLOW_NEXT;
@@ -1619,6 +1621,8 @@ Graph *elaborate(const AstFile *ast, Diag *d) {
     else if (ret.k != V_ERR)
         diag_error(d, net->name_loc, "network '%s' returns %s; it must return a tensor", net->name, kind_name(ret.k));
 
+    if (e.g->output < 0 && diag_errors(d) == e.errors0)
+        diag_error(d, net->name_loc, "network '%s' has no output", net->name);
     if (!e.budget_reported) report_unused(&e);
 
     free(nf.b);

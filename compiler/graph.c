@@ -19,6 +19,12 @@
 
 #include "util.h"
 
+/* A hash table from parameter name to index (see index_rebuild). */
+struct GraphParamIndex {
+    int *slots; /* param index + 1; 0 = empty */
+    int cap, n;
+};
+
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -48,6 +54,8 @@ void graph_free(Graph *g) {
     free(g->nodes);
     free(g->params);
     free(g->name);
+    if (g->param_index) free(g->param_index->slots);
+    free(g->param_index);
     free(g);
 }
 
@@ -88,6 +96,42 @@ static const char *shape_str(const Node *n, char *buf, size_t len) {
     return buf;
 }
 
+/* A hash table from parameter name to index, so that lookups (and the
+ * duplicate check on every new parameter) stay O(1) for graphs with
+ * thousands of parameters. It describes params[0..n) and is rebuilt when the
+ * table was changed behind its back; lookups fall back to a scan then. */
+
+static uint64_t name_hash(const char *s) { return fnv1a64(s, strlen(s), FNV1A64_INIT); }
+
+static void index_put(struct GraphParamIndex *ix, const Graph *g, int index) {
+    uint64_t mask = (uint64_t)ix->cap - 1, h = name_hash(g->params[index].name) & mask;
+    while (ix->slots[h]) h = (h + 1) & mask;
+    ix->slots[h] = index + 1;
+}
+
+static void index_rebuild(Graph *g) {
+    struct GraphParamIndex *ix = g->param_index;
+    if (!ix) ix = g->param_index = xcalloc(1, sizeof *ix);
+    int cap = 64;
+    while (cap < 2 * (g->n_params + 1)) cap *= 2;
+    free(ix->slots);
+    ix->slots = xcalloc((size_t)cap, sizeof *ix->slots);
+    ix->cap = cap;
+    for (int i = 0; i < g->n_params; i++) index_put(ix, g, i);
+    ix->n = g->n_params;
+}
+
+/* Records params[n_params - 1], just appended. */
+static void index_added(Graph *g) {
+    struct GraphParamIndex *ix = g->param_index;
+    if (!ix || ix->n != g->n_params - 1 || 2 * (g->n_params + 1) > ix->cap) {
+        index_rebuild(g);
+        return;
+    }
+    index_put(ix, g, g->n_params - 1);
+    ix->n = g->n_params;
+}
+
 static bool param_name_taken(const Graph *g, const char *name) { return graph_find_param(g, name) >= 0; }
 
 /* Adds an entry to the parameter table; with `node` true it also gets an
@@ -122,6 +166,7 @@ static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole 
     p->fan_in = fan_in;
     p->fan_out = fan_out;
     p->node = -1;
+    index_added(g);
     if (trainable) {
         int id = add_node(g, OP_PARAM, NULL, 0, name, loc);
         Node *n = &g->nodes[id];
@@ -142,6 +187,7 @@ static void truncate_graph(Graph *g, int n_nodes, int n_params) {
     for (int i = n_params; i < g->n_params; i++) free(g->params[i].name);
     g->n_nodes = n_nodes;
     g->n_params = n_params;
+    if (g->param_index) index_rebuild(g);
 }
 
 /* Layers that own parameters need a name for them; code that builds graphs
@@ -512,6 +558,13 @@ int64_t graph_macs(const Graph *g) {
 }
 
 int graph_find_param(const Graph *g, const char *name) {
+    const struct GraphParamIndex *ix = g->param_index;
+    if (ix && ix->n == g->n_params) {
+        uint64_t mask = (uint64_t)ix->cap - 1, h = name_hash(name) & mask;
+        for (; ix->slots[h]; h = (h + 1) & mask)
+            if (strcmp(g->params[ix->slots[h] - 1].name, name) == 0) return ix->slots[h] - 1;
+        return -1;
+    }
     for (int i = 0; i < g->n_params; i++)
         if (strcmp(g->params[i].name, name) == 0) return i;
     return -1;

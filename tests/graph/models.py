@@ -123,7 +123,7 @@ compare("seed_resnext50_32x4d", "models/resnext50_32x4d.net",
 compare("cifar_resnext29_8x64d", "models/resnext29_8x64d.net",
         Net(64, 3, 1, [3, 3, 3], [256, 512, 1024], [512, 1024, 2048], 8, [1, 2, 2], 10, 0.0), (3, 32, 32))
 compare("tiny_resnext", "models/tiny_resnext.net",
-        Net(32, 3, 1, [1, 1, 1], [64, 128, 256], [32, 64, 128], 8, [2, 2, 2], 10, 0.0), (3, 32, 32))
+        Net(32, 3, 2, [1, 1, 1], [64, 128, 256], [32, 64, 128], 8, [2, 2, 2], 10, 0.0), (3, 32, 32))
 
 # The acceptance table of issue 2, literally.
 table = [("models/resnext50_32x4d.net", [], 23000394, 4305522688),
