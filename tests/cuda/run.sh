@@ -15,4 +15,29 @@ if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime
   echo "FAIL nvrtc_units_build: $(head -c 2000 "$work/build.log")"
   exit 1
 fi
-"$work/nvrtc_units" "$work/cache"
+"$work/nvrtc_units" "$work/cache" || status_units=1
+
+# Every model and example: all kernels of one training step through NVRTC,
+# for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
+# kernels cost NVRTC time on later runs. Spills are reported, not failures.
+RXC="${RXC:-./rxc}"
+if [ ! -x "$RXC" ]; then
+  echo "FAIL cuda_models: $RXC is not built (make)"
+  exit 1
+fi
+status=0
+for f in models/*.net examples/*.net; do
+  [ -f "$f" ] || continue
+  for arch in 80 90; do
+    name="nvrtc_$(basename "$f" .net)_sm_$arch"
+    log="$work/$(basename "$f" .net)_sm_$arch.log"
+    if "$RXC" compile "$f" --arch "sm_$arch" --batch 2 >"$log" 2>&1; then
+      echo "PASS $name ($(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
+    else
+      echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
+      status=1
+    fi
+  done
+done
+[ "${status_units:-0}" -ne 0 ] && status=1
+exit $status

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""GPU-versus-CPU comparisons for tests/gpu (run only where a GPU exists).
+
+    compare.py batch OUT N C H W CLASSES SEED     writes a random batch (x, y)
+    compare.py step A.safetensors B.safetensors NAME TOL
+        every tensor of `rxc step` outputs A (cpu) and B (cuda) agrees:
+        max|a-b| / max(1, max|b|) <= TOL per tensor
+    compare.py curve A B NAME ATOL RTOL
+        the per-step losses of A and B agree step by step within ATOL + RTOL*|b|
+Prints one PASS/FAIL line.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
+from safetensors_io import read_st, write_st  # noqa: E402
+
+
+def rel_err(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "batch":
+        out, n, c, h, w, classes, seed = sys.argv[2], *map(int, sys.argv[3:9])
+        rng = np.random.default_rng(seed)
+        write_st(out, {"x": rng.standard_normal((n, c, h, w)).astype(np.float32),
+                       "y": rng.integers(0, classes, n).astype(np.int64)})
+        return 0
+    a, b, name = read_st(sys.argv[2]), read_st(sys.argv[3]), sys.argv[4]
+    if mode == "step":
+        tol = float(sys.argv[5])
+        worst, where = 0.0, ""
+        for k in sorted(b):
+            if k not in a:
+                print(f"FAIL {name}: {k} missing from the cpu output")
+                return 1
+            e = rel_err(a[k], b[k])
+            if e > worst:
+                worst, where = e, k
+        ok = worst <= tol
+        print(f"{'PASS' if ok else 'FAIL'} {name}{'' if ok else ':'} max relative error {worst:.3g} ({where}), tolerance {tol}")
+        return 0 if ok else 1
+    if mode == "curve":
+        atol, rtol = float(sys.argv[5]), float(sys.argv[6])
+        la = np.asarray(a["loss"], dtype=np.float64).ravel()
+        lb = np.asarray(b["loss"], dtype=np.float64).ravel()
+        if la.shape != lb.shape:
+            print(f"FAIL {name}: {la.size} cpu losses, {lb.size} cuda losses")
+            return 1
+        bad = np.abs(la - lb) > atol + rtol * np.abs(la)
+        ok = not bad.any()
+        first = int(np.argmax(bad)) if bad.any() else -1
+        detail = (f"losses {la[0]:.4f} -> {la[-1]:.4f} (cpu), {lb[0]:.4f} -> {lb[-1]:.4f} (cuda), "
+                  f"max diff {np.max(np.abs(la - lb)):.3g}")
+        if not ok:
+            detail += f"; first outside tolerance at step {first}: {la[first]:.5f} vs {lb[first]:.5f}"
+        print(f"{'PASS' if ok else 'FAIL'} {name}{'' if ok else ':'} {detail}")
+        return 0 if ok else 1
+    print(f"FAIL compare: unknown mode {mode}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+/*
+ * probe.c — says whether this machine can run the GPU tests: prints
+ * "gpu sm_XX NAME" and exits 0, or prints the reason there is no usable GPU
+ * (runtime/cuda/cuda_api.c's cuda_available) and exits 1.
+ */
+#include <stdio.h>
+
+#include "cuda/cuda_api.h"
+
+int main(void) {
+    char why[512];
+    if (!cuda_available(why, sizeof why)) {
+        printf("%s\n", why);
+        return 1;
+    }
+    CudaApi api = {0};
+    char err[512], name[128] = "?";
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, err, sizeof err) || api.cuInit(0)) {
+        printf("%s\n", err);
+        return 1;
+    }
+    CUdevice d;
+    if (api.cuDeviceGet(&d, 0) == 0) api.cuDeviceGetName(name, sizeof name, d);
+    printf("gpu sm_%d %s\n", cuda_device_sm(&api, 0, err, sizeof err), name);
+    cuda_api_unload(&api);
+    return 0;
+}
