@@ -18,18 +18,7 @@
 #include "diag.h"
 #include "util.h"
 
-#if __has_include("elaborate.h")
 #include "elaborate.h"
-#else
-Graph *elaborate(const AstFile *ast, Diag *d);
-#endif
-
-/* Until the elaborator is linked in, say so instead of failing to link. */
-__attribute__((weak)) Graph *elaborate(const AstFile *ast, Diag *d) {
-    SrcLoc nowhere = {ast->path, 0, 0};
-    diag_error(d, nowhere, "this build of rxc has no elaborator (compiler/elaborate.c)");
-    return NULL;
-}
 
 enum { MAX_INCLUDE_DEPTH = 32 };
 #define MAX_PARAMS ((int64_t)1 << 40)

@@ -261,6 +261,16 @@ assert len({b for a, b in edges}) == len(nodes) - 1
 EOF
 ); then pass graph_dot; else fail graph_dot "$(echo "$err" | tail -1)"; fi
 
+# augment_parse, through `rxc transform` (the pipeline syntax of `augment train:`).
+out=$("$RXC" transform "random_crop(32) -> hflp" /dev/null "$TMP/x.png" 2>&1); rc=$?
+if printf '%s\n' "$out" | grep -q "not implemented"; then
+  echo "SKIP augment_parse_errors: rxc transform not in this build"
+elif [ $rc -eq 2 ] && printf '%s\n' "$out" | grep -q "pipeline:1:20: error: unknown augmentation op 'hflp'; did you mean 'hflip'?"; then
+  pass augment_parse_errors
+else
+  fail augment_parse_errors "status $rc: $out"
+fi
+
 for c in check summary graph; do
   if "$RXC" $c --help 2>&1 | grep -q "^usage: rxc $c"; then pass "help/$c"; else fail "help/$c" "no usage line"; fi
 done
