@@ -231,7 +231,30 @@ static void test_networks(void) {
     }
 }
 
+/* Lookups by name across many parameters and after a failed builder (the
+ * name index is rebuilt when a builder backs out). */
+static void test_param_lookup(void) {
+    char err[200], nm[32];
+    Graph *g = graph_new("t");
+    int x = graph_input(g, 4, 4, 2, NOLOC);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(nm, sizeof nm, "l%d", i);
+        x = graph_batchnorm(g, nm, x, 1e-5f, 0.1f, NOLOC, err, sizeof err);
+    }
+    int bad = graph_batchnorm(g, "l7", x, 1e-5f, 0.1f, NOLOC, err, sizeof err);
+    bool ok = bad == -1 && g->n_params == 15000;
+    for (int i = 0; ok && i < 3000; i++) {
+        snprintf(nm, sizeof nm, "l%d.running_var", i);
+        int k = graph_find_param(g, nm);
+        ok = k == 5 * i + 3 && strcmp(g->params[k].name, nm) == 0;
+    }
+    CHECK("param_lookup_many", ok && graph_find_param(g, "l3000.weight") == -1 && graph_find_param(g, "l1") == -1,
+          "lookup mismatch");
+    graph_free(g);
+}
+
 int main(void) {
+    test_param_lookup();
     test_conv_shapes();
     test_errors();
     test_other_ops();
