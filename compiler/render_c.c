@@ -578,16 +578,68 @@ static int64_t work_estimate(const Kernel *k) {
     return k->outer * k->inner * per;
 }
 
+static bool depends_on_inner(Renderer *r, int id) {
+    const uint64_t *v = vars_of(r, id);
+    if (r->split_var == KV_INNER) return (v[r->q_var / 64] >> (r->q_var % 64) & 1) || (v[r->r_var / 64] >> (r->r_var % 64) & 1);
+    return v[KV_INNER / 64] >> (KV_INNER % 64) & 1;
+}
+
+/* True when distinct j give distinct values of node id: j itself, its split
+ * remainder, or j plus, minus or times a nonzero constant, or plus a
+ * j-independent value. */
+static bool injective_in_inner(Renderer *r, int id) {
+    const KExpr *e = &r->k->ex[id];
+    if (e->kind == KE_VAR) return e->var == KV_INNER;
+    if (id == r->mod_node) return r->split_var == KV_INNER;
+    if (e->kind != KE_BINARY) return false;
+    switch ((KBinOp)e->op) {
+    case KB_ADD:
+        return (injective_in_inner(r, e->a) && !depends_on_inner(r, e->b)) ||
+               (injective_in_inner(r, e->b) && !depends_on_inner(r, e->a));
+    case KB_SUB: return injective_in_inner(r, e->a) && !depends_on_inner(r, e->b);
+    case KB_MUL: {
+        const KExpr *a = &r->k->ex[e->a], *b = &r->k->ex[e->b];
+        return (injective_in_inner(r, e->a) && b->kind == KE_CONST_I && b->i != 0) ||
+               (injective_in_inner(r, e->b) && a->kind == KE_CONST_I && a->i != 0);
+    }
+    default: return false;
+    }
+}
+
+/* A MAP stage's j iterations may run in SIMD lanes when no two iterations
+ * touch the same element: every store index is injective in j, and a
+ * buffer the stage stores to is only loaded (anywhere in the kernel) at
+ * exactly a store's index. Buffers that share bytes must be accessed at the
+ * same index (the memory planner's in-place rule), so distinct buffers
+ * never create a hazard between lanes. */
+static bool map_is_simd_safe(Renderer *r, int stage) {
+    const Kernel *k = r->k;
+    const KStage *st = &k->stages[stage];
+    for (int t = 0; t < st->n_stores; t++) {
+        const KStore *so = &st->stores[t];
+        if (!injective_in_inner(r, so->index)) return false;
+        for (int id = 0; id < k->n_ex; id++) {
+            const KExpr *e = &k->ex[id];
+            if (e->kind != KE_LOAD || e->buf != so->buf) continue;
+            bool same_index = false;
+            for (int u = 0; u < st->n_stores; u++) same_index |= st->stores[u].buf == so->buf && st->stores[u].index == e->a;
+            if (!same_index) return false;
+        }
+    }
+    return true;
+}
+
 /* Opens the loop over var (extent iterations) at the current point: one
  * loop, or the split pair (see choose_split) with placement between them.
  * Returns the number of blocks to close. Nodes of stages [from, to) are
  * placed inside. */
-static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to, bool parallel) {
+static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to, bool parallel, bool simd) {
     const char *it = r->itype;
     char v[16];
     var_name(v, sizeof v, var);
     if (r->split_var != var) {
-        if (parallel) line(r, "#pragma omp parallel for schedule(static)");
+        if (parallel) line(r, "#pragma omp parallel for%s schedule(static)", simd ? " simd" : "");
+        else if (simd) line(r, "#pragma omp simd");
         open_block(r, "for (%s %s = 0; %s < %lld; %s++)", it, v, v, (long long)extent, v);
         set_var(r->scope_vars, var);
         place_stages(r, from, to);
@@ -598,6 +650,7 @@ static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to,
     open_block(r, "for (%s %sq = 0; %sq < %lld; %sq++)", it, v, v, (long long)extent / c, v);
     set_var(r->scope_vars, r->q_var);
     place_stages(r, from, to);
+    if (simd) line(r, "#pragma omp simd");
     open_block(r, "for (%s %sr = 0; %sr < %lld; %sr++)", it, v, v, c, v);
     line(r, "const %s %s = %sq * %lld + %sr;", it, v, v, c, v);
     set_var(r->scope_vars, r->r_var);
@@ -619,7 +672,14 @@ static void render_rows(Renderer *r) {
     const Kernel *k = r->k;
     bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && k->outer > 1;
     r->allowed_acc = -1;
-    int outer_blocks = open_var_loop(r, KV_OUTER, k->outer, 0, k->n_stages, parallel);
+    /* The IR makes the i iterations independent (they run in parallel), so
+     * a kernel whose only loop is i may run them in SIMD lanes too. */
+    bool outer_simd = false;
+    if (k->inner == 1) {
+        outer_simd = true;
+        for (int s = 0; s < k->n_stages; s++) outer_simd &= k->stages[s].kind == KS_STORE;
+    }
+    int outer_blocks = open_var_loop(r, KV_OUTER, k->outer, 0, k->n_stages, parallel, outer_simd);
     for (int s = 0; s < k->n_stages; s++) {
         const KStage *st = &k->stages[s];
         r->allowed_acc = s - 1;
@@ -632,7 +692,7 @@ static void render_rows(Renderer *r) {
         line(r, "/* stage %d: %s over j */", s, st->kind == KS_REDUCE ? "reduce" : "map");
         for (int a = 0; a < k->n_accs; a++)
             if (k->accs[a].stage == s) line(r, "%s a%d = %s;", ctype(r, k->ex[k->accs[a].value].type), a, acc_init(r, &k->accs[a]));
-        int blocks = open_var_loop(r, KV_INNER, k->inner, s, s + 1, false);
+        int blocks = open_var_loop(r, KV_INNER, k->inner, s, s + 1, false, st->kind == KS_MAP && map_is_simd_safe(r, s));
         for (int a = 0; a < k->n_accs; a++)
             if (k->accs[a].stage == s) {
                 char target[16];
@@ -676,6 +736,7 @@ static void render_cols(Renderer *r) {
     set_var(r->scope_vars, KV_INNER);
     r->allowed_acc = -1;
     place_stages(r, 0, 1);
+    line(r, "#pragma omp simd"); /* columns are independent partial sums */
     open_block(r, "for (%s i = 0; i < %lld; i++)", it, cols);
     set_var(r->scope_vars, KV_OUTER);
     place_stages(r, 0, 1);

@@ -20,12 +20,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "executor.h"
 #include "jit.h"
 #include "util.h"
 
 typedef void (*KernelFn)(void *const *bufs, const double *sc);
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of the whole process: with one thread, the work of a step
+ * regardless of what else the machine runs (RXC_PROFILE_CLOCK=cpu). */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 typedef struct GemmTile {
     int b;             /* batch entry */
@@ -49,6 +64,9 @@ typedef struct CpuExec {
     JitLib *lib;
     ResolvedStep *steps[PHASE_COUNT];
     int threads;
+    double *step_seconds[PHASE_COUNT]; /* RXC_PROFILE: time per step, summed over runs */
+    double (*clock)(void);             /* wall time, or process CPU time */
+    int runs[PHASE_COUNT];
     bool blas_threads;  /* RXC_GEMM_THREADS=blas */
     bool hybrid;        /* batch 1 threaded by OpenBLAS, batches tiled (the default) */
 } CpuExec;
@@ -244,13 +262,60 @@ static int cpu_run(Executor *e, Phase phase, const double *sc, char *err, size_t
         return -1;
     }
     if (!x->blas_threads) openblas_set_num_threads(1);
+    double *prof = x->step_seconds[phase];
+    x->runs[phase]++;
     for (int i = 0; i < p->n_steps[phase]; i++) {
         const Step *s = &p->steps[phase][i];
         const ResolvedStep *rs = &x->steps[phase][i];
+        double start = prof ? x->clock() : 0;
         if (s->kind == STEP_KERNEL) rs->fn(rs->args, sc);
         else run_gemm(x, &s->gemm, rs);
+        if (prof) prof[i] += x->clock() - start;
     }
     return 0;
+}
+
+typedef struct ProfRow {
+    double seconds;
+    int phase, step;
+} ProfRow;
+
+static int by_time_desc(const void *a, const void *b) {
+    double x = ((const ProfRow *)a)->seconds, y = ((const ProfRow *)b)->seconds;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* RXC_PROFILE=N: on free, the N slowest steps and the totals per phase and
+ * kind, per run, to stderr. */
+static void print_profile(CpuExec *x, const Program *p) {
+    const char *env = getenv("RXC_PROFILE");
+    int top = env ? atoi(env) : 0;
+    if (top <= 0) top = 30;
+    static const char *const phase_names[] = {"forward_train", "backward", "update", "forward_eval"};
+    int total = 0;
+    for (int ph = 0; ph < PHASE_COUNT; ph++) total += x->step_seconds[ph] && x->runs[ph] ? p->n_steps[ph] : 0;
+    ProfRow *rows = xcalloc((size_t)(total ? total : 1), sizeof *rows);
+    int n = 0;
+    fprintf(stderr, "rxc profile (%s), %s seconds per run:\n", x->name, x->clock == cpu_seconds ? "CPU" : "wall");
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (!x->step_seconds[ph] || !x->runs[ph]) continue;
+        double kern = 0, gemm = 0;
+        for (int i = 0; i < p->n_steps[ph]; i++) {
+            double t = x->step_seconds[ph][i] / x->runs[ph];
+            if (p->steps[ph][i].kind == STEP_KERNEL) kern += t;
+            else gemm += t;
+            rows[n++] = (ProfRow){t, ph, i};
+        }
+        fprintf(stderr, "  %-14s kernels %.4f  gemm %.4f  (%d runs)\n", phase_names[ph], kern, gemm, x->runs[ph]);
+    }
+    qsort(rows, (size_t)n, sizeof *rows, by_time_desc);
+    for (int r = 0; r < n && r < top; r++) {
+        const Step *s = &p->steps[rows[r].phase][rows[r].step];
+        const char *what = s->kind == STEP_KERNEL ? p->module->kernels[s->kernel]->name : "gemm";
+        fprintf(stderr, "  %8.4f  %-14s %-28s %s\n", rows[r].seconds, phase_names[rows[r].phase], what,
+                s->note ? s->note : "");
+    }
+    free(rows);
 }
 
 static int space_range_ok(CpuExec *x, BufSpace space, int64_t offset, int64_t bytes) {
@@ -280,7 +345,9 @@ static void cpu_free(Executor *e) {
     if (!e) return;
     CpuExec *x = e->impl;
     const Program *p = e->program;
+    if (x->step_seconds[0]) print_profile(x, p);
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        free(x->step_seconds[ph]);
         if (!x->steps[ph]) continue;
         for (int i = 0; i < p->n_steps[ph]; i++) {
             free(x->steps[ph][i].args);
@@ -344,6 +411,11 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
             fprintf(stderr, "rxc: %d kernels %s in %.2f s (%s)\n", p->module->n,
                     info.cache_hit ? "loaded from the cache" : "compiled", info.seconds, info.so_path);
     }
+    const char *clock_env = getenv("RXC_PROFILE_CLOCK");
+    x->clock = clock_env && !strcmp(clock_env, "cpu") ? cpu_seconds : now_seconds;
+    if (getenv("RXC_PROFILE"))
+        for (int ph = 0; ph < PHASE_COUNT; ph++)
+            x->step_seconds[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(double));
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         x->steps[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(ResolvedStep));
         for (int i = 0; i < p->n_steps[ph]; i++) {

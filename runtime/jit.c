@@ -312,6 +312,15 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
     pid_t *pids = xcalloc((size_t)n_units, sizeof(pid_t));
     long tag = (long)getpid();
     int rc = 0;
+    if (n_units > 1) {
+        /* The whole source is kept for reading as KEY.c; the parts go. */
+        char *whole = xasprintf("%s/%s.c", dir, key);
+        if (write_file_atomic(whole, source, strlen(source)) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", whole, strerror(errno));
+            rc = -1;
+        }
+        free(whole);
+    }
     for (int u = 0; u < n_units; u++) {
         src_paths[u] = n_units == 1 ? xasprintf("%s/%s.c", dir, key) : xasprintf("%s/%s.part%d.c", dir, key, u);
         obj_paths[u] = xasprintf("%s/tmp-%s-%ld-%d.o", dir, key, tag, u);
