@@ -211,6 +211,7 @@ typedef struct Elab {
     SiteTable sites;
     StrMap layers;         /* full names of layers with parameters */
     StrMap counters;       /* "<scope>\x01<kind>" -> last number given */
+    StrMap scopes;         /* scopes opened by labelled block calls */
     char *scope;           /* current scope path, "" at network level */
     const BlockInfo *stack[MAX_CALL_DEPTH];
     int depth;
@@ -922,9 +923,16 @@ static Value call_block(Elab *e, Frame *f, const AstExpr *call, BlockInfo *bi) {
     if (call->v.call.label) {
         char *local = label_text(e, f, call->v.call.label);
         if (!local) return VERR;
-        saved_scope = e->scope;
-        e->scope = join_scope(saved_scope, local);
+        char *scope = join_scope(e->scope, local);
         free(local);
+        if (strmap_slot(&e->scopes, scope, false)) {
+            diag_error(e->d, call->v.call.label->loc, "block label '%s' is used twice", scope);
+            free(scope);
+            return VERR;
+        }
+        *strmap_slot(&e->scopes, scope, true) = 1;
+        saved_scope = e->scope;
+        e->scope = scope;
     }
 
     Frame bf = {.block = decl->name};
@@ -1501,6 +1509,7 @@ static bool eval_network_params(Elab *e, const AstDecl *net, int in_chw[3], int 
                 if (v.k == V_ERR) continue;
                 int c;
                 if (to_int_range(e, v, s->value->loc, "classes", 1, INT32_MAX, &c)) *classes = c;
+                else v = VERR; /* uses of a bad count stay quiet */
                 frame_set(&e->globals, "classes", v, NULL);
                 continue;
             }
@@ -1533,9 +1542,11 @@ static bool eval_network_params(Elab *e, const AstDecl *net, int in_chw[3], int 
                    net->name);
         return false;
     }
-    if (!have_classes)
+    if (!have_classes) {
         diag_error(e->d, net->name_loc, "network '%s' does not say its number of classes (add e.g. 'classes 10')",
                    net->name);
+        frame_set(&e->globals, "classes", VERR, NULL);
+    }
     return input_ok;
 }
 
@@ -1631,6 +1642,7 @@ Graph *elaborate(const AstFile *ast, Diag *d) {
     free(e.sites.slots);
     strmap_free(&e.layers);
     strmap_free(&e.counters);
+    strmap_free(&e.scopes);
     free(e.scope);
     arena_free(e.arena);
     if (diag_errors(d) > e.errors0) {
