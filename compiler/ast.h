@@ -83,9 +83,16 @@ typedef struct AstLabel {
     SrcLoc loc;
 } AstLabel;
 
+/* The parser keeps every expression at most this deep (an error beyond), so
+ * recursive consumers need no stack checks of their own. */
+#define AST_MAX_EXPR_DEPTH 200
+/* ... and bodies ({ }) at most this deeply nested. */
+#define AST_MAX_BODY_DEPTH 64
+
 struct AstExpr {
     AstExprKind kind;
     SrcLoc loc;        /* the expression's first character (an operator's for unary/binary) */
+    int depth;         /* 1 for a leaf; 1 + the deepest child otherwise */
     union {
         int64_t i;
         double f;

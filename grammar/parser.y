@@ -37,6 +37,8 @@ typedef struct ParseCtx {
     int last_error_line;   /* one syntax error per line is enough */
     int cur_end_line, cur_end_col;   /* where the latest token ended */
     int prev_end_line, prev_end_col; /* where the token before it ended */
+    int brace_depth;       /* current nesting of { } (the scanner counts) */
+    bool too_deep;         /* the nesting error was reported */
 } ParseCtx;
 
 #define YYLTYPE_IS_DECLARED 1
@@ -61,6 +63,7 @@ static SrcLoc at(const ParseCtx *pc, YYLTYPE l) {
 static void yyerror(YYLTYPE *l, void *scanner, ParseCtx *pc, const char *msg) {
     (void)scanner;
     pc->errors++;
+    if (!strcmp(msg, "memory exhausted")) return; /* run_parser reports the nesting */
     diag_error(pc->d, at(pc, *l), "%s", msg);
 }
 
@@ -80,17 +83,53 @@ static AstExpr *mk(ParseCtx *pc, AstExprKind k, YYLTYPE l) {
     AstExpr *e = arena_alloc(pc->arena, sizeof *e);
     e->kind = k;
     e->loc = at(pc, l);
+    e->depth = 1;
     return e;
 }
+static int depth_of(const AstExpr *e) { return e ? e->depth : 0; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+/* Sets e's depth from its children; past the limit, reports once and
+ * returns a leaf in its place so that the tree stays shallow. */
+static AstExpr *deep(ParseCtx *pc, AstExpr *e) {
+    int d = 0;
+    switch (e->kind) {
+    case EX_LIST: for (int i = 0; i < e->v.list.n; i++) d = max_int(d, depth_of(e->v.list.items[i])); break;
+    case EX_UNARY: d = depth_of(e->v.unary.x); break;
+    case EX_BINARY: d = max_int(depth_of(e->v.binary.a), depth_of(e->v.binary.b)); break;
+    case EX_CALL:
+        for (int i = 0; i < e->v.call.n_args; i++) d = max_int(d, depth_of(e->v.call.args[i].value));
+        if (e->v.call.label)
+            for (int i = 0; i < e->v.call.label->n_parts; i++) d = max_int(d, depth_of(e->v.call.label->parts[i].expr));
+        break;
+    case EX_INDEX: d = max_int(depth_of(e->v.index.base), depth_of(e->v.index.index)); break;
+    case EX_IF: d = max_int(depth_of(e->v.cond.c), max_int(depth_of(e->v.cond.then), depth_of(e->v.cond.otherwise))); break;
+    case EX_RANGE: d = max_int(depth_of(e->v.range.lo), depth_of(e->v.range.hi)); break;
+    default: break;
+    }
+    e->depth = d + 1;
+    if (e->depth <= AST_MAX_EXPR_DEPTH) return e;
+    if (!pc->too_deep) {
+        pc->too_deep = true;
+        diag_error(pc->d, e->loc, "expression is nested too deeply (more than %d levels)", AST_MAX_EXPR_DEPTH);
+    }
+    pc->errors++;
+    AstExpr *leaf = arena_alloc(pc->arena, sizeof *leaf);
+    leaf->kind = EX_INT;
+    leaf->loc = e->loc;
+    leaf->depth = 1;
+    return leaf;
+}
+
 static AstExpr *bin(ParseCtx *pc, AstBinOp op, AstExpr *a, AstExpr *b, YYLTYPE l) {
     AstExpr *e = mk(pc, EX_BINARY, l);
     e->v.binary.op = op; e->v.binary.a = a; e->v.binary.b = b;
-    return e;
+    return deep(pc, e);
 }
 static AstExpr *un(ParseCtx *pc, AstUnOp op, AstExpr *x, YYLTYPE l) {
     AstExpr *e = mk(pc, EX_UNARY, l);
     e->v.unary.op = op; e->v.unary.x = x;
-    return e;
+    return deep(pc, e);
 }
 static AstStmt *stmt(ParseCtx *pc, AstStmtKind k, YYLTYPE l) {
     AstStmt *s = arena_alloc(pc->arena, sizeof *s);
@@ -192,7 +231,7 @@ static AstLabel *template_label(ParseCtx *pc, const char *text, YYLTYPE l) {
 
 static AstExpr *label_call(ParseCtx *pc, AstLabel *lab, AstExpr *call) {
     call->v.call.label = lab;
-    return call;
+    return deep(pc, call);
 }
 }
 
@@ -319,11 +358,11 @@ if_stmt
 
 iterable
     : expr                        { $$ = $1; }
-    | expr DOTDOT expr            { $$ = mk(pc, EX_RANGE, @1); $$->v.range.lo = $1; $$->v.range.hi = $3; }
+    | expr DOTDOT expr            { $$ = mk(pc, EX_RANGE, @1); $$->v.range.lo = $1; $$->v.range.hi = $3; $$ = deep(pc, $$); }
     ;
 
 expr
-    : IF expr THEN expr ELSE expr { $$ = mk(pc, EX_IF, @1); $$->v.cond.c = $2; $$->v.cond.then = $4; $$->v.cond.otherwise = $6; }
+    : IF expr THEN expr ELSE expr { $$ = mk(pc, EX_IF, @1); $$->v.cond.c = $2; $$->v.cond.then = $4; $$->v.cond.otherwise = $6; $$ = deep(pc, $$); }
     | expr OR expr                { $$ = bin(pc, BIN_OR, $1, $3, @2); }
     | expr AND expr               { $$ = bin(pc, BIN_AND, $1, $3, @2); }
     | NOT expr                    { $$ = un(pc, UN_NOT, $2, @1); }
@@ -346,11 +385,12 @@ expr
 
 postfix
     : primary                     { $$ = $1; }
-    | postfix '[' expr ']'        { $$ = mk(pc, EX_INDEX, @2); $$->v.index.base = $1; $$->v.index.index = $3; }
+    | postfix '[' expr ']'        { $$ = mk(pc, EX_INDEX, @2); $$->v.index.base = $1; $$->v.index.index = $3; $$ = deep(pc, $$); }
     | postfix '[' expr DOTDOT expr ']'
                                   { $$ = mk(pc, EX_INDEX, @2); $$->v.index.base = $1;
                                     AstExpr *r = mk(pc, EX_RANGE, @3); r->v.range.lo = $3; r->v.range.hi = $5;
-                                    $$->v.index.index = r; }
+                                    r->depth = max_int($3->depth, $5->depth) + 1;
+                                    $$->v.index.index = r; $$ = deep(pc, $$); }
     ;
 
 primary
@@ -364,12 +404,12 @@ primary
     | call                        { $$ = $1; }
     | label ':' call              { $$ = label_call(pc, $1, $3); }
     | '(' expr ')'                { $$ = $2; }
-    | '[' items ']'               { $$ = mk(pc, EX_LIST, @1); $$->v.list.items = $2.items; $$->v.list.n = $2.n; }
+    | '[' items ']'               { $$ = mk(pc, EX_LIST, @1); $$->v.list.items = $2.items; $$->v.list.n = $2.n; $$ = deep(pc, $$); }
     ;
 
 call
     : IDENT '(' args ')'          { $$ = mk(pc, EX_CALL, @1); $$->v.call.callee = $1.s; $$->v.call.callee_loc = LOC(@1);
-                                    $$->v.call.args = $3.items; $$->v.call.n_args = $3.n; }
+                                    $$->v.call.args = $3.items; $$->v.call.n_args = $3.n; $$ = deep(pc, $$); }
     ;
 
 label
@@ -510,7 +550,12 @@ static int run_parser(ParseCtx *pc, const char *text, size_t len) {
     int rc = yyparse(scanner, pc);
     yy_delete_buffer(buf, scanner);
     yylex_destroy(scanner);
-    if (rc != 0 && pc->errors == 0) {
+    if (rc == 2 && !pc->too_deep) {
+        /* bison's stack is full: the nesting, not the user, is at fault */
+        SrcLoc l = {pc->file, pc->line, pc->col};
+        diag_error(pc->d, l, "the file is nested too deeply to parse");
+        pc->errors++;
+    } else if (rc != 0 && pc->errors == 0) {
         /* bison gave up (memory exhausted: absurdly deep nesting) */
         SrcLoc l = {pc->file, pc->line, pc->col};
         diag_error(pc->d, l, "the file is nested too deeply to parse");
