@@ -35,23 +35,6 @@ static const char transform_usage[] =
     "  posterize solarize contrast sharpness brightness autocontrast equalize invert).\n"
     "  OUT is PNG when it ends in .png, else JPEG.\n";
 
-static int load_image_file(const char *path, Image *im) {
-    size_t n;
-    char *data = read_file(path, &n);
-    if (!data) {
-        perror(path);
-        return -1;
-    }
-    char err[256] = "";
-    DecodeStatus st = image_decode((const uint8_t *)data, n, 0, im, err, sizeof err);
-    free(data);
-    if (st != DEC_OK) {
-        fprintf(stderr, "rxc: %s: %s\n", path, err[0] ? err : decode_status_name(st));
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_transform(int argc, char **argv) {
     const char *pos[3] = {0};
     int n_pos = 0;
@@ -90,14 +73,19 @@ int cmd_transform(int argc, char **argv) {
             return 2;
         }
     }
-    Image im;
-    if (load_image_file(pos[1], &im)) {
+    size_t n_bytes;
+    char *bytes = read_file(pos[1], &n_bytes);
+    if (!bytes) {
+        perror(pos[1]);
         free(ops);
         return 1;
     }
+    Image im;
     SampleRng rng = sample_rng(seed, 0, 0);
-    if (pipeline_apply_u8(ops, n_ops, &im, true, &rng, err, sizeof err)) {
-        fprintf(stderr, "rxc: transform: %s\n", err);
+    int prc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)bytes, n_bytes, &rng, &im, err, sizeof err);
+    free(bytes);
+    if (prc) {
+        fprintf(stderr, "rxc: transform: %s: %s\n", pos[1], err);
         free(ops);
         return 1;
     }

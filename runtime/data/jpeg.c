@@ -136,6 +136,71 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
     return DEC_OK;
 }
 
+DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y0, int w, int h, Image *out,
+                                    int *ox, int *oy, char *err, size_t errlen) {
+    struct jpeg_decompress_struct cinfo;
+    JpegErr e;
+    uint8_t *volatile pixels = NULL;
+    uint8_t *volatile rowbuf = NULL;
+    setup_err(&cinfo, &e);
+    if (setjmp(e.jump)) {
+        free(pixels);
+        free(rowbuf);
+        jpeg_destroy_decompress(&cinfo);
+        if (err) snprintf(err, errlen, "%s", e.truncated ? "truncated JPEG" : e.msg);
+        return e.truncated ? DEC_TRUNCATED : DEC_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)n);
+    jpeg_read_header(&cinfo, TRUE);
+    int fw = (int)cinfo.image_width, fh = (int)cinfo.image_height;
+    if ((long long)fw * fh > IMAGE_MAX_PIXELS || fw > IMAGE_MAX_SIDE || fh > IMAGE_MAX_SIDE) {
+        jpeg_destroy_decompress(&cinfo);
+        if (err) snprintf(err, errlen, "declared dimensions too large");
+        return DEC_TOO_LARGE;
+    }
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGB;
+    jpeg_start_decompress(&cinfo);
+    /* One iMCU of margin on each side: the chroma upsampler at the edge of a
+     * crop lacks its neighbours, so only pixels away from the edge are
+     * guaranteed to equal a full decode's. */
+    int margin = 2 * cinfo.max_h_samp_factor * DCTSIZE;
+    int vmargin = 2 * cinfo.max_v_samp_factor * DCTSIZE;
+    int cx0 = x0 - margin < 0 ? 0 : x0 - margin, cx1 = x0 + w + margin > fw ? fw : x0 + w + margin;
+    int ry0 = y0 - vmargin < 0 ? 0 : y0 - vmargin, ry1 = y0 + h + vmargin > fh ? fh : y0 + h + vmargin;
+    JDIMENSION xoff = (JDIMENSION)cx0, cw = (JDIMENSION)(cx1 - cx0);
+    if (cx0 > 0 || cx1 < fw) jpeg_crop_scanline(&cinfo, &xoff, &cw);
+    else { xoff = 0; cw = (JDIMENSION)fw; }
+    int ow = (int)cinfo.output_width; /* after cropping: the cropped width */
+    if (ry0 > 0) jpeg_skip_scanlines(&cinfo, (JDIMENSION)ry0);
+    int rows = ry1 - ry0;
+    pixels = xmalloc((size_t)ow * rows * 3 + 1);
+    if (cmyk) rowbuf = xmalloc((size_t)ow * 4);
+    for (int r = 0; r < rows; r++) {
+        uint8_t *dst = pixels + (size_t)r * ow * 3;
+        JSAMPROW row = cmyk ? (JSAMPROW)rowbuf : (JSAMPROW)dst;
+        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;
+        if (cmyk) cmyk_row_to_rgb(rowbuf, dst, ow, cinfo.saw_Adobe_marker);
+    }
+    if (e.truncated) {
+        free(pixels);
+        free(rowbuf);
+        jpeg_destroy_decompress(&cinfo);
+        if (err) snprintf(err, errlen, "truncated JPEG");
+        return DEC_TRUNCATED;
+    }
+    jpeg_destroy_decompress(&cinfo);
+    free(rowbuf);
+    out->w = ow;
+    out->h = rows;
+    out->px = pixels;
+    out->full_w = out->full_h = 0;
+    *ox = (int)xoff;
+    *oy = ry0;
+    return DEC_OK;
+}
+
 int image_write_jpeg(const Image *im, const char *path, int quality, char *err, size_t errlen) {
     FILE *f = fopen(path, "wb");
     if (!f) {

@@ -174,20 +174,22 @@ static const char *cache_name(CacheMode m) {
     return m == CACHE_DECODED ? "decoded" : m == CACHE_JPEG ? "jpeg" : "none";
 }
 
-/* The sample's source image: *owned false when it points into the cache. */
-static int sample_source(Loader *L, int s, Image *img, bool *owned, char *err, size_t errlen) {
+/* Applies the pipeline to sample s (up to normalize) into *out. */
+static int process_sample(Loader *L, int s, int epoch, Image *out, char *err, size_t errlen) {
     int d = L->src[s];
-    if (L->ds.pixels) {
-        img->w = L->ds.mem_w;
-        img->h = L->ds.mem_h;
-        img->px = L->ds.pixels + (size_t)d * L->ds.mem_w * L->ds.mem_h * 3;
-        img->full_w = img->full_h = 0;
-        *owned = false;
-        return 0;
-    }
-    if (L->cache == CACHE_DECODED) {
-        *img = L->decoded[s];
-        *owned = false;
+    SampleRng rng = sample_rng(L->seed, L->train ? epoch : 0, s);
+    Image img;
+    if (L->ds.pixels || L->cache == CACHE_DECODED) { /* pixels in memory: borrowed, never freed here */
+        if (L->ds.pixels) {
+            img.w = L->ds.mem_w;
+            img.h = L->ds.mem_h;
+            img.px = L->ds.pixels + (size_t)d * L->ds.mem_w * L->ds.mem_h * 3;
+            img.full_w = img.full_h = 0;
+        } else {
+            img = L->decoded[s];
+        }
+        if (pipeline_apply_u8(L->ops, L->n_ops, &img, false, &rng, err, errlen)) return -1;
+        *out = img;
         return 0;
     }
     const uint8_t *data;
@@ -204,25 +206,11 @@ static int sample_source(Loader *L, int s, Image *img, bool *owned, char *err, s
         }
         data = (const uint8_t *)file;
     }
-    char why[200] = "";
-    DecodeStatus st = image_decode(data, n, L->decode_hint, img, why, sizeof why);
+    char why[300] = "";
+    int rc = pipeline_apply_encoded(L->ops, L->n_ops, data, n, &rng, out, why, sizeof why);
     free(file);
-    if (st != DEC_OK) {
-        snprintf(err, errlen, "%s: %s (it changed since the split was opened?)", L->ds.path[d], why);
-        return -1;
-    }
-    *owned = true;
-    return 0;
-}
-
-static int process_sample(Loader *L, int s, int epoch, Image *out, char *err, size_t errlen) {
-    Image img;
-    bool owned;
-    if (sample_source(L, s, &img, &owned, err, errlen)) return -1;
-    SampleRng rng = sample_rng(L->seed, L->train ? epoch : 0, s);
-    if (pipeline_apply_u8(L->ops, L->n_ops, &img, owned, &rng, err, errlen)) return -1;
-    *out = img;
-    return 0;
+    if (rc) snprintf(err, errlen, "%s: %s", L->ds.path[d], why);
+    return rc;
 }
 
 static void write_sample(const Loader *L, const Image *img, void *dst) {
@@ -576,16 +564,12 @@ int loader_prepare_file(const Recipe *r, bool train, const char *path, uint64_t 
     const TransformOp *ops = train ? r->train_tf : r->val_tf;
     int n_ops = train ? r->n_train_tf : r->n_val_tf;
     Image img;
-    char why[200] = "";
-    DecodeStatus st = image_decode((const uint8_t *)data, n, pipeline_decode_hint(ops, n_ops), &img, why, sizeof why);
-    free(data);
-    if (st != DEC_OK) {
-        snprintf(err, errlen, "%s: %s", path, why[0] ? why : decode_status_name(st));
-        return -1;
-    }
+    char why[300] = "";
     SampleRng rng = {rng_key(sample_seed, 0xF11E, 0), 0};
-    if (pipeline_apply_u8(ops, n_ops, &img, true, &rng, err, errlen)) {
-        image_free(&img);
+    int rc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)data, n, &rng, &img, why, sizeof why);
+    free(data);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
     *h = img.h;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "data/autoaugment.h"
+#include "data/codec.h"
 
 #define PRECISION_BITS (32 - 8 - 2) /* PIL's for 8-bit images */
 
@@ -87,14 +88,14 @@ static inline uint8_t clip8(int32_t v) {
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y0, int cw, int ch,
-                            Image *out) {
-    bool need_h = out_w != in->w, need_v = out_h != in->h;
+void resize_bilinear_window_at(const Image *in, int in_x, int in_y, int full_w, int full_h, int out_w, int out_h,
+                               int x0, int y0, int cw, int ch, Image *out) {
+    bool need_h = out_w != full_w, need_v = out_h != full_h;
     /* Rows of the source the vertical pass reads. */
     int row_first = y0, row_count = ch;
     Taps tv = {0};
     if (need_v) {
-        taps_compute(in->h, out_h, y0, ch, &tv);
+        taps_compute(full_h, out_h, y0, ch, &tv);
         row_first = tv.bounds[0];
         int last = 0;
         for (int i = 0; i < ch; i++) {
@@ -108,9 +109,9 @@ void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y
     image_alloc(&mid, cw, row_count);
     if (need_h) {
         Taps th;
-        taps_compute(in->w, out_w, x0, cw, &th);
+        taps_compute(full_w, out_w, x0, cw, &th);
         for (int r = 0; r < row_count; r++) {
-            const uint8_t *src = in->px + (size_t)(row_first + r) * in->w * 3;
+            const uint8_t *src = in->px + ((size_t)(row_first + r - in_y) * in->w - in_x) * 3;
             uint8_t *dst = mid.px + (size_t)r * cw * 3;
             for (int i = 0; i < cw; i++) {
                 const int32_t *k = th.k + (size_t)i * th.ksize;
@@ -130,7 +131,8 @@ void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y
         taps_free(&th);
     } else {
         for (int r = 0; r < row_count; r++)
-            memcpy(mid.px + (size_t)r * cw * 3, in->px + ((size_t)(row_first + r) * in->w + x0) * 3, (size_t)cw * 3);
+            memcpy(mid.px + (size_t)r * cw * 3, in->px + ((size_t)(row_first + r - in_y) * in->w + (x0 - in_x)) * 3,
+                   (size_t)cw * 3);
     }
     if (!need_v) {
         *out = mid;
@@ -153,6 +155,43 @@ void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y
     free(acc);
     taps_free(&tv);
     image_free(&mid);
+}
+
+void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y0, int cw, int ch, Image *out) {
+    resize_bilinear_window_at(in, 0, 0, in->w, in->h, out_w, out_h, x0, y0, cw, ch, out);
+}
+
+void resize_source_region(int full_w, int full_h, int out_w, int out_h, int x0, int y0, int cw, int ch, int *sx,
+                          int *sy, int *sw, int *sh) {
+    Taps t;
+    if (out_w != full_w) {
+        taps_compute(full_w, out_w, x0, cw, &t);
+        int first = t.bounds[0], last = 0;
+        for (int i = 0; i < cw; i++) {
+            if (t.bounds[2 * i] < first) first = t.bounds[2 * i];
+            if (t.bounds[2 * i] + t.bounds[2 * i + 1] > last) last = t.bounds[2 * i] + t.bounds[2 * i + 1];
+        }
+        *sx = first;
+        *sw = last - first;
+        taps_free(&t);
+    } else {
+        *sx = x0;
+        *sw = cw;
+    }
+    if (out_h != full_h) {
+        taps_compute(full_h, out_h, y0, ch, &t);
+        int first = t.bounds[0], last = 0;
+        for (int i = 0; i < ch; i++) {
+            if (t.bounds[2 * i] < first) first = t.bounds[2 * i];
+            if (t.bounds[2 * i] + t.bounds[2 * i + 1] > last) last = t.bounds[2 * i] + t.bounds[2 * i + 1];
+        }
+        *sy = first;
+        *sh = last - first;
+        taps_free(&t);
+    } else {
+        *sy = y0;
+        *sh = ch;
+    }
 }
 
 void resize_bilinear(const Image *in, int out_w, int out_h, Image *out) {
@@ -326,6 +365,21 @@ static void crop_placement(const TransformOp *op, int in_w, int in_h, SampleRng 
     }
 }
 
+/* The output size of a resize op on a w x h image, drawing random_resize's choice. */
+static void resize_target(const TransformOp *op, int w, int h, SampleRng *rng, int *ow, int *oh) {
+    if (op->kind == TF_RESIZE && op->size[1] > 0) {
+        *oh = op->size[0];
+        *ow = op->size[1];
+        return;
+    }
+    int size = op->kind == TF_RESIZE ? op->size[0] : op->sizes[op->n_sizes > 1 ? srng_below(rng, op->n_sizes) : 0];
+    resize_shorter_dims(w, h, size, ow, oh);
+}
+
+static bool crop_inside(int x0, int y0, int cw, int ch, int w, int h) {
+    return x0 >= 0 && y0 >= 0 && x0 + cw <= w && y0 + ch <= h;
+}
+
 int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
                       char *err, size_t errlen) {
     bool owned = img_owned;
@@ -336,17 +390,10 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
         case TF_RESIZE:
         case TF_RANDOM_RESIZE: {
             int ow, oh;
-            if (op->kind == TF_RESIZE && op->size[1] > 0) {
-                oh = op->size[0];
-                ow = op->size[1];
-            } else {
-                int size = op->kind == TF_RESIZE ? op->size[0]
-                                                 : op->sizes[op->n_sizes > 1 ? srng_below(rng, op->n_sizes) : 0];
-                /* from the image's full size, as torchvision would see it, when
-                 * the decoder already scaled it down in the DCT domain */
-                if (img->full_w > 0) resize_shorter_dims(img->full_w, img->full_h, size, &ow, &oh);
-                else resize_shorter_dims(img->w, img->h, size, &ow, &oh);
-            }
+            /* from the image's full size, as torchvision would see it, when
+             * the decoder already scaled it down in the DCT domain */
+            if (img->full_w > 0) resize_target(op, img->full_w, img->full_h, rng, &ow, &oh);
+            else resize_target(op, img->w, img->h, rng, &ow, &oh);
             if (ow < 1 || oh < 1) {
                 snprintf(err, errlen, "resize to %dx%d", ow, oh);
                 return -1;
@@ -355,7 +402,7 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             if (i + 1 < n && (ops[i + 1].kind == TF_RANDOM_CROP || ops[i + 1].kind == TF_CENTER_CROP)) {
                 int x0, y0, cw, ch;
                 crop_placement(&ops[i + 1], ow, oh, rng, &x0, &y0, &cw, &ch);
-                if (x0 >= 0 && y0 >= 0 && x0 + cw <= ow && y0 + ch <= oh) {
+                if (crop_inside(x0, y0, cw, ch, ow, oh)) {
                     resize_bilinear_window(img, ow, oh, x0, y0, cw, ch, &next);
                     replace(img, &owned, &next);
                     i++;
@@ -421,4 +468,49 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
         *img = copy;
     }
     return 0;
+}
+
+static bool starts_with_resize_crop(const TransformOp *ops, int n) {
+    return n >= 2 && (ops[0].kind == TF_RANDOM_RESIZE || ops[0].kind == TF_RESIZE) &&
+           (ops[1].kind == TF_RANDOM_CROP || ops[1].kind == TF_CENTER_CROP);
+}
+
+int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, size_t nbytes, SampleRng *rng,
+                           Image *out, char *err, size_t errlen) {
+    int fw = 0, fh = 0;
+    int hint = pipeline_decode_hint(ops, n);
+    bool is_jpeg = nbytes >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+    if (is_jpeg && starts_with_resize_crop(ops, n) && image_probe(data, nbytes, &fw, &fh) == DEC_OK &&
+        image_dct_scale(fw, fh, hint) == 1) {
+        /* The same draws, in the same order, as pipeline_apply_u8's fused
+         * resize + crop, made before decoding so that only the source rows
+         * and columns the crop needs are decoded. */
+        int ow, oh, x0, y0, cw, ch;
+        resize_target(&ops[0], fw, fh, rng, &ow, &oh);
+        if (ow < 1 || oh < 1) {
+            snprintf(err, errlen, "resize to %dx%d", ow, oh);
+            return -1;
+        }
+        crop_placement(&ops[1], ow, oh, rng, &x0, &y0, &cw, &ch);
+        Image src;
+        if (crop_inside(x0, y0, cw, ch, ow, oh)) {
+            int sx, sy, sw, sh, ox, oy;
+            resize_source_region(fw, fh, ow, oh, x0, y0, cw, ch, &sx, &sy, &sw, &sh);
+            DecodeStatus st = jpeg_decode_region_rgb(data, nbytes, sx, sy, sw, sh, &src, &ox, &oy, err, errlen);
+            if (st != DEC_OK) return -1;
+            resize_bilinear_window_at(&src, ox, oy, fw, fh, ow, oh, x0, y0, cw, ch, out);
+        } else {
+            DecodeStatus st = image_decode(data, nbytes, 0, &src, err, errlen);
+            if (st != DEC_OK) return -1;
+            Image full;
+            resize_bilinear(&src, ow, oh, &full);
+            crop_image(&full, x0, y0, cw, ch, out);
+            image_free(&full);
+        }
+        image_free(&src);
+        return pipeline_apply_u8(ops + 2, n - 2, out, true, rng, err, errlen);
+    }
+    DecodeStatus st = image_decode(data, nbytes, hint, out, err, errlen);
+    if (st != DEC_OK) return -1;
+    return pipeline_apply_u8(ops, n, out, true, rng, err, errlen);
 }

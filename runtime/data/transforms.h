@@ -49,6 +49,14 @@ void resize_shorter_dims(int w, int h, int size, int *out_w, int *out_h);
 void resize_bilinear_window(const Image *in, int out_w, int out_h, int x0, int y0, int cw, int ch,
                             Image *out);
 void resize_bilinear(const Image *in, int out_w, int out_h, Image *out);
+/* The same when `in` holds only part of a full_w x full_h source: its
+ * columns [in_x, in_x + in->w) and rows [in_y, in_y + in->h), which must
+ * cover resize_source_region's answer. */
+void resize_bilinear_window_at(const Image *in, int in_x, int in_y, int full_w, int full_h, int out_w, int out_h,
+                               int x0, int y0, int cw, int ch, Image *out);
+/* The source columns [sx, sx+sw) and rows [sy, sy+sh) that window's taps read. */
+void resize_source_region(int full_w, int full_h, int out_w, int out_h, int x0, int y0, int cw, int ch, int *sx,
+                          int *sy, int *sw, int *sh);
 
 /* Crop of w x h at (x0, y0); pixels outside the source are 0 (torchvision's
  * zero padding). */
@@ -83,5 +91,13 @@ int pipeline_normalize_index(const TransformOp *ops, int n);
  * message in err. */
 int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
                       char *err, size_t errlen);
+
+/* Decodes JPEG/PNG bytes and applies the pipeline (up to normalize), with
+ * the same result and the same random draws as image_decode (with
+ * pipeline_decode_hint) + pipeline_apply_u8, but faster when the pipeline
+ * starts with a resize and a crop: only the source region the crop needs is
+ * decoded. Returns 0, or -1 with a message. */
+int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, size_t nbytes, SampleRng *rng,
+                           Image *out, char *err, size_t errlen);
 
 #endif

@@ -71,6 +71,10 @@ def cmp_lines(listfile):
             im = Image.open(f[2])
             im.draft("RGB", (int(f[3]), int(f[4])))
             report(name, arr(f[5]), arr(im.convert("RGB")), 0.0, 1)
+        elif kind == "region":  # region SRC X0 Y0 W H OURS: region decode vs full decode, cropped
+            x0, y0, w, h = map(int, f[3:7])
+            ref = Image.open(f[2]).convert("RGB").crop((x0, y0, x0 + w, y0 + h))
+            report(name, arr(f[7]), arr(ref), 0.0, 0)
         elif kind == "resize":  # resize SRC W H OURS  (PIL bilinear; tolerance 0: same fixed-point algorithm)
             ref = Image.open(f[2]).convert("RGB").resize((int(f[3]), int(f[4])), Image.BILINEAR)
             report(name, arr(f[5]), arr(ref), 0.0, 0)

@@ -59,6 +59,11 @@ for s in "200 320 213" "100 160 106" "50 80 53"; do
   set -- $s
   $TF decode $PH/china.jpg $o/draft_$1.png $1 && echo "decode_dct_scaled_vs_pil_draft_$2 draft $PH/china.jpg $2 $3 $o/draft_$1.png" >> $L
 done
+for s in "china 100 50 224 224" "china 333 171 250 250" "gray 17 3 101 77" "cmyk 0 0 300 200" "flower 500 300 140 127"; do
+  set -- $s
+  $TF region $2 $3 $4 $5 $PH/$1.jpg $o/reg_$1_$2.png 2>/dev/null &&
+    echo "decode_region_$1_$2_$3 region $PH/$1.jpg $2 $3 $4 $5 $o/reg_$1_$2.png" >> $L
+done
 for s in "china 383 256" "china 300 200" "china 800 534" "china 224 224" "flower 1000 100" "flower 37 41"; do
   set -- $s
   $TF resize $PH/$1.jpg $2 $3 $o/rs_$1_$2_$3.png && echo "resize_$1_${2}x$3 resize $PH/$1.jpg $2 $3 $o/rs_$1_$2_$3.png" >> $L
@@ -190,6 +195,9 @@ else echo "FAIL loader_drop_last: $(grep '^samples' $W/drop.log) / $(grep '^samp
 $LT $SS val seed-val --val --threads 2 --batch 2 --dump $W/val_f32.bin > $W/val.log 2>&1
 if grep -q "^ERROR" $W/val.log; then echo "FAIL loader_val_vs_torchvision: $(grep ^ERROR $W/val.log)"
 else $CHECK valdump $SS val $W/val_f32.bin; fi
+$LT $SS val seed-val --val --threads 2 --batch 2 --cache jpeg --dump $W/val_f32_jpeg.bin > $W/valj.log 2>&1
+if cmp -s $W/val_f32.bin $W/val_f32_jpeg.bin; then echo "PASS loader_val_cache_jpeg_region_decode (identical to the full-decode batches)"
+else echo "FAIL loader_val_cache_jpeg_region_decode: batches differ from cache decoded"; fi
 $LT $SS val seed-val --val --u8 --batch 2 --dump $W/val_u8.bin > $W/valu8.log 2>&1
 $PYTHON - $W/val_u8.bin $W/val_f32.bin <<'EOF'
 import sys, numpy as np

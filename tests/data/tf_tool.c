@@ -4,6 +4,7 @@
  * magnitude and sign, so each can be compared with PIL/torchvision.
  *
  *   tf_tool decode IN OUT.png [MIN_SHORT]       decode (DCT-scaled if MIN_SHORT)
+ *   tf_tool region X0 Y0 W H IN OUT.png         region decode (crop/skip scanlines), that region
  *   tf_tool probe IN                            status name, w, h
  *   tf_tool resize IN W H OUT.png               PIL bilinear resize
  *   tf_tool decode-resize S IN OUT.png          DCT-scaled decode (as the loader), then resize(S)
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "data/autoaugment.h"
+#include "data/codec.h"
 #include "data/image.h"
 #include "data/transforms.h"
 #include "util.h"
@@ -70,6 +72,21 @@ int main(int argc, char **argv) {
         printf("%s %d %d\n", decode_status_name(s), w, h);
         free(data);
         return 0;
+    }
+    if (!strcmp(cmd, "region") && argc >= 8) {
+        /* region X0 Y0 W H IN OUT.png: decode a region, write exactly that region */
+        int x0 = atoi(argv[2]), y0 = atoi(argv[3]), w = atoi(argv[4]), h = atoi(argv[5]), ox, oy;
+        size_t n;
+        char *data = read_file(argv[6], &n);
+        char err[256];
+        if (!data || jpeg_decode_region_rgb((const uint8_t *)data, n, x0, y0, w, h, &im, &ox, &oy, err, sizeof err)) {
+            fprintf(stderr, "region decode failed\n");
+            return 1;
+        }
+        free(data);
+        fprintf(stderr, "region: decoded %dx%d at (%d,%d)\n", im.w, im.h, ox, oy);
+        crop_image(&im, x0 - ox, y0 - oy, w, h, &out);
+        return save(&out, argv[7]) ? 1 : 0;
     }
     if (!strcmp(cmd, "decode-resize") && argc >= 5) {
         /* what the loader does for resize(S) first: DCT-scaled decode with hint S, then resize */
