@@ -136,8 +136,8 @@ static void check_access(Shadow &sh, bool write, const char *what, const char *n
         error("%s race on %s[%lld]: thread %lld %s, thread %lld wrote without a barrier in between", what, name, idx,
               me, write ? "writes" : "reads", sh.w_thread);
     if (write && sh.r_thread >= 0 && (sh.r_thread != me || sh.r_multi) && !separated(sh.r_block, sh.r_epoch))
-        error("%s race on %s[%lld]: thread %lld writes, thread %lld read without a barrier in between", what, name,
-              idx, me, sh.r_thread);
+        error("%s race on %s[%lld]: thread %lld writes, thread%s %lld read without a barrier in between", what,
+              name, idx, me, sh.r_multi ? "s including" : "", sh.r_thread);
     if (write) {
         sh.w_thread = me;
         sh.w_block = S.block_linear;

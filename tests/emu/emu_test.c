@@ -24,6 +24,10 @@
 #include "render_cuda.h"
 #include "sample_kernels.h"
 #include "util.h"
+#ifdef EMU_WITH_COMPILER
+#include "compile.h"
+#include "frontend.h"
+#endif
 
 static int failures;
 
@@ -311,7 +315,7 @@ out:
 
 typedef struct Buffers {
     int n;
-    void **ref, **emu;
+    void **ref, **emu, **cpu;
     long long *numel;
     const char **names;
 } Buffers;
@@ -320,6 +324,7 @@ static Buffers make_buffers(const Kernel *k, uint64_t seed) {
     Buffers b = {.n = k->n_bufs};
     b.ref = xcalloc((size_t)b.n + 1, sizeof(void *));
     b.emu = xcalloc((size_t)b.n + 1, sizeof(void *));
+    b.cpu = xcalloc((size_t)b.n + 1, sizeof(void *));
     b.numel = xcalloc((size_t)b.n + 1, sizeof(long long));
     b.names = xcalloc((size_t)b.n + 1, sizeof(char *));
     Rng rng = {seed, 1, 0};
@@ -328,6 +333,7 @@ static Buffers make_buffers(const Kernel *k, uint64_t seed) {
         size_t bytes = (size_t)kb->numel * elem_size(kb->dtype);
         b.ref[a] = xmalloc(bytes);
         b.emu[a] = xmalloc(bytes);
+        b.cpu[a] = xmalloc(bytes);
         b.numel[a] = kb->numel;
         b.names[a] = kb->name;
         for (int64_t i = 0; i < kb->numel; i++) {
@@ -340,6 +346,7 @@ static Buffers make_buffers(const Kernel *k, uint64_t seed) {
             }
         }
         memcpy(b.emu[a], b.ref[a], bytes);
+        memcpy(b.cpu[a], b.ref[a], bytes);
     }
     return b;
 }
@@ -348,31 +355,43 @@ static void free_buffers(Buffers *b) {
     for (int a = 0; a < b->n; a++) {
         free(b->ref[a]);
         free(b->emu[a]);
+        free(b->cpu[a]);
     }
     free(b->ref);
     free(b->emu);
+    free(b->cpu);
     free(b->numel);
     free(b->names);
 }
 
-/* Largest violation of the tolerance over the written buffers; msg says where. */
-static bool compare(const Kernel *k, const Buffers *b, char *msg, size_t n) {
-    for (int a = 0; a < b->n; a++) {
+static double element(const KBuf *kb, void *p, int64_t i) {
+    switch (kb->dtype) {
+    case KD_F32: return ((float *)p)[i];
+    case KD_BF16: return bf16_to_float(((uint16_t *)p)[i]);
+    case KD_U8: return ((uint8_t *)p)[i];
+    default: return (double)((int64_t *)p)[i];
+    }
+}
+
+/* Every written buffer of `got` against `want`: max|got - want| <=
+ * tol * max(1, max|want|) per buffer, tol 1e-4 for f32 (summation order
+ * differs), 1e-2 for bf16 (one bf16 step is 2^-8), exact for integers.
+ * NaN must meet NaN. */
+static bool compare(const Kernel *k, void *const *want, void *const *got, const char *what, char *msg, size_t n) {
+    for (int a = 0; a < k->n_bufs; a++) {
         const KBuf *kb = &k->bufs[a];
         if (!kb->written) continue;
+        double tol = kb->dtype == KD_F32 ? 1e-4 : kb->dtype == KD_BF16 ? 1e-2 : 0, scale = 1;
         for (int64_t i = 0; i < kb->numel; i++) {
-            double r, e, atol, rtol;
-            switch (kb->dtype) {
-            case KD_F32: r = ((float *)b->ref[a])[i], e = ((float *)b->emu[a])[i], atol = 1e-5, rtol = 1e-4; break;
-            case KD_BF16:
-                r = bf16_to_float(((uint16_t *)b->ref[a])[i]), e = bf16_to_float(((uint16_t *)b->emu[a])[i]);
-                atol = rtol = 1e-2;
-                break;
-            case KD_U8: r = ((uint8_t *)b->ref[a])[i], e = ((uint8_t *)b->emu[a])[i], atol = 0, rtol = 0; break;
-            default: r = (double)((int64_t *)b->ref[a])[i], e = (double)((int64_t *)b->emu[a])[i], atol = rtol = 0; break;
-            }
-            if (!(fabs(e - r) <= atol + rtol * fabs(r)) && !(isnan(r) && isnan(e))) {
-                snprintf(msg, n, "%s[%lld]: emulated %.9g, reference %.9g", kb->name, (long long)i, e, r);
+            double r = fabs(element(kb, want[a], i));
+            if (r > scale && !isinf(r)) scale = r;
+        }
+        for (int64_t i = 0; i < kb->numel; i++) {
+            double r = element(kb, want[a], i), e = element(kb, got[a], i);
+            if (isnan(r) || isnan(e) || isinf(r) || isinf(e) ? !(isnan(r) && isnan(e)) && r != e
+                                                                : fabs(e - r) > tol * scale) {
+                snprintf(msg, n, "%s[%lld]: %s %.9g, reference %.9g (tolerance %.2g)", kb->name, (long long)i, what,
+                         e, r, tol * scale);
                 return false;
             }
         }
@@ -380,10 +399,13 @@ static bool compare(const Kernel *k, const Buffers *b, char *msg, size_t n) {
     return true;
 }
 
-/* Runs kernel `index` of the loaded emulator and the reference on the same
- * inputs. Returns 0 on agreement, 1 on a harness error (race, bounds,
- * divergence: message in why), 2 on a numeric mismatch. */
-static int check_kernel(void *so, int index, const Kernel *k, char *why, size_t n) {
+typedef void (*CKernel)(void *const *bufs, const double *sc);
+
+/* Runs kernel `index` of the loaded emulator, the reference interpreter and,
+ * when cpu_lib is given, the C backend (render_c) on the same inputs.
+ * Returns 0 on agreement, 1 on a harness error (race, bounds, divergence:
+ * message in why), 2 on a numeric mismatch. */
+static int check_kernel(void *so, void *cpu_lib, int index, const Kernel *k, char *why, size_t n) {
     EmuRun run = (EmuRun)dlsym(so, "rxc_emu_run");
     if (!run) {
         snprintf(why, n, "rxc_emu_run missing");
@@ -391,13 +413,50 @@ static int check_kernel(void *so, int index, const Kernel *k, char *why, size_t 
     }
     double sc[SC_COUNT] = {0};
     sc[SC_LR] = 0.1, sc[SC_WEIGHT_DECAY] = 1e-4, sc[SC_MOMENTUM] = 0.9, sc[SC_GRAD_SCALE] = 0.25;
-    sc[SC_RNG_SEED] = 12345, sc[SC_STEP] = 3, sc[SC_EPS] = 1e-5;
+    sc[SC_RNG_SEED] = 12345, sc[SC_STEP] = 3, sc[SC_EPS] = 1e-5, sc[SC_BETA1] = 0.9, sc[SC_BETA2] = 0.999;
+    sc[SC_BIAS_CORR1] = 1 - 0.9 * 0.9 * 0.9, sc[SC_BIAS_CORR2] = 1 - 0.999 * 0.999 * 0.999;
     Buffers b = make_buffers(k, 1000 + (uint64_t)index);
     interpret(k, b.ref, sc);
     int errors = run(index, b.emu, b.numel, b.names, sc, why, n);
-    int rc = errors ? 1 : compare(k, &b, why, n) ? 0 : 2;
+    int rc = errors ? 1 : compare(k, b.ref, b.emu, "emulated CUDA", why, n) ? 0 : 2;
+    if (rc == 0 && cpu_lib) {
+        CKernel fn = (CKernel)dlsym(cpu_lib, k->name);
+        if (!fn) {
+            snprintf(why, n, "C backend has no kernel %s", k->name);
+            rc = 2;
+        } else {
+            fn(b.cpu, sc);
+            char cwhy[512];
+            if (!compare(k, b.cpu, b.emu, "emulated CUDA vs C backend", cwhy, sizeof cwhy)) {
+                snprintf(why, n, "%s", cwhy);
+                rc = 2;
+            }
+        }
+    }
     free_buffers(&b);
     return rc;
+}
+
+/* The C backend's source for the module (render_c), compiled as the CPU
+ * executor would, loaded. NULL with a message. */
+static void *build_c_backend(const char *workdir, const char *tag, const KirModule *m, char *err, size_t errlen) {
+    char *src = render_c(m);
+    char *path = xasprintf("%s/%s_cpu.c", workdir, tag), *so = xasprintf("%s/%s_cpu.so", workdir, tag);
+    void *h = NULL;
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(src, f);
+        fclose(f);
+        char *cmd = xasprintf("cc -std=c11 -O1 -fopenmp -shared -fPIC -w -o %s %s -lm 2>%s/%s_cpu.log", so, path,
+                              workdir, tag);
+        if (system(cmd) == 0) h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+        free(cmd);
+    }
+    if (!h) snprintf(err, errlen, "the C backend source did not build (%s/%s_cpu.log)", workdir, tag);
+    free(src);
+    free(path);
+    free(so);
+    return h;
 }
 
 /* ---- negative tests ---------------------------------------------------------------- */
@@ -445,7 +504,7 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
         void *so = build_emulator(workdir, mu->name, mutated, &one, ls, why, sizeof why);
         if (!so) report(false, mu->name, why);
         else {
-            int rc = check_kernel(so, 0, one.kernels[0], why, sizeof why);
+            int rc = check_kernel(so, NULL, 0, one.kernels[0], why, sizeof why);
             bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
             char msg[2300];
             snprintf(msg, sizeof msg, "the broken kernel was not caught as expected (%s): %s",
@@ -460,9 +519,63 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
     free(ls);
 }
 
+/* Emulates every kernel of module m and compares it with the reference
+ * and the C backend; test names are PREFIX_KERNEL_MAPPING. */
+static void check_module(const char *workdir, const char *tag, const KirModule *m, const char *prefix) {
+    char err[4096];
+    CudaLaunch *ls = NULL;
+    char *src = render_cuda(m, &ls);
+    void *so = build_emulator(workdir, tag, src, m, ls, err, sizeof err);
+    void *cpu = so ? build_c_backend(workdir, tag, m, err, sizeof err) : NULL;
+    if (!so || !cpu) {
+        char name[160];
+        snprintf(name, sizeof name, "%s_build", prefix);
+        report(false, name, err);
+    } else {
+        for (int i = 0; i < m->n; i++) {
+            char name[200], why[2048];
+            const char *mapping = ls[i].mapping == CM_THREAD_PER_ROW  ? "thread_per_row"
+                                  : ls[i].mapping == CM_BLOCK_PER_ROW ? "block_per_row"
+                                                                      : "column_tiles";
+            snprintf(name, sizeof name, "%s_%s_%s", prefix, m->kernels[i]->name, mapping);
+            int rc = check_kernel(so, cpu, i, m->kernels[i], why, sizeof why);
+            report(rc == 0, name, why);
+        }
+    }
+    if (so) dlclose(so);
+    if (cpu) dlclose(cpu);
+    free(src);
+    free(ls);
+}
+
+#ifdef EMU_WITH_COMPILER
+/* Every kernel the training compiler emits for FILE at a small input size. */
+static void check_model(const char *workdir, const char *file, const char *input, int batch) {
+    SetOverride sets[] = {{"input", input}};
+    LoadOptions lo = {sets, 1, batch};
+    Model model;
+    char prefix[160], err[1024];
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    snprintf(prefix, sizeof prefix, "emu_%.*s", (int)strcspn(base, "."), base);
+    if (model_load(file, &lo, &model) != LOAD_OK) {
+        report(false, prefix, "model does not load");
+        return;
+    }
+    CompileOptions o;
+    compile_options_from_recipe(&o, &model.recipe, batch);
+    Program *p = compile_training(model.graph, &o, err, sizeof err);
+    if (!p) report(false, prefix, err);
+    else {
+        check_module(workdir, prefix, p->module, prefix);
+        program_free(p);
+    }
+    model_free(&model);
+}
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: emu_test WORKDIR\n");
+        fprintf(stderr, "usage: emu_test WORKDIR [MODEL.net INPUT BATCH]...\n");
         return 2;
     }
     const char *workdir = argv[1];
@@ -472,26 +585,15 @@ int main(int argc, char **argv) {
         report(false, "emu_sample_module", err);
         return 1;
     }
-    CudaLaunch *ls = NULL;
-    char *src = render_cuda(m, &ls);
-    void *so = build_emulator(workdir, "samples", src, m, ls, err, sizeof err);
-    if (!so) {
-        report(false, "emu_build", err);
-    } else {
-        for (int i = 0; i < m->n; i++) {
-            char name[160], why[2048];
-            const char *mapping = ls[i].mapping == CM_THREAD_PER_ROW  ? "thread_per_row"
-                                  : ls[i].mapping == CM_BLOCK_PER_ROW ? "block_per_row"
-                                                                      : "column_tiles";
-            snprintf(name, sizeof name, "emu_%s_%s", m->kernels[i]->name, mapping);
-            int rc = check_kernel(so, i, m->kernels[i], why, sizeof why);
-            report(rc == 0, name, why);
-        }
-        dlclose(so);
-    }
+    check_module(workdir, "samples", m, "emu");
     for (size_t i = 0; i < sizeof mutations / sizeof mutations[0]; i++) run_mutation(workdir, m, &mutations[i]);
-    free(src);
-    free(ls);
     kir_module_free(m);
+    for (int i = 2; i + 2 < argc; i += 3) {
+#ifdef EMU_WITH_COMPILER
+        check_model(workdir, argv[i], argv[i + 1], atoi(argv[i + 2]));
+#else
+        printf("SKIP emu_model_%s: built without the training compiler\n", argv[i]);
+#endif
+    }
     return failures ? 1 : 0;
 }

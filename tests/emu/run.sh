@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
 # tests/emu — the CUDA source render_cuda emits, run on the CPU by the fiber
 # emulator (tests/emu/cuda_emu.h) and compared with an independent kernel-IR
-# interpreter; deliberately broken kernels must be caught. No GPU needed.
+# interpreter and with the C backend (render_c): the hand-built sample kernels
+# of every kind, then every kernel the training compiler emits for small
+# models. Deliberately broken kernels must be caught. No GPU needed.
 set -u
 cd "$(dirname "$0")/../.."
 if ! command -v g++ >/dev/null; then echo "SKIP emu: g++ not installed"; exit 0; fi
 work=build/test-emu
 mkdir -p "$work"
-if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -I. -Itests/emu \
-     -o "$work/emu_test" tests/emu/emu_test.c tests/emu/sample_kernels.c compiler/render_cuda.c \
-     compiler/kir.c compiler/util.c -ldl -lm 2>"$work/build.log"; then
+BUILD=build/release
+srcs=(tests/emu/emu_test.c tests/emu/sample_kernels.c)
+flags=()
+models=()
+if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
+  # the training compiler and the renderers come from the objects of `make`
+  mapfile -t objs < <(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
+  flags=(-DEMU_WITH_COMPILER -I"$BUILD/gen" -fopenmp)
+  libs=(-lopenblas -lcjson -ljpeg -lpng -lpthread)
+  models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
+else
+  echo "SKIP emu_models: build rxc first (make) to emulate the kernels of real models"
+  objs=(compiler/render_cuda.c compiler/render_c.c compiler/kir.c compiler/util.c)
+  libs=()
+fi
+if ! cc -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -Icompiler -Iruntime -I. -Itests/emu "${flags[@]}" \
+     -o "$work/emu_test" "${srcs[@]}" "${objs[@]}" "${libs[@]}" -ldl -lm 2>"$work/build.log"; then
   echo "FAIL emu_build: $(head -c 2000 "$work/build.log")"
   exit 1
 fi
-"$work/emu_test" "$work"
+"$work/emu_test" "$work" "${models[@]}"
