@@ -53,6 +53,9 @@ typedef struct Renderer {
     int64_t split_c;
     int q_var, r_var;     /* pseudo-variable ids (>= n_vars) */
     int mod_node, div_node; /* the nodes split_var % c and split_var / c, or -1 */
+    bool expanding;       /* place() may precompute reduce-variable tables here */
+    int *expanded;        /* per node: the reduce variable its table is indexed by, or -1 */
+    int64_t *var_extent;  /* per variable: its reduce extent (0 for i, j) */
 } Renderer;
 
 /* ---- node properties ------------------------------------------------------ */
@@ -79,6 +82,12 @@ static void analyse(Renderer *r) {
     r->avail = xcalloc((size_t)n, sizeof(bool));
     r->scope_vars = xcalloc((size_t)r->words, sizeof(uint64_t));
     r->rand_stream = xcalloc((size_t)n, sizeof(int));
+    r->expanded = xmalloc((size_t)n * sizeof(int));
+    for (int id = 0; id < n; id++) r->expanded[id] = -1;
+    r->var_extent = xcalloc((size_t)(k->n_vars + 2), sizeof(int64_t));
+    for (int id = 0; id < k->n_ex; id++)
+        if (k->ex[id].kind == KE_REDUCE && k->ex[id].var >= 0 && k->ex[id].var < k->n_vars)
+            r->var_extent[k->ex[id].var] = k->ex[id].extent;
     for (int id = 0; id < k->n_ex; id++) {
         const KExpr *e = &k->ex[id];
         uint64_t *vs = vars_of(r, id);
@@ -274,6 +283,7 @@ static void close_block(Renderer *r) {
         int id = r->avail_stack[--r->n_avail];
         if (id < 0) break;
         r->avail[id] = false;
+        r->expanded[id] = -1;
     }
     r->indent--;
     line(r, "}");
@@ -315,6 +325,12 @@ static void ref(Renderer *r, int id, char *buf, size_t n) {
         char v[16];
         var_name(v, sizeof v, r->split_var);
         snprintf(buf, n, "%s%s", v, id == r->mod_node ? "r" : "q");
+        return;
+    }
+    if (r->expanded[id] >= 0) {
+        char v[16];
+        var_name(v, sizeof v, r->expanded[id]);
+        snprintf(buf, n, "t%d[%s]", id, v);
         return;
     }
     switch (e->kind) {
@@ -473,6 +489,72 @@ static void ensure(Renderer *r, int id) {
     emit_node(r, id);
 }
 
+/* Reduce-variable tables. A reduce loop nested inside a loop it does not
+ * depend on (col2im: taps inside the channel loop; a direct convolution:
+ * taps inside the output-channel loop) would recompute, for every inner
+ * iteration, everything that depends only on the tap and outer variables:
+ * padding guards, source offsets, weights. Placed before that inner loop,
+ * those values are computed once per tap into small arrays `tN[v]`, and
+ * the reduce loop reads them. Only nodes that are needed unconditionally
+ * or are harmless to compute early, with exactly one reduce variable v, are
+ * tabulated; the arrays hold the values that nodes outside the table read. */
+enum { MAX_TABLE_EXTENT = 1024 };
+
+static bool table_candidate(Renderer *r, const unsigned char *mark, int id, int v) {
+    const Kernel *k = r->k;
+    if (!mark[id] || r->avail[id] || is_inline(r, id)) return false;
+    if (mark[id] != 2 && !r->spec_safe[id]) return false;
+    if (k->ex[id].kind == KE_REDUCE || r->acc_stage[id] > r->allowed_acc) return false;
+    const uint64_t *vs = vars_of(r, id);
+    if (!(vs[v / 64] >> (v % 64) & 1)) return false;
+    for (int w = 0; w < r->words; w++) {
+        uint64_t extra = vs[w] & ~r->scope_vars[w];
+        if (w == v / 64) extra &= ~(1ULL << (v % 64));
+        if (extra) return false;
+    }
+    return true;
+}
+
+static void expand_tables(Renderer *r, const unsigned char *mark, int top, int v) {
+    const Kernel *k = r->k;
+    int64_t extent = r->var_extent[v];
+    if (extent < 1 || extent > MAX_TABLE_EXTENT) return;
+    /* the reduce that binds v must live deeper, or there is nothing to save */
+    for (int id = 0; id <= top; id++)
+        if (k->ex[id].kind == KE_REDUCE && k->ex[id].var == v && (!mark[id] || vars_subset(r, id))) return;
+    bool *cand = xcalloc((size_t)top + 1, sizeof(bool)), *frontier = xcalloc((size_t)top + 1, sizeof(bool));
+    bool any = false;
+    for (int id = 0; id <= top; id++) cand[id] = table_candidate(r, mark, id, v);
+    for (int id = 0; id <= top; id++) {
+        if (!mark[id] || cand[id]) continue;
+        const KExpr *e = &k->ex[id];
+        int ops[3] = {e->a, e->b, e->c};
+        for (int o = 0; o < 3; o++)
+            if (ops[o] >= 0 && cand[ops[o]]) frontier[ops[o]] = any = true;
+    }
+    if (any) {
+        char vn[16];
+        var_name(vn, sizeof vn, v);
+        for (int id = 0; id <= top; id++)
+            if (frontier[id]) line(r, "%s t%d[%lld];", ctype(r, k->ex[id].type), id, (long long)extent);
+        open_block(r, "for (%s %s = 0; %s < %lld; %s++)", r->itype, vn, vn, (long long)extent, vn);
+        set_var(r->scope_vars, v);
+        for (int id = 0; id <= top; id++)
+            if (cand[id]) ensure(r, id);
+        for (int id = 0; id <= top; id++)
+            if (frontier[id]) line(r, "t%d[%s] = e%d;", id, vn, id);
+        clear_var(r->scope_vars, v);
+        close_block(r);
+        for (int id = 0; id <= top; id++)
+            if (frontier[id]) {
+                mark_avail(r, id);
+                r->expanded[id] = v;
+            }
+    }
+    free(cand);
+    free(frontier);
+}
+
 /* Emits, in the current scope, every node reachable from roots that can
  * live here: its loop variables are defined, the accumulators it reads are
  * final, and it is needed unconditionally or is harmless to compute early.
@@ -488,7 +570,7 @@ static void place(Renderer *r, const int *roots, int n_roots) {
         if (roots[q] > top) top = roots[q];
     }
     for (int id = top; id >= 0; id--) {
-        if (!mark[id]) continue;
+        if (!mark[id] || r->avail[id]) continue; /* a visible value needs nothing below it */
         const KExpr *e = &k->ex[id];
         bool uncond = mark[id] == 2;
         int ops[3] = {e->a, e->b, e->c};
@@ -505,6 +587,8 @@ static void place(Renderer *r, const int *roots, int n_roots) {
         if (r->acc_stage[id] > r->allowed_acc || !vars_subset(r, id)) continue;
         emit_node(r, id);
     }
+    if (r->expanding)
+        for (int v = 2; v < k->n_vars; v++) expand_tables(r, mark, top, v);
     free(mark);
 }
 
@@ -642,14 +726,19 @@ static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to,
         else if (simd) line(r, "#pragma omp simd");
         open_block(r, "for (%s %s = 0; %s < %lld; %s++)", it, v, v, (long long)extent, v);
         set_var(r->scope_vars, var);
+        /* the i body of a ROWS kernel with j loops inside */
+        r->expanding = var == KV_OUTER && r->k->inner > 1;
         place_stages(r, from, to);
+        r->expanding = false;
         return 1;
     }
     long long c = (long long)r->split_c;
     if (parallel) line(r, "#pragma omp parallel for schedule(static)");
     open_block(r, "for (%s %sq = 0; %sq < %lld; %sq++)", it, v, v, (long long)extent / c, v);
     set_var(r->scope_vars, r->q_var);
+    r->expanding = true;
     place_stages(r, from, to);
+    r->expanding = false;
     if (simd) line(r, "#pragma omp simd");
     open_block(r, "for (%s %sr = 0; %sr < %lld; %sr++)", it, v, v, c, v);
     line(r, "const %s %s = %sq * %lld + %sr;", it, v, v, c, v);
@@ -705,7 +794,9 @@ static void render_rows(Renderer *r) {
             /* Values that only need this stage's accumulators are computed
              * once per row here, not per element in later loops. */
             r->allowed_acc = s;
+            r->expanding = true;
             place_stages(r, s + 1, k->n_stages);
+            r->expanding = false;
         }
     }
     close_var_loop(r, KV_OUTER, outer_blocks);
@@ -835,6 +926,8 @@ static void render_kernel(StrBuf *out, const Kernel *k) {
     free(r.avail_stack);
     free(r.scope_vars);
     free(r.rand_stream);
+    free(r.expanded);
+    free(r.var_extent);
 }
 
 static const char prelude[] =

@@ -148,6 +148,18 @@ static Kernel *k_im2col(void) {
     return finish_or_die(k);
 }
 
+enum { AR = 7, AC = 33 };
+
+/* A MAP stage whose stores all hit one element per row (y[i] += x[i, j]):
+ * its j iterations must not run in SIMD lanes. */
+static Kernel *k_map_accumulate(void) {
+    Kernel *k = kir_kernel_new("map_accumulate", KF_ROWS, AR, AC);
+    int x = kir_buf(k, "x", KD_F32, AR * AC, false), y = kir_buf(k, "y", KD_F32, AR, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    kir_store(k, kir_stage(k, KS_MAP), y, i, kir_load(k, x, add(k, mul(k, i, C(k, AC)), j)), true);
+    return finish_or_die(k);
+}
+
 enum { SN = 6, SK = 11 };
 
 /* Softmax cross-entropy: REDUCE(max), REDUCE(sum exp), MAP(probabilities), STORE(loss). */
@@ -370,6 +382,24 @@ static void test_im2col(JitLib *lib) {
     if (bad < 0) pass("im2col_split_inner_loop");
     else failf("im2col_split_inner_loop", "element %d differs", bad);
     free(x), free(o);
+}
+
+static void test_map_accumulate(JitLib *lib) {
+    uint64_t st = 8;
+    float x[AR * AC], y[AR];
+    for (int q = 0; q < AR * AC; q++) x[q] = (float)frand(&st);
+    for (int q = 0; q < AR; q++) y[q] = 1.0f;
+    void *b[] = {x, y};
+    sym(lib, "map_accumulate")(b, sc_default);
+    int bad = -1;
+    for (int r = 0; r < AR; r++) {
+        /* the IR's order: sequential float additions over j; exact */
+        volatile float want = 1.0f;
+        for (int c = 0; c < AC; c++) want = want + x[r * AC + c];
+        if (y[r] != want && bad < 0) bad = r;
+    }
+    if (bad < 0) pass("map_accumulate_same_element_in_order");
+    else failf("map_accumulate_same_element_in_order", "row %d differs from the sequential float sum", bad);
 }
 
 static void test_softmax(JitLib *lib) {
@@ -781,6 +811,7 @@ int main(int argc, char **argv) {
     kir_module_add(m, k_window());
     kir_module_add(m, k_softmax());
     kir_module_add(m, k_im2col());
+    kir_module_add(m, k_map_accumulate());
     kir_module_add(m, k_cols());
     kir_module_add(m, k_to_bf16());
     kir_module_add(m, k_from_bf16());
@@ -796,6 +827,7 @@ int main(int argc, char **argv) {
         test_window(lib);
         test_softmax(lib);
         test_im2col(lib);
+        test_map_accumulate(lib);
         test_cols(lib);
         test_bf16(lib);
         test_rand(lib);
