@@ -49,6 +49,19 @@ else
   echo "FAIL table_text: exit $?: $(head -c 400 "$T/err")"
 fi
 
+# 4b. the derivation and the table under AddressSanitizer/UBSan (make asan), when built
+RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
+if [ -x "$RXC_ASAN" ]; then
+  if "$RXC_ASAN" ablate models/resnext50_32x4d.net --cardinality 1,2,4,8,32 --dry-run --json > "$T/asan.json" 2> "$T/asan.err" \
+     && cmp -s "$T/asan.json" "$T/seed.json" && [ ! -s "$T/asan.err" ]; then
+    echo "PASS asan_dry_run"
+  else
+    echo "FAIL asan_dry_run: $(head -c 600 "$T/asan.err")"
+  fi
+else
+  echo "SKIP asan_dry_run: no $RXC_ASAN (make asan)"
+fi
+
 # 5. bad arguments: exit 2 and a message that names the problem
 printf 'network plain {\n  input 3x8x8\n  classes 2\n  return linear(flatten(global_avgpool(conv(input, 4, 3))), classes)\n}\n' > "$T/plain.net"
 bad() { # name, expected message fragment, args...

@@ -62,6 +62,22 @@ case "$out" in
   *) echo "FAIL progress_bar_redraws_in_place: output was $out";;
 esac
 
+# The same driver under AddressSanitizer and UBSan: a fresh run, a resume and the bar.
+if ${CC:-cc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
+     -Icompiler -Iruntime -I. -o "$B/driver_asan" tests/runlog/driver.c runtime/runlog.c runtime/tfevents.c \
+     runtime/plot.c runtime/progress.c compiler/util.c -lcjson -lm 2> "$T/cc_asan.log"; then
+  A="$B/driver_asan"
+  if "$A" run "$T/asan" "$T/model.net" > /dev/null 2> "$T/asan.err" && cp -r "$T/asan" "$T/asan2" \
+     && "$A" resume "$T/asan2" "$T/model.net" > /dev/null 2>> "$T/asan.err" \
+     && RXC_PROGRESS=bar "$A" progress 7 2 > /dev/null 2>> "$T/asan.err" && [ ! -s "$T/asan.err" ]; then
+    echo "PASS sanitizers_clean"
+  else
+    echo "FAIL sanitizers_clean: $(head -c 600 "$T/asan.err")"
+  fi
+else
+  echo "SKIP sanitizers_clean: cannot build with -fsanitize=address,undefined: $(head -c 200 "$T/cc_asan.log")"
+fi
+
 # A run directory that cannot be created gives a message naming it.
 out=$("$D" open /dev/null/run 2>&1); rc=$?
 case "$out" in
