@@ -237,8 +237,10 @@ static int cuda_write(Executor *e, BufSpace s, int64_t off, const void *src, int
         x->staged_pending = true;
         return 0;
     }
-    if (x->api.cuStreamSynchronize(x->stream)) return -1;
-    return x->api.cuMemcpyHtoD(x->space[s] + (CUdeviceptr)off, src, (size_t)bytes) ? -1 : 0;
+    /* On the compute stream, so every later kernel sees it (a plain copy
+     * from pageable memory may still be in flight when it returns). */
+    if (x->api.cuMemcpyHtoDAsync(x->space[s] + (CUdeviceptr)off, src, (size_t)bytes, x->stream)) return -1;
+    return x->api.cuStreamSynchronize(x->stream) ? -1 : 0;
 }
 
 static void *cuda_host_ptr(Executor *e, BufSpace s) {

@@ -17,6 +17,25 @@ if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime
 fi
 "$work/nvrtc_units" "$work/cache" || status_units=1
 
+# The ABI constants cuda_api.h writes out (RXC_X = v) against the toolkit's X.
+if [ -f "$CUDA_HOME/include/cuda.h" ] && [ -f "$CUDA_HOME/include/cublas_api.h" ]; then
+  {
+    echo '#include <cuda.h>'
+    echo '#include <cublas_api.h>'
+    echo '#include <library_types.h>'
+    sed -n 's/^ *RXC_\([A-Z0-9_]*\) = \(-\{0,1\}[0-9]*\),.*/_Static_assert((long)\1 == \2, "\1 != \2");/p' runtime/cuda/cuda_api.h
+  } >"$work/abi_check.c"
+  n=$(grep -c _Static_assert "$work/abi_check.c")
+  if cc -std=c11 -fsyntax-only -I"$CUDA_HOME/include" "$work/abi_check.c" 2>"$work/abi_check.log" && [ "$n" -gt 10 ]; then
+    echo "PASS cuda_api_abi_constants ($n constants match the CUDA $CUDA_HOME headers)"
+  else
+    echo "FAIL cuda_api_abi_constants: $(head -c 1500 "$work/abi_check.log")"
+    status_units=1
+  fi
+else
+  echo "SKIP cuda_api_abi_constants: no CUDA headers under $CUDA_HOME/include"
+fi
+
 # Every model and example: all kernels of one training step through NVRTC,
 # for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
 # kernels cost NVRTC time on later runs. Spills are reported, not failures.
