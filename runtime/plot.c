@@ -146,8 +146,26 @@ static void draw_panel(StrBuf *b, const PlotPanel *pn, double ox, double oy) {
                 if (isfinite(se->y[i]) && !(pn->log2_x && !(se->x[i] > 0)))
                     sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\"/>\n", PX(se->x[i]), PY(se->y[i]), col);
     }
-    /* legend, top right inside the plotting area */
-    double ly = y0 + 14;
+    /* legend, top right inside the plotting area, on a translucent box so
+     * that curves under it stay visible but do not obscure the labels */
+    int n_labels = 0;
+    for (int s = 0; s < pn->n_series; s++) n_labels += pn->series[s].label != NULL;
+    /* Curves that end high (accuracy) get the legend in the bottom corner. */
+    double end_sum = 0;
+    int n_end = 0;
+    for (int s = 0; s < pn->n_series; s++)
+        for (int i = pn->series[s].n - 1; i >= 0; i--)
+            if (isfinite(pn->series[s].y[i])) {
+                end_sum += (pn->series[s].y[i] - ry.lo) / (ry.hi - ry.lo);
+                n_end++;
+                break;
+            }
+    double box_h = 15.0 * n_labels + 4;
+    double box_y = n_end && end_sum / n_end > 0.5 ? y0 + ph - box_h - 3 : y0 + 3;
+    if (n_labels)
+        sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"124\" height=\"%.0f\" fill=\"white\" fill-opacity=\"0.8\"/>\n",
+                  x0 + pw - 126, box_y, box_h);
+    double ly = box_y + 11;
     for (int s = 0; s < pn->n_series; s++) {
         const PlotSeries *se = &pn->series[s];
         if (!se->label) continue;
