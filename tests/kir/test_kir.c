@@ -750,6 +750,11 @@ static void test_executor(void) {
     double sc[SC_COUNT] = {0};
     int rc = e->run(e, PHASE_FORWARD_TRAIN, sc, err, sizeof err);
     rc |= e->run(e, PHASE_BACKWARD, sc, err, sizeof err);
+    /* inputs and results of this run, for the thread-count comparison below */
+    int64_t arena_bytes = p.space_bytes[SPACE_ARENA], param_bytes = p.space_bytes[SPACE_PARAMS];
+    unsigned char *arena0 = malloc(arena_bytes), *params0 = malloc(param_bytes);
+    memcpy(arena0, host[SPACE_ARENA], arena_bytes);
+    memcpy(params0, host[SPACE_PARAMS], param_bytes);
 #define AT(id) ((float *)((char *)host[p.bufs[id].space] + p.bufs[id].offset))
     float *a = AT(A), *b = AT(B), *a2 = AT(A2), *b2 = AT(B2), *bi = AT(bias);
     float *o = malloc(GB * GM * GN * 4);
@@ -781,6 +786,32 @@ static void test_executor(void) {
     if (bounds && strstr(e->device_name, "cpu (")) pass("exec_cpu_read_write_bounds");
     else failf("exec_cpu_read_write_bounds", "out-of-range copies accepted or bad device name '%s'", e->device_name);
     e->free(e);
+    int saved_threads = omp_get_max_threads(), thread_counts[4] = {1, 3, 2, 1}, differs = 0;
+    for (int t = 0; t < 4; t++) {
+        omp_set_num_threads(thread_counts[t]);
+        Executor *et = exec_cpu_new(&p, err, sizeof err);
+        if (!et) {
+            differs = -1;
+            break;
+        }
+        unsigned char *ar = et->host_ptr(et, SPACE_ARENA), *pa = et->host_ptr(et, SPACE_PARAMS);
+        /* fresh inputs from the first run's buffers; outputs recomputed */
+        memcpy(pa, params0, param_bytes);
+        memcpy(ar, arena0, arena_bytes);
+        memset(ar + p.bufs[out].offset, 0, GB * GM * GN * 4);
+        memset(ar + p.bufs[LC].offset, 0, LM * LN * 4);
+        memset(ar + p.bufs[Cb].offset, 0, GB * GM * GN * 4);
+        et->run(et, PHASE_FORWARD_TRAIN, sc, err, sizeof err);
+        et->run(et, PHASE_BACKWARD, sc, err, sizeof err);
+        differs += memcmp(ar + p.bufs[out].offset, arena0 + p.bufs[out].offset, GB * GM * GN * 4) != 0;
+        differs += memcmp(ar + p.bufs[LC].offset, arena0 + p.bufs[LC].offset, LM * LN * 4) != 0;
+        et->free(et);
+    }
+    omp_set_num_threads(saved_threads);
+    if (differs == 0) pass("exec_cpu_thread_count_independent");
+    else failf("exec_cpu_thread_count_independent", "%s", differs < 0 ? err : "results with 1 or 3 threads differ from the default");
+    free(arena0);
+    free(params0);
     free(o);
 
     /* a step whose GEMM reaches past its buffer is refused at creation */
