@@ -1040,6 +1040,26 @@ overflow:
     return VERR;
 }
 
+/* Equality of plain values (numbers compare by value across int and
+ * float; lists element by element). Returns -1 when the kinds cannot be
+ * compared. */
+static int values_equal(const Value *a, const Value *b) {
+    if (num_pair(a, b)) return (a->k == V_INT && b->k == V_INT) ? a->u.i == b->u.i : as_double(a) == as_double(b);
+    if (a->k != b->k) return -1;
+    switch (a->k) {
+    case V_BOOL: return a->u.b == b->u.b;
+    case V_STR: return strcmp(a->u.s, b->u.s) == 0;
+    case V_LIST:
+        if (a->u.list.n != b->u.list.n) return 0;
+        for (int i = 0; i < a->u.list.n; i++) {
+            int r = values_equal(&a->u.list.items[i], &b->u.list.items[i]);
+            if (r != 1) return r;
+        }
+        return 1;
+    default: return -1;
+    }
+}
+
 static Value eval_binary(Elab *e, Frame *f, const AstExpr *x) {
     AstBinOp op = x->v.binary.op;
     SrcLoc loc = x->loc;
@@ -1073,11 +1093,8 @@ static Value eval_binary(Elab *e, Frame *f, const AstExpr *x) {
     switch (op) {
     case BIN_EQ:
     case BIN_NE: {
-        bool eq;
-        if (num_pair(&a, &b)) eq = (a.k == V_INT && b.k == V_INT) ? a.u.i == b.u.i : as_double(&a) == as_double(&b);
-        else if (a.k == V_BOOL && b.k == V_BOOL) eq = a.u.b == b.u.b;
-        else if (a.k == V_STR && b.k == V_STR) eq = strcmp(a.u.s, b.u.s) == 0;
-        else {
+        int eq = values_equal(&a, &b);
+        if (eq < 0) {
             diag_error(e->d, loc, "cannot compare %s with %s", kind_name(a.k), kind_name(b.k));
             return VERR;
         }
