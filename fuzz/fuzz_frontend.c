@@ -4,6 +4,9 @@
  * checks, on arbitrary bytes. Built with ASan and UBSan by `make fuzz`
  * (mk/fuzz.mk); findings are recorded in docs/fuzzing.md.
  *
+ * An input holding a byte 0x01 is split there: the text before is the file,
+ * the text after is one `--set NAME=VALUE` override.
+ *
  * Besides "no crash, no leak, no undefined behaviour", it checks one
  * property: a file that parses cleanly prints (ast_print) to text that
  * parses cleanly again and prints the same, so the resolved text stored in
@@ -35,13 +38,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 16384) return 0;
     const char *text = (const char *)data;
 
+    size_t file_len = size;
+    char *set_text = NULL;
+    SetOverride set = {0};
+    LoadOptions opt = {0};
+    const char *sep = memchr(text, 1, size);
+    if (sep) {
+        file_len = (size_t)(sep - text);
+        set_text = xstrndup(sep + 1, size - file_len - 1);
+        char *eq = strchr(set_text, '=');
+        if (eq) {
+            *eq = 0;
+            set.name = set_text;
+            set.value = eq + 1;
+            opt.sets = &set;
+            opt.n_sets = 1;
+        }
+    }
     Diag *d = diag_new(NULL);
     Model m;
-    if (frontend_load_text("fuzz.net", text, size, NULL, false, d, &m) == LOAD_OK) {
+    if (frontend_load_text("fuzz.net", text, file_len, &opt, false, d, &m) == LOAD_OK) {
         if (!m.graph || m.graph->input < 0 || m.graph->output < 0) abort();
         model_free(&m);
     }
     diag_free(d);
+    free(set_text);
 
     int errors;
     char *once = print_parsed(text, size, &errors);

@@ -29,7 +29,7 @@ $(FUZZ_DIR)/fuzz_frontend: $(FUZZ_SRCS) $(FUZZ_GEN)/parser.c $(FUZZ_GEN)/lexer.c
 
 fuzz: $(FUZZ_DIR)/fuzz_frontend
 	@mkdir -p $(FUZZ_DIR)/corpus
-	@cp -n fuzz/seeds/*.net models/*.net examples/*.net tests/frontend/good/*.net tests/frontend/bad/*.net \
+	@cp -n fuzz/seeds/* models/*.net examples/*.net tests/frontend/good/*.net tests/frontend/bad/*.net \
 	    $(FUZZ_DIR)/corpus/ 2>/dev/null || true
 	cd $(FUZZ_DIR) && ./fuzz_frontend -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	    -rss_limit_mb=2048 -print_final_stats=1 -dict=../../fuzz/net.dict corpus
