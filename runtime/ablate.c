@@ -43,18 +43,6 @@
 #include "runlog.h"
 #include "util.h"
 
-/* The front end (compiler/frontend.c) and the trainer are other engineers'
- * files that may be absent from a partial build; weak references let this
- * command say so instead of breaking the link. */
-#pragma weak model_load
-#pragma weak model_free
-#pragma weak cli_take_sets
-struct Trainer;
-struct Model;
-struct TrainerConfig;
-int trainer_open(struct Trainer *t, struct Model *m, const struct TrainerConfig *cfg, char *err, size_t errlen)
-    __attribute__((weak));
-
 #define MAX_VARIANTS 32
 #define MAX_WIDTH 4096
 
@@ -682,10 +670,6 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
 
 /* ---- the command ----------------------------------------------------------------- */
 int cmd_ablate(int argc, char **argv) {
-    if (!model_load || !model_free || !cli_take_sets) {
-        fprintf(stderr, "rxc ablate: the front end is not part of this build\n");
-        return 1;
-    }
     AblateArgs a;
     int prc = parse_args(argc, argv, &a);
     if (prc) {
@@ -760,13 +744,6 @@ int cmd_ablate(int argc, char **argv) {
         return 0;
     }
 
-    if (!trainer_open) {
-        print_table(stderr, v, n, p0, m0, false);
-        fprintf(stderr, "rxc ablate: training is not available in this build (the trainer is missing);\n"
-                        "  `rxc ablate ... --dry-run` prints the variants above without training\n");
-        free(a.sets);
-        return 1;
-    }
     char *name = base_name(a.file);
     char *out = a.out_dir ? xstrdup(a.out_dir) : xasprintf("runs/ablate-%s", name);
     int rc = 0;

@@ -2,7 +2,7 @@
 # tests/ablate/train_check.sh TMPDIR — a real ablation of tests/ablate/micro.net
 # (one ResNeXt block, ~1k parameters) on the demo digits, one epoch per
 # variant: outputs, agreement with each variant's own run, and resume.
-# Called by run.sh when the build has the trainer.
+# Called by run.sh.
 set -u
 T=$1
 PYTHON="${PYTHON:-/usr/bin/python3}"
