@@ -4,6 +4,8 @@
 #                 PyTorch's formulas, shape errors, names, counts, MACs
 #   models.py     every model file against PyTorch/torchvision: state_dict
 #                 names, shapes and order, parameter counts, MACs (hooks)
+#   fig3_equiv.py the three Figure 3 forms give the same outputs and gradients
+#                 (rxc grad) under the weight mapping their files document
 #   nets.py       naming rules and elaboration errors on small files (nets/)
 set -u
 cd "$(dirname "$0")/../.."
@@ -23,6 +25,7 @@ if [ ! -x "$RXC" ]; then
 fi
 if "$PYTHON" -c "import torch, torchvision" 2>/dev/null; then
   RXC="$RXC" "$PYTHON" tests/graph/models.py
+  RXC="$RXC" "$PYTHON" tests/graph/fig3_equiv.py
 else
   echo "SKIP models: $PYTHON has no torch/torchvision"
 fi
