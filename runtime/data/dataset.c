@@ -259,7 +259,7 @@ int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, char
         }
         free(path);
         int count = (int)(len / rec);
-        ds->pixels = xrealloc(ds->pixels, (size_t)(ds->n + count) * 3072);
+        ds->pixels = xrealloc(ds->pixels, (size_t)(ds->n + count) * 3072 + 1); /* +1: see image.h */
         ds->label = xrealloc(ds->label, sizeof(int) * (ds->n + count));
         for (int i = 0; i < count; i++) {
             const uint8_t *r = (const uint8_t *)data + (size_t)i * rec;

@@ -15,7 +15,7 @@
 
 typedef struct Image {
     int w, h;
-    uint8_t *px;        /* h*w*3 bytes, malloc'd */
+    uint8_t *px;        /* h*w*3 bytes (+1 spare: vector loads of 4), malloc'd */
     int full_w, full_h; /* size before DCT-domain scaling; 0 when not scaled */
 } Image;
 
