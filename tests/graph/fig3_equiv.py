@@ -11,37 +11,12 @@ import json, os, struct, subprocess, sys, tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from st_io import read_st, write_st  # noqa: E402
+
 RXC = os.environ.get("RXC", "./rxc")
 C, D = 4, 4
 SETS = ["--set", f"cardinality={C}"]
-DT = {"F32": np.float32, "I64": np.int64}
-RDT = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
-
-
-def write_st(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, arr in tensors.items():
-        b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": RDT[arr.dtype], "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def read_st(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, d in header.items():
-        if name != "__metadata__":
-            b, e = d["data_offsets"]
-            out[name] = np.frombuffer(data[8 + n + b:8 + n + e], dtype=DT[d["dtype"]]).reshape(d["shape"])
-    return out
-
-
 def params(form):
     r = subprocess.run([RXC, "summary", f"examples/fig3{form}.net", "--json"] + SETS, capture_output=True, text=True)
     if r.returncode:

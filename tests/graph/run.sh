@@ -6,6 +6,7 @@
 #                 names, shapes and order, parameter counts, MACs (hooks)
 #   fig3_equiv.py the three Figure 3 forms give the same outputs and gradients
 #                 (rxc grad) under the weight mapping their files document
+#   init_check.py `init torchvision` / `init pytorch` reach the initial weights
 #   nets.py       naming rules and elaboration errors on small files (nets/)
 set -u
 cd "$(dirname "$0")/../.."
@@ -26,6 +27,7 @@ fi
 if "$PYTHON" -c "import torch, torchvision" 2>/dev/null; then
   RXC="$RXC" "$PYTHON" tests/graph/models.py
   RXC="$RXC" "$PYTHON" tests/graph/fig3_equiv.py
+  RXC="$RXC" "$PYTHON" tests/graph/init_check.py
 else
   echo "SKIP models: $PYTHON has no torch/torchvision"
 fi
