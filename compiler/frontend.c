@@ -343,7 +343,12 @@ static void apply_set(AstFile *f, Diag *d, const char *name, AstExpr *value, Src
     const char *near = diag_closest(key, cands, n);
     if (section[0] && strcmp(section, "network") && strcmp(section, "train") && strcmp(section, "data") &&
         strcmp(section, "optimizer") && strcmp(section, "schedule") && strcmp(section, "loss"))
-        diag_error(d, nloc, "--set: unknown section '%s' (known: network, train, data, optimizer, schedule, loss)", section);
+    {
+        static const char *const sections[] = {"network", "train", "data", "optimizer", "schedule", "loss"};
+        const char *near_section = diag_closest(section, sections, 6);
+        if (near_section) diag_error(d, nloc, "--set: unknown section '%s'; did you mean '%s'?", section, near_section);
+        else diag_error(d, nloc, "--set: unknown section '%s' (known: network, train, data, optimizer, schedule, loss)", section);
+    }
     else if (near) diag_error(d, nloc, "--set: the file has no setting '%s'; did you mean '%s'?", name, near);
     else diag_error(d, nloc, "--set: the file has no setting '%s' (--set changes network parameters, top-level constants and data/train settings)", name);
     free(cands);
