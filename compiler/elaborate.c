@@ -36,6 +36,7 @@ enum {
     MAX_STEPS = 1000000,     /* statements and calls executed */
     MAX_NODES = 200000,      /* graph nodes */
     MAX_LIST = 1 << 20,      /* list elements */
+    MAX_LIST_BYTES = 256 << 20, /* all lists made while elaborating */
     MAX_CALL_DEPTH = 64,     /* nested block calls */
     MAX_LOOP_NEST = 32,
 };
@@ -217,6 +218,8 @@ typedef struct Elab {
     int depth;
     long steps;
     bool budget_reported;
+    int64_t list_bytes;
+    SrcLoc last_loc;       /* the statement being run, for budget messages */
     InitKind conv_init;
     int errors0;
 } Elab;
@@ -749,7 +752,17 @@ static Value op_concat(Elab *e, Frame *f, const AstExpr *call) {
 
 /* ---- builtins ------------------------------------------------------------------------ */
 
+/* A new list of n elements, or poison once the lists made so far exceed the
+ * memory budget (a loop that grows a list quadratically). */
 static Value list_value(Elab *e, int n) {
+    e->list_bytes += (int64_t)(n ? n : 1) * (int64_t)sizeof(Value);
+    if (e->list_bytes > MAX_LIST_BYTES) {
+        if (!e->budget_reported)
+            diag_error(e->d, e->last_loc, "the network uses too much memory to elaborate (lists of more than %d MiB)",
+                       MAX_LIST_BYTES >> 20);
+        e->budget_reported = true;
+        return VERR;
+    }
     Value v = {.k = V_LIST};
     v.u.list.n = n;
     v.u.list.items = arena_alloc(e->arena, (size_t)(n ? n : 1) * sizeof(Value));
@@ -864,6 +877,7 @@ static Value builtin_call(Elab *e, Frame *f, const AstExpr *call) {
             return VERR;
         }
         Value l = list_value(e, 2);
+        if (l.k == V_ERR) return VERR;
         l.u.list.items[0] = vint(node->dim[0]);
         l.u.list.items[1] = vint(node->dim[1]);
         return l;
@@ -880,6 +894,7 @@ static Value builtin_call(Elab *e, Frame *f, const AstExpr *call) {
         return VERR;
     }
     Value l = list_value(e, (int)count);
+    if (l.k == V_ERR) return VERR;
     for (int64_t i = 0; i < count; i++) l.u.list.items[i] = vint(lo + i);
     return l;
 }
@@ -1124,6 +1139,7 @@ static Value eval_binary(Elab *e, Frame *f, const AstExpr *x) {
             return VERR;
         }
         Value l = list_value(e, (int)n);
+        if (l.k == V_ERR) return VERR;
         memcpy(l.u.list.items, a.u.list.items, (size_t)a.u.list.n * sizeof(Value));
         memcpy(l.u.list.items + a.u.list.n, b.u.list.items, (size_t)b.u.list.n * sizeof(Value));
         return l;
@@ -1202,6 +1218,7 @@ static Value eval_index(Elab *e, Frame *f, const AstExpr *x) {
         if (h > n) h = n;
         if (h < l) h = l;
         Value r = list_value(e, (int)(h - l));
+        if (r.k == V_ERR) return VERR;
         memcpy(r.u.list.items, base.u.list.items + l, (size_t)(h - l) * sizeof(Value));
         return r;
     }
@@ -1231,6 +1248,7 @@ static Value eval(Elab *e, Frame *f, const AstExpr *x, const char *bind_hint) {
     case EX_NAME: return lookup(e, f, x);
     case EX_LIST: {
         Value l = list_value(e, x->v.list.n);
+        if (l.k == V_ERR) return VERR;
         bool ok = true;
         for (int i = 0; i < x->v.list.n; i++) {
             l.u.list.items[i] = eval(e, f, x->v.list.items[i], NULL);
@@ -1384,6 +1402,7 @@ static bool is_network_top_level(const Elab *e, const AstStmt *s) {
 }
 
 static Flow exec_stmt(Elab *e, Frame *f, const AstStmt *s, Value *ret) {
+    e->last_loc = s->loc;
     if (over_budget(e, s->loc)) {
         *ret = VERR;
         return FLOW_RETURN;
