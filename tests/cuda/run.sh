@@ -36,10 +36,52 @@ else
   echo "SKIP cuda_api_abi_constants: no CUDA headers under $CUDA_HOME/include"
 fi
 
+# The GPU executor end to end on a fake GPU (tests/cuda/fake_gpu.cc: the
+# driver, NVRTC and cuBLAS entry points on the CPU, kernels run by the fiber
+# emulator): gradients and three AdamW steps of tiny_resnext against the CPU
+# executor (1e-4 and 1e-3 of max(1, max|cpu|) per tensor: AdamW magnifies
+# rounding in near-zero gradients), and CUDA-graph replay == direct launches.
+RXC="${RXC:-./rxc}"
+fake="$work/fakegpu"
+mkdir -p "$fake/cuda/lib64"
+PYTHON="${PYTHON:-/usr/bin/python3}"
+if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null &&
+   g++ -std=c++17 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$fake/libcuda.so.1" tests/cuda/fake_gpu.cc 2>"$work/fake.log"; then
+  cp "$fake/libcuda.so.1" "$fake/cuda/lib64/libnvrtc.so"
+  cp "$fake/libcuda.so.1" "$fake/cuda/lib64/libcublas.so"
+  fakerun() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
+                  RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" "$@"; }
+  b="$work/fake_batch.safetensors"
+  "$PYTHON" tests/gpu/compare.py batch "$b" 4 3 32 32 10 7
+  net=models/tiny_resnext.net
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda --out "$work/fg_cuda.st" >"$work/fg.log" 2>&1 &&
+     "$RXC" grad $net --batch "$b" --device cpu --out "$work/fg_cpu.st" >>"$work/fg.log" 2>&1; then
+    "$PYTHON" tests/gpu/compare.py step "$work/fg_cpu.st" "$work/fg_cuda.st" exec_cuda_fake_gpu_grad 1e-4 || status_units=1
+  else
+    echo "FAIL exec_cuda_fake_gpu_grad: $(tail -c 1500 "$work/fg.log" | tr '\n' ' ')"; status_units=1
+  fi
+  if fakerun "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
+     fakerun env RXC_CUDA_GRAPHS=0 "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_off.st" \
+       >"$work/fs_off.log" 2>&1 &&
+     "$RXC" step $net --batch "$b" --device cpu --steps 3 --out "$work/fs_cpu.st" >"$work/fs_cpu.log" 2>&1; then
+    "$PYTHON" tests/gpu/compare.py step "$work/fs_cpu.st" "$work/fs_on.st" exec_cuda_fake_gpu_adamw_3_steps 1e-3 || status_units=1
+    replays=$(sed -n 's/.* \([0-9]*\) graph launches.*/\1/p' "$work/fs_on.log" | sort -n | tail -1)
+    if [ "${replays:-0}" -gt 0 ]; then
+      "$PYTHON" tests/gpu/compare.py step "$work/fs_off.st" "$work/fs_on.st" exec_cuda_graph_replay_equals_direct 1e-7 ||
+        status_units=1
+    else
+      echo "FAIL exec_cuda_graph_replay_equals_direct: no CUDA graph was replayed"; status_units=1
+    fi
+  else
+    echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
+  fi
+else
+  echo "SKIP exec_cuda_fake_gpu: needs ./rxc, numpy and g++ ($(head -c 300 "$work/fake.log" 2>/dev/null))"
+fi
+
 # Every model and example: all kernels of one training step through NVRTC,
 # for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
 # kernels cost NVRTC time on later runs. Spills are reported, not failures.
-RXC="${RXC:-./rxc}"
 if [ ! -x "$RXC" ]; then
   echo "FAIL cuda_models: $RXC is not built (make)"
   exit 1

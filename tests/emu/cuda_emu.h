@@ -171,13 +171,13 @@ struct GRef {
     long long idx;
     operator V() const {
         if (!p) return V();
-        check_access(*sh, false, "global", name, idx);
+        if (sh) check_access(*sh, false, "global", name, idx);
         return *p;
     }
     template <typename U = T, typename = typename std::enable_if<!std::is_const<U>::value>::type>
     GRef &operator=(V v) {
         if (!p) return *this;
-        check_access(*sh, true, "global", name, idx);
+        if (sh) check_access(*sh, true, "global", name, idx);
         *p = v;
         return *this;
     }
@@ -196,9 +196,12 @@ struct GPtr {
     Shadow *shadow = nullptr;
     const char *name = "?";
     GPtr() {}
+    /* numel < 0: an unchecked pointer (no bounds, no race shadow) */
     GPtr(Launch *L, int arg)
-        : base((T *)L->bufs[arg]), numel(L->numel[arg]), shadow(L->shadows[arg].data()), name(L->names[arg]) {}
+        : base((T *)L->bufs[arg]), numel(L->numel[arg]),
+          shadow(L->numel[arg] >= 0 ? L->shadows[arg].data() : nullptr), name(L->names[arg]) {}
     GRef<T> operator[](long long i) const {
+        if (numel < 0) return GRef<T>{base + i, nullptr, name, i};
         if (i < 0 || i >= numel) {
             error("out-of-bounds access %s[%lld] (numel %lld) by thread %lld (block %lld)", name, i, numel,
                   global_thread(), S.block_linear);
@@ -371,7 +374,8 @@ static int rxc_emu_launch(void (*entry)(rxc_emu::Launch *), const unsigned grid[
                           const double *sc, char *err, size_t errlen) {
     using namespace rxc_emu;
     std::vector<std::vector<Shadow>> shadows((size_t)n_args);
-    for (int a = 0; a < n_args; a++) shadows[(size_t)a].resize((size_t)numel[a]);
+    for (int a = 0; a < n_args; a++)
+        if (numel[a] >= 0) shadows[(size_t)a].resize((size_t)numel[a]);
     Launch L{bufs, numel, names, shadows.data(), sc};
     S.launch = &L;
     S.entry = entry;
