@@ -4,16 +4,18 @@
  * step's buffer addresses once, and runs phases: generated C kernels and
  * OpenBLAS sgemm calls.
  *
- * Threads. Kernels parallelise with OpenMP. A GEMM step with batch 1 is one
- * cblas_sgemm threaded by OpenBLAS (as many threads as OpenMP has): OpenBLAS
- * packs B once and splits C among its threads. A batched GEMM step (grouped
- * convolutions: many small products) is split by this file into fixed tiles
- * (batch entries, then row or column blocks chosen from the shape alone)
- * that the OpenMP team works through, each tile a single-threaded call:
- * far faster than many small threaded calls. Neither way splits the k
- * dimension, so every element of C is summed in the same order whatever the
- * thread count. RXC_GEMM_THREADS=tiles tiles every GEMM; =blas makes plain
- * OpenBLAS-threaded calls for every GEMM (for comparison).
+ * Threads. Kernels parallelise with OpenMP, and so do GEMMs: each GEMM step
+ * is split by this file into fixed tiles (batch entries, then row or column
+ * blocks chosen from the shape alone) that the OpenMP team works through,
+ * each tile a single-threaded cblas_sgemm. One thread pool serves both kinds
+ * of step: OpenMP workers, which spin for a while after each parallel
+ * region, never compete for the two cores with OpenBLAS's own worker
+ * threads, and grouped convolutions (many small products) run their groups
+ * side by side instead of as many small threaded calls. Tiles never split
+ * the k dimension, so every element of C is summed in the same order
+ * whatever the thread count. For comparison: RXC_GEMM_THREADS=blas makes
+ * plain calls threaded by OpenBLAS; =hybrid does that for batch-1 steps
+ * and tiles the batched ones.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -68,7 +70,7 @@ typedef struct CpuExec {
     double (*clock)(void);             /* wall time, or process CPU time */
     int runs[PHASE_COUNT];
     bool blas_threads;  /* RXC_GEMM_THREADS=blas */
-    bool hybrid;        /* batch 1 threaded by OpenBLAS, batches tiled (the default) */
+    bool hybrid;        /* RXC_GEMM_THREADS=hybrid: batch 1 threaded by OpenBLAS, batches tiled */
 } CpuExec;
 
 static int64_t dtype_size(KDType t) {
@@ -90,9 +92,12 @@ static const char *space_name(BufSpace s) {
 
 /* Tiles for one GEMM step, from its shape only. About 8 tiles in all keeps
  * 2-8 threads busy; tiles stay at least 64 rows or columns (rounded to 16)
- * so each single-threaded call is still efficient. */
+ * so each single-threaded call is still efficient. Each tile packs the
+ * whole of the operand it does not split, so with a long k (weight
+ * gradients: k = batch x pixels) fewer, larger tiles repack less. The side
+ * split is the larger of m and n, which duplicates the smaller operand. */
 static GemmTile *tile_gemm(const GemmStep *g, int *n_tiles) {
-    const int target = 8;
+    const int target = g->k <= 512 ? 8 : g->k <= 2048 ? 4 : 2;
     int per_batch = g->batch >= target ? 1 : (target + g->batch - 1) / g->batch;
     bool split_rows = g->m >= g->n;
     int extent = split_rows ? g->m : g->n;
@@ -373,7 +378,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     x->threads = omp_get_max_threads();
     const char *mode = getenv("RXC_GEMM_THREADS");
     x->blas_threads = mode && !strcmp(mode, "blas");
-    x->hybrid = !(mode && !strcmp(mode, "tiles"));
+    x->hybrid = mode && !strcmp(mode, "hybrid");
     openblas_set_num_threads(x->blas_threads ? x->threads : 1);
     snprintf(x->name, sizeof x->name, "cpu (%d thread%s)", x->threads, x->threads == 1 ? "" : "s");
     e->device_name = x->name;
