@@ -232,6 +232,21 @@ if [ -x "$RXC" ]; then
     if grep -q "^samples 1438 " $W/digits.log && grep -q "classes 10: 0 1 2 3 4 5 6 7 8 9" $W/digits.log; then
       echo "PASS demo_loads (1438 train images, classes 0-9 in order)"
     else echo "FAIL demo_loads: $(grep -m2 '^samples\|^ERROR' $W/digits.log)"; fi
+    # rxc augment: the tiny model's recipe reads data/digits relative to the working directory
+    AUG=$W/augment
+    rm -rf $AUG && mkdir -p $AUG/data && ln -s "$PWD/$W/digits" $AUG/data/digits
+    if (cd $AUG && "$RXC" augment "$OLDPWD/models/tiny_resnext.net" --split train -n 16 -o grid.png > aug.log 2>&1); then
+      $PYTHON - $AUG/grid.png $AUG/aug.log <<'EOF2'
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1])
+log = open(sys.argv[2]).read()
+ok = im.size == (4 * 34 + 2, 4 * 34 + 2) and "16 train samples" in log and "1438 images" in log
+print("PASS cmd_augment_grid (4x4 grid of 32x32 samples, %dx%d)" % im.size if ok else
+      "FAIL cmd_augment_grid: size %s, log %s" % (im.size, log[-300:]))
+EOF2
+    elif grep -q "not in this build\|not implemented" $AUG/aug.log; then echo "SKIP cmd_augment_grid: $(head -1 $AUG/aug.log)"
+    else echo "FAIL cmd_augment_grid: $(tail -2 $AUG/aug.log)"; fi
   else
     echo "SKIP demo: digits.csv.gz not available (apt-get download python3-sklearn failed)"
   fi
