@@ -24,5 +24,9 @@ if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -I. -I"$BUILD/gen" -fope
   echo "FAIL ops_build: op_runner does not build: $(head -c 300 build/tests/op_runner.log)"
   exit 0
 fi
+RXC_BIN="$(cd "$(dirname "${RXC:-./rxc}")" && pwd)/$(basename "${RXC:-./rxc}")"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}"
-cd tests/ops && OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
+# the same checks through the trainer's `rxc grad` for a few representative ops
+"$PYTHON" check_ops.py "$RXC_BIN" grouped3x3_width4 stem7x7_stride2 batchnorm_relu residual_chain maxpool_ties mul_broadcast_se concat linear

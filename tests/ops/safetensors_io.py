@@ -12,7 +12,8 @@ _RDT = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.uint
 def write_st(path, tensors):
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)
+        a = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
         b = a.tobytes()
         header[name] = {"dtype": _RDT[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
