@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -173,6 +174,23 @@ static char *base_name(const char *path) {
     return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
 }
 
+/* Only files rxc wrote (the ".rxc" suffix) are removed. */
+static void remove_old_event_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    static const char prefix[] = "events.out.tfevents.", suffix[] = ".rxc";
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > (sizeof prefix - 1) + (sizeof suffix - 1) && !strncmp(e->d_name, prefix, sizeof prefix - 1) &&
+            !strcmp(e->d_name + n - (sizeof suffix - 1), suffix)) {
+            char *path = xasprintf("%s/%s", dir, e->d_name);
+            remove(path);
+            free(path);
+        }
+    }
+    closedir(d);
+}
+
 RunLog *runlog_open(const char *run_dir, const char *model_path, const char *resolved_settings_text,
                     int start_epoch, char *err, size_t errlen) {
     if (!run_dir || !*run_dir) {
@@ -216,6 +234,9 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
             }
         free(old);
     }
+    /* A fresh run replaces an earlier run's logs in the same directory:
+     * its event files would otherwise show in TensorBoard as this run. */
+    if (start_epoch == 0) remove_old_event_files(run_dir);
     if (!(l->csv = open_in(l, "metrics.csv", "w", err, errlen))) goto fail;
     if (!(l->jsonl = open_in(l, "metrics.jsonl", "w", err, errlen))) goto fail;
     if (!(l->log = open_in(l, "log.txt", start_epoch > 0 ? "a" : "w", err, errlen))) goto fail;

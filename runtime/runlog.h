@@ -60,7 +60,8 @@ typedef struct RunLog RunLog;
  * model.net, writes resolved_settings_text (may be NULL) to settings.txt and
  * opens a new TensorBoard event file.
  *
- * start_epoch: 0 for a fresh run (metrics.csv/jsonl are started anew);
+ * start_epoch: 0 for a fresh run (metrics.csv/jsonl are started anew, and
+ * event files an earlier run left in run_dir are removed);
  * N > 0 when resuming after N finished epochs: rows for epochs 1..N already
  * in metrics.jsonl are kept (and shown in curves.svg), later rows (epochs
  * whose checkpoint was lost) are dropped.

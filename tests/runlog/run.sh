@@ -51,6 +51,14 @@ if ! "$PYTHON" -c 'import tensorboard' 2>/dev/null && [ -x build/tensorboard-ven
 fi
 "$CHECK_PY" tests/runlog/check.py "$T/run" "$T/resumed" "$T/model.net"
 
+# A fresh run over an old run directory replaces its logs: one event file, three rows.
+sleep 1
+"$D" run "$T/resumed" "$T/model.net" > /dev/null 2>&1
+n=$(ls "$T/resumed" | grep -c '^events\.out\.tfevents\.')
+rows=$(($(wc -l < "$T/resumed/metrics.csv") - 1))
+[ "$n" -eq 1 ] && [ "$rows" -eq 3 ] && echo "PASS fresh_run_replaces_old_logs" \
+  || echo "FAIL fresh_run_replaces_old_logs: $n event files, $rows csv rows"
+
 # Progress: without a terminal, a line every LOG_EVERY steps; forced bar: redrawn in place, then cleared.
 out=$(RXC_PROGRESS=lines "$D" progress 10 3)
 n=$(printf '%s\n' "$out" | grep -c '^epoch 1/5 step [369]/10 loss 2.0000 .* img/s ETA ')
