@@ -165,8 +165,8 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
     /* One iMCU of margin on each side: the chroma upsampler at the edge of a
      * crop lacks its neighbours, so only pixels away from the edge are
      * guaranteed to equal a full decode's. */
-    int margin = 2 * cinfo.max_h_samp_factor * DCTSIZE;
-    int vmargin = 2 * cinfo.max_v_samp_factor * DCTSIZE;
+    int margin = cinfo.max_h_samp_factor * DCTSIZE;
+    int vmargin = cinfo.max_v_samp_factor * DCTSIZE;
     int cx0 = x0 - margin < 0 ? 0 : x0 - margin, cx1 = x0 + w + margin > fw ? fw : x0 + w + margin;
     int ry0 = y0 - vmargin < 0 ? 0 : y0 - vmargin, ry1 = y0 + h + vmargin > fh ? fh : y0 + h + vmargin;
     JDIMENSION xoff = (JDIMENSION)cx0, cw = (JDIMENSION)(cx1 - cx0);
@@ -177,11 +177,21 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
     int rows = ry1 - ry0;
     pixels = xmalloc((size_t)ow * rows * 3 + 1);
     if (cmyk) rowbuf = xmalloc((size_t)ow * 4);
-    for (int r = 0; r < rows; r++) {
-        uint8_t *dst = pixels + (size_t)r * ow * 3;
-        JSAMPROW row = cmyk ? (JSAMPROW)rowbuf : (JSAMPROW)dst;
-        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;
-        if (cmyk) cmyk_row_to_rgb(rowbuf, dst, ow, cinfo.saw_Adobe_marker);
+    for (int r = 0; r < rows;) {
+        if (cmyk) {
+            JSAMPROW row = (JSAMPROW)rowbuf;
+            if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;
+            cmyk_row_to_rgb(rowbuf, pixels + (size_t)r * ow * 3, ow, cinfo.saw_Adobe_marker);
+            r++;
+            continue;
+        }
+        /* several rows per call: a whole iMCU row comes out at once */
+        JSAMPROW rowp[16];
+        int want = rows - r < 16 ? rows - r : 16;
+        for (int i = 0; i < want; i++) rowp[i] = (JSAMPROW)(pixels + (size_t)(r + i) * ow * 3);
+        JDIMENSION got = jpeg_read_scanlines(&cinfo, rowp, (JDIMENSION)want);
+        if (got == 0) break;
+        r += (int)got;
     }
     if (e.truncated) {
         free(pixels);

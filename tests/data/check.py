@@ -42,6 +42,10 @@ def make_inputs(outdir, photos):
     base.convert("RGBA").save(os.path.join(outdir, "rgba.png"))
     base.convert("P").save(os.path.join(outdir, "palette.png"))
     base.convert("L").save(os.path.join(outdir, "gray.png"))
+    # chroma subsampling and progressive coding (the Debian photos are 4:4:4 baseline)
+    base.save(os.path.join(outdir, "sub420.jpg"), quality=90, subsampling=2)
+    base.save(os.path.join(outdir, "sub422.jpg"), quality=90, subsampling=1)
+    base.save(os.path.join(outdir, "prog420.jpg"), quality=85, subsampling=2, progressive=True)
     for i, p in enumerate(photos):
         im = Image.open(p).convert("RGB")
         w, h = im.size

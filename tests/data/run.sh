@@ -52,14 +52,16 @@ $CHECK inputs $PH $PH/china.jpg $PH/flower.jpg
 L=$W/compare.txt
 : > $L
 o=$W/out
-for f in china.jpg flower.jpg gray.jpg cmyk.jpg rgba.png palette.png gray.png; do
+for f in china.jpg flower.jpg gray.jpg cmyk.jpg sub420.jpg sub422.jpg prog420.jpg rgba.png palette.png gray.png; do
   $TF decode $PH/$f $o/dec_$f.png && echo "decode_${f%.*}_${f##*.} decode $PH/$f $o/dec_$f.png" >> $L
 done
 for s in "200 320 213" "100 160 106" "50 80 53"; do
   set -- $s
   $TF decode $PH/china.jpg $o/draft_$1.png $1 && echo "decode_dct_scaled_vs_pil_draft_$2 draft $PH/china.jpg $2 $3 $o/draft_$1.png" >> $L
 done
-for s in "china 100 50 224 224" "china 333 171 250 250" "gray 17 3 101 77" "cmyk 0 0 300 200" "flower 500 300 140 127"; do
+for s in "china 100 50 224 224" "china 333 171 250 250" "gray 17 3 101 77" "cmyk 0 0 300 200" "flower 500 300 140 127" \
+         "sub420 100 50 224 224" "sub420 15 17 33 31" "sub420 401 190 239 237" "sub422 333 171 250 250" "sub422 17 3 101 77" \
+         "prog420 100 50 224 224" "prog420 15 17 33 31"; do
   set -- $s
   $TF region $2 $3 $4 $5 $PH/$1.jpg $o/reg_$1_$2.png 2>/dev/null &&
     echo "decode_region_$1_$2_$3 region $PH/$1.jpg $2 $3 $4 $5 $o/reg_$1_$2.png" >> $L
@@ -161,6 +163,8 @@ for i in 1 2 3 4; do
   cp $PH/china.jpg $SS/train/a_china/c$i.jpg; cp $PH/flower.jpg $SS/train/b_flower/f$i.jpg
 done
 cp $PH/china.jpg $SS/val/a_china/c.jpg; cp $PH/flower.jpg $SS/val/b_flower/f.jpg; cp $PH/gray.jpg $SS/val/a_china/g.jpg
+cp $PH/sub420.jpg $SS/train/a_china/s420.jpg; cp $PH/sub422.jpg $SS/train/b_flower/s422.jpg
+cp $PH/prog420.jpg $SS/val/b_flower/p420.jpg; cp $PH/sub420.jpg $SS/val/a_china/s420.jpg
 hashes() { grep '^epoch' "$1" | awk '{print $2, $4, $6, $7, $9}'; }
 for cache in decoded jpeg none; do
   for t in 1 2 3; do
@@ -183,14 +187,14 @@ for line in open(sys.argv[1]):
     if line.startswith("indices"):
         e = int(line.split()[1].rstrip(":"))
         ep.setdefault(e, []).extend(int(t.split("/")[0]) for t in line.split(":")[1].split())
-ok = sorted(ep.get(0, [])) == list(range(8)) and sorted(ep.get(1, [])) == list(range(8)) and ep[0] != ep[1] and ep[0] != list(range(8))
-print(("PASS loader_shuffle (each epoch a permutation of 8, epochs differ: %s / %s)" % (ep[0], ep[1])) if ok
+ok = sorted(ep.get(0, [])) == list(range(10)) and sorted(ep.get(1, [])) == list(range(10)) and ep[0] != ep[1] and ep[0] != list(range(10))
+print(("PASS loader_shuffle (each epoch a permutation of 10, epochs differ: %s / %s)" % (ep[0], ep[1])) if ok
       else "FAIL loader_shuffle: %s" % ep)
 EOF
 $LT $SS train seed-train --batch 3 --drop-last > $W/drop.log 2>&1
 $LT $SS train seed-train --batch 3 > $W/nodrop.log 2>&1
-if grep -q "batches 2 " $W/drop.log && grep -q "batches 3 " $W/nodrop.log && grep -q "batch 2 n 2 " $W/nodrop.log &&
-   [ "$(grep -c '^epoch' $W/drop.log)" = 2 ]; then echo "PASS loader_drop_last (8 samples, batch 3: 2 batches vs 3 with a short last one)"
+if grep -q "batches 3 " $W/drop.log && grep -q "batches 4 " $W/nodrop.log && grep -q "batch 3 n 1 " $W/nodrop.log &&
+   [ "$(grep -c '^epoch' $W/drop.log)" = 3 ]; then echo "PASS loader_drop_last (10 samples, batch 3: 3 batches vs 4 with a short last one)"
 else echo "FAIL loader_drop_last: $(grep '^samples' $W/drop.log) / $(grep '^samples' $W/nodrop.log)"; fi
 $LT $SS val seed-val --val --threads 2 --batch 2 --dump $W/val_f32.bin > $W/val.log 2>&1
 if grep -q "^ERROR" $W/val.log; then echo "FAIL loader_val_vs_torchvision: $(grep ^ERROR $W/val.log)"
