@@ -299,6 +299,16 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
                     (unsigned long long)hlen);
     }
     const char *header = (const char *)buf + 8;
+    /* JSON allows no raw control characters (cJSON would accept a NUL inside a
+     * name and silently cut the name there). */
+    for (uint64_t i = 0; i < hlen; i++) {
+        unsigned char ch = (unsigned char)header[i];
+        if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
+            st_free(out);
+            return fail(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path,
+                        ch, (unsigned long long)i);
+        }
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)hlen, &end, 0);
     if (!root) {

@@ -108,6 +108,7 @@ def bad_cases():
         ("truncated_header", full[:8 + len(h) // 2], "exceeds"),
         ("huge_header_length", struct.pack("<Q", 1 << 62) + h + d, "exceeds"),
         ("corrupt_json", struct.pack("<Q", len(h)) + h.replace(b":", b";", 1) + d, "malformed"),
+        ("nul_in_name", struct.pack("<Q", len(h)) + h[:3] + b"\x00" + h[4:] + d, "control character"),
         ("json_not_object", struct.pack("<Q", 4) + b"[1] " + d, "not an object"),
         ("trailing_garbage_in_header", struct.pack("<Q", len(h) + 2) + h + b"xx" + d, "unexpected bytes"),
         ("size_mismatch", struct.pack("<Q", len(J({"x": {"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 16]}})))
