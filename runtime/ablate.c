@@ -19,9 +19,11 @@
  * Training. Each variant is trained by the trainer itself (cmd_train, in
  * this process) with the file's recipe, into its own run directory
  * OUT/c<C>_d<d>; when it finishes, a record (ablation_done.json) is written
- * there. Rerunning the same command skips variants with a record and resumes
- * an interrupted variant from its last checkpoint, so an interrupted
- * ablation continues where it stopped. After each variant the
+ * there (C, d, epochs and the model's hash). Rerunning the same command
+ * skips variants with a matching record and resumes an interrupted variant
+ * from its last checkpoint, so an interrupted ablation continues where it
+ * stopped; more --epochs continue finished variants, and a record for
+ * another model or settings makes its variant train anew. After each variant the
  * table is rewritten to OUT/ablation.csv and OUT/ablation.md and the plot to
  * OUT/ablation.svg.
  */
@@ -88,7 +90,8 @@ static void usage(FILE *out) {
             "\n"
             "Outputs: the table on the terminal and in DIR/ablation.csv and DIR/ablation.md,\n"
             "the plot DIR/ablation.svg, and one run directory per variant (DIR/c<C>_d<d>).\n"
-            "Rerunning an interrupted ablation skips the variants that finished.\n");
+            "Rerunning an interrupted ablation skips the variants that finished and continues\n"
+            "the interrupted one from its last checkpoint.\n");
 }
 
 /* ---- arguments -------------------------------------------------------------- */
@@ -371,42 +374,54 @@ static void summarize_rows(Variant *v) {
     }
 }
 
-/* A finished variant has ablation_done.json with its C, d and epochs. */
-static bool load_done(const char *out, Variant *v, int epochs) {
+/* What a variant's run directory holds for this ablation. */
+typedef enum RecordState {
+    REC_NONE,      /* no record: train (continuing from last.safetensors if an interrupted run left one) */
+    REC_DONE,      /* finished with this model, these settings and this many epochs: skip */
+    REC_EXTEND,    /* finished with this model and settings, fewer epochs: continue it to the new count */
+    REC_STALE,     /* finished for another model, other settings or more epochs: train anew */
+} RecordState;
+
+/* Reads ablation_done.json, written when a variant finishes: C, d, epochs
+ * and the SHA-256 of the base model text with the user's overrides. */
+static RecordState load_done(const char *out, Variant *v, int epochs, const char *model_sha) {
     char *dir = variant_dir(out, v);
     char *path = xasprintf("%s/ablation_done.json", dir);
     char *text = read_file(path, NULL);
-    bool done = false;
+    RecordState st = REC_NONE;
     if (text) {
         cJSON *o = cJSON_Parse(text);
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "cardinality");
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "width");
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epochs");
-        done = cJSON_IsNumber(c) && cJSON_IsNumber(w) && cJSON_IsNumber(e) && c->valueint == v->cardinality &&
-               w->valueint == v->width && e->valueint == epochs;
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "model_sha256");
+        bool same = cJSON_IsNumber(c) && cJSON_IsNumber(w) && cJSON_IsNumber(e) && cJSON_IsString(h) &&
+                    c->valueint == v->cardinality && w->valueint == v->width && !strcmp(h->valuestring, model_sha);
+        st = !same ? REC_STALE : e->valueint == epochs ? REC_DONE : e->valueint < epochs ? REC_EXTEND : REC_STALE;
         cJSON_Delete(o);
     }
-    if (done) {
+    if (st == REC_DONE) {
         free(v->rows);
         v->n_rows = runlog_read_metrics(dir, &v->rows);
         v->trained = true;
         v->epochs = epochs;
         summarize_rows(v);
     }
+    if (st == REC_STALE || st == REC_EXTEND) remove(path); /* until the variant finishes again */
     free(text);
     free(path);
     free(dir);
-    return done;
+    return st;
 }
 
-static int write_done(const char *out, const Variant *v) {
+static int write_done(const char *out, const Variant *v, const char *model_sha) {
     char *dir = variant_dir(out, v);
     char *path = xasprintf("%s/ablation_done.json", dir);
     FILE *f = fopen(path, "w");
     int rc = -1;
     if (f) {
-        fprintf(f, "{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld}\n", v->cardinality,
-                v->width, v->epochs, (long long)v->params, (long long)v->macs);
+        fprintf(f, "{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld,\"model_sha256\":\"%s\"}\n",
+                v->cardinality, v->width, v->epochs, (long long)v->params, (long long)v->macs, model_sha);
         rc = fclose(f) == 0 ? 0 : -1;
     }
     if (rc) fprintf(stderr, "rxc ablate: cannot write %s: %s\n", path, strerror(errno));
@@ -601,12 +616,14 @@ static char *base_name(const char *path) {
 }
 
 /* Trains one variant with the trainer's own command, in this process, into
- * its run directory; a variant interrupted earlier continues from its last
- * checkpoint (the trainer's --resume). Returns the exit status (0, 1, 2, 130). */
-static int train_variant(const AblateArgs *a, const char *out, Variant *v, int epochs) {
+ * its run directory. Unless `fresh`, a variant interrupted earlier (or one
+ * being extended to more epochs) continues from its last checkpoint (the
+ * trainer's --resume). Returns the exit status (0, 1, 2, 130). */
+static int train_variant(const AblateArgs *a, const char *out, Variant *v, int epochs, bool fresh,
+                         const char *model_sha) {
     char *dir = variant_dir(out, v);
     char *last = xasprintf("%s/last.safetensors", dir);
-    bool resume = access(last, R_OK) == 0;
+    bool resume = !fresh && access(last, R_OK) == 0;
     StrBuf argbuf = {0};
     char **argv = xcalloc((size_t)(2 * a->n_sets + 20), sizeof *argv);
     char **owned = xcalloc((size_t)(a->n_sets + 8), sizeof *owned);
@@ -657,7 +674,7 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
         v->trained = true;
         v->epochs = epochs;
         summarize_rows(v);
-        if (write_done(out, v) != 0) rc = 1;
+        if (write_done(out, v, model_sha) != 0) rc = 1;
     }
     for (int i = 0; i < n_owned; i++) free(owned[i]);
     free(owned);
@@ -698,6 +715,9 @@ int cmd_ablate(int argc, char **argv) {
     }
     int64_t p0 = graph_param_count(base.graph), m0 = graph_macs(base.graph);
     int file_epochs = base.recipe.epochs;
+    char model_sha[65];
+    memcpy(model_sha, base.source_sha256, sizeof model_sha);
+    model_sha[64] = 0;
     model_free(&base);
     if (p0 <= 0 || m0 <= 0) {
         fprintf(stderr, "rxc ablate: %s: the network has no parameters or MACs to keep equal\n", a.file);
@@ -753,12 +773,16 @@ int cmd_ablate(int argc, char **argv) {
     }
     int epochs = a.epochs ? a.epochs : file_epochs;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (load_done(out, &v[i], epochs)) {
+        RecordState st = load_done(out, &v[i], epochs, model_sha);
+        if (st == REC_DONE) {
             fprintf(stderr, "rxc ablate: %dx%dd already finished (%s/c%d_d%d), skipped\n", v[i].cardinality,
                     v[i].width, out, v[i].cardinality, v[i].width);
             continue;
         }
-        rc = train_variant(&a, out, &v[i], epochs);
+        if (st == REC_STALE)
+            fprintf(stderr, "rxc ablate: %s/c%d_d%d holds a run of another model, other settings or more epochs; "
+                            "training it anew\n", out, v[i].cardinality, v[i].width);
+        rc = train_variant(&a, out, &v[i], epochs, st == REC_STALE, model_sha);
         write_outputs(out, name, v, n, p0, m0);
     }
     if (rc == 0) write_outputs(out, name, v, n, p0, m0);

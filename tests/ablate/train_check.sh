@@ -63,3 +63,23 @@ else
 fi
 "$RXC" ablate $H/micro.net --cardinality 1,2,4 --dry-run --json > "$T/dry3.json"
 "$PYTHON" $H/check_outputs.py "$OUT" "$T/dry3.json" 2 extended "$T/out2.json"
+
+# 4. More epochs continue a finished variant from its checkpoint.
+"$RXC" ablate $H/micro.net --cardinality 1 --epochs 3 --out "$OUT" --set "root=\"$PWD/$DATA\"" --set device=cpu \
+  --set batch=128 > /dev/null 2> "$T/err4"; rc=$?
+rows=$(grep -c . "$OUT"/c1_*/metrics.jsonl)
+if [ $rc -eq 0 ] && grep -q "^== variant 1x.*(resumed): .*--epochs 3 .*--resume" "$T/err4" && [ "$rows" -eq 3 ] \
+   && grep -q '"epochs":3' "$OUT"/c1_*/ablation_done.json; then
+  echo "PASS more_epochs_extend_finished_variant"
+else
+  echo "FAIL more_epochs_extend_finished_variant: exit $rc, $rows epochs in metrics.jsonl: $(tail -c 400 "$T/err4")"
+fi
+
+# 5. A record made with other settings (here the learning rate) is not reused.
+"$RXC" ablate $H/micro.net --cardinality 4 "${common[@]}" --set lr=2e-3 > /dev/null 2> "$T/err5"; rc=$?
+if [ $rc -eq 0 ] && grep -q "holds a run of another model, other settings or more epochs; training it anew" "$T/err5" \
+   && grep -q "^== variant 4x" "$T/err5" && ! grep -q "(resumed)" "$T/err5"; then
+  echo "PASS other_settings_train_anew"
+else
+  echo "FAIL other_settings_train_anew: exit $rc: $(tail -c 400 "$T/err5")"
+fi
