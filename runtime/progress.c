@@ -55,8 +55,15 @@ static void draw(Progress *p, int64_t step, double now) {
     double elapsed = now - p->t_start;
     double ips = elapsed > 0 ? (double)p->images / elapsed : 0;
     double eta = (p->steps > 0 && step > 0) ? elapsed / (double)step * (double)(p->steps - step) : -1;
-    char eta_s[32];
+    char eta_s[32], run_s[48] = "";
     progress_format_duration(eta, eta_s, sizeof eta_s);
+    /* The rest of the run, from this epoch's pace (validation not counted). */
+    if (eta >= 0 && p->epochs > p->epoch) {
+        char d[32];
+        double epoch_time = elapsed / (double)step * (double)p->steps;
+        progress_format_duration(eta + epoch_time * (p->epochs - p->epoch), d, sizeof d);
+        snprintf(run_s, sizeof run_s, " (run %s)", d);
+    }
     if (p->tty) {
         char bar[BAR_CELLS + 1];
         int filled = p->steps > 0 ? (int)(BAR_CELLS * step / p->steps) : 0;
@@ -64,12 +71,12 @@ static void draw(Progress *p, int64_t step, double now) {
         for (int i = 0; i < BAR_CELLS; i++) bar[i] = i < filled ? '#' : '.';
         bar[BAR_CELLS] = 0;
         /* \r and erase-to-end-of-line: the bar is redrawn over itself. */
-        fprintf(p->out, "\r\033[Kepoch %d/%d [%s] %lld/%lld  %.1f img/s  loss %.4f  ETA %s", p->epoch,
-                p->epochs, bar, (long long)step, (long long)p->steps, ips, p->loss_avg, eta_s);
+        fprintf(p->out, "\r\033[Kepoch %d/%d [%s] %lld/%lld  %.1f img/s  loss %.4f  ETA %s%s", p->epoch,
+                p->epochs, bar, (long long)step, (long long)p->steps, ips, p->loss_avg, eta_s, run_s);
         p->drawn = true;
     } else {
-        fprintf(p->out, "epoch %d/%d step %lld/%lld loss %.4f %.1f img/s ETA %s\n", p->epoch, p->epochs,
-                (long long)step, (long long)p->steps, p->loss_avg, ips, eta_s);
+        fprintf(p->out, "epoch %d/%d step %lld/%lld loss %.4f %.1f img/s ETA %s%s\n", p->epoch, p->epochs,
+                (long long)step, (long long)p->steps, p->loss_avg, ips, eta_s, run_s);
     }
     fflush(p->out);
     p->t_last_draw = now;

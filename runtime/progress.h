@@ -3,9 +3,12 @@
  *
  * On a terminal (isatty) a one-line bar redrawn in place, at most a few
  * times a second:
- *   epoch 3/200 [#########...........]  61/148  412.3 img/s  loss 1.8613  ETA 0:13
+ *   epoch 3/200 [#########...........]  61/148  412.3 img/s  loss 1.8613  ETA 0:13 (run 1:11:02)
  * Otherwise (a log file, a pipe, CI) a plain line every `log_every` steps:
- *   epoch 3/200 step 60/148 loss 1.8613 412.3 img/s ETA 0:13
+ *   epoch 3/200 step 60/148 loss 1.8613 412.3 img/s ETA 0:13 (run 1:11:02)
+ * "loss" is the running mean over the epoch so far; ETA is the rest of the
+ * epoch's training, "run" the rest of the run at this epoch's pace
+ * (validation not counted), shown while epochs remain.
  * The epoch line itself is the trainer's (runlog_epoch_line); call
  * progress_end before printing it so that the bar is cleared first.
  *

@@ -61,7 +61,7 @@ rows=$(($(wc -l < "$T/resumed/metrics.csv") - 1))
 
 # Progress: without a terminal, a line every LOG_EVERY steps; forced bar: redrawn in place, then cleared.
 out=$(RXC_PROGRESS=lines "$D" progress 10 3)
-n=$(printf '%s\n' "$out" | grep -c '^epoch 1/5 step [369]/10 loss 2.0000 .* img/s ETA ')
+n=$(printf '%s\n' "$out" | grep -c '^epoch 1/5 step [369]/10 loss 2.0000 .* img/s ETA [0-9:]* (run [0-9:]*)$')
 [ "$n" -eq 3 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 4 ] && echo "PASS progress_lines" \
   || echo "FAIL progress_lines: expected 3 progress lines + done, got: $out"
 out=$(RXC_PROGRESS=bar "$D" progress 10 3 | cat -v)
