@@ -227,8 +227,9 @@ static void sets_add(SetList *l, const char *name, const char *value) {
     l->n++;
 }
 
-/* The user's overrides, minus any of cardinality/width/epochs/run_dir that
- * the ablation sets itself. */
+/* The user's overrides, minus cardinality and width, which each variant sets
+ * (train_variant also leaves out epochs and run_dir, which it passes as
+ * --epochs and --run-dir). */
 static void sets_user(SetList *l, const AblateArgs *a) {
     static const char *const ours[] = {"cardinality", "network.cardinality", "width", "network.width"};
     for (int i = 0; i < a->n_sets; i++) {
@@ -301,7 +302,12 @@ typedef struct Search {
 static const Probe *probe(Search *s, int d) {
     for (int i = 0; i < s->n; i++)
         if (s->probes[i].d == d) return &s->probes[i];
-    if (s->n == (int)(sizeof s->probes / sizeof s->probes[0])) s->n--; /* cannot happen: bisection is short */
+    /* Doubling up to MAX_WIDTH and bisecting take under 30 probes; should a
+     * file ever need more, the oldest entry is reused. */
+    if (s->n == (int)(sizeof s->probes / sizeof s->probes[0])) {
+        memmove(s->probes, s->probes + 1, sizeof s->probes - sizeof s->probes[0]);
+        s->n--;
+    }
     Probe *p = &s->probes[s->n++];
     p->d = d;
     p->ok = measure(s->a, s->c, d, &p->params, &p->macs) == 0;
