@@ -45,7 +45,7 @@ static double cpu_seconds(void) {
 }
 
 typedef struct GemmTile {
-    int b;             /* batch entry */
+    int b;             /* batch entry, or -1: every entry in order */
     int r0, rows;      /* rows of C */
     int c0, cols;      /* columns of C */
 } GemmTile;
@@ -97,6 +97,25 @@ static const char *space_name(BufSpace s) {
  * gradients: k = batch x pixels) fewer, larger tiles repack less. The side
  * split is the larger of m and n, which duplicates the smaller operand. */
 static GemmTile *tile_gemm(const GemmStep *g, int *n_tiles) {
+    /* Grouped convolutions: the batch entries sit side by side within each
+     * row of A and C (column slabs). Tiling by group would stream the
+     * whole of A from memory once per group for a thin slab each time; row
+     * blocks that run every group keep the block in cache. */
+    bool side_by_side = g->batch > 1 && !g->trans_a && g->stride_a < g->lda && g->stride_c < g->ldc && g->m >= 64;
+    if (side_by_side) {
+        const char *env = getenv("RXC_GEMM_ROWS");
+        int64_t row_bytes = ((int64_t)g->lda + g->ldc) * 4;
+        int block = env ? atoi(env) : (int)(96 * 1024 / row_bytes);
+        block = block < 16 ? 16 : (block + 15) / 16 * 16;
+        int blocks = (g->m + block - 1) / block;
+        GemmTile *tiles = xcalloc((size_t)blocks, sizeof *tiles);
+        for (int q = 0; q < blocks; q++) {
+            int start = q * block, len = g->m - start < block ? g->m - start : block;
+            tiles[q] = (GemmTile){.b = -1, .r0 = start, .rows = len, .c0 = 0, .cols = g->n};
+        }
+        *n_tiles = blocks;
+        return tiles;
+    }
     const int target = g->k <= 512 ? 8 : g->k <= 2048 ? 4 : 2;
     int per_batch = g->batch >= target ? 1 : (target + g->batch - 1) / g->batch;
     bool split_rows = g->m >= g->n;
@@ -121,6 +140,14 @@ static GemmTile *tile_gemm(const GemmStep *g, int *n_tiles) {
 }
 
 static void gemm_tile(const GemmStep *g, const ResolvedStep *rs, const GemmTile *t) {
+    if (t->b < 0) {
+        for (int b = 0; b < g->batch; b++) {
+            GemmTile one = *t;
+            one.b = b;
+            gemm_tile(g, rs, &one);
+        }
+        return;
+    }
     const float *a = rs->a + (int64_t)t->b * g->stride_a;
     const float *b = rs->b + (int64_t)t->b * g->stride_b;
     float *c = rs->c + (int64_t)t->b * g->stride_c;

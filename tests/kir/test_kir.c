@@ -686,6 +686,7 @@ static void add_step(Program *p, Phase ph, Step s) {
 }
 
 enum { GB = 3, GM = 200, GN = 45, GK = 33, LM = 300, LN = 500, LK = 70 };
+enum { QG = 4, QM = 700, QN = 6, QK = 40 }; /* grouped: groups side by side within rows */
 
 static void test_executor(void) {
     Program p;
@@ -700,6 +701,8 @@ static void test_executor(void) {
     int out = add_buf(&p, "out", SPACE_ARENA, used, GB * GM * GN);
     int LA = add_buf(&p, "LA", SPACE_ARENA, used, LM * LK), LB = add_buf(&p, "LB", SPACE_ARENA, used, LK * LN);
     int LC = add_buf(&p, "LC", SPACE_ARENA, used, LM * LN);
+    int QA = add_buf(&p, "QA", SPACE_ARENA, used, QM * QG * QK), QB = add_buf(&p, "QB", SPACE_PARAMS, used, QG * QN * QK);
+    int QC = add_buf(&p, "QC", SPACE_ARENA, used, QM * QG * QN);
     for (int s = 0; s < SPACE_COUNT; s++) p.space_bytes[s] = used[s];
 
     Kernel *k = kir_kernel_new("bias_relu", KF_ROWS, GB * GM, GN);
@@ -729,6 +732,11 @@ static void test_executor(void) {
     add_step(&p, PHASE_FORWARD_TRAIN, g2);
     add_step(&p, PHASE_FORWARD_TRAIN, ks);
     add_step(&p, PHASE_BACKWARD, g3);
+    Step g4 = {.kind = STEP_GEMM, .note = "grouped: QC_g = QA_g QB_g^T"};
+    g4.gemm = (GemmStep){.a = QA, .b = QB, .c = QC, .trans_b = true, .m = QM, .n = QN, .k = QK, .lda = QG * QK,
+                         .ldb = QK, .ldc = QG * QN, .alpha = 1, .beta = 0, .batch = QG, .stride_a = QK,
+                         .stride_b = QN * QK, .stride_c = QN};
+    add_step(&p, PHASE_BACKWARD, g4);
 
     char err[8192];
     Executor *e = exec_cpu_new(&p, err, sizeof err);
@@ -739,7 +747,7 @@ static void test_executor(void) {
     uint64_t st = 6;
     float *host[SPACE_COUNT];
     for (int s = 0; s < SPACE_COUNT; s++) host[s] = e->host_ptr(e, (BufSpace)s);
-    int fill[] = {A, B, A2, B2, bias, LA, LB};
+    int fill[] = {A, B, A2, B2, bias, LA, LB, QA, QB};
     for (size_t q = 0; q < sizeof fill / sizeof fill[0]; q++) {
         BufDesc *b = &p.bufs[fill[q]];
         float *tmp = malloc(b->numel * 4);
@@ -778,6 +786,14 @@ static void test_executor(void) {
             for (int q = 0; q < LK; q++) s += (double)la[r * LK + q] * lb[q * LN + c];
             worst = fmax(worst, fabs(lc[r * LN + c] - s));
         }
+    float *qa = AT(QA), *qb = AT(QB), *qc = AT(QC);
+    for (int gq = 0; gq < QG; gq++)
+        for (int r = 0; r < QM; r++)
+            for (int c = 0; c < QN; c++) {
+                double s = 0;
+                for (int q = 0; q < QK; q++) s += (double)qa[r * QG * QK + gq * QK + q] * qb[(gq * QN + c) * QK + q];
+                worst = fmax(worst, fabs(qc[r * QG * QN + gq * QN + c] - s));
+            }
     /* dot products of 33-70 terms in [-1, 1], float: 1e-4 absolute */
     if (rc == 0 && worst <= 1e-4) pass("exec_cpu_gemm_and_kernel");
     else failf("exec_cpu_gemm_and_kernel", "rc %d, max abs error %g > 1e-4 (%s)", rc, worst, rc ? err : "");
@@ -802,11 +818,13 @@ static void test_executor(void) {
         memcpy(ar, arena0, arena_bytes);
         memset(ar + p.bufs[out].offset, 0, GB * GM * GN * 4);
         memset(ar + p.bufs[LC].offset, 0, LM * LN * 4);
+        memset(ar + p.bufs[QC].offset, 0, QM * QG * QN * 4);
         memset(ar + p.bufs[Cb].offset, 0, GB * GM * GN * 4);
         et->run(et, PHASE_FORWARD_TRAIN, sc, err, sizeof err);
         et->run(et, PHASE_BACKWARD, sc, err, sizeof err);
         differs += memcmp(ar + p.bufs[out].offset, arena0 + p.bufs[out].offset, GB * GM * GN * 4) != 0;
         differs += memcmp(ar + p.bufs[LC].offset, arena0 + p.bufs[LC].offset, LM * LN * 4) != 0;
+        differs += memcmp(ar + p.bufs[QC].offset, arena0 + p.bufs[QC].offset, QM * QG * QN * 4) != 0;
         et->free(et);
     }
     omp_set_num_threads(saved_threads);
