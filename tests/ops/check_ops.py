@@ -309,6 +309,75 @@ def cross_entropy_case(tmp, smoothing):
     return "; ".join(errs) if errs else None
 
 
+def normalize_u8_case(tmp):
+    """uint8 input normalized by the first kernel: (x/255 - mean)/std per channel,
+    then a 7x7 stride-2 stem with BN and ReLU; the input gradient is w.r.t. the
+    normalized image."""
+    net = os.path.join(tmp, "u8.net")
+    with open(net, "w") as f:
+        f.write("network t {\n    input 3x13x11\n    classes 10\n"
+                "    return relu(bn: batchnorm(op: conv(input, 8, 7, stride=2, padding=3)))\n}\n")
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    conv, bn = nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(rng.standard_normal(conv.weight.shape).astype(np.float32) * 0.2))
+    xu = rng.integers(0, 256, (2, 3, 13, 11)).astype(np.float32)
+    xn = ((torch.tensor(xu) / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)).requires_grad_(True)
+    y = F.relu(bn(conv(xn)))
+    dy = torch.tensor(rng.standard_normal(tuple(y.shape)).astype(np.float32))
+    (y * dy).sum().backward()
+    b, w, o = (os.path.join(tmp, "u8" + s) for s in ("_b.st", "_w.st", "_o.st"))
+    write_st(b, {"x": xu, "y": np.zeros(2, np.int64), "dy": dy.numpy()})
+    W = {"op.weight": conv.weight.detach().numpy(), "bn.weight": bn.weight.detach().numpy(),
+         "bn.bias": bn.bias.detach().numpy(), "bn.running_mean": np.zeros(8, np.float32),
+         "bn.running_var": np.ones(8, np.float32)}
+    write_st(w, W)
+    env = dict(os.environ, OP_U8_NORMALIZE=",".join(str(v) for v in mean + std))
+    r = subprocess.run(RUNNER.split() + [net, "--batch", b, "--init", w, "--out", o], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return f"runner failed: {r.stderr.strip()[:300]}"
+    O = read_st(o)
+    errs = []
+    for k, a, ref in (("output", O["output"], y.detach().numpy()), ("grad.x", O["grad.x"], xn.grad.numpy()),
+                      ("grad.op.weight", O["grad.op.weight"], conv.weight.grad.numpy()),
+                      ("bn.running_mean", O["bn.running_mean"], bn.running_mean.numpy())):
+        e = rel_err(a, ref)
+        if not e <= TOL:
+            errs.append(f"{k} rel err {e:.2e}")
+    return "; ".join(errs) if errs else None
+
+
+def eval_case(tmp):
+    """PHASE_FORWARD_EVAL: batchnorm with the running statistics, dropout as identity."""
+    net = os.path.join(tmp, "eval.net")
+    with open(net, "w") as f:
+        f.write("network t {\n    input 6x5x4\n    classes 10\n    return dropout(relu(bn: batchnorm(input)), 0.5)\n}\n")
+    bn = nn.BatchNorm2d(6)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(rng.standard_normal(6).astype(np.float32)))
+        bn.bias.copy_(torch.tensor(rng.standard_normal(6).astype(np.float32)))
+        bn.running_mean.copy_(torch.tensor(rng.standard_normal(6).astype(np.float32)))
+        bn.running_var.copy_(torch.tensor(rng.uniform(0.5, 2, 6).astype(np.float32)))
+    bn.eval()
+    x = rng.standard_normal((3, 6, 5, 4)).astype(np.float32)
+    ref = F.dropout(F.relu(bn(torch.tensor(x))), 0.5, training=False).detach().numpy()
+    b, w, o = (os.path.join(tmp, "eval" + s) for s in ("_b.st", "_w.st", "_o.st"))
+    write_st(b, {"x": x, "y": np.zeros(3, np.int64), "dy": np.zeros_like(ref)})
+    write_st(w, {"bn." + k: v.detach().numpy() for k, v in bn.state_dict().items() if "num_batches" not in k})
+    env = dict(os.environ, OP_EVAL="1")
+    r = subprocess.run(RUNNER.split() + [net, "--batch", b, "--init", w, "--out", o], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return f"runner failed: {r.stderr.strip()[:300]}"
+    O = read_st(o)
+    e = rel_err(O["output"], ref)
+    if not e <= TOL:
+        return f"output rel err {e:.2e}"
+    e = rel_err(O["bn.running_mean"], bn.running_mean.numpy())
+    if not e == 0:
+        return "eval mode changed the running statistics"
+    return None
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         for c in cases():
@@ -321,7 +390,9 @@ def main():
             print(f"PASS {PREFIX}{c.name}" if msg is None else f"FAIL {PREFIX}{c.name}: {msg}", flush=True)
         extra = [("dropout_statistics", lambda: dropout_stats(tmp)),
                  ("cross_entropy_ls0", lambda: cross_entropy_case(tmp, 0.0)),
-                 ("cross_entropy_ls0.1", lambda: cross_entropy_case(tmp, 0.1))]
+                 ("cross_entropy_ls0.1", lambda: cross_entropy_case(tmp, 0.1)),
+                 ("normalize_u8_input", lambda: normalize_u8_case(tmp)),
+                 ("eval_mode_bn_dropout", lambda: eval_case(tmp))]
         for nm, fn in extra:
             if (ONLY and nm not in ONLY) or VIA_RXC:
                 continue

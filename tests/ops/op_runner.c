@@ -54,6 +54,14 @@ int main(int argc, char **argv) {
     o.loss = dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     o.want_input_grad = getenv("OP_NO_INPUT_GRAD") == NULL;
     if (getenv("OP_NO_RECOMPUTE")) o.no_recompute = true;
+    /* OP_U8_NORMALIZE="m0,m1,m2,s0,s1,s2": x holds 0..255 and goes in as uint8,
+     * normalized by the first kernel */
+    const char *u8 = getenv("OP_U8_NORMALIZE");
+    if (u8) {
+        o.normalize_u8_input = true;
+        if (sscanf(u8, "%f,%f,%f,%f,%f,%f", &o.mean[0], &o.mean[1], &o.mean[2], &o.std[0], &o.std[1], &o.std[2]) != 6)
+            return die("OP_U8_NORMALIZE needs six numbers");
+    }
     Program *p = compile_training(g, &o, err, sizeof err);
     if (!p) return die(err);
     if (memplan_verify(p, err, sizeof err)) return die(err);
@@ -84,7 +92,14 @@ int main(int argc, char **argv) {
             for (int64_t h = 0; h < H; h++)
                 for (int64_t w = 0; w < Wd; w++)
                     xh[((n * H + h) * Wd + w) * C + c] = xs[((n * C + c) * H + h) * Wd + w];
-    e->write(e, SPACE_INPUT, 0, xh, nx * 4);
+    if (u8) {
+        unsigned char *xb = xmalloc((size_t)nx);
+        for (int64_t i = 0; i < nx; i++) xb[i] = (unsigned char)xh[i];
+        e->write(e, SPACE_INPUT, 0, xb, nx);
+        free(xb);
+    } else {
+        e->write(e, SPACE_INPUT, 0, xh, nx * 4);
+    }
     int64_t *labels = xcalloc((size_t)N, 8);
     if (y) memcpy(labels, y->data, (size_t)N * 8);
     e->write(e, SPACE_LABELS, 0, labels, (int64_t)N * 8);
@@ -118,7 +133,11 @@ int main(int argc, char **argv) {
     sc[SC_BIAS_CORR1] = 0.1;
     sc[SC_BIAS_CORR2] = 1 - 0.999;
     sc[SC_FIRST_STEP] = 1;
-    if (e->run(e, PHASE_FORWARD_TRAIN, sc, err, sizeof err) || e->run(e, PHASE_BACKWARD, sc, err, sizeof err)) return die(err);
+    /* OP_EVAL: only the eval-mode forward (running statistics, no dropout) */
+    int eval = getenv("OP_EVAL") != NULL;
+    if (eval ? e->run(e, PHASE_FORWARD_EVAL, sc, err, sizeof err)
+             : (e->run(e, PHASE_FORWARD_TRAIN, sc, err, sizeof err) || e->run(e, PHASE_BACKWARD, sc, err, sizeof err)))
+        return die(err);
 
     float *outh = xmalloc((size_t)(N * F) * 4), *outs = xmalloc((size_t)(N * F) * 4);
     e->read(e, SPACE_ARENA, p->bufs[p->logits_buf].offset, outh, (int64_t)N * F * 4);
@@ -134,7 +153,7 @@ int main(int argc, char **argv) {
     e->read(e, SPACE_ARENA, p->bufs[p->loss_buf].offset, loss, (int64_t)N * 4);
     int64_t lshape[1] = {N};
     st_add(&O, "loss", ST_F32, 1, lshape, loss, true);
-    if (p->input_grad_buf >= 0) {
+    if (p->input_grad_buf >= 0 && !eval) {
         e->read(e, SPACE_ARENA, p->bufs[p->input_grad_buf].offset, xh, nx * 4);
         for (int n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++)
