@@ -544,10 +544,6 @@ int kir_finish(Kernel *k, char *err, size_t errlen) {
                 rc = fail(&c, "stage %d: accumulating store into the u8 buffer %s", s, b->name);
         }
     }
-    if (rc == 0 && k->form == KF_COLS) {
-        /* In COLS, i is the column and j the row: the store stage runs per
-         * column after all rows, so it must not use j (checked above). */
-    }
     free(c.free_vars);
     free(c.acc_stage);
     free(c.closed_by);

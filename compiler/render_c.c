@@ -17,9 +17,14 @@
  * integer value of the kernel fits, else int64_t: 32-bit lanes vectorise
  * twice as wide.
  *
+ * Loops over a variable decomposed by div/mod are split into nested loops
+ * (choose_split), and values that depend only on a reduce variable and
+ * outer loops are tabulated once per tap (expand_tables). Loops whose
+ * iterations the IR makes independent carry `#pragma omp simd`.
+ *
  * Sum order is fixed by the IR alone (sequential over j and reduce
  * variables; KF_COLS: per row chunk, then chunks in order), never by the
- * number of threads.
+ * number of threads; SIMD lanes never split a sum.
  */
 #include <math.h>
 #include <stdio.h>
