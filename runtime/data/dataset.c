@@ -162,6 +162,24 @@ static void read_class_names(Dataset *ds, const char *root, const char *file) {
     free(text);
 }
 
+/* Imagenette's ten WordNet ids and the display names fast.ai publishes for
+ * them: used when no class_names file is given. */
+static const char *const imagenette_names[][2] = {
+    {"n01440764", "tench"},         {"n02102040", "English springer"}, {"n02979186", "cassette player"},
+    {"n03000684", "chain saw"},     {"n03028079", "church"},           {"n03394916", "French horn"},
+    {"n03417042", "garbage truck"}, {"n03425413", "gas pump"},         {"n03445777", "golf ball"},
+    {"n03888605", "parachute"},
+};
+
+static void builtin_class_names(Dataset *ds) {
+    for (int c = 0; c < ds->n_classes; c++)
+        for (size_t i = 0; i < sizeof imagenette_names / sizeof imagenette_names[0]; i++)
+            if (!strcmp(ds->class_folder[c], imagenette_names[i][0])) {
+                free(ds->class_display[c]);
+                ds->class_display[c] = xstrdup(imagenette_names[i][1]);
+            }
+}
+
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
                         char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
@@ -197,6 +215,7 @@ int dataset_imagefolder(const char *root, const char *split, const char *class_n
         snprintf(err, errlen, "%s: no class folders (expected %s/<class>/*.jpg)", ds->dir, ds->dir);
         return -1;
     }
+    builtin_class_names(ds);
     if (class_names_file && *class_names_file) read_class_names(ds, root, class_names_file);
     return 0;
 }

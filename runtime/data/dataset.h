@@ -49,7 +49,8 @@ typedef struct Dataset {
 
 /* root/<split>/<class>/...: classes are the sorted subfolders; files are
  * found recursively (sorted) with extensions .jpg/.jpeg/.png (any case).
- * class_names_file (NULL: none): "<folder> <display name>" per line.
+ * Imagenette's WordNet-id folders get built-in display names; class_names_file
+ * (NULL: none), "<folder> <display name>" per line, overrides them.
  * Returns 0, or -1 with a message naming the path. */
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
                         char *err, size_t errlen);

@@ -6,7 +6,7 @@
  *
  *   loader_tool ROOT SPLIT PRESET [--batch B] [--threads T] [--cache decoded|jpeg|none]
  *               [--epochs E] [--u8] [--train|--val] [--layout imagefolder|cifar10|cifar100]
- *               [--drop-last] [--seed S] [--dump FILE] [--indices] [--quiet]
+ *               [--drop-last] [--seed S] [--dump FILE] [--indices] [--quiet] [--class-names FILE]
  *   PRESET: seed-train, seed-val, demo-train, none
  */
 #include <stdio.h>
@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dump")) dump = argv[++i];
         else if (!strcmp(argv[i], "--indices")) show_indices = true;
         else if (!strcmp(argv[i], "--quiet")) quiet = true;
+        else if (!strcmp(argv[i], "--class-names")) r.class_names = argv[++i];
         else if (!strcmp(argv[i], "--cache")) {
             const char *c = argv[++i];
             r.cache = !strcmp(c, "jpeg") ? CACHE_JPEG : !strcmp(c, "none") ? CACHE_NONE : CACHE_DECODED;

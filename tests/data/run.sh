@@ -214,6 +214,18 @@ print("PASS loader_u8_output (uint8 batches normalize to the float batches, max 
       else "FAIL loader_u8_output: max diff %g" % d)
 EOF
 
+# ---- class display names: a class_names file is the front end's; Imagenette's wnids are built in ----
+IN=$W/inette
+rm -rf $IN && mkdir -p $IN/train/n01440764 $IN/train/n03888605 $IN/train/zebra
+for c in n01440764 n03888605 zebra; do cp $PH/sub420.jpg $IN/train/$c/a.jpg; done
+$LT $IN train seed-val --val > $W/inette.log 2>&1
+if grep -q "classes 3: tench parachute zebra" $W/inette.log; then echo "PASS imagenette_display_names (sorted wnid folders, built-in names)"
+else echo "FAIL imagenette_display_names: $(grep -m1 '^classes\|^ERROR' $W/inette.log)"; fi
+printf 'n01440764 Tinca tinca\nzebra  Equus quagga \n' > $IN/names.txt
+$LT $IN train seed-val --val --class-names names.txt > $W/inette2.log 2>&1
+if grep -q "classes 3: Tinca tinca parachute Equus quagga" $W/inette2.log; then echo "PASS class_names_file (relative to the data root)"
+else echo "FAIL class_names_file: $(grep -m1 '^classes\|^ERROR' $W/inette2.log)"; fi
+
 # ---- CIFAR-10 binary ----
 CF=$W/cifar
 rm -rf $CF
