@@ -516,6 +516,111 @@ static void accumulate_stage(Emitter *E, int stage) {
     close_scope(E);
 }
 
+/* ---- loop-invariant hoisting ------------------------------------------------- */
+
+/* Per node: the loop variables it depends on (bit v; variables from 63 on
+ * share bit 63, which only makes hoisting more cautious). */
+static uint64_t *var_masks(const Kernel *k) {
+    uint64_t *m = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(uint64_t));
+    for (int e = 0; e < k->n_ex; e++) {
+        const KExpr *x = &k->ex[e];
+        uint64_t v = 0;
+        if (x->kind == KE_VAR) v = 1ULL << (x->var < 63 ? x->var : 63);
+        if (x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) v |= m[x->a];
+        if (x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) v |= m[x->b];
+        if (x->c >= 0 && x->kind == KE_SELECT) v |= m[x->c];
+        if (x->kind == KE_REDUCE && x->var < 63) v &= ~(1ULL << x->var);
+        m[e] = v;
+    }
+    return m;
+}
+
+/* Before a stage's inner loop: computes once per outer index every node of
+ * the stage that depends on i alone, is evaluated unconditionally (not only
+ * inside a select branch: a guarded load must stay guarded) and reads no
+ * buffer the stage writes. The caller's scope ends with the stage, so a
+ * later stage never sees a value from before its own stores. */
+static void hoist_stage(Emitter *E, int stage) {
+    const Kernel *k = E->k;
+    const KStage *st = &k->stages[stage];
+    uint64_t *mask = var_masks(k);
+    bool *reached = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    bool *pure = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    bool *spec_safe = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    int *last_acc = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(int));
+    bool *written = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
+    size_t cap = (size_t)(3 * k->n_ex + 2 * st->n_stores + k->n_accs + 1);
+    int *todo = xmalloc(sizeof(int) * cap), *roots = xmalloc(sizeof(int) * cap);
+    bool *in_stage = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
+    int n = 0;
+    for (int q = 0; q < st->n_stores; q++) {
+        written[st->stores[q].buf] = true;
+        roots[n++] = st->stores[q].index;
+        roots[n++] = st->stores[q].value;
+    }
+    for (int a = 0; a < k->n_accs; a++)
+        if (k->accs[a].stage == stage) roots[n++] = k->accs[a].value;
+    int n_roots = n;
+    /* reached: evaluated whenever the stage runs; in_stage: evaluated by it at all */
+    for (int pass = 0; pass < 2; pass++) {
+        bool *mark = pass ? in_stage : reached;
+        n = n_roots;
+        for (int r = 0; r < n_roots; r++) todo[r] = roots[r];
+        while (n > 0) {
+            int e = todo[--n];
+            if (mark[e]) continue;
+            mark[e] = true;
+            const KExpr *x = &k->ex[e];
+            switch (x->kind) {
+            case KE_LOAD: case KE_UNARY: case KE_REDUCE: case KE_RAND: todo[n++] = x->a; break;
+            case KE_SELECT:
+                todo[n++] = x->a;
+                if (pass) todo[n++] = x->b, todo[n++] = x->c;
+                break;
+            case KE_BINARY: todo[n++] = x->a, todo[n++] = x->b; break;
+            default: break;
+            }
+        }
+    }
+    const uint64_t outer_only = 1ULL << KV_OUTER;
+    for (int e = 0; e < k->n_ex; e++) {
+        const KExpr *x = &k->ex[e];
+        /* accumulators not final before this stage cannot be read yet */
+        int acc_stage = x->kind == KE_ACC ? k->accs[x->acc].stage : -1;
+        if (x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I && last_acc[x->a] > acc_stage) acc_stage = last_acc[x->a];
+        if (x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT) && last_acc[x->b] > acc_stage) acc_stage = last_acc[x->b];
+        if (x->c >= 0 && x->kind == KE_SELECT && last_acc[x->c] > acc_stage) acc_stage = last_acc[x->c];
+        last_acc[e] = acc_stage;
+        bool ok = (mask[e] & ~outer_only) == 0 && !(x->kind == KE_LOAD && written[x->buf]) && acc_stage < stage;
+        if (ok && x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) ok = pure[x->a];
+        if (ok && x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) ok = pure[x->b];
+        if (ok && x->c >= 0 && x->kind == KE_SELECT) ok = pure[x->c];
+        pure[e] = ok;
+        /* Harmless to evaluate even where a select would skip it: no load,
+         * no reduction, no integer division by a non-constant. */
+        bool safe = x->kind != KE_LOAD && x->kind != KE_REDUCE;
+        if (x->kind == KE_BINARY && (x->op == KB_IDIV || x->op == KB_MOD) && k->ex[x->b].kind != KE_CONST_I) safe = false;
+        if (safe && x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) safe = spec_safe[x->a];
+        if (safe && x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) safe = spec_safe[x->b];
+        if (safe && x->c >= 0 && x->kind == KE_SELECT) safe = spec_safe[x->c];
+        spec_safe[e] = safe;
+    }
+    for (int e = 0; e < k->n_ex; e++) {
+        KExprKind kind = k->ex[e].kind;
+        bool trivial = kind == KE_CONST_F || kind == KE_CONST_I || kind == KE_VAR || kind == KE_SCALAR || kind == KE_ACC;
+        if (in_stage[e] && (reached[e] || spec_safe[e]) && pure[e] && !trivial) emit_expr(E, e);
+    }
+    free(mask);
+    free(reached);
+    free(pure);
+    free(spec_safe);
+    free(last_acc);
+    free(written);
+    free(todo);
+    free(roots);
+    free(in_stage);
+}
+
 static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
@@ -536,10 +641,17 @@ static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
             continue;
         }
         if (st->kind == KS_REDUCE) declare_accs(E, s);
+        line(E, "{");
+        E->indent++;
+        open_scope(E);
+        hoist_stage(E, s);
         line(E, "for (%s j = 0; j < %lld; ++j) {", it, (long long)k->inner);
         E->indent++;
         if (st->kind == KS_REDUCE) accumulate_stage(E, s);
         else emit_stores(E, st);
+        E->indent--;
+        line(E, "}");
+        close_scope(E);
         E->indent--;
         line(E, "}");
     }
@@ -571,10 +683,17 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
             continue;
         }
         if (st->kind == KS_REDUCE) declare_accs(E, s);
+        line(E, "{");
+        E->indent++;
+        open_scope(E);
+        hoist_stage(E, s);
         line(E, "for (%s j = threadIdx.x; j < %lld; j += %u) {", it, (long long)k->inner, threads);
         E->indent++;
         if (st->kind == KS_REDUCE) accumulate_stage(E, s);
         else emit_stores(E, st);
+        E->indent--;
+        line(E, "}");
+        close_scope(E);
         E->indent--;
         line(E, "}");
         if (st->kind == KS_REDUCE)
@@ -606,11 +725,14 @@ static void emit_cols_partial(Emitter *E) {
     declare_accs(E, 0);
     line(E, "if (i < %lld) {", (long long)k->outer);
     E->indent++;
+    open_scope(E);
+    hoist_stage(E, 0);
     line(E, "for (%s j = j_begin + threadIdx.y; j < j_end; j += %d) {", it, COL_LANES);
     E->indent++;
     accumulate_stage(E, 0);
     E->indent--;
     line(E, "}");
+    close_scope(E);
     E->indent--;
     line(E, "}");
     for (int a = 0; a < k->n_accs; a++)
