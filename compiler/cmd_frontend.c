@@ -23,7 +23,7 @@ typedef struct Args {
     const char *file;
     SetOverride *sets;
     int n_sets;
-    bool json, dot, kernels, memory, help;
+    bool json, dot, kernels, memory, help, print;
     int batch;
 } Args;
 
@@ -43,6 +43,7 @@ static int parse_args(int argc, char **argv, const char *const *flags, Args *a, 
         }
         if (!strcmp(s, "--json")) a->json = true;
         else if (!strcmp(s, "--dot")) a->dot = true;
+        else if (!strcmp(s, "--print")) a->print = true;
         else if (!strcmp(s, "--kernels")) a->kernels = true;
         else if (!strcmp(s, "--memory")) a->memory = true;
         else if (!strncmp(s, "--batch", 7)) {
@@ -78,13 +79,15 @@ static int load(const Args *a, Model *m) {
 /* ---- check ---------------------------------------------------------------- */
 
 static const char check_usage[] =
-    "usage: rxc check FILE.net [--set NAME=VALUE ...]\n"
+    "usage: rxc check FILE.net [--set NAME=VALUE ...] [--print]\n"
     "Checks a model file (syntax, names, types, shapes, the training recipe).\n"
+    "  --print   print the file as rxc understood it: includes spliced in, overrides\n"
+    "            applied, one statement per line (a self-contained .net file)\n"
     "Exit status: 0 when the file is good, 2 with diagnostics (file:line:col: error: ...)\n"
     "when it is not, 1 when it cannot be read.\n";
 
 int cmd_check(int argc, char **argv) {
-    static const char *const flags[] = {NULL};
+    static const char *const flags[] = {"--print", NULL};
     Args a;
     int rc = parse_args(argc, argv, flags, &a, check_usage);
     if (rc || a.help) {
@@ -94,7 +97,10 @@ int cmd_check(int argc, char **argv) {
     }
     Model m;
     rc = load(&a, &m);
-    if (rc == 0) {
+    if (rc == 0 && a.print) {
+        fputs(m.resolved_text, stdout);
+        model_free(&m);
+    } else if (rc == 0) {
         printf("%s: ok: network %s, %" PRId64 " parameters, %" PRId64 " MACs per image\n", a.file, m.graph->name,
                graph_param_count(m.graph), graph_macs(m.graph));
         model_free(&m);

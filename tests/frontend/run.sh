@@ -185,6 +185,27 @@ tv_names resnext101_32x8d models/resnext101_32x8d.net "torchvision.models.resnex
 tv_names tv_c8_d14 models/resnext50_32x4d_tv.net "ResNet(Bottleneck, [3, 4, 6, 3], groups=8, width_per_group=14, num_classes=7)" \
   --set classes=7 --set cardinality=8 --set width=14
 
+# ---- the resolved text (check --print) means the same as the file -------------
+# Includes spliced in and overrides applied: the printed text, checked again,
+# gives the same layers, parameter names and shapes, totals and recipe.
+rt_bad=""
+for m in models/*.net examples/*.net $T/good/*.net; do
+  b=$(basename "$m" .net)
+  sets=(--set classes=7)
+  grep -q "^ *cardinality " "$m" && sets+=(--set cardinality=4)
+  "$RXC" check "$m" --print "${sets[@]}" > "$TMP/rt_$b.net" 2>/dev/null &&
+  "$RXC" summary "$m" --json "${sets[@]}" > "$TMP/rt_a_$b.json" 2>/dev/null &&
+  "$RXC" summary "$TMP/rt_$b.net" --json > "$TMP/rt_b_$b.json" 2>/dev/null &&
+  "$PYTHON" - "$TMP/rt_a_$b.json" "$TMP/rt_b_$b.json" <<'EOF2' || rt_bad="$rt_bad $b"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for k in ("params", "macs", "layers", "parameters", "recipe", "classes", "input", "output"):
+    assert a[k] == b[k], k
+assert a["classes"] == 7
+EOF2
+done
+if [ -z "$rt_bad" ]; then pass resolved_text_round_trip; else fail resolved_text_round_trip "differs for:$rt_bad"; fi
+
 # ---- the syntax test file: names, counts and recipe, computed by hand ----------
 "$RXC" summary $T/good/syntax.net --json > "$TMP/syntax.json" 2>"$TMP/syntax.err"
 if err=$("$PYTHON" - "$TMP/syntax.json" 2>&1 <<'EOF'
