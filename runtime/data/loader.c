@@ -68,6 +68,7 @@ struct Loader {
     int released, served, in_flight;
     double stall;
     char error[512];
+    char cache_note[160]; /* why the cache mode differs from the recipe's */
 };
 
 static double now_seconds(void) {
@@ -131,24 +132,56 @@ typedef struct ProbeCtx {
     Probe *probes;
 } ProbeCtx;
 
+/* Pass 1 (cache decoded only): read the file and its header, keep the bytes. */
+static void read_one(void *arg, int i) {
+    ProbeCtx *c = arg;
+    Probe *p = &c->probes[i];
+    size_t n = 0;
+    char *data = read_file(c->L->ds.path[i], &n);
+    if (!data) {
+        p->status = DEC_UNREADABLE;
+        return;
+    }
+    int w = 0, h = 0;
+    p->status = image_probe((const uint8_t *)data, n, &w, &h);
+    if (p->status != DEC_OK) {
+        free(data);
+        return;
+    }
+    int d = image_dct_scale(w, h, c->L->decode_hint);
+    p->img.w = (w + d - 1) / d; /* the size it will decode to, for the memory estimate */
+    p->img.h = (h + d - 1) / d;
+    p->bytes = (uint8_t *)data;
+    p->n_bytes = n;
+}
+
+/* Validates one file and fills its cache entry. Full decode proves the file
+ * is whole (truncation is only seen at the end); when the pixels are not
+ * kept, a 1/8-scale decode does the same entropy decoding at a fraction of
+ * the cost. */
 static void probe_one(void *arg, int i) {
     ProbeCtx *c = arg;
     Loader *L = c->L;
     Probe *p = &c->probes[i];
     size_t n = 0;
-    char *data = read_file(L->ds.path[i], &n);
-    if (!data) {
-        p->status = DEC_UNREADABLE;
-        return;
+    char *data;
+    if (p->bytes) { /* read in pass 1 */
+        data = (char *)p->bytes;
+        n = p->n_bytes;
+        p->bytes = NULL;
+    } else {
+        if (p->status != DEC_OK) return; /* pass 1 rejected it */
+        data = read_file(L->ds.path[i], &n);
+        if (!data) {
+            p->status = DEC_UNREADABLE;
+            return;
+        }
     }
     if (n == 0) {
         free(data);
         p->status = DEC_EMPTY;
         return;
     }
-    /* Full decode proves the file is whole (truncation is only seen at the
-     * end); when the pixels are not kept, a 1/8-scale decode does the same
-     * entropy decoding at a fraction of the cost. */
     Image img;
     int hint = L->cache == CACHE_DECODED ? L->decode_hint : 1;
     p->status = image_decode((const uint8_t *)data, n, hint, &img, NULL, 0);
@@ -168,6 +201,17 @@ static void probe_one(void *arg, int i) {
             free(data);
         }
     }
+}
+
+/* Half the machine's memory: the most a decoded cache may take before the
+ * loader keeps compressed bytes instead. RXC_CACHE_LIMIT_MIB overrides it
+ * (tests). */
+static size_t decoded_cache_limit(void) {
+    const char *env = getenv("RXC_CACHE_LIMIT_MIB");
+    if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0) return (size_t)-1;
+    return (size_t)pages * (size_t)size / 2;
 }
 
 static const char *cache_name(CacheMode m) {
@@ -341,6 +385,21 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
     } else {
         Probe *probes = xcalloc(L->ds.n > 0 ? L->ds.n : 1, sizeof(Probe));
         ProbeCtx ctx = {L, probes};
+        if (L->cache == CACHE_DECODED) {
+            /* Estimate the decoded size from the headers first: a data set
+             * that does not fit keeps its compressed bytes instead. */
+            parallel_for(L->threads, L->ds.n, read_one, &ctx);
+            size_t need = 0, limit = decoded_cache_limit();
+            for (int i = 0; i < L->ds.n; i++)
+                if (probes[i].status == DEC_OK) need += (size_t)probes[i].img.w * probes[i].img.h * 3;
+            for (int i = 0; i < L->ds.n; i++) probes[i].img.w = probes[i].img.h = 0;
+            if (need > limit) {
+                L->cache = CACHE_JPEG;
+                snprintf(L->cache_note, sizeof L->cache_note,
+                         " (cache decoded would take %.1f GiB, over half of this machine's memory: keeping JPEG bytes)",
+                         need / 1073741824.0);
+            }
+        }
         parallel_for(L->threads, L->ds.n, probe_one, &ctx);
         if (L->cache == CACHE_DECODED) L->decoded = xcalloc(L->ds.n + 1, sizeof(Image));
         if (L->cache == CACHE_JPEG) {
@@ -546,8 +605,9 @@ bool loader_normalize(const Loader *L, float mean[3], float std[3]) {
 
 void loader_report(const Loader *L, FILE *f) {
     double mib = L->cache_bytes / (1024.0 * 1024.0);
-    fprintf(f, "data: %s: %d images, %d classes, %dx%d samples, cache %s (%.1f MiB in memory), %d threads\n",
-            L->ds.dir, L->n, L->ds.n_classes, L->out_w, L->out_h, cache_name(L->cache), mib, L->n_workers);
+    fprintf(f, "data: %s: %d images, %d classes, %dx%d samples, cache %s (%.1f MiB in memory), %d threads%s\n",
+            L->ds.dir, L->n, L->ds.n_classes, L->out_w, L->out_h, cache_name(L->cache), mib, L->n_workers,
+            L->cache_note);
     skiplog_print(&L->ds.skipped, f, "  ");
 }
 

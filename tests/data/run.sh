@@ -179,6 +179,11 @@ same=1
 for f in jpeg_1 jpeg_2 none_1 none_2; do [ "$(hashes $W/det_decoded_1.log)" = "$(hashes $W/det_$f.log)" ] || same=0; done
 if [ $same = 1 ]; then echo "PASS loader_cache_modes_identical (decoded, jpeg, none)"
 else echo "FAIL loader_cache_modes_identical: batches differ between cache modes"; fi
+RXC_CACHE_LIMIT_MIB=0 $LT $SS train seed-train --cache decoded --threads 2 --batch 3 --epochs 2 > $W/det_limit.log 2>&1
+if grep -q "cache jpeg .*over half of this machine's memory" $W/det_limit.log &&
+   [ "$(hashes $W/det_decoded_1.log)" = "$(hashes $W/det_limit.log)" ]; then
+  echo "PASS loader_decoded_cache_memory_guard (falls back to JPEG bytes, same batches)"
+else echo "FAIL loader_decoded_cache_memory_guard: $(grep -m1 '^data:\|^ERROR' $W/det_limit.log)"; fi
 $LT $SS train seed-train --threads 2 --batch 3 --epochs 2 --indices > $W/shuffle.log 2>&1
 $PYTHON - $W/shuffle.log <<'EOF'
 import sys
