@@ -3,7 +3,7 @@
 #
 # Prints a table:
 #   rxc training throughput (images/s) of models/resnext50_32x4d.net at
-#   224x224, batch 64 and 128, TF32 and bf16 (SGD, one random batch reused;
+#   224x224, batch 64 and 128, TF32 and bf16 (the file's AdamW, one random batch reused;
 #   the time of K2 - K1 extra steps, so compilation and start-up cancel out);
 #   rxc's device memory: the arena (everything rxc allocates) and the process
 #   peak seen by nvidia-smi;
@@ -13,6 +13,8 @@
 #   is installed; ratios against the goals (>= 1.0x eager, >= 0.9x compile,
 #   memory <= 0.6x PyTorch's).
 # Usage: bench/gpu.sh [RXC]      (needs a GPU; prints why not otherwise)
+# BENCH_MODEL, BENCH_SIZE, BENCH_BATCHES, BENCH_STEPS ("K1 K2") change the
+# workload, e.g. for a dry run of this script on tests/cuda's fake GPU.
 set -u
 cd "$(dirname "$0")/.."
 RXC="${1:-${RXC:-./rxc}}"
@@ -21,7 +23,10 @@ command -v "$PYTHON" >/dev/null || PYTHON=/usr/bin/python3
 work=build/bench-gpu
 mkdir -p "$work"
 BUDGET=285          # seconds; later items are skipped (and say so) past it
-K1=5 K2=25          # rxc steps: throughput from the difference
+MODEL="${BENCH_MODEL:-models/resnext50_32x4d.net}"
+SIZE="${BENCH_SIZE:-224}"
+BATCHES="${BENCH_BATCHES:-64 128}"
+read -r K1 K2 <<<"${BENCH_STEPS:-5 25}"   # rxc steps: throughput from the difference
 TORCH_STEPS=20
 
 [ -x "$RXC" ] || { echo "bench/gpu.sh: $RXC is not built (make)"; exit 1; }
@@ -44,7 +49,8 @@ peak_smi() { # command... : runs it while sampling nvidia-smi; prints the peak M
 
 # NVRTC: cold (recompile, rewrite the cache) and warm (cache hit)
 nvrtc_cold="-" nvrtc_warm="-"
-if "$RXC" compile models/resnext50_32x4d.net --batch 128 --cold >"$work/compile.log" 2>&1; then
+big=${BATCHES##* }
+if "$RXC" compile "$MODEL" --set "input=3x${SIZE}x${SIZE}" --batch "$big" --cold >"$work/compile.log" 2>&1; then
   nvrtc_cold=$(sed -n 's/^compile time: cold \([0-9.]*\) s.*/\1/p' "$work/compile.log")
   nvrtc_warm=$(sed -n 's/.*warm \([0-9.]*\) s.*/\1/p' "$work/compile.log")
 else
@@ -52,24 +58,25 @@ else
 fi
 
 declare -A ips mem arena
-for b in 64 128; do
-  "$PYTHON" tests/gpu/compare.py batch "$work/batch$b.safetensors" "$b" 3 224 224 10 1 || exit 1
+notes=()
+for b in $BATCHES; do
+  "$PYTHON" tests/gpu/compare.py batch "$work/batch$b.safetensors" "$b" 3 "$SIZE" "$SIZE" 10 1 || exit 1
   for prec in tf32 bf16; do
     key="$b/$prec"; ips[$key]="-"; mem[$key]="-"; arena[$key]="-"
     if ! left; then ips[$key]="skipped (time budget)"; continue; fi
-    args=(models/resnext50_32x4d.net --batch "$work/batch$b.safetensors" --device cuda --set classes=10)
+    args=("$MODEL" --batch "$work/batch$b.safetensors" --device cuda --set classes=10 --set "input=3x${SIZE}x${SIZE}")
     env=(RXC_VERBOSE=1)
     if [ "$prec" = tf32 ]; then env+=(RXC_TF32=1); else args+=(--set precision=bf16); fi
     t0=$(date +%s.%N)
     if ! env "${env[@]}" "$RXC" step "${args[@]}" --steps $K1 --out "$work/o1.safetensors" >"$work/run1.log" 2>&1; then
-      ips[$key]="n/a: $(grep -m1 -i 'error\|not\|fail' "$work/run1.log" | cut -c1-70)"; continue
+      ips[$key]="n/a"; notes+=("rxc $key: $(grep -m1 -i 'error\|not\|fail' "$work/run1.log" | cut -c1-150)"); continue
     fi
     t1=$(date +%s.%N)
     peak=$(peak_smi env "${env[@]}" "$RXC" step "${args[@]}" --steps $K2 --out "$work/o2.safetensors" \
-             3>&1 >"$work/run2.log" 2>&1) || { ips[$key]="n/a: run failed"; continue; }
+             3>&1 >"$work/run2.log" 2>&1) || { ips[$key]="n/a"; notes+=("rxc $key: $(tail -1 "$work/run2.log")"); continue; }
     t2=$(date +%s.%N)
     ips[$key]=$(awk -v b="$b" -v k=$((K2 - K1)) -v a="$t0" -v m="$t1" -v e="$t2" \
-                'BEGIN { d = (e - m) - (m - a); printf "%.1f", d > 0 ? b * k / d : 0 }')
+                'BEGIN { d = (e - m) - (m - a); printf "%.1f", (d > 0 ? b * k / d : 0) }')
     mem[$key]=${peak:-"-"}
     arena[$key]=$(sed -n 's/^rxc: cuda arena \([0-9.]*\) MiB.*/\1/p' "$work/run2.log" | head -1)
   done
@@ -77,12 +84,13 @@ done
 
 declare -A tips tmem
 for mode in eager compile; do
-  for b in 64 128; do
+  for b in $BATCHES; do
     key="$b/$mode"
     if ! left; then tips[$key]="skipped (time budget)"; continue; fi
-    out=$(timeout $((BUDGET - SECONDS + 10)) "$PYTHON" bench/gpu_torch.py "$mode" "$b" "$TORCH_STEPS" 2>"$work/torch.log" | tail -1)
+    out=$(timeout $((BUDGET - SECONDS + 10)) "$PYTHON" bench/gpu_torch.py "$mode" "$b" "$TORCH_STEPS" "$SIZE" 2>"$work/torch.log" | tail -1)
     set -- $out
-    if [ "${4:-}" = "n/a" ] || [ -z "$out" ]; then tips[$key]="n/a ${out#torch $mode $b n/a }"; tmem[$key]="-"
+    if [ "${4:-}" = "n/a" ] || [ -z "$out" ]; then
+      tips[$key]="n/a"; tmem[$key]="-"; notes+=("torch $key: ${out#torch $mode $b n/a }$(tail -1 "$work/torch.log" | cut -c1-150)")
     else tips[$key]=$4; tmem[$key]=$5; fi
   done
 done
@@ -91,7 +99,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 echo
 printf "%-6s %-6s %12s %10s %10s %12s %12s %12s %9s %9s\n" batch prec "rxc img/s" "arena MiB" "peak MiB" \
   "eager img/s" "compile img/s" "torch MiB" "vs eager" "vs comp."
-for b in 64 128; do
+for b in $BATCHES; do
   for prec in tf32 bf16; do
     k="$b/$prec"
     printf "%-6s %-6s %12s %10s %10s %12s %12s %12s %9s %9s\n" "$b" "$prec" "${ips[$k]}" "${arena[$k]:--}" \
@@ -100,8 +108,9 @@ for b in 64 128; do
   done
 done
 echo
-echo "NVRTC (resnext50_32x4d, batch 128): cold ${nvrtc_cold} s, warm ${nvrtc_warm} s"
+echo "NVRTC ($(basename "$MODEL" .net), batch $big): cold ${nvrtc_cold} s, warm ${nvrtc_warm} s"
 echo "memory goal: rxc peak <= 0.6x PyTorch's (peak MiB is the whole process as nvidia-smi sees it;"
 echo "torch MiB is torch.cuda.max_memory_reserved, eager bf16)"
-echo "PyTorch runs are torchvision resnext50_32x4d, channels_last, bf16 autocast, SGD momentum 0.9."
+echo "PyTorch runs are torchvision resnext50_32x4d, channels_last, bf16 autocast, AdamW and label smoothing 0.1 as the .net file."
+for n in "${notes[@]}"; do echo "note: $n"; done
 echo "total time: ${SECONDS} s"
