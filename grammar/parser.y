@@ -518,6 +518,18 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, ParseCt
             if (!dup) names[m++] = nm;
         }
     }
+    /* Many expected tokens that include the starts of an expression mean "an
+     * expression was expected here". */
+    bool wants_int = false, wants_name = false, wants_paren = false;
+    for (int i = 0; i < n; i++) {
+        wants_int |= expected[i] == YYSYMBOL_INT;
+        wants_name |= expected[i] == YYSYMBOL_IDENT;
+        wants_paren |= !strcmp(yysymbol_name(expected[i]), "'('");
+    }
+    if (m == 0 && wants_int && wants_name && wants_paren) {
+        names[0] = "an expression";
+        m = 1;
+    }
     StrBuf b = {0}, found = {0}, want = {0};
     describe_lookahead(pc, tok, &found);
     for (int i = 0; i < m; i++) {
