@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "frontend.h"
+#include "progress.h"
 #include "safetensors.h"
 #include "schedule.h"
 #include "trainer.h"
@@ -25,6 +26,7 @@
 typedef struct StepArgs {
     const char *file, *batch, *init, *out;
     int steps;
+    bool timing;             /* step: print each step's wall time (bench/cpu_step) */
     DeviceKind device;
     SetOverride *sets;
     int n_sets;
@@ -39,11 +41,12 @@ static void step_usage(FILE *f, bool grad) {
                    "  grad.<param>, grad.x and param.<name> (the initial values), in PyTorch's layout.\n");
     else
         fprintf(f, "usage: rxc step FILE.net --batch B.safetensors [--init W.safetensors] [--steps K]\n"
-                   "                [--set NAME=VALUE]... [--device cpu|cuda|auto] --out O.safetensors\n"
+                   "                [--set NAME=VALUE]... [--device cpu|cuda|auto] [--timing] --out O.safetensors\n"
                    "  Runs K (default 1) optimizer steps of the file's loss and optimizer on the batch in B\n"
                    "  (x: float32 N x C x H x W, y: int64 N). Each step counts as one epoch for the schedule;\n"
                    "  gradient accumulation is off. O gets every parameter and BN buffer after the K steps\n"
-                   "  under the checkpoint names, logits (N x classes, first step) and loss (one per step).\n");
+                   "  under the checkpoint names, logits (N x classes, first step) and loss (one per step).\n"
+                   "  --timing prints each step's wall time (forward, backward, update) on stderr.\n");
 }
 
 static int parse_device(const char *s, DeviceKind *d) {
@@ -66,6 +69,10 @@ static int parse_args(int argc, char **argv, bool grad, StepArgs *a) {
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             step_usage(stdout, grad);
             return 1;
+        }
+        if (!grad && !strcmp(s, "--timing")) {
+            a->timing = true;
+            continue;
         }
         if (!strcmp(s, "--batch") || !strcmp(s, "--init") || !strcmp(s, "--out") || !strcmp(s, "-o") ||
             !strcmp(s, "--device") || (!grad && !strcmp(s, "--steps"))) {
@@ -267,6 +274,7 @@ int cmd_step(int argc, char **argv) {
     char err[1024];
     for (int k = 0; k < a.steps && rc == 0; k++) {
         double lr = schedule_lr(&s.model.recipe, 1, k);
+        double t0 = progress_now();
         StepStats st;
         if (trainer_forward_backward(t, s.x_nhwc, s.y->data, (int)s.n, lr, k + 1, &st, err, sizeof err) != 0 ||
             trainer_update(t, lr, k + 1, err, sizeof err) != 0) {
@@ -274,6 +282,7 @@ int cmd_step(int argc, char **argv) {
             rc = 1;
             break;
         }
+        if (a.timing) fprintf(stderr, "rxc step: step %d took %.6f s\n", k + 1, progress_now() - t0);
         if (k == 0) memcpy(logits, t->logits, (size_t)(s.n * classes) * sizeof(float));
         losses[k] = (float)(st.loss_sum / (double)st.n);
     }

@@ -9,6 +9,7 @@
  * checkpoint stopped (mid-epoch included). A non-finite loss stops the run
  * and leaves the last good checkpoint in place.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -295,12 +296,26 @@ static void run_close(Run *r) {
 }
 
 /* Opens the trainer for float NHWC batches and cross-entropy. */
-static int open_trainer(Run *run, int batch, DeviceKind device, bool quiet, char *err, size_t errlen) {
+/* The normalize op shared by both pipelines (the last op of each), which a
+ * GPU program can fuse so that batches travel as uint8. */
+static bool shared_normalize(const Recipe *r, float mean[3], float std[3]) {
+    if (r->n_train_tf < 1 || r->n_val_tf < 1) return false;
+    const TransformOp *a = &r->train_tf[r->n_train_tf - 1], *b = &r->val_tf[r->n_val_tf - 1];
+    if (a->kind != TF_NORMALIZE || b->kind != TF_NORMALIZE) return false;
+    if (memcmp(a->mean, b->mean, sizeof a->mean) != 0 || memcmp(a->std, b->std, sizeof a->std) != 0) return false;
+    memcpy(mean, a->mean, sizeof a->mean);
+    memcpy(std, a->std, sizeof a->std);
+    return true;
+}
+
+static int open_trainer(Run *run, int batch, DeviceKind device, bool quiet, bool u8_on_gpu, char *err,
+                        size_t errlen) {
     TrainerConfig cfg = {0};
     cfg.batch = batch;
     cfg.device = device;
     cfg.loss = LOSS_CROSS_ENTROPY;
     cfg.quiet = quiet;
+    cfg.u8_if_cuda = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
     if (trainer_open(&run->tr, &run->model, &cfg, err, errlen) != 0) return -1;
     run->trainer_open = true;
     return 0;
@@ -330,7 +345,15 @@ int cmd_train(int argc, char **argv) {
         free_args(&a);
         return 1;
     }
-    run.train = loader_open(r, r->train_split, r->batch, true, LOADER_F32_NHWC, 0, err, sizeof err);
+    /* The trainer first: on a GPU it takes uint8 batches, which decides the loaders' output. */
+    if (open_trainer(&run, r->batch, r->device, false, true, err, sizeof err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err);
+        run_close(&run);
+        free_args(&a);
+        return 1;
+    }
+    LoaderOutput kind = run.tr.cfg.u8_input ? LOADER_U8_NHWC : LOADER_F32_NHWC;
+    run.train = loader_open(r, r->train_split, r->batch, true, kind, 0, err, sizeof err);
     if (!run.train) {
         fprintf(stderr, "rxc: %s\n", err);
         run_close(&run);
@@ -342,7 +365,7 @@ int cmd_train(int argc, char **argv) {
     bool want_val = r->layout == DATA_CIFAR10 || r->layout == DATA_CIFAR100 || is_dir(val_dir);
     free(val_dir);
     if (want_val) {
-        run.val = loader_open(r, r->val_split, r->batch, false, LOADER_F32_NHWC, 0, err, sizeof err);
+        run.val = loader_open(r, r->val_split, r->batch, false, kind, 0, err, sizeof err);
         if (!run.val) {
             fprintf(stderr, "rxc: %s\n", err);
             run_close(&run);
@@ -364,12 +387,6 @@ int cmd_train(int argc, char **argv) {
     }
     run.classes = class_names_text(run.train);
 
-    if (open_trainer(&run, r->batch, r->device, false, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
-        run_close(&run);
-        free_args(&a);
-        return 1;
-    }
     Trainer *t = &run.tr;
     t->ref.class_names = run.classes;
     trainer_init_params(t, r->seed);
@@ -491,9 +508,9 @@ int cmd_train(int argc, char **argv) {
                         status = 1;
                     } else {
                         fprintf(stderr, "rxc: %s after step %lld (epoch %d, batch %lld/%d); checkpoint %s\n"
-                                        "  continue with: rxc train %s --resume %s\n",
+                                        "  to continue, run the same command with --resume %s\n",
                                 stop_signal ? "interrupted" : "stopped at --max-steps", (long long)t->state.step,
-                                e + 1, (long long)bi, batches, run.last_path, a.file, run.last_path);
+                                e + 1, (long long)bi, batches, run.last_path, run.last_path);
                         status = stop_signal ? 130 : 0;
                     }
                     stopped = true;
@@ -546,9 +563,9 @@ int cmd_train(int argc, char **argv) {
             break;
         }
         if (stop_signal || (a.max_steps > 0 && t->state.step >= a.max_steps)) {
-            fprintf(stderr, "rxc: %s after epoch %d; checkpoint %s\n  continue with: rxc train %s --resume %s\n",
-                    stop_signal ? "interrupted" : "stopped at --max-steps", e + 1, run.last_path, a.file,
-                    run.last_path);
+            fprintf(stderr, "rxc: %s after epoch %d; checkpoint %s\n"
+                            "  to continue, run the same command with --resume %s\n",
+                    stop_signal ? "interrupted" : "stopped at --max-steps", e + 1, run.last_path, run.last_path);
             status = stop_signal ? 130 : 0;
             stopped = true;
         }
@@ -604,7 +621,7 @@ int cmd_eval(int argc, char **argv) {
     }
     char *msg = NULL;
     EvalResult vr;
-    if (open_trainer(&run, r->batch, r->device, true, err, sizeof err) != 0) {
+    if (open_trainer(&run, r->batch, r->device, true, false, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         rc = 1;
     } else if (trainer_init_params(&run.tr, r->seed), trainer_load_weights(&run.tr, a.weights, &msg) != 0) {
@@ -640,8 +657,26 @@ static char **predict_class_names(const char *weights, const Recipe *r, int n) {
         }
         st_free(&st);
     }
-    (void)r;
-    for (int c = 0; c < n; c++)
+    /* Weights from elsewhere (PyTorch): the data set's class folders, in torchvision's sorted order. */
+    char *dir = (!names[0] && r->layout == DATA_IMAGEFOLDER && r->data_root)
+                    ? xasprintf("%s/%s", r->data_root, r->train_split) : NULL;
+    struct dirent **list = NULL;
+    int k = dir ? scandir(dir, &list, NULL, alphasort) : -1;
+    int c = 0, folders = 0;
+    for (int i = 0; i < k; i++) {
+        char *sub = xasprintf("%s/%s", dir, list[i]->d_name);
+        if (list[i]->d_name[0] != '.' && is_dir(sub) && folders++ < n) names[c++] = xstrdup(list[i]->d_name);
+        free(sub);
+        free(list[i]);
+    }
+    free(list);
+    free(dir);
+    if (folders != n)
+        for (int i = 0; i < c; i++) { /* the folders do not fit this model: do not guess */
+            free(names[i]);
+            names[i] = NULL;
+        }
+    for (c = 0; c < n; c++)
         if (!names[c]) names[c] = xasprintf("class %d", c);
     return names;
 }
@@ -670,7 +705,7 @@ int cmd_predict(int argc, char **argv) {
     const Node *in = &g->nodes[g->input];
     int H = (int)in->dim[0], W = (int)in->dim[1];
     char *msg = NULL;
-    if (open_trainer(&run, 1, r->device, true, err, sizeof err) != 0) {
+    if (open_trainer(&run, 1, r->device, true, false, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         run_close(&run);
         free_args(&a);

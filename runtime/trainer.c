@@ -61,23 +61,27 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     compile_options_from_recipe(&t->copts, t->recipe, cfg->batch);
     t->copts.loss = cfg->loss;
     t->copts.want_input_grad = cfg->want_input_grad;
-    if (cfg->u8_input) {
-        t->copts.normalize_u8_input = true;
-        memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
-        memcpy(t->copts.std, cfg->std, sizeof cfg->std);
-    }
+    memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
+    memcpy(t->copts.std, cfg->std, sizeof cfg->std);
+    t->copts.normalize_u8_input = cfg->u8_input || cfg->u8_if_cuda;
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
         return fail(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
-    t->use_cuda = dev == DEVICE_CUDA;
     char cuda_err[512] = "";
-    if (dev == DEVICE_AUTO && exec_cuda_new) {
-        /* Try the GPU first; any failure (no driver, no device) falls back to the CPU. */
+    if (dev != DEVICE_CPU && exec_cuda_new) {
+        /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU. */
         t->use_cuda = true;
-        if (build(t, cfg->batch, &t->prog, &t->exec, cuda_err, sizeof cuda_err) != 0) t->use_cuda = false;
+        int rc = build(t, cfg->batch, &t->prog, &t->exec, dev == DEVICE_CUDA ? err : cuda_err,
+                       dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
+        if (rc != 0 && dev == DEVICE_CUDA) return -1;
     }
-    if (!t->exec && build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
+    if (!t->exec) {
+        t->use_cuda = false;
+        t->copts.normalize_u8_input = cfg->u8_input;
+        if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
+    }
+    t->cfg.u8_input = t->copts.normalize_u8_input;
     if (!cfg->quiet) {
         fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
         if (dev == DEVICE_AUTO && cuda_err[0] && getenv("RXC_VERBOSE"))
@@ -88,7 +92,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     t->out_numel = node_numel(&g->nodes[g->output]);
     t->logits = xcalloc((size_t)(cfg->batch * t->out_numel), sizeof(float));
     t->losses = xcalloc((size_t)cfg->batch, sizeof(float));
-    t->in_sample_bytes = (size_t)node_numel(&g->nodes[g->input]) * (cfg->u8_input ? 1 : sizeof(float));
+    t->in_sample_bytes = (size_t)node_numel(&g->nodes[g->input]) * (t->cfg.u8_input ? 1 : sizeof(float));
     t->ref.graph = g;
     t->ref.program = t->prog;
     t->ref.exec = t->exec;

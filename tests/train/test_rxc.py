@@ -482,7 +482,16 @@ def train(root, run_dir, *extra, timeout=600):
     return rxc(*args, timeout=timeout)
 
 
+def test_missing_data():
+    missing = os.path.join(TMP, "no-such-data")
+    rc, out, err = rxc("models/tiny_resnext.net", "--set", f'root="{missing}"', "--run-dir", os.path.join(TMP, "run_missing"))
+    needles = [os.path.join(missing, "train"), "imagenette2", "train/<wnid>", "val/<wnid>", "rxc demo"]
+    absent = [n for n in needles if n not in err]
+    report("missing_data_message", rc == 1 and not absent, f"rc={rc} missing {absent} in: {err.strip()[-600:]}")
+
+
 def test_training():
+    test_missing_data()
     root, why = demo_root()
     if root is None:
         for n in ("e2e_tiny_resnext", "resume", "sigterm", "nan"):
