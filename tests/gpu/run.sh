@@ -13,13 +13,17 @@
 #   gpu_graph_replay          3 steps with CUDA graphs == 3 steps without (1e-6)
 #   gpu_bf16_vs_fp32          one step in bf16 against fp32 on the GPU within 5e-2
 #                             (skipped while the lowering has no bf16)
+# GPU_CASES (a subset of the case names) and GPU_TINY_STEPS (200) exist for
+# dry runs of this script on tests/cuda's fake GPU.
 set -u
 cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 work=build/test-gpu
 mkdir -p "$work"
-cases="gpu_ops gpu_resnext50_step_64px gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32"
+cases="${GPU_CASES:-gpu_ops gpu_resnext50_step_64px gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32}"
+steps="${GPU_TINY_STEPS:-200}"
+want() { [[ " $cases " == *" $1 "* ]]; }
 if ! cc -std=c11 -O1 -D_GNU_SOURCE -Iruntime -Icompiler -I. -o "$work/probe" tests/gpu/probe.c runtime/cuda/cuda_api.c \
      -ldl 2>"$work/probe.log"; then
   echo "FAIL gpu_probe_build: $(head -c 500 "$work/probe.log")"
@@ -40,7 +44,8 @@ unset RXC_TF32
 status=0
 
 # every op against PyTorch, as the CPU backend is checked
-if "$PYTHON" -c "import torch" 2>/dev/null; then
+if ! want gpu_ops; then :
+elif "$PYTHON" -c "import torch" 2>/dev/null; then
   (cd tests/ops && "$PYTHON" check_ops.py "$RXC grad --device cuda") | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 gpu_ops_/' || status=1
 else
   echo "SKIP gpu_ops: PyTorch is not available through $PYTHON"
@@ -54,7 +59,8 @@ step() { # device out batchfile net [args...]
 # one training step of ResNeXt-50 at 64x64
 "$PYTHON" tests/gpu/compare.py batch "$work/r50_batch.safetensors" 8 3 64 64 10 1
 r50=(--set input=3x64x64 --set classes=10 --set "optimizer=sgd(lr=0.1, momentum=0.9, weight_decay=1e-4)")
-if step cpu "$work/r50_cpu.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" &&
+if ! want gpu_resnext50_step_64px; then :
+elif step cpu "$work/r50_cpu.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" &&
    step cuda "$work/r50_cuda.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}"; then
   "$PYTHON" tests/gpu/compare.py step "$work/r50_cpu.safetensors" "$work/r50_cuda.safetensors" gpu_resnext50_step_64px 1e-3 || status=1
 else
@@ -63,15 +69,17 @@ fi
 
 # 200 steps of the small model: the loss curves agree
 "$PYTHON" tests/gpu/compare.py batch "$work/tiny_batch.safetensors" 32 3 32 32 10 2
-if step cpu "$work/tiny_cpu.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 200 &&
-   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 200; then
+if ! want gpu_tiny_200_steps; then :
+elif step cpu "$work/tiny_cpu.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps" &&
+   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps"; then
   "$PYTHON" tests/gpu/compare.py curve "$work/tiny_cpu.safetensors" "$work/tiny_cuda.safetensors" gpu_tiny_200_steps 0.05 0.05 || status=1
 else
   echo "FAIL gpu_tiny_200_steps: $(tail -c 800 "$work"/tiny_c*.safetensors.log | tr '\n' ' ')"; status=1
 fi
 
 # graph replay gives what direct launches give
-if step cuda "$work/graph_on.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 3 &&
+if ! want gpu_graph_replay; then :
+elif step cuda "$work/graph_on.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 3 &&
    RXC_CUDA_GRAPHS=0 step cuda "$work/graph_off.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 3; then
   "$PYTHON" tests/gpu/compare.py step "$work/graph_off.safetensors" "$work/graph_on.safetensors" gpu_graph_replay 1e-6 || status=1
 else
@@ -79,7 +87,8 @@ else
 fi
 
 # bf16 mixed precision against fp32
-if step cuda "$work/bf16.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --set precision=bf16; then
+if ! want gpu_bf16_vs_fp32; then :
+elif step cuda "$work/bf16.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --set precision=bf16; then
   step cuda "$work/fp32.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net &&
     "$PYTHON" tests/gpu/compare.py step "$work/fp32.safetensors" "$work/bf16.safetensors" gpu_bf16_vs_fp32 5e-2 || status=1
 elif grep -q "bf16" "$work/bf16.safetensors.log"; then
