@@ -148,6 +148,21 @@ if cc $FLAGS -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanit
 else
   echo "SKIP bad_input_asan: cannot build with -fsanitize=address,undefined"
 fi
+# every bad file through `rxc transform` (the AddressSanitizer build when there is one): a
+# clear error and exit status 1, never a crash
+RX="$RXC"; [ -x "$RXC_ASAN" ] && RX="$RXC_ASAN"
+if [ -x "$RX" ]; then
+  ok=1; why=""
+  for f in truncated.jpg random.jpg zero.jpg huge.jpg one.jpg folder.jpg dangling.jpg; do
+    "$RX" transform "none" $BAD/train/bad/$f $W/out/bad_$f.png > $W/badcmd.log 2>&1
+    rc=$?
+    if [ $rc -ne 1 ] || grep -q "Sanitizer\|runtime error" $W/badcmd.log || ! grep -q "rxc: transform\|$f" $W/badcmd.log; then
+      ok=0; why="$why $f (exit $rc: $(head -c 120 $W/badcmd.log))"
+    fi
+  done
+  if [ $ok = 1 ]; then echo "PASS cmd_transform_bad_files (${RX#$PWD/}: 7 bad inputs, each a message and exit 1)"
+  else echo "FAIL cmd_transform_bad_files:$why"; fi
+fi
 $LT $BAD nothing demo-train > $W/nothing.log 2>&1
 if grep -q "^ERROR .*$BAD/nothing: no usable image" $W/nothing.log; then echo "PASS no_usable_image_error ($(grep ^ERROR $W/nothing.log | cut -c7-90)...)"
 else echo "FAIL no_usable_image_error: $(cat $W/nothing.log | head -3)"; fi
