@@ -46,7 +46,12 @@ status=0
 # every op against PyTorch, as the CPU backend is checked
 if ! want gpu_ops; then :
 elif "$PYTHON" -c "import torch" 2>/dev/null; then
-  (cd tests/ops && "$PYTHON" check_ops.py "$RXC grad --device cuda") | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 gpu_ops_/' || status=1
+  # check_ops.py runs `<dir>/rxc grad FILE ...`; this rxc adds --device cuda
+  mkdir -p "$work/cuda-rxc"
+  printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
+  chmod +x "$work/cuda-rxc/rxc"
+  (cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../$work/cuda-rxc/rxc") | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 gpu_ops_/'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   echo "SKIP gpu_ops: PyTorch is not available through $PYTHON"
 fi
