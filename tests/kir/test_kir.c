@@ -160,6 +160,68 @@ static Kernel *k_map_accumulate(void) {
     return finish_or_die(k);
 }
 
+enum { ON = 257, OF = 14, OI = 9 };
+
+/* Every unary and binary operator, float and int, in one pointwise kernel. */
+static Kernel *k_every_op(void) {
+    Kernel *k = kir_kernel_new("every_op", KF_ROWS, ON, 1);
+    int xb = kir_buf(k, "x", KD_F32, ON, false), yb = kir_buf(k, "y", KD_F32, ON, false);
+    int qb = kir_buf(k, "q", KD_I64, ON, false);
+    int of = kir_buf(k, "out_f", KD_F32, ON * OF, true), oi = kir_buf(k, "out_i", KD_I64, ON * OI, true);
+    int i = kir_var(k, KV_OUTER);
+    int x = kir_load(k, xb, i), y = kir_load(k, yb, i), q = kir_load(k, qb, i);
+    int st = kir_stage(k, KS_STORE);
+    int fo[OF], io[OI];
+    fo[0] = kir_un(k, KU_NEG, x);
+    fo[1] = kir_un(k, KU_EXP, x);
+    fo[2] = kir_un(k, KU_LOG, y);
+    fo[3] = kir_un(k, KU_SQRT, y);
+    fo[4] = kir_un(k, KU_RSQRT, y);
+    fo[5] = kir_un(k, KU_ABS, x);
+    fo[6] = kir_un(k, KU_RECIP, y);
+    fo[7] = kir_un(k, KU_SIGMOID, x);
+    fo[8] = kir_un(k, KU_TO_FLOAT, q);
+    fo[9] = kir_bin(k, KB_MIN, x, y);
+    int b1 = kir_bin(k, KB_NE, x, y), b2 = kir_un(k, KU_NOT, kir_bin(k, KB_LT, x, F(k, 0)));
+    int b3 = kir_bin(k, KB_OR, kir_bin(k, KB_AND, b1, b2), kir_bin(k, KB_EQ, q, C(k, 3)));
+    fo[10] = kir_select(k, b3, x, y);
+    fo[11] = kir_un(k, KU_TO_FLOAT, kir_un(k, KU_TO_INT, mul(k, x, F(k, 10))));
+    fo[12] = kir_bin(k, KB_DIV, x, y);
+    fo[13] = kir_bin(k, KB_MAX, x, y);
+    int aq = kir_un(k, KU_ABS, q);
+    io[0] = kir_un(k, KU_NEG, q);
+    io[1] = aq;
+    io[2] = kir_bin(k, KB_MIN, q, C(k, 7));
+    io[3] = kir_bin(k, KB_MAX, q, C(k, -7));
+    io[4] = kir_un(k, KU_TO_INT, mul(k, x, F(k, 100)));
+    io[5] = kir_bin(k, KB_IDIV, aq, C(k, 3));
+    io[6] = kir_bin(k, KB_MOD, aq, C(k, 5));
+    io[7] = kir_select(k, kir_bin(k, KB_LE, q, C(k, 0)), q, sub(k, mul(k, q, C(k, 2)), C(k, 1)));
+    int v = kir_reduce_var(k);
+    io[8] = kir_reduce(k, KR_MAX, v, 4, kir_load(k, qb, mod(k, add(k, i, kir_var(k, v)), ON)));
+    for (int o = 0; o < OF; o++) kir_store(k, st, of, add(k, mul(k, i, C(k, OF)), C(k, o)), fo[o], false);
+    for (int o = 0; o < OI; o++) kir_store(k, st, oi, add(k, mul(k, i, C(k, OI)), C(k, o)), io[o], false);
+    return finish_or_die(k);
+}
+
+enum { IR = 41, IC = 5 };
+
+/* COLS with an int and a float accumulator (mixed partial storage). */
+static Kernel *k_cols_int(void) {
+    Kernel *k = kir_kernel_new("cols_int", KF_COLS, IC, IR);
+    k->row_chunks = 3;
+    int qb = kir_buf(k, "q", KD_I64, IR * IC, false), xb = kir_buf(k, "x", KD_F32, IR * IC, false);
+    int si = kir_buf(k, "sum_q", KD_I64, IC, true), sf = kir_buf(k, "sum_x", KD_F32, IC, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int idx = add(k, mul(k, j, C(k, IC)), i);
+    int s0 = kir_stage(k, KS_REDUCE);
+    int a = kir_acc(k, s0, KR_SUM, kir_load(k, qb, idx)), b = kir_acc(k, s0, KR_SUM, kir_load(k, xb, idx));
+    int s1 = kir_stage(k, KS_STORE);
+    kir_store(k, s1, si, i, a, false);
+    kir_store(k, s1, sf, i, b, false);
+    return finish_or_die(k);
+}
+
 enum { SN = 6, SK = 11 };
 
 /* Softmax cross-entropy: REDUCE(max), REDUCE(sum exp), MAP(probabilities), STORE(loss). */
@@ -400,6 +462,63 @@ static void test_map_accumulate(JitLib *lib) {
     }
     if (bad < 0) pass("map_accumulate_same_element_in_order");
     else failf("map_accumulate_same_element_in_order", "row %d differs from the sequential float sum", bad);
+}
+
+static bool close_rel(float got, float want, float tol) {
+    if (isnan(want)) return isnan(got);
+    return fabsf(got - want) <= tol * fmaxf(1.0f, fabsf(want));
+}
+
+static void test_every_op(JitLib *lib) {
+    uint64_t st = 9;
+    float x[ON], y[ON], of[ON * OF];
+    int64_t q[ON], oi[ON * OI];
+    for (int n = 0; n < ON; n++) {
+        x[n] = (float)(3 * frand(&st));
+        y[n] = (float)(0.1 + 2 * fabs(frand(&st)));
+        q[n] = (int64_t)(50 * frand(&st));
+    }
+    x[5] = y[5]; /* equal operands for ne */
+    q[7] = 3;
+    void *b[] = {x, y, q, of, oi};
+    sym(lib, "every_op")(b, sc_default);
+    int bad = -1, bad_slot = -1;
+    for (int n = 0; n < ON && bad < 0; n++) {
+        /* float references with the same float operations: exact, except
+         * exp/log/sigmoid (libm), 2e-7 relative */
+        float want[OF] = {-x[n], expf(x[n]), logf(y[n]), sqrtf(y[n]), 1.0f / sqrtf(y[n]), fabsf(x[n]), 1.0f / y[n],
+                          1.0f / (1.0f + expf(-x[n])), (float)q[n], x[n] < y[n] ? x[n] : y[n],
+                          ((x[n] != y[n] && !(x[n] < 0)) || q[n] == 3) ? x[n] : y[n], (float)(int64_t)(x[n] * 10.0f),
+                          x[n] / y[n], x[n] > y[n] ? x[n] : y[n]};
+        for (int o = 0; o < OF && bad < 0; o++)
+            if (!close_rel(of[n * OF + o], want[o], o == 1 || o == 2 || o == 7 ? 2e-7f : 0.0f)) bad = n, bad_slot = o;
+        int64_t aq = q[n] < 0 ? -q[n] : q[n], m = INT64_MIN;
+        for (int v = 0; v < 4; v++) m = q[(n + v) % ON] > m ? q[(n + v) % ON] : m;
+        int64_t wanti[OI] = {-q[n], aq, q[n] < 7 ? q[n] : 7, q[n] > -7 ? q[n] : -7, (int64_t)(x[n] * 100.0f), aq / 3, aq % 5,
+                             q[n] <= 0 ? q[n] : q[n] * 2 - 1, m};
+        for (int o = 0; o < OI && bad < 0; o++)
+            if (oi[n * OI + o] != wanti[o]) bad = n, bad_slot = OF + o;
+    }
+    if (bad < 0) pass("every_operator");
+    else failf("every_operator", "element %d, output %d (float outputs 0-%d, then int) differs", bad, bad_slot, OF - 1);
+}
+
+static void test_cols_int(JitLib *lib) {
+    uint64_t st = 10;
+    int64_t q[IR * IC], sq[IC];
+    float x[IR * IC], sx[IC];
+    for (int n = 0; n < IR * IC; n++) q[n] = (int64_t)(1000 * frand(&st)), x[n] = (float)frand(&st);
+    void *b[] = {q, x, sq, sx};
+    sym(lib, "cols_int")(b, sc_default);
+    bool ok = true;
+    for (int c = 0; c < IC; c++) {
+        int64_t want = 0;
+        double wf = 0;
+        for (int r = 0; r < IR; r++) want += q[r * IC + c], wf += x[r * IC + c];
+        ok &= sq[c] == want && fabs(sx[c] - wf) <= 1e-5; /* ints exact; 41 floats in [-1, 1]: 1e-5 */
+    }
+    if (ok) pass("cols_int_and_float_accumulators");
+    else failf("cols_int_and_float_accumulators", "column sums differ");
 }
 
 static void test_softmax(JitLib *lib) {
@@ -863,6 +982,8 @@ int main(int argc, char **argv) {
     kir_module_add(m, k_softmax());
     kir_module_add(m, k_im2col());
     kir_module_add(m, k_map_accumulate());
+    kir_module_add(m, k_every_op());
+    kir_module_add(m, k_cols_int());
     kir_module_add(m, k_cols());
     kir_module_add(m, k_to_bf16());
     kir_module_add(m, k_from_bf16());
@@ -879,6 +1000,8 @@ int main(int argc, char **argv) {
         test_softmax(lib);
         test_im2col(lib);
         test_map_accumulate(lib);
+        test_every_op(lib);
+        test_cols_int(lib);
         test_cols(lib);
         test_bf16(lib);
         test_rand(lib);
