@@ -401,7 +401,25 @@ JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
     char dir[PATH_MAX];
-    if (jit_cache_dir(opts, dir, sizeof dir, err, errlen) != 0) return NULL;
+    int dir_rc = jit_cache_dir(opts, dir, sizeof dir, err, errlen);
+    if (dir_rc == 0 && access(dir, W_OK) != 0) {
+        snprintf(err, errlen, "%s is not writable", dir);
+        dir_rc = -1;
+    }
+    if (dir_rc != 0) {
+        /* An unwritable cache (read-only home, someone else's directory)
+         * should not stop training: fall back to a per-user directory under
+         * /tmp, which the key keeps just as safe. */
+        char why[512], fallback[128];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(fallback, sizeof fallback, "/tmp/rxc-cache-%ld", (long)getuid());
+        JitOptions alt = opts ? *opts : (JitOptions){0};
+        alt.cache_dir = fallback;
+        if (jit_cache_dir(&alt, dir, sizeof dir, err, errlen) != 0 || access(dir, W_OK) != 0) {
+            snprintf(err, errlen, "no writable kernel cache directory (%s; %s is not usable either)", why, fallback);
+            return NULL;
+        }
+    }
 
     const char *cc_name = opts && opts->cc ? opts->cc : getenv("RXC_CC");
     if (!cc_name || !*cc_name) cc_name = "cc";

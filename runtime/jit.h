@@ -12,7 +12,8 @@
  * see half-written files. KEY.c keeps the source for reading.
  *
  * Cache directory: $RXC_CACHE_DIR, else $XDG_CACHE_HOME/rxc, else
- * ~/.cache/rxc. Compiler: $RXC_CC, else `cc`.
+ * ~/.cache/rxc; if that cannot be created or written, /tmp/rxc-cache-UID.
+ * Compiler: $RXC_CC, else `cc`.
  */
 #ifndef RXC_JIT_H
 #define RXC_JIT_H

@@ -773,6 +773,14 @@ static void test_cache(void) {
     else failf("cache_corrupt_object_rebuilt", "hit %d, rebuilt %d, %s", l5 ? i5.cache_hit : -1, l5 ? i5.rebuilt_corrupt : -1, l5 ? "" : err);
     jit_free(l5);
 
+    /* a cache directory that cannot be created: a per-user one under /tmp instead */
+    JitOptions o3 = {.cache_dir = "/proc/rxc-cannot-create-this"};
+    JitInfo i7;
+    JitLib *l7 = jit_load(src, &o3, &i7, err, sizeof err);
+    if (l7 && !strncmp(i7.so_path, "/tmp/rxc-cache-", 15)) pass("cache_unwritable_dir_falls_back");
+    else failf("cache_unwritable_dir_falls_back", "%s", l7 ? i7.so_path : err);
+    jit_free(l7);
+
     /* a compile error names the kernel and carries the compiler's log */
     const char *bad = "#include <stdio.h>\n\n/* kernel broken */\nvoid broken(void *const *bufs, const double *sc) {\n"
                       "    (void)bufs; (void)sc;\n    this is not C;\n}\n";
