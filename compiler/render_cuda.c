@@ -14,7 +14,9 @@
  *                                   combined by a warp-shuffle + shared
  *                                   memory tree that every thread reads back;
  *   KF_COLS                      -> blocks of 32 columns x one row chunk
- *                                   (the IR's row_chunks); 8 row lanes per
+ *                                   (the IR's row_chunks, each split into
+ *                                   2^s equal parts until the grid has
+ *                                   ~1024 blocks: fixed by the shape); 8 row lanes per
  *                                   column reduce their rows in order, a
  *                                   shared-memory tree combines the lanes,
  *                                   partials go to scratch, then NAME_finish
@@ -56,6 +58,8 @@ typedef struct Range { double lo, hi; } Range;
 static double dmin4(double a, double b, double c, double d) { return fmin(fmin(a, b), fmin(c, d)); }
 static double dmax4(double a, double b, double c, double d) { return fmax(fmax(a, b), fmax(c, d)); }
 
+static int64_t gpu_chunks(const Kernel *k);
+
 typedef struct IntWidths {
     bool *node_wide;   /* per node: an int node that needs 64 bits */
     bool *acc_wide;    /* per accumulator */
@@ -80,7 +84,7 @@ static IntWidths int_widths(const Kernel *k) {
         if (k->ex[e].kind == KE_REDUCE && k->ex[e].var >= 0 && k->ex[e].var < k->n_vars)
             var_hi[k->ex[e].var] = (double)k->ex[e].extent - 1;
     w.loops_wide = !((double)k->outer + (double)MAX_GRID * ROW_THREADS < INT32_SAFE && (double)k->inner < INT32_SAFE &&
-                     (double)k->outer * (double)(k->n_accs ? k->n_accs : 1) * (double)k->row_chunks < INT32_SAFE);
+                     (double)k->outer * (double)(k->n_accs ? k->n_accs : 1) * (double)gpu_chunks(k) < INT32_SAFE);
     for (int v = 2; v < k->n_vars; v++) w.loops_wide |= var_hi[v] >= INT32_SAFE;
     Range *r = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(Range));
     for (int e = 0; e < k->n_ex; e++) {
@@ -138,6 +142,15 @@ static IntWidths int_widths(const Kernel *k) {
 
 /* ---- launch geometry ------------------------------------------------------ */
 
+/* KF_COLS: the GPU's row chunks. Each IR chunk is split into 2^s parts
+ * (boundaries floor(g * inner / total) nest inside the IR's chunks) until
+ * the grid fills a large GPU, keeping at least 256 rows per part. */
+static int64_t gpu_chunks(const Kernel *k) {
+    int64_t tiles = (k->outer + COL_TILE - 1) / COL_TILE, chunks = k->row_chunks > 0 ? k->row_chunks : 1, sub = 1;
+    while (tiles * chunks * sub < 1024 && k->inner / (chunks * sub * 2) >= 256 && chunks * sub * 2 <= 65535) sub *= 2;
+    return chunks * sub;
+}
+
 static bool rows_need_block(const Kernel *k) {
     if (k->form != KF_ROWS || k->inner < LONG_INNER) return false;
     for (int s = 0; s < k->n_stages; s++)
@@ -163,14 +176,15 @@ CudaLaunch render_cuda_launch(const Kernel *k) {
     if (k->form == KF_COLS) {
         l.mapping = CM_COLUMN_TILES;
         l.grid[0] = (unsigned)((k->outer + COL_TILE - 1) / COL_TILE);
-        l.grid[1] = (unsigned)k->row_chunks;
+        l.row_chunks = gpu_chunks(k);
+        l.grid[1] = (unsigned)l.row_chunks;
         l.block[0] = COL_TILE;
         l.block[1] = COL_LANES;
         l.shared_bytes = (unsigned)(sizeof(double) * COL_TILE * COL_LANES * (k->n_accs ? k->n_accs : 1));
         l.has_finish = true;
         l.finish_block = ROW_THREADS;
         l.finish_grid = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
-        l.scratch_floats = k->outer * k->row_chunks * (k->n_accs ? k->n_accs : 1);
+        l.scratch_floats = k->outer * l.row_chunks * (k->n_accs ? k->n_accs : 1);
     } else if (rows_need_block(k)) {
         l.mapping = CM_BLOCK_PER_ROW;
         l.grid[0] = clamp_grid(k->outer);
@@ -720,8 +734,9 @@ static void emit_cols_partial(Emitter *E) {
     line(E, "RXC_SHARED(%s, rxc_part, %d);", st, n_accs * COL_TILE * COL_LANES);
     line(E, "const %s i = (%s)blockIdx.x * %d + threadIdx.x;", it, it, COL_TILE);
     line(E, "const long long chunk = blockIdx.y;");
-    line(E, "const %s j_begin = (%s)(chunk * %lldLL / %lldLL);", it, it, (long long)k->inner, (long long)k->row_chunks);
-    line(E, "const %s j_end = (%s)((chunk + 1) * %lldLL / %lldLL);", it, it, (long long)k->inner, (long long)k->row_chunks);
+    const long long chunks = (long long)gpu_chunks(k);
+    line(E, "const %s j_begin = (%s)(chunk * %lldLL / %lldLL);", it, it, (long long)k->inner, chunks);
+    line(E, "const %s j_end = (%s)((chunk + 1) * %lldLL / %lldLL);", it, it, (long long)k->inner, chunks);
     declare_accs(E, 0);
     line(E, "if (i < %lld) {", (long long)k->outer);
     E->indent++;
@@ -760,7 +775,7 @@ static void emit_cols_partial(Emitter *E) {
     E->indent++;
     for (int a = 0; a < k->n_accs; a++)
         line(E, "scratch[(%d * %lld + chunk) * %lld + i] = (float)rxc_part[(%d * %d) * %d + threadIdx.x];", a,
-             (long long)k->row_chunks, (long long)k->outer, a, COL_LANES, COL_TILE);
+             (long long)gpu_chunks(k), (long long)k->outer, a, COL_LANES, COL_TILE);
     E->indent--;
     line(E, "}");
     sb_puts(E->out, "}\n\n");
@@ -778,12 +793,12 @@ static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
     for (int a = 0; a < k->n_accs; a++) {
         KType t = acc_type(k, a);
         line(E, "%s acc%d = (%s)scratch[%d * %lldLL * %lld + i];", acc_ctype(E, a), a, acc_ctype(E, a), a,
-             (long long)k->row_chunks, (long long)k->outer);
-        line(E, "for (int c = 1; c < %lld; ++c) {", (long long)k->row_chunks);
+             (long long)gpu_chunks(k), (long long)k->outer);
+        line(E, "for (int c = 1; c < %lld; ++c) {", (long long)gpu_chunks(k));
         E->indent++;
         char part[128], acc[16];
         snprintf(part, sizeof part, "(%s)scratch[(%d * %lld + c) * %lld + i]", acc_ctype(E, a), a,
-                 (long long)k->row_chunks, (long long)k->outer);
+                 (long long)gpu_chunks(k), (long long)k->outer);
         snprintf(acc, sizeof acc, "acc%d", a);
         combine_line(E, acc, k->accs[a].op, t, part);
         E->indent--;

@@ -43,6 +43,7 @@ typedef struct CudaLaunch {
     bool has_finish;              /* KF_COLS: NAME_finish follows */
     unsigned finish_grid, finish_block;
     int64_t scratch_floats;       /* KF_COLS: floats of scratch NAME and NAME_finish share */
+    int64_t row_chunks;           /* KF_COLS: the GPU's row chunks (the IR's, each split 2^s ways) */
     bool wide_index;              /* 64-bit index arithmetic was needed */
 } CudaLaunch;
 

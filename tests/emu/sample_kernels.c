@@ -148,6 +148,19 @@ static Kernel *col_stats(void) {
     return k;
 }
 
+/* Long columns: the GPU splits each IR row chunk further (uneven row count). */
+static Kernel *col_sum_long(void) {
+    const int64_t C = 8, R = 5003;
+    Kernel *k = kir_kernel_new("col_sum_long", KF_COLS, C, R);
+    k->row_chunks = 2;
+    int x = kir_buf(k, "x", KD_F32, R * C, false), out = kir_buf(k, "sum", KD_F32, C, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int s0 = kir_stage(k, KS_REDUCE);
+    int a = kir_acc(k, s0, KR_SUM, LOAD(x, ADD(MUL(j, I(C)), i)));
+    kir_store(k, kir_stage(k, KS_STORE), out, i, a, false);
+    return k;
+}
+
 /* bf16 column reduction with an accumulating fp32 store (a bias gradient). */
 static Kernel *col_bias_grad_bf16(void) {
     const int64_t C = 20, R = 130;
@@ -206,7 +219,7 @@ KirModule *sample_module(char *err, size_t errlen) {
         affine_relu("affine_relu", KD_F32), affine_relu("affine_relu_bf16", KD_BF16), normalize_u8(),
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
         softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
-        rows_scale(), col_stats(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
+        rows_scale(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
     };
     KirModule *m = kir_module_new();
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
