@@ -82,7 +82,7 @@ def run_case(c, tmp):
         mod.train()
     W = {k: v.detach().numpy().copy() for k, v in params.items()}
     for pre, mod in c.module.items():
-        if isinstance(mod, nn.BatchNorm2d):  # strict loading wants the whole state_dict
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):  # strict loading wants the whole state_dict
             W[f"{pre}.num_batches_tracked"] = np.array(0, dtype=np.int64)
     fwd = c.forward if hasattr(c, "forward") else None
     with torch.random.fork_rng():
@@ -215,7 +215,9 @@ def cases():
     cs.append(c)
     for nm, k, s, p, ceil, cip, h, w in (("avgpool2", 2, 2, 0, False, True, 6, 7), ("avgpool3s2p1", 3, 2, 1, False, True, 9, 8),
                                           ("avgpool3s2p1_nopadcount", 3, 2, 1, False, False, 9, 8),
-                                          ("avgpool3s2_ceil", 3, 2, 1, True, False, 8, 10)):
+                                          ("avgpool3s2_ceil", 3, 2, 1, True, False, 8, 10),
+                                          ("avgpool3s2_ceil_padcount", 3, 2, 1, True, True, 9, 10),
+                                          ("avgpool2s2_ceil_odd", 2, 2, 0, True, True, 7, 5)):
         c = Case(nm, 4, h, w, f"return avgpool(input, {k}, stride={s}, padding={p}, ceil_mode={'true' if ceil else 'false'}, "
                  f"count_include_pad={'true' if cip else 'false'})", {}, batch=2)
         c.forward = lambda x, k=k, s=s, p=p, ceil=ceil, cip=cip: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=cip)
@@ -233,6 +235,11 @@ def cases():
     lin2 = nn.Linear(6, 4, bias=False)
     c = Case("linear_nobias_gap", 6, 3, 3, "return op: linear(flatten(global_avgpool(input)), 4, bias=false)", {"op": lin2}, batch=2)
     c.forward = lambda x, m=lin2: m(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+    cs.append(c)
+    l1, b1 = nn.Linear(20, 6), nn.BatchNorm1d(6)
+    c = Case("batchnorm1d_on_vector", 5, 2, 2, "return relu(bn: batchnorm(op: linear(flatten(input), 6)))",
+             {"op": l1, "bn": b1}, batch=5)
+    c.forward = lambda x, l1=l1, b1=b1: F.relu(b1(l1(torch.flatten(x, 1))))
     cs.append(c)
     cc = nn.Conv2d(3, 5, 3, 1, 1, bias=False)
     c = Case("concat", 3, 5, 4, "return concat(relu(input), op: conv(input, 5, 3), input)", {"op": cc}, batch=2)
