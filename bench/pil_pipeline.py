@@ -1,6 +1,6 @@
 """pil_pipeline.py — the seed's train pipeline with PIL + torchvision, from
 JPEG bytes in memory to a normalized 224x224 tensor, on one core.
-Usage: pil_pipeline.py SECONDS IMG... ; prints "images_per_s N images_per_cpu_s M"."""
+Usage: pil_pipeline.py [--decoded] SECONDS IMG... ; prints "images_per_s N images_per_cpu_s M"."""
 import io
 import os
 import random
@@ -68,13 +68,18 @@ pipeline = T.Compose([
     T.ToTensor(), T.Normalize(mean=[0.4625, 0.4580, 0.4295], std=[0.2452, 0.2390, 0.2469]),
 ])
 
-seconds = float(sys.argv[1])
-blobs = [open(p, "rb").read() for p in sys.argv[2:]]
+args = sys.argv[1:]
+decoded = args[0] == "--decoded"  # the seed's configuration: images decoded once, held as PIL images
+if decoded:
+    args = args[1:]
+seconds = float(args[0])
+blobs = [open(p, "rb").read() for p in args[1:]]
+images = [Image.open(io.BytesIO(b)).convert("RGB") for b in blobs]
 n = 0
 t0, c0 = time.perf_counter(), time.process_time()
 while time.perf_counter() - t0 < seconds:
-    for b in blobs:
-        x = pipeline(Image.open(io.BytesIO(b)).convert("RGB"))
+    for b, im in zip(blobs, images):
+        x = pipeline(im if decoded else Image.open(io.BytesIO(b)).convert("RGB"))
         n += 1
 dt, cpu = time.perf_counter() - t0, time.process_time() - c0
 print("images_per_s %.1f images_per_cpu_s %.1f" % (n / dt, n / cpu))
