@@ -194,7 +194,99 @@ static bool commutative(KBinOp op) {
            op == KB_AND || op == KB_OR;
 }
 
+/* ---- integer simplification at build time ---------------------------------
+ *
+ * Lowering writes index math on flat indices and takes them apart again:
+ * c = (row * C + col) % C, row = (row * C + col) / C. When the remainder part
+ * is provably in [0, c) (from the loop extents known at kir_kernel_new), the
+ * decomposition is answered at build time, so the renderer sees `col`, a
+ * contiguous index, instead of a division per element and a gather. Only
+ * rewrites that are exact for the IR's non-negative idiv/mod operands are
+ * made. Ranges are conservative; a reduce variable's extent is not known yet
+ * while its body is built, so anything involving one is left alone. */
+
+typedef struct Range { double lo, hi; } Range;
+
+static Range int_range(const Kernel *k, int id, int depth) {
+    Range unknown = {-INFINITY, INFINITY};
+    if (id < 0 || id >= k->n_ex || depth > 16 || k->ex[id].type != KT_INT) return unknown;
+    const KExpr *e = &k->ex[id];
+    switch (e->kind) {
+    case KE_CONST_I: return (Range){(double)e->i, (double)e->i};
+    case KE_VAR:
+        if (e->var == KV_OUTER) return (Range){0, (double)k->outer - 1};
+        if (e->var == KV_INNER) return (Range){0, (double)k->inner - 1};
+        return unknown;
+    case KE_BINARY: {
+        Range x = int_range(k, e->a, depth + 1), y = int_range(k, e->b, depth + 1);
+        switch ((KBinOp)e->op) {
+        case KB_ADD: return (Range){x.lo + y.lo, x.hi + y.hi};
+        case KB_SUB: return (Range){x.lo - y.hi, x.hi - y.lo};
+        case KB_MUL:
+            if (x.lo >= 0 && y.lo >= 0) return (Range){x.lo * y.lo, x.hi * y.hi};
+            return unknown;
+        case KB_IDIV:
+            if (x.lo >= 0 && y.lo >= 1) return (Range){floor(x.lo / y.hi), floor(x.hi / y.lo)};
+            return unknown;
+        case KB_MOD:
+            if (x.lo >= 0 && y.lo >= 1) return (Range){0, fmin(x.hi, y.hi - 1)};
+            return unknown;
+        case KB_MIN: return (Range){fmin(x.lo, y.lo), fmin(x.hi, y.hi)};
+        case KB_MAX: return (Range){fmax(x.lo, y.lo), fmax(x.hi, y.hi)};
+        default: return unknown;
+        }
+    }
+    default: return unknown;
+    }
+}
+
+static bool is_const_i(const Kernel *k, int id, int64_t *v) {
+    if (id < 0 || id >= k->n_ex || k->ex[id].kind != KE_CONST_I) return false;
+    *v = k->ex[id].i;
+    return true;
+}
+
+/* If node id is x * m with m a positive multiple of c and x >= 0, sets
+ * *x_out and *m_out. */
+static bool multiple_of(const Kernel *k, int id, int64_t c, int *x_out, int64_t *m_out) {
+    if (id < 0 || id >= k->n_ex) return false;
+    const KExpr *e = &k->ex[id];
+    if (e->kind != KE_BINARY || e->op != KB_MUL || e->type != KT_INT) return false;
+    int64_t m;
+    int x;
+    if (is_const_i(k, e->b, &m)) x = e->a;
+    else if (is_const_i(k, e->a, &m)) x = e->b;
+    else return false;
+    if (m <= 0 || m % c != 0 || int_range(k, x, 0).lo < 0) return false;
+    *x_out = x;
+    *m_out = m;
+    return true;
+}
+
+static int simplify_divmod(Kernel *k, KBinOp op, int a, int64_t c) {
+    Range ra = int_range(k, a, 0);
+    if (ra.lo >= 0 && ra.hi < (double)c) return op == KB_MOD ? a : kir_const_i(k, 0);
+    const KExpr *e = a >= 0 && a < k->n_ex ? &k->ex[a] : NULL;
+    if (!e || e->kind != KE_BINARY || e->op != KB_ADD || e->type != KT_INT) return -1;
+    int sides[2][2] = {{e->a, e->b}, {e->b, e->a}};
+    for (int s = 0; s < 2; s++) {
+        int x, rest = sides[s][1];
+        int64_t m;
+        if (!multiple_of(k, sides[s][0], c, &x, &m)) continue;
+        Range rr = int_range(k, rest, 0);
+        if (rr.lo < 0) continue;
+        if (op == KB_MOD) return kir_bin(k, KB_MOD, rest, kir_const_i(k, c)); /* (x*m + r) % c = r % c */
+        if (rr.hi < (double)c) return m == c ? x : kir_bin(k, KB_MUL, x, kir_const_i(k, m / c));
+    }
+    return -1;
+}
+
 int kir_bin(Kernel *k, KBinOp op, int a, int b) {
+    int64_t c;
+    if ((op == KB_MOD || op == KB_IDIV) && type_of(k, a) == KT_INT && is_const_i(k, b, &c) && c > 0) {
+        int simpler = simplify_divmod(k, op, a, c);
+        if (simpler >= 0) return simpler;
+    }
     /* Canonical operand order for commutative integer and boolean ops lets
      * index math written as j*W+i or i+W*j share nodes. Float ADD/MUL keep
      * their order: a+b and b+a round the same, but keeping the order keeps the

@@ -655,9 +655,18 @@ static void test_dedupe(void) {
     int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
     int e1 = add(k, mul(k, i, C(k, 4)), j), e2 = add(k, j, mul(k, C(k, 4), i));
     ok &= e1 == e2;
+    /* flat index taken apart again: (i*4 + j) % 4 is j and / 4 is i when j < 4 */
+    int simp_mod = mod(k, e1, 4), simp_div = idiv(k, e1, 4);
+    ok &= simp_mod == j && simp_div == i;
     kir_kernel_free(k);
-    if (ok) pass("module_dedupe_and_hash_consing");
-    else failf("module_dedupe_and_hash_consing", "indices %d %d %d %d, n %d, same-expression ids %d %d", a, b, c, d, m->n, e1, e2);
+    Kernel *k8 = kir_kernel_new("hc8", KF_ROWS, 4, 8); /* j up to 7: only the % may drop the i*4 term */
+    int i8 = kir_var(k8, KV_OUTER), j8 = kir_var(k8, KV_INNER);
+    int flat8 = add(k8, mul(k8, i8, C(k8, 4)), j8);
+    int m8 = mod(k8, flat8, 4), d8 = idiv(k8, flat8, 4);
+    ok &= k8->ex[m8].kind == KE_BINARY && k8->ex[m8].a == j8 && k8->ex[d8].kind == KE_BINARY && k8->ex[d8].a == flat8;
+    kir_kernel_free(k8);
+    if (ok) pass("module_dedupe_hash_consing_and_divmod_simplification");
+    else failf("module_dedupe_hash_consing_and_divmod_simplification", "indices %d %d %d %d, n %d, same-expression ids %d %d, or div/mod not simplified", a, b, c, d, m->n, e1, e2);
     kir_module_free(m);
 }
 
