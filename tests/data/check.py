@@ -166,6 +166,36 @@ def check_draws(policy, n, draws_path, table_path):
         print("FAIL aa_frequencies_%s: chi2 %.1f, worst step z %.2f, sign z %.2f" % (policy, chi2, worst, zs))
 
 
+def check_pipedraws(path):
+    """Uniformity of random_resize's size, random_crop's offsets (rows 0..24,
+    columns 0..40 of a 64x48 image) and hflip(0.5), observed from outputs:
+    chi-square below the 1e-4 quantile for each, flips within 4.5 sd."""
+    from collections import Counter
+    sizes, rows, cols, flips, n = Counter(), Counter(), Counter(), 0, 0
+    for line in open(path):
+        f = line.split()
+        if f[0] == "resize":
+            sizes[(int(f[1]), int(f[2]))] += 1
+        else:
+            rows[int(f[1])] += 1
+            cols[int(f[2])] += 1
+            flips += int(f[3])
+            n += 1
+
+    def chi2(counter, cells):
+        exp = n / len(cells)
+        return sum((counter.get(c, 0) - exp) ** 2 / exp for c in cells)
+    # 1e-4 upper quantiles of chi-square: dof 2 -> 18.4, 24 -> 59.0, 40 -> 84.0
+    c_size = chi2(sizes, [(42, 32), (53, 40), (64, 48)])
+    c_row, c_col = chi2(rows, range(25)), chi2(cols, range(41))
+    z = abs(flips - n / 2) / (n / 4) ** 0.5
+    ok = set(sizes) == {(42, 32), (53, 40), (64, 48)} and c_size < 18.4 and c_row < 59.0 and c_col < 84.0 and z < 4.5 \
+        and set(rows) <= set(range(25)) and set(cols) <= set(range(41))
+    print(("PASS" if ok else "FAIL") + " pipeline_random_choices%s (%d samples: random_resize sizes chi2 %.1f < 18.4, "
+          "crop rows chi2 %.1f < 59.0, crop columns chi2 %.1f < 84.0, hflip z %.2f < 4.5)"
+          % ("" if ok else ":", n, c_size, c_row, c_col, z))
+
+
 def seed_val_reference(root, split):
     """torchvision's val transform on the split, in ImageFolder order: NHWC float32."""
     import torch
@@ -296,6 +326,8 @@ if __name__ == "__main__":
         check_table(sys.argv[2], sys.argv[3])
     elif cmd == "draws":
         check_draws(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif cmd == "pipedraws":
+        check_pipedraws(sys.argv[2])
     elif cmd == "valdump":
         check_val_dump(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "make_cifar":

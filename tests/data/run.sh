@@ -111,6 +111,8 @@ for pol in imagenet cifar10 svhn; do
   $CHECK draws $pol 100000 $W/draws_$pol.txt $W/policy_$pol.txt
 done
 
+$TF pipedraws 20000 > $W/pipedraws.txt && $CHECK pipedraws $W/pipedraws.txt
+
 # ---- loader: bad input ----
 BAD=$W/bad
 rm -rf $BAD

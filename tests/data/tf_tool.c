@@ -12,6 +12,7 @@
  *   tf_tool aa OP M SIGN IN OUT.png             one AutoAugment op
  *   tf_tool policy imagenet|cifar10|svhn        prints the table
  *   tf_tool draws POLICY N                      counts of random choices over N samples
+ *   tf_tool pipedraws N                         observed random_resize/random_crop/hflip choices
  *   tf_tool center H W IN OUT.png               center_crop through the pipeline
  *   tf_tool resize-short S X IN OUT.png         resize(S) (shorter side) through the pipeline
  */
@@ -151,6 +152,47 @@ int main(int argc, char **argv) {
         }
         for (int k = 0; k < np; k++) printf("%d %ld %ld %ld\n", k, pick[k], a1[k], a2[k]);
         printf("plus %ld\n", plus);
+        return 0;
+    }
+    if (!strcmp(cmd, "pipedraws") && argc >= 3) {
+        /* Random choices of random_resize, random_crop and hflip observed from
+         * their outputs over N sample streams, on a 64x48 image whose pixels
+         * encode their coordinates (R = 4x, G = 5y). Prints per sample:
+         * "resize W H" for random_resize([32, 40, 48]) alone, and
+         * "crop I J FLIP" for random_crop(24) -> hflip(0.5). */
+        int n = atoi(argv[2]);
+        Image coord;
+        image_alloc(&coord, 64, 48);
+        for (int y = 0; y < 48; y++)
+            for (int x = 0; x < 64; x++) {
+                uint8_t *p = coord.px + ((size_t)y * 64 + x) * 3;
+                p[0] = (uint8_t)(4 * x);
+                p[1] = (uint8_t)(5 * y);
+                p[2] = 0;
+            }
+        TransformOp rr, crop[2];
+        memset(&rr, 0, sizeof rr);
+        memset(crop, 0, sizeof crop);
+        rr.kind = TF_RANDOM_RESIZE;
+        rr.sizes[0] = 32; rr.sizes[1] = 40; rr.sizes[2] = 48; rr.n_sizes = 3;
+        crop[0].kind = TF_RANDOM_CROP; crop[0].size[0] = crop[0].size[1] = 24;
+        crop[1].kind = TF_HFLIP; crop[1].p = 0.5f;
+        char err[256];
+        for (int i = 0; i < n; i++) {
+            SampleRng r = sample_rng(5, 1, i);
+            Image a = coord;
+            if (pipeline_apply_u8(&rr, 1, &a, false, &r, err, sizeof err)) return 1;
+            printf("resize %d %d\n", a.w, a.h);
+            image_free(&a);
+            r = sample_rng(5, 2, i);
+            Image b = coord;
+            if (pipeline_apply_u8(crop, 2, &b, false, &r, err, sizeof err)) return 1;
+            int left = b.px[0], right = b.px[23 * 3];
+            int flip = left > right;
+            int j = (flip ? right : left) / 4, row = b.px[1] / 5;
+            printf("crop %d %d %d\n", row, j, flip);
+            image_free(&b);
+        }
         return 0;
     }
     if ((!strcmp(cmd, "center") || !strcmp(cmd, "resize-short")) && argc >= 6) {
