@@ -685,8 +685,18 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
     line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
     E->indent++;
+    bool *loaded = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
+    bool *stored = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
+    for (int e = 0; e < k->n_ex; e++)
+        if (k->ex[e].kind == KE_LOAD) loaded[k->ex[e].buf] = true;
     for (int s = 0; s < k->n_stages; s++) {
         const KStage *st = &k->stages[s];
+        /* other threads of the block wrote elements an earlier stage stored:
+         * make them visible before this stage reads */
+        bool hazard = false;
+        for (int b = 0; b < k->n_bufs; b++) hazard |= stored[b] && loaded[b];
+        if (hazard) line(E, "__syncthreads();");
+        for (int q = 0; q < st->n_stores; q++) stored[st->stores[q].buf] = true;
         line(E, "/* stage %d: %s */", s, st->kind == KS_REDUCE ? "reduce" : st->kind == KS_MAP ? "map" : "store");
         if (st->kind == KS_STORE) {
             line(E, "if (threadIdx.x == 0) {");
@@ -719,6 +729,8 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     E->indent--;
     line(E, "}");
     sb_puts(E->out, "}\n\n");
+    free(loaded);
+    free(stored);
 }
 
 /* KF_COLS, part 1: rows of one chunk for 32 columns, partials to scratch. */

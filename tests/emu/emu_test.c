@@ -474,6 +474,8 @@ static const Mutation mutations[] = {
     {"emu_detects_missing_barrier_block_reduce", "softmax_xent_block",
      "    if (lane == 0) red[warp] = v;\n    __syncthreads();\n", "    if (lane == 0) red[warp] = v;\n", true, "shared"},
     {"emu_detects_missing_barrier_column_tree", "col_stats", "    __syncthreads();\n    }\n", "    }\n", false, "race"},
+    {"emu_detects_missing_barrier_between_stages", "rows_two_maps", "        __syncthreads();\n        /* stage 1",
+     "        /* stage 1", false, "race"},
     {"emu_detects_missing_shared_write", "softmax_xent_block", "    if (lane == 0) red[warp] = v;\n", "", true,
      "uninitialised shared"},
     {"emu_detects_shifted_store_index", "affine_relu", "b3_y[i] = ", "b3_y[i + 1] = ", false, "out-of-bounds"},

@@ -127,6 +127,20 @@ static Kernel *rows_scale(void) {
     return k;
 }
 
+/* Two map stages where the second reads what other threads of the block
+ * stored in the first (reversed rows): needs a barrier between the stages. */
+static Kernel *rows_two_maps(void) {
+    const int64_t N = 3, L = 96;
+    Kernel *k = kir_kernel_new("rows_two_maps", KF_ROWS, N, L);
+    int x = kir_buf(k, "x", KD_F32, N * L, false), y = kir_buf(k, "y", KD_F32, N * L, true);
+    int z = kir_buf(k, "z", KD_F32, N * L, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER), idx = ADD(MUL(i, I(L)), j);
+    kir_store(k, kir_stage(k, KS_MAP), y, idx, MUL(LOAD(x, idx), F(2)), false);
+    int rev = ADD(MUL(i, I(L)), SUB(I(L - 1), j));
+    kir_store(k, kir_stage(k, KS_MAP), z, idx, ADD(LOAD(y, rev), F(1)), false);
+    return k;
+}
+
 /* Column statistics of NHWC data: sum, sum of squares and max per channel. */
 static Kernel *col_stats(void) {
     const int64_t C = 40, R = 300;
@@ -219,7 +233,7 @@ KirModule *sample_module(char *err, size_t errlen) {
         affine_relu("affine_relu", KD_F32), affine_relu("affine_relu_bf16", KD_BF16), normalize_u8(),
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
         softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
-        rows_scale(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
+        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
     };
     KirModule *m = kir_module_new();
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
