@@ -342,6 +342,7 @@ static void ref(Renderer *r, int id, char *buf, size_t n) {
     case KE_CONST_F: float_literal(buf, n, e->f); break;
     case KE_CONST_I:
         if (e->i >= -2147483647LL && e->i <= 2147483647LL) snprintf(buf, n, "%lld", (long long)e->i);
+        else if (e->i == INT64_MIN) snprintf(buf, n, "(-9223372036854775807LL - 1)"); /* no literal for it */
         else snprintf(buf, n, "%lldLL", (long long)e->i);
         if (e->i < 0) {
             char tmp[40];
