@@ -305,6 +305,22 @@ print("FAIL cmd_transform_pipeline: shape %s vs %s" % (ours.shape, ref.shape) if
       ("PASS cmd_transform_pipeline (resize(256) -> center_crop(224) vs torchvision: max %d, tolerance 0)" % d.max()
        if d.max() == 0 else "FAIL cmd_transform_pipeline: max diff %d" % d.max()))
 EOF
+    # random_resized_crop with scale [1, 1] on a 3:2 photo: no attempt can succeed, so
+    # torchvision's fallback decides (the central 569x427 crop), deterministically
+    if "$RXC" transform "random_resized_crop(224, scale=[1.0, 1.0])" $PH/china.jpg $o/cmd_rrc.png --seed 9 > $W/tr3.log 2>&1; then
+      $PYTHON - $PH/china.jpg $o/cmd_rrc.png <<'EOF'
+import sys, numpy as np, torch
+from PIL import Image
+import torchvision.transforms as T
+torch.manual_seed(0)
+ref = np.asarray(T.RandomResizedCrop(224, scale=(1.0, 1.0))(Image.open(sys.argv[1]).convert("RGB"))).astype(int)
+ours = np.asarray(Image.open(sys.argv[2]).convert("RGB")).astype(int)
+d = np.abs(ref - ours) if ref.shape == ours.shape else None
+print("FAIL cmd_transform_rrc_fallback: shape %s vs %s" % (ours.shape, ref.shape) if d is None else
+      ("PASS cmd_transform_rrc_fallback (random_resized_crop's fallback crop vs torchvision: max %d, tolerance 0)" % d.max()
+       if d.max() == 0 else "FAIL cmd_transform_rrc_fallback: max diff %d" % d.max()))
+EOF
+    else echo "FAIL cmd_transform_rrc_fallback: $(tail -2 $W/tr3.log)"; fi
   elif grep -q "not in this build\|not implemented" $W/tr2.log; then
     echo "SKIP cmd_transform_pipeline: $(head -1 $W/tr2.log)"
   else echo "FAIL cmd_transform_pipeline: $(tail -2 $W/tr2.log)"; fi
