@@ -49,9 +49,23 @@ const char *const kir_rand_source =
 
 /* ---- building ------------------------------------------------------------ */
 
+/* Kernel names become C (and CUDA) symbols: anything else turns into '_',
+ * and a leading digit gets a 'k' in front. */
+static char *symbol_name(const char *name) {
+    if (!name || !*name) name = "kernel";
+    StrBuf b = {0};
+    if (*name >= '0' && *name <= '9') sb_putc(&b, 'k');
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        sb_putc(&b, ok ? c : '_');
+    }
+    return sb_take(&b);
+}
+
 Kernel *kir_kernel_new(const char *name, KernelForm form, int64_t outer, int64_t inner) {
     Kernel *k = xcalloc(1, sizeof *k);
-    k->name = xstrdup(name ? name : "kernel");
+    k->name = symbol_name(name);
     k->fuses = xstrdup("");
     k->form = form;
     k->outer = outer;

@@ -665,6 +665,9 @@ static void test_dedupe(void) {
     int m8 = mod(k8, flat8, 4), d8 = idiv(k8, flat8, 4);
     ok &= k8->ex[m8].kind == KE_BINARY && k8->ex[m8].a == j8 && k8->ex[d8].kind == KE_BINARY && k8->ex[d8].a == flat8;
     kir_kernel_free(k8);
+    Kernel *kn = kir_kernel_new("3x3 conv.out", KF_ROWS, 1, 1); /* names become C symbols */
+    ok &= !strcmp(kn->name, "k3x3_conv_out");
+    kir_kernel_free(kn);
     if (ok) pass("module_dedupe_hash_consing_and_divmod_simplification");
     else failf("module_dedupe_hash_consing_and_divmod_simplification", "indices %d %d %d %d, n %d, same-expression ids %d %d, or div/mod not simplified", a, b, c, d, m->n, e1, e2);
     kir_module_free(m);
