@@ -29,8 +29,8 @@ int main(int argc, char **argv) {
     int batch = argc > 2 ? atoi(argv[2]) : 16;
     const char *input = argc > 3 ? argv[3] : "3x64x64";
     int steps = argc > 4 ? atoi(argv[4]) : 3;
-    SetOverride sets[] = {{"input", input}, {"drop", "0"}};
-    LoadOptions lo = {.sets = sets, .n_sets = 2, .batch_hint = batch};
+    SetOverride sets[] = {{"input", input}};
+    LoadOptions lo = {.sets = sets, .n_sets = 1, .batch_hint = batch};
     Model m;
     if (model_load(path, &lo, &m) != LOAD_OK) return 1;
     CompileOptions o;
