@@ -377,26 +377,90 @@ static void load_text(Renderer *r, const KExpr *e, char *buf, size_t n) {
     }
 }
 
+static void unary_text(Renderer *r, const KExpr *e, const char *a, char *text, size_t n) {
+    switch ((KUnOp)e->op) {
+    case KU_NEG: snprintf(text, n, "-%s", a); break;
+    case KU_EXP: snprintf(text, n, "expf(%s)", a); break;
+    case KU_LOG: snprintf(text, n, "logf(%s)", a); break;
+    case KU_SQRT: snprintf(text, n, "sqrtf(%s)", a); break;
+    case KU_RSQRT: snprintf(text, n, "1.0f / sqrtf(%s)", a); break;
+    case KU_ABS:
+        if (e->type == KT_FLOAT) snprintf(text, n, "fabsf(%s)", a);
+        else snprintf(text, n, "(%s < 0 ? -%s : %s)", a, a, a);
+        break;
+    case KU_RECIP: snprintf(text, n, "1.0f / %s", a); break;
+    case KU_SIGMOID: snprintf(text, n, "1.0f / (1.0f + expf(-%s))", a); break;
+    case KU_TO_FLOAT: snprintf(text, n, "(float)%s", a); break;
+    case KU_TO_INT: snprintf(text, n, "(%s)%s", r->itype, a); break;
+    case KU_NOT: snprintf(text, n, "!%s", a); break;
+    }
+}
+
+static void binary_text(const KExpr *e, const char *a, const char *b, char *text, size_t n) {
+    static const char *const infix[] = {"+", "-", "*", "/", NULL, NULL, "/", "%", "<", "<=", "==", "!=", "&", "|"};
+    if (e->op == KB_MAX || e->op == KB_MIN) {
+        /* `a > b ? a : b` rather than fmaxf: it maps to one vector max
+         * instruction without -ffast-math. */
+        const char *cmp = e->op == KB_MAX ? ">" : "<";
+        snprintf(text, n, "%s %s %s ? %s : %s", a, cmp, b, a, b);
+    } else {
+        snprintf(text, n, "%s %s %s", a, infix[e->op], b);
+    }
+}
+
 /* The expression text of a select branch when it needs no statements of its
- * own: a visible value, or a load whose index is visible (a guarded load). */
-static bool branch_inline(Renderer *r, int id, char *buf, size_t n) {
+ * own: visible values, loads, arithmetic and nested selects over them, as
+ * one C expression. C's `?:` evaluates only the chosen side, so loads stay
+ * guarded, and a single expression is what compilers turn into masked
+ * vector loads. Small trees only; false when the text would not fit. */
+static bool branch_inline(Renderer *r, int id, char *buf, size_t n, int depth) {
     const KExpr *e = &r->k->ex[id];
     if (is_inline(r, id) || r->avail[id]) {
         ref(r, id, buf, n);
         return true;
     }
-    if (e->kind == KE_LOAD && (is_inline(r, e->a) || r->avail[e->a])) {
-        load_text(r, e, buf, n);
-        return true;
+    if (depth > 4 || n < 64) return false;
+    char a[256], b[256], c[256], text[1280];
+    switch (e->kind) {
+    case KE_LOAD: {
+        if (!branch_inline(r, e->a, a, sizeof a, depth + 1)) return false;
+        const char *idx = a;
+        switch (r->k->bufs[e->buf].dtype) {
+        case KD_F32: snprintf(text, sizeof text, "b%d[%s]", e->buf, idx); break;
+        case KD_BF16: snprintf(text, sizeof text, "rxc_from_bf16(b%d[%s])", e->buf, idx); break;
+        case KD_U8: snprintf(text, sizeof text, "(float)b%d[%s]", e->buf, idx); break;
+        case KD_I64: snprintf(text, sizeof text, "(%s)b%d[%s]", r->itype, e->buf, idx); break;
+        }
+        break;
     }
-    return false;
+    case KE_UNARY:
+        if (!branch_inline(r, e->a, a, sizeof a, depth + 1)) return false;
+        unary_text(r, e, a, text, sizeof text);
+        break;
+    case KE_BINARY:
+        if (!branch_inline(r, e->a, a, sizeof a, depth + 1) || !branch_inline(r, e->b, b, sizeof b, depth + 1))
+            return false;
+        binary_text(e, a, b, text, sizeof text);
+        break;
+    case KE_SELECT:
+        if (!branch_inline(r, e->a, a, sizeof a, depth + 1) || !branch_inline(r, e->b, b, sizeof b, depth + 1) ||
+            !branch_inline(r, e->c, c, sizeof c, depth + 1))
+            return false;
+        snprintf(text, sizeof text, "%s ? %s : %s", a, b, c);
+        break;
+    default: return false; /* reductions, random numbers, scalars: statements */
+    }
+    size_t len = strlen(text);
+    if (len + 3 > n || len + 3 > 250) return false;
+    snprintf(buf, n, "(%s)", text);
+    return true;
 }
 
 static void emit_node(Renderer *r, int id) {
     const Kernel *k = r->k;
     const KExpr *e = &k->ex[id];
     const char *t = ctype(r, e->type);
-    char a[64], b[64], c[64], text[512];
+    char a[256], b[256], c[256], text[1280];
     if (is_inline(r, id)) return;
     switch (e->kind) {
     case KE_CONST_F: case KE_CONST_I: case KE_VAR: return;
@@ -415,44 +479,21 @@ static void emit_node(Renderer *r, int id) {
     case KE_UNARY:
         ensure(r, e->a);
         ref(r, e->a, a, sizeof a);
-        switch ((KUnOp)e->op) {
-        case KU_NEG: snprintf(text, sizeof text, "-%s", a); break;
-        case KU_EXP: snprintf(text, sizeof text, "expf(%s)", a); break;
-        case KU_LOG: snprintf(text, sizeof text, "logf(%s)", a); break;
-        case KU_SQRT: snprintf(text, sizeof text, "sqrtf(%s)", a); break;
-        case KU_RSQRT: snprintf(text, sizeof text, "1.0f / sqrtf(%s)", a); break;
-        case KU_ABS:
-            snprintf(text, sizeof text, e->type == KT_FLOAT ? "fabsf(%s)" : "(%s < 0 ? -%s : %s)", a, a, a);
-            break;
-        case KU_RECIP: snprintf(text, sizeof text, "1.0f / %s", a); break;
-        case KU_SIGMOID: snprintf(text, sizeof text, "1.0f / (1.0f + expf(-%s))", a); break;
-        case KU_TO_FLOAT: snprintf(text, sizeof text, "(float)%s", a); break;
-        case KU_TO_INT: snprintf(text, sizeof text, "(%s)%s", r->itype, a); break;
-        case KU_NOT: snprintf(text, sizeof text, "!%s", a); break;
-        }
+        unary_text(r, e, a, text, sizeof text);
         line(r, "const %s e%d = %s;", t, id, text);
         break;
-    case KE_BINARY: {
+    case KE_BINARY:
         ensure(r, e->a);
         ensure(r, e->b);
         ref(r, e->a, a, sizeof a);
         ref(r, e->b, b, sizeof b);
-        static const char *const infix[] = {"+", "-", "*", "/", NULL, NULL, "/", "%", "<", "<=", "==", "!=", "&", "|"};
-        if (e->op == KB_MAX || e->op == KB_MIN) {
-            /* `a > b ? a : b` rather than fmaxf: it maps to one vector max
-             * instruction without -ffast-math. */
-            const char *cmp = e->op == KB_MAX ? ">" : "<";
-            snprintf(text, sizeof text, "%s %s %s ? %s : %s", a, cmp, b, a, b);
-        } else {
-            snprintf(text, sizeof text, "%s %s %s", a, infix[e->op], b);
-        }
+        binary_text(e, a, b, text, sizeof text);
         line(r, "const %s e%d = %s;", t, id, text);
         break;
-    }
     case KE_SELECT: {
         ensure(r, e->a);
         ref(r, e->a, a, sizeof a);
-        if (branch_inline(r, e->b, b, sizeof b) && branch_inline(r, e->c, c, sizeof c)) {
+        if (branch_inline(r, e->b, b, sizeof b, 0) && branch_inline(r, e->c, c, sizeof c, 0)) {
             line(r, "const %s e%d = %s ? %s : %s;", t, id, a, b, c);
             break;
         }
