@@ -89,10 +89,15 @@ fi
 status=0
 for f in models/*.net examples/*.net; do
   [ -f "$f" ] || continue
+  # both architectures at once: NVRTC is single-threaded
+  for arch in 80 90; do
+    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
+    pids[$arch]=$!
+  done
   for arch in 80 90; do
     name="nvrtc_$(basename "$f" .net)_sm_$arch"
     log="$work/$(basename "$f" .net)_sm_$arch.log"
-    if "$RXC" compile "$f" --arch "sm_$arch" --batch 2 >"$log" 2>&1; then
+    if wait "${pids[$arch]}"; then
       echo "PASS $name ($(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
     else
       echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
