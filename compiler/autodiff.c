@@ -285,6 +285,43 @@ static void bias_grad(Lower *L, int dy, int bias_node, int64_t rows, int64_t C, 
     kb_end(&kb, L, "bias gradient (column sum of dy)", PH(PHASE_BACKWARD), false);
 }
 
+/* Direct data gradient of a narrow grouped conv, gather form: each input
+ * element sums dy * w over the outputs whose windows read it. */
+static void conv_direct_data_grad(Lower *L, int v, int dy, int xt, bool acc) {
+    const Node *n = &L->g->nodes[v];
+    const Node *xn = &L->g->nodes[n->in[0]];
+    const ConvAttr *a = &n->a.conv;
+    int64_t H = xn->dim[0], W = xn->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1], Cout = a->cout;
+    int64_t Cig = Cin / a->groups, Cog = Cout / a->groups, KK = (int64_t)a->kh * a->kw;
+    char *lab = label(L, v);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W, Cin);
+    Kernel *k = kb.k;
+    int dyb = kb_buf(&kb, L, dy, false);
+    int wb = kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[1]].a.param.index], false);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int w = e_mod(k, i, W), t = e_idiv(k, i, W), h = e_mod(k, t, H), nn = e_idiv(k, t, H);
+    int g = e_idiv(k, j, Cig), cig = e_mod(k, j, Cig);
+    int r = kir_reduce_var(k), rv = kir_var(k, r);
+    int col = e_idiv(k, rv, KK), kk = e_mod(k, rv, KK);
+    int kh = e_idiv(k, kk, a->kw), kw = e_mod(k, kk, a->kw);
+    int th = e_addi(k, e_sub(k, h, kh), a->ph + (int64_t)a->sh * a->kh);
+    int tw = e_addi(k, e_sub(k, w, kw), a->pw + (int64_t)a->sw * a->kw);
+    int oh = e_addi(k, e_idiv(k, th, a->sh), -a->kh), ow = e_addi(k, e_idiv(k, tw, a->sw), -a->kw);
+    int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
+    if (a->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, a->sh), e_i(k, 0)));
+    if (a->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, a->sw), e_i(k, 0)));
+    int co = e_add(k, e_muli(k, g, Cog), col);
+    int dsrc = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), Cout), co);
+    int wsrc = e_add(k, e_add(k, e_muli(k, co, Cig * KK), e_muli(k, cig, KK)), kk);
+    int body = kir_select(k, ok, e_mul(k, kir_load(k, dyb, dsrc), kir_load(k, wb, wsrc)), e_f(k, 0));
+    int sum = kir_reduce(k, KR_SUM, r, Cog * KK, body);
+    int st = kir_stage(k, KS_MAP);
+    kir_store(k, st, kb_buf(&kb, L, xt, true), e_add(k, e_muli(k, i, Cin), j), sum, acc);
+    kb_end(&kb, L, "direct grouped conv data gradient (gather form)", PH(PHASE_BACKWARD), false);
+    free(lab);
+}
+
 static void conv_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const Node *xn = &L->g->nodes[n->in[0]];
@@ -325,7 +362,9 @@ static void conv_backward(Lower *L, int v) {
         free(note);
     }
     int xt = grad_target(L, n->in[0], &acc);
-    if (xt >= 0) {
+    if (xt >= 0 && conv_is_direct(L, a)) {
+        conv_direct_data_grad(L, v, dy, xt, acc);
+    } else if (xt >= 0) {
         if (pw) {
             GemmStep gs = {.a = dy, .b = wbuf, .c = xt, .m = (int)M, .n = a->cin, .k = a->cout, .lda = a->cout,
                            .ldb = a->cin, .ldc = a->cin, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};

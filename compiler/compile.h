@@ -52,6 +52,10 @@ typedef struct CompileOptions {
     float mean[3], std[3];     /* in 0..1 units, as torchvision's Normalize */
     bool want_input_grad;      /* also compute d loss / d input into input_grad_buf */
     bool no_recompute;         /* keep every activation backward reads instead of recomputing BN-apply/ReLU */
+    int direct_conv_below;     /* grouped convs with a group width (input channels per group) below this
+                                  use direct kernels instead of im2col + GEMM for forward and data
+                                  gradient; 0: never (the default: on the CPU, im2col + GEMM measured
+                                  faster, see docs/performance.md) */
 } CompileOptions;
 
 /* Defaults from a recipe: batch, precision, optimizer, smoothing, no-decay,

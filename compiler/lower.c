@@ -415,6 +415,48 @@ bool conv_is_pointwise(const ConvAttr *a) {
     return a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->ph == 0 && a->pw == 0 && a->groups == 1;
 }
 
+bool conv_is_direct(const Lower *L, const ConvAttr *a) {
+    return a->groups > 1 && a->cin / a->groups < L->o->direct_conv_below && !conv_is_pointwise(a);
+}
+
+/* Direct grouped convolution: out[m, co] = sum over (ci_g, kh, kw) of the
+ * window of x times w[co]. For narrow groups (ResNeXt's 4..8 channels per
+ * group) it needs no columns and no tiny per-group GEMMs; on the CPU the
+ * im2col + GEMM path measured faster, so it is opt-in (compile.h). */
+static void conv_direct_forward(Lower *L, int v, int out) {
+    const Node *n = &L->g->nodes[v];
+    const Node *xn = &L->g->nodes[n->in[0]];
+    const ConvAttr *a = &n->a.conv;
+    int64_t H = xn->dim[0], W = xn->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1], Cout = a->cout;
+    int64_t M = (int64_t)L->N * OH * OW, Cig = Cin / a->groups, Cog = Cout / a->groups, KK = (int64_t)a->kh * a->kw;
+    char *lab = node_label(L, v);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, M, Cout);
+    Kernel *k = kb.k;
+    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+    int wb = kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[1]].a.param.index], false);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int ow = e_mod(k, i, OW), t = e_idiv(k, i, OW), oh = e_mod(k, t, OH), nn = e_idiv(k, t, OH);
+    int cbase = e_muli(k, e_idiv(k, j, Cog), Cig);
+    int r = kir_reduce_var(k), rv = kir_var(k, r);
+    int cig = e_idiv(k, rv, KK), kk = e_mod(k, rv, KK);
+    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), e_idiv(k, kk, a->kw));
+    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), e_mod(k, kk, a->kw));
+    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), Cin), e_add(k, cbase, cig));
+    int xv = kir_load(k, xb, src);
+    if (a->ph > 0 || a->pw > 0) xv = kir_select(k, e_and(k, e_inrange(k, ih, 0, H), e_inrange(k, iw, 0, W)), xv, e_f(k, 0));
+    int prod = e_mul(k, xv, kir_load(k, wb, e_add(k, e_muli(k, j, Cig * KK), rv)));
+    int sum = kir_reduce(k, KR_SUM, r, Cig * KK, prod);
+    if (a->bias) sum = e_add(k, sum, kir_load(k, kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[2]].a.param.index], false), j));
+    int st = kir_stage(k, KS_MAP);
+    kir_store(k, st, kb_buf(&kb, L, out, true), e_add(k, e_muli(k, i, Cout), j), sum, false);
+    char *fuses = xasprintf("direct grouped conv %dx%d/%d, %d groups of %lld channels%s", a->kh, a->kw, a->sh, a->groups,
+                            (long long)Cig, a->bias ? " + bias" : "");
+    kb_end(&kb, L, fuses, PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
+    free(fuses);
+    free(lab);
+}
+
 /* out[i] = bias[i % C] for every row: the GEMM then accumulates with beta 1 */
 static void bias_fill(Lower *L, int out, int bias_param, int64_t rows, int64_t C, unsigned phases, const char *lab) {
     KB kb;
@@ -438,6 +480,11 @@ static void lower_conv(Lower *L, int v) {
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_arena(L, nm, M * a->cout);
     free(nm);
+    if (conv_is_direct(L, a)) {
+        conv_direct_forward(L, v, out);
+        free(lab);
+        return;
+    }
     int wparam = L->g->nodes[n->in[1]].a.param.index;
     float beta = 0;
     if (a->bias) {

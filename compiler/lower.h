@@ -136,6 +136,8 @@ void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases);
 int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
 
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
+/* a grouped conv narrow enough for direct kernels (CompileOptions.direct_conv_below) */
+bool conv_is_direct(const Lower *L, const ConvAttr *a);
 /* PyTorch's avg_pool2d divisor of output (oh, ow), a float expression */
 int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow);
 

@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
     o.loss = dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     o.want_input_grad = getenv("OP_NO_INPUT_GRAD") == NULL;
     if (getenv("OP_NO_RECOMPUTE")) o.no_recompute = true;
+    if (getenv("OP_DIRECT_CONV")) o.direct_conv_below = atoi(getenv("OP_DIRECT_CONV"));
     /* OP_U8_NORMALIZE="m0,m1,m2,s0,s1,s2": x holds 0..255 and goes in as uint8,
      * normalized by the first kernel */
     const char *u8 = getenv("OP_U8_NORMALIZE");

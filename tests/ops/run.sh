@@ -30,3 +30,5 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
 # the same checks through the trainer's `rxc grad` for a few representative ops
 "$PYTHON" check_ops.py "$RXC_BIN" grouped3x3_width4 stem7x7_stride2 batchnorm_relu residual_chain maxpool_ties mul_broadcast_se concat linear
+# grouped convolutions through the direct kernels (CompileOptions.direct_conv_below)
+OP_DIRECT_CONV=64 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width1 grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 depthwise3x3 grouped1x1 | sed 's/^\(PASS\|FAIL\) op_/\1 direct_/'
