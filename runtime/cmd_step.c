@@ -182,7 +182,7 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     for (int i = 0; i < a->n_sets; i++)
         if (!strcmp(a->sets[i].name, "input") || !strcmp(a->sets[i].name, "network.input")) has_input = true;
     SetOverride *sets = xcalloc((size_t)a->n_sets + 1, sizeof *sets);
-    memcpy(sets, a->sets, (size_t)a->n_sets * sizeof *sets);
+    if (a->n_sets) memcpy(sets, a->sets, (size_t)a->n_sets * sizeof *sets);
     char input_value[64];
     snprintf(input_value, sizeof input_value, "%lldx%lldx%lld", (long long)s->c, (long long)s->h, (long long)s->w);
     int n_sets = a->n_sets;
