@@ -44,7 +44,7 @@ else
   echo "FAIL fusion_bottleneck_groups: $(tail -n 2 "$tmp/k.err" | tr '\n' ' ')"
 fi
 
-for t in c kir; do
+for t in c kir cuda; do
   if "$RXC" emit models/tiny_resnext.net --target "$t" --batch 2 -o "$tmp/emit_$t" > /dev/null 2> "$tmp/emit.err" &&
      [ -s "$tmp/emit_$t/steps.txt" ] && ls "$tmp/emit_$t"/kernels.* > /dev/null 2>&1; then
     echo "PASS emit_$t"
