@@ -59,12 +59,12 @@ int grad_target(Lower *L, int v, bool *accumulate) {
 
 typedef struct Tree {
     int root;
-    int nodes[256];
+    int nodes[MAX_TREE_NODES];
     int n_nodes;
 } Tree;
 
 static void tree_collect(const Lower *L, Tree *t, int v) {
-    if (t->n_nodes < 256) t->nodes[t->n_nodes++] = v;
+    if (t->n_nodes < MAX_TREE_NODES) t->nodes[t->n_nodes++] = v; /* fuse.c bounds trees */
     const Node *n = &L->g->nodes[v];
     for (int i = 0; i < n->n_in; i++)
         if (L->fp.inlined[n->in[i]]) tree_collect(L, t, n->in[i]);
@@ -127,7 +127,7 @@ static void tree_backward(Lower *L, int r) {
     tree_collect(L, &t, r);
     int64_t total = (int64_t)L->N * per_sample(L, r);
     char *lab = label(L, r);
-    int bns[256], nb = 0, sums[256];
+    int bns[MAX_TREE_NODES], nb = 0, sums[MAX_TREE_NODES];
     for (int i = 0; i < t.n_nodes; i++)
         if (g->nodes[t.nodes[i]].op == OP_BATCHNORM) bns[nb++] = t.nodes[i];
 
@@ -140,7 +140,7 @@ static void tree_backward(Lower *L, int r) {
         int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
         int idx = e_add(k, e_muli(k, j, C), i);
         int st = kir_stage(k, KS_REDUCE);
-        int a0[256], a1[256];
+        int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES];
         for (int q = 0; q < nb; q++) {
             const Node *bn = &g->nodes[bns[q]];
             int gv = grad_expr(L, &kb, &t, bns[q], idx);
@@ -176,7 +176,7 @@ static void tree_backward(Lower *L, int r) {
     }
 
     /* 2. every same-shape leaf's gradient in one elementwise pass */
-    int leaves[256], nl = 0;
+    int leaves[3 * MAX_TREE_NODES], nl = 0;
     for (int q = 0; q < t.n_nodes; q++) {
         const Node *u = &g->nodes[t.nodes[q]];
         for (int s = 0; s < u->n_in; s++) {

@@ -107,6 +107,28 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, 
         fp->inlined[v] = true;
     }
 
+    /* Bound each tree's size: materialize the largest inlined inputs of a
+     * node whose tree would grow past MAX_TREE_NODES. */
+    int *size = xcalloc((size_t)n, sizeof(int));
+    for (int v = 0; v < n; v++) {
+        const Node *nd = &g->nodes[v];
+        for (;;) {
+            int total = 1, big = -1;
+            for (int i = 0; i < nd->n_in; i++) {
+                int x = nd->in[i];
+                if (!fp->inlined[x]) continue;
+                total += size[x];
+                if (big < 0 || size[x] > size[big]) big = x;
+            }
+            if (total <= MAX_TREE_NODES || big < 0) {
+                size[v] = total;
+                break;
+            }
+            fp->inlined[big] = false;
+        }
+    }
+    free(size);
+
     if (!o->no_recompute) {
         int *depth = xcalloc((size_t)n, sizeof(int));
         for (int v = 0; v < n; v++) {

@@ -354,13 +354,20 @@ static void bn_stats_kernel(Lower *L, int b) {
 
 void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) {
     if (mode == EM_TRAIN) {
-        int bns[64], nb = 0;
+        int bns[MAX_TREE_NODES], nb = 0;
         collect_bns(L, v, bns, &nb);
         for (int i = 0; i < nb; i++) bn_stats_kernel(L, bns[i]);
     }
     StrBuf sb = {0};
     describe_tree(L, v, &sb);
     char *desc = sb_take(&sb);
+    if (strlen(desc) > 100) { /* long chains: keep the listing readable */
+        int ops = 1;
+        for (const char *c = desc; *c; c++) ops += *c == '+';
+        char *d2 = xasprintf("%.80s... (%d fused elementwise ops)", desc, ops);
+        free(desc);
+        desc = d2;
+    }
     char *lab = node_label(L, v);
     int64_t total = (int64_t)L->N * per_sample(L, v);
     KB kb;

@@ -37,6 +37,10 @@
 #include "program.h"
 
 /* ---- fusion plan (fuse.c) ------------------------------------------------ */
+/* Most nodes in one elementwise tree (one fused kernel); larger chains are
+ * split by materializing inner nodes. Node inputs are at most 3, so a tree
+ * has fewer than 3 * MAX_TREE_NODES leaf edges. */
+#define MAX_TREE_NODES 64
 typedef struct FusePlan {
     int n;
     int *n_uses;        /* edges into consumers (a node used twice by one op counts 2) */

@@ -245,6 +245,15 @@ def cases():
     c = Case("concat", 3, 5, 4, "return concat(relu(input), op: conv(input, 5, 3), input)", {"op": cc}, batch=2)
     c.forward = lambda x, m=cc: torch.cat([F.relu(x), m(x), x], 1)
     cs.append(c)
+    # a chain longer than one fused tree may hold (fuse.c splits it)
+    c = Case("long_elementwise_chain", 3, 4, 4, "x = input\n    for i in 0..150 {\n        x = sigmoid(relu(x))\n    }\n    return x", {}, batch=2)
+
+    def long_chain(x):
+        for _ in range(150):
+            x = torch.sigmoid(F.relu(x))
+        return x
+    c.forward = long_chain
+    cs.append(c)
     c = Case("dropout_p0", 4, 3, 3, "return dropout(input, 0)", {}, batch=2)
     c.forward = lambda x: F.dropout(x, 0.0, True)
     cs.append(c)
