@@ -28,9 +28,20 @@
 
 static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
 
-static Program *compile_model(Model *m, int batch) {
+/* u8_input: as the GPU trainer runs it, uint8 batches normalized by the first
+ * kernel with the training pipeline's normalize (when it ends in one). */
+static Program *compile_model(Model *m, int batch, bool u8_input) {
     CompileOptions o;
     compile_options_from_recipe(&o, &m->recipe, batch);
+    const Recipe *r = &m->recipe;
+    if (u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
+        m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
+        o.normalize_u8_input = true;
+        for (int c = 0; c < 3; c++) {
+            o.mean[c] = r->train_tf[r->n_train_tf - 1].mean[c];
+            o.std[c] = r->train_tf[r->n_train_tf - 1].std[c];
+        }
+    }
     /* single-op networks end in a feature map: show them with an external loss gradient */
     if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
     char err[512];
@@ -171,7 +182,7 @@ static cJSON *kernels_json(const Program *p) {
 }
 
 int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json) {
-    Program *p = compile_model(m, batch);
+    Program *p = compile_model(m, batch, false);
     if (!p) return 1;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -197,7 +208,8 @@ static const char emit_usage[] =
     "  c     DIR/kernels.c   (the C the CPU executor compiles)\n"
     "  kir   DIR/kernels.kir (the kernel IR, one dump per kernel)\n"
     "  cuda  DIR/kernels.cu  (the CUDA C the GPU executor compiles with NVRTC)\n"
-    "plus DIR/steps.txt: the step list of each phase.\n";
+    "plus DIR/steps.txt: the step list of each phase. The cuda target compiles the step as\n"
+    "the GPU trainer runs it: uint8 batches, normalized by the first kernel.\n";
 
 static int write_text(const char *dir, const char *name, const char *text) {
     char *path = xasprintf("%s/%s", dir, name);
@@ -263,7 +275,7 @@ int cmd_emit(int argc, char **argv) {
         return lr == LOAD_IO_ERROR ? 1 : 2;
     }
     int rc = 1;
-    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch);
+    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, !strcmp(target, "cuda"));
     if (p) {
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "rxc emit: cannot create %s: %s\n", dir, strerror(errno));
