@@ -394,6 +394,44 @@ def eval_case(tmp):
     return None
 
 
+def thread_independence(tmp):
+    """The same step with 1 and 2 threads gives bit-identical outputs, losses and
+    gradients (fixed KF_COLS chunking, GEMM tiles that never split k)."""
+    net = os.path.join(tmp, "threads.net")
+    with open(net, "w") as f:
+        f.write("network t {\n    input 3x20x20\n    classes 10\n"
+                "    x = relu(bn1: batchnorm(conv1: conv(input, 32, 3, stride=2)))\n"
+                "    y = relu(bn2: batchnorm(conv2: conv(x, 32, 3, groups=8)))\n"
+                "    x = relu(bn3: batchnorm(conv3: conv(y, 32, 1)) + x)\n"
+                "    return fc: linear(flatten(global_avgpool(maxpool(x, 3, stride=2, padding=1))), 10)\n}\n"
+                "train {\n    loss cross_entropy(label_smoothing=0.1)\n}\n")
+    W = {}
+    for nm, shape in (("conv1.weight", (32, 3, 3, 3)), ("conv2.weight", (32, 4, 3, 3)), ("conv3.weight", (32, 32, 1, 1)),
+                      ("fc.weight", (10, 32)), ("fc.bias", (10,))):
+        W[nm] = (rng.standard_normal(shape) * 0.3).astype(np.float32)
+    for b in ("bn1", "bn2", "bn3"):
+        W[b + ".weight"] = np.ones(32, np.float32)
+        W[b + ".bias"] = np.zeros(32, np.float32)
+        W[b + ".running_mean"] = np.zeros(32, np.float32)
+        W[b + ".running_var"] = np.ones(32, np.float32)
+    b, w = os.path.join(tmp, "threads_b.st"), os.path.join(tmp, "threads_w.st")
+    write_st(b, {"x": rng.standard_normal((8, 3, 20, 20)).astype(np.float32), "y": rng.integers(0, 10, 8).astype(np.int64)})
+    write_st(w, W)
+    outs = []
+    for t in ("1", "2"):
+        o = os.path.join(tmp, f"threads_o{t}.st")
+        env = dict(os.environ, OMP_NUM_THREADS=t)
+        r = subprocess.run(RUNNER.split() + [net, "--batch", b, "--init", w, "--out", o, "--update"],
+                           capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            return f"runner failed: {r.stderr.strip()[:300]}"
+        outs.append(read_st(o))
+    for k in outs[0]:
+        if not np.array_equal(outs[0][k], outs[1][k]):
+            return f"{k} differs between 1 and 2 threads"
+    return None
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         for c in cases():
@@ -408,7 +446,8 @@ def main():
                  ("cross_entropy_ls0", lambda: cross_entropy_case(tmp, 0.0)),
                  ("cross_entropy_ls0.1", lambda: cross_entropy_case(tmp, 0.1)),
                  ("normalize_u8_input", lambda: normalize_u8_case(tmp)),
-                 ("eval_mode_bn_dropout", lambda: eval_case(tmp))]
+                 ("eval_mode_bn_dropout", lambda: eval_case(tmp)),
+                 ("thread_count_independence", lambda: thread_independence(tmp))]
         for nm, fn in extra:
             if (ONLY and nm not in ONLY) or VIA_RXC:
                 continue
