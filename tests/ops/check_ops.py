@@ -28,7 +28,7 @@ RUNNER = sys.argv[1]
 VIA_RXC = os.path.basename(RUNNER.split()[0]) == "rxc"
 if VIA_RXC:
     RUNNER = RUNNER + " grad"
-PREFIX = "rxcgrad_" if VIA_RXC else "op_"
+PREFIX = "rxcgrad_" if VIA_RXC else "cuda_" if os.environ.get("OP_DEVICE") == "cuda" else "op_"
 ONLY = sys.argv[2:] if len(sys.argv) > 2 else None
 rng = np.random.default_rng(1234)
 torch.manual_seed(0)

@@ -11,7 +11,8 @@
  * the file's cross-entropy (mean over the batch). W: every parameter and BN
  * buffer by name. O: output (NCHW or N x F), loss (N per-sample values),
  * grad.<param>, grad.x (NCHW), and the BN buffers after the step as
- * <name>. One forward-train and one backward phase; no update.
+ * <name>. One forward-train and one backward phase (--update: then the
+ * optimizer step). OP_DEVICE=cuda runs on the GPU executor instead.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,9 @@ int main(int argc, char **argv) {
     Program *p = compile_training(g, &o, err, sizeof err);
     if (!p) return die(err);
     if (memplan_verify(p, err, sizeof err)) return die(err);
-    Executor *e = exec_cpu_new(p, err, sizeof err);
+    /* OP_DEVICE=cuda: the same checks on the GPU executor */
+    const char *dev = getenv("OP_DEVICE");
+    Executor *e = dev && !strcmp(dev, "cuda") ? exec_cuda_new(p, 0, err, sizeof err) : exec_cpu_new(p, err, sizeof err);
     if (!e) return die(err);
 
     for (int i = 0; i < g->n_params; i++) {

@@ -32,3 +32,9 @@ cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
 "$PYTHON" check_ops.py "$RXC_BIN" grouped3x3_width4 stem7x7_stride2 batchnorm_relu residual_chain maxpool_ties mul_broadcast_se concat linear
 # grouped convolutions through the direct kernels (CompileOptions.direct_conv_below)
 OP_DIRECT_CONV=64 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width1 grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 depthwise3x3 grouped1x1 | sed 's/^\(PASS\|FAIL\) op_/\1 direct_/'
+# every op on the GPU executor against PyTorch, where a GPU exists
+if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
+  OP_DEVICE=cuda "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
+else
+  echo "SKIP cuda_ops: no GPU on this machine (the same cases run on the GPU executor where one exists)"
+fi
