@@ -861,21 +861,28 @@ static void render_cols(Renderer *r) {
     const char *pt = any_int ? "double" : "float";
     line(r, "%s *part = (%s *)malloc(sizeof(%s) * %lldu);", pt, pt, pt, chunks * n_acc * cols);
     line(r, "if (!part) { fprintf(stderr, \"rxc: out of memory in kernel %s\\n\"); abort(); }", k->name);
-    bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && chunks > 1;
+    /* Tasks: (row chunk, block of columns). Wide, short tensors (deep
+     * layers: few rows, many channels, one chunk) still split across threads
+     * by columns; each column's sum order is unchanged by the blocking. */
+    const long long col_block = 256;
+    long long n_cb = (cols + col_block - 1) / col_block, cb_len = cols < col_block ? cols : col_block;
+    bool parallel = work_estimate(k) >= PARALLEL_MIN_WORK && chunks * n_cb > 1;
     if (parallel) line(r, "#pragma omp parallel for schedule(static)");
-    open_block(r, "for (%s ch = 0; ch < %lld; ch++)", it, chunks);
+    open_block(r, "for (%s task = 0; task < %lld; task++)", it, chunks * n_cb);
+    line(r, "const %s ch = task / %lld, c0 = task %% %lld * %lld;", it, n_cb, n_cb, cb_len);
+    line(r, "const %s c1 = c0 + %lld < %lld ? c0 + %lld : %lld;", it, cb_len, cols, cb_len, cols);
     line(r, "const %s j0 = (%s)((int64_t)ch * %lld / %lld), j1 = (%s)((int64_t)(ch + 1) * %lld / %lld);", it, it, rows,
          chunks, it, rows, chunks);
     for (int a = 0; a < n_acc; a++) {
         line(r, "%s *p%d = part + ((size_t)ch * %d + %d) * %lldu;", pt, a, n_acc, a, cols);
-        line(r, "for (%s i = 0; i < %lld; i++) p%d[i] = %s;", it, cols, a, acc_init(r, &k->accs[a]));
+        line(r, "for (%s i = c0; i < c1; i++) p%d[i] = %s;", it, a, acc_init(r, &k->accs[a]));
     }
     open_block(r, "for (%s j = j0; j < j1; j++)", it);
     set_var(r->scope_vars, KV_INNER);
     r->allowed_acc = -1;
     place_stages(r, 0, 1);
     line(r, "#pragma omp simd"); /* columns are independent partial sums */
-    open_block(r, "for (%s i = 0; i < %lld; i++)", it, cols);
+    open_block(r, "for (%s i = c0; i < c1; i++)", it);
     set_var(r->scope_vars, KV_OUTER);
     place_stages(r, 0, 1);
     for (int a = 0; a < n_acc; a++) {
