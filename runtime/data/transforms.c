@@ -148,27 +148,42 @@ vertical_row(const uint8_t *restrict rows, size_t stride, const int32_t *restric
  * as the four lanes of a vector: one widening load and one multiply-add per
  * tap instead of three. Reads one byte past the last pixel, which every
  * Image allocation leaves room for. */
+/* One row of the padded horizontal pass with a pixel's R, G, B (and one
+ * ignored byte) as the four lanes of a vector: one widening load and one
+ * multiply-add per tap instead of three. K is a constant in each caller so
+ * the tap loop unrolls. Reads one byte past the last pixel, which every
+ * Image allocation leaves room for. */
+__attribute__((target("avx2"), always_inline)) static inline void
+hpass_row_avx2(const uint8_t *src, uint8_t *dst, const int *start, const int32_t *kp, const int K, int cw) {
+    for (int i = 0; i < cw; i++) {
+        const int32_t *k = kp + (size_t)i * K;
+        const uint8_t *s = src + (size_t)start[i] * 3;
+        __m128i acc = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
+        for (int x = 0; x < K; x++) {
+            int32_t four;
+            memcpy(&four, s + 3 * x, 4);
+            __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
+            acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(k[x])));
+        }
+        int32_t lanes[4];
+        _mm_storeu_si128((__m128i *)lanes, acc);
+        dst[3 * i] = clip8(lanes[0]);
+        dst[3 * i + 1] = clip8(lanes[1]);
+        dst[3 * i + 2] = clip8(lanes[2]);
+    }
+}
+
 __attribute__((target("avx2"))) static void hpass_rows_avx2(const Image *in, int in_x, int in_y, int row_first,
                                                             int row_count, const int *start, const int32_t *kp,
                                                             int K, int cw, Image *mid) {
     for (int r = 0; r < row_count; r++) {
         const uint8_t *src = in->px + ((size_t)(row_first + r - in_y) * in->w - in_x) * 3;
         uint8_t *dst = mid->px + (size_t)r * cw * 3;
-        for (int i = 0; i < cw; i++) {
-            const int32_t *k = kp + (size_t)i * K;
-            const uint8_t *s = src + (size_t)start[i] * 3;
-            __m128i acc = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
-            for (int x = 0; x < K; x++) {
-                int32_t four;
-                memcpy(&four, s + 3 * x, 4);
-                __m128i px = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
-                acc = _mm_add_epi32(acc, _mm_mullo_epi32(px, _mm_set1_epi32(k[x])));
-            }
-            int32_t lanes[4];
-            _mm_storeu_si128((__m128i *)lanes, acc);
-            dst[3 * i] = clip8(lanes[0]);
-            dst[3 * i + 1] = clip8(lanes[1]);
-            dst[3 * i + 2] = clip8(lanes[2]);
+        switch (K) {
+        case 3: hpass_row_avx2(src, dst, start, kp, 3, cw); break;
+        case 5: hpass_row_avx2(src, dst, start, kp, 5, cw); break;
+        case 7: hpass_row_avx2(src, dst, start, kp, 7, cw); break;
+        default: hpass_row_avx2(src, dst, start, kp, K, cw); break;
         }
     }
 }
