@@ -95,6 +95,21 @@ else
   echo "SKIP asan_bad_files: $RXC_ASAN not built (make asan)"
 fi
 
+# Inputs the fuzzer found (fuzz/crashes/): no sanitizer report, status 0 or 2.
+if [ -x "$RXC_ASAN" ]; then
+  for c in fuzz/crashes/*; do
+    [ -f "$c" ] || continue
+    out=$("$RXC_ASAN" check "$c" 2>&1); rc=$?
+    if printf '%s\n' "$out" | grep -q -E 'AddressSanitizer|runtime error:|LeakSanitizer'; then
+      fail "fuzz_regression/$(basename "$c")" "$(printf '%s\n' "$out" | grep -m1 -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer') at $(printf '%s\n' "$out" | grep -m1 -E '#0 ' | sed 's/.* in //')"
+    elif [ $rc -ne 0 ] && [ $rc -ne 2 ]; then
+      fail "fuzz_regression/$(basename "$c")" "status $rc"
+    else
+      pass "fuzz_regression/$(basename "$c")"
+    fi
+  done
+fi
+
 # ---- several errors in one run, and the cap --------------------------------
 out=$("$RXC" check $T/multi/six_errors.net 2>&1); rc=$?
 n=$(printf '%s\n' "$out" | grep -c ': error: ')
