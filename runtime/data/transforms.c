@@ -20,6 +20,13 @@
 
 #define PRECISION_BITS (32 - 8 - 2) /* PIL's for 8-bit images */
 
+/* GCC vectorizes the resize loops at -O3 only; clang has no such attribute. */
+#if defined(__clang__)
+#define OPTIMIZE_O3
+#else
+#define OPTIMIZE_O3 __attribute__((optimize("O3")))
+#endif
+
 void resize_shorter_dims(int w, int h, int size, int *out_w, int *out_h) {
     int shorter = w <= h ? w : h, longer = w <= h ? h : w;
     int new_long = (int)((double)size * longer / shorter);
@@ -128,7 +135,7 @@ static bool pad_taps(const Taps *t, int count, int avail_first, int avail_end, i
 /* One output row of the vertical pass: len bytes from n source rows of
  * mid (stride apart). Built for AVX2 too, picked at run time: the
  * accumulation is exact integer arithmetic either way. */
-__attribute__((target_clones("avx2", "default"), optimize("O3"))) static void
+__attribute__((target_clones("avx2", "default"))) OPTIMIZE_O3 static void
 vertical_row(const uint8_t *restrict rows, size_t stride, const int32_t *restrict k, int n, int len,
              int32_t *restrict acc, uint8_t *restrict dst) {
     for (int i = 0; i < len; i++) acc[i] = 1 << (PRECISION_BITS - 1);
@@ -190,7 +197,7 @@ __attribute__((target("avx2"))) static void hpass_rows_avx2(const Image *in, int
 
 /* Rows [row_first, +row_count) of the source (which holds columns from in_x
  * and rows from in_y) resampled horizontally into mid's cw columns. */
-__attribute__((optimize("O3"))) static void horizontal_pass(const Image *in, int in_x, int in_y, int row_first, int row_count, const Taps *th,
+OPTIMIZE_O3 static void horizontal_pass(const Image *in, int in_x, int in_y, int row_first, int row_count, const Taps *th,
                             int cw, Image *mid) {
     int *start = NULL;
     int32_t *kp = NULL;
