@@ -48,7 +48,9 @@ int grad_target(Lower *L, int v, bool *accumulate) {
     }
     char *lab = label(L, v);
     char *nm = xasprintf("%s:grad", lab);
-    L->grad_buf[v] = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+    /* the input gradient is read back by the caller as f32 */
+    L->grad_buf[v] = n->op == OP_INPUT ? lw_arena(L, nm, (int64_t)L->N * per_sample(L, v))
+                                       : lw_act(L, nm, (int64_t)L->N * per_sample(L, v));
     free(nm);
     free(lab);
     *accumulate = false;
@@ -335,7 +337,6 @@ static void conv_backward(Lower *L, int v) {
     if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
-    int wbuf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
     if (wg >= 0) {
         int xb = need_bwd(L, n->in[0]);
         GemmStep gs = {.a = dy, .trans_a = true, .m = Cog, .k = (int)M, .lda = a->cout, .c = wg, .alpha = 1, .beta = 1,
@@ -366,16 +367,18 @@ static void conv_backward(Lower *L, int v) {
         conv_direct_data_grad(L, v, dy, xt, acc);
     } else if (xt >= 0) {
         if (pw) {
-            GemmStep gs = {.a = dy, .b = wbuf, .c = xt, .m = (int)M, .n = a->cin, .k = a->cout, .lda = a->cout,
+            GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)), .c = xt,
+                           .m = (int)M, .n = a->cin, .k = a->cout, .lda = a->cout,
                            .ldb = a->cin, .ldc = a->cin, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
             char *note = xasprintf("%s: 1x1 conv data gradient GEMM dy W", lab);
             lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
             free(note);
         } else {
             char *nm = xasprintf("%s:dcols", lab);
-            int dcols = lw_arena(L, nm, M * Kt);
+            int dcols = lw_act(L, nm, M * Kt);
             free(nm);
-            GemmStep gs = {.a = dy, .b = wbuf, .c = dcols, .m = (int)M, .n = (int)Kg, .k = Cog, .lda = a->cout,
+            GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)),
+                           .c = dcols, .m = (int)M, .n = (int)Kg, .k = Cog, .lda = a->cout,
                            .ldb = (int)Kg, .ldc = (int)Kt, .alpha = 1, .beta = 0, .batch = G, .stride_a = Cog,
                            .stride_b = (int64_t)Cog * Kg, .stride_c = Kg};
             char *note = xasprintf("%s: conv data gradient, %d group GEMM(s) dy W -> columns", lab, G);
@@ -431,7 +434,8 @@ static void linear_backward(Lower *L, int v) {
     }
     int xt = grad_target(L, n->in[0], &acc);
     if (xt >= 0) {
-        GemmStep gs = {.a = dy, .b = L->param_buf[L->g->nodes[n->in[1]].a.param.index], .c = xt, .m = L->N, .n = I,
+        GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)), .c = xt,
+                       .m = L->N, .n = I,
                        .k = O, .lda = O, .ldb = I, .ldc = I, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
         char *note = xasprintf("%s: linear data gradient GEMM dy W", lab);
         lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);

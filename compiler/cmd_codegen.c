@@ -119,6 +119,7 @@ static cJSON *memory_json(const Program *p) {
         cJSON_AddNumberToObject(x, "offset", (double)d->offset);
         int64_t e = d->dtype == KD_I64 ? 8 : d->dtype == KD_BF16 ? 2 : d->dtype == KD_U8 ? 1 : 4;
         cJSON_AddNumberToObject(x, "bytes", (double)(d->numel * e));
+        cJSON_AddStringToObject(x, "dtype", d->dtype == KD_BF16 ? "bf16" : d->dtype == KD_U8 ? "u8" : d->dtype == KD_I64 ? "i64" : "f32");
         cJSON_AddItemToArray(bufs, x);
     }
     cJSON *sched = cJSON_AddArrayToObject(o, "schedule");

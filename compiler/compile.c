@@ -79,10 +79,6 @@ Program *compile_training(const Graph *g, const CompileOptions *o, char *err, si
         snprintf(err, errlen, "batch size must be at least 1, got %d", o->batch);
         return NULL;
     }
-    if (o->precision == PREC_BF16) {
-        snprintf(err, errlen, "bf16 mixed precision is not supported by the training compiler yet (use fp32)");
-        return NULL;
-    }
     const Node *outn = &g->nodes[g->output];
     if (o->loss == LOSS_CROSS_ENTROPY && outn->rank != 1) {
         snprintf(err, errlen, "cross-entropy needs a vector output (logits), the network ends in a feature map");
@@ -100,7 +96,8 @@ Program *compile_training(const Graph *g, const CompileOptions *o, char *err, si
     p->n_params = g->n_params;
     p->param_offset = xmalloc((size_t)(g->n_params ? g->n_params : 1) * sizeof(int64_t));
 
-    Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err, .errlen = errlen};
+    Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err, .errlen = errlen,
+               .act = o->precision == PREC_BF16 ? KD_BF16 : KD_F32};
     int n = g->n_nodes;
     L.fwd_buf = filled(n, -1);
     L.bwd_buf = filled(n, -1);

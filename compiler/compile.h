@@ -42,7 +42,9 @@ typedef enum LossMode { LOSS_CROSS_ENTROPY, LOSS_EXTERNAL_GRAD } LossMode;
 
 typedef struct CompileOptions {
     int batch;                 /* N, >= 1 */
-    Precision precision;       /* PREC_FP32 (and PREC_TF32: GEMM policy only); bf16 not yet */
+    Precision precision;       /* PREC_FP32; PREC_TF32 (GEMM policy only); PREC_BF16: bf16 activations,
+                                  activation gradients and GEMM weight copies, fp32 master weights,
+                                  gradients, optimizer state, BN statistics, logits and loss */
     LossMode loss;
     double label_smoothing;    /* cross-entropy only, in [0, 1) */
     OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW */

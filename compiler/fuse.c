@@ -140,8 +140,9 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, 
             }
         }
         free(depth);
-        /* An f32 copy of a uint8 input is recomputed from SPACE_INPUT. */
-        if (o->normalize_u8_input && g->input >= 0) fp->recompute[g->input] = true;
+        /* An f32 copy of a uint8 input (or the bf16 copy of an f32 one) is
+         * recomputed from SPACE_INPUT. */
+        if ((o->normalize_u8_input || o->precision == PREC_BF16) && g->input >= 0) fp->recompute[g->input] = true;
     }
     return 0;
 }

@@ -51,6 +51,14 @@ int lw_arena(Lower *L, const char *name, int64_t numel) {
     return lw_new_buf(L, name, SPACE_ARENA, 0, numel, KD_F32);
 }
 
+int lw_act(Lower *L, const char *name, int64_t numel) {
+    return lw_new_buf(L, name, SPACE_ARENA, 0, numel, L->act);
+}
+
+int lw_value_out(Lower *L, int v, const char *name, int64_t numel) {
+    return v == L->g->output ? lw_arena(L, name, numel) : lw_act(L, name, numel);
+}
+
 static char *node_label(const Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     if (n->name) return xstrdup(n->name);
@@ -176,7 +184,7 @@ int need_bwd(Lower *L, int v) {
     if (L->fp.recompute[v]) {
         char *lab = node_label(L, v);
         char *nm = xasprintf("%s:recomputed", lab);
-        int b = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+        int b = lw_act(L, nm, (int64_t)L->N * per_sample(L, v));
         free(nm);
         free(lab);
         lower_tree_store(L, v, b, EM_BWD, PH(PHASE_BACKWARD));
@@ -201,7 +209,7 @@ int lw_bcast_index(Lower *L, Kernel *k, int u, int idx) {
 
 static bool expandable(const Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
-    return L->fp.elementwise[v] || (n->op == OP_INPUT && L->o->normalize_u8_input);
+    return L->fp.elementwise[v] || (n->op == OP_INPUT && (L->o->normalize_u8_input || L->act != KD_F32));
 }
 
 int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
@@ -235,7 +243,10 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
     const Node *n = &L->g->nodes[v];
     switch (n->op) {
     case OP_INPUT: {
-        if (!L->o->normalize_u8_input) return lw_value(L, kb, v, idx, mode);
+        if (!L->o->normalize_u8_input) {
+            if (L->act == KD_F32) return lw_value(L, kb, v, idx, mode);
+            return kir_load(k, kb_buf(kb, L, L->p->input_buf, false), idx); /* the bf16 copy reads the f32 input */
+        }
         int raw = kir_load(k, kb_buf(kb, L, L->p->input_buf, false), idx);
         int c = e_mod(k, idx, n->dim[2]);
         float mean[3], rstd[3];
@@ -395,7 +406,7 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
     int64_t M = (int64_t)L->N * OH * OW, Kt = Cin * a->kh * a->kw;
     char *lab = node_label(L, conv);
     char *nm = xasprintf("%s:cols", lab);
-    int cols = lw_arena(L, nm, M * Kt);
+    int cols = lw_act(L, nm, M * Kt);
     free(nm);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, M, Kt);
@@ -416,6 +427,22 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
     free(fuses);
     free(lab);
     return cols;
+}
+
+int gemm_weight(Lower *L, int param, unsigned phases) {
+    if (L->act == KD_F32) return L->param_buf[param];
+    const Param *pr = &L->g->params[param];
+    char *nm = xasprintf("%s:bf16", pr->name);
+    int copy = lw_act(L, nm, pr->numel);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, "weight_cast", KF_ROWS, pr->numel, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    kir_store(k, st, kb_buf(&kb, L, copy, true), i, kir_load(k, kb_buf(&kb, L, L->param_buf[param], false), i), false);
+    kb_end(&kb, L, "bf16 copy of a weight for the GEMMs (fp32 master stays in SPACE_PARAMS)", phases, false);
+    return copy;
 }
 
 bool conv_is_pointwise(const ConvAttr *a) {
@@ -485,7 +512,7 @@ static void lower_conv(Lower *L, int v) {
     int64_t Kg = (int64_t)Cig * a->kh * a->kw;
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, M * a->cout);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, M * a->cout);
     free(nm);
     if (conv_is_direct(L, a)) {
         conv_direct_forward(L, v, out);
@@ -503,7 +530,7 @@ static void lower_conv(Lower *L, int v) {
     gs.c = out;
     gs.beta = beta;
     gs.alpha = 1;
-    gs.b = L->param_buf[wparam];
+    gs.b = gemm_weight(L, wparam, ph);
     gs.trans_b = true;
     gs.m = (int)M;
     gs.n = Cog;
@@ -539,14 +566,14 @@ static void lower_linear(Lower *L, int v) {
     int I = n->a.linear.in_features, O = n->a.linear.out_features;
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * O);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * O);
     free(nm);
     float beta = 0;
     if (n->a.linear.bias) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, L->N, O, ph, lab);
         beta = 1;
     }
-    GemmStep gs = {.a = L->fwd_buf[n->in[0]], .b = L->param_buf[L->g->nodes[n->in[1]].a.param.index], .c = out,
+    GemmStep gs = {.a = L->fwd_buf[n->in[0]], .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, ph), .c = out,
                    .trans_b = true, .m = L->N, .n = O, .k = I, .lda = I, .ldb = I, .ldc = O,
                    .alpha = 1, .beta = beta, .batch = 1};
     char *note = xasprintf("%s: linear forward GEMM (%dx%dx%d)", lab, L->N, O, I);
@@ -591,7 +618,7 @@ static void lower_pool(Lower *L, int v) {
     bool is_max = n->op == OP_MAXPOOL;
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, total);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
     free(nm);
     if (is_max) {
         nm = xasprintf("%s:argmax", lab);
@@ -645,7 +672,7 @@ static void lower_gap(Lower *L, int v) {
     int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2];
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * C);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * C);
     free(nm);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * C, HW);
@@ -671,7 +698,7 @@ static void lower_flatten(Lower *L, int v) {
     int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2], F = HW * C;
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * F);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * F);
     free(nm);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * F, 1);
@@ -690,7 +717,7 @@ static void lower_concat(Lower *L, int v) {
     int64_t HW = n->dim[0] * n->dim[1], Ct = n->dim[2], off = 0;
     char *lab = node_label(L, v);
     char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * HW * Ct);
+    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * HW * Ct);
     free(nm);
     for (int t = 0; t < n->n_in; t++) {
         int64_t Ci = L->g->nodes[n->in[t]].dim[2];
@@ -728,10 +755,20 @@ static void lower_loss(Lower *L) {
         kir_store(k, so, kb_buf(&kb, L, L->p->loss_buf, true), i, s, false);
         kb_end(&kb, L, "external loss: per-sample sum of output * dy", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
         L->grad_buf[out] = L->p->dy_buf;
+        if (L->act != KD_F32) { /* GEMM operands must share one type: a bf16 copy of dy */
+            L->grad_buf[out] = lw_act(L, "dy:bf16", (int64_t)L->N * K);
+            kb_begin(&kb, L, "dy_cast", KF_ROWS, (int64_t)L->N * K, 1);
+            k = kb.k;
+            int ii = kir_var(k, KV_OUTER);
+            int st2 = kir_stage(k, KS_STORE);
+            kir_store(k, st2, kb_buf(&kb, L, L->grad_buf[out], true), ii, kir_load(k, kb_buf(&kb, L, L->p->dy_buf, false), ii),
+                      false);
+            kb_end(&kb, L, "cast the output gradient to bf16", PH(PHASE_FORWARD_TRAIN), true);
+        }
         return;
     }
     char *nm = xasprintf("%s:grad", g->nodes[out].name ? g->nodes[out].name : "logits");
-    int dl = L->grad_buf[out] = lw_arena(L, nm, (int64_t)L->N * K);
+    int dl = L->grad_buf[out] = lw_act(L, nm, (int64_t)L->N * K);
     free(nm);
     double eps = L->o->label_smoothing;
     kb_begin(&kb, L, "softmax_cross_entropy", KF_ROWS, L->N, K);
@@ -772,8 +809,9 @@ int lower_forward(Lower *L) {
             L->fwd_buf[v] = L->param_buf[n->a.param.index];
             break;
         case OP_INPUT:
-            if (L->o->normalize_u8_input) {
-                L->fwd_buf[v] = lw_arena(L, "input:normalized", (int64_t)L->N * per_sample(L, v));
+            if (L->o->normalize_u8_input || L->act != KD_F32) {
+                L->fwd_buf[v] = lw_act(L, L->o->normalize_u8_input ? "input:normalized" : "input:bf16",
+                                       (int64_t)L->N * per_sample(L, v));
                 lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL));
             } else {
                 L->fwd_buf[v] = L->p->input_buf;
@@ -801,7 +839,7 @@ int lower_forward(Lower *L) {
             }
             char *lab = node_label(L, v);
             char *nm = xasprintf("%s:out", lab);
-            L->fwd_buf[v] = lw_arena(L, nm, (int64_t)L->N * per_sample(L, v));
+            L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * per_sample(L, v));
             free(nm);
             free(lab);
             lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));

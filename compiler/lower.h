@@ -77,6 +77,7 @@ typedef struct Lower {
     bool *buf_pin_start, *buf_pin_end; /* per buffer: live from the first / to the last step */
     int cap_pins;
     int counter;         /* for unique kernel names */
+    KDType act;          /* activations and their gradients: KD_BF16 under PREC_BF16, else KD_F32 */
     char *err;
     size_t errlen;
     int failed;
@@ -93,6 +94,13 @@ typedef struct KB {
 /* buffers */
 int lw_new_buf(Lower *L, const char *name, BufSpace space, int64_t offset, int64_t numel, KDType dt);
 int lw_arena(Lower *L, const char *name, int64_t numel);
+/* an activation or activation-gradient buffer: bf16 under PREC_BF16, else f32 */
+int lw_act(Lower *L, const char *name, int64_t numel);
+/* the forward buffer of node v: f32 for the network output (the caller reads logits), else lw_act */
+int lw_value_out(Lower *L, int v, const char *name, int64_t numel);
+/* the B operand of a GEMM with parameter p: the f32 parameter, or under
+ * PREC_BF16 a bf16 copy made by a cast kernel in `phases` */
+int gemm_weight(Lower *L, int param, unsigned phases);
 
 /* kernels and steps */
 void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner);

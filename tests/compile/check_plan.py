@@ -64,6 +64,27 @@ def plan(doc, name):
     return None
 
 
+def bf16(doc, name):
+    """PREC_BF16: every GEMM multiplies two bf16 operands (cuBLAS needs A and B
+    of one type; C may be f32: parameter gradients, logits), activations are
+    bf16, and the plan still verifies."""
+    m = doc["memory"]
+    bufs = m["buffers"]
+    n_gemm = 0
+    for st in m["schedule"]:
+        if st["stores"] != -1:
+            continue
+        n_gemm += 1
+        a, b, c = (bufs[i] for i in st["bufs"])
+        if a["dtype"] != "bf16" or b["dtype"] != "bf16" or c["dtype"] not in ("bf16", "f32"):
+            return f"GEMM on {a['name']} ({a['dtype']}) x {b['name']} ({b['dtype']}) -> {c['name']} ({c['dtype']})"
+    if n_gemm == 0:
+        return "no GEMM steps"
+    if bufs[m["logits_buf"]]["dtype"] != "f32":
+        return "logits are not f32"
+    return plan(doc, name)
+
+
 def fusion(doc, name):
     k = doc["kernels"]
     fwd = [x.get("fuses", "") for x in k["forward"] if x["kind"] == "kernel"]
@@ -112,7 +133,7 @@ def main():
             msg = "a corrupted plan passed the check" if msg is None else None
             print(f"PASS {name}" if msg is None else f"FAIL {name}: {msg}")
             return
-        msg = plan(doc, name) if mode == "plan" else fusion(doc, name)
+        msg = plan(doc, name) if mode == "plan" else bf16(doc, name) if mode == "bf16" else fusion(doc, name)
     except Exception as ex:
         msg = f"exception {type(ex).__name__}: {ex}"
     print(f"PASS {name}" if msg is None else f"FAIL {name}: {msg}")

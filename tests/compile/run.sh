@@ -71,3 +71,13 @@ if out=$("$RXC" summary models/resnext50_32x4d.net --memory --batch 1 2>&1); the
 else
   echo "FAIL memory_goal_resnext50_224: $(echo "$out" | tail -n 1)"
 fi
+
+# bf16 mixed precision: GEMM operand types and the plan, for every model
+for f in models/*.net; do
+  n=$(basename "$f" .net)
+  if "$RXC" summary "$f" --memory --json --batch 2 --set precision=bf16 > "$tmp/$n.bf16.json" 2> "$tmp/$n.bf16.err"; then
+    "$PYTHON" tests/compile/check_plan.py bf16 "$tmp/$n.bf16.json" "bf16_plan_$n"
+  else
+    echo "FAIL bf16_plan_$n: $(tail -n 2 "$tmp/$n.bf16.err" | tr '\n' ' ')"
+  fi
+done
