@@ -38,3 +38,10 @@ if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; the
 else
   echo "SKIP cuda_ops: no GPU on this machine (the same cases run on the GPU executor where one exists)"
 fi
+# bf16 mixed precision end to end on tests/cuda's fake GPU (built by that suite)
+fake="$PWD/../../build/test-cuda/fakegpu"
+if [ -f "$fake/libcuda.so.1" ] && [ -f "$fake/cuda/lib64/libcublas.so" ]; then
+  "$PYTHON" check_bf16.py "$RXC_BIN" "$fake"
+else
+  echo "SKIP bf16_fake_gpu_grad: the fake GPU of tests/cuda is not built (run bash tests/run_all.sh cuda first)"
+fi
