@@ -80,8 +80,10 @@ static void print_kernels(const Program *p) {
 static void print_memory(const Program *p, const Graph *g) {
     int N = p->batch;
     const Node *in = &g->nodes[g->input];
-    printf("memory of one training step, batch %d, input %lldx%lld, fp32:\n", N, (long long)in->dim[0],
-           (long long)in->dim[1]);
+    bool bf16 = false;
+    for (int b = 0; b < p->n_bufs && !bf16; b++) bf16 = p->bufs[b].dtype == KD_BF16;
+    printf("memory of one training step, batch %d, input %lldx%lld, %s:\n", N, (long long)in->dim[0],
+           (long long)in->dim[1], bf16 ? "bf16 activations, fp32 master weights" : "fp32");
     printf("  planned peak (arena)           %10.1f MiB  (%.2f MiB per image)\n", mib(p->peak_bytes),
            mib(p->peak_bytes) / N);
     printf("  kept for backward              %10.1f MiB  (%.2f MiB per image)\n", mib(p->saved_bytes),
