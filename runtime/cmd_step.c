@@ -45,7 +45,8 @@ static void step_usage(FILE *f, bool grad) {
                    "                [--set NAME=VALUE]... [--device cpu|cuda|auto] [--timing] --out O.safetensors\n"
                    "  Runs K (default 1) optimizer steps of the file's loss and optimizer on the batch in B\n"
                    "  (x: float32 N x C x H x W, y: int64 N). Each step counts as one epoch for the schedule;\n"
-                   "  gradient accumulation is off. O gets every parameter and BN buffer after the K steps\n"
+                   "  with accum A (--set accum=A) a step is A micro-batches of N/A consecutive samples.\n"
+                   "  O gets every parameter and BN buffer after the K steps\n"
                    "  under the checkpoint names, logits (N x classes, first step) and loss (one per step).\n"
                    "  --timing prints each step's wall time (forward, backward, update) on stderr.\n");
 }
@@ -192,7 +193,15 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     free(sets);
     if (rc != LOAD_OK) return rc == LOAD_IO_ERROR ? 1 : 2;
     s->model_loaded = true;
-    s->model.recipe.accum_steps = 1;
+    /* grad: one pass over the whole batch. step: with accum A, each step is A
+     * micro-batches of N / A consecutive samples. */
+    int accum = s->model.recipe.accum_steps > 0 ? s->model.recipe.accum_steps : 1;
+    if (grad) accum = s->model.recipe.accum_steps = 1;
+    if (s->n % accum != 0) {
+        fprintf(stderr, "rxc %s: the batch of %lld does not split into accum = %d equal micro-batches\n", cmd,
+                (long long)s->n, accum);
+        return 2;
+    }
 
     Graph *g = s->model.graph;
     const Node *in = &g->nodes[g->input];
@@ -214,7 +223,7 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     }
 
     TrainerConfig cfg = {0};
-    cfg.batch = (int)s->n;
+    cfg.batch = (int)(s->n / accum);
     cfg.device = a->device;
     cfg.loss = s->dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     cfg.want_input_grad = grad;
@@ -281,21 +290,32 @@ int cmd_step(int argc, char **argv) {
     float *logits = xmalloc((size_t)(s.n * classes) * sizeof(float));
     float *losses = xmalloc((size_t)a.steps * sizeof(float));
     char err[1024];
+    int micro = t->cfg.batch, accum = (int)(s.n / micro);
     for (int k = 0; k < a.steps && rc == 0; k++) {
         double lr = schedule_lr(&s.model.recipe, 1, k);
         double t0 = progress_now(), c0 = process_cpu_seconds();
-        StepStats st;
-        if (trainer_forward_backward(t, s.x_nhwc, s.y->data, (int)s.n, lr, k + 1, &st, err, sizeof err) != 0 ||
-            trainer_update(t, lr, k + 1, err, sizeof err) != 0) {
+        double loss_sum = 0;
+        for (int m = 0; m < accum && rc == 0; m++) {
+            StepStats st;
+            const float *x = s.x_nhwc + (size_t)m * micro * (size_t)(s.c * s.h * s.w);
+            const int64_t *y = (const int64_t *)s.y->data + (size_t)m * micro;
+            if (trainer_forward_backward(t, x, y, micro, lr, k + 1, &st, err, sizeof err) != 0) {
+                fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err);
+                rc = 1;
+                break;
+            }
+            if (k == 0) memcpy(logits + (size_t)m * micro * classes, t->logits, (size_t)(micro * classes) * sizeof(float));
+            loss_sum += st.loss_sum;
+        }
+        if (rc == 0 && trainer_update(t, lr, k + 1, err, sizeof err) != 0) {
             fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err);
             rc = 1;
-            break;
         }
+        if (rc) break;
         if (a.timing)
             fprintf(stderr, "rxc step: step %d took %.6f s (process cpu %.6f s)\n", k + 1, progress_now() - t0,
                     process_cpu_seconds() - c0);
-        if (k == 0) memcpy(logits, t->logits, (size_t)(s.n * classes) * sizeof(float));
-        losses[k] = (float)(st.loss_sum / (double)st.n);
+        losses[k] = (float)(loss_sum / (double)s.n);
     }
     if (rc == 0) {
         SafeTensors out = {0};

@@ -70,16 +70,32 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
         return fail(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
     char cuda_err[512] = "";
     if (dev != DEVICE_CPU && exec_cuda_new) {
-        /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU. */
+        /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
+         * reusing the program (it runs on any executor) unless its input format changes. */
+        CompileOptions o = t->copts;
+        o.batch = cfg->batch;
+        if (!(t->prog = compile_training(t->graph, &o, err, errlen))) return -1;
         t->use_cuda = true;
-        int rc = build(t, cfg->batch, &t->prog, &t->exec, dev == DEVICE_CUDA ? err : cuda_err,
-                       dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
-        if (rc != 0 && dev == DEVICE_CUDA) return -1;
+        t->exec = exec_cuda_new(t->prog, 0, dev == DEVICE_CUDA ? err : cuda_err,
+                                dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
+        if (!t->exec && (dev == DEVICE_CUDA || t->copts.normalize_u8_input != cfg->u8_input)) {
+            program_free(t->prog);
+            t->prog = NULL;
+            if (dev == DEVICE_CUDA) return -1;
+        }
     }
     if (!t->exec) {
         t->use_cuda = false;
         t->copts.normalize_u8_input = cfg->u8_input;
-        if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
+        if (t->prog) {
+            if (!(t->exec = exec_cpu_new(t->prog, err, errlen))) {
+                program_free(t->prog);
+                t->prog = NULL;
+                return -1;
+            }
+        } else if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) {
+            return -1;
+        }
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;
     if (!cfg->quiet) {

@@ -7,7 +7,8 @@ Cases (PASS/FAIL/SKIP lines):
                      max |a - b| <= 1e-4 * max |b| + 1e-6 per tensor.
   optim_*            `rxc step --steps 3` vs torch.optim on the same net and weights:
                      SGD (momentum, nesterov, weight decay, no-decay for BN/bias), Adam,
-                     AdamW (betas, eps, no-decay), label smoothing, a cosine schedule.
+                     AdamW (betas, eps, no-decay), label smoothing, a cosine schedule,
+                     gradient accumulation (accum 2: BN statistics per micro-batch).
                      Every parameter and BN buffer after 3 steps, the logits of step 1
                      and the 3 losses: max |a - b| <= 2e-4 * max |b| + 1e-6 per tensor.
   model_seed_*, model_tv_*
@@ -104,7 +105,7 @@ network tiny_opt {{
     return fc: linear(flatten(global_avgpool(x)), classes)
 }}
 train {{
-    epochs {epochs}; batch 4; seed 0
+    epochs {epochs}; batch 4; seed 0{extra}
     optimizer {optimizer}
     schedule {schedule}
     loss cross_entropy(label_smoothing={ls})
@@ -127,10 +128,11 @@ class Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1):
+def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1, accum=1):
     path = os.path.join(TMP, name + ".net")
     with open(path, "w") as f:
-        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs))
+        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs,
+                                extra=f"; accum {accum}" if accum > 1 else ""))
     return path
 
 
@@ -215,7 +217,9 @@ def test_grad():
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
 
-def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs):
+def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1):
+    """len(lrs) optimizer steps on (x, y); with accum A each step is A micro-batches of
+    consecutive samples, each contributing loss / A (gradient accumulation)."""
     decay = [p for n, p in model.named_parameters() if not (no_decay and (n.startswith("bn") or n.endswith("bias")))]
     nodecay = [p for n, p in model.named_parameters() if no_decay and (n.startswith("bn") or n.endswith("bias"))]
     wd = kw.pop("weight_decay", 0.0)
@@ -230,13 +234,17 @@ def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad()
-        out = model(x)
-        loss = F.cross_entropy(out, y, label_smoothing=ls)
-        loss.backward()
+        outs, total = [], 0.0
+        for xm, ym in zip(x.chunk(accum), y.chunk(accum)):
+            out = model(xm)
+            loss = F.cross_entropy(out, ym, label_smoothing=ls)
+            (loss / accum).backward()
+            outs.append(out.detach())
+            total += loss.item() / accum
         opt.step()
         if k == 0:
-            logits = out.detach().numpy().copy()
-        losses.append(loss.item())
+            logits = torch.cat(outs).numpy().copy()
+        losses.append(total)
     return logits, np.array(losses, np.float32)
 
 
@@ -256,6 +264,9 @@ OPT_CASES = [
      "constant"),
     ("adamw_cosine_schedule", "adamw(lr=0.01, weight_decay=0.01)", "adamw", {"weight_decay": 0.01}, False, 0.0,
      "cosine(eta_min=0.001)"),
+    ("sgd_momentum_accum2", "sgd(lr=0.1, momentum=0.9, weight_decay=0.01)", "sgd",
+     {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
+    ("adamw_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
 ]
 
 
@@ -268,7 +279,8 @@ def test_optimizers():
     x, y = write_batch(bpath, 4, 8, 8, 5, 21)
     for name, net_opt, topt, kw, no_decay, ls, sched in OPT_CASES:
         epochs = 3
-        net = write_net("opt_" + name, net_opt, sched, ls, epochs)
+        accum = 2 if name.endswith("accum2") else 1
+        net = write_net("opt_" + name, net_opt, sched, ls, epochs, accum)
         opath = os.path.join(TMP, f"opt_o_{name}.safetensors")
         rc, out, err = rxc("step", net, "--batch", bpath, "--init", wpath, "--steps", 3, "--out", opath)
         if rc != 0:
@@ -283,7 +295,7 @@ def test_optimizers():
             lrs = [eta + (lr0 - eta) * (1 + math.cos(math.pi * k / epochs)) / 2 for k in range(3)]
         else:
             lrs = [lr0] * 3
-        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs)
+        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs, accum)
         ref = state_numpy(m)
         ref["logits"] = logits
         ref["loss"] = losses
