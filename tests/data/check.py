@@ -240,6 +240,22 @@ def make_cifar(outdir, n_per_file):
     np.save(os.path.join(outdir, "expect_y.npy"), np.concatenate(ally))
 
 
+def make_cifar100(outdir, n):
+    """A small CIFAR-100 binary set: train.bin / test.bin with (coarse, fine) label bytes."""
+    rng = np.random.RandomState(1)
+    os.makedirs(outdir, exist_ok=True)
+    for name in ("train.bin", "test.bin"):
+        coarse = rng.randint(0, 20, n).astype(np.uint8)
+        fine = rng.randint(0, 100, n).astype(np.uint8)
+        planes = rng.randint(0, 256, (n, 3, 32, 32)).astype(np.uint8)
+        with open(os.path.join(outdir, name), "wb") as f:
+            for i in range(n):
+                f.write(bytes([coarse[i], fine[i]]) + planes[i].tobytes())
+        if name == "test.bin":
+            np.save(os.path.join(outdir, "expect_x.npy"), planes.transpose(0, 2, 3, 1))
+            np.save(os.path.join(outdir, "expect_y.npy"), fine)
+
+
 def check_cifar(outdir, dump, indices_log):
     x = np.load(os.path.join(outdir, "expect_x.npy"))
     y = np.load(os.path.join(outdir, "expect_y.npy"))
@@ -248,10 +264,11 @@ def check_cifar(outdir, dump, indices_log):
     for line in open(indices_log):
         if line.startswith("indices"):
             labels += [int(t.split("/")[1]) for t in line.split(":")[1].split()]
+    name = sys.argv[5] if len(sys.argv) > 5 else "cifar10_binary"
     if np.array_equal(ours, x) and labels == list(y):
-        print("PASS cifar10_binary (%d train images decoded to HWC with their labels)" % len(y))
+        print("PASS %s (%d images decoded to HWC with their labels)" % (name, len(y)))
     else:
-        print("FAIL cifar10_binary: pixels equal %s, labels equal %s" % (np.array_equal(ours, x), labels == list(y)))
+        print("FAIL %s: pixels equal %s, labels equal %s" % (name, np.array_equal(ours, x), labels == list(y)))
 
 
 def make_bad_corpus(root, photo):
@@ -332,6 +349,8 @@ if __name__ == "__main__":
         check_val_dump(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "make_cifar":
         make_cifar(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "make_cifar100":
+        make_cifar100(sys.argv[2], int(sys.argv[3]))
     elif cmd == "cifar":
         check_cifar(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "bad_corpus":

@@ -296,6 +296,13 @@ else
   else echo "FAIL cifar10_class_names: $(grep ^classes $W/cifar.log)"; fi
 fi
 
+C100=$W/cifar100
+rm -rf $C100
+$CHECK make_cifar100 $C100 7
+$LT $C100 test none --layout cifar100 --val --u8 --batch 4 --dump $W/cifar100.bin --indices > $W/cifar100.log 2>&1
+if grep -q "^ERROR" $W/cifar100.log; then echo "FAIL cifar100_binary_test_split: $(grep ^ERROR $W/cifar100.log)"
+else $CHECK cifar $C100 $W/cifar100.bin $W/cifar100.log cifar100_binary_test_split; fi
+
 # ---- the rxc commands ----
 if [ -x "$RXC" ]; then
   if [ -n "$CSV" ]; then
