@@ -409,6 +409,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", a.resume, t->state.epoch + 1,
                 (long long)t->state.step);
     }
+    /* The seed's notebook prints the trainable parameter count first. */
+    printf("#Parameter: %lld\n", (long long)graph_param_count(run.model.graph));
+    fflush(stdout);
     const char *run_dir = r->run_dir ? r->run_dir : "runs/net";
     run.log = runlog_open(run_dir, run.model.path, run.model.resolved_text, t->state.epoch, err, sizeof err);
     if (!run.log) {
@@ -498,6 +501,10 @@ int cmd_train(int argc, char **argv) {
                 t->state.batch_in_epoch = bi;
                 runlog_scalar(run.log, "train/loss", t->state.step, loss);
                 runlog_scalar(run.log, "train/lr", t->state.step, lr);
+                runlog_scalar(run.log, "train/accuracy", t->state.step, (double)st.correct / st.n);
+                double elapsed = progress_now() - t0;
+                if (elapsed > 0)
+                    runlog_scalar(run.log, "train/images_per_s", t->state.step, (double)images_in_epoch / elapsed);
                 progress_step(&pg, bi, b.n, loss);
                 bool limit = a.max_steps > 0 && t->state.step >= a.max_steps;
                 if ((stop_signal || limit) && !last_batch) {
