@@ -59,6 +59,7 @@ static double dmin4(double a, double b, double c, double d) { return fmin(fmin(a
 static double dmax4(double a, double b, double c, double d) { return fmax(fmax(a, b), fmax(c, d)); }
 
 static int64_t gpu_chunks(const Kernel *k);
+static uint64_t vec4_buffers(const Kernel *k);
 
 typedef struct IntWidths {
     bool *node_wide;   /* per node: an int node that needs 64 bits */
@@ -194,6 +195,11 @@ CudaLaunch render_cuda_launch(const Kernel *k) {
         l.mapping = CM_THREAD_PER_ROW;
         l.block[0] = ROW_THREADS;
         l.grid[0] = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
+        l.vec4_bufs = vec4_buffers(k);
+        if (l.vec4_bufs) {
+            l.has_vec4 = true;
+            l.vec4_grid = clamp_grid((k->outer / 4 + ROW_THREADS - 1) / ROW_THREADS);
+        }
     }
     return l;
 }
@@ -210,6 +216,8 @@ typedef struct Emitter {
     int *undo, n_undo, cap_undo;
     int *marks, n_marks, cap_marks;
     bool col_finish;       /* KF_COLS finish kernel: accumulators come from scratch */
+    int lane;              /* NAME_v4: the element of the float4 being computed, else -1 */
+    uint64_t vec_bufs;     /* NAME_v4: buffers accessed only at [i], as float4 */
 } Emitter;
 
 static void line(Emitter *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -306,6 +314,10 @@ static void load_text(Emitter *E, const KExpr *x, char *out, size_t n) {
     char idx[REFLEN], name[40];
     ref(E, x->a, idx, sizeof idx);
     buf_param(E->k, x->buf, name, sizeof name);
+    if (E->lane >= 0 && x->buf < 64 && (E->vec_bufs >> x->buf & 1)) {
+        snprintf(out, n, "in%d.%c", x->buf, "xyzw"[E->lane]);
+        return;
+    }
     switch (E->k->bufs[x->buf].dtype) {
     case KD_F32: snprintf(out, n, "%s[%s]", name, idx); break;
     case KD_BF16: snprintf(out, n, "__bfloat162float(%s[%s])", name, idx); break;
@@ -458,6 +470,11 @@ static void emit_store(Emitter *E, const KStore *st) {
     ref(E, st->index, idx, sizeof idx);
     ref(E, st->value, v, sizeof v);
     buf_param(k, st->buf, name, sizeof name);
+    if (E->lane >= 0 && st->buf < 64 && (E->vec_bufs >> st->buf & 1)) {
+        if (st->accumulate) line(E, "out%d.%c = in%d.%c + %s;", st->buf, "xyzw"[E->lane], st->buf, "xyzw"[E->lane], v);
+        else line(E, "out%d.%c = %s;", st->buf, "xyzw"[E->lane], v);
+        return;
+    }
     switch (k->bufs[st->buf].dtype) {
     case KD_F32:
         if (st->accumulate) line(E, "%s[%s] += %s;", name, idx, v);
@@ -674,6 +691,90 @@ static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
     sb_puts(E->out, "}\n\n");
 }
 
+/* ---- float4 variant of pointwise kernels ------------------------------------ */
+
+/* The f32 buffers a pure pointwise kernel touches only at index i (so four
+ * consecutive elements per thread are one 16-byte access), or 0 when the
+ * kernel does not qualify: one store stage, outer a multiple of 4 and large
+ * enough to matter, no buffer stored twice. Whether the buffers are 16-byte
+ * aligned is known only to the executor, which picks NAME_v4 or NAME. */
+static uint64_t vec4_buffers(const Kernel *k) {
+    if (k->form != KF_ROWS || k->n_stages != 1 || k->stages[0].kind != KS_STORE || k->outer % 4 || k->outer < 4096 ||
+        k->n_bufs > 64)
+        return 0;
+    uint64_t at_i = 0, elsewhere = 0, stored = 0, twice = 0;
+    for (int e = 0; e < k->n_ex; e++) {
+        const KExpr *x = &k->ex[e];
+        if (x->kind != KE_LOAD) continue;
+        const KExpr *ix = &k->ex[x->a];
+        if (ix->kind == KE_VAR && ix->var == KV_OUTER) at_i |= 1ULL << x->buf;
+        else elsewhere |= 1ULL << x->buf;
+    }
+    const KStage *st = &k->stages[0];
+    for (int q = 0; q < st->n_stores; q++) {
+        const KStore *so = &st->stores[q];
+        const KExpr *ix = &k->ex[so->index];
+        uint64_t bit = 1ULL << so->buf;
+        twice |= stored & bit;
+        stored |= bit;
+        if (ix->kind == KE_VAR && ix->var == KV_OUTER) at_i |= bit;
+        else elsewhere |= bit;
+    }
+    if (twice) return 0;
+    uint64_t v = at_i & ~elsewhere;
+    for (int b = 0; b < k->n_bufs; b++)
+        if (k->bufs[b].dtype != KD_F32) v &= ~(1ULL << b);
+    return v;
+}
+
+static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
+    const Kernel *k = E->k;
+    const char *it = E->itype;
+    const KStage *st = &k->stages[0];
+    uint64_t loaded = 0, stored = 0;
+    for (int e = 0; e < k->n_ex; e++)
+        if (k->ex[e].kind == KE_LOAD) loaded |= 1ULL << k->ex[e].buf;
+    for (int q = 0; q < st->n_stores; q++) {
+        stored |= 1ULL << st->stores[q].buf;
+        if (st->stores[q].accumulate) loaded |= 1ULL << st->stores[q].buf;
+    }
+    loaded &= l->vec4_bufs;
+    stored &= l->vec4_bufs;
+    emit_signature(E, "_v4", l->block[0], false);
+    E->indent = 1;
+    line(E, "for (%s q = (%s)blockIdx.x * %u + threadIdx.x; q < %lld; q += (%s)gridDim.x * %u) {", it, it, l->block[0],
+         (long long)k->outer / 4, it, l->block[0]);
+    E->indent++;
+    for (int b = 0; b < k->n_bufs; b++) {
+        char name[40];
+        buf_param(k, b, name, sizeof name);
+        if (loaded >> b & 1) line(E, "const float4 in%d = RXC_LOAD4(%s, q);", b, name);
+        if (stored >> b & 1) line(E, "float4 out%d;", b);
+    }
+    E->vec_bufs = l->vec4_bufs;
+    for (int lane = 0; lane < 4; lane++) {
+        line(E, "{");
+        E->indent++;
+        open_scope(E);
+        E->lane = lane;
+        line(E, "const %s i = q * 4 + %d;", it, lane);
+        line(E, "(void)i; /* used only by the float4 accesses in some kernels */");
+        emit_stores(E, st);
+        close_scope(E);
+        E->indent--;
+        line(E, "}");
+    }
+    E->lane = -1;
+    for (int b = 0; b < k->n_bufs; b++) {
+        char name[40];
+        buf_param(k, b, name, sizeof name);
+        if (stored >> b & 1) line(E, "RXC_STORE4(%s, q, out%d);", name, b);
+    }
+    E->indent--;
+    line(E, "}");
+    sb_puts(E->out, "}\n\n");
+}
+
 static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
@@ -823,7 +924,7 @@ static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
 }
 
 static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
-    Emitter E = {.k = k, .out = out, .itype = l->wide_index ? "long long" : "int", .w = int_widths(k)};
+    Emitter E = {.k = k, .out = out, .itype = l->wide_index ? "long long" : "int", .w = int_widths(k), .lane = -1};
     E.ready = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
     sb_printf(out, "/* %s: %s", k->name, k->form == KF_COLS ? "columns" : "rows");
     sb_printf(out, ", outer %lld, inner %lld", (long long)k->outer, (long long)k->inner);
@@ -837,7 +938,10 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
     }
     sb_puts(out, " */\n");
     switch (l->mapping) {
-    case CM_THREAD_PER_ROW: emit_rows_thread(&E, l); break;
+    case CM_THREAD_PER_ROW:
+        emit_rows_thread(&E, l);
+        if (l->has_vec4) emit_rows_vec4(&E, l);
+        break;
     case CM_BLOCK_PER_ROW: emit_rows_block(&E, l); break;
     case CM_COLUMN_TILES:
         emit_cols_partial(&E);
@@ -877,6 +981,10 @@ static const char *const prelude =
     "#endif\n"
     "#ifndef RXC_SHARED\n"
     "#define RXC_SHARED(T, name, n) __shared__ T name[n]\n"
+    "#endif\n"
+    "#ifndef RXC_LOAD4\n"
+    "#define RXC_LOAD4(p, q) (reinterpret_cast<const float4 *>(p)[q])\n"
+    "#define RXC_STORE4(p, q, v) (reinterpret_cast<float4 *>(p)[q] = (v))\n"
     "#endif\n"
     "#define RXC_RAND_QUAL static __device__ __forceinline__\n";
 

@@ -9,6 +9,7 @@
  *     long long; const when the kernel does not write it),
  *     const double *sc        the runtime scalars (kir.h ScalarId), on the device,
  *     float *scratch          KF_COLS kernels only: chunk partials.
+ * Pointwise kernels may have NAME_v4 (see CudaLaunch.has_vec4).
  * KF_COLS kernels have a second function NAME_finish with the same
  * parameters that combines the chunk partials in chunk order and runs the
  * store stage; launch NAME then NAME_finish on the same stream.
@@ -45,6 +46,13 @@ typedef struct CudaLaunch {
     int64_t scratch_floats;       /* KF_COLS: floats of scratch NAME and NAME_finish share */
     int64_t row_chunks;           /* KF_COLS: the GPU's row chunks (the IR's, each split 2^s ways) */
     bool wide_index;              /* 64-bit index arithmetic was needed */
+    /* CM_THREAD_PER_ROW pointwise kernels: NAME_v4 (same parameters) does
+     * four consecutive outer indices per thread with float4 accesses to the
+     * buffers in vec4_bufs (bit b = kernel buffer b). Use it only when every
+     * such buffer's address is 16-byte aligned; else NAME. */
+    bool has_vec4;
+    uint64_t vec4_bufs;
+    unsigned vec4_grid;           /* block size as NAME's */
 } CudaLaunch;
 
 /* Renders the module. When launches is not NULL, *launches receives a

@@ -29,14 +29,14 @@ static const char usage[] =
     "--arch defaults to the GPU's architecture, or sm_90 without one. Cubins come from\n"
     "the cache when present; --cold recompiles (and rewrites the cache) to time NVRTC.\n";
 
-static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, const char *entry, bool *finish) {
+/* The launch of an entry point NAME, NAME_finish (*part 1) or NAME_v4 (*part 2). */
+static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, const char *entry, int *part) {
     for (int i = 0; i < m->n; i++) {
         const char *name = m->kernels[i]->name;
         size_t n = strlen(name);
-        if (!strncmp(entry, name, n) && (entry[n] == 0 || !strcmp(entry + n, "_finish"))) {
-            *finish = entry[n] != 0;
-            return &ls[i];
-        }
+        if (strncmp(entry, name, n)) continue;
+        *part = entry[n] == 0 ? 0 : !strcmp(entry + n, "_finish") ? 1 : !strcmp(entry + n, "_v4") ? 2 : -1;
+        if (*part >= 0) return &ls[i];
     }
     return NULL;
 }
@@ -142,10 +142,11 @@ int cmd_compile(int argc, char **argv) {
     int spilling = 0;
     for (int i = 0; i < cold.n_kernels; i++) {
         const CudaKernelStats *s = &cold.kernels[i];
-        bool finish = false;
-        const CudaLaunch *l = launch_of(p->module, ls, s->name, &finish);
+        int part = 0;
+        const CudaLaunch *l = launch_of(p->module, ls, s->name, &part);
         char geo[96] = "?";
-        if (l && finish) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
+        if (l && part == 1) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
+        else if (l && part == 2) snprintf(geo, sizeof geo, "%u x %u float4 (if aligned)", l->vec4_grid, l->block[0]);
         else if (l)
             snprintf(geo, sizeof geo, "%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->block[0], l->block[1],
                      l->mapping == CM_THREAD_PER_ROW  ? "thread/row"

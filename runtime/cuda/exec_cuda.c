@@ -42,6 +42,7 @@ enum { ALIGN = 256, BLAS_WORKSPACE = 32 << 20 };
 
 typedef struct CudaStep {
     CUfunction fn, finish;          /* STEP_KERNEL */
+    CUfunction vec4;                /* NAME_v4, when its buffers are 16-byte aligned */
     CUdeviceptr *arg_values;        /* buffers, then sc, then scratch */
     void **params;                  /* pointers to arg_values, for cuLaunchKernel */
     const CudaLaunch *launch;
@@ -100,6 +101,10 @@ static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
 static int launch_kernel(CudaExec *x, const CudaStep *s, char *err, size_t errlen) {
     const CudaLaunch *l = s->launch;
+    if (s->vec4) {
+        CU_TRY(x, cuLaunchKernel(s->vec4, l->vec4_grid, 1, 1, l->block[0], 1, 1, 0, x->stream, s->params, NULL));
+        return 0;
+    }
     CU_TRY(x, cuLaunchKernel(s->fn, l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2], 0,
                              x->stream, s->params, NULL));
     if (l->has_finish)
@@ -363,6 +368,20 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
                     return -1;
                 }
                 cs->arg_values[a] = x->space[b->space] + (CUdeviceptr)b->offset;
+            }
+            /* the float4 variant needs 16-byte aligned buffers (space offsets
+             * come from the memory plan: known only here) */
+            bool aligned = cs->launch->has_vec4;
+            for (int a = 0; a < k->n_bufs && a < 64; a++)
+                if (cs->launch->vec4_bufs >> a & 1) aligned &= cs->arg_values[a] % 16 == 0;
+            if (aligned && !getenv("RXC_CUDA_NO_VEC4")) {
+                char *v4 = xasprintf("%s_v4", k->name);
+                r = x->api.cuModuleGetFunction(&cs->vec4, x->module, v4);
+                free(v4);
+                if (r != 0) {
+                    snprintf(err, errlen, "kernel %s_v4 is missing from the cubin", k->name);
+                    return -1;
+                }
             }
             cs->arg_values[k->n_bufs] = x->sc_dev[ph];
             cs->arg_values[k->n_bufs + 1] = x->scratch;

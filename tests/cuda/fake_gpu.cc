@@ -59,12 +59,12 @@ struct Function {
 };
 
 struct Counts {
-    long kernels = 0, graph_launches = 0, gemms = 0;
+    long kernels = 0, graph_launches = 0, gemms = 0, float4_kernels = 0;
     ~Counts() {
         const char *v = getenv("RXC_FAKE_GPU_VERBOSE");
         if (v && *v == '1')
-            fprintf(stderr, "fake gpu: %ld kernel launches, %ld graph launches, %ld gemms\n", kernels, graph_launches,
-                    gemms);
+            fprintf(stderr, "fake gpu: %ld kernel launches (%ld float4), %ld graph launches, %ld gemms\n", kernels,
+                    float4_kernels, graph_launches, gemms);
     }
 };
 Counts counts;
@@ -303,6 +303,7 @@ int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
         for (int a = 0; a < 64; a++) p[a] = &values[(size_t)a];
         char err[1024];
         counts.kernels++;
+        if (fn->name.size() > 3 && fn->name.compare(fn->name.size() - 3, 3, "_v4") == 0) counts.float4_kernels++;
         if (fn->module->launch(fn->name.c_str(), grid, block, p, err, sizeof err)) {
             fprintf(stderr, "fake gpu: kernel %s: %s\n", fn->name.c_str(), err);
             return ERR_UNKNOWN;

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     CudaLaunch *launches = NULL;
     char *src = render_cuda(m, &launches);
     int n_entry_points = 0;
-    for (int i = 0; i < m->n; i++) n_entry_points += launches[i].has_finish ? 2 : 1;
+    for (int i = 0; i < m->n; i++) n_entry_points += 1 + launches[i].has_finish + launches[i].has_vec4;
 
     for (int pass = 0; pass < 2; pass++) {
         int sm = pass ? 90 : 80;

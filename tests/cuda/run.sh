@@ -66,6 +66,12 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null &&
      "$RXC" step $net --batch "$b" --device cpu --steps 3 --out "$work/fs_cpu.st" >"$work/fs_cpu.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fs_cpu.st" "$work/fs_on.st" exec_cuda_fake_gpu_adamw_3_steps 1e-3 || status_units=1
     replays=$(sed -n 's/.* \([0-9]*\) graph launches.*/\1/p' "$work/fs_on.log" | sort -n | tail -1)
+    float4=$(sed -n 's/.*(\([0-9]*\) float4).*/\1/p' "$work/fs_on.log" | sort -n | tail -1)
+    if [ "${float4:-0}" -gt 0 ]; then
+      echo "PASS exec_cuda_float4_kernels_chosen ($float4 of the launches used NAME_v4 on aligned buffers)"
+    else
+      echo "FAIL exec_cuda_float4_kernels_chosen: the executor never launched a float4 kernel"; status_units=1
+    fi
     if [ "${replays:-0}" -gt 0 ]; then
       "$PYTHON" tests/gpu/compare.py step "$work/fs_off.st" "$work/fs_on.st" exec_cuda_graph_replay_equals_direct 1e-7 ||
         status_units=1

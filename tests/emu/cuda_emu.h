@@ -26,6 +26,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,6 +364,35 @@ static inline T __shfl_down_sync(unsigned mask, T v, int delta) {
     return r;
 }
 
+struct float4 {
+    float x, y, z, w;
+};
+
+namespace rxc_emu {
+/* float4 accesses as four checked element accesses; a real GPU also needs
+ * 16-byte alignment, which the executor checks before choosing NAME_v4. */
+template <typename T>
+static inline void check_aligned(const GPtr<T> &p, long long q) {
+    if (p.base && ((uintptr_t)(p.base + 4 * q) & 15))
+        error("misaligned float4 access to %s at element %lld (address %p)", p.name, 4 * q, (void *)(p.base + 4 * q));
+}
+template <typename T>
+static inline float4 load4(const GPtr<T> &p, long long q) {
+    check_aligned(p, q);
+    return float4{p[4 * q], p[4 * q + 1], p[4 * q + 2], p[4 * q + 3]};
+}
+template <typename T>
+static inline void store4(const GPtr<T> &p, long long q, const float4 &v) {
+    check_aligned(p, q);
+    p[4 * q] = v.x;
+    p[4 * q + 1] = v.y;
+    p[4 * q + 2] = v.z;
+    p[4 * q + 3] = v.w;
+}
+} /* namespace rxc_emu */
+
+#define RXC_LOAD4(p, q) rxc_emu::load4(p, q)
+#define RXC_STORE4(p, q, v) rxc_emu::store4(p, q, v)
 #define RXC_GLOBAL(T) rxc_emu::GPtr<T>
 #define RXC_SHARED(T, name, n) static rxc_emu::SharedArray<T, (n)> name(#name)
 

@@ -233,9 +233,10 @@ static char *emu_glue(const KirModule *m, const CudaLaunch *ls) {
     StrBuf b = {0};
     for (int i = 0; i < m->n; i++) {
         const Kernel *k = m->kernels[i];
-        for (int part = 0; part < (ls[i].has_finish ? 2 : 1); part++) {
+        for (int part = 0; part < 3; part++) {
+            if ((part == 1 && !ls[i].has_finish) || (part == 2 && !ls[i].has_vec4)) continue;
             sb_printf(&b, "static void rxc_call_%d_%d(rxc_emu::Launch *L) {\n    %s%s(", i, part, k->name,
-                      part ? "_finish" : "");
+                      part == 1 ? "_finish" : part == 2 ? "_v4" : "");
             for (int a = 0; a < k->n_bufs; a++)
                 sb_printf(&b, "%srxc_emu::GPtr<%s%s>(L, %d)", a ? ", " : "", k->bufs[a].written ? "" : "const ",
                           render_cuda_ctype(k->bufs[a].dtype), a);
@@ -244,6 +245,19 @@ static char *emu_glue(const KirModule *m, const CudaLaunch *ls) {
             sb_puts(&b, ");\n}\n");
         }
     }
+    /* the float4 variants of pointwise kernels */
+    sb_puts(&b, "extern \"C\" int rxc_emu_run_v4(int kernel, void *const *bufs, const long long *numel,\n"
+                "                               const char *const *names, const double *sc, char *err, size_t errlen) {\n"
+                "    switch (kernel) {\n");
+    for (int i = 0; i < m->n; i++)
+        if (ls[i].has_vec4)
+            sb_printf(&b,
+                      "    case %d: {\n"
+                      "        static const unsigned grid[3] = {%uu, 1u, 1u}, block[3] = {%uu, 1u, 1u};\n"
+                      "        return rxc_emu_launch(rxc_call_%d_2, grid, block, bufs, numel, names, %d, sc, err, errlen);\n"
+                      "    }\n",
+                      i, ls[i].vec4_grid, ls[i].block[0], i, m->kernels[i]->n_bufs);
+    sb_puts(&b, "    }\n    snprintf(err, errlen, \"no float4 kernel %d\", kernel);\n    return 1;\n}\n");
     sb_puts(&b, "extern \"C\" int rxc_emu_run(int kernel, void *const *bufs, const long long *numel,\n"
                 "                            const char *const *names, const double *sc, char *err, size_t errlen) {\n"
                 "    switch (kernel) {\n");
@@ -405,8 +419,8 @@ typedef void (*CKernel)(void *const *bufs, const double *sc);
  * when cpu_lib is given, the C backend (render_c) on the same inputs.
  * Returns 0 on agreement, 1 on a harness error (race, bounds, divergence:
  * message in why), 2 on a numeric mismatch. */
-static int check_kernel(void *so, void *cpu_lib, int index, const Kernel *k, char *why, size_t n) {
-    EmuRun run = (EmuRun)dlsym(so, "rxc_emu_run");
+static int check_kernel(void *so, void *cpu_lib, int index, const Kernel *k, bool vec4, char *why, size_t n) {
+    EmuRun run = (EmuRun)dlsym(so, vec4 ? "rxc_emu_run_v4" : "rxc_emu_run");
     if (!run) {
         snprintf(why, n, "rxc_emu_run missing");
         return 1;
@@ -506,7 +520,7 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
         void *so = build_emulator(workdir, mu->name, mutated, &one, ls, why, sizeof why);
         if (!so) report(false, mu->name, why);
         else {
-            int rc = check_kernel(so, NULL, 0, one.kernels[0], why, sizeof why);
+            int rc = check_kernel(so, NULL, 0, one.kernels[0], false, why, sizeof why);
             bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
             char msg[2300];
             snprintf(msg, sizeof msg, "the broken kernel was not caught as expected (%s): %s",
@@ -540,8 +554,13 @@ static void check_module(const char *workdir, const char *tag, const KirModule *
                                   : ls[i].mapping == CM_BLOCK_PER_ROW ? "block_per_row"
                                                                       : "column_tiles";
             snprintf(name, sizeof name, "%s_%s_%s", prefix, m->kernels[i]->name, mapping);
-            int rc = check_kernel(so, cpu, i, m->kernels[i], why, sizeof why);
+            int rc = check_kernel(so, cpu, i, m->kernels[i], false, why, sizeof why);
             report(rc == 0, name, why);
+            if (ls[i].has_vec4) {
+                snprintf(name, sizeof name, "%s_%s_float4", prefix, m->kernels[i]->name);
+                rc = check_kernel(so, cpu, i, m->kernels[i], true, why, sizeof why);
+                report(rc == 0, name, why);
+            }
         }
     }
     if (so) dlclose(so);

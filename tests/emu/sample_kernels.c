@@ -22,8 +22,8 @@
 #define LOAD(b, idx) kir_load(k, (b), (idx))
 
 /* y = relu(x * gamma[c] + beta[c]) over N*H*W*C, in dtype dt. */
-static Kernel *affine_relu(const char *name, KDType dt) {
-    const int64_t n = 2 * 3 * 3 * 8, c = 8;
+static Kernel *affine_relu(const char *name, KDType dt, int64_t n) {
+    const int64_t c = 8;
     Kernel *k = kir_kernel_new(name, KF_ROWS, n, 1);
     kir_set_fuses(k, "batchnorm (eval) + relu");
     int x = kir_buf(k, "x", dt, n, false), g = kir_buf(k, "gamma", KD_F32, c, false);
@@ -218,10 +218,10 @@ static Kernel *sgd_update(void) {
     return k;
 }
 
-/* Gradient accumulation into an existing buffer (+=). */
-static Kernel *accumulate(void) {
-    const int64_t n = 77;
-    Kernel *k = kir_kernel_new("grad_accumulate", KF_ROWS, n, 1);
+/* Gradient accumulation into an existing buffer (+=); the large one gets a
+ * float4 variant. */
+static Kernel *accumulate(const char *name, int64_t n) {
+    Kernel *k = kir_kernel_new(name, KF_ROWS, n, 1);
     int x = kir_buf(k, "x", KD_F32, n, false), g = kir_buf(k, "g", KD_F32, n, true);
     int i = kir_var(k, KV_OUTER);
     kir_store(k, kir_stage(k, KS_STORE), g, i, MUL(LOAD(x, i), kir_un(k, KU_SIGMOID, LOAD(x, i))), true);
@@ -230,10 +230,12 @@ static Kernel *accumulate(void) {
 
 KirModule *sample_module(char *err, size_t errlen) {
     Kernel *ks[] = {
-        affine_relu("affine_relu", KD_F32), affine_relu("affine_relu_bf16", KD_BF16), normalize_u8(),
+        affine_relu("affine_relu", KD_F32, 144), affine_relu("affine_relu_bf16", KD_BF16, 144),
+        affine_relu("affine_relu_large", KD_F32, 8192), normalize_u8(),
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
         softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
-        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate(),
+        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
+        accumulate("grad_accumulate_large", 4096),
     };
     KirModule *m = kir_module_new();
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
