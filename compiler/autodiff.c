@@ -269,6 +269,34 @@ static void tree_backward(Lower *L, int r) {
     free(lab);
 }
 
+/* ---- gather-form window gradients ------------------------------------------------
+ * An input row h is read by the window taps kh of outputs oh with
+ * oh*s - p + kh == h. Only kh = (h + p) mod s + s*t can match, so the gather
+ * enumerates t in [0, ceil(KH/s)) (and likewise for w): strided ops visit
+ * each candidate once instead of testing all KH*KW taps. */
+typedef struct Taps {
+    int64_t extent; /* reduce extent: ceil(KH/sh) * ceil(KW/sw) */
+    int kh, kw;     /* the tap inside the window */
+    int oh, ow;     /* the output that reads it */
+    int ok;         /* a real tap of an existing output */
+} Taps;
+
+static Taps window_taps(Kernel *k, int h, int w, int rv, int KH, int KW, int sh, int sw, int ph, int pw, int64_t OH,
+                        int64_t OW) {
+    Taps t;
+    int64_t RH = (KH + sh - 1) / sh, RW = (KW + sw - 1) / sw;
+    t.extent = RH * RW;
+    int th = e_addi(k, h, ph), tw = e_addi(k, w, pw); /* >= 0 */
+    int ih = e_idiv(k, rv, RW), iw = e_mod(k, rv, RW);
+    t.kh = e_add(k, e_mod(k, th, sh), e_muli(k, ih, sh));
+    t.kw = e_add(k, e_mod(k, tw, sw), e_muli(k, iw, sw));
+    t.oh = e_sub(k, e_idiv(k, th, sh), ih);
+    t.ow = e_sub(k, e_idiv(k, tw, sw), iw);
+    t.ok = e_and(k, e_and(k, e_inrange(k, t.oh, 0, OH), e_inrange(k, t.ow, 0, OW)),
+                 e_and(k, kir_bin(k, KB_LT, t.kh, e_i(k, KH)), kir_bin(k, KB_LT, t.kw, e_i(k, KW))));
+    return t;
+}
+
 /* ---- structured rules ---------------------------------------------------------- */
 
 /* bias gradient: column sums of dy (rows x C) */
@@ -397,18 +425,11 @@ static void conv_backward(Lower *L, int v) {
             h = e_mod(k, tt, H);
             nn = e_idiv(k, tt, H);
             int r = kir_reduce_var(k), rv = kir_var(k, r);
-            int kh = e_idiv(k, rv, a->kw), kw = e_mod(k, rv, a->kw);
-            /* th = h + ph - kh is >= 0 after adding sh*kh_max, which keeps idiv/mod on non-negatives */
-            int th = e_addi(k, e_sub(k, h, kh), a->ph + (int64_t)a->sh * a->kh);
-            int tw = e_addi(k, e_sub(k, w, kw), a->pw + (int64_t)a->sw * a->kw);
-            int oh = e_addi(k, e_idiv(k, th, a->sh), -a->kh), ow = e_addi(k, e_idiv(k, tw, a->sw), -a->kw);
-            int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
-            if (a->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, a->sh), e_i(k, 0)));
-            if (a->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, a->sw), e_i(k, 0)));
-            int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), Kt),
-                            e_add(k, e_muli(k, ci, KK), rv));
-            int body = kir_select(k, ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));
-            int sum = kir_reduce(k, KR_SUM, r, KK, body);
+            Taps tp = window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW);
+            int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), Kt),
+                            e_add(k, e_muli(k, ci, KK), e_add(k, e_muli(k, tp.kh, a->kw), tp.kw)));
+            int body = kir_select(k, tp.ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));
+            int sum = kir_reduce(k, KR_SUM, r, tp.extent, body);
             int st = kir_stage(k, KS_STORE);
             kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
             kb_end(&kb, L, "col2im (gather form): conv data gradient", PH(PHASE_BACKWARD), false);
@@ -460,25 +481,19 @@ static void pool_backward(Lower *L, int v) {
     int c = e_mod(k, i, C), t = e_idiv(k, i, C), w = e_mod(k, t, W);
     t = e_idiv(k, t, W);
     int h = e_mod(k, t, H), nn = e_idiv(k, t, H);
-    int64_t KK = (int64_t)p->kh * p->kw;
     int r = kir_reduce_var(k), rv = kir_var(k, r);
-    int kh = e_idiv(k, rv, p->kw), kw = e_mod(k, rv, p->kw);
-    int th = e_addi(k, e_sub(k, h, kh), p->ph + (int64_t)p->sh * p->kh);
-    int tw = e_addi(k, e_sub(k, w, kw), p->pw + (int64_t)p->sw * p->kw);
-    int oh = e_addi(k, e_idiv(k, th, p->sh), -p->kh), ow = e_addi(k, e_idiv(k, tw, p->sw), -p->kw);
-    int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
-    if (p->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, p->sh), e_i(k, 0)));
-    if (p->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, p->sw), e_i(k, 0)));
-    int oidx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), C), c);
+    Taps tp = window_taps(k, h, w, rv, p->kh, p->kw, p->sh, p->sw, p->ph, p->pw, OH, OW);
+    int oidx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), C), c);
     int g = kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), oidx);
     int body;
     if (n->op == OP_MAXPOOL) {
         int am = kir_load(k, kb_buf(&kb, L, L->aux_buf[v], false), oidx);
-        body = kir_select(k, ok, kir_select(k, kir_bin(k, KB_EQ, am, kir_un(k, KU_TO_FLOAT, rv)), g, e_f(k, 0)), e_f(k, 0));
+        int tap = kir_un(k, KU_TO_FLOAT, e_add(k, e_muli(k, tp.kh, p->kw), tp.kw));
+        body = kir_select(k, tp.ok, kir_select(k, kir_bin(k, KB_EQ, am, tap), g, e_f(k, 0)), e_f(k, 0));
     } else {
-        body = kir_select(k, ok, e_div(k, g, pool_divisor(k, p, H, W, oh, ow)), e_f(k, 0));
+        body = kir_select(k, tp.ok, e_div(k, g, pool_divisor(k, p, H, W, tp.oh, tp.ow)), e_f(k, 0));
     }
-    int sum = kir_reduce(k, KR_SUM, r, KK, body);
+    int sum = kir_reduce(k, KR_SUM, r, tp.extent, body);
     int st = kir_stage(k, KS_STORE);
     kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
     kb_end(&kb, L, n->op == OP_MAXPOOL ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
