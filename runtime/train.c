@@ -193,7 +193,7 @@ static bool report_missing_data(const Model *m, const char *split) {
     if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
     fprintf(stderr, "rxc: no data for %s.\n", m->path);
     if (!r->data_root)
-        fprintf(stderr, "  The file gives no data root (data { root \"...\" }) and no --set 'root=\"PATH\"' was given.\n");
+        fprintf(stderr, "  The file gives no data root (data { root \"...\" }) and no --set root=PATH was given.\n");
     else if (r->layout == DATA_CIFAR10 || r->layout == DATA_CIFAR100)
         fprintf(stderr, "  Looked for the CIFAR binary batches in %s%s%s (no such directory).\n",
                 r->data_root[0] == '/' ? "" : cwd, r->data_root[0] == '/' ? "" : "/", r->data_root);
@@ -206,7 +206,7 @@ static bool report_missing_data(const Model *m, const char *split) {
             "      mkdir -p data && tar -xzf imagenette2.tgz -C data\n"
             "  which gives data/imagenette2/train/<wnid>/*.JPEG (9,469 images) and\n"
             "  data/imagenette2/val/<wnid>/*.JPEG (3,925 images), 10 class folders each;\n"
-            "  then run with --set 'root=\"data/imagenette2\"' if the file names another root.\n"
+            "  then run with --set root=data/imagenette2 if the file names another root.\n"
             "  Without a network: `rxc demo --out data/digits` prepares a small offline data set\n"
             "  (handwritten digits), and `rxc models/tiny_resnext.net` trains on it in minutes.\n");
     return true;
