@@ -221,6 +221,14 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     sb_puts(&keytext, "source\n");
     sb_puts(&keytext, source);
     sha256_hex(keytext.s, keytext.len, out->key);
+    const char *dump = getenv("RXC_NVRTC_DUMP"); /* debugging: the exact text behind the key */
+    if (dump && *dump) {
+        FILE *f = fopen(dump, "w");
+        if (f) {
+            fwrite(keytext.s, 1, keytext.len, f);
+            fclose(f);
+        }
+    }
     free(keytext.s);
 
     char *dir = opt->use_cache ? (opt->cache_dir ? xstrdup(opt->cache_dir) : nvrtc_cache_dir()) : NULL;

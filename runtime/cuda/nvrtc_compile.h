@@ -9,7 +9,8 @@
  * $RXC_CACHE_DIR/cuda, else $XDG_CACHE_HOME/rxc/cuda, else ~/.cache/rxc/cuda,
  * and are written atomically (temporary file + rename).
  *
- * Works on any machine with NVRTC; no GPU is needed.
+ * Works on any machine with NVRTC; no GPU is needed. RXC_NVRTC_DUMP=PATH
+ * writes the exact text behind the cache key (for debugging cache misses).
  */
 #ifndef RXC_NVRTC_COMPILE_H
 #define RXC_NVRTC_COMPILE_H
