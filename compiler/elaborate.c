@@ -103,9 +103,11 @@ typedef struct Site {
     bool overwritten; /* rebound before any read: a default such as `s = x` */
 } Site;
 
-/* Open-addressing pointer -> Site table. */
+/* Open-addressing pointer -> Site table. Sites are allocated one by one:
+ * bindings keep Site pointers across later insertions, so growing the table
+ * must never move a Site. */
 typedef struct SiteTable {
-    Site *slots;
+    Site **slots;
     int cap, n;
 } SiteTable;
 
@@ -114,11 +116,11 @@ static uint64_t ptr_hash(const void *p) { return splitmix64((uint64_t)(uintptr_t
 static Site *site_get(SiteTable *t, const void *key, SiteKind kind, const char *name, SrcLoc loc) {
     if ((t->n + 1) * 2 > t->cap) {
         int ncap = t->cap ? t->cap * 2 : 64;
-        Site *ns = xcalloc((size_t)ncap, sizeof *ns);
+        Site **ns = xcalloc((size_t)ncap, sizeof *ns);
         for (int i = 0; i < t->cap; i++) {
-            if (!t->slots[i].key) continue;
-            uint64_t h = ptr_hash(t->slots[i].key) & (uint64_t)(ncap - 1);
-            while (ns[h].key) h = (h + 1) & (uint64_t)(ncap - 1);
+            if (!t->slots[i]) continue;
+            uint64_t h = ptr_hash(t->slots[i]->key) & (uint64_t)(ncap - 1);
+            while (ns[h]) h = (h + 1) & (uint64_t)(ncap - 1);
             ns[h] = t->slots[i];
         }
         free(t->slots);
@@ -126,12 +128,18 @@ static Site *site_get(SiteTable *t, const void *key, SiteKind kind, const char *
         t->cap = ncap;
     }
     uint64_t h = ptr_hash(key) & (uint64_t)(t->cap - 1);
-    while (t->slots[h].key && t->slots[h].key != key) h = (h + 1) & (uint64_t)(t->cap - 1);
-    if (!t->slots[h].key) {
-        t->slots[h] = (Site){.key = key, .kind = kind, .name = name, .loc = loc};
+    while (t->slots[h] && t->slots[h]->key != key) h = (h + 1) & (uint64_t)(t->cap - 1);
+    if (!t->slots[h]) {
+        t->slots[h] = xmalloc(sizeof(Site));
+        *t->slots[h] = (Site){.key = key, .kind = kind, .name = name, .loc = loc};
         t->n++;
     }
-    return &t->slots[h];
+    return t->slots[h];
+}
+
+static void site_table_free(SiteTable *t) {
+    for (int i = 0; i < t->cap; i++) free(t->slots[i]);
+    free(t->slots);
 }
 
 /* ---- string set / counters (layer names, numbering) ------------------------- */
@@ -1598,8 +1606,8 @@ static void report_unused(Elab *e) {
     Site **list = xmalloc((size_t)(e->sites.n ? e->sites.n : 1) * sizeof *list);
     int n = 0;
     for (int i = 0; i < e->sites.cap; i++) {
-        Site *s = &e->sites.slots[i];
-        if (!s->key || !s->executed || s->used || s->overwritten || s->name[0] == '_') continue;
+        Site *s = e->sites.slots[i];
+        if (!s || !s->executed || s->used || s->overwritten || s->name[0] == '_') continue;
         if (s->kind == SITE_CONST && !is_main_file(e, s->loc)) continue;
         list[n++] = s;
     }
@@ -1675,7 +1683,7 @@ Graph *elaborate(const AstFile *ast, Diag *d) {
     free(nf.b);
     free(e.globals.b);
     free(e.blocks);
-    free(e.sites.slots);
+    site_table_free(&e.sites);
     strmap_free(&e.layers);
     strmap_free(&e.counters);
     strmap_free(&e.scopes);
