@@ -20,6 +20,8 @@ Cases (PASS/FAIL/SKIP lines):
                      no further from a float64 PyTorch run than 2x PyTorch float32's own
                      distance from it (losses of steps 2-3: or 5%; see test_model: the problem is
                      ill-conditioned).
+  model_*_gradients  `rxc grad` of both whole models vs PyTorch float32/float64 (see
+                     test_model_gradients: gradient norms per tensor, and distances).
   badckpt_*          --init with wrong names/shapes/dtypes (every mismatch listed),
                      corrupt JSON, truncated files: exit 2 with a clear message, no
                      crash (also under $RXC_ASAN when it exists); --resume of a
@@ -421,9 +423,62 @@ def test_model(tag, net, model, sets):
     report(f"model_{tag}_names_match_pytorch", not extra, f"not in PyTorch's state_dict: {extra[:8]}")
 
 
+def test_model_gradients(tag, net, model, sets):
+    """One forward+backward (`rxc grad`) of the whole model, anchored on float64 like
+    test_model. Adam's first steps are blind to the scale of a gradient, so this is where a
+    scale error would show: every parameter's gradient norm must be within max(5%, 2x
+    PyTorch float32's relative error) of float64's; the whole gradient vector, the median
+    tensor and the input gradient no further from float64 (relative L2) than 2x PyTorch
+    float32 + 1e-4."""
+    import copy
+    torch.manual_seed(0)
+    wpath = os.path.join(TMP, f"grad_{tag}_w.safetensors")
+    save_weights(model, wpath, perturb_bn=True)
+    bpath = os.path.join(TMP, f"grad_{tag}_b.safetensors")
+    x, y = write_batch(bpath, 4, 64, 64, 10, 100)
+    opath = os.path.join(TMP, f"grad_{tag}_o.safetensors")
+    rc, out, err = rxc("grad", net, "--batch", bpath, "--init", wpath, *sets, "--out", opath)
+    if rc != 0:
+        report(f"model_{tag}_gradients", False, err.strip()[-600:])
+        return
+    ours, _ = st.read(opath)
+    ls = float(re.search(r"label_smoothing=([0-9.e-]+)", open(net).read()).group(1))
+    m64 = copy.deepcopy(model).double()
+    model.train()
+    m64.train()
+    x32, x64 = x.clone().requires_grad_(True), x.double().requires_grad_(True)
+    F.cross_entropy(model(x32), y, label_smoothing=ls).backward()
+    F.cross_entropy(m64(x64), y, label_smoothing=ls).backward()
+    g32 = {n: p.grad.numpy() for n, p in model.named_parameters()}
+    g64 = {n: p.grad.numpy() for n, p in m64.named_parameters()}
+    missing = [n for n in g64 if "grad." + n not in ours]
+    if missing or "grad.x" not in ours:
+        report(f"model_{tag}_gradients", False, f"missing gradients: {missing[:5]}")
+        return
+    g = {n: ours["grad." + n] for n in g64}
+    e_rxc = {n: nrel(g[n], g64[n]) for n in g64}
+    e_t32 = {n: nrel(g32[n], g64[n]) for n in g64}
+    scale = {n: float(np.linalg.norm(g[n]) / (np.linalg.norm(g64[n]) + 1e-30)) for n in g64}
+    off = [f"{n} x{scale[n]:.3f}" for n in g64 if abs(scale[n] - 1) > max(0.05, 2 * e_t32[n])]
+    cat = lambda d: np.concatenate([d[n].ravel() for n in g64])  # noqa: E731
+    a_rxc, a_t32 = nrel(cat(g), cat(g64)), nrel(cat(g32), cat(g64))
+    m_rxc, m_t32 = float(np.median(list(e_rxc.values()))), float(np.median(list(e_t32.values())))
+    x_rxc, x_t32 = nrel(ours["grad.x"], x64.grad.numpy()), nrel(x32.grad.numpy(), x64.grad.numpy())
+    ok = not off and a_rxc <= 2 * a_t32 + 1e-4 and m_rxc <= 2 * m_t32 + 1e-4 and x_rxc <= 2 * x_t32 + 1e-4
+    report(f"model_{tag}_gradients", ok,
+           f"scale off: {off[:4]}; distance from float64 (relative L2): all {a_rxc:.3g} (torch32 {a_t32:.3g}), "
+           f"median tensor {m_rxc:.3g} ({m_t32:.3g}), input {x_rxc:.3g} ({x_t32:.3g})")
+
+
 def test_models():
     import torchvision
+    torch.manual_seed(0)
+    test_model_gradients("seed", "models/resnext50_32x4d.net", SeedResNeXt(drop=0.0), ["--set", "drop=0"])
+    torch.manual_seed(0)
+    test_model_gradients("tv", "models/resnext50_32x4d_tv.net", torchvision.models.resnext50_32x4d(num_classes=10), [])
+    torch.manual_seed(0)
     test_model("seed", "models/resnext50_32x4d.net", SeedResNeXt(drop=0.0), ["--set", "drop=0", "--set", "weight_decay=0.05"])
+    torch.manual_seed(0)
     test_model("tv", "models/resnext50_32x4d_tv.net", torchvision.models.resnext50_32x4d(num_classes=10),
                ["--set", "weight_decay=0.05"])
 
