@@ -54,11 +54,11 @@ $(BUILD)/obj/gen/%.o: $(GEN_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-function -Wno-unused-parameter -Wno-sign-compare -c -o $@ $<
 
-$(GEN_DIR)/parser.c $(GEN_DIR)/parser.h: grammar/parser.y
+$(GEN_DIR)/parser.c $(GEN_DIR)/parser.h &: grammar/parser.y
 	@mkdir -p $(GEN_DIR)
 	bison -Wall -Werror --defines=$(GEN_DIR)/parser.h -o $(GEN_DIR)/parser.c $<
 
-$(GEN_DIR)/lexer.c $(GEN_DIR)/lexer.h: grammar/lexer.l $(GEN_DIR)/parser.h
+$(GEN_DIR)/lexer.c $(GEN_DIR)/lexer.h &: grammar/lexer.l $(GEN_DIR)/parser.h
 	@mkdir -p $(GEN_DIR)
 	flex --header-file=$(GEN_DIR)/lexer.h -o $(GEN_DIR)/lexer.c $<
 
@@ -89,5 +89,5 @@ clean:
 .PHONY: run
 run: setup
 	@$(MAKE) --no-print-directory all
-	./rxc demo --out data/digits
+	@if [ -f data/digits/.complete ] || [ -d data/digits/val ]; then echo "demo data: data/digits (already prepared)"; else ./rxc demo --out data/digits; fi
 	./rxc models/tiny_resnext.net
