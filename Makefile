@@ -70,7 +70,8 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory -j$$(nproc) all
+	@$(MAKE) --no-print-directory -j$$(nproc) asan
 	@PYTHON=$(PYTHON) bash tests/run_all.sh
 
 install: $(BIN)

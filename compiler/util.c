@@ -50,6 +50,16 @@ char *xasprintf(const char *fmt, ...) {
     return sb_take(&b);
 }
 
+int errorf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 void grow_array(void **items, int *cap, int need, size_t elem) {
     if (need <= *cap) return;
     int n = *cap ? *cap : 8;

@@ -21,6 +21,10 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Formats a message into err (when err is non-NULL) and returns -1: the one
+ * line that every `return errorf(err, errlen, "...")` error path needs. */
+int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Grows *items (of *cap elements of size elem) so that it holds at least
  * need elements. */
 void grow_array(void **items, int *cap, int need, size_t elem);

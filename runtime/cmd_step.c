@@ -51,13 +51,6 @@ static void step_usage(FILE *f, bool grad) {
                    "  --timing prints each step's wall time (forward, backward, update) on stderr.\n");
 }
 
-static int parse_device(const char *s, DeviceKind *d) {
-    if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
-    else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
-    else if (!strcmp(s, "auto")) *d = DEVICE_AUTO;
-    else return -1;
-    return 0;
-}
 
 /* Returns 0, 1 for --help (printed), or 2 after printing a usage error. */
 static int parse_args(int argc, char **argv, bool grad, StepArgs *a) {
@@ -87,7 +80,7 @@ static int parse_args(int argc, char **argv, bool grad, StepArgs *a) {
             else if (!strcmp(s, "--init")) a->init = v;
             else if (!strcmp(s, "--out") || !strcmp(s, "-o")) a->out = v;
             else if (!strcmp(s, "--device")) {
-                if (parse_device(v, &a->device) != 0) {
+                if (device_parse(v, &a->device) != 0) {
                     fprintf(stderr, "rxc: --device must be cpu, cuda or auto (got '%s')\n", v);
                     return 2;
                 }

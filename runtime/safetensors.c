@@ -28,16 +28,6 @@
  * implementation's limit). */
 #define ST_MAX_HEADER (100u * 1024u * 1024u)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 size_t st_dtype_size(StDType d) {
     switch (d) {
@@ -216,46 +206,46 @@ static int cmp_span(const void *a, const void *b) {
 static int parse_entry(const char *path, const cJSON *e, StTensor *t, Span *span, char *err, size_t errlen) {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
-        return fail(err, errlen, "%s: header entry '%s' is not an object", path, name);
+        return errorf(err, errlen, "%s: header entry '%s' is not an object", path, name);
     const cJSON *dt = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *f = e->child; f; f = f->next) {
         if (!strcmp(f->string, "dtype") && !dt) dt = f;
         else if (!strcmp(f->string, "shape") && !shape) shape = f;
         else if (!strcmp(f->string, "data_offsets") && !offs) offs = f;
-        else return fail(err, errlen, "%s: tensor '%s' has an unexpected or repeated key '%s'", path, name, f->string);
+        else return errorf(err, errlen, "%s: tensor '%s' has an unexpected or repeated key '%s'", path, name, f->string);
     }
     if (!dt || !shape || !offs)
-        return fail(err, errlen, "%s: tensor '%s' lacks '%s'", path, name, !dt ? "dtype" : !shape ? "shape" : "data_offsets");
+        return errorf(err, errlen, "%s: tensor '%s' lacks '%s'", path, name, !dt ? "dtype" : !shape ? "shape" : "data_offsets");
     if (!cJSON_IsString(dt))
-        return fail(err, errlen, "%s: tensor '%s': dtype is not a string", path, name);
+        return errorf(err, errlen, "%s: tensor '%s': dtype is not a string", path, name);
     if (dtype_from_name(dt->valuestring, &t->dtype) != 0)
-        return fail(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (rxc reads F32, I64, BF16, U8)", path, name,
+        return errorf(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (rxc reads F32, I64, BF16, U8)", path, name,
                     dt->valuestring);
     if (!cJSON_IsArray(shape))
-        return fail(err, errlen, "%s: tensor '%s': shape is not an array", path, name);
+        return errorf(err, errlen, "%s: tensor '%s': shape is not an array", path, name);
     int rank = cJSON_GetArraySize(shape);
     if (rank > ST_MAX_RANK)
-        return fail(err, errlen, "%s: tensor '%s': rank %d exceeds %d", path, name, rank, ST_MAX_RANK);
+        return errorf(err, errlen, "%s: tensor '%s': rank %d exceeds %d", path, name, rank, ST_MAX_RANK);
     t->rank = rank;
     int64_t numel = 1;
     int i = 0;
     for (const cJSON *d = shape->child; d; d = d->next, i++) {
         if (json_uint(d, &t->shape[i]) != 0)
-            return fail(err, errlen, "%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, i);
+            return errorf(err, errlen, "%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, i);
         if (__builtin_mul_overflow(numel, t->shape[i], &numel))
-            return fail(err, errlen, "%s: tensor '%s': element count overflows", path, name);
+            return errorf(err, errlen, "%s: tensor '%s': element count overflows", path, name);
     }
     t->numel = numel;
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_uint(offs->child, &span->begin) != 0 ||
         json_uint(offs->child->next, &span->end) != 0)
-        return fail(err, errlen, "%s: tensor '%s': data_offsets must be two non-negative integers", path, name);
+        return errorf(err, errlen, "%s: tensor '%s': data_offsets must be two non-negative integers", path, name);
     if (span->end < span->begin)
-        return fail(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path, name,
+        return errorf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path, name,
                     (long long)span->begin, (long long)span->end);
     int64_t bytes;
     if (__builtin_mul_overflow(numel, (int64_t)st_dtype_size(t->dtype), &bytes) || bytes != span->end - span->begin) {
         char sh[160];
-        return fail(err, errlen, "%s: tensor '%s': %s %s needs %lld bytes but data_offsets [%lld, %lld] give %lld", path,
+        return errorf(err, errlen, "%s: tensor '%s': %s %s needs %lld bytes but data_offsets [%lld, %lld] give %lld", path,
                     name, st_dtype_name(t->dtype), st_shape_str(rank, t->shape, sh, sizeof sh),
                     (long long)numel * (long long)st_dtype_size(t->dtype), (long long)span->begin,
                     (long long)span->end, (long long)(span->end - span->begin));
@@ -264,12 +254,12 @@ static int parse_entry(const char *path, const cJSON *e, StTensor *t, Span *span
 }
 
 static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, char *err, size_t errlen) {
-    if (!cJSON_IsObject(m)) return fail(err, errlen, "%s: __metadata__ is not an object", path);
+    if (!cJSON_IsObject(m)) return errorf(err, errlen, "%s: __metadata__ is not an object", path);
     for (const cJSON *f = m->child; f; f = f->next) {
         if (!cJSON_IsString(f))
-            return fail(err, errlen, "%s: __metadata__ value '%s' is not a string", path, f->string);
+            return errorf(err, errlen, "%s: __metadata__ value '%s' is not a string", path, f->string);
         if (st_get_meta(out, f->string))
-            return fail(err, errlen, "%s: __metadata__ key '%s' appears twice", path, f->string);
+            return errorf(err, errlen, "%s: __metadata__ key '%s' appears twice", path, f->string);
         st_set_meta(out, f->string, f->valuestring);
     }
     return 0;
@@ -279,23 +269,23 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     size_t len = 0;
     unsigned char *buf = (unsigned char *)read_file(path, &len);
-    if (!buf) return fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (!buf) return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     out->blob = buf;
     if (len < 8) {
         st_free(out);
-        return fail(err, errlen, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
+        return errorf(err, errlen, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
     if (hlen > len - 8) {
         st_free(out);
-        return fail(err, errlen,
+        return errorf(err, errlen,
                     "%s: header length %llu exceeds the %zu bytes after it (truncated, or not a safetensors file)",
                     path, (unsigned long long)hlen, len - 8);
     }
     if (hlen < 2 || hlen > ST_MAX_HEADER) {
         st_free(out);
-        return fail(err, errlen, "%s: implausible header length %llu (not a safetensors file?)", path,
+        return errorf(err, errlen, "%s: implausible header length %llu (not a safetensors file?)", path,
                     (unsigned long long)hlen);
     }
     const char *header = (const char *)buf + 8;
@@ -305,7 +295,7 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
         unsigned char ch = (unsigned char)header[i];
         if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
             st_free(out);
-            return fail(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path,
+            return errorf(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path,
                         ch, (unsigned long long)i);
         }
     }
@@ -315,7 +305,7 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
         const char *at = cJSON_GetErrorPtr();
         long off = (at && at >= header && at <= header + hlen) ? (long)(at - header) : -1;
         st_free(out);
-        return fail(err, errlen, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
+        return errorf(err, errlen, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
                     (unsigned long long)hlen);
     }
     /* The writer may pad the header with spaces; anything else after the JSON is corruption. */
@@ -323,12 +313,12 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
             st_free(out);
-            return fail(err, errlen, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
+            return errorf(err, errlen, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
         }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         st_free(out);
-        return fail(err, errlen, "%s: the JSON header is not an object", path);
+        return errorf(err, errlen, "%s: the JSON header is not an object", path);
     }
 
     int64_t data_len = (int64_t)(len - 8 - hlen);
@@ -342,7 +332,7 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
             continue;
         }
         if (st_find(out, e->string)) {
-            rc = fail(err, errlen, "%s: tensor '%s' appears twice in the header", path, e->string);
+            rc = errorf(err, errlen, "%s: tensor '%s' appears twice in the header", path, e->string);
             break;
         }
         StTensor tmp = {0};
@@ -365,19 +355,19 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
         for (int i = 0; i < n_spans && rc == 0; i++) {
             const char *name = out->t[spans[i].index].name;
             if (spans[i].begin < at)
-                rc = fail(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
+                rc = errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
                           (long long)spans[i].begin, (long long)at);
             else if (spans[i].begin > at)
-                rc = fail(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
+                rc = errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
                           (long long)(spans[i].begin - at), name);
             else if (spans[i].end > data_len)
-                rc = fail(err, errlen,
+                rc = errorf(err, errlen,
                           "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
                           path, name, (long long)spans[i].end, (long long)data_len);
             at = spans[i].end;
         }
         if (rc == 0 && at != data_len)
-            rc = fail(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
+            rc = errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
                       (long long)(data_len - at));
     }
     if (rc == 0) {
@@ -465,14 +455,14 @@ static char *dir_of(const char *path) {
 int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen) {
     size_t hlen = 0;
     char *header = build_header(st, &hlen);
-    if (!header) return fail(err, errlen, "%s: cannot build the JSON header", path);
+    if (!header) return errorf(err, errlen, "%s: cannot build the JSON header", path);
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         free(header);
         free(tmp);
-        return fail(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
+        return errorf(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
     }
     unsigned char lenbytes[8];
     for (int i = 0; i < 8; i++) lenbytes[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
@@ -497,7 +487,7 @@ int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen) 
     if (rc != 0) {
         unlink(tmp);
         free(tmp);
-        return fail(err, errlen, "%s: write failed: %s (the previous file, if any, is untouched)", path, strerror(e));
+        return errorf(err, errlen, "%s: write failed: %s (the previous file, if any, is untouched)", path, strerror(e));
     }
     free(tmp);
     /* Make the rename itself durable. */

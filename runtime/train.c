@@ -65,13 +65,6 @@ static void train_usage(FILE *f) {
             "  Ctrl-C or SIGTERM finishes the current step, saves last.safetensors and exits 130.\n");
 }
 
-static int parse_device(const char *s, DeviceKind *d) {
-    if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
-    else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
-    else if (!strcmp(s, "auto")) *d = DEVICE_AUTO;
-    else return -1;
-    return 0;
-}
 
 static int parse_count(const char *opt, const char *v, int64_t lo, int64_t hi, int64_t *out) {
     char *end = NULL;
@@ -105,7 +98,7 @@ static int parse_args(int argc, char **argv, char mode, TrainArgs *a) {
             i++;
             int64_t k = 0;
             if (!strcmp(s, "--device")) {
-                if (parse_device(v, &a->device) != 0) {
+                if (device_parse(v, &a->device) != 0) {
                     fprintf(stderr, "rxc: --device must be cpu, cuda or auto (got '%s')\n", v);
                     return 2;
                 }

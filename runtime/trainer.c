@@ -18,16 +18,6 @@
  * there, and `device auto` then quietly means the CPU. */
 #pragma weak exec_cuda_new
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static Executor *make_executor(const Program *p, bool cuda, char *err, size_t errlen) {
     if (cuda) return exec_cuda_new(p, 0, err, errlen);
@@ -48,6 +38,14 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *e
     return 0;
 }
 
+int device_parse(const char *s, DeviceKind *d) {
+    if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
+    else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
+    else if (!strcmp(s, "auto")) *d = DEVICE_AUTO;
+    else return -1;
+    return 0;
+}
+
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     t->model = m;
@@ -55,8 +53,8 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     t->recipe = &m->recipe;
     t->cfg = *cfg;
     const Graph *g = t->graph;
-    if (cfg->batch < 1) return fail(err, errlen, "batch size must be at least 1 (got %d)", cfg->batch);
-    if (g->output < 0 || g->input < 0) return fail(err, errlen, "the network has no input or output");
+    if (cfg->batch < 1) return errorf(err, errlen, "batch size must be at least 1 (got %d)", cfg->batch);
+    if (g->output < 0 || g->input < 0) return errorf(err, errlen, "the network has no input or output");
 
     compile_options_from_recipe(&t->copts, t->recipe, cfg->batch);
     t->copts.loss = cfg->loss;
@@ -67,7 +65,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
-        return fail(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
+        return errorf(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
     char cuda_err[512] = "";
     if (dev != DEVICE_CPU && exec_cuda_new) {
         /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
@@ -215,7 +213,7 @@ static void count_bn_batches(Trainer *t) {
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
                              StepStats *stats, char *err, size_t errlen) {
     if (n < 1 || n > t->cfg.batch)
-        return fail(err, errlen, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
+        return errorf(err, errlen, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
     Executor *e = t->exec;
     Program *p = t->prog;
     if (n < t->cfg.batch) {
@@ -234,20 +232,20 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
         static const BufSpace shared[] = {SPACE_PARAMS, SPACE_BUFFERS, SPACE_GRADS, SPACE_STATE};
         for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++)
             if (copy_space(t->exec, e, t->prog, p, shared[k]) != 0)
-                return fail(err, errlen, "internal error: the batch-%d program's parameter layout differs", n);
+                return errorf(err, errlen, "internal error: the batch-%d program's parameter layout differs", n);
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
     e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
     if (y && p->space_bytes[SPACE_LABELS] > 0) e->write(e, SPACE_LABELS, 0, y, (int64_t)n * (int64_t)sizeof(int64_t));
     if (e->run(e, PHASE_FORWARD_TRAIN, sc, err, errlen) != 0) return -1;
-    if (read_outputs(t, e, p, n) != 0) return fail(err, errlen, "cannot read the outputs back from the device");
+    if (read_outputs(t, e, p, n) != 0) return errorf(err, errlen, "cannot read the outputs back from the device");
     if (e->run(e, PHASE_BACKWARD, sc, err, errlen) != 0) return -1;
     if (e != t->exec) {
         static const BufSpace back[] = {SPACE_BUFFERS, SPACE_GRADS};
         for (size_t k = 0; k < sizeof back / sizeof back[0]; k++)
             if (copy_space(e, t->exec, p, t->prog, back[k]) != 0)
-                return fail(err, errlen, "cannot copy the short batch's gradients back");
+                return errorf(err, errlen, "cannot copy the short batch's gradients back");
     }
     count_bn_batches(t);
     t->state.micro_step++;
@@ -265,7 +263,7 @@ int trainer_update(Trainer *t, double lr, int64_t opt_step, char *err, size_t er
 
 int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, char *err, size_t errlen) {
     int B = t->cfg.batch;
-    if (n < 1 || n > B) return fail(err, errlen, "an eval batch of %d samples does not fit the batch size %d", n, B);
+    if (n < 1 || n > B) return errorf(err, errlen, "an eval batch of %d samples does not fit the batch size %d", n, B);
     Executor *e = t->exec;
     e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
     if (n < B) {
@@ -284,7 +282,7 @@ int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, 0.0, t->state.step + 1, t->state.micro_step, B, sc);
     if (e->run(e, PHASE_FORWARD_EVAL, sc, err, errlen) != 0) return -1;
-    if (read_outputs(t, e, t->prog, n) != 0) return fail(err, errlen, "cannot read the outputs back from the device");
+    if (read_outputs(t, e, t->prog, n) != 0) return errorf(err, errlen, "cannot read the outputs back from the device");
     count_stats(t, y, n, stats);
     return 0;
 }

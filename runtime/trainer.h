@@ -70,6 +70,9 @@ typedef struct Trainer {
 /* Compiles the model for cfg and creates the executor. Returns 0, or -1 with
  * a message. The parameters are uninitialised until trainer_init_params or a
  * checkpoint load. */
+/* "cpu", "cuda" or "auto" -> *d; -1 for anything else (the --device option). */
+int device_parse(const char *s, DeviceKind *d);
+
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen);
 void trainer_close(Trainer *t);
 
