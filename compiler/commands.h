@@ -24,6 +24,13 @@ int cmd_augment(int argc, char **argv);   /* runtime/data/cmd_data.c */
 int cmd_demo(int argc, char **argv);      /* runtime/data/cmd_data.c */
 int cmd_ablate(int argc, char **argv);    /* runtime/ablate.c */
 
+/* For a command that runs cmd_train several times in a row (rxc ablate):
+ * while held, Ctrl-C/SIGTERM stay caught between trainings too, and
+ * train_stop_requested() says whether one arrived (runtime/train.c). */
+#include <stdbool.h>
+void train_hold_signals(bool hold);
+bool train_stop_requested(void);
+
 /* `rxc summary FILE --kernels/--memory` is answered by the training compiler
  * (cmd_codegen.c), which cmd_summary calls after loading the model. */
 struct Model;

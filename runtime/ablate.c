@@ -778,7 +778,12 @@ int cmd_ablate(int argc, char **argv) {
         rc = 1;
     }
     int epochs = a.epochs ? a.epochs : file_epochs;
+    train_hold_signals(true);
     for (int i = 0; i < n && rc == 0; i++) {
+        if (train_stop_requested()) {
+            rc = 130;
+            break;
+        }
         RecordState st = load_done(out, &v[i], epochs, model_sha);
         if (st == REC_DONE) {
             fprintf(stderr, "rxc ablate: %dx%dd already finished (%s/c%d_d%d), skipped\n", v[i].cardinality,
@@ -791,6 +796,7 @@ int cmd_ablate(int argc, char **argv) {
         rc = train_variant(&a, out, &v[i], epochs, st == REC_STALE, model_sha);
         write_outputs(out, name, v, n, p0, m0);
     }
+    train_hold_signals(false);
     if (rc == 0) write_outputs(out, name, v, n, p0, m0);
 
     fputc('\n', stderr);

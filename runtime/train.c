@@ -33,6 +33,9 @@
 /* The one piece of process-wide state: a signal handler can only talk to the
  * training loop through a flag of this type. */
 static volatile sig_atomic_t stop_signal;
+/* Set while a caller that runs several trainings in a row (rxc ablate) holds
+ * the handlers, so that a signal between two trainings is not lost. */
+static volatile sig_atomic_t signals_held;
 
 static void on_stop_signal(int sig) { stop_signal = sig; }
 
@@ -267,6 +270,21 @@ static void restore_signals(const struct sigaction *old_int, const struct sigact
     sigaction(SIGTERM, old_term, NULL);
 }
 
+static struct sigaction held_int, held_term;
+
+void train_hold_signals(bool hold) {
+    if (hold && !signals_held) {
+        stop_signal = 0;
+        install_signals(&held_int, &held_term);
+        signals_held = 1;
+    } else if (!hold && signals_held) {
+        signals_held = 0;
+        restore_signals(&held_int, &held_term);
+    }
+}
+
+bool train_stop_requested(void) { return stop_signal != 0; }
+
 /* Everything one training run holds, released by run_close. */
 typedef struct Run {
     Model model;
@@ -423,8 +441,10 @@ int cmd_train(int argc, char **argv) {
     if (steps_per_epoch < 1) steps_per_epoch = 1;
 
     struct sigaction old_int, old_term;
-    stop_signal = 0;
-    install_signals(&old_int, &old_term);
+    if (!signals_held) {
+        stop_signal = 0;
+        install_signals(&old_int, &old_term);
+    }
     int status = 0;
     bool stopped = false;
     for (int e = t->state.epoch; e < epochs && status == 0 && !stopped; e++) {
@@ -571,7 +591,7 @@ int cmd_train(int argc, char **argv) {
             stopped = true;
         }
     }
-    restore_signals(&old_int, &old_term);
+    if (!signals_held) restore_signals(&old_int, &old_term);
     if (status == 0 && !stopped) {
         if (run.val && t->state.best_epoch > 0)
             printf("Best validation accuracy %.4f at epoch %d. Run directory: %s\n", t->state.best_val_acc,
