@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# tests/docs — the documentation against the code it documents:
+# docs/language.md against the front end's own tables (both directions).
+set -u
+B=build/test-docs
+mkdir -p "$B"
+objs=$(ls build/release/obj/compiler/*.o build/release/obj/runtime/*.o build/release/obj/runtime/*/*.o \
+           build/release/obj/gen/*.o | grep -v '/main\.o$')
+if ! cc -std=c11 -D_GNU_SOURCE -Icompiler -Iruntime -Ibuild/release/gen -fopenmp -o "$B/dump_tables" \
+       tests/docs/dump_tables.c $objs -lopenblas -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> "$B/cc.log"; then
+  echo "FAIL docs_dump_tables_builds: $(head -c 400 "$B/cc.log")"
+  exit 0
+fi
+"$B/dump_tables" > "$B/tables.txt"
+"$PYTHON" tests/docs/check_language_doc.py "$B/tables.txt" docs/language.md
