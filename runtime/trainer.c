@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
 #include "util.h"
@@ -17,10 +18,18 @@
 /* The CUDA executor is absent from CPU-only builds: a weak reference is NULL
  * there, and `device auto` then quietly means the CPU. */
 #pragma weak exec_cuda_new
+#pragma weak exec_cuda_set_tf32
 
+/* TF32 is a GEMM setting of the CUDA executor, not of the generated kernels,
+ * so `precision tf32` is applied here rather than by the compiler. */
+static Executor *open_cuda(const Program *p, Precision precision, char *err, size_t errlen) {
+    Executor *e = exec_cuda_new(p, 0, err, errlen);
+    if (e && precision == PREC_TF32 && exec_cuda_set_tf32) exec_cuda_set_tf32(e, 1);
+    return e;
+}
 
-static Executor *make_executor(const Program *p, bool cuda, char *err, size_t errlen) {
-    if (cuda) return exec_cuda_new(p, 0, err, errlen);
+static Executor *make_executor(const Program *p, bool cuda, Precision precision, char *err, size_t errlen) {
+    if (cuda) return open_cuda(p, precision, err, errlen);
     return exec_cpu_new(p, err, errlen);
 }
 
@@ -29,7 +38,7 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *e
     o.batch = batch;
     *prog = compile_training(t->graph, &o, err, errlen);
     if (!*prog) return -1;
-    *exec = make_executor(*prog, t->use_cuda, err, errlen);
+    *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err, errlen);
     if (!*exec) {
         program_free(*prog);
         *prog = NULL;
@@ -74,8 +83,8 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
         o.batch = cfg->batch;
         if (!(t->prog = compile_training(t->graph, &o, err, errlen))) return -1;
         t->use_cuda = true;
-        t->exec = exec_cuda_new(t->prog, 0, dev == DEVICE_CUDA ? err : cuda_err,
-                                dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
+        t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : cuda_err,
+                            dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
         if (!t->exec && (dev == DEVICE_CUDA || t->copts.normalize_u8_input != cfg->u8_input)) {
             program_free(t->prog);
             t->prog = NULL;

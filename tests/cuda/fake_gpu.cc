@@ -59,12 +59,12 @@ struct Function {
 };
 
 struct Counts {
-    long kernels = 0, graph_launches = 0, gemms = 0, float4_kernels = 0;
+    long kernels = 0, graph_launches = 0, gemms = 0, float4_kernels = 0, tf32_gemms = 0;
     ~Counts() {
         const char *v = getenv("RXC_FAKE_GPU_VERBOSE");
         if (v && *v == '1')
-            fprintf(stderr, "fake gpu: %ld kernel launches (%ld float4), %ld graph launches, %ld gemms\n", kernels,
-                    float4_kernels, graph_launches, gemms);
+            fprintf(stderr, "fake gpu: %ld kernel launches (%ld float4), %ld graph launches, %ld gemms (%ld tf32)\n",
+                    kernels, float4_kernels, graph_launches, gemms, tf32_gemms);
     }
 };
 Counts counts;
@@ -387,9 +387,12 @@ int cublasSgemm_v2(void *h, int ta, int tb, int m, int n, int k, const float *al
 }
 int cublasGemmStridedBatchedEx(void *h, int ta, int tb, int m, int n, int k, const void *alpha, const void *a, int at,
                                int lda, long long sa, const void *b, int bt, int ldb, long long sb, const void *beta,
-                               void *c, int ct, int ldc, long long sc, int batch, int, int) {
+                               void *c, int ct, int ldc, long long sc, int batch, int compute, int) {
     float al = *(const float *)alpha, be = *(const float *)beta;
     counts.gemms++;
+    /* CUBLAS_COMPUTE_32F_FAST_TF32: the emulation still computes in f32; the
+     * count lets a test see that `precision tf32` reaches cuBLAS. */
+    if (compute == 77) counts.tf32_gemms++;
     return issue(((FakeBlas *)h)->stream, [=] {
         gemm(ta, tb, m, n, k, al, a, at, lda, sa, b, bt, ldb, sb, be, c, ct, ldc, sc, batch);
         return OK;

@@ -81,6 +81,16 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null &&
   else
     echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
   fi
+  # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
+  fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft.st" >"$work/ft.log" 2>&1
+  tf32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft.log" | sort -n | tail -1)
+  fp32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/fg.log" | sort -n | tail -1)
+  if [ "${tf32:-0}" -gt 0 ] && [ "${fp32:-1}" -eq 0 ]; then
+    echo "PASS exec_cuda_precision_tf32_reaches_cublas ($tf32 TF32 GEMMs with precision tf32, 0 with fp32)"
+  else
+    echo "FAIL exec_cuda_precision_tf32_reaches_cublas: tf32 run ${tf32:-none}, fp32 run ${fp32:-none}: $(tail -c 600 "$work/ft.log" | tr '\n' ' ')"
+    status_units=1
+  fi
 else
   echo "SKIP exec_cuda_fake_gpu: needs ./rxc, numpy and g++ ($(head -c 300 "$work/fake.log" 2>/dev/null))"
 fi
