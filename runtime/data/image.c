@@ -57,7 +57,7 @@ static bool is_png(const uint8_t *d, size_t n) {
 
 static DecodeStatus check_dims(int w, int h) {
     if (w <= 0 || h <= 0) return DEC_CORRUPT;
-    if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (long long)w * h > IMAGE_MAX_PIXELS) return DEC_TOO_LARGE;
+    if (image_dims_too_large(w, h)) return DEC_TOO_LARGE;
     if (w < 2 || h < 2) return DEC_TOO_SMALL;
     return DEC_OK;
 }

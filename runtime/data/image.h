@@ -38,6 +38,12 @@ const char *decode_status_name(DecodeStatus s);
 #define IMAGE_MAX_PIXELS 178956970LL
 #define IMAGE_MAX_SIDE 65500
 
+/* Whether declared dimensions exceed those limits: asked of every header
+ * before any pixel memory is allocated. */
+static inline int image_dims_too_large(long long w, long long h) {
+    return w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS;
+}
+
 void image_alloc(Image *im, int w, int h); /* aborts on out of memory, like xmalloc */
 void image_free(Image *im);
 Image image_clone(const Image *im);

@@ -96,8 +96,7 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)n);
     jpeg_read_header(&cinfo, TRUE);
-    if ((long long)cinfo.image_width * cinfo.image_height > IMAGE_MAX_PIXELS ||
-        cinfo.image_width > IMAGE_MAX_SIDE || cinfo.image_height > IMAGE_MAX_SIDE) {
+    if (image_dims_too_large(cinfo.image_width, cinfo.image_height)) {
         jpeg_destroy_decompress(&cinfo);
         if (err) snprintf(err, errlen, "declared dimensions too large");
         return DEC_TOO_LARGE;
@@ -154,7 +153,7 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
     jpeg_mem_src(&cinfo, data, (unsigned long)n);
     jpeg_read_header(&cinfo, TRUE);
     int fw = (int)cinfo.image_width, fh = (int)cinfo.image_height;
-    if ((long long)fw * fh > IMAGE_MAX_PIXELS || fw > IMAGE_MAX_SIDE || fh > IMAGE_MAX_SIDE) {
+    if (image_dims_too_large(fw, fh)) {
         jpeg_destroy_decompress(&cinfo);
         if (err) snprintf(err, errlen, "declared dimensions too large");
         return DEC_TOO_LARGE;
