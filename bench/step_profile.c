@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
     if (model_load(path, &lo, &m) != LOAD_OK) return 1;
     CompileOptions o;
     compile_options_from_recipe(&o, &m.recipe, batch);
+    o.conv_steps = getenv("RXC_NO_CONV_STEPS") == NULL; /* as the CPU trainer; set it to time im2col + GEMM */
     char err[4096];
     double t0 = now();
     Program *p = compile_training(m.graph, &o, err, sizeof err);

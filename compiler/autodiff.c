@@ -365,6 +365,27 @@ static void conv_backward(Lower *L, int v) {
     if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
+    if (conv_step_fits(L, a, CONV_WEIGHT_GRAD)) {
+        /* direct passes (runtime/conv_cpu.c): no columns, in either direction */
+        int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
+        if (wg >= 0) {
+            ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .x = need_bwd(L, n->in[0]), .w = wg,
+                           .y = dy, .accumulate = true};
+            char *note = xasprintf("%s: conv weight gradient, direct", lab);
+            lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
+            free(note);
+        }
+        int xt = grad_target(L, n->in[0], &acc);
+        if (xt >= 0) {
+            ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
+                           .accumulate = acc};
+            char *note = xasprintf("%s: conv data gradient, direct", lab);
+            lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
+            free(note);
+        }
+        free(lab);
+        return;
+    }
     if (wg >= 0) {
         int xb = need_bwd(L, n->in[0]);
         GemmStep gs = {.a = dy, .trans_a = true, .m = Cog, .k = (int)M, .lda = a->cout, .c = wg, .alpha = 1, .beta = 1,

@@ -28,13 +28,15 @@
 
 static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
 
-/* u8_input: as the GPU trainer runs it, uint8 batches normalized by the first
- * kernel with the training pipeline's normalize (when it ends in one). */
-static Program *compile_model(Model *m, int batch, bool u8_input) {
+/* for_gpu: as the GPU trainer runs it, uint8 batches normalized by the first
+ * kernel with the training pipeline's normalize (when it ends in one), and
+ * no STEP_CONV; otherwise as the CPU trainer does. */
+static Program *compile_model(Model *m, int batch, bool for_gpu) {
     CompileOptions o;
     compile_options_from_recipe(&o, &m->recipe, batch);
+    o.conv_steps = !for_gpu;
     const Recipe *r = &m->recipe;
-    if (u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
+    if (for_gpu && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
         m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
         o.normalize_u8_input = true;
         for (int c = 0; c < 3; c++) {
@@ -55,18 +57,22 @@ static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 static void print_kernels(const Program *p) {
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (ph == PHASE_FORWARD_EVAL) continue;
-        int nk = 0, ng = 0;
+        int nk = 0, ng = 0, nc = 0;
         for (int s = 0; s < p->n_steps[ph]; s++) {
-            if (p->steps[ph][s].kind == STEP_KERNEL) nk++;
-            else ng++;
+            StepKind kind = p->steps[ph][s].kind;
+            nk += kind == STEP_KERNEL, ng += kind == STEP_GEMM, nc += kind == STEP_CONV;
         }
-        printf("%s: %d kernels, %d GEMM steps\n", phase_names[ph], nk, ng);
+        printf("%s: %d kernels, %d GEMM steps", phase_names[ph], nk, ng);
+        if (nc) printf(", %d direct conv steps", nc);
+        printf("\n");
         for (int s = 0; s < p->n_steps[ph]; s++) {
             const Step *st = &p->steps[ph][s];
             if (st->kind == STEP_KERNEL) {
                 const Kernel *k = p->module->kernels[st->kernel];
                 /* the step's note: a deduplicated kernel keeps its first user's description */
                 printf("  %4d  kernel %-40s %s\n", s, k->name, st->note ? st->note : k->fuses);
+            } else if (st->kind == STEP_CONV) {
+                printf("  %4d  conv   %-40s %s\n", s, "", st->note);
             } else {
                 const GemmStep *gm = &st->gemm;
                 printf("  %4d  gemm   %-40s %s (m=%d n=%d k=%d%s)\n", s, "", st->note, gm->m, gm->n, gm->k,
@@ -144,10 +150,11 @@ static cJSON *memory_json(const Program *p) {
                 }
             } else {
                 cJSON_AddNumberToObject(x, "stores", -1);
-                int gb[3] = {st->gemm.a, st->gemm.b, st->gemm.c};
+                int gb[3];
+                int written = library_step_buffers(st, gb);
                 for (int a = 0; a < 3; a++) {
                     cJSON_AddItemToArray(args, cJSON_CreateNumber(gb[a]));
-                    cJSON_AddItemToArray(wr, cJSON_CreateBool(a == 2));
+                    cJSON_AddItemToArray(wr, cJSON_CreateBool(a == written));
                 }
             }
             cJSON_AddItemToArray(sched, x);
@@ -175,7 +182,7 @@ static cJSON *kernels_json(const Program *p) {
                 cJSON_AddStringToObject(x, "name", k->name);
                 cJSON_AddStringToObject(x, "fuses", st->note ? st->note : k->fuses);
             } else {
-                cJSON_AddStringToObject(x, "kind", "gemm");
+                cJSON_AddStringToObject(x, "kind", st->kind == STEP_CONV ? "conv" : "gemm");
                 cJSON_AddStringToObject(x, "note", st->note ? st->note : "");
             }
             cJSON_AddItemToArray(arr, x);
@@ -311,7 +318,7 @@ int cmd_emit(int argc, char **argv) {
                     if (x->kind == STEP_KERNEL)
                         sb_printf(&st, "%d kernel %s  # %s\n", s, p->module->kernels[x->kernel]->name, x->note);
                     else
-                        sb_printf(&st, "%d gemm  # %s\n", s, x->note);
+                        sb_printf(&st, "%d %s  # %s\n", s, x->kind == STEP_CONV ? "conv" : "gemm", x->note);
                 }
             }
             char *steps = sb_take(&st);

@@ -58,6 +58,9 @@ typedef struct CompileOptions {
                                   use direct kernels instead of im2col + GEMM for forward and data
                                   gradient; 0: never (the default: on the CPU, im2col + GEMM measured
                                   faster, see docs/performance.md) */
+    bool conv_steps;           /* grouped convs whose shape has a vector form (conv_step_fits) become
+                                  STEP_CONV library steps (program.h), which only the CPU executor
+                                  runs: set by CPU callers, never for the GPU */
 } CompileOptions;
 
 /* Defaults from a recipe: batch, precision, optimizer, smoothing, no-decay,

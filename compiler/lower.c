@@ -147,6 +147,15 @@ void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
     }
 }
 
+void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note) {
+    if (L->failed) return;
+    for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (!(phases & PH(ph))) continue;
+        Step st = {.kind = STEP_CONV, .kernel = -1, .conv = *cs, .note = xstrdup(note)};
+        push_step(L, (Phase)ph, st, false);
+    }
+}
+
 /* ---- expression helpers ------------------------------------------------------ */
 
 int e_i(Kernel *k, int64_t v) { return kir_const_i(k, v); }
@@ -453,6 +462,29 @@ bool conv_is_direct(const Lower *L, const ConvAttr *a) {
     return a->groups > 1 && a->cin / a->groups < L->o->direct_conv_below && !conv_is_pointwise(a);
 }
 
+/* runtime/conv_cpu.c has vector forms for these shapes; an even group count
+ * keeps 8-channel blocks whole. Narrower or odd groups stay on im2col + GEMM,
+ * and so do dense convs with more input channels, where the GEMM runs near
+ * the machine's peak. A 3-channel stem's columns are 147 wide and cost as
+ * much to build as the GEMM takes: its forward gathers straight from the
+ * image (its weight gradient keeps the columns; it has no data gradient). */
+bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass) {
+    if (!L->o->conv_steps || L->act != KD_F32 || conv_is_pointwise(a)) return false;
+    int cig = a->cin / a->groups, cog = a->cout / a->groups;
+    if (a->groups == 1) return pass == CONV_FORWARD && a->cin <= 4 && a->cout % 8 == 0;
+    bool pair = cig == 4 && cog == 4 && a->groups % 2 == 0, bcast = cig % 8 == 0 && cog % 8 == 0;
+    return pair || bcast;
+}
+
+ConvGeom conv_geom(const Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    const Node *x = &L->g->nodes[n->in[0]];
+    const ConvAttr *a = &n->a.conv;
+    return (ConvGeom){.n = L->N, .h = (int)x->dim[0], .w = (int)x->dim[1], .cin = a->cin, .oh = (int)n->dim[0],
+                      .ow = (int)n->dim[1], .cout = a->cout, .groups = a->groups, .kh = a->kh, .kw = a->kw,
+                      .sh = a->sh, .sw = a->sw, .ph = a->ph, .pw = a->pw};
+}
+
 /* Direct grouped convolution: out[m, co] = sum over (ci_g, kh, kw) of the
  * window of x times w[co]. For narrow groups (ResNeXt's 4..8 channels per
  * group) it needs no columns and no tiny per-group GEMMs; on the CPU the
@@ -514,7 +546,7 @@ static void lower_conv(Lower *L, int v) {
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, M * a->cout);
     free(nm);
-    if (conv_is_direct(L, a)) {
+    if (conv_is_direct(L, a) && !conv_step_fits(L, a, CONV_FORWARD)) {
         conv_direct_forward(L, v, out);
         free(lab);
         return;
@@ -524,6 +556,16 @@ static void lower_conv(Lower *L, int v) {
     if (a->bias) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, M, a->cout, ph, lab);
         beta = 1;
+    }
+    if (conv_step_fits(L, a, CONV_FORWARD)) {
+        ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
+                       .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0};
+        char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh,
+                               a->kw, a->sh, G, Cig, Cog);
+        lw_conv(L, ph, &cs, note);
+        free(note);
+        free(lab);
+        return;
     }
     int xb = L->fwd_buf[n->in[0]];
     GemmStep gs = {0};

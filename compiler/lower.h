@@ -150,6 +150,14 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
 /* a grouped conv narrow enough for direct kernels (CompileOptions.direct_conv_below) */
 bool conv_is_direct(const Lower *L, const ConvAttr *a);
+/* whether a conv pass runs as a STEP_CONV (CompileOptions.conv_steps):
+ * grouped convs with 4 channels in and out per group or multiples of 8 (all
+ * passes), and the forward of a conv on a 1..4-channel input (the stem) */
+bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass);
+/* the STEP_CONV geometry of conv node v */
+ConvGeom conv_geom(const Lower *L, int v);
+/* appends a STEP_CONV to the given phases */
+void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note);
 /* PyTorch's avg_pool2d divisor of output (oh, ow), a float expression */
 int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow);
 

@@ -61,9 +61,9 @@ static Life *lifetimes(const Program *p, int *n_sched) {
         if (st->kind == STEP_KERNEL) {
             for (int a = 0; a < st->n_args; a++) touch(life, p, st->args[a], s);
         } else {
-            touch(life, p, st->gemm.a, s);
-            touch(life, p, st->gemm.b, s);
-            touch(life, p, st->gemm.c, s);
+            int bufs[3];
+            library_step_buffers(st, bufs);
+            for (int q = 0; q < 3; q++) touch(life, p, bufs[q], s);
         }
     }
     int end = S > 0 ? S - 1 : 0;

@@ -56,7 +56,31 @@ typedef struct GemmStep {
     int64_t stride_a, stride_b, stride_c;
 } GemmStep;
 
-typedef enum StepKind { STEP_KERNEL, STEP_GEMM } StepKind;
+/* A direct convolution on NHWC f32 tensors, PyTorch's weight layout
+ * [cout][cin/groups][kh][kw]: one pass of one conv node. The buffers keep
+ * the conv's roles whatever the pass computes:
+ *   CONV_FORWARD      y  (=, or += with accumulate) conv(x, w)
+ *   CONV_DATA_GRAD    x  (=, or +=) d loss/dx from y (= dy) and w
+ *   CONV_WEIGHT_GRAD  w  (=, or +=) d loss/dw from x and y (= dy)
+ * Only the CPU executor runs these (runtime/conv_cpu.c); the compiler emits
+ * them for grouped convs when CompileOptions.conv_steps is set and
+ * conv_step_fits() holds (compiler/lower.h). */
+typedef enum ConvPass { CONV_FORWARD, CONV_DATA_GRAD, CONV_WEIGHT_GRAD } ConvPass;
+
+typedef struct ConvGeom {
+    int n, h, w, cin;             /* input  N x H x W x Cin */
+    int oh, ow, cout;             /* output N x OH x OW x Cout */
+    int groups, kh, kw, sh, sw, ph, pw;
+} ConvGeom;
+
+typedef struct ConvStep {
+    ConvPass pass;
+    ConvGeom g;
+    int x, w, y;                  /* buffer ids, see above */
+    bool accumulate;
+} ConvStep;
+
+typedef enum StepKind { STEP_KERNEL, STEP_GEMM, STEP_CONV } StepKind;
 
 typedef struct Step {
     StepKind kind;
@@ -64,8 +88,20 @@ typedef struct Step {
     int *args;         /* STEP_KERNEL: buffer ids, one per kernel KBuf, in order */
     int n_args;
     GemmStep gemm;     /* STEP_GEMM */
+    ConvStep conv;     /* STEP_CONV */
     char *note;        /* what this step computes, for listings */
 } Step;
+
+/* The three buffers of a library step, GEMM (a, b, c) or conv (x, w, y),
+ * into bufs; returns the index of the one it writes. */
+static inline int library_step_buffers(const Step *s, int bufs[3]) {
+    if (s->kind == STEP_CONV) {
+        bufs[0] = s->conv.x, bufs[1] = s->conv.w, bufs[2] = s->conv.y;
+        return s->conv.pass == CONV_FORWARD ? 2 : s->conv.pass == CONV_DATA_GRAD ? 0 : 1;
+    }
+    bufs[0] = s->gemm.a, bufs[1] = s->gemm.b, bufs[2] = s->gemm.c;
+    return 2;
+}
 
 typedef enum Phase {
     PHASE_FORWARD_TRAIN, /* forward in train mode + loss; writes logits, losses, BN running stats */

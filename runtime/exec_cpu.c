@@ -2,7 +2,7 @@
  * exec_cpu.c — the CPU executor (executor.h): allocates every storage space
  * once, compiles the program's kernels through the JIT cache, resolves each
  * step's buffer addresses once, and runs phases: generated C kernels and
- * OpenBLAS sgemm calls.
+ * OpenBLAS sgemm calls, and direct grouped convolutions (conv_cpu.c).
  *
  * Threads. Kernels parallelise with OpenMP, and so do GEMMs: each GEMM step
  * is split by this file into fixed tiles (batch entries, then row or column
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conv_cpu.h"
 #include "executor.h"
 #include "jit.h"
 #include "util.h"
@@ -56,6 +57,7 @@ typedef struct ResolvedStep {
     float *a, *b, *c;   /* STEP_GEMM: first batch entry */
     GemmTile *tiles;    /* STEP_GEMM */
     int n_tiles;
+    float *x, *w, *y;   /* STEP_CONV */
 } ResolvedStep;
 
 typedef struct CpuExec {
@@ -65,6 +67,7 @@ typedef struct CpuExec {
     int64_t space_bytes[SPACE_COUNT];
     JitLib *lib;
     ResolvedStep *steps[PHASE_COUNT];
+    void *conv_scratch;                /* shared by the STEP_CONVs, which run one at a time */
     int threads;
     double *step_seconds[PHASE_COUNT]; /* RXC_PROFILE: time per step, summed over runs */
     double (*clock)(void);             /* wall time, or process CPU time */
@@ -229,6 +232,35 @@ static int check_gemm_operand(const Program *p, const char *what, int buf, int64
 
 static void *buffer_address(CpuExec *x, const BufDesc *b) { return x->space[b->space] + b->offset; }
 
+static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const char *note, ResolvedStep *rs,
+                        char *err, size_t errlen) {
+    const ConvGeom *g = &c->g;
+    bool sane = g->n > 0 && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0 && g->groups > 0 && g->kh > 0 &&
+                g->kw > 0 && g->sh > 0 && g->sw > 0 && g->ph >= 0 && g->pw >= 0 && g->cin > 0 && g->cout > 0 &&
+                g->cin % g->groups == 0 && g->cout % g->groups == 0 &&
+                (int64_t)(g->oh - 1) * g->sh - g->ph + g->kh <= (int64_t)g->h + g->ph &&
+                (int64_t)(g->ow - 1) * g->sw - g->pw + g->kw <= (int64_t)g->w + g->pw;
+    if (!sane) {
+        snprintf(err, errlen, "conv step %s: inconsistent geometry", note);
+        return -1;
+    }
+    const int ids[3] = {c->x, c->w, c->y};
+    const int64_t need[3] = {(int64_t)g->n * g->h * g->w * g->cin, (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw,
+                             (int64_t)g->n * g->oh * g->ow * g->cout};
+    float **addr[3] = {&rs->x, &rs->w, &rs->y};
+    for (int q = 0; q < 3; q++) {
+        if (check_buffer_extent(p, x, ids[q], err, errlen) != 0) return -1;
+        const BufDesc *b = &p->bufs[ids[q]];
+        if (b->dtype != KD_F32 || b->numel < need[q]) {
+            snprintf(err, errlen, "conv step %s: buffer %s needs %lld f32 elements, has %lld of dtype %d", note, b->name,
+                     (long long)need[q], (long long)b->numel, (int)b->dtype);
+            return -1;
+        }
+        *addr[q] = buffer_address(x, b);
+    }
+    return 0;
+}
+
 static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedStep *rs, char *err, size_t errlen) {
     const char *note = s->note ? s->note : "(no note)";
     if (s->kind == STEP_KERNEL) {
@@ -262,6 +294,7 @@ static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedSte
         }
         return 0;
     }
+    if (s->kind == STEP_CONV) return resolve_conv(x, p, &s->conv, note, rs, err, errlen);
     const GemmStep *g = &s->gemm;
     if (check_buffer_extent(p, x, g->a, err, errlen) || check_buffer_extent(p, x, g->b, err, errlen) ||
         check_buffer_extent(p, x, g->c, err, errlen))
@@ -301,6 +334,7 @@ static int cpu_run(Executor *e, Phase phase, const double *sc, char *err, size_t
         const ResolvedStep *rs = &x->steps[phase][i];
         double start = prof ? x->clock() : 0;
         if (s->kind == STEP_KERNEL) rs->fn(rs->args, sc);
+        else if (s->kind == STEP_CONV) conv_cpu_run(&s->conv, rs->x, rs->w, rs->y, x->conv_scratch);
         else run_gemm(x, &s->gemm, rs);
         if (prof) prof[i] += x->clock() - start;
     }
@@ -331,19 +365,21 @@ static void print_profile(CpuExec *x, const Program *p) {
     fprintf(stderr, "rxc profile (%s), %s seconds per run:\n", x->name, x->clock == cpu_seconds ? "CPU" : "wall");
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (!x->step_seconds[ph] || !x->runs[ph]) continue;
-        double kern = 0, gemm = 0;
+        double by_kind[3] = {0, 0, 0}; /* StepKind order: kernels, GEMMs, direct convs */
         for (int i = 0; i < p->n_steps[ph]; i++) {
             double t = x->step_seconds[ph][i] / x->runs[ph];
-            if (p->steps[ph][i].kind == STEP_KERNEL) kern += t;
-            else gemm += t;
+            by_kind[p->steps[ph][i].kind] += t;
             rows[n++] = (ProfRow){t, ph, i};
         }
-        fprintf(stderr, "  %-14s kernels %.4f  gemm %.4f  (%d runs)\n", phase_names[ph], kern, gemm, x->runs[ph]);
+        fprintf(stderr, "  %-14s kernels %.4f  gemm %.4f  conv %.4f  (%d runs)\n", phase_names[ph], by_kind[0],
+                by_kind[1], by_kind[2], x->runs[ph]);
     }
     qsort(rows, (size_t)n, sizeof *rows, by_time_desc);
     for (int r = 0; r < n && r < top; r++) {
         const Step *s = &p->steps[rows[r].phase][rows[r].step];
-        const char *what = s->kind == STEP_KERNEL ? p->module->kernels[s->kernel]->name : "gemm";
+        const char *what = s->kind == STEP_KERNEL ? p->module->kernels[s->kernel]->name
+                           : s->kind == STEP_CONV ? conv_cpu_kernel_name(&s->conv)
+                                                  : "gemm";
         fprintf(stderr, "  %8.4f  %-14s %-28s %s\n", rows[r].seconds, phase_names[rows[r].phase], what,
                 s->note ? s->note : "");
     }
@@ -388,6 +424,7 @@ static void cpu_free(Executor *e) {
         free(x->steps[ph]);
     }
     for (int s = 0; s < SPACE_COUNT; s++) free(x->space[s]);
+    free(x->conv_scratch);
     jit_free(x->lib);
     free(x);
 }
@@ -448,6 +485,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     if (getenv("RXC_PROFILE"))
         for (int ph = 0; ph < PHASE_COUNT; ph++)
             x->step_seconds[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(double));
+    size_t conv_scratch_bytes = 0;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         x->steps[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(ResolvedStep));
         for (int i = 0; i < p->n_steps[ph]; i++) {
@@ -461,7 +499,14 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
                 cpu_free(e);
                 return NULL;
             }
+            if (s->kind == STEP_CONV && conv_cpu_scratch_bytes(&s->conv) > conv_scratch_bytes)
+                conv_scratch_bytes = conv_cpu_scratch_bytes(&s->conv);
         }
+    }
+    if (conv_scratch_bytes && !(x->conv_scratch = aligned_alloc(64, (conv_scratch_bytes + 63) / 64 * 64))) {
+        snprintf(err, errlen, "cannot allocate %zu bytes of convolution scratch", conv_scratch_bytes);
+        cpu_free(e);
+        return NULL;
     }
     return e;
 }

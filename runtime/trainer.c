@@ -36,6 +36,7 @@ static Executor *make_executor(const Program *p, bool cuda, Precision precision,
 static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *err, size_t errlen) {
     CompileOptions o = t->copts;
     o.batch = batch;
+    o.conv_steps = !t->use_cuda; /* direct grouped convs: a CPU executor step */
     *prog = compile_training(t->graph, &o, err, errlen);
     if (!*prog) return -1;
     *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err, errlen);
@@ -78,14 +79,14 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     char cuda_err[512] = "";
     if (dev != DEVICE_CPU && exec_cuda_new) {
         /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
-         * reusing the program (it runs on any executor) unless its input format changes. */
+         * which compiles its own program (STEP_CONV, maybe another input format). */
         CompileOptions o = t->copts;
         o.batch = cfg->batch;
         if (!(t->prog = compile_training(t->graph, &o, err, errlen))) return -1;
         t->use_cuda = true;
         t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : cuda_err,
                             dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
-        if (!t->exec && (dev == DEVICE_CUDA || t->copts.normalize_u8_input != cfg->u8_input)) {
+        if (!t->exec) {
             program_free(t->prog);
             t->prog = NULL;
             if (dev == DEVICE_CUDA) return -1;
@@ -94,15 +95,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     if (!t->exec) {
         t->use_cuda = false;
         t->copts.normalize_u8_input = cfg->u8_input;
-        if (t->prog) {
-            if (!(t->exec = exec_cpu_new(t->prog, err, errlen))) {
-                program_free(t->prog);
-                t->prog = NULL;
-                return -1;
-            }
-        } else if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) {
-            return -1;
-        }
+        if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;
     if (!cfg->quiet) {

@@ -321,6 +321,12 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
         for (int i = 0; i < p->n_steps[ph]; i++) {
             const Step *st = &p->steps[ph][i];
             CudaStep *cs = &x->steps[ph][i];
+            if (st->kind == STEP_CONV) {
+                snprintf(err, errlen,
+                         "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile for the "
+                         "GPU without CompileOptions.conv_steps", st->note ? st->note : "?");
+                return -1;
+            }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;
                 if (check_buffer(p, x, g->a, err, errlen) || check_buffer(p, x, g->b, err, errlen) ||

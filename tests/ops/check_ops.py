@@ -153,6 +153,14 @@ def cases():
         groups = 2 if gw >= 32 else 4
         cs.append(conv_case(f"grouped3x3_width{gw}", gw * groups, 7 if gw < 32 else 5, 6 if gw < 32 else 5,
                             gw * groups, 3, 2 if gw in (4, 32) else 1, 1, groups, gw == 8, batch=2))
+    # shapes for the CPU's direct grouped conv steps (runtime/conv_cpu.c): 8-lane blocks not paired
+    # (24), taps off the stride in the data gradient (5x5/3), no padding, an odd group count (PAIR
+    # needs an even one: im2col + GEMM), 4 -> 8 channels per group (GEMM path)
+    cs.append(conv_case("grouped3x3_width24", 48, 6, 5, 48, 3, 1, 1, 2, False, batch=2))
+    cs.append(conv_case("grouped5x5_width8_stride3_pad2", 16, 11, 10, 16, 5, 3, 2, 2, True, batch=2))
+    cs.append(conv_case("grouped3x3_width4_nopad_stride2", 8, 9, 8, 8, 3, 2, 0, 2, False, batch=3))
+    cs.append(conv_case("grouped3x3_width4_groups3", 12, 6, 6, 12, 3, 1, 1, 3, False, batch=2))
+    cs.append(conv_case("grouped3x3_width4_to8", 16, 6, 7, 32, 3, 1, 1, 4, False, batch=2))
     cs.append(conv_case("depthwise3x3", 6, 8, 8, 6, 3, 1, 1, 6, False))
     cs.append(conv_case("grouped1x1", 8, 5, 5, 12, 1, 1, 0, 4, False))
     # batchnorm (train mode, batch statistics; running stats checked after the step)

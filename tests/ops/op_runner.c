@@ -56,6 +56,10 @@ int main(int argc, char **argv) {
     o.want_input_grad = getenv("OP_NO_INPUT_GRAD") == NULL;
     if (getenv("OP_NO_RECOMPUTE")) o.no_recompute = true;
     if (getenv("OP_DIRECT_CONV")) o.direct_conv_below = atoi(getenv("OP_DIRECT_CONV"));
+    /* as the trainer: direct conv steps on the CPU (OP_NO_CONV_STEPS: im2col + GEMM), never on the GPU */
+    const char *dev = getenv("OP_DEVICE");
+    bool on_gpu = dev && !strcmp(dev, "cuda");
+    o.conv_steps = !on_gpu && !getenv("OP_NO_CONV_STEPS");
     /* OP_U8_NORMALIZE="m0,m1,m2,s0,s1,s2": x holds 0..255 and goes in as uint8,
      * normalized by the first kernel */
     const char *u8 = getenv("OP_U8_NORMALIZE");
@@ -68,8 +72,7 @@ int main(int argc, char **argv) {
     if (!p) return die(err);
     if (memplan_verify(p, err, sizeof err)) return die(err);
     /* OP_DEVICE=cuda: the same checks on the GPU executor */
-    const char *dev = getenv("OP_DEVICE");
-    Executor *e = dev && !strcmp(dev, "cuda") ? exec_cuda_new(p, 0, err, sizeof err) : exec_cpu_new(p, err, sizeof err);
+    Executor *e = on_gpu ? exec_cuda_new(p, 0, err, sizeof err) : exec_cpu_new(p, err, sizeof err);
     if (!e) return die(err);
 
     for (int i = 0; i < g->n_params; i++) {

@@ -1,0 +1,490 @@
+/*
+ * conv_cpu.c — direct convolution on NHWC float tensors for grouped convs
+ * with narrow groups (ResNeXt's 4..64 channels per group): the forward,
+ * data-gradient and weight-gradient passes of program.h's STEP_CONV.
+ *
+ * Why not im2col + GEMM, as for every other conv: a 3x3 conv with 4
+ * channels per group becomes, per group, a product with n = 4 and k = 36,
+ * far too thin for a GEMM kernel, after its input has been copied nine
+ * times into columns; on ResNeXt-50 32x4d at 64x64 that path ran at ~10
+ * GFLOP/s and its copies cost as much again (docs/performance.md). Here
+ * every output vector of 8 channels accumulates straight from the input.
+ *
+ * Forward and data gradient share one form, a gathered product: every
+ * destination pixel d sums, over the taps t of the window and the source
+ * channels i of its group, src[tap(d, t)][i] * wk[t][i][o].
+ *   forward        src = x, destinations are output pixels, tap(d, t) the
+ *                  input pixel under tap t of d's window;
+ *   data gradient  src = dy, destinations are input pixels, tap(d, t) the
+ *                  output pixel whose window puts tap t on d: the gather
+ *                  form of the transposed conv, so no two threads ever
+ *                  write one element.
+ * A tap table, built at each run, holds the source pixel of every (d, t),
+ * or -1 off the image or between strides. The weight gradient sums
+ * dy[p][co] * x[tap(p, t)][ci] over all output pixels p, with the forward
+ * table.
+ *
+ * Vector forms, 8 floats wide (GCC vector extensions, so one source serves
+ * every target; GCC builds the workers twice, for x86-64-v3 (AVX2 + FMA)
+ * and the baseline, and picks one at load time):
+ *   BCAST  a multiple of 8 destination channels per group: a vector holds
+ *          8 outputs of one group and each source value is broadcast;
+ *   PAIR   4 channels in and out per group (32x4d's first stage): a vector
+ *          holds two groups' 4 outputs, one 8-float load holds the two
+ *          groups' 4 inputs, and an in-lane shuffle spreads input i of each
+ *          group over its half.
+ * Any other shape runs plain scalar loops (correct, slow); the compiler
+ * emits STEP_CONV only for shapes with a vector form (conv_step_fits).
+ *
+ * Determinism: each output element is summed by one task, in one order
+ * (taps, then channels; pixels in order for the weight gradient), so the
+ * thread count never changes a result.
+ */
+#include "conv_cpu.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Every function taking or returning a vector is static: no ABI is exposed. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
+#else
+#define VECTOR_CLONES
+#endif
+
+#if defined(__clang__)
+#define SPREAD(v, I) __builtin_shufflevector(v, v, I, I, I, I, 4 + I, 4 + I, 4 + I, 4 + I)
+#else
+#define SPREAD(v, I) __builtin_shuffle(v, (v8i){I, I, I, I, 4 + I, 4 + I, 4 + I, 4 + I})
+#endif
+
+static inline v8f load8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline v8f splat(float f) { return (v8f){f, f, f, f, f, f, f, f}; }
+
+/* p[0..8) = *v, or += with accumulate (the vector by address: no ABI note) */
+static inline void store8(float *p, const v8f *v, bool accumulate) {
+    v8f r = *v;
+    if (accumulate) r += load8(p);
+    memcpy(p, &r, sizeof r);
+}
+
+typedef enum Form { FORM_GENERIC, FORM_BCAST, FORM_PAIR } Form;
+
+/* The gathered product of the forward and data-gradient passes. */
+typedef struct Gather {
+    const float *src;
+    float *dst;
+    int src_c, dst_c;        /* channels of a source / destination pixel */
+    int in_g, out_g;         /* source / destination channels per group */
+    int taps;
+    int64_t pixels;          /* destination pixels */
+    const int32_t *tap;      /* [pixels][taps]: source pixel, or -1 */
+    const int32_t *order;    /* destinations in processing order; NULL: 0, 1, ... */
+    const float *wp;         /* packed weights, see pack_weights */
+    const float *zero;       /* src_c zeros: the source of a missing tap */
+    Form form;
+    int cb_chunk;            /* 8-channel destination blocks per task */
+    bool accumulate;
+} Gather;
+
+typedef struct WeightGrad {
+    const float *x, *dy;
+    float *dw;
+    int cin, cout, cig, cog, taps;
+    int64_t pixels;          /* output pixels */
+    const int32_t *tap;      /* the forward table */
+    Form form;
+    bool accumulate;
+} WeightGrad;
+
+/* ---- shapes --------------------------------------------------------------------- */
+
+/* dst_c: destination channels in all (PAIR needs an even group count) */
+static Form gather_form(int in_g, int out_g, int dst_c) {
+    if (in_g == 4 && out_g == 4 && dst_c % 8 == 0) return FORM_PAIR;
+    if (out_g % 8 == 0) return FORM_BCAST;
+    return FORM_GENERIC;
+}
+
+static Form weight_grad_form(int cig, int cog, int cout) {
+    if (cig == 4 && cog == 4 && cout % 8 == 0) return FORM_PAIR;
+    if (cig % 8 == 0 && cog % 4 == 0) return FORM_BCAST;
+    return FORM_GENERIC;
+}
+
+static Form pass_form(const ConvStep *s) {
+    int cig = s->g.cin / s->g.groups, cog = s->g.cout / s->g.groups;
+    switch (s->pass) {
+    case CONV_FORWARD: return gather_form(cig, cog, s->g.cout);
+    case CONV_DATA_GRAD: return gather_form(cog, cig, s->g.cin);
+    case CONV_WEIGHT_GRAD: return weight_grad_form(cig, cog, s->g.cout);
+    }
+    return FORM_GENERIC;
+}
+
+const char *conv_cpu_kernel_name(const ConvStep *s) {
+    switch (pass_form(s)) {
+    case FORM_BCAST: return "8 channels per vector";
+    case FORM_PAIR: return "two groups of 4 per vector";
+    case FORM_GENERIC: break;
+    }
+    return "generic";
+}
+
+static int64_t dst_pixels(const ConvStep *s) {
+    const ConvGeom *g = &s->g;
+    return s->pass == CONV_DATA_GRAD ? (int64_t)g->n * g->h * g->w : (int64_t)g->n * g->oh * g->ow;
+}
+
+/* Scratch layout: packed weights, the zero row, the tap table, the order. */
+typedef struct Scratch {
+    float *wp, *zero;
+    int32_t *tap, *order;
+} Scratch;
+
+static size_t round64(size_t b) { return (b + 63) / 64 * 64; }
+
+static size_t scratch_layout(const ConvStep *s, void *base, Scratch *out) {
+    const ConvGeom *g = &s->g;
+    int64_t T = (int64_t)g->kh * g->kw, D = dst_pixels(s);
+    size_t wbytes = 0, zbytes = 0, obytes = 0;
+    if (s->pass != CONV_WEIGHT_GRAD) {
+        wbytes = round64((size_t)g->cout * (size_t)(g->cin / g->groups) * (size_t)T * sizeof(float));
+        zbytes = round64((size_t)(s->pass == CONV_FORWARD ? g->cin : g->cout) * sizeof(float));
+        if (s->pass == CONV_DATA_GRAD && g->sw > 1) obytes = round64((size_t)D * sizeof(int32_t));
+    }
+    size_t tbytes = round64((size_t)D * (size_t)T * sizeof(int32_t));
+    if (out) {
+        unsigned char *p = base;
+        out->wp = wbytes ? (float *)p : NULL;
+        out->zero = zbytes ? (float *)(p + wbytes) : NULL;
+        out->tap = (int32_t *)(p + wbytes + zbytes);
+        out->order = obytes ? (int32_t *)(p + wbytes + zbytes + tbytes) : NULL;
+    }
+    return wbytes + zbytes + tbytes + obytes;
+}
+
+size_t conv_cpu_scratch_bytes(const ConvStep *s) { return scratch_layout(s, NULL, NULL); }
+
+/* ---- tables and packing (run inside the team) -------------------------------- */
+
+/* Row d of the tap table. Forward (and weight gradient): d is an output
+ * pixel, entries are input pixels. Data gradient: d is an input pixel,
+ * entries are output pixels. */
+static void tap_row(const ConvStep *s, int64_t d, int32_t *row) {
+    const ConvGeom *g = &s->g;
+    if (s->pass != CONV_DATA_GRAD) {
+        int64_t ow = d % g->ow, t = d / g->ow, oh = t % g->oh, n = t / g->oh;
+        for (int kh = 0; kh < g->kh; kh++)
+            for (int kw = 0; kw < g->kw; kw++) {
+                int64_t ih = oh * g->sh - g->ph + kh, iw = ow * g->sw - g->pw + kw;
+                bool in = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
+                row[kh * g->kw + kw] = in ? (int32_t)((n * g->h + ih) * g->w + iw) : -1;
+            }
+        return;
+    }
+    int64_t iw = d % g->w, t = d / g->w, ih = t % g->h, n = t / g->h;
+    for (int kh = 0; kh < g->kh; kh++)
+        for (int kw = 0; kw < g->kw; kw++) {
+            int64_t th = ih + g->ph - kh, tw = iw + g->pw - kw;
+            bool in = th >= 0 && tw >= 0 && th % g->sh == 0 && tw % g->sw == 0 && th / g->sh < g->oh &&
+                      tw / g->sw < g->ow;
+            row[kh * g->kw + kw] = in ? (int32_t)((n * g->oh + th / g->sh) * g->ow + tw / g->sw) : -1;
+        }
+}
+
+/* Data gradient with a horizontal stride: within each image row, input
+ * columns in residue order (0, s, 2s, .., 1, 1+s, ..), so that the 4
+ * pixels of a block mostly share their taps. */
+static int32_t strided_order(const ConvGeom *g, int64_t k) {
+    int64_t col = k % g->w, row = k / g->w;
+    for (int r = 0; r < g->sw; r++) {
+        int64_t count = (g->w - r + g->sw - 1) / g->sw;
+        if (col < count) return (int32_t)(row * g->w + r + col * g->sw);
+        col -= count;
+    }
+    return (int32_t)k; /* unreachable: the counts sum to w */
+}
+
+/* Weight of tap t from source channel i to destination channel o of group
+ * gr, as the pass sees it (w is [cout][cin/groups][kh][kw]). */
+static float pass_weight(const ConvStep *s, const float *w, int t, int gr, int i, int o) {
+    const ConvGeom *g = &s->g;
+    int cig = g->cin / g->groups, cog = g->cout / g->groups, T = g->kh * g->kw;
+    int co = s->pass == CONV_FORWARD ? gr * cog + o : gr * cog + i;
+    int ci = s->pass == CONV_FORWARD ? i : o;
+    return w[((int64_t)co * cig + ci) * T + t];
+}
+
+/* Packed weights of destination block cb (8 channels) for the vector forms:
+ * wp[cb][t][i][lane]. Generic form: wp[dst channel][t][i]. */
+static void pack_block(const ConvStep *s, const Gather *G, const float *w, float *wp, int cb) {
+    int T = G->taps;
+    if (G->form == FORM_GENERIC) {
+        int dc = cb, gr = dc / G->out_g, o = dc % G->out_g;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < G->in_g; i++) wp[((int64_t)dc * T + t) * G->in_g + i] = pass_weight(s, w, t, gr, i, o);
+        return;
+    }
+    float *out = wp + (int64_t)cb * T * G->in_g * 8;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < G->in_g; i++)
+            for (int l = 0; l < 8; l++) {
+                int gr, o;
+                if (G->form == FORM_PAIR) gr = 2 * cb + l / 4, o = l % 4;
+                else gr = cb * 8 / G->out_g, o = cb * 8 + l - gr * G->out_g;
+                out[((int64_t)t * G->in_g + i) * 8 + l] = pass_weight(s, w, t, gr, i, o);
+            }
+}
+
+/* ---- the vector workers --------------------------------------------------------- */
+
+/* Destination pixels 4*blk .. 4*blk+3 (in processing order), destination
+ * blocks [cb0, cb1). */
+VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int cb1) {
+    const int T = G->taps;
+    const float *sp[T][4];
+    int live[T];
+    int n_live = 0, n_dst = 0;
+    float *dp[4];
+    for (int j = 0; j < 4; j++) {
+        int64_t k = blk * 4 + j;
+        dp[j] = NULL;
+        if (k >= G->pixels) {
+            for (int t = 0; t < T; t++) sp[t][j] = G->zero;
+            continue;
+        }
+        int64_t d = G->order ? G->order[k] : k;
+        dp[j] = G->dst + d * G->dst_c;
+        n_dst = j + 1;
+        for (int t = 0; t < T; t++) {
+            int32_t p = G->tap[d * T + t];
+            sp[t][j] = p >= 0 ? G->src + (int64_t)p * G->src_c : G->zero;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        bool any = false;
+        for (int j = 0; j < 4; j++) any |= sp[t][j] != G->zero;
+        if (any) live[n_live++] = t;
+    }
+    const int in_g = G->in_g;
+    for (int cb = cb0; cb < cb1;) {
+        const float *w0 = G->wp + (int64_t)cb * T * in_g * 8;
+        v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        if (G->form == FORM_PAIR) {
+            int off = cb * 8;
+            for (int q = 0; q < n_live; q++) {
+                int t = live[q];
+                const float *wt = w0 + t * 32;
+                v8f x0 = load8(sp[t][0] + off), x1 = load8(sp[t][1] + off), x2 = load8(sp[t][2] + off),
+                    x3 = load8(sp[t][3] + off);
+                v8f w = load8(wt);
+                a0 += w * SPREAD(x0, 0), a1 += w * SPREAD(x1, 0), a2 += w * SPREAD(x2, 0), a3 += w * SPREAD(x3, 0);
+                w = load8(wt + 8);
+                a0 += w * SPREAD(x0, 1), a1 += w * SPREAD(x1, 1), a2 += w * SPREAD(x2, 1), a3 += w * SPREAD(x3, 1);
+                w = load8(wt + 16);
+                a0 += w * SPREAD(x0, 2), a1 += w * SPREAD(x1, 2), a2 += w * SPREAD(x2, 2), a3 += w * SPREAD(x3, 2);
+                w = load8(wt + 24);
+                a0 += w * SPREAD(x0, 3), a1 += w * SPREAD(x1, 3), a2 += w * SPREAD(x2, 3), a3 += w * SPREAD(x3, 3);
+            }
+        } else if (G->out_g % 16 == 0 && cb + 1 < cb1) {
+            /* two blocks of one group: every broadcast feeds 8 accumulators */
+            int off = cb * 8 / G->out_g * in_g;
+            const float *w1 = w0 + (int64_t)T * in_g * 8;
+            v8f b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+            for (int q = 0; q < n_live; q++) {
+                int t = live[q];
+                const float *s0 = sp[t][0] + off, *s1 = sp[t][1] + off, *s2 = sp[t][2] + off, *s3 = sp[t][3] + off;
+                const float *wt0 = w0 + (int64_t)t * in_g * 8, *wt1 = w1 + (int64_t)t * in_g * 8;
+                for (int i = 0; i < in_g; i++) {
+                    v8f u = load8(wt0 + i * 8), v = load8(wt1 + i * 8);
+                    a0 += u * s0[i], a1 += u * s1[i], a2 += u * s2[i], a3 += u * s3[i];
+                    b0 += v * s0[i], b1 += v * s1[i], b2 += v * s2[i], b3 += v * s3[i];
+                }
+            }
+            v8f bs[4] = {b0, b1, b2, b3};
+            for (int j = 0; j < n_dst; j++) store8(dp[j] + (cb + 1) * 8, &bs[j], G->accumulate);
+        } else {
+            int off = cb * 8 / G->out_g * in_g;
+            for (int q = 0; q < n_live; q++) {
+                int t = live[q];
+                const float *s0 = sp[t][0] + off, *s1 = sp[t][1] + off, *s2 = sp[t][2] + off, *s3 = sp[t][3] + off;
+                const float *wt = w0 + (int64_t)t * in_g * 8;
+                for (int i = 0; i < in_g; i++) {
+                    v8f u = load8(wt + i * 8);
+                    a0 += u * s0[i], a1 += u * s1[i], a2 += u * s2[i], a3 += u * s3[i];
+                }
+            }
+        }
+        v8f as[4] = {a0, a1, a2, a3};
+        for (int j = 0; j < n_dst; j++) store8(dp[j] + cb * 8, &as[j], G->accumulate);
+        cb += G->form == FORM_BCAST && G->out_g % 16 == 0 && cb + 1 < cb1 ? 2 : 1;
+    }
+}
+
+/* The weight gradient dw[co][ci][t] = sum over output pixels p of
+ * dy[p][co] * x[tap(p, t)][ci], for 4 output channels j and taps
+ * [t0, t0 + 3), with input channels as the 8 lanes: per pixel three x loads
+ * and four dy values feed 12 accumulators (16 vector registers in all, so
+ * each dy value is formed just before its three products).
+ *   BCAST  output channels co0 + j of one group, input channels
+ *          [i0, i0 + 8) of that group; dy[p][co0 + j] is broadcast.
+ *   PAIR   channels [co0, co0 + 8) are two groups of 4 in x as in dy;
+ *          output j of each group is dy's lane j of that half, spread. */
+VECTOR_CLONES static void weight_grad_task(const WeightGrad *W, int co0, int t0, int i0) {
+    static const float zeros[8];
+    const int T = W->taps, nt = T - t0 < 3 ? T - t0 : 3;
+    const bool pair = W->form == FORM_PAIR;
+    const int xoff = pair ? co0 : co0 / W->cog * W->cig + i0;
+    v8f a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0};
+    v8f a20 = {0}, a21 = {0}, a22 = {0}, a30 = {0}, a31 = {0}, a32 = {0};
+    for (int64_t p = 0; p < W->pixels; p++) {
+        const float *dy = W->dy + p * W->cout + co0;
+        const int32_t *row = W->tap + p * T + t0;
+        const float *s0 = row[0] >= 0 ? W->x + (int64_t)row[0] * W->cin + xoff : zeros;
+        const float *s1 = nt > 1 && row[1] >= 0 ? W->x + (int64_t)row[1] * W->cin + xoff : zeros;
+        const float *s2 = nt > 2 && row[2] >= 0 ? W->x + (int64_t)row[2] * W->cin + xoff : zeros;
+        v8f x0 = load8(s0), x1 = load8(s1), x2 = load8(s2), d;
+        d = pair ? SPREAD(load8(dy), 0) : splat(dy[0]);
+        a00 += d * x0, a01 += d * x1, a02 += d * x2;
+        d = pair ? SPREAD(load8(dy), 1) : splat(dy[1]);
+        a10 += d * x0, a11 += d * x1, a12 += d * x2;
+        d = pair ? SPREAD(load8(dy), 2) : splat(dy[2]);
+        a20 += d * x0, a21 += d * x1, a22 += d * x2;
+        d = pair ? SPREAD(load8(dy), 3) : splat(dy[3]);
+        a30 += d * x0, a31 += d * x1, a32 += d * x2;
+    }
+    const v8f acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    for (int j = 0; j < 4; j++)
+        for (int q = 0; q < nt; q++)
+            for (int l = 0; l < 8; l++) {
+                int co = pair ? co0 + l / 4 * 4 + j : co0 + j, ci = pair ? l % 4 : i0 + l;
+                float *o = W->dw + ((int64_t)co * W->cig + ci) * T + t0 + q;
+                *o = W->accumulate ? *o + acc[j][q][l] : acc[j][q][l];
+            }
+}
+
+/* ---- the scalar form ------------------------------------------------------------ */
+
+static void gather_generic(const Gather *G, int64_t d) {
+    const int T = G->taps;
+    float *out = G->dst + d * G->dst_c;
+    for (int dc = 0; dc < G->dst_c; dc++) {
+        const float *wd = G->wp + (int64_t)dc * T * G->in_g;
+        int off = dc / G->out_g * G->in_g;
+        float sum = 0;
+        for (int t = 0; t < T; t++) {
+            int32_t p = G->tap[d * T + t];
+            if (p < 0) continue;
+            const float *s = G->src + (int64_t)p * G->src_c + off;
+            for (int i = 0; i < G->in_g; i++) sum += s[i] * wd[t * G->in_g + i];
+        }
+        out[dc] = G->accumulate ? out[dc] + sum : sum;
+    }
+}
+
+static void weight_grad_generic(const WeightGrad *W, int co) {
+    const int T = W->taps;
+    int gr = co / W->cog;
+    for (int ci = 0; ci < W->cig; ci++)
+        for (int t = 0; t < T; t++) {
+            float sum = 0;
+            for (int64_t p = 0; p < W->pixels; p++) {
+                int32_t q = W->tap[p * T + t];
+                if (q >= 0) sum += W->dy[p * W->cout + co] * W->x[(int64_t)q * W->cin + gr * W->cig + ci];
+            }
+            float *o = W->dw + ((int64_t)co * W->cig + ci) * T + t;
+            *o = W->accumulate ? *o + sum : sum;
+        }
+}
+
+/* ---- the passes ----------------------------------------------------------------- */
+
+static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, const float *w, float *dst) {
+    const ConvGeom *g = &s->g;
+    int cig = g->cin / g->groups, cog = g->cout / g->groups;
+    bool fwd = s->pass == CONV_FORWARD;
+    Gather G = {.src = src, .dst = dst, .src_c = fwd ? g->cin : g->cout, .dst_c = fwd ? g->cout : g->cin,
+                .in_g = fwd ? cig : cog, .out_g = fwd ? cog : cig, .taps = g->kh * g->kw,
+                .pixels = dst_pixels(s), .tap = sc->tap, .order = sc->order, .wp = sc->wp, .zero = sc->zero,
+                .accumulate = s->accumulate};
+    G.form = gather_form(G.in_g, G.out_g, G.dst_c);
+    int blocks_cb = G.form == FORM_GENERIC ? G.dst_c : G.dst_c / 8;
+    /* Tasks take as many 8-channel blocks as keep their weights within
+     * ~16 KiB (L1), an even number so BCAST can pair blocks of one group. */
+    int per_block = G.taps * G.in_g * 8 * (int)sizeof(float);
+    int chunk = 262144 / per_block;
+    chunk = chunk < 2 ? 2 : chunk & ~1;
+    G.cb_chunk = chunk;
+    int n_chunks = (blocks_cb + chunk - 1) / chunk;
+    int64_t n_blk = (G.pixels + 3) / 4, n_tasks = n_blk * n_chunks;
+    memset(sc->zero, 0, (size_t)G.src_c * sizeof(float));
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int64_t d = 0; d < G.pixels; d++) tap_row(s, d, sc->tap + d * G.taps);
+        if (sc->order) {
+#pragma omp for schedule(static)
+            for (int64_t k = 0; k < G.pixels; k++) sc->order[k] = strided_order(g, k);
+        }
+#pragma omp for schedule(static)
+        for (int cb = 0; cb < blocks_cb; cb++) pack_block(s, &G, w, sc->wp, cb);
+        if (G.form == FORM_GENERIC) {
+#pragma omp for schedule(static)
+            for (int64_t d = 0; d < G.pixels; d++) gather_generic(&G, d);
+        } else {
+#pragma omp for schedule(static)
+            for (int64_t q = 0; q < n_tasks; q++) {
+                int c = (int)(q / n_blk);
+                int cb0 = c * chunk, cb1 = cb0 + chunk < blocks_cb ? cb0 + chunk : blocks_cb;
+                gather_task(&G, q % n_blk, cb0, cb1);
+            }
+        }
+    }
+}
+
+static void run_weight_grad(const ConvStep *s, const Scratch *sc, const float *x, const float *dy, float *dw) {
+    const ConvGeom *g = &s->g;
+    WeightGrad W = {.x = x, .dy = dy, .dw = dw, .cin = g->cin, .cout = g->cout, .cig = g->cin / g->groups,
+                    .cog = g->cout / g->groups, .taps = g->kh * g->kw, .pixels = dst_pixels(s), .tap = sc->tap,
+                    .accumulate = s->accumulate};
+    W.form = weight_grad_form(W.cig, W.cog, W.cout);
+    /* tasks: (4 output channels (PAIR: 8), 3 taps, 8 input channels (PAIR: all 4)) */
+    int n_co = W.form == FORM_PAIR ? g->cout / 8 : g->cout / 4, n_t = (W.taps + 2) / 3;
+    int n_i = W.form == FORM_PAIR ? 1 : W.cig / 8;
+    int n_tasks = n_co * n_t * n_i;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int64_t d = 0; d < W.pixels; d++) tap_row(s, d, sc->tap + d * W.taps);
+        if (W.form == FORM_GENERIC) {
+#pragma omp for schedule(static)
+            for (int co = 0; co < g->cout; co++) weight_grad_generic(&W, co);
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (int q = 0; q < n_tasks; q++)
+                weight_grad_task(&W, q / (n_t * n_i) * (W.form == FORM_PAIR ? 8 : 4), q / n_i % n_t * 3, q % n_i * 8);
+        }
+    }
+}
+
+void conv_cpu_run(const ConvStep *s, float *x, float *w, float *y, void *scratch) {
+    Scratch sc;
+    scratch_layout(s, scratch, &sc);
+    switch (s->pass) {
+    case CONV_FORWARD: run_gather(s, &sc, x, w, y); break;
+    case CONV_DATA_GRAD: run_gather(s, &sc, y, w, x); break;
+    case CONV_WEIGHT_GRAD: run_weight_grad(s, &sc, x, y, w); break;
+    }
+}
