@@ -464,14 +464,13 @@ bool conv_is_direct(const Lower *L, const ConvAttr *a) {
 
 /* runtime/conv_cpu.c has vector forms for these shapes; an even group count
  * keeps 8-channel blocks whole. Narrower or odd groups stay on im2col + GEMM,
- * and so do dense convs with more input channels, where the GEMM runs near
- * the machine's peak. A 3-channel stem's columns are 147 wide and cost as
- * much to build as the GEMM takes: its forward gathers straight from the
- * image (its weight gradient keeps the columns; it has no data gradient). */
+ * and so do dense convs, whose GEMMs run near the machine's peak (the
+ * 3-channel stem too: its direct forward measured slower than columns +
+ * GEMM). Every pass of a conv takes the same path. */
 bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass) {
-    if (!L->o->conv_steps || L->act != KD_F32 || conv_is_pointwise(a)) return false;
+    (void)pass;
+    if (!L->o->conv_steps || L->act != KD_F32 || a->groups == 1) return false;
     int cig = a->cin / a->groups, cog = a->cout / a->groups;
-    if (a->groups == 1) return pass == CONV_FORWARD && a->cin <= 4 && a->cout % 8 == 0;
     bool pair = cig == 4 && cog == 4 && a->groups % 2 == 0, bcast = cig % 8 == 0 && cog % 8 == 0;
     return pair || bcast;
 }

@@ -151,8 +151,8 @@ bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one gro
 /* a grouped conv narrow enough for direct kernels (CompileOptions.direct_conv_below) */
 bool conv_is_direct(const Lower *L, const ConvAttr *a);
 /* whether a conv pass runs as a STEP_CONV (CompileOptions.conv_steps):
- * grouped convs with 4 channels in and out per group or multiples of 8 (all
- * passes), and the forward of a conv on a 1..4-channel input (the stem) */
+ * grouped convs with 4 channels in and out per group (an even number of
+ * groups) or multiples of 8; the same answer for every pass today */
 bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
