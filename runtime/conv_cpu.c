@@ -177,29 +177,45 @@ size_t conv_cpu_scratch_bytes(const ConvStep *s) { return scratch_layout(s, NULL
 
 /* ---- tables and packing (run inside the team) -------------------------------- */
 
-/* Row d of the tap table. Forward (and weight gradient): d is an output
- * pixel, entries are input pixels. Data gradient: d is an input pixel,
- * entries are output pixels. */
-static void tap_row(const ConvStep *s, int64_t d, int32_t *row) {
+/* The tap-table rows of the destination pixels of image n, image row r.
+ * Forward (and weight gradient): destinations are output pixels, entries
+ * input pixels. Data gradient: destinations are input pixels, entries the
+ * output pixels whose windows reach them. */
+static void tap_rows(const ConvStep *s, int n, int r, int32_t *tap) {
     const ConvGeom *g = &s->g;
+    const int T = g->kh * g->kw;
     if (s->pass != CONV_DATA_GRAD) {
-        int64_t ow = d % g->ow, t = d / g->ow, oh = t % g->oh, n = t / g->oh;
-        for (int kh = 0; kh < g->kh; kh++)
-            for (int kw = 0; kw < g->kw; kw++) {
-                int64_t ih = oh * g->sh - g->ph + kh, iw = ow * g->sw - g->pw + kw;
-                bool in = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
-                row[kh * g->kw + kw] = in ? (int32_t)((n * g->h + ih) * g->w + iw) : -1;
+        int32_t *row = tap + (((int64_t)n * g->oh + r) * g->ow) * T;
+        for (int ow = 0; ow < g->ow; ow++, row += T)
+            for (int kh = 0; kh < g->kh; kh++) {
+                int ih = r * g->sh - g->ph + kh;
+                for (int kw = 0; kw < g->kw; kw++) {
+                    int iw = ow * g->sw - g->pw + kw;
+                    bool in = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
+                    row[kh * g->kw + kw] = in ? (int32_t)(((int64_t)n * g->h + ih) * g->w + iw) : -1;
+                }
             }
         return;
     }
-    int64_t iw = d % g->w, t = d / g->w, ih = t % g->h, n = t / g->h;
-    for (int kh = 0; kh < g->kh; kh++)
-        for (int kw = 0; kw < g->kw; kw++) {
-            int64_t th = ih + g->ph - kh, tw = iw + g->pw - kw;
-            bool in = th >= 0 && tw >= 0 && th % g->sh == 0 && tw % g->sw == 0 && th / g->sh < g->oh &&
-                      tw / g->sw < g->ow;
-            row[kh * g->kw + kw] = in ? (int32_t)((n * g->oh + th / g->sh) * g->ow + tw / g->sw) : -1;
+    int32_t *row = tap + (((int64_t)n * g->h + r) * g->w) * T;
+    for (int iw = 0; iw < g->w; iw++, row += T)
+        for (int kh = 0; kh < g->kh; kh++) {
+            int th = r + g->ph - kh;
+            bool row_in = th >= 0 && th % g->sh == 0 && th / g->sh < g->oh;
+            for (int kw = 0; kw < g->kw; kw++) {
+                int tw = iw + g->pw - kw;
+                bool in = row_in && tw >= 0 && tw % g->sw == 0 && tw / g->sw < g->ow;
+                row[kh * g->kw + kw] = in ? (int32_t)(((int64_t)n * g->oh + th / g->sh) * g->ow + tw / g->sw) : -1;
+            }
         }
+}
+
+/* Builds the whole table, inside the team. */
+static void build_taps(const ConvStep *s, int32_t *tap) {
+    const ConvGeom *g = &s->g;
+    const int rows = s->pass == CONV_DATA_GRAD ? g->h : g->oh;
+#pragma omp for schedule(static)
+    for (int q = 0; q < g->n * rows; q++) tap_rows(s, q / rows, q % rows, tap);
 }
 
 /* Weight of tap t from source channel i to destination channel o of group
@@ -246,14 +262,16 @@ VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int
     int live[T];
     int n_live = 0, n_dst = 0;
     float *dp[4];
-    for (int j = 0; j < 4; j++) {
-        int64_t k = blk * 4 + j;
+    const int64_t positions = G->pixels / G->images;
+    int64_t image = blk * 4 % G->images, position = blk * 4 / G->images;
+    for (int j = 0; j < 4; j++, image++) {
+        if (image == G->images) image = 0, position++;
         dp[j] = NULL;
-        if (k >= G->pixels) {
+        if (position >= positions) {
             for (int t = 0; t < T; t++) sp[t][j] = G->zero;
             continue;
         }
-        int64_t d = k % G->images * (G->pixels / G->images) + k / G->images;
+        int64_t d = image * positions + position;
         dp[j] = G->dst + d * G->dst_c;
         n_dst = j + 1;
         for (int t = 0; t < T; t++) {
@@ -421,8 +439,7 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
     memset(sc->zero, 0, (size_t)G.src_c * sizeof(float));
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
-        for (int64_t d = 0; d < G.pixels; d++) tap_row(s, d, sc->tap + d * G.taps);
+        build_taps(s, sc->tap);
 #pragma omp for schedule(static)
         for (int cb = 0; cb < blocks_cb; cb++) pack_block(s, &G, w, sc->wp, cb);
         if (G.form == FORM_GENERIC) {
@@ -451,8 +468,7 @@ static void run_weight_grad(const ConvStep *s, const Scratch *sc, const float *x
     int n_tasks = n_co * n_t * n_i;
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
-        for (int64_t d = 0; d < W.pixels; d++) tap_row(s, d, sc->tap + d * W.taps);
+        build_taps(s, sc->tap);
         if (W.form == FORM_GENERIC) {
 #pragma omp for schedule(static)
             for (int co = 0; co < g->cout; co++) weight_grad_generic(&W, co);
