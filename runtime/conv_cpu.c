@@ -238,33 +238,49 @@ static void pack_block(const ConvStep *s, const Gather *G, const float *w, float
             for (int i = 0; i < G->in_g; i++) wp[((int64_t)dc * T + t) * G->in_g + i] = pass_weight(s, w, t, gr, i, o);
         return;
     }
+    /* weight (t, i) of lane l sits at w[base[l] + i * istride + t] */
+    const ConvGeom *g = &s->g;
+    int cig = g->cin / g->groups, cog = g->cout / g->groups;
+    int64_t istride = s->pass == CONV_FORWARD ? T : (int64_t)cig * T, base[8];
+    for (int l = 0; l < 8; l++) {
+        int gr = G->form == FORM_PAIR ? 2 * cb + l / 4 : cb * 8 / G->out_g;
+        int o = G->form == FORM_PAIR ? l % 4 : cb * 8 + l - gr * G->out_g;
+        base[l] = s->pass == CONV_FORWARD ? ((int64_t)gr * cog + o) * cig * T : ((int64_t)gr * cog * cig + o) * T;
+    }
     float *out = wp + (int64_t)cb * T * G->in_g * 8;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < G->in_g; i++)
-            for (int l = 0; l < 8; l++) {
-                int gr, o;
-                if (G->form == FORM_PAIR) gr = 2 * cb + l / 4, o = l % 4;
-                else gr = cb * 8 / G->out_g, o = cb * 8 + l - gr * G->out_g;
-                out[((int64_t)t * G->in_g + i) * 8 + l] = pass_weight(s, w, t, gr, i, o);
-            }
+            for (int l = 0; l < 8; l++) out[((int64_t)t * G->in_g + i) * 8 + l] = w[base[l] + i * istride + t];
 }
 
 /* ---- the vector workers --------------------------------------------------------- */
 
-/* Destination pixels 4*blk .. 4*blk+3 in processing order, destination
- * blocks [cb0, cb1). That order takes one position (oh, ow) in every image
- * before the next position: the 4 pixels of a block then have the same taps
- * off the image or off the stride, which are skipped for the whole block
- * (at 2x2, ResNeXt's last stage, 4 of the 9 taps are on the image). */
-VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int cb1) {
+/* Destination pixels per block, at most: with two 8-channel blocks of one
+ * group, 2 x 6 = 12 accumulators hide the FMA latency (5 cycles, 2 per
+ * cycle on the development machine's Zen 2) and leave room for the operands
+ * in the 16 vector registers. PAIR keeps 4: its shuffles, not the FMAs,
+ * bound it, and 6 measured slower. */
+#define PIX 6
+#define PIX_PAIR 4
+
+static int block_pixels(Form f) { return f == FORM_PAIR ? PIX_PAIR : PIX; }
+
+/* Destination pixels P*blk .. P*blk+P-1 in processing order,
+ * destination blocks [cb0, cb1). That order takes one position (oh, ow) in
+ * every image before the next position: the pixels of a block then mostly
+ * have the same taps off the image or off the stride, and a tap off for the
+ * whole block is skipped (at 2x2, ResNeXt's last stage, 4 of the 9 taps
+ * are on the image). */
+__attribute__((always_inline)) static inline void gather_block(const Gather *G, int64_t blk, int cb0, int cb1,
+                                                              const int P) {
     const int T = G->taps;
-    const float *sp[T][4];
+    const float *sp[T][PIX];
     int live[T];
     int n_live = 0, n_dst = 0;
-    float *dp[4];
+    float *dp[PIX];
     const int64_t positions = G->pixels / G->images;
-    int64_t image = blk * 4 % G->images, position = blk * 4 / G->images;
-    for (int j = 0; j < 4; j++, image++) {
+    int64_t image = blk * P % G->images, position = blk * P / G->images;
+    for (int j = 0; j < P; j++, image++) {
         if (image == G->images) image = 0, position++;
         dp[j] = NULL;
         if (position >= positions) {
@@ -281,62 +297,81 @@ VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int
     }
     for (int t = 0; t < T; t++) {
         bool any = false;
-        for (int j = 0; j < 4; j++) any |= sp[t][j] != G->zero;
+        for (int j = 0; j < P; j++) any |= sp[t][j] != G->zero;
         if (any) live[n_live++] = t;
     }
     const int in_g = G->in_g;
+    const bool pairs = G->form == FORM_BCAST && G->out_g % 16 == 0;
     for (int cb = cb0; cb < cb1;) {
         const float *w0 = G->wp + (int64_t)cb * T * in_g * 8;
-        v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        v8f a[PIX], b[PIX];
+        memset(a, 0, sizeof a);
+        memset(b, 0, sizeof b);
+        const bool two = pairs && cb + 1 < cb1;
         if (G->form == FORM_PAIR) {
             int off = cb * 8;
             for (int q = 0; q < n_live; q++) {
                 int t = live[q];
                 const float *wt = w0 + t * 32;
-                v8f x0 = load8(sp[t][0] + off), x1 = load8(sp[t][1] + off), x2 = load8(sp[t][2] + off),
-                    x3 = load8(sp[t][3] + off);
+                v8f x[PIX];
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) x[j] = load8(sp[t][j] + off);
                 v8f w = load8(wt);
-                a0 += w * SPREAD(x0, 0), a1 += w * SPREAD(x1, 0), a2 += w * SPREAD(x2, 0), a3 += w * SPREAD(x3, 0);
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) a[j] += w * SPREAD(x[j], 0);
                 w = load8(wt + 8);
-                a0 += w * SPREAD(x0, 1), a1 += w * SPREAD(x1, 1), a2 += w * SPREAD(x2, 1), a3 += w * SPREAD(x3, 1);
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) a[j] += w * SPREAD(x[j], 1);
                 w = load8(wt + 16);
-                a0 += w * SPREAD(x0, 2), a1 += w * SPREAD(x1, 2), a2 += w * SPREAD(x2, 2), a3 += w * SPREAD(x3, 2);
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) a[j] += w * SPREAD(x[j], 2);
                 w = load8(wt + 24);
-                a0 += w * SPREAD(x0, 3), a1 += w * SPREAD(x1, 3), a2 += w * SPREAD(x2, 3), a3 += w * SPREAD(x3, 3);
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) a[j] += w * SPREAD(x[j], 3);
             }
-        } else if (G->out_g % 16 == 0 && cb + 1 < cb1) {
-            /* two blocks of one group: every broadcast feeds 8 accumulators */
+        } else if (two) {
+            /* two blocks of one group: every broadcast feeds two accumulators */
             int off = cb * 8 / G->out_g * in_g;
             const float *w1 = w0 + (int64_t)T * in_g * 8;
-            v8f b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
             for (int q = 0; q < n_live; q++) {
                 int t = live[q];
-                const float *s0 = sp[t][0] + off, *s1 = sp[t][1] + off, *s2 = sp[t][2] + off, *s3 = sp[t][3] + off;
+                const float *src[PIX];
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) src[j] = sp[t][j] + off;
                 const float *wt0 = w0 + (int64_t)t * in_g * 8, *wt1 = w1 + (int64_t)t * in_g * 8;
                 for (int i = 0; i < in_g; i++) {
                     v8f u = load8(wt0 + i * 8), v = load8(wt1 + i * 8);
-                    a0 += u * s0[i], a1 += u * s1[i], a2 += u * s2[i], a3 += u * s3[i];
-                    b0 += v * s0[i], b1 += v * s1[i], b2 += v * s2[i], b3 += v * s3[i];
+#pragma GCC unroll 8
+                    for (int j = 0; j < P; j++) {
+                        float xs = src[j][i];
+                        a[j] += u * xs, b[j] += v * xs;
+                    }
                 }
             }
-            v8f bs[4] = {b0, b1, b2, b3};
-            for (int j = 0; j < n_dst; j++) store8(dp[j] + (cb + 1) * 8, &bs[j], G->accumulate);
+            for (int j = 0; j < n_dst; j++) store8(dp[j] + (cb + 1) * 8, &b[j], G->accumulate);
         } else {
             int off = cb * 8 / G->out_g * in_g;
             for (int q = 0; q < n_live; q++) {
                 int t = live[q];
-                const float *s0 = sp[t][0] + off, *s1 = sp[t][1] + off, *s2 = sp[t][2] + off, *s3 = sp[t][3] + off;
+                const float *src[PIX];
+#pragma GCC unroll 8
+                for (int j = 0; j < P; j++) src[j] = sp[t][j] + off;
                 const float *wt = w0 + (int64_t)t * in_g * 8;
                 for (int i = 0; i < in_g; i++) {
                     v8f u = load8(wt + i * 8);
-                    a0 += u * s0[i], a1 += u * s1[i], a2 += u * s2[i], a3 += u * s3[i];
+#pragma GCC unroll 8
+                    for (int j = 0; j < P; j++) a[j] += u * src[j][i];
                 }
             }
         }
-        v8f as[4] = {a0, a1, a2, a3};
-        for (int j = 0; j < n_dst; j++) store8(dp[j] + cb * 8, &as[j], G->accumulate);
-        cb += G->form == FORM_BCAST && G->out_g % 16 == 0 && cb + 1 < cb1 ? 2 : 1;
+        for (int j = 0; j < n_dst; j++) store8(dp[j] + cb * 8, &a[j], G->accumulate);
+        cb += two ? 2 : 1;
     }
+}
+
+VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int cb1) {
+    if (G->form == FORM_PAIR) gather_block(G, blk, cb0, cb1, PIX_PAIR);
+    else gather_block(G, blk, cb0, cb1, PIX);
 }
 
 /* The weight gradient dw[co][ci][t] = sum over output pixels p of
@@ -429,13 +464,18 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
     G.form = gather_form(G.in_g, G.out_g, G.dst_c);
     int blocks_cb = G.form == FORM_GENERIC ? G.dst_c : G.dst_c / 8;
     /* Tasks take as many 8-channel blocks as keep their weights within
-     * ~16 KiB (L1), an even number so BCAST can pair blocks of one group. */
+     * ~256 KiB (L2), in chunks of equal size (the team splits the task list
+     * in contiguous shares), an even number so BCAST can pair blocks of one
+     * group. */
     int per_block = G.taps * G.in_g * 8 * (int)sizeof(float);
-    int chunk = 262144 / per_block;
-    chunk = chunk < 2 ? 2 : chunk & ~1;
+    int most = 262144 / per_block < 2 ? 2 : 262144 / per_block;
+    int n_chunks = (blocks_cb + most - 1) / most;
+    int chunk = (blocks_cb + n_chunks - 1) / n_chunks;
+    chunk += chunk & 1;
+    n_chunks = (blocks_cb + chunk - 1) / chunk;
     G.cb_chunk = chunk;
-    int n_chunks = (blocks_cb + chunk - 1) / chunk;
-    int64_t n_blk = (G.pixels + 3) / 4, n_tasks = n_blk * n_chunks;
+    const int P = block_pixels(G.form);
+    int64_t n_blk = (G.pixels + P - 1) / P, n_tasks = n_blk * n_chunks;
     memset(sc->zero, 0, (size_t)G.src_c * sizeof(float));
 #pragma omp parallel
     {
