@@ -55,9 +55,9 @@ typedef struct CompileOptions {
     bool want_input_grad;      /* also compute d loss / d input into input_grad_buf */
     bool no_recompute;         /* keep every activation backward reads instead of recomputing BN-apply/ReLU */
     int direct_conv_below;     /* grouped convs with a group width (input channels per group) below this
-                                  use direct kernels instead of im2col + GEMM for forward and data
-                                  gradient; 0: never (the default: on the CPU, im2col + GEMM measured
-                                  faster, see docs/performance.md) */
+                                  use generated direct kernels (kernel IR, any target) instead of
+                                  im2col + GEMM for forward and data gradient; 0: never (the
+                                  default; on the CPU, conv_steps below are the fast direct path) */
     bool conv_steps;           /* grouped convs whose shape has a vector form (conv_step_fits) become
                                   STEP_CONV library steps (program.h), which only the CPU executor
                                   runs: set by CPU callers, never for the GPU */
