@@ -90,11 +90,10 @@ typedef struct Gather {
     int taps;
     int64_t pixels;          /* destination pixels */
     const int32_t *tap;      /* [pixels][taps]: source pixel, or -1 */
-    int64_t images;          /* N: destinations go in (position, image) order, see gather_task */
-    const float *wp;         /* packed weights, see pack_weights */
+    int64_t images;          /* N: destinations go in (position, image) order, see gather_block */
+    const float *wp;         /* packed weights, see pack_block */
     const float *zero;       /* src_c zeros: the source of a missing tap */
     Form form;
-    int cb_chunk;            /* 8-channel destination blocks per task */
     bool accumulate;
 } Gather;
 
@@ -473,7 +472,6 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
     int chunk = (blocks_cb + n_chunks - 1) / n_chunks;
     chunk += chunk & 1;
     n_chunks = (blocks_cb + chunk - 1) / chunk;
-    G.cb_chunk = chunk;
     const int P = block_pixels(G.form);
     int64_t n_blk = (G.pixels + P - 1) / P, n_tasks = n_blk * n_chunks;
     memset(sc->zero, 0, (size_t)G.src_c * sizeof(float));

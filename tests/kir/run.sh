@@ -23,3 +23,15 @@ if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Ico
   exit 1
 fi
 "$out/test_conv_cpu"
+# the same cases under AddressSanitizer + UBSan (tap tables, the zero row, block tails)
+if ${CC:-cc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fopenmp -D_GNU_SOURCE \
+      -Icompiler -Iruntime -I. tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu_asan" -lm \
+      2> "$out/build_conv_asan.log"; then
+  if "$out/test_conv_cpu_asan" > "$out/conv_asan.log" 2>&1; then
+    echo "PASS conv_cpu_asan_ubsan: every form and pass, clean under ASan + UBSan"
+  else
+    echo "FAIL conv_cpu_asan_ubsan: $(grep -m3 -E 'ERROR|runtime error|FAIL' "$out/conv_asan.log" | tr '\n' ' ')"
+  fi
+else
+  echo "SKIP conv_cpu_asan_ubsan: no sanitizer runtime ($(head -c 200 "$out/build_conv_asan.log"))"
+fi
