@@ -146,10 +146,12 @@ static int64_t dst_pixels(const ConvStep *s) {
     return s->pass == CONV_DATA_GRAD ? (int64_t)g->n * g->h * g->w : (int64_t)g->n * g->oh * g->ow;
 }
 
-/* Scratch layout: packed weights, the zero row, the tap table. */
+/* Scratch layout: packed weights, the zero row, the tap table, the weight
+ * gradient's running sums. */
 typedef struct Scratch {
     float *wp, *zero;
     int32_t *tap;
+    float *part;
 } Scratch;
 
 static size_t round64(size_t b) { return (b + 63) / 64 * 64; }
@@ -163,13 +165,19 @@ static size_t scratch_layout(const ConvStep *s, void *base, Scratch *out) {
         zbytes = round64((size_t)(s->pass == CONV_FORWARD ? g->cin : g->cout) * sizeof(float));
     }
     size_t tbytes = round64((size_t)D * (size_t)T * sizeof(int32_t));
+    /* weight gradient: running sums, 12 vectors per sub-block of 96 weights (T rounded up to 3) */
+    size_t pbytes = s->pass == CONV_WEIGHT_GRAD
+                        ? round64((size_t)g->cout * (size_t)(g->cin / g->groups) * (size_t)((T + 2) / 3 * 3) *
+                                  sizeof(float) + 32)
+                        : 0;
     if (out) {
         unsigned char *p = base;
         out->wp = wbytes ? (float *)p : NULL;
         out->zero = zbytes ? (float *)(p + wbytes) : NULL;
         out->tap = (int32_t *)(p + wbytes + zbytes);
+        out->part = pbytes ? (float *)(p + wbytes + zbytes + tbytes) : NULL;
     }
-    return wbytes + zbytes + tbytes;
+    return wbytes + zbytes + tbytes + pbytes;
 }
 
 size_t conv_cpu_scratch_bytes(const ConvStep *s) { return scratch_layout(s, NULL, NULL); }
@@ -373,23 +381,29 @@ VECTOR_CLONES static void gather_task(const Gather *G, int64_t blk, int cb0, int
     else gather_block(G, blk, cb0, cb1, PIX);
 }
 
-/* The weight gradient dw[co][ci][t] = sum over output pixels p of
- * dy[p][co] * x[tap(p, t)][ci], for 4 output channels j and taps
- * [t0, t0 + 3), with input channels as the 8 lanes: per pixel three x loads
- * and four dy values feed 12 accumulators (16 vector registers in all, so
- * each dy value is formed just before its three products).
+/* Output pixels per tile of the weight gradient: a group's slices of x and
+ * dy for 256 pixels fit in L1 while every sub-block of the group uses them. */
+#define WGRAD_TILE 256
+
+/* One sub-block of the weight gradient, dw[co][ci][t] = sum over output
+ * pixels p of dy[p][co] * x[tap(p, t)][ci], over pixels [p0, p1): 4 output
+ * channels j and taps [t0, t0 + 3), with input channels as the 8 lanes. Per
+ * pixel three x loads and four dy values feed 12 accumulators (16 vector
+ * registers in all, so each dy value is formed just before its products).
  *   BCAST  output channels co0 + j of one group, input channels
  *          [i0, i0 + 8) of that group; dy[p][co0 + j] is broadcast.
  *   PAIR   channels [co0, co0 + 8) are two groups of 4 in x as in dy;
- *          output j of each group is dy's lane j of that half, spread. */
-VECTOR_CLONES static void weight_grad_task(const WeightGrad *W, int co0, int t0, int i0) {
+ *          output j of each group is dy's lane j of that half, spread.
+ * acc holds the 12 running sums (j, tap, lane) between tiles. */
+__attribute__((always_inline)) static inline void weight_grad_sub(const WeightGrad *W, int co0, int t0, int i0,
+                                                                 int64_t p0, int64_t p1, v8f acc[12]) {
     static const float zeros[8];
     const int T = W->taps, nt = T - t0 < 3 ? T - t0 : 3;
     const bool pair = W->form == FORM_PAIR;
     const int xoff = pair ? co0 : co0 / W->cog * W->cig + i0;
-    v8f a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0};
-    v8f a20 = {0}, a21 = {0}, a22 = {0}, a30 = {0}, a31 = {0}, a32 = {0};
-    for (int64_t p = 0; p < W->pixels; p++) {
+    v8f a00 = acc[0], a01 = acc[1], a02 = acc[2], a10 = acc[3], a11 = acc[4], a12 = acc[5];
+    v8f a20 = acc[6], a21 = acc[7], a22 = acc[8], a30 = acc[9], a31 = acc[10], a32 = acc[11];
+    for (int64_t p = p0; p < p1; p++) {
         const float *dy = W->dy + p * W->cout + co0;
         const int32_t *row = W->tap + p * T + t0;
         if (row[0] < 0 && (nt < 2 || row[1] < 0) && (nt < 3 || row[2] < 0)) continue; /* a row off the image */
@@ -406,14 +420,39 @@ VECTOR_CLONES static void weight_grad_task(const WeightGrad *W, int co0, int t0,
         d = pair ? SPREAD(load8(dy), 3) : splat(dy[3]);
         a30 += d * x0, a31 += d * x1, a32 += d * x2;
     }
-    const v8f acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
-    for (int j = 0; j < 4; j++)
-        for (int q = 0; q < nt; q++)
-            for (int l = 0; l < 8; l++) {
-                int co = pair ? co0 + l / 4 * 4 + j : co0 + j, ci = pair ? l % 4 : i0 + l;
-                float *o = W->dw + ((int64_t)co * W->cig + ci) * T + t0 + q;
-                *o = W->accumulate ? *o + acc[j][q][l] : acc[j][q][l];
-            }
+    acc[0] = a00, acc[1] = a01, acc[2] = a02, acc[3] = a10, acc[4] = a11, acc[5] = a12;
+    acc[6] = a20, acc[7] = a21, acc[8] = a22, acc[9] = a30, acc[10] = a31, acc[11] = a32;
+}
+
+/* The weight gradient of one unit: a group (BCAST) or two (PAIR), all its
+ * sub-blocks, tile by tile over the output pixels, so each tile's slices of
+ * x and dy come from memory once for the whole unit rather than once per
+ * sub-block. part (12 vectors per sub-block, the unit's share of the
+ * scratch) carries the sums between tiles; every dw element is still
+ * summed in pixel order, by one thread. */
+VECTOR_CLONES static void weight_grad_unit(const WeightGrad *W, int unit, v8f *part) {
+    const bool pair = W->form == FORM_PAIR;
+    const int T = W->taps, n_t = (T + 2) / 3;
+    const int co_begin = pair ? unit * 8 : unit * W->cog, n_co = pair ? 1 : W->cog / 4, n_i = pair ? 1 : W->cig / 8;
+    const int n_sub = n_co * n_t * n_i;
+    memset(part, 0, sizeof(v8f) * 12 * (size_t)n_sub);
+    for (int64_t p0 = 0; p0 < W->pixels; p0 += WGRAD_TILE) {
+        int64_t p1 = p0 + WGRAD_TILE < W->pixels ? p0 + WGRAD_TILE : W->pixels;
+        for (int q = 0; q < n_sub; q++)
+            weight_grad_sub(W, co_begin + q / (n_t * n_i) * 4, q / n_i % n_t * 3, q % n_i * 8, p0, p1, part + 12 * q);
+    }
+    for (int q = 0; q < n_sub; q++) {
+        int co0 = co_begin + q / (n_t * n_i) * 4, t0 = q / n_i % n_t * 3, i0 = q % n_i * 8;
+        int nt = T - t0 < 3 ? T - t0 : 3;
+        const v8f *acc = part + 12 * q;
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < nt; k++)
+                for (int l = 0; l < 8; l++) {
+                    int co = pair ? co0 + l / 4 * 4 + j : co0 + j, ci = pair ? l % 4 : i0 + l;
+                    float *o = W->dw + ((int64_t)co * W->cig + ci) * T + t0 + k;
+                    *o = W->accumulate ? *o + acc[j * 3 + k][l] : acc[j * 3 + k][l];
+                }
+    }
 }
 
 /* ---- the scalar form ------------------------------------------------------------ */
@@ -500,10 +539,11 @@ static void run_weight_grad(const ConvStep *s, const Scratch *sc, const float *x
                     .cog = g->cout / g->groups, .taps = g->kh * g->kw, .pixels = dst_pixels(s), .tap = sc->tap,
                     .accumulate = s->accumulate};
     W.form = weight_grad_form(W.cig, W.cog, W.cout);
-    /* tasks: (4 output channels (PAIR: 8), 3 taps, 8 input channels (PAIR: all 4)) */
-    int n_co = W.form == FORM_PAIR ? g->cout / 8 : g->cout / 4, n_t = (W.taps + 2) / 3;
-    int n_i = W.form == FORM_PAIR ? 1 : W.cig / 8;
-    int n_tasks = n_co * n_t * n_i;
+    int units = W.form == FORM_PAIR ? g->groups / 2 : g->groups;
+    int n_t = (W.taps + 2) / 3;
+    /* each unit's share of the running sums: its sub-blocks x 12 vectors */
+    int64_t unit_vectors = W.form == FORM_PAIR ? (int64_t)n_t * 12 : (int64_t)(W.cog / 4) * n_t * (W.cig / 8) * 12;
+    v8f *part = (v8f *)(((uintptr_t)sc->part + 31) & ~(uintptr_t)31);
 #pragma omp parallel
     {
         build_taps(s, sc->tap);
@@ -512,8 +552,7 @@ static void run_weight_grad(const ConvStep *s, const Scratch *sc, const float *x
             for (int co = 0; co < g->cout; co++) weight_grad_generic(&W, co);
         } else {
 #pragma omp for schedule(dynamic, 1)
-            for (int q = 0; q < n_tasks; q++)
-                weight_grad_task(&W, q / (n_t * n_i) * (W.form == FORM_PAIR ? 8 : 4), q / n_i % n_t * 3, q % n_i * 8);
+            for (int u = 0; u < units; u++) weight_grad_unit(&W, u, part + u * unit_vectors);
         }
     }
 }
