@@ -137,6 +137,7 @@ static cJSON *memory_json(const Program *p) {
             const Step *st = &p->steps[order[q]][s];
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "phase", q == 0 ? "forward" : "backward");
+            cJSON_AddStringToObject(x, "kind", st->kind == STEP_KERNEL ? "kernel" : st->kind == STEP_CONV ? "conv" : "gemm");
             cJSON *args = cJSON_AddArrayToObject(x, "bufs");
             cJSON *wr = cJSON_AddArrayToObject(x, "written");
             if (st->kind == STEP_KERNEL) {

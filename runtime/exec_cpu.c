@@ -19,6 +19,7 @@
  */
 #include <cblas.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,13 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
                 (int64_t)(g->ow - 1) * g->sw - g->pw + g->kw <= (int64_t)g->w + g->pw;
     if (!sane) {
         snprintf(err, errlen, "conv step %s: inconsistent geometry", note);
+        return -1;
+    }
+    /* the tap tables hold pixel indices as int32, and a block's tap pointers live on the stack */
+    if ((int64_t)g->n * g->h * g->w > INT32_MAX || (int64_t)g->n * g->oh * g->ow > INT32_MAX ||
+        (int64_t)g->kh * g->kw > 4096) {
+        snprintf(err, errlen, "conv step %s: %d images of %dx%d or a %dx%d kernel exceed the direct conv's limits", note,
+                 g->n, g->h, g->w, g->kh, g->kw);
         return -1;
     }
     const int ids[3] = {c->x, c->w, c->y};

@@ -72,7 +72,7 @@ def bf16(doc, name):
     bufs = m["buffers"]
     n_gemm = 0
     for st in m["schedule"]:
-        if st["stores"] != -1:
+        if st["kind"] != "gemm":
             continue
         n_gemm += 1
         a, b, c = (bufs[i] for i in st["bufs"])
