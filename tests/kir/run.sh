@@ -23,6 +23,20 @@ if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Ico
   exit 1
 fi
 "$out/test_conv_cpu"
+# the same source built for one target each: AVX2 + FMA (x86-64-v3) and the baseline, the
+# versions a machine without AVX-512 (or without AVX2) runs; the build above picks one at load time
+if [ "$(uname -m)" = x86_64 ]; then
+  for v in "v3:-march=x86-64-v3" "baseline:-march=x86-64"; do
+    name=${v%%:*}; flags=${v#*:}
+    if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -DCONV_CPU_SINGLE_TARGET $flags \
+         -Icompiler -Iruntime -I. tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu_$name" -lm \
+         2> "$out/build_conv_$name.log"; then
+      "$out/test_conv_cpu_$name" "${name}_"
+    else
+      echo "FAIL build_test_conv_cpu_$name: $(head -c 1000 "$out/build_conv_$name.log")"
+    fi
+  done
+fi
 # the same cases under AddressSanitizer + UBSan (tap tables, the zero row, block tails)
 if ${CC:-cc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fopenmp -D_GNU_SOURCE \
       -Icompiler -Iruntime -I. tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu_asan" -lm \

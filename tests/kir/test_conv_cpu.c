@@ -93,6 +93,8 @@ static void run_pass(const ConvStep *s, const float *x, const float *w, const fl
     free(xb), free(wb), free(yb), free(scratch);
 }
 
+static const char *variant = ""; /* argv[1]: a name prefix for the build being tested ("v3_", ...) */
+
 static int check_case(const Case *c) {
     ConvGeom g = c->g;
     g.oh = out_size(g.h, g.kh, g.sh, g.ph);
@@ -123,7 +125,7 @@ static int check_case(const Case *c) {
                 for (long i = 0; i < n_out; i++) one[i] -= start[i];
             double err = rel_err(one, ref, n_out);
             bool ok = err <= (c->tol > 0 ? c->tol : 1e-5) && same;
-            printf("%s conv_cpu_%s_%s%s: %s, rel err %.2e%s\n", ok ? "PASS" : "FAIL", c->name, pass_names[pass],
+            printf("%s conv_cpu_%s%s_%s%s: %s, rel err %.2e%s\n", ok ? "PASS" : "FAIL", variant, c->name, pass_names[pass],
                    acc ? "_accumulate" : "", conv_cpu_kernel_name(&s), err,
                    same ? "" : ", 1 and 3 threads differ");
             failures += !ok;
@@ -131,14 +133,16 @@ static int check_case(const Case *c) {
         }
     ConvStep fwd = {.pass = CONV_FORWARD, .g = g};
     if (strcmp(conv_cpu_kernel_name(&fwd), c->form) != 0) {
-        printf("FAIL conv_cpu_%s_form: forward runs '%s', expected '%s'\n", c->name, conv_cpu_kernel_name(&fwd), c->form);
+        printf("FAIL conv_cpu_%s%s_form: forward runs '%s', expected '%s'\n", variant, c->name, conv_cpu_kernel_name(&fwd),
+               c->form);
         failures++;
     }
     free(x), free(w), free(dy), free(ry), free(rdx), free(rdw);
     return failures;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1) variant = argv[1];
     /* n, h, w, cin, (oh, ow), cout, groups, kh, kw, sh, sw, ph, pw */
     const Case cases[] = {
         {"pair_3x3", {2, 7, 6, 16, 0, 0, 16, 4, 3, 3, 1, 1, 1, 1}, "two groups of 4 per vector", 0},
