@@ -272,10 +272,10 @@ static void pack_block(const ConvStep *s, const Gather *G, const float *w, float
 /* ---- the vector workers --------------------------------------------------------- */
 
 /* Destination pixels per block, at most: with two 8-channel blocks of one
- * group, 2 x 6 = 12 accumulators hide the FMA latency (5 cycles, 2 per
- * cycle on the development machine's Zen 2) and leave room for the operands
- * in the 16 vector registers. PAIR keeps 4: its shuffles, not the FMAs,
- * bound it, and 6 measured slower. */
+ * group, 2 x 6 = 12 accumulators cover the FMA latency (4-5 cycles at two
+ * 8-float FMAs per cycle on Zen 2-4 and recent Intel cores) and leave room
+ * for the operands in AVX2's 16 vector registers. PAIR keeps 4: its
+ * shuffles, not the FMAs, bound it, and 6 measured slower. */
 #define PIX 6
 #define PIX_PAIR 4
 
