@@ -365,7 +365,7 @@ static void conv_backward(Lower *L, int v) {
     if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
-    if (conv_step_fits(L, a, CONV_WEIGHT_GRAD)) {
+    if (conv_step_fits(L, a)) {
         /* direct passes (runtime/conv_cpu.c): no columns, in either direction */
         int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
         if (wg >= 0) {

@@ -466,9 +466,8 @@ bool conv_is_direct(const Lower *L, const ConvAttr *a) {
  * keeps 8-channel blocks whole. Narrower or odd groups stay on im2col + GEMM,
  * and so do dense convs, whose GEMMs run near the machine's peak (the
  * 3-channel stem too: its direct forward measured slower than columns +
- * GEMM). Every pass of a conv takes the same path. */
-bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass) {
-    (void)pass;
+ * GEMM). All three passes of a conv take the same path. */
+bool conv_step_fits(const Lower *L, const ConvAttr *a) {
     if (!L->o->conv_steps || L->act != KD_F32 || a->groups == 1) return false;
     int cig = a->cin / a->groups, cog = a->cout / a->groups;
     bool pair = cig == 4 && cog == 4 && a->groups % 2 == 0, bcast = cig % 8 == 0 && cog % 8 == 0;
@@ -545,7 +544,7 @@ static void lower_conv(Lower *L, int v) {
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, M * a->cout);
     free(nm);
-    if (conv_is_direct(L, a) && !conv_step_fits(L, a, CONV_FORWARD)) {
+    if (conv_is_direct(L, a) && !conv_step_fits(L, a)) {
         conv_direct_forward(L, v, out);
         free(lab);
         return;
@@ -556,7 +555,7 @@ static void lower_conv(Lower *L, int v) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, M, a->cout, ph, lab);
         beta = 1;
     }
-    if (conv_step_fits(L, a, CONV_FORWARD)) {
+    if (conv_step_fits(L, a)) {
         ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
                        .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0};
         char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh,

@@ -150,10 +150,10 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
 /* a grouped conv narrow enough for direct kernels (CompileOptions.direct_conv_below) */
 bool conv_is_direct(const Lower *L, const ConvAttr *a);
-/* whether a conv pass runs as a STEP_CONV (CompileOptions.conv_steps):
+/* whether a conv's passes run as STEP_CONVs (CompileOptions.conv_steps):
  * grouped convs with 4 channels in and out per group (an even number of
- * groups) or multiples of 8; the same answer for every pass today */
-bool conv_step_fits(const Lower *L, const ConvAttr *a, ConvPass pass);
+ * groups) or multiples of 8 */
+bool conv_step_fits(const Lower *L, const ConvAttr *a);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
 /* appends a STEP_CONV to the given phases */
