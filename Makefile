@@ -45,6 +45,10 @@ $(BIN): $(OBJS)
 	@echo "rxc: $(CUDA_NOTE)"
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
+# The direct conv kernels' inner loops are short and hot: 64-byte aligned
+# loops measured up to 10% faster on them (and never slower).
+$(BUILD)/obj/runtime/conv_cpu.o: CFLAGS += -falign-loops=64
+
 $(BUILD)/obj/%.o: %.c | $(GEN_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

@@ -99,7 +99,8 @@ typedef struct Gather {
     int taps;
     int64_t pixels;          /* destination pixels */
     const int32_t *tap;      /* [pixels][taps]: source pixel, or -1 */
-    int64_t images;          /* N: destinations go in (position, image) order, see gather_block */
+    int64_t images;          /* N */
+    bool by_position;        /* destinations in (position, image) order, else in memory order (gather_block) */
     const float *wp;         /* packed weights, see pack_block */
     const float *zero;       /* src_c zeros: the source of a missing tap */
     Form form;
@@ -281,12 +282,15 @@ static void pack_block(const ConvStep *s, const Gather *G, const float *w, float
 
 static int block_pixels(Form f) { return f == FORM_PAIR ? PIX_PAIR : PIX; }
 
-/* Destination pixels P*blk .. P*blk+P-1 in processing order,
- * destination blocks [cb0, cb1). That order takes one position (oh, ow) in
- * every image before the next position: the pixels of a block then mostly
- * have the same taps off the image or off the stride, and a tap off for the
- * whole block is skipped (at 2x2, ResNeXt's last stage, 4 of the 9 taps
- * are on the image). */
+/* Destination pixels P*blk .. P*blk+P-1 in processing order, destination
+ * blocks [cb0, cb1). On small maps, and for a strided data gradient, that
+ * order takes one position (oh, ow) in every image before the next position:
+ * the pixels of a block then have the same taps off the image or off the
+ * stride, and a tap off for the whole block is skipped (at 2x2, ResNeXt's
+ * last stage, 4 of the 9 taps are on the image). On maps 8 or more wide
+ * most pixels have every tap, and memory order measured faster (its source
+ * rows are neighbours; the same position in 6 images is 6 rows an image
+ * apart, all in one L1 set when the image size is a multiple of 4 KiB). */
 __attribute__((always_inline)) static inline void gather_block(const Gather *G, int64_t blk, int cb0, int cb1,
                                                               const int P) {
     const int T = G->taps;
@@ -303,7 +307,7 @@ __attribute__((always_inline)) static inline void gather_block(const Gather *G, 
             for (int t = 0; t < T; t++) sp[t][j] = G->zero;
             continue;
         }
-        int64_t d = image * positions + position;
+        int64_t d = G->by_position ? image * positions + position : blk * P + j;
         dp[j] = G->dst + d * G->dst_c;
         n_dst = j + 1;
         for (int t = 0; t < T; t++) {
@@ -513,6 +517,8 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
                 .pixels = dst_pixels(s), .tap = sc->tap, .images = g->n, .wp = sc->wp, .zero = sc->zero,
                 .accumulate = s->accumulate};
     G.form = gather_form(G.in_g, G.out_g, G.dst_c);
+    int dst_w = fwd ? g->ow : g->w;
+    G.by_position = dst_w < 8 || (!fwd && (g->sh > 1 || g->sw > 1));
     int blocks_cb = G.form == FORM_GENERIC ? G.dst_c : G.dst_c / 8;
     /* Tasks take as many 8-channel blocks as keep their weights within
      * ~256 KiB (L2), in chunks of equal size (the team splits the task list
