@@ -507,8 +507,8 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
                 cpu_free(e);
                 return NULL;
             }
-            if (s->kind == STEP_CONV && conv_cpu_scratch_bytes(&s->conv) > conv_scratch_bytes)
-                conv_scratch_bytes = conv_cpu_scratch_bytes(&s->conv);
+            size_t scratch = s->kind == STEP_CONV ? conv_cpu_scratch_bytes(&s->conv) : 0;
+            if (scratch > conv_scratch_bytes) conv_scratch_bytes = scratch;
         }
     }
     if (conv_scratch_bytes && !(x->conv_scratch = aligned_alloc(64, (conv_scratch_bytes + 63) / 64 * 64))) {

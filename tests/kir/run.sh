@@ -16,21 +16,24 @@ if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Ico
   exit 1
 fi
 "$out/test_kir" "$cache"
-# the direct conv library (STEP_CONV) on its own, against a float64 reference
-if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -I. \
-      tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu" -lm 2> "$out/build_conv.log"; then
-  echo "FAIL build_test_conv_cpu: $(head -c 2000 "$out/build_conv.log")"
+# the direct conv library (STEP_CONV) on its own, against a float64 reference.
+# build_conv NAME FLAGS...: builds $out/test_conv_cpu_NAME, its errors in $out/build_conv_NAME.log
+build_conv() {
+  local name=$1; shift
+  ${CC:-cc} -std=c11 -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -I. "$@" tests/kir/test_conv_cpu.c runtime/conv_cpu.c \
+    -o "$out/test_conv_cpu_$name" -lm 2> "$out/build_conv_$name.log"
+}
+if ! build_conv native -O2 -g -Wall -Wextra -Werror; then
+  echo "FAIL build_test_conv_cpu: $(head -c 2000 "$out/build_conv_native.log")"
   exit 1
 fi
-"$out/test_conv_cpu"
+"$out/test_conv_cpu_native"
 # the same source built for one target each: AVX2 + FMA (x86-64-v3) and the baseline, the
 # versions a machine without AVX-512 (or without AVX2) runs; the build above picks one at load time
 if [ "$(uname -m)" = x86_64 ]; then
   for v in "v3:-march=x86-64-v3" "baseline:-march=x86-64"; do
-    name=${v%%:*}; flags=${v#*:}
-    if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -DCONV_CPU_SINGLE_TARGET $flags \
-         -Icompiler -Iruntime -I. tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu_$name" -lm \
-         2> "$out/build_conv_$name.log"; then
+    name=${v%%:*}
+    if build_conv "$name" -O2 -Wall -Wextra -Werror -DCONV_CPU_SINGLE_TARGET "${v#*:}"; then
       "$out/test_conv_cpu_$name" "${name}_"
     else
       echo "FAIL build_test_conv_cpu_$name: $(head -c 1000 "$out/build_conv_$name.log")"
@@ -38,9 +41,7 @@ if [ "$(uname -m)" = x86_64 ]; then
   done
 fi
 # the same cases under AddressSanitizer + UBSan (tap tables, the zero row, block tails)
-if ${CC:-cc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fopenmp -D_GNU_SOURCE \
-      -Icompiler -Iruntime -I. tests/kir/test_conv_cpu.c runtime/conv_cpu.c -o "$out/test_conv_cpu_asan" -lm \
-      2> "$out/build_conv_asan.log"; then
+if build_conv asan -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all; then
   if "$out/test_conv_cpu_asan" > "$out/conv_asan.log" 2>&1; then
     echo "PASS conv_cpu_asan_ubsan: every form and pass, clean under ASan + UBSan"
   else
