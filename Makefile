@@ -20,7 +20,7 @@ OPT      ?= -O2
 
 CPPFLAGS += -D_GNU_SOURCE -Icompiler -Iruntime -I. -I$(BUILD)/gen
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP
-LDLIBS   += -lopenblas -lcjson -ljpeg -lpng -lm -ldl -lpthread
+LDLIBS   += -lcjson -ljpeg -lpng -lm -ldl -lpthread
 
 # The CUDA toolkit is optional at build time: libcuda, NVRTC and cuBLAS are
 # loaded with dlopen at run time. Its headers give the exact API types.

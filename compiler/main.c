@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_cpu.h"
 #include "commands.h"
 #include "version.h"
 
@@ -61,7 +62,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(first, "--version") || !strcmp(first, "-V")) {
-        printf("rxc %s\n", RXC_VERSION);
+        char blas[320];
+        blas_cpu_describe(blas, sizeof blas);
+        printf("rxc %s\n%s\n", RXC_VERSION, blas);
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

@@ -17,7 +17,6 @@
  * plain calls threaded by OpenBLAS; =hybrid does that for batch-1 steps
  * and tiles the batched ones.
  */
-#include <cblas.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas_cpu.h"
 #include "conv_cpu.h"
 #include "executor.h"
 #include "jit.h"
@@ -63,7 +63,8 @@ typedef struct ResolvedStep {
 
 typedef struct CpuExec {
     Executor base;
-    char name[64];
+    char name[96];
+    CpuBlas blas;
     unsigned char *space[SPACE_COUNT];
     int64_t space_bytes[SPACE_COUNT];
     JitLib *lib;
@@ -143,12 +144,12 @@ static GemmTile *tile_gemm(const GemmStep *g, int *n_tiles) {
     return tiles;
 }
 
-static void gemm_tile(const GemmStep *g, const ResolvedStep *rs, const GemmTile *t) {
+static void gemm_tile(BlasSgemmFn sgemm, const GemmStep *g, const ResolvedStep *rs, const GemmTile *t) {
     if (t->b < 0) {
         for (int b = 0; b < g->batch; b++) {
             GemmTile one = *t;
             one.b = b;
-            gemm_tile(g, rs, &one);
+            gemm_tile(sgemm, g, rs, &one);
         }
         return;
     }
@@ -159,15 +160,16 @@ static void gemm_tile(const GemmStep *g, const ResolvedStep *rs, const GemmTile 
     a += g->trans_a ? (int64_t)t->r0 : (int64_t)t->r0 * g->lda;
     b += g->trans_b ? (int64_t)t->c0 * g->ldb : (int64_t)t->c0;
     c += (int64_t)t->r0 * g->ldc + t->c0;
-    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans, t->rows,
-                t->cols, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->ldc);
+    sgemm(BLAS_ROW_MAJOR, g->trans_a ? BLAS_TRANS : BLAS_NO_TRANS, g->trans_b ? BLAS_TRANS : BLAS_NO_TRANS, t->rows,
+          t->cols, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->ldc);
 }
 
 static void run_gemm(CpuExec *x, const GemmStep *g, const ResolvedStep *rs) {
+    BlasSgemmFn sgemm = x->blas.sgemm;
     if (x->blas_threads) {
         for (int b = 0; b < g->batch; b++) {
             GemmTile t = {.b = b, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
-            gemm_tile(g, rs, &t);
+            gemm_tile(sgemm, g, rs, &t);
         }
         return;
     }
@@ -175,18 +177,18 @@ static void run_gemm(CpuExec *x, const GemmStep *g, const ResolvedStep *rs) {
         /* One big product: OpenBLAS's own threading packs B once for all
          * threads and splits C the same way (never k). */
         GemmTile whole = {.b = 0, .r0 = 0, .rows = g->m, .c0 = 0, .cols = g->n};
-        openblas_set_num_threads(x->threads);
-        gemm_tile(g, rs, &whole);
-        openblas_set_num_threads(1);
+        x->blas.set_num_threads(x->threads);
+        gemm_tile(sgemm, g, rs, &whole);
+        x->blas.set_num_threads(1);
         return;
     }
     if (rs->n_tiles == 1) {
         /* Small: one tile, not worth waking the team. */
-        gemm_tile(g, rs, &rs->tiles[0]);
+        gemm_tile(sgemm, g, rs, &rs->tiles[0]);
         return;
     }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int q = 0; q < rs->n_tiles; q++) gemm_tile(g, rs, &rs->tiles[q]);
+    for (int q = 0; q < rs->n_tiles; q++) gemm_tile(sgemm, g, rs, &rs->tiles[q]);
 }
 
 /* ---- validation of the program against itself ------------------------------ */
@@ -334,7 +336,7 @@ static int cpu_run(Executor *e, Phase phase, const double *sc, char *err, size_t
         snprintf(err, errlen, "no such phase %d", (int)phase);
         return -1;
     }
-    if (!x->blas_threads) openblas_set_num_threads(1);
+    if (!x->blas_threads) x->blas.set_num_threads(1);
     double *prof = x->step_seconds[phase];
     x->runs[phase]++;
     for (int i = 0; i < p->n_steps[phase]; i++) {
@@ -388,8 +390,15 @@ static void print_profile(CpuExec *x, const Program *p) {
         const char *what = s->kind == STEP_KERNEL ? p->module->kernels[s->kernel]->name
                            : s->kind == STEP_CONV ? conv_cpu_kernel_name(&s->conv)
                                                   : "gemm";
-        fprintf(stderr, "  %8.4f  %-14s %-28s %s\n", rows[r].seconds, phase_names[rows[r].phase], what,
-                s->note ? s->note : "");
+        char rate[48] = "";
+        if (s->kind == STEP_GEMM && rows[r].seconds > 0) {
+            const GemmStep *g = &s->gemm;
+            double flops = 2.0 * g->batch * g->m * g->n * g->k;
+            snprintf(rate, sizeof rate, "%s%s %dx%dx%d %.0f GFLOP/s", g->trans_a ? "T" : "N", g->trans_b ? "T" : "N",
+                     g->m, g->n, g->k, flops / rows[r].seconds * 1e-9);
+        }
+        fprintf(stderr, "  %8.4f  %-14s %-28s %s %s\n", rows[r].seconds, phase_names[rows[r].phase], what,
+                s->note ? s->note : "", rate);
     }
     free(rows);
 }
@@ -434,6 +443,7 @@ static void cpu_free(Executor *e) {
     for (int s = 0; s < SPACE_COUNT; s++) free(x->space[s]);
     free(x->conv_scratch);
     jit_free(x->lib);
+    blas_cpu_close(&x->blas);
     free(x);
 }
 
@@ -451,9 +461,15 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     const char *mode = getenv("RXC_GEMM_THREADS");
     x->blas_threads = mode && !strcmp(mode, "blas");
     x->hybrid = mode && !strcmp(mode, "hybrid");
-    openblas_set_num_threads(x->blas_threads ? x->threads : 1);
     snprintf(x->name, sizeof x->name, "cpu (%d thread%s)", x->threads, x->threads == 1 ? "" : "s");
     e->device_name = x->name;
+    if (blas_cpu_open(&x->blas, err, errlen) != 0) {
+        cpu_free(e);
+        return NULL;
+    }
+    x->blas.set_num_threads(x->blas_threads ? x->threads : 1);
+    snprintf(x->name, sizeof x->name, "cpu (%d thread%s, OpenBLAS %s kernels%s)", x->threads, x->threads == 1 ? "" : "s",
+             x->blas.corename(), x->blas.chose_kernels ? ", chosen by rxc" : "");
 
     for (int s = 0; s < SPACE_COUNT; s++) {
         int64_t bytes = p->space_bytes[s];

@@ -17,7 +17,7 @@ if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
   # the training compiler and the renderers come from the objects of `make`
   mapfile -t objs < <(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
   flags=(-DEMU_WITH_COMPILER -I"$BUILD/gen" -fopenmp)
-  libs=(-lopenblas -lcjson -ljpeg -lpng -lpthread)
+  libs=(-lcjson -ljpeg -lpng -lpthread)
   models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
 else
   echo "SKIP emu_models: build rxc first (make) to emulate the kernels of real models"

@@ -20,7 +20,7 @@ fi
 mkdir -p build/tests
 objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
 if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -I. -I"$BUILD/gen" -fopenmp tests/ops/op_runner.c $objs \
-     -o build/tests/op_runner -lopenblas -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> build/tests/op_runner.log; then
+     -o build/tests/op_runner -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> build/tests/op_runner.log; then
   echo "FAIL ops_build: op_runner does not build: $(head -c 300 build/tests/op_runner.log)"
   exit 0
 fi
@@ -36,6 +36,18 @@ OP_NO_CONV_STEPS=1 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" $GR
 # the conv steps with one thread and with three: each output is summed by one task in one order
 OMP_NUM_THREADS=1 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32 | sed 's/^\(PASS\|FAIL\) op_/\1 one_thread_/'
 OMP_NUM_THREADS=3 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32 | sed 's/^\(PASS\|FAIL\) op_/\1 three_threads_/'
+# OpenBLAS's kernel set (runtime/blas_cpu.c): a user's OPENBLAS_CORETYPE wins over rxc's choice, and
+# the GEMM ops match PyTorch with another set (Sandybridge: AVX, on any x86-64 machine that has AVX)
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx /proc/cpuinfo; then
+  v=$(OPENBLAS_CORETYPE=Sandybridge "$RXC_BIN" --version | sed -n 2p)
+  case "$v" in
+    *"OpenBLAS Sandybridge kernels (from OPENBLAS_CORETYPE)"*) echo "PASS blas_coretype_override";;
+    *) echo "FAIL blas_coretype_override: rxc --version says '$v'";;
+  esac
+  OPENBLAS_CORETYPE=Sandybridge "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" conv1x1 conv1x1_stride2 linear stem7x7_stride2 | sed 's/^\(PASS\|FAIL\) op_/\1 sandybridge_blas_/'
+else
+  echo "SKIP blas_coretype_override: not an x86-64 machine with AVX"
+fi
 # grouped convolutions through the direct kernels (CompileOptions.direct_conv_below)
 OP_DIRECT_CONV=64 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width1 grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 depthwise3x3 grouped1x1 | sed 's/^\(PASS\|FAIL\) op_/\1 direct_/'
 # every op on the GPU executor against PyTorch, where a GPU exists
