@@ -542,9 +542,10 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
 #pragma omp for schedule(static)
             for (int64_t d = 0; d < G.pixels; d++) gather_generic(&G, d);
         } else {
-            /* dynamic: a core the host slows down takes fewer tasks (each output
-             * still has one task, so the sums do not change) */
-#pragma omp for schedule(dynamic, 2)
+            /* static: each thread keeps one contiguous share of the tasks in
+             * every run, so in memory order it writes the pixels the executor's
+             * static GEMM tiles and kernels give the same thread (exec_cpu.c) */
+#pragma omp for schedule(static)
             for (int64_t q = 0; q < n_tasks; q++) {
                 int c = (int)(q / n_blk);
                 int cb0 = c * chunk, cb1 = cb0 + chunk < blocks_cb ? cb0 + chunk : blocks_cb;
