@@ -45,13 +45,17 @@ const char *blas_cpu_kernel_choice(void) {
 const char *blas_cpu_kernel_choice(void) { return NULL; }
 #endif
 
+void blas_cpu_choose_kernels(void) {
+    const char *choice = blas_cpu_kernel_choice();
+    if (choice && !getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", choice, 0);
+}
+
 int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
-    const char *choice = blas_cpu_kernel_choice();
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    if (choice && !user) setenv("OPENBLAS_CORETYPE", choice, 0);
-    /* an earlier call in this process may have set it */
-    b->chose_kernels = choice && (!user || !strcmp(user, choice));
+    blas_cpu_choose_kernels();
+    const char *choice = blas_cpu_kernel_choice(), *set = getenv("OPENBLAS_CORETYPE");
+    /* set by blas_cpu_choose_kernels, or by the user to the same value */
+    b->chose_kernels = choice && set && !strcmp(set, choice);
     static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
     for (size_t i = 0; i < sizeof names / sizeof *names && !b->handle; i++)
         b->handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);

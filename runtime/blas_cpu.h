@@ -26,10 +26,15 @@ typedef struct {
  * OpenBLAS's own choice. */
 const char *blas_cpu_kernel_choice(void);
 
-/* Loads OpenBLAS, first setting OPENBLAS_CORETYPE to blas_cpu_kernel_choice()
- * unless the user set it. The choice only takes effect if OpenBLAS is not
- * already loaded in the process. Call it before starting threads: it may
- * call setenv. 0, or -1 with a message in err. */
+/* Sets OPENBLAS_CORETYPE to blas_cpu_kernel_choice() unless it is set.
+ * setenv is not safe while other threads run, so rxc's main calls this
+ * first thing; blas_cpu_open calls it too, for programs that link the
+ * runtime without rxc's main (tests, benches), where it is a no-op once set. */
+void blas_cpu_choose_kernels(void);
+
+/* Loads OpenBLAS after blas_cpu_choose_kernels(). The choice only takes
+ * effect if OpenBLAS is not already loaded in the process. 0, or -1 with a
+ * message in err. */
 int blas_cpu_open(CpuBlas *b, char *err, size_t errlen);
 void blas_cpu_close(CpuBlas *b);
 
