@@ -32,7 +32,7 @@ TORCH_STEPS=20
 [ -x "$RXC" ] || { echo "bench/gpu.sh: $RXC is not built (make)"; exit 1; }
 cc -std=c11 -O1 -D_GNU_SOURCE -Iruntime -Icompiler -I. -o "$work/probe" tests/gpu/probe.c runtime/cuda/cuda_api.c -ldl || exit 1
 if ! dev=$("$work/probe"); then echo "bench/gpu.sh: no GPU: $dev"; exit 1; fi
-echo "device: ${dev#gpu }   date: $(date -u +%Y-%m-%dT%H:%MZ)   rxc: $("$RXC" --version)"
+echo "device: ${dev#gpu }   date: $(date -u +%Y-%m-%dT%H:%MZ)   rxc: $("$RXC" --version | head -n 1)"
 
 left() { [ "$SECONDS" -lt "$BUDGET" ]; }
 peak_smi() { # command... : runs it while sampling nvidia-smi; prints the peak MiB on fd 3

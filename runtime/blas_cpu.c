@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -38,7 +39,7 @@ const char *blas_cpu_kernel_choice(void) {
     __cpuid_count(7, 0, eax, ebx, ecx, edx);
     bool avx512f = (ebx >> 16) & 1;
     /* Family 19h is Zen 3 and Zen 4; only Zen 4 has AVX-512. Zen 5 (1Ah)
-     * has full-width units and is left to OpenBLAS. */
+     * is left to OpenBLAS: not measured. */
     return family == 0x19 && avx512f ? "Haswell" : NULL;
 }
 #else
@@ -46,22 +47,23 @@ const char *blas_cpu_kernel_choice(void) { return NULL; }
 #endif
 
 void blas_cpu_choose_kernels(void) {
-    const char *choice = blas_cpu_kernel_choice();
-    if (choice && !getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", choice, 0);
+    const char *choice = blas_cpu_kernel_choice(), *set = getenv("OPENBLAS_CORETYPE");
+    if (choice && (!set || !*set)) setenv("OPENBLAS_CORETYPE", choice, 1);
 }
 
 int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
     blas_cpu_choose_kernels();
-    const char *choice = blas_cpu_kernel_choice(), *set = getenv("OPENBLAS_CORETYPE");
-    /* set by blas_cpu_choose_kernels, or by the user to the same value */
-    b->chose_kernels = choice && set && !strcmp(set, choice);
     static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
-    for (size_t i = 0; i < sizeof names / sizeof *names && !b->handle; i++)
+    char first_error[256] = "";
+    for (size_t i = 0; i < sizeof names / sizeof *names && !b->handle; i++) {
         b->handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        const char *why = b->handle ? NULL : dlerror();
+        /* the soname's failure says more than the -dev symlink's */
+        if (why && !first_error[0]) snprintf(first_error, sizeof first_error, "%s", why);
+    }
     if (!b->handle) {
-        snprintf(err, errlen, "cannot load OpenBLAS (libopenblas.so.0): %s; install libopenblas0 (scripts/setup.sh)",
-                 dlerror());
+        snprintf(err, errlen, "cannot load OpenBLAS: %s; install libopenblas0 (scripts/setup.sh)", first_error);
         return -1;
     }
     /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
@@ -73,6 +75,10 @@ int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
         blas_cpu_close(b);
         return -1;
     }
+    /* what OpenBLAS runs, not what the variable asks for: it ignores names it
+     * does not know, and a build for one core ignores the variable */
+    const char *choice = blas_cpu_kernel_choice();
+    b->preferred = choice && !strcasecmp(b->corename(), choice);
     return 0;
 }
 
@@ -88,9 +94,13 @@ void blas_cpu_describe(char *out, size_t outlen) {
         snprintf(out, outlen, "cpu: %s", err);
         return;
     }
-    snprintf(out, outlen, "cpu: OpenBLAS %s kernels (%s)", b.corename(),
-             b.chose_kernels ? "chosen by rxc for AMD Zen 4; OPENBLAS_CORETYPE overrides"
-             : getenv("OPENBLAS_CORETYPE") ? "from OPENBLAS_CORETYPE"
-                                           : "OpenBLAS's own choice");
+    const char *set = getenv("OPENBLAS_CORETYPE");
+    if (b.preferred)
+        snprintf(out, outlen, "cpu: OpenBLAS %s kernels (rxc's choice on AMD Zen 4; OPENBLAS_CORETYPE overrides)",
+                 b.corename());
+    else if (set && *set)
+        snprintf(out, outlen, "cpu: OpenBLAS %s kernels (OPENBLAS_CORETYPE=%s)", b.corename(), set);
+    else
+        snprintf(out, outlen, "cpu: OpenBLAS %s kernels (OpenBLAS's choice)", b.corename());
     blas_cpu_close(&b);
 }

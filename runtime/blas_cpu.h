@@ -19,14 +19,15 @@ typedef struct {
     void (*set_num_threads)(int);
     char *(*corename)(void);
     /* OpenBLAS runs blas_cpu_kernel_choice()'s kernels */
-    bool chose_kernels;
+    bool preferred;
 } CpuBlas;
 
 /* The OpenBLAS kernel set rxc prefers on this CPU, or NULL to keep
  * OpenBLAS's own choice. */
 const char *blas_cpu_kernel_choice(void);
 
-/* Sets OPENBLAS_CORETYPE to blas_cpu_kernel_choice() unless it is set.
+/* Sets OPENBLAS_CORETYPE to blas_cpu_kernel_choice() unless it is set
+ * (an empty value counts as unset).
  * setenv is not safe while other threads run, so rxc's main calls this
  * first thing; blas_cpu_open calls it too, for programs that link the
  * runtime without rxc's main (tests, benches), where it is a no-op once set. */

@@ -543,8 +543,12 @@ static void run_gather(const ConvStep *s, const Scratch *sc, const float *src, c
             for (int64_t d = 0; d < G.pixels; d++) gather_generic(&G, d);
         } else {
             /* static: each thread keeps one contiguous share of the tasks in
-             * every run, so in memory order it writes the pixels the executor's
-             * static GEMM tiles and kernels give the same thread (exec_cpu.c) */
+             * every run. With one channel chunk and memory order (stages 1-2
+             * at 64x64) that share is a range of pixels, the rows the
+             * executor's static GEMM tiles and kernels give the same thread
+             * (exec_cpu.c); otherwise it is a channel slice or a set of
+             * positions, no worse than dynamic tasks. The sums are the same
+             * either way: each output has one task. */
 #pragma omp for schedule(static)
             for (int64_t q = 0; q < n_tasks; q++) {
                 int c = (int)(q / n_blk);

@@ -475,7 +475,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     }
     x->blas.set_num_threads(x->blas_threads ? x->threads : 1);
     snprintf(x->name, sizeof x->name, "cpu (%d thread%s, OpenBLAS %s kernels%s)", x->threads, x->threads == 1 ? "" : "s",
-             x->blas.corename(), x->blas.chose_kernels ? ", chosen by rxc" : "");
+             x->blas.corename(), x->blas.preferred ? ", rxc's choice" : "");
 
     for (int s = 0; s < SPACE_COUNT; s++) {
         int64_t bytes = p->space_bytes[s];
