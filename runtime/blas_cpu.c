@@ -6,8 +6,8 @@
  * Cooper Lake kernels, written for Intel's full-width AVX-512 units; Zen 4
  * runs 512-bit FMAs as two 256-bit halves, and there OpenBLAS's Haswell
  * (AVX2) sgemm is 5-10% faster on the training step's shapes and up to 25%
- * on the 64-row products of stage 4 (bench/cpu_step; the figures are in
- * docs/performance.md). OpenBLAS reads its choice from OPENBLAS_CORETYPE
+ * on the 64-row products of stage 4, 5% on the whole step (the figures and
+ * how they were measured are in docs/performance.md). OpenBLAS reads its choice from OPENBLAS_CORETYPE
  * once, in its constructor, so the variable has to be set before the
  * library loads: hence dlopen rather than linking it. A user's own
  * OPENBLAS_CORETYPE always wins.
