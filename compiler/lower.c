@@ -138,22 +138,22 @@ void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) 
     kb->args = NULL;
 }
 
-void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
+/* A library step (GEMM or conv) in each of the given phases, with its own copy of the note. */
+static void push_library_step(Lower *L, unsigned phases, Step st, const char *note) {
     if (L->failed) return;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (!(phases & PH(ph))) continue;
-        Step st = {.kind = STEP_GEMM, .kernel = -1, .gemm = *gs, .note = xstrdup(note)};
+        st.note = xstrdup(note);
         push_step(L, (Phase)ph, st, false);
     }
 }
 
+void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
+    push_library_step(L, phases, (Step){.kind = STEP_GEMM, .kernel = -1, .gemm = *gs}, note);
+}
+
 void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note) {
-    if (L->failed) return;
-    for (int ph = 0; ph < PHASE_COUNT; ph++) {
-        if (!(phases & PH(ph))) continue;
-        Step st = {.kind = STEP_CONV, .kernel = -1, .conv = *cs, .note = xstrdup(note)};
-        push_step(L, (Phase)ph, st, false);
-    }
+    push_library_step(L, phases, (Step){.kind = STEP_CONV, .kernel = -1, .conv = *cs}, note);
 }
 
 /* ---- expression helpers ------------------------------------------------------ */

@@ -360,6 +360,17 @@ def nrel(a, b):
     return float(np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-30))
 
 
+def whole_model_case(model, name):
+    """The whole-model tests' inputs, written under TMP/NAME_*: the model's weights (BN
+    buffers perturbed) and a 4-image 64x64 batch; also the output path for rxc."""
+    torch.manual_seed(0)
+    wpath = os.path.join(TMP, f"{name}_w.safetensors")
+    save_weights(model, wpath, perturb_bn=True)
+    bpath = os.path.join(TMP, f"{name}_b.safetensors")
+    x, y = write_batch(bpath, 4, 64, 64, 10, 100)
+    return wpath, bpath, os.path.join(TMP, f"{name}_o.safetensors"), x, y
+
+
 def test_model(tag, net, model, sets):
     """Three AdamW steps on a batch of 4 at 64x64 are numerically chaotic: BatchNorm over
     16 values per channel in the last stage and Adam's sign-like first steps amplify
@@ -370,12 +381,7 @@ def test_model(tag, net, model, sets):
     and for the losses of steps 2-3. The first step is well conditioned: logits and loss
     must match PyTorch float32 to 1e-3 (max abs error relative to max |logit|)."""
     import copy
-    torch.manual_seed(0)
-    wpath = os.path.join(TMP, f"model_{tag}_w.safetensors")
-    save_weights(model, wpath, perturb_bn=True)
-    bpath = os.path.join(TMP, f"model_{tag}_b.safetensors")
-    x, y = write_batch(bpath, 4, 64, 64, 10, 100)
-    opath = os.path.join(TMP, f"model_{tag}_o.safetensors")
+    wpath, bpath, opath, x, y = whole_model_case(model, f"model_{tag}")
     rc, out, err = rxc("step", net, "--batch", bpath, "--init", wpath, "--steps", 3, *sets, "--out", opath)
     if rc != 0:
         report(f"model_{tag}_runs", False, err.strip()[-600:])
@@ -431,12 +437,7 @@ def test_model_gradients(tag, net, model, sets):
     tensor and the input gradient no further from float64 (relative L2) than 2x PyTorch
     float32 + 1e-4."""
     import copy
-    torch.manual_seed(0)
-    wpath = os.path.join(TMP, f"grad_{tag}_w.safetensors")
-    save_weights(model, wpath, perturb_bn=True)
-    bpath = os.path.join(TMP, f"grad_{tag}_b.safetensors")
-    x, y = write_batch(bpath, 4, 64, 64, 10, 100)
-    opath = os.path.join(TMP, f"grad_{tag}_o.safetensors")
+    wpath, bpath, opath, x, y = whole_model_case(model, f"grad_{tag}")
     rc, out, err = rxc("grad", net, "--batch", bpath, "--init", wpath, *sets, "--out", opath)
     if rc != 0:
         report(f"model_{tag}_gradients", False, err.strip()[-600:])
