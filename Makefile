@@ -7,7 +7,7 @@
 #   make fuzz            bounded fuzzing of the front end (see mk/fuzz.mk)
 #   make install PREFIX=/usr/local
 #
-# Sources are found by directory: every .c under compiler/ and runtime/ is
+# Sources are found by directory: every .c under compiler/, runtime/, target/ and cli/ is
 # part of rxc, plus the scanner and parser generated from grammar/.
 # Suite-specific targets live in mk/*.mk.
 
@@ -18,7 +18,7 @@ CUDA_HOME ?= /usr/local/cuda
 BUILD    ?= build/release
 OPT      ?= -O2
 
-CPPFLAGS += -D_GNU_SOURCE -Icompiler -Iruntime -I. -I$(BUILD)/gen
+CPPFLAGS += -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -I$(BUILD)/gen
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP
 LDLIBS   += -lcjson -ljpeg -lpng -lm -ldl -lpthread
 
@@ -34,7 +34,7 @@ endif
 
 GEN_DIR  := $(BUILD)/gen
 GEN_SRCS := $(if $(wildcard grammar/parser.y),$(GEN_DIR)/parser.c) $(if $(wildcard grammar/lexer.l),$(GEN_DIR)/lexer.c)
-SRCS     := $(wildcard compiler/*.c runtime/*.c runtime/*/*.c)
+SRCS     := $(wildcard compiler/*.c runtime/*.c runtime/*/*.c target/*/*.c cli/*.c)
 OBJS     := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRCS)) $(patsubst $(GEN_DIR)/%.c,$(BUILD)/obj/gen/%.o,$(GEN_SRCS))
 BIN      := $(if $(filter build/release,$(BUILD)),rxc,$(BUILD)/rxc)
 
@@ -47,7 +47,7 @@ $(BIN): $(OBJS)
 
 # The direct conv kernels' inner loops are short and hot: 64-byte aligned
 # loops measured up to 10% faster on them (and never slower).
-$(BUILD)/obj/runtime/conv_cpu.o: CFLAGS += -falign-loops=64
+$(BUILD)/obj/target/cpu/conv_cpu.o: CFLAGS += -falign-loops=64
 
 $(BUILD)/obj/%.o: %.c | $(GEN_SRCS)
 	@mkdir -p $(dir $@)

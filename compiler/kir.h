@@ -217,11 +217,4 @@ bool kir_equal(const Kernel *a, const Kernel *b);
  * = rng_uniform(rng_key(seed, salt, index)) of util.h. */
 extern const char *const kir_rand_source;
 
-/* ---- rendering ---------------------------------------------------------- */
-/* Both renderers return one malloc'd translation unit for the whole module.
- * C: each kernel is `void NAME(void *const *bufs, const double *sc)`, OpenMP
- * parallel over its outer loop. CUDA: each kernel is an extern "C"
- * __global__ function plus a launch-geometry table (render_cuda.h). */
-char *render_c(const KirModule *m);
-
 #endif

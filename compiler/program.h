@@ -3,7 +3,7 @@
  *
  * The compiler's back half (autodiff -> fuse -> lower -> memplan) produces a
  * Program for one (graph, recipe, batch size, precision); executors run it:
- * runtime/exec_cpu.c on the CPU (generated C + OpenBLAS), runtime/cuda on a
+ * runtime/exec_cpu.c on the CPU (generated C + OpenBLAS), target/cuda on a
  * GPU (generated CUDA + cuBLAS). A Program knows nothing about files, data
  * loading or schedules: the trainer sets the runtime scalars (kir.h ScalarId)
  * and the input buffers, then runs phases.

@@ -5,7 +5,7 @@
  * input batch and labels, runs phases with the step's runtime scalars, and
  * reads back logits, losses and (for checkpoints) parameters and state.
  * Implementations: runtime/exec_cpu.c (generated C + OpenBLAS) and
- * runtime/cuda/exec_cuda.c (generated CUDA + cuBLAS).
+ * target/cuda/exec_cuda.c (generated CUDA + cuBLAS).
  */
 #ifndef RXC_EXECUTOR_H
 #define RXC_EXECUTOR_H

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/exec_cuda.h"
+#include "exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
 #include "util.h"

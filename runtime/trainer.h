@@ -12,7 +12,7 @@
  * and back, so the step is exactly PyTorch's on the short batch. Evaluation
  * pads short batches instead (eval mode treats samples independently).
  *
- * Users: runtime/train.c (rxc train, eval, predict) and runtime/cmd_step.c
+ * Users: cli/cmd_train.c (rxc train, eval, predict) and cli/cmd_step.c
  * (rxc step, rxc grad).
  */
 #ifndef RXC_TRAINER_H

@@ -1,6 +1,6 @@
 /*
  * fake_gpu.cc — a stand-in for libcuda.so.1, libnvrtc.so and libcublas.so
- * that runs on the CPU, so that the GPU executor (runtime/cuda/exec_cuda.c)
+ * that runs on the CPU, so that the GPU executor (target/cuda/exec_cuda.c)
  * can be exercised end to end on a machine without a GPU.
  *
  * It implements exactly the entry points cuda_api.c resolves, with their

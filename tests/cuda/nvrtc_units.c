@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cuda/cuda_api.h"
-#include "cuda/nvrtc_compile.h"
+#include "cuda_api.h"
+#include "nvrtc_compile.h"
 #include "render_cuda.h"
 #include "sample_kernels.h"
 #include "util.h"

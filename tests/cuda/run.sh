@@ -2,15 +2,15 @@
 # tests/cuda — NVRTC checks that need no GPU: sample kernels of every kind and
 # every model in models/ and examples/ compile for sm_80 and sm_90 without a
 # warning (spills are printed), the cubin cache, error reporting, and the
-# ABI constants of runtime/cuda/cuda_api.h against the toolkit's headers.
+# ABI constants of target/cuda/cuda_api.h against the toolkit's headers.
 set -u
 cd "$(dirname "$0")/../.."
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
 mkdir -p "$work"
-if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -I. -Itests/emu \
+if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
      -DRXC_CUDA_HOME="\"$CUDA_HOME\"" -o "$work/nvrtc_units" tests/cuda/nvrtc_units.c tests/emu/sample_kernels.c \
-     compiler/render_cuda.c compiler/kir.c compiler/util.c runtime/cuda/cuda_api.c runtime/cuda/nvrtc_compile.c \
+     target/cuda/render_cuda.c compiler/kir.c compiler/util.c target/cuda/cuda_api.c target/cuda/nvrtc_compile.c \
      -ldl -lm 2>"$work/build.log"; then
   echo "FAIL nvrtc_units_build: $(head -c 2000 "$work/build.log")"
   exit 1
@@ -23,7 +23,7 @@ if [ -f "$CUDA_HOME/include/cuda.h" ] && [ -f "$CUDA_HOME/include/cublas_api.h" 
     echo '#include <cuda.h>'
     echo '#include <cublas_api.h>'
     echo '#include <library_types.h>'
-    sed -n 's/^ *RXC_\([A-Z0-9_]*\) = \(-\{0,1\}[0-9]*\),.*/_Static_assert((long)\1 == \2, "\1 != \2");/p' runtime/cuda/cuda_api.h
+    sed -n 's/^ *RXC_\([A-Z0-9_]*\) = \(-\{0,1\}[0-9]*\),.*/_Static_assert((long)\1 == \2, "\1 != \2");/p' target/cuda/cuda_api.h
   } >"$work/abi_check.c"
   n=$(grep -c _Static_assert "$work/abi_check.c")
   if cc -std=c11 -fsyntax-only -I"$CUDA_HOME/include" "$work/abi_check.c" 2>"$work/abi_check.log" && [ "$n" -gt 10 ]; then

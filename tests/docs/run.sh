@@ -4,9 +4,9 @@
 set -u
 B=build/test-docs
 mkdir -p "$B"
-objs=$(ls build/release/obj/compiler/*.o build/release/obj/runtime/*.o build/release/obj/runtime/*/*.o \
+objs=$(ls build/release/obj/compiler/*.o build/release/obj/runtime/*.o build/release/obj/runtime/*/*.o build/release/obj/target/*/*.o \
            build/release/obj/gen/*.o | grep -v '/main\.o$')
-if ! cc -std=c11 -D_GNU_SOURCE -Icompiler -Iruntime -Ibuild/release/gen -fopenmp -o "$B/dump_tables" \
+if ! cc -std=c11 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -Ibuild/release/gen -fopenmp -o "$B/dump_tables" \
        tests/docs/dump_tables.c $objs -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> "$B/cc.log"; then
   echo "FAIL docs_dump_tables_builds: $(head -c 400 "$B/cc.log")"
   exit 0

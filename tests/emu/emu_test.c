@@ -23,6 +23,7 @@
 #include "kir.h"
 #include "render_cuda.h"
 #include "sample_kernels.h"
+#include "render_c.h"
 #include "util.h"
 #ifdef EMU_WITH_COMPILER
 #include "compile.h"

@@ -15,17 +15,17 @@ flags=()
 models=()
 if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
   # the training compiler and the renderers come from the objects of `make`
-  mapfile -t objs < <(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
+  mapfile -t objs < <(find "$BUILD/obj" -name '*.o' ! -path '*/cli/main.o')
   flags=(-DEMU_WITH_COMPILER -I"$BUILD/gen" -fopenmp)
   libs=(-lcjson -ljpeg -lpng -lpthread)
   models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
 else
   echo "SKIP emu_models: build rxc first (make) to emulate the kernels of real models"
-  objs=(compiler/render_cuda.c compiler/render_c.c compiler/kir.c compiler/util.c)
+  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/util.c)
   libs=()
 fi
 build() {
-  cc -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -Icompiler -Iruntime -I. -Itests/emu "$@" -o "$work/emu_test" \
+  cc -std=c11 -O1 -g -Wall -Wextra -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu "$@" -o "$work/emu_test" \
      "${srcs[@]}" -ldl -lm 2>"$work/build.log"
 }
 if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
@@ -33,7 +33,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     # someone's objects do not link right now: keep the sample kernels running
     echo "SKIP emu_models: the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))"
     models=()
-    if ! build compiler/render_cuda.c compiler/render_c.c compiler/kir.c compiler/util.c; then
+    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/util.c; then
       echo "FAIL emu_build: $(head -c 2000 "$work/build.log")"
       exit 1
     fi

@@ -1,11 +1,11 @@
 /*
  * probe.c — says whether this machine can run the GPU tests: prints
  * "gpu sm_XX NAME" and exits 0, or prints the reason there is no usable GPU
- * (runtime/cuda/cuda_api.c's cuda_available) and exits 1.
+ * (target/cuda/cuda_api.c's cuda_available) and exits 1.
  */
 #include <stdio.h>
 
-#include "cuda/cuda_api.h"
+#include "cuda_api.h"
 
 int main(void) {
     char why[512];

@@ -9,8 +9,8 @@ out=build/tests/kir
 mkdir -p "$out"
 cache="${RXC_CACHE_DIR:-$PWD/build/test-cache}/kir"
 mkdir -p "$cache"
-srcs="compiler/kir.c compiler/render_c.c compiler/util.c runtime/jit.c runtime/exec_cpu.c runtime/conv_cpu.c runtime/blas_cpu.c"
-if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -I. \
+srcs="compiler/kir.c target/cpu/render_c.c compiler/util.c target/cpu/jit.c target/cpu/exec_cpu.c target/cpu/conv_cpu.c target/cpu/blas_cpu.c"
+if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
       tests/kir/test_kir.c $srcs -o "$out/test_kir" -lm -ldl 2> "$out/build.log"; then
   echo "FAIL build_test_kir: $(head -c 2000 "$out/build.log")"
   exit 1
@@ -20,7 +20,7 @@ fi
 # build_conv NAME FLAGS...: builds $out/test_conv_cpu_NAME, its errors in $out/build_conv_NAME.log
 build_conv() {
   local name=$1; shift
-  ${CC:-cc} -std=c11 -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -I. "$@" tests/kir/test_conv_cpu.c runtime/conv_cpu.c \
+  ${CC:-cc} -std=c11 -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. "$@" tests/kir/test_conv_cpu.c target/cpu/conv_cpu.c \
     -o "$out/test_conv_cpu_$name" -lm 2> "$out/build_conv_$name.log"
 }
 if ! build_conv native -O2 -g -Wall -Wextra -Werror; then

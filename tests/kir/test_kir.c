@@ -22,6 +22,7 @@
 #include "jit.h"
 #include "kir.h"
 #include "program.h"
+#include "render_c.h"
 #include "util.h"
 
 static int failures;

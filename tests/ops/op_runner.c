@@ -1,6 +1,6 @@
 /*
  * op_runner.c — a test driver for the training compiler's op-level checks:
- * the same interface as `rxc grad` (runtime/cmd_step.c), built directly on
+ * the same interface as `rxc grad` (cli/cmd_step.c), built directly on
  * compile_training and the CPU executor, so tests/ops does not depend on
  * the trainer being ready.
  *

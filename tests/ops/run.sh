@@ -18,8 +18,8 @@ if [ ! -x ./rxc ] || [ ! -d "$BUILD/obj" ]; then
   exit 0
 fi
 mkdir -p build/tests
-objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/compiler/main.o')
-if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -I. -I"$BUILD/gen" -fopenmp tests/ops/op_runner.c $objs \
+objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/cli/main.o')
+if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -I"$BUILD/gen" -fopenmp tests/ops/op_runner.c $objs \
      -o build/tests/op_runner -lcjson -ljpeg -lpng -lm -ldl -lpthread 2> build/tests/op_runner.log; then
   echo "FAIL ops_build: op_runner does not build: $(head -c 300 build/tests/op_runner.log)"
   exit 0

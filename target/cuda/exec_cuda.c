@@ -31,9 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/cuda_api.h"
-#include "cuda/exec_cuda.h"
-#include "cuda/nvrtc_compile.h"
+#include "cuda_api.h"
+#include "exec_cuda.h"
+#include "nvrtc_compile.h"
 #include "executor.h"
 #include "render_cuda.h"
 #include "util.h"

@@ -13,20 +13,20 @@ int cmd_check(int argc, char **argv);     /* cmd_frontend.c */
 int cmd_summary(int argc, char **argv);   /* cmd_frontend.c */
 int cmd_graph(int argc, char **argv);     /* cmd_frontend.c */
 int cmd_emit(int argc, char **argv);      /* cmd_codegen.c */
-int cmd_compile(int argc, char **argv);   /* runtime/cuda/cmd_compile.c */
-int cmd_train(int argc, char **argv);     /* runtime/train.c */
-int cmd_step(int argc, char **argv);      /* runtime/cmd_step.c */
-int cmd_grad(int argc, char **argv);      /* runtime/cmd_step.c */
-int cmd_eval(int argc, char **argv);      /* runtime/train.c */
-int cmd_predict(int argc, char **argv);   /* runtime/train.c */
-int cmd_transform(int argc, char **argv); /* runtime/data/cmd_data.c */
-int cmd_augment(int argc, char **argv);   /* runtime/data/cmd_data.c */
-int cmd_demo(int argc, char **argv);      /* runtime/data/cmd_data.c */
-int cmd_ablate(int argc, char **argv);    /* runtime/ablate.c */
+int cmd_compile(int argc, char **argv);   /* cli/cmd_compile.c */
+int cmd_train(int argc, char **argv);     /* cli/cmd_train.c */
+int cmd_step(int argc, char **argv);      /* cli/cmd_step.c */
+int cmd_grad(int argc, char **argv);      /* cli/cmd_step.c */
+int cmd_eval(int argc, char **argv);      /* cli/cmd_train.c */
+int cmd_predict(int argc, char **argv);   /* cli/cmd_train.c */
+int cmd_transform(int argc, char **argv); /* cli/cmd_data.c */
+int cmd_augment(int argc, char **argv);   /* cli/cmd_data.c */
+int cmd_demo(int argc, char **argv);      /* cli/cmd_data.c */
+int cmd_ablate(int argc, char **argv);    /* cli/cmd_ablate.c */
 
 /* For a command that runs cmd_train several times in a row (rxc ablate):
  * while held, Ctrl-C/SIGTERM stay caught between trainings too, and
- * train_stop_requested() says whether one arrived (runtime/train.c). */
+ * train_stop_requested() says whether one arrived (cli/cmd_train.c). */
 #include <stdbool.h>
 void train_hold_signals(bool hold);
 bool train_stop_requested(void);

@@ -2,7 +2,7 @@
  * cuda_api.c — dlopen of libcuda, NVRTC and cuBLAS and resolution of the
  * entry points rxc uses (cuda_api.h); device availability checks.
  */
-#include "cuda/cuda_api.h"
+#include "cuda_api.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

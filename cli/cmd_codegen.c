@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "compile.h"
 #include "frontend.h"
+#include "render_c.h"
 #include "util.h"
 
 #if defined(__has_include)

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cuda/cuda_api.h"
+#include "cuda_api.h"
 
 typedef struct CudaKernelStats {
     char name[128];

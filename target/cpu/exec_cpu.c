@@ -28,6 +28,7 @@
 #include "conv_cpu.h"
 #include "executor.h"
 #include "jit.h"
+#include "render_c.h"
 #include "util.h"
 
 typedef void (*KernelFn)(void *const *bufs, const double *sc);

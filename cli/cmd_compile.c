@@ -15,8 +15,8 @@
 
 #include "commands.h"
 #include "compile.h"
-#include "cuda/cuda_api.h"
-#include "cuda/nvrtc_compile.h"
+#include "cuda_api.h"
+#include "nvrtc_compile.h"
 #include "frontend.h"
 #include "render_cuda.h"
 #include "util.h"

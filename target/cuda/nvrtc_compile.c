@@ -2,7 +2,7 @@
  * nvrtc_compile.c — NVRTC compilation of generated CUDA source, the cubin
  * cache, and the per-kernel resource report (nvrtc_compile.h).
  */
-#include "cuda/nvrtc_compile.h"
+#include "nvrtc_compile.h"
 
 #include <errno.h>
 #include <stdio.h>
