@@ -16,6 +16,8 @@
 #include "compile.h"
 #include "executor.h"
 #include "frontend.h"
+#include "target_cpu.h"
+#include "target_cuda.h"
 #include "util.h"
 
 static double now(void) {
@@ -34,8 +36,9 @@ int main(int argc, char **argv) {
     Model m;
     if (model_load(path, &lo, &m) != LOAD_OK) return 1;
     CompileOptions o;
-    compile_options_from_recipe(&o, &m.recipe, batch);
-    o.conv_steps = getenv("RXC_NO_CONV_STEPS") == NULL; /* as the CPU trainer; set it to time im2col + GEMM */
+    /* as the CPU trainer; RXC_LOWER_FOR=cuda times the CUDA target's im2col + GEMM convs on the CPU */
+    const char *lower_for = getenv("RXC_LOWER_FOR");
+    compile_options_from_recipe(&o, &m.recipe, batch, lower_for && !strcmp(lower_for, "cuda") ? &target_cuda : &target_cpu);
     char err[4096];
     double t0 = now();
     Program *p = compile_training(m.graph, &o, err, sizeof err);

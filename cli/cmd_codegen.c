@@ -17,27 +17,20 @@
 #include "commands.h"
 #include "compile.h"
 #include "frontend.h"
-#include "render_c.h"
+#include "target_cpu.h"
+#include "target_cuda.h"
 #include "util.h"
-
-#if defined(__has_include)
-#if __has_include("render_cuda.h")
-#include "render_cuda.h"
-#define HAVE_RENDER_CUDA 1
-#endif
-#endif
 
 static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
 
-/* for_gpu: as the GPU trainer runs it, uint8 batches normalized by the first
- * kernel with the training pipeline's normalize (when it ends in one), and
- * no STEP_CONV; otherwise as the CPU trainer does. */
-static Program *compile_model(Model *m, int batch, bool for_gpu) {
+/* As the trainer compiles it for the target: uint8 batches normalized by
+ * the first kernel with the training pipeline's normalize (when it ends in
+ * one) where the target wants them. */
+static Program *compile_model(Model *m, int batch, const Target *target) {
     CompileOptions o;
-    compile_options_from_recipe(&o, &m->recipe, batch);
-    o.conv_steps = !for_gpu;
+    compile_options_from_recipe(&o, &m->recipe, batch, target);
     const Recipe *r = &m->recipe;
-    if (for_gpu && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
+    if (target->u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
         m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
         o.normalize_u8_input = true;
         for (int c = 0; c < 3; c++) {
@@ -194,7 +187,7 @@ static cJSON *kernels_json(const Program *p) {
 }
 
 int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json) {
-    Program *p = compile_model(m, batch, false);
+    Program *p = compile_model(m, batch, &target_cpu);
     if (!p) return 1;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -272,13 +265,6 @@ int cmd_emit(int argc, char **argv) {
         free(sets);
         return 2;
     }
-#ifndef HAVE_RENDER_CUDA
-    if (!strcmp(target, "cuda")) {
-        fprintf(stderr, "rxc emit: the CUDA renderer is not available in this build\n");
-        free(sets);
-        return 1;
-    }
-#endif
     LoadOptions lo = {sets, n_sets, batch};
     Model m;
     int lr = model_load(file, &lo, &m);
@@ -287,16 +273,16 @@ int cmd_emit(int argc, char **argv) {
         return lr == LOAD_IO_ERROR ? 1 : 2;
     }
     int rc = 1;
-    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, !strcmp(target, "cuda"));
+    /* kir: the kernel IR as the CPU target gets it */
+    const Target *tg = !strcmp(target, "cuda") ? &target_cuda : &target_cpu;
+    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, tg);
     if (p) {
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "rxc emit: cannot create %s: %s\n", dir, strerror(errno));
         } else {
             char *text = NULL;
-            const char *name = "kernels.c";
-            if (!strcmp(target, "c")) {
-                text = render_c(p->module);
-            } else if (!strcmp(target, "kir")) {
+            const char *name = tg->source_file;
+            if (!strcmp(target, "kir")) {
                 StrBuf sb = {0};
                 for (int i = 0; i < p->module->n; i++) {
                     char *d = kir_dump(p->module->kernels[i]);
@@ -307,10 +293,7 @@ int cmd_emit(int argc, char **argv) {
                 text = sb_take(&sb);
                 name = "kernels.kir";
             } else {
-#ifdef HAVE_RENDER_CUDA
-                text = render_cuda(p->module, NULL);
-                name = "kernels.cu";
-#endif
+                text = tg->render(p->module);
             }
             StrBuf st = {0};
             for (int ph = 0; ph < PHASE_COUNT; ph++) {

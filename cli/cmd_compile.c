@@ -19,6 +19,7 @@
 #include "nvrtc_compile.h"
 #include "frontend.h"
 #include "render_cuda.h"
+#include "target_cuda.h"
 #include "util.h"
 
 static const char usage[] =
@@ -107,7 +108,7 @@ int cmd_compile(int argc, char **argv) {
     int rc = 1;
     char err[16384];
     CompileOptions o;
-    compile_options_from_recipe(&o, &model.recipe, batch > 0 ? batch : model.recipe.batch);
+    compile_options_from_recipe(&o, &model.recipe, batch > 0 ? batch : model.recipe.batch, &target_cuda);
     if (precision) o.precision = !strcmp(precision, "bf16") ? PREC_BF16 : !strcmp(precision, "tf32") ? PREC_TF32 : PREC_FP32;
     if (model.graph->output >= 0 && model.graph->nodes[model.graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
     Program *p = compile_training(model.graph, &o, err, sizeof err);

@@ -28,12 +28,6 @@
 #include "lower.h"
 #include "util.h"
 
-static char *label(const Lower *L, int v) {
-    const Node *n = &L->g->nodes[v];
-    return n->name ? xstrdup(n->name) : xasprintf("%s%d", op_name(n->op), v);
-}
-static int64_t per_sample(const Lower *L, int v) { return node_numel(&L->g->nodes[v]); }
-static int64_t channels(const Node *n) { return n->rank == 3 ? n->dim[2] : n->dim[0]; }
 
 int grad_target(Lower *L, int v, bool *accumulate) {
     const Node *n = &L->g->nodes[v];
@@ -46,11 +40,11 @@ int grad_target(Lower *L, int v, bool *accumulate) {
         *accumulate = true;
         return L->grad_buf[v];
     }
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:grad", lab);
     /* the input gradient is read back by the caller as f32 */
-    L->grad_buf[v] = n->op == OP_INPUT ? lw_arena(L, nm, (int64_t)L->N * per_sample(L, v))
-                                       : lw_act(L, nm, (int64_t)L->N * per_sample(L, v));
+    L->grad_buf[v] = n->op == OP_INPUT ? lw_arena(L, nm, (int64_t)L->N * lw_per_sample(L, v))
+                                       : lw_act(L, nm, (int64_t)L->N * lw_per_sample(L, v));
     free(nm);
     free(lab);
     *accumulate = false;
@@ -123,128 +117,144 @@ static void bn_param_index(const Lower *L, int b, int *gamma, int *beta) {
     *beta = n->in[2];
 }
 
-static void tree_backward(Lower *L, int r) {
+/* The BatchNorms of a tree, in tree order, and per BN its gradient-sums buffer. */
+typedef struct TreeBns {
+    int node[MAX_TREE_NODES], sums[MAX_TREE_NODES], n;
+} TreeBns;
+
+/* 1. BatchNorm gradient sums (+ dgamma, dbeta) in one column kernel */
+static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, const char *lab) {
     const Graph *g = L->g;
-    Tree t = {.root = r};
-    tree_collect(L, &t, r);
-    int64_t total = (int64_t)L->N * per_sample(L, r);
-    char *lab = label(L, r);
-    int bns[MAX_TREE_NODES], nb = 0, sums[MAX_TREE_NODES];
-    for (int i = 0; i < t.n_nodes; i++)
-        if (g->nodes[t.nodes[i]].op == OP_BATCHNORM) bns[nb++] = t.nodes[i];
-
-    /* 1. BatchNorm gradient sums (+ dgamma, dbeta) */
-    if (nb > 0) {
-        int64_t C = channels(&g->nodes[bns[0]]), M = total / C;
-        KB kb;
-        kb_begin(&kb, L, lab, KF_COLS, C, M);
-        Kernel *k = kb.k;
-        int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-        int idx = e_add(k, e_muli(k, j, C), i);
-        int st = kir_stage(k, KS_REDUCE);
-        int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES];
-        for (int q = 0; q < nb; q++) {
-            const Node *bn = &g->nodes[bns[q]];
-            int gv = grad_expr(L, &kb, &t, bns[q], idx);
-            int sb = kb_buf(&kb, L, L->stats_buf[bns[q]], false);
-            int x = lw_value(L, &kb, bn->in[0], idx, EM_BWD);
-            int xhat = e_mul(k, e_sub(k, x, kir_load(k, sb, i)), kir_load(k, sb, e_addi(k, i, C)));
-            a0[q] = kir_acc(k, st, KR_SUM, gv);
-            a1[q] = kir_acc(k, st, KR_SUM, e_mul(k, gv, xhat));
-        }
-        int so = kir_stage(k, KS_STORE);
-        for (int q = 0; q < nb; q++) {
-            int gp, bp;
-            bool acc;
-            bn_param_index(L, bns[q], &gp, &bp);
-            int gt = grad_target(L, gp, &acc);
-            if (gt >= 0) kir_store(k, so, kb_buf(&kb, L, gt, true), i, a1[q], acc);
-            int bt = grad_target(L, bp, &acc);
-            if (bt >= 0) kir_store(k, so, kb_buf(&kb, L, bt, true), i, a0[q], acc);
-            sums[q] = -1;
-            if (L->fp.needs_grad[g->nodes[bns[q]].in[0]]) {
-                char *bl = label(L, bns[q]);
-                char *nm = xasprintf("%s:grad_sums", bl);
-                sums[q] = lw_arena(L, nm, 2 * C);
-                free(nm);
-                free(bl);
-                int sbuf = kb_buf(&kb, L, sums[q], true);
-                kir_store(k, so, sbuf, i, a0[q], false);
-                kir_store(k, so, sbuf, e_addi(k, i, C), a1[q], false);
-            }
-        }
-        kb_end(&kb, L, "batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above it",
-               PH(PHASE_BACKWARD), false);
+    int64_t C = lw_channels(&g->nodes[bn->node[0]]), M = total / C;
+    KB kb;
+    kb_begin(&kb, L, lab, KF_COLS, C, M);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int idx = e_add(k, e_muli(k, j, C), i);
+    int st = kir_stage(k, KS_REDUCE);
+    int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES];
+    for (int q = 0; q < bn->n; q++) {
+        const Node *n = &g->nodes[bn->node[q]];
+        int gv = grad_expr(L, &kb, t, bn->node[q], idx);
+        int sb = kb_buf(&kb, L, L->stats_buf[bn->node[q]], false);
+        int x = lw_value(L, &kb, n->in[0], idx, EM_BWD);
+        int xhat = e_mul(k, e_sub(k, x, kir_load(k, sb, i)), kir_load(k, sb, e_addi(k, i, C)));
+        a0[q] = kir_acc(k, st, KR_SUM, gv);
+        a1[q] = kir_acc(k, st, KR_SUM, e_mul(k, gv, xhat));
     }
+    int so = kir_stage(k, KS_STORE);
+    for (int q = 0; q < bn->n; q++) {
+        int gp, bp;
+        bool acc;
+        bn_param_index(L, bn->node[q], &gp, &bp);
+        int gt = grad_target(L, gp, &acc);
+        if (gt >= 0) kir_store(k, so, kb_buf(&kb, L, gt, true), i, a1[q], acc);
+        int bt = grad_target(L, bp, &acc);
+        if (bt >= 0) kir_store(k, so, kb_buf(&kb, L, bt, true), i, a0[q], acc);
+        bn->sums[q] = -1;
+        if (L->fp.needs_grad[g->nodes[bn->node[q]].in[0]]) {
+            char *bl = lw_label(L, bn->node[q]);
+            char *nm = xasprintf("%s:grad_sums", bl);
+            bn->sums[q] = lw_arena(L, nm, 2 * C);
+            free(nm);
+            free(bl);
+            int sbuf = kb_buf(&kb, L, bn->sums[q], true);
+            kir_store(k, so, sbuf, i, a0[q], false);
+            kir_store(k, so, sbuf, e_addi(k, i, C), a1[q], false);
+        }
+    }
+    kb_end(&kb, L, "batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above it",
+           PH(PHASE_BACKWARD), false);
+}
 
-    /* 2. every same-shape leaf's gradient in one elementwise pass */
-    int leaves[3 * MAX_TREE_NODES], nl = 0;
-    for (int q = 0; q < t.n_nodes; q++) {
-        const Node *u = &g->nodes[t.nodes[q]];
+/* The gradient of BatchNorm node un's input at flat index i, from its sums. */
+static int bn_input_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int un, int i, int64_t total) {
+    Kernel *k = kb->k;
+    const Node *u = &L->g->nodes[un];
+    int qb = 0;
+    while (bn->node[qb] != un) qb++;
+    int64_t C = lw_channels(u), M = total / C;
+    int ch = e_mod(k, i, C);
+    int sb = kb_buf(kb, L, L->stats_buf[un], false);
+    int sm = kb_buf(kb, L, bn->sums[qb], false);
+    int invstd = kir_load(k, sb, e_addi(k, ch, C));
+    int xhat = e_mul(k, e_sub(k, lw_value(L, kb, u->in[0], i, EM_BWD), kir_load(k, sb, ch)), invstd);
+    int gamma = lw_value(L, kb, u->in[1], ch, EM_BWD);
+    int gv = grad_expr(L, kb, t, un, i);
+    int inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
+                      e_mul(k, xhat, e_mul(k, kir_load(k, sm, e_addi(k, ch, C)), e_f(k, 1.0 / (double)M))));
+    return e_mul(k, e_mul(k, gamma, invstd), inner);
+}
+
+/* The tree's same-shape leaves that need a gradient (no BN parameters, no
+ * broadcast operands), each once. */
+static int tree_leaves(const Lower *L, const Tree *t, int *leaves) {
+    int nl = 0;
+    for (int q = 0; q < t->n_nodes; q++) {
+        const Node *u = &L->g->nodes[t->nodes[q]];
         for (int s = 0; s < u->n_in; s++) {
             int x = u->in[s];
             if (L->fp.inlined[x] || !L->fp.needs_grad[x]) continue;
             if (u->op == OP_BATCHNORM && s > 0) continue;
-            if (fuse_is_broadcast(g, t.nodes[q], x)) continue;
+            if (fuse_is_broadcast(L->g, t->nodes[q], x)) continue;
             bool seen = false;
             for (int z = 0; z < nl; z++) seen |= leaves[z] == x;
             if (!seen) leaves[nl++] = x;
         }
     }
-    if (nl > 0) {
-        KB kb;
-        kb_begin(&kb, L, lab, KF_ROWS, total, 1);
-        Kernel *k = kb.k;
-        int i = kir_var(k, KV_OUTER);
-        int st = kir_stage(k, KS_STORE);
-        StrBuf desc = {0};
-        sb_puts(&desc, "backward of ");
-        for (int q = t.n_nodes - 1; q >= 0; q--) {
-            const Node *u = &g->nodes[t.nodes[q]];
-            sb_puts(&desc, u->op == OP_ADD ? "add(residual split)" : op_name(u->op));
-            if (q) sb_puts(&desc, "+");
-        }
-        sb_printf(&desc, " -> %d input gradient%s", nl, nl > 1 ? "s" : "");
-        for (int z = 0; z < nl; z++) {
-            int x = leaves[z], val = -1;
-            for (int q = 0; q < t.n_nodes; q++) {
-                int un = t.nodes[q];
-                const Node *u = &g->nodes[un];
-                for (int s = 0; s < u->n_in; s++) {
-                    if (u->in[s] != x || (u->op == OP_BATCHNORM && s > 0) || fuse_is_broadcast(g, un, x)) continue;
-                    int c;
-                    if (u->op == OP_BATCHNORM) {
-                        int qb = 0;
-                        while (bns[qb] != un) qb++;
-                        int64_t C = channels(u), M = total / C;
-                        int ch = e_mod(k, i, C);
-                        int sb = kb_buf(&kb, L, L->stats_buf[un], false);
-                        int sm = kb_buf(&kb, L, sums[qb], false);
-                        int invstd = kir_load(k, sb, e_addi(k, ch, C));
-                        int xhat = e_mul(k, e_sub(k, lw_value(L, &kb, x, i, EM_BWD), kir_load(k, sb, ch)), invstd);
-                        int gamma = lw_value(L, &kb, u->in[1], ch, EM_BWD);
-                        int gv = grad_expr(L, &kb, &t, un, i);
-                        int inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
-                                          e_mul(k, xhat, e_mul(k, kir_load(k, sm, e_addi(k, ch, C)), e_f(k, 1.0 / (double)M))));
-                        c = e_mul(k, e_mul(k, gamma, invstd), inner);
-                    } else {
-                        c = edge_grad(L, &kb, &t, un, s, i);
-                    }
-                    val = val < 0 ? c : e_add(k, val, c);
-                }
-            }
-            bool acc;
-            int tb = grad_target(L, x, &acc);
-            kir_store(k, st, kb_buf(&kb, L, tb, true), i, val, acc);
-        }
-        char *d = sb_take(&desc);
-        kb_end(&kb, L, d, PH(PHASE_BACKWARD), true);
-        free(d);
-    }
+    return nl;
+}
 
-    /* 3. broadcast operands: reduce over the spatial positions */
-    for (int q = 0; q < t.n_nodes; q++) {
-        int un = t.nodes[q];
+/* The sum of every edge's gradient into leaf x at flat index i. */
+static int leaf_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int x, int i, int64_t total) {
+    int val = -1;
+    for (int q = 0; q < t->n_nodes; q++) {
+        int un = t->nodes[q];
+        const Node *u = &L->g->nodes[un];
+        for (int s = 0; s < u->n_in; s++) {
+            if (u->in[s] != x || (u->op == OP_BATCHNORM && s > 0) || fuse_is_broadcast(L->g, un, x)) continue;
+            int c = u->op == OP_BATCHNORM ? bn_input_grad(L, kb, t, bn, un, i, total) : edge_grad(L, kb, t, un, s, i);
+            val = val < 0 ? c : e_add(kb->k, val, c);
+        }
+    }
+    return val;
+}
+
+/* 2. every same-shape leaf's gradient in one elementwise pass */
+static void tree_leaf_grads(Lower *L, const Tree *t, const TreeBns *bn, int64_t total, const char *lab) {
+    const Graph *g = L->g;
+    int leaves[3 * MAX_TREE_NODES];
+    int nl = tree_leaves(L, t, leaves);
+    if (nl == 0) return;
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, total, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    StrBuf desc = {0};
+    sb_puts(&desc, "backward of ");
+    for (int q = t->n_nodes - 1; q >= 0; q--) {
+        const Node *u = &g->nodes[t->nodes[q]];
+        sb_puts(&desc, u->op == OP_ADD ? "add(residual split)" : op_name(u->op));
+        if (q) sb_puts(&desc, "+");
+    }
+    sb_printf(&desc, " -> %d input gradient%s", nl, nl > 1 ? "s" : "");
+    for (int z = 0; z < nl; z++) {
+        int val = leaf_grad(L, &kb, t, bn, leaves[z], i, total);
+        bool acc;
+        int tb = grad_target(L, leaves[z], &acc);
+        kir_store(k, st, kb_buf(&kb, L, tb, true), i, val, acc);
+    }
+    char *d = sb_take(&desc);
+    kb_end(&kb, L, d, PH(PHASE_BACKWARD), true);
+    free(d);
+}
+
+/* 3. broadcast operands: reduce over the spatial positions */
+static void tree_broadcast_grads(Lower *L, const Tree *t, const char *lab) {
+    const Graph *g = L->g;
+    for (int q = 0; q < t->n_nodes; q++) {
+        int un = t->nodes[q];
         const Node *u = &g->nodes[un];
         for (int s = 0; s < u->n_in; s++) {
             int b = u->in[s];
@@ -256,7 +266,7 @@ static void tree_backward(Lower *L, int r) {
             int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
             int idx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
             int st = kir_stage(k, KS_REDUCE);
-            int a = kir_acc(k, st, KR_SUM, edge_grad(L, &kb, &t, un, s, idx));
+            int a = kir_acc(k, st, KR_SUM, edge_grad(L, &kb, t, un, s, idx));
             int so = kir_stage(k, KS_STORE);
             bool acc;
             int tb = grad_target(L, b, &acc);
@@ -266,6 +276,19 @@ static void tree_backward(Lower *L, int r) {
                    PH(PHASE_BACKWARD), false);
         }
     }
+}
+
+static void tree_backward(Lower *L, int r) {
+    Tree t = {.root = r};
+    tree_collect(L, &t, r);
+    int64_t total = (int64_t)L->N * lw_per_sample(L, r);
+    char *lab = lw_label(L, r);
+    TreeBns bn = {.n = 0};
+    for (int i = 0; i < t.n_nodes; i++)
+        if (L->g->nodes[t.nodes[i]].op == OP_BATCHNORM) bn.node[bn.n++] = t.nodes[i];
+    if (bn.n > 0) tree_bn_sums(L, &t, &bn, total, lab);
+    tree_leaf_grads(L, &t, &bn, total, lab);
+    tree_broadcast_grads(L, &t, lab);
     free(lab);
 }
 
@@ -315,43 +338,6 @@ static void bias_grad(Lower *L, int dy, int bias_node, int64_t rows, int64_t C, 
     kb_end(&kb, L, "bias gradient (column sum of dy)", PH(PHASE_BACKWARD), false);
 }
 
-/* Direct data gradient of a narrow grouped conv, gather form: each input
- * element sums dy * w over the outputs whose windows read it. */
-static void conv_direct_data_grad(Lower *L, int v, int dy, int xt, bool acc) {
-    const Node *n = &L->g->nodes[v];
-    const Node *xn = &L->g->nodes[n->in[0]];
-    const ConvAttr *a = &n->a.conv;
-    int64_t H = xn->dim[0], W = xn->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1], Cout = a->cout;
-    int64_t Cig = Cin / a->groups, Cog = Cout / a->groups, KK = (int64_t)a->kh * a->kw;
-    char *lab = label(L, v);
-    KB kb;
-    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W, Cin);
-    Kernel *k = kb.k;
-    int dyb = kb_buf(&kb, L, dy, false);
-    int wb = kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[1]].a.param.index], false);
-    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-    int w = e_mod(k, i, W), t = e_idiv(k, i, W), h = e_mod(k, t, H), nn = e_idiv(k, t, H);
-    int g = e_idiv(k, j, Cig), cig = e_mod(k, j, Cig);
-    int r = kir_reduce_var(k), rv = kir_var(k, r);
-    int col = e_idiv(k, rv, KK), kk = e_mod(k, rv, KK);
-    int kh = e_idiv(k, kk, a->kw), kw = e_mod(k, kk, a->kw);
-    int th = e_addi(k, e_sub(k, h, kh), a->ph + (int64_t)a->sh * a->kh);
-    int tw = e_addi(k, e_sub(k, w, kw), a->pw + (int64_t)a->sw * a->kw);
-    int oh = e_addi(k, e_idiv(k, th, a->sh), -a->kh), ow = e_addi(k, e_idiv(k, tw, a->sw), -a->kw);
-    int ok = e_and(k, e_inrange(k, oh, 0, OH), e_inrange(k, ow, 0, OW));
-    if (a->sh > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, th, a->sh), e_i(k, 0)));
-    if (a->sw > 1) ok = e_and(k, ok, kir_bin(k, KB_EQ, e_mod(k, tw, a->sw), e_i(k, 0)));
-    int co = e_add(k, e_muli(k, g, Cog), col);
-    int dsrc = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), oh), OW), ow), Cout), co);
-    int wsrc = e_add(k, e_add(k, e_muli(k, co, Cig * KK), e_muli(k, cig, KK)), kk);
-    int body = kir_select(k, ok, e_mul(k, kir_load(k, dyb, dsrc), kir_load(k, wb, wsrc)), e_f(k, 0));
-    int sum = kir_reduce(k, KR_SUM, r, Cog * KK, body);
-    int st = kir_stage(k, KS_MAP);
-    kir_store(k, st, kb_buf(&kb, L, xt, true), e_add(k, e_muli(k, i, Cin), j), sum, acc);
-    kb_end(&kb, L, "direct grouped conv data gradient (gather form)", PH(PHASE_BACKWARD), false);
-    free(lab);
-}
-
 static void conv_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const Node *xn = &L->g->nodes[n->in[0]];
@@ -360,13 +346,13 @@ static void conv_backward(Lower *L, int v) {
     int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
     int64_t Kg = (int64_t)Cig * a->kh * a->kw, Kt = Kg * G;
     int dy = L->grad_buf[v];
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     bool pw = conv_is_pointwise(a);
     if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
-    if (conv_step_fits(L, a)) {
-        /* direct passes (runtime/conv_cpu.c): no columns, in either direction */
+    if (conv_as_library_step(L, v)) {
+        /* the target's direct passes: no columns, in either direction */
         int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
         if (wg >= 0) {
             ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .x = need_bwd(L, n->in[0]), .w = wg,
@@ -412,9 +398,7 @@ static void conv_backward(Lower *L, int v) {
         free(note);
     }
     int xt = grad_target(L, n->in[0], &acc);
-    if (xt >= 0 && conv_is_direct(L, a)) {
-        conv_direct_data_grad(L, v, dy, xt, acc);
-    } else if (xt >= 0) {
+    if (xt >= 0) {
         if (pw) {
             GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)), .c = xt,
                            .m = (int)M, .n = a->cin, .k = a->cout, .lda = a->cout,
@@ -463,7 +447,7 @@ static void linear_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int I = n->a.linear.in_features, O = n->a.linear.out_features;
     int dy = L->grad_buf[v];
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     if (n->a.linear.bias) bias_grad(L, dy, n->in[2], L->N, O, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
@@ -494,7 +478,7 @@ static void pool_backward(Lower *L, int v) {
     int xt = grad_target(L, n->in[0], &acc);
     if (xt < 0) return;
     int64_t H = xn->dim[0], W = xn->dim[1], C = xn->dim[2], OH = n->dim[0], OW = n->dim[1];
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W * C, 1);
     Kernel *k = kb.k;
@@ -527,7 +511,7 @@ static void gather_grad(Lower *L, int v, int x, int64_t total, int (*src)(Lower 
     bool acc;
     int xt = grad_target(L, x, &acc);
     if (xt < 0) return;
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, total, 1);
     Kernel *k = kb.k;
@@ -560,7 +544,7 @@ static int flatten_src(Lower *L, Kernel *k, int v, int i) {
 static void concat_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int64_t HW = n->dim[0] * n->dim[1], Ct = n->dim[2], off = 0;
-    char *lab = label(L, v);
+    char *lab = lw_label(L, v);
     for (int t = 0; t < n->n_in; t++) {
         int x = n->in[t];
         int64_t Ci = L->g->nodes[x].dim[2];

@@ -6,6 +6,7 @@
  * order: fusion decisions, forward + loss lowering, reverse-mode autodiff,
  * the fused update, memory planning. Owns program_free.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,9 @@
 #include "lower.h"
 #include "util.h"
 
-void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch) {
+void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, const Target *target) {
     memset(o, 0, sizeof *o);
+    o->target = target;
     o->batch = batch > 0 ? batch : r->batch;
     o->precision = r->precision;
     o->loss = LOSS_CROSS_ENTROPY;
@@ -73,6 +75,11 @@ static int *filled(int n, int v) {
 Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen) {
     if (!g || g->input < 0 || g->output < 0) {
         snprintf(err, errlen, "the network has no input or no output");
+        return NULL;
+    }
+    assert(o->target && "CompileOptions.target is set by compile_options_from_recipe");
+    if (!target_runs_precision(o->target, o->precision)) {
+        snprintf(err, errlen, "the %s target cannot run precision %s", o->target->name, (const char *[]){"fp32", "tf32", "bf16"}[o->precision]);
         return NULL;
     }
     if (o->batch < 1) {

@@ -37,6 +37,7 @@
 #include "graph.h"
 #include "program.h"
 #include "recipe.h"
+#include "target.h"
 
 typedef enum LossMode { LOSS_CROSS_ENTROPY, LOSS_EXTERNAL_GRAD } LossMode;
 
@@ -54,18 +55,12 @@ typedef struct CompileOptions {
     float mean[3], std[3];     /* in 0..1 units, as torchvision's Normalize */
     bool want_input_grad;      /* also compute d loss / d input into input_grad_buf */
     bool no_recompute;         /* keep every activation backward reads instead of recomputing BN-apply/ReLU */
-    int direct_conv_below;     /* grouped convs with a group width (input channels per group) below this
-                                  use generated direct kernels (kernel IR, any target) instead of
-                                  im2col + GEMM for forward and data gradient; 0: never (the
-                                  default; on the CPU, conv_steps below are the fast direct path) */
-    bool conv_steps;           /* grouped convs whose shape has a vector form (conv_step_fits) become
-                                  STEP_CONV library steps (program.h), which only the CPU executor
-                                  runs: set by CPU callers, never for the GPU */
+    const Target *target;      /* the device the program is for: what it can run and how (target.h) */
 } CompileOptions;
 
-/* Defaults from a recipe: batch, precision, optimizer, smoothing, no-decay,
- * cross-entropy loss, f32 input, recompute on. */
-void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch);
+/* Defaults from a recipe for a target: batch, precision, optimizer,
+ * smoothing, no-decay, cross-entropy loss, f32 input, recompute on. */
+void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, const Target *target);
 
 /* Returns the Program, or NULL with a one-line message in err. */
 Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen);

@@ -1,8 +1,8 @@
 /*
- * lower.c — forward lowering of the training compiler: buffers, kernel and
- * GEMM step construction, the elementwise expression builder shared with
- * autodiff.c, and the forward steps of every primitive (train and eval
- * variants), the loss, and the single fused optimizer update.
+ * lower.c — forward lowering of the training compiler: the elementwise
+ * expression builder shared with autodiff.c, and the forward steps of every
+ * primitive (train and eval variants). Building blocks are in
+ * kernel_builder.c, the loss in loss.c, the update in optimizer.c.
  *
  * Layout: activations are NHWC with the batch outermost, so a value of
  * per-sample shape {H,W,C} occupies N*H*W*C floats and flat index
@@ -10,6 +10,8 @@
  * that layout (1x1 stride-1 convolutions directly; others through a
  * generated im2col kernel whose column order (ci, kh, kw) matches
  * PyTorch's weight layout, so each group is one GEMM of a batched step).
+ * Grouped convolutions that the target runs as library steps
+ * (Target.conv_library_step) become STEP_CONVs instead, in all three passes.
  */
 #include <float.h>
 #include <math.h>
@@ -20,161 +22,6 @@
 
 #include "lower.h"
 #include "util.h"
-
-void lw_fail(Lower *L, const char *fmt, ...) {
-    if (L->failed) return;
-    L->failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(L->err, L->errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* ---- buffers --------------------------------------------------------------- */
-
-int lw_new_buf(Lower *L, const char *name, BufSpace space, int64_t offset, int64_t numel, KDType dt) {
-    Program *p = L->p;
-    GROW(p->bufs, p->cap_bufs, p->n_bufs + 1);
-    int id = p->n_bufs++;
-    p->bufs[id] = (BufDesc){.name = xstrdup(name), .space = space, .offset = offset, .numel = numel, .dtype = dt};
-    if (p->n_bufs > L->cap_pins) {
-        int old = L->cap_pins;
-        L->cap_pins = p->cap_bufs > 16 ? p->cap_bufs : 16;
-        L->buf_pin_start = xrealloc(L->buf_pin_start, (size_t)L->cap_pins * sizeof(bool));
-        L->buf_pin_end = xrealloc(L->buf_pin_end, (size_t)L->cap_pins * sizeof(bool));
-        for (int i = old; i < L->cap_pins; i++) L->buf_pin_start[i] = L->buf_pin_end[i] = false;
-    }
-    return id;
-}
-
-int lw_arena(Lower *L, const char *name, int64_t numel) {
-    return lw_new_buf(L, name, SPACE_ARENA, 0, numel, KD_F32);
-}
-
-int lw_act(Lower *L, const char *name, int64_t numel) {
-    return lw_new_buf(L, name, SPACE_ARENA, 0, numel, L->act);
-}
-
-int lw_value_out(Lower *L, int v, const char *name, int64_t numel) {
-    return v == L->g->output ? lw_arena(L, name, numel) : lw_act(L, name, numel);
-}
-
-static char *node_label(const Lower *L, int v) {
-    const Node *n = &L->g->nodes[v];
-    if (n->name) return xstrdup(n->name);
-    return xasprintf("%s%d", op_name(n->op), v);
-}
-
-/* ---- kernels and steps ------------------------------------------------------ */
-
-void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner) {
-    char *name = xasprintf("k%d_%s", L->counter++, base);
-    for (char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '_';
-    kb->k = kir_kernel_new(name, form, outer, inner);
-    free(name);
-    kb->args = NULL;
-    kb->n_args = kb->cap_args = 0;
-}
-
-int kb_buf(KB *kb, Lower *L, int pbuf, bool written) {
-    for (int i = 0; i < kb->n_args; i++)
-        if (kb->args[i] == pbuf) {
-            if (written) kb->k->bufs[i].written = true;
-            return i;
-        }
-    const BufDesc *d = &L->p->bufs[pbuf];
-    int idx = kir_buf(kb->k, d->name, d->dtype, d->numel, written);
-    GROW(kb->args, kb->cap_args, kb->n_args + 1);
-    kb->args[kb->n_args++] = pbuf;
-    return idx;
-}
-
-void kb_abort(KB *kb) {
-    kir_kernel_free(kb->k);
-    free(kb->args);
-    kb->k = NULL;
-    kb->args = NULL;
-}
-
-static void push_step(Lower *L, Phase ph, Step st, bool inplace) {
-    Program *p = L->p;
-    GROW(p->steps[ph], p->cap_steps[ph], p->n_steps[ph] + 1);
-    int at = p->n_steps[ph]++;
-    p->steps[ph][at] = st;
-    if (at >= L->cap_inplace[ph]) {
-        int old = L->cap_inplace[ph];
-        L->cap_inplace[ph] = p->cap_steps[ph];
-        L->inplace[ph] = xrealloc(L->inplace[ph], (size_t)L->cap_inplace[ph] * sizeof(bool));
-        for (int i = old; i < L->cap_inplace[ph]; i++) L->inplace[ph][i] = false;
-    }
-    L->inplace[ph][at] = inplace;
-}
-
-void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) {
-    if (L->failed) {
-        kb_abort(kb);
-        return;
-    }
-    kir_set_fuses(kb->k, fuses);
-    char msg[512];
-    if (kir_finish(kb->k, msg, sizeof msg) != 0) {
-        lw_fail(L, "internal error: kernel %s (%s) is invalid: %s", kb->k->name, fuses, msg);
-        kb_abort(kb);
-        return;
-    }
-    int n_stores = 0;
-    for (int s = 0; s < kb->k->n_stages; s++) n_stores += kb->k->stages[s].n_stores;
-    int idx = kir_module_add(L->p->module, kb->k);
-    kb->k = NULL;
-    for (int ph = 0; ph < PHASE_COUNT; ph++) {
-        if (!(phases & PH(ph))) continue;
-        Step st = {.kind = STEP_KERNEL, .kernel = idx, .n_args = kb->n_args, .note = xstrdup(fuses)};
-        st.args = xmalloc((size_t)(kb->n_args ? kb->n_args : 1) * sizeof(int));
-        memcpy(st.args, kb->args, (size_t)kb->n_args * sizeof(int));
-        push_step(L, (Phase)ph, st, inplace && n_stores == 1);
-    }
-    free(kb->args);
-    kb->args = NULL;
-}
-
-/* A library step (GEMM or conv) in each of the given phases, with its own copy of the note. */
-static void push_library_step(Lower *L, unsigned phases, Step st, const char *note) {
-    if (L->failed) return;
-    for (int ph = 0; ph < PHASE_COUNT; ph++) {
-        if (!(phases & PH(ph))) continue;
-        st.note = xstrdup(note);
-        push_step(L, (Phase)ph, st, false);
-    }
-}
-
-void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
-    push_library_step(L, phases, (Step){.kind = STEP_GEMM, .kernel = -1, .gemm = *gs}, note);
-}
-
-void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note) {
-    push_library_step(L, phases, (Step){.kind = STEP_CONV, .kernel = -1, .conv = *cs}, note);
-}
-
-/* ---- expression helpers ------------------------------------------------------ */
-
-int e_i(Kernel *k, int64_t v) { return kir_const_i(k, v); }
-int e_f(Kernel *k, double v) { return kir_const_f(k, v); }
-int e_add(Kernel *k, int a, int b) { return kir_bin(k, KB_ADD, a, b); }
-int e_sub(Kernel *k, int a, int b) { return kir_bin(k, KB_SUB, a, b); }
-int e_mul(Kernel *k, int a, int b) { return kir_bin(k, KB_MUL, a, b); }
-int e_div(Kernel *k, int a, int b) { return kir_bin(k, KB_DIV, a, b); }
-int e_idiv(Kernel *k, int a, int64_t b) { return b == 1 ? a : kir_bin(k, KB_IDIV, a, e_i(k, b)); }
-int e_mod(Kernel *k, int a, int64_t b) { return b == 1 ? e_i(k, 0) : kir_bin(k, KB_MOD, a, e_i(k, b)); }
-int e_muli(Kernel *k, int a, int64_t b) { return b == 1 ? a : kir_bin(k, KB_MUL, a, e_i(k, b)); }
-int e_addi(Kernel *k, int a, int64_t b) { return b == 0 ? a : kir_bin(k, KB_ADD, a, e_i(k, b)); }
-int e_and(Kernel *k, int a, int b) { return a < 0 ? b : kir_bin(k, KB_AND, a, b); }
-int e_inrange(Kernel *k, int a, int64_t lo, int64_t hi) {
-    return kir_bin(k, KB_AND, kir_bin(k, KB_LE, e_i(k, lo), a), kir_bin(k, KB_LT, a, e_i(k, hi)));
-}
-
-static int64_t per_sample(const Lower *L, int v) { return node_numel(&L->g->nodes[v]); }
-static int64_t channels(const Node *n) { return n->rank == 3 ? n->dim[2] : n->dim[0]; }
 
 /* ---- values ------------------------------------------------------------------- */
 
@@ -191,9 +38,9 @@ int need_bwd(Lower *L, int v) {
     if (n->op == OP_PARAM) return L->param_buf[n->a.param.index];
     if (flatten_is_alias(L, v)) return L->bwd_buf[v] = need_bwd(L, n->in[0]);
     if (L->fp.recompute[v]) {
-        char *lab = node_label(L, v);
+        char *lab = lw_label(L, v);
         char *nm = xasprintf("%s:recomputed", lab);
-        int b = lw_act(L, nm, (int64_t)L->N * per_sample(L, v));
+        int b = lw_act(L, nm, (int64_t)L->N * lw_per_sample(L, v));
         free(nm);
         free(lab);
         lower_tree_store(L, v, b, EM_BWD, PH(PHASE_BACKWARD));
@@ -212,7 +59,7 @@ int lw_value_buf(Lower *L, int v, ExprMode mode) {
 
 int lw_bcast_index(Lower *L, Kernel *k, int u, int idx) {
     const Node *n = &L->g->nodes[u];
-    int64_t C = n->dim[2], F = per_sample(L, u);
+    int64_t C = n->dim[2], F = lw_per_sample(L, u);
     return e_add(k, e_muli(k, e_idiv(k, idx, F), C), e_mod(k, idx, C));
 }
 
@@ -283,7 +130,7 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
         return kir_select(k, keep, e_mul(k, x, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
     }
     case OP_BATCHNORM: {
-        int64_t C = channels(n);
+        int64_t C = lw_channels(n);
         int c = e_mod(k, idx, C);
         int x = lw_value(L, kb, n->in[0], idx, mode);
         int gamma = lw_value(L, kb, n->in[1], c, mode);
@@ -335,8 +182,8 @@ static void describe_tree(const Lower *L, int v, StrBuf *sb) {
 
 static void bn_stats_kernel(Lower *L, int b) {
     const Node *n = &L->g->nodes[b];
-    int64_t C = channels(n), M = (int64_t)L->N * per_sample(L, b) / C;
-    char *lab = node_label(L, b);
+    int64_t C = lw_channels(n), M = (int64_t)L->N * lw_per_sample(L, b) / C;
+    char *lab = lw_label(L, b);
     char *nm = xasprintf("%s:stats", lab);
     L->stats_buf[b] = lw_arena(L, nm, 2 * C);
     free(nm);
@@ -388,8 +235,8 @@ void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) 
         free(desc);
         desc = d2;
     }
-    char *lab = node_label(L, v);
-    int64_t total = (int64_t)L->N * per_sample(L, v);
+    char *lab = lw_label(L, v);
+    int64_t total = (int64_t)L->N * lw_per_sample(L, v);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, total, 1);
     Kernel *k = kb.k;
@@ -413,7 +260,7 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
     const ConvAttr *a = &n->a.conv;
     int64_t H = x->dim[0], W = x->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1];
     int64_t M = (int64_t)L->N * OH * OW, Kt = Cin * a->kh * a->kw;
-    char *lab = node_label(L, conv);
+    char *lab = lw_label(L, conv);
     char *nm = xasprintf("%s:cols", lab);
     int cols = lw_act(L, nm, M * Kt);
     free(nm);
@@ -458,22 +305,6 @@ bool conv_is_pointwise(const ConvAttr *a) {
     return a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->ph == 0 && a->pw == 0 && a->groups == 1;
 }
 
-bool conv_is_direct(const Lower *L, const ConvAttr *a) {
-    return a->groups > 1 && a->cin / a->groups < L->o->direct_conv_below && !conv_is_pointwise(a);
-}
-
-/* runtime/conv_cpu.c has vector forms for these shapes; an even group count
- * keeps 8-channel blocks whole. Narrower or odd groups stay on im2col + GEMM,
- * and so do dense convs, whose GEMMs run near the machine's peak (the
- * 3-channel stem too: its direct forward measured slower than columns +
- * GEMM). All three passes of a conv take the same path. */
-bool conv_step_fits(const Lower *L, const ConvAttr *a) {
-    if (!L->o->conv_steps || L->act != KD_F32 || a->groups == 1) return false;
-    int cig = a->cin / a->groups, cog = a->cout / a->groups;
-    bool pair = cig == 4 && cog == 4 && a->groups % 2 == 0, bcast = cig % 8 == 0 && cog % 8 == 0;
-    return pair || bcast;
-}
-
 ConvGeom conv_geom(const Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const Node *x = &L->g->nodes[n->in[0]];
@@ -483,42 +314,11 @@ ConvGeom conv_geom(const Lower *L, int v) {
                       .sh = a->sh, .sw = a->sw, .ph = a->ph, .pw = a->pw};
 }
 
-/* Direct grouped convolution: out[m, co] = sum over (ci_g, kh, kw) of the
- * window of x times w[co]. For narrow groups (ResNeXt's 4..8 channels per
- * group) it needs no columns and no tiny per-group GEMMs; on the CPU the
- * im2col + GEMM path measured faster, so it is opt-in (compile.h). */
-static void conv_direct_forward(Lower *L, int v, int out) {
-    const Node *n = &L->g->nodes[v];
-    const Node *xn = &L->g->nodes[n->in[0]];
-    const ConvAttr *a = &n->a.conv;
-    int64_t H = xn->dim[0], W = xn->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1], Cout = a->cout;
-    int64_t M = (int64_t)L->N * OH * OW, Cig = Cin / a->groups, Cog = Cout / a->groups, KK = (int64_t)a->kh * a->kw;
-    char *lab = node_label(L, v);
-    KB kb;
-    kb_begin(&kb, L, lab, KF_ROWS, M, Cout);
-    Kernel *k = kb.k;
-    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
-    int wb = kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[1]].a.param.index], false);
-    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-    int ow = e_mod(k, i, OW), t = e_idiv(k, i, OW), oh = e_mod(k, t, OH), nn = e_idiv(k, t, OH);
-    int cbase = e_muli(k, e_idiv(k, j, Cog), Cig);
-    int r = kir_reduce_var(k), rv = kir_var(k, r);
-    int cig = e_idiv(k, rv, KK), kk = e_mod(k, rv, KK);
-    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), e_idiv(k, kk, a->kw));
-    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), e_mod(k, kk, a->kw));
-    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), Cin), e_add(k, cbase, cig));
-    int xv = kir_load(k, xb, src);
-    if (a->ph > 0 || a->pw > 0) xv = kir_select(k, e_and(k, e_inrange(k, ih, 0, H), e_inrange(k, iw, 0, W)), xv, e_f(k, 0));
-    int prod = e_mul(k, xv, kir_load(k, wb, e_add(k, e_muli(k, j, Cig * KK), rv)));
-    int sum = kir_reduce(k, KR_SUM, r, Cig * KK, prod);
-    if (a->bias) sum = e_add(k, sum, kir_load(k, kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[2]].a.param.index], false), j));
-    int st = kir_stage(k, KS_MAP);
-    kir_store(k, st, kb_buf(&kb, L, out, true), e_add(k, e_muli(k, i, Cout), j), sum, false);
-    char *fuses = xasprintf("direct grouped conv %dx%d/%d, %d groups of %lld channels%s", a->kh, a->kw, a->sh, a->groups,
-                            (long long)Cig, a->bias ? " + bias" : "");
-    kb_end(&kb, L, fuses, PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
-    free(fuses);
-    free(lab);
+bool conv_as_library_step(const Lower *L, int v) {
+    const Target *t = L->o->target;
+    if (!t->conv_library_step || conv_is_pointwise(&L->g->nodes[v].a.conv)) return false;
+    ConvGeom g = conv_geom(L, v);
+    return t->conv_library_step(&g, L->act);
 }
 
 /* out[i] = bias[i % C] for every row: the GEMM then accumulates with beta 1 */
@@ -540,22 +340,17 @@ static void lower_conv(Lower *L, int v) {
     int64_t OH = n->dim[0], OW = n->dim[1], M = (int64_t)L->N * OH * OW;
     int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
     int64_t Kg = (int64_t)Cig * a->kh * a->kw;
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, M * a->cout);
     free(nm);
-    if (conv_is_direct(L, a) && !conv_step_fits(L, a)) {
-        conv_direct_forward(L, v, out);
-        free(lab);
-        return;
-    }
     int wparam = L->g->nodes[n->in[1]].a.param.index;
     float beta = 0;
     if (a->bias) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, M, a->cout, ph, lab);
         beta = 1;
     }
-    if (conv_step_fits(L, a)) {
+    if (conv_as_library_step(L, v)) {
         ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
                        .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0};
         char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh,
@@ -604,7 +399,7 @@ static void lower_linear(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
     int I = n->a.linear.in_features, O = n->a.linear.out_features;
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * O);
     free(nm);
@@ -656,7 +451,7 @@ static void lower_pool(Lower *L, int v) {
     int64_t H = x->dim[0], W = x->dim[1], C = x->dim[2], OH = n->dim[0], OW = n->dim[1];
     int64_t total = (int64_t)L->N * OH * OW * C;
     bool is_max = n->op == OP_MAXPOOL;
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
     free(nm);
@@ -710,7 +505,7 @@ static void lower_gap(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const Node *x = &L->g->nodes[n->in[0]];
     int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2];
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * C);
     free(nm);
@@ -736,7 +531,7 @@ static void lower_flatten(Lower *L, int v) {
     }
     const Node *x = &L->g->nodes[n->in[0]];
     int64_t HW = x->dim[0] * x->dim[1], C = x->dim[2], F = HW * C;
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * F);
     free(nm);
@@ -755,7 +550,7 @@ static void lower_flatten(Lower *L, int v) {
 static void lower_concat(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int64_t HW = n->dim[0] * n->dim[1], Ct = n->dim[2], off = 0;
-    char *lab = node_label(L, v);
+    char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * HW * Ct);
     free(nm);
@@ -775,68 +570,6 @@ static void lower_concat(Lower *L, int v) {
     free(lab);
 }
 
-/* ---- loss ---------------------------------------------------------------------------------- */
-
-static void lower_loss(Lower *L) {
-    const Graph *g = L->g;
-    int out = g->output;
-    int64_t K = per_sample(L, out);
-    int lb = L->fwd_buf[out];
-    KB kb;
-    if (L->o->loss == LOSS_EXTERNAL_GRAD) {
-        kb_begin(&kb, L, "loss_dot", KF_ROWS, L->N, K);
-        Kernel *k = kb.k;
-        int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-        int idx = e_add(k, e_muli(k, i, K), j);
-        int st = kir_stage(k, KS_REDUCE);
-        int s = kir_acc(k, st, KR_SUM,
-                        e_mul(k, kir_load(k, kb_buf(&kb, L, lb, false), idx), kir_load(k, kb_buf(&kb, L, L->p->dy_buf, false), idx)));
-        int so = kir_stage(k, KS_STORE);
-        kir_store(k, so, kb_buf(&kb, L, L->p->loss_buf, true), i, s, false);
-        kb_end(&kb, L, "external loss: per-sample sum of output * dy", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
-        L->grad_buf[out] = L->p->dy_buf;
-        if (L->act != KD_F32) { /* GEMM operands must share one type: a bf16 copy of dy */
-            L->grad_buf[out] = lw_act(L, "dy:bf16", (int64_t)L->N * K);
-            kb_begin(&kb, L, "dy_cast", KF_ROWS, (int64_t)L->N * K, 1);
-            k = kb.k;
-            int ii = kir_var(k, KV_OUTER);
-            int st2 = kir_stage(k, KS_STORE);
-            kir_store(k, st2, kb_buf(&kb, L, L->grad_buf[out], true), ii, kir_load(k, kb_buf(&kb, L, L->p->dy_buf, false), ii),
-                      false);
-            kb_end(&kb, L, "cast the output gradient to bf16", PH(PHASE_FORWARD_TRAIN), true);
-        }
-        return;
-    }
-    char *nm = xasprintf("%s:grad", g->nodes[out].name ? g->nodes[out].name : "logits");
-    int dl = L->grad_buf[out] = lw_act(L, nm, (int64_t)L->N * K);
-    free(nm);
-    double eps = L->o->label_smoothing;
-    kb_begin(&kb, L, "softmax_cross_entropy", KF_ROWS, L->N, K);
-    Kernel *k = kb.k;
-    int li = kb_buf(&kb, L, lb, false);
-    int yi = kb_buf(&kb, L, L->p->labels_buf, false);
-    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-    int l = kir_load(k, li, e_add(k, e_muli(k, i, K), j));
-    int s0 = kir_stage(k, KS_REDUCE);
-    int m = kir_acc(k, s0, KR_MAX, l);
-    int s1 = kir_stage(k, KS_REDUCE);
-    int ex = kir_un(k, KU_EXP, e_sub(k, l, m));
-    int se = kir_acc(k, s1, KR_SUM, ex);
-    int sl = kir_acc(k, s1, KR_SUM, l);
-    int y = kir_load(k, yi, i);
-    int s2 = kir_stage(k, KS_MAP);
-    int target = kir_select(k, kir_bin(k, KB_EQ, j, y), e_f(k, 1 - eps + eps / (double)K), e_f(k, eps / (double)K));
-    int grad = e_mul(k, e_sub(k, e_div(k, ex, se), target), kir_scalar(k, SC_GRAD_SCALE));
-    kir_store(k, s2, kb_buf(&kb, L, dl, true), e_add(k, e_muli(k, i, K), j), grad, false);
-    int s3 = kir_stage(k, KS_STORE);
-    int lse = e_add(k, m, kir_un(k, KU_LOG, se));
-    int ly = kir_load(k, li, e_add(k, e_muli(k, i, K), y));
-    int loss = e_sub(k, e_sub(k, lse, e_mul(k, e_f(k, 1 - eps), ly)), e_mul(k, e_f(k, eps / (double)K), sl));
-    kir_store(k, s3, kb_buf(&kb, L, L->p->loss_buf, true), i, loss, false);
-    kb_end(&kb, L, "softmax + cross-entropy (label smoothing) + its gradient", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL),
-           false);
-}
-
 /* ---- forward ------------------------------------------------------------------------------ */
 
 int lower_forward(Lower *L) {
@@ -851,7 +584,7 @@ int lower_forward(Lower *L) {
         case OP_INPUT:
             if (L->o->normalize_u8_input || L->act != KD_F32) {
                 L->fwd_buf[v] = lw_act(L, L->o->normalize_u8_input ? "input:normalized" : "input:bf16",
-                                       (int64_t)L->N * per_sample(L, v));
+                                       (int64_t)L->N * lw_per_sample(L, v));
                 lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL));
             } else {
                 L->fwd_buf[v] = L->p->input_buf;
@@ -877,9 +610,9 @@ int lower_forward(Lower *L) {
                     return -1;
                 }
             }
-            char *lab = node_label(L, v);
+            char *lab = lw_label(L, v);
             char *nm = xasprintf("%s:out", lab);
-            L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * per_sample(L, v));
+            L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
             free(nm);
             free(lab);
             lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
@@ -891,61 +624,5 @@ int lower_forward(Lower *L) {
         }
     }
     if (!L->failed) lower_loss(L);
-    return L->failed ? -1 : 0;
-}
-
-/* ---- the fused optimizer update -------------------------------------------------------------- */
-
-int lower_update(Lower *L) {
-    Program *p = L->p;
-    int64_t P = p->space_bytes[SPACE_PARAMS] / 4;
-    if (P == 0) return 0;
-    int pb = lw_new_buf(L, "params", SPACE_PARAMS, 0, P, KD_F32);
-    int gb = lw_new_buf(L, "grads", SPACE_GRADS, 0, P, KD_F32);
-    int mb = lw_new_buf(L, L->o->opt == OPT_SGD ? "momentum" : "adam_m", SPACE_STATE, 0, P, KD_F32);
-    int vb = L->o->opt == OPT_SGD ? -1 : lw_new_buf(L, "adam_v", SPACE_STATE, P * 4, P, KD_F32);
-    KB kb;
-    kb_begin(&kb, L, L->o->opt == OPT_SGD ? "sgd_update" : L->o->opt == OPT_ADAM ? "adam_update" : "adamw_update", KF_ROWS,
-             P, 1);
-    Kernel *k = kb.k;
-    int i = kir_var(k, KV_OUTER);
-    int pi = kb_buf(&kb, L, pb, true), gi = kb_buf(&kb, L, gb, true), mi = kb_buf(&kb, L, mb, true);
-    int vi = vb >= 0 ? kb_buf(&kb, L, vb, true) : -1;
-    int st = kir_stage(k, KS_STORE);
-    int par = kir_load(k, pi, i), grad = kir_load(k, gi, i);
-    int decay = p->n_decayed >= P ? kir_scalar(k, SC_WEIGHT_DECAY)
-                                  : kir_select(k, kir_bin(k, KB_LT, i, e_i(k, p->n_decayed)), kir_scalar(k, SC_WEIGHT_DECAY),
-                                               e_f(k, 0));
-    int lr = kir_scalar(k, SC_LR);
-    const char *what;
-    /* new values are expressions of the old loads only; the parameter is
-     * stored first and the gradient is zeroed last */
-    if (L->o->opt == OPT_SGD) {
-        int mom = kir_scalar(k, SC_MOMENTUM);
-        int d = e_add(k, grad, e_mul(k, decay, par));
-        int buf = kir_select(k, kir_bin(k, KB_LT, e_f(k, 0.5), kir_scalar(k, SC_FIRST_STEP)), d,
-                             e_add(k, e_mul(k, mom, kir_load(k, mi, i)), d));
-        int step = L->o->nesterov ? e_add(k, d, e_mul(k, mom, buf)) : buf;
-        kir_store(k, st, pi, i, e_sub(k, par, e_mul(k, lr, step)), false);
-        kir_store(k, st, mi, i, buf, false);
-        what = L->o->nesterov ? "SGD (momentum, nesterov, coupled weight decay) of all parameters + zero grads"
-                              : "SGD (momentum, coupled weight decay) of all parameters + zero grads";
-    } else {
-        int b1 = kir_scalar(k, SC_BETA1), b2 = kir_scalar(k, SC_BETA2);
-        int g2 = L->o->opt == OPT_ADAM ? e_add(k, grad, e_mul(k, decay, par)) : grad;
-        int base = L->o->opt == OPT_ADAMW ? e_mul(k, par, e_sub(k, e_f(k, 1), e_mul(k, lr, decay))) : par;
-        int m = e_add(k, e_mul(k, kir_load(k, mi, i), b1), e_mul(k, g2, e_sub(k, e_f(k, 1), b1)));
-        int vv = e_add(k, e_mul(k, kir_load(k, vi, i), b2), e_mul(k, e_mul(k, g2, g2), e_sub(k, e_f(k, 1), b2)));
-        int denom = e_add(k, e_div(k, kir_un(k, KU_SQRT, vv), kir_un(k, KU_SQRT, kir_scalar(k, SC_BIAS_CORR2))),
-                          kir_scalar(k, SC_EPS));
-        int stepsz = e_div(k, lr, kir_scalar(k, SC_BIAS_CORR1));
-        kir_store(k, st, pi, i, e_sub(k, base, e_mul(k, stepsz, e_div(k, m, denom))), false);
-        kir_store(k, st, mi, i, m, false);
-        kir_store(k, st, vi, i, vv, false);
-        what = L->o->opt == OPT_ADAM ? "Adam (L2 in the gradient, bias correction) of all parameters + zero grads"
-                                     : "AdamW (decoupled decay, bias correction) of all parameters + zero grads";
-    }
-    kir_store(k, st, gi, i, e_f(k, 0), false);
-    kb_end(&kb, L, what, PH(PHASE_UPDATE), false);
     return L->failed ? -1 : 0;
 }

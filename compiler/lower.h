@@ -1,29 +1,36 @@
 /*
- * lower.h — internal interface between the training compiler's passes
- * (fuse.c, lower.c, autodiff.c, memplan.c, compile.c). Not for other users:
- * they call compile.h.
+ * lower.h — the training compiler's back half, pass by pass, in the order
+ * compile_training (compile.c) runs them. Internal: other users call
+ * compile.h. Graph in, Program (program.h) out; there is no training graph:
+ * each pass emits kernel IR (kir.h) and library steps directly.
  *
- * Model of the passes:
- *   fuse.c    decides, per graph node, whether its value is materialized
- *             (has a buffer) or inlined into its single consumer's kernel
- *             (elementwise chains: BN-apply, ReLU, sigmoid, add, mul,
- *             dropout), and which materialized values are recomputed in
- *             backward instead of being kept (cheap elementwise trees whose
- *             inputs are kept anyway).
- *   lower.c   emits the forward steps (train and eval variants) of every
- *             materialized node: its elementwise tree as one kernel (after
- *             the BN statistics kernels it needs), or the structured op
- *             (GEMMs, im2col, pooling, ...); plus the loss and the update.
- *   autodiff.c walks the materialized nodes in reverse and emits each
- *             primitive's gradient rule; elementwise trees are
- *             differentiated as expressions, so the backward of a fused
- *             group is again a fused group.
- *   memplan.c assigns arena offsets from buffer lifetimes over the schedule.
+ *   1. fuse.c       decides, per graph node, whether its value is
+ *                   materialized (has a buffer) or inlined into its single
+ *                   consumer's kernel (elementwise chains: BN-apply, ReLU,
+ *                   sigmoid, add, mul, dropout), and which materialized
+ *                   values are recomputed in backward instead of kept.
+ *   2. lower.c      the forward steps (train and eval variants) of every
+ *                   materialized node: its elementwise tree as one kernel
+ *                   (after the BN statistics kernels it needs), or the
+ *                   structured op (GEMMs, im2col, the target's conv steps,
+ *                   pooling, ...);
+ *      loss.c       then the loss kernel and the output gradient.
+ *   3. autodiff.c   walks the materialized nodes in reverse and emits each
+ *                   primitive's gradient rule; elementwise trees are
+ *                   differentiated as expressions, so the backward of a
+ *                   fused group is again a fused group.
+ *   4. optimizer.c  the single fused update of every parameter.
+ *   5. memplan.c    arena offsets from buffer lifetimes over the schedule.
  *
- * Expression helpers build kir expressions for a node's forward value at a
- * flat batch index: a materialized value is a load of its buffer; an inlined
- * one is expanded from its inputs. In backward, a load of a value that was
- * not kept triggers its recompute kernel first (need_bwd).
+ * kernel_builder.c holds the building blocks all of them use: buffers,
+ * kernels under construction, steps and expression helpers. Expression
+ * helpers build kir expressions for a node's forward value at a flat batch
+ * index: a materialized value is a load of its buffer; an inlined one is
+ * expanded from its inputs. In backward, a load of a value that was not
+ * kept triggers its recompute kernel first (need_bwd).
+ *
+ * Wherever targets differ (which convolutions are library steps, buffer
+ * alignment), the passes ask CompileOptions.target (target.h).
  */
 #ifndef RXC_LOWER_H
 #define RXC_LOWER_H
@@ -36,7 +43,7 @@
 #include "kir.h"
 #include "program.h"
 
-/* ---- fusion plan (fuse.c) ------------------------------------------------ */
+/* ---- 1. fusion plan (fuse.c) --------------------------------------------- */
 /* Most nodes in one elementwise tree (one fused kernel); larger chains are
  * split by materializing inner nodes. Node inputs are at most 3, so a tree
  * has fewer than 3 * MAX_TREE_NODES leaf edges. */
@@ -91,6 +98,8 @@ typedef struct KB {
     int n_args, cap_args;
 } KB;
 
+/* ---- building blocks (kernel_builder.c) ---------------------------------- */
+
 /* buffers */
 int lw_new_buf(Lower *L, const char *name, BufSpace space, int64_t offset, int64_t numel, KDType dt);
 int lw_arena(Lower *L, const char *name, int64_t numel);
@@ -98,10 +107,6 @@ int lw_arena(Lower *L, const char *name, int64_t numel);
 int lw_act(Lower *L, const char *name, int64_t numel);
 /* the forward buffer of node v: f32 for the network output (the caller reads logits), else lw_act */
 int lw_value_out(Lower *L, int v, const char *name, int64_t numel);
-/* the B operand of a GEMM with parameter p: the f32 parameter, or under
- * PREC_BF16 a bf16 copy made by a cast kernel in `phases` */
-int gemm_weight(Lower *L, int param, unsigned phases);
-
 /* kernels and steps */
 void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner);
 int kb_buf(KB *kb, Lower *L, int pbuf, bool written);   /* kernel buffer index for a Program buffer */
@@ -111,7 +116,15 @@ int kb_buf(KB *kb, Lower *L, int pbuf, bool written);   /* kernel buffer index f
 void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace);
 void kb_abort(KB *kb);
 void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note);
+/* appends a STEP_CONV to the given phases */
+void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note);
 #define PH(x) (1u << (x))
+/* node v's name for buffers and kernels, malloc'd */
+char *lw_label(const Lower *L, int v);
+int64_t lw_per_sample(const Lower *L, int v);  /* elements of one sample of v */
+int64_t lw_channels(const Node *n);            /* C of an {H,W,C} or {C} node */
+/* records the pass's first error (L->failed) */
+void lw_fail(Lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* expressions */
 int e_i(Kernel *k, int64_t v);
@@ -127,6 +140,8 @@ int e_addi(Kernel *k, int a, int64_t b);
 int e_and(Kernel *k, int a, int b);
 int e_inrange(Kernel *k, int a, int64_t lo, int64_t hi); /* lo <= a < hi */
 
+/* ---- 2. forward (lower.c, loss.c) ----------------------------------------- */
+
 /* value of node v at flat batch index idx (its own N x numel layout) */
 int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode);
 /* the same, but expands v's own elementwise definition even when v has a buffer */
@@ -139,36 +154,37 @@ int need_bwd(Lower *L, int v);
 /* the buffer of v's forward value in mode */
 int lw_value_buf(Lower *L, int v, ExprMode mode);
 
-/* forward lowering (lower.c) */
+/* every materialized node's forward steps, then lower_loss */
 int lower_forward(Lower *L);
-int lower_update(Lower *L);
 /* emits v's elementwise tree into out (mode EM_BWD: a recompute) */
 void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases);
 /* im2col of x (buffer xb, node geometry of conv c) into a new buffer; returns it */
 int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
 
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
-/* a grouped conv narrow enough for direct kernels (CompileOptions.direct_conv_below) */
-bool conv_is_direct(const Lower *L, const ConvAttr *a);
-/* whether a conv's passes run as STEP_CONVs (CompileOptions.conv_steps):
- * grouped convs with 4 channels in and out per group (an even number of
- * groups) or multiples of 8 */
-bool conv_step_fits(const Lower *L, const ConvAttr *a);
+/* whether conv node v's three passes run as STEP_CONVs: the target's call
+ * (Target.conv_library_step); plain 1x1 convs are always GEMMs */
+bool conv_as_library_step(const Lower *L, int v);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
-/* appends a STEP_CONV to the given phases */
-void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note);
+/* the B operand of a GEMM with parameter p: the f32 parameter, or under
+ * PREC_BF16 a bf16 copy made by a cast kernel in `phases` */
+int gemm_weight(Lower *L, int param, unsigned phases);
 /* PyTorch's avg_pool2d divisor of output (oh, ow), a float expression */
 int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow);
 
-/* backward (autodiff.c) */
+/* the loss kernel (loss.c): per-sample losses and the output gradient */
+void lower_loss(Lower *L);
+
+/* ---- 3. backward (autodiff.c) ---------------------------------------------- */
 int autodiff_backward(Lower *L);
 /* gradient target of v: the buffer, and whether this contribution accumulates */
 int grad_target(Lower *L, int v, bool *accumulate);
 
-/* memory planning (memplan.c) */
-int memplan_run(Lower *L, char *err, size_t errlen);
+/* ---- 4. the optimizer update (optimizer.c) ---------------------------------- */
+int lower_update(Lower *L);
 
-void lw_fail(Lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ---- 5. memory planning (memplan.c) ----------------------------------------- */
+int memplan_run(Lower *L, char *err, size_t errlen);
 
 #endif

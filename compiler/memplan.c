@@ -26,14 +26,13 @@
 #include "lower.h"
 #include "util.h"
 
-#define ALIGN 64
-
 static int64_t buf_bytes(const BufDesc *b) {
     int64_t e = b->dtype == KD_I64 ? 8 : b->dtype == KD_BF16 ? 2 : b->dtype == KD_U8 ? 1 : 4;
     return b->numel * e;
 }
 
-static int64_t align_up(int64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+/* sizes, and so offsets, are multiples of the target's buffer alignment */
+static int64_t align_up(int64_t x, int64_t align) { return (x + align - 1) / align * align; }
 
 typedef struct Life {
     int first, last;
@@ -161,7 +160,7 @@ int memplan_run(Lower *L, char *err, size_t errlen) {
             al[n_alloc++] = (Alloc){.root = r, .size = 0, .first = life[b].first, .last = life[b].last};
         }
         Alloc *a = &al[alloc_of[r]];
-        int64_t sz = align_up(buf_bytes(&p->bufs[b]));
+        int64_t sz = align_up(buf_bytes(&p->bufs[b]), L->o->target->buffer_align);
         if (sz > a->size) a->size = sz;
         if (life[b].first < a->first) a->first = life[b].first;
         if (life[b].last > a->last) a->last = life[b].last;

@@ -62,9 +62,9 @@ typedef struct GemmStep {
  *   CONV_FORWARD      y  (=, or += with accumulate) conv(x, w)
  *   CONV_DATA_GRAD    x  (=, or +=) d loss/dx from y (= dy) and w
  *   CONV_WEIGHT_GRAD  w  (=, or +=) d loss/dw from x and y (= dy)
- * Only the CPU executor runs these (runtime/conv_cpu.c); the compiler emits
- * them for grouped convs when CompileOptions.conv_steps is set and
- * conv_step_fits() holds (compiler/lower.h). */
+ * Only the CPU executor runs these (target/cpu/conv_cpu.c); the compiler emits
+ * them for the convolutions the target asks for (Target.conv_library_step,
+ * compiler/target.h). */
 typedef enum ConvPass { CONV_FORWARD, CONV_DATA_GRAD, CONV_WEIGHT_GRAD } ConvPass;
 
 typedef struct ConvGeom {

@@ -13,6 +13,8 @@
 #include "exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
+#include "target_cpu.h"
+#include "target_cuda.h"
 #include "util.h"
 
 /* The CUDA executor is absent from CPU-only builds: a weak reference is NULL
@@ -36,7 +38,7 @@ static Executor *make_executor(const Program *p, bool cuda, Precision precision,
 static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *err, size_t errlen) {
     CompileOptions o = t->copts;
     o.batch = batch;
-    o.conv_steps = !t->use_cuda; /* direct grouped convs: a CPU executor step */
+    o.target = t->use_cuda ? &target_cuda : &target_cpu;
     *prog = compile_training(t->graph, &o, err, errlen);
     if (!*prog) return -1;
     *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err, errlen);
@@ -66,7 +68,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     if (cfg->batch < 1) return errorf(err, errlen, "batch size must be at least 1 (got %d)", cfg->batch);
     if (g->output < 0 || g->input < 0) return errorf(err, errlen, "the network has no input or output");
 
-    compile_options_from_recipe(&t->copts, t->recipe, cfg->batch);
+    compile_options_from_recipe(&t->copts, t->recipe, cfg->batch, &target_cpu);
     t->copts.loss = cfg->loss;
     t->copts.want_input_grad = cfg->want_input_grad;
     memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
@@ -82,6 +84,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
          * which compiles its own program (STEP_CONV, maybe another input format). */
         CompileOptions o = t->copts;
         o.batch = cfg->batch;
+        o.target = &target_cuda;
         if (!(t->prog = compile_training(t->graph, &o, err, errlen))) return -1;
         t->use_cuda = true;
         t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : cuda_err,

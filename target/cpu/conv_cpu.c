@@ -33,8 +33,9 @@
  *          holds two groups' 4 outputs, one 8-float load holds the two
  *          groups' 4 inputs, and an in-lane shuffle spreads input i of each
  *          group over its half.
- * Any other shape runs plain scalar loops (correct, slow); the compiler
- * emits STEP_CONV only for shapes with a vector form (conv_step_fits).
+ * Any other shape runs plain scalar loops (correct, slow); the CPU target
+ * asks for STEP_CONV only where every pass has a vector form
+ * (conv_cpu_has_vector_form, target_cpu.c).
  *
  * Determinism: each output element is summed by one task, in one order
  * (taps, then channels; pixels in order for the weight gradient), so the
@@ -140,6 +141,14 @@ static Form pass_form(const ConvStep *s) {
     case CONV_WEIGHT_GRAD: return weight_grad_form(cig, cog, s->g.cout);
     }
     return FORM_GENERIC;
+}
+
+bool conv_cpu_has_vector_form(const ConvGeom *g) {
+    for (ConvPass pass = CONV_FORWARD; pass <= CONV_WEIGHT_GRAD; pass++) {
+        ConvStep s = {.pass = pass, .g = *g};
+        if (pass_form(&s) == FORM_GENERIC) return false;
+    }
+    return true;
 }
 
 const char *conv_cpu_kernel_name(const ConvStep *s) {

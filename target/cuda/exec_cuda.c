@@ -323,8 +323,8 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
             CudaStep *cs = &x->steps[ph][i];
             if (st->kind == STEP_CONV) {
                 snprintf(err, errlen,
-                         "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile for the "
-                         "GPU without CompileOptions.conv_steps", st->note ? st->note : "?");
+                         "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile "
+                         "the program for the CUDA target (target_cuda)", st->note ? st->note : "?");
                 return -1;
             }
             if (st->kind == STEP_GEMM) {

@@ -22,6 +22,7 @@
 
 #include "kir.h"
 #include "render_cuda.h"
+#include "target_cuda.h"
 #include "sample_kernels.h"
 #include "render_c.h"
 #include "util.h"
@@ -584,7 +585,7 @@ static void check_model(const char *workdir, const char *file, const char *input
         return;
     }
     CompileOptions o;
-    compile_options_from_recipe(&o, &model.recipe, batch);
+    compile_options_from_recipe(&o, &model.recipe, batch, &target_cuda);
     Program *p = compile_training(model.graph, &o, err, sizeof err);
     if (!p) report(false, prefix, err);
     else {

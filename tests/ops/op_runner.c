@@ -22,6 +22,8 @@
 #include "executor.h"
 #include "frontend.h"
 #include "safetensors.h"
+#include "target_cpu.h"
+#include "target_cuda.h"
 #include "util.h"
 
 static int die(const char *msg) {
@@ -51,15 +53,17 @@ int main(int argc, char **argv) {
     if (!x || x->rank != 4) return die("B needs x (N,C,H,W)");
     int N = (int)x->shape[0];
     CompileOptions o;
-    compile_options_from_recipe(&o, &m.recipe, N);
+    /* OP_DEVICE=cuda: the GPU executor; OP_LOWER_FOR=cuda: the CUDA target's
+     * lowering (im2col + GEMM for every conv) run by the CPU executor, which
+     * runs any Program without STEP_CONVs: how the GPU's conv path is
+     * checked against PyTorch here */
+    const char *dev = getenv("OP_DEVICE"), *lower_for = getenv("OP_LOWER_FOR");
+    bool on_gpu = dev && !strcmp(dev, "cuda");
+    const Target *target = on_gpu || (lower_for && !strcmp(lower_for, "cuda")) ? &target_cuda : &target_cpu;
+    compile_options_from_recipe(&o, &m.recipe, N, target);
     o.loss = dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     o.want_input_grad = getenv("OP_NO_INPUT_GRAD") == NULL;
     if (getenv("OP_NO_RECOMPUTE")) o.no_recompute = true;
-    if (getenv("OP_DIRECT_CONV")) o.direct_conv_below = atoi(getenv("OP_DIRECT_CONV"));
-    /* as the trainer: direct conv steps on the CPU (OP_NO_CONV_STEPS: im2col + GEMM), never on the GPU */
-    const char *dev = getenv("OP_DEVICE");
-    bool on_gpu = dev && !strcmp(dev, "cuda");
-    o.conv_steps = !on_gpu && !getenv("OP_NO_CONV_STEPS");
     /* OP_U8_NORMALIZE="m0,m1,m2,s0,s1,s2": x holds 0..255 and goes in as uint8,
      * normalized by the first kernel */
     const char *u8 = getenv("OP_U8_NORMALIZE");

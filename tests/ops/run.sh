@@ -30,9 +30,10 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
 # the same checks through the trainer's `rxc grad` for a few representative ops
 "$PYTHON" check_ops.py "$RXC_BIN" grouped3x3_width4 stem7x7_stride2 batchnorm_relu residual_chain maxpool_ties mul_broadcast_se concat linear
-# grouped convolutions and the stem through im2col + GEMM, as on the GPU (the CPU default is direct conv steps)
+# grouped convolutions and the stem lowered for the CUDA target (im2col + GEMM; the CPU target's are direct
+# conv steps), run by the CPU executor
 GROUPED="grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 grouped3x3_width24 grouped5x5_width8_stride3_pad2 grouped3x3_width4_nopad_stride2 stem7x7_stride2"
-OP_NO_CONV_STEPS=1 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" $GROUPED | sed 's/^\(PASS\|FAIL\) op_/\1 gemm_path_/'
+OP_LOWER_FOR=cuda "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" $GROUPED | sed 's/^\(PASS\|FAIL\) op_/\1 gemm_path_/'
 # the conv steps with one thread and with three: each output is summed by one task in one order
 OMP_NUM_THREADS=1 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32 | sed 's/^\(PASS\|FAIL\) op_/\1 one_thread_/'
 OMP_NUM_THREADS=3 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32 | sed 's/^\(PASS\|FAIL\) op_/\1 three_threads_/'
@@ -48,8 +49,6 @@ if [ "$(uname -m)" = x86_64 ] && grep -qw avx /proc/cpuinfo; then
 else
   echo "SKIP blas_coretype_override: not an x86-64 machine with AVX"
 fi
-# grouped convolutions through the direct kernels (CompileOptions.direct_conv_below)
-OP_DIRECT_CONV=64 "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width1 grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 depthwise3x3 grouped1x1 | sed 's/^\(PASS\|FAIL\) op_/\1 direct_/'
 # every op on the GPU executor against PyTorch, where a GPU exists
 if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
   OP_DEVICE=cuda "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"

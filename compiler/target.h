@@ -1,0 +1,42 @@
+/*
+ * target.h — what the compiler asks a target.
+ *
+ * A target is one folder under target/ (cpu, cuda) that holds everything
+ * that knows about one kind of device: its renderer, its compiler driver,
+ * its executor and its libraries. Each exports one Target (target_cpu.h,
+ * target_cuda.h). compile_training reads it through CompileOptions.target
+ * and never guesses what a device can do: where two targets lower an
+ * operation differently, the difference is a field here.
+ */
+#ifndef RXC_TARGET_H
+#define RXC_TARGET_H
+
+#include <stdbool.h>
+
+#include "kir.h"
+#include "program.h"
+#include "recipe.h"
+
+typedef struct Target {
+    const char *name;          /* "cpu", "cuda": as --device and `rxc emit --target` spell it */
+    const char *source_file;   /* what `rxc emit` names the rendered kernels: "kernels.c", "kernels.cu" */
+    unsigned precisions;       /* bit (1u << p) for each Precision the target runs */
+    /* Every arena buffer starts on a multiple of this many bytes (memplan.c),
+     * so that the renderer's widest vector access is aligned: 64 on the CPU
+     * (a cache line, AVX-512), 16 suffices for CUDA's float4. */
+    int buffer_align;
+    /* The input batch crosses to the device as uint8 and the first kernel
+     * normalizes it, when the augment pipeline ends in a normalize: a
+     * quarter of the bytes to copy to a GPU; on the CPU there is no copy. */
+    bool u8_input;
+    /* Whether the target runs all three passes of this grouped convolution
+     * as STEP_CONV library steps (program.h) instead of im2col + GEMM, for
+     * activations of type act. NULL: it runs none. */
+    bool (*conv_library_step)(const ConvGeom *g, KDType act);
+    /* The module's kernel source, malloc'd (the target's renderer). */
+    char *(*render)(const KirModule *m);
+} Target;
+
+static inline bool target_runs_precision(const Target *t, Precision p) { return t->precisions >> p & 1u; }
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * target_cpu.c — the CPU target's answers to the compiler (target.h).
+ */
+#include "target_cpu.h"
+
+#include "conv_cpu.h"
+#include "render_c.h"
+
+/* Grouped convolutions with a vector form in conv_cpu.c run as direct
+ * steps: no column buffers, 1.3-1.7x the im2col + GEMM path on ResNeXt's
+ * grouped 3x3s (docs/performance.md). Dense convolutions stay on GEMMs,
+ * which run near the machine's peak (the 3-channel stem too: its direct
+ * forward measured slower than columns + GEMM). conv_cpu works on f32. */
+static bool cpu_conv_library_step(const ConvGeom *g, KDType act) {
+    return act == KD_F32 && g->groups > 1 && conv_cpu_has_vector_form(g);
+}
+
+/* bf16 runs as on a GPU, rounding every stored activation (for verifying
+ * the GPU's numerics here); tf32 is a GEMM policy the CPU has no hardware
+ * for, so its GEMMs stay fp32. */
+const Target target_cpu = {
+    .name = "cpu",
+    .source_file = "kernels.c",
+    .precisions = 1u << PREC_FP32 | 1u << PREC_TF32 | 1u << PREC_BF16,
+    .buffer_align = 64,
+    .u8_input = false,
+    .conv_library_step = cpu_conv_library_step,
+    .render = render_c,
+};
