@@ -356,6 +356,60 @@ static bool get_size(Reader *rd, const AstExpr *e, const char *what, bool allow_
     return true;
 }
 
+/* random_resize's sizes: one to RXC_MAX_SIZES image sizes. */
+static bool get_resize_sizes(Reader *rd, const AstExpr *e, TransformOp *op) {
+    double sz[RXC_MAX_SIZES];
+    int n = get_numbers(rd, e, "random_resize's sizes", 1, RXC_MAX_SIZES, sz);
+    if (n < 0) return false;
+    for (int i = 0; i < n; i++) {
+        if (sz[i] != floor(sz[i]) || sz[i] < 1 || sz[i] > 65536) {
+            err(rd, e->v.list.items[i]->loc, "random_resize's sizes must be whole numbers between 1 and 65536");
+            return false;
+        }
+        op->sizes[i] = (int)sz[i];
+    }
+    op->n_sizes = n;
+    return true;
+}
+
+/* random_resized_crop's optional scale and ratio ranges (NULL: the default). */
+static bool get_crop_scale_ratio(Reader *rd, const AstExpr *scale, const AstExpr *ratio, TransformOp *op) {
+    double pair[2];
+    if (scale) {
+        if (get_numbers(rd, scale, "random_resized_crop's scale", 2, 2, pair) != 2) return false;
+        if (!(pair[0] > 0 && pair[0] <= pair[1] && pair[1] <= 1)) {
+            err(rd, scale->loc, "random_resized_crop's scale must be [lo, hi] with 0 < lo <= hi <= 1");
+            return false;
+        }
+        op->scale[0] = (float)pair[0]; op->scale[1] = (float)pair[1];
+    }
+    if (ratio) {
+        if (get_numbers(rd, ratio, "random_resized_crop's ratio", 2, 2, pair) != 2) return false;
+        if (!(pair[0] > 0 && pair[0] <= pair[1] && isfinite(pair[1]))) {
+            err(rd, ratio->loc, "random_resized_crop's ratio must be [lo, hi] with 0 < lo <= hi");
+            return false;
+        }
+        op->ratio[0] = (float)pair[0]; op->ratio[1] = (float)pair[1];
+    }
+    return true;
+}
+
+/* normalize's per-channel mean and std (std positive). */
+static bool get_mean_std(Reader *rd, const AstExpr *mean, const AstExpr *std, TransformOp *op) {
+    double m[3], sd[3];
+    if (get_numbers(rd, mean, "normalize's mean", 3, 3, m) != 3) return false;
+    if (get_numbers(rd, std, "normalize's std", 3, 3, sd) != 3) return false;
+    for (int i = 0; i < 3; i++) {
+        if (!(sd[i] > 0)) {
+            err(rd, std->v.list.items[i]->loc, "normalize's std must be positive");
+            return false;
+        }
+        op->mean[i] = (float)m[i];
+        op->std[i] = (float)sd[i];
+    }
+    return true;
+}
+
 static const char *const tf_names_list[] = {"resize", "random_resize", "random_crop", "center_crop",
                                             "random_resized_crop", "hflip", "autoaugment", "normalize"};
 
@@ -395,18 +449,7 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
     case TF_RANDOM_RESIZE: {
         static const char *const ps[] = {"sizes"};
         Spec s = {"random_resize", ps, 1, 1};
-        if (!bind(&rd, e, &s, v)) return -1;
-        double sz[RXC_MAX_SIZES];
-        int n = get_numbers(&rd, v[0], "random_resize's sizes", 1, RXC_MAX_SIZES, sz);
-        if (n < 0) return -1;
-        for (int i = 0; i < n; i++) {
-            if (sz[i] != floor(sz[i]) || sz[i] < 1 || sz[i] > 65536) {
-                err(&rd, v[0]->v.list.items[i]->loc, "random_resize's sizes must be whole numbers between 1 and 65536");
-                return -1;
-            }
-            op->sizes[i] = (int)sz[i];
-        }
-        op->n_sizes = n;
+        if (!bind(&rd, e, &s, v) || !get_resize_sizes(&rd, v[0], op)) return -1;
         break;
     }
     case TF_RANDOM_CROP: {
@@ -426,23 +469,7 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
         static const char *const ps[] = {"size", "scale", "ratio"};
         Spec s = {"random_resized_crop", ps, 3, 1};
         if (!bind(&rd, e, &s, v) || !get_size(&rd, v[0], "random_resized_crop's size", false, op->size)) return -1;
-        double pair[2];
-        if (v[1]) {
-            if (get_numbers(&rd, v[1], "random_resized_crop's scale", 2, 2, pair) != 2) return -1;
-            if (!(pair[0] > 0 && pair[0] <= pair[1] && pair[1] <= 1)) {
-                err(&rd, v[1]->loc, "random_resized_crop's scale must be [lo, hi] with 0 < lo <= hi <= 1");
-                return -1;
-            }
-            op->scale[0] = (float)pair[0]; op->scale[1] = (float)pair[1];
-        }
-        if (v[2]) {
-            if (get_numbers(&rd, v[2], "random_resized_crop's ratio", 2, 2, pair) != 2) return -1;
-            if (!(pair[0] > 0 && pair[0] <= pair[1] && isfinite(pair[1]))) {
-                err(&rd, v[2]->loc, "random_resized_crop's ratio must be [lo, hi] with 0 < lo <= hi");
-                return -1;
-            }
-            op->ratio[0] = (float)pair[0]; op->ratio[1] = (float)pair[1];
-        }
+        if (!get_crop_scale_ratio(&rd, v[1], v[2], op)) return -1;
         break;
     }
     case TF_HFLIP: {
@@ -469,18 +496,7 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
     case TF_NORMALIZE: {
         static const char *const ps[] = {"mean", "std"};
         Spec s = {"normalize", ps, 2, 2};
-        double m[3], sd[3];
-        if (!bind(&rd, e, &s, v)) return -1;
-        if (get_numbers(&rd, v[0], "normalize's mean", 3, 3, m) != 3) return -1;
-        if (get_numbers(&rd, v[1], "normalize's std", 3, 3, sd) != 3) return -1;
-        for (int i = 0; i < 3; i++) {
-            if (!(sd[i] > 0)) {
-                err(&rd, v[1]->v.list.items[i]->loc, "normalize's std must be positive");
-                return -1;
-            }
-            op->mean[i] = (float)m[i];
-            op->std[i] = (float)sd[i];
-        }
+        if (!bind(&rd, e, &s, v) || !get_mean_std(&rd, v[0], v[1], op)) return -1;
         break;
     }
     case TF_COUNT: break;
