@@ -2,7 +2,7 @@
  * graph.h — the network graph IR.
  *
  * Elaboration (elaborate.c) turns a parsed .net file into a Graph; every
- * later pass (autodiff, fusion, lowering, memory planning) reads it.
+ * later pass (fusion, lowering, autodiff, memory planning) reads it.
  *
  * Conventions that every pass relies on:
  *   - One node produces exactly one value; a value is named by its node id.

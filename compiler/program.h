@@ -1,12 +1,15 @@
 /*
- * program.h — a compiled training step: kernels, GEMM calls and buffers.
+ * program.h — a compiled training step: kernels, library steps and buffers.
  *
- * The compiler's back half (autodiff -> fuse -> lower -> memplan) produces a
- * Program for one (graph, recipe, batch size, precision); executors run it:
- * runtime/exec_cpu.c on the CPU (generated C + OpenBLAS), target/cuda on a
- * GPU (generated CUDA + cuBLAS). A Program knows nothing about files, data
- * loading or schedules: the trainer sets the runtime scalars (kir.h ScalarId)
- * and the input buffers, then runs phases.
+ * The compiler's back half (compile.h; its passes in order are listed in
+ * lower.h: fuse -> lower + loss -> autodiff -> optimizer -> memplan) turns
+ * one Graph into a Program for one (recipe, batch size, precision, target).
+ * No training graph sits in between: each pass emits kernel IR (kir.h) and
+ * library steps straight into the Program. The target's executor runs it:
+ * target/cpu/exec_cpu.c (generated C + OpenBLAS + direct conv steps) or
+ * target/cuda/exec_cuda.c (generated CUDA + cuBLAS). A Program knows
+ * nothing about files, data loading or schedules: the trainer sets the
+ * runtime scalars (kir.h ScalarId) and the input buffers, then runs phases.
  *
  * Storage spaces. Every buffer lives in one space at a byte offset:
  *   SPACE_ARENA    activations, saved tensors and temporaries; offsets come
