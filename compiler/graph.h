@@ -26,10 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct SrcLoc {
-    const char *file; /* owned by the front end's source table */
-    int line, col;    /* 1-based; 0 when the node came from code, not text */
-} SrcLoc;
+#include "error.h" /* SrcLoc */
+
 
 typedef enum OpKind {
     OP_INPUT,          /* the image batch: {H, W, C} */
