@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kir_analysis.h"
+#include "kir_text.h"
 #include "util.h"
 
 /* ---- the random function shared by render_c.c and render_cuda.c ---------
@@ -216,43 +218,8 @@ static bool commutative(KBinOp op) {
  * decomposition is answered at build time, so the renderer sees `col`, a
  * contiguous index, instead of a division per element and a gather. Only
  * rewrites that are exact for the IR's non-negative idiv/mod operands are
- * made. Ranges are conservative; a reduce variable's extent is not known yet
- * while its body is built, so anything involving one is left alone. */
-
-typedef struct Range { double lo, hi; } Range;
-
-static Range int_range(const Kernel *k, int id, int depth) {
-    Range unknown = {-INFINITY, INFINITY};
-    if (id < 0 || id >= k->n_ex || depth > 16 || k->ex[id].type != KT_INT) return unknown;
-    const KExpr *e = &k->ex[id];
-    switch (e->kind) {
-    case KE_CONST_I: return (Range){(double)e->i, (double)e->i};
-    case KE_VAR:
-        if (e->var == KV_OUTER) return (Range){0, (double)k->outer - 1};
-        if (e->var == KV_INNER) return (Range){0, (double)k->inner - 1};
-        return unknown;
-    case KE_BINARY: {
-        Range x = int_range(k, e->a, depth + 1), y = int_range(k, e->b, depth + 1);
-        switch ((KBinOp)e->op) {
-        case KB_ADD: return (Range){x.lo + y.lo, x.hi + y.hi};
-        case KB_SUB: return (Range){x.lo - y.hi, x.hi - y.lo};
-        case KB_MUL:
-            if (x.lo >= 0 && y.lo >= 0) return (Range){x.lo * y.lo, x.hi * y.hi};
-            return unknown;
-        case KB_IDIV:
-            if (x.lo >= 0 && y.lo >= 1) return (Range){floor(x.lo / y.hi), floor(x.hi / y.lo)};
-            return unknown;
-        case KB_MOD:
-            if (x.lo >= 0 && y.lo >= 1) return (Range){0, fmin(x.hi, y.hi - 1)};
-            return unknown;
-        case KB_MIN: return (Range){fmin(x.lo, y.lo), fmin(x.hi, y.hi)};
-        case KB_MAX: return (Range){fmax(x.lo, y.lo), fmax(x.hi, y.hi)};
-        default: return unknown;
-        }
-    }
-    default: return unknown;
-    }
-}
+ * made. Ranges come from kir_analysis.c; a reduce variable's extent is not
+ * known yet while its body is built, so anything involving one is left alone. */
 
 static bool is_const_i(const Kernel *k, int id, int64_t *v) {
     if (id < 0 || id >= k->n_ex || k->ex[id].kind != KE_CONST_I) return false;
@@ -271,14 +238,14 @@ static bool multiple_of(const Kernel *k, int id, int64_t c, int *x_out, int64_t 
     if (is_const_i(k, e->b, &m)) x = e->a;
     else if (is_const_i(k, e->a, &m)) x = e->b;
     else return false;
-    if (m <= 0 || m % c != 0 || int_range(k, x, 0).lo < 0) return false;
+    if (m <= 0 || m % c != 0 || kir_int_range(k, x).lo < 0) return false;
     *x_out = x;
     *m_out = m;
     return true;
 }
 
 static int simplify_divmod(Kernel *k, KBinOp op, int a, int64_t c) {
-    Range ra = int_range(k, a, 0);
+    KirRange ra = kir_int_range(k, a);
     if (ra.lo >= 0 && ra.hi < (double)c) return op == KB_MOD ? a : kir_const_i(k, 0);
     const KExpr *e = a >= 0 && a < k->n_ex ? &k->ex[a] : NULL;
     if (!e || e->kind != KE_BINARY || e->op != KB_ADD || e->type != KT_INT) return -1;
@@ -287,7 +254,7 @@ static int simplify_divmod(Kernel *k, KBinOp op, int a, int64_t c) {
         int x, rest = sides[s][1];
         int64_t m;
         if (!multiple_of(k, sides[s][0], c, &x, &m)) continue;
-        Range rr = int_range(k, rest, 0);
+        KirRange rr = kir_int_range(k, rest);
         if (rr.lo < 0) continue;
         if (op == KB_MOD) return kir_bin(k, KB_MOD, rest, kir_const_i(k, c)); /* (x*m + r) % c = r % c */
         if (rr.hi < (double)c) return m == c ? x : kir_bin(k, KB_MUL, x, kir_const_i(k, m / c));
@@ -413,9 +380,7 @@ typedef struct Checker {
     const Kernel *k;
     char *err;
     size_t errlen;
-    int words;           /* 64-bit words per variable set */
-    uint64_t *free_vars; /* per node: the loop variables it depends on */
-    int *acc_stage;      /* per node: latest stage among the accumulators it reads, -1 if none */
+    KirDeps deps;        /* once every node is valid: what each one depends on */
     int *closed_by;      /* per variable: the KE_REDUCE node that binds it, -1 if none */
 } Checker;
 
@@ -429,34 +394,86 @@ static int fail(Checker *c, const char *fmt, ...) {
     return -1;
 }
 
-static uint64_t *vars_of(Checker *c, int id) { return c->free_vars + (size_t)id * (size_t)c->words; }
-static bool has_var(Checker *c, int id, int v) { return vars_of(c, id)[v / 64] >> (v % 64) & 1; }
-
 static bool operand_ok(const Kernel *k, int self, int op) { return op >= 0 && op < self && op < k->n_ex; }
 
 static bool is_numeric(KType t) { return t == KT_FLOAT || t == KT_INT; }
 
-/* Checks node id's operands and type and computes its variable set. */
+/* The type of unary node id from its (existing) operand, or a failure. */
+static int unary_type_check(Checker *c, int id, KType *want) {
+    const KExpr *e = &c->k->ex[id];
+    KType a = c->k->ex[e->a].type;
+    switch ((KUnOp)e->op) {
+    case KU_NEG: case KU_ABS:
+        if (!is_numeric(a)) return fail(c, "e%d: %s of %s", id, unop_name(e->op), type_name(a));
+        *want = a;
+        return 0;
+    case KU_EXP: case KU_LOG: case KU_SQRT: case KU_RSQRT: case KU_RECIP: case KU_SIGMOID:
+        if (a != KT_FLOAT) return fail(c, "e%d: %s needs a float operand, got %s", id, unop_name(e->op), type_name(a));
+        *want = KT_FLOAT;
+        return 0;
+    case KU_TO_FLOAT:
+        if (a == KT_FLOAT) return fail(c, "e%d: to_float of a float", id);
+        *want = KT_FLOAT;
+        return 0;
+    case KU_TO_INT:
+        if (a == KT_INT) return fail(c, "e%d: to_int of an int", id);
+        *want = KT_INT;
+        return 0;
+    case KU_NOT:
+        if (a != KT_BOOL) return fail(c, "e%d: not of %s", id, type_name(a));
+        *want = KT_BOOL;
+        return 0;
+    }
+    return fail(c, "e%d: unknown unary op %d", id, e->op);
+}
+
+/* The type of binary node id from its (existing) operands, or a failure. */
+static int binary_type_check(Checker *c, int id, KType *want) {
+    const KExpr *e = &c->k->ex[id];
+    KType a = c->k->ex[e->a].type, b = c->k->ex[e->b].type;
+    if (a != b) return fail(c, "e%d: %s of %s and %s", id, binop_name(e->op), type_name(a), type_name(b));
+    switch ((KBinOp)e->op) {
+    case KB_ADD: case KB_SUB: case KB_MUL: case KB_MAX: case KB_MIN:
+        if (!is_numeric(a)) return fail(c, "e%d: %s of bools", id, binop_name(e->op));
+        *want = a;
+        return 0;
+    case KB_DIV:
+        if (a != KT_FLOAT) return fail(c, "e%d: div of %ss (use idiv for ints)", id, type_name(a));
+        *want = KT_FLOAT;
+        return 0;
+    case KB_IDIV: case KB_MOD:
+        if (a != KT_INT) return fail(c, "e%d: %s of %ss", id, binop_name(e->op), type_name(a));
+        *want = KT_INT;
+        return 0;
+    case KB_LT: case KB_LE:
+        if (!is_numeric(a)) return fail(c, "e%d: %s of bools", id, binop_name(e->op));
+        *want = KT_BOOL;
+        return 0;
+    case KB_EQ: case KB_NE: *want = KT_BOOL; return 0;
+    case KB_AND: case KB_OR:
+        if (a != KT_BOOL) return fail(c, "e%d: %s of %ss", id, binop_name(e->op), type_name(a));
+        *want = KT_BOOL;
+        return 0;
+    }
+    return fail(c, "e%d: unknown binary op %d", id, e->op);
+}
+
+/* Checks node id's operands and type. */
 static int check_node(Checker *c, int id) {
     const Kernel *k = c->k;
     const KExpr *e = &k->ex[id];
-    uint64_t *vs = vars_of(c, id);
-    c->acc_stage[id] = -1;
 #define OPERAND(field)                                                                            \
     do {                                                                                          \
         if (!operand_ok(k, id, e->field))                                                         \
             return fail(c, "e%d: operand " #field " = %d is not an earlier node", id, e->field); \
-        for (int w = 0; w < c->words; w++) vs[w] |= vars_of(c, e->field)[w];                      \
-        if (c->acc_stage[e->field] > c->acc_stage[id]) c->acc_stage[id] = c->acc_stage[e->field]; \
     } while (0)
 #define TYPE(field) (k->ex[e->field].type)
-    KType want;
+    KType want = KT_FLOAT;
     switch (e->kind) {
     case KE_CONST_F: want = KT_FLOAT; break;
     case KE_CONST_I: want = KT_INT; break;
     case KE_VAR:
         if (e->var < 0 || e->var >= k->n_vars) return fail(c, "e%d: variable %d does not exist", id, e->var);
-        vs[e->var / 64] |= 1ULL << (e->var % 64);
         want = KT_INT;
         break;
     case KE_SCALAR:
@@ -471,59 +488,12 @@ static int check_node(Checker *c, int id) {
         break;
     case KE_UNARY:
         OPERAND(a);
-        switch ((KUnOp)e->op) {
-        case KU_NEG: case KU_ABS:
-            if (!is_numeric(TYPE(a))) return fail(c, "e%d: %s of %s", id, unop_name(e->op), type_name(TYPE(a)));
-            want = TYPE(a);
-            break;
-        case KU_EXP: case KU_LOG: case KU_SQRT: case KU_RSQRT: case KU_RECIP: case KU_SIGMOID:
-            if (TYPE(a) != KT_FLOAT) return fail(c, "e%d: %s needs a float operand, got %s", id, unop_name(e->op), type_name(TYPE(a)));
-            want = KT_FLOAT;
-            break;
-        case KU_TO_FLOAT:
-            if (TYPE(a) == KT_FLOAT) return fail(c, "e%d: to_float of a float", id);
-            want = KT_FLOAT;
-            break;
-        case KU_TO_INT:
-            if (TYPE(a) == KT_INT) return fail(c, "e%d: to_int of an int", id);
-            want = KT_INT;
-            break;
-        case KU_NOT:
-            if (TYPE(a) != KT_BOOL) return fail(c, "e%d: not of %s", id, type_name(TYPE(a)));
-            want = KT_BOOL;
-            break;
-        default: return fail(c, "e%d: unknown unary op %d", id, e->op);
-        }
+        if (unary_type_check(c, id, &want)) return -1;
         break;
     case KE_BINARY:
         OPERAND(a);
         OPERAND(b);
-        if (TYPE(a) != TYPE(b))
-            return fail(c, "e%d: %s of %s and %s", id, binop_name(e->op), type_name(TYPE(a)), type_name(TYPE(b)));
-        switch ((KBinOp)e->op) {
-        case KB_ADD: case KB_SUB: case KB_MUL: case KB_MAX: case KB_MIN:
-            if (!is_numeric(TYPE(a))) return fail(c, "e%d: %s of bools", id, binop_name(e->op));
-            want = TYPE(a);
-            break;
-        case KB_DIV:
-            if (TYPE(a) != KT_FLOAT) return fail(c, "e%d: div of %ss (use idiv for ints)", id, type_name(TYPE(a)));
-            want = KT_FLOAT;
-            break;
-        case KB_IDIV: case KB_MOD:
-            if (TYPE(a) != KT_INT) return fail(c, "e%d: %s of %ss", id, binop_name(e->op), type_name(TYPE(a)));
-            want = KT_INT;
-            break;
-        case KB_LT: case KB_LE:
-            if (!is_numeric(TYPE(a))) return fail(c, "e%d: %s of bools", id, binop_name(e->op));
-            want = KT_BOOL;
-            break;
-        case KB_EQ: case KB_NE: want = KT_BOOL; break;
-        case KB_AND: case KB_OR:
-            if (TYPE(a) != KT_BOOL) return fail(c, "e%d: %s of %ss", id, binop_name(e->op), type_name(TYPE(a)));
-            want = KT_BOOL;
-            break;
-        default: return fail(c, "e%d: unknown binary op %d", id, e->op);
-        }
+        if (binary_type_check(c, id, &want)) return -1;
         break;
     case KE_SELECT:
         OPERAND(a);
@@ -542,12 +512,10 @@ static int check_node(Checker *c, int id) {
         c->closed_by[e->var] = id;
         if (e->extent < 1) return fail(c, "e%d: reduce extent %lld < 1", id, (long long)e->extent);
         if (!is_numeric(TYPE(a))) return fail(c, "e%d: reduce of a bool", id);
-        vs[e->var / 64] &= ~(1ULL << (e->var % 64));
         want = TYPE(a);
         break;
     case KE_ACC:
         if (e->acc < 0 || e->acc >= k->n_accs) return fail(c, "e%d: accumulator %d does not exist", id, e->acc);
-        c->acc_stage[id] = k->accs[e->acc].stage;
         want = type_of(k, k->accs[e->acc].value);
         break;
     case KE_RAND:
@@ -569,15 +537,15 @@ static int check_root(Checker *c, int id, int stage, bool inner_ok, const char *
     const Kernel *k = c->k;
     if (id < 0 || id >= k->n_ex) return fail(c, "stage %d: %s is e%d, which does not exist", stage, what, id);
     for (int v = 2; v < k->n_vars; v++)
-        if (has_var(c, id, v))
+        if (kir_deps_has(&c->deps, id, v))
             return fail(c, "stage %d: %s e%d uses v%d outside the reduce that binds it%s", stage, what, id, v,
                         c->closed_by[v] < 0 ? " (no kir_reduce closes it)" : "");
-    if (!inner_ok && has_var(c, id, KV_INNER))
+    if (!inner_ok && kir_deps_has(&c->deps, id, KV_INNER))
         return fail(c, "stage %d: %s e%d uses j (KV_INNER), which does not exist in a %s stage", stage, what, id,
                     k->stages[stage].kind == KS_STORE ? "KS_STORE" : "this");
-    if (c->acc_stage[id] >= stage)
+    if (c->deps.acc_stage[id] >= stage)
         return fail(c, "stage %d: %s e%d reads an accumulator of stage %d, which is not finished yet", stage, what, id,
-                    c->acc_stage[id]);
+                    c->deps.acc_stage[id]);
     return 0;
 }
 
@@ -607,13 +575,11 @@ static int check_structure(Checker *c) {
 
 int kir_finish(Kernel *k, char *err, size_t errlen) {
     Checker c = {.k = k, .err = err, .errlen = errlen};
-    c.words = (k->n_vars + 63) / 64;
-    c.free_vars = xcalloc((size_t)(k->n_ex ? k->n_ex : 1) * (size_t)c.words, sizeof(uint64_t));
-    c.acc_stage = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(int));
     c.closed_by = xmalloc((size_t)k->n_vars * sizeof(int));
     for (int v = 0; v < k->n_vars; v++) c.closed_by[v] = -1;
     int rc = check_structure(&c);
     for (int i = 0; rc == 0 && i < k->n_ex; i++) rc = check_node(&c, i);
+    kir_deps_init(&c.deps, k); /* every operand is an earlier node from here on */
     for (int a = 0; rc == 0 && a < k->n_accs; a++) {
         const KAcc *acc = &k->accs[a];
         if (acc->stage < 0 || acc->stage >= k->n_stages || k->stages[acc->stage].kind != KS_REDUCE) {
@@ -650,8 +616,7 @@ int kir_finish(Kernel *k, char *err, size_t errlen) {
                 rc = fail(&c, "stage %d: accumulating store into the u8 buffer %s", s, b->name);
         }
     }
-    free(c.free_vars);
-    free(c.acc_stage);
+    kir_deps_free(&c.deps);
     free(c.closed_by);
     if (rc) return -1;
     k->hash = 0;
@@ -797,11 +762,12 @@ static void dump_expr(StrBuf *b, const Kernel *k, int id) {
     switch (e->kind) {
     case KE_CONST_F: sb_printf(b, "%.9g", e->f); break;
     case KE_CONST_I: sb_printf(b, "%lld", (long long)e->i); break;
-    case KE_VAR:
-        if (e->var == KV_OUTER) sb_puts(b, "i");
-        else if (e->var == KV_INNER) sb_puts(b, "j");
-        else sb_printf(b, "v%d", e->var);
+    case KE_VAR: {
+        char name[16];
+        kir_var_name(name, sizeof name, e->var);
+        sb_puts(b, name);
         break;
+    }
     case KE_SCALAR: sb_printf(b, "sc[%d]", e->scalar); break;
     case KE_LOAD:
         sb_printf(b, "load %s[e%d]", e->buf >= 0 && e->buf < k->n_bufs ? k->bufs[e->buf].name : "?", e->a);

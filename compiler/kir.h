@@ -37,6 +37,10 @@
  * a group's input channels): it introduces its own loop variable.
  * KE_SELECT evaluates only the chosen side, so a guarded load is
  * `select(in_bounds, load(...), 0)`.
+ *
+ * kir_analysis.h answers what every consumer asks of a kernel (integer
+ * ranges and widths, what each node depends on); kir_text.h spells values
+ * for the renderers.
  */
 #ifndef RXC_KIR_H
 #define RXC_KIR_H

@@ -13,9 +13,10 @@
  * division by a non-constant integer); otherwise it is computed inside the
  * branch, which is what makes `select(in_bounds, load(...), 0)` safe.
  *
- * Integer index math uses int32_t when an interval analysis proves every
- * integer value of the kernel fits, else int64_t: 32-bit lanes vectorise
- * twice as wide.
+ * Each integer is int32_t unless the shared range analysis (kir_analysis.h)
+ * finds that it may not fit, then int64_t, the width render_cuda.c uses for
+ * it too: 32-bit lanes vectorise twice as wide. Where a node is placed, and
+ * whether it may be evaluated early, comes from the same analysis.
  *
  * Loops over a variable decomposed by div/mod are split into nested loops
  * (choose_split), and values that depend only on a reduce variable and
@@ -26,11 +27,14 @@
  * variables; KF_COLS: per row chunk, then chunks in order), never by the
  * number of threads; SIMD lanes never split a sum.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kir_analysis.h"
+#include "kir_text.h"
 #include "render_c.h"
 #include "util.h"
 
@@ -42,15 +46,13 @@ typedef struct Renderer {
     const Kernel *k;
     StrBuf *out;
     int indent;
-    int words;            /* 64-bit words per variable set */
-    uint64_t *vars;       /* per node: loop variables it depends on */
-    int *acc_stage;       /* per node: latest accumulator stage it reads, -1 none */
-    bool *spec_safe;      /* per node: harmless to evaluate when not needed */
+    KirDeps deps;         /* per node: loop variables (with the split's q and r), accumulator stage, spec safety */
+    KirWidths widths;     /* per integer: 32 or 64 bits (kir_analysis.h) */
     bool *avail;          /* per node: a local for it is visible here */
     int *avail_stack, n_avail, cap_avail;
     uint64_t *scope_vars; /* loop variables defined at the current point */
     int allowed_acc;      /* accumulators of stages <= this are final here */
-    const char *itype;    /* int32_t or int64_t */
+    const char *itype;    /* loop counters: int32_t or int64_t */
     int *rand_stream;     /* per node: index of the rand stream local (KE_RAND) */
     /* Loop splitting (see choose_split): the innermost loop variable
      * split_var = q * split_c + r, with q and r pseudo-variables. */
@@ -60,83 +62,33 @@ typedef struct Renderer {
     int mod_node, div_node; /* the nodes split_var % c and split_var / c, or -1 */
     bool expanding;       /* place() may precompute reduce-variable tables here */
     int *expanded;        /* per node: the reduce variable its table is indexed by, or -1 */
-    int64_t *var_extent;  /* per variable: its reduce extent (0 for i, j) */
 } Renderer;
 
 /* ---- node properties ------------------------------------------------------ */
 
-static uint64_t *vars_of(Renderer *r, int id) { return r->vars + (size_t)id * (size_t)r->words; }
+static bool vars_in_scope(Renderer *r, int id) { return kir_deps_computable(&r->deps, id, r->scope_vars, INT_MAX); }
 
-static bool vars_subset(Renderer *r, int id) {
-    const uint64_t *v = vars_of(r, id);
-    for (int w = 0; w < r->words; w++)
-        if (v[w] & ~r->scope_vars[w]) return false;
-    return true;
-}
-
-static void set_var(uint64_t *set, int v) { set[v / 64] |= 1ULL << (v % 64); }
-static void clear_var(uint64_t *set, int v) { set[v / 64] &= ~(1ULL << (v % 64)); }
-
+/* The shared analysis, with the loop split's renaming: after a split the
+ * variable is q*c + r, and its remainder and quotient by c are the
+ * pseudo-variables themselves. */
 static void analyse(Renderer *r) {
     const Kernel *k = r->k;
     int n = k->n_ex ? k->n_ex : 1;
-    r->words = (k->n_vars + 2 + 63) / 64;
-    r->vars = xcalloc((size_t)n * (size_t)r->words, sizeof(uint64_t));
-    r->acc_stage = xcalloc((size_t)n, sizeof(int));
-    r->spec_safe = xcalloc((size_t)n, sizeof(bool));
+    kir_deps_alloc(&r->deps, k, 2);
+    if (r->split_var >= 0)
+        for (int id = 0; id < k->n_ex; id++) {
+            bool is_var = k->ex[id].kind == KE_VAR && k->ex[id].var == r->split_var;
+            if (is_var || id == r->mod_node) kir_deps_pin(&r->deps, id, r->r_var);
+            if (is_var || id == r->div_node) kir_deps_pin(&r->deps, id, r->q_var);
+        }
+    kir_deps_compute(&r->deps, k);
+    r->widths = kir_int_widths(k);
+    r->itype = r->widths.loops_wide ? "int64_t" : "int32_t";
     r->avail = xcalloc((size_t)n, sizeof(bool));
-    r->scope_vars = xcalloc((size_t)r->words, sizeof(uint64_t));
+    r->scope_vars = xcalloc((size_t)r->deps.words, sizeof(uint64_t));
     r->rand_stream = xcalloc((size_t)n, sizeof(int));
     r->expanded = xmalloc((size_t)n * sizeof(int));
     for (int id = 0; id < n; id++) r->expanded[id] = -1;
-    r->var_extent = xcalloc((size_t)(k->n_vars + 2), sizeof(int64_t));
-    for (int id = 0; id < k->n_ex; id++)
-        if (k->ex[id].kind == KE_REDUCE && k->ex[id].var >= 0 && k->ex[id].var < k->n_vars)
-            r->var_extent[k->ex[id].var] = k->ex[id].extent;
-    for (int id = 0; id < k->n_ex; id++) {
-        const KExpr *e = &k->ex[id];
-        uint64_t *vs = vars_of(r, id);
-        r->acc_stage[id] = -1;
-        bool safe = true;
-        int ops[3] = {e->a, e->b, e->c};
-        for (int o = 0; o < 3; o++) {
-            if (ops[o] < 0) continue;
-            for (int w = 0; w < r->words; w++) vs[w] |= vars_of(r, ops[o])[w];
-            if (r->acc_stage[ops[o]] > r->acc_stage[id]) r->acc_stage[id] = r->acc_stage[ops[o]];
-            safe &= r->spec_safe[ops[o]];
-        }
-        switch (e->kind) {
-        case KE_VAR: set_var(vs, e->var); break;
-        case KE_ACC:
-            /* An accumulator holds one value per outer index (a row in ROWS,
-             * a column in COLS). */
-            set_var(vs, KV_OUTER);
-            r->acc_stage[id] = k->accs[e->acc].stage;
-            break;
-        case KE_REDUCE:
-            clear_var(vs, e->var);
-            safe = false; /* a whole loop: not worth computing speculatively */
-            break;
-        case KE_LOAD: safe = false; break;
-        case KE_BINARY:
-            if ((e->op == KB_IDIV || e->op == KB_MOD) &&
-                !(k->ex[e->b].kind == KE_CONST_I && k->ex[e->b].i != 0))
-                safe = false;
-            break;
-        default: break;
-        }
-        r->spec_safe[id] = safe;
-        if (r->split_var >= 0) {
-            /* After a split, the variable is q*c + r; its remainder and
-             * quotient by c are the pseudo-variables themselves. */
-            bool is_var = e->kind == KE_VAR && e->var == r->split_var;
-            if (is_var || id == r->mod_node || id == r->div_node) {
-                memset(vs, 0, (size_t)r->words * sizeof(uint64_t));
-                if (is_var || id == r->mod_node) set_var(vs, r->r_var);
-                if (is_var || id == r->div_node) set_var(vs, r->q_var);
-            }
-        }
-    }
 }
 
 /* Loop splitting. Flattened NHWC index math decomposes a loop variable v by
@@ -185,79 +137,6 @@ static void choose_split(Renderer *r) {
     r->r_var = k->n_vars + 1;
 }
 
-/* Interval analysis over integer nodes: true when every integer value the
- * kernel computes fits in int32_t. Doubles hold the bounds exactly far past
- * 2^31 and let "unknown" be an infinity. */
-static bool fits_int32(const Kernel *k) {
-    const double lim = 2147483647.0;
-    if (k->outer > lim || k->inner > lim) return false;
-    int n = k->n_ex ? k->n_ex : 1;
-    double *lo = xcalloc((size_t)n, sizeof(double)), *hi = xcalloc((size_t)n, sizeof(double));
-    double *var_hi = xcalloc((size_t)(k->n_vars > 2 ? k->n_vars : 2), sizeof(double));
-    var_hi[KV_OUTER] = (double)k->outer - 1;
-    var_hi[KV_INNER] = (double)k->inner - 1;
-    for (int id = 0; id < k->n_ex; id++)
-        if (k->ex[id].kind == KE_REDUCE) var_hi[k->ex[id].var] = (double)k->ex[id].extent - 1;
-    bool ok = true;
-    for (int id = 0; id < k->n_ex && ok; id++) {
-        const KExpr *e = &k->ex[id];
-        double l = -INFINITY, h = INFINITY;
-        if (e->type != KT_INT) {
-            lo[id] = 0, hi[id] = 1; /* bools are 0/1; floats never feed int math except via to_int */
-            continue;
-        }
-        switch (e->kind) {
-        case KE_CONST_I: l = h = (double)e->i; break;
-        case KE_VAR: l = 0, h = var_hi[e->var]; break;
-        case KE_UNARY:
-            if (e->op == KU_NEG) l = -hi[e->a], h = -lo[e->a];
-            else if (e->op == KU_ABS) {
-                l = lo[e->a] > 0 ? lo[e->a] : hi[e->a] < 0 ? -hi[e->a] : 0;
-                h = fmax(fabs(lo[e->a]), fabs(hi[e->a]));
-            }
-            break;
-        case KE_BINARY: {
-            double al = lo[e->a], ah = hi[e->a], bl = lo[e->b], bh = hi[e->b];
-            switch ((KBinOp)e->op) {
-            case KB_ADD: l = al + bl, h = ah + bh; break;
-            case KB_SUB: l = al - bh, h = ah - bl; break;
-            case KB_MUL: {
-                double p[4] = {al * bl, al * bh, ah * bl, ah * bh};
-                l = h = p[0];
-                for (int q = 0; q < 4; q++) {
-                    if (isnan(p[q])) { l = -INFINITY, h = INFINITY; break; }
-                    l = fmin(l, p[q]), h = fmax(h, p[q]);
-                }
-                break;
-            }
-            case KB_MAX: l = fmax(al, bl), h = fmax(ah, bh); break;
-            case KB_MIN: l = fmin(al, bl), h = fmin(ah, bh); break;
-            case KB_IDIV:
-                if (al >= 0 && bl >= 1) l = floor(al / bh), h = floor(ah / bl);
-                break;
-            case KB_MOD:
-                if (al >= 0 && bl >= 1) l = 0, h = fmin(ah, bh - 1);
-                break;
-            default: break;
-            }
-            break;
-        }
-        case KE_SELECT: l = fmin(lo[e->b], lo[e->c]), h = fmax(hi[e->b], hi[e->c]); break;
-        case KE_REDUCE:
-            if (e->op == KR_MAX) l = lo[e->a], h = hi[e->a];
-            else l = fmin(0, lo[e->a] * (double)e->extent), h = fmax(0, hi[e->a] * (double)e->extent);
-            break;
-        default: break; /* loads of i64, to_int, accumulators: unknown */
-        }
-        lo[id] = l, hi[id] = h;
-        if (!(l >= -lim - 1 && h <= lim)) ok = false;
-    }
-    free(lo);
-    free(hi);
-    free(var_hi);
-    return ok;
-}
-
 /* ---- text helpers --------------------------------------------------------- */
 
 static void line(Renderer *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -300,27 +179,19 @@ static void mark_avail(Renderer *r, int id) {
     r->avail_stack[r->n_avail++] = id;
 }
 
-static const char *ctype(Renderer *r, KType t) {
-    return t == KT_FLOAT ? "float" : t == KT_INT ? r->itype : "int";
+static const char *int_ctype(bool wide) { return wide ? "int64_t" : "int32_t"; }
+
+/* The C type of node id's value. */
+static const char *node_ctype(Renderer *r, int id) {
+    KType t = r->k->ex[id].type;
+    return t == KT_FLOAT ? "float" : t == KT_INT ? int_ctype(r->widths.node_wide[id]) : "int";
 }
 
-static void float_literal(char *buf, size_t n, double v) {
-    float f = (float)v;
-    if (isnan(f)) snprintf(buf, n, "NAN");
-    else if (isinf(f)) snprintf(buf, n, f > 0 ? "INFINITY" : "(-INFINITY)");
-    else {
-        char tmp[48];
-        snprintf(tmp, sizeof tmp, "%.9g", (double)f);
-        bool has_point = strpbrk(tmp, ".e") != NULL;
-        snprintf(buf, n, "%s%s%sf%s", f < 0 ? "(" : "", tmp, has_point ? "" : ".0", f < 0 ? ")" : "");
-    }
+static const char *acc_ctype(Renderer *r, int a) {
+    return r->k->ex[r->k->accs[a].value].type == KT_FLOAT ? "float" : int_ctype(r->widths.acc_wide[a]);
 }
 
-static void var_name(char *buf, size_t n, int var) {
-    if (var == KV_OUTER) snprintf(buf, n, "i");
-    else if (var == KV_INNER) snprintf(buf, n, "j");
-    else snprintf(buf, n, "v%d", var);
-}
+static const KirNonFinite c_non_finite = {"NAN", "INFINITY", "(-INFINITY)"};
 
 /* The text that denotes node id where it is visible: literals and loop
  * variables inline, everything else its SSA local. */
@@ -328,29 +199,20 @@ static void ref(Renderer *r, int id, char *buf, size_t n) {
     const KExpr *e = &r->k->ex[id];
     if (id == r->mod_node || id == r->div_node) {
         char v[16];
-        var_name(v, sizeof v, r->split_var);
+        kir_var_name(v, sizeof v, r->split_var);
         snprintf(buf, n, "%s%s", v, id == r->mod_node ? "r" : "q");
         return;
     }
     if (r->expanded[id] >= 0) {
         char v[16];
-        var_name(v, sizeof v, r->expanded[id]);
+        kir_var_name(v, sizeof v, r->expanded[id]);
         snprintf(buf, n, "t%d[%s]", id, v);
         return;
     }
     switch (e->kind) {
-    case KE_CONST_F: float_literal(buf, n, e->f); break;
-    case KE_CONST_I:
-        if (e->i >= -2147483647LL && e->i <= 2147483647LL) snprintf(buf, n, "%lld", (long long)e->i);
-        else if (e->i == INT64_MIN) snprintf(buf, n, "(-9223372036854775807LL - 1)"); /* no literal for it */
-        else snprintf(buf, n, "%lldLL", (long long)e->i);
-        if (e->i < 0) {
-            char tmp[40];
-            snprintf(tmp, sizeof tmp, "(%s)", buf);
-            snprintf(buf, n, "%s", tmp);
-        }
-        break;
-    case KE_VAR: var_name(buf, n, e->var); break;
+    case KE_CONST_F: kir_float_literal(buf, n, e->f, &c_non_finite); break;
+    case KE_CONST_I: kir_int_literal(buf, n, e->i); break;
+    case KE_VAR: kir_var_name(buf, n, e->var); break;
     default: snprintf(buf, n, "e%d", id); break;
     }
 }
@@ -366,14 +228,13 @@ static bool is_inline(Renderer *r, int id) {
 static void ensure(Renderer *r, int id);
 static void place(Renderer *r, const int *roots, int n_roots);
 
-static void load_text(Renderer *r, const KExpr *e, char *buf, size_t n) {
-    char idx[64];
-    ref(r, e->a, idx, sizeof idx);
+/* The load e at index text idx. */
+static void load_text(Renderer *r, const KExpr *e, const char *idx, char *buf, size_t n) {
     switch (r->k->bufs[e->buf].dtype) {
     case KD_F32: snprintf(buf, n, "b%d[%s]", e->buf, idx); break;
     case KD_BF16: snprintf(buf, n, "rxc_from_bf16(b%d[%s])", e->buf, idx); break;
     case KD_U8: snprintf(buf, n, "(float)b%d[%s]", e->buf, idx); break;
-    case KD_I64: snprintf(buf, n, "(%s)b%d[%s]", r->itype, e->buf, idx); break;
+    case KD_I64: snprintf(buf, n, "(%s)b%d[%s]", node_ctype(r, (int)(e - r->k->ex)), e->buf, idx); break;
     }
 }
 
@@ -391,12 +252,12 @@ static void unary_text(Renderer *r, const KExpr *e, const char *a, char *text, s
     case KU_RECIP: snprintf(text, n, "1.0f / %s", a); break;
     case KU_SIGMOID: snprintf(text, n, "1.0f / (1.0f + expf(-%s))", a); break;
     case KU_TO_FLOAT: snprintf(text, n, "(float)%s", a); break;
-    case KU_TO_INT: snprintf(text, n, "(%s)%s", r->itype, a); break;
+    case KU_TO_INT: snprintf(text, n, "(%s)%s", node_ctype(r, (int)(e - r->k->ex)), a); break;
     case KU_NOT: snprintf(text, n, "!%s", a); break;
     }
 }
 
-static void binary_text(const KExpr *e, const char *a, const char *b, char *text, size_t n) {
+static void binary_text(Renderer *r, const KExpr *e, const char *a, const char *b, char *text, size_t n) {
     static const char *const infix[] = {"+", "-", "*", "/", NULL, NULL, "/", "%", "<", "<=", "==", "!=", "&", "|"};
     if (e->op == KB_MAX || e->op == KB_MIN) {
         /* `a > b ? a : b` rather than fmaxf: it maps to one vector max
@@ -404,7 +265,11 @@ static void binary_text(const KExpr *e, const char *a, const char *b, char *text
         const char *cmp = e->op == KB_MAX ? ">" : "<";
         snprintf(text, n, "%s %s %s ? %s : %s", a, cmp, b, a, b);
     } else {
-        snprintf(text, n, "%s %s %s", a, infix[e->op], b);
+        /* Only a sum, difference or product can leave its operands' width;
+         * a wide one is computed in 64 bits. */
+        bool widen = e->type == KT_INT && (e->op == KB_ADD || e->op == KB_SUB || e->op == KB_MUL) &&
+                     r->widths.node_wide[e - r->k->ex];
+        snprintf(text, n, "%s%s %s %s", widen ? "(int64_t)" : "", a, infix[e->op], b);
     }
 }
 
@@ -422,17 +287,10 @@ static bool branch_inline(Renderer *r, int id, char *buf, size_t n, int depth) {
     if (depth > 4 || n < 64) return false;
     char a[256], b[256], c[256], text[1280];
     switch (e->kind) {
-    case KE_LOAD: {
+    case KE_LOAD:
         if (!branch_inline(r, e->a, a, sizeof a, depth + 1)) return false;
-        const char *idx = a;
-        switch (r->k->bufs[e->buf].dtype) {
-        case KD_F32: snprintf(text, sizeof text, "b%d[%s]", e->buf, idx); break;
-        case KD_BF16: snprintf(text, sizeof text, "rxc_from_bf16(b%d[%s])", e->buf, idx); break;
-        case KD_U8: snprintf(text, sizeof text, "(float)b%d[%s]", e->buf, idx); break;
-        case KD_I64: snprintf(text, sizeof text, "(%s)b%d[%s]", r->itype, e->buf, idx); break;
-        }
+        load_text(r, e, a, text, sizeof text);
         break;
-    }
     case KE_UNARY:
         if (!branch_inline(r, e->a, a, sizeof a, depth + 1)) return false;
         unary_text(r, e, a, text, sizeof text);
@@ -440,7 +298,7 @@ static bool branch_inline(Renderer *r, int id, char *buf, size_t n, int depth) {
     case KE_BINARY:
         if (!branch_inline(r, e->a, a, sizeof a, depth + 1) || !branch_inline(r, e->b, b, sizeof b, depth + 1))
             return false;
-        binary_text(e, a, b, text, sizeof text);
+        binary_text(r, e, a, b, text, sizeof text);
         break;
     case KE_SELECT:
         if (!branch_inline(r, e->a, a, sizeof a, depth + 1) || !branch_inline(r, e->b, b, sizeof b, depth + 1) ||
@@ -459,7 +317,7 @@ static bool branch_inline(Renderer *r, int id, char *buf, size_t n, int depth) {
 static void emit_node(Renderer *r, int id) {
     const Kernel *k = r->k;
     const KExpr *e = &k->ex[id];
-    const char *t = ctype(r, e->type);
+    const char *t = node_ctype(r, id);
     char a[256], b[256], c[256], text[1280];
     if (is_inline(r, id)) return;
     switch (e->kind) {
@@ -467,7 +325,8 @@ static void emit_node(Renderer *r, int id) {
     case KE_SCALAR: line(r, "const float e%d = (float)sc[%d];", id, e->scalar); break;
     case KE_LOAD:
         ensure(r, e->a);
-        load_text(r, e, text, sizeof text);
+        ref(r, e->a, a, sizeof a);
+        load_text(r, e, a, text, sizeof text);
         line(r, "const %s e%d = %s;", t, id, text);
         break;
     case KE_ACC: line(r, "const %s e%d = a%d;", t, id, e->acc); break;
@@ -487,7 +346,7 @@ static void emit_node(Renderer *r, int id) {
         ensure(r, e->b);
         ref(r, e->a, a, sizeof a);
         ref(r, e->b, b, sizeof b);
-        binary_text(e, a, b, text, sizeof text);
+        binary_text(r, e, a, b, text, sizeof text);
         line(r, "const %s e%d = %s;", t, id, text);
         break;
     case KE_SELECT: {
@@ -512,18 +371,18 @@ static void emit_node(Renderer *r, int id) {
     }
     case KE_REDUCE: {
         char v[16];
-        var_name(v, sizeof v, e->var);
+        kir_var_name(v, sizeof v, e->var);
         const char *init = e->op == KR_SUM ? (e->type == KT_FLOAT ? "0.0f" : "0")
-                                           : (e->type == KT_FLOAT ? "-INFINITY" : (r->itype[3] == '3' ? "INT32_MIN" : "INT64_MIN"));
+                                           : (e->type == KT_FLOAT ? "-INFINITY" : r->widths.node_wide[id] ? "INT64_MIN" : "INT32_MIN");
         line(r, "%s e%d = %s;", t, id, init);
         open_block(r, "for (%s %s = 0; %s < %lld; %s++)", r->itype, v, v, (long long)e->extent, v);
-        set_var(r->scope_vars, e->var);
+        kir_varset_add(r->scope_vars, e->var);
         place(r, &e->a, 1);
         ensure(r, e->a);
         ref(r, e->a, a, sizeof a);
         if (e->op == KR_SUM) line(r, "e%d = e%d + %s;", id, id, a);
         else line(r, "e%d = %s > e%d ? %s : e%d;", id, a, id, a, id);
-        clear_var(r->scope_vars, e->var);
+        kir_varset_remove(r->scope_vars, e->var);
         close_block(r);
         break;
     }
@@ -550,11 +409,11 @@ enum { MAX_TABLE_EXTENT = 1024 };
 static bool table_candidate(Renderer *r, const unsigned char *mark, int id, int v) {
     const Kernel *k = r->k;
     if (!mark[id] || r->avail[id] || is_inline(r, id)) return false;
-    if (mark[id] != 2 && !r->spec_safe[id]) return false;
-    if (k->ex[id].kind == KE_REDUCE || r->acc_stage[id] > r->allowed_acc) return false;
-    const uint64_t *vs = vars_of(r, id);
+    if (mark[id] != 2 && !r->deps.spec_safe[id]) return false;
+    if (k->ex[id].kind == KE_REDUCE || r->deps.acc_stage[id] > r->allowed_acc) return false;
+    const uint64_t *vs = kir_deps_vars(&r->deps, id);
     if (!(vs[v / 64] >> (v % 64) & 1)) return false;
-    for (int w = 0; w < r->words; w++) {
+    for (int w = 0; w < r->deps.words; w++) {
         uint64_t extra = vs[w] & ~r->scope_vars[w];
         if (w == v / 64) extra &= ~(1ULL << (v % 64));
         if (extra) return false;
@@ -564,11 +423,11 @@ static bool table_candidate(Renderer *r, const unsigned char *mark, int id, int 
 
 static void expand_tables(Renderer *r, const unsigned char *mark, int top, int v) {
     const Kernel *k = r->k;
-    int64_t extent = r->var_extent[v];
+    int64_t extent = kir_var_extent(k, v);
     if (extent < 1 || extent > MAX_TABLE_EXTENT) return;
     /* the reduce that binds v must live deeper, or there is nothing to save */
     for (int id = 0; id <= top; id++)
-        if (k->ex[id].kind == KE_REDUCE && k->ex[id].var == v && (!mark[id] || vars_subset(r, id))) return;
+        if (k->ex[id].kind == KE_REDUCE && k->ex[id].var == v && (!mark[id] || vars_in_scope(r, id))) return;
     bool *cand = xcalloc((size_t)top + 1, sizeof(bool)), *frontier = xcalloc((size_t)top + 1, sizeof(bool));
     bool any = false;
     for (int id = 0; id <= top; id++) cand[id] = table_candidate(r, mark, id, v);
@@ -581,16 +440,16 @@ static void expand_tables(Renderer *r, const unsigned char *mark, int top, int v
     }
     if (any) {
         char vn[16];
-        var_name(vn, sizeof vn, v);
+        kir_var_name(vn, sizeof vn, v);
         for (int id = 0; id <= top; id++)
-            if (frontier[id]) line(r, "%s t%d[%lld];", ctype(r, k->ex[id].type), id, (long long)extent);
+            if (frontier[id]) line(r, "%s t%d[%lld];", node_ctype(r, id), id, (long long)extent);
         open_block(r, "for (%s %s = 0; %s < %lld; %s++)", r->itype, vn, vn, (long long)extent, vn);
-        set_var(r->scope_vars, v);
+        kir_varset_add(r->scope_vars, v);
         for (int id = 0; id <= top; id++)
             if (cand[id]) ensure(r, id);
         for (int id = 0; id <= top; id++)
             if (frontier[id]) line(r, "t%d[%s] = e%d;", id, vn, id);
-        clear_var(r->scope_vars, v);
+        kir_varset_remove(r->scope_vars, v);
         close_block(r);
         for (int id = 0; id <= top; id++)
             if (frontier[id]) {
@@ -630,8 +489,8 @@ static void place(Renderer *r, const int *roots, int n_roots) {
     }
     for (int id = 0; id <= top; id++) {
         if (!mark[id] || r->avail[id] || is_inline(r, id)) continue;
-        if (mark[id] != 2 && !r->spec_safe[id]) continue;
-        if (r->acc_stage[id] > r->allowed_acc || !vars_subset(r, id)) continue;
+        if (mark[id] != 2 && !r->deps.spec_safe[id]) continue;
+        if (!kir_deps_computable(&r->deps, id, r->scope_vars, r->allowed_acc)) continue;
         emit_node(r, id);
     }
     if (r->expanding)
@@ -689,7 +548,7 @@ static void place_stages(Renderer *r, int from, int to) {
 static const char *acc_init(Renderer *r, const KAcc *a) {
     KType t = r->k->ex[a->value].type;
     if (a->op == KR_SUM) return t == KT_FLOAT ? "0.0f" : "0";
-    return t == KT_FLOAT ? "-INFINITY" : (r->itype[3] == '3' ? "INT32_MIN" : "INT64_MIN");
+    return t == KT_FLOAT ? "-INFINITY" : r->widths.acc_wide[a - r->k->accs] ? "INT64_MIN" : "INT32_MIN";
 }
 
 static void acc_update(Renderer *r, const char *target, const KAcc *a) {
@@ -710,9 +569,8 @@ static int64_t work_estimate(const Kernel *k) {
 }
 
 static bool depends_on_inner(Renderer *r, int id) {
-    const uint64_t *v = vars_of(r, id);
-    if (r->split_var == KV_INNER) return (v[r->q_var / 64] >> (r->q_var % 64) & 1) || (v[r->r_var / 64] >> (r->r_var % 64) & 1);
-    return v[KV_INNER / 64] >> (KV_INNER % 64) & 1;
+    if (r->split_var == KV_INNER) return kir_deps_has(&r->deps, id, r->q_var) || kir_deps_has(&r->deps, id, r->r_var);
+    return kir_deps_has(&r->deps, id, KV_INNER);
 }
 
 /* True when distinct j give distinct values of node id: j itself, its split
@@ -767,12 +625,12 @@ static bool map_is_simd_safe(Renderer *r, int stage) {
 static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to, bool parallel, bool simd) {
     const char *it = r->itype;
     char v[16];
-    var_name(v, sizeof v, var);
+    kir_var_name(v, sizeof v, var);
     if (r->split_var != var) {
         if (parallel) line(r, "#pragma omp parallel for%s schedule(static)", simd ? " simd" : "");
         else if (simd) line(r, "#pragma omp simd");
         open_block(r, "for (%s %s = 0; %s < %lld; %s++)", it, v, v, (long long)extent, v);
-        set_var(r->scope_vars, var);
+        kir_varset_add(r->scope_vars, var);
         /* the i body of a ROWS kernel with j loops inside */
         r->expanding = var == KV_OUTER && r->k->inner > 1;
         place_stages(r, from, to);
@@ -782,14 +640,14 @@ static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to,
     long long c = (long long)r->split_c;
     if (parallel) line(r, "#pragma omp parallel for schedule(static)");
     open_block(r, "for (%s %sq = 0; %sq < %lld; %sq++)", it, v, v, (long long)extent / c, v);
-    set_var(r->scope_vars, r->q_var);
+    kir_varset_add(r->scope_vars, r->q_var);
     r->expanding = true;
     place_stages(r, from, to);
     r->expanding = false;
     if (simd) line(r, "#pragma omp simd");
     open_block(r, "for (%s %sr = 0; %sr < %lld; %sr++)", it, v, v, c, v);
     line(r, "const %s %s = %sq * %lld + %sr;", it, v, v, c, v);
-    set_var(r->scope_vars, r->r_var);
+    kir_varset_add(r->scope_vars, r->r_var);
     place_stages(r, from, to);
     return 2;
 }
@@ -797,10 +655,10 @@ static int open_var_loop(Renderer *r, int var, int64_t extent, int from, int to,
 static void close_var_loop(Renderer *r, int var, int blocks) {
     for (int b = 0; b < blocks; b++) close_block(r);
     if (r->split_var == var) {
-        clear_var(r->scope_vars, r->q_var);
-        clear_var(r->scope_vars, r->r_var);
+        kir_varset_remove(r->scope_vars, r->q_var);
+        kir_varset_remove(r->scope_vars, r->r_var);
     } else {
-        clear_var(r->scope_vars, var);
+        kir_varset_remove(r->scope_vars, var);
     }
 }
 
@@ -827,7 +685,7 @@ static void render_rows(Renderer *r) {
         }
         line(r, "/* stage %d: %s over j */", s, st->kind == KS_REDUCE ? "reduce" : "map");
         for (int a = 0; a < k->n_accs; a++)
-            if (k->accs[a].stage == s) line(r, "%s a%d = %s;", ctype(r, k->ex[k->accs[a].value].type), a, acc_init(r, &k->accs[a]));
+            if (k->accs[a].stage == s) line(r, "%s a%d = %s;", acc_ctype(r, a), a, acc_init(r, &k->accs[a]));
         int blocks = open_var_loop(r, KV_INNER, k->inner, s, s + 1, false, st->kind == KS_MAP && map_is_simd_safe(r, s));
         for (int a = 0; a < k->n_accs; a++)
             if (k->accs[a].stage == s) {
@@ -878,12 +736,12 @@ static void render_cols(Renderer *r) {
         line(r, "for (%s i = c0; i < c1; i++) p%d[i] = %s;", it, a, acc_init(r, &k->accs[a]));
     }
     open_block(r, "for (%s j = j0; j < j1; j++)", it);
-    set_var(r->scope_vars, KV_INNER);
+    kir_varset_add(r->scope_vars, KV_INNER);
     r->allowed_acc = -1;
     place_stages(r, 0, 1);
     line(r, "#pragma omp simd"); /* columns are independent partial sums */
     open_block(r, "for (%s i = c0; i < c1; i++)", it);
-    set_var(r->scope_vars, KV_OUTER);
+    kir_varset_add(r->scope_vars, KV_OUTER);
     place_stages(r, 0, 1);
     for (int a = 0; a < n_acc; a++) {
         char target[16];
@@ -891,18 +749,18 @@ static void render_cols(Renderer *r) {
         acc_update(r, target, &k->accs[a]);
     }
     close_block(r);
-    clear_var(r->scope_vars, KV_INNER);
+    kir_varset_remove(r->scope_vars, KV_INNER);
     close_block(r);
     close_block(r);
-    clear_var(r->scope_vars, KV_OUTER);
+    kir_varset_remove(r->scope_vars, KV_OUTER);
 
     line(r, "/* combine the chunk partials in chunk order, then the store stage */");
     bool parallel2 = cols * (k->n_ex + chunks) >= PARALLEL_MIN_WORK && cols > 1;
     if (parallel2) line(r, "#pragma omp parallel for schedule(static)");
     open_block(r, "for (%s i = 0; i < %lld; i++)", it, cols);
-    set_var(r->scope_vars, KV_OUTER);
+    kir_varset_add(r->scope_vars, KV_OUTER);
     for (int a = 0; a < n_acc; a++) {
-        const char *t = ctype(r, k->ex[k->accs[a].value].type);
+        const char *t = acc_ctype(r, a);
         line(r, "%s a%d = (%s)part[(size_t)%d * %lldu + i];", t, a, t, a, cols);
         if (k->accs[a].op == KR_SUM)
             line(r, "for (%s ch = 1; ch < %lld; ch++) a%d = a%d + (%s)part[((size_t)ch * %d + %d) * %lldu + i];", it,
@@ -916,7 +774,7 @@ static void render_cols(Renderer *r) {
     place_stages(r, 1, 2);
     for (int t = 0; t < k->stages[1].n_stores; t++) emit_store(r, &k->stages[1].stores[t]);
     close_block(r);
-    clear_var(r->scope_vars, KV_OUTER);
+    kir_varset_remove(r->scope_vars, KV_OUTER);
     line(r, "free(part);");
 }
 
@@ -926,7 +784,6 @@ static void render_kernel(StrBuf *out, const Kernel *k) {
     Renderer r = {.k = k, .out = out};
     choose_split(&r);
     analyse(&r);
-    r.itype = fits_int32(k) ? "int32_t" : "int64_t";
     r.allowed_acc = -1;
     sb_printf(out, "\n/* kernel %s: %s, outer %lld, inner %lld", k->name, k->form == KF_COLS ? "cols" : "rows",
               (long long)k->outer, (long long)k->inner);
@@ -973,15 +830,13 @@ static void render_kernel(StrBuf *out, const Kernel *k) {
     if (k->form == KF_COLS) render_cols(&r);
     else render_rows(&r);
     sb_puts(out, "}\n");
-    free(r.vars);
-    free(r.acc_stage);
-    free(r.spec_safe);
+    kir_deps_free(&r.deps);
+    kir_int_widths_free(&r.widths);
     free(r.avail);
     free(r.avail_stack);
     free(r.scope_vars);
     free(r.rand_stream);
     free(r.expanded);
-    free(r.var_extent);
 }
 
 static const char prelude[] =

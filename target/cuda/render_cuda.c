@@ -22,7 +22,8 @@
  *                                   partials go to scratch, then NAME_finish
  *                                   combines chunks in chunk order.
  * No atomics anywhere: every sum is taken in an order fixed by the source,
- * so results never vary from run to run.
+ * so results never vary from run to run. Integer widths and what can be
+ * hoisted out of the inner loop come from kir_analysis.h, as in render_c.c.
  */
 #include "render_cuda.h"
 
@@ -31,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kir_analysis.h"
+#include "kir_text.h"
 #include "util.h"
 
 enum {
@@ -51,95 +54,7 @@ const char *render_cuda_ctype(KDType t) {
     return "float";
 }
 
-/* ---- index width: interval analysis of integer expressions -------------- */
-
-typedef struct Range { double lo, hi; } Range;
-
-static double dmin4(double a, double b, double c, double d) { return fmin(fmin(a, b), fmin(c, d)); }
-static double dmax4(double a, double b, double c, double d) { return fmax(fmax(a, b), fmax(c, d)); }
-
-static int64_t gpu_chunks(const Kernel *k);
 static uint64_t vec4_buffers(const Kernel *k);
-
-typedef struct IntWidths {
-    bool *node_wide;   /* per node: an int node that needs 64 bits */
-    bool *acc_wide;    /* per accumulator */
-    bool loops_wide;   /* loop counters (outer, inner, reduce variables, scratch) */
-} IntWidths;
-
-static const double INT32_SAFE = 2147483647.0 - 16777216.0 * 8; /* room for grid-stride overshoot */
-
-static bool range_fits(Range r) { return r.lo > -INT32_SAFE && r.hi < INT32_SAFE; }
-
-/* Interval analysis of every integer expression: a node is rendered as
- * 32-bit int only when its value provably fits, and its operands are widened
- * before the operation otherwise, so nothing overflows. */
-static IntWidths int_widths(const Kernel *k) {
-    IntWidths w;
-    w.node_wide = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
-    w.acc_wide = xcalloc((size_t)(k->n_accs ? k->n_accs : 1), sizeof(bool));
-    double *var_hi = xcalloc((size_t)k->n_vars, sizeof(double));
-    var_hi[KV_OUTER] = (double)k->outer - 1;
-    var_hi[KV_INNER] = (double)k->inner - 1;
-    for (int e = 0; e < k->n_ex; e++)
-        if (k->ex[e].kind == KE_REDUCE && k->ex[e].var >= 0 && k->ex[e].var < k->n_vars)
-            var_hi[k->ex[e].var] = (double)k->ex[e].extent - 1;
-    w.loops_wide = !((double)k->outer + (double)MAX_GRID * ROW_THREADS < INT32_SAFE && (double)k->inner < INT32_SAFE &&
-                     (double)k->outer * (double)(k->n_accs ? k->n_accs : 1) * (double)gpu_chunks(k) < INT32_SAFE);
-    for (int v = 2; v < k->n_vars; v++) w.loops_wide |= var_hi[v] >= INT32_SAFE;
-    Range *r = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(Range));
-    for (int e = 0; e < k->n_ex; e++) {
-        const KExpr *x = &k->ex[e];
-        if (x->type != KT_INT) continue;
-        Range a = x->a >= 0 ? r[x->a] : (Range){0, 0}, b = x->b >= 0 ? r[x->b] : (Range){0, 0};
-        Range out = {-INFINITY, INFINITY};
-        switch (x->kind) {
-        case KE_CONST_I: out = (Range){(double)x->i, (double)x->i}; break;
-        case KE_VAR: out = (Range){0, x->var >= 0 && x->var < k->n_vars ? var_hi[x->var] : INFINITY}; break;
-        case KE_UNARY:
-            if (x->op == KU_NEG) out = (Range){-a.hi, -a.lo};
-            else if (x->op == KU_ABS) out = (Range){0, fmax(fabs(a.lo), fabs(a.hi))};
-            break; /* to_int of a float: unbounded */
-        case KE_BINARY:
-            switch ((KBinOp)x->op) {
-            case KB_ADD: out = (Range){a.lo + b.lo, a.hi + b.hi}; break;
-            case KB_SUB: out = (Range){a.lo - b.hi, a.hi - b.lo}; break;
-            case KB_MUL:
-                out = (Range){dmin4(a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi),
-                              dmax4(a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)};
-                break;
-            case KB_MAX: out = (Range){fmax(a.lo, b.lo), fmax(a.hi, b.hi)}; break;
-            case KB_MIN: out = (Range){fmin(a.lo, b.lo), fmin(a.hi, b.hi)}; break;
-            case KB_IDIV: out = (Range){fmin(a.lo, 0), fmax(a.hi, 0)}; break; /* |a / b| <= |a| */
-            case KB_MOD: {
-                double m = fmax(fabs(b.lo), fabs(b.hi));
-                out = (Range){-m, m};
-                break;
-            }
-            default: break;
-            }
-            break;
-        case KE_SELECT: out = (Range){fmin(r[x->b].lo, r[x->c].lo), fmax(r[x->b].hi, r[x->c].hi)}; break;
-        case KE_REDUCE:
-            out = x->op == KR_SUM ? (Range){fmin(0, a.lo * (double)x->extent), fmax(0, a.hi * (double)x->extent)} : a;
-            break;
-        case KE_ACC: {
-            const KAcc *acc = &k->accs[x->acc];
-            Range v = r[acc->value];
-            double n = acc->op == KR_SUM ? (double)k->inner : 1;
-            out = (Range){fmin(v.lo, v.lo * n), fmax(v.hi, v.hi * n)};
-            w.acc_wide[x->acc] = !range_fits(out);
-            break;
-        }
-        default: break; /* loads of int64 buffers: unbounded */
-        }
-        r[e] = out;
-        w.node_wide[e] = !range_fits(out) || (x->kind == KE_VAR && w.loops_wide);
-    }
-    free(r);
-    free(var_hi);
-    return w;
-}
 
 /* ---- launch geometry ------------------------------------------------------ */
 
@@ -170,10 +85,9 @@ static unsigned clamp_grid(int64_t n) { return n < 1 ? 1 : n > MAX_GRID ? MAX_GR
 CudaLaunch render_cuda_launch(const Kernel *k) {
     CudaLaunch l = {0};
     for (int d = 0; d < 3; d++) l.grid[d] = l.block[d] = 1;
-    IntWidths w = int_widths(k);
+    KirWidths w = kir_int_widths(k);
     l.wide_index = w.loops_wide;
-    free(w.node_wide);
-    free(w.acc_wide);
+    kir_int_widths_free(&w);
     if (k->form == KF_COLS) {
         l.mapping = CM_COLUMN_TILES;
         l.grid[0] = (unsigned)((k->outer + COL_TILE - 1) / COL_TILE);
@@ -211,11 +125,10 @@ typedef struct Emitter {
     StrBuf *out;
     int indent;
     const char *itype;     /* loop counters: "int" or "long long" */
-    IntWidths w;
+    KirWidths w;           /* per integer: 32 or 64 bits (kir_analysis.h) */
     bool *ready;           /* per node: its value is in scope */
     int *undo, n_undo, cap_undo;
     int *marks, n_marks, cap_marks;
-    bool col_finish;       /* KF_COLS finish kernel: accumulators come from scratch */
     int lane;              /* NAME_v4: the element of the float4 being computed, else -1 */
     uint64_t vec_bufs;     /* NAME_v4: buffers accessed only at [i], as float4 */
 } Emitter;
@@ -262,34 +175,16 @@ static const char *widen(const Emitter *E, int e) {
     return E->k->ex[e].type == KT_INT && E->w.node_wide[e] ? "(long long)" : "";
 }
 
-static void float_literal(char *out, size_t n, double v) {
-    float f = (float)v;
-    if (isnan(f)) snprintf(out, n, "__int_as_float(0x7fc00000)");
-    else if (isinf(f)) snprintf(out, n, "__int_as_float(%s)", f > 0 ? "0x7f800000" : "(int)0xff800000");
-    else {
-        char tmp[48];
-        snprintf(tmp, sizeof tmp, "%.9g", (double)f);
-        bool has_point = strpbrk(tmp, ".e") != NULL;
-        snprintf(out, n, "%s%s%sf%s", f < 0 ? "(" : "", tmp, has_point ? "" : ".0", f < 0 ? ")" : "");
-    }
-}
-
-static void var_name(char *out, size_t n, int var) {
-    if (var == KV_OUTER) snprintf(out, n, "i");
-    else if (var == KV_INNER) snprintf(out, n, "j");
-    else snprintf(out, n, "v%d", var);
-}
+static const KirNonFinite cuda_non_finite = {"__int_as_float(0x7fc00000)", "__int_as_float(0x7f800000)",
+                                              "__int_as_float((int)0xff800000)"};
 
 /* The text that names node e's value (a literal, a variable or eN). */
 static void ref(const Emitter *E, int e, char *out, size_t n) {
     const KExpr *x = &E->k->ex[e];
     switch (x->kind) {
-    case KE_CONST_F: float_literal(out, n, x->f); break;
-    case KE_CONST_I:
-        if (x->i > -2147483647LL && x->i < 2147483647LL) snprintf(out, n, x->i < 0 ? "(%lld)" : "%lld", (long long)x->i);
-        else snprintf(out, n, x->i < 0 ? "(%lldLL)" : "%lldLL", (long long)x->i);
-        break;
-    case KE_VAR: var_name(out, n, x->var); break;
+    case KE_CONST_F: kir_float_literal(out, n, x->f, &cuda_non_finite); break;
+    case KE_CONST_I: kir_int_literal(out, n, x->i); break;
+    case KE_VAR: kir_var_name(out, n, x->var); break;
     case KE_SCALAR: snprintf(out, n, "((float)sc[%d])", x->scalar); break;
     case KE_ACC: snprintf(out, n, "acc%d", x->acc); break;
     default: snprintf(out, n, "e%d", e); break;
@@ -350,33 +245,18 @@ static void unary_text(Emitter *E, const KExpr *x, char *out, size_t n) {
 }
 
 static void binary_text(Emitter *E, const KExpr *x, char *out, size_t n) {
+    static const char *const infix[] = {"+", "-", "*", "/", NULL, NULL, "/", "%", "<", "<=", "==", "!=", "&&", "||"};
     char a[REFLEN], b[REFLEN];
     ref(E, x->a, a, sizeof a);
     ref(E, x->b, b, sizeof b);
     bool fl = x->type == KT_FLOAT;
-    const char *wd = widen(E, (int)(x - E->k->ex));
-    switch ((KBinOp)x->op) {
-    case KB_ADD: snprintf(out, n, "%s%s + %s", wd, a, b); break;
-    case KB_SUB: snprintf(out, n, "%s%s - %s", wd, a, b); break;
-    case KB_MUL: snprintf(out, n, "%s%s * %s", wd, a, b); break;
-    case KB_DIV: snprintf(out, n, "%s / %s", a, b); break;
-    case KB_MAX:
-        if (fl) snprintf(out, n, "fmaxf(%s, %s)", a, b);
-        else snprintf(out, n, "%s > %s ? %s : %s", a, b, a, b);
-        break;
-    case KB_MIN:
-        if (fl) snprintf(out, n, "fminf(%s, %s)", a, b);
-        else snprintf(out, n, "%s < %s ? %s : %s", a, b, a, b);
-        break;
-    case KB_IDIV: snprintf(out, n, "%s / %s", a, b); break;
-    case KB_MOD: snprintf(out, n, "%s %% %s", a, b); break;
-    case KB_LT: snprintf(out, n, "%s < %s", a, b); break;
-    case KB_LE: snprintf(out, n, "%s <= %s", a, b); break;
-    case KB_EQ: snprintf(out, n, "%s == %s", a, b); break;
-    case KB_NE: snprintf(out, n, "%s != %s", a, b); break;
-    case KB_AND: snprintf(out, n, "%s && %s", a, b); break;
-    case KB_OR: snprintf(out, n, "%s || %s", a, b); break;
+    if (x->op == KB_MAX || x->op == KB_MIN) {
+        if (fl) snprintf(out, n, "%s(%s, %s)", x->op == KB_MAX ? "fmaxf" : "fminf", a, b);
+        else snprintf(out, n, "%s %s %s ? %s : %s", a, x->op == KB_MAX ? ">" : "<", b, a, b);
+        return;
     }
+    bool may_widen = x->op == KB_ADD || x->op == KB_SUB || x->op == KB_MUL;
+    snprintf(out, n, "%s%s %s %s", may_widen ? widen(E, (int)(x - E->k->ex)) : "", a, infix[x->op], b);
 }
 
 static const char *reduce_init(KType t, int op, bool wide) {
@@ -438,7 +318,7 @@ static void emit_expr(Emitter *E, int e) {
         break;
     case KE_REDUCE: {
         char v[16], name[16];
-        var_name(v, sizeof v, x->var);
+        kir_var_name(v, sizeof v, x->var);
         snprintf(name, sizeof name, "e%d", e);
         line(E, "%s e%d = %s;", node_type(E, e), e, reduce_init(x->type, x->op, E->w.node_wide[e]));
         line(E, "for (%s %s = 0; %s < %lld; ++%s) {", E->itype, v, v, (long long)x->extent, v);
@@ -549,53 +429,13 @@ static void accumulate_stage(Emitter *E, int stage) {
 
 /* ---- loop-invariant hoisting ------------------------------------------------- */
 
-/* Per node: the loop variables it depends on (bit v; variables from 63 on
- * share bit 63, which only makes hoisting more cautious). */
-static uint64_t *var_masks(const Kernel *k) {
-    uint64_t *m = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(uint64_t));
-    for (int e = 0; e < k->n_ex; e++) {
-        const KExpr *x = &k->ex[e];
-        uint64_t v = 0;
-        if (x->kind == KE_VAR) v = 1ULL << (x->var < 63 ? x->var : 63);
-        if (x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) v |= m[x->a];
-        if (x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) v |= m[x->b];
-        if (x->c >= 0 && x->kind == KE_SELECT) v |= m[x->c];
-        if (x->kind == KE_REDUCE && x->var < 63) v &= ~(1ULL << x->var);
-        m[e] = v;
-    }
-    return m;
-}
-
-/* Before a stage's inner loop: computes once per outer index every node of
- * the stage that depends on i alone, is evaluated unconditionally (not only
- * inside a select branch: a guarded load must stay guarded) and reads no
- * buffer the stage writes. The caller's scope ends with the stage, so a
- * later stage never sees a value from before its own stores. */
-static void hoist_stage(Emitter *E, int stage) {
-    const Kernel *k = E->k;
-    const KStage *st = &k->stages[stage];
-    uint64_t *mask = var_masks(k);
-    bool *reached = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
-    bool *pure = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
-    bool *spec_safe = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
-    int *last_acc = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(int));
-    bool *written = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
-    size_t cap = (size_t)(3 * k->n_ex + 2 * st->n_stores + k->n_accs + 1);
-    int *todo = xmalloc(sizeof(int) * cap), *roots = xmalloc(sizeof(int) * cap);
-    bool *in_stage = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
-    int n = 0;
-    for (int q = 0; q < st->n_stores; q++) {
-        written[st->stores[q].buf] = true;
-        roots[n++] = st->stores[q].index;
-        roots[n++] = st->stores[q].value;
-    }
-    for (int a = 0; a < k->n_accs; a++)
-        if (k->accs[a].stage == stage) roots[n++] = k->accs[a].value;
-    int n_roots = n;
-    /* reached: evaluated whenever the stage runs; in_stage: evaluated by it at all */
+/* Marks what evaluating roots reaches: everything (branches of selects
+ * included) into in_stage, and what is evaluated whenever they are into
+ * reached. todo has room for 3 * n_ex + n_roots entries. */
+static void reach(const Kernel *k, const int *roots, int n_roots, bool *reached, bool *in_stage, int *todo) {
     for (int pass = 0; pass < 2; pass++) {
         bool *mark = pass ? in_stage : reached;
-        n = n_roots;
+        int n = n_roots;
         for (int r = 0; r < n_roots; r++) todo[r] = roots[r];
         while (n > 0) {
             int e = todo[--n];
@@ -613,43 +453,56 @@ static void hoist_stage(Emitter *E, int stage) {
             }
         }
     }
-    const uint64_t outer_only = 1ULL << KV_OUTER;
+}
+
+/* Before a stage's inner loop: computes once per outer index every node of
+ * the stage whose hoisting level (kir_analysis.h) is the outer loop, together
+ * with all its operands, that is evaluated unconditionally or harmless to
+ * evaluate early (a guarded load must stay guarded) and reads no buffer the
+ * stage writes. The caller's scope ends with the stage, so a later stage
+ * never sees a value from before its own stores. */
+static void hoist_stage(Emitter *E, int stage) {
+    const Kernel *k = E->k;
+    const KStage *st = &k->stages[stage];
+    size_t n_ex = (size_t)(k->n_ex ? k->n_ex : 1);
+    KirDeps deps;
+    kir_deps_init(&deps, k);
+    uint64_t *outer_scope = xcalloc((size_t)deps.words, sizeof(uint64_t));
+    kir_varset_add(outer_scope, KV_OUTER);
+    bool *reached = xcalloc(n_ex, sizeof(bool)), *in_stage = xcalloc(n_ex, sizeof(bool));
+    bool *hoistable = xcalloc(n_ex, sizeof(bool));
+    bool *written = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
+    size_t cap = (size_t)(3 * k->n_ex + 2 * st->n_stores + k->n_accs + 1);
+    int *todo = xmalloc(sizeof(int) * cap), *roots = xmalloc(sizeof(int) * cap);
+    int n_roots = 0;
+    for (int q = 0; q < st->n_stores; q++) {
+        written[st->stores[q].buf] = true;
+        roots[n_roots++] = st->stores[q].index;
+        roots[n_roots++] = st->stores[q].value;
+    }
+    for (int a = 0; a < k->n_accs; a++)
+        if (k->accs[a].stage == stage) roots[n_roots++] = k->accs[a].value;
+    reach(k, roots, n_roots, reached, in_stage, todo);
     for (int e = 0; e < k->n_ex; e++) {
         const KExpr *x = &k->ex[e];
-        /* accumulators not final before this stage cannot be read yet */
-        int acc_stage = x->kind == KE_ACC ? k->accs[x->acc].stage : -1;
-        if (x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I && last_acc[x->a] > acc_stage) acc_stage = last_acc[x->a];
-        if (x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT) && last_acc[x->b] > acc_stage) acc_stage = last_acc[x->b];
-        if (x->c >= 0 && x->kind == KE_SELECT && last_acc[x->c] > acc_stage) acc_stage = last_acc[x->c];
-        last_acc[e] = acc_stage;
-        bool ok = (mask[e] & ~outer_only) == 0 && !(x->kind == KE_LOAD && written[x->buf]) && acc_stage < stage;
-        if (ok && x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) ok = pure[x->a];
-        if (ok && x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) ok = pure[x->b];
-        if (ok && x->c >= 0 && x->kind == KE_SELECT) ok = pure[x->c];
-        pure[e] = ok;
-        /* Harmless to evaluate even where a select would skip it: no load,
-         * no reduction, no integer division by a non-constant. */
-        bool safe = x->kind != KE_LOAD && x->kind != KE_REDUCE;
-        if (x->kind == KE_BINARY && (x->op == KB_IDIV || x->op == KB_MOD) && k->ex[x->b].kind != KE_CONST_I) safe = false;
-        if (safe && x->a >= 0 && x->kind != KE_CONST_F && x->kind != KE_CONST_I) safe = spec_safe[x->a];
-        if (safe && x->b >= 0 && (x->kind == KE_BINARY || x->kind == KE_SELECT)) safe = spec_safe[x->b];
-        if (safe && x->c >= 0 && x->kind == KE_SELECT) safe = spec_safe[x->c];
-        spec_safe[e] = safe;
+        bool ok = kir_deps_computable(&deps, e, outer_scope, stage - 1) && !(x->kind == KE_LOAD && written[x->buf]);
+        int ops[3] = {x->a, x->b, x->c};
+        for (int o = 0; o < 3; o++) ok &= ops[o] < 0 || hoistable[ops[o]];
+        hoistable[e] = ok;
     }
     for (int e = 0; e < k->n_ex; e++) {
         KExprKind kind = k->ex[e].kind;
         bool trivial = kind == KE_CONST_F || kind == KE_CONST_I || kind == KE_VAR || kind == KE_SCALAR || kind == KE_ACC;
-        if (in_stage[e] && (reached[e] || spec_safe[e]) && pure[e] && !trivial) emit_expr(E, e);
+        if (in_stage[e] && (reached[e] || deps.spec_safe[e]) && hoistable[e] && !trivial) emit_expr(E, e);
     }
-    free(mask);
+    kir_deps_free(&deps);
+    free(outer_scope);
     free(reached);
-    free(pure);
-    free(spec_safe);
-    free(last_acc);
+    free(in_stage);
+    free(hoistable);
     free(written);
     free(todo);
     free(roots);
-    free(in_stage);
 }
 
 static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
@@ -910,8 +763,10 @@ static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
         line(E, "for (int c = 1; c < %lld; ++c) {", (long long)gpu_chunks(k));
         E->indent++;
         char part[128], acc[16];
-        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld + c) * %lld + i]", acc_ctype(E, a), a,
-                 (long long)gpu_chunks(k), (long long)k->outer);
+        /* the scratch offset is the renderer's own: 64-bit when it needs it */
+        bool wide = (double)k->n_accs * (double)gpu_chunks(k) * (double)k->outer > KIR_INT32_LIMIT;
+        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld%s + c) * %lld + i]", acc_ctype(E, a), a,
+                 (long long)gpu_chunks(k), wide ? "LL" : "", (long long)k->outer);
         snprintf(acc, sizeof acc, "acc%d", a);
         combine_line(E, acc, k->accs[a].op, t, part);
         E->indent--;
@@ -924,7 +779,7 @@ static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
 }
 
 static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
-    Emitter E = {.k = k, .out = out, .itype = l->wide_index ? "long long" : "int", .w = int_widths(k), .lane = -1};
+    Emitter E = {.k = k, .out = out, .itype = l->wide_index ? "long long" : "int", .w = kir_int_widths(k), .lane = -1};
     E.ready = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(bool));
     sb_printf(out, "/* %s: %s", k->name, k->form == KF_COLS ? "columns" : "rows");
     sb_printf(out, ", outer %lld, inner %lld", (long long)k->outer, (long long)k->inner);
@@ -949,8 +804,7 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
         break;
     }
     free(E.ready);
-    free(E.w.node_wide);
-    free(E.w.acc_wide);
+    kir_int_widths_free(&E.w);
     free(E.undo);
     free(E.marks);
 }

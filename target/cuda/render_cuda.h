@@ -14,9 +14,10 @@
  * parameters that combines the chunk partials in chunk order and runs the
  * store stage; launch NAME then NAME_finish on the same stream.
  *
- * Shapes, strides and constants are literals in the source. Index
- * arithmetic is 32-bit when an interval analysis of every integer expression
- * of the kernel proves it cannot overflow, else 64-bit.
+ * Shapes, strides and constants are literals in the source. Each integer
+ * (loop counter, node, accumulator) is 32-bit unless the shared range
+ * analysis (kir_analysis.h) finds it may not fit, then 64-bit: the widths
+ * render_c gives the same kernel.
  *
  * Two hooks let the CPU emulator (tests/emu) instrument the source without a
  * second renderer: RXC_GLOBAL(T) (a global pointer parameter, default `T *`)
@@ -45,7 +46,7 @@ typedef struct CudaLaunch {
     unsigned finish_grid, finish_block;
     int64_t scratch_floats;       /* KF_COLS: floats of scratch NAME and NAME_finish share */
     int64_t row_chunks;           /* KF_COLS: the GPU's row chunks (the IR's, each split 2^s ways) */
-    bool wide_index;              /* 64-bit index arithmetic was needed */
+    bool wide_index;              /* 64-bit loop counters (KirWidths.loops_wide) */
     /* CM_THREAD_PER_ROW pointwise kernels: NAME_v4 (same parameters) does
      * four consecutive outer indices per thread with float4 accesses to the
      * buffers in vec4_bufs (bit b = kernel buffer b). Use it only when every

@@ -21,8 +21,10 @@
 #include "executor.h"
 #include "jit.h"
 #include "kir.h"
+#include "kir_analysis.h"
 #include "program.h"
 #include "render_c.h"
+#include "render_cuda.h"
 #include "util.h"
 
 static int failures;
@@ -779,6 +781,253 @@ static void test_finish_rejects(void) {
     }
 }
 
+/* ---- index widths: render_c and render_cuda agree ------------------------------- */
+
+/* How a renderer declared integer node id in src: 1 at the wide type, 0 at
+ * the narrow one, -1 not declared (a literal, a variable, inlined). */
+static int declared_wide(const char *src, int id, const char *wide, const char *narrow) {
+    const char *types[2] = {narrow, wide};
+    for (int w = 1; w >= 0; w--)
+        for (int form = 0; form < 2; form++) {
+            char pat[64];
+            snprintf(pat, sizeof pat, form ? "%s e%d;" : "%s e%d =", types[w], id);
+            if (strstr(src, pat)) return w;
+        }
+    return -1;
+}
+
+/* Renders k (which it frees) with both renderers. Every integer node both
+ * declare must have the same width in both, and so must the loop counters;
+ * node key must have width want_key_wide, and the loops want_loops_wide. */
+static void expect_same_widths(const char *name, Kernel *k, int key, bool want_key_wide, bool want_loops_wide) {
+    finish_or_die(k);
+    KirModule *m = kir_module_new();
+    kir_module_add(m, k);
+    char *c_src = render_c(m);
+    CudaLaunch *launches = NULL;
+    char *cu_src = render_cuda(m, &launches);
+    char why[256] = "";
+    for (int id = 0; id < k->n_ex && !*why; id++) {
+        if (k->ex[id].type != KT_INT) continue;
+        int c = declared_wide(c_src, id, "int64_t", "int32_t"), cu = declared_wide(cu_src, id, "long long", "int");
+        if (c >= 0 && cu >= 0 && c != cu)
+            snprintf(why, sizeof why, "e%d is %s in C but %s in CUDA", id, c ? "64-bit" : "32-bit", cu ? "64-bit" : "32-bit");
+        else if (id == key && (c != (int)want_key_wide || cu != (int)want_key_wide))
+            snprintf(why, sizeof why, "the index e%d is not %d-bit in both (C %d, CUDA %d)", id, want_key_wide ? 64 : 32, c, cu);
+    }
+    bool c_loops_wide = strstr(c_src, "for (int64_t i") != NULL, cu_loops_wide = strstr(cu_src, "for (long long i") != NULL;
+    if (!*why && (c_loops_wide != want_loops_wide || cu_loops_wide != want_loops_wide || launches[0].wide_index != want_loops_wide))
+        snprintf(why, sizeof why, "loop counters: C %s, CUDA %s (launch says %s), want %s", c_loops_wide ? "64" : "32",
+                 cu_loops_wide ? "64" : "32", launches[0].wide_index ? "64" : "32", want_loops_wide ? "64" : "32");
+    if (!*why && kir_index_fits_int32(k) != (!want_key_wide && !want_loops_wide))
+        snprintf(why, sizeof why, "kir_index_fits_int32 says %d", kir_index_fits_int32(k));
+    if (*why) failf(name, "%s", why);
+    else pass(name);
+    free(c_src);
+    free(cu_src);
+    free(launches);
+    kir_module_free(m);
+}
+
+/* y[i * inner + j + offset] = x[same]: the index reaches outer * inner - 1 + offset. */
+static Kernel *k_reach(int64_t outer, int64_t inner, int64_t offset, int *index) {
+    Kernel *k = kir_kernel_new("reach", KF_ROWS, outer, inner);
+    int64_t numel = outer * inner + offset;
+    int x = kir_buf(k, "x", KD_F32, numel, false), y = kir_buf(k, "y", KD_F32, numel, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    *index = add(k, add(k, mul(k, i, C(k, inner)), j), C(k, offset));
+    kir_store(k, kir_stage(k, KS_MAP), y, *index, kir_load(k, x, *index), false);
+    return k;
+}
+
+/* A pointwise copy over outer elements at index f(i), f built by the caller. */
+static Kernel *k_pointwise_at(const char *name, int64_t outer, int64_t numel, int (*f)(Kernel *, int), int *index) {
+    Kernel *k = kir_kernel_new(name, KF_ROWS, outer, 1);
+    int x = kir_buf(k, "x", KD_F32, numel, false), y = kir_buf(k, "y", KD_F32, numel, true);
+    *index = f(k, kir_var(k, KV_OUTER));
+    kir_store(k, kir_stage(k, KS_STORE), y, *index, kir_load(k, x, *index), false);
+    return k;
+}
+
+/* (i / 112 / 112) * 200000 + i % 112: the image index of NCHW-like math. The
+ * quotient is at most 7; CUDA's old rule (|a / b| <= |a|) made it 100351 and
+ * the product 64-bit while C kept 32 bits. */
+static int nested_div_index(Kernel *k, int i) {
+    return add(k, mul(k, idiv(k, idiv(k, i, 112), 112), C(k, 200000)), mod(k, i, 112));
+}
+
+/* (i % 1000000) * 2000 - 10^9 lies in [-10^9, 10^9): CUDA's old rule gave
+ * i % m the range [-m, m], so the index reached -3 * 10^9 and went 64-bit. */
+static int mod_index(Kernel *k, int i) {
+    return add(k, mul(k, mod(k, i, 1000000), C(k, 2000)), C(k, -1000000000));
+}
+
+/* (|i + 10^9| - 10^9) * 3 is 3i; CUDA's old rule gave |a| the lower bound 0,
+ * so the index reached -3 * 10^9 and went 64-bit. */
+static int abs_index(Kernel *k, int i) {
+    int shifted = kir_un(k, KU_ABS, add(k, i, C(k, 1000000000)));
+    return mul(k, sub(k, shifted, C(k, 1000000000)), C(k, 3));
+}
+
+/* Brute force against kir_int_range: random integer DAGs over i, j and a
+ * reduce variable (every operator, negative operands and divisors too) are
+ * evaluated at every point of a small domain with C's semantics, and each
+ * value must lie in its node's range. A division by zero or an overflow
+ * leaves a node (and what uses it) undefined: nothing to check there. */
+enum { RANGE_CASES = 400, RANGE_NODES = 24, RO = 5, RJ = 4, RV = 3 };
+
+typedef struct { int64_t v; bool ok; } IntVal;
+
+static IntVal eval_int(const Kernel *k, int id, const int64_t *env, IntVal *memo);
+
+static IntVal eval_binary_int(const KExpr *e, IntVal a, IntVal b) {
+    IntVal r = {0, a.ok && b.ok};
+    if (!r.ok) return r;
+    switch ((KBinOp)e->op) {
+    case KB_ADD: r.ok = !__builtin_add_overflow(a.v, b.v, &r.v); break;
+    case KB_SUB: r.ok = !__builtin_sub_overflow(a.v, b.v, &r.v); break;
+    case KB_MUL: r.ok = !__builtin_mul_overflow(a.v, b.v, &r.v); break;
+    case KB_MAX: r.v = a.v > b.v ? a.v : b.v; break;
+    case KB_MIN: r.v = a.v < b.v ? a.v : b.v; break;
+    case KB_IDIV: r.ok = b.v != 0; r.v = r.ok ? a.v / b.v : 0; break;
+    case KB_MOD: r.ok = b.v != 0; r.v = r.ok ? a.v % b.v : 0; break;
+    case KB_LT: r.v = a.v < b.v; break;
+    case KB_LE: r.v = a.v <= b.v; break;
+    default: r.ok = false; break;
+    }
+    return r;
+}
+
+/* Node id at env = {i, j, v}; memo holds this env's values (ok = false: not yet). */
+static IntVal eval_int(const Kernel *k, int id, const int64_t *env, IntVal *memo) {
+    const KExpr *e = &k->ex[id];
+    IntVal r = {0, true};
+    switch (e->kind) {
+    case KE_CONST_I: r.v = e->i; break;
+    case KE_VAR: r.v = env[e->var]; break;
+    case KE_UNARY: {
+        IntVal a = memo[e->a];
+        r.ok = a.ok && a.v != INT64_MIN;
+        r.v = e->op == KU_NEG ? -a.v : a.v < 0 ? -a.v : a.v;
+        break;
+    }
+    case KE_BINARY: r = eval_binary_int(e, memo[e->a], memo[e->b]); break;
+    case KE_SELECT: r = memo[e->a].ok ? (memo[e->a].v ? memo[e->b] : memo[e->c]) : memo[e->a]; break;
+    case KE_REDUCE: {
+        int64_t inner_env[3] = {env[0], env[1], 0};
+        IntVal *inner = xcalloc((size_t)id, sizeof(IntVal));
+        r.v = e->op == KR_SUM ? 0 : INT64_MIN;
+        for (int64_t v = 0; v < e->extent && r.ok; v++) {
+            inner_env[2] = v;
+            for (int q = 0; q < id; q++) inner[q] = eval_int(k, q, inner_env, inner);
+            IntVal b = inner[e->a];
+            if (!b.ok) r.ok = false;
+            else if (e->op == KR_MAX) r.v = b.v > r.v ? b.v : r.v;
+            else r.ok = !__builtin_add_overflow(r.v, b.v, &r.v);
+        }
+        free(inner);
+        break;
+    }
+    default: r.ok = false; break;
+    }
+    return r;
+}
+
+/* A random operand: one of the last 8 nodes, or any. */
+static int pick(uint64_t *st, int n) {
+    *st = splitmix64(*st);
+    int back = (int)(*st % 8);
+    return *st >> 32 & 1 ? n - 1 - (back < n ? back : 0) : (int)((*st >> 8) % (uint64_t)n);
+}
+
+static Kernel *k_random_ints(uint64_t *st) {
+    Kernel *k = kir_kernel_new("ranges", KF_ROWS, RO, RJ);
+    int v = kir_reduce_var(k); /* 2 */
+    kir_var(k, KV_OUTER), kir_var(k, KV_INNER), kir_var(k, v);
+    while (k->n_ex < RANGE_NODES) {
+        *st = splitmix64(*st);
+        int n = k->n_ex, a = pick(st, n), b = pick(st, n), choice = (int)(*st % 15);
+        if (k->ex[a].type != KT_INT || k->ex[b].type != KT_INT) continue;
+        static const KBinOp ops[] = {KB_ADD, KB_SUB, KB_MUL, KB_MAX, KB_MIN, KB_IDIV, KB_MOD};
+        if (choice < 7) kir_bin(k, ops[choice], a, b);
+        else if (choice < 9) kir_un(k, choice == 7 ? KU_NEG : KU_ABS, a);
+        else if (choice < 11) kir_const_i(k, (int64_t)(*st >> 40 & 63) - 31);
+        else if (choice < 13) kir_select(k, kir_bin(k, choice == 11 ? KB_LT : KB_LE, a, b), a, b);
+        else if (!k->n_stages) { /* one reduce per kernel: its variable's range is then known */
+            kir_reduce(k, choice == 13 ? KR_SUM : KR_MAX, v, RV, a);
+            kir_stage(k, KS_STORE);
+        }
+    }
+    if (!k->n_stages) kir_reduce(k, KR_SUM, v, RV, k->n_ex - 1);
+    return k;
+}
+
+static void check_ranges_contain_values(void) {
+    uint64_t st = 99;
+    char why[256] = "";
+    int checked = 0;
+    for (int c = 0; c < RANGE_CASES && !*why; c++) {
+        Kernel *k = k_random_ints(&st);
+        KirRange *range = xcalloc((size_t)k->n_ex, sizeof(KirRange));
+        for (int id = 0; id < k->n_ex; id++) range[id] = kir_int_range(k, id);
+        IntVal *memo = xcalloc((size_t)k->n_ex, sizeof(IntVal));
+        for (int64_t i = 0; i < RO && !*why; i++)
+            for (int64_t j = 0; j < RJ && !*why; j++)
+                for (int64_t v = 0; v < RV && !*why; v++) {
+                    int64_t env[3] = {i, j, v};
+                    for (int id = 0; id < k->n_ex && !*why; id++) {
+                        memo[id] = eval_int(k, id, env, memo);
+                        if (k->ex[id].type != KT_INT || !memo[id].ok) continue;
+                        checked++;
+                        double x = (double)memo[id].v;
+                        if (x < range[id].lo || x > range[id].hi)
+                            snprintf(why, sizeof why, "case %d e%d = %lld at i=%lld j=%lld v=%lld, outside [%g, %g]", c, id,
+                                     (long long)memo[id].v, (long long)i, (long long)j, (long long)v, range[id].lo, range[id].hi);
+                    }
+                }
+        if (*why) {
+            char *d = kir_dump(k);
+            fprintf(stderr, "%s", d);
+            free(d);
+        }
+        free(memo);
+        free(range);
+        kir_kernel_free(k);
+    }
+    if (*why) failf("int_ranges_contain_every_value", "%s", why);
+    else if (checked < 100000) failf("int_ranges_contain_every_value", "only %d values checked", checked);
+    else pass("int_ranges_contain_every_value");
+}
+
+static void test_index_widths(void) {
+    check_ranges_contain_values();
+    const int64_t limit = (int64_t)KIR_INT32_LIMIT; /* 2^31 - 1 - 2^27: headroom for loop overshoot */
+    int idx;
+    Kernel *k;
+    /* 61440 * 32768 = limit + 1: the largest index is exactly the limit */
+    k = k_reach(61440, 32768, 0, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_at_the_32bit_limit", k, idx, false, false);
+    k = k_reach(61440, 32768, 1, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_just_past_the_limit", k, idx, true, false);
+    /* 65536 * 32768 = 2^31: indices reach 2^31 - 1, then 2^31 */
+    k = k_reach(65536, 32768, 0, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_below_2e31", k, idx, true, false);
+    k = k_reach(65536, 32768, 1, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_at_2e31", k, idx, true, false);
+    /* loops of 2^31 and of limit iterations: the counters are 64-bit, then 32-bit, in both */
+    k = k_reach(INT64_C(1) << 31, 1, 0, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_loop_of_2e31", k, idx, true, true);
+    k = k_reach(limit, 1, 0, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_loop_at_the_limit", k, idx, false, false);
+    /* idiv, mod and abs: the analyses used to disagree, now one rule each */
+    k = k_pointwise_at("nested_div", 100352, 8 * 200000, nested_div_index, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_nested_idiv", k, idx, false, false);
+    k = k_pointwise_at("mod_index", 1 << 21, 1, mod_index, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_mod", k, idx, false, false);
+    k = k_pointwise_at("abs_index", 1 << 20, 3 << 20, abs_index, &idx);
+    expect_same_widths("index_width_same_in_c_and_cuda_abs", k, idx, false, false);
+}
+
 /* ---- the JIT cache ---------------------------------------------------------------- */
 
 static void test_cache(void) {
@@ -1031,6 +1280,7 @@ int main(int argc, char **argv) {
     mkdir(cache_dir, 0755);
     test_dedupe();
     test_finish_rejects();
+    test_index_widths();
 
     KirModule *m = kir_module_new();
     kir_module_add(m, k_pointwise_rows());
