@@ -1,5 +1,5 @@
 /*
- * bench/conv_cpu.c — times runtime/conv_cpu.c (the CPU executor's direct
+ * bench/conv_cpu.c — times target/cpu/conv_cpu.c (the CPU executor's direct
  * grouped convolution, STEP_CONV) on one shape: forward, data gradient and
  * weight gradient, best of R runs each, with the OpenMP team of
  * OMP_NUM_THREADS. Driven by bench/conv_cpu, which times PyTorch on the

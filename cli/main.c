@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    /* before any thread starts: it may setenv (runtime/blas_cpu.h) */
+    /* before any thread starts: it may setenv (target/cpu/blas_cpu.h) */
     blas_cpu_choose_kernels();
     const char *first = argv[1];
     if (!strcmp(first, "--help") || !strcmp(first, "-h") || !strcmp(first, "help")) {

@@ -4,7 +4,7 @@
  * The trainer talks to every device through this interface: it writes the
  * input batch and labels, runs phases with the step's runtime scalars, and
  * reads back logits, losses and (for checkpoints) parameters and state.
- * Implementations: runtime/exec_cpu.c (generated C + OpenBLAS) and
+ * Implementations: target/cpu/exec_cpu.c (generated C + OpenBLAS) and
  * target/cuda/exec_cuda.c (generated CUDA + cuBLAS).
  */
 #ifndef RXC_EXECUTOR_H
