@@ -8,13 +8,10 @@
  * the bottleneck width of one group) settings are varied with --set
  * overrides. With --keep complexity each variant's d is the one whose
  * elaborated graph has parameters and multiply-accumulates closest to the
- * base model's: the rule of the paper's Table 2 (ResNet-50 = 1x64d,
- * 2x40d, 4x24d, 8x14d, 32x4d). The counts are measured, not modelled: each
- * candidate d is loaded with model_load and counted with graph_param_count
- * and graph_macs, so the rule holds for any block a file writes. Both
- * counts grow with d, so a bisection finds where they cross the base and
- * the neighbours of the crossing are compared. --keep width keeps the
- * file's d.
+ * base model's (compiler/width_search.h). The counts are measured, not
+ * modelled: each candidate d is loaded with model_load and counted with
+ * graph_param_count and graph_macs, so the rule holds for any block a file
+ * writes. --keep width keeps the file's d.
  *
  * Training. Each variant is trained by the trainer itself (cmd_train, in
  * this process) with the file's recipe, into its own run directory
@@ -25,14 +22,14 @@
  * stopped; more --epochs continue finished variants, and a record for
  * another model or settings makes its variant train anew. After each variant the
  * table is rewritten to OUT/ablation.csv and OUT/ablation.md and the plot to
- * OUT/ablation.svg.
+ * OUT/ablation.svg (plot.h); each variant's numbers are its run directory's
+ * metrics (runlog.h).
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -43,10 +40,11 @@
 #include "frontend.h"
 #include "plot.h"
 #include "runlog.h"
+#include "train_loop.h"
 #include "util.h"
+#include "width_search.h"
 
 #define MAX_VARIANTS 32
-#define MAX_WIDTH 4096
 
 typedef struct Variant {
     int cardinality, width;
@@ -54,7 +52,7 @@ typedef struct Variant {
     /* filled when trained (or found finished) */
     bool trained;
     int epochs;
-    double best_val_acc, final_val_acc, final_val_loss, seconds;
+    RunSummary result;
     EpochRecord *rows;
     int n_rows;
 } Variant;
@@ -285,80 +283,15 @@ static int network_int_setting(const Model *m, const char *key, long *out) {
     return rc;
 }
 
-/* Memo of measured widths for one cardinality. */
-typedef struct Probe {
-    int d;
-    int ok;
-    int64_t params, macs;
-} Probe;
-
-typedef struct Search {
+/* The width search's counter: one cardinality of the file. */
+typedef struct WidthProbe {
     const AblateArgs *a;
     int c;
-    Probe probes[64];
-    int n;
-} Search;
+} WidthProbe;
 
-static const Probe *probe(Search *s, int d) {
-    for (int i = 0; i < s->n; i++)
-        if (s->probes[i].d == d) return &s->probes[i];
-    /* Doubling up to MAX_WIDTH and bisecting take under 30 probes; should a
-     * file ever need more, the oldest entry is reused. */
-    if (s->n == (int)(sizeof s->probes / sizeof s->probes[0])) {
-        memmove(s->probes, s->probes + 1, sizeof s->probes - sizeof s->probes[0]);
-        s->n--;
-    }
-    Probe *p = &s->probes[s->n++];
-    p->d = d;
-    p->ok = measure(s->a, s->c, d, &p->params, &p->macs) == 0;
-    return p;
-}
-
-/* Relative distance to the base complexity: the larger of the parameter and
- * the MAC deviation, so that neither drifts far to buy the other (this
- * reproduces Table 2's 1x64d for ResNet-50 in torchvision's layout). */
-static double cost(const Probe *p, int64_t p0, int64_t m0) {
-    if (!p->ok) return INFINITY;
-    return fmax(fabs((double)p->params / (double)p0 - 1), fabs((double)p->macs / (double)m0 - 1));
-}
-
-/* Signed excess over the base: both counts grow with d. */
-static double excess(const Probe *p, int64_t p0, int64_t m0) {
-    return (double)p->params / (double)p0 + (double)p->macs / (double)m0 - 2;
-}
-
-/* The width for cardinality c closest to the base complexity; -1 when no
- * width could be elaborated. */
-static int derive_width(const AblateArgs *a, int c, int64_t p0, int64_t m0, int d_hint) {
-    Search s = {.a = a, .c = c};
-    int lo = 1, hi = d_hint > 1 ? d_hint : 2;
-    /* Find a bracket [lo, hi] with excess(lo) < 0 <= excess(hi). */
-    const Probe *p = probe(&s, lo);
-    if (p->ok && excess(p, p0, m0) >= 0) return lo;
-    for (;;) {
-        p = probe(&s, hi);
-        if (p->ok && excess(p, p0, m0) >= 0) break;
-        if (hi >= MAX_WIDTH) break;
-        lo = hi;
-        hi = hi * 2 > MAX_WIDTH ? MAX_WIDTH : hi * 2;
-    }
-    while (hi - lo > 1) {
-        int mid = lo + (hi - lo) / 2;
-        p = probe(&s, mid);
-        if (p->ok && excess(p, p0, m0) >= 0) hi = mid;
-        else lo = mid;
-    }
-    int best = -1;
-    double best_cost = INFINITY;
-    for (int d = lo - 1; d <= hi + 1; d++) {
-        if (d < 1 || d > MAX_WIDTH) continue;
-        double cst = cost(probe(&s, d), p0, m0);
-        if (cst < best_cost) {
-            best_cost = cst;
-            best = d;
-        }
-    }
-    return best;
+static int count_width(void *ctx, int d, int64_t *params, int64_t *macs) {
+    const WidthProbe *w = ctx;
+    return measure(w->a, w->c, d, params, macs);
 }
 
 /* ---- results ----------------------------------------------------------------- */
@@ -366,18 +299,18 @@ static char *variant_dir(const char *out, const Variant *v) {
     return xasprintf("%s/c%d_d%d", out, v->cardinality, v->width);
 }
 
-static void summarize_rows(Variant *v) {
-    v->best_val_acc = v->final_val_acc = v->final_val_loss = NAN;
-    v->seconds = 0;
-    for (int i = 0; i < v->n_rows; i++) {
-        const EpochRecord *e = &v->rows[i];
-        if (isfinite(e->val_acc) && !(e->val_acc <= v->best_val_acc)) v->best_val_acc = e->val_acc;
-        if (isfinite(e->seconds)) v->seconds += e->seconds;
-    }
-    if (v->n_rows) {
-        v->final_val_acc = v->rows[v->n_rows - 1].val_acc;
-        v->final_val_loss = v->rows[v->n_rows - 1].val_loss;
-    }
+/* The variant's rows and summary, from its run directory's metrics. */
+static void read_results(Variant *v, const char *dir, int epochs) {
+    free(v->rows);
+    v->n_rows = runlog_read_metrics(dir, &v->rows);
+    v->trained = true;
+    v->epochs = epochs;
+    v->result = runlog_summarize(v->rows, v->n_rows);
+}
+
+/* What the table shows: the summary of a trained variant, else NaNs ("-"). */
+static RunSummary shown(const Variant *v) {
+    return v->trained ? v->result : (RunSummary){NAN, NAN, NAN, NAN};
 }
 
 /* What a variant's run directory holds for this ablation. */
@@ -406,13 +339,7 @@ static RecordState load_done(const char *out, Variant *v, int epochs, const char
         st = !same ? REC_STALE : e->valueint == epochs ? REC_DONE : e->valueint < epochs ? REC_EXTEND : REC_STALE;
         cJSON_Delete(o);
     }
-    if (st == REC_DONE) {
-        free(v->rows);
-        v->n_rows = runlog_read_metrics(dir, &v->rows);
-        v->trained = true;
-        v->epochs = epochs;
-        summarize_rows(v);
-    }
+    if (st == REC_DONE) read_results(v, dir, epochs);
     if (st == REC_STALE || st == REC_EXTEND) remove(path); /* until the variant finishes again */
     free(text);
     free(path);
@@ -423,13 +350,11 @@ static RecordState load_done(const char *out, Variant *v, int epochs, const char
 static int write_done(const char *out, const Variant *v, const char *model_sha) {
     char *dir = variant_dir(out, v);
     char *path = xasprintf("%s/ablation_done.json", dir);
-    FILE *f = fopen(path, "w");
-    int rc = -1;
-    if (f) {
-        fprintf(f, "{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld,\"model_sha256\":\"%s\"}\n",
-                v->cardinality, v->width, v->epochs, (long long)v->params, (long long)v->macs, model_sha);
-        rc = fclose(f) == 0 ? 0 : -1;
-    }
+    char *text = xasprintf("{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld,"
+                           "\"model_sha256\":\"%s\"}\n",
+                           v->cardinality, v->width, v->epochs, (long long)v->params, (long long)v->macs, model_sha);
+    int rc = write_file_atomic(path, text, strlen(text), NULL, 0);
+    free(text);
     if (rc) fprintf(stderr, "rxc ablate: cannot write %s: %s\n", path, strerror(errno));
     free(path);
     free(dir);
@@ -454,6 +379,23 @@ static void fmt_opt(char *buf, size_t n, const char *fmt, double v) {
     else snprintf(buf, n, "-");
 }
 
+static double ratio(int64_t v, int64_t base) { return (double)v / (double)base; }
+
+/* A variant's results as the terminal table and ablation.md show them. */
+typedef struct ResultText {
+    char best[32], final[32], loss[32], time[32];
+} ResultText;
+
+static ResultText result_text(const Variant *v, const char *time_format) {
+    RunSummary r = shown(v);
+    ResultText t;
+    fmt_opt(t.best, sizeof t.best, "%.4f", r.best_val_acc);
+    fmt_opt(t.final, sizeof t.final, "%.4f", r.final_val_acc);
+    fmt_opt(t.loss, sizeof t.loss, "%.4f", r.final_val_loss);
+    fmt_opt(t.time, sizeof t.time, time_format, r.seconds);
+    return t;
+}
+
 static void print_table(FILE *out, const Variant *v, int n, int64_t p0, int64_t m0, bool trained) {
     fprintf(out, "%5s %5s %6s %14s %16s %7s %7s", "C", "d", "C*d", "params", "MACs", "params", "MACs");
     if (trained) fprintf(out, "  %8s %9s %8s %9s", "best acc", "final acc", "val loss", "time");
@@ -464,14 +406,10 @@ static void print_table(FILE *out, const Variant *v, int n, int64_t p0, int64_t 
         char pb[32], mb[32];
         fprintf(out, "%5d %5d %6d %14s %16s %7.4f %7.4f", v[i].cardinality, v[i].width, v[i].cardinality * v[i].width,
                 group_digits(v[i].params, pb, sizeof pb), group_digits(v[i].macs, mb, sizeof mb),
-                (double)v[i].params / (double)p0, (double)v[i].macs / (double)m0);
+                ratio(v[i].params, p0), ratio(v[i].macs, m0));
         if (trained) {
-            char a[32], b[32], c[32], t[32];
-            fmt_opt(a, sizeof a, "%.4f", v[i].trained ? v[i].best_val_acc : NAN);
-            fmt_opt(b, sizeof b, "%.4f", v[i].trained ? v[i].final_val_acc : NAN);
-            fmt_opt(c, sizeof c, "%.4f", v[i].trained ? v[i].final_val_loss : NAN);
-            fmt_opt(t, sizeof t, "%.1fs", v[i].trained ? v[i].seconds : NAN);
-            fprintf(out, "  %8s %9s %8s %9s", a, b, c, t);
+            ResultText t = result_text(&v[i], "%.1fs");
+            fprintf(out, "  %8s %9s %8s %9s", t.best, t.final, t.loss, t.time);
         }
         fputc('\n', out);
     }
@@ -489,138 +427,91 @@ static void print_json(FILE *out, const Variant *v, int n, int64_t p0, int64_t m
                 "  {\"cardinality\": %d, \"width\": %d, \"group_width\": %d, \"params\": %lld, \"macs\": %lld, "
                 "\"params_ratio\": %.6f, \"macs_ratio\": %.6f",
                 v[i].cardinality, v[i].width, v[i].cardinality * v[i].width, (long long)v[i].params,
-                (long long)v[i].macs, (double)v[i].params / (double)p0, (double)v[i].macs / (double)m0);
+                (long long)v[i].macs, ratio(v[i].params, p0), ratio(v[i].macs, m0));
         if (trained) {
-            json_num(out, "best_val_acc", v[i].trained ? v[i].best_val_acc : NAN);
-            json_num(out, "final_val_acc", v[i].trained ? v[i].final_val_acc : NAN);
-            json_num(out, "final_val_loss", v[i].trained ? v[i].final_val_loss : NAN);
-            json_num(out, "seconds", v[i].trained ? v[i].seconds : NAN);
+            RunSummary r = shown(&v[i]);
+            json_num(out, "best_val_acc", r.best_val_acc);
+            json_num(out, "final_val_acc", r.final_val_acc);
+            json_num(out, "final_val_loss", r.final_val_loss);
+            json_num(out, "seconds", r.seconds);
         }
         fprintf(out, "}%s\n", i + 1 < n ? "," : "");
     }
     fprintf(out, "]\n");
 }
 
+/* ablation.csv: the numbers as metrics.csv writes them (runlog.h). */
+static char *csv_text(const Variant *v, int n, int64_t p0, int64_t m0) {
+    StrBuf b = {0};
+    sb_puts(&b, "cardinality,width,group_width,params,macs,params_ratio,macs_ratio,epochs,best_val_acc,"
+                "final_val_acc,final_val_loss,seconds\n");
+    for (int i = 0; i < n; i++) {
+        sb_printf(&b, "%d,%d,%d,%lld,%lld,%.6f,%.6f", v[i].cardinality, v[i].width, v[i].cardinality * v[i].width,
+                  (long long)v[i].params, (long long)v[i].macs, ratio(v[i].params, p0), ratio(v[i].macs, m0));
+        if (v[i].trained) {
+            sb_printf(&b, ",%d", v[i].epochs);
+            runlog_csv_number(&b, v[i].result.best_val_acc);
+            runlog_csv_number(&b, v[i].result.final_val_acc);
+            runlog_csv_number(&b, v[i].result.final_val_loss);
+            sb_printf(&b, ",%.3f\n", v[i].result.seconds);
+        } else {
+            sb_puts(&b, ",,,,,\n");
+        }
+    }
+    return sb_take(&b);
+}
+
+static char *markdown_text(const char *title, const Variant *v, int n, int64_t p0, int64_t m0) {
+    StrBuf b = {0};
+    sb_printf(&b, "# Cardinality ablation: %s\n\n", title);
+    sb_puts(&b, "| C | d | C×d | params | MACs | params/base | MACs/base | best val acc | final val acc | "
+                "final val loss | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < n; i++) {
+        char pb[32], mb[32];
+        ResultText t = result_text(&v[i], "%.1f s");
+        sb_printf(&b, "| %d | %d | %d | %s | %s | %.4f | %.4f | %s | %s | %s | %s |\n", v[i].cardinality, v[i].width,
+                  v[i].cardinality * v[i].width, group_digits(v[i].params, pb, sizeof pb),
+                  group_digits(v[i].macs, mb, sizeof mb), ratio(v[i].params, p0), ratio(v[i].macs, m0), t.best,
+                  t.final, t.loss, t.time);
+    }
+    sb_puts(&b, "\nParameters and MACs (per image) as `rxc summary` counts them. Each variant's run "
+                "directory (c<C>_d<d>/) has its metrics, curves and checkpoints; the plot is ablation.svg.\n");
+    return sb_take(&b);
+}
+
+/* ablation.csv, ablation.md and ablation.svg in out. Returns 0 or -1 (reported). */
 static int write_outputs(const char *out, const char *title, const Variant *v, int n, int64_t p0, int64_t m0) {
-    int rc = 0;
     char *csv = xasprintf("%s/ablation.csv", out), *md = xasprintf("%s/ablation.md", out);
-    FILE *f = fopen(csv, "w");
-    if (f) {
-        fprintf(f, "cardinality,width,group_width,params,macs,params_ratio,macs_ratio,epochs,best_val_acc,"
-                   "final_val_acc,final_val_loss,seconds\n");
-        for (int i = 0; i < n; i++) {
-            fprintf(f, "%d,%d,%d,%lld,%lld,%.6f,%.6f", v[i].cardinality, v[i].width, v[i].cardinality * v[i].width,
-                    (long long)v[i].params, (long long)v[i].macs, (double)v[i].params / (double)p0,
-                    (double)v[i].macs / (double)m0);
-            if (v[i].trained)
-                fprintf(f, ",%d,%.6g,%.6g,%.6g,%.3f\n", v[i].epochs, v[i].best_val_acc, v[i].final_val_acc,
-                        v[i].final_val_loss, v[i].seconds);
-            else
-                fprintf(f, ",,,,,\n");
-        }
-        if (fclose(f) != 0) rc = -1;
-    } else {
-        rc = -1;
-    }
-    f = fopen(md, "w");
-    if (f) {
-        fprintf(f, "# Cardinality ablation: %s\n\n", title);
-        fprintf(f, "| C | d | C×d | params | MACs | params/base | MACs/base | best val acc | final val acc | "
-                   "final val loss | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (int i = 0; i < n; i++) {
-            char pb[32], mb[32], a[32], b[32], c[32], t[32];
-            fmt_opt(a, sizeof a, "%.4f", v[i].trained ? v[i].best_val_acc : NAN);
-            fmt_opt(b, sizeof b, "%.4f", v[i].trained ? v[i].final_val_acc : NAN);
-            fmt_opt(c, sizeof c, "%.4f", v[i].trained ? v[i].final_val_loss : NAN);
-            fmt_opt(t, sizeof t, "%.1f s", v[i].trained ? v[i].seconds : NAN);
-            fprintf(f, "| %d | %d | %d | %s | %s | %.4f | %.4f | %s | %s | %s | %s |\n", v[i].cardinality, v[i].width,
-                    v[i].cardinality * v[i].width, group_digits(v[i].params, pb, sizeof pb),
-                    group_digits(v[i].macs, mb, sizeof mb), (double)v[i].params / (double)p0,
-                    (double)v[i].macs / (double)m0, a, b, c, t);
-        }
-        fprintf(f, "\nParameters and MACs (per image) as `rxc summary` counts them. Each variant's run "
-                   "directory (c<C>_d<d>/) has its metrics, curves and checkpoints; the plot is ablation.svg.\n");
-        if (fclose(f) != 0) rc = -1;
-    } else {
-        rc = -1;
-    }
-    if (rc) fprintf(stderr, "rxc ablate: cannot write %s or %s: %s\n", csv, md, strerror(errno));
+    char *csv_data = csv_text(v, n, p0, m0), *md_data = markdown_text(title, v, n, p0, m0);
+    int csv_rc = write_file_atomic(csv, csv_data, strlen(csv_data), NULL, 0), why = errno;
+    int md_rc = write_file_atomic(md, md_data, strlen(md_data), NULL, 0);
+    if (md_rc && !csv_rc) why = errno;
+    int rc = csv_rc || md_rc ? -1 : 0;
+    if (rc) fprintf(stderr, "rxc ablate: cannot write %s or %s: %s\n", csv, md, strerror(why));
+    free(csv_data);
+    free(md_data);
     free(csv);
     free(md);
 
-    /* The plot: accuracy against cardinality, and every variant's curves. */
-    double cx[MAX_VARIANTS], best[MAX_VARIANTS], fin[MAX_VARIANTS];
-    PlotSeries card[2], acc[MAX_VARIANTS], loss[MAX_VARIANTS];
-    char *labels[MAX_VARIANTS];
-    double *xs[MAX_VARIANTS], *ya[MAX_VARIANTS], *yl[MAX_VARIANTS];
-    int n_curves = 0;
+    AblationPlotVariant pv[MAX_VARIANTS];
+    char labels[MAX_VARIANTS][32];
     for (int i = 0; i < n; i++) {
-        cx[i] = v[i].cardinality;
-        best[i] = v[i].trained ? v[i].best_val_acc : NAN;
-        fin[i] = v[i].trained ? v[i].final_val_acc : NAN;
-        if (!v[i].n_rows) continue;
-        int k = n_curves++;
-        labels[k] = xasprintf("%dx%dd", v[i].cardinality, v[i].width);
-        xs[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
-        ya[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
-        yl[k] = xcalloc((size_t)v[i].n_rows, sizeof(double));
-        for (int r = 0; r < v[i].n_rows; r++) {
-            xs[k][r] = v[i].rows[r].epoch;
-            ya[k][r] = v[i].rows[r].val_acc;
-            yl[k][r] = v[i].rows[r].train_loss;
-        }
-        acc[k] = (PlotSeries){labels[k], xs[k], ya[k], v[i].n_rows, i, false, v[i].n_rows < 30};
-        loss[k] = (PlotSeries){labels[k], xs[k], yl[k], v[i].n_rows, i, false, v[i].n_rows < 30};
+        snprintf(labels[i], sizeof labels[i], "%dx%dd", v[i].cardinality, v[i].width);
+        RunSummary r = shown(&v[i]);
+        pv[i] = (AblationPlotVariant){labels[i], v[i].cardinality, r.best_val_acc, r.final_val_acc, v[i].rows,
+                                      v[i].n_rows};
     }
-    card[0] = (PlotSeries){"best val", cx, best, n, 0, false, true};
-    card[1] = (PlotSeries){"final val", cx, fin, n, 1, true, true};
-    PlotPanel panels[3] = {
-        {"accuracy vs cardinality", "cardinality C", "validation accuracy", card, 2, true},
-        {"validation accuracy", "epoch", "validation accuracy", acc, n_curves, false},
-        {"training loss", "epoch", "training loss", loss, n_curves, false},
-    };
     char err[512];
     char *svg = xasprintf("%s/ablation.svg", out);
-    char *full_title = xasprintf("cardinality ablation: %s", title);
-    if (plot_svg(svg, full_title, panels, 3, err, sizeof err) != 0) {
+    if (plot_ablation(svg, title, pv, n, err, sizeof err) != 0) {
         fprintf(stderr, "rxc ablate: %s\n", err);
         rc = -1;
     }
-    free(full_title);
     free(svg);
-    for (int k = 0; k < n_curves; k++) {
-        free(labels[k]);
-        free(xs[k]);
-        free(ya[k]);
-        free(yl[k]);
-    }
     return rc;
 }
 
 /* ---- training ------------------------------------------------------------------ */
-static int make_dir(const char *path) {
-    char *p = xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
-            *s = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return rc;
-}
-
-static char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
-}
-
 /* Trains one variant with the trainer's own command, in this process, into
  * its run directory. Unless `fresh`, a variant interrupted earlier (or one
  * being extended to more epochs) continues from its last checkpoint (the
@@ -675,11 +566,7 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
     }
 
     if (rc == 0) {
-        free(v->rows);
-        v->n_rows = runlog_read_metrics(dir, &v->rows);
-        v->trained = true;
-        v->epochs = epochs;
-        summarize_rows(v);
+        read_results(v, dir, epochs);
         if (write_done(out, v, model_sha) != 0) rc = 1;
     }
     for (int i = 0; i < n_owned; i++) free(owned[i]);
@@ -692,99 +579,79 @@ static int train_variant(const AblateArgs *a, const char *out, Variant *v, int e
 }
 
 /* ---- the command ----------------------------------------------------------------- */
-int cmd_ablate(int argc, char **argv) {
-    AblateArgs a;
-    int prc = parse_args(argc, argv, &a);
-    if (prc) {
-        free(a.sets);
-        return prc == 1 ? 0 : 2;
-    }
 
-    /* The base: the file as given (with the user's overrides). */
-    LoadOptions opt = {.sets = a.sets, .n_sets = a.n_sets};
-    Model base;
-    memset(&base, 0, sizeof base);
-    int lrc = model_load(a.file, &opt, &base);
-    if (lrc != LOAD_OK) {
-        free(a.sets);
-        return lrc == LOAD_IO_ERROR ? 1 : 2;
-    }
-    long base_c, base_d;
-    if (network_int_setting(&base, "cardinality", &base_c) != 0 || network_int_setting(&base, "width", &base_d) != 0) {
+/* What the variants are compared with: the file as given (with the user's overrides). */
+typedef struct Base {
+    long c, d;               /* its cardinality and width settings */
+    int64_t params, macs;
+    int epochs;              /* the file's */
+    char sha[65];            /* of the model text with the overrides: names a finished variant's model */
+} Base;
+
+/* Returns 0 or an exit status (the message printed). */
+static int load_base(const AblateArgs *a, Base *b) {
+    LoadOptions opt = {.sets = a->sets, .n_sets = a->n_sets};
+    Model m;
+    memset(&m, 0, sizeof m);
+    int lrc = model_load(a->file, &opt, &m);
+    if (lrc != LOAD_OK) return lrc == LOAD_IO_ERROR ? 1 : 2;
+    if (network_int_setting(&m, "cardinality", &b->c) != 0 || network_int_setting(&m, "width", &b->d) != 0) {
         fprintf(stderr,
                 "rxc ablate: %s: the network has no integer `cardinality` and `width` settings to vary\n"
                 "  (write them in the network body, e.g. `cardinality 32` and `width 4`, and use them in the block)\n",
-                a.file);
-        model_free(&base);
-        free(a.sets);
+                a->file);
+        model_free(&m);
         return 2;
     }
-    int64_t p0 = graph_param_count(base.graph), m0 = graph_macs(base.graph);
-    int file_epochs = base.recipe.epochs;
-    char model_sha[65];
-    memcpy(model_sha, base.source_sha256, sizeof model_sha);
-    model_sha[64] = 0;
-    model_free(&base);
-    if (p0 <= 0 || m0 <= 0) {
-        fprintf(stderr, "rxc ablate: %s: the network has no parameters or MACs to keep equal\n", a.file);
-        free(a.sets);
+    b->params = graph_param_count(m.graph);
+    b->macs = graph_macs(m.graph);
+    b->epochs = m.recipe.epochs;
+    memcpy(b->sha, m.source_sha256, sizeof b->sha);
+    b->sha[64] = 0;
+    model_free(&m);
+    if (b->params <= 0 || b->macs <= 0) {
+        fprintf(stderr, "rxc ablate: %s: the network has no parameters or MACs to keep equal\n", a->file);
         return 2;
     }
+    return 0;
+}
 
-    Variant v[MAX_VARIANTS];
-    memset(v, 0, sizeof v);
-    int n = a.n_cards;
-    for (int i = 0; i < n; i++) {
-        v[i].cardinality = a.cards[i];
-        if (a.keep_width || a.cards[i] == base_c) {
-            v[i].width = (int)base_d;
+/* Each cardinality's width and counts. Returns 0 or 2 (the message printed). */
+static int derive_variants(const AblateArgs *a, const Base *b, Variant *v) {
+    for (int i = 0; i < a->n_cards; i++) {
+        int c = a->cards[i];
+        v[i].cardinality = c;
+        if (a->keep_width || c == b->c) {
+            v[i].width = (int)b->d;
         } else {
-            /* Start near the rule of thumb C*d^2 ~ const (the 3x3 dominates). */
-            int hint = (int)lround((double)base_d * sqrt((double)base_c / a.cards[i]));
-            v[i].width = derive_width(&a, a.cards[i], p0, m0, hint);
+            WidthProbe probe = {a, c};
+            v[i].width = width_search(count_width, &probe, b->params, b->macs, width_hint((int)b->c, (int)b->d, c));
             if (v[i].width < 1) {
-                fprintf(stderr, "rxc ablate: no width d elaborates with cardinality %d\n", a.cards[i]);
-                free(a.sets);
+                fprintf(stderr, "rxc ablate: no width d elaborates with cardinality %d\n", c);
                 return 2;
             }
         }
-        if (measure(&a, v[i].cardinality, v[i].width, &v[i].params, &v[i].macs) != 0) {
-            fprintf(stderr, "rxc ablate: %s does not elaborate with cardinality %d and width %d (above)\n", a.file,
-                    v[i].cardinality, v[i].width);
-            free(a.sets);
+        if (measure(a, c, v[i].width, &v[i].params, &v[i].macs) != 0) {
+            fprintf(stderr, "rxc ablate: %s does not elaborate with cardinality %d and width %d (above)\n", a->file, c,
+                    v[i].width);
             return 2;
         }
     }
+    return 0;
+}
 
-    char pb[32], mb[32];
-    if (a.dry_run) {
-        if (a.json) {
-            print_json(stdout, v, n, p0, m0, false);
-        } else {
-            printf("%s: base %ldx%ldd, %s params, %s MACs per image; keeping %s\n", a.file, base_c, base_d,
-                   group_digits(p0, pb, sizeof pb), group_digits(m0, mb, sizeof mb),
-                   a.keep_width ? "the width d fixed" : "params and MACs closest to the base");
-            print_table(stdout, v, n, p0, m0, false);
-        }
-        free(a.sets);
-        return 0;
-    }
-
-    char *name = base_name(a.file);
-    char *out = a.out_dir ? xstrdup(a.out_dir) : xasprintf("runs/ablate-%s", name);
-    int rc = 0;
-    if (make_dir(out) != 0) {
-        fprintf(stderr, "rxc ablate: cannot create %s: %s\n", out, strerror(errno));
-        rc = 1;
-    }
-    int epochs = a.epochs ? a.epochs : file_epochs;
+/* Trains the variants that are not finished yet, rewriting the outputs
+ * after each. Returns the exit status. */
+static int run_variants(const AblateArgs *a, const Base *b, Variant *v, const char *out, const char *name) {
+    int n = a->n_cards, rc = 0;
+    int epochs = a->epochs ? a->epochs : b->epochs;
     train_hold_signals(true);
     for (int i = 0; i < n && rc == 0; i++) {
         if (train_stop_requested()) {
             rc = 130;
             break;
         }
-        RecordState st = load_done(out, &v[i], epochs, model_sha);
+        RecordState st = load_done(out, &v[i], epochs, b->sha);
         if (st == REC_DONE) {
             fprintf(stderr, "rxc ablate: %dx%dd already finished (%s/c%d_d%d), skipped\n", v[i].cardinality,
                     v[i].width, out, v[i].cardinality, v[i].width);
@@ -793,15 +660,52 @@ int cmd_ablate(int argc, char **argv) {
         if (st == REC_STALE)
             fprintf(stderr, "rxc ablate: %s/c%d_d%d holds a run of another model, other settings or more epochs; "
                             "training it anew\n", out, v[i].cardinality, v[i].width);
-        rc = train_variant(&a, out, &v[i], epochs, st == REC_STALE, model_sha);
-        write_outputs(out, name, v, n, p0, m0);
+        rc = train_variant(a, out, &v[i], epochs, st == REC_STALE, b->sha);
+        write_outputs(out, name, v, n, b->params, b->macs);
     }
     train_hold_signals(false);
-    if (rc == 0) write_outputs(out, name, v, n, p0, m0);
+    if (rc == 0) write_outputs(out, name, v, n, b->params, b->macs);
+    return rc;
+}
 
+int cmd_ablate(int argc, char **argv) {
+    AblateArgs a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) {
+        free(a.sets);
+        return rc == 1 ? 0 : 2;
+    }
+    Base b;
+    Variant v[MAX_VARIANTS];
+    memset(v, 0, sizeof v);
+    int n = a.n_cards;
+    rc = load_base(&a, &b);
+    if (rc == 0) rc = derive_variants(&a, &b, v);
+    if (rc || a.dry_run) {
+        char pb[32], mb[32];
+        if (rc == 0 && a.json) {
+            print_json(stdout, v, n, b.params, b.macs, false);
+        } else if (rc == 0) {
+            printf("%s: base %ldx%ldd, %s params, %s MACs per image; keeping %s\n", a.file, b.c, b.d,
+                   group_digits(b.params, pb, sizeof pb), group_digits(b.macs, mb, sizeof mb),
+                   a.keep_width ? "the width d fixed" : "params and MACs closest to the base");
+            print_table(stdout, v, n, b.params, b.macs, false);
+        }
+        free(a.sets);
+        return rc;
+    }
+
+    char *name = path_stem(a.file);
+    char *out = a.out_dir ? xstrdup(a.out_dir) : xasprintf("runs/ablate-%s", name);
+    if (make_dirs(out, 0777, NULL, 0) != 0) {
+        fprintf(stderr, "rxc ablate: cannot create %s: %s\n", out, strerror(errno));
+        rc = 1;
+    } else {
+        rc = run_variants(&a, &b, v, out, name);
+    }
     fputc('\n', stderr);
-    if (a.json) print_json(stdout, v, n, p0, m0, true);
-    else print_table(stdout, v, n, p0, m0, true);
+    if (a.json) print_json(stdout, v, n, b.params, b.macs, true);
+    else print_table(stdout, v, n, b.params, b.macs, true);
     if (rc == 130)
         fprintf(stderr, "rxc ablate: interrupted; run the same command again to resume (finished variants are kept)\n");
     else if (rc)

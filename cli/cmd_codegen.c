@@ -277,7 +277,7 @@ int cmd_emit(int argc, char **argv) {
     const Target *tg = !strcmp(target, "cuda") ? &target_cuda : &target_cpu;
     Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, tg);
     if (p) {
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        if (make_dirs(dir, 0777, NULL, 0) != 0) {
             fprintf(stderr, "rxc emit: cannot create %s: %s\n", dir, strerror(errno));
         } else {
             char *text = NULL;

@@ -52,57 +52,93 @@ static int default_arch(void) {
     return sm > 0 ? sm : 90;
 }
 
-int cmd_compile(int argc, char **argv) {
-    SetOverride *sets = NULL;
-    int n_sets = 0;
-    if (cli_take_sets(&argc, argv, &sets, &n_sets)) return 2;
-    const char *file = NULL, *precision = NULL;
-    int sm = 0, batch = 0;
-    bool use_cache = true, cold_wanted = false;
+typedef struct CompileArgs {
+    const char *file, *precision;
+    int sm, batch;
+    bool use_cache, cold_wanted;
+    SetOverride *sets;
+    int n_sets;
+} CompileArgs;
+
+/* Returns 0, 1 for --help (printed) or 2 after a usage message. */
+static int parse_args(int argc, char **argv, CompileArgs *a) {
+    memset(a, 0, sizeof *a);
+    a->use_cache = true;
+    if (cli_take_sets(&argc, argv, &a->sets, &a->n_sets)) return 2;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             fputs(usage, stdout);
-            free(sets);
-            return 0;
+            return 1;
         } else if (!strcmp(s, "--arch") && v) {
-            sm = nvrtc_parse_arch(argv[++i]);
+            a->sm = nvrtc_parse_arch(argv[++i]);
         } else if (!strncmp(s, "--arch=", 7)) {
-            sm = nvrtc_parse_arch(s + 7);
+            a->sm = nvrtc_parse_arch(s + 7);
         } else if (!strcmp(s, "--batch") && v) {
-            batch = atoi(argv[++i]);
+            a->batch = atoi(argv[++i]);
         } else if (!strncmp(s, "--batch=", 8)) {
-            batch = atoi(s + 8);
+            a->batch = atoi(s + 8);
         } else if (!strcmp(s, "--precision") && v) {
-            precision = argv[++i];
+            a->precision = argv[++i];
         } else if (!strncmp(s, "--precision=", 12)) {
-            precision = s + 12;
+            a->precision = s + 12;
         } else if (!strcmp(s, "--cold")) {
-            cold_wanted = true;
+            a->cold_wanted = true;
         } else if (!strcmp(s, "--no-cache")) {
-            use_cache = false;
-        } else if (s[0] == '-' || file) {
+            a->use_cache = false;
+        } else if (s[0] == '-' || a->file) {
             fprintf(stderr, "rxc compile: unexpected argument '%s'\n%s", s, usage);
-            free(sets);
             return 2;
         } else {
-            file = s;
+            a->file = s;
         }
     }
-    if (!file || sm < 0 || batch < 0 ||
-        (precision && strcmp(precision, "fp32") && strcmp(precision, "tf32") && strcmp(precision, "bf16"))) {
+    const char *prec = a->precision;
+    if (!a->file || a->sm < 0 || a->batch < 0 || (prec && strcmp(prec, "fp32") && strcmp(prec, "tf32") && strcmp(prec, "bf16"))) {
         fprintf(stderr, "%s", usage);
-        free(sets);
         return 2;
     }
-    if (sm == 0) sm = default_arch();
+    return 0;
+}
 
-    LoadOptions lo = {sets, n_sets, batch};
+/* One line per entry point: resources and launch geometry. Returns how many spill. */
+static int print_kernels(const Program *p, const CudaLaunch *ls, const NvrtcModule *cold) {
+    printf("%-44s %5s %7s %6s %9s %8s  %s\n", "kernel", "regs", "smem", "stack", "spill-st", "spill-ld", "launch");
+    int spilling = 0;
+    for (int i = 0; i < cold->n_kernels; i++) {
+        const CudaKernelStats *s = &cold->kernels[i];
+        int part = 0;
+        const CudaLaunch *l = launch_of(p->module, ls, s->name, &part);
+        char geo[96] = "?";
+        if (l && part == 1) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
+        else if (l && part == 2) snprintf(geo, sizeof geo, "%u x %u float4 (if aligned)", l->vec4_grid, l->block[0]);
+        else if (l)
+            snprintf(geo, sizeof geo, "%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->block[0], l->block[1],
+                     l->mapping == CM_THREAD_PER_ROW  ? "thread/row"
+                     : l->mapping == CM_BLOCK_PER_ROW ? "block/row"
+                                                      : "column tiles");
+        printf("%-44s %5d %7d %6d %9d %8d  %s\n", s->name, s->registers, s->shared_bytes, s->stack_bytes,
+               s->spill_stores, s->spill_loads, geo);
+        spilling += s->spill_stores + s->spill_loads > 0;
+    }
+    return spilling;
+}
+
+int cmd_compile(int argc, char **argv) {
+    CompileArgs a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc) {
+        free(a.sets);
+        return prc == 1 ? 0 : 2;
+    }
+    const char *file = a.file, *precision = a.precision;
+    int sm = a.sm ? a.sm : default_arch(), batch = a.batch;
+    LoadOptions lo = {a.sets, a.n_sets, batch};
     Model model;
     int lr = model_load(file, &lo, &model);
     if (lr != LOAD_OK) {
-        free(sets);
+        free(a.sets);
         return lr == LOAD_IO_ERROR ? 1 : 2;
     }
     int rc = 1;
@@ -126,37 +162,20 @@ int cmd_compile(int argc, char **argv) {
         goto out;
     }
     src = render_cuda(p->module, &ls);
-    NvrtcOptions opt = {.sm = sm, .use_cache = use_cache, .refresh = cold_wanted};
+    NvrtcOptions opt = {.sm = sm, .use_cache = a.use_cache, .refresh = a.cold_wanted};
     if (nvrtc_compile(&api, src, &opt, &cold, err, sizeof err)) {
         fprintf(stderr, "rxc compile: %s: %s\n", file, err);
         goto out;
     }
     have_cold = true;
-    if (use_cache && !cold.from_cache) {
+    if (a.use_cache && !cold.from_cache) {
         opt.refresh = false;
         have_warm = nvrtc_compile(&api, src, &opt, &warm, err, sizeof err) == 0;
     }
     const char *prec_name = o.precision == PREC_BF16 ? "bf16" : o.precision == PREC_TF32 ? "tf32" : "fp32";
     printf("%s: batch %d, %s, sm_%d, NVRTC %d.%d: %d kernels, %d entry points, %zu bytes of source\n", file, o.batch,
            prec_name, sm, cold.nvrtc_major, cold.nvrtc_minor, p->module->n, cold.n_kernels, strlen(src));
-    printf("%-44s %5s %7s %6s %9s %8s  %s\n", "kernel", "regs", "smem", "stack", "spill-st", "spill-ld", "launch");
-    int spilling = 0;
-    for (int i = 0; i < cold.n_kernels; i++) {
-        const CudaKernelStats *s = &cold.kernels[i];
-        int part = 0;
-        const CudaLaunch *l = launch_of(p->module, ls, s->name, &part);
-        char geo[96] = "?";
-        if (l && part == 1) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
-        else if (l && part == 2) snprintf(geo, sizeof geo, "%u x %u float4 (if aligned)", l->vec4_grid, l->block[0]);
-        else if (l)
-            snprintf(geo, sizeof geo, "%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->block[0], l->block[1],
-                     l->mapping == CM_THREAD_PER_ROW  ? "thread/row"
-                     : l->mapping == CM_BLOCK_PER_ROW ? "block/row"
-                                                      : "column tiles");
-        printf("%-44s %5d %7d %6d %9d %8d  %s\n", s->name, s->registers, s->shared_bytes, s->stack_bytes,
-               s->spill_stores, s->spill_loads, geo);
-        spilling += s->spill_stores + s->spill_loads > 0;
-    }
+    int spilling = print_kernels(p, ls, &cold);
     printf("spills: %d of %d entry points spill registers\n", spilling, cold.n_kernels);
     if (cold.from_cache) printf("compile time: warm %.4f s (cubin cache; --cold times NVRTC)\n", cold.seconds);
     else {
@@ -178,6 +197,6 @@ out:
     cuda_api_unload(&api);
     if (p) program_free(p);
     model_free(&model);
-    free(sets);
+    free(a.sets);
     return rc;
 }

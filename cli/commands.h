@@ -24,12 +24,11 @@ int cmd_augment(int argc, char **argv);   /* cli/cmd_data.c */
 int cmd_demo(int argc, char **argv);      /* cli/cmd_data.c */
 int cmd_ablate(int argc, char **argv);    /* cli/cmd_ablate.c */
 
-/* For a command that runs cmd_train several times in a row (rxc ablate):
- * while held, Ctrl-C/SIGTERM stay caught between trainings too, and
- * train_stop_requested() says whether one arrived (cli/cmd_train.c). */
-#include <stdbool.h>
-void train_hold_signals(bool hold);
-bool train_stop_requested(void);
+/* Removes every `--set NAME=VALUE` (and `--set=NAME=VALUE`) from argv,
+ * compacting it, and appends them to *sets (malloc'd). Returns 0, or -1 with
+ * a message on stderr for a malformed one (cli_args.c). */
+struct SetOverride;
+int cli_take_sets(int *argc, char **argv, struct SetOverride **sets, int *n_sets);
 
 /* `rxc summary FILE --kernels/--memory` is answered by the training compiler
  * (cmd_codegen.c), which cmd_summary calls after loading the model. */

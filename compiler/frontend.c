@@ -3,8 +3,8 @@
  * splices in included files (relative to the including file; each file once;
  * cycles are errors), applies `--set NAME=VALUE` overrides to the tree, then
  * elaborates the network (elaborate.c) and fills the recipe (recipe.c).
- * Also: parsing one augmentation pipeline (rxc transform) and taking --set
- * options out of a command line.
+ * Also: parsing one augmentation pipeline (rxc transform). Taking --set
+ * options out of a command line is cli/cli_args.c's.
  */
 #include "frontend.h"
 
@@ -520,37 +520,4 @@ int augment_parse(const char *text, TransformOp **ops, int *n_ops, char *err, si
     arena_free(a);
     diag_free(d);
     return rc;
-}
-
-int cli_take_sets(int *argc, char **argv, SetOverride **sets, int *n_sets) {
-    int w = 0, cap = *n_sets;
-    for (int i = 0; i < *argc; i++) {
-        const char *spec = NULL;
-        if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= *argc) {
-                fprintf(stderr, "rxc: --set needs NAME=VALUE\n");
-                return -1;
-            }
-            spec = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            spec = argv[i] + 6;
-        } else {
-            argv[w++] = argv[i];
-            continue;
-        }
-        char *eq = strchr(spec, '=');
-        if (!eq || eq == spec) {
-            fprintf(stderr, "rxc: --set '%s': expected NAME=VALUE, e.g. --set cardinality=8\n", spec);
-            return -1;
-        }
-        GROW(*sets, cap, *n_sets + 1);
-        /* The name is cut at '=' in place: argv strings are writable. */
-        *eq = 0;
-        (*sets)[*n_sets].name = spec;
-        (*sets)[*n_sets].value = eq + 1;
-        (*n_sets)++;
-    }
-    if (w < *argc) argv[w] = NULL;
-    *argc = w;
-    return 0;
 }

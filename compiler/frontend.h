@@ -45,9 +45,4 @@ void model_free(Model *m);
  * Returns 0, or -1 with a message (with a column) in err. *ops is malloc'd. */
 int augment_parse(const char *text, TransformOp **ops, int *n_ops, char *err, size_t errlen);
 
-/* Removes every `--set NAME=VALUE` (and `--set=NAME=VALUE`) from argv,
- * compacting it, and appends them to *sets (malloc'd). Returns 0, or -1 with
- * a message on stderr for a malformed one. */
-int cli_take_sets(int *argc, char **argv, SetOverride **sets, int *n_sets);
-
 #endif

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void out_of_memory(size_t n) {
     fprintf(stderr, "rxc: out of memory (asked for %zu bytes)\n", n);
@@ -137,6 +139,118 @@ char *read_file(const char *path, size_t *len) {
     }
     if (len) *len = b.len;
     return sb_take(&b);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int rc = -1, saved = 0;
+    if (!f) {
+        saved = errno;
+        errorf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+    } else {
+        bool ok = fwrite(data, 1, n, f) == n;
+        if (fclose(f) != 0) ok = false;
+        saved = errno;
+        if (!ok) errorf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+        else if (rename(tmp, path) != 0) {
+            saved = errno;
+            errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(saved));
+        } else rc = 0;
+        if (rc) unlink(tmp);
+    }
+    free(tmp);
+    if (rc) errno = saved;
+    return rc;
+}
+
+bool is_directory(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int make_dirs(const char *path, unsigned mode, char *err, size_t errlen) {
+    if (!*path) {
+        errno = ENOENT;
+        return errorf(err, errlen, "cannot create a directory with an empty name");
+    }
+    char *p = xstrdup(path);
+    int rc = 0;
+    /* Each prefix ending at a '/', then the whole path. */
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+            int saved = errno;
+            errorf(err, errlen, "cannot create directory %s: %s", p, strerror(saved));
+            errno = saved;
+            rc = -1;
+        }
+        *s = c;
+        if (!c) break;
+    }
+    if (rc == 0 && !is_directory(p)) {
+        errorf(err, errlen, "%s exists and is not a directory", p);
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    free(p);
+    return rc;
+}
+
+/* A cache directory rxc can use: made if missing, and writable. */
+static int usable_cache_dir(const char *dir, char *why, size_t whylen) {
+    if (make_dirs(dir, 0755, why, whylen) != 0) return -1;
+    if (access(dir, W_OK) != 0) return errorf(why, whylen, "%s is not writable: %s", dir, strerror(errno));
+    return 0;
+}
+
+static char *with_sub(const char *dir, const char *sub) {
+    return sub && *sub ? xasprintf("%s/%s", dir, sub) : xstrdup(dir);
+}
+
+char *cache_dir_resolve(const char *chosen, const char *sub, char *err, size_t errlen) {
+    char why[1024];
+    const char *env = getenv("RXC_CACHE_DIR");
+    if (!chosen && env && *env) {
+        char *dir = with_sub(env, sub);
+        if (usable_cache_dir(dir, why, sizeof why) == 0) return dir;
+        errorf(err, errlen, "RXC_CACHE_DIR=%s cannot hold rxc's cache (%s); point it at a writable directory or unset it",
+               env, why);
+        free(dir);
+        return NULL;
+    }
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char *dir = chosen ? xstrdup(chosen)
+                : xdg && *xdg ? xasprintf("%s/rxc%s%s", xdg, sub ? "/" : "", sub ? sub : "")
+                : home && *home ? xasprintf("%s/.cache/rxc%s%s", home, sub ? "/" : "", sub ? sub : "")
+                                : NULL;
+    if (dir && usable_cache_dir(dir, why, sizeof why) == 0) return dir;
+    if (!dir) snprintf(why, sizeof why, "neither HOME nor XDG_CACHE_HOME is set");
+    /* An unusable default (read-only home, someone else's directory) should
+     * not stop rxc: a per-user directory under /tmp works as well, since the
+     * cache keys name everything an entry depends on. */
+    char *base = xasprintf("/tmp/rxc-cache-%ld", (long)getuid());
+    char *fallback = with_sub(base, sub);
+    free(base);
+    char why2[1024];
+    if (usable_cache_dir(fallback, why2, sizeof why2) != 0) {
+        errorf(err, errlen, "no usable cache directory (%s; %s)", why, why2);
+        free(fallback);
+        free(dir);
+        return NULL;
+    }
+    fprintf(stderr, "rxc: note: %s; using %s for the cache instead\n", why, fallback);
+    free(dir);
+    return fallback;
+}
+
+char *path_stem(const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    const char *dot = strrchr(s, '.');
+    return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
 }
 
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h) {

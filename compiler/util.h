@@ -1,7 +1,8 @@
 /*
  * util.h — small helpers shared by the compiler and the runtime: checked
- * allocation, a growable string, whole-file reading, hashing and a
- * deterministic random number generator.
+ * allocation, a growable string, files (whole-file reading, atomic writes,
+ * `mkdir -p`, the cache directory), hashing and a deterministic random
+ * number generator.
  *
  * Allocation failure aborts with a message: rxc cannot do anything useful
  * without memory, and every other error is passed up as a value.
@@ -43,6 +44,37 @@ char *sb_take(StrBuf *b); /* returns the string (never NULL) and resets b */
 
 /* Reads a whole file; returns NULL and sets errno on failure. *len may be NULL. */
 char *read_file(const char *path, size_t *len);
+
+/* Writes data to path through "path.tmp.PID" and a rename, so that a reader
+ * (another rxc process, a viewer) never sees half a file. Returns 0, or -1
+ * with a message in err (err may be NULL) and errno set; the temporary file
+ * is removed and a previous file at path is left untouched. */
+int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
+
+/* True when path (may be NULL) names a directory. */
+bool is_directory(const char *path);
+
+/* `mkdir -p path`: creates path and its missing parents with mode (before
+ * the umask). Returns 0 when path is a directory afterwards, or -1 with a
+ * message naming the part that failed in err (may be NULL) and errno set
+ * (ENOTDIR when something on the way is not a directory). */
+int make_dirs(const char *path, unsigned mode, char *err, size_t errlen);
+
+/* rxc's cache directory (compiled kernels), created if missing, as a
+ * malloc'd path:
+ *   chosen (a caller's explicit directory, used as given) when non-NULL,
+ *   else $RXC_CACHE_DIR, else $XDG_CACHE_HOME/rxc, else $HOME/.cache/rxc,
+ *   each followed by "/sub" when sub (e.g. "cuda") is non-NULL.
+ * When $RXC_CACHE_DIR is set but cannot be created or written, that is the
+ * user's mistake: NULL with a message naming the variable and the path.
+ * When the default (or chosen) directory cannot be, /tmp/rxc-cache-UID is
+ * used instead and a note saying so goes to stderr; NULL with a message
+ * only when that fails too. */
+char *cache_dir_resolve(const char *chosen, const char *sub, char *err, size_t errlen);
+
+/* The file name of path without its directory and last extension
+ * ("models/tiny.net" -> "tiny"), malloc'd. */
+char *path_stem(const char *path);
 
 /* FNV-1a, 64 bit: for hash tables and structural hashing, not for caches. */
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h);

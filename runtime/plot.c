@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,41 +193,82 @@ int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n
     for (int i = 0; i < n_panels; i++) draw_panel(&b, &panels[i], (double)PANEL_W * i, TITLE_H);
     sb_puts(&b, "</svg>\n");
 
-    char *tmp = xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int rc = -1;
-    if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-    } else if (fwrite(b.s, 1, b.len, f) != b.len || fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        remove(tmp);
-    } else if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        remove(tmp);
-    } else {
-        rc = 0;
-    }
-    free(tmp);
+    int rc = write_file_atomic(path, b.s, b.len, err, errlen);
     free(b.s);
     return rc;
 }
 
+/* One column of the rows (the double at byte offset `field` of each), with
+ * their epochs in *x; both malloc'd. */
+static double *epoch_column(const EpochRecord *rows, int n, size_t field, double **x) {
+    double *y = xcalloc((size_t)n + 1, sizeof *y);
+    *x = xcalloc((size_t)n + 1, sizeof **x);
+    for (int i = 0; i < n; i++) {
+        (*x)[i] = rows[i].epoch;
+        memcpy(&y[i], (const char *)&rows[i] + field, sizeof y[i]);
+    }
+    return y;
+}
+
 int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, char *err,
                          size_t errlen) {
-    double *x = xcalloc((size_t)n + 1, sizeof *x), *v[4];
-    for (int k = 0; k < 4; k++) v[k] = xcalloc((size_t)n + 1, sizeof(double));
-    for (int i = 0; i < n; i++) {
-        x[i] = rows[i].epoch;
-        v[0][i] = rows[i].train_loss;
-        v[1][i] = rows[i].val_loss;
-        v[2][i] = rows[i].train_acc;
-        v[3][i] = rows[i].val_acc;
-    }
-    PlotSeries loss[2] = {{"train", x, v[0], n, 0, true, n < 30}, {"val", x, v[1], n, 1, false, n < 30}};
-    PlotSeries acc[2] = {{"train", x, v[2], n, 0, true, n < 30}, {"val", x, v[3], n, 1, false, n < 30}};
+    static const size_t fields[4] = {offsetof(EpochRecord, train_loss), offsetof(EpochRecord, val_loss),
+                                     offsetof(EpochRecord, train_acc), offsetof(EpochRecord, val_acc)};
+    double *x[4], *v[4];
+    for (int k = 0; k < 4; k++) v[k] = epoch_column(rows, n, fields[k], &x[k]);
+    PlotSeries loss[2] = {{"train", x[0], v[0], n, 0, true, n < 30}, {"val", x[0], v[1], n, 1, false, n < 30}};
+    PlotSeries acc[2] = {{"train", x[0], v[2], n, 0, true, n < 30}, {"val", x[0], v[3], n, 1, false, n < 30}};
     PlotPanel panels[2] = {{"loss", "epoch", "loss", loss, 2, false}, {"accuracy", "epoch", "accuracy", acc, 2, false}};
     int rc = plot_svg(path, title, panels, 2, err, errlen);
-    free(x);
-    for (int k = 0; k < 4; k++) free(v[k]);
+    for (int k = 0; k < 4; k++) {
+        free(x[k]);
+        free(v[k]);
+    }
+    return rc;
+}
+
+int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, char *err,
+                  size_t errlen) {
+    double *cx = xcalloc((size_t)n + 1, sizeof *cx), *best = xcalloc((size_t)n + 1, sizeof *best);
+    double *fin = xcalloc((size_t)n + 1, sizeof *fin);
+    PlotSeries *acc = xcalloc((size_t)n + 1, sizeof *acc), *loss = xcalloc((size_t)n + 1, sizeof *loss);
+    double **xs = xcalloc((size_t)n + 1, sizeof *xs), **ya = xcalloc((size_t)n + 1, sizeof *ya);
+    double **yl = xcalloc((size_t)n + 1, sizeof *yl);
+    int n_curves = 0;
+    for (int i = 0; i < n; i++) {
+        cx[i] = v[i].cardinality;
+        best[i] = v[i].best_val_acc;
+        fin[i] = v[i].final_val_acc;
+        if (!v[i].n_rows) continue;
+        int k = n_curves++, rows = v[i].n_rows;
+        double *unused;
+        ya[k] = epoch_column(v[i].rows, rows, offsetof(EpochRecord, val_acc), &xs[k]);
+        yl[k] = epoch_column(v[i].rows, rows, offsetof(EpochRecord, train_loss), &unused);
+        free(unused);
+        acc[k] = (PlotSeries){v[i].label, xs[k], ya[k], rows, i, false, rows < 30};
+        loss[k] = (PlotSeries){v[i].label, xs[k], yl[k], rows, i, false, rows < 30};
+    }
+    PlotSeries card[2] = {{"best val", cx, best, n, 0, false, true}, {"final val", cx, fin, n, 1, true, true}};
+    PlotPanel panels[3] = {
+        {"accuracy vs cardinality", "cardinality C", "validation accuracy", card, 2, true},
+        {"validation accuracy", "epoch", "validation accuracy", acc, n_curves, false},
+        {"training loss", "epoch", "training loss", loss, n_curves, false},
+    };
+    char *full_title = xasprintf("cardinality ablation: %s", title);
+    int rc = plot_svg(path, full_title, panels, 3, err, errlen);
+    free(full_title);
+    for (int k = 0; k < n_curves; k++) {
+        free(xs[k]);
+        free(ya[k]);
+        free(yl[k]);
+    }
+    free(xs);
+    free(ya);
+    free(yl);
+    free(acc);
+    free(loss);
+    free(cx);
+    free(best);
+    free(fin);
     return rc;
 }

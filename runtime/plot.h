@@ -4,8 +4,9 @@
  *
  * A figure is one or more panels side by side; each panel has axes with
  * round-number ticks, a legend, and series of (x, y) points. NaN y values
- * are gaps. Files are written to "<path>.tmp" and renamed, so a viewer never
- * sees half a figure, even when a run is interrupted while plotting.
+ * are gaps. Files are written to a temporary name and renamed
+ * (write_file_atomic), so a viewer never sees half a figure, even when a run
+ * is interrupted while plotting.
  */
 #ifndef RXC_PLOT_H
 #define RXC_PLOT_H
@@ -39,6 +40,21 @@ int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n
  * accuracy against epoch. */
 int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, char *err,
                          size_t errlen);
+
+/* One variant of a cardinality ablation (rxc ablate). */
+typedef struct AblationPlotVariant {
+    const char *label;                   /* e.g. "4x24d" */
+    int cardinality;
+    double best_val_acc, final_val_acc;  /* NAN when not trained */
+    const EpochRecord *rows;             /* the epochs of its run (n_rows may be 0) */
+    int n_rows;
+} AblationPlotVariant;
+
+/* The ablation's figure, titled "cardinality ablation: <title>": best and
+ * final validation accuracy against cardinality (log2 axis), then every
+ * variant's validation accuracy and training loss against epoch. */
+int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, char *err,
+                  size_t errlen);
 
 /* Escapes &, <, >, " for SVG text into a malloc'd string. */
 char *plot_xml_escape(const char *s);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,38 +28,6 @@ struct RunLog {
     bool write_error_reported;
 };
 
-/* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t errlen) {
-    char *p = xstrdup(path);
-    for (char *s = p + 1; ; s++) {
-        if (*s == '/' || *s == 0) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create directory %s: %s", p, strerror(errno));
-                free(p);
-                return -1;
-            }
-            *s = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    int ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok) snprintf(err, errlen, "%s exists and is not a directory", p);
-    free(p);
-    return ok ? 0 : -1;
-}
-
-static int write_whole(const char *path, const char *data, size_t n, char *err, size_t errlen) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 char *runlog_path(const RunLog *l, const char *name) { return xasprintf("%s/%s", l ? l->dir : ".", name); }
 const char *runlog_dir(const RunLog *l) { return l ? l->dir : NULL; }
 
@@ -71,8 +38,8 @@ static void note_write_error(RunLog *l, const char *what) {
 }
 
 /* ---- formatting ------------------------------------------------------------- */
-static void csv_num(StrBuf *b, double v, bool comma) {
-    if (comma) sb_putc(b, ',');
+void runlog_csv_number(StrBuf *b, double v) {
+    sb_putc(b, ',');
     if (isfinite(v)) sb_printf(b, "%.6g", v);
 }
 
@@ -86,13 +53,13 @@ static void json_num(StrBuf *b, const char *key, double v) {
 static char *csv_row(const EpochRecord *e) {
     StrBuf b = {0};
     sb_printf(&b, "%d", e->epoch);
-    csv_num(&b, e->train_loss, true);
-    csv_num(&b, e->train_acc, true);
-    csv_num(&b, e->val_loss, true);
-    csv_num(&b, e->val_acc, true);
-    csv_num(&b, e->lr, true);
-    csv_num(&b, e->seconds, true);
-    csv_num(&b, e->images_per_s, true);
+    runlog_csv_number(&b, e->train_loss);
+    runlog_csv_number(&b, e->train_acc);
+    runlog_csv_number(&b, e->val_loss);
+    runlog_csv_number(&b, e->val_acc);
+    runlog_csv_number(&b, e->lr);
+    runlog_csv_number(&b, e->seconds);
+    runlog_csv_number(&b, e->images_per_s);
     sb_putc(&b, '\n');
     return sb_take(&b);
 }
@@ -158,6 +125,19 @@ int runlog_read_metrics(const char *run_dir, EpochRecord **out) {
     return n;
 }
 
+RunSummary runlog_summarize(const EpochRecord *rows, int n) {
+    RunSummary s = {NAN, NAN, NAN, 0};
+    for (int i = 0; i < n; i++) {
+        if (isfinite(rows[i].val_acc) && !(rows[i].val_acc <= s.best_val_acc)) s.best_val_acc = rows[i].val_acc;
+        if (isfinite(rows[i].seconds)) s.seconds += rows[i].seconds;
+    }
+    if (n) {
+        s.final_val_acc = rows[n - 1].val_acc;
+        s.final_val_loss = rows[n - 1].val_loss;
+    }
+    return s;
+}
+
 /* ---- open / close ------------------------------------------------------------- */
 static FILE *open_in(RunLog *l, const char *name, const char *mode, char *err, size_t errlen) {
     char *p = runlog_path(l, name);
@@ -165,13 +145,6 @@ static FILE *open_in(RunLog *l, const char *name, const char *mode, char *err, s
     if (!f) snprintf(err, errlen, "cannot write %s: %s", p, strerror(errno));
     free(p);
     return f;
-}
-
-static char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    return dot && dot != s ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
 }
 
 /* Only files rxc wrote (the ".rxc" suffix) are removed. */
@@ -197,10 +170,10 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
         snprintf(err, errlen, "no run directory given");
         return NULL;
     }
-    if (make_dirs(run_dir, err, errlen) != 0) return NULL;
+    if (make_dirs(run_dir, 0777, err, errlen) != 0) return NULL;
     RunLog *l = xcalloc(1, sizeof *l);
     l->dir = xstrdup(run_dir);
-    l->title = model_path ? base_name(model_path) : base_name(run_dir);
+    l->title = path_stem(model_path ? model_path : run_dir);
 
     if (model_path) {
         size_t n;
@@ -210,14 +183,14 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
             goto fail;
         }
         char *dst = runlog_path(l, "model.net");
-        int rc = write_whole(dst, text, n, err, errlen);
+        int rc = write_file_atomic(dst, text, n, err, errlen);
         free(dst);
         free(text);
         if (rc) goto fail;
     }
     if (resolved_settings_text) {
         char *dst = runlog_path(l, "settings.txt");
-        int rc = write_whole(dst, resolved_settings_text, strlen(resolved_settings_text), err, errlen);
+        int rc = write_file_atomic(dst, resolved_settings_text, strlen(resolved_settings_text), err, errlen);
         free(dst);
         if (rc) goto fail;
     }

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 /* One epoch's results. Accuracies are fractions in [0, 1] (0.9475, as the
  * seed prints them). A value the trainer does not have (no val split) is NAN
  * and is written as empty (csv) / null (json). */
@@ -96,6 +98,18 @@ const char *runlog_dir(const RunLog *l);
 
 /* Closes the event file and frees l. */
 void runlog_close(RunLog *l);
+
+/* What a run's epoch rows add up to: the best validation accuracy (NaN
+ * when none), the last epoch's validation accuracy and loss, and the
+ * seconds of every epoch together. */
+typedef struct RunSummary {
+    double best_val_acc, final_val_acc, final_val_loss, seconds;
+} RunSummary;
+RunSummary runlog_summarize(const EpochRecord *rows, int n);
+
+/* Appends ",VALUE" to b as metrics.csv writes a value (%.6g), or only ","
+ * when v is not finite (an empty field). */
+void runlog_csv_number(StrBuf *b, double v);
 
 /* Reads the epoch rows of an existing run directory's metrics.jsonl (for
  * resuming, and for `rxc ablate` to collect finished variants). Returns the

@@ -265,28 +265,26 @@ static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, ch
     return 0;
 }
 
-int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
-    size_t len = 0;
-    unsigned char *buf = (unsigned char *)read_file(path, &len);
-    if (!buf) return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-    out->blob = buf;
+/* The JSON header of a file read whole: checks the length prefix and that
+ * the header is one JSON object (padding aside). Returns the parsed object
+ * and sets *hlen_out, or NULL with a message. */
+static cJSON *parse_header(const char *path, const unsigned char *buf, size_t len, uint64_t *hlen_out, char *err,
+                           size_t errlen) {
     if (len < 8) {
-        st_free(out);
-        return errorf(err, errlen, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
+        errorf(err, errlen, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
+        return NULL;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
     if (hlen > len - 8) {
-        st_free(out);
-        return errorf(err, errlen,
-                    "%s: header length %llu exceeds the %zu bytes after it (truncated, or not a safetensors file)",
-                    path, (unsigned long long)hlen, len - 8);
+        errorf(err, errlen, "%s: header length %llu exceeds the %zu bytes after it (truncated, or not a safetensors file)",
+               path, (unsigned long long)hlen, len - 8);
+        return NULL;
     }
     if (hlen < 2 || hlen > ST_MAX_HEADER) {
-        st_free(out);
-        return errorf(err, errlen, "%s: implausible header length %llu (not a safetensors file?)", path,
-                    (unsigned long long)hlen);
+        errorf(err, errlen, "%s: implausible header length %llu (not a safetensors file?)", path,
+               (unsigned long long)hlen);
+        return NULL;
     }
     const char *header = (const char *)buf + 8;
     /* JSON allows no raw control characters (cJSON would accept a NUL inside a
@@ -294,9 +292,9 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     for (uint64_t i = 0; i < hlen; i++) {
         unsigned char ch = (unsigned char)header[i];
         if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
-            st_free(out);
-            return errorf(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path,
-                        ch, (unsigned long long)i);
+            errorf(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path, ch,
+                   (unsigned long long)i);
+            return NULL;
         }
     }
     const char *end = NULL;
@@ -304,89 +302,115 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long off = (at && at >= header && at <= header + hlen) ? (long)(at - header) : -1;
-        st_free(out);
-        return errorf(err, errlen, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
-                    (unsigned long long)hlen);
+        errorf(err, errlen, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
+               (unsigned long long)hlen);
+        return NULL;
     }
     /* The writer may pad the header with spaces; anything else after the JSON is corruption. */
     for (const char *p = end; p && p < header + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            st_free(out);
-            return errorf(err, errlen, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
+            errorf(err, errlen, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
+            return NULL;
         }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        st_free(out);
-        return errorf(err, errlen, "%s: the JSON header is not an object", path);
+        errorf(err, errlen, "%s: the JSON header is not an object", path);
+        return NULL;
     }
+    *hlen_out = hlen;
+    return root;
+}
 
-    int64_t data_len = (int64_t)(len - 8 - hlen);
-    const unsigned char *data = buf + 8 + hlen;
-    int n_entries = cJSON_GetArraySize(root);
-    Span *spans = xcalloc((size_t)(n_entries ? n_entries : 1), sizeof *spans);
-    int n_spans = 0, rc = 0;
-    for (const cJSON *e = root->child; e && rc == 0; e = e->next) {
+/* Adds every tensor and the metadata of the header to out, recording each
+ * tensor's byte range in spans (index = its place in out->t). */
+static int parse_entries(const char *path, const cJSON *root, SafeTensors *out, Span *spans, int *n_spans, char *err,
+                         size_t errlen) {
+    for (const cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
-            rc = parse_metadata(path, e, out, err, errlen);
+            if (parse_metadata(path, e, out, err, errlen) != 0) return -1;
             continue;
         }
-        if (st_find(out, e->string)) {
-            rc = errorf(err, errlen, "%s: tensor '%s' appears twice in the header", path, e->string);
-            break;
-        }
+        if (st_find(out, e->string))
+            return errorf(err, errlen, "%s: tensor '%s' appears twice in the header", path, e->string);
         StTensor tmp = {0};
         Span sp = {0};
-        rc = parse_entry(path, e, &tmp, &sp, err, errlen);
-        if (rc) break;
+        if (parse_entry(path, e, &tmp, &sp, err, errlen) != 0) return -1;
         GROW(out->t, out->cap, out->n + 1);
         StTensor *t = &out->t[out->n];
         *t = tmp;
         t->name = xstrdup(e->string);
         sp.index = out->n;
         out->n++;
-        spans[n_spans++] = sp;
+        spans[(*n_spans)++] = sp;
     }
-    cJSON_Delete(root);
-    if (rc == 0) {
-        /* The tensors must tile the data section exactly. */
-        qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
-        int64_t at = 0;
-        for (int i = 0; i < n_spans && rc == 0; i++) {
-            const char *name = out->t[spans[i].index].name;
-            if (spans[i].begin < at)
-                rc = errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
+    return 0;
+}
+
+/* The tensors must tile the data section exactly: no overlap, no gap, nothing after. */
+static int check_tiling(const char *path, const SafeTensors *st, Span *spans, int n_spans, int64_t data_len, char *err,
+                        size_t errlen) {
+    qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
+    int64_t at = 0;
+    for (int i = 0; i < n_spans; i++) {
+        const char *name = st->t[spans[i].index].name;
+        if (spans[i].begin < at)
+            return errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
                           (long long)spans[i].begin, (long long)at);
-            else if (spans[i].begin > at)
-                rc = errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
+        if (spans[i].begin > at)
+            return errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
                           (long long)(spans[i].begin - at), name);
-            else if (spans[i].end > data_len)
-                rc = errorf(err, errlen,
+        if (spans[i].end > data_len)
+            return errorf(err, errlen,
                           "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
                           path, name, (long long)spans[i].end, (long long)data_len);
-            at = spans[i].end;
-        }
-        if (rc == 0 && at != data_len)
-            rc = errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
+        at = spans[i].end;
+    }
+    if (at != data_len)
+        return errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
                       (long long)(data_len - at));
-    }
-    if (rc == 0) {
-        for (int i = 0; i < n_spans; i++) {
-            StTensor *t = &out->t[spans[i].index];
-            const unsigned char *p = data + spans[i].begin;
-            size_t bytes = (size_t)(spans[i].end - spans[i].begin);
-            size_t align = st_dtype_size(t->dtype);
-            if (((uintptr_t)p % align) != 0) {
-                /* The header length need not be a multiple of 8: copy rather than read misaligned. */
-                t->data = xmalloc(bytes ? bytes : 1);
-                memcpy(t->data, p, bytes);
-                t->owned = true;
-            } else {
-                t->data = (void *)p;
-                t->owned = false;
-            }
+    return 0;
+}
+
+/* Points each tensor at its bytes in the file image, or at an aligned copy. */
+static void bind_data(SafeTensors *st, const Span *spans, int n_spans, const unsigned char *data) {
+    for (int i = 0; i < n_spans; i++) {
+        StTensor *t = &st->t[spans[i].index];
+        const unsigned char *p = data + spans[i].begin;
+        size_t bytes = (size_t)(spans[i].end - spans[i].begin);
+        size_t align = st_dtype_size(t->dtype);
+        if (((uintptr_t)p % align) != 0) {
+            /* The header length need not be a multiple of 8: copy rather than read misaligned. */
+            t->data = xmalloc(bytes ? bytes : 1);
+            memcpy(t->data, p, bytes);
+            t->owned = true;
+        } else {
+            t->data = (void *)p;
+            t->owned = false;
         }
     }
+}
+
+int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    size_t len = 0;
+    unsigned char *buf = (unsigned char *)read_file(path, &len);
+    if (!buf) return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    out->blob = buf;
+    uint64_t hlen = 0;
+    cJSON *root = parse_header(path, buf, len, &hlen, err, errlen);
+    if (!root) {
+        st_free(out);
+        return -1;
+    }
+    int64_t data_len = (int64_t)(len - 8 - hlen);
+    int n_entries = cJSON_GetArraySize(root);
+    Span *spans = xcalloc((size_t)(n_entries ? n_entries : 1), sizeof *spans);
+    int n_spans = 0;
+    int rc = parse_entries(path, root, out, spans, &n_spans, err, errlen);
+    cJSON_Delete(root);
+    if (rc == 0) rc = check_tiling(path, out, spans, n_spans, data_len, err, errlen);
+    if (rc == 0) bind_data(out, spans, n_spans, buf + 8 + hlen);
     free(spans);
     if (rc) st_free(out);
     return rc;

@@ -12,8 +12,8 @@
  * and back, so the step is exactly PyTorch's on the short batch. Evaluation
  * pads short batches instead (eval mode treats samples independently).
  *
- * Users: cli/cmd_train.c (rxc train, eval, predict) and cli/cmd_step.c
- * (rxc step, rxc grad).
+ * Users: runtime/train_loop.c and runtime/inference.c (rxc train, eval,
+ * predict) and cli/cmd_step.c (rxc step, rxc grad).
  */
 #ifndef RXC_TRAINER_H
 #define RXC_TRAINER_H

@@ -18,19 +18,6 @@
 #include "data/transforms.h"
 #include "util.h"
 
-static int mkdir_p(const char *path) {
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(p, 0755) && errno != EEXIST) { free(p); return -1; }
-            *s = '/';
-        }
-    int rc = mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
 static bool file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
@@ -135,7 +122,7 @@ int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t er
         int val = index % 5 == 4;
         char *dir = xasprintf("%s/%s/%d", out_dir, val ? "val" : "train", v[64]);
         char *path = xasprintf("%s/%04d.jpg", dir, index);
-        if (mkdir_p(dir) != 0) {
+        if (make_dirs(dir, 0755, NULL, 0) != 0) {
             snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
             rc = -1;
         } else if (image_write_jpeg(&big, path, 95, err, errlen) != 0) {

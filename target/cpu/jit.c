@@ -111,45 +111,6 @@ static char *cpu_identity(void) {
 
 /* ---- options ---------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir) {
-    char *p = xstrdup(dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-int jit_cache_dir(const JitOptions *opts, char *out, size_t n, char *err, size_t errlen) {
-    const char *dir = opts && opts->cache_dir ? opts->cache_dir : getenv("RXC_CACHE_DIR");
-    char *made = NULL;
-    if (!dir || !*dir) {
-        const char *xdg = getenv("XDG_CACHE_HOME");
-        const char *home = getenv("HOME");
-        if (xdg && *xdg) made = xasprintf("%s/rxc", xdg);
-        else if (home && *home) made = xasprintf("%s/.cache/rxc", home);
-        else made = xstrdup("/tmp/rxc-cache");
-        dir = made;
-    }
-    int rc = 0;
-    if (mkdir_p(dir) != 0) {
-        snprintf(err, errlen, "cannot create the kernel cache directory %s: %s", dir, strerror(errno));
-        rc = -1;
-    } else if ((size_t)snprintf(out, n, "%s", dir) >= n) {
-        snprintf(err, errlen, "kernel cache directory path too long");
-        rc = -1;
-    }
-    free(made);
-    return rc;
-}
-
 typedef struct Args {
     char **v;
     int n, cap;
@@ -174,20 +135,6 @@ static void args_free(Args *a) {
 }
 
 /* ---- files -------------------------------------------------------------------- */
-
-static int write_file_atomic(const char *path, const void *data, size_t n) {
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int rc = -1;
-    if (f) {
-        rc = fwrite(data, 1, n, f) == n ? 0 : -1;
-        if (fclose(f) != 0) rc = -1;
-        if (rc == 0) rc = rename(tmp, path);
-        if (rc != 0) unlink(tmp);
-    }
-    free(tmp);
-    return rc;
-}
 
 /* True when path exists and its SHA-256 equals the one recorded next to it. */
 static bool checksum_ok(const char *so_path) {
@@ -315,10 +262,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
     if (n_units > 1) {
         /* The whole source is kept for reading as KEY.c; the parts go. */
         char *whole = xasprintf("%s/%s.c", dir, key);
-        if (write_file_atomic(whole, source, strlen(source)) != 0) {
-            snprintf(err, errlen, "cannot write %s: %s", whole, strerror(errno));
-            rc = -1;
-        }
+        rc = write_file_atomic(whole, source, strlen(source), err, errlen);
         free(whole);
     }
     for (int u = 0; u < n_units; u++) {
@@ -326,10 +270,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
         obj_paths[u] = xasprintf("%s/tmp-%s-%ld-%d.o", dir, key, tag, u);
         log_paths[u] = xasprintf("%s/tmp-%s-%ld-%d.log", dir, key, tag, u);
         unlink(log_paths[u]);
-        if (write_file_atomic(src_paths[u], units[u], strlen(units[u])) != 0) {
-            snprintf(err, errlen, "cannot write %s: %s", src_paths[u], strerror(errno));
-            rc = -1;
-        }
+        if (write_file_atomic(src_paths[u], units[u], strlen(units[u]), err, errlen) != 0) rc = -1;
     }
     for (int u = 0; u < n_units && rc == 0; u++) {
         Args a = {0};
@@ -395,106 +336,101 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
 
 /* ---- the entry points ---------------------------------------------------------- */
 
+/* The cache key: SHA-256 over the compiler, its --version, the flags, this
+ * CPU and the source (jit.h). */
+static int cache_key(const char *source, char *cc_path, const char *flags, const char *dir, char key[65], char *err,
+                     size_t errlen) {
+    char *probe = xasprintf("%s/tmp-version-%ld.txt", dir, (long)getpid());
+    char *version_argv[] = {cc_path, "--version", NULL};
+    char *version = capture(version_argv, probe);
+    free(probe);
+    if (!version) return errorf(err, errlen, "the C compiler %s does not answer --version", cc_path);
+    char *cpu = cpu_identity();
+    StrBuf keytext = {0};
+    sb_printf(&keytext, "rxc-jit 1\ncompiler %s\n%s\nflags %s\ncpu\n%s\nsource\n", cc_path, version, flags, cpu);
+    sb_puts(&keytext, source);
+    sha256_hex(keytext.s, keytext.len, key);
+    free(keytext.s);
+    free(version);
+    free(cpu);
+    return 0;
+}
+
+static JitLib *open_object(const char *so_path, char *err, size_t errlen) {
+    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        if (err) snprintf(err, errlen, "cannot load the compiled kernels %s: %s", so_path, dlerror());
+        return NULL;
+    }
+    JitLib *lib = xcalloc(1, sizeof *lib);
+    lib->handle = h;
+    return lib;
+}
+
+/* The cached object info->so_path when present and intact (jit.h). */
+static JitLib *open_cached(JitInfo *info) {
+    struct stat st;
+    if (stat(info->so_path, &st) != 0) return NULL;
+    JitLib *lib = checksum_ok(info->so_path) ? open_object(info->so_path, NULL, 0) : NULL;
+    info->cache_hit = lib != NULL;
+    info->rebuilt_corrupt = lib == NULL;
+    return lib;
+}
+
+/* Compiles source into dir/KEY.so (info->so_path) and records its checksum. */
+static int build_object(const char *source, const JitOptions *opts, const char *cc_path, const char *flags,
+                        const char *dir, const JitInfo *info, char *err, size_t errlen) {
+    char *tmp_so = xasprintf("%s/tmp-%s-%ld.so", dir, info->key, (long)getpid());
+    int parts = opts && opts->parts > 0 ? opts->parts : default_parts(strlen(source));
+    int rc = compile(source, cc_path, flags, parts, dir, info->key, tmp_so, err, errlen);
+    if (rc == 0) {
+        size_t n = 0;
+        char *bytes = read_file(tmp_so, &n);
+        char sum[65];
+        if (bytes) sha256_hex(bytes, n, sum);
+        free(bytes);
+        char *sum_path = xasprintf("%s.sha256", info->so_path);
+        /* The object first, its checksum last: a reader that finds the
+         * checksum finds the complete object it describes. */
+        if (!bytes || rename(tmp_so, info->so_path) != 0 || write_file_atomic(sum_path, sum, 64, NULL, 0) != 0) {
+            snprintf(err, errlen, "cannot store the compiled kernels in %s: %s", dir, strerror(errno));
+            rc = -1;
+        }
+        free(sum_path);
+    }
+    unlink(tmp_so);
+    free(tmp_so);
+    return rc;
+}
+
 JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char *err, size_t errlen) {
     double start = now_seconds();
     JitInfo local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    char dir[PATH_MAX];
-    int dir_rc = jit_cache_dir(opts, dir, sizeof dir, err, errlen);
-    if (dir_rc == 0 && access(dir, W_OK) != 0) {
-        snprintf(err, errlen, "%s is not writable", dir);
-        dir_rc = -1;
-    }
-    if (dir_rc != 0) {
-        /* An unwritable cache (read-only home, someone else's directory)
-         * should not stop training: fall back to a per-user directory under
-         * /tmp, which the key keeps just as safe. */
-        char why[512], fallback[128];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(fallback, sizeof fallback, "/tmp/rxc-cache-%ld", (long)getuid());
-        JitOptions alt = opts ? *opts : (JitOptions){0};
-        alt.cache_dir = fallback;
-        if (jit_cache_dir(&alt, dir, sizeof dir, err, errlen) != 0 || access(dir, W_OK) != 0) {
-            snprintf(err, errlen, "no writable kernel cache directory (%s; %s is not usable either)", why, fallback);
-            return NULL;
-        }
-    }
-
+    char *dir = cache_dir_resolve(opts ? opts->cache_dir : NULL, NULL, err, errlen);
+    if (!dir) return NULL;
     const char *cc_name = opts && opts->cc ? opts->cc : getenv("RXC_CC");
     if (!cc_name || !*cc_name) cc_name = "cc";
     const char *flags = opts && opts->flags ? opts->flags : JIT_DEFAULT_FLAGS;
     char *cc_path = resolve_program(cc_name);
+    JitLib *lib = NULL;
     if (!cc_path) {
         snprintf(err, errlen, "cannot find the C compiler '%s' (set RXC_CC to choose one)", cc_name);
-        return NULL;
-    }
-    char *probe = xasprintf("%s/tmp-version-%ld.txt", dir, (long)getpid());
-    char *version_argv[] = {cc_path, "--version", NULL};
-    char *version = capture(version_argv, probe);
-    free(probe);
-    if (!version) {
-        snprintf(err, errlen, "the C compiler %s does not answer --version", cc_path);
-        free(cc_path);
-        return NULL;
-    }
-    char *cpu = cpu_identity();
-
-    StrBuf keytext = {0};
-    sb_printf(&keytext, "rxc-jit 1\ncompiler %s\n%s\nflags %s\ncpu\n%s\nsource\n", cc_path, version, flags, cpu);
-    sb_puts(&keytext, source);
-    sha256_hex(keytext.s, keytext.len, info->key);
-    free(keytext.s);
-    free(version);
-    free(cpu);
-
-    char *so_path = xasprintf("%s/%s.so", dir, info->key);
-    snprintf(info->so_path, sizeof info->so_path, "%s", so_path);
-    JitLib *lib = NULL;
-    struct stat st;
-    if (stat(so_path, &st) == 0) {
-        if (checksum_ok(so_path)) {
-            void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-            if (h) {
-                lib = xcalloc(1, sizeof *lib);
-                lib->handle = h;
-                info->cache_hit = true;
-            }
+    } else if (cache_key(source, cc_path, flags, dir, info->key, err, errlen) == 0) {
+        char *so_path = xasprintf("%s/%s.so", dir, info->key);
+        if (strlen(so_path) >= sizeof info->so_path) {
+            snprintf(err, errlen, "the kernel cache directory's path is too long: %s", dir);
+        } else {
+            memcpy(info->so_path, so_path, strlen(so_path) + 1);
+            lib = open_cached(info);
+            if (!lib && build_object(source, opts, cc_path, flags, dir, info, err, errlen) == 0)
+                lib = open_object(info->so_path, err, errlen);
         }
-        if (!lib) info->rebuilt_corrupt = true;
+        free(so_path);
     }
-    if (!lib) {
-        char *tmp_so = xasprintf("%s/tmp-%s-%ld.so", dir, info->key, (long)getpid());
-        int parts = opts && opts->parts > 0 ? opts->parts : default_parts(strlen(source));
-        int rc = compile(source, cc_path, flags, parts, dir, info->key, tmp_so, err, errlen);
-        if (rc == 0) {
-            size_t n = 0;
-            char *bytes = read_file(tmp_so, &n);
-            char sum[65];
-            if (bytes) sha256_hex(bytes, n, sum);
-            free(bytes);
-            char *sum_path = xasprintf("%s.sha256", so_path);
-            /* The object first, its checksum last: a reader that finds the
-             * checksum finds the complete object it describes. */
-            if (!bytes || rename(tmp_so, so_path) != 0 || write_file_atomic(sum_path, sum, 64) != 0) {
-                snprintf(err, errlen, "cannot store the compiled kernels in %s: %s", dir, strerror(errno));
-                rc = -1;
-            }
-            free(sum_path);
-        }
-        unlink(tmp_so);
-        free(tmp_so);
-        if (rc == 0) {
-            void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-            if (!h) snprintf(err, errlen, "cannot load the compiled kernels %s: %s", so_path, dlerror());
-            else {
-                lib = xcalloc(1, sizeof *lib);
-                lib->handle = h;
-            }
-        }
-    }
-    free(so_path);
     free(cc_path);
+    free(dir);
     info->seconds = now_seconds() - start;
     return lib;
 }

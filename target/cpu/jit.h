@@ -11,8 +11,10 @@
  * temporary name and renamed into place, so concurrent rxc processes never
  * see half-written files. KEY.c keeps the source for reading.
  *
- * Cache directory: $RXC_CACHE_DIR, else $XDG_CACHE_HOME/rxc, else
- * ~/.cache/rxc; if that cannot be created or written, /tmp/rxc-cache-UID.
+ * Cache directory: JitOptions.cache_dir, else $RXC_CACHE_DIR, else
+ * $XDG_CACHE_HOME/rxc, else ~/.cache/rxc (cache_dir_resolve in util.h: an
+ * unusable $RXC_CACHE_DIR is an error, an unusable default falls back to
+ * /tmp/rxc-cache-UID with a note).
  * Compiler: $RXC_CC, else `cc`.
  */
 #ifndef RXC_JIT_H
@@ -54,8 +56,5 @@ typedef struct JitLib JitLib;
 JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char *err, size_t errlen);
 void *jit_symbol(JitLib *lib, const char *name);
 void jit_free(JitLib *lib);
-
-/* The cache directory jit_load would use (created if missing). 0 or -1. */
-int jit_cache_dir(const JitOptions *opts, char *out, size_t n, char *err, size_t errlen);
 
 #endif

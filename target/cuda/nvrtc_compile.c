@@ -4,11 +4,9 @@
  */
 #include "nvrtc_compile.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,47 +31,6 @@ int nvrtc_parse_arch(const char *s) {
     long v = strtol(s, &end, 10);
     if (end == s || *end || v < 30 || v > 999) return -1;
     return (int)v;
-}
-
-char *nvrtc_cache_dir(void) {
-    const char *rxc = getenv("RXC_CACHE_DIR");
-    if (rxc && *rxc) return xasprintf("%s/cuda", rxc);
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && *xdg) return xasprintf("%s/rxc/cuda", xdg);
-    const char *home = getenv("HOME");
-    return xasprintf("%s/.cache/rxc/cuda", home && *home ? home : "/tmp");
-}
-
-static int mkdir_p(const char *path) {
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0755) && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
-    free(p);
-    return rc;
-}
-
-/* Writes data to path through a temporary file and rename, so a reader
- * never sees half a file. */
-static int write_atomic(const char *path, const void *data, size_t n) {
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int rc = -1;
-    if (f) {
-        bool ok = fwrite(data, 1, n, f) == n;
-        ok &= fclose(f) == 0;
-        if (ok && rename(tmp, path) == 0) rc = 0;
-    }
-    if (rc) unlink(tmp);
-    free(tmp);
-    return rc;
 }
 
 /* The directory holding cuda_bf16.h, or NULL (the source then defines its own bf16). */
@@ -231,10 +188,11 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     }
     free(keytext.s);
 
-    char *dir = opt->use_cache ? (opt->cache_dir ? xstrdup(opt->cache_dir) : nvrtc_cache_dir()) : NULL;
+    int rc = -1;
+    char *dir = opt->use_cache ? cache_dir_resolve(opt->cache_dir, "cuda", err, errlen) : NULL;
     char *cubin_path = dir ? xasprintf("%s/%s.cubin", dir, out->key) : NULL;
     char *log_path = dir ? xasprintf("%s/%s.log", dir, out->key) : NULL;
-    int rc = -1;
+    if (opt->use_cache && !dir) goto done;
 
     if (cubin_path && !opt->refresh) {
         size_t n = 0;
@@ -287,8 +245,8 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     out->seconds = now_seconds() - t0;
     rc = 0;
     /* A cache that cannot be written only costs time next run. */
-    if (dir && mkdir_p(dir) == 0 && write_atomic(log_path, out->log, strlen(out->log)) == 0)
-        write_atomic(cubin_path, out->cubin, out->cubin_size);
+    if (dir && write_file_atomic(log_path, out->log, strlen(out->log), NULL, 0) == 0)
+        write_file_atomic(cubin_path, out->cubin, out->cubin_size, NULL, 0);
 
 done:
     free(inc_dir);

@@ -6,8 +6,10 @@
  * (model, batch size, precision) for one architecture sm_XX. The cache key
  * is the SHA-256 of the source, the NVRTC version, every option and the
  * architecture, so a stale cubin can never be loaded. Cache entries live in
- * $RXC_CACHE_DIR/cuda, else $XDG_CACHE_HOME/rxc/cuda, else ~/.cache/rxc/cuda,
- * and are written atomically (temporary file + rename).
+ * NvrtcOptions.cache_dir, else the "cuda" folder of rxc's cache directory
+ * ($RXC_CACHE_DIR/cuda, else $XDG_CACHE_HOME/rxc/cuda, else
+ * ~/.cache/rxc/cuda: cache_dir_resolve in util.h), and are written
+ * atomically (temporary file + rename).
  *
  * Works on any machine with NVRTC; no GPU is needed. RXC_NVRTC_DUMP=PATH
  * writes the exact text behind the cache key (for debugging cache misses).
@@ -55,9 +57,6 @@ typedef struct NvrtcOptions {
 int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *opt, NvrtcModule *out, char *err,
                   size_t errlen);
 void nvrtc_module_free(NvrtcModule *m);
-
-/* The cache directory in use (malloc'd). */
-char *nvrtc_cache_dir(void);
 
 /* Parses "sm_90" / "90" / "9.0" into 90; -1 when malformed. */
 int nvrtc_parse_arch(const char *s);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/ablate — `rxc ablate`: derived widths at equal complexity (checked
-# against independent counts: a closed formula for the seed layout, PyTorch's
-# torchvision ResNet for torchvision's layout, and the paper's Table 2),
+# tests/ablate — `rxc ablate`: the width search on its own (width_search_test.c:
+# against an exhaustive search over closed-form counts, and Table 2); derived
+# widths at equal complexity (checked against independent counts: a closed
+# formula for the seed layout, PyTorch's torchvision ResNet for torchvision's
+# layout, and the paper's Table 2),
 # --keep width, the table, argument errors, and a small real ablation with
 # its outputs and resume.
 set -u
@@ -12,6 +14,15 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 H=tests/ablate
 CARDS=1,2,4,8,32
+
+# 0. the pure width search (compiler/width_search.c), without rxc
+mkdir -p build/tests/ablate
+if ${CC:-cc} -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler $H/width_search_test.c \
+     compiler/width_search.c -o build/tests/ablate/width_search_test -lm 2> "$T/ws_build.log"; then
+  build/tests/ablate/width_search_test
+else
+  echo "FAIL build_width_search_test: $(head -c 1000 "$T/ws_build.log")"
+fi
 
 # 1. seed layout, equal complexity
 if "$RXC" ablate models/resnext50_32x4d.net --cardinality $CARDS --dry-run --json > "$T/seed.json" 2> "$T/err"; then

@@ -30,4 +30,5 @@ if [ ! -x "$RXC" ]; then
   echo "SKIP rxc_tests: no $RXC (run make)"
   exit 0
 fi
+"$PYTHON" tests/train/test_cache_dir.py
 "$PYTHON" tests/train/test_rxc.py
