@@ -9,7 +9,6 @@
  * checkpoint stopped (mid-epoch included). A non-finite loss stops the run
  * and leaves the last good checkpoint in place.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -21,9 +20,11 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "data/dataset.h"
 #include "data/loader.h"
 #include "frontend.h"
 #include "progress.h"
+#include "run_dir.h"
 #include "runlog.h"
 #include "safetensors.h"
 #include "schedule.h"
@@ -210,16 +211,9 @@ static bool report_missing_data(const Model *m, const char *split) {
 
 static int epochs_of(const Recipe *r) { return r->epochs > 0 ? r->epochs : 1; }
 
-/* The class names, stored in checkpoints so that `rxc predict` can name
- * classes without the data set. */
-static char *class_names_text(const Loader *L) {
-    StrBuf b = {0};
-    for (int c = 0; c < loader_num_classes(L); c++) {
-        sb_puts(&b, loader_class_name(L, c));
-        sb_putc(&b, '\n');
-    }
-    return sb_take(&b);
-}
+/* Exit status for a failed checkpoint load: 1 when the file cannot be read,
+ * 2 when it does not fit the model (docs/rxc.1, EXIT STATUS). */
+static int load_failure_status(int rc) { return rc == CHECKPOINT_UNREADABLE ? 1 : 2; }
 
 static int save_checkpoint(Trainer *t, const char *path, char *err, size_t errlen) {
     return trainer_save(t, path, err, errlen);
@@ -293,11 +287,13 @@ typedef struct Run {
     Trainer tr;
     bool trainer_open;
     RunLog *log;
-    char *last_path, *best_path, *classes;
+    RunDir *dir;
+    char *last_path, *best_path, *classes, *folders;
 } Run;
 
 static void run_close(Run *r) {
     runlog_close(r->log);
+    run_dir_close(r->dir);
     if (r->trainer_open) trainer_close(&r->tr);
     if (r->train) loader_close(r->train);
     if (r->val) loader_close(r->val);
@@ -305,6 +301,7 @@ static void run_close(Run *r) {
     free(r->last_path);
     free(r->best_path);
     free(r->classes);
+    free(r->folders);
 }
 
 /* Opens the trainer for float NHWC batches and cross-entropy. */
@@ -357,6 +354,14 @@ int cmd_train(int argc, char **argv) {
         free_args(&a);
         return 1;
     }
+    /* The run directory is locked before anything reads or writes in it. */
+    rc = run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run.dir, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "rxc: %s\n", err);
+        run_close(&run);
+        free_args(&a);
+        return rc == RUN_DIR_IN_USE ? 2 : 1;
+    }
     /* The trainer first: on a GPU it takes uint8 batches, which decides the loaders' output. */
     if (open_trainer(&run, r->batch, r->device, false, true, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
@@ -388,6 +393,13 @@ int cmd_train(int argc, char **argv) {
     } else {
         fprintf(stderr, "rxc: note: no '%s' split under %s: training without validation\n", r->val_split, r->data_root);
     }
+    if (trainer_check_loaders(&run.tr, run.train, run.val, err, sizeof err) != 0 ||
+        (run.val && loader_match_classes(run.val, run.train, stderr, err, sizeof err) != 0)) {
+        fprintf(stderr, "rxc: %s\n", err);
+        run_close(&run);
+        free_args(&a);
+        return 2;
+    }
     int classes = loader_num_classes(run.train);
     int64_t out_classes = node_numel(&run.model.graph->nodes[run.model.graph->output]);
     if (out_classes != classes) {
@@ -397,26 +409,28 @@ int cmd_train(int argc, char **argv) {
         free_args(&a);
         return 2;
     }
-    run.classes = class_names_text(run.train);
+    run.classes = loader_class_text(run.train, false);
+    run.folders = loader_class_text(run.train, true);
 
     Trainer *t = &run.tr;
     t->ref.class_names = run.classes;
+    t->ref.class_folders = run.folders;
     trainer_init_params(t, r->seed);
     char *msg = NULL;
-    if (a.init && trainer_load_weights(t, a.init, &msg) != 0) {
+    if (a.init && (rc = trainer_load_weights(t, a.init, &msg)) != 0) {
         fprintf(stderr, "rxc: %s", msg);
         free(msg);
         run_close(&run);
         free_args(&a);
-        return 2;
+        return load_failure_status(rc);
     }
     if (a.resume) {
-        if (trainer_resume(t, a.resume, &msg) != 0) {
+        if ((rc = trainer_resume(t, a.resume, &msg)) != 0) {
             fprintf(stderr, "rxc: %s", msg);
             free(msg);
             run_close(&run);
             free_args(&a);
-            return 2;
+            return load_failure_status(rc);
         }
         fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", a.resume, t->state.epoch + 1,
                 (long long)t->state.step);
@@ -434,6 +448,11 @@ int cmd_train(int argc, char **argv) {
     }
     run.last_path = runlog_path(run.log, "last.safetensors");
     run.best_path = runlog_path(run.log, "best.safetensors");
+    if (a.resume) {
+        runlog_notef(run.log, "resumed from epoch %d, step %lld (%s)", t->state.epoch + 1, (long long)t->state.step,
+                     a.resume);
+        if (run_dir_reconcile_best(run.dir, stderr, err, sizeof err) != 0) fprintf(stderr, "rxc: warning: %s\n", err);
+    }
 
     int accum = r->accum_steps > 0 ? r->accum_steps : 1;
     int batches = loader_num_batches(run.train);
@@ -577,8 +596,9 @@ int cmd_train(int argc, char **argv) {
             t->state.best_val_acc = vr.acc;
             t->state.best_epoch = e + 1;
         }
-        if (save_checkpoint(t, run.last_path, err, sizeof err) != 0 ||
-            (best && save_checkpoint(t, run.best_path, err, sizeof err) != 0)) {
+        /* best first: a kill between the two leaves best ahead of last, which a resumed run repeats */
+        if ((best && save_checkpoint(t, run.best_path, err, sizeof err) != 0) ||
+            save_checkpoint(t, run.last_path, err, sizeof err) != 0) {
             fprintf(stderr, "rxc: %s\n", err);
             status = 1;
             break;
@@ -592,6 +612,12 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (!signals_held) restore_signals(&old_int, &old_term);
+    if (stopped)
+        runlog_notef(run.log, "%s at %s %d, step %lld (batch %lld of %d)",
+                     stop_signal ? "interrupted" : "stopped at --max-steps",
+                     t->state.batch_in_epoch ? "epoch" : "the end of epoch",
+                     t->state.epoch + (t->state.batch_in_epoch ? 1 : 0), (long long)t->state.step,
+                     (long long)(t->state.batch_in_epoch ? t->state.batch_in_epoch : batches), batches);
     if (status == 0 && !stopped) {
         if (run.val && t->state.best_epoch > 0)
             printf("Best validation accuracy %.4f at epoch %d. Run directory: %s\n", t->state.best_val_acc,
@@ -640,15 +666,25 @@ int cmd_eval(int argc, char **argv) {
         free_args(&a);
         return 1;
     }
+    /* Labels by the class names the weights were trained on, not folder position. */
+    int n_classes = 0;
+    char **classes = trainer_weight_classes(a.weights, r, true, &n_classes);
+    rc = classes && loader_use_classes(run.val, classes, n_classes, stderr, err, sizeof err) != 0 ? 2 : 0;
+    dataset_free_names(classes, n_classes);
     char *msg = NULL;
     EvalResult vr;
-    if (open_trainer(&run, r->batch, r->device, true, false, err, sizeof err) != 0) {
+    if (rc) {
+        fprintf(stderr, "rxc: %s\n", err);
+    } else if (open_trainer(&run, r->batch, r->device, true, false, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         rc = 1;
-    } else if (trainer_init_params(&run.tr, r->seed), trainer_load_weights(&run.tr, a.weights, &msg) != 0) {
+    } else if (trainer_check_loaders(&run.tr, NULL, run.val, err, sizeof err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err);
+        rc = 2;
+    } else if (trainer_init_params(&run.tr, r->seed), (rc = trainer_load_weights(&run.tr, a.weights, &msg)) != 0) {
         fprintf(stderr, "rxc: %s", msg);
         free(msg);
-        rc = 2;
+        rc = load_failure_status(rc);
     } else if (evaluate(&run.tr, run.val, &vr, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         rc = 1;
@@ -662,43 +698,15 @@ int cmd_eval(int argc, char **argv) {
 
 /* ---- predict --------------------------------------------------------------- */
 
-/* Class names: from the weights file's metadata (written by rxc train), else
- * the data set's folders, else "class N". Returns a malloc'd array of n. */
+/* Class names: the weights file's (written by rxc train), else the data
+ * set's class folders, else "class N". Returns a malloc'd array of n. */
 static char **predict_class_names(const char *weights, const Recipe *r, int n) {
+    int k = 0;
+    char **known = trainer_weight_classes(weights, r, false, &k);
     char **names = xcalloc((size_t)n, sizeof *names);
-    SafeTensors st;
-    char err[512];
-    if (st_read(weights, &st, err, sizeof err) == 0) {
-        const char *text = st_get_meta(&st, "class_names");
-        for (int c = 0; text && *text && c < n; c++) {
-            const char *nl = strchr(text, '\n');
-            size_t len = nl ? (size_t)(nl - text) : strlen(text);
-            names[c] = xstrndup(text, len);
-            text = nl ? nl + 1 : text + len;
-        }
-        st_free(&st);
-    }
-    /* Weights from elsewhere (PyTorch): the data set's class folders, in torchvision's sorted order. */
-    char *dir = (!names[0] && r->layout == DATA_IMAGEFOLDER && r->data_root)
-                    ? xasprintf("%s/%s", r->data_root, r->train_split) : NULL;
-    struct dirent **list = NULL;
-    int k = dir ? scandir(dir, &list, NULL, alphasort) : -1;
-    int c = 0, folders = 0;
-    for (int i = 0; i < k; i++) {
-        char *sub = xasprintf("%s/%s", dir, list[i]->d_name);
-        if (list[i]->d_name[0] != '.' && is_dir(sub) && folders++ < n) names[c++] = xstrdup(list[i]->d_name);
-        free(sub);
-        free(list[i]);
-    }
-    free(list);
-    free(dir);
-    if (folders != n)
-        for (int i = 0; i < c; i++) { /* the folders do not fit this model: do not guess */
-            free(names[i]);
-            names[i] = NULL;
-        }
-    for (c = 0; c < n; c++)
-        if (!names[c]) names[c] = xasprintf("class %d", c);
+    for (int c = 0; c < n; c++) /* a list that does not fit this model: do not guess */
+        names[c] = known && k == n ? xstrdup(known[c]) : xasprintf("class %d", c);
+    dataset_free_names(known, k);
     return names;
 }
 
@@ -733,12 +741,12 @@ int cmd_predict(int argc, char **argv) {
         return 1;
     }
     trainer_init_params(&run.tr, r->seed);
-    if (trainer_load_weights(&run.tr, a.weights, &msg) != 0) {
+    if ((rc = trainer_load_weights(&run.tr, a.weights, &msg)) != 0) {
         fprintf(stderr, "rxc: %s", msg);
         free(msg);
         run_close(&run);
         free_args(&a);
-        return 2;
+        return load_failure_status(rc);
     }
     int classes = (int)run.tr.out_numel;
     char **names = predict_class_names(a.weights, r, classes);
@@ -752,9 +760,8 @@ int cmd_predict(int argc, char **argv) {
             rc = 1;
             break;
         }
-        if (h != H || w != W) {
-            fprintf(stderr, "rxc predict: %s: the validation transform gives %dx%d but the network takes %dx%d\n",
-                    a.images[i], h, w, H, W);
+        if (trainer_check_samples(&run.tr, "val", h, w, err, sizeof err) != 0) {
+            fprintf(stderr, "rxc predict: %s: %s\n", a.images[i], err);
             rc = 2;
             break;
         }
@@ -777,7 +784,7 @@ int cmd_predict(int argc, char **argv) {
             for (int c = 0; c < classes; c++)
                 if (!taken[c] && (best < 0 || prob[c] > prob[best])) best = c;
             taken[best] = true;
-            printf("  %d. %-24s %6.2f%%  (class %d)\n", k + 1, names[best], 100.0 * prob[best], best);
+            printf("  %d. %-24s %6.2f%%\n", k + 1, names[best], 100.0 * prob[best]);
         }
         free(taken);
     }

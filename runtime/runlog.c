@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,7 @@ struct RunLog {
     bool write_error_reported;
 };
 
-/* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t errlen) {
+int runlog_make_dirs(const char *path, char *err, size_t errlen) {
     char *p = xstrdup(path);
     for (char *s = p + 1; ; s++) {
         if (*s == '/' || *s == 0) {
@@ -197,7 +197,7 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
         snprintf(err, errlen, "no run directory given");
         return NULL;
     }
-    if (make_dirs(run_dir, err, errlen) != 0) return NULL;
+    if (runlog_make_dirs(run_dir, err, errlen) != 0) return NULL;
     RunLog *l = xcalloc(1, sizeof *l);
     l->dir = xstrdup(run_dir);
     l->title = model_path ? base_name(model_path) : base_name(run_dir);
@@ -278,9 +278,15 @@ void runlog_scalar(RunLog *l, const char *tag, int64_t step, double value) {
         note_write_error(l, "TensorBoard events");
 }
 
-void runlog_note(RunLog *l, const char *line) {
+void runlog_note(RunLog *l, const char *line) { runlog_notef(l, "%s", line); }
+
+void runlog_notef(RunLog *l, const char *fmt, ...) {
     if (!l || !l->log) return;
-    if (fprintf(l->log, "%s\n", line) < 0 || fflush(l->log) != 0) note_write_error(l, "log.txt");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfprintf(l->log, fmt, ap);
+    va_end(ap);
+    if (rc < 0 || fputc('\n', l->log) == EOF || fflush(l->log) != 0) note_write_error(l, "log.txt");
 }
 
 void runlog_epoch(RunLog *l, const EpochRecord *e) {

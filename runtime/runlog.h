@@ -82,6 +82,8 @@ void runlog_epoch(RunLog *l, const EpochRecord *e);
 
 /* Appends one line to log.txt (a newline is added). */
 void runlog_note(RunLog *l, const char *line);
+/* The same, formatted ("resumed from epoch 3, step 120", "interrupted at ..."). */
+void runlog_notef(RunLog *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The seed's epoch line, e.g.
  *   "Epoch: 3/200 Train Loss: 1.8613 Accuracy: 0.4157 Time: 21.45586  | Val Loss: 2.1527 Accuracy: 0.4986"
@@ -89,6 +91,10 @@ void runlog_note(RunLog *l, const char *line);
  * written into buf (no newline). Returns buf. The trainer prints it and may
  * pass it to runlog_note. */
 char *runlog_epoch_line(const EpochRecord *e, char *buf, size_t buflen);
+
+/* mkdir -p: creates path and its parents. Returns 0, or -1 with a message
+ * (also when path exists and is not a directory). */
+int runlog_make_dirs(const char *path, char *err, size_t errlen);
 
 /* "<run_dir>/<name>", malloc'd (for checkpoints). */
 char *runlog_path(const RunLog *l, const char *name);

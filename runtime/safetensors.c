@@ -265,11 +265,39 @@ static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, ch
     return 0;
 }
 
+/* The tensors must tile the data section exactly: no overlap, gap or tail. */
+static int check_tiling(const char *path, const SafeTensors *out, Span *spans, int n_spans, int64_t data_len,
+                        char *err, size_t errlen) {
+    qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
+    int64_t at = 0;
+    for (int i = 0; i < n_spans; i++) {
+        const char *name = out->t[spans[i].index].name;
+        if (spans[i].begin < at)
+            return errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
+                          (long long)spans[i].begin, (long long)at);
+        if (spans[i].begin > at)
+            return errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
+                          (long long)(spans[i].begin - at), name);
+        if (spans[i].end > data_len)
+            return errorf(err, errlen,
+                          "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
+                          path, name, (long long)spans[i].end, (long long)data_len);
+        at = spans[i].end;
+    }
+    if (at != data_len)
+        return errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
+                      (long long)(data_len - at));
+    return 0;
+}
+
 int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     size_t len = 0;
     unsigned char *buf = (unsigned char *)read_file(path, &len);
-    if (!buf) return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (!buf) {
+        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return ST_UNREADABLE;
+    }
     out->blob = buf;
     if (len < 8) {
         st_free(out);
@@ -348,28 +376,7 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
         spans[n_spans++] = sp;
     }
     cJSON_Delete(root);
-    if (rc == 0) {
-        /* The tensors must tile the data section exactly. */
-        qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
-        int64_t at = 0;
-        for (int i = 0; i < n_spans && rc == 0; i++) {
-            const char *name = out->t[spans[i].index].name;
-            if (spans[i].begin < at)
-                rc = errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
-                          (long long)spans[i].begin, (long long)at);
-            else if (spans[i].begin > at)
-                rc = errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
-                          (long long)(spans[i].begin - at), name);
-            else if (spans[i].end > data_len)
-                rc = errorf(err, errlen,
-                          "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
-                          path, name, (long long)spans[i].end, (long long)data_len);
-            at = spans[i].end;
-        }
-        if (rc == 0 && at != data_len)
-            rc = errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
-                      (long long)(data_len - at));
-    }
+    if (rc == 0) rc = check_tiling(path, out, spans, n_spans, data_len, err, errlen);
     if (rc == 0) {
         for (int i = 0; i < n_spans; i++) {
             StTensor *t = &out->t[spans[i].index];
@@ -429,6 +436,31 @@ static char *build_header(const SafeTensors *st, size_t *out_len) {
     cJSON_free(json);
     *out_len = padded;
     return h;
+}
+
+int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return ST_UNREADABLE;
+    }
+    unsigned char lenbytes[8];
+    uint64_t hlen = 0;
+    bool ok = fread(lenbytes, 1, 8, f) == 8;
+    for (int i = 7; ok && i >= 0; i--) hlen = (hlen << 8) | lenbytes[i];
+    ok = ok && hlen >= 2 && hlen <= ST_MAX_HEADER;
+    char *header = ok ? xmalloc((size_t)hlen) : NULL;
+    ok = ok && fread(header, 1, (size_t)hlen, f) == hlen;
+    fclose(f);
+    cJSON *root = ok ? cJSON_ParseWithLength(header, (size_t)hlen) : NULL;
+    free(header);
+    int rc = root && cJSON_IsObject(root) ? 0 : errorf(err, errlen, "%s: not a safetensors file (bad header)", path);
+    const cJSON *m = rc == 0 ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
+    if (m) rc = parse_metadata(path, m, out, err, errlen);
+    cJSON_Delete(root);
+    if (rc) st_free(out);
+    return rc;
 }
 
 static int write_all(int fd, const void *p, size_t n) {
