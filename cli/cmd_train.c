@@ -218,7 +218,7 @@ static void print_top5(const char *image, const float *prob, char *const *names,
         for (int c = 0; c < classes; c++)
             if (!taken[c] && (best < 0 || prob[c] > prob[best])) best = c;
         taken[best] = true;
-        printf("  %d. %-24s %6.2f%%  (class %d)\n", k + 1, names[best], 100.0 * prob[best], best);
+        printf("  %d. %-24s %6.2f%%\n", k + 1, names[best], 100.0 * prob[best]);
     }
     free(taken);
 }

@@ -325,7 +325,9 @@ static void print_body(const AstBody *b, int depth, StrBuf *out) {
     for (int i = 0; i < b->n; i++) print_stmt(b->items[i], depth, out);
 }
 
-void ast_print(const AstFile *f, StrBuf *out) {
+void ast_print(const AstFile *f, StrBuf *out) { ast_print_omitting(f, NULL, out); }
+
+void ast_print_omitting(const AstFile *f, bool (*omit)(AstDeclKind section, const char *name), StrBuf *out) {
     for (int i = 0; i < f->n_decls; i++) {
         const AstDecl *d = f->decls[i];
         switch (d->kind) {
@@ -356,7 +358,10 @@ void ast_print(const AstFile *f, StrBuf *out) {
         case DECL_TRAIN:
             if (d->kind == DECL_NETWORK) sb_printf(out, "network %s {\n", d->name);
             else sb_puts(out, d->kind == DECL_DATA ? "data {\n" : "train {\n");
-            print_body(&d->body, 1, out);
+            for (int k = 0; k < d->body.n; k++) {
+                const AstStmt *s = d->body.items[k];
+                if (!(omit && s->kind == ST_SETTING && omit(d->kind, s->name))) print_stmt(s, 1, out);
+            }
             sb_puts(out, "}\n");
             break;
         case DECL_AUGMENT:

@@ -202,6 +202,9 @@ void ast_free(AstFile *f);
 /* Prints the tree back in the language's syntax (canonical spacing, one
  * statement per line): the "resolved text" of a model. */
 void ast_print(const AstFile *f, StrBuf *out);
+/* The same without the data/train settings for which omit(section, name)
+ * is true (the text a checkpoint's source hash covers). */
+void ast_print_omitting(const AstFile *f, bool (*omit)(AstDeclKind section, const char *name), StrBuf *out);
 void ast_print_expr(const AstExpr *e, StrBuf *out);
 const char *ast_binop_text(AstBinOp op);  /* "+", "//", "==", "and", ... */
 
@@ -229,6 +232,10 @@ int transforms_from_ops(AstExpr *const *ops, int n, struct TransformOp **out, in
 /* The keys of a section ("data", "train") or the keyword arguments a call
  * setting takes ("optimizer", "schedule", "loss"), for --set and messages. */
 const char *const *recipe_keys(const char *section, int *n);
+/* Settings that change how a run reports or where its files go, never what
+ * it computes (run_dir, log_every, workers): a checkpoint's source hash
+ * leaves them out, so that changing one does not count as another model. */
+bool recipe_run_only_setting(AstDeclKind section, const char *name);
 
 /* ---- the whole front end on a text (frontend.c) ---------------------------
  * model_load without the file system for the main text (fuzzing, tests):

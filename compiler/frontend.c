@@ -472,7 +472,10 @@ int frontend_load_text(const char *name, const char *text, size_t len, const Loa
     out->graph = g;
     out->recipe = r;
     out->resolved_text = resolved.s ? resolved.s : xstrdup("");
-    sha256_hex(out->resolved_text, strlen(out->resolved_text), out->source_sha256);
+    StrBuf hashed = {0};
+    ast_print_omitting(f, recipe_run_only_setting, &hashed);
+    sha256_hex(hashed.s ? hashed.s : "", hashed.len, out->source_sha256);
+    free(hashed.s);
     ast_free(f);
     return LOAD_OK;
 }

@@ -30,7 +30,8 @@ typedef struct Model {
     Graph *graph;
     Recipe recipe;
     char *resolved_text;   /* the file after includes and overrides, as rxc understood it */
-    char source_sha256[65];/* hash of the model text plus overrides, stored in checkpoints */
+    char source_sha256[65];/* hash of the model text plus overrides, stored in checkpoints; run-only
+                              settings (recipe_run_only_setting) are left out */
 } Model;
 
 enum { LOAD_OK = 0, LOAD_IO_ERROR = 1, LOAD_BAD_FILE = 2 };

@@ -92,6 +92,11 @@ const char *const *recipe_keys(const char *section, int *n) {
     return NULL;
 }
 
+bool recipe_run_only_setting(AstDeclKind section, const char *name) {
+    if (section == DECL_TRAIN) return !strcmp(name, "run_dir") || !strcmp(name, "log_every");
+    return section == DECL_DATA && !strcmp(name, "workers"); /* batches are the same for any thread count */
+}
+
 /* ---- values --------------------------------------------------------------- */
 
 /* The context for reading values: constants at top level may be used in the

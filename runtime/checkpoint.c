@@ -123,6 +123,7 @@ int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, co
     snprintf(seed, sizeof seed, "%" PRIu64, s->seed);
     st_set_meta(&st, "seed", seed);
     if (m->class_names) st_set_meta(&st, "class_names", m->class_names);
+    if (m->class_folders) st_set_meta(&st, "class_folders", m->class_folders);
     st_set_meta(&st, "rng", "counter-based splitmix64(seed, stream, counter); counters are epoch, step, micro_step");
     int rc = st_write(path, &st, err, errlen);
     st_free(&st);
@@ -286,9 +287,10 @@ int checkpoint_apply_weights(const char *what, const SafeTensors *st, const Mode
 int checkpoint_load_weights(const char *path, const ModelRef *m, char **msg) {
     SafeTensors st;
     char err[1024];
-    if (st_read(path, &st, err, sizeof err) != 0) {
+    int read_rc = st_read(path, &st, err, sizeof err);
+    if (read_rc != 0) {
         *msg = xasprintf("%s\n", err);
-        return -1;
+        return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
     }
     int rc = checkpoint_apply_weights(path, &st, m, msg);
     st_free(&st);
@@ -332,9 +334,10 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
                            char **msg) {
     SafeTensors st;
     char err[1024];
-    if (st_read(path, &st, err, sizeof err) != 0) {
+    int read_rc = st_read(path, &st, err, sizeof err);
+    if (read_rc != 0) {
         *msg = xasprintf("%s\n", err);
-        return -1;
+        return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
     }
     StrBuf problems = {0};
     int bad = 0;
@@ -381,4 +384,26 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
     *s = t;
     st_free(&st);
     return 0;
+}
+
+/* ---- the class list ------------------------------------------------------- */
+
+char **checkpoint_class_list(const char *path, bool folders, int *n) {
+    *n = 0;
+    SafeTensors st;
+    char err[512];
+    if (st_read_meta(path, &st, err, sizeof err) != 0) return NULL;
+    const char *text = folders ? st_get_meta(&st, "class_folders") : NULL;
+    if (!text) text = st_get_meta(&st, "class_names");
+    char **names = NULL;
+    int cap = 0;
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        GROW(names, cap, *n + 1);
+        names[(*n)++] = xstrndup(line, len);
+        line += len + (nl ? 1 : 0);
+    }
+    st_free(&st);
+    return names;
 }

@@ -9,7 +9,8 @@
  *   exp_avg / exp_avg_sq (Adam, AdamW) or momentum_buffer (SGD);
  *   and in __metadata__: format, network, optimizer, epoch, step, the
  *   position inside an unfinished epoch, its running sums, the best
- *   validation accuracy, the seed and the model source's SHA-256.
+ *   validation accuracy, the seed, the model source's SHA-256 and the
+ *   training split's classes in label order (see ModelRef).
  * rxc's randomness is counter-based (util.h: a pure function of seed,
  * stream and counter), so the RNG state is the seed plus the step counters.
  *
@@ -52,7 +53,15 @@ typedef struct ModelRef {
     OptKind opt;
     double momentum;         /* SGD: no momentum buffers when 0 */
     const char *class_names; /* optional, one per line: saved as metadata "class_names" for rxc predict */
+    const char *class_folders; /* optional, one per line: the class folder names, saved as metadata
+                                  "class_folders" when they differ from class_names (Imagenette's
+                                  WordNet ids); rxc eval maps a split's folders by them */
 } ModelRef;
+
+/* What the loaders return when the file cannot be read at all (missing, no
+ * permission), as opposed to -1 for a file that does not fit the model:
+ * the commands exit 1 for the first and 2 for the second. */
+#define CHECKPOINT_UNREADABLE (-2)
 
 /* Adds every parameter and BN buffer (copied from the device) to st, under
  * the checkpoint names; with_optimizer adds the optimizer state too. */
@@ -65,7 +74,8 @@ int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, co
 /* Restores a full checkpoint for --resume: parameters, buffers, optimizer
  * state and *s. Names and shapes are checked strictly. A different model
  * source hash is allowed (a run may be extended with --epochs) but reported
- * on stderr. Returns 0, or -1 with *msg (malloc'd, listing every problem). */
+ * on stderr. Returns 0, or -1 (CHECKPOINT_UNREADABLE when the file cannot be
+ * read) with *msg (malloc'd, listing every problem). */
 int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, const char *source_sha256,
                            char **msg);
 
@@ -74,8 +84,14 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
  * (an "optimizer." entry is ignored). F32 or BF16 for float tensors; I64 (or
  * an integral F32) for num_batches_tracked. On a mismatch nothing is loaded
  * and *msg lists EVERY missing, unexpected, mis-shaped or mis-typed tensor.
- * Returns 0 or -1. */
+ * Returns 0, -1, or CHECKPOINT_UNREADABLE when the file cannot be read. */
 int checkpoint_load_weights(const char *path, const ModelRef *m, char **msg);
+
+/* The training classes a checkpoint lists, in label order (malloc'd array of
+ * *n malloc'd names), or NULL when it lists none (weights from elsewhere).
+ * folders: the folder names ("class_folders", else "class_names"); else
+ * the display names ("class_names"). Reads only the file's header. */
+char **checkpoint_class_list(const char *path, bool folders, int *n);
 
 /* The same strict check and load from an already-read set (cmd_step). */
 int checkpoint_apply_weights(const char *what, const SafeTensors *st, const ModelRef *m, char **msg);

@@ -3,13 +3,12 @@
  */
 #include "inference.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "data/dataset.h"
 #include "util.h"
 
 int inference_open(TrainRun *run, int batch, const char *split, const char *weights) {
@@ -22,56 +21,44 @@ int inference_open(TrainRun *run, int batch, const char *split, const char *weig
             fprintf(stderr, "rxc: %s\n", err);
             return 1;
         }
+        /* Labels by the class names the weights were trained on, not folder position. */
+        int n_classes = 0;
+        char **classes = trainer_weight_classes(weights, r, true, &n_classes);
+        int rc = classes && loader_use_classes(run->val, classes, n_classes, stderr, err, sizeof err) != 0 ? 2 : 0;
+        dataset_free_names(classes, n_classes);
+        if (rc) {
+            fprintf(stderr, "rxc: %s\n", err);
+            return rc;
+        }
     }
     if (train_run_open_trainer(run, batch, true, false, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         return 1;
     }
+    if (split && trainer_check_loaders(&run->tr, NULL, run->val, err, sizeof err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err);
+        return 2;
+    }
     trainer_init_params(&run->tr, r->seed);
     char *msg = NULL;
-    if (trainer_load_weights(&run->tr, weights, &msg) != 0) {
+    int rc = trainer_load_weights(&run->tr, weights, &msg);
+    if (rc != 0) {
         fprintf(stderr, "rxc: %s", msg);
         free(msg);
-        return 2;
+        return checkpoint_load_status(rc);
     }
     return 0;
 }
 
+/* The weights file's class names (written by rxc train), else the data
+ * set's class folders, else "class N". */
 char **predict_class_names(const char *weights, const Recipe *r, int n) {
+    int k = 0;
+    char **known = trainer_weight_classes(weights, r, false, &k);
     char **names = xcalloc((size_t)n, sizeof *names);
-    SafeTensors st;
-    char err[512];
-    if (st_read(weights, &st, err, sizeof err) == 0) {
-        const char *text = st_get_meta(&st, "class_names");
-        for (int c = 0; text && *text && c < n; c++) {
-            const char *nl = strchr(text, '\n');
-            size_t len = nl ? (size_t)(nl - text) : strlen(text);
-            names[c] = xstrndup(text, len);
-            text = nl ? nl + 1 : text + len;
-        }
-        st_free(&st);
-    }
-    /* Weights from elsewhere (PyTorch): the data set's class folders, in torchvision's sorted order. */
-    char *dir = (!names[0] && r->layout == DATA_IMAGEFOLDER && r->data_root)
-                    ? xasprintf("%s/%s", r->data_root, r->train_split) : NULL;
-    struct dirent **list = NULL;
-    int k = dir ? scandir(dir, &list, NULL, alphasort) : -1;
-    int c = 0, folders = 0;
-    for (int i = 0; i < k; i++) {
-        char *sub = xasprintf("%s/%s", dir, list[i]->d_name);
-        if (list[i]->d_name[0] != '.' && is_directory(sub) && folders++ < n) names[c++] = xstrdup(list[i]->d_name);
-        free(sub);
-        free(list[i]);
-    }
-    free(list);
-    free(dir);
-    if (folders != n)
-        for (int i = 0; i < c; i++) { /* the folders do not fit this model: do not guess */
-            free(names[i]);
-            names[i] = NULL;
-        }
-    for (c = 0; c < n; c++)
-        if (!names[c]) names[c] = xasprintf("class %d", c);
+    for (int c = 0; c < n; c++) /* a list that does not fit this model: do not guess */
+        names[c] = known && k == n ? xstrdup(known[c]) : xasprintf("class %d", c);
+    dataset_free_names(known, k);
     return names;
 }
 
@@ -88,9 +75,8 @@ int predict_image(TrainRun *run, const char *path, float *prob) {
     if (loader_prepare_file(&run->model.recipe, false, path, 0, LOADER_F32_NHWC, x, bytes, &h, &w, err, sizeof err) != 0) {
         fprintf(stderr, "rxc predict: %s: %s\n", path, err);
         rc = 1;
-    } else if (h != H || w != W) {
-        fprintf(stderr, "rxc predict: %s: the validation transform gives %dx%d but the network takes %dx%d\n", path, h,
-                w, H, W);
+    } else if (trainer_check_samples(&run->tr, "val", h, w, err, sizeof err) != 0) {
+        fprintf(stderr, "rxc predict: %s: %s\n", path, err);
         rc = 2;
     } else if (trainer_eval(&run->tr, x, NULL, 1, &st, err, sizeof err) != 0) {
         fprintf(stderr, "rxc predict: %s\n", err);

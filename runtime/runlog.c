@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,9 +252,15 @@ void runlog_scalar(RunLog *l, const char *tag, int64_t step, double value) {
         note_write_error(l, "TensorBoard events");
 }
 
-void runlog_note(RunLog *l, const char *line) {
+void runlog_note(RunLog *l, const char *line) { runlog_notef(l, "%s", line); }
+
+void runlog_notef(RunLog *l, const char *fmt, ...) {
     if (!l || !l->log) return;
-    if (fprintf(l->log, "%s\n", line) < 0 || fflush(l->log) != 0) note_write_error(l, "log.txt");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfprintf(l->log, fmt, ap);
+    va_end(ap);
+    if (rc < 0 || fputc('\n', l->log) == EOF || fflush(l->log) != 0) note_write_error(l, "log.txt");
 }
 
 void runlog_epoch(RunLog *l, const EpochRecord *e) {

@@ -84,6 +84,8 @@ void runlog_epoch(RunLog *l, const EpochRecord *e);
 
 /* Appends one line to log.txt (a newline is added). */
 void runlog_note(RunLog *l, const char *line);
+/* The same, formatted ("resumed from epoch 3, step 120", "interrupted at ..."). */
+void runlog_notef(RunLog *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The seed's epoch line, e.g.
  *   "Epoch: 3/200 Train Loss: 1.8613 Accuracy: 0.4157 Time: 21.45586  | Val Loss: 2.1527 Accuracy: 0.4986"

@@ -395,7 +395,10 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     size_t len = 0;
     unsigned char *buf = (unsigned char *)read_file(path, &len);
-    if (!buf) return errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (!buf) {
+        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return ST_UNREADABLE;
+    }
     out->blob = buf;
     uint64_t hlen = 0;
     cJSON *root = parse_header(path, buf, len, &hlen, err, errlen);
@@ -453,6 +456,31 @@ static char *build_header(const SafeTensors *st, size_t *out_len) {
     cJSON_free(json);
     *out_len = padded;
     return h;
+}
+
+int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return ST_UNREADABLE;
+    }
+    unsigned char lenbytes[8];
+    uint64_t hlen = 0;
+    bool ok = fread(lenbytes, 1, 8, f) == 8;
+    for (int i = 7; ok && i >= 0; i--) hlen = (hlen << 8) | lenbytes[i];
+    ok = ok && hlen >= 2 && hlen <= ST_MAX_HEADER;
+    char *header = ok ? xmalloc((size_t)hlen) : NULL;
+    ok = ok && fread(header, 1, (size_t)hlen, f) == hlen;
+    fclose(f);
+    cJSON *root = ok ? cJSON_ParseWithLength(header, (size_t)hlen) : NULL;
+    free(header);
+    int rc = root && cJSON_IsObject(root) ? 0 : errorf(err, errlen, "%s: not a safetensors file (bad header)", path);
+    const cJSON *m = rc == 0 ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
+    if (m) rc = parse_metadata(path, m, out, err, errlen);
+    cJSON_Delete(root);
+    if (rc) st_free(out);
+    return rc;
 }
 
 static int write_all(int fd, const void *p, size_t n) {

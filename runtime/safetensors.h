@@ -49,9 +49,19 @@ typedef struct SafeTensors {
 size_t st_dtype_size(StDType d);
 const char *st_dtype_name(StDType d); /* "F32", "I64", "BF16", "U8" */
 
-/* Reads and validates path into *out (which is zeroed first). Returns 0, or
- * -1 with a message in err that names the file. */
+/* st_read's result when the file itself cannot be read (missing, no
+ * permission, a directory), as opposed to a file whose contents are bad. */
+#define ST_UNREADABLE (-2)
+
+/* Reads and validates path into *out (which is zeroed first). Returns 0,
+ * ST_UNREADABLE, or -1 for bad contents; both failures leave a message in err
+ * that names the file. */
 int st_read(const char *path, SafeTensors *out, char *err, size_t errlen);
+
+/* Reads only the header's __metadata__ (a checkpoint's epoch, class names...)
+ * into out->meta, without the tensors; cheap for any file size. Returns 0,
+ * ST_UNREADABLE, or -1 for a malformed header. */
+int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen);
 
 /* Writes atomically (see above). Tensors are written in the order added. */
 int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "progress.h"
 #include "schedule.h"
 #include "util.h"
@@ -147,6 +148,8 @@ int evaluate_split(Trainer *t, Loader *split, EvalResult *res, char *err, size_t
 
 /* ---- start-up ------------------------------------------------------------------- */
 
+int checkpoint_load_status(int rc) { return rc == CHECKPOINT_UNREADABLE ? 1 : 2; }
+
 static int open_loaders(TrainRun *run) {
     const Recipe *r = &run->model.recipe;
     char err[2048];
@@ -173,15 +176,16 @@ static int open_loaders(TrainRun *run) {
     return 0;
 }
 
-/* The class names, stored in checkpoints so that `rxc predict` can name
- * classes without the data set. */
-static char *class_names_text(const Loader *L) {
-    StrBuf b = {0};
-    for (int c = 0; c < loader_num_classes(L); c++) {
-        sb_puts(&b, loader_class_name(L, c));
-        sb_putc(&b, '\n');
+/* The data must fit the network before anything runs: each split's sample
+ * shape, and val's classes mapped onto train's by name. */
+static int check_data(TrainRun *run) {
+    char err[2048];
+    if (trainer_check_loaders(&run->tr, run->train, run->val, err, sizeof err) != 0 ||
+        (run->val && loader_match_classes(run->val, run->train, stderr, err, sizeof err) != 0)) {
+        fprintf(stderr, "rxc: %s\n", err);
+        return 2;
     }
-    return sb_take(&b);
+    return 0;
 }
 
 static int check_classes(TrainRun *run) {
@@ -192,8 +196,11 @@ static int check_classes(TrainRun *run) {
                 (long long)out_classes, classes);
         return 2;
     }
-    run->classes = class_names_text(run->train);
+    /* stored in checkpoints, so that eval and predict label as training did */
+    run->classes = loader_class_text(run->train, false);
+    run->folders = loader_class_text(run->train, true);
     run->tr.ref.class_names = run->classes;
+    run->tr.ref.class_folders = run->folders;
     return 0;
 }
 
@@ -203,16 +210,17 @@ static int start_weights(TrainRun *run, const TrainStart *start) {
     Trainer *t = &run->tr;
     trainer_init_params(t, run->model.recipe.seed);
     char *msg = NULL;
-    if (start->init && trainer_load_weights(t, start->init, &msg) != 0) {
+    int rc;
+    if (start->init && (rc = trainer_load_weights(t, start->init, &msg)) != 0) {
         fprintf(stderr, "rxc: %s", msg);
         free(msg);
-        return 2;
+        return checkpoint_load_status(rc);
     }
     if (start->resume) {
-        if (trainer_resume(t, start->resume, &msg) != 0) {
+        if ((rc = trainer_resume(t, start->resume, &msg)) != 0) {
             fprintf(stderr, "rxc: %s", msg);
             free(msg);
-            return 2;
+            return checkpoint_load_status(rc);
         }
         fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", start->resume, t->state.epoch + 1,
                 (long long)t->state.step);
@@ -220,8 +228,10 @@ static int start_weights(TrainRun *run, const TrainStart *start) {
     return 0;
 }
 
-/* The run directory: logs from the state's epoch on, and the checkpoint paths. */
-static int open_run_dir(TrainRun *run) {
+/* The run directory: logs from the state's epoch on, and the checkpoint
+ * paths; a resumed run notes where it resumed and repairs best.safetensors
+ * if a kill left it behind last's record (run_dir.h). */
+static int open_run_dir(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     char err[2048];
     const char *run_dir = r->run_dir ? r->run_dir : "runs/net";
@@ -232,6 +242,11 @@ static int open_run_dir(TrainRun *run) {
     }
     run->last_path = runlog_path(run->log, "last.safetensors");
     run->best_path = runlog_path(run->log, "best.safetensors");
+    if (start->resume) {
+        const TrainState *s = &run->tr.state;
+        runlog_notef(run->log, "resumed from epoch %d, step %lld (%s)", s->epoch + 1, (long long)s->step, start->resume);
+        if (run_dir_reconcile_best(run->dir, stderr, err, sizeof err) != 0) fprintf(stderr, "rxc: warning: %s\n", err);
+    }
     return 0;
 }
 
@@ -239,22 +254,30 @@ int train_run_open(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     if (report_missing_data(&run->model, r->train_split)) return 1;
     char err[2048];
+    /* The run directory is locked before anything reads or writes in it. */
+    int lock = run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, err, sizeof err);
+    if (lock != 0) {
+        fprintf(stderr, "rxc: %s\n", err);
+        return lock == RUN_DIR_IN_USE ? 2 : 1;
+    }
     if (train_run_open_trainer(run, r->batch, false, true, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         return 1;
     }
     int rc = open_loaders(run);
+    if (rc == 0) rc = check_data(run);
     if (rc == 0) rc = check_classes(run);
     if (rc == 0) rc = start_weights(run, start);
     if (rc) return rc;
     /* The seed's notebook prints the trainable parameter count first. */
     printf("#Parameter: %lld\n", (long long)graph_param_count(run->model.graph));
     fflush(stdout);
-    return open_run_dir(run);
+    return open_run_dir(run, start);
 }
 
 void train_run_close(TrainRun *run) {
     runlog_close(run->log);
+    run_dir_close(run->dir);
     if (run->trainer_open) trainer_close(&run->tr);
     if (run->train) loader_close(run->train);
     if (run->val) loader_close(run->val);
@@ -262,6 +285,7 @@ void train_run_close(TrainRun *run) {
     free(run->last_path);
     free(run->best_path);
     free(run->classes);
+    free(run->folders);
     memset(run, 0, sizeof *run);
 }
 
@@ -276,6 +300,9 @@ static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int ba
         fprintf(stderr, "rxc: %s\n", err);
         return 1;
     }
+    runlog_notef(run->log, "%s at epoch %d, step %lld (batch %lld of %d)",
+                 stop_signal ? "interrupted" : "stopped at --max-steps", epoch + 1, (long long)t->state.step,
+                 (long long)batch, batches);
     fprintf(stderr, "rxc: %s after step %lld (epoch %d, batch %lld/%d); checkpoint %s\n"
                     "  to continue, run the same command with --resume %s\n",
             stop_signal ? "interrupted" : "stopped at --max-steps", (long long)t->state.step, epoch + 1,
@@ -283,12 +310,14 @@ static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int ba
     return stop_signal ? 130 : 0;
 }
 
-/* After a finished epoch: last.safetensors, then best.safetensors when the
- * epoch improved on the best validation accuracy. */
+/* After a finished epoch: best.safetensors when the epoch improved on the
+ * best validation accuracy, then last.safetensors. Best first: a kill
+ * between the two leaves best ahead of last, which the resumed run simply
+ * repeats; the other order would leave best behind last's record. */
 static int write_epoch_checkpoints(TrainRun *run, bool best) {
     char err[2048];
-    if (trainer_save(&run->tr, run->last_path, err, sizeof err) != 0 ||
-        (best && trainer_save(&run->tr, run->best_path, err, sizeof err) != 0)) {
+    if ((best && trainer_save(&run->tr, run->best_path, err, sizeof err) != 0) ||
+        trainer_save(&run->tr, run->last_path, err, sizeof err) != 0) {
         fprintf(stderr, "rxc: %s\n", err);
         return 1;
     }
@@ -462,6 +491,9 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     }
     if (write_epoch_checkpoints(run, best) != 0) return 1;
     if (stop_signal || step_limit_reached(L)) {
+        runlog_notef(run->log, "%s at the end of epoch %d, step %lld (batch %d of %d)",
+                     stop_signal ? "interrupted" : "stopped at --max-steps", p->epoch + 1,
+                     (long long)t->state.step, L->batches, L->batches);
         fprintf(stderr, "rxc: %s after epoch %d; checkpoint %s\n"
                         "  to continue, run the same command with --resume %s\n",
                 stop_signal ? "interrupted" : "stopped at --max-steps", p->epoch + 1, run->last_path, run->last_path);

@@ -27,6 +27,7 @@
 
 #include "data/loader.h"
 #include "frontend.h"
+#include "run_dir.h"
 #include "runlog.h"
 #include "trainer.h"
 
@@ -41,6 +42,8 @@ typedef struct TrainRun {
     RunLog *log;
     char *last_path, *best_path; /* the run directory's checkpoints */
     char *classes;               /* class names, one per line, saved in checkpoints */
+    char *folders;               /* their folders, where they differ (Imagenette), or NULL */
+    RunDir *dir;                 /* the locked run directory (run_dir.h) */
 } TrainRun;
 
 /* How a training run starts and when it stops, beyond the model's recipe. */
@@ -64,6 +67,10 @@ bool report_missing_data(const Model *m, const char *split);
 
 /* Opens run->tr for float NHWC batches (uint8 on a GPU when u8_on_gpu and
  * both pipelines end in the same normalize) and cross-entropy. */
+/* The exit status for a failed checkpoint load: 1 when the file cannot be
+ * read, 2 when it does not fit the model (docs/rxc.1, EXIT STATUS). */
+int checkpoint_load_status(int rc);
+
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, char *err, size_t errlen);
 
 typedef struct EvalResult { double loss, acc; int64_t n; } EvalResult;

@@ -1,6 +1,7 @@
 /*
  * trainer.c — a training session (see trainer.h): compiling, the device,
- * one micro-batch at a time, the update, evaluation, and checkpoints.
+ * one micro-batch at a time, the update, evaluation, checkpoints, and the
+ * start-up checks that the data fits the network (sample shape, classes).
  */
 #include "trainer.h"
 
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
@@ -73,7 +76,11 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     t->copts.want_input_grad = cfg->want_input_grad;
     memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
     memcpy(t->copts.std, cfg->std, sizeof cfg->std);
-    t->copts.normalize_u8_input = cfg->u8_input || cfg->u8_if_cuda;
+    /* uint8 batches are RGB: a network that takes another channel count gets
+     * float batches, and the sample shape check names the mismatch. */
+    const Node *in = &g->nodes[g->input];
+    bool rgb_input = in->rank == 3 && in->dim[2] == 3;
+    t->copts.normalize_u8_input = cfg->u8_input || (cfg->u8_if_cuda && rgb_input);
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
@@ -178,6 +185,66 @@ int trainer_write_buf(Trainer *t, int buf, const void *src, int64_t bytes) {
     return write_buf(t->exec, t->prog, buf, src, bytes);
 }
 
+/* Writes n samples (and their labels, unless y is NULL) to the input spaces.
+ * The executor refuses a write past a space's end; the caller's buffer must
+ * hold n samples of the network's input shape, which the start-up check
+ * (trainer_check_samples) guarantees for the loaders' batches. */
+static int write_batch(Executor *e, const void *x, const int64_t *y, int n, size_t sample_bytes, char *err,
+                       size_t errlen) {
+    int64_t bytes = (int64_t)((size_t)n * sample_bytes);
+    if (e->write(e, SPACE_INPUT, 0, x, bytes) != 0)
+        return errorf(err, errlen, "cannot write a batch of %d samples (%lld bytes) to the device's input space", n,
+                      (long long)bytes);
+    if (y && e->write(e, SPACE_LABELS, 0, y, (int64_t)n * (int64_t)sizeof(int64_t)) != 0)
+        return errorf(err, errlen, "cannot write %d labels to the device", n);
+    return 0;
+}
+
+/* "3x64x64" for the network's input (C x H x W, as `input` is written). */
+static void input_shape_text(const Node *in, char *buf, size_t n) {
+    if (in->rank == 3)
+        snprintf(buf, n, "%lldx%lldx%lld", (long long)in->dim[2], (long long)in->dim[0], (long long)in->dim[1]);
+    else
+        snprintf(buf, n, "%lld", (long long)in->dim[0]);
+}
+
+int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, char *err, size_t errlen) {
+    const Node *in = &t->graph->nodes[t->graph->input];
+    if (in->rank == 3 && in->dim[0] == h && in->dim[1] == w && in->dim[2] == 3) return 0;
+    char want[64];
+    input_shape_text(in, want, sizeof want);
+    if (in->rank == 3 && in->dim[2] != 3)
+        return errorf(err, errlen,
+                      "the %s pipeline gives RGB samples (3x%dx%d) but the network's input is %s.\n"
+                      "  Images are read as 3 channels: use --set input=3x%dx%d (or `input 3x%dx%d` in the network).",
+                      pipeline, h, w, want, h, w, h, w);
+    return errorf(err, errlen,
+                  "the %s pipeline gives 3x%dx%d samples but the network's input is %s.\n"
+                  "  Add a resize or crop to `augment %s` (e.g. resize(%lld) -> center_crop(%lld)) so that it gives "
+                  "%lldx%lld, or use --set input=3x%dx%d.",
+                  pipeline, h, w, want, pipeline, (long long)in->dim[0], (long long)in->dim[0], (long long)in->dim[0],
+                  (long long)in->dim[1], h, w);
+}
+
+int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, char *err, size_t errlen) {
+    const Loader *splits[2] = {train, val};
+    static const char *const names[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        int h, w;
+        if (!splits[k]) continue;
+        loader_sample_shape(splits[k], &h, &w);
+        if (trainer_check_samples(t, names[k], h, w, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+char **trainer_weight_classes(const char *weights, const Recipe *r, bool folders, int *n) {
+    char **names = checkpoint_class_list(weights, folders, n);
+    if (!names && (r->layout == DATA_IMAGEFOLDER || r->layout == DATA_DEMO) && r->data_root)
+        names = dataset_list_classes(r->data_root, r->train_split, n);
+    return names;
+}
+
 /* Copies one space between the main and the short-batch executor. */
 static int copy_space(Executor *from, Executor *to, const Program *pf, const Program *pt, BufSpace s) {
     int64_t n = pf->space_bytes[s];
@@ -241,8 +308,8 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
-    e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
-    if (y && p->space_bytes[SPACE_LABELS] > 0) e->write(e, SPACE_LABELS, 0, y, (int64_t)n * (int64_t)sizeof(int64_t));
+    if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err, errlen) != 0)
+        return -1;
     if (e->run(e, PHASE_FORWARD_TRAIN, sc, err, errlen) != 0) return -1;
     if (read_outputs(t, e, p, n) != 0) return errorf(err, errlen, "cannot read the outputs back from the device");
     if (e->run(e, PHASE_BACKWARD, sc, err, errlen) != 0) return -1;
@@ -270,19 +337,21 @@ int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *
     int B = t->cfg.batch;
     if (n < 1 || n > B) return errorf(err, errlen, "an eval batch of %d samples does not fit the batch size %d", n, B);
     Executor *e = t->exec;
-    e->write(e, SPACE_INPUT, 0, x, (int64_t)((size_t)n * t->in_sample_bytes));
+    if (write_batch(e, x, NULL, n, t->in_sample_bytes, err, errlen) != 0) return -1;
     if (n < B) {
         /* Eval mode is per sample: zero padding cannot change the real rows. */
         size_t pad = (size_t)(B - n) * t->in_sample_bytes;
         void *z = xcalloc(1, pad);
-        e->write(e, SPACE_INPUT, (int64_t)((size_t)n * t->in_sample_bytes), z, (int64_t)pad);
+        int rc = e->write(e, SPACE_INPUT, (int64_t)((size_t)n * t->in_sample_bytes), z, (int64_t)pad);
         free(z);
+        if (rc != 0) return errorf(err, errlen, "cannot pad the eval batch in the device's input space");
     }
     if (t->prog->space_bytes[SPACE_LABELS] > 0) {
         int64_t *labels = xcalloc((size_t)B, sizeof *labels);
         if (y) memcpy(labels, y, (size_t)n * sizeof *labels);
-        e->write(e, SPACE_LABELS, 0, labels, (int64_t)B * (int64_t)sizeof *labels);
+        int rc = e->write(e, SPACE_LABELS, 0, labels, (int64_t)B * (int64_t)sizeof *labels);
         free(labels);
+        if (rc != 0) return errorf(err, errlen, "cannot write the eval labels to the device");
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, 0.0, t->state.step + 1, t->state.micro_step, B, sc);

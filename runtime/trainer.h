@@ -27,6 +27,8 @@
 #include "executor.h"
 #include "frontend.h"
 
+typedef struct Loader Loader; /* data/loader.h */
+
 typedef struct TrainerConfig {
     int batch;               /* compiled batch size (>= 1) */
     DeviceKind device;       /* DEVICE_AUTO: CUDA when available, else the CPU */
@@ -75,6 +77,21 @@ int device_parse(const char *s, DeviceKind *d);
 
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen);
 void trainer_close(Trainer *t);
+
+/* The sample shape a data pipeline gives (3 x h x w, RGB) against the
+ * network's input, checked once at start-up so that no batch of another
+ * size reaches the device. pipeline: "train" or "val" (the `augment`
+ * section). Returns 0, or -1 with a message that names both shapes and the
+ * fix (a resize or crop, or --set input=...). */
+int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, char *err, size_t errlen);
+/* The same for the loaders of both splits (val may be NULL). */
+int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, char *err, size_t errlen);
+
+/* The classes a weights file was trained on, in label order: the
+ * checkpoint's list (checkpoint_class_list: folder names with folders, else
+ * display names), else, for weights from elsewhere, the training split's
+ * class folders; NULL when neither is known. Free with dataset_free_names. */
+char **trainer_weight_classes(const char *weights, const Recipe *r, bool folders, int *n);
 
 /* Initialises every parameter (init.h) from seed, BN buffers to 0/1,
  * num_batches_tracked to 0, gradients and optimizer state to 0. */

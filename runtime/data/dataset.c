@@ -1,7 +1,8 @@
 /*
  * dataset.c — listing a split: ImageFolder trees (sorted as torchvision's
  * ImageFolder: classes by folder name, files by sorted recursive walk) and
- * CIFAR binary files; the skip log of rejected entries.
+ * CIFAR binary files; relabelling a split by another's class names; the
+ * skip log of rejected entries.
  */
 #include "data/dataset.h"
 
@@ -76,8 +77,8 @@ static char **list_dir(const char *dir, int *n) {
     return names ? names : xcalloc(1, sizeof(char *));
 }
 
-static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
+void dataset_free_names(char **names, int n) {
+    for (int i = 0; i < n && names; i++) free(names[i]);
     free(names);
 }
 
@@ -133,7 +134,7 @@ static int walk_class(Lister *ls, const char *dir, int label, int depth) {
         add_sample(ls, path, label);
         found++;
     }
-    free_names(names, n);
+    dataset_free_names(names, n);
     return found;
 }
 
@@ -180,6 +181,30 @@ static void builtin_class_names(Dataset *ds) {
             }
 }
 
+/* The sorted subfolders of dir (torchvision: classes are folders only). */
+static char **list_class_folders(const char *dir, int *n) {
+    int k;
+    char **names = list_dir(dir, &k);
+    if (!names) return NULL;
+    *n = 0;
+    for (int i = 0; i < k; i++) {
+        char *sub = xasprintf("%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) names[(*n)++] = names[i];
+        else free(names[i]);
+        free(sub);
+    }
+    return names;
+}
+
+char **dataset_list_classes(const char *root, const char *split, int *n) {
+    *n = 0;
+    char *dir = xasprintf("%s/%s", root, split);
+    char **names = list_class_folders(dir, n);
+    free(dir);
+    return names;
+}
+
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
                         char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
@@ -190,7 +215,7 @@ int dataset_imagefolder(const char *root, const char *split, const char *class_n
         return -1;
     }
     int n;
-    char **names = list_dir(ds->dir, &n);
+    char **names = list_class_folders(ds->dir, &n);
     if (!names) {
         snprintf(err, errlen, "%s: %s", ds->dir, strerror(errno));
         return -1;
@@ -198,10 +223,6 @@ int dataset_imagefolder(const char *root, const char *split, const char *class_n
     Lister ls = {ds, 0, 0};
     for (int i = 0; i < n; i++) {
         char *cdir = xasprintf("%s/%s", ds->dir, names[i]);
-        if (stat(cdir, &st) != 0 || !S_ISDIR(st.st_mode)) { /* torchvision: classes are folders only */
-            free(cdir);
-            continue;
-        }
         int c = ds->n_classes++;
         ds->class_folder = xrealloc(ds->class_folder, sizeof(char *) * ds->n_classes);
         ds->class_display = xrealloc(ds->class_display, sizeof(char *) * ds->n_classes);
@@ -210,13 +231,64 @@ int dataset_imagefolder(const char *root, const char *split, const char *class_n
         if (walk_class(&ls, cdir, c, 0) == 0) skiplog_add(&ds->skipped, cdir, SKIP_EMPTY_CLASS);
         free(cdir);
     }
-    free_names(names, n);
+    dataset_free_names(names, n);
     if (ds->n_classes == 0) {
         snprintf(err, errlen, "%s: no class folders (expected %s/<class>/*.jpg)", ds->dir, ds->dir);
         return -1;
     }
     builtin_class_names(ds);
     if (class_names_file && *class_names_file) read_class_names(ds, root, class_names_file);
+    return 0;
+}
+
+/* ---- labels by class name ---- */
+
+/* The index of ds's class c in classes: by folder name, else by display name
+ * (checkpoints that list only display names, such as Imagenette's). */
+static int find_class(const Dataset *ds, int c, char *const *classes, int n_classes) {
+    for (int j = 0; j < n_classes; j++)
+        if (!strcmp(classes[j], ds->class_folder[c])) return j;
+    for (int j = 0; j < n_classes; j++)
+        if (!strcmp(classes[j], ds->class_display[c])) return j;
+    return -1;
+}
+
+static void list_some(StrBuf *b, char *const *names, int n) {
+    for (int j = 0; j < n && j < 12; j++) sb_printf(b, "%s%s", j ? ", " : "", names[j]);
+    if (n > 12) sb_printf(b, ", ... (%d in all)", n);
+}
+
+int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, char *err, size_t errlen) {
+    int *map = xmalloc(sizeof(int) * (size_t)(ds->n_classes ? ds->n_classes : 1));
+    for (int c = 0; c < ds->n_classes; c++) {
+        map[c] = find_class(ds, c, classes, n_classes);
+        if (map[c] >= 0) continue;
+        StrBuf known = {0};
+        list_some(&known, classes, n_classes);
+        snprintf(err, errlen, "%s: class '%s' is not a class of the training split (%s); rename or remove it",
+                 ds->dir, ds->class_folder[c], known.s ? known.s : "none");
+        free(known.s);
+        free(map);
+        return -1;
+    }
+    for (int i = 0; i < ds->n; i++) ds->label[i] = map[ds->label[i]];
+    char **folder = xcalloc((size_t)(n_classes ? n_classes : 1), sizeof *folder);
+    char **display = xcalloc((size_t)(n_classes ? n_classes : 1), sizeof *display);
+    for (int c = 0; c < ds->n_classes; c++) {
+        if (display[map[c]]) free(ds->class_display[c]); /* two folders under one name: one class */
+        else display[map[c]] = ds->class_display[c];
+        free(ds->class_folder[c]);
+    }
+    for (int j = 0; j < n_classes; j++) {
+        folder[j] = xstrdup(classes[j]);
+        if (!display[j]) display[j] = xstrdup(classes[j]);
+    }
+    free(ds->class_folder);
+    free(ds->class_display);
+    ds->class_folder = folder;
+    ds->class_display = display;
+    ds->n_classes = n_classes;
+    free(map);
     return 0;
 }
 

@@ -54,6 +54,20 @@ typedef struct Dataset {
  * Returns 0, or -1 with a message naming the path. */
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
                         char *err, size_t errlen);
+/* The sorted class folders of root/<split>, as dataset_imagefolder lists
+ * them (malloc'd array of *n malloc'd names), or NULL when the directory
+ * cannot be read. */
+char **dataset_list_classes(const char *root, const char *split, int *n);
+/* Frees such a list (accepts NULL). */
+void dataset_free_names(char **names, int n);
+
+/* Relabels ds by name so that its labels index `classes` (the training
+ * split's class folders, in label order): each of ds's classes is found by
+ * folder name, else by display name. ds then has exactly those classes, some
+ * maybe without samples. A class of ds not in `classes` is an error naming
+ * it (nothing is changed). Returns 0 or -1 with a message. */
+int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, char *err, size_t errlen);
+
 /* CIFAR-10 (data_batch_1..5.bin / test_batch.bin) or CIFAR-100 (train.bin /
  * test.bin, fine labels) binary files in root or its cifar-10-batches-bin /
  * cifar-100-binary subfolder. train: the training files, else the test file. */

@@ -590,6 +590,44 @@ const char *loader_class_folder(const Loader *L, int c) {
     return c >= 0 && c < L->ds.n_classes ? L->ds.class_folder[c] : "?";
 }
 
+int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, char *err, size_t errlen) {
+    pthread_mutex_lock(&L->mu); /* the workers read the labels */
+    int rc = dataset_relabel(&L->ds, classes, n_classes, err, errlen);
+    pthread_mutex_unlock(&L->mu);
+    if (rc) return -1;
+    int *count = xcalloc((size_t)(n_classes ? n_classes : 1), sizeof *count);
+    for (int s = 0; s < L->n; s++) count[L->ds.label[L->src[s]]]++;
+    StrBuf empty = {0};
+    int n_empty = 0;
+    for (int c = 0; c < n_classes; c++)
+        if (!count[c]) sb_printf(&empty, "%s%s", n_empty++ ? ", " : "", classes[c]);
+    if (n_empty && warn)
+        fprintf(warn, "rxc: warning: %d training class%s with no images in %s: %s\n", n_empty,
+                n_empty == 1 ? "" : "es", L->ds.dir, empty.s);
+    free(empty.s);
+    free(count);
+    return 0;
+}
+
+int loader_match_classes(Loader *L, const Loader *train, FILE *warn, char *err, size_t errlen) {
+    return loader_use_classes(L, train->ds.class_folder, train->ds.n_classes, warn, err, errlen);
+}
+
+char *loader_class_text(const Loader *L, bool folders) {
+    bool differ = false;
+    StrBuf b = {0};
+    for (int c = 0; c < L->ds.n_classes; c++) {
+        differ = differ || strcmp(L->ds.class_folder[c], L->ds.class_display[c]) != 0;
+        sb_puts(&b, folders ? L->ds.class_folder[c] : L->ds.class_display[c]);
+        sb_putc(&b, '\n');
+    }
+    if (folders && !differ) {
+        free(b.s);
+        return NULL;
+    }
+    return sb_take(&b);
+}
+
 void loader_sample_shape(const Loader *L, int *h, int *w) {
     *h = L->out_h;
     *w = L->out_w;
@@ -609,6 +647,9 @@ void loader_report(const Loader *L, FILE *f) {
             L->ds.dir, L->n, L->ds.n_classes, L->out_w, L->out_h, cache_name(L->cache), mib, L->n_workers,
             L->cache_note);
     skiplog_print(&L->ds.skipped, f, "  ");
+    if (L->train && L->batch > L->n)
+        fprintf(f, "rxc: note: batch %d is larger than the %d images of %s: each epoch is one step on a batch of %d\n",
+                L->batch, L->n, L->ds.dir, L->n);
 }
 
 /* ---- one file, for predict and tools ---- */

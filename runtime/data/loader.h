@@ -52,6 +52,19 @@ int loader_num_classes(const Loader *L);
 const char *loader_class_name(const Loader *L, int c); /* display name if given, else folder name */
 const char *loader_class_folder(const Loader *L, int c);/* folder name (wnid) */
 int loader_num_batches(const Loader *L);              /* per epoch, honouring drop_last */
+/* The class names one per line, in label order (for checkpoints): display
+ * names, or with folders the folder names, then NULL when every folder
+ * name is its display name. malloc'd. */
+char *loader_class_text(const Loader *L, bool folders);
+
+/* Labels by class name rather than folder position: relabels the split so
+ * that its labels index `classes` (the training classes in label order; see
+ * dataset_relabel). A class of this split that is not among them is an
+ * error naming it; a training class with no images here is a warning on
+ * warn (may be NULL). Call before the first epoch. Returns 0 or -1. */
+int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, char *err, size_t errlen);
+/* The same with the training split's loader as the list (validation). */
+int loader_match_classes(Loader *L, const Loader *train, FILE *warn, char *err, size_t errlen);
 void loader_sample_shape(const Loader *L, int *h, int *w); /* every sample's output h, w (c = 3) */
 /* Normalize op of the pipeline (mean/std in 0..1 units); false if none
  * (then the identity mean 0, std 1 is written). */
@@ -67,7 +80,8 @@ const char *loader_error(const Loader *L);
 
 double loader_stall_seconds(const Loader *L); /* total time loader_next waited for workers */
 /* Prints the split summary (samples, classes, cache mode and the memory it
- * holds, threads) and the skipped-file report (counts by reason, first paths). */
+ * holds, threads), the skipped-file report (counts by reason, first paths)
+ * and, for a training split smaller than one batch, a note saying so. */
 void loader_report(const Loader *L, FILE *f);
 int loader_num_skipped(const Loader *L);
 void loader_close(Loader *L);

@@ -410,8 +410,12 @@ static void print_profile(CpuExec *x, const Program *p) {
     free(rows);
 }
 
+/* Every read and write is checked against the space's size (written so
+ * that offset + bytes cannot overflow), so a wrong size is an error, never
+ * a memcpy past the end. */
 static int space_range_ok(CpuExec *x, BufSpace space, int64_t offset, int64_t bytes) {
-    return (int)space >= 0 && space < SPACE_COUNT && offset >= 0 && bytes >= 0 && offset + bytes <= x->space_bytes[space];
+    return (int)space >= 0 && space < SPACE_COUNT && offset >= 0 && bytes >= 0 && offset <= x->space_bytes[space] &&
+           bytes <= x->space_bytes[space] - offset;
 }
 
 static int cpu_read(Executor *e, BufSpace space, int64_t offset, void *dst, int64_t bytes) {

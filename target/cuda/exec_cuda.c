@@ -206,8 +206,12 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, char *err, size_t e
 
 /* ---- host <-> device ------------------------------------------------------------ */
 
+/* Every copy is checked against the space's size (written so that off +
+ * bytes cannot overflow), so a wrong size is an error, never a copy past
+ * the end of a staging buffer or device allocation. */
 static bool range_ok(CudaExec *x, BufSpace s, int64_t off, int64_t bytes) {
-    return (int)s >= 0 && s < SPACE_COUNT && off >= 0 && bytes >= 0 && off + bytes <= x->space_bytes[s];
+    return (int)s >= 0 && s < SPACE_COUNT && off >= 0 && bytes >= 0 && off <= x->space_bytes[s] &&
+           bytes <= x->space_bytes[s] - off;
 }
 
 static int cuda_read(Executor *e, BufSpace s, int64_t off, void *dst, int64_t bytes) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/train — the trainer: safetensors, checkpoints, schedules, optimizers,
-# whole models against PyTorch, resume, bad checkpoints, end-to-end training.
+# whole models against PyTorch, resume, bad checkpoints, end-to-end training,
+# and the run-directory and data-set defects of test_defects.py.
 # Run from the repository root: bash tests/run_all.sh train
 set -u
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -32,3 +33,6 @@ if [ ! -x "$RXC" ]; then
 fi
 "$PYTHON" tests/train/test_cache_dir.py
 "$PYTHON" tests/train/test_rxc.py
+# The defects of issue 12 (shape checks, labels by class name, the run
+# directory's lock, best/last, temporary files, exit codes, log lines).
+"$PYTHON" tests/train/test_defects.py
