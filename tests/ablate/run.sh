@@ -6,6 +6,11 @@
 # its outputs and resume.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# check_json.py: 5 per complexity run (seed, tv), 4 for --keep width; tv_widths_are_table2,
+# table_text, asan_dry_run, 12 bad_args_*, help; train_check.sh: 5 of its own and
+# check_outputs.py's 3 (first) and 4 (extended)
+cases $((5 + 4 + 5 + 1 + 1 + 1 + 12 + 1 + 5 + 3 + 4))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 T=$(mktemp -d)
@@ -59,7 +64,8 @@ if [ -x "$RXC_ASAN" ]; then
     echo "FAIL asan_dry_run: $(head -c 600 "$T/asan.err")"
   fi
 else
-  echo "SKIP asan_dry_run: no $RXC_ASAN (make asan)"
+  skip asan_dry_run "no $RXC_ASAN (make asan)"
+
 fi
 
 # 5. bad arguments: exit 2 and a message that names the problem

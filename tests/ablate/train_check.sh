@@ -12,8 +12,9 @@ DATA=build/test-ablate/digits
 if [ ! -d "$DATA/val" ]; then
   mkdir -p build/test-ablate
   if ! "$RXC" demo --out "$DATA" > "$T/demo.log" 2>&1; then
-    echo "SKIP ablation_trains: the demo data set could not be prepared: $(tail -c 300 "$T/demo.log")"
+    echo "FAIL ablation_trains: the demo data set could not be prepared: $(tail -c 300 "$T/demo.log")"
     exit 0
+
   fi
 fi
 OUT="$T/abl"

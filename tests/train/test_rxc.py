@@ -48,6 +48,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness import check as report, skipped as skip
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
@@ -55,14 +57,6 @@ RXC = os.environ.get("RXC", "./rxc")
 RXC_ASAN = os.environ.get("RXC_ASAN", "")
 TMP = tempfile.mkdtemp(prefix="rxc-train-")
 torch.set_num_threads(2)
-
-
-def report(name, ok, why=""):
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
-
-
-def skip(name, why):
-    print(f"SKIP {name}: {why}", flush=True)
 
 
 def rxc(*args, timeout=900, binary=None, env=None):

@@ -1,0 +1,27 @@
+# harness.sh — sourced by every suite's run.sh, from the repository root.
+# The line format and the rules are those of tests/run_all.sh:
+#   cases N            declare the number of cases (before the first case line)
+#   pass NAME [DETAIL] / fail NAME WHY / skip NAME WHY
+#   skip_each WHY NAME...   one SKIP per case of a group that cannot run, so
+#                           that the count stays what the suite declared
+#   count_files GLOB...     how many of the given paths exist (for counts that
+#                           follow the repository's files, e.g. models/*.net)
+#   selected NAME      true unless `tests/run_all.sh SUITE CASE` asked for another case
+# It also puts tests/ on PYTHONPATH, so that Python checkers `import harness`.
+export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
+
+cases() { echo "CASES $1"; }
+pass() { echo "PASS $1${2:+: $2}"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+skip_each() {
+  local why=$1 name
+  shift
+  for name in "$@"; do skip "$name" "$why"; done
+}
+count_files() {
+  local n=0 f
+  for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done
+  echo "$n"
+}
+selected() { [ -z "${RXC_TEST_CASE:-}" ] || [ "$RXC_TEST_CASE" = "$1" ]; }
