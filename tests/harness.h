@@ -3,10 +3,8 @@
  * tests/. One line per case, in the form tests/run_all.sh counts:
  *     PASS name[: detail]      FAIL name: why      SKIP name: why
  * A SKIP fails in strict mode unless its reason starts with "no GPU".
- *
- * `tests/run_all.sh SUITE CASE` sets RXC_TEST_CASE to CASE; a program whose
- * cases are cheap to tell apart asks harness_selected(name) and runs only
- * that one (the other lines would be hidden by run_all.sh anyway).
+ * How many cases a suite runs is declared by its run.sh (tests/run_all.sh);
+ * harness_cases is for the rare program whose case list is computed.
  *
  * Header-only: each program includes it once and returns harness_status()
  * from main.
@@ -17,15 +15,12 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* Declares n more cases: only for cases enumerated at run time (the kernels
  * the compiler emits), printed before the first of them. */
 static inline void harness_cases(int n) { printf("CASES %d\n", n), fflush(stdout); }
 
 /* FAIL lines printed so far: the program's exit status depends on it. */
-
 static int harness_failures;
 
 static inline void harness_vline(const char *verdict, const char *name, const char *fmt, va_list ap) {
@@ -91,12 +86,6 @@ static inline bool harness_measured(const char *name, bool ok, const char *fmt, 
     va_end(ap);
     harness_failures += !ok;
     return ok;
-}
-
-/* Whether `tests/run_all.sh SUITE CASE` asked for this case (true when it asked for none). */
-static inline bool harness_selected(const char *name) {
-    const char *want = getenv("RXC_TEST_CASE");
-    return !want || !*want || strcmp(want, name) == 0;
 }
 
 /* main's exit status: 1 once a case failed. */

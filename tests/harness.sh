@@ -6,9 +6,11 @@
 #                           that the count stays what the suite declared
 #   count_files GLOB...     how many of the given paths exist (for counts that
 #                           follow the repository's files, e.g. models/*.net)
-#   selected NAME      true unless `tests/run_all.sh SUITE CASE` asked for another case
-# It also puts tests/ on PYTHONPATH, so that Python checkers `import harness`.
+# It also puts tests/ on PYTHONPATH, so that Python checkers `import harness`,
+# and names in RXC_TEST_DATA the test data that `make setup` (scripts/setup.sh)
+# unpacks: china.jpg, flower.jpg and digits.csv.gz. No suite fetches anything.
 export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
+export RXC_TEST_DATA="$PWD/build/deps/sklearn"
 
 cases() { echo "CASES $1"; }
 pass() { echo "PASS $1${2:+: $2}"; }
@@ -24,4 +26,3 @@ count_files() {
   for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done
   echo "$n"
 }
-selected() { [ -z "${RXC_TEST_CASE:-}" ] || [ "$RXC_TEST_CASE" = "$1" ]; }

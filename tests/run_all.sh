@@ -25,7 +25,6 @@
 # one exception to declaring everything in run.sh is a case list that is the
 # compiler's output (tests/emu's kernels of real models), which the program
 # declares (harness_cases) once it has the list and before it runs any.
-
 #
 # A suite fails when it
 #   - prints a FAIL line, or exits non-zero;
@@ -38,10 +37,13 @@
 #     `make setup` installs; the counts are checked all the same.
 #
 # One case. `run_all.sh SUITE CASE` exports RXC_TEST_CASE=CASE to the suite.
-# Where one case is cheap to run alone, the suite (or its program) runs only
-# that one (selected in harness.sh, harness_selected in harness.h,
-# harness.selected in harness.py); elsewhere the whole suite runs. Either way
-# only CASE's line is shown and judged, and it must appear exactly once.
+# Where one case is cheap to run alone, the suite (or its Python checker,
+# through harness.selected) runs only that one: tests/ops and tests/gpu run the one op,
+# tests/train the one group of test_rxc.py, tests/data the one image
+# comparison; elsewhere the whole suite runs. Either way only CASE's line is
+# shown and judged (not the suite's count or exit status), and it must
+# appear exactly once.
+
 set -u
 cd "$(dirname "$0")/.."
 export PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -66,7 +68,9 @@ unset RXC_TEST_CASE
 # The verdict lines of one case, or every line (only_case empty).
 show() {
   if [ -z "$only_case" ]; then cat
-  else awk -v want="$only_case" '/^(PASS|FAIL|SKIP) / { n = $2; sub(/:.*/, "", n); if (n != want) next } { print; fflush() }'
+  else awk -v want="$only_case" '/^CASES / { next } /^(PASS|FAIL|SKIP) / { n = $2; sub(/:.*/, "", n); if (n != want) next }
+                                 { print; fflush() }'
+
   fi
 }
 
@@ -90,7 +94,9 @@ judge() {
     }
     END {
       extra = 0
-      if (status != 0 && f == 0) { print "FAIL " suite ": the suite exited with status " status; extra++ }
+      # one case: the status may come from the other cases, which were not asked for
+      if (status != 0 && f == 0 && want == "") { print "FAIL " suite ": the suite exited with status " status; extra++ }
+
       if (want != "") {
         if (lines != 1) { print "FAIL " suite ": case " want " printed " lines + 0 " lines, not 1"; extra++ }
       } else if (declarations == 0) {
@@ -115,12 +121,11 @@ for s in "${suites[@]}"; do
   log=$(mktemp)
   if [ -x "tests/$s/run.sh" ]; then
     bash "tests/$s/run.sh" 2>&1 | tee "$log" | show
-    rc=${PIPESTATUS[0]}
+    verdict=$(judge "$log" "${PIPESTATUS[0]}" "$s")
   else
-    echo "no suite tests/$s/run.sh" > "$log"; cat "$log"
-    rc=127
+    verdict=$(printf 'FAIL %s: no suite tests/%s/run.sh\nRESULT 0 1 0\n' "$s" "$s")
   fi
-  verdict=$(judge "$log" "$rc" "$s")
+
   printf '%s\n' "$verdict" | grep -v '^RESULT '
   read -r p f k < <(printf '%s\n' "$verdict" | sed -n 's/^RESULT //p')
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))

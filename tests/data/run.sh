@@ -45,7 +45,7 @@ PH=$W/photos
 rm -rf $PH
 mkdir -p $PH
 CSV=""
-SK=build/deps/sklearn
+SK=$RXC_TEST_DATA
 if [ -f $SK/china.jpg ] && [ -f $SK/flower.jpg ] && [ -f $SK/digits.csv.gz ]; then
   cp $SK/china.jpg $SK/flower.jpg $SK/digits.csv.gz $PH/
   CSV=$PH/digits.csv.gz
