@@ -5,8 +5,9 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# test_units.py: UNITS_CASES; test_rxc.py: RXC_CASES (see the case list at its top)
-cases $((UNITS_CASES + RXC_CASES))
+# test_units.py: 62 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 10 schedules,
+# scalars, 6 init kinds); test_rxc.py: 55 (step_probe, grad 2, optim 11, badckpt 14, model 16, training 11)
+cases $((62 + 55))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
