@@ -1,5 +1,5 @@
 /*
- * test_conv_cpu.c — runtime/conv_cpu.c (STEP_CONV) against a float64
+ * test_conv_cpu.c — target/cpu/conv_cpu.c (STEP_CONV) against a float64
  * reference written from the definition of convolution, over every form
  * (two groups of 4 per vector, 8 channels per vector with and without block
  * pairs, the scalar generic form for shapes the compiler never sends) and

@@ -158,7 +158,7 @@ def cases():
         groups = 2 if gw >= 32 else 4
         cs.append(conv_case(f"grouped3x3_width{gw}", gw * groups, 7 if gw < 32 else 5, 6 if gw < 32 else 5,
                             gw * groups, 3, 2 if gw in (4, 32) else 1, 1, groups, gw == 8, batch=2))
-    # shapes for the CPU's direct grouped conv steps (runtime/conv_cpu.c): 8-lane blocks not paired
+    # shapes for the CPU's direct grouped conv steps (target/cpu/conv_cpu.c): 8-lane blocks not paired
     # (24), taps off the stride in the data gradient (5x5/3), no padding, an odd group count (PAIR
     # needs an even one: im2col + GEMM), 4 -> 8 channels per group (GEMM path)
     cs.append(conv_case("grouped3x3_width24", 48, 6, 5, 48, 3, 1, 1, 2, False, batch=2))

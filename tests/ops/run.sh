@@ -50,7 +50,7 @@ OP_LOWER_FOR=cuda OP_CASE_PREFIX=gemm_path_ "$PYTHON" check_ops.py "$PWD/../../b
 # the conv steps with one thread and with three: each output is summed by one task in one order
 OMP_NUM_THREADS=1 OP_CASE_PREFIX=one_thread_ "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32
 OMP_NUM_THREADS=3 OP_CASE_PREFIX=three_threads_ "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32
-# OpenBLAS's kernel set (runtime/blas_cpu.c): a user's OPENBLAS_CORETYPE wins over rxc's choice, and
+# OpenBLAS's kernel set (target/cpu/blas_cpu.c): a user's OPENBLAS_CORETYPE wins over rxc's choice, and
 # the GEMM ops match PyTorch with another set (Sandybridge: AVX, on any x86-64 machine that has AVX)
 if [ $avx = 1 ]; then
   v=$(OPENBLAS_CORETYPE=Sandybridge "$RXC_BIN" --version | sed -n 2p)
