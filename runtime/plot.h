@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "runlog.h"
+#include "error.h"
 
 typedef struct PlotSeries {
     const char *label;

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "cuda_api.h"
+#include "error.h"
 
 typedef struct CudaKernelStats {
     char name[128];

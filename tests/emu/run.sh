@@ -21,7 +21,7 @@ if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
   models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
 else
   echo "SKIP emu_models: build rxc first (make) to emulate the kernels of real models"
-  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c)
+  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
   libs=()
 fi
 build() {
@@ -33,7 +33,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     # someone's objects do not link right now: keep the sample kernels running
     echo "SKIP emu_models: the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))"
     models=()
-    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c; then
+    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
       echo "FAIL emu_build: $(head -c 2000 "$work/build.log")"
       exit 1
     fi

@@ -24,7 +24,7 @@ mkdir -p "$work"
 cases="${GPU_CASES:-gpu_ops gpu_resnext50_step_64px gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32}"
 steps="${GPU_TINY_STEPS:-200}"
 want() { [[ " $cases " == *" $1 "* ]]; }
-if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c \
+if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c compiler/error.c \
      -ldl 2>"$work/probe.log"; then
   echo "FAIL gpu_probe_build: $(head -c 500 "$work/probe.log")"
   exit 1
