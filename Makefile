@@ -1,8 +1,9 @@
 # rxc — build, test and install.
 #
 #   make                 build ./rxc (warning-free, -Wall -Wextra, C11)
-#   make test            install missing Debian packages (as root), build, run every test suite
-#   make setup           only the package installation (scripts/setup.sh)
+#   make test            set up (below), build, run every test suite (strict: see tests/run_all.sh)
+#   make setup           what the tests need (scripts/setup.sh): missing Debian packages (as
+#                        root), TensorBoard from PyPI, python3-sklearn's sample images
 #   make asan            build build/asan/rxc with AddressSanitizer + UBSan
 #   make fuzz            bounded fuzzing of the front end (see mk/fuzz.mk)
 #   make install PREFIX=/usr/local
@@ -71,7 +72,8 @@ asan:
 	        LDFLAGS="-fsanitize=address,undefined"
 
 setup:
-	@bash scripts/setup.sh
+	@PYTHON=$(PYTHON) bash scripts/setup.sh
+
 
 test: setup
 	@$(MAKE) --no-print-directory -j$$(nproc) all

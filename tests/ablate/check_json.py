@@ -8,11 +8,12 @@ usage: check_json.py KIND JSON_FILE CARDS BASE_C BASE_D CLASSES MODE [TOL]
          d = 1..256 with the independent counts), and both deviations must be
          within TOL (default 0.05: "a few percent");
          width: every width must be BASE_D.
-Prints PASS/FAIL lines.
+Prints PASS/FAIL lines (tests/harness.py).
 """
 import json
 import sys
 
+import harness
 from counts import seed_counts, tv_counts
 
 
@@ -27,18 +28,18 @@ def main():
         with open(path) as f:
             rows = json.load(f)
     except Exception as ex:  # noqa: BLE001
-        print(f"FAIL {name}_json_parses: {ex}")
+        harness.failed(f"{name}_json_parses", ex)
         return
-    print(f"PASS {name}_json_parses")
+    harness.passed(f"{name}_json_parses")
     got_cards = [r.get("cardinality") for r in rows]
     if got_cards != cards:
-        print(f"FAIL {name}_one_object_per_cardinality: got {got_cards}, expected {cards}")
+        harness.failed(f"{name}_one_object_per_cardinality", f"got {got_cards}, expected {cards}")
         return
     missing = [r for r in rows if not all(k in r for k in ("cardinality", "width", "params", "macs"))]
     if missing:
-        print(f"FAIL {name}_fields: objects without cardinality/width/params/macs: {missing}")
+        harness.failed(f"{name}_fields", f"objects without cardinality/width/params/macs: {missing}")
         return
-    print(f"PASS {name}_one_object_per_cardinality")
+    harness.passed(f"{name}_one_object_per_cardinality")
     p0, m0 = count(base_c, base_d, classes)
     cache = {}
 
@@ -52,10 +53,10 @@ def main():
         p, m = counts(r["cardinality"], r["width"])
         if (p, m) != (r["params"], r["macs"]):
             bad.append(f"C={r['cardinality']} d={r['width']}: rxc {r['params']}/{r['macs']}, independent {p}/{m}")
-    print(f"PASS {name}_counts_match_independent" if not bad else f"FAIL {name}_counts_match_independent: {bad}")
+    harness.check(f"{name}_counts_match_independent", not bad, bad)
     if mode == "width":
         wrong = [(r["cardinality"], r["width"]) for r in rows if r["width"] != base_d]
-        print(f"PASS {name}_keeps_d" if not wrong else f"FAIL {name}_keeps_d: {wrong}, expected d={base_d}")
+        harness.check(f"{name}_keeps_d", not wrong, f"{wrong}, expected d={base_d}")
         return
 
     def dev(c, d):
@@ -73,8 +74,9 @@ def main():
             wrong.append(f"C={c}: rxc d={r['width']} (deviation {dev(c, r['width']):.4f}), best d={best} ({dev(c, best):.4f})")
         if dev(c, r["width"]) > tol:
             far.append(f"C={c} d={r['width']}: deviation {dev(c, r['width']):.4f}")
-    print(f"PASS {name}_width_minimises_deviation" if not wrong else f"FAIL {name}_width_minimises_deviation: {wrong}")
-    print(f"PASS {name}_within_{tol:g}_of_base" if not far else f"FAIL {name}_within_{tol:g}_of_base: {far}")
+    harness.check(f"{name}_width_minimises_deviation", not wrong, wrong)
+    harness.check(f"{name}_within_{tol:g}_of_base", not far, far)
+
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 
+import harness
+
 
 def close(a, b):
     return abs(a - b) <= 1e-5 * max(1.0, abs(b))
@@ -29,7 +31,7 @@ def main():
     try:
         rows = list(csv.DictReader(open(os.path.join(out, "ablation.csv"))))
     except OSError as ex:
-        print(f"FAIL {name}_csv: {ex}")
+        harness.failed(f"{name}_csv", ex)
         return
     if len(rows) != len(variants):
         problems.append(f"{len(rows)} csv rows for {len(variants)} variants")
@@ -63,12 +65,12 @@ def main():
             problems.append(f"C={c}: best val acc {best} outside [0, 1]")
         if not os.path.exists(os.path.join(run, "ablation_done.json")):
             problems.append(f"C={c}: no ablation_done.json")
-    print(f"PASS {name}_csv_matches_variant_runs" if not problems else f"FAIL {name}_csv_matches_variant_runs: {problems}")
+    harness.check(f"{name}_csv_matches_variant_runs", not problems, problems)
 
     md = open(os.path.join(out, "ablation.md")).read().splitlines()
     table = [l for l in md if l.startswith("| ") and l[2].isdigit()]
     ok = len(table) == len(variants) and all(l.split("|")[1].strip() == str(v["cardinality"]) for l, v in zip(table, variants))
-    print(f"PASS {name}_markdown_table" if ok else f"FAIL {name}_markdown_table: {md}")
+    harness.check(f"{name}_markdown_table", ok, md)
 
     try:
         root = ET.parse(os.path.join(out, "ablation.svg")).getroot()
@@ -81,9 +83,9 @@ def main():
         circles = len(root.findall(f".//{ns}circle"))
         if missing or circles < 2 * len(variants):
             raise ValueError(f"missing texts {missing}, {circles} markers")
-        print(f"PASS {name}_plot")
+        harness.passed(f"{name}_plot")
     except Exception as ex:  # noqa: BLE001
-        print(f"FAIL {name}_plot: {ex}")
+        harness.failed(f"{name}_plot", ex)
 
     if trained_json:
         try:
@@ -92,9 +94,10 @@ def main():
                    not close(g["best_val_acc"], expect[g["cardinality"]]["best_val_acc"])]
             if len(got) != len(variants) or bad or not all("width" in g and "params" in g and "macs" in g for g in got):
                 raise ValueError(f"{got}")
-            print(f"PASS {name}_json_with_results")
+            harness.passed(f"{name}_json_with_results")
         except Exception as ex:  # noqa: BLE001
-            print(f"FAIL {name}_json_with_results: {ex}")
+            harness.failed(f"{name}_json_with_results", ex)
+
 
 
 if __name__ == "__main__":

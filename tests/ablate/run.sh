@@ -8,6 +8,11 @@
 # its outputs and resume.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# width_search_test.c: 12; check_json.py: 5 per complexity run (seed, tv), 4 for --keep width; tv_widths_are_table2,
+# table_text, asan_dry_run, 12 bad_args_*, help; train_check.sh: 5 of its own and
+# check_outputs.py's 3 (first) and 4 (extended)
+cases $((12 + 5 + 4 + 5 + 1 + 1 + 1 + 12 + 1 + 5 + 3 + 4))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 T=$(mktemp -d)
@@ -17,7 +22,7 @@ CARDS=1,2,4,8,32
 
 # 0. the pure width search (compiler/width_search.c), without rxc
 mkdir -p build/tests/ablate
-if ${CC:-cc} -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler $H/width_search_test.c \
+if ${CC:-cc} -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Itests $H/width_search_test.c \
      compiler/width_search.c -o build/tests/ablate/width_search_test -lm 2> "$T/ws_build.log"; then
   build/tests/ablate/width_search_test
 else
@@ -70,7 +75,8 @@ if [ -x "$RXC_ASAN" ]; then
     echo "FAIL asan_dry_run: $(head -c 600 "$T/asan.err")"
   fi
 else
-  echo "SKIP asan_dry_run: no $RXC_ASAN (make asan)"
+  skip asan_dry_run "no $RXC_ASAN (make asan)"
+
 fi
 
 # 5. bad arguments: exit 2 and a message that names the problem

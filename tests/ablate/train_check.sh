@@ -11,9 +11,11 @@ H=tests/ablate
 DATA=build/test-ablate/digits
 if [ ! -d "$DATA/val" ]; then
   mkdir -p build/test-ablate
-  if ! "$RXC" demo --out "$DATA" > "$T/demo.log" 2>&1; then
-    echo "SKIP ablation_trains: the demo data set could not be prepared: $(tail -c 300 "$T/demo.log")"
+  if ! "$RXC" demo --out "$DATA" --csv "$RXC_TEST_DATA/digits.csv.gz" > "$T/demo.log" 2>&1; then
+
+    echo "FAIL ablation_trains: the demo data set could not be prepared: $(tail -c 300 "$T/demo.log")"
     exit 0
+
   fi
 fi
 OUT="$T/abl"

@@ -11,17 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "harness.h"
 #include "width_search.h"
 
-static int failures;
-
-static void report(const char *name, bool ok, const char *why) {
-    if (ok) printf("PASS %s\n", name);
-    else {
-        printf("FAIL %s: %s\n", name, why);
-        failures++;
-    }
-}
+static void report(const char *name, bool ok, const char *why) { harness_check(name, ok, "%s", why); }
 
 /* ---- independent counts -------------------------------------------------------- */
 
@@ -206,5 +199,5 @@ int main(void) {
     check_layout("seed_widths_below_3_fail", false, 10, 3);
     check_table2();
     check_edges();
-    return failures ? 1 : 0;
+    return harness_status();
 }

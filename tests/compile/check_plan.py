@@ -15,6 +15,9 @@ Prints one PASS/FAIL line named by argv[3].
 import json
 import sys
 
+import harness
+
+
 
 def plan(doc, name):
     m = doc["memory"]
@@ -131,12 +134,13 @@ def main():
         if mode == "corrupt":
             msg = plan(corrupt(doc), name)
             msg = "a corrupted plan passed the check" if msg is None else None
-            print(f"PASS {name}" if msg is None else f"FAIL {name}: {msg}")
+            harness.check(name, msg is None, msg)
             return
         msg = plan(doc, name) if mode == "plan" else bf16(doc, name) if mode == "bf16" else fusion(doc, name)
     except Exception as ex:
         msg = f"exception {type(ex).__name__}: {ex}"
-    print(f"PASS {name}" if msg is None else f"FAIL {name}: {msg}")
+    harness.check(name, msg is None, msg)
+
 
 
 if __name__ == "__main__":

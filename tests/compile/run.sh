@@ -14,7 +14,11 @@
 #     plan, not a timing).
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, and 7 more
+cases $((2 * $(count_files models/*.net examples/*.net) + $(count_files models/*.net) + 7))
 RXC="${RXC:-./rxc}"
+
 PYTHON="${PYTHON:-/usr/bin/python3}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

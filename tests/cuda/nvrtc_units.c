@@ -13,21 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "cuda_api.h"
 #include "nvrtc_compile.h"
 #include "render_cuda.h"
 #include "sample_kernels.h"
 #include "util.h"
-
-static int failures;
-
-static void report(bool ok, const char *name, const char *why) {
-    if (ok) printf("PASS %s\n", name);
-    else {
-        printf("FAIL %s: %s\n", name, why);
-        failures++;
-    }
-}
 
 static void print_stats(const NvrtcModule *m) {
     for (int i = 0; i < m->n_kernels; i++) {
@@ -46,12 +37,12 @@ int main(int argc, char **argv) {
     Error err = {0};
     CudaApi api = {0};
     if (cuda_api_load(&api, CUDA_LIB_NVRTC, &err)) {
-        printf("SKIP nvrtc: %s\n", err.msg);
+        harness_skip("nvrtc", "%s", err.msg);
         return 0;
     }
     KirModule *m = sample_module(&err);
     if (!m) {
-        printf("FAIL sample_module: %s\n", err.msg);
+        harness_fail("sample_module", "%s", err.msg);
         return 1;
     }
     CudaLaunch *launches = NULL;
@@ -66,14 +57,14 @@ int main(int argc, char **argv) {
         NvrtcOptions opt = {.sm = sm, .use_cache = false};
         snprintf(name, sizeof name, "nvrtc_sample_kernels_sm_%d", sm);
         if (nvrtc_compile(&api, src, &opt, &mod, &err)) {
-            report(false, name, err.msg);
+            harness_fail(name, "%s", err.msg);
             continue;
         }
         print_stats(&mod);
         char why[512];
         snprintf(why, sizeof why, "%d warnings, %d of %d entry points reported; log:\n%s", mod.n_warnings,
                  mod.n_kernels, n_entry_points, mod.log);
-        report(mod.n_warnings == 0 && mod.n_kernels == n_entry_points, name, why);
+        harness_check(name, mod.n_warnings == 0 && mod.n_kernels == n_entry_points, "%s", why);
         nvrtc_module_free(&mod);
     }
 
@@ -83,7 +74,7 @@ int main(int argc, char **argv) {
         NvrtcModule mod;
         NvrtcOptions opt = {.sm = 90};
         int rc = nvrtc_compile(&api, src2, &opt, &mod, &err);
-        report(rc == 0 && mod.n_warnings == 0, "nvrtc_own_bf16_fallback", rc ? err.msg : "warnings");
+        harness_check("nvrtc_own_bf16_fallback", rc == 0 && mod.n_warnings == 0, "%s", rc ? err.msg : "warnings");
         if (rc == 0) nvrtc_module_free(&mod);
         free(src2);
     }
@@ -96,15 +87,15 @@ int main(int argc, char **argv) {
         for (int i = 0; i < m->n; i++) narrow_ok &= !launches[i].wide_index;
         /* labels are int64 loads: only the nodes that use them widen */
         bool label_wide = strstr(src, "const long long e") != NULL && strstr(src, "for (int i =") != NULL;
-        report(l.wide_index && narrow_ok && label_wide, "index_width_analysis", "wrong index width choice");
+        harness_check("index_width_analysis", l.wide_index && narrow_ok && label_wide, "wrong index width choice");
         KirModule *wm = kir_module_new();
         kir_module_add(wm, wide);
         char *wsrc = render_cuda(wm, NULL);
         NvrtcModule mod;
         NvrtcOptions opt = {.sm = 80};
         int rc = nvrtc_compile(&api, wsrc, &opt, &mod, &err);
-        report(rc == 0 && mod.n_warnings == 0 && strstr(wsrc, "long long i =") != NULL, "nvrtc_wide_index_kernel",
-               rc ? err.msg : mod.n_warnings ? mod.log : "no 64-bit loop");
+        harness_check("nvrtc_wide_index_kernel", rc == 0 && mod.n_warnings == 0 && strstr(wsrc, "long long i =") != NULL,
+                      "%s", rc ? err.msg : mod.n_warnings ? mod.log : "no 64-bit loop");
         if (rc == 0) nvrtc_module_free(&mod);
         free(wsrc);
         kir_module_free(wm);
@@ -119,13 +110,13 @@ int main(int argc, char **argv) {
         if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &warm, &err);
         opt.sm = 80;
         if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &other, &err);
-        if (rc) report(false, "nvrtc_cubin_cache", err.msg);
+        if (rc) harness_fail("nvrtc_cubin_cache", "%s", err.msg);
         else {
             bool ok = !cold.from_cache && warm.from_cache && !other.from_cache && !strcmp(cold.key, warm.key) &&
                       strcmp(cold.key, other.key) && cold.cubin_size == warm.cubin_size &&
                       !memcmp(cold.cubin, warm.cubin, cold.cubin_size) && warm.n_kernels == cold.n_kernels;
             printf("  compile time: cold %.3f s, warm (cache) %.4f s\n", cold.seconds, warm.seconds);
-            report(ok, "nvrtc_cubin_cache", "cache did not hit/miss as expected");
+            harness_check("nvrtc_cubin_cache", ok, "cache did not hit/miss as expected");
             nvrtc_module_free(&cold);
             nvrtc_module_free(&warm);
             nvrtc_module_free(&other);
@@ -147,8 +138,10 @@ int main(int argc, char **argv) {
             if (rc == 0) nvrtc_module_free(&mod);
             free(broken);
         }
-        report(rc != 0 && strstr(err.msg, "in kernel sgd_update") && strstr(err.msg, "undeclared_thing"),
-               "nvrtc_error_names_kernel", body ? "error did not name the kernel" : "sgd_update not found in source");
+        harness_check("nvrtc_error_names_kernel",
+                      rc != 0 && strstr(err.msg, "in kernel sgd_update") && strstr(err.msg, "undeclared_thing"), "%s",
+                      body ? "error did not name the kernel" : "sgd_update not found in source");
+
         free(bad);
     }
 
@@ -156,5 +149,5 @@ int main(int argc, char **argv) {
     free(launches);
     kir_module_free(m);
     cuda_api_unload(&api);
-    return failures ? 1 : 0;
+    return harness_status();
 }

@@ -5,6 +5,13 @@
 # ABI constants of target/cuda/cuda_api.h against the toolkit's headers.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+. tests/cuda/fake_gpu.sh
+# nvrtc_units.c 7, the ABI constants, 5 on the fake GPU, and every model and example for sm_80 and sm_90
+fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
+                exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas)
+cases $((7 + 1 + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net)))
+
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
 mkdir -p "$work"
@@ -12,7 +19,7 @@ if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime
      -DRXC_CUDA_HOME="\"$CUDA_HOME\"" -o "$work/nvrtc_units" tests/cuda/nvrtc_units.c tests/emu/sample_kernels.c \
      target/cuda/render_cuda.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c target/cuda/cuda_api.c target/cuda/nvrtc_compile.c \
      -ldl -lm 2>"$work/build.log"; then
-  echo "FAIL nvrtc_units_build: $(head -c 2000 "$work/build.log")"
+  fail nvrtc_units_build "$(head -c 2000 "$work/build.log")"
   exit 1
 fi
 "$work/nvrtc_units" "$work/cache" || status_units=1
@@ -33,7 +40,7 @@ if [ -f "$CUDA_HOME/include/cuda.h" ] && [ -f "$CUDA_HOME/include/cublas_api.h" 
     status_units=1
   fi
 else
-  echo "SKIP cuda_api_abi_constants: no CUDA headers under $CUDA_HOME/include"
+  skip cuda_api_abi_constants "no CUDA headers under $CUDA_HOME/include"
 fi
 
 # The GPU executor end to end on a fake GPU (tests/cuda/fake_gpu.cc: the
@@ -43,12 +50,8 @@ fi
 # rounding in near-zero gradients), and CUDA-graph replay == direct launches.
 RXC="${RXC:-./rxc}"
 fake="$work/fakegpu"
-mkdir -p "$fake/cuda/lib64"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null &&
-   g++ -std=c++17 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$fake/libcuda.so.1" tests/cuda/fake_gpu.cc 2>"$work/fake.log"; then
-  cp "$fake/libcuda.so.1" "$fake/cuda/lib64/libnvrtc.so"
-  cp "$fake/libcuda.so.1" "$fake/cuda/lib64/libcublas.so"
+if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$fake"; then
   fakerun() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
                   RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" "$@"; }
   b="$work/fake_batch.safetensors"
@@ -92,14 +95,15 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null &&
     status_units=1
   fi
 else
-  echo "SKIP exec_cuda_fake_gpu: needs ./rxc, numpy and g++ ($(head -c 300 "$work/fake.log" 2>/dev/null))"
+  skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"
 fi
 
 # Every model and example: all kernels of one training step through NVRTC,
 # for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
 # kernels cost NVRTC time on later runs. Spills are reported, not failures.
 if [ ! -x "$RXC" ]; then
-  echo "FAIL cuda_models: $RXC is not built (make)"
+  fail cuda_models "$RXC is not built (make)"
+
   exit 1
 fi
 status=0

@@ -1,7 +1,8 @@
 """check.py — the PIL/torchvision side of tests/data/run.sh.
 
-Each subcommand prints PASS/FAIL lines itself, with the measured mean and max
-absolute differences (0-255 levels) and the tolerance it was held to.
+Each subcommand prints PASS/FAIL lines itself (tests/harness.py), with the
+measured mean and max absolute differences (0-255 levels) and the tolerance
+it was held to.
 """
 import io
 import os
@@ -11,6 +12,8 @@ import sys
 
 import numpy as np
 from PIL import Image
+
+import harness
 
 sys.path.insert(0, os.path.dirname(__file__))
 import pil_ref  # noqa: E402
@@ -23,14 +26,13 @@ def arr(path_or_img):
 
 def report(name, ours, ref, tol_mean, tol_max):
     if ours.shape != ref.shape:
-        print("FAIL %s: shape %s, reference %s" % (name, ours.shape, ref.shape))
+        harness.failed(name, "shape %s, reference %s" % (ours.shape, ref.shape))
         return
     d = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
     mean, mx = float(d.mean()), int(d.max())
-    if mean <= tol_mean and mx <= tol_max:
-        print("PASS %s (mean %.4f max %d; tolerance mean %g max %d)" % (name, mean, mx, tol_mean, tol_max))
-    else:
-        print("FAIL %s: mean %.4f max %d exceeds tolerance mean %g max %d" % (name, mean, mx, tol_mean, tol_max))
+    harness.check(name, mean <= tol_mean and mx <= tol_max,
+                  "mean %.4f max %d exceeds tolerance mean %g max %d" % (mean, mx, tol_mean, tol_max),
+                  "mean %.4f max %d; tolerance mean %g max %d" % (mean, mx, tol_mean, tol_max))
 
 
 def make_inputs(outdir, photos):
@@ -69,7 +71,10 @@ def cmp_lines(listfile):
         if not f:
             continue
         name, kind = f[0], f[1]
+        if not harness.selected(name):
+            continue
         if kind == "decode":  # decode SRC OURS
+
             report(name, arr(f[3]), arr(Image.open(f[2]).convert("RGB")), 0.0, 1)
         elif kind == "draft":  # draft SRC W H OURS
             im = Image.open(f[2])
@@ -99,7 +104,7 @@ def cmp_lines(listfile):
             ref = F.resize(Image.open(f[2]).convert("RGB"), int(f[3]))
             report(name, arr(f[4]), arr(ref), 2.0, 32)
         else:
-            print("FAIL %s: unknown check %s" % (name, kind))
+            harness.failed(name, "unknown check %s" % kind)
 
 
 def check_table(md_path, ours_path):
@@ -117,19 +122,17 @@ def check_table(md_path, ours_path):
         else:
             ours.append((int(f[0]), float(f[1]), f[2], int(f[3]), float(f[4]), f[5], int(f[6])))
     if len(rows) != 25:
-        print("FAIL aa_table_imagenet: parsed %d rows from %s" % (len(rows), md_path))
+        harness.failed("aa_table_imagenet", "parsed %d rows from %s" % (len(rows), md_path))
     elif rows != ours:
         bad = [(a, b) for a, b in zip(rows, ours) if a != b][:3]
-        print("FAIL aa_table_imagenet: differs from the seed's table: %s" % bad)
+        harness.failed("aa_table_imagenet", "differs from the seed's table: %s" % bad)
     else:
-        print("PASS aa_table_imagenet (25 sub-policies equal the seed's table)")
+        harness.passed("aa_table_imagenet", "25 sub-policies equal the seed's table")
     worst = 0.0
     for op, ref in pil_ref.RANGES.items():
         worst = max(worst, float(np.max(np.abs(np.asarray(ref, dtype=np.float64) - np.asarray(mags[op])))))
-    if worst <= 1e-12:
-        print("PASS aa_magnitudes (all 14 ops x 10 indices equal numpy.linspace, max diff %g)" % worst)
-    else:
-        print("FAIL aa_magnitudes: max diff %g from numpy.linspace" % worst)
+    harness.check("aa_magnitudes", worst <= 1e-12, "max diff %g from numpy.linspace" % worst,
+                  "all 14 ops x 10 indices equal numpy.linspace, max diff %g" % worst)
 
 
 def check_draws(policy, n, draws_path, table_path):
@@ -159,11 +162,9 @@ def check_draws(policy, n, draws_path, table_path):
             worst = max(worst, z)
             ok = ok and z <= 4.5
     zs = abs(plus - n / 2) / (n / 4) ** 0.5
-    if chi2 < 60 and ok and zs <= 4.5 and len(picks) == 25:
-        print("PASS aa_frequencies_%s (%d draws: chi2 %.1f < 60 over 25 sub-policies, worst step z %.2f, sign z %.2f)"
-              % (policy, n, chi2, worst, zs))
-    else:
-        print("FAIL aa_frequencies_%s: chi2 %.1f, worst step z %.2f, sign z %.2f" % (policy, chi2, worst, zs))
+    harness.check("aa_frequencies_%s" % policy, chi2 < 60 and ok and zs <= 4.5 and len(picks) == 25,
+                  "chi2 %.1f, worst step z %.2f, sign z %.2f" % (chi2, worst, zs),
+                  "%d draws: chi2 %.1f < 60 over 25 sub-policies, worst step z %.2f, sign z %.2f" % (n, chi2, worst, zs))
 
 
 def check_pipedraws(path):
@@ -191,9 +192,9 @@ def check_pipedraws(path):
     z = abs(flips - n / 2) / (n / 4) ** 0.5
     ok = set(sizes) == {(42, 32), (53, 40), (64, 48)} and c_size < 18.4 and c_row < 59.0 and c_col < 84.0 and z < 4.5 \
         and set(rows) <= set(range(25)) and set(cols) <= set(range(41))
-    print(("PASS" if ok else "FAIL") + " pipeline_random_choices%s (%d samples: random_resize sizes chi2 %.1f < 18.4, "
-          "crop rows chi2 %.1f < 59.0, crop columns chi2 %.1f < 84.0, hflip z %.2f < 4.5)"
-          % ("" if ok else ":", n, c_size, c_row, c_col, z))
+    harness.measured("pipeline_random_choices", ok, "%d samples: random_resize sizes chi2 %.1f < 18.4, "
+                     "crop rows chi2 %.1f < 59.0, crop columns chi2 %.1f < 84.0, hflip z %.2f < 4.5"
+                     % (n, c_size, c_row, c_col, z))
 
 
 def seed_val_reference(root, split):
@@ -212,11 +213,9 @@ def check_val_dump(root, split, dump):
     ref, _ = seed_val_reference(root, split)
     ours = np.fromfile(dump, dtype=np.float32).reshape(ref.shape)
     d = float(np.max(np.abs(ours - ref)))
-    if d <= 1e-6:
-        print("PASS loader_val_vs_torchvision (%d images, Resize(256)+CenterCrop(224)+ToTensor+Normalize; "
-              "max abs diff %g, tolerance 1e-6)" % (ref.shape[0], d))
-    else:
-        print("FAIL loader_val_vs_torchvision: max abs diff %g > 1e-6" % d)
+    harness.check("loader_val_vs_torchvision", d <= 1e-6, "max abs diff %g > 1e-6" % d,
+                  "%d images, Resize(256)+CenterCrop(224)+ToTensor+Normalize; max abs diff %g, tolerance 1e-6"
+                  % (ref.shape[0], d))
 
 
 def make_cifar(outdir, n_per_file):
@@ -265,10 +264,9 @@ def check_cifar(outdir, dump, indices_log):
         if line.startswith("indices"):
             labels += [int(t.split("/")[1]) for t in line.split(":")[1].split()]
     name = sys.argv[5] if len(sys.argv) > 5 else "cifar10_binary"
-    if np.array_equal(ours, x) and labels == list(y):
-        print("PASS %s (%d images decoded to HWC with their labels)" % (name, len(y)))
-    else:
-        print("FAIL %s: pixels equal %s, labels equal %s" % (name, np.array_equal(ours, x), labels == list(y)))
+    harness.check(name, np.array_equal(ours, x) and labels == list(y),
+                  "pixels equal %s, labels equal %s" % (np.array_equal(ours, x), labels == list(y)),
+                  "%d images decoded to HWC with their labels" % len(y))
 
 
 def make_bad_corpus(root, photo):
@@ -314,9 +312,9 @@ def check_demo(out, csv):
             d = os.path.join(out, split, str(c))
             found[split] += len(os.listdir(d)) if os.path.isdir(d) else 0
     if found["train"] != n_train or found["val"] != len(rows) - n_train:
-        print("FAIL demo_split: %s, expected %d train %d val" % (found, n_train, len(rows) - n_train))
+        harness.failed("demo_split", "%s, expected %d train %d val" % (found, n_train, len(rows) - n_train))
         return
-    print("PASS demo_split (%d train, %d val, 10 classes, row i in val iff i %% 5 == 4)" % (found["train"], found["val"]))
+    harness.passed("demo_split", "%d train, %d val, 10 classes, row i in val iff i %% 5 == 4" % (found["train"], found["val"]))
     worst_mean, worst_max = 0.0, 0
     for i in (0, 4, 1000, len(rows) - 1):
         r = rows[i]
@@ -326,11 +324,10 @@ def check_demo(out, csv):
         d = np.abs(arr(path) - arr(ref))
         worst_mean, worst_max = max(worst_mean, float(d.mean())), max(worst_max, int(d.max()))
     # JPEG quality 95 on sharp 32x32 strokes: a few levels on average, edges more
-    if worst_mean <= 1.0 and worst_max <= 12:
-        print("PASS demo_pixels (rows 0, 4, 1000, last vs PIL upscale of the CSV: mean %.2f max %d; "
-              "tolerance mean 1 max 12 for JPEG q95)" % (worst_mean, worst_max))
-    else:
-        print("FAIL demo_pixels: mean %.2f max %d" % (worst_mean, worst_max))
+    harness.check("demo_pixels", worst_mean <= 1.0 and worst_max <= 12, "mean %.2f max %d" % (worst_mean, worst_max),
+                  "rows 0, 4, 1000, last vs PIL upscale of the CSV: mean %.2f max %d; tolerance mean 1 max 12 for JPEG q95"
+                  % (worst_mean, worst_max))
+
 
 
 if __name__ == "__main__":

@@ -6,11 +6,21 @@
 # drop_last, val batches vs torchvision, CIFAR binary) and the demo set.
 # Tolerances are printed with each result (levels 0-255 unless stated).
 #
-# Photographs: china.jpg and flower.jpg from Debian's python3-sklearn,
-# fetched with `apt-get download` + `dpkg -x` into build/tests-data (no
-# installation); synthesized with PIL when that is not possible.
+# Photographs: china.jpg and flower.jpg, and the digits of `rxc demo --csv`,
+# from Debian's python3-sklearn, which `make setup` (scripts/setup.sh)
+# unpacks into build/deps/sklearn. Without them (a FAIL in strict mode) the
+# photographs are synthesized with PIL and the digits cases are skipped.
+# The ImageNet AutoAugment table is checked against the seed's document,
+# copied as tests/data/seed_autoaugment.md.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# build_tools, debian_photos; 213 image comparisons (compare.txt below: 10 decodes, 3 DCT-scaled
+# decodes, 12 regions, 6 resizes, 3 windows, 4 torchvision resizes, 4 center crops, 3 DCT-scaled
+# resizes, 168 AutoAugment ops); the AutoAugment table and magnitudes, 3 policies' frequencies,
+# the pipeline's random choices; 6 + 3 bad inputs, cmd_transform_bad_files, the mutated JPEGs,
+# 2 loader errors; 8 loader cases; 2 class-name cases; 3 CIFAR cases; 4 demo-set cases, 3 transforms
+cases $((2 + 213 + 2 + 3 + 1 + 6 + 3 + 1 + 1 + 2 + 8 + 2 + 3 + 4 + 3))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
@@ -23,29 +33,27 @@ FLAGS="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -
 LIBS="-ljpeg -lpng -lm -lpthread"
 if ! cc $FLAGS -O2 -o $W/tf_tool tests/data/tf_tool.c $SRCS $LIBS 2>$W/build.log ||
    ! cc $FLAGS -O2 -o $W/loader_tool tests/data/loader_tool.c $SRCS $LIBS 2>>$W/build.log; then
-  echo "FAIL build_tools: $(head -5 $W/build.log)"
-  exit 0
+  fail build_tools "$(head -5 $W/build.log)"
+  exit 1
 fi
-echo "PASS build_tools"
+pass build_tools
 TF=$W/tf_tool
 LT=$W/loader_tool
 
 # ---- photographs ----
 PH=$W/photos
+rm -rf $PH
 mkdir -p $PH
 CSV=""
-if [ ! -f $PH/china.jpg ]; then
-  (cd $W && rm -rf deb && mkdir deb && cd deb && timeout 120 apt-get download python3-sklearn >/dev/null 2>&1 &&
-     dpkg -x python3-sklearn_*.deb x) || true
-  SK=$W/deb/x/usr/lib/python3/dist-packages/sklearn/datasets
-  if [ -f $SK/images/china.jpg ]; then
-    cp $SK/images/china.jpg $SK/images/flower.jpg $PH/ && cp $SK/data/digits.csv.gz $PH/
-  else
-    echo "SKIP debian_photos: apt-get download python3-sklearn failed; using synthesized photographs"
-    $CHECK photos $PH
-  fi
+SK=$RXC_TEST_DATA
+if [ -f $SK/china.jpg ] && [ -f $SK/flower.jpg ] && [ -f $SK/digits.csv.gz ]; then
+  cp $SK/china.jpg $SK/flower.jpg $SK/digits.csv.gz $PH/
+  CSV=$PH/digits.csv.gz
+  pass debian_photos "china.jpg, flower.jpg and digits.csv.gz from $SK"
+else
+  skip debian_photos "no china.jpg, flower.jpg and digits.csv.gz in $SK (make setup); using synthesized photographs"
+  $CHECK photos $PH
 fi
-[ -f $PH/digits.csv.gz ] && CSV=$PH/digits.csv.gz
 $CHECK inputs $PH $PH/china.jpg $PH/flower.jpg
 
 # ---- decode, resize, crops, AutoAugment ops: outputs, then one comparison pass ----
@@ -100,11 +108,8 @@ done
 $CHECK compare $L
 
 # ---- AutoAugment table and random choices ----
-SEEDMD=""
-for p in ../shared/seed/autoaugment.md /work/shared/seed/autoaugment.md; do [ -f "$p" ] && SEEDMD=$p && break; done
 $TF policy imagenet > $W/policy_imagenet.txt
-if [ -n "$SEEDMD" ]; then $CHECK table "$SEEDMD" $W/policy_imagenet.txt
-else echo "SKIP aa_table_imagenet: shared/seed/autoaugment.md not found"; fi
+$CHECK table tests/data/seed_autoaugment.md $W/policy_imagenet.txt
 for pol in imagenet cifar10 svhn; do
   $TF policy $pol > $W/policy_$pol.txt
   $TF draws $pol 100000 > $W/draws_$pol.txt
@@ -148,7 +153,7 @@ if cc $FLAGS -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanit
     else expect_bad $W/bad_asan_$cache.log bad_input_asan_$cache; fi
   done
 else
-  echo "SKIP bad_input_asan: cannot build with -fsanitize=address,undefined"
+  skip_each "cannot build with -fsanitize=address,undefined" bad_input_asan_decoded bad_input_asan_jpeg bad_input_asan_none
 fi
 # every bad file through `rxc transform` (the AddressSanitizer build when there is one): a
 # clear error and exit status 1, never a crash
@@ -164,6 +169,8 @@ if [ -x "$RX" ]; then
   done
   if [ $ok = 1 ]; then echo "PASS cmd_transform_bad_files (${RX#$PWD/}: 7 bad inputs, each a message and exit 1)"
   else echo "FAIL cmd_transform_bad_files:$why"; fi
+else
+  skip cmd_transform_bad_files "$RXC not built"
 fi
 # mutated JPEGs (bit flips, cut points, garbage runs) through decode and region decode
 # under AddressSanitizer + UBSan: each a clean decode or a clean refusal
@@ -199,7 +206,7 @@ EOF
   if [ $bad -eq 0 ]; then echo "PASS decode_mutated_jpegs_asan ($n mutated files: $okdec decoded, the rest refused cleanly)"
   else echo "FAIL decode_mutated_jpegs_asan: $bad of $n crashed or tripped the sanitizers (logs in $FZ)"; fi
 else
-  echo "SKIP decode_mutated_jpegs_asan: cannot build with -fsanitize=address,undefined"
+  skip decode_mutated_jpegs_asan "cannot build with -fsanitize=address,undefined"
 fi
 $LT $BAD nothing demo-train > $W/nothing.log 2>&1
 if grep -q "^ERROR .*$BAD/nothing: no usable image" $W/nothing.log; then echo "PASS no_usable_image_error ($(grep ^ERROR $W/nothing.log | cut -c7-90)...)"
@@ -240,14 +247,14 @@ else echo "FAIL loader_decoded_cache_memory_guard: $(grep -m1 '^data:\|^ERROR' $
 $LT $SS train seed-train --threads 2 --batch 3 --epochs 2 --indices > $W/shuffle.log 2>&1
 $PYTHON - $W/shuffle.log <<'EOF'
 import sys
+import harness
 ep = {}
 for line in open(sys.argv[1]):
     if line.startswith("indices"):
         e = int(line.split()[1].rstrip(":"))
         ep.setdefault(e, []).extend(int(t.split("/")[0]) for t in line.split(":")[1].split())
 ok = sorted(ep.get(0, [])) == list(range(10)) and sorted(ep.get(1, [])) == list(range(10)) and ep[0] != ep[1] and ep[0] != list(range(10))
-print(("PASS loader_shuffle (each epoch a permutation of 10, epochs differ: %s / %s)" % (ep[0], ep[1])) if ok
-      else "FAIL loader_shuffle: %s" % ep)
+harness.check("loader_shuffle", ok, "%s" % ep, "each epoch a permutation of 10, epochs differ: %s / %s" % (ep[0], ep[1]))
 EOF
 $LT $SS train seed-train --batch 3 --drop-last > $W/drop.log 2>&1
 $LT $SS train seed-train --batch 3 > $W/nodrop.log 2>&1
@@ -263,13 +270,14 @@ else echo "FAIL loader_val_cache_jpeg_region_decode: batches differ from cache d
 $LT $SS val seed-val --val --u8 --batch 2 --dump $W/val_u8.bin > $W/valu8.log 2>&1
 $PYTHON - $W/val_u8.bin $W/val_f32.bin <<'EOF'
 import sys, numpy as np
+import harness
 u = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 224, 224, 3)
 f = np.fromfile(sys.argv[2], dtype=np.float32).reshape(u.shape)
 mean = np.array([0.4625, 0.4580, 0.4295], np.float32); std = np.array([0.2452, 0.2390, 0.2469], np.float32)
 ref = ((u.astype(np.float32) / np.float32(255)) - mean) / std
 d = float(np.abs(ref - f).max())
-print("PASS loader_u8_output (uint8 batches normalize to the float batches, max diff %g <= 1e-6)" % d if d <= 1e-6
-      else "FAIL loader_u8_output: max diff %g" % d)
+harness.check("loader_u8_output", d <= 1e-6, "max diff %g" % d,
+              "uint8 batches normalize to the float batches, max diff %g <= 1e-6" % d)
 EOF
 
 # ---- class display names: a class_names file is the front end's; Imagenette's wnids are built in ----
@@ -320,16 +328,16 @@ if [ -x "$RXC" ]; then
       $PYTHON - $AUG/grid.png $AUG/aug.log <<'EOF2'
 import sys
 from PIL import Image
+import harness
 im = Image.open(sys.argv[1])
 log = open(sys.argv[2]).read()
 ok = im.size == (4 * 34 + 2, 4 * 34 + 2) and "16 train samples" in log and "1438 images" in log
-print("PASS cmd_augment_grid (4x4 grid of 32x32 samples, %dx%d)" % im.size if ok else
-      "FAIL cmd_augment_grid: size %s, log %s" % (im.size, log[-300:]))
+harness.check("cmd_augment_grid", ok, "size %s, log %s" % (im.size, log[-300:]), "4x4 grid of 32x32 samples, %dx%d" % im.size)
 EOF2
     elif grep -q "not in this build\|not implemented" $AUG/aug.log; then echo "SKIP cmd_augment_grid: $(head -1 $AUG/aug.log)"
     else echo "FAIL cmd_augment_grid: $(tail -2 $AUG/aug.log)"; fi
   else
-    echo "SKIP demo: digits.csv.gz not available (apt-get download python3-sklearn failed)"
+    skip_each "no digits.csv.gz in $SK (make setup)" demo_split demo_pixels demo_loads cmd_augment_grid
   fi
   if "$RXC" transform none $PH/crop0.png $o/cmd_rot.png --aa-op rotate,9,- > $W/tr.log 2>&1; then
     echo "cmd_transform_aa_rotate_m9_minus aa rotate 9 -1 $PH/crop0.png $o/cmd_rot.png" > $W/cmd.txt
@@ -341,12 +349,15 @@ EOF2
 import sys, numpy as np
 from PIL import Image
 import torchvision.transforms as T
+import harness
 ref = np.asarray(T.Compose([T.Resize(256), T.CenterCrop(224)])(Image.open(sys.argv[1]).convert("RGB"))).astype(int)
 ours = np.asarray(Image.open(sys.argv[2]).convert("RGB")).astype(int)
 d = np.abs(ref - ours) if ref.shape == ours.shape else None
-print("FAIL cmd_transform_pipeline: shape %s vs %s" % (ours.shape, ref.shape) if d is None else
-      ("PASS cmd_transform_pipeline (resize(256) -> center_crop(224) vs torchvision: max %d, tolerance 0)" % d.max()
-       if d.max() == 0 else "FAIL cmd_transform_pipeline: max diff %d" % d.max()))
+if d is None:
+    harness.failed("cmd_transform_pipeline", "shape %s vs %s" % (ours.shape, ref.shape))
+else:
+    harness.check("cmd_transform_pipeline", d.max() == 0, "max diff %d" % d.max(),
+                  "resize(256) -> center_crop(224) vs torchvision: max %d, tolerance 0" % d.max())
 EOF
     # random_resized_crop with scale [1, 1] on a 3:2 photo: no attempt can succeed, so
     # torchvision's fallback decides (the central 569x427 crop), deterministically
@@ -355,19 +366,23 @@ EOF
 import sys, numpy as np, torch
 from PIL import Image
 import torchvision.transforms as T
+import harness
 torch.manual_seed(0)
 ref = np.asarray(T.RandomResizedCrop(224, scale=(1.0, 1.0))(Image.open(sys.argv[1]).convert("RGB"))).astype(int)
 ours = np.asarray(Image.open(sys.argv[2]).convert("RGB")).astype(int)
 d = np.abs(ref - ours) if ref.shape == ours.shape else None
-print("FAIL cmd_transform_rrc_fallback: shape %s vs %s" % (ours.shape, ref.shape) if d is None else
-      ("PASS cmd_transform_rrc_fallback (random_resized_crop's fallback crop vs torchvision: max %d, tolerance 0)" % d.max()
-       if d.max() == 0 else "FAIL cmd_transform_rrc_fallback: max diff %d" % d.max()))
+if d is None:
+    harness.failed("cmd_transform_rrc_fallback", "shape %s vs %s" % (ours.shape, ref.shape))
+else:
+    harness.check("cmd_transform_rrc_fallback", d.max() == 0, "max diff %d" % d.max(),
+                  "random_resized_crop's fallback crop vs torchvision: max %d, tolerance 0" % d.max())
 EOF
     else echo "FAIL cmd_transform_rrc_fallback: $(tail -2 $W/tr3.log)"; fi
   elif grep -q "not in this build\|not implemented" $W/tr2.log; then
     echo "SKIP cmd_transform_pipeline: $(head -1 $W/tr2.log)"
   else echo "FAIL cmd_transform_pipeline: $(tail -2 $W/tr2.log)"; fi
 else
-  echo "SKIP rxc_commands: $RXC not built"
+  skip_each "$RXC not built" demo_split demo_pixels demo_loads cmd_augment_grid cmd_transform_aa_rotate_m9_minus \
+    cmd_transform_pipeline cmd_transform_rrc_fallback
 fi
 exit 0

@@ -3,9 +3,11 @@
 TABLES is dump_tables' output ("KIND NAME" lines). Both directions are checked:
 every name the front end accepts is documented in its section of the
 reference, and every op, augmentation op or key that a reference table lists
-is one the front end accepts. Prints PASS/FAIL lines."""
+is one the front end accepts. Prints PASS/FAIL lines (tests/harness.py)."""
 import re
 import sys
+
+import harness
 
 tables = {}
 for line in open(sys.argv[1]):
@@ -31,15 +33,13 @@ def table_first_cells(text):
 
 
 def report(name, missing, extra):
-    if missing or extra:
-        why = []
-        if missing:
-            why.append("accepted but undocumented: " + ", ".join(sorted(missing)))
-        if extra:
-            why.append("documented but not accepted: " + ", ".join(sorted(extra)))
-        print(f"FAIL {name}: " + "; ".join(why))
-    else:
-        print(f"PASS {name}")
+    why = []
+    if missing:
+        why.append("accepted but undocumented: " + ", ".join(sorted(missing)))
+    if extra:
+        why.append("documented but not accepted: " + ", ".join(sorted(extra)))
+    harness.check(name, not why, "; ".join(why))
+
 
 
 ops_doc = table_first_cells(section("Primitive ops"))

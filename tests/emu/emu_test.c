@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness.h"
 #include "kir.h"
 #include "render_cuda.h"
 #include "target_cuda.h"
@@ -30,17 +31,6 @@
 #include "compile.h"
 #include "frontend.h"
 #endif
-
-static int failures;
-
-static void report(bool ok, const char *name, const char *why) {
-    if (ok) printf("PASS %s\n", name);
-    else {
-        printf("FAIL %s: %s\n", name, why);
-        failures++;
-    }
-    fflush(stdout);
-}
 
 /* ---- the reference: a direct interpreter of the kernel IR ----------------- */
 
@@ -505,7 +495,7 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
     for (int i = 0; i < full->n; i++)
         if (!strcmp(full->kernels[i]->name, mu->kernel)) index = i;
     if (index < 0) {
-        report(false, mu->name, "sample kernel missing");
+        harness_fail(mu->name, "sample kernel missing");
         return;
     }
     /* a module holding only that kernel keeps the compile short */
@@ -516,18 +506,18 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
     char *at = from ? strstr(from, mu->find) : NULL;
     char why[2048];
     if (!at) {
-        report(false, mu->name, "the text to mutate was not found in the rendered source");
+        harness_fail(mu->name, "the text to mutate was not found in the rendered source");
     } else {
         char *mutated = xasprintf("%.*s%s%s", (int)(at - src), src, mu->replace, at + strlen(mu->find));
         void *so = build_emulator(workdir, mu->name, mutated, &one, ls, why, sizeof why);
-        if (!so) report(false, mu->name, why);
+        if (!so) harness_fail(mu->name, "%s", why);
         else {
             int rc = check_kernel(so, NULL, 0, one.kernels[0], false, why, sizeof why);
             bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
             char msg[2300];
             snprintf(msg, sizeof msg, "the broken kernel was not caught as expected (%s): %s",
                      mu->expect ? mu->expect : "any error", rc ? why : "it agreed with the reference");
-            report(ok, mu->name, msg);
+            harness_check(mu->name, ok, "%s", msg);
             if (ok) printf("  caught: %s\n", why);
             dlclose(so);
         }
@@ -538,17 +528,24 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
 }
 
 /* Emulates every kernel of module m and compares it with the reference
- * and the C backend; test names are PREFIX_KERNEL_MAPPING. */
-static void check_module(const char *workdir, const char *tag, const KirModule *m, const char *prefix) {
+ * and the C backend; test names are PREFIX_KERNEL_MAPPING. With declare,
+ * the cases are first declared to the harness: a model's kernels are the
+ * compiler's output, so run.sh cannot know how many there are. */
+static void check_module(const char *workdir, const char *tag, const KirModule *m, const char *prefix, bool declare) {
     char err[4096];
     CudaLaunch *ls = NULL;
     char *src = render_cuda(m, &ls);
+    if (declare) {
+        int n_cases = m->n;
+        for (int i = 0; i < m->n; i++) n_cases += ls[i].has_vec4;
+        harness_cases(n_cases);
+    }
     void *so = build_emulator(workdir, tag, src, m, ls, err, sizeof err);
     void *cpu = so ? build_c_backend(workdir, tag, m, err, sizeof err) : NULL;
     if (!so || !cpu) {
         char name[160];
         snprintf(name, sizeof name, "%s_build", prefix);
-        report(false, name, err);
+        harness_fail(name, "%s", err);
     } else {
         for (int i = 0; i < m->n; i++) {
             char name[200], why[2048];
@@ -557,11 +554,11 @@ static void check_module(const char *workdir, const char *tag, const KirModule *
                                                                       : "column_tiles";
             snprintf(name, sizeof name, "%s_%s_%s", prefix, m->kernels[i]->name, mapping);
             int rc = check_kernel(so, cpu, i, m->kernels[i], false, why, sizeof why);
-            report(rc == 0, name, why);
+            harness_check(name, rc == 0, "%s", why);
             if (ls[i].has_vec4) {
                 snprintf(name, sizeof name, "%s_%s_float4", prefix, m->kernels[i]->name);
                 rc = check_kernel(so, cpu, i, m->kernels[i], true, why, sizeof why);
-                report(rc == 0, name, why);
+                harness_check(name, rc == 0, "%s", why);
             }
         }
     }
@@ -582,15 +579,16 @@ static void check_model(const char *workdir, const char *file, const char *input
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     snprintf(prefix, sizeof prefix, "emu_%.*s", (int)strcspn(base, "."), base);
     if (model_load(file, &lo, &model) != LOAD_OK) {
-        report(false, prefix, "model does not load");
+        harness_fail(prefix, "model does not load");
         return;
     }
     CompileOptions o;
     compile_options_from_recipe(&o, &model.recipe, batch, &target_cuda);
     Program *p = compile_training(model.graph, &o, &err);
-    if (!p) report(false, prefix, err.msg);
+    if (!p) harness_fail(prefix, "%s", err.msg);
     else {
-        check_module(workdir, prefix, p->module, prefix);
+        harness_passf(prefix, "compiles to %d kernels", p->module->n);
+        check_module(workdir, prefix, p->module, prefix, true);
         program_free(p);
     }
     model_free(&model);
@@ -606,18 +604,21 @@ int main(int argc, char **argv) {
     Error err = {0};
     KirModule *m = sample_module(&err);
     if (!m) {
-        report(false, "emu_sample_module", err.msg);
+        harness_fail("emu_sample_module", "%s", err.msg);
         return 1;
     }
-    check_module(workdir, "samples", m, "emu");
+    check_module(workdir, "samples", m, "emu", false);
+
     for (size_t i = 0; i < sizeof mutations / sizeof mutations[0]; i++) run_mutation(workdir, m, &mutations[i]);
     kir_module_free(m);
     for (int i = 2; i + 2 < argc; i += 3) {
 #ifdef EMU_WITH_COMPILER
         check_model(workdir, argv[i], argv[i + 1], atoi(argv[i + 2]));
 #else
-        printf("SKIP emu_model_%s: built without the training compiler\n", argv[i]);
+        char name[300];
+        snprintf(name, sizeof name, "emu_model_%s", argv[i]);
+        harness_skip(name, "built without the training compiler");
 #endif
     }
-    return failures ? 1 : 0;
+    return harness_status();
 }

@@ -6,21 +6,26 @@
 # models. Deliberately broken kernels must be caught. No GPU needed.
 set -u
 cd "$(dirname "$0")/../.."
-if ! command -v g++ >/dev/null; then echo "SKIP emu: g++ not installed"; exit 0; fi
+. tests/harness.sh
+# 20 sample kernels' mappings and float4 forms, 8 broken kernels, and per model one case
+# for its compile; each model's kernels are the compiler's output: emu_test declares them
+models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
+model_cases=(emu_tiny_resnext emu_fig3c_grouped)
+cases $((20 + 8 + ${#model_cases[@]}))
+if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
 mkdir -p "$work"
 BUILD=build/release
 srcs=(tests/emu/emu_test.c tests/emu/sample_kernels.c)
 flags=()
-models=()
 if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
   # the training compiler and the renderers come from the objects of `make`
   mapfile -t objs < <(find "$BUILD/obj" -name '*.o' ! -path '*/cli/main.o')
   flags=(-DEMU_WITH_COMPILER -I"$BUILD/gen" -fopenmp)
   libs=(-lcjson -ljpeg -lpng -lpthread)
-  models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2)
 else
-  echo "SKIP emu_models: build rxc first (make) to emulate the kernels of real models"
+  skip_each "build rxc first (make) to emulate the kernels of real models" "${model_cases[@]}"
+  models=()
   objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
   libs=()
 fi
@@ -31,14 +36,15 @@ build() {
 if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
   if [ ${#models[@]} -gt 0 ]; then
     # someone's objects do not link right now: keep the sample kernels running
-    echo "SKIP emu_models: the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))"
+    skip_each "the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))" "${model_cases[@]}"
     models=()
     if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
-      echo "FAIL emu_build: $(head -c 2000 "$work/build.log")"
+      fail emu_build "$(head -c 2000 "$work/build.log")"
       exit 1
     fi
   else
-    echo "FAIL emu_build: $(head -c 2000 "$work/build.log")"
+    fail emu_build "$(head -c 2000 "$work/build.log")"
+
     exit 1
   fi
 fi

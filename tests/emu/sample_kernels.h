@@ -10,6 +10,7 @@
 #define RXC_TEST_SAMPLE_KERNELS_H
 
 #include "kir.h"
+#include "error.h"
 
 /* A module with every sample kernel; NULL with a message if one fails
  * kir_finish (a test bug). */

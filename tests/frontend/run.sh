@@ -14,12 +14,14 @@ T=tests/frontend
 D=$T/bad
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+. tests/harness.sh
+# one case per malformed file (bad/EXPECTED) and per fuzz/crashes input, bad_files_listed,
+# asan_bad_files and asan_models, `check` of every model, example and good/ file, and 22 more
+cases $(( $(grep -c . "$D/EXPECTED") + 1 + 2 + $(count_files fuzz/crashes/*) \
+          + $(count_files models/*.net examples/*.net $T/good/*.net) + 22 ))
 
 if [ ! -x "$RXC" ]; then
-  echo "FAIL frontend: $RXC is not built"
+  fail frontend "$RXC is not built"
   exit 1
 fi
 
@@ -92,11 +94,13 @@ if [ -x "$RXC_ASAN" ]; then
   done
   pass asan_models
 else
-  echo "SKIP asan_bad_files: $RXC_ASAN not built (make asan)"
+  skip_each "$RXC_ASAN not built (make asan)" asan_bad_files asan_models
 fi
 
 # Inputs the fuzzer found (fuzz/crashes/): no sanitizer report, status 0 or 2.
-if [ -x "$RXC_ASAN" ]; then
+if [ ! -x "$RXC_ASAN" ]; then
+  for c in fuzz/crashes/*; do [ -f "$c" ] && skip "fuzz_regression/$(basename "$c")" "$RXC_ASAN not built (make asan)"; done
+else
   for c in fuzz/crashes/*; do
     [ -f "$c" ] || continue
     out=$("$RXC_ASAN" check "$c" 2>&1); rc=$?
@@ -300,7 +304,7 @@ EOF
 # augment_parse, through `rxc transform` (the pipeline syntax of `augment train:`).
 out=$("$RXC" transform "random_crop(32) -> hflp" /dev/null "$TMP/x.png" 2>&1); rc=$?
 if printf '%s\n' "$out" | grep -q "not implemented"; then
-  echo "SKIP augment_parse_errors: rxc transform not in this build"
+  skip augment_parse_errors "rxc transform not in this build"
 elif [ $rc -eq 2 ] && printf '%s\n' "$out" | grep -q "pipeline:1:20: error: unknown augmentation op 'hflp'; did you mean 'hflip'?"; then
   pass augment_parse_errors
 else

@@ -7,12 +7,14 @@
         max|a-b| / max(1, max|b|) <= TOL per tensor
     compare.py curve A B NAME ATOL RTOL
         the per-step losses of A and B agree step by step within ATOL + RTOL*|b|
-Prints one PASS/FAIL line.
+Prints one PASS/FAIL line (tests/harness.py).
 """
 import os
 import sys
 
 import numpy as np
+
+import harness
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
 from safetensors_io import read_st, write_st  # noqa: E402
@@ -42,20 +44,19 @@ def main():
         worst, where = 0.0, ""
         for k in sorted(b):
             if k not in a:
-                print(f"FAIL {name}: {k} missing from the cpu output")
+                harness.failed(name, f"{k} missing from the cpu output")
                 return 1
             e = rel_err(a[k], b[k])
             if e > worst:
                 worst, where = e, k
-        ok = worst <= tol
-        print(f"{'PASS' if ok else 'FAIL'} {name}{'' if ok else ':'} max relative error {worst:.3g} ({where}), tolerance {tol}")
+        ok = harness.measured(name, worst <= tol, f"max relative error {worst:.3g} ({where}), tolerance {tol}")
         return 0 if ok else 1
     if mode == "curve":
         atol, rtol = float(sys.argv[5]), float(sys.argv[6])
         la = np.asarray(a["loss"], dtype=np.float64).ravel()
         lb = np.asarray(b["loss"], dtype=np.float64).ravel()
         if la.shape != lb.shape:
-            print(f"FAIL {name}: {la.size} cpu losses, {lb.size} cuda losses")
+            harness.failed(name, f"{la.size} cpu losses, {lb.size} cuda losses")
             return 1
         bad = np.abs(la - lb) > atol + rtol * np.abs(la)
         ok = not bad.any()
@@ -64,9 +65,10 @@ def main():
                   f"max diff {np.max(np.abs(la - lb)):.3g}")
         if not ok:
             detail += f"; first outside tolerance at step {first}: {la[first]:.5f} vs {lb[first]:.5f}"
-        print(f"{'PASS' if ok else 'FAIL'} {name}{'' if ok else ':'} {detail}")
+        harness.measured(name, ok, detail)
         return 0 if ok else 1
-    print(f"FAIL compare: unknown mode {mode}")
+    harness.failed("compare", f"unknown mode {mode}")
+
     return 1
 
 

@@ -17,26 +17,43 @@
 # dry runs of this script on tests/cuda's fake GPU.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 work=build/test-gpu
 mkdir -p "$work"
-cases="${GPU_CASES:-gpu_ops gpu_resnext50_step_64px gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32}"
+gpu_cases="${GPU_CASES:-gpu_ops gpu_resnext50_step_64px gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32}"
+# `tests/run_all.sh gpu CASE`: only that case's group runs (check_ops.py picks the op)
+case "${RXC_TEST_CASE:-}" in
+  "") ;;
+  gpu_ops_*) gpu_cases=gpu_ops ;;
+  *) gpu_cases=$RXC_TEST_CASE ;;
+esac
+
 steps="${GPU_TINY_STEPS:-200}"
-want() { [[ " $cases " == *" $1 "* ]]; }
+want() { [[ " $gpu_cases " == *" $1 "* ]]; }
 if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c compiler/error.c \
      -ldl 2>"$work/probe.log"; then
-  echo "FAIL gpu_probe_build: $(head -c 500 "$work/probe.log")"
+  cases 1
+  fail gpu_probe_build "$(head -c 500 "$work/probe.log")"
   exit 1
 fi
+# One case each; with a GPU and PyTorch, gpu_ops is one case per op of tests/ops/check_ops.py.
+gpu_ops_cases=1
+if "$work/probe" > /dev/null && want gpu_ops && "$PYTHON" -c "import torch" 2>/dev/null; then
+  gpu_ops_cases=$(cd tests/ops && "$PYTHON" check_ops.py --list | wc -l)
+fi
+n=0
+for c in $gpu_cases; do [ "$c" = gpu_ops ] && n=$((n + gpu_ops_cases)) || n=$((n + 1)); done
+cases $n
 if ! reason=$("$work/probe"); then
-  for c in $cases; do echo "SKIP $c: no GPU ($reason)"; done
+  skip_each "no GPU ($reason)" $gpu_cases
   exit 0
 fi
 echo "  device: $reason"
-if [ ! -x "$RXC" ]; then echo "FAIL gpu: $RXC is not built"; exit 1; fi
+if [ ! -x "$RXC" ]; then fail gpu "$RXC is not built"; exit 1; fi
 if ! "$PYTHON" -c "import numpy" 2>/dev/null; then
-  for c in $cases; do echo "SKIP $c: numpy is not available through $PYTHON"; done
+  skip_each "numpy is not available through $PYTHON" $gpu_cases
   exit 0
 fi
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}"
@@ -50,10 +67,9 @@ elif "$PYTHON" -c "import torch" 2>/dev/null; then
   mkdir -p "$work/cuda-rxc"
   printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
   chmod +x "$work/cuda-rxc/rxc"
-  (cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../$work/cuda-rxc/rxc") | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 gpu_ops_/'
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  (cd tests/ops && OP_CASE_PREFIX=gpu_ops_rxcgrad_ "$PYTHON" check_ops.py "$PWD/../../$work/cuda-rxc/rxc") || status=1
 else
-  echo "SKIP gpu_ops: PyTorch is not available through $PYTHON"
+  skip gpu_ops "PyTorch is not available through $PYTHON"
 fi
 
 step() { # device out batchfile net [args...]

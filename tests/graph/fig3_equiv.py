@@ -11,6 +11,9 @@ import json, os, struct, subprocess, sys, tempfile
 
 import numpy as np
 
+import harness
+
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from st_io import read_st, write_st  # noqa: E402
 
@@ -90,14 +93,14 @@ def main():
         for form in ("c_grouped", "a_paths", "b_concat"):
             w = wc if form == "c_grouped" else to_form(wc, form)
             if set(w) != set(shapes[form]) or any(list(w[k].shape) != shapes[form][k] for k in w):
-                print(f"FAIL fig3_equiv_mapping_{form}: the documented mapping does not give the file's parameters")
+                harness.failed(f"fig3_equiv_mapping_{form}", "the documented mapping does not give the file's parameters")
                 return
             write_st(f"{tmp}/{form}.safetensors", w)
             r = subprocess.run([RXC, "grad", f"examples/fig3{form}.net", "--batch", f"{tmp}/batch.safetensors",
                                 "--init", f"{tmp}/{form}.safetensors", "--device", "cpu", "--out",
                                 f"{tmp}/{form}.out.safetensors"] + SETS, capture_output=True, text=True)
             if r.returncode:
-                print(f"FAIL fig3_equiv_{form}: rxc grad exited {r.returncode}: {r.stderr.strip()[-300:]}")
+                harness.failed(f"fig3_equiv_{form}", f"rxc grad exited {r.returncode}: {r.stderr.strip()[-300:]}")
                 return
             results[form] = read_st(f"{tmp}/{form}.out.safetensors")
     ref = results["c_grouped"]
@@ -111,7 +114,8 @@ def main():
             bad = [n for n in grads if "grad." + n in ref and not close(ref["grad." + n], grads[n])]
             ok = not missing and not bad and len(grads) >= 10
             why = f"missing {missing[:3]}, differing {bad[:3]}, {len(grads)} compared"
-        print(f"PASS fig3_equiv_{form}" if ok else f"FAIL fig3_equiv_{form}: {why}")
+        harness.check(f"fig3_equiv_{form}", ok, why)
+
 
 
 main()

@@ -7,16 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../harness.h"
 #include "graph.h"
 
-static int failures;
 static const SrcLoc NOLOC = {0};
 
-#define CHECK(name, cond, ...)                                                                                 \
-    do {                                                                                                       \
-        if (cond) printf("PASS %s\n", name);                                                                   \
-        else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; }                     \
-    } while (0)
+/* CHECK(name, cond, fmt, ...): PASS, or FAIL with the message */
+#define CHECK harness_check
 
 static bool shape_is(const Graph *g, int id, int rank, long long a, long long b, long long c) {
     if (id < 0) return false;
@@ -262,5 +259,5 @@ int main(void) {
     test_errors();
     test_other_ops();
     test_networks();
-    return failures ? 1 : 0;
+    return harness_status();
 }

@@ -11,6 +11,9 @@ import sys
 
 import numpy as np
 
+import harness
+
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from st_io import read_st, write_st  # noqa: E402
 
@@ -24,7 +27,7 @@ with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([RXC, "grad", f"tests/graph/nets/init_{kind}.net", "--batch", f"{tmp}/b.safetensors",
                             "--device", "cpu", "--out", f"{tmp}/{kind}.safetensors"], capture_output=True, text=True)
         if r.returncode:
-            print(f"FAIL init_{kind}: rxc grad exited {r.returncode}: {r.stderr.strip()[-300:]}")
+            harness.failed(f"init_{kind}", f"rxc grad exited {r.returncode}: {r.stderr.strip()[-300:]}")
             continue
         p = read_st(f"{tmp}/{kind}.safetensors")
         w, b = p["param.conv1.weight"], p["param.conv1.bias"]
@@ -39,5 +42,5 @@ with tempfile.TemporaryDirectory() as tmp:
         lin_ok = np.abs(fw).max() <= lb and np.abs(fb).max() <= lb and fw.std() > 0.5 * lb / math.sqrt(3)
         bn_ok = np.all(p["param.bn1.weight"] == 1) and np.all(p["param.bn1.bias"] == 0)
         ok = conv_ok and lin_ok and bn_ok
-        print(f"PASS init_{kind}" if ok else
-              f"FAIL init_{kind}: conv {conv_ok} (std {w.std():.4f}, bias max {np.abs(b).max():.4f}) linear {lin_ok} bn {bn_ok}")
+        harness.check(f"init_{kind}", ok,
+                      f"conv {conv_ok} (std {w.std():.4f}, bias max {np.abs(b).max():.4f}) linear {lin_ok} bn {bn_ok}")

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from harness import check as report
+
 RXC = os.environ.get("RXC", "./rxc")
 
 
@@ -21,9 +23,6 @@ def summary(path, *sets):
         raise RuntimeError(f"rxc summary {path} failed: {r.stderr.strip()[:300]}")
     return json.loads(r.stdout)
 
-
-def report(name, ok, why=""):
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
 
 
 def torch_macs(model, chw):

@@ -10,6 +10,9 @@
 #   nets.py       naming rules and elaboration errors on small files (nets/)
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# graph_test.c 44, models.py 22, fig3_equiv.py 2, init_check.py 2, nets.py one per nets/*.net
+cases $((44 + 22 + 2 + 2 + $(count_files tests/graph/nets/*.net)))
 RXC="${RXC:-./rxc}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 out=build/tests/graph
@@ -18,10 +21,10 @@ if cc -D_GNU_SOURCE -Icompiler -std=c11 -O1 -g -Wall -Wextra -fsanitize=address,
       compiler/graph.c compiler/util.c compiler/error.c tests/graph/graph_test.c -o "$out/graph_test" -lm 2>"$out/build.log"; then
   "$out/graph_test" || true
 else
-  echo "FAIL graph_test_build: $(head -c 400 "$out/build.log")"
+  fail graph_test_build "$(head -c 400 "$out/build.log")"
 fi
 if [ ! -x "$RXC" ]; then
-  echo "FAIL models: $RXC is not built"
+  fail models "$RXC is not built"
   exit 0
 fi
 if "$PYTHON" -c "import torch, torchvision" 2>/dev/null; then
@@ -29,7 +32,8 @@ if "$PYTHON" -c "import torch, torchvision" 2>/dev/null; then
   RXC="$RXC" "$PYTHON" tests/graph/fig3_equiv.py
   RXC="$RXC" "$PYTHON" tests/graph/init_check.py
 else
-  echo "SKIP models: $PYTHON has no torch/torchvision"
+  skip models "$PYTHON has no torch/torchvision"
+
 fi
 RXC="$RXC" "$PYTHON" tests/graph/nets.py
 exit 0

@@ -5,6 +5,12 @@
 # test_kir prints one PASS/FAIL line per case; tolerances are in test_kir.c.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# test_kir.c: 41; test_conv_cpu.c: 120 (20 shapes x 3 passes, plain and accumulating) per build
+# (the native build, and on x86-64 the x86-64-v3 and baseline builds too); conv_cpu_asan_ubsan
+conv_builds=1
+[ "$(uname -m)" = x86_64 ] && conv_builds=3
+cases $((41 + 120 * conv_builds + 1))
 out=build/tests/kir
 mkdir -p "$out"
 cache="${RXC_CACHE_DIR:-$PWD/build/test-cache}/kir"
@@ -12,7 +18,7 @@ mkdir -p "$cache"
 srcs="compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c target/cpu/render_c.c target/cuda/render_cuda.c compiler/util.c compiler/error.c target/cpu/jit.c target/cpu/exec_cpu.c target/cpu/conv_cpu.c target/cpu/blas_cpu.c"
 if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
       tests/kir/test_kir.c $srcs -o "$out/test_kir" -lm -ldl 2> "$out/build.log"; then
-  echo "FAIL build_test_kir: $(head -c 2000 "$out/build.log")"
+  fail build_test_kir "$(head -c 2000 "$out/build.log")"
   exit 1
 fi
 "$out/test_kir" "$cache"
@@ -24,7 +30,7 @@ build_conv() {
     -o "$out/test_conv_cpu_$name" -lm 2> "$out/build_conv_$name.log"
 }
 if ! build_conv native -O2 -g -Wall -Wextra -Werror; then
-  echo "FAIL build_test_conv_cpu: $(head -c 2000 "$out/build_conv_native.log")"
+  fail build_test_conv_cpu "$(head -c 2000 "$out/build_conv_native.log")"
   exit 1
 fi
 "$out/test_conv_cpu_native"
@@ -36,17 +42,18 @@ if [ "$(uname -m)" = x86_64 ]; then
     if build_conv "$name" -O2 -Wall -Wextra -Werror -DCONV_CPU_SINGLE_TARGET "${v#*:}"; then
       "$out/test_conv_cpu_$name" "${name}_"
     else
-      echo "FAIL build_test_conv_cpu_$name: $(head -c 1000 "$out/build_conv_$name.log")"
+      fail "build_test_conv_cpu_$name" "$(head -c 1000 "$out/build_conv_$name.log")"
     fi
   done
 fi
 # the same cases under AddressSanitizer + UBSan (tap tables, the zero row, block tails)
 if build_conv asan -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all; then
   if "$out/test_conv_cpu_asan" > "$out/conv_asan.log" 2>&1; then
-    echo "PASS conv_cpu_asan_ubsan: every form and pass, clean under ASan + UBSan"
+    pass conv_cpu_asan_ubsan "every form and pass, clean under ASan + UBSan"
   else
-    echo "FAIL conv_cpu_asan_ubsan: $(grep -m3 -E 'ERROR|runtime error|FAIL' "$out/conv_asan.log" | tr '\n' ' ')"
+    fail conv_cpu_asan_ubsan "$(grep -m3 -E 'ERROR|runtime error|FAIL' "$out/conv_asan.log" | tr '\n' ' ')"
   fi
 else
-  echo "SKIP conv_cpu_asan_ubsan: no sanitizer runtime ($(head -c 200 "$out/build_conv_asan.log"))"
+  skip conv_cpu_asan_ubsan "no sanitizer runtime ($(head -c 200 "$out/build_conv_asan.log"))"
+
 fi

@@ -1,5 +1,5 @@
 /*
- * test_conv_cpu.c — runtime/conv_cpu.c (STEP_CONV) against a float64
+ * test_conv_cpu.c — target/cpu/conv_cpu.c (STEP_CONV) against a float64
  * reference written from the definition of convolution, over every form
  * (two groups of 4 per vector, 8 channels per vector with and without block
  * pairs, the scalar generic form for shapes the compiler never sends) and
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../harness.h"
 #include "conv_cpu.h"
 
 static unsigned rng_state = 12345;
@@ -95,7 +96,7 @@ static void run_pass(const ConvStep *s, const float *x, const float *w, const fl
 
 static const char *variant = ""; /* argv[1]: a name prefix for the build being tested ("v3_", ...) */
 
-static int check_case(const Case *c) {
+static void check_case(const Case *c) {
     ConvGeom g = c->g;
     g.oh = out_size(g.h, g.kh, g.sh, g.ph);
     g.ow = out_size(g.w, g.kw, g.sw, g.pw);
@@ -107,7 +108,6 @@ static int check_case(const Case *c) {
     for (long i = 0; i < ny; i++) dy[i] = uniform();
     double *ry = calloc(ny, sizeof(double)), *rdx = calloc(nx, sizeof(double)), *rdw = calloc(nw, sizeof(double));
     reference(&g, x, w, dy, ry, rdx, rdw);
-    int failures = 0;
     static const char *const pass_names[] = {"forward", "data_grad", "weight_grad"};
     for (int pass = 0; pass < 3; pass++)
         for (int acc = 0; acc < 2; acc++) {
@@ -125,20 +125,20 @@ static int check_case(const Case *c) {
                 for (long i = 0; i < n_out; i++) one[i] -= start[i];
             double err = rel_err(one, ref, n_out);
             bool ok = err <= (c->tol > 0 ? c->tol : 1e-5) && same;
-            printf("%s conv_cpu_%s%s_%s%s: %s, rel err %.2e%s\n", ok ? "PASS" : "FAIL", variant, c->name, pass_names[pass],
-                   acc ? "_accumulate" : "", conv_cpu_kernel_name(&s), err,
-                   same ? "" : ", 1 and 3 threads differ");
-            failures += !ok;
+            char name[160];
+            snprintf(name, sizeof name, "conv_cpu_%s%s_%s%s", variant, c->name, pass_names[pass],
+                     acc ? "_accumulate" : "");
+            harness_measured(name, ok, "%s, rel err %.2e%s", conv_cpu_kernel_name(&s), err,
+                             same ? "" : ", 1 and 3 threads differ");
             free(start), free(one), free(three);
         }
     ConvStep fwd = {.pass = CONV_FORWARD, .g = g};
     if (strcmp(conv_cpu_kernel_name(&fwd), c->form) != 0) {
-        printf("FAIL conv_cpu_%s%s_form: forward runs '%s', expected '%s'\n", variant, c->name, conv_cpu_kernel_name(&fwd),
-               c->form);
-        failures++;
+        char name[160];
+        snprintf(name, sizeof name, "conv_cpu_%s%s_form", variant, c->name);
+        harness_fail(name, "forward runs '%s', expected '%s'", conv_cpu_kernel_name(&fwd), c->form);
     }
     free(x), free(w), free(dy), free(ry), free(rdx), free(rdw);
-    return failures;
 }
 
 int main(int argc, char **argv) {
@@ -170,7 +170,6 @@ int main(int argc, char **argv) {
         {"pair_3x2_stride2x1_pad1x0", {3, 7, 6, 8, 0, 0, 8, 2, 3, 2, 2, 1, 1, 0}, "two groups of 4 per vector", 0},
         {"generic_4_to_2", {1, 6, 6, 8, 0, 0, 4, 2, 3, 3, 1, 1, 1, 1}, "generic", 0},
     };
-    int failures = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) failures += check_case(&cases[i]);
-    return failures ? 1 : 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i]);
+    return harness_status();
 }

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "executor.h"
 #include "jit.h"
 #include "kir.h"
@@ -27,21 +28,11 @@
 #include "render_cuda.h"
 #include "util.h"
 
-static int failures;
 static char cache_dir[4096];
 
-static void pass(const char *name) { printf("PASS %s\n", name); fflush(stdout); }
-static void failf(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(const char *name, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: ", name);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-    failures++;
-}
+/* the short names this file's cases report with */
+#define pass(name) harness_pass(name)
+#define failf(...) harness_fail(__VA_ARGS__)
 
 typedef void (*KernelFn)(void *const *bufs, const double *sc);
 
@@ -1319,5 +1310,5 @@ int main(int argc, char **argv) {
     kir_module_free(m);
     test_cache();
     test_executor();
-    return failures ? 1 : 0;
+    return harness_status();
 }

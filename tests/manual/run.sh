@@ -9,9 +9,14 @@
 #     every models/ or examples/ file the guide names exists.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+cases 4
 RXC="${RXC:-$PWD/rxc}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [ ! -x "$RXC" ]; then echo "SKIP manual: no $RXC (run make)"; exit 0; fi
+if [ ! -x "$RXC" ]; then
+  skip_each "no $RXC (run make)" manpage_renders_cleanly manpage_has_every_command manpage_has_every_option guide_commands_exist
+  exit 0
+fi
 
 if command -v groff > /dev/null; then
   warn=$(groff -man -Tutf8 -ww -z docs/rxc.1 2>&1)
@@ -36,6 +41,8 @@ done
 
 "$PYTHON" - "$RXC" $commands <<'PY'
 import os, re, subprocess, sys
+import harness
+
 rxc, commands = sys.argv[1], sys.argv[2:]
 text = open("docs/guide.md").read()
 helps = {c: subprocess.run([rxc, c, "--help"], capture_output=True, text=True) for c in commands}
@@ -67,6 +74,6 @@ for path in sorted(set(re.findall(r"\b((?:models|examples)/[A-Za-z0-9_.]+\.net)\
         problems.append(f"the guide names {path}, which does not exist")
 if len(cmd_lines) < 10:
     problems.append(f"only {len(cmd_lines)} rxc command lines found: the extraction is broken")
-print("PASS guide_commands_exist" if not problems else "FAIL guide_commands_exist: " + "; ".join(problems))
+harness.check("guide_commands_exist", not problems, "; ".join(problems))
 PY
 exit 0

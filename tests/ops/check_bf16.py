@@ -12,6 +12,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+import harness
 from safetensors_io import read_st, write_st
 
 rxc, fake = sys.argv[1], sys.argv[2]
@@ -34,7 +36,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r2 = subprocess.run([rxc, "grad", net, "--batch", b, "--device", "cpu", "--out", os.path.join(tmp, "f32.st")],
                         capture_output=True, text=True)
     if r1.returncode or r2.returncode:
-        print(f"FAIL {NAME}: {(r1.stderr + r2.stderr).strip()[-400:]}")
+        harness.failed(NAME, (r1.stderr + r2.stderr).strip()[-400:])
         sys.exit(0)
     A, B = read_st(os.path.join(tmp, "bf.st")), read_st(os.path.join(tmp, "f32.st"))
     errs, worst = [], 0.0
@@ -50,4 +52,5 @@ with tempfile.TemporaryDirectory() as tmp:
     # and bf16 really is in use: identical to fp32 would mean the precision was ignored
     if worst == 0.0:
         errs.append("bf16 results equal fp32 exactly: precision=bf16 was not applied")
-    print(f"PASS {NAME} (worst {worst:.1e})" if not errs else f"FAIL {NAME}: {'; '.join(errs)}")
+    harness.check(NAME, not errs, "; ".join(errs), f"worst {worst:.1e}")
+

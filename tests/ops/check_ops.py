@@ -8,7 +8,9 @@ CPU executor) computes the output, the loss sum(output * dy), the gradient
 w.r.t. the input and every parameter, and the BN running statistics after
 the step. torch.autograd computes the same. Relative error:
     max|a - b| / max(1, max|b|)   per tensor, must be <= 1e-4.
-Prints PASS/FAIL lines.
+Prints PASS/FAIL lines (tests/harness.py), each named by OP_CASE_PREFIX (by
+default rxcgrad_, cuda_ or op_ for the runner) and the case.
+usage: check_ops.py RUNNER [CASE...]     check_ops.py --list   (the case names)
 """
 import os
 import subprocess
@@ -19,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import harness
 from safetensors_io import read_st, write_st
 
 TOL = 1e-4
@@ -28,7 +32,8 @@ RUNNER = sys.argv[1]
 VIA_RXC = os.path.basename(RUNNER.split()[0]) == "rxc"
 if VIA_RXC:
     RUNNER = RUNNER + " grad"
-PREFIX = "rxcgrad_" if VIA_RXC else "cuda_" if os.environ.get("OP_DEVICE") == "cuda" else "op_"
+PREFIX = os.environ.get("OP_CASE_PREFIX") or ("rxcgrad_" if VIA_RXC else "cuda_" if os.environ.get("OP_DEVICE") == "cuda"
+                                              else "op_")
 ONLY = sys.argv[2:] if len(sys.argv) > 2 else None
 rng = np.random.default_rng(1234)
 torch.manual_seed(0)
@@ -153,7 +158,7 @@ def cases():
         groups = 2 if gw >= 32 else 4
         cs.append(conv_case(f"grouped3x3_width{gw}", gw * groups, 7 if gw < 32 else 5, 6 if gw < 32 else 5,
                             gw * groups, 3, 2 if gw in (4, 32) else 1, 1, groups, gw == 8, batch=2))
-    # shapes for the CPU's direct grouped conv steps (runtime/conv_cpu.c): 8-lane blocks not paired
+    # shapes for the CPU's direct grouped conv steps (target/cpu/conv_cpu.c): 8-lane blocks not paired
     # (24), taps off the stride in the data gradient (5x5/3), no padding, an odd group count (PAIR
     # needs an even one: im2col + GEMM), 4 -> 8 channels per group (GEMM path)
     cs.append(conv_case("grouped3x3_width24", 48, 6, 5, 48, 3, 1, 1, 2, False, batch=2))
@@ -441,15 +446,19 @@ def thread_independence(tmp):
 
 
 def main():
+    if RUNNER == "--list":
+        for c in cases():
+            print(c.name)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for c in cases():
-            if ONLY and c.name not in ONLY:
+            if (ONLY and c.name not in ONLY) or not harness.selected(PREFIX + c.name):
                 continue
             try:
                 msg = run_case(c, tmp)
             except Exception as ex:  # a crash in one case must not hide the others
                 msg = f"exception {type(ex).__name__}: {ex}"
-            print(f"PASS {PREFIX}{c.name}" if msg is None else f"FAIL {PREFIX}{c.name}: {msg}", flush=True)
+            harness.check(PREFIX + c.name, msg is None, msg)
         extra = [("dropout_statistics", lambda: dropout_stats(tmp)),
                  ("cross_entropy_ls0", lambda: cross_entropy_case(tmp, 0.0)),
                  ("cross_entropy_ls0.1", lambda: cross_entropy_case(tmp, 0.1)),
@@ -457,13 +466,14 @@ def main():
                  ("eval_mode_bn_dropout", lambda: eval_case(tmp)),
                  ("thread_count_independence", lambda: thread_independence(tmp))]
         for nm, fn in extra:
-            if (ONLY and nm not in ONLY) or VIA_RXC:
+            if (ONLY and nm not in ONLY) or VIA_RXC or not harness.selected(PREFIX + nm):
                 continue
             try:
                 msg = fn()
             except Exception as ex:
                 msg = f"exception {type(ex).__name__}: {ex}"
-            print(f"PASS op_{nm}" if msg is None else f"FAIL op_{nm}: {msg}", flush=True)
+            harness.check(PREFIX + nm, msg is None, msg)
+
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ import struct
 import sys
 import xml.etree.ElementTree as ET
 
-
-def report(name, ok, why=""):
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
+import harness
+from harness import check as report
 
 
 # ---- CRC-32C (Castagnoli), table driven ----
@@ -249,8 +248,10 @@ def check_tfevents(run, resumed, name, exclude=()):
     try:
         from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
     except Exception as ex:  # noqa: BLE001
-        print(f"SKIP {name}_tfevents_tensorboard_reader: tensorboard is not installed for {sys.executable} ({ex.__class__.__name__}); "
-              "the independent reader above checked the framing, CRCs and messages")
+        harness.skipped(f"{name}_tfevents_tensorboard_reader",
+                        f"tensorboard is not installed for {sys.executable} ({ex.__class__.__name__}); "
+                        "the independent reader above checked the framing, CRCs and messages")
+
         return
     try:
         acc = event_accumulator.EventAccumulator(files[-1], size_guidance={"scalars": 0})

@@ -6,6 +6,10 @@
 # suite does not depend on the rest of the build.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# 10 here, 14 in check.py: csv, jsonl, tfevents (independent reader, corruption, TensorBoard's
+# reader) and curves.svg of the fresh and the resumed run, and 4 about resuming
+cases 24
 PYTHON="${PYTHON:-/usr/bin/python3}"
 B=build/tests/runlog
 T=$(mktemp -d)
@@ -43,8 +47,9 @@ if ! "$D" resume "$T/resumed" "$T/model.net" > /dev/null 2> "$T/err"; then
   echo "FAIL resumed_run: $(cat "$T/err")"; exit 0
 fi
 # check.py is plain Python; run it with an interpreter that has TensorBoard
-# when one exists (`make tensorboard-reader` makes build/tensorboard-venv), so
-# that TensorBoard's own EventAccumulator reads the files too.
+# (`make setup` makes build/tensorboard-venv), so that TensorBoard's own
+# EventAccumulator reads the files too.
+
 CHECK_PY="$PYTHON"
 if ! "$PYTHON" -c 'import tensorboard' 2>/dev/null && [ -x build/tensorboard-venv/bin/python ]; then
   CHECK_PY=build/tensorboard-venv/bin/python

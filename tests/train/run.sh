@@ -4,11 +4,31 @@
 # and the run-directory and data-set defects of test_defects.py.
 # Run from the repository root: bash tests/run_all.sh train
 set -u
+cd "$(dirname "$0")/../.."
+. tests/harness.sh
+# test_units.py: 62 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 10 schedules,
+# scalars, 6 init kinds); test_rxc.py: 55 (step_probe, grad 2, optim 11, badckpt 14, model 16, training 11);
+# test_cache_dir.py: 4; test_defects.py: 27
+cases $((62 + 55 + 4 + 27))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
 export PYTHON RXC RXC_ASAN
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}"
+# `tests/run_all.sh train CASE`: test_rxc.py runs only the group of CASE (RXC_TRAIN_TESTS)
+if [ -n "${RXC_TEST_CASE:-}" ] && [ -z "${RXC_TRAIN_TESTS:-}" ]; then
+  case "$RXC_TEST_CASE" in
+    grad_*) RXC_TRAIN_TESTS=grad ;;
+    optim_*) RXC_TRAIN_TESTS=optim ;;
+    badckpt_*) RXC_TRAIN_TESTS=badckpt ;;
+    model_*) RXC_TRAIN_TESTS=models ;;
+    e2e_* | resume_* | sigterm_* | nan_* | missing_data_*) RXC_TRAIN_TESTS=training ;;
+    *_group) RXC_TRAIN_TESTS=${RXC_TEST_CASE%_group} ;;
+    *) RXC_TRAIN_TESTS=none ;; # test_units.py's cases, or step_probe
+  esac
+  export RXC_TRAIN_TESTS
+fi
+
 dir=build/test-train
 mkdir -p "$dir"
 
@@ -17,7 +37,7 @@ mkdir -p "$dir"
 srcs="tests/train/unit.c runtime/safetensors.c runtime/schedule.c runtime/init.c compiler/util.c compiler/error.c"
 flags="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -std=c11 -g -Wall -Wextra"
 if ! cc $flags -O1 -o "$dir/unit" $srcs -lcjson -lm 2>"$dir/unit.log"; then
-  echo "FAIL unit_driver_build: $(head -c 600 "$dir/unit.log")"
+  fail unit_driver_build "$(head -c 600 "$dir/unit.log")"
   exit 1
 fi
 asan=""
@@ -28,8 +48,8 @@ fi
 
 # Everything else runs rxc itself.
 if [ ! -x "$RXC" ]; then
-  echo "SKIP rxc_tests: no $RXC (run make)"
-  exit 0
+  fail rxc_tests "no $RXC (run make)"
+  exit 1
 fi
 "$PYTHON" tests/train/test_cache_dir.py
 "$PYTHON" tests/train/test_rxc.py

@@ -19,6 +19,8 @@ import tempfile
 
 import numpy as np
 
+import harness
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
@@ -37,7 +39,7 @@ train { epochs 1; batch 2; seed 0; optimizer sgd(lr=0.1) }
 
 
 def report(name, ok, why=""):
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
+    harness.check(name, ok, why)
 
 
 def step(env_changes):

@@ -35,6 +35,8 @@ import time
 import numpy as np
 from PIL import Image
 
+import harness
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
@@ -69,7 +71,7 @@ train {{
 
 
 def report(name, ok, why=""):
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
+    harness.check(name, ok, why)
 
 
 def rxc(*args, timeout=300):

@@ -1,0 +1,28 @@
+# harness.sh — sourced by every suite's run.sh, from the repository root.
+# The line format and the rules are those of tests/run_all.sh:
+#   cases N            declare the number of cases (before the first case line)
+#   pass NAME [DETAIL] / fail NAME WHY / skip NAME WHY
+#   skip_each WHY NAME...   one SKIP per case of a group that cannot run, so
+#                           that the count stays what the suite declared
+#   count_files GLOB...     how many of the given paths exist (for counts that
+#                           follow the repository's files, e.g. models/*.net)
+# It also puts tests/ on PYTHONPATH, so that Python checkers `import harness`,
+# and names in RXC_TEST_DATA the test data that `make setup` (scripts/setup.sh)
+# unpacks: china.jpg, flower.jpg and digits.csv.gz. No suite fetches anything.
+export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
+export RXC_TEST_DATA="$PWD/build/deps/sklearn"
+
+cases() { echo "CASES $1"; }
+pass() { echo "PASS $1${2:+: $2}"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+skip_each() {
+  local why=$1 name
+  shift
+  for name in "$@"; do skip "$name" "$why"; done
+}
+count_files() {
+  local n=0 f
+  for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done
+  echo "$n"
+}
