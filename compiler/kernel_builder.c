@@ -4,6 +4,7 @@
  * and conv library steps, and the small expression helpers every rule uses.
  * It decides nothing about any operation.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "util.h"
 
 void lw_fail(Lower *L, const char *fmt, ...) {
+    assert(fmt[0] && "an empty message would not mark the lowering failed");
     if (lw_failed(L)) return;
     va_list ap;
     va_start(ap, fmt);

@@ -131,8 +131,10 @@ char *read_file(const char *path, size_t *len) {
     return sb_take(&b);
 }
 
+char *atomic_temp_path(const char *path) { return xasprintf("%s" ATOMIC_TEMP_TAG "%ld", path, (long)getpid()); }
+
 int write_file_atomic(const char *path, const void *data, size_t n, Error *err) {
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    char *tmp = atomic_temp_path(path);
     FILE *f = fopen(tmp, "wb");
     int rc = -1, saved = 0;
     if (!f) {

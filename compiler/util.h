@@ -42,6 +42,12 @@ char *sb_take(StrBuf *b); /* returns the string (never NULL) and resets b */
 /* Reads a whole file; returns NULL and sets errno on failure. *len may be NULL. */
 char *read_file(const char *path, size_t *len);
 
+/* The temporary name an atomic write of path uses before its rename:
+ * "PATH" ATOMIC_TEMP_TAG "PID", so that a reader (runtime/run_dir.c) can tell
+ * a dead writer's leftovers. malloc'd. */
+#define ATOMIC_TEMP_TAG ".tmp."
+char *atomic_temp_path(const char *path);
+
 /* Writes data to path through "path.tmp.PID" and a rename, so that a reader
  * (another rxc process, a viewer) never sees half a file. Returns 0, or -1
  * with a message in err (err may be NULL) and errno set; the temporary file

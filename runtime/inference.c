@@ -71,7 +71,7 @@ int predict_image(TrainRun *run, const char *path, float *prob) {
     int rc = 0;
     StepStats st;
     if (loader_prepare_file(&run->model.recipe, false, path, 0, LOADER_F32_NHWC, x, bytes, &h, &w, &err) != 0) {
-        fprintf(stderr, "rxc predict: %s: %s\n", path, err.msg);
+        fprintf(stderr, "rxc predict: %s\n", err.msg); /* the message names the file */
         rc = 1;
     } else if (trainer_check_samples(&run->tr, "val", h, w, &err) != 0) {
         fprintf(stderr, "rxc predict: %s: %s\n", path, err.msg);

@@ -28,11 +28,12 @@ char *run_dir_path(const RunDir *d, const char *name) { return xasprintf("%s/%s"
 
 /* The writer's process id when name is "<anything>.tmp.<pid>", else 0. */
 static long temp_file_pid(const char *name) {
-    const char *tag = strstr(name, ".tmp.");
-    while (tag && strstr(tag + 1, ".tmp.")) tag = strstr(tag + 1, ".tmp.");
-    if (!tag || tag == name || !tag[5]) return 0;
+    const char *tag = strstr(name, ATOMIC_TEMP_TAG);
+    while (tag && strstr(tag + 1, ATOMIC_TEMP_TAG)) tag = strstr(tag + 1, ATOMIC_TEMP_TAG);
+    size_t n = strlen(ATOMIC_TEMP_TAG);
+    if (!tag || tag == name || !tag[n]) return 0;
     char *end = NULL;
-    long pid = strtol(tag + 5, &end, 10);
+    long pid = strtol(tag + n, &end, 10);
     return *end || pid <= 0 ? 0 : pid;
 }
 

@@ -507,7 +507,7 @@ int st_write(const char *path, const SafeTensors *st, Error *err) {
     size_t hlen = 0;
     char *header = build_header(st, &hlen);
     if (!header) return error_set(err, "%s: cannot build the JSON header", path);
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    char *tmp = atomic_temp_path(path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;

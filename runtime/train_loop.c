@@ -118,7 +118,7 @@ int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu,
     cfg.device = run->model.recipe.device;
     cfg.loss = LOSS_CROSS_ENTROPY;
     cfg.quiet = quiet;
-    cfg.u8_if_cuda = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
+    cfg.u8_where_target_wants = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;
@@ -353,7 +353,8 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
                        int64_t opt_step, int batch_n, bool last_batch) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
-    Error err = {0};
+    Error err; /* once per step: clear the message, not all 16 KiB */
+    error_clear(&err);
     if (trainer_update(t, lr, opt_step, &err) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
@@ -381,7 +382,8 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
 static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
-    Error err = {0};
+    Error err; /* once per step: clear the message, not all 16 KiB */
+    error_clear(&err);
     int64_t opt_step = t->state.step + 1;
     double lr = schedule_lr(L->r, L->steps_per_epoch, opt_step - 1);
     StepStats st;
@@ -426,7 +428,12 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
      * the batches already trained lands on exactly the next one. */
     for (int64_t k = 0; k < t->state.batch_in_epoch; k++) {
         Batch skip;
-        if (loader_next(run->train, &skip, NULL) <= 0) break;
+        int got = loader_next(run->train, &skip, &err);
+        if (got < 0) {
+            fprintf(stderr, "rxc: %s\n", err.msg);
+            return 1;
+        }
+        if (got == 0) break;
     }
     progress_begin(&p->pg, stderr, p->epoch + 1, L->epochs, L->batches, L->r->log_every);
     p->batch = t->state.batch_in_epoch;

@@ -66,12 +66,13 @@ void train_run_close(TrainRun *run);
  * get Imagenette, and the offline demo, and returns true. */
 bool report_missing_data(const Model *m, const char *split);
 
-/* Opens run->tr for float NHWC batches (uint8 on a GPU when u8_on_gpu and
- * both pipelines end in the same normalize) and cross-entropy. */
 /* The exit status for a failed checkpoint load: 1 when the file cannot be
  * read, 2 when it does not fit the model (docs/rxc.1, EXIT STATUS). */
 int checkpoint_load_status(int rc);
 
+/* Opens run->tr for float NHWC batches (uint8 where the target asks for it,
+ * when u8_on_gpu and both pipelines end in the same normalize) and
+ * cross-entropy. */
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err);
 
 typedef struct EvalResult { double loss, acc; int64_t n; } EvalResult;

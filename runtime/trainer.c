@@ -80,7 +80,8 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
      * float batches, and the sample shape check names the mismatch. */
     const Node *in = &g->nodes[g->input];
     bool rgb_input = in->rank == 3 && in->dim[2] == 3;
-    t->copts.normalize_u8_input = cfg->u8_input || (cfg->u8_if_cuda && rgb_input);
+    bool u8_wanted = cfg->u8_where_target_wants && rgb_input;
+    t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cuda.u8_input);
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
@@ -103,7 +104,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     }
     if (!t->exec) {
         t->use_cuda = false;
-        t->copts.normalize_u8_input = cfg->u8_input;
+        t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cpu.u8_input);
         if (build(t, cfg->batch, &t->prog, &t->exec, err) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;

@@ -36,9 +36,9 @@ typedef struct TrainerConfig {
     LossMode loss;
     bool want_input_grad;
     bool u8_input;           /* batches are uint8 NHWC; normalize is fused (mean/std) */
-    bool u8_if_cuda;         /* u8_input only when the session ends up on a GPU (where the
-                                4x smaller host-to-device copy matters); trainer_open
-                                leaves cfg.u8_input telling which one it chose */
+    bool u8_where_target_wants; /* u8_input only on a target that asks for it (Target.u8_input:
+                                the GPU, where the 4x smaller host-to-device copy matters);
+                                trainer_open leaves cfg.u8_input telling which one it chose */
     float mean[3], std[3];
     bool quiet;              /* no note on stderr about the device */
 } TrainerConfig;

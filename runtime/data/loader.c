@@ -286,7 +286,8 @@ static void *worker_main(void *arg) {
         L->in_flight++;
         pthread_mutex_unlock(&L->mu);
 
-        Error err = {0};
+        Error err; /* per sample: clearing the message is enough, the 16 KiB stay as they are */
+        error_clear(&err);
         Image img;
         int rc = process_sample(L, s, epoch, &img, &err);
         if (rc == 0) {

@@ -223,8 +223,12 @@ def test_lock(net):
     finally:
         first.kill()
         first.wait()
+    # The killed run's lock file stays behind, naming it: only the lock itself (gone with
+    # the process) may decide, not the file's existence.
+    left = open(os.path.join(run_dir, ".lock")).read().strip() if os.path.exists(os.path.join(run_dir, ".lock")) else None
     rc, out, err = train(net, run_dir, "--max-steps", 1)
-    report("lock_stale_after_kill9", rc == 0, f"rc={rc} {tail(err)}")
+    report("lock_stale_after_kill9", left == str(first.pid) and rc == 0,
+           f"lock file after kill -9 names {left!r} (killed: {first.pid}); rc={rc} {tail(err)}")
 
 
 # ---- 4: best and last ----------------------------------------------------------------------------
