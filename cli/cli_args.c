@@ -68,9 +68,9 @@ int cli_take_distributed(int *argc, char **argv, Dist **d) {
         fprintf(stderr, "rxc: --distributed must be auto, on or off (got '%s')\n", value);
         return 2;
     }
-    char err[1024];
-    if (dist_open(mode, d, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    Error err = {0};
+    if (dist_open(mode, d, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 2;
     }
     return 0;

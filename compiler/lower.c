@@ -574,7 +574,7 @@ static void lower_concat(Lower *L, int v) {
 
 int lower_forward(Lower *L) {
     const Graph *g = L->g;
-    for (int v = 0; v < g->n_nodes && !L->failed; v++) {
+    for (int v = 0; v < g->n_nodes && !lw_failed(L); v++) {
         const Node *n = &g->nodes[v];
         if (L->fp.inlined[v]) continue;
         switch (n->op) {
@@ -623,6 +623,6 @@ int lower_forward(Lower *L) {
             lw_fail(L, "cannot lower %s", op_name(n->op));
         }
     }
-    if (!L->failed) lower_loss(L);
-    return L->failed ? -1 : 0;
+    if (!lw_failed(L)) lower_loss(L);
+    return lw_failed(L) ? -1 : 0;
 }

@@ -49,19 +49,19 @@ static int launched_size(void) {
     return 0;
 }
 
-int dist_open(DistMode mode, Dist **out, char *err, size_t errlen) {
+int dist_open(DistMode mode, Dist **out, Error *err) {
     *out = NULL;
     if (mode == DIST_OFF) return 0;
     int launched = launched_size();
     if (launched == 0) {
         if (mode == DIST_ON)
-            return errorf(err, errlen, "--distributed on, but this process was not started by mpirun or srun "
+            return error_set(err, "--distributed on, but this process was not started by mpirun or srun "
                                        "(e.g. mpirun -np 2 rxc train FILE.net)");
         return 0;
     }
     if (launched == 1 && mode == DIST_AUTO) return 0;
     Dist *d = xcalloc(1, sizeof *d);
-    if (mpi_api_load(&d->api, err, errlen) != 0) {
+    if (mpi_api_load(&d->api, err) != 0) {
         free(d);
         return -1;
     }
@@ -70,7 +70,7 @@ int dist_open(DistMode mode, Dist **out, char *err, size_t errlen) {
     if (!initialized && d->api.Init(NULL, NULL) != 0) {
         mpi_api_unload(&d->api);
         free(d);
-        return errorf(err, errlen, "MPI_Init failed");
+        return error_set(err, "MPI_Init failed");
     }
     d->api.Comm_rank(d->api.comm_world, &d->rank);
     d->api.Comm_size(d->api.comm_world, &d->size);

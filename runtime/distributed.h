@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "executor.h"
+#include "error.h"
 
 typedef enum DistMode { DIST_AUTO, DIST_ON, DIST_OFF } DistMode;
 
@@ -39,7 +40,7 @@ int dist_mode_parse(const char *s, DistMode *m);
 /* Sets *out to NULL (one process) or to an initialised communicator of more
  * than one rank. Returns 0, or -1 with a message: `on` without a launcher,
  * a launch of several processes without a loadable Open MPI, MPI_Init failing. */
-int dist_open(DistMode mode, Dist **out, char *err, size_t errlen);
+int dist_open(DistMode mode, Dist **out, Error *err);
 
 /* Ends MPI. A status other than 0 aborts the whole job with it (MPI_Abort),
  * so that no rank is left waiting in a collective for one that failed. */

@@ -31,11 +31,11 @@ static void *open_lib(MpiApi *api) {
     return NULL;
 }
 
-int mpi_api_load(MpiApi *api, char *err, size_t errlen) {
+int mpi_api_load(MpiApi *api, Error *err) {
     memset(api, 0, sizeof *api);
     api->lib = open_lib(api);
     if (!api->lib)
-        return errorf(err, errlen,
+        return error_set(err,
                       "cannot load libmpi (%s): distributed training needs Open MPI "
                       "(Debian: apt-get install openmpi-bin libopenmpi-dev; or set RXC_MPI_LIB)",
                       dlerror());
@@ -43,7 +43,7 @@ int mpi_api_load(MpiApi *api, char *err, size_t errlen) {
     if (!world) {
         dlclose(api->lib);
         api->lib = NULL;
-        return errorf(err, errlen,
+        return error_set(err,
                       "%s is not Open MPI (no symbol ompi_mpi_comm_world): rxc loads MPI at run time and "
                       "knows only Open MPI's ABI for the handles MPI_COMM_WORLD, MPI_SUM and MPI_FLOAT",
                       api->path);
@@ -61,7 +61,7 @@ int mpi_api_load(MpiApi *api, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].slot = dlsym(api->lib, want[i].name);
         if (!*want[i].slot) {
-            int rc = errorf(err, errlen, "%s lacks %s (an Open MPI older than 4?)", api->path, want[i].name);
+            int rc = error_set(err, "%s lacks %s (an Open MPI older than 4?)", api->path, want[i].name);
             mpi_api_unload(api);
             return rc;
         }

@@ -16,6 +16,7 @@
 #define RXC_MPI_API_H
 
 #include <stddef.h>
+#include "error.h"
 
 typedef void *MpiHandle; /* MPI_Comm, MPI_Datatype and MPI_Op in Open MPI are pointers */
 
@@ -39,7 +40,7 @@ typedef struct MpiApi {
 
 /* Loads libmpi and resolves every entry. Returns 0, or -1 with a message
  * (no libmpi found, or a libmpi that is not Open MPI). */
-int mpi_api_load(MpiApi *api, char *err, size_t errlen);
+int mpi_api_load(MpiApi *api, Error *err);
 void mpi_api_unload(MpiApi *api);
 
 #endif
