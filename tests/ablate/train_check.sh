@@ -19,7 +19,7 @@ if [ ! -d "$DATA/val" ]; then
   fi
 fi
 OUT="$T/abl"
-common=(--epochs 2 --out "$OUT" --set "root=\"$PWD/$DATA\"" --set device=cpu --set batch=128)
+common=(--epochs 2 --out "$OUT" --set "root=\"$PWD/$DATA\"" --set device=cpu --set batch=32)
 
 # 1. Interrupt the first variant during its second epoch (SIGTERM, as Ctrl-C):
 #    the trainer saves a checkpoint, ablate stops with 130 and says how to resume.
@@ -31,7 +31,7 @@ pid=$!
 for _ in $(seq 1 3000); do
   grep -q '^Epoch: 1/2 ' "$T/err0" && break
   kill -0 $pid 2> /dev/null || break
-  sleep 0.1
+  sleep 0.02
 done
 kill -TERM $pid 2> /dev/null
 wait $pid; rc=$?
@@ -75,7 +75,7 @@ fi
 
 # 4. More epochs continue a finished variant from its checkpoint.
 "$RXC" ablate $H/micro.net --cardinality 1 --epochs 3 --out "$OUT" --set "root=\"$PWD/$DATA\"" --set device=cpu \
-  --set batch=128 > /dev/null 2> "$T/err4"; rc=$?
+  --set batch=32 > /dev/null 2> "$T/err4"; rc=$?
 rows=$(grep -c . "$OUT"/c1_*/metrics.jsonl)
 if [ $rc -eq 0 ] && grep -q "^== variant 1x.*(resumed): .*--epochs 3 .*--resume" "$T/err4" && [ "$rows" -eq 3 ] \
    && grep -q '"epochs":3' "$OUT"/c1_*/ablation_done.json; then
