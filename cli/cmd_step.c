@@ -8,6 +8,12 @@
  * network output) and write safetensors in PyTorch's layout. rxc computes in
  * NHWC; the conversion happens here, at the boundary, and nowhere else.
  * The input size comes from x: it overrides the file's `input` setting.
+ *
+ * Under mpirun (`rxc step` only; distributed.h), rank r of N takes the
+ * contiguous slice [r*N'/N, (r+1)*N'/N) of the batch's N' samples, the
+ * gradients are averaged before each update, and rank 0 writes the output
+ * with the logits gathered in sample order: the same file as one process on
+ * the whole batch, up to the rounding of the all-reduce.
  */
 #include <errno.h>
 #include <math.h>
@@ -17,6 +23,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "distributed.h"
 #include "frontend.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -134,7 +141,8 @@ static void nhwc_to_nchw(const float *src, float *dst, int64_t n, int64_t c, int
 typedef struct StepSession {
     SafeTensors batch;
     const StTensor *x, *y, *dy;
-    int64_t n, c, h, w;
+    int64_t n, c, h, w;      /* n: this rank's samples */
+    int64_t n_total, first;  /* the file's samples, and this rank's first */
     Model model;
     bool model_loaded;
     Trainer tr;
@@ -142,7 +150,7 @@ typedef struct StepSession {
     float *x_nhwc;
 } StepSession;
 
-static int open_session(const StepArgs *a, bool grad, StepSession *s) {
+static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s) {
     memset(s, 0, sizeof *s);
     const char *cmd = grad ? "grad" : "step";
     Error err = {0};
@@ -170,6 +178,14 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
                 grad ? " (or 'dy', the output gradient)" : "");
         return 2;
     }
+    s->n_total = s->n;
+    if (s->n % dist_size(dist) != 0) {
+        fprintf(stderr, "rxc %s: the batch of %lld does not divide among %d ranks\n", cmd, (long long)s->n,
+                dist_size(dist));
+        return 2;
+    }
+    s->n /= dist_size(dist);
+    s->first = dist_rank(dist) * s->n;
 
     /* x decides the input size unless the user said otherwise. */
     bool has_input = false;
@@ -207,7 +223,7 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     if (s->y && !s->dy) {
         const int64_t *y = s->y->data;
         int64_t classes = node_numel(&g->nodes[g->output]);
-        for (int64_t i = 0; i < s->n; i++)
+        for (int64_t i = 0; i < s->n_total; i++)
             if (y[i] < 0 || y[i] >= classes) {
                 fprintf(stderr, "rxc %s: label y[%lld] = %lld is outside 0..%lld\n", cmd, (long long)i,
                         (long long)y[i], (long long)classes - 1);
@@ -234,7 +250,7 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
         }
     }
     s->x_nhwc = xmalloc((size_t)(s->n * s->c * s->h * s->w) * sizeof(float));
-    nchw_to_nhwc(s->x->data, s->x_nhwc, s->n, s->c, s->h, s->w);
+    nchw_to_nhwc((const float *)s->x->data + s->first * s->c * s->h * s->w, s->x_nhwc, s->n, s->c, s->h, s->w);
     return 0;
 }
 
@@ -262,7 +278,44 @@ static double process_cpu_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int step(int argc, char **argv, Dist *dist);
+
 int cmd_step(int argc, char **argv) {
+    Dist *dist = NULL;
+    int rc = cli_take_distributed(&argc, argv, &dist);
+    if (rc) return rc;
+    rc = step(argc, argv, dist);
+    dist_close(dist, rc);
+    return rc;
+}
+
+/* Rank 0's output: the parameters and buffers, the logits of every rank in
+ * sample order, and the losses. Returns a status. */
+static int write_step_out(const StepArgs *a, StepSession *s, Dist *dist, const float *logits, float *losses) {
+    Trainer *t = &s->tr;
+    int64_t classes = t->out_numel;
+    float *all = dist_is_root(dist) ? xmalloc((size_t)(s->n_total * classes) * sizeof(float)) : NULL;
+    int rc = 0;
+    if (dist_gather(dist, logits, s->n * classes * (int64_t)sizeof(float), all) != 0) {
+        fprintf(stderr, "rxc step: gathering the logits failed\n");
+        rc = 1;
+    }
+    if (rc == 0 && dist_is_root(dist)) {
+        SafeTensors out = {0};
+        checkpoint_collect(&t->ref, &out, false);
+        int64_t lshape[2] = {s->n_total, classes};
+        st_add(&out, "logits", ST_F32, 2, lshape, all, true);
+        int64_t kshape[1] = {a->steps};
+        st_add(&out, "loss", ST_F32, 1, kshape, losses, true);
+        st_set_meta(&out, "source_sha256", s->model.source_sha256);
+        rc = write_out("step", a->out, &out);
+        st_free(&out);
+    }
+    free(all);
+    return rc;
+}
+
+static int step(int argc, char **argv, Dist *dist) {
     StepArgs a;
     int rc = parse_args(argc, argv, false, &a);
     if (rc) {
@@ -270,7 +323,7 @@ int cmd_step(int argc, char **argv) {
         return rc == 1 ? 0 : rc;
     }
     StepSession s;
-    rc = open_session(&a, false, &s);
+    rc = open_session(&a, false, dist, &s);
     if (rc) {
         close_session(&s);
         free(a.sets);
@@ -289,7 +342,7 @@ int cmd_step(int argc, char **argv) {
         for (int m = 0; m < accum && rc == 0; m++) {
             StepStats st;
             const float *x = s.x_nhwc + (size_t)m * micro * (size_t)(s.c * s.h * s.w);
-            const int64_t *y = (const int64_t *)s.y->data + (size_t)m * micro;
+            const int64_t *y = (const int64_t *)s.y->data + (size_t)(s.first + m * micro);
             if (trainer_forward_backward(t, x, y, micro, lr, k + 1, &st, &err) != 0) {
                 fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
                 rc = 1;
@@ -297,6 +350,10 @@ int cmd_step(int argc, char **argv) {
             }
             if (k == 0) memcpy(logits + (size_t)m * micro * classes, t->logits, (size_t)(micro * classes) * sizeof(float));
             loss_sum += st.loss_sum;
+        }
+        if (rc == 0 && dist_average_space(dist, t->exec, SPACE_GRADS, t->prog->space_bytes[SPACE_GRADS]) != 0) {
+            fprintf(stderr, "rxc step: step %d: the gradient all-reduce failed\n", k + 1);
+            rc = 1;
         }
         if (rc == 0 && trainer_update(t, lr, k + 1, &err) != 0) {
             fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
@@ -306,19 +363,15 @@ int cmd_step(int argc, char **argv) {
         if (a.timing)
             fprintf(stderr, "rxc step: step %d took %.6f s (process cpu %.6f s)\n", k + 1, progress_now() - t0,
                     process_cpu_seconds() - c0);
-        losses[k] = (float)(loss_sum / (double)s.n);
+        if (dist_broadcast_space(dist, t->exec, SPACE_BUFFERS, t->prog->space_bytes[SPACE_BUFFERS]) != 0 ||
+            dist_sum_f64(dist, &loss_sum, 1) != 0) {
+            fprintf(stderr, "rxc step: step %d: the BatchNorm buffer broadcast or loss sum failed\n", k + 1);
+            rc = 1;
+            break;
+        }
+        losses[k] = (float)(loss_sum / (double)s.n_total);
     }
-    if (rc == 0) {
-        SafeTensors out = {0};
-        checkpoint_collect(&t->ref, &out, false);
-        int64_t lshape[2] = {s.n, classes};
-        st_add(&out, "logits", ST_F32, 2, lshape, logits, true);
-        int64_t kshape[1] = {a.steps};
-        st_add(&out, "loss", ST_F32, 1, kshape, losses, true);
-        st_set_meta(&out, "source_sha256", s.model.source_sha256);
-        rc = write_out("step", a.out, &out);
-        st_free(&out);
-    }
+    if (rc == 0) rc = write_step_out(&a, &s, dist, logits, losses);
     free(logits);
     free(losses);
     close_session(&s);
@@ -341,7 +394,7 @@ int cmd_grad(int argc, char **argv) {
         return rc == 1 ? 0 : rc;
     }
     StepSession s;
-    rc = open_session(&a, true, &s);
+    rc = open_session(&a, true, NULL, &s);
     if (rc) {
         close_session(&s);
         free(a.sets);

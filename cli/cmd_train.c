@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "distributed.h"
 #include "frontend.h"
 #include "inference.h"
 #include "train_loop.h"
@@ -33,6 +34,7 @@ static void train_usage(FILE *f) {
     fprintf(f,
             "usage: rxc train FILE.net [--set NAME=VALUE]... [--device cpu|cuda|auto] [--resume CKPT]\n"
             "                 [--init WEIGHTS] [--epochs N] [--run-dir DIR] [--max-steps N]\n"
+            "                 [--distributed auto|on|off]\n"
             "       rxc FILE.net [same options]\n"
             "  Trains and validates epoch by epoch as the file says, printing the seed's epoch line.\n"
             "  The run directory (default runs/<network>) gets metrics.csv/jsonl, TensorBoard events,\n"
@@ -41,6 +43,9 @@ static void train_usage(FILE *f) {
             "  --init W        start from weights only (strict names and shapes; a PyTorch state_dict\n"
             "                  saved with safetensors works)\n"
             "  --max-steps N   stop after N optimizer steps in total, saving a checkpoint\n"
+            "  --distributed   auto (default): data-parallel when started by mpirun or srun, e.g.\n"
+            "                  mpirun -np 4 rxc train FILE.net (the file's batch is the global batch);\n"
+            "                  off: one process even so; on: fail unless started that way\n"
             "  Ctrl-C or SIGTERM finishes the current step, saves last.safetensors and exits 130.\n");
 }
 
@@ -147,7 +152,18 @@ static int load_model(const TrainArgs *a, TrainRun *run) {
     return 0;
 }
 
+static int train(int argc, char **argv, Dist *dist);
+
 int cmd_train(int argc, char **argv) {
+    Dist *dist = NULL;
+    int rc = cli_take_distributed(&argc, argv, &dist);
+    if (rc) return rc;
+    rc = train(argc, argv, dist);
+    dist_close(dist, rc);
+    return rc;
+}
+
+static int train(int argc, char **argv, Dist *dist) {
     TrainArgs a;
     int rc = parse_args(argc, argv, 't', &a);
     if (rc) {
@@ -157,6 +173,7 @@ int cmd_train(int argc, char **argv) {
     }
     TrainRun run;
     memset(&run, 0, sizeof run);
+    run.dist = dist;
     TrainStart start = {.resume = a.resume, .init = a.init, .max_steps = a.max_steps};
     rc = load_model(&a, &run);
     if (rc == 0) rc = train_run_open(&run, &start);

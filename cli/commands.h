@@ -30,6 +30,13 @@ int cmd_ablate(int argc, char **argv);    /* cli/cmd_ablate.c */
 struct SetOverride;
 int cli_take_sets(int *argc, char **argv, struct SetOverride **sets, int *n_sets);
 
+/* Removes `--distributed auto|on|off` (and `--distributed=...`) from argv
+ * and opens the communicator it asks for (distributed.h): *d NULL for one
+ * process. Returns 0, or 2 after a message on stderr (a bad value, `on`
+ * without mpirun/srun, a launch of several processes without Open MPI). */
+struct Dist;
+int cli_take_distributed(int *argc, char **argv, struct Dist **d);
+
 /* `rxc summary FILE --kernels/--memory` is answered by the training compiler
  * (cmd_codegen.c), which cmd_summary calls after loading the model. */
 struct Model;

@@ -33,6 +33,7 @@ char *progress_format_duration(double seconds, char *buf, size_t buflen) {
 }
 
 static bool want_bar(FILE *out) {
+    if (!out) return false;
     const char *mode = getenv("RXC_PROGRESS");
     if (mode && !strcmp(mode, "bar")) return true;
     if (mode && !strcmp(mode, "lines")) return false;
@@ -52,6 +53,7 @@ void progress_begin(Progress *p, FILE *out, int epoch, int epochs, int64_t steps
 }
 
 static void draw(Progress *p, int64_t step, double now) {
+    if (!p->out) return;
     double elapsed = now - p->t_start;
     double ips = elapsed > 0 ? (double)p->images / elapsed : 0;
     double eta = (p->steps > 0 && step > 0) ? elapsed / (double)step * (double)(p->steps - step) : -1;

@@ -35,7 +35,8 @@ typedef struct Progress {
     bool drawn;            /* a bar is on screen and must be cleared */
 } Progress;
 
-/* Starts an epoch. out is usually stderr; log_every <= 0 means 50. The bar
+/* Starts an epoch. out is usually stderr, NULL to print nothing (the ranks
+ * other than 0 of a distributed run); log_every <= 0 means 50. The bar
  * is used when out is a terminal and RXC_PROGRESS is not "lines"
  * (RXC_PROGRESS=bar forces the bar, e.g. for a demo recording). */
 void progress_begin(Progress *p, FILE *out, int epoch, int epochs, int64_t steps, int log_every);

@@ -154,25 +154,28 @@ static int open_loaders(TrainRun *run) {
     const Recipe *r = &run->model.recipe;
     Error err = {0};
     LoaderOutput kind = run->tr.cfg.u8_input ? LOADER_U8_NHWC : LOADER_F32_NHWC;
-    run->train = loader_open(r, r->train_split, r->batch, true, kind, 0, &err);
-    if (!run->train) {
+    Dist *d = run->dist;
+    int rank = dist_rank(d), ranks = dist_size(d), batch = run->tr.cfg.batch;
+    run->train = loader_open(r, r->train_split, batch, true, kind, 0, &err);
+    if (!run->train || (d && loader_shard(run->train, rank, ranks, true, &err) != 0)) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
-    loader_report(run->train, stderr);
+    if (dist_is_root(d)) loader_report(run->train, stderr);
     char *val_dir = r->data_root ? xasprintf("%s/%s", r->data_root, r->val_split) : NULL;
     bool want_val = r->layout == DATA_CIFAR10 || r->layout == DATA_CIFAR100 || is_directory(val_dir);
     free(val_dir);
     if (!want_val) {
-        fprintf(stderr, "rxc: note: no '%s' split under %s: training without validation\n", r->val_split, r->data_root);
+        if (dist_is_root(d))
+            fprintf(stderr, "rxc: note: no '%s' split under %s: training without validation\n", r->val_split, r->data_root);
         return 0;
     }
-    run->val = loader_open(r, r->val_split, r->batch, false, kind, 0, &err);
-    if (!run->val) {
+    run->val = loader_open(r, r->val_split, batch, false, kind, 0, &err);
+    if (!run->val || (d && loader_shard(run->val, rank, ranks, false, &err) != 0)) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
-    loader_report(run->val, stderr);
+    if (dist_is_root(d)) loader_report(run->val, stderr);
     return 0;
 }
 
@@ -220,7 +223,8 @@ static int start_weights(TrainRun *run, const TrainStart *start) {
             fprintf(stderr, "rxc: %s\n", err.msg);
             return checkpoint_load_status(rc);
         }
-        fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", start->resume, t->state.epoch + 1,
+        if (dist_is_root(run->dist))
+            fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", start->resume, t->state.epoch + 1,
                 (long long)t->state.step);
     }
     return 0;
@@ -252,13 +256,21 @@ int train_run_open(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     if (report_missing_data(&run->model, r->train_split)) return 1;
     Error err = {0};
-    /* The run directory is locked before anything reads or writes in it. */
-    int lock = run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, &err);
+    Dist *d = run->dist;
+    int ranks = dist_size(d);
+    if (r->batch % ranks != 0) {
+        fprintf(stderr, "rxc: batch %d (the global batch) does not divide among %d ranks; use a multiple of %d "
+                        "(--set batch=...) or another process count\n", r->batch, ranks, ranks);
+        return 2;
+    }
+    /* The run directory is locked before anything reads or writes in it; rank 0 owns it. */
+    int lock = dist_is_root(d) ? run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, &err)
+                               : 0;
     if (lock != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return lock == RUN_DIR_IN_USE ? 2 : 1;
     }
-    if (train_run_open_trainer(run, r->batch, false, true, &err) != 0) {
+    if (train_run_open_trainer(run, r->batch / ranks, !dist_is_root(d), true, &err) != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
@@ -267,8 +279,10 @@ int train_run_open(TrainRun *run, const TrainStart *start) {
     if (rc == 0) rc = check_classes(run);
     if (rc == 0) rc = start_weights(run, start);
     if (rc) return rc;
+    if (!dist_is_root(d)) return 0;
     /* The seed's notebook prints the trainable parameter count first. */
     printf("#Parameter: %lld\n", (long long)graph_param_count(run->model.graph));
+    if (d) printf("Data-parallel on %d ranks: %d samples per rank and step\n", ranks, r->batch / ranks);
     fflush(stdout);
     return open_run_dir(run, start);
 }
@@ -291,21 +305,22 @@ void train_run_close(TrainRun *run) {
 
 /* A stop inside an epoch (a signal or --max-steps): last.safetensors records
  * the position, so that --resume continues with the next batch. */
-static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int batches) {
+static int write_stop_checkpoint(TrainRun *run, bool interrupted, int epoch, int64_t batch, int batches) {
     Trainer *t = &run->tr;
     Error err = {0};
+    if (!dist_is_root(run->dist)) return interrupted ? 130 : 0;
     if (trainer_save(t, run->last_path, &err) != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     runlog_notef(run->log, "%s at epoch %d, step %lld (batch %lld of %d)",
-                 stop_signal ? "interrupted" : "stopped at --max-steps", epoch + 1, (long long)t->state.step,
+                 interrupted ? "interrupted" : "stopped at --max-steps", epoch + 1, (long long)t->state.step,
                  (long long)batch, batches);
     fprintf(stderr, "rxc: %s after step %lld (epoch %d, batch %lld/%d); checkpoint %s\n"
                     "  to continue, run the same command with --resume %s\n",
-            stop_signal ? "interrupted" : "stopped at --max-steps", (long long)t->state.step, epoch + 1,
+            interrupted ? "interrupted" : "stopped at --max-steps", (long long)t->state.step, epoch + 1,
             (long long)batch, batches, run->last_path, run->last_path);
-    return stop_signal ? 130 : 0;
+    return interrupted ? 130 : 0;
 }
 
 /* After a finished epoch: best.safetensors when the epoch improved on the
@@ -314,6 +329,7 @@ static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int ba
  * repeats; the other order would leave best behind last's record. */
 static int write_epoch_checkpoints(TrainRun *run, bool best) {
     Error err = {0};
+    if (!dist_is_root(run->dist)) return 0;
     if ((best && trainer_save(&run->tr, run->best_path, &err) != 0) ||
         trainer_save(&run->tr, run->last_path, &err) != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
@@ -341,10 +357,28 @@ typedef struct EpochPass {
     int64_t batch;           /* batches of the epoch trained */
     int64_t images;          /* images of the epoch trained */
     bool stopped;            /* a signal or --max-steps ended the run */
+    bool stop_agreed;        /* distributed: a signal reached some rank by the last micro-batch */
 } EpochPass;
 
 static bool step_limit_reached(const EpochLoop *L) {
     return L->max_steps > 0 && L->run->tr.state.step >= L->max_steps;
+}
+
+/* Whether a stop signal arrived; in a distributed run, at any rank (all
+ * ranks must stop after the same step, or the others wait forever). */
+static bool stop_now(const EpochLoop *L, const EpochPass *p) {
+    return L->run->dist ? p->stop_agreed : stop_signal != 0;
+}
+
+/* A micro-batch's statistics summed over the ranks, with the stop flag. */
+static int reduce_step_stats(Dist *d, StepStats *st, bool *stop) {
+    double v[4] = {st->loss_sum, (double)st->correct, st->n, stop_signal ? 1 : 0};
+    if (dist_sum_f64(d, v, 4) != 0) return -1;
+    st->loss_sum = v[0];
+    st->correct = llround(v[1]);
+    st->n = (int)llround(v[2]);
+    *stop = v[3] > 0;
+    return 0;
 }
 
 /* The optimizer update after a group of micro-batches, with its scalars and
@@ -355,9 +389,21 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
     Trainer *t = &run->tr;
     Error err; /* once per step: clear the message, not all 16 KiB */
     error_clear(&err);
+    Dist *d = run->dist;
+    if (d && dist_average_space(d, t->exec, SPACE_GRADS, t->prog->space_bytes[SPACE_GRADS]) != 0) {
+        progress_end(&p->pg);
+        fprintf(stderr, "rxc: epoch %d, step %lld: the gradient all-reduce failed\n", p->epoch + 1, (long long)opt_step);
+        return 1;
+    }
     if (trainer_update(t, lr, opt_step, &err) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
+        return 1;
+    }
+    if (d && dist_broadcast_space(d, t->exec, SPACE_BUFFERS, t->prog->space_bytes[SPACE_BUFFERS]) != 0) {
+        progress_end(&p->pg);
+        fprintf(stderr, "rxc: epoch %d, step %lld: the BatchNorm buffer broadcast failed\n", p->epoch + 1,
+                (long long)opt_step);
         return 1;
     }
     p->in_group = 0;
@@ -368,11 +414,11 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
     double elapsed = progress_now() - p->t0;
     if (elapsed > 0) runlog_scalar(run->log, "train/images_per_s", t->state.step, (double)p->images / elapsed);
     progress_step(&p->pg, p->batch, batch_n, loss);
-    if ((stop_signal || step_limit_reached(L)) && !last_batch) {
+    if ((stop_now(L, p) || step_limit_reached(L)) && !last_batch) {
         progress_end(&p->pg);
         t->state.epoch_seconds = progress_now() - p->t0;
         p->stopped = true;
-        return write_stop_checkpoint(run, p->epoch, p->batch, L->batches);
+        return write_stop_checkpoint(run, stop_now(L, p), p->epoch, p->batch, L->batches);
     }
     return 0;
 }
@@ -392,10 +438,17 @@ static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
         return 1;
     }
+    if (run->dist && reduce_step_stats(run->dist, &st, &p->stop_agreed) != 0) {
+        progress_end(&p->pg);
+        fprintf(stderr, "rxc: epoch %d, step %lld: the all-reduce of the losses failed\n", p->epoch + 1,
+                (long long)opt_step);
+        return 1;
+    }
     double loss = st.loss_sum / st.n;
     if (!isfinite(loss)) {
         progress_end(&p->pg);
-        fprintf(stderr,
+        if (dist_is_root(run->dist))
+            fprintf(stderr,
                 "rxc: the loss is %s at epoch %d, step %lld (batch %lld of the epoch): training stopped.\n"
                 "  The last good checkpoint is %s%s. A smaller learning rate (--set lr=...) usually helps.\n",
                 isnan(loss) ? "NaN" : "infinite", p->epoch + 1, (long long)opt_step, (long long)p->batch + 1,
@@ -410,7 +463,7 @@ static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     t->state.epoch_seen += st.n;
     p->images += st.n;
     bool last_batch = p->batch >= L->batches;
-    if (p->in_group == L->accum || last_batch) return update_step(L, p, &st, loss, lr, opt_step, b->n, last_batch);
+    if (p->in_group == L->accum || last_batch) return update_step(L, p, &st, loss, lr, opt_step, st.n, last_batch);
     return 0;
 }
 
@@ -435,7 +488,7 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
         }
         if (got == 0) break;
     }
-    progress_begin(&p->pg, stderr, p->epoch + 1, L->epochs, L->batches, L->r->log_every);
+    progress_begin(&p->pg, dist_is_root(run->dist) ? stderr : NULL, p->epoch + 1, L->epochs, L->batches, L->r->log_every);
     p->batch = t->state.batch_in_epoch;
     p->images = t->state.epoch_seen;
     int status = 0;
@@ -454,6 +507,17 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
     return status;
 }
 
+/* Validation's sums over the ranks (each validated its shard). */
+static int reduce_eval(Dist *d, EvalResult *vr, Error *err) {
+    if (!d) return 0;
+    double v[3] = {vr->n ? vr->loss * (double)vr->n : 0, vr->n ? vr->acc * (double)vr->n : 0, (double)vr->n};
+    if (dist_sum_f64(d, v, 3) != 0) return error_set(err, "the all-reduce of the validation sums failed");
+    vr->n = llround(v[2]);
+    vr->loss = vr->n ? v[0] / v[2] : NAN;
+    vr->acc = vr->n ? (double)llround(v[1]) / v[2] : NAN;
+    return 0;
+}
+
 /* After an epoch's training: validation, the epoch line, the run log, the
  * checkpoints, and a stop requested during the epoch's last step. */
 static int finish_epoch(const EpochLoop *L, EpochPass *p) {
@@ -462,7 +526,8 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     Error err = {0};
     double train_seconds = progress_now() - p->t0;
     EvalResult vr = {NAN, NAN, 0};
-    if (run->val && evaluate_split(t, run->val, &vr, &err) != 0) {
+    if (run->val && (evaluate_split(t, run->val, &vr, &err) != 0 ||
+                     reduce_eval(run->dist, &vr, &err) != 0)) {
         fprintf(stderr, "rxc: validation: %s\n", err.msg);
         return 1;
     }
@@ -479,7 +544,7 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     rec.images_per_s = train_seconds > 0 ? (double)p->images / train_seconds : 0;
     char line[512];
     runlog_epoch_line(&rec, line, sizeof line);
-    printf("%s\n", line);
+    if (dist_is_root(run->dist)) printf("%s\n", line);
     fflush(stdout);
     runlog_note(run->log, line);
     runlog_epoch(run->log, &rec);
@@ -496,15 +561,19 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
         t->state.best_epoch = p->epoch + 1;
     }
     if (write_epoch_checkpoints(run, best) != 0) return 1;
-    if (stop_signal || step_limit_reached(L)) {
+    double interrupted = stop_signal ? 1 : 0;
+    if (dist_sum_f64(run->dist, &interrupted, 1) != 0) return 1;
+    if (interrupted > 0 || step_limit_reached(L)) {
         runlog_notef(run->log, "%s at the end of epoch %d, step %lld (batch %d of %d)",
-                     stop_signal ? "interrupted" : "stopped at --max-steps", p->epoch + 1,
+                     interrupted > 0 ? "interrupted" : "stopped at --max-steps", p->epoch + 1,
                      (long long)t->state.step, L->batches, L->batches);
-        fprintf(stderr, "rxc: %s after epoch %d; checkpoint %s\n"
-                        "  to continue, run the same command with --resume %s\n",
-                stop_signal ? "interrupted" : "stopped at --max-steps", p->epoch + 1, run->last_path, run->last_path);
+        if (dist_is_root(run->dist))
+            fprintf(stderr, "rxc: %s after epoch %d; checkpoint %s\n"
+                            "  to continue, run the same command with --resume %s\n",
+                    interrupted > 0 ? "interrupted" : "stopped at --max-steps", p->epoch + 1, run->last_path,
+                    run->last_path);
         p->stopped = true;
-        return stop_signal ? 130 : 0;
+        return interrupted > 0 ? 130 : 0;
     }
     return 0;
 }
@@ -533,7 +602,7 @@ int run_epochs(TrainRun *run, const TrainStart *start) {
         stopped = p.stopped;
     }
     if (own_signals) restore_signals(&old_int, &old_term);
-    if (status == 0 && !stopped) {
+    if (status == 0 && !stopped && dist_is_root(run->dist)) {
         const TrainState *s = &run->tr.state;
         if (run->val && s->best_epoch > 0)
             printf("Best validation accuracy %.4f at epoch %d. Run directory: %s\n", s->best_val_acc, s->best_epoch,

@@ -15,6 +15,12 @@
  * included). A non-finite loss stops the run and leaves the last good
  * checkpoint in place.
  *
+ * Data-parallel (run->dist, distributed.h): each rank compiles for batch/N
+ * and trains its shard of every epoch; rank 0 alone prints the epoch lines,
+ * the progress and the notes, and writes the run directory. Losses,
+ * accuracies and the stop decision (a signal reaching any rank) are summed
+ * over ranks every micro-batch, so every rank stops at the same step.
+ *
  * Every function that can fail prints its message on stderr and returns the
  * process exit status: 0, 1 (failure at run time), 2 (bad input), 130
  * (interrupted). The command line is cli/cmd_train.c's.
@@ -26,6 +32,7 @@
 #include <stdint.h>
 
 #include "data/loader.h"
+#include "distributed.h"
 #include "frontend.h"
 #include "run_dir.h"
 #include "runlog.h"
@@ -45,6 +52,7 @@ typedef struct TrainRun {
     char *classes;               /* class names, one per line, saved in checkpoints */
     char *folders;               /* their folders, where they differ (Imagenette), or NULL */
     RunDir *dir;                 /* the locked run directory (run_dir.h) */
+    Dist *dist;                  /* not owned; NULL: one process. Set before train_run_open */
 } TrainRun;
 
 /* How a training run starts and when it stops, beyond the model's recipe. */

@@ -21,6 +21,7 @@ packages=(
   strace                                       # tests/train sees the order checkpoints are renamed in
   python3 python3-numpy python3-torch python3-torchvision python3-pil   # test oracles
   python3-venv                                 # build/tensorboard-venv
+  openmpi-bin libopenmpi-dev                   # data-parallel training (mpirun); tests/dist
 )
 TENSORBOARD_VENV=build/tensorboard-venv
 TEST_DATA=build/deps/sklearn

@@ -61,8 +61,11 @@ struct Loader {
     int n_workers;
     Slot *slots;
     int depth;
-    int *order;
+    int *order;     /* this rank's samples of the epoch, in order */
     int epoch, n_batches;
+    int shard_rank, shard_world; /* loader_shard; 0 of 1 when not sharded */
+    bool shard_pad;
+    int local_n;    /* samples this rank takes per epoch */
     bool active, stop, begun;
     long next_job, total_jobs;
     int released, served, in_flight;
@@ -318,6 +321,30 @@ static void *worker_main(void *arg) {
 
 /* ---- open / close ---- */
 
+/* local_n and n_batches from the sharding and drop_last. Returns 0 or -1. */
+static int count_batches(Loader *L, Error *err) {
+    int w = L->shard_world, r = L->shard_rank;
+    L->local_n = L->shard_pad ? (L->n + w - 1) / w : (L->n - r + w - 1) / w;
+    L->n_batches = L->drop_last ? L->local_n / L->batch : (L->local_n + L->batch - 1) / L->batch;
+    if (L->n_batches == 0 && (L->drop_last || L->shard_pad)) {
+        if (w > 1)
+            error_set(err, "%s: %d usable images, fewer than one batch of %d on each of %d ranks%s", L->ds.dir,
+                     L->n, L->batch, w, L->drop_last ? " with drop_last" : "");
+        else
+            error_set(err, "%s: %d usable images, fewer than one batch of %d with drop_last", L->ds.dir, L->n,
+                     L->batch);
+        return -1;
+    }
+    return 0;
+}
+
+int loader_shard(Loader *L, int rank, int world, bool pad, Error *err) {
+    L->shard_rank = rank;
+    L->shard_world = world;
+    L->shard_pad = pad;
+    return count_batches(L, err);
+}
+
 static TransformOp *copy_ops(const TransformOp *ops, int n) {
     TransformOp *c = xmalloc(sizeof(TransformOp) * (n > 0 ? n : 1));
     if (n) memcpy(c, ops, sizeof(TransformOp) * n);
@@ -440,10 +467,8 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
         image_free(&img);
     }
 
-    L->n_batches = L->drop_last ? L->n / batch : (L->n + batch - 1) / batch;
-    if (L->n_batches == 0) {
-        error_set(err, "%s: %d usable images, fewer than one batch of %d with drop_last", L->ds.dir, L->n,
-                  batch);
+    L->shard_world = 1;
+    if (count_batches(L, err) != 0) {
         loader_close(L);
         return NULL;
     }
@@ -507,6 +532,15 @@ void loader_close(Loader *L) {
 
 /* ---- epochs and batches ---- */
 
+/* Rank r keeps positions r, r + N, r + 2N, ... of the epoch's order; when
+ * padded, positions past the end wrap to its start (DistributedSampler). */
+static void take_shard(Loader *L) {
+    int *all = xmalloc(sizeof(int) * (size_t)L->n);
+    memcpy(all, L->order, sizeof(int) * (size_t)L->n);
+    for (int i = 0; i < L->local_n; i++) L->order[i] = all[((long)i * L->shard_world + L->shard_rank) % L->n];
+    free(all);
+}
+
 /* The loader's error into the caller's, under mu: returns -1. */
 static int loader_failed(Loader *L, Error *err) {
     if (err) *err = L->error;
@@ -530,8 +564,9 @@ int loader_begin_epoch(Loader *L, int epoch, Error *err) {
             L->order[j] = t;
         }
     }
+    if (L->shard_world > 1) take_shard(L);
     L->next_job = 0;
-    L->total_jobs = L->drop_last ? (long)L->n_batches * L->batch : L->n;
+    L->total_jobs = L->drop_last ? (long)L->n_batches * L->batch : L->local_n;
     L->released = L->served = 0;
     for (int i = 0; i < L->depth; i++) L->slots[i].batch = -1;
     L->active = true;

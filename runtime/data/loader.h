@@ -71,6 +71,16 @@ void loader_sample_shape(const Loader *L, int *h, int *w); /* every sample's out
  * (then the identity mean 0, std 1 is written). */
 bool loader_normalize(const Loader *L, float mean[3], float std[3]);
 
+/* Data-parallel sharding (distributed.h), before the first epoch: of each
+ * epoch's order, rank `rank` of `world` takes every world-th sample starting
+ * at its own position, as PyTorch's DistributedSampler does. With pad (the
+ * training split) every rank gets ceil(n / world) samples, the order
+ * wrapping to its start, so that all ranks run the same number of batches;
+ * without (validation) no sample is seen twice. loader_num_batches then
+ * counts this rank's batches. Returns 0, or -1 when a rank would get no
+ * batch. */
+int loader_shard(Loader *L, int rank, int world, bool pad, Error *err);
+
 /* Starts epoch `epoch` (0-based): new shuffle order, workers begin filling
  * the queue. Returns 0, or -1 with a previous epoch's error in err. */
 int loader_begin_epoch(Loader *L, int epoch, Error *err);

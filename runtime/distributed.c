@@ -1,0 +1,168 @@
+/*
+ * distributed.c — launcher detection, MPI start-up and shut-down, and the
+ * collectives of distributed.h on top of mpi_api.h.
+ *
+ * Every collective is called by every rank in the same order from the main
+ * thread (MPI_Init's default thread level is enough). MPI counts are ints,
+ * so long buffers go in chunks.
+ */
+#include "distributed.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi_api.h"
+#include "util.h"
+
+struct Dist {
+    MpiApi api;
+    int rank, size;
+};
+
+/* Elements per MPI call: well inside int, whatever the element size. */
+#define CHUNK (1 << 28)
+
+int dist_mode_parse(const char *s, DistMode *m) {
+    if (!strcmp(s, "auto")) *m = DIST_AUTO;
+    else if (!strcmp(s, "on")) *m = DIST_ON;
+    else if (!strcmp(s, "off")) *m = DIST_OFF;
+    else return -1;
+    return 0;
+}
+
+static bool env_set(const char *name) {
+    const char *v = getenv(name);
+    return v && v[0];
+}
+
+/* How many processes the launcher started: > 0 when its environment says,
+ * -1 when launched but the count is only known after MPI_Init (PMIx), 0
+ * when no launcher started this process. */
+static int launched_size(void) {
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (env_set(names[i])) return atoi(getenv(names[i]));
+    if (env_set("SLURM_NTASKS") && env_set("SLURM_STEP_ID") && env_set("SLURM_PROCID"))
+        return atoi(getenv("SLURM_NTASKS"));
+    if (env_set("PMIX_RANK")) return -1;
+    return 0;
+}
+
+int dist_open(DistMode mode, Dist **out, Error *err) {
+    *out = NULL;
+    if (mode == DIST_OFF) return 0;
+    int launched = launched_size();
+    if (launched == 0) {
+        if (mode == DIST_ON)
+            return error_set(err, "--distributed on, but this process was not started by mpirun or srun "
+                                       "(e.g. mpirun -np 2 rxc train FILE.net)");
+        return 0;
+    }
+    if (launched == 1 && mode == DIST_AUTO) return 0;
+    Dist *d = xcalloc(1, sizeof *d);
+    if (mpi_api_load(&d->api, err) != 0) {
+        free(d);
+        return -1;
+    }
+    int initialized = 0;
+    d->api.Initialized(&initialized);
+    if (!initialized && d->api.Init(NULL, NULL) != 0) {
+        mpi_api_unload(&d->api);
+        free(d);
+        return error_set(err, "MPI_Init failed");
+    }
+    d->api.Comm_rank(d->api.comm_world, &d->rank);
+    d->api.Comm_size(d->api.comm_world, &d->size);
+    *out = d;
+    return 0;
+}
+
+void dist_close(Dist *d, int status) {
+    if (!d) return;
+    fflush(stdout);
+    fflush(stderr);
+    if (status != 0) d->api.Abort(d->api.comm_world, status);
+    d->api.Finalize();
+    /* libmpi stays loaded: its atexit handlers may still run */
+    free(d);
+}
+
+int dist_rank(const Dist *d) { return d ? d->rank : 0; }
+int dist_size(const Dist *d) { return d ? d->size : 1; }
+bool dist_is_root(const Dist *d) { return dist_rank(d) == 0; }
+
+static int sum_chunks(Dist *d, void *v, int64_t n, MpiHandle type, size_t elem) {
+    for (int64_t off = 0; off < n; off += CHUNK) {
+        int count = (int)(n - off < CHUNK ? n - off : CHUNK);
+        if (d->api.Allreduce(d->api.in_place, (char *)v + (size_t)off * elem, count, type, d->api.op_sum,
+                             d->api.comm_world) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int dist_sum_f64(Dist *d, double *v, int n) { return d ? sum_chunks(d, v, n, d->api.t_double, sizeof *v) : 0; }
+int dist_sum_f32(Dist *d, float *v, int64_t n) { return d ? sum_chunks(d, v, n, d->api.t_float, sizeof *v) : 0; }
+
+int dist_broadcast(Dist *d, void *buf, int64_t bytes) {
+    if (!d) return 0;
+    for (int64_t off = 0; off < bytes; off += CHUNK) {
+        int count = (int)(bytes - off < CHUNK ? bytes - off : CHUNK);
+        if (d->api.Bcast((char *)buf + off, count, d->api.t_byte, 0, d->api.comm_world) != 0) return -1;
+    }
+    return 0;
+}
+
+int dist_gather(Dist *d, const void *send, int64_t bytes, void *recv) {
+    if (!d) {
+        memcpy(recv, send, (size_t)bytes);
+        return 0;
+    }
+    if (bytes > CHUNK) return -1; /* logits of one rank's slice: far below */
+    return d->api.Gather(send, (int)bytes, d->api.t_byte, recv, (int)bytes, d->api.t_byte, 0, d->api.comm_world) == 0
+               ? 0
+               : -1;
+}
+
+/* The space in host memory: the executor's own (CPU), or a staging copy
+ * (a GPU executor; NCCL would keep it on the device). */
+static float *space_on_host(Executor *e, BufSpace space, int64_t bytes, bool *staged) {
+    float *p = e->host_ptr ? e->host_ptr(e, space) : NULL;
+    *staged = p == NULL;
+    if (p) return p;
+    p = xmalloc((size_t)bytes);
+    if (e->read(e, space, 0, p, bytes) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int space_done(Executor *e, BufSpace space, float *p, int64_t bytes, bool staged, int rc) {
+    if (!staged) return rc;
+    if (rc == 0 && e->write(e, space, 0, p, bytes) != 0) rc = -1;
+    free(p);
+    return rc;
+}
+
+int dist_average_space(Dist *d, Executor *e, BufSpace space, int64_t bytes) {
+    if (!d || bytes <= 0) return 0;
+    bool staged;
+    float *p = space_on_host(e, space, bytes, &staged);
+    if (!p) return -1;
+    int64_t n = bytes / (int64_t)sizeof(float);
+    int rc = dist_sum_f32(d, p, n);
+    float scale = 1.0f / (float)d->size;
+    if (rc == 0)
+        for (int64_t i = 0; i < n; i++) p[i] *= scale;
+    return space_done(e, space, p, bytes, staged, rc);
+}
+
+int dist_broadcast_space(Dist *d, Executor *e, BufSpace space, int64_t bytes) {
+    if (!d || bytes <= 0) return 0;
+    bool staged;
+    float *p = space_on_host(e, space, bytes, &staged);
+    if (!p) return -1;
+    return space_done(e, space, p, bytes, staged, dist_broadcast(d, p, bytes));
+}
