@@ -18,6 +18,7 @@ packages=(
   libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev
   clang llvm                                   # libFuzzer and sanitizers for `make fuzz`
   groff-base                                   # tests/manual renders the man page
+  strace                                       # tests/train sees the order checkpoints are renamed in
   python3 python3-numpy python3-torch python3-torchvision python3-pil   # test oracles
   python3-venv                                 # build/tensorboard-venv
 )
