@@ -30,7 +30,7 @@ read -r K1 K2 <<<"${BENCH_STEPS:-5 25}"   # rxc steps: throughput from the diffe
 TORCH_STEPS=20
 
 [ -x "$RXC" ] || { echo "bench/gpu.sh: $RXC is not built (make)"; exit 1; }
-cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c -ldl || exit 1
+cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c compiler/error.c -ldl || exit 1
 if ! dev=$("$work/probe"); then echo "bench/gpu.sh: no GPU: $dev"; exit 1; fi
 echo "device: ${dev#gpu }   date: $(date -u +%Y-%m-%dT%H:%MZ)   rxc: $("$RXC" --version | head -n 1)"
 

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    char err[256];
+    Error err = {0};
     for (int mode = 0; mode < 2; mode++) {
         long images = 0, draws = 0;
         double t0 = cpu_now();
@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
             Image im = {0};
             DecodeStatus st;
             if (mode == 0) {
-                st = jpeg_decode_rgb(data[f], size[f], 1, &im, err, sizeof err);
+                st = jpeg_decode_rgb(data[f], size[f], 1, &im, &err);
             } else {
                 int w, h;
                 jpeg_probe(data[f], size[f], &w, &h);
@@ -65,10 +65,10 @@ int main(int argc, char **argv) {
                 x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
                 x1 = x1 > w ? w : x1, y1 = y1 > h ? h : y1;
                 int ox, oy;
-                st = jpeg_decode_region_rgb(data[f], size[f], x0, y0, x1 - x0, y1 - y0, &im, &ox, &oy, err, sizeof err);
+                st = jpeg_decode_region_rgb(data[f], size[f], x0, y0, x1 - x0, y1 - y0, &im, &ox, &oy, &err);
             }
             if (st != DEC_OK) {
-                fprintf(stderr, "jpeg_decode: %s\n", err);
+                fprintf(stderr, "jpeg_decode: %s\n", err.msg);
                 return 1;
             }
             image_free(&im);

@@ -39,19 +39,19 @@ int main(int argc, char **argv) {
     /* as the CPU trainer; RXC_LOWER_FOR=cuda times the CUDA target's im2col + GEMM convs on the CPU */
     const char *lower_for = getenv("RXC_LOWER_FOR");
     compile_options_from_recipe(&o, &m.recipe, batch, lower_for && !strcmp(lower_for, "cuda") ? &target_cuda : &target_cpu);
-    char err[4096];
+    Error err = {0};
     double t0 = now();
-    Program *p = compile_training(m.graph, &o, err, sizeof err);
+    Program *p = compile_training(m.graph, &o, &err);
     if (!p) {
-        fprintf(stderr, "compile: %s\n", err);
+        fprintf(stderr, "compile: %s\n", err.msg);
         return 1;
     }
     printf("%s, batch %d, input %s: %d kernels, compiled to a program in %.2f s\n", path, batch, input,
            p->module->n, now() - t0);
     t0 = now();
-    Executor *e = exec_cpu_new(p, err, sizeof err);
+    Executor *e = exec_cpu_new(p, &err);
     if (!e) {
-        fprintf(stderr, "executor: %s\n", err);
+        fprintf(stderr, "executor: %s\n", err.msg);
         return 1;
     }
     printf("executor %s ready in %.2f s (C compile or cache load included)\n", e->device_name, now() - t0);
@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
     for (int it = 0; it <= steps; it++) { /* the first step warms up */
         double t = now();
         for (int ph = PHASE_FORWARD_TRAIN; ph <= PHASE_UPDATE; ph++)
-            if (e->run(e, (Phase)ph, sc, err, sizeof err) != 0) {
-                fprintf(stderr, "run: %s\n", err);
+            if (e->run(e, (Phase)ph, sc, &err) != 0) {
+                fprintf(stderr, "run: %s\n", err.msg);
                 return 1;
             }
         t = now() - t;

@@ -353,7 +353,7 @@ static int write_done(const char *out, const Variant *v, const char *model_sha) 
     char *text = xasprintf("{\"cardinality\":%d,\"width\":%d,\"epochs\":%d,\"params\":%lld,\"macs\":%lld,"
                            "\"model_sha256\":\"%s\"}\n",
                            v->cardinality, v->width, v->epochs, (long long)v->params, (long long)v->macs, model_sha);
-    int rc = write_file_atomic(path, text, strlen(text), NULL, 0);
+    int rc = write_file_atomic(path, text, strlen(text), NULL);
     free(text);
     if (rc) fprintf(stderr, "rxc ablate: cannot write %s: %s\n", path, strerror(errno));
     free(path);
@@ -483,8 +483,8 @@ static char *markdown_text(const char *title, const Variant *v, int n, int64_t p
 static int write_outputs(const char *out, const char *title, const Variant *v, int n, int64_t p0, int64_t m0) {
     char *csv = xasprintf("%s/ablation.csv", out), *md = xasprintf("%s/ablation.md", out);
     char *csv_data = csv_text(v, n, p0, m0), *md_data = markdown_text(title, v, n, p0, m0);
-    int csv_rc = write_file_atomic(csv, csv_data, strlen(csv_data), NULL, 0), why = errno;
-    int md_rc = write_file_atomic(md, md_data, strlen(md_data), NULL, 0);
+    int csv_rc = write_file_atomic(csv, csv_data, strlen(csv_data), NULL), why = errno;
+    int md_rc = write_file_atomic(md, md_data, strlen(md_data), NULL);
     if (md_rc && !csv_rc) why = errno;
     int rc = csv_rc || md_rc ? -1 : 0;
     if (rc) fprintf(stderr, "rxc ablate: cannot write %s or %s: %s\n", csv, md, strerror(why));
@@ -501,10 +501,10 @@ static int write_outputs(const char *out, const char *title, const Variant *v, i
         pv[i] = (AblationPlotVariant){labels[i], v[i].cardinality, r.best_val_acc, r.final_val_acc, v[i].rows,
                                       v[i].n_rows};
     }
-    char err[512];
+    Error err = {0};
     char *svg = xasprintf("%s/ablation.svg", out);
-    if (plot_ablation(svg, title, pv, n, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc ablate: %s\n", err);
+    if (plot_ablation(svg, title, pv, n, &err) != 0) {
+        fprintf(stderr, "rxc ablate: %s\n", err.msg);
         rc = -1;
     }
     free(svg);
@@ -697,7 +697,7 @@ int cmd_ablate(int argc, char **argv) {
 
     char *name = path_stem(a.file);
     char *out = a.out_dir ? xstrdup(a.out_dir) : xasprintf("runs/ablate-%s", name);
-    if (make_dirs(out, 0777, NULL, 0) != 0) {
+    if (make_dirs(out, 0777, NULL) != 0) {
         fprintf(stderr, "rxc ablate: cannot create %s: %s\n", out, strerror(errno));
         rc = 1;
     } else {

@@ -40,9 +40,9 @@ static Program *compile_model(Model *m, int batch, const Target *target) {
     }
     /* single-op networks end in a feature map: show them with an external loss gradient */
     if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
-    char err[512];
-    Program *p = compile_training(m->graph, &o, err, sizeof err);
-    if (!p) fprintf(stderr, "rxc: %s: %s\n", m->path, err);
+    Error err = {0};
+    Program *p = compile_training(m->graph, &o, &err);
+    if (!p) fprintf(stderr, "rxc: %s: %s\n", m->path, err.msg);
     return p;
 }
 
@@ -93,11 +93,11 @@ static void print_memory(const Program *p, const Graph *g) {
     printf("  weights + grads + opt. state   %10.1f MiB  (weights %.1f, grads %.1f, state %.1f, BN buffers %.2f)\n",
            mib(p->state_bytes), mib(p->space_bytes[SPACE_PARAMS]), mib(p->space_bytes[SPACE_GRADS]),
            mib(p->space_bytes[SPACE_STATE]), mib(p->space_bytes[SPACE_BUFFERS]));
-    char err[512];
-    if (memplan_verify(p, err, sizeof err) == 0)
+    Error err = {0};
+    if (memplan_verify(p, &err) == 0)
         printf("  plan verified: no two simultaneously live buffers overlap (%d buffers)\n", p->n_bufs);
     else
-        printf("  PLAN INVALID: %s\n", err);
+        printf("  PLAN INVALID: %s\n", err.msg);
 }
 
 static cJSON *memory_json(const Program *p) {
@@ -107,10 +107,10 @@ static cJSON *memory_json(const Program *p) {
     cJSON_AddNumberToObject(o, "saved_bytes", (double)p->saved_bytes);
     cJSON_AddNumberToObject(o, "naive_bytes", (double)p->naive_bytes);
     cJSON_AddNumberToObject(o, "state_bytes", (double)p->state_bytes);
-    char err[512];
-    int ok = memplan_verify(p, err, sizeof err) == 0;
+    Error err = {0};
+    int ok = memplan_verify(p, &err) == 0;
     cJSON_AddBoolToObject(o, "verified", ok);
-    if (!ok) cJSON_AddStringToObject(o, "verify_error", err);
+    if (!ok) cJSON_AddStringToObject(o, "verify_error", err.msg);
     /* everything an independent checker needs: buffers and who touches them */
     cJSON *bufs = cJSON_AddArrayToObject(o, "buffers");
     for (int b = 0; b < p->n_bufs; b++) {
@@ -277,7 +277,7 @@ int cmd_emit(int argc, char **argv) {
     const Target *tg = !strcmp(target, "cuda") ? &target_cuda : &target_cpu;
     Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, tg);
     if (p) {
-        if (make_dirs(dir, 0777, NULL, 0) != 0) {
+        if (make_dirs(dir, 0777, NULL) != 0) {
             fprintf(stderr, "rxc emit: cannot create %s: %s\n", dir, strerror(errno));
         } else {
             char *text = NULL;

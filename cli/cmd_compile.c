@@ -44,10 +44,10 @@ static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, con
 
 static int default_arch(void) {
     CudaApi api = {0};
-    char err[256];
+    Error err = {0};
     int sm = -1;
-    if (cuda_api_load(&api, CUDA_LIB_DRIVER, err, sizeof err) == 0 && api.cuInit(0) == 0)
-        sm = cuda_device_sm(&api, 0, err, sizeof err);
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, &err) == 0 && api.cuInit(0) == 0)
+        sm = cuda_device_sm(&api, 0, &err);
     cuda_api_unload(&api);
     return sm > 0 ? sm : 90;
 }
@@ -142,35 +142,35 @@ int cmd_compile(int argc, char **argv) {
         return lr == LOAD_IO_ERROR ? 1 : 2;
     }
     int rc = 1;
-    char err[16384];
+    Error err = {0};
     CompileOptions o;
     compile_options_from_recipe(&o, &model.recipe, batch > 0 ? batch : model.recipe.batch, &target_cuda);
     if (precision) o.precision = !strcmp(precision, "bf16") ? PREC_BF16 : !strcmp(precision, "tf32") ? PREC_TF32 : PREC_FP32;
     if (model.graph->output >= 0 && model.graph->nodes[model.graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
-    Program *p = compile_training(model.graph, &o, err, sizeof err);
+    Program *p = compile_training(model.graph, &o, &err);
     CudaApi api = {0};
     char *src = NULL;
     CudaLaunch *ls = NULL;
     NvrtcModule cold = {0}, warm = {0};
     bool have_cold = false, have_warm = false;
     if (!p) {
-        fprintf(stderr, "rxc compile: %s: %s\n", file, err);
+        fprintf(stderr, "rxc compile: %s: %s\n", file, err.msg);
         goto out;
     }
-    if (cuda_api_load(&api, CUDA_LIB_NVRTC, err, sizeof err)) {
-        fprintf(stderr, "rxc compile: %s\n", err);
+    if (cuda_api_load(&api, CUDA_LIB_NVRTC, &err)) {
+        fprintf(stderr, "rxc compile: %s\n", err.msg);
         goto out;
     }
     src = render_cuda(p->module, &ls);
     NvrtcOptions opt = {.sm = sm, .use_cache = a.use_cache, .refresh = a.cold_wanted};
-    if (nvrtc_compile(&api, src, &opt, &cold, err, sizeof err)) {
-        fprintf(stderr, "rxc compile: %s: %s\n", file, err);
+    if (nvrtc_compile(&api, src, &opt, &cold, &err)) {
+        fprintf(stderr, "rxc compile: %s: %s\n", file, err.msg);
         goto out;
     }
     have_cold = true;
     if (a.use_cache && !cold.from_cache) {
         opt.refresh = false;
-        have_warm = nvrtc_compile(&api, src, &opt, &warm, err, sizeof err) == 0;
+        have_warm = nvrtc_compile(&api, src, &opt, &warm, &err) == 0;
     }
     const char *prec_name = o.precision == PREC_BF16 ? "bf16" : o.precision == PREC_TF32 ? "tf32" : "fp32";
     printf("%s: batch %d, %s, sm_%d, NVRTC %d.%d: %d kernels, %d entry points, %zu bytes of source\n", file, o.batch,

@@ -62,14 +62,14 @@ int cmd_transform(int argc, char **argv) {
     }
     TransformOp *ops = NULL;
     int n_ops = 0;
-    char err[512] = "";
+    Error err = {0};
     if (strcmp(pos[0], "none") && strcmp(pos[0], "")) {
         if (!augment_parse) {
             fprintf(stderr, "rxc: transform: the pipeline parser is not in this build; use \"none\" with --aa-op\n");
             return 1;
         }
-        if (augment_parse(pos[0], &ops, &n_ops, err, sizeof err)) {
-            fprintf(stderr, "rxc: transform: %s\n", err);
+        if (augment_parse(pos[0], &ops, &n_ops, &err)) {
+            fprintf(stderr, "rxc: transform: %s\n", err.msg);
             return 2;
         }
     }
@@ -82,10 +82,10 @@ int cmd_transform(int argc, char **argv) {
     }
     Image im;
     SampleRng rng = sample_rng(seed, 0, 0);
-    int prc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)bytes, n_bytes, &rng, &im, err, sizeof err);
+    int prc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)bytes, n_bytes, &rng, &im, &err);
     free(bytes);
     if (prc) {
-        fprintf(stderr, "rxc: transform: %s: %s\n", pos[1], err);
+        fprintf(stderr, "rxc: transform: %s: %s\n", pos[1], err.msg);
         free(ops);
         return 1;
     }
@@ -102,10 +102,10 @@ int cmd_transform(int argc, char **argv) {
         }
         aa_apply_op(&im, (AAOp)aa_op_from_name(name), m, sign == '-' ? -1 : 1, 128);
     }
-    int rc = image_write(&im, pos[2], err, sizeof err);
+    int rc = image_write(&im, pos[2], &err);
     image_free(&im);
     if (rc) {
-        fprintf(stderr, "rxc: transform: %s\n", err);
+        fprintf(stderr, "rxc: transform: %s\n", err.msg);
         return 1;
     }
     return 0;
@@ -155,18 +155,18 @@ int cmd_augment(int argc, char **argv) {
     const Recipe *r = &m.recipe;
     bool train = strcmp(split, "val") != 0;
     const char *split_dir = train ? (r->train_split ? r->train_split : "train") : (r->val_split ? r->val_split : "val");
-    char err[512] = "";
-    Loader *L = loader_open(r, split_dir, n, train, LOADER_U8_NHWC, 0, err, sizeof err);
+    Error err = {0};
+    Loader *L = loader_open(r, split_dir, n, train, LOADER_U8_NHWC, 0, &err);
     if (!L) {
-        fprintf(stderr, "rxc: augment: %s\n", err);
+        fprintf(stderr, "rxc: augment: %s\n", err.msg);
         model_free(&m);
         return 1;
     }
     loader_report(L, stderr);
     Batch b;
-    int got = loader_begin_epoch(L, epoch) == 0 ? loader_next(L, &b) : -1;
+    int got = loader_begin_epoch(L, epoch, &err) == 0 ? loader_next(L, &b, &err) : -1;
     if (got <= 0) {
-        fprintf(stderr, "rxc: augment: %s\n", got < 0 ? loader_error(L) : "no samples");
+        fprintf(stderr, "rxc: augment: %s\n", got < 0 ? err.msg : "no samples");
         loader_close(L);
         model_free(&m);
         return 1;
@@ -184,8 +184,8 @@ int cmd_augment(int argc, char **argv) {
     printf("%s: %d %s samples of epoch %d (%dx%d each); classes:", outp, got, split, epoch, b.w, b.h);
     for (int k = 0; k < got; k++) printf(" %s", loader_class_name(L, (int)b.labels[k]));
     printf("\n");
-    int rc = image_write(&grid, outp, err, sizeof err);
-    if (rc) fprintf(stderr, "rxc: augment: %s\n", err);
+    int rc = image_write(&grid, outp, &err);
+    if (rc) fprintf(stderr, "rxc: augment: %s\n", err.msg);
     image_free(&grid);
     loader_close(L);
     model_free(&m);
@@ -212,9 +212,9 @@ int cmd_demo(int argc, char **argv) {
             return 2;
         }
     }
-    char err[512] = "";
-    if (demo_prepare(out, csv, err, sizeof err)) {
-        fprintf(stderr, "rxc: demo: %s\n", err);
+    Error err = {0};
+    if (demo_prepare(out, csv, &err)) {
+        fprintf(stderr, "rxc: demo: %s\n", err.msg);
         return 1;
     }
     return 0;

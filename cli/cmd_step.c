@@ -145,9 +145,9 @@ typedef struct StepSession {
 static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     memset(s, 0, sizeof *s);
     const char *cmd = grad ? "grad" : "step";
-    char err[2048];
-    if (st_read(a->batch, &s->batch, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc %s: %s\n", cmd, err);
+    Error err = {0};
+    if (st_read(a->batch, &s->batch, &err) != 0) {
+        fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);
         return 2;
     }
     s->x = st_find(&s->batch, "x");
@@ -221,17 +221,15 @@ static int open_session(const StepArgs *a, bool grad, StepSession *s) {
     cfg.loss = s->dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     cfg.want_input_grad = grad;
     cfg.quiet = true;
-    if (trainer_open(&s->tr, &s->model, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc %s: %s\n", cmd, err);
+    if (trainer_open(&s->tr, &s->model, &cfg, &err) != 0) {
+        fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);
         return 1;
     }
     s->trainer_open = true;
     trainer_init_params(&s->tr, s->model.recipe.seed);
     if (a->init) {
-        char *msg = NULL;
-        if (trainer_load_weights(&s->tr, a->init, &msg) != 0) {
-            fprintf(stderr, "rxc %s: %s", cmd, msg);
-            free(msg);
+        if (trainer_load_weights(&s->tr, a->init, &err) != 0) {
+            fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);
             return 2;
         }
     }
@@ -248,9 +246,9 @@ static void close_session(StepSession *s) {
 }
 
 static int write_out(const char *cmd, const char *path, SafeTensors *out) {
-    char err[1024];
-    if (st_write(path, out, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc %s: %s\n", cmd, err);
+    Error err = {0};
+    if (st_write(path, out, &err) != 0) {
+        fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);
         return 1;
     }
     return 0;
@@ -282,7 +280,7 @@ int cmd_step(int argc, char **argv) {
     int64_t classes = t->out_numel;
     float *logits = xmalloc((size_t)(s.n * classes) * sizeof(float));
     float *losses = xmalloc((size_t)a.steps * sizeof(float));
-    char err[1024];
+    Error err = {0};
     int micro = t->cfg.batch, accum = (int)(s.n / micro);
     for (int k = 0; k < a.steps && rc == 0; k++) {
         double lr = schedule_lr(&s.model.recipe, 1, k);
@@ -292,16 +290,16 @@ int cmd_step(int argc, char **argv) {
             StepStats st;
             const float *x = s.x_nhwc + (size_t)m * micro * (size_t)(s.c * s.h * s.w);
             const int64_t *y = (const int64_t *)s.y->data + (size_t)m * micro;
-            if (trainer_forward_backward(t, x, y, micro, lr, k + 1, &st, err, sizeof err) != 0) {
-                fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err);
+            if (trainer_forward_backward(t, x, y, micro, lr, k + 1, &st, &err) != 0) {
+                fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
                 rc = 1;
                 break;
             }
             if (k == 0) memcpy(logits + (size_t)m * micro * classes, t->logits, (size_t)(micro * classes) * sizeof(float));
             loss_sum += st.loss_sum;
         }
-        if (rc == 0 && trainer_update(t, lr, k + 1, err, sizeof err) != 0) {
-            fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err);
+        if (rc == 0 && trainer_update(t, lr, k + 1, &err) != 0) {
+            fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
             rc = 1;
         }
         if (rc) break;
@@ -354,7 +352,7 @@ int cmd_grad(int argc, char **argv) {
     const Node *outn = &g->nodes[g->output];
     const Program *p = t->prog;
     SafeTensors out = {0}, initial = {0};
-    char err[1024];
+    Error err = {0};
     checkpoint_collect(&t->ref, &initial, false);
 
     /* The output's PyTorch shape: N x C x H x W for maps, N x C for vectors. */
@@ -390,9 +388,9 @@ int cmd_grad(int argc, char **argv) {
         free(dy);
     }
     StepStats st;
-    if (trainer_forward_backward(t, s.x_nhwc, s.dy ? NULL : s.y->data, (int)s.n, s.model.recipe.lr, 1, &st, err,
-                                 sizeof err) != 0) {
-        fprintf(stderr, "rxc grad: %s\n", err);
+    if (trainer_forward_backward(t, s.x_nhwc, s.dy ? NULL : s.y->data, (int)s.n, s.model.recipe.lr, 1, &st,
+                                 &err) != 0) {
+        fprintf(stderr, "rxc grad: %s\n", err.msg);
         rc = 1;
         goto done;
     }

@@ -194,10 +194,10 @@ int cmd_eval(int argc, char **argv) {
     TrainRun run;
     rc = open_for_inference(&a, 'e', &run);
     if (rc == 0) {
-        char err[2048];
+        Error err = {0};
         EvalResult vr;
-        if (evaluate_split(&run.tr, run.val, &vr, err, sizeof err) != 0) {
-            fprintf(stderr, "rxc: %s\n", err);
+        if (evaluate_split(&run.tr, run.val, &vr, &err) != 0) {
+            fprintf(stderr, "rxc: %s\n", err.msg);
             rc = 1;
         } else {
             printf("Val Loss: %.4f Accuracy: %.4f (%lld images, split %s)\n", vr.loss, vr.acc, (long long)vr.n,

@@ -581,7 +581,7 @@ static void concat_backward(Lower *L, int v) {
 
 int autodiff_backward(Lower *L) {
     const Graph *g = L->g;
-    for (int v = g->n_nodes - 1; v >= 0 && !L->failed; v--) {
+    for (int v = g->n_nodes - 1; v >= 0 && !lw_failed(L); v--) {
         const Node *n = &g->nodes[v];
         if (L->fp.inlined[v] || !L->fp.needs_grad[v] || L->grad_buf[v] < 0) continue;
         switch (n->op) {
@@ -613,5 +613,5 @@ int autodiff_backward(Lower *L) {
         }
     }
     if (L->o->want_input_grad && g->input >= 0) L->p->input_grad_buf = L->grad_buf[g->input];
-    return L->failed ? -1 : 0;
+    return lw_failed(L) ? -1 : 0;
 }

@@ -72,27 +72,28 @@ static int *filled(int n, int v) {
     return a;
 }
 
-Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen) {
+Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     if (!g || g->input < 0 || g->output < 0) {
-        snprintf(err, errlen, "the network has no input or no output");
+        error_set(err, "the network has no input or no output");
         return NULL;
     }
     assert(o->target && "CompileOptions.target is set by compile_options_from_recipe");
     if (!target_runs_precision(o->target, o->precision)) {
-        snprintf(err, errlen, "the %s target cannot run precision %s", o->target->name, (const char *[]){"fp32", "tf32", "bf16"}[o->precision]);
+        error_set(err, "the %s target cannot run precision %s", o->target->name, (const char *[]){"fp32", "tf32",
+                  "bf16"}[o->precision]);
         return NULL;
     }
     if (o->batch < 1) {
-        snprintf(err, errlen, "batch size must be at least 1, got %d", o->batch);
+        error_set(err, "batch size must be at least 1, got %d", o->batch);
         return NULL;
     }
     const Node *outn = &g->nodes[g->output];
     if (o->loss == LOSS_CROSS_ENTROPY && outn->rank != 1) {
-        snprintf(err, errlen, "cross-entropy needs a vector output (logits), the network ends in a feature map");
+        error_set(err, "cross-entropy needs a vector output (logits), the network ends in a feature map");
         return NULL;
     }
     if (o->normalize_u8_input && g->nodes[g->input].dim[2] != 3) {
-        snprintf(err, errlen, "uint8 input normalization needs 3 input channels");
+        error_set(err, "uint8 input normalization needs 3 input channels");
         return NULL;
     }
 
@@ -103,7 +104,12 @@ Program *compile_training(const Graph *g, const CompileOptions *o, char *err, si
     p->n_params = g->n_params;
     p->param_offset = xmalloc((size_t)(g->n_params ? g->n_params : 1) * sizeof(int64_t));
 
-    Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err, .errlen = errlen,
+    /* The lowering passes stop at the first error they record, so they need
+     * somewhere to record it even when the caller does not want it. */
+    Error unwanted;
+    if (!err) err = &unwanted;
+    error_clear(err);
+    Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err,
                .act = o->precision == PREC_BF16 ? KD_BF16 : KD_F32};
     int n = g->n_nodes;
     L.fwd_buf = filled(n, -1);
@@ -152,16 +158,16 @@ Program *compile_training(const Graph *g, const CompileOptions *o, char *err, si
     p->loss_buf = lw_arena(&L, "loss", o->batch);
     if (o->loss == LOSS_EXTERNAL_GRAD) p->dy_buf = lw_arena(&L, "dy", (int64_t)o->batch * node_numel(outn));
 
-    int rc = fuse_plan(g, o, &L.fp, err, errlen);
+    int rc = fuse_plan(g, o, &L.fp, err);
     if (rc == 0) rc = lower_forward(&L);
     if (rc == 0) {
         p->logits_buf = L.fwd_buf[g->output];
         rc = autodiff_backward(&L);
     }
     if (rc == 0) rc = lower_update(&L);
-    if (rc == 0) rc = memplan_run(&L, err, errlen);
+    if (rc == 0) rc = memplan_run(&L, err);
     if (rc == 0 && o->want_input_grad && p->input_grad_buf < 0) {
-        snprintf(err, errlen, "no gradient reaches the network input");
+        error_set(err, "no gradient reaches the network input");
         rc = -1;
     }
     lower_free(&L);

@@ -38,6 +38,7 @@
 #include "program.h"
 #include "recipe.h"
 #include "target.h"
+#include "error.h"
 
 typedef enum LossMode { LOSS_CROSS_ENTROPY, LOSS_EXTERNAL_GRAD } LossMode;
 
@@ -63,13 +64,13 @@ typedef struct CompileOptions {
 void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, const Target *target);
 
 /* Returns the Program, or NULL with a one-line message in err. */
-Program *compile_training(const Graph *g, const CompileOptions *o, char *err, size_t errlen);
+Program *compile_training(const Graph *g, const CompileOptions *o, Error *err);
 void program_free(Program *p);
 
 /* Re-derives buffer lifetimes from the step lists (independently of the
  * planner) and checks that no two arena buffers that are live at the same
  * step share bytes, that every buffer fits in its space, and that
  * peak <= naive. Returns 0, or -1 with the first violation in err. */
-int memplan_verify(const Program *p, char *err, size_t errlen);
+int memplan_verify(const Program *p, Error *err);
 
 #endif

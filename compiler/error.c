@@ -28,6 +28,16 @@ int error_at(Error *err, SrcLoc loc, const char *fmt, ...) {
     return -1;
 }
 
+int error_append(Error *err, const char *fmt, ...) {
+    if (!err) return -1;
+    size_t n = strlen(err->msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + n, sizeof err->msg - n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 int error_prefix(Error *err, const char *fmt, ...) {
     if (!err) return -1;
     char context[1024];

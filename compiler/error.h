@@ -32,6 +32,8 @@ int error_vset(Error *err, const char *fmt, va_list ap);
 int error_at(Error *err, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "CONTEXT: previous message" */
 int error_prefix(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "previous message" followed by the formatted text (a hint, a detail) */
+int error_append(Error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static inline bool error_is_set(const Error *err) { return err && err->msg[0]; }
 static inline void error_clear(Error *err) {

@@ -506,7 +506,7 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
-int augment_parse(const char *text, TransformOp **ops, int *n_ops, char *err, size_t errlen) {
+int augment_parse(const char *text, TransformOp **ops, int *n_ops, Error *err) {
     Diag *d = diag_new(NULL);
     const char *src = diag_add_source(d, "pipeline", text, strlen(text));
     Arena *a = arena_new();
@@ -516,9 +516,9 @@ int augment_parse(const char *text, TransformOp **ops, int *n_ops, char *err, si
     *ops = NULL;
     *n_ops = 0;
     if (n > 0 && diag_errors(d) == 0 && transforms_from_ops(exprs, n, ops, n_ops, d) == 0) rc = 0;
-    if (rc != 0 && err && errlen) {
+    if (rc != 0) {
         const char *first = diag_first(d);
-        snprintf(err, errlen, "%s", first ? first : "pipeline: error: empty pipeline");
+        error_set(err, "%s", first ? first : "pipeline: error: empty pipeline");
     }
     arena_free(a);
     diag_free(d);

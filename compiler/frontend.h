@@ -13,6 +13,7 @@
 
 #include "graph.h"
 #include "recipe.h"
+#include "error.h"
 
 typedef struct SetOverride {
     const char *name;   /* "cardinality", "classes", "stages", "lr", ... */
@@ -44,6 +45,6 @@ void model_free(Model *m);
 /* Parses one augmentation pipeline in the language's syntax, as written after
  * `augment train:`, e.g. "resize(256) -> center_crop(224) -> normalize(...)".
  * Returns 0, or -1 with a message (with a column) in err. *ops is malloc'd. */
-int augment_parse(const char *text, TransformOp **ops, int *n_ops, char *err, size_t errlen);
+int augment_parse(const char *text, TransformOp **ops, int *n_ops, Error *err);
 
 #endif

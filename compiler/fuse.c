@@ -67,9 +67,8 @@ static int chain_depth(const Graph *g, const FusePlan *fp, const int *depth, int
 
 #define MAX_RECOMPUTE_CHAIN 8
 
-int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, size_t errlen) {
+int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err) {
     (void)err;
-    (void)errlen;
     int n = g->n_nodes;
     memset(fp, 0, sizeof *fp);
     fp->n = n;

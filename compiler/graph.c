@@ -5,7 +5,8 @@
  * PyTorch's output-size arithmetic), parameter creation with PyTorch's
  * names, layouts, fans and default initialisers, and the parameter and
  * multiply-accumulate counts. Builders never exit: a mistake returns -1 with
- * a one-line message, and the elaborator adds the source location.
+ * a one-line message located at the op (error_at), which the elaborator
+ * reports.
  *
  * OP_PARAM nodes carry the flat shape {numel} (rank 1); the real PyTorch
  * shape lives in the Param entry the node points to.
@@ -130,16 +131,16 @@ static bool param_name_taken(const Graph *g, const char *name) { return graph_fi
  * param index or -1 (numel overflow or duplicate name). */
 static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
                      const int64_t *dim, bool trainable, InitKind init, int64_t fan_in, int64_t fan_out,
-                     SrcLoc loc, char *err, size_t errlen) {
+                     SrcLoc loc, Error *err) {
     char *name = xasprintf("%s.%s", layer, suffix);
     if (param_name_taken(g, name)) {
-        errorf(err, errlen, "parameter name '%s' is used twice", name);
+        error_at(err, loc, "parameter name '%s' is used twice", name);
         free(name);
         return -1;
     }
     int64_t numel = checked_product(dim, rank);
     if (numel < 0) {
-        errorf(err, errlen, "parameter count overflows ('%s')", name);
+        error_at(err, loc, "parameter count overflows ('%s')", name);
         free(name);
         return -1;
     }
@@ -201,25 +202,26 @@ int graph_input(Graph *g, int h, int w, int c, SrcLoc loc) {
 
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
-                 InitKind init, SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "conv2d: invalid input");
+                 InitKind init, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "conv2d: invalid input");
     const Node *in = &g->nodes[x];
     char sbuf[80];
     if (in->rank != 3)
-        return errorf(err, errlen, "conv2d needs a feature map [H, W, C], got a vector %s", shape_str(in, sbuf, sizeof sbuf));
-    if (cout <= 0) return errorf(err, errlen, "conv2d output channels must be positive, got %d", cout);
-    if (kh <= 0 || kw <= 0) return errorf(err, errlen, "conv2d kernel must be positive, got %dx%d", kh, kw);
-    if (sh <= 0 || sw <= 0) return errorf(err, errlen, "conv2d stride must be positive, got %dx%d", sh, sw);
-    if (ph < 0 || pw < 0) return errorf(err, errlen, "conv2d padding must not be negative, got %dx%d", ph, pw);
-    if (groups <= 0) return errorf(err, errlen, "conv2d groups must be positive, got %d", groups);
+        return error_at(err, loc, "conv2d needs a feature map [H, W, C], got a vector %s",
+                        shape_str(in, sbuf, sizeof sbuf));
+    if (cout <= 0) return error_at(err, loc, "conv2d output channels must be positive, got %d", cout);
+    if (kh <= 0 || kw <= 0) return error_at(err, loc, "conv2d kernel must be positive, got %dx%d", kh, kw);
+    if (sh <= 0 || sw <= 0) return error_at(err, loc, "conv2d stride must be positive, got %dx%d", sh, sw);
+    if (ph < 0 || pw < 0) return error_at(err, loc, "conv2d padding must not be negative, got %dx%d", ph, pw);
+    if (groups <= 0) return error_at(err, loc, "conv2d groups must be positive, got %d", groups);
     int64_t H = in->dim[0], W = in->dim[1], C = in->dim[2];
     if (C % groups != 0)
-        return errorf(err, errlen, "groups (%d) do not divide the input channels (%lld)", groups, (long long)C);
+        return error_at(err, loc, "groups (%d) do not divide the input channels (%lld)", groups, (long long)C);
     if (cout % groups != 0)
-        return errorf(err, errlen, "groups (%d) do not divide the output channels (%d)", groups, cout);
+        return error_at(err, loc, "groups (%d) do not divide the output channels (%d)", groups, cout);
     int64_t padded_h = H + 2 * (int64_t)ph, padded_w = W + 2 * (int64_t)pw;
     if (kh > padded_h || kw > padded_w)
-        return errorf(err, errlen, "conv2d kernel %dx%d is larger than its padded input %lldx%lld", kh, kw,
+        return error_at(err, loc, "conv2d kernel %dx%d is larger than its padded input %lldx%lld", kh, kw,
                     (long long)padded_h, (long long)padded_w);
     int64_t oh = (padded_h - kh) / sh + 1, ow = (padded_w - kw) / sw + 1;
 
@@ -228,14 +230,14 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     int64_t cin_g = C / groups;
     int64_t wdim[4] = {cout, cin_g, kh, kw};
     int64_t fan_in = cin_g * kh * kw, fan_out = (int64_t)cout * kh * kw;
-    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 4, wdim, true, init, fan_in, fan_out, loc, err, errlen);
+    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 4, wdim, true, init, fan_in, fan_out, loc, err);
     int bi = -1;
     if (wi >= 0 && bias) {
         /* torchvision zeroes biases where it re-initialises weights; PyTorch's
          * default draws them from U(-1/sqrt(fan_in), +) of the weight's fan_in. */
         InitKind binit = init == INIT_KAIMING_NORMAL_FAN_OUT ? INIT_ZEROS : init;
         int64_t bdim[1] = {cout};
-        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, fan_in, fan_out, loc, err, errlen);
+        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, fan_in, fan_out, loc, err);
     }
     if (wi < 0 || (bias && bi < 0)) {
         free(layer);
@@ -256,11 +258,11 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
 }
 
 int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
-                    SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "batchnorm: invalid input");
-    if (!(eps > 0)) return errorf(err, errlen, "batchnorm eps must be positive, got %g", (double)eps);
+                    SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "batchnorm: invalid input");
+    if (!(eps > 0)) return error_at(err, loc, "batchnorm eps must be positive, got %g", (double)eps);
     if (!(momentum >= 0 && momentum <= 1))
-        return errorf(err, errlen, "batchnorm momentum must be in [0, 1], got %g", (double)momentum);
+        return error_at(err, loc, "batchnorm momentum must be in [0, 1], got %g", (double)momentum);
     const Node *in = &g->nodes[x];
     int64_t C = in->rank == 3 ? in->dim[2] : in->dim[0];
     int64_t cdim[1] = {C};
@@ -269,15 +271,16 @@ int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum
     char *layer = layer_name(g, name, "bn");
     /* Created in torchvision's state_dict order: weight, bias, running_mean,
      * running_var, num_batches_tracked. */
-    int gi = add_param(g, layer, "weight", ROLE_BN_WEIGHT, 1, cdim, true, INIT_ONES, 0, 0, loc, err, errlen);
-    int bi = gi < 0 ? -1 : add_param(g, layer, "bias", ROLE_BN_BIAS, 1, cdim, true, INIT_ZEROS, 0, 0, loc, err, errlen);
+    int gi = add_param(g, layer, "weight", ROLE_BN_WEIGHT, 1, cdim, true, INIT_ONES, 0, 0, loc, err);
+    int bi = gi < 0 ? -1 : add_param(g, layer, "bias", ROLE_BN_BIAS, 1, cdim, true, INIT_ZEROS, 0, 0, loc, err);
     int mi = bi < 0 ? -1
-                    : add_param(g, layer, "running_mean", ROLE_RUNNING_MEAN, 1, cdim, false, INIT_ZEROS, 0, 0, loc, err, errlen);
+                    : add_param(g, layer, "running_mean", ROLE_RUNNING_MEAN, 1, cdim, false, INIT_ZEROS, 0, 0, loc,
+                                err);
     int vi = mi < 0 ? -1
-                    : add_param(g, layer, "running_var", ROLE_RUNNING_VAR, 1, cdim, false, INIT_ONES, 0, 0, loc, err, errlen);
+                    : add_param(g, layer, "running_var", ROLE_RUNNING_VAR, 1, cdim, false, INIT_ONES, 0, 0, loc, err);
     int ti = vi < 0 ? -1
                     : add_param(g, layer, "num_batches_tracked", ROLE_NUM_BATCHES, 0, NULL, false, INIT_ZEROS, 0, 0, loc,
-                                err, errlen);
+                                err);
     if (ti < 0) {
         free(layer);
         truncate_graph(g, n_nodes0, n_params0);
@@ -294,8 +297,8 @@ int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum
     return id;
 }
 
-int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "%s: invalid input", op_name(op));
+int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", op_name(op));
     const Node *in = &g->nodes[x];
     char sbuf[80];
     int64_t dim[3] = {in->dim[0], in->dim[1], in->dim[2]};
@@ -307,7 +310,7 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen
     case OP_FLATTEN:
         if (rank == 3) {
             int64_t numel = checked_product(dim, 3);
-            if (numel < 0 || numel > INT32_MAX) return errorf(err, errlen, "flatten: the vector would be too long");
+            if (numel < 0 || numel > INT32_MAX) return error_at(err, loc, "flatten: the vector would be too long");
             dim[0] = numel;
             dim[1] = dim[2] = 0;
             rank = 1;
@@ -315,13 +318,13 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen
         break;
     case OP_GLOBAL_AVGPOOL:
         if (rank != 3)
-            return errorf(err, errlen, "global_avgpool needs a feature map [H, W, C], got a vector %s",
+            return error_at(err, loc, "global_avgpool needs a feature map [H, W, C], got a vector %s",
                         shape_str(in, sbuf, sizeof sbuf));
         dim[0] = dim[1] = 1;
         break;
     default:
         if (op_is_pointwise(op) && op != OP_AFFINE && op != OP_LEAKY_RELU && op != OP_ELU) break;
-        return errorf(err, errlen, "%s is not a unary op", op_name(op));
+        return error_at(err, loc, "%s is not a unary op", op_name(op));
     }
     int id = add_node(g, op, &x, 1, NULL, loc);
     Node *n = &g->nodes[id];
@@ -354,29 +357,29 @@ static int same_shape_node(Graph *g, OpKind op, int x, SrcLoc loc) {
     return id;
 }
 
-int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, char *err, size_t errlen) {
-    if (op != OP_LEAKY_RELU && op != OP_ELU) return errorf(err, errlen, "%s has no parameter", op_name(op));
-    if (!valid_node(g, x)) return errorf(err, errlen, "%s: invalid input", op_name(op));
-    if (!isfinite(alpha)) return errorf(err, errlen, "%s: the %s must be finite", op_name(op),
-                                        op == OP_ELU ? "alpha" : "slope");
+int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, Error *err) {
+    if (op != OP_LEAKY_RELU && op != OP_ELU) return error_at(err, loc, "%s has no parameter", op_name(op));
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", op_name(op));
+    if (!isfinite(alpha)) return error_at(err, loc, "%s: the %s must be finite", op_name(op),
+                                          op == OP_ELU ? "alpha" : "slope");
     int id = same_shape_node(g, op, x, loc);
     g->nodes[id].a.act.alpha = alpha;
     return id;
 }
 
-int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "arithmetic: invalid input");
-    if (!isfinite(scale) || !isfinite(shift)) return errorf(err, errlen, "arithmetic with a number that is not finite");
+int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "arithmetic: invalid input");
+    if (!isfinite(scale) || !isfinite(shift)) return error_at(err, loc, "arithmetic with a number that is not finite");
     int id = same_shape_node(g, OP_AFFINE, x, loc);
     g->nodes[id].a.affine.scale = scale;
     g->nodes[id].a.affine.shift = shift;
     return id;
 }
 
-int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, char *err, size_t errlen) {
+int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err) {
     if (op != OP_ADD && op != OP_MUL && op != OP_SUB && op != OP_DIV)
-        return errorf(err, errlen, "%s is not a binary op", op_name(op));
-    if (!valid_node(g, a) || !valid_node(g, b)) return errorf(err, errlen, "%s: invalid input", op_name(op));
+        return error_at(err, loc, "%s is not a binary op", op_name(op));
+    if (!valid_node(g, a) || !valid_node(g, b)) return error_at(err, loc, "%s: invalid input", op_name(op));
     const Node *na = &g->nodes[a], *nb = &g->nodes[b];
     char sa[80], sb[80];
     bool a_broadcast = false;
@@ -384,8 +387,8 @@ int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, char *err, size_
         if (broadcasts_over(nb, na) && !broadcasts_over(na, nb)) {
             a_broadcast = true;
         } else if (!broadcasts_over(na, nb)) {
-            return errorf(err, errlen, "%s of tensors with different shapes %s and %s", op_name(op),
-                          shape_str(na, sa, sizeof sa), shape_str(nb, sb, sizeof sb));
+            return error_at(err, loc, "%s of tensors with different shapes %s and %s", op_name(op),
+                            shape_str(na, sa, sizeof sa), shape_str(nb, sb, sizeof sb));
         }
     }
     if (a_broadcast && (op == OP_ADD || op == OP_MUL)) {
@@ -415,26 +418,31 @@ static int64_t pool_out(int64_t in, int k, int s, int p, bool ceil_mode) {
     return out;
 }
 
-int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, char *err, size_t errlen) {
-    if (op != OP_MAXPOOL && op != OP_AVGPOOL) return errorf(err, errlen, "%s is not a pooling op", op_name(op));
+int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error *err) {
+    if (op != OP_MAXPOOL && op != OP_AVGPOOL) return error_at(err, loc, "%s is not a pooling op", op_name(op));
     const char *what = op_name(op);
-    if (!valid_node(g, x)) return errorf(err, errlen, "%s: invalid input", what);
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", what);
     const Node *in = &g->nodes[x];
     char sbuf[80];
     if (in->rank != 3)
-        return errorf(err, errlen, "%s needs a feature map [H, W, C], got a vector %s", what, shape_str(in, sbuf, sizeof sbuf));
-    if (p->kh <= 0 || p->kw <= 0) return errorf(err, errlen, "%s kernel must be positive, got %dx%d", what, p->kh, p->kw);
-    if (p->sh <= 0 || p->sw <= 0) return errorf(err, errlen, "%s stride must be positive, got %dx%d", what, p->sh, p->sw);
-    if (p->ph < 0 || p->pw < 0) return errorf(err, errlen, "%s padding must not be negative, got %dx%d", what, p->ph, p->pw);
+        return error_at(err, loc, "%s needs a feature map [H, W, C], got a vector %s", what,
+                        shape_str(in, sbuf, sizeof sbuf));
+    if (p->kh <= 0 || p->kw <= 0) return error_at(err, loc, "%s kernel must be positive, got %dx%d", what, p->kh,
+                                                  p->kw);
+    if (p->sh <= 0 || p->sw <= 0) return error_at(err, loc, "%s stride must be positive, got %dx%d", what, p->sh,
+                                                  p->sw);
+    if (p->ph < 0 || p->pw < 0) return error_at(err, loc, "%s padding must not be negative, got %dx%d", what, p->ph,
+                                                p->pw);
     if (p->ph > p->kh / 2 || p->pw > p->kw / 2)
-        return errorf(err, errlen, "%s padding %dx%d is more than half the kernel %dx%d", what, p->ph, p->pw, p->kh, p->kw);
+        return error_at(err, loc, "%s padding %dx%d is more than half the kernel %dx%d", what, p->ph, p->pw, p->kh,
+                        p->kw);
     int64_t H = in->dim[0], W = in->dim[1];
     if (p->kh > H + 2 * (int64_t)p->ph || p->kw > W + 2 * (int64_t)p->pw)
-        return errorf(err, errlen, "%s kernel %dx%d is larger than its padded input %lldx%lld", what, p->kh, p->kw,
+        return error_at(err, loc, "%s kernel %dx%d is larger than its padded input %lldx%lld", what, p->kh, p->kw,
                     (long long)(H + 2 * (int64_t)p->ph), (long long)(W + 2 * (int64_t)p->pw));
     int64_t oh = pool_out(H, p->kh, p->sh, p->ph, p->ceil_mode);
     int64_t ow = pool_out(W, p->kw, p->sw, p->pw, p->ceil_mode);
-    if (oh <= 0 || ow <= 0) return errorf(err, errlen, "%s output size reaches 0", what);
+    if (oh <= 0 || ow <= 0) return error_at(err, loc, "%s output size reaches 0", what);
     int id = add_node(g, op, &x, 1, NULL, loc);
     Node *n = &g->nodes[id];
     n->rank = 3;
@@ -445,35 +453,35 @@ int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, char *
     return id;
 }
 
-int graph_dropout(Graph *g, int x, float p, SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "dropout: invalid input");
-    if (!(p >= 0 && p < 1)) return errorf(err, errlen, "dropout probability must be in [0, 1), got %g", (double)p);
+int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "dropout: invalid input");
+    if (!(p >= 0 && p < 1)) return error_at(err, loc, "dropout probability must be in [0, 1), got %g", (double)p);
     int id = same_shape_node(g, OP_DROPOUT, x, loc);
     g->nodes[id].a.dropout.p = p;
     return id;
 }
 
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
-                 InitKind init, SrcLoc loc, char *err, size_t errlen) {
-    if (!valid_node(g, x)) return errorf(err, errlen, "linear: invalid input");
+                 InitKind init, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "linear: invalid input");
     const Node *in = &g->nodes[x];
     char sbuf[80];
     if (in->rank != 1)
-        return errorf(err, errlen, "linear needs a vector, got a feature map %s (flatten it first)",
+        return error_at(err, loc, "linear needs a vector, got a feature map %s (flatten it first)",
                     shape_str(in, sbuf, sizeof sbuf));
-    if (out <= 0) return errorf(err, errlen, "linear output features must be positive, got %d", out);
+    if (out <= 0) return error_at(err, loc, "linear output features must be positive, got %d", out);
     int64_t I = in->dim[0];
-    if (I > INT32_MAX) return errorf(err, errlen, "linear input is too long (%lld)", (long long)I);
+    if (I > INT32_MAX) return error_at(err, loc, "linear input is too long (%lld)", (long long)I);
 
     int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
     char *layer = layer_name(g, name, "linear");
     int64_t wdim[2] = {out, I};
-    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 2, wdim, true, init, I, out, loc, err, errlen);
+    int wi = add_param(g, layer, "weight", ROLE_WEIGHT, 2, wdim, true, init, I, out, loc, err);
     int bi = -1;
     if (wi >= 0 && bias) {
         InitKind binit = init == INIT_KAIMING_NORMAL_FAN_OUT ? INIT_ZEROS : init;
         int64_t bdim[1] = {out};
-        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, I, out, loc, err, errlen);
+        bi = add_param(g, layer, "bias", ROLE_BIAS, 1, bdim, true, binit, I, out, loc, err);
     }
     if (wi < 0 || (bias && bi < 0)) {
         free(layer);
@@ -492,22 +500,22 @@ int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
     return id;
 }
 
-int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, char *err, size_t errlen) {
-    if (n < 2) return errorf(err, errlen, "concat needs at least 2 inputs, got %d", n);
+int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err) {
+    if (n < 2) return error_at(err, loc, "concat needs at least 2 inputs, got %d", n);
     char sa[80], sb[80];
     int64_t C = 0;
     for (int i = 0; i < n; i++) {
-        if (!valid_node(g, xs[i])) return errorf(err, errlen, "concat: invalid input");
+        if (!valid_node(g, xs[i])) return error_at(err, loc, "concat: invalid input");
         const Node *in = &g->nodes[xs[i]];
         if (in->rank != 3)
-            return errorf(err, errlen, "concat needs feature maps [H, W, C], input %d is a vector %s", i + 1,
+            return error_at(err, loc, "concat needs feature maps [H, W, C], input %d is a vector %s", i + 1,
                         shape_str(in, sa, sizeof sa));
         const Node *first = &g->nodes[xs[0]];
         if (in->dim[0] != first->dim[0] || in->dim[1] != first->dim[1])
-            return errorf(err, errlen, "concat of feature maps with different sizes %s and %s",
+            return error_at(err, loc, "concat of feature maps with different sizes %s and %s",
                         shape_str(first, sa, sizeof sa), shape_str(in, sb, sizeof sb));
         C += in->dim[2];
-        if (C > INT32_MAX) return errorf(err, errlen, "concat: too many channels");
+        if (C > INT32_MAX) return error_at(err, loc, "concat: too many channels");
     }
     int id = add_node(g, OP_CONCAT, xs, n, NULL, loc);
     Node *nd = &g->nodes[id];

@@ -141,7 +141,7 @@ typedef struct Graph {
 
 /* ---- construction (graph.c) ---------------------------------------------
  * Every builder returns the new node id, or -1 with a one-line message in
- * err (no location; the caller adds it). `name` may be NULL for anonymous
+ * err, located at `loc` (the elaborator reports it there). `name` may be NULL for anonymous
  * ops; named layers create parameters called "<name>.weight" and so on.
  * `loc` is copied into the node.
  */
@@ -151,20 +151,20 @@ void graph_free(Graph *g);
 int graph_input(Graph *g, int h, int w, int c, SrcLoc loc);
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
-                 InitKind init, SrcLoc loc, char *err, size_t errlen);
+                 InitKind init, SrcLoc loc, Error *err);
 int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
-                    SrcLoc loc, char *err, size_t errlen);
+                    SrcLoc loc, Error *err);
 /* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL and the parameter-free activations (SILU ... TANH) */
-int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, char *err, size_t errlen);
+int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err);
 /* LEAKY_RELU (alpha: the negative slope) or ELU */
-int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, char *err, size_t errlen);
-int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, char *err, size_t errlen);
-int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, char *err, size_t errlen); /* ADD, MUL, SUB, DIV */
-int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, char *err, size_t errlen);
-int graph_dropout(Graph *g, int x, float p, SrcLoc loc, char *err, size_t errlen);
+int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, Error *err);
+int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, Error *err);
+int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err); /* ADD, MUL, SUB, DIV */
+int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error *err);
+int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err);
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
-                 InitKind init, SrcLoc loc, char *err, size_t errlen);
-int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, char *err, size_t errlen);
+                 InitKind init, SrcLoc loc, Error *err);
+int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */

@@ -13,11 +13,10 @@
 #include "util.h"
 
 void lw_fail(Lower *L, const char *fmt, ...) {
-    if (L->failed) return;
-    L->failed = 1;
+    if (lw_failed(L)) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(L->err, L->errlen, fmt, ap);
+    error_vset(L->err, fmt, ap);
     va_end(ap);
 }
 
@@ -103,14 +102,14 @@ static void push_step(Lower *L, Phase ph, Step st, bool inplace) {
 }
 
 void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) {
-    if (L->failed) {
+    if (lw_failed(L)) {
         kb_abort(kb);
         return;
     }
     kir_set_fuses(kb->k, fuses);
-    char msg[512];
-    if (kir_finish(kb->k, msg, sizeof msg) != 0) {
-        lw_fail(L, "internal error: kernel %s (%s) is invalid: %s", kb->k->name, fuses, msg);
+    Error invalid = {0};
+    if (kir_finish(kb->k, &invalid) != 0) {
+        lw_fail(L, "internal error: kernel %s (%s) is invalid: %s", kb->k->name, fuses, invalid.msg);
         kb_abort(kb);
         return;
     }
@@ -131,7 +130,7 @@ void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) 
 
 /* A library step (GEMM or conv) in each of the given phases, with its own copy of the note. */
 static void push_library_step(Lower *L, unsigned phases, Step st, const char *note) {
-    if (L->failed) return;
+    if (lw_failed(L)) return;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (!(phases & PH(ph))) continue;
         st.note = xstrdup(note);

@@ -378,8 +378,7 @@ static const char *dtype_name(int d) {
 
 typedef struct Checker {
     const Kernel *k;
-    char *err;
-    size_t errlen;
+    Error *err;
     KirDeps deps;        /* once every node is valid: what each one depends on */
     int *closed_by;      /* per variable: the KE_REDUCE node that binds it, -1 if none */
 } Checker;
@@ -388,10 +387,9 @@ static int fail(Checker *c, const char *fmt, ...) __attribute__((format(printf, 
 static int fail(Checker *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(c->err, c->errlen, "kernel %s: ", c->k->name);
-    if (n >= 0 && (size_t)n < c->errlen) vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    error_vset(c->err, fmt, ap);
     va_end(ap);
-    return -1;
+    return error_prefix(c->err, "kernel %s", c->k->name);
 }
 
 static bool operand_ok(const Kernel *k, int self, int op) { return op >= 0 && op < self && op < k->n_ex; }
@@ -574,8 +572,8 @@ static int check_structure(Checker *c) {
     return 0;
 }
 
-int kir_finish(Kernel *k, char *err, size_t errlen) {
-    Checker c = {.k = k, .err = err, .errlen = errlen};
+int kir_finish(Kernel *k, Error *err) {
+    Checker c = {.k = k, .err = err};
     c.closed_by = xmalloc((size_t)k->n_vars * sizeof(int));
     for (int v = 0; v < k->n_vars; v++) c.closed_by[v] = -1;
     int rc = check_structure(&c);

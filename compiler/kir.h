@@ -48,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef enum KDType { KD_F32, KD_BF16, KD_U8, KD_I64 } KDType;
 
@@ -197,7 +198,7 @@ void kir_store(Kernel *k, int stage, int buf, int index, int value, bool accumul
 
 /* Validates (types, stage rules, forms) and computes the hash. Returns 0, or
  * -1 with a message: a failure is a compiler bug, reported, never hidden. */
-int kir_finish(Kernel *k, char *err, size_t errlen);
+int kir_finish(Kernel *k, Error *err);
 
 /* Modules own their kernels. kir_module_add returns the index of an existing
  * structurally equal kernel (and frees k) or of k, newly added. */

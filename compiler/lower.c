@@ -599,7 +599,7 @@ static int lower_elementwise_root(Lower *L, int v) {
 
 int lower_forward(Lower *L) {
     const Graph *g = L->g;
-    for (int v = 0; v < g->n_nodes && !L->failed; v++) {
+    for (int v = 0; v < g->n_nodes && !lw_failed(L); v++) {
         const Node *n = &g->nodes[v];
         if (L->fp.inlined[v]) continue;
         switch (n->op) {
@@ -637,6 +637,6 @@ int lower_forward(Lower *L) {
             else if (lower_elementwise_root(L, v) < 0) return -1;
         }
     }
-    if (!L->failed) lower_loss(L);
-    return L->failed ? -1 : 0;
+    if (!lw_failed(L)) lower_loss(L);
+    return lw_failed(L) ? -1 : 0;
 }

@@ -42,6 +42,7 @@
 #include "graph.h"
 #include "kir.h"
 #include "program.h"
+#include "error.h"
 
 /* ---- 1. fusion plan (fuse.c) --------------------------------------------- */
 /* Most nodes in one elementwise tree (one fused kernel); larger chains are
@@ -58,7 +59,7 @@ typedef struct FusePlan {
     bool *elementwise;  /* op kind is an elementwise primitive */
 } FusePlan;
 
-int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, char *err, size_t errlen);
+int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err);
 void fuse_plan_free(FusePlan *fp);
 /* true if node b (an input of elementwise node u) is broadcast over u */
 bool fuse_is_broadcast(const Graph *g, int u, int b);
@@ -85,9 +86,7 @@ typedef struct Lower {
     int cap_pins;
     int counter;         /* for unique kernel names */
     KDType act;          /* activations and their gradients: KD_BF16 under PREC_BF16, else KD_F32 */
-    char *err;
-    size_t errlen;
-    int failed;
+    Error *err;          /* never NULL; the pass's first error, and its failure flag */
 } Lower;
 
 /* A kernel under construction: the kir kernel plus the Program buffer that
@@ -123,8 +122,10 @@ void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note);
 char *lw_label(const Lower *L, int v);
 int64_t lw_per_sample(const Lower *L, int v);  /* elements of one sample of v */
 int64_t lw_channels(const Node *n);            /* C of an {H,W,C} or {C} node */
-/* records the pass's first error (L->failed) */
+/* records the pass's first error in L->err; later ones are dropped, since
+ * they usually follow from the first */
 void lw_fail(Lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline bool lw_failed(const Lower *L) { return error_is_set(L->err); }
 
 /* expressions */
 int e_i(Kernel *k, int64_t v);
@@ -192,6 +193,6 @@ int grad_target(Lower *L, int v, bool *accumulate);
 int lower_update(Lower *L);
 
 /* ---- 5. memory planning (memplan.c) ----------------------------------------- */
-int memplan_run(Lower *L, char *err, size_t errlen);
+int memplan_run(Lower *L, Error *err);
 
 #endif

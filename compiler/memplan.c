@@ -113,9 +113,8 @@ static int by_offset(const void *x, const void *y) {
     return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
-int memplan_run(Lower *L, char *err, size_t errlen) {
+int memplan_run(Lower *L, Error *err) {
     (void)err;
-    (void)errlen;
     Program *p = L->p;
     int S;
     Life *life = lifetimes(p, &S);
@@ -211,15 +210,15 @@ int memplan_run(Lower *L, char *err, size_t errlen) {
     return 0;
 }
 
-int memplan_verify(const Program *p, char *err, size_t errlen) {
+int memplan_verify(const Program *p, Error *err) {
     int S;
     Life *life = lifetimes(p, &S);
     int rc = 0;
     for (int b = 0; b < p->n_bufs && rc == 0; b++) {
         const BufDesc *d = &p->bufs[b];
         if (d->offset < 0 || d->offset + buf_bytes(d) > p->space_bytes[d->space]) {
-            snprintf(err, errlen, "buffer %s [%lld, +%lld) lies outside its space (%lld bytes)", d->name,
-                     (long long)d->offset, (long long)buf_bytes(d), (long long)p->space_bytes[d->space]);
+            error_set(err, "buffer %s [%lld, +%lld) lies outside its space (%lld bytes)", d->name,
+                      (long long)d->offset, (long long)buf_bytes(d), (long long)p->space_bytes[d->space]);
             rc = -1;
         }
     }
@@ -239,15 +238,15 @@ int memplan_verify(const Program *p, char *err, size_t errlen) {
             bool ok = s >= 0 && x->offset == y->offset && buf_bytes(x) == buf_bytes(y) &&
                       single_store_kernel(p, sched_step(p, s));
             if (!ok) {
-                snprintf(err, errlen, "buffers %s (steps %d..%d) and %s (steps %d..%d) are live together and overlap",
-                         x->name, life[a].first, life[a].last, y->name, life[b].first, life[b].last);
+                error_set(err, "buffers %s (steps %d..%d) and %s (steps %d..%d) are live together and overlap",
+                          x->name, life[a].first, life[a].last, y->name, life[b].first, life[b].last);
                 rc = -1;
             }
         }
     }
     if (rc == 0 && p->peak_bytes > p->naive_bytes + 64 * (int64_t)p->n_bufs) {
-        snprintf(err, errlen, "planned peak %lld exceeds the naive sum %lld", (long long)p->peak_bytes,
-                 (long long)p->naive_bytes);
+        error_set(err, "planned peak %lld exceeds the naive sum %lld", (long long)p->peak_bytes,
+                  (long long)p->naive_bytes);
         rc = -1;
     }
     free(life);

@@ -27,9 +27,10 @@ static const OpKind op_kinds[] = {
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
 
-static Value op_result(Elab *e, const AstExpr *call, int id, const char *err) {
+/* A graph builder's result: its node, or its error reported where it points. */
+static Value op_result(Elab *e, int id, const Error *err) {
     if (id < 0) {
-        diag_error(e->d, call->v.call.callee_loc, "%s", err);
+        diag_error(e->d, err->loc, "%s", err->msg);
         return VERR;
     }
     return vtensor(id);
@@ -53,11 +54,11 @@ static Value op_conv(Elab *e, Frame *f, const AstExpr *call) {
     if (!ok) return VERR;
     char *name = new_layer_name(e, f, call, "conv");
     if (!name) return VERR;
-    char err[256];
+    Error err = {0};
     int id = graph_conv2d(e->g, name, x, out, k[0], k[1], s[0], s[1], p[0], p[1], groups, bias, e->conv_init,
-                          call->v.call.callee_loc, err, sizeof err);
+                          call->v.call.callee_loc, &err);
     free(name);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 static Value op_batchnorm(Elab *e, Frame *f, const AstExpr *call) {
@@ -72,10 +73,10 @@ static Value op_batchnorm(Elab *e, Frame *f, const AstExpr *call) {
     if (!ok) return VERR;
     char *name = new_layer_name(e, f, call, "bn");
     if (!name) return VERR;
-    char err[256];
-    int id = graph_batchnorm(e->g, name, x, (float)eps, (float)momentum, call->v.call.callee_loc, err, sizeof err);
+    Error err = {0};
+    int id = graph_batchnorm(e->g, name, x, (float)eps, (float)momentum, call->v.call.callee_loc, &err);
     free(name);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 static Value op_linear(Elab *e, Frame *f, const AstExpr *call) {
@@ -88,19 +89,19 @@ static Value op_linear(Elab *e, Frame *f, const AstExpr *call) {
     ok = to_int_range(e->d, a.v[1], a.loc[1], "linear output features", 1, INT32_MAX, &out) && ok;
     if (a.given[2]) ok = to_bool(e->d, a.v[2], a.loc[2], "linear bias", &bias) && ok;
     if (!ok) return VERR;
-    char err[256];
+    Error err = {0};
     const Node *in = &e->g->nodes[x];
     if (in->rank == 3 && in->dim[0] == 1 && in->dim[1] == 1) {
         /* A {1,1,C} map (after global_avgpool) is flattened implicitly. */
-        x = graph_unary(e->g, OP_FLATTEN, x, call->v.call.callee_loc, err, sizeof err);
-        if (x < 0) return op_result(e, call, x, err);
+        x = graph_unary(e->g, OP_FLATTEN, x, call->v.call.callee_loc, &err);
+        if (x < 0) return op_result(e, x, &err);
     }
     char *name = new_layer_name(e, f, call, "fc");
     if (!name) return VERR;
     InitKind init = INIT_PYTORCH_DEFAULT; /* torchvision's ResNets keep nn.Linear's default too */
-    int id = graph_linear(e->g, name, x, out, bias, init, call->v.call.callee_loc, err, sizeof err);
+    int id = graph_linear(e->g, name, x, out, bias, init, call->v.call.callee_loc, &err);
     free(name);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 static Value op_unary(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
@@ -111,30 +112,20 @@ static Value op_unary(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     char what[64];
     snprintf(what, sizeof what, "%s input", call->v.call.callee);
     if (!to_tensor(e->d, a.v[0], a.loc[0], what, &x)) return VERR;
-    char err[256];
-    int id = graph_unary(e->g, op, x, call->v.call.callee_loc, err, sizeof err);
+    Error err = {0};
+    int id = graph_unary(e->g, op, x, call->v.call.callee_loc, &err);
     name_plain_node(e, f, call, id);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 Value tensor_binary(Elab *e, OpKind op, int a, int b, SrcLoc loc) {
-    char err[256];
-    int id = graph_binary(e->g, op, a, b, loc, err, sizeof err);
-    if (id < 0) {
-        diag_error(e->d, loc, "%s", err);
-        return VERR;
-    }
-    return vtensor(id);
+    Error err = {0};
+    return op_result(e, graph_binary(e->g, op, a, b, loc, &err), &err);
 }
 
 static Value tensor_affine(Elab *e, int x, double scale, double shift, SrcLoc loc) {
-    char err[256];
-    int id = graph_affine(e->g, x, scale, shift, loc, err, sizeof err);
-    if (id < 0) {
-        diag_error(e->d, loc, "%s", err);
-        return VERR;
-    }
-    return vtensor(id);
+    Error err = {0};
+    return op_result(e, graph_affine(e->g, x, scale, shift, loc, &err), &err);
 }
 
 Value tensor_negate(Elab *e, int x, SrcLoc loc) { return tensor_affine(e, x, -1, 0, loc); }
@@ -208,10 +199,10 @@ static Value op_gelu(Elab *e, Frame *f, const AstExpr *call) {
         }
     }
     if (!ok) return VERR;
-    char err[256];
-    int id = graph_unary(e->g, op, x, call->v.call.callee_loc, err, sizeof err);
+    Error err = {0};
+    int id = graph_unary(e->g, op, x, call->v.call.callee_loc, &err);
     name_plain_node(e, f, call, id);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 /* leaky_relu(x, slope=0.01) and elu(x, alpha=1.0), PyTorch's defaults */
@@ -226,10 +217,10 @@ static Value op_param_activation(Elab *e, Frame *f, const AstExpr *call, OpKind 
     bool ok = to_tensor(e->d, a.v[0], a.loc[0], leaky ? "leaky_relu input" : "elu input", &x);
     if (a.given[1]) ok = to_float(e->d, a.v[1], a.loc[1], leaky ? "leaky_relu slope" : "elu alpha", &alpha) && ok;
     if (!ok) return VERR;
-    char err[256];
-    int id = graph_activation(e->g, op, x, (float)alpha, call->v.call.callee_loc, err, sizeof err);
+    Error err = {0};
+    int id = graph_activation(e->g, op, x, (float)alpha, call->v.call.callee_loc, &err);
     name_plain_node(e, f, call, id);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 static Value op_pool(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
@@ -261,10 +252,10 @@ static Value op_pool(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     if (!ok) return VERR;
     PoolAttr pa = {.kh = k[0], .kw = k[1], .sh = s[0], .sw = s[1], .ph = p[0], .pw = p[1],
                    .ceil_mode = ceil_mode, .count_include_pad = count_include_pad};
-    char err[256];
-    int id = graph_pool(e->g, op, x, &pa, call->v.call.callee_loc, err, sizeof err);
+    Error err = {0};
+    int id = graph_pool(e->g, op, x, &pa, call->v.call.callee_loc, &err);
     name_plain_node(e, f, call, id);
-    return op_result(e, call, id, err);
+    return op_result(e, id, &err);
 }
 
 static Value op_dropout(Elab *e, Frame *f, const AstExpr *call) {
@@ -276,12 +267,9 @@ static Value op_dropout(Elab *e, Frame *f, const AstExpr *call) {
     bool ok = to_tensor(e->d, a.v[0], a.loc[0], "dropout input", &x);
     if (a.given[1]) ok = to_float(e->d, a.v[1], a.loc[1], "dropout probability", &p) && ok;
     if (!ok) return VERR;
-    char err[256];
-    int id = graph_dropout(e->g, x, (float)p, a.given[1] ? a.loc[1] : call->v.call.callee_loc, err, sizeof err);
-    if (id < 0) {
-        diag_error(e->d, a.given[1] ? a.loc[1] : call->v.call.callee_loc, "%s", err);
-        return VERR;
-    }
+    Error err = {0};
+    int id = graph_dropout(e->g, x, (float)p, a.given[1] ? a.loc[1] : call->v.call.callee_loc, &err);
+    if (id < 0) return op_result(e, id, &err);
     name_plain_node(e, f, call, id);
     return vtensor(id);
 }
@@ -316,10 +304,10 @@ static Value op_concat(Elab *e, Frame *f, const AstExpr *call) {
         if (ok && count == 1) {
             r = items[0]; /* the concatenation of one map is that map, as torch.cat's */
         } else if (ok) {
-            char err[256];
-            int id = graph_concat(e->g, ids, count, call->v.call.callee_loc, err, sizeof err);
+            Error err = {0};
+            int id = graph_concat(e->g, ids, count, call->v.call.callee_loc, &err);
             name_plain_node(e, f, call, id);
-            r = op_result(e, call, id, err);
+            r = op_result(e, id, &err);
         }
         free(ids);
     }

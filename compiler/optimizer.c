@@ -59,5 +59,5 @@ int lower_update(Lower *L) {
     }
     kir_store(k, st, gi, i, e_f(k, 0), false);
     kb_end(&kb, L, what, PH(PHASE_UPDATE), false);
-    return L->failed ? -1 : 0;
+    return lw_failed(L) ? -1 : 0;
 }

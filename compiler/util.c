@@ -52,16 +52,6 @@ char *xasprintf(const char *fmt, ...) {
     return sb_take(&b);
 }
 
-int errorf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 void grow_array(void **items, int *cap, int need, size_t elem) {
     if (need <= *cap) return;
     int n = *cap ? *cap : 8;
@@ -141,21 +131,21 @@ char *read_file(const char *path, size_t *len) {
     return sb_take(&b);
 }
 
-int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+int write_file_atomic(const char *path, const void *data, size_t n, Error *err) {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     int rc = -1, saved = 0;
     if (!f) {
         saved = errno;
-        errorf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+        error_set(err, "cannot write %s: %s", path, strerror(saved));
     } else {
         bool ok = fwrite(data, 1, n, f) == n;
         if (fclose(f) != 0) ok = false;
         saved = errno;
-        if (!ok) errorf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+        if (!ok) error_set(err, "cannot write %s: %s", path, strerror(saved));
         else if (rename(tmp, path) != 0) {
             saved = errno;
-            errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(saved));
+            error_set(err, "cannot rename %s to %s: %s", tmp, path, strerror(saved));
         } else rc = 0;
         if (rc) unlink(tmp);
     }
@@ -169,10 +159,10 @@ bool is_directory(const char *path) {
     return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int make_dirs(const char *path, unsigned mode, char *err, size_t errlen) {
+int make_dirs(const char *path, unsigned mode, Error *err) {
     if (!*path) {
         errno = ENOENT;
-        return errorf(err, errlen, "cannot create a directory with an empty name");
+        return error_set(err, "cannot create a directory with an empty name");
     }
     char *p = xstrdup(path);
     int rc = 0;
@@ -183,7 +173,7 @@ int make_dirs(const char *path, unsigned mode, char *err, size_t errlen) {
         *s = 0;
         if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
             int saved = errno;
-            errorf(err, errlen, "cannot create directory %s: %s", p, strerror(saved));
+            error_set(err, "cannot create directory %s: %s", p, strerror(saved));
             errno = saved;
             rc = -1;
         }
@@ -191,7 +181,7 @@ int make_dirs(const char *path, unsigned mode, char *err, size_t errlen) {
         if (!c) break;
     }
     if (rc == 0 && !is_directory(p)) {
-        errorf(err, errlen, "%s exists and is not a directory", p);
+        error_set(err, "%s exists and is not a directory", p);
         errno = ENOTDIR;
         rc = -1;
     }
@@ -200,9 +190,9 @@ int make_dirs(const char *path, unsigned mode, char *err, size_t errlen) {
 }
 
 /* A cache directory rxc can use: made if missing, and writable. */
-static int usable_cache_dir(const char *dir, char *why, size_t whylen) {
-    if (make_dirs(dir, 0755, why, whylen) != 0) return -1;
-    if (access(dir, W_OK) != 0) return errorf(why, whylen, "%s is not writable: %s", dir, strerror(errno));
+static int usable_cache_dir(const char *dir, Error *why) {
+    if (make_dirs(dir, 0755, why) != 0) return -1;
+    if (access(dir, W_OK) != 0) return error_set(why, "%s is not writable: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -210,14 +200,14 @@ static char *with_sub(const char *dir, const char *sub) {
     return sub && *sub ? xasprintf("%s/%s", dir, sub) : xstrdup(dir);
 }
 
-char *cache_dir_resolve(const char *chosen, const char *sub, char *err, size_t errlen) {
-    char why[1024];
+char *cache_dir_resolve(const char *chosen, const char *sub, Error *err) {
+    Error why = {0};
     const char *env = getenv("RXC_CACHE_DIR");
     if (!chosen && env && *env) {
         char *dir = with_sub(env, sub);
-        if (usable_cache_dir(dir, why, sizeof why) == 0) return dir;
-        errorf(err, errlen, "RXC_CACHE_DIR=%s cannot hold rxc's cache (%s); point it at a writable directory or unset it",
-               env, why);
+        if (usable_cache_dir(dir, &why) == 0) return dir;
+        error_set(err, "RXC_CACHE_DIR=%s cannot hold rxc's cache (%s); point it at a writable directory or unset it",
+                  env, why.msg);
         free(dir);
         return NULL;
     }
@@ -226,22 +216,22 @@ char *cache_dir_resolve(const char *chosen, const char *sub, char *err, size_t e
                 : xdg && *xdg ? xasprintf("%s/rxc%s%s", xdg, sub ? "/" : "", sub ? sub : "")
                 : home && *home ? xasprintf("%s/.cache/rxc%s%s", home, sub ? "/" : "", sub ? sub : "")
                                 : NULL;
-    if (dir && usable_cache_dir(dir, why, sizeof why) == 0) return dir;
-    if (!dir) snprintf(why, sizeof why, "neither HOME nor XDG_CACHE_HOME is set");
+    if (dir && usable_cache_dir(dir, &why) == 0) return dir;
+    if (!dir) error_set(&why, "neither HOME nor XDG_CACHE_HOME is set");
     /* An unusable default (read-only home, someone else's directory) should
      * not stop rxc: a per-user directory under /tmp works as well, since the
      * cache keys name everything an entry depends on. */
     char *base = xasprintf("/tmp/rxc-cache-%ld", (long)getuid());
     char *fallback = with_sub(base, sub);
     free(base);
-    char why2[1024];
-    if (usable_cache_dir(fallback, why2, sizeof why2) != 0) {
-        errorf(err, errlen, "no usable cache directory (%s; %s)", why, why2);
+    Error why2 = {0};
+    if (usable_cache_dir(fallback, &why2) != 0) {
+        error_set(err, "no usable cache directory (%s; %s)", why.msg, why2.msg);
         free(fallback);
         free(dir);
         return NULL;
     }
-    fprintf(stderr, "rxc: note: %s; using %s for the cache instead\n", why, fallback);
+    fprintf(stderr, "rxc: note: %s; using %s for the cache instead\n", why.msg, fallback);
     free(dir);
     return fallback;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
@@ -21,10 +22,6 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Formats a message into err (when err is non-NULL) and returns -1: the one
- * line that every `return errorf(err, errlen, "...")` error path needs. */
-int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Grows *items (of *cap elements of size elem) so that it holds at least
  * need elements. */
@@ -49,7 +46,7 @@ char *read_file(const char *path, size_t *len);
  * (another rxc process, a viewer) never sees half a file. Returns 0, or -1
  * with a message in err (err may be NULL) and errno set; the temporary file
  * is removed and a previous file at path is left untouched. */
-int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
+int write_file_atomic(const char *path, const void *data, size_t n, Error *err);
 
 /* True when path (may be NULL) names a directory. */
 bool is_directory(const char *path);
@@ -58,7 +55,7 @@ bool is_directory(const char *path);
  * the umask). Returns 0 when path is a directory afterwards, or -1 with a
  * message naming the part that failed in err (may be NULL) and errno set
  * (ENOTDIR when something on the way is not a directory). */
-int make_dirs(const char *path, unsigned mode, char *err, size_t errlen);
+int make_dirs(const char *path, unsigned mode, Error *err);
 
 /* rxc's cache directory (compiled kernels), created if missing, as a
  * malloc'd path:
@@ -70,7 +67,7 @@ int make_dirs(const char *path, unsigned mode, char *err, size_t errlen);
  * When the default (or chosen) directory cannot be, /tmp/rxc-cache-UID is
  * used instead and a note saying so goes to stderr; NULL with a message
  * only when that fails too. */
-char *cache_dir_resolve(const char *chosen, const char *sub, char *err, size_t errlen);
+char *cache_dir_resolve(const char *chosen, const char *sub, Error *err);
 
 /* The file name of path without its directory and last extension
  * ("models/tiny.net" -> "tiny"), malloc'd. */

@@ -10,7 +10,7 @@ FUZZ_DIR   := build/fuzz
 FUZZ_GEN   := $(FUZZ_DIR)/gen
 FUZZ_SRCS  := fuzz/fuzz_frontend.c compiler/ast.c compiler/diag.c compiler/frontend.c compiler/recipe.c \
               compiler/elaborate.c compiler/evaluate.c compiler/value.c compiler/ops_table.c \
-              compiler/builtins.c compiler/naming.c compiler/unused_names.c compiler/graph.c compiler/util.c
+              compiler/builtins.c compiler/naming.c compiler/unused_names.c compiler/graph.c compiler/util.c compiler/error.c
 FUZZ_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined -D_GNU_SOURCE -Icompiler -I$(FUZZ_GEN)
 

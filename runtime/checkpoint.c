@@ -102,7 +102,7 @@ static void meta_f64(SafeTensors *st, const char *key, double v) {
 }
 
 int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, const char *source_sha256,
-                    char *err, size_t errlen) {
+                    Error *err) {
     SafeTensors st = {0};
     checkpoint_collect(m, &st, true);
     st_set_meta(&st, "format", FORMAT_NAME);
@@ -125,7 +125,7 @@ int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, co
     if (m->class_names) st_set_meta(&st, "class_names", m->class_names);
     if (m->class_folders) st_set_meta(&st, "class_folders", m->class_folders);
     st_set_meta(&st, "rng", "counter-based splitmix64(seed, stream, counter); counters are epoch, step, micro_step");
-    int rc = st_write(path, &st, err, errlen);
+    int rc = st_write(path, &st, err);
     st_free(&st);
     return rc;
 }
@@ -265,34 +265,47 @@ static void load_all(const SafeTensors *st, const ModelRef *m, bool with_optimiz
         }
 }
 
-static int mismatch_message(const char *what, const ModelRef *m, int bad, StrBuf *problems, char **msg) {
+/* The summary line, then one line per problem. A list too long for an
+ * Error (a checkpoint of another network) ends at a whole line, saying how
+ * many were left out. */
+static int mismatch_message(const char *what, const ModelRef *m, int bad, StrBuf *problems, Error *err) {
     StrBuf b = {0};
-    sb_printf(&b, "%s does not match network '%s': %d problem%s (nothing was loaded)\n", what,
+    sb_printf(&b, "%s does not match network '%s': %d problem%s (nothing was loaded)", what,
               m->graph->name ? m->graph->name : "?", bad, bad == 1 ? "" : "s");
-    sb_puts(&b, problems->s ? problems->s : "");
+    const char *p = problems->s ? problems->s : "";
+    size_t room = sizeof err->msg - 64; /* for the summary of what was left out */
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        if (b.len + 1 + n >= room) {
+            int left = 0;
+            for (; *p; p++) left += *p == '\n';
+            sb_printf(&b, "\n  ... and %d more", left);
+            break;
+        }
+        sb_printf(&b, "\n%.*s", (int)n, p);
+        p += eol ? n + 1 : n;
+    }
     free(problems->s);
-    *msg = sb_take(&b);
+    error_set(err, "%s", b.s);
+    free(b.s);
     return -1;
 }
 
-int checkpoint_apply_weights(const char *what, const SafeTensors *st, const ModelRef *m, char **msg) {
+int checkpoint_apply_weights(const char *what, const SafeTensors *st, const ModelRef *m, Error *err) {
     StrBuf problems = {0};
     int bad = check_all(st, m, false, &problems);
-    if (bad) return mismatch_message(what, m, bad, &problems, msg);
+    if (bad) return mismatch_message(what, m, bad, &problems, err);
     free(problems.s);
     load_all(st, m, false);
     return 0;
 }
 
-int checkpoint_load_weights(const char *path, const ModelRef *m, char **msg) {
+int checkpoint_load_weights(const char *path, const ModelRef *m, Error *err) {
     SafeTensors st;
-    char err[1024];
-    int read_rc = st_read(path, &st, err, sizeof err);
-    if (read_rc != 0) {
-        *msg = xasprintf("%s\n", err);
-        return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
-    }
-    int rc = checkpoint_apply_weights(path, &st, m, msg);
+    int read_rc = st_read(path, &st, err);
+    if (read_rc != 0) return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
+    int rc = checkpoint_apply_weights(path, &st, m, err);
     st_free(&st);
     return rc;
 }
@@ -331,14 +344,10 @@ static int meta_double(const SafeTensors *st, const char *key, double *out, StrB
 }
 
 int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, const char *source_sha256,
-                           char **msg) {
+                           Error *err) {
     SafeTensors st;
-    char err[1024];
-    int read_rc = st_read(path, &st, err, sizeof err);
-    if (read_rc != 0) {
-        *msg = xasprintf("%s\n", err);
-        return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
-    }
+    int read_rc = st_read(path, &st, err);
+    if (read_rc != 0) return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
     StrBuf problems = {0};
     int bad = 0;
     const char *fmt = st_get_meta(&st, "format");
@@ -369,7 +378,7 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
     if (seed) t.seed = strtoull(seed, NULL, 10);
     bad += check_all(&st, m, true, &problems);
     if (bad) {
-        int rc = mismatch_message(path, m, bad, &problems, msg);
+        int rc = mismatch_message(path, m, bad, &problems, err);
         st_free(&st);
         return rc;
     }
@@ -391,8 +400,8 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
 char **checkpoint_class_list(const char *path, bool folders, int *n) {
     *n = 0;
     SafeTensors st;
-    char err[512];
-    if (st_read_meta(path, &st, err, sizeof err) != 0) return NULL;
+    Error err = {0};
+    if (st_read_meta(path, &st, &err) != 0) return NULL;
     const char *text = folders ? st_get_meta(&st, "class_folders") : NULL;
     if (!text) text = st_get_meta(&st, "class_names");
     char **names = NULL;

@@ -29,6 +29,7 @@
 #include "program.h"
 #include "recipe.h"
 #include "safetensors.h"
+#include "error.h"
 
 /* Where a run stands; saved in the metadata and restored on resume. */
 typedef struct TrainState {
@@ -69,23 +70,23 @@ void checkpoint_collect(const ModelRef *m, SafeTensors *st, bool with_optimizer)
 
 /* Writes a full checkpoint atomically. Returns 0, or -1 with a message. */
 int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, const char *source_sha256,
-                    char *err, size_t errlen);
+                    Error *err);
 
 /* Restores a full checkpoint for --resume: parameters, buffers, optimizer
  * state and *s. Names and shapes are checked strictly. A different model
  * source hash is allowed (a run may be extended with --epochs) but reported
  * on stderr. Returns 0, or -1 (CHECKPOINT_UNREADABLE when the file cannot be
- * read) with *msg (malloc'd, listing every problem). */
+ * read) with a message in err: a summary line, then one line per problem. */
 int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, const char *source_sha256,
-                           char **msg);
+                           Error *err);
 
 /* Loads weights only (--init): every parameter and buffer of the graph must
  * be in the file with its exact shape, and the file must hold nothing else
  * (an "optimizer." entry is ignored). F32 or BF16 for float tensors; I64 (or
  * an integral F32) for num_batches_tracked. On a mismatch nothing is loaded
- * and *msg lists EVERY missing, unexpected, mis-shaped or mis-typed tensor.
+ * and err lists EVERY missing, unexpected, mis-shaped or mis-typed tensor.
  * Returns 0, -1, or CHECKPOINT_UNREADABLE when the file cannot be read. */
-int checkpoint_load_weights(const char *path, const ModelRef *m, char **msg);
+int checkpoint_load_weights(const char *path, const ModelRef *m, Error *err);
 
 /* The training classes a checkpoint lists, in label order (malloc'd array of
  * *n malloc'd names), or NULL when it lists none (weights from elsewhere).
@@ -94,6 +95,6 @@ int checkpoint_load_weights(const char *path, const ModelRef *m, char **msg);
 char **checkpoint_class_list(const char *path, bool folders, int *n);
 
 /* The same strict check and load from an already-read set (cmd_step). */
-int checkpoint_apply_weights(const char *what, const SafeTensors *st, const ModelRef *m, char **msg);
+int checkpoint_apply_weights(const char *what, const SafeTensors *st, const ModelRef *m, Error *err);
 
 #endif

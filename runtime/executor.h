@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "program.h"
+#include "error.h"
 
 typedef struct Executor Executor;
 struct Executor {
@@ -21,7 +22,7 @@ struct Executor {
     const Program *program;    /* not owned */
     /* Runs one phase. sc has SC_COUNT entries (kir.h). Returns 0, or -1
      * with a message in err. */
-    int (*run)(Executor *e, Phase phase, const double *sc, char *err, size_t errlen);
+    int (*run)(Executor *e, Phase phase, const double *sc, Error *err);
     /* Copies bytes between host memory and a space (program.h). Return 0 or -1. */
     int (*read)(Executor *e, BufSpace space, int64_t offset, void *dst, int64_t bytes);
     int (*write)(Executor *e, BufSpace space, int64_t offset, const void *src, int64_t bytes);
@@ -33,7 +34,7 @@ struct Executor {
 
 /* Builds the executor: compiles (or loads from the cache) the program's
  * kernels and allocates every space once. NULL with a message on failure. */
-Executor *exec_cpu_new(const Program *p, char *err, size_t errlen);
-Executor *exec_cuda_new(const Program *p, int device, char *err, size_t errlen);
+Executor *exec_cpu_new(const Program *p, Error *err);
+Executor *exec_cuda_new(const Program *p, int device, Error *err);
 
 #endif

@@ -13,38 +13,36 @@
 
 int inference_open(TrainRun *run, int batch, const char *split, const char *weights) {
     const Recipe *r = &run->model.recipe;
-    char err[2048];
+    Error err = {0};
     if (split) {
         if (report_missing_data(&run->model, split)) return 1;
-        run->val = loader_open(r, split, batch, false, LOADER_F32_NHWC, 0, err, sizeof err);
+        run->val = loader_open(r, split, batch, false, LOADER_F32_NHWC, 0, &err);
         if (!run->val) {
-            fprintf(stderr, "rxc: %s\n", err);
+            fprintf(stderr, "rxc: %s\n", err.msg);
             return 1;
         }
         /* Labels by the class names the weights were trained on, not folder position. */
         int n_classes = 0;
         char **classes = trainer_weight_classes(weights, r, true, &n_classes);
-        int rc = classes && loader_use_classes(run->val, classes, n_classes, stderr, err, sizeof err) != 0 ? 2 : 0;
+        int rc = classes && loader_use_classes(run->val, classes, n_classes, stderr, &err) != 0 ? 2 : 0;
         dataset_free_names(classes, n_classes);
         if (rc) {
-            fprintf(stderr, "rxc: %s\n", err);
+            fprintf(stderr, "rxc: %s\n", err.msg);
             return rc;
         }
     }
-    if (train_run_open_trainer(run, batch, true, false, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    if (train_run_open_trainer(run, batch, true, false, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
-    if (split && trainer_check_loaders(&run->tr, NULL, run->val, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    if (split && trainer_check_loaders(&run->tr, NULL, run->val, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 2;
     }
     trainer_init_params(&run->tr, r->seed);
-    char *msg = NULL;
-    int rc = trainer_load_weights(&run->tr, weights, &msg);
+    int rc = trainer_load_weights(&run->tr, weights, &err);
     if (rc != 0) {
-        fprintf(stderr, "rxc: %s", msg);
-        free(msg);
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return checkpoint_load_status(rc);
     }
     return 0;
@@ -69,17 +67,17 @@ int predict_image(TrainRun *run, const char *path, float *prob) {
     int classes = (int)run->tr.out_numel;
     size_t bytes = (size_t)H * W * 3 * sizeof(float);
     float *x = xmalloc(bytes);
-    char err[2048];
+    Error err = {0};
     int rc = 0;
     StepStats st;
-    if (loader_prepare_file(&run->model.recipe, false, path, 0, LOADER_F32_NHWC, x, bytes, &h, &w, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc predict: %s: %s\n", path, err);
+    if (loader_prepare_file(&run->model.recipe, false, path, 0, LOADER_F32_NHWC, x, bytes, &h, &w, &err) != 0) {
+        fprintf(stderr, "rxc predict: %s: %s\n", path, err.msg);
         rc = 1;
-    } else if (trainer_check_samples(&run->tr, "val", h, w, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc predict: %s: %s\n", path, err);
+    } else if (trainer_check_samples(&run->tr, "val", h, w, &err) != 0) {
+        fprintf(stderr, "rxc predict: %s: %s\n", path, err.msg);
         rc = 2;
-    } else if (trainer_eval(&run->tr, x, NULL, 1, &st, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc predict: %s\n", err);
+    } else if (trainer_eval(&run->tr, x, NULL, 1, &st, &err) != 0) {
+        fprintf(stderr, "rxc predict: %s\n", err.msg);
         rc = 1;
     } else {
         const float *z = run->tr.logits;

@@ -181,7 +181,7 @@ static void draw_panel(StrBuf *b, const PlotPanel *pn, double ox, double oy) {
 #undef PY
 }
 
-int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n_panels, char *err, size_t errlen) {
+int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n_panels, Error *err) {
     int width = PANEL_W * (n_panels > 0 ? n_panels : 1), height = PANEL_H + TITLE_H;
     StrBuf b = {0};
     sb_printf(&b,
@@ -193,7 +193,7 @@ int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n
     for (int i = 0; i < n_panels; i++) draw_panel(&b, &panels[i], (double)PANEL_W * i, TITLE_H);
     sb_puts(&b, "</svg>\n");
 
-    int rc = write_file_atomic(path, b.s, b.len, err, errlen);
+    int rc = write_file_atomic(path, b.s, b.len, err);
     free(b.s);
     return rc;
 }
@@ -210,8 +210,7 @@ static double *epoch_column(const EpochRecord *rows, int n, size_t field, double
     return y;
 }
 
-int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, char *err,
-                         size_t errlen) {
+int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, Error *err) {
     static const size_t fields[4] = {offsetof(EpochRecord, train_loss), offsetof(EpochRecord, val_loss),
                                      offsetof(EpochRecord, train_acc), offsetof(EpochRecord, val_acc)};
     double *x[4], *v[4];
@@ -219,7 +218,7 @@ int plot_training_curves(const char *path, const char *title, const EpochRecord 
     PlotSeries loss[2] = {{"train", x[0], v[0], n, 0, true, n < 30}, {"val", x[0], v[1], n, 1, false, n < 30}};
     PlotSeries acc[2] = {{"train", x[0], v[2], n, 0, true, n < 30}, {"val", x[0], v[3], n, 1, false, n < 30}};
     PlotPanel panels[2] = {{"loss", "epoch", "loss", loss, 2, false}, {"accuracy", "epoch", "accuracy", acc, 2, false}};
-    int rc = plot_svg(path, title, panels, 2, err, errlen);
+    int rc = plot_svg(path, title, panels, 2, err);
     for (int k = 0; k < 4; k++) {
         free(x[k]);
         free(v[k]);
@@ -227,8 +226,7 @@ int plot_training_curves(const char *path, const char *title, const EpochRecord 
     return rc;
 }
 
-int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, char *err,
-                  size_t errlen) {
+int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, Error *err) {
     double *cx = xcalloc((size_t)n + 1, sizeof *cx), *best = xcalloc((size_t)n + 1, sizeof *best);
     double *fin = xcalloc((size_t)n + 1, sizeof *fin);
     PlotSeries *acc = xcalloc((size_t)n + 1, sizeof *acc), *loss = xcalloc((size_t)n + 1, sizeof *loss);
@@ -255,7 +253,7 @@ int plot_ablation(const char *path, const char *title, const AblationPlotVariant
         {"training loss", "epoch", "training loss", loss, n_curves, false},
     };
     char *full_title = xasprintf("cardinality ablation: %s", title);
-    int rc = plot_svg(path, full_title, panels, 3, err, errlen);
+    int rc = plot_svg(path, full_title, panels, 3, err);
     free(full_title);
     for (int k = 0; k < n_curves; k++) {
         free(xs[k]);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "runlog.h"
+#include "error.h"
 
 typedef struct PlotSeries {
     const char *label;
@@ -33,13 +34,11 @@ typedef struct PlotPanel {
 } PlotPanel;
 
 /* Writes the figure. Returns 0, or -1 with a message in err. */
-int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n_panels, char *err,
-             size_t errlen);
+int plot_svg(const char *path, const char *title, const PlotPanel *panels, int n_panels, Error *err);
 
 /* The run directory's curves.svg: loss (train dashed, val solid) and
  * accuracy against epoch. */
-int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, char *err,
-                         size_t errlen);
+int plot_training_curves(const char *path, const char *title, const EpochRecord *rows, int n, Error *err);
 
 /* One variant of a cardinality ablation (rxc ablate). */
 typedef struct AblationPlotVariant {
@@ -53,8 +52,7 @@ typedef struct AblationPlotVariant {
 /* The ablation's figure, titled "cardinality ablation: <title>": best and
  * final validation accuracy against cardinality (log2 axis), then every
  * variant's validation accuracy and training loss against epoch. */
-int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, char *err,
-                  size_t errlen);
+int plot_ablation(const char *path, const char *title, const AblationPlotVariant *v, int n, Error *err);
 
 /* Escapes &, <, >, " for SVG text into a malloc'd string. */
 char *plot_xml_escape(const char *s);

@@ -70,15 +70,15 @@ static long lock_holder(int fd) {
     return strtol(buf, NULL, 10);
 }
 
-int run_dir_open(const char *dir, FILE *note, RunDir **out, char *err, size_t errlen) {
+int run_dir_open(const char *dir, FILE *note, RunDir **out, Error *err) {
     *out = NULL;
-    if (!dir || !*dir) return errorf(err, errlen, "no run directory given");
-    if (make_dirs(dir, 0777, err, errlen) != 0) return RUN_DIR_FAILED;
+    if (!dir || !*dir) return error_set(err, "no run directory given");
+    if (make_dirs(dir, 0777, err) != 0) return RUN_DIR_FAILED;
     char *lock_path = xasprintf("%s/.lock", dir);
     /* CLOEXEC: the C compiler rxc starts must not inherit (and outlive) the lock. */
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        errorf(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
+        error_set(err, "cannot open %s: %s", lock_path, strerror(errno));
         free(lock_path);
         return RUN_DIR_FAILED;
     }
@@ -88,13 +88,13 @@ int run_dir_open(const char *dir, FILE *note, RunDir **out, char *err, size_t er
         close(fd);
         free(lock_path);
         if (e != EWOULDBLOCK) {
-            errorf(err, errlen, "cannot lock %s/.lock: %s", dir, strerror(e));
+            error_set(err, "cannot lock %s/.lock: %s", dir, strerror(e));
             return RUN_DIR_FAILED;
         }
         char who[48] = "another process";
         if (pid > 0) snprintf(who, sizeof who, "process %ld", pid);
-        errorf(err, errlen, "run directory %s is in use by %s; wait for it to finish or choose another --run-dir",
-               dir, who);
+        error_set(err, "run directory %s is in use by %s; wait for it to finish or choose another --run-dir",
+                  dir, who);
         return RUN_DIR_IN_USE;
     }
     free(lock_path);
@@ -129,18 +129,17 @@ static long long meta_ll(const SafeTensors *st, const char *key, long long fallb
     return v && end != v && !*end ? x : fallback;
 }
 
-int run_dir_reconcile_best(const RunDir *d, FILE *note, char *err, size_t errlen) {
+int run_dir_reconcile_best(const RunDir *d, FILE *note, Error *err) {
     char *last_path = run_dir_path(d, "last.safetensors"), *best_path = run_dir_path(d, "best.safetensors");
     SafeTensors last, best;
-    char why[512];
     long long best_epoch = 0, last_epoch = 0, last_batch = 0, best_holds = -1;
-    if (st_read_meta(last_path, &last, why, sizeof why) == 0) {
+    if (st_read_meta(last_path, &last, NULL) == 0) {
         best_epoch = meta_ll(&last, "best_epoch", 0);
         last_epoch = meta_ll(&last, "epoch", 0);
         last_batch = meta_ll(&last, "batch_in_epoch", 0);
         st_free(&last);
     }
-    if (best_epoch > 0 && st_read_meta(best_path, &best, why, sizeof why) == 0) {
+    if (best_epoch > 0 && st_read_meta(best_path, &best, NULL) == 0) {
         best_holds = meta_ll(&best, "epoch", -1);
         st_free(&best);
     }
@@ -150,9 +149,9 @@ int run_dir_reconcile_best(const RunDir *d, FILE *note, char *err, size_t errlen
         if (best_holds >= 0) snprintf(held, sizeof held, "holds epoch %lld", best_holds);
         if (last_epoch == best_epoch && last_batch == 0) {
             SafeTensors st;
-            rc = st_read(last_path, &st, err, errlen) == 0 ? 0 : -1;
+            rc = st_read(last_path, &st, err) == 0 ? 0 : -1;
             if (rc == 0) {
-                rc = st_write(best_path, &st, err, errlen) == 0 ? 0 : -1;
+                rc = st_write(best_path, &st, err) == 0 ? 0 : -1;
                 st_free(&st);
             }
             if (rc == 0 && note)

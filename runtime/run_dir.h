@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include "error.h"
 
 typedef struct RunDir RunDir;
 
@@ -29,7 +30,7 @@ enum { RUN_DIR_FAILED = -1, RUN_DIR_IN_USE = -2 };
  * ("run directory X is in use by process P"); RUN_DIR_FAILED when it cannot
  * be made or locked. Removed temporary files are reported on note (may be
  * NULL). */
-int run_dir_open(const char *dir, FILE *note, RunDir **out, char *err, size_t errlen);
+int run_dir_open(const char *dir, FILE *note, RunDir **out, Error *err);
 
 /* Unlocks and frees; accepts NULL. */
 void run_dir_close(RunDir *d);
@@ -42,6 +43,6 @@ char *run_dir_path(const RunDir *d, const char *name);
  * end-of-epoch checkpoint, best is rewritten from last; when last is a later
  * one, a warning says that best is stale. Notes go to note. Returns 0, or -1
  * with a message when the rewrite fails. */
-int run_dir_reconcile_best(const RunDir *d, FILE *note, char *err, size_t errlen);
+int run_dir_reconcile_best(const RunDir *d, FILE *note, Error *err);
 
 #endif

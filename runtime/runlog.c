@@ -140,10 +140,10 @@ RunSummary runlog_summarize(const EpochRecord *rows, int n) {
 }
 
 /* ---- open / close ------------------------------------------------------------- */
-static FILE *open_in(RunLog *l, const char *name, const char *mode, char *err, size_t errlen) {
+static FILE *open_in(RunLog *l, const char *name, const char *mode, Error *err) {
     char *p = runlog_path(l, name);
     FILE *f = fopen(p, mode);
-    if (!f) snprintf(err, errlen, "cannot write %s: %s", p, strerror(errno));
+    if (!f) error_set(err, "cannot write %s: %s", p, strerror(errno));
     free(p);
     return f;
 }
@@ -166,12 +166,12 @@ static void remove_old_event_files(const char *dir) {
 }
 
 RunLog *runlog_open(const char *run_dir, const char *model_path, const char *resolved_settings_text,
-                    int start_epoch, char *err, size_t errlen) {
+                    int start_epoch, Error *err) {
     if (!run_dir || !*run_dir) {
-        snprintf(err, errlen, "no run directory given");
+        error_set(err, "no run directory given");
         return NULL;
     }
-    if (make_dirs(run_dir, 0777, err, errlen) != 0) return NULL;
+    if (make_dirs(run_dir, 0777, err) != 0) return NULL;
     RunLog *l = xcalloc(1, sizeof *l);
     l->dir = xstrdup(run_dir);
     l->title = path_stem(model_path ? model_path : run_dir);
@@ -180,18 +180,18 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
         size_t n;
         char *text = read_file(model_path, &n);
         if (!text) {
-            snprintf(err, errlen, "cannot read %s: %s", model_path, strerror(errno));
+            error_set(err, "cannot read %s: %s", model_path, strerror(errno));
             goto fail;
         }
         char *dst = runlog_path(l, "model.net");
-        int rc = write_file_atomic(dst, text, n, err, errlen);
+        int rc = write_file_atomic(dst, text, n, err);
         free(dst);
         free(text);
         if (rc) goto fail;
     }
     if (resolved_settings_text) {
         char *dst = runlog_path(l, "settings.txt");
-        int rc = write_file_atomic(dst, resolved_settings_text, strlen(resolved_settings_text), err, errlen);
+        int rc = write_file_atomic(dst, resolved_settings_text, strlen(resolved_settings_text), err);
         free(dst);
         if (rc) goto fail;
     }
@@ -211,9 +211,9 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
     /* A fresh run replaces an earlier run's logs in the same directory:
      * its event files would otherwise show in TensorBoard as this run. */
     if (start_epoch == 0) remove_old_event_files(run_dir);
-    if (!(l->csv = open_in(l, "metrics.csv", "w", err, errlen))) goto fail;
-    if (!(l->jsonl = open_in(l, "metrics.jsonl", "w", err, errlen))) goto fail;
-    if (!(l->log = open_in(l, "log.txt", start_epoch > 0 ? "a" : "w", err, errlen))) goto fail;
+    if (!(l->csv = open_in(l, "metrics.csv", "w", err))) goto fail;
+    if (!(l->jsonl = open_in(l, "metrics.jsonl", "w", err))) goto fail;
+    if (!(l->log = open_in(l, "log.txt", start_epoch > 0 ? "a" : "w", err))) goto fail;
     fprintf(l->csv, "%s\n", RUNLOG_CSV_HEADER);
     for (int i = 0; i < l->n_rows; i++) {
         char *c = csv_row(&l->rows[i]), *j = json_row(&l->rows[i]);
@@ -223,10 +223,10 @@ RunLog *runlog_open(const char *run_dir, const char *model_path, const char *res
         free(j);
     }
     if (fflush(l->csv) || fflush(l->jsonl)) {
-        snprintf(err, errlen, "cannot write metrics in %s: %s", run_dir, strerror(errno));
+        error_set(err, "cannot write metrics in %s: %s", run_dir, strerror(errno));
         goto fail;
     }
-    if (!(l->tb = tfevents_open(run_dir, err, errlen))) goto fail;
+    if (!(l->tb = tfevents_open(run_dir, err))) goto fail;
     return l;
 fail:
     runlog_close(l);
@@ -288,11 +288,11 @@ void runlog_epoch(RunLog *l, const EpochRecord *e) {
         if (isfinite(v)) runlog_scalar(l, scalars[i].tag, e->epoch, v);
     }
 
-    char err[512];
+    Error err = {0};
     char *svg = runlog_path(l, "curves.svg");
-    if (plot_training_curves(svg, l->title, l->rows, l->n_rows, err, sizeof err) != 0 && !l->write_error_reported) {
+    if (plot_training_curves(svg, l->title, l->rows, l->n_rows, &err) != 0 && !l->write_error_reported) {
         l->write_error_reported = true;
-        fprintf(stderr, "rxc: warning: %s; training goes on\n", err);
+        fprintf(stderr, "rxc: warning: %s; training goes on\n", err.msg);
     }
     free(svg);
 }

@@ -18,7 +18,7 @@
  *
  * Use from the trainer:
  *   RunLog *log = runlog_open(recipe.run_dir, model.path, model.resolved_text,
- *                             start_epoch, err, sizeof err);
+ *                             start_epoch, &err);
  *   per step (every few steps is enough):
  *       runlog_scalar(log, "train/loss", global_step, loss);
  *       runlog_scalar(log, "train/images_per_s", global_step, ips);
@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "util.h"
+#include "error.h"
 
 /* One epoch's results. Accuracies are fractions in [0, 1] (0.9475, as the
  * seed prints them). A value the trainer does not have (no val split) is NAN
@@ -70,7 +71,7 @@ typedef struct RunLog RunLog;
  * Returns NULL with a message in err when the directory cannot be made or
  * the files cannot be written. */
 RunLog *runlog_open(const char *run_dir, const char *model_path, const char *resolved_settings_text,
-                    int start_epoch, char *err, size_t errlen);
+                    int start_epoch, Error *err);
 
 /* One TensorBoard scalar, e.g. tag "train/loss" at the global step. Not
  * written to the csv. */

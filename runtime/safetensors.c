@@ -203,49 +203,50 @@ static int cmp_span(const void *a, const void *b) {
     return x->index - y->index;
 }
 
-static int parse_entry(const char *path, const cJSON *e, StTensor *t, Span *span, char *err, size_t errlen) {
+static int parse_entry(const char *path, const cJSON *e, StTensor *t, Span *span, Error *err) {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
-        return errorf(err, errlen, "%s: header entry '%s' is not an object", path, name);
+        return error_set(err, "%s: header entry '%s' is not an object", path, name);
     const cJSON *dt = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *f = e->child; f; f = f->next) {
         if (!strcmp(f->string, "dtype") && !dt) dt = f;
         else if (!strcmp(f->string, "shape") && !shape) shape = f;
         else if (!strcmp(f->string, "data_offsets") && !offs) offs = f;
-        else return errorf(err, errlen, "%s: tensor '%s' has an unexpected or repeated key '%s'", path, name, f->string);
+        else return error_set(err, "%s: tensor '%s' has an unexpected or repeated key '%s'", path, name, f->string);
     }
     if (!dt || !shape || !offs)
-        return errorf(err, errlen, "%s: tensor '%s' lacks '%s'", path, name, !dt ? "dtype" : !shape ? "shape" : "data_offsets");
+        return error_set(err, "%s: tensor '%s' lacks '%s'", path, name,
+                         !dt ? "dtype" : !shape ? "shape" : "data_offsets");
     if (!cJSON_IsString(dt))
-        return errorf(err, errlen, "%s: tensor '%s': dtype is not a string", path, name);
+        return error_set(err, "%s: tensor '%s': dtype is not a string", path, name);
     if (dtype_from_name(dt->valuestring, &t->dtype) != 0)
-        return errorf(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (rxc reads F32, I64, BF16, U8)", path, name,
+        return error_set(err, "%s: tensor '%s': unsupported dtype '%s' (rxc reads F32, I64, BF16, U8)", path, name,
                     dt->valuestring);
     if (!cJSON_IsArray(shape))
-        return errorf(err, errlen, "%s: tensor '%s': shape is not an array", path, name);
+        return error_set(err, "%s: tensor '%s': shape is not an array", path, name);
     int rank = cJSON_GetArraySize(shape);
     if (rank > ST_MAX_RANK)
-        return errorf(err, errlen, "%s: tensor '%s': rank %d exceeds %d", path, name, rank, ST_MAX_RANK);
+        return error_set(err, "%s: tensor '%s': rank %d exceeds %d", path, name, rank, ST_MAX_RANK);
     t->rank = rank;
     int64_t numel = 1;
     int i = 0;
     for (const cJSON *d = shape->child; d; d = d->next, i++) {
         if (json_uint(d, &t->shape[i]) != 0)
-            return errorf(err, errlen, "%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, i);
+            return error_set(err, "%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, i);
         if (__builtin_mul_overflow(numel, t->shape[i], &numel))
-            return errorf(err, errlen, "%s: tensor '%s': element count overflows", path, name);
+            return error_set(err, "%s: tensor '%s': element count overflows", path, name);
     }
     t->numel = numel;
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_uint(offs->child, &span->begin) != 0 ||
         json_uint(offs->child->next, &span->end) != 0)
-        return errorf(err, errlen, "%s: tensor '%s': data_offsets must be two non-negative integers", path, name);
+        return error_set(err, "%s: tensor '%s': data_offsets must be two non-negative integers", path, name);
     if (span->end < span->begin)
-        return errorf(err, errlen, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path, name,
+        return error_set(err, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path, name,
                     (long long)span->begin, (long long)span->end);
     int64_t bytes;
     if (__builtin_mul_overflow(numel, (int64_t)st_dtype_size(t->dtype), &bytes) || bytes != span->end - span->begin) {
         char sh[160];
-        return errorf(err, errlen, "%s: tensor '%s': %s %s needs %lld bytes but data_offsets [%lld, %lld] give %lld", path,
+        return error_set(err, "%s: tensor '%s': %s %s needs %lld bytes but data_offsets [%lld, %lld] give %lld", path,
                     name, st_dtype_name(t->dtype), st_shape_str(rank, t->shape, sh, sizeof sh),
                     (long long)numel * (long long)st_dtype_size(t->dtype), (long long)span->begin,
                     (long long)span->end, (long long)(span->end - span->begin));
@@ -253,13 +254,13 @@ static int parse_entry(const char *path, const cJSON *e, StTensor *t, Span *span
     return 0;
 }
 
-static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, char *err, size_t errlen) {
-    if (!cJSON_IsObject(m)) return errorf(err, errlen, "%s: __metadata__ is not an object", path);
+static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, Error *err) {
+    if (!cJSON_IsObject(m)) return error_set(err, "%s: __metadata__ is not an object", path);
     for (const cJSON *f = m->child; f; f = f->next) {
         if (!cJSON_IsString(f))
-            return errorf(err, errlen, "%s: __metadata__ value '%s' is not a string", path, f->string);
+            return error_set(err, "%s: __metadata__ value '%s' is not a string", path, f->string);
         if (st_get_meta(out, f->string))
-            return errorf(err, errlen, "%s: __metadata__ key '%s' appears twice", path, f->string);
+            return error_set(err, "%s: __metadata__ key '%s' appears twice", path, f->string);
         st_set_meta(out, f->string, f->valuestring);
     }
     return 0;
@@ -268,22 +269,21 @@ static int parse_metadata(const char *path, const cJSON *m, SafeTensors *out, ch
 /* The JSON header of a file read whole: checks the length prefix and that
  * the header is one JSON object (padding aside). Returns the parsed object
  * and sets *hlen_out, or NULL with a message. */
-static cJSON *parse_header(const char *path, const unsigned char *buf, size_t len, uint64_t *hlen_out, char *err,
-                           size_t errlen) {
+static cJSON *parse_header(const char *path, const unsigned char *buf, size_t len, uint64_t *hlen_out, Error *err) {
     if (len < 8) {
-        errorf(err, errlen, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
+        error_set(err, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", path, len);
         return NULL;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
     if (hlen > len - 8) {
-        errorf(err, errlen, "%s: header length %llu exceeds the %zu bytes after it (truncated, or not a safetensors file)",
-               path, (unsigned long long)hlen, len - 8);
+        error_set(err, "%s: header length %llu exceeds the %zu bytes after it (truncated, or not a safetensors file)",
+                  path, (unsigned long long)hlen, len - 8);
         return NULL;
     }
     if (hlen < 2 || hlen > ST_MAX_HEADER) {
-        errorf(err, errlen, "%s: implausible header length %llu (not a safetensors file?)", path,
-               (unsigned long long)hlen);
+        error_set(err, "%s: implausible header length %llu (not a safetensors file?)", path,
+                  (unsigned long long)hlen);
         return NULL;
     }
     const char *header = (const char *)buf + 8;
@@ -292,8 +292,8 @@ static cJSON *parse_header(const char *path, const unsigned char *buf, size_t le
     for (uint64_t i = 0; i < hlen; i++) {
         unsigned char ch = (unsigned char)header[i];
         if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
-            errorf(err, errlen, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path, ch,
-                   (unsigned long long)i);
+            error_set(err, "%s: the JSON header is malformed (control character 0x%02x at byte %llu)", path, ch,
+                      (unsigned long long)i);
             return NULL;
         }
     }
@@ -302,20 +302,20 @@ static cJSON *parse_header(const char *path, const unsigned char *buf, size_t le
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         long off = (at && at >= header && at <= header + hlen) ? (long)(at - header) : -1;
-        errorf(err, errlen, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
-               (unsigned long long)hlen);
+        error_set(err, "%s: the JSON header is malformed (near byte %ld of %llu)", path, off,
+                  (unsigned long long)hlen);
         return NULL;
     }
     /* The writer may pad the header with spaces; anything else after the JSON is corruption. */
     for (const char *p = end; p && p < header + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            errorf(err, errlen, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
+            error_set(err, "%s: unexpected bytes after the JSON header (at byte %ld)", path, (long)(p - header));
             return NULL;
         }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        errorf(err, errlen, "%s: the JSON header is not an object", path);
+        error_set(err, "%s: the JSON header is not an object", path);
         return NULL;
     }
     *hlen_out = hlen;
@@ -324,18 +324,17 @@ static cJSON *parse_header(const char *path, const unsigned char *buf, size_t le
 
 /* Adds every tensor and the metadata of the header to out, recording each
  * tensor's byte range in spans (index = its place in out->t). */
-static int parse_entries(const char *path, const cJSON *root, SafeTensors *out, Span *spans, int *n_spans, char *err,
-                         size_t errlen) {
+static int parse_entries(const char *path, const cJSON *root, SafeTensors *out, Span *spans, int *n_spans, Error *err) {
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
-            if (parse_metadata(path, e, out, err, errlen) != 0) return -1;
+            if (parse_metadata(path, e, out, err) != 0) return -1;
             continue;
         }
         if (st_find(out, e->string))
-            return errorf(err, errlen, "%s: tensor '%s' appears twice in the header", path, e->string);
+            return error_set(err, "%s: tensor '%s' appears twice in the header", path, e->string);
         StTensor tmp = {0};
         Span sp = {0};
-        if (parse_entry(path, e, &tmp, &sp, err, errlen) != 0) return -1;
+        if (parse_entry(path, e, &tmp, &sp, err) != 0) return -1;
         GROW(out->t, out->cap, out->n + 1);
         StTensor *t = &out->t[out->n];
         *t = tmp;
@@ -348,27 +347,27 @@ static int parse_entries(const char *path, const cJSON *root, SafeTensors *out, 
 }
 
 /* The tensors must tile the data section exactly: no overlap, no gap, nothing after. */
-static int check_tiling(const char *path, const SafeTensors *st, Span *spans, int n_spans, int64_t data_len, char *err,
-                        size_t errlen) {
+static int check_tiling(const char *path, const SafeTensors *st, Span *spans, int n_spans, int64_t data_len,
+                        Error *err) {
     qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
     int64_t at = 0;
     for (int i = 0; i < n_spans; i++) {
         const char *name = st->t[spans[i].index].name;
         if (spans[i].begin < at)
-            return errorf(err, errlen, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
-                          (long long)spans[i].begin, (long long)at);
+            return error_set(err, "%s: tensor '%s' overlaps the previous tensor (offset %lld < %lld)", path, name,
+                             (long long)spans[i].begin, (long long)at);
         if (spans[i].begin > at)
-            return errorf(err, errlen, "%s: a gap of %lld bytes before tensor '%s'", path,
-                          (long long)(spans[i].begin - at), name);
+            return error_set(err, "%s: a gap of %lld bytes before tensor '%s'", path,
+                             (long long)(spans[i].begin - at), name);
         if (spans[i].end > data_len)
-            return errorf(err, errlen,
-                          "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
-                          path, name, (long long)spans[i].end, (long long)data_len);
+            return error_set(err,
+                             "%s: tensor '%s' ends at byte %lld but the data section has %lld bytes (truncated file)",
+                             path, name, (long long)spans[i].end, (long long)data_len);
         at = spans[i].end;
     }
     if (at != data_len)
-        return errorf(err, errlen, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
-                      (long long)(data_len - at));
+        return error_set(err, "%s: %lld bytes after the last tensor (the header does not describe them)", path,
+                         (long long)(data_len - at));
     return 0;
 }
 
@@ -391,17 +390,17 @@ static void bind_data(SafeTensors *st, const Span *spans, int n_spans, const uns
     }
 }
 
-int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
+int st_read(const char *path, SafeTensors *out, Error *err) {
     memset(out, 0, sizeof *out);
     size_t len = 0;
     unsigned char *buf = (unsigned char *)read_file(path, &len);
     if (!buf) {
-        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        error_set(err, "%s: cannot read: %s", path, strerror(errno));
         return ST_UNREADABLE;
     }
     out->blob = buf;
     uint64_t hlen = 0;
-    cJSON *root = parse_header(path, buf, len, &hlen, err, errlen);
+    cJSON *root = parse_header(path, buf, len, &hlen, err);
     if (!root) {
         st_free(out);
         return -1;
@@ -410,9 +409,9 @@ int st_read(const char *path, SafeTensors *out, char *err, size_t errlen) {
     int n_entries = cJSON_GetArraySize(root);
     Span *spans = xcalloc((size_t)(n_entries ? n_entries : 1), sizeof *spans);
     int n_spans = 0;
-    int rc = parse_entries(path, root, out, spans, &n_spans, err, errlen);
+    int rc = parse_entries(path, root, out, spans, &n_spans, err);
     cJSON_Delete(root);
-    if (rc == 0) rc = check_tiling(path, out, spans, n_spans, data_len, err, errlen);
+    if (rc == 0) rc = check_tiling(path, out, spans, n_spans, data_len, err);
     if (rc == 0) bind_data(out, spans, n_spans, buf + 8 + hlen);
     free(spans);
     if (rc) st_free(out);
@@ -458,11 +457,11 @@ static char *build_header(const SafeTensors *st, size_t *out_len) {
     return h;
 }
 
-int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen) {
+int st_read_meta(const char *path, SafeTensors *out, Error *err) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        error_set(err, "%s: cannot read: %s", path, strerror(errno));
         return ST_UNREADABLE;
     }
     unsigned char lenbytes[8];
@@ -475,9 +474,9 @@ int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen) {
     fclose(f);
     cJSON *root = ok ? cJSON_ParseWithLength(header, (size_t)hlen) : NULL;
     free(header);
-    int rc = root && cJSON_IsObject(root) ? 0 : errorf(err, errlen, "%s: not a safetensors file (bad header)", path);
+    int rc = root && cJSON_IsObject(root) ? 0 : error_set(err, "%s: not a safetensors file (bad header)", path);
     const cJSON *m = rc == 0 ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
-    if (m) rc = parse_metadata(path, m, out, err, errlen);
+    if (m) rc = parse_metadata(path, m, out, err);
     cJSON_Delete(root);
     if (rc) st_free(out);
     return rc;
@@ -504,17 +503,17 @@ static char *dir_of(const char *path) {
     return xstrndup(path, (size_t)(slash - path));
 }
 
-int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen) {
+int st_write(const char *path, const SafeTensors *st, Error *err) {
     size_t hlen = 0;
     char *header = build_header(st, &hlen);
-    if (!header) return errorf(err, errlen, "%s: cannot build the JSON header", path);
+    if (!header) return error_set(err, "%s: cannot build the JSON header", path);
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         free(header);
         free(tmp);
-        return errorf(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
+        return error_set(err, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
     }
     unsigned char lenbytes[8];
     for (int i = 0; i < 8; i++) lenbytes[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
@@ -539,7 +538,7 @@ int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen) 
     if (rc != 0) {
         unlink(tmp);
         free(tmp);
-        return errorf(err, errlen, "%s: write failed: %s (the previous file, if any, is untouched)", path, strerror(e));
+        return error_set(err, "%s: write failed: %s (the previous file, if any, is untouched)", path, strerror(e));
     }
     free(tmp);
     /* Make the rename itself durable. */

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef enum StDType { ST_F32, ST_I64, ST_BF16, ST_U8 } StDType;
 
@@ -56,15 +57,15 @@ const char *st_dtype_name(StDType d); /* "F32", "I64", "BF16", "U8" */
 /* Reads and validates path into *out (which is zeroed first). Returns 0,
  * ST_UNREADABLE, or -1 for bad contents; both failures leave a message in err
  * that names the file. */
-int st_read(const char *path, SafeTensors *out, char *err, size_t errlen);
+int st_read(const char *path, SafeTensors *out, Error *err);
 
 /* Reads only the header's __metadata__ (a checkpoint's epoch, class names...)
  * into out->meta, without the tensors; cheap for any file size. Returns 0,
  * ST_UNREADABLE, or -1 for a malformed header. */
-int st_read_meta(const char *path, SafeTensors *out, char *err, size_t errlen);
+int st_read_meta(const char *path, SafeTensors *out, Error *err);
 
 /* Writes atomically (see above). Tensors are written in the order added. */
-int st_write(const char *path, const SafeTensors *st, char *err, size_t errlen);
+int st_write(const char *path, const SafeTensors *st, Error *err);
 
 /* Adds a tensor. copy: the data is copied (and owned); otherwise the caller
  * keeps data alive until the set is written or freed. A later tensor with

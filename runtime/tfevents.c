@@ -101,7 +101,7 @@ double tfevents_wall_time(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-TfEvents *tfevents_open(const char *dir, char *err, size_t errlen) {
+TfEvents *tfevents_open(const char *dir, Error *err) {
     char host[256] = "localhost";
     if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
     host[sizeof host - 1] = 0;
@@ -111,7 +111,7 @@ TfEvents *tfevents_open(const char *dir, char *err, size_t errlen) {
     char *path = xasprintf("%s/events.out.tfevents.%lld.%s.%ld.rxc", dir, (long long)now, host, (long)getpid());
     FILE *f = fopen(path, "ab");
     if (!f) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        error_set(err, "cannot create %s: %s", path, strerror(errno));
         free(path);
         return NULL;
     }
@@ -125,7 +125,7 @@ TfEvents *tfevents_open(const char *dir, char *err, size_t errlen) {
     int rc = write_record(w, b.s, b.len);
     free(b.s);
     if (rc != 0 || fflush(f) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        error_set(err, "cannot write %s: %s", path, strerror(errno));
         tfevents_close(w);
         return NULL;
     }

@@ -28,12 +28,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef struct TfEvents TfEvents;
 
 /* Opens a new file "<dir>/events.out.tfevents.<seconds>.<host>.<pid>.rxc" (dir
  * must exist) and writes the file_version event. NULL with a message in err. */
-TfEvents *tfevents_open(const char *dir, char *err, size_t errlen);
+TfEvents *tfevents_open(const char *dir, Error *err);
 
 /* Appends one scalar. wall_time is seconds since the Unix epoch (use
  * tfevents_wall_time()). Returns 0, or -1 when the write failed. */

@@ -112,30 +112,30 @@ static bool shared_normalize(const Recipe *r, float mean[3], float std[3]) {
     return true;
 }
 
-int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, char *err, size_t errlen) {
+int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err) {
     TrainerConfig cfg = {0};
     cfg.batch = batch;
     cfg.device = run->model.recipe.device;
     cfg.loss = LOSS_CROSS_ENTROPY;
     cfg.quiet = quiet;
     cfg.u8_if_cuda = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
-    if (trainer_open(&run->tr, &run->model, &cfg, err, errlen) != 0) return -1;
+    if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;
 }
 
-int evaluate_split(Trainer *t, Loader *split, EvalResult *res, char *err, size_t errlen) {
+int evaluate_split(Trainer *t, Loader *split, EvalResult *res, Error *err) {
     memset(res, 0, sizeof *res);
-    if (loader_begin_epoch(split, 0) != 0) return errorf(err, errlen, "%s", loader_error(split));
+    if (loader_begin_epoch(split, 0, err) != 0) return -1;
     double loss = 0;
     int64_t correct = 0, n = 0;
     for (;;) {
         Batch b;
-        int got = loader_next(split, &b);
-        if (got < 0) return errorf(err, errlen, "%s", loader_error(split));
+        int got = loader_next(split, &b, err);
+        if (got < 0) return -1;
         if (got == 0) break;
         StepStats st;
-        if (trainer_eval(t, b.data, b.labels, b.n, &st, err, errlen) != 0) return -1;
+        if (trainer_eval(t, b.data, b.labels, b.n, &st, err) != 0) return -1;
         loss += st.loss_sum;
         correct += st.correct;
         n += st.n;
@@ -152,11 +152,11 @@ int checkpoint_load_status(int rc) { return rc == CHECKPOINT_UNREADABLE ? 1 : 2;
 
 static int open_loaders(TrainRun *run) {
     const Recipe *r = &run->model.recipe;
-    char err[2048];
+    Error err = {0};
     LoaderOutput kind = run->tr.cfg.u8_input ? LOADER_U8_NHWC : LOADER_F32_NHWC;
-    run->train = loader_open(r, r->train_split, r->batch, true, kind, 0, err, sizeof err);
+    run->train = loader_open(r, r->train_split, r->batch, true, kind, 0, &err);
     if (!run->train) {
-        fprintf(stderr, "rxc: %s\n", err);
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     loader_report(run->train, stderr);
@@ -167,9 +167,9 @@ static int open_loaders(TrainRun *run) {
         fprintf(stderr, "rxc: note: no '%s' split under %s: training without validation\n", r->val_split, r->data_root);
         return 0;
     }
-    run->val = loader_open(r, r->val_split, r->batch, false, kind, 0, err, sizeof err);
+    run->val = loader_open(r, r->val_split, r->batch, false, kind, 0, &err);
     if (!run->val) {
-        fprintf(stderr, "rxc: %s\n", err);
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     loader_report(run->val, stderr);
@@ -179,10 +179,10 @@ static int open_loaders(TrainRun *run) {
 /* The data must fit the network before anything runs: each split's sample
  * shape, and val's classes mapped onto train's by name. */
 static int check_data(TrainRun *run) {
-    char err[2048];
-    if (trainer_check_loaders(&run->tr, run->train, run->val, err, sizeof err) != 0 ||
-        (run->val && loader_match_classes(run->val, run->train, stderr, err, sizeof err) != 0)) {
-        fprintf(stderr, "rxc: %s\n", err);
+    Error err = {0};
+    if (trainer_check_loaders(&run->tr, run->train, run->val, &err) != 0 ||
+        (run->val && loader_match_classes(run->val, run->train, stderr, &err) != 0)) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 2;
     }
     return 0;
@@ -209,17 +209,15 @@ static int check_classes(TrainRun *run) {
 static int start_weights(TrainRun *run, const TrainStart *start) {
     Trainer *t = &run->tr;
     trainer_init_params(t, run->model.recipe.seed);
-    char *msg = NULL;
+    Error err = {0};
     int rc;
-    if (start->init && (rc = trainer_load_weights(t, start->init, &msg)) != 0) {
-        fprintf(stderr, "rxc: %s", msg);
-        free(msg);
+    if (start->init && (rc = trainer_load_weights(t, start->init, &err)) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return checkpoint_load_status(rc);
     }
     if (start->resume) {
-        if ((rc = trainer_resume(t, start->resume, &msg)) != 0) {
-            fprintf(stderr, "rxc: %s", msg);
-            free(msg);
+        if ((rc = trainer_resume(t, start->resume, &err)) != 0) {
+            fprintf(stderr, "rxc: %s\n", err.msg);
             return checkpoint_load_status(rc);
         }
         fprintf(stderr, "rxc: resuming %s at epoch %d, step %lld\n", start->resume, t->state.epoch + 1,
@@ -233,11 +231,11 @@ static int start_weights(TrainRun *run, const TrainStart *start) {
  * if a kill left it behind last's record (run_dir.h). */
 static int open_run_dir(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
-    char err[2048];
+    Error err = {0};
     const char *run_dir = r->run_dir ? r->run_dir : "runs/net";
-    run->log = runlog_open(run_dir, run->model.path, run->model.resolved_text, run->tr.state.epoch, err, sizeof err);
+    run->log = runlog_open(run_dir, run->model.path, run->model.resolved_text, run->tr.state.epoch, &err);
     if (!run->log) {
-        fprintf(stderr, "rxc: %s\n", err);
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     run->last_path = runlog_path(run->log, "last.safetensors");
@@ -245,7 +243,7 @@ static int open_run_dir(TrainRun *run, const TrainStart *start) {
     if (start->resume) {
         const TrainState *s = &run->tr.state;
         runlog_notef(run->log, "resumed from epoch %d, step %lld (%s)", s->epoch + 1, (long long)s->step, start->resume);
-        if (run_dir_reconcile_best(run->dir, stderr, err, sizeof err) != 0) fprintf(stderr, "rxc: warning: %s\n", err);
+        if (run_dir_reconcile_best(run->dir, stderr, &err) != 0) fprintf(stderr, "rxc: warning: %s\n", err.msg);
     }
     return 0;
 }
@@ -253,15 +251,15 @@ static int open_run_dir(TrainRun *run, const TrainStart *start) {
 int train_run_open(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     if (report_missing_data(&run->model, r->train_split)) return 1;
-    char err[2048];
+    Error err = {0};
     /* The run directory is locked before anything reads or writes in it. */
-    int lock = run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, err, sizeof err);
+    int lock = run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, &err);
     if (lock != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return lock == RUN_DIR_IN_USE ? 2 : 1;
     }
-    if (train_run_open_trainer(run, r->batch, false, true, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    if (train_run_open_trainer(run, r->batch, false, true, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     int rc = open_loaders(run);
@@ -295,9 +293,9 @@ void train_run_close(TrainRun *run) {
  * the position, so that --resume continues with the next batch. */
 static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int batches) {
     Trainer *t = &run->tr;
-    char err[2048];
-    if (trainer_save(t, run->last_path, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    Error err = {0};
+    if (trainer_save(t, run->last_path, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     runlog_notef(run->log, "%s at epoch %d, step %lld (batch %lld of %d)",
@@ -315,10 +313,10 @@ static int write_stop_checkpoint(TrainRun *run, int epoch, int64_t batch, int ba
  * between the two leaves best ahead of last, which the resumed run simply
  * repeats; the other order would leave best behind last's record. */
 static int write_epoch_checkpoints(TrainRun *run, bool best) {
-    char err[2048];
-    if ((best && trainer_save(&run->tr, run->best_path, err, sizeof err) != 0) ||
-        trainer_save(&run->tr, run->last_path, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: %s\n", err);
+    Error err = {0};
+    if ((best && trainer_save(&run->tr, run->best_path, &err) != 0) ||
+        trainer_save(&run->tr, run->last_path, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     return 0;
@@ -355,10 +353,10 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
                        int64_t opt_step, int batch_n, bool last_batch) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
-    char err[2048];
-    if (trainer_update(t, lr, opt_step, err, sizeof err) != 0) {
+    Error err = {0};
+    if (trainer_update(t, lr, opt_step, &err) != 0) {
         progress_end(&p->pg);
-        fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err);
+        fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
         return 1;
     }
     p->in_group = 0;
@@ -383,13 +381,13 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
 static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
-    char err[2048];
+    Error err = {0};
     int64_t opt_step = t->state.step + 1;
     double lr = schedule_lr(L->r, L->steps_per_epoch, opt_step - 1);
     StepStats st;
-    if (trainer_forward_backward(t, b->data, b->labels, b->n, lr, opt_step, &st, err, sizeof err) != 0) {
+    if (trainer_forward_backward(t, b->data, b->labels, b->n, lr, opt_step, &st, &err) != 0) {
         progress_end(&p->pg);
-        fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err);
+        fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
         return 1;
     }
     double loss = st.loss_sum / st.n;
@@ -419,15 +417,16 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
     p->t0 = progress_now() - t->state.epoch_seconds;
-    if (loader_begin_epoch(run->train, p->epoch) != 0) {
-        fprintf(stderr, "rxc: %s\n", loader_error(run->train));
+    Error err = {0};
+    if (loader_begin_epoch(run->train, p->epoch, &err) != 0) {
+        fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
     /* Resuming inside an epoch: the order is a function of (seed, epoch), so skipping
      * the batches already trained lands on exactly the next one. */
     for (int64_t k = 0; k < t->state.batch_in_epoch; k++) {
         Batch skip;
-        if (loader_next(run->train, &skip) <= 0) break;
+        if (loader_next(run->train, &skip, NULL) <= 0) break;
     }
     progress_begin(&p->pg, stderr, p->epoch + 1, L->epochs, L->batches, L->r->log_every);
     p->batch = t->state.batch_in_epoch;
@@ -435,10 +434,10 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
     int status = 0;
     while (status == 0 && !p->stopped) {
         Batch b;
-        int got = loader_next(run->train, &b);
+        int got = loader_next(run->train, &b, &err);
         if (got < 0) {
             progress_end(&p->pg);
-            fprintf(stderr, "rxc: %s\n", loader_error(run->train));
+            fprintf(stderr, "rxc: %s\n", err.msg);
             return 1;
         }
         if (got == 0) break;
@@ -453,11 +452,11 @@ static int train_epoch(const EpochLoop *L, EpochPass *p) {
 static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
-    char err[2048];
+    Error err = {0};
     double train_seconds = progress_now() - p->t0;
     EvalResult vr = {NAN, NAN, 0};
-    if (run->val && evaluate_split(t, run->val, &vr, err, sizeof err) != 0) {
-        fprintf(stderr, "rxc: validation: %s\n", err);
+    if (run->val && evaluate_split(t, run->val, &vr, &err) != 0) {
+        fprintf(stderr, "rxc: validation: %s\n", err.msg);
         return 1;
     }
     EpochRecord rec;

@@ -30,6 +30,7 @@
 #include "run_dir.h"
 #include "runlog.h"
 #include "trainer.h"
+#include "error.h"
 
 /* Everything one run holds, released by train_run_close. The caller loads
  * model (and sets model_loaded); the rest is opened here. */
@@ -71,12 +72,12 @@ bool report_missing_data(const Model *m, const char *split);
  * read, 2 when it does not fit the model (docs/rxc.1, EXIT STATUS). */
 int checkpoint_load_status(int rc);
 
-int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, char *err, size_t errlen);
+int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err);
 
 typedef struct EvalResult { double loss, acc; int64_t n; } EvalResult;
 
 /* One pass over a split in eval mode. Returns 0, or -1 with a message. */
-int evaluate_split(Trainer *t, Loader *split, EvalResult *res, char *err, size_t errlen);
+int evaluate_split(Trainer *t, Loader *split, EvalResult *res, Error *err);
 
 /* For a command that trains several times in a row (rxc ablate): while
  * held, Ctrl-C/SIGTERM stay caught between trainings too, and

@@ -27,24 +27,24 @@
 
 /* TF32 is a GEMM setting of the CUDA executor, not of the generated kernels,
  * so `precision tf32` is applied here rather than by the compiler. */
-static Executor *open_cuda(const Program *p, Precision precision, char *err, size_t errlen) {
-    Executor *e = exec_cuda_new(p, 0, err, errlen);
+static Executor *open_cuda(const Program *p, Precision precision, Error *err) {
+    Executor *e = exec_cuda_new(p, 0, err);
     if (e && precision == PREC_TF32 && exec_cuda_set_tf32) exec_cuda_set_tf32(e, 1);
     return e;
 }
 
-static Executor *make_executor(const Program *p, bool cuda, Precision precision, char *err, size_t errlen) {
-    if (cuda) return open_cuda(p, precision, err, errlen);
-    return exec_cpu_new(p, err, errlen);
+static Executor *make_executor(const Program *p, bool cuda, Precision precision, Error *err) {
+    if (cuda) return open_cuda(p, precision, err);
+    return exec_cpu_new(p, err);
 }
 
-static int build(Trainer *t, int batch, Program **prog, Executor **exec, char *err, size_t errlen) {
+static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *err) {
     CompileOptions o = t->copts;
     o.batch = batch;
     o.target = t->use_cuda ? &target_cuda : &target_cpu;
-    *prog = compile_training(t->graph, &o, err, errlen);
+    *prog = compile_training(t->graph, &o, err);
     if (!*prog) return -1;
-    *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err, errlen);
+    *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err);
     if (!*exec) {
         program_free(*prog);
         *prog = NULL;
@@ -61,15 +61,15 @@ int device_parse(const char *s, DeviceKind *d) {
     return 0;
 }
 
-int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen) {
+int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     memset(t, 0, sizeof *t);
     t->model = m;
     t->graph = m->graph;
     t->recipe = &m->recipe;
     t->cfg = *cfg;
     const Graph *g = t->graph;
-    if (cfg->batch < 1) return errorf(err, errlen, "batch size must be at least 1 (got %d)", cfg->batch);
-    if (g->output < 0 || g->input < 0) return errorf(err, errlen, "the network has no input or output");
+    if (cfg->batch < 1) return error_set(err, "batch size must be at least 1 (got %d)", cfg->batch);
+    if (g->output < 0 || g->input < 0) return error_set(err, "the network has no input or output");
 
     compile_options_from_recipe(&t->copts, t->recipe, cfg->batch, &target_cpu);
     t->copts.loss = cfg->loss;
@@ -84,18 +84,17 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
-        return errorf(err, errlen, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
-    char cuda_err[512] = "";
+        return error_set(err, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
+    Error cuda_err = {0};
     if (dev != DEVICE_CPU && exec_cuda_new) {
         /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
          * which compiles its own program (STEP_CONV, maybe another input format). */
         CompileOptions o = t->copts;
         o.batch = cfg->batch;
         o.target = &target_cuda;
-        if (!(t->prog = compile_training(t->graph, &o, err, errlen))) return -1;
+        if (!(t->prog = compile_training(t->graph, &o, err))) return -1;
         t->use_cuda = true;
-        t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : cuda_err,
-                            dev == DEVICE_CUDA ? errlen : sizeof cuda_err);
+        t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : &cuda_err);
         if (!t->exec) {
             program_free(t->prog);
             t->prog = NULL;
@@ -105,13 +104,13 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size
     if (!t->exec) {
         t->use_cuda = false;
         t->copts.normalize_u8_input = cfg->u8_input;
-        if (build(t, cfg->batch, &t->prog, &t->exec, err, errlen) != 0) return -1;
+        if (build(t, cfg->batch, &t->prog, &t->exec, err) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;
     if (!cfg->quiet) {
         fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
-        if (dev == DEVICE_AUTO && cuda_err[0] && getenv("RXC_VERBOSE"))
-            fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err);
+        if (dev == DEVICE_AUTO && error_is_set(&cuda_err) && getenv("RXC_VERBOSE"))
+            fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err.msg);
     }
 
     t->num_batches = xcalloc((size_t)(g->n_params ? g->n_params : 1), sizeof *t->num_batches);
@@ -189,14 +188,13 @@ int trainer_write_buf(Trainer *t, int buf, const void *src, int64_t bytes) {
  * The executor refuses a write past a space's end; the caller's buffer must
  * hold n samples of the network's input shape, which the start-up check
  * (trainer_check_samples) guarantees for the loaders' batches. */
-static int write_batch(Executor *e, const void *x, const int64_t *y, int n, size_t sample_bytes, char *err,
-                       size_t errlen) {
+static int write_batch(Executor *e, const void *x, const int64_t *y, int n, size_t sample_bytes, Error *err) {
     int64_t bytes = (int64_t)((size_t)n * sample_bytes);
     if (e->write(e, SPACE_INPUT, 0, x, bytes) != 0)
-        return errorf(err, errlen, "cannot write a batch of %d samples (%lld bytes) to the device's input space", n,
-                      (long long)bytes);
+        return error_set(err, "cannot write a batch of %d samples (%lld bytes) to the device's input space", n,
+                         (long long)bytes);
     if (y && e->write(e, SPACE_LABELS, 0, y, (int64_t)n * (int64_t)sizeof(int64_t)) != 0)
-        return errorf(err, errlen, "cannot write %d labels to the device", n);
+        return error_set(err, "cannot write %d labels to the device", n);
     return 0;
 }
 
@@ -208,32 +206,31 @@ static void input_shape_text(const Node *in, char *buf, size_t n) {
         snprintf(buf, n, "%lld", (long long)in->dim[0]);
 }
 
-int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, char *err, size_t errlen) {
+int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, Error *err) {
     const Node *in = &t->graph->nodes[t->graph->input];
     if (in->rank == 3 && in->dim[0] == h && in->dim[1] == w && in->dim[2] == 3) return 0;
     char want[64];
     input_shape_text(in, want, sizeof want);
     if (in->rank == 3 && in->dim[2] != 3)
-        return errorf(err, errlen,
-                      "the %s pipeline gives RGB samples (3x%dx%d) but the network's input is %s.\n"
-                      "  Images are read as 3 channels: use --set input=3x%dx%d (or `input 3x%dx%d` in the network).",
-                      pipeline, h, w, want, h, w, h, w);
-    return errorf(err, errlen,
-                  "the %s pipeline gives 3x%dx%d samples but the network's input is %s.\n"
-                  "  Add a resize or crop to `augment %s` (e.g. resize(%lld) -> center_crop(%lld)) so that it gives "
-                  "%lldx%lld, or use --set input=3x%dx%d.",
-                  pipeline, h, w, want, pipeline, (long long)in->dim[0], (long long)in->dim[0], (long long)in->dim[0],
-                  (long long)in->dim[1], h, w);
+        return error_set(err, "the %s pipeline gives RGB samples (3x%dx%d) but the network's input is %s.\n"
+                         "  Images are read as 3 channels: use --set input=3x%dx%d (or `input 3x%dx%d` in the "
+                         "network).",
+                         pipeline, h, w, want, h, w, h, w);
+    return error_set(err, "the %s pipeline gives 3x%dx%d samples but the network's input is %s.\n"
+                     "  Add a resize or crop to `augment %s` (e.g. resize(%lld) -> center_crop(%lld)) so that it gives "
+                     "%lldx%lld, or use --set input=3x%dx%d.",
+                     pipeline, h, w, want, pipeline, (long long)in->dim[0], (long long)in->dim[0],
+                     (long long)in->dim[0], (long long)in->dim[1], h, w);
 }
 
-int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, char *err, size_t errlen) {
+int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, Error *err) {
     const Loader *splits[2] = {train, val};
     static const char *const names[2] = {"train", "val"};
     for (int k = 0; k < 2; k++) {
         int h, w;
         if (!splits[k]) continue;
         loader_sample_shape(splits[k], &h, &w);
-        if (trainer_check_samples(t, names[k], h, w, err, errlen) != 0) return -1;
+        if (trainer_check_samples(t, names[k], h, w, err) != 0) return -1;
     }
     return 0;
 }
@@ -283,9 +280,9 @@ static void count_bn_batches(Trainer *t) {
 }
 
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
-                             StepStats *stats, char *err, size_t errlen) {
+                             StepStats *stats, Error *err) {
     if (n < 1 || n > t->cfg.batch)
-        return errorf(err, errlen, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
+        return error_set(err, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
     Executor *e = t->exec;
     Program *p = t->prog;
     if (n < t->cfg.batch) {
@@ -296,7 +293,7 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
             t->short_prog = NULL;
         }
         if (!t->short_exec) {
-            if (build(t, n, &t->short_prog, &t->short_exec, err, errlen) != 0) return -1;
+            if (build(t, n, &t->short_prog, &t->short_exec, err) != 0) return -1;
             t->short_batch = n;
         }
         e = t->short_exec;
@@ -304,20 +301,20 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
         static const BufSpace shared[] = {SPACE_PARAMS, SPACE_BUFFERS, SPACE_GRADS, SPACE_STATE};
         for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++)
             if (copy_space(t->exec, e, t->prog, p, shared[k]) != 0)
-                return errorf(err, errlen, "internal error: the batch-%d program's parameter layout differs", n);
+                return error_set(err, "internal error: the batch-%d program's parameter layout differs", n);
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
-    if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err, errlen) != 0)
+    if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err) != 0)
         return -1;
-    if (e->run(e, PHASE_FORWARD_TRAIN, sc, err, errlen) != 0) return -1;
-    if (read_outputs(t, e, p, n) != 0) return errorf(err, errlen, "cannot read the outputs back from the device");
-    if (e->run(e, PHASE_BACKWARD, sc, err, errlen) != 0) return -1;
+    if (e->run(e, PHASE_FORWARD_TRAIN, sc, err) != 0) return -1;
+    if (read_outputs(t, e, p, n) != 0) return error_set(err, "cannot read the outputs back from the device");
+    if (e->run(e, PHASE_BACKWARD, sc, err) != 0) return -1;
     if (e != t->exec) {
         static const BufSpace back[] = {SPACE_BUFFERS, SPACE_GRADS};
         for (size_t k = 0; k < sizeof back / sizeof back[0]; k++)
             if (copy_space(e, t->exec, p, t->prog, back[k]) != 0)
-                return errorf(err, errlen, "cannot copy the short batch's gradients back");
+                return error_set(err, "cannot copy the short batch's gradients back");
     }
     count_bn_batches(t);
     t->state.micro_step++;
@@ -325,48 +322,49 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
     return 0;
 }
 
-int trainer_update(Trainer *t, double lr, int64_t opt_step, char *err, size_t errlen) {
+int trainer_update(Trainer *t, double lr, int64_t opt_step, Error *err) {
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, t->cfg.batch, sc);
-    if (t->exec->run(t->exec, PHASE_UPDATE, sc, err, errlen) != 0) return -1;
+    if (t->exec->run(t->exec, PHASE_UPDATE, sc, err) != 0) return -1;
     t->state.step = opt_step;
     return 0;
 }
 
-int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, char *err, size_t errlen) {
+int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, Error *err) {
     int B = t->cfg.batch;
-    if (n < 1 || n > B) return errorf(err, errlen, "an eval batch of %d samples does not fit the batch size %d", n, B);
+    if (n < 1 || n > B) return error_set(err, "an eval batch of %d samples does not fit the batch size %d", n, B);
     Executor *e = t->exec;
-    if (write_batch(e, x, NULL, n, t->in_sample_bytes, err, errlen) != 0) return -1;
+    if (write_batch(e, x, NULL, n, t->in_sample_bytes, err) != 0) return -1;
     if (n < B) {
         /* Eval mode is per sample: zero padding cannot change the real rows. */
         size_t pad = (size_t)(B - n) * t->in_sample_bytes;
         void *z = xcalloc(1, pad);
         int rc = e->write(e, SPACE_INPUT, (int64_t)((size_t)n * t->in_sample_bytes), z, (int64_t)pad);
         free(z);
-        if (rc != 0) return errorf(err, errlen, "cannot pad the eval batch in the device's input space");
+        if (rc != 0) return error_set(err, "cannot pad the eval batch in the device's input space");
     }
     if (t->prog->space_bytes[SPACE_LABELS] > 0) {
         int64_t *labels = xcalloc((size_t)B, sizeof *labels);
         if (y) memcpy(labels, y, (size_t)n * sizeof *labels);
         int rc = e->write(e, SPACE_LABELS, 0, labels, (int64_t)B * (int64_t)sizeof *labels);
         free(labels);
-        if (rc != 0) return errorf(err, errlen, "cannot write the eval labels to the device");
+        if (rc != 0) return error_set(err, "cannot write the eval labels to the device");
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, 0.0, t->state.step + 1, t->state.micro_step, B, sc);
-    if (e->run(e, PHASE_FORWARD_EVAL, sc, err, errlen) != 0) return -1;
-    if (read_outputs(t, e, t->prog, n) != 0) return errorf(err, errlen, "cannot read the outputs back from the device");
+    if (e->run(e, PHASE_FORWARD_EVAL, sc, err) != 0) return -1;
+    if (read_outputs(t, e, t->prog, n) != 0) return error_set(err, "cannot read the outputs back from the device");
     count_stats(t, y, n, stats);
     return 0;
 }
 
-int trainer_save(Trainer *t, const char *path, char *err, size_t errlen) {
-    return checkpoint_save(path, &t->ref, &t->state, t->model->source_sha256, err, errlen);
+int trainer_save(Trainer *t, const char *path, Error *err) {
+    return checkpoint_save(path, &t->ref, &t->state, t->model->source_sha256, err);
 }
 
-int trainer_resume(Trainer *t, const char *path, char **msg) {
-    return checkpoint_load_resume(path, &t->ref, &t->state, t->model->source_sha256, msg);
+int trainer_resume(Trainer *t, const char *path, Error *err) {
+    return checkpoint_load_resume(path, &t->ref, &t->state, t->model->source_sha256, err);
 }
 
-int trainer_load_weights(Trainer *t, const char *path, char **msg) { return checkpoint_load_weights(path, &t->ref, msg); }
+int trainer_load_weights(Trainer *t, const char *path, Error *err) { return checkpoint_load_weights(path, &t->ref,
+                                                                                                    err); }

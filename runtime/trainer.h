@@ -26,6 +26,7 @@
 #include "compile.h"
 #include "executor.h"
 #include "frontend.h"
+#include "error.h"
 
 typedef struct Loader Loader; /* data/loader.h */
 
@@ -75,7 +76,7 @@ typedef struct Trainer {
 /* "cpu", "cuda" or "auto" -> *d; -1 for anything else (the --device option). */
 int device_parse(const char *s, DeviceKind *d);
 
-int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, char *err, size_t errlen);
+int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err);
 void trainer_close(Trainer *t);
 
 /* The sample shape a data pipeline gives (3 x h x w, RGB) against the
@@ -83,9 +84,9 @@ void trainer_close(Trainer *t);
  * size reaches the device. pipeline: "train" or "val" (the `augment`
  * section). Returns 0, or -1 with a message that names both shapes and the
  * fix (a resize or crop, or --set input=...). */
-int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, char *err, size_t errlen);
+int trainer_check_samples(const Trainer *t, const char *pipeline, int h, int w, Error *err);
 /* The same for the loaders of both splits (val may be NULL). */
-int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, char *err, size_t errlen);
+int trainer_check_loaders(const Trainer *t, const Loader *train, const Loader *val, Error *err);
 
 /* The classes a weights file was trained on, in label order: the
  * checkpoint's list (checkpoint_class_list: folder names with folders, else
@@ -102,22 +103,22 @@ void trainer_init_params(Trainer *t, uint64_t seed);
  * labels (may be NULL for LOSS_EXTERNAL_GRAD). lr/opt_step only feed the
  * runtime scalars. Fills *stats and the host logits/losses. Returns 0 or -1. */
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
-                             StepStats *stats, char *err, size_t errlen);
+                             StepStats *stats, Error *err);
 
 /* The optimizer update with the accumulated gradients (which it zeroes). */
-int trainer_update(Trainer *t, double lr, int64_t opt_step, char *err, size_t errlen);
+int trainer_update(Trainer *t, double lr, int64_t opt_step, Error *err);
 
 /* Forward in eval mode on n <= batch samples (padded); fills *stats and the
  * host logits/losses for those samples. */
-int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, char *err, size_t errlen);
+int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, Error *err);
 
 /* Reads buffer `buf` of the main program (program.h ids) into dst. */
 int trainer_read_buf(Trainer *t, int buf, void *dst, int64_t bytes);
 int trainer_write_buf(Trainer *t, int buf, const void *src, int64_t bytes);
 
 /* Checkpoint helpers bound to this session's state. */
-int trainer_save(Trainer *t, const char *path, char *err, size_t errlen);
-int trainer_resume(Trainer *t, const char *path, char **msg);
-int trainer_load_weights(Trainer *t, const char *path, char **msg);
+int trainer_save(Trainer *t, const char *path, Error *err);
+int trainer_resume(Trainer *t, const char *path, Error *err);
+int trainer_load_weights(Trainer *t, const char *path, Error *err);
 
 #endif

@@ -206,18 +206,18 @@ char **dataset_list_classes(const char *root, const char *split, int *n) {
 }
 
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
-                        char *err, size_t errlen) {
+                        Error *err) {
     memset(ds, 0, sizeof *ds);
     ds->dir = xasprintf("%s/%s", root, split);
     struct stat st;
     if (stat(ds->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: %s", ds->dir, stat(ds->dir, &st) != 0 ? strerror(errno) : "not a directory");
+        error_set(err, "%s: %s", ds->dir, stat(ds->dir, &st) != 0 ? strerror(errno) : "not a directory");
         return -1;
     }
     int n;
     char **names = list_class_folders(ds->dir, &n);
     if (!names) {
-        snprintf(err, errlen, "%s: %s", ds->dir, strerror(errno));
+        error_set(err, "%s: %s", ds->dir, strerror(errno));
         return -1;
     }
     Lister ls = {ds, 0, 0};
@@ -233,7 +233,7 @@ int dataset_imagefolder(const char *root, const char *split, const char *class_n
     }
     dataset_free_names(names, n);
     if (ds->n_classes == 0) {
-        snprintf(err, errlen, "%s: no class folders (expected %s/<class>/*.jpg)", ds->dir, ds->dir);
+        error_set(err, "%s: no class folders (expected %s/<class>/*.jpg)", ds->dir, ds->dir);
         return -1;
     }
     builtin_class_names(ds);
@@ -258,15 +258,15 @@ static void list_some(StrBuf *b, char *const *names, int n) {
     if (n > 12) sb_printf(b, ", ... (%d in all)", n);
 }
 
-int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, char *err, size_t errlen) {
+int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, Error *err) {
     int *map = xmalloc(sizeof(int) * (size_t)(ds->n_classes ? ds->n_classes : 1));
     for (int c = 0; c < ds->n_classes; c++) {
         map[c] = find_class(ds, c, classes, n_classes);
         if (map[c] >= 0) continue;
         StrBuf known = {0};
         list_some(&known, classes, n_classes);
-        snprintf(err, errlen, "%s: class '%s' is not a class of the training split (%s); rename or remove it",
-                 ds->dir, ds->class_folder[c], known.s ? known.s : "none");
+        error_set(err, "%s: class '%s' is not a class of the training split (%s); rename or remove it",
+                  ds->dir, ds->class_folder[c], known.s ? known.s : "none");
         free(known.s);
         free(map);
         return -1;
@@ -318,7 +318,7 @@ static void cifar_names(Dataset *ds, const char *root, const char *sub, const ch
     free(text);
 }
 
-int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, char *err, size_t errlen) {
+int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, Error *err) {
     memset(ds, 0, sizeof *ds);
     const char *sub = cifar100 ? "cifar-100-binary" : "cifar-10-batches-bin";
     const char *train10[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
@@ -336,14 +336,14 @@ int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, char
     for (int f = 0; f < n_files; f++) {
         char *path = find_file(root, sub, files[f]);
         if (!path) {
-            snprintf(err, errlen, "%s: no %s (CIFAR binary format expected in %s or %s/%s)", root, files[f], root,
-                     root, sub);
+            error_set(err, "%s: no %s (CIFAR binary format expected in %s or %s/%s)", root, files[f], root,
+                      root, sub);
             return -1;
         }
         size_t len;
         char *data = read_file(path, &len);
         if (!data || len % rec != 0 || len == 0) {
-            snprintf(err, errlen, "%s: %s", path, !data ? strerror(errno) : "size is not a whole number of records");
+            error_set(err, "%s: %s", path, !data ? strerror(errno) : "size is not a whole number of records");
             free(data);
             free(path);
             return -1;

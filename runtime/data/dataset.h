@@ -16,6 +16,7 @@
 
 #include "data/image.h"
 #include "recipe.h"
+#include "error.h"
 
 /* Skip reasons: the DecodeStatus values, then these. */
 enum { SKIP_EMPTY_CLASS = DEC_NSTATUS, SKIP_OTHER_EXT, SKIP_NREASONS };
@@ -53,7 +54,7 @@ typedef struct Dataset {
  * (NULL: none), "<folder> <display name>" per line, overrides them.
  * Returns 0, or -1 with a message naming the path. */
 int dataset_imagefolder(const char *root, const char *split, const char *class_names_file, Dataset *ds,
-                        char *err, size_t errlen);
+                        Error *err);
 /* The sorted class folders of root/<split>, as dataset_imagefolder lists
  * them (malloc'd array of *n malloc'd names), or NULL when the directory
  * cannot be read. */
@@ -66,12 +67,12 @@ void dataset_free_names(char **names, int n);
  * folder name, else by display name. ds then has exactly those classes, some
  * maybe without samples. A class of ds not in `classes` is an error naming
  * it (nothing is changed). Returns 0 or -1 with a message. */
-int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, char *err, size_t errlen);
+int dataset_relabel(Dataset *ds, char *const *classes, int n_classes, Error *err);
 
 /* CIFAR-10 (data_batch_1..5.bin / test_batch.bin) or CIFAR-100 (train.bin /
  * test.bin, fine labels) binary files in root or its cifar-10-batches-bin /
  * cifar-100-binary subfolder. train: the training files, else the test file. */
-int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, char *err, size_t errlen);
+int dataset_cifar(const char *root, bool cifar100, bool train, Dataset *ds, Error *err);
 void dataset_free(Dataset *ds);
 
 #endif

@@ -35,9 +35,9 @@ static char *shell_quote(const char *s) {
     return sb_take(&b);
 }
 
-static char *fetch_csv(char *tmpdir, char *err, size_t errlen) {
+static char *fetch_csv(char *tmpdir, Error *err) {
     if (!mkdtemp(tmpdir)) {
-        snprintf(err, errlen, "cannot create a temporary directory: %s", strerror(errno));
+        error_set(err, "cannot create a temporary directory: %s", strerror(errno));
         return NULL;
     }
     fprintf(stderr, "demo: fetching python3-sklearn with apt-get download into %s\n", tmpdir);
@@ -47,10 +47,10 @@ static char *fetch_csv(char *tmpdir, char *err, size_t errlen) {
     free(cmd);
     char *csv = xasprintf("%s/x%s", tmpdir, DEMO_CSV_IN_PACKAGE);
     if (rc != 0 || !file_exists(csv)) {
-        snprintf(err, errlen,
-                 "could not obtain digits.csv.gz (apt-get download python3-sklearn + dpkg -x failed, log in "
-                 "%s/download.log); install python3-sklearn or pass --csv FILE",
-                 tmpdir);
+        error_set(err,
+                  "could not obtain digits.csv.gz (apt-get download python3-sklearn + dpkg -x failed, log in "
+                  "%s/download.log); install python3-sklearn or pass --csv FILE",
+                  tmpdir);
         free(csv);
         return NULL;
     }
@@ -65,19 +65,19 @@ static void remove_tree(const char *dir) {
     free(q);
 }
 
-int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t errlen) {
+int demo_prepare(const char *out_dir, const char *csv_path, Error *err) {
     char tmpdir[] = "/tmp/rxc-demo-XXXXXX";
     bool used_tmp = false;
     char *csv = NULL;
     if (csv_path) csv = xstrdup(csv_path);
     else if (file_exists(DEMO_CSV_IN_PACKAGE)) csv = xstrdup(DEMO_CSV_IN_PACKAGE);
     else {
-        csv = fetch_csv(tmpdir, err, errlen);
+        csv = fetch_csv(tmpdir, err);
         if (!csv) return -1;
         used_tmp = true;
     }
     if (!file_exists(csv)) {
-        snprintf(err, errlen, "%s: no such file", csv);
+        error_set(err, "%s: no such file", csv);
         free(csv);
         return -1;
     }
@@ -87,7 +87,7 @@ int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t er
     FILE *in = popen(cmd, "r");
     free(cmd);
     if (!in) {
-        snprintf(err, errlen, "cannot run gzip: %s", strerror(errno));
+        error_set(err, "cannot run gzip: %s", strerror(errno));
         free(csv);
         return -1;
     }
@@ -106,7 +106,7 @@ int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t er
         }
         if (k == 0) continue;
         if (k != 65 || v[64] < 0 || v[64] > 9) {
-            snprintf(err, errlen, "%s: line %d is not 64 pixels and a label", csv, index + 1);
+            error_set(err, "%s: line %d is not 64 pixels and a label", csv, index + 1);
             rc = -1;
             break;
         }
@@ -122,10 +122,10 @@ int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t er
         int val = index % 5 == 4;
         char *dir = xasprintf("%s/%s/%d", out_dir, val ? "val" : "train", v[64]);
         char *path = xasprintf("%s/%04d.jpg", dir, index);
-        if (make_dirs(dir, 0755, NULL, 0) != 0) {
-            snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        if (make_dirs(dir, 0755, NULL) != 0) {
+            error_set(err, "cannot create %s: %s", dir, strerror(errno));
             rc = -1;
-        } else if (image_write_jpeg(&big, path, 95, err, errlen) != 0) {
+        } else if (image_write_jpeg(&big, path, 95, err) != 0) {
             rc = -1;
         }
         free(dir);
@@ -138,7 +138,7 @@ int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t er
     }
     int status = pclose(in);
     if (!rc && (status != 0 || index == 0)) {
-        snprintf(err, errlen, "%s: could not decompress (gzip status %d, %d rows)", csv, status, index);
+        error_set(err, "%s: could not decompress (gzip status %d, %d rows)", csv, status, index);
         rc = -1;
     }
     if (!rc) {

@@ -12,6 +12,7 @@
 #define RXC_DATA_DEMO_H
 
 #include <stddef.h>
+#include "error.h"
 
 #define DEMO_CSV_IN_PACKAGE "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
 
@@ -19,6 +20,6 @@
  * else downloads python3-sklearn with `apt-get download` into a temporary
  * directory and unpacks it with `dpkg -x` (no installation). Then writes the
  * tree to out_dir. Progress goes to stderr. Returns 0, or -1 with a message. */
-int demo_prepare(const char *out_dir, const char *csv_path, char *err, size_t errlen);
+int demo_prepare(const char *out_dir, const char *csv_path, Error *err);
 
 #endif

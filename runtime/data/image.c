@@ -81,15 +81,15 @@ int image_dct_scale(int w, int h, int min_short_side) {
 }
 
 DecodeStatus image_decode(const uint8_t *data, size_t n, int min_short_side, Image *out,
-                          char *err, size_t errlen) {
+                          Error *err) {
     int w = 0, h = 0;
     DecodeStatus s = image_probe(data, n, &w, &h);
     if (s != DEC_OK) {
-        if (err) snprintf(err, errlen, "%s", decode_status_name(s));
+        error_set(err, "%s", decode_status_name(s));
         return s;
     }
-    if (is_jpeg(data, n)) return jpeg_decode_rgb(data, n, image_dct_scale(w, h, min_short_side), out, err, errlen);
-    return png_decode_rgb(data, n, out, err, errlen);
+    if (is_jpeg(data, n)) return jpeg_decode_rgb(data, n, image_dct_scale(w, h, min_short_side), out, err);
+    return png_decode_rgb(data, n, out, err);
 }
 
 static bool ends_with_ci(const char *s, const char *suffix) {
@@ -97,7 +97,7 @@ static bool ends_with_ci(const char *s, const char *suffix) {
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-int image_write(const Image *im, const char *path, char *err, size_t errlen) {
-    if (ends_with_ci(path, ".png")) return image_write_png(im, path, err, errlen);
-    return image_write_jpeg(im, path, 95, err, errlen);
+int image_write(const Image *im, const char *path, Error *err) {
+    if (ends_with_ci(path, ".png")) return image_write_png(im, path, err);
+    return image_write_jpeg(im, path, 95, err);
 }

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef struct Image {
     int w, h;
@@ -57,14 +58,14 @@ DecodeStatus image_probe(const uint8_t *data, size_t n, int *w, int *h);
  * scale whose shorter side is still >= min_short_side; 0 decodes at full size.
  * On failure *out is untouched and err (if given) says why. */
 DecodeStatus image_decode(const uint8_t *data, size_t n, int min_short_side, Image *out,
-                          char *err, size_t errlen);
+                          Error *err);
 /* The scale denominator (1, 2, 4, 8) image_decode would use. */
 int image_dct_scale(int w, int h, int min_short_side);
 
 /* Returns 0, or -1 with a message. */
-int image_write_png(const Image *im, const char *path, char *err, size_t errlen);
-int image_write_jpeg(const Image *im, const char *path, int quality, char *err, size_t errlen);
+int image_write_png(const Image *im, const char *path, Error *err);
+int image_write_jpeg(const Image *im, const char *path, int quality, Error *err);
 /* Writes by extension: .png, else JPEG (quality 95). */
-int image_write(const Image *im, const char *path, char *err, size_t errlen);
+int image_write(const Image *im, const char *path, Error *err);
 
 #endif

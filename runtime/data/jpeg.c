@@ -79,7 +79,7 @@ static void cmyk_row_to_rgb(const uint8_t *src, uint8_t *dst, int w, int inverte
 }
 
 DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Image *out,
-                             char *err, size_t errlen) {
+                             Error *err) {
     struct jpeg_decompress_struct cinfo;
     JpegErr e;
     /* volatile: these change between setjmp and a possible longjmp */
@@ -90,7 +90,7 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
         free(pixels);
         free(rowbuf);
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "%s", e.truncated ? "truncated JPEG" : e.msg);
+        error_set(err, "%s", e.truncated ? "truncated JPEG" : e.msg);
         return e.truncated ? DEC_TRUNCATED : DEC_CORRUPT;
     }
     jpeg_create_decompress(&cinfo);
@@ -98,7 +98,7 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
     jpeg_read_header(&cinfo, TRUE);
     if (image_dims_too_large(cinfo.image_width, cinfo.image_height)) {
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "declared dimensions too large");
+        error_set(err, "declared dimensions too large");
         return DEC_TOO_LARGE;
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
@@ -120,7 +120,7 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
         free(pixels);
         free(rowbuf);
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "truncated JPEG");
+        error_set(err, "truncated JPEG");
         return DEC_TRUNCATED;
     }
     JDIMENSION cinfo_w = cinfo.image_width, cinfo_h = cinfo.image_height;
@@ -136,7 +136,7 @@ DecodeStatus jpeg_decode_rgb(const uint8_t *data, size_t n, int scale_denom, Ima
 }
 
 DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y0, int w, int h, Image *out,
-                                    int *ox, int *oy, char *err, size_t errlen) {
+                                    int *ox, int *oy, Error *err) {
     struct jpeg_decompress_struct cinfo;
     JpegErr e;
     uint8_t *volatile pixels = NULL;
@@ -146,7 +146,7 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
         free(pixels);
         free(rowbuf);
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "%s", e.truncated ? "truncated JPEG" : e.msg);
+        error_set(err, "%s", e.truncated ? "truncated JPEG" : e.msg);
         return e.truncated ? DEC_TRUNCATED : DEC_CORRUPT;
     }
     jpeg_create_decompress(&cinfo);
@@ -155,7 +155,7 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
     int fw = (int)cinfo.image_width, fh = (int)cinfo.image_height;
     if (image_dims_too_large(fw, fh)) {
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "declared dimensions too large");
+        error_set(err, "declared dimensions too large");
         return DEC_TOO_LARGE;
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
@@ -196,7 +196,7 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
         free(pixels);
         free(rowbuf);
         jpeg_destroy_decompress(&cinfo);
-        if (err) snprintf(err, errlen, "truncated JPEG");
+        error_set(err, "truncated JPEG");
         return DEC_TRUNCATED;
     }
     jpeg_destroy_decompress(&cinfo);
@@ -210,10 +210,10 @@ DecodeStatus jpeg_decode_region_rgb(const uint8_t *data, size_t n, int x0, int y
     return DEC_OK;
 }
 
-int image_write_jpeg(const Image *im, const char *path, int quality, char *err, size_t errlen) {
+int image_write_jpeg(const Image *im, const char *path, int quality, Error *err) {
     FILE *f = fopen(path, "wb");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s", path);
+        error_set(err, "cannot write %s", path);
         return -1;
     }
     struct jpeg_compress_struct c;
@@ -235,7 +235,7 @@ int image_write_jpeg(const Image *im, const char *path, int quality, char *err, 
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
     if (fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
+        error_set(err, "cannot write %s", path);
         return -1;
     }
     return 0;

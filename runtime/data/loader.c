@@ -63,11 +63,11 @@ struct Loader {
     int depth;
     int *order;
     int epoch, n_batches;
-    bool active, stop, failed, begun;
+    bool active, stop, begun;
     long next_job, total_jobs;
     int released, served, in_flight;
     double stall;
-    char error[512];
+    Error error;         /* the first sample that failed; set: the epoch stops */
     char cache_note[160]; /* why the cache mode differs from the recipe's */
 };
 
@@ -184,7 +184,7 @@ static void probe_one(void *arg, int i) {
     }
     Image img;
     int hint = L->cache == CACHE_DECODED ? L->decode_hint : 1;
-    p->status = image_decode((const uint8_t *)data, n, hint, &img, NULL, 0);
+    p->status = image_decode((const uint8_t *)data, n, hint, &img, NULL);
     if (p->status != DEC_OK) {
         free(data);
         return;
@@ -219,7 +219,7 @@ static const char *cache_name(CacheMode m) {
 }
 
 /* Applies the pipeline to sample s (up to normalize) into *out. */
-static int process_sample(Loader *L, int s, int epoch, Image *out, char *err, size_t errlen) {
+static int process_sample(Loader *L, int s, int epoch, Image *out, Error *err) {
     int d = L->src[s];
     SampleRng rng = sample_rng(L->seed, L->train ? epoch : 0, s);
     Image img;
@@ -232,7 +232,7 @@ static int process_sample(Loader *L, int s, int epoch, Image *out, char *err, si
         } else {
             img = L->decoded[s];
         }
-        if (pipeline_apply_u8(L->ops, L->n_ops, &img, false, &rng, err, errlen)) return -1;
+        if (pipeline_apply_u8(L->ops, L->n_ops, &img, false, &rng, err)) return -1;
         *out = img;
         return 0;
     }
@@ -245,15 +245,14 @@ static int process_sample(Loader *L, int s, int epoch, Image *out, char *err, si
     } else {
         file = read_file(L->ds.path[d], &n);
         if (!file) {
-            snprintf(err, errlen, "%s: %s", L->ds.path[d], strerror(errno));
+            error_set(err, "%s: %s", L->ds.path[d], strerror(errno));
             return -1;
         }
         data = (const uint8_t *)file;
     }
-    char why[300] = "";
-    int rc = pipeline_apply_encoded(L->ops, L->n_ops, data, n, &rng, out, why, sizeof why);
+    int rc = pipeline_apply_encoded(L->ops, L->n_ops, data, n, &rng, out, err);
     free(file);
-    if (rc) snprintf(err, errlen, "%s: %s", L->ds.path[d], why);
+    if (rc) error_prefix(err, "%s", L->ds.path[d]);
     return rc;
 }
 
@@ -270,7 +269,7 @@ static void *worker_main(void *arg) {
     size_t elem = L->out == LOADER_U8_NHWC ? 1 : sizeof(float);
     pthread_mutex_lock(&L->mu);
     for (;;) {
-        while (!L->stop && !(L->active && !L->failed && L->next_job < L->total_jobs &&
+        while (!L->stop && !(L->active && !error_is_set(&L->error) && L->next_job < L->total_jobs &&
                              L->next_job / L->batch < L->released + L->depth))
             pthread_cond_wait(&L->work_cv, &L->mu);
         if (L->stop) break;
@@ -287,13 +286,13 @@ static void *worker_main(void *arg) {
         L->in_flight++;
         pthread_mutex_unlock(&L->mu);
 
-        char err[512] = "";
+        Error err = {0};
         Image img;
-        int rc = process_sample(L, s, epoch, &img, err, sizeof err);
+        int rc = process_sample(L, s, epoch, &img, &err);
         if (rc == 0) {
             if (img.w != L->out_w || img.h != L->out_h) {
-                snprintf(err, sizeof err, "%s: sample is %dx%d after the pipeline, the batch needs %dx%d (add a crop)",
-                         L->ds.path ? L->ds.path[L->src[s]] : "sample", img.w, img.h, L->out_w, L->out_h);
+                error_set(&err, "%s: sample is %dx%d after the pipeline, the batch needs %dx%d (add a crop)",
+                          L->ds.path ? L->ds.path[L->src[s]] : "sample", img.w, img.h, L->out_w, L->out_h);
                 rc = -1;
             } else {
                 write_sample(L, &img, (char *)slot->data + (size_t)k * sample_elems * elem);
@@ -305,9 +304,9 @@ static void *worker_main(void *arg) {
 
         pthread_mutex_lock(&L->mu);
         L->in_flight--;
-        if (rc && !L->failed) {
-            L->failed = true;
-            snprintf(L->error, sizeof L->error, "%s", err);
+        if (rc && !error_is_set(&L->error)) {
+            if (!error_is_set(&err)) error_set(&err, "no error"); /* still stops the epoch */
+            L->error = err;
         }
         slot->done++;
         pthread_cond_broadcast(&L->done_cv);
@@ -325,16 +324,16 @@ static TransformOp *copy_ops(const TransformOp *ops, int n) {
 }
 
 Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, LoaderOutput out, int threads,
-                    char *err, size_t errlen) {
+                    Error *err) {
     if (batch < 1) {
-        snprintf(err, errlen, "batch size must be at least 1");
+        error_set(err, "batch size must be at least 1");
         return NULL;
     }
     const char *root = r->data_root;
     if (!root || !*root) {
         if (r->layout == DATA_DEMO) root = "data/digits";
         else {
-            snprintf(err, errlen, "no data root given (data: root \"...\")");
+            error_set(err, "no data root given (data: root \"...\")");
             return NULL;
         }
     }
@@ -364,13 +363,10 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
     int rc;
     if (r->layout == DATA_CIFAR10 || r->layout == DATA_CIFAR100) {
         bool is_train = !strcmp(split, r->train_split ? r->train_split : "train") || !strcmp(split, "train");
-        rc = dataset_cifar(root, r->layout == DATA_CIFAR100, is_train, &L->ds, err, errlen);
+        rc = dataset_cifar(root, r->layout == DATA_CIFAR100, is_train, &L->ds, err);
     } else {
-        rc = dataset_imagefolder(root, split, r->class_names, &L->ds, err, errlen);
-        if (rc && r->layout == DATA_DEMO) {
-            size_t len = strlen(err);
-            snprintf(err + len, errlen - len, " (create the demo set with `rxc demo --out %s`)", root);
-        }
+        rc = dataset_imagefolder(root, split, r->class_names, &L->ds, err);
+        if (rc && r->layout == DATA_DEMO) error_append(err, " (create the demo set with `rxc demo --out %s`)", root);
     }
     if (rc) {
         loader_close(L);
@@ -426,15 +422,15 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
         free(probes);
     }
     if (L->n == 0) {
-        snprintf(err, errlen, "%s: no usable image (%d listed, %d skipped; expected %s/<class>/*.jpg)", L->ds.dir,
-                 L->ds.n, L->ds.skipped.total, L->ds.dir);
+        error_set(err, "%s: no usable image (%d listed, %d skipped; expected %s/<class>/*.jpg)", L->ds.dir,
+                  L->ds.n, L->ds.skipped.total, L->ds.dir);
         loader_close(L);
         return NULL;
     }
 
     if (!pipeline_output_shape(L->ops, L->n_ops, &L->out_h, &L->out_w)) {
         Image img;
-        if (process_sample(L, 0, 0, &img, err, errlen)) {
+        if (process_sample(L, 0, 0, &img, err)) {
             loader_close(L);
             return NULL;
         }
@@ -445,8 +441,8 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
 
     L->n_batches = L->drop_last ? L->n / batch : (L->n + batch - 1) / batch;
     if (L->n_batches == 0) {
-        snprintf(err, errlen, "%s: %d usable images, fewer than one batch of %d with drop_last", L->ds.dir, L->n,
-                 batch);
+        error_set(err, "%s: %d usable images, fewer than one batch of %d with drop_last", L->ds.dir, L->n,
+                  batch);
         loader_close(L);
         return NULL;
     }
@@ -468,7 +464,7 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
         L->n_workers++;
     }
     if (L->n_workers == 0) {
-        snprintf(err, errlen, "cannot start loader threads");
+        error_set(err, "cannot start loader threads");
         loader_close(L);
         return NULL;
     }
@@ -510,14 +506,18 @@ void loader_close(Loader *L) {
 
 /* ---- epochs and batches ---- */
 
-int loader_begin_epoch(Loader *L, int epoch) {
+/* The loader's error into the caller's, under mu: returns -1. */
+static int loader_failed(Loader *L, Error *err) {
+    if (err) *err = L->error;
+    pthread_mutex_unlock(&L->mu);
+    return -1;
+}
+
+int loader_begin_epoch(Loader *L, int epoch, Error *err) {
     pthread_mutex_lock(&L->mu);
     L->active = false;
     while (L->in_flight > 0) pthread_cond_wait(&L->done_cv, &L->mu);
-    if (L->failed) {
-        pthread_mutex_unlock(&L->mu);
-        return -1;
-    }
+    if (error_is_set(&L->error)) return loader_failed(L, err);
     L->epoch = epoch;
     for (int i = 0; i < L->n; i++) L->order[i] = i;
     if (L->train) { /* Fisher-Yates keyed by (seed, epoch) */
@@ -540,17 +540,14 @@ int loader_begin_epoch(Loader *L, int epoch) {
     return 0;
 }
 
-int loader_next(Loader *L, Batch *out) {
-    if (!L->begun && loader_begin_epoch(L, 0)) return -1;
+int loader_next(Loader *L, Batch *out, Error *err) {
+    if (!L->begun && loader_begin_epoch(L, 0, err)) return -1;
     pthread_mutex_lock(&L->mu);
     if (L->served > 0 && L->released < L->served) {
         L->released = L->served; /* the batch handed out last time is free again */
         pthread_cond_broadcast(&L->work_cv);
     }
-    if (L->failed) {
-        pthread_mutex_unlock(&L->mu);
-        return -1;
-    }
+    if (error_is_set(&L->error)) return loader_failed(L, err);
     if (L->served >= L->n_batches) {
         pthread_mutex_unlock(&L->mu);
         return 0;
@@ -558,12 +555,10 @@ int loader_next(Loader *L, Batch *out) {
     int b = L->served;
     Slot *slot = &L->slots[b % L->depth];
     double t0 = now_seconds();
-    while (!L->failed && !(slot->batch == b && slot->done == slot->n)) pthread_cond_wait(&L->done_cv, &L->mu);
+    while (!error_is_set(&L->error) && !(slot->batch == b && slot->done == slot->n)) pthread_cond_wait(&L->done_cv,
+                                                                                                       &L->mu);
     L->stall += now_seconds() - t0;
-    if (L->failed) {
-        pthread_mutex_unlock(&L->mu);
-        return -1;
-    }
+    if (error_is_set(&L->error)) return loader_failed(L, err);
     L->served++;
     out->data = slot->data;
     out->labels = slot->labels;
@@ -576,7 +571,6 @@ int loader_next(Loader *L, Batch *out) {
     return out->n;
 }
 
-const char *loader_error(const Loader *L) { return L->error[0] ? L->error : "no error"; }
 double loader_stall_seconds(const Loader *L) { return L->stall; }
 int loader_num_samples(const Loader *L) { return L->n; }
 int loader_num_classes(const Loader *L) { return L->ds.n_classes; }
@@ -590,9 +584,9 @@ const char *loader_class_folder(const Loader *L, int c) {
     return c >= 0 && c < L->ds.n_classes ? L->ds.class_folder[c] : "?";
 }
 
-int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, char *err, size_t errlen) {
+int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, Error *err) {
     pthread_mutex_lock(&L->mu); /* the workers read the labels */
-    int rc = dataset_relabel(&L->ds, classes, n_classes, err, errlen);
+    int rc = dataset_relabel(&L->ds, classes, n_classes, err);
     pthread_mutex_unlock(&L->mu);
     if (rc) return -1;
     int *count = xcalloc((size_t)(n_classes ? n_classes : 1), sizeof *count);
@@ -609,8 +603,8 @@ int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *war
     return 0;
 }
 
-int loader_match_classes(Loader *L, const Loader *train, FILE *warn, char *err, size_t errlen) {
-    return loader_use_classes(L, train->ds.class_folder, train->ds.n_classes, warn, err, errlen);
+int loader_match_classes(Loader *L, const Loader *train, FILE *warn, Error *err) {
+    return loader_use_classes(L, train->ds.class_folder, train->ds.n_classes, warn, err);
 }
 
 char *loader_class_text(const Loader *L, bool folders) {
@@ -655,30 +649,26 @@ void loader_report(const Loader *L, FILE *f) {
 /* ---- one file, for predict and tools ---- */
 
 int loader_prepare_file(const Recipe *r, bool train, const char *path, uint64_t sample_seed, LoaderOutput out,
-                        void *dst, size_t dst_bytes, int *h, int *w, char *err, size_t errlen) {
+                        void *dst, size_t dst_bytes, int *h, int *w, Error *err) {
     size_t n;
     char *data = read_file(path, &n);
     if (!data) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        error_set(err, "%s: %s", path, strerror(errno));
         return -1;
     }
     const TransformOp *ops = train ? r->train_tf : r->val_tf;
     int n_ops = train ? r->n_train_tf : r->n_val_tf;
     Image img;
-    char why[300] = "";
     SampleRng rng = {rng_key(sample_seed, 0xF11E, 0), 0};
-    int rc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)data, n, &rng, &img, why, sizeof why);
+    int rc = pipeline_apply_encoded(ops, n_ops, (const uint8_t *)data, n, &rng, &img, err);
     free(data);
-    if (rc) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        return -1;
-    }
+    if (rc) return error_prefix(err, "%s", path);
     *h = img.h;
     *w = img.w;
     if (dst) {
         size_t need = (size_t)img.w * img.h * 3 * (out == LOADER_U8_NHWC ? 1 : sizeof(float));
         if (need > dst_bytes) {
-            snprintf(err, errlen, "%s: %dx%d after the pipeline does not fit the buffer", path, img.w, img.h);
+            error_set(err, "%s: %dx%d after the pipeline does not fit the buffer", path, img.w, img.h);
             image_free(&img);
             return -1;
         }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "recipe.h"
+#include "error.h"
 
 typedef enum LoaderOutput {
     LOADER_F32_NHWC, /* float, normalized with the pipeline's normalize op (if any) */
@@ -45,7 +46,7 @@ typedef struct Loader Loader;
  * Scans the split, validates every file (and fills the cache per r->cache).
  * Returns NULL with a message in err (e.g. a split with no usable image). */
 Loader *loader_open(const Recipe *r, const char *split, int batch, bool train,
-                    LoaderOutput out, int threads, char *err, size_t errlen);
+                    LoaderOutput out, int threads, Error *err);
 
 int loader_num_samples(const Loader *L);              /* usable samples */
 int loader_num_classes(const Loader *L);
@@ -62,21 +63,20 @@ char *loader_class_text(const Loader *L, bool folders);
  * dataset_relabel). A class of this split that is not among them is an
  * error naming it; a training class with no images here is a warning on
  * warn (may be NULL). Call before the first epoch. Returns 0 or -1. */
-int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, char *err, size_t errlen);
+int loader_use_classes(Loader *L, char *const *classes, int n_classes, FILE *warn, Error *err);
 /* The same with the training split's loader as the list (validation). */
-int loader_match_classes(Loader *L, const Loader *train, FILE *warn, char *err, size_t errlen);
+int loader_match_classes(Loader *L, const Loader *train, FILE *warn, Error *err);
 void loader_sample_shape(const Loader *L, int *h, int *w); /* every sample's output h, w (c = 3) */
 /* Normalize op of the pipeline (mean/std in 0..1 units); false if none
  * (then the identity mean 0, std 1 is written). */
 bool loader_normalize(const Loader *L, float mean[3], float std[3]);
 
 /* Starts epoch `epoch` (0-based): new shuffle order, workers begin filling
- * the queue. Returns 0, or -1 (a previous epoch's error). */
-int loader_begin_epoch(Loader *L, int epoch);
+ * the queue. Returns 0, or -1 with a previous epoch's error in err. */
+int loader_begin_epoch(Loader *L, int epoch, Error *err);
 /* Next batch of the current epoch: returns its size n (> 0), 0 at epoch end,
- * -1 on error (message via loader_error). */
-int loader_next(Loader *L, Batch *out);
-const char *loader_error(const Loader *L);
+ * -1 with the first failed sample's error in err (the epoch stops there). */
+int loader_next(Loader *L, Batch *out, Error *err);
 
 double loader_stall_seconds(const Loader *L); /* total time loader_next waited for workers */
 /* Prints the split summary (samples, classes, cache mode and the memory it
@@ -93,6 +93,6 @@ void loader_close(Loader *L);
  * learn it). sample_seed makes the random ops reproducible. Returns 0 or -1. */
 int loader_prepare_file(const Recipe *r, bool train, const char *path, uint64_t sample_seed,
                         LoaderOutput out, void *dst, size_t dst_bytes, int *h, int *w,
-                        char *err, size_t errlen);
+                        Error *err);
 
 #endif

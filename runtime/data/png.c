@@ -38,12 +38,12 @@ DecodeStatus png_probe(const uint8_t *data, size_t n, int *w, int *h) {
     return DEC_OK;
 }
 
-DecodeStatus png_decode_rgb(const uint8_t *data, size_t n, Image *out, char *err, size_t errlen) {
+DecodeStatus png_decode_rgb(const uint8_t *data, size_t n, Image *out, Error *err) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, quiet_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
-        if (err) snprintf(err, errlen, "libpng initialisation failed");
+        error_set(err, "libpng initialisation failed");
         return DEC_CORRUPT;
     }
     MemReader reader = {data, n, 0};
@@ -54,7 +54,7 @@ DecodeStatus png_decode_rgb(const uint8_t *data, size_t n, Image *out, char *err
         free(rows);
         png_destroy_read_struct(&png, &info, NULL);
         int truncated = reader.pos >= reader.n;
-        if (err) snprintf(err, errlen, "%s", truncated ? "truncated PNG" : "corrupt PNG");
+        error_set(err, "%s", truncated ? "truncated PNG" : "corrupt PNG");
         return truncated ? DEC_TRUNCATED : DEC_CORRUPT;
     }
     png_set_read_fn(png, &reader, mem_read);
@@ -83,10 +83,10 @@ DecodeStatus png_decode_rgb(const uint8_t *data, size_t n, Image *out, char *err
     return DEC_OK;
 }
 
-int image_write_png(const Image *im, const char *path, char *err, size_t errlen) {
+int image_write_png(const Image *im, const char *path, Error *err) {
     FILE *f = fopen(path, "wb");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s", path);
+        error_set(err, "cannot write %s", path);
         return -1;
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -94,7 +94,7 @@ int image_write_png(const Image *im, const char *path, char *err, size_t errlen)
     if (!info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(f);
-        snprintf(err, errlen, "cannot write PNG %s", path);
+        error_set(err, "cannot write PNG %s", path);
         return -1;
     }
     png_init_io(png, f);
@@ -105,7 +105,7 @@ int image_write_png(const Image *im, const char *path, char *err, size_t errlen)
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     if (fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %s", path);
+        error_set(err, "cannot write %s", path);
         return -1;
     }
     return 0;

@@ -508,7 +508,7 @@ static bool crop_inside(int x0, int y0, int cw, int ch, int w, int h) {
 }
 
 int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
-                      char *err, size_t errlen) {
+                      Error *err) {
     bool owned = img_owned;
     for (int i = 0; i < n; i++) {
         const TransformOp *op = &ops[i];
@@ -522,7 +522,7 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             if (img->full_w > 0) resize_target(op, img->full_w, img->full_h, rng, &ow, &oh);
             else resize_target(op, img->w, img->h, rng, &ow, &oh);
             if (ow < 1 || oh < 1) {
-                snprintf(err, errlen, "resize to %dx%d", ow, oh);
+                error_set(err, "resize to %dx%d", ow, oh);
                 return -1;
             }
             /* Fuse with a following crop that stays inside the resized image. */
@@ -586,7 +586,7 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             i = n; /* the caller normalizes; nothing may follow */
             break;
         default:
-            snprintf(err, errlen, "unknown transform %d", (int)op->kind);
+            error_set(err, "unknown transform %d", (int)op->kind);
             return -1;
         }
     }
@@ -603,7 +603,7 @@ static bool starts_with_resize_crop(const TransformOp *ops, int n) {
 }
 
 int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, size_t nbytes, SampleRng *rng,
-                           Image *out, char *err, size_t errlen) {
+                           Image *out, Error *err) {
     int fw = 0, fh = 0;
     int hint = pipeline_decode_hint(ops, n);
     bool is_jpeg = nbytes >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
@@ -615,7 +615,7 @@ int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, s
         int ow, oh, x0, y0, cw, ch;
         resize_target(&ops[0], fw, fh, rng, &ow, &oh);
         if (ow < 1 || oh < 1) {
-            snprintf(err, errlen, "resize to %dx%d", ow, oh);
+            error_set(err, "resize to %dx%d", ow, oh);
             return -1;
         }
         crop_placement(&ops[1], ow, oh, rng, &x0, &y0, &cw, &ch);
@@ -623,11 +623,11 @@ int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, s
         if (crop_inside(x0, y0, cw, ch, ow, oh)) {
             int sx, sy, sw, sh, ox, oy;
             resize_source_region(fw, fh, ow, oh, x0, y0, cw, ch, &sx, &sy, &sw, &sh);
-            DecodeStatus st = jpeg_decode_region_rgb(data, nbytes, sx, sy, sw, sh, &src, &ox, &oy, err, errlen);
+            DecodeStatus st = jpeg_decode_region_rgb(data, nbytes, sx, sy, sw, sh, &src, &ox, &oy, err);
             if (st != DEC_OK) return -1;
             resize_bilinear_window_at(&src, ox, oy, fw, fh, ow, oh, x0, y0, cw, ch, out);
         } else {
-            DecodeStatus st = image_decode(data, nbytes, 0, &src, err, errlen);
+            DecodeStatus st = image_decode(data, nbytes, 0, &src, err);
             if (st != DEC_OK) return -1;
             Image full;
             resize_bilinear(&src, ow, oh, &full);
@@ -635,9 +635,9 @@ int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, s
             image_free(&full);
         }
         image_free(&src);
-        return pipeline_apply_u8(ops + 2, n - 2, out, true, rng, err, errlen);
+        return pipeline_apply_u8(ops + 2, n - 2, out, true, rng, err);
     }
-    DecodeStatus st = image_decode(data, nbytes, hint, out, err, errlen);
+    DecodeStatus st = image_decode(data, nbytes, hint, out, err);
     if (st != DEC_OK) return -1;
-    return pipeline_apply_u8(ops, n, out, true, rng, err, errlen);
+    return pipeline_apply_u8(ops, n, out, true, rng, err);
 }

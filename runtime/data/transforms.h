@@ -17,6 +17,7 @@
 #include "data/image.h"
 #include "recipe.h"
 #include "util.h"
+#include "error.h"
 
 typedef struct SampleRng {
     uint64_t key;
@@ -90,7 +91,7 @@ int pipeline_normalize_index(const TransformOp *ops, int n);
  * *img is always owned. Random draws come from rng. Returns 0, or -1 with a
  * message in err. */
 int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
-                      char *err, size_t errlen);
+                      Error *err);
 
 /* Decodes JPEG/PNG bytes and applies the pipeline (up to normalize), with
  * the same result and the same random draws as image_decode (with
@@ -98,6 +99,6 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
  * starts with a resize and a crop: only the source region the crop needs is
  * decoded. Returns 0, or -1 with a message. */
 int pipeline_apply_encoded(const TransformOp *ops, int n, const uint8_t *data, size_t nbytes, SampleRng *rng,
-                           Image *out, char *err, size_t errlen);
+                           Image *out, Error *err);
 
 #endif

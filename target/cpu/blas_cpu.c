@@ -51,7 +51,7 @@ void blas_cpu_choose_kernels(void) {
     if (choice && (!set || !*set)) setenv("OPENBLAS_CORETYPE", choice, 1);
 }
 
-int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
+int blas_cpu_open(CpuBlas *b, Error *err) {
     memset(b, 0, sizeof *b);
     blas_cpu_choose_kernels();
     static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
@@ -63,7 +63,7 @@ int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
         if (why && !first_error[0]) snprintf(first_error, sizeof first_error, "%s", why);
     }
     if (!b->handle) {
-        snprintf(err, errlen, "cannot load OpenBLAS: %s; install libopenblas0 (scripts/setup.sh)", first_error);
+        error_set(err, "cannot load OpenBLAS: %s; install libopenblas0 (scripts/setup.sh)", first_error);
         return -1;
     }
     /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
@@ -71,7 +71,7 @@ int blas_cpu_open(CpuBlas *b, char *err, size_t errlen) {
     *(void **)&b->set_num_threads = dlsym(b->handle, "openblas_set_num_threads");
     *(void **)&b->corename = dlsym(b->handle, "openblas_get_corename");
     if (!b->sgemm || !b->set_num_threads || !b->corename) {
-        snprintf(err, errlen, "the loaded libopenblas lacks cblas_sgemm, openblas_set_num_threads or openblas_get_corename");
+        error_set(err, "the loaded libopenblas lacks cblas_sgemm, openblas_set_num_threads or openblas_get_corename");
         blas_cpu_close(b);
         return -1;
     }
@@ -89,9 +89,9 @@ void blas_cpu_close(CpuBlas *b) {
 
 void blas_cpu_describe(char *out, size_t outlen) {
     CpuBlas b;
-    char err[256];
-    if (blas_cpu_open(&b, err, sizeof err) != 0) {
-        snprintf(out, outlen, "cpu: %s", err);
+    Error err = {0};
+    if (blas_cpu_open(&b, &err) != 0) {
+        snprintf(out, outlen, "cpu: %s", err.msg);
         return;
     }
     const char *set = getenv("OPENBLAS_CORETYPE");

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "error.h"
 
 /* cblas_sgemm with the row-major CBLAS enums passed as ints. */
 typedef void (*BlasSgemmFn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -36,7 +37,7 @@ void blas_cpu_choose_kernels(void);
 /* Loads OpenBLAS after blas_cpu_choose_kernels(). The choice only takes
  * effect if OpenBLAS is not already loaded in the process. 0, or -1 with a
  * message in err. */
-int blas_cpu_open(CpuBlas *b, char *err, size_t errlen);
+int blas_cpu_open(CpuBlas *b, Error *err);
 void blas_cpu_close(CpuBlas *b);
 
 /* One line for `rxc --version`: the kernel set OpenBLAS runs in this

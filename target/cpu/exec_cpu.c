@@ -200,20 +200,20 @@ static void run_gemm(CpuExec *x, const GemmStep *g, const ResolvedStep *rs) {
 
 /* ---- validation of the program against itself ------------------------------ */
 
-static int check_buffer_extent(const Program *p, const CpuExec *x, int id, char *err, size_t errlen) {
+static int check_buffer_extent(const Program *p, const CpuExec *x, int id, Error *err) {
     if (id < 0 || id >= p->n_bufs) {
-        snprintf(err, errlen, "program refers to buffer %d of %d", id, p->n_bufs);
+        error_set(err, "program refers to buffer %d of %d", id, p->n_bufs);
         return -1;
     }
     const BufDesc *b = &p->bufs[id];
     if ((int)b->space < 0 || b->space >= SPACE_COUNT) {
-        snprintf(err, errlen, "buffer %s: no such space %d", b->name, (int)b->space);
+        error_set(err, "buffer %s: no such space %d", b->name, (int)b->space);
         return -1;
     }
     int64_t end = b->offset + b->numel * dtype_size(b->dtype);
     if (b->offset < 0 || b->numel < 0 || end > x->space_bytes[b->space]) {
-        snprintf(err, errlen, "buffer %s: bytes [%lld, %lld) lie outside the %s space of %lld bytes", b->name,
-                 (long long)b->offset, (long long)end, space_name(b->space), (long long)x->space_bytes[b->space]);
+        error_set(err, "buffer %s: bytes [%lld, %lld) lie outside the %s space of %lld bytes", b->name,
+                  (long long)b->offset, (long long)end, space_name(b->space), (long long)x->space_bytes[b->space]);
         return -1;
     }
     return 0;
@@ -221,20 +221,20 @@ static int check_buffer_extent(const Program *p, const CpuExec *x, int id, char 
 
 /* The last element a GEMM operand touches must lie inside its buffer. */
 static int check_gemm_operand(const Program *p, const char *what, int buf, int64_t off, int64_t stride, int batch,
-                              int rows, int cols, int ld, const char *note, char *err, size_t errlen) {
+                              int rows, int cols, int ld, const char *note, Error *err) {
     const BufDesc *b = &p->bufs[buf];
     if (b->dtype != KD_F32) {
-        snprintf(err, errlen, "GEMM %s: operand %s (%s) is not f32", note, what, b->name);
+        error_set(err, "GEMM %s: operand %s (%s) is not f32", note, what, b->name);
         return -1;
     }
     if (ld < cols || rows < 0 || cols < 0) {
-        snprintf(err, errlen, "GEMM %s: operand %s has %d x %d with leading dimension %d", note, what, rows, cols, ld);
+        error_set(err, "GEMM %s: operand %s has %d x %d with leading dimension %d", note, what, rows, cols, ld);
         return -1;
     }
     int64_t last = off + (int64_t)(batch - 1) * stride + (int64_t)(rows - 1) * ld + cols;
     if (off < 0 || (rows > 0 && cols > 0 && last > b->numel)) {
-        snprintf(err, errlen, "GEMM %s: operand %s reaches element %lld of %s, which has %lld", note, what,
-                 (long long)last, b->name, (long long)b->numel);
+        error_set(err, "GEMM %s: operand %s reaches element %lld of %s, which has %lld", note, what,
+                  (long long)last, b->name, (long long)b->numel);
         return -1;
     }
     return 0;
@@ -243,7 +243,7 @@ static int check_gemm_operand(const Program *p, const char *what, int buf, int64
 static void *buffer_address(CpuExec *x, const BufDesc *b) { return x->space[b->space] + b->offset; }
 
 static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const char *note, ResolvedStep *rs,
-                        char *err, size_t errlen) {
+                        Error *err) {
     const ConvGeom *g = &c->g;
     bool sane = g->n > 0 && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0 && g->groups > 0 && g->kh > 0 &&
                 g->kw > 0 && g->sh > 0 && g->sw > 0 && g->ph >= 0 && g->pw >= 0 && g->cin > 0 && g->cout > 0 &&
@@ -251,14 +251,14 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
                 (int64_t)(g->oh - 1) * g->sh - g->ph + g->kh <= (int64_t)g->h + g->ph &&
                 (int64_t)(g->ow - 1) * g->sw - g->pw + g->kw <= (int64_t)g->w + g->pw;
     if (!sane) {
-        snprintf(err, errlen, "conv step %s: inconsistent geometry", note);
+        error_set(err, "conv step %s: inconsistent geometry", note);
         return -1;
     }
     /* the tap tables hold pixel indices as int32, and a block's tap pointers live on the stack */
     if ((int64_t)g->n * g->h * g->w > INT32_MAX || (int64_t)g->n * g->oh * g->ow > INT32_MAX ||
         (int64_t)g->kh * g->kw > 4096) {
-        snprintf(err, errlen, "conv step %s: %d images of %dx%d or a %dx%d kernel exceed the direct conv's limits", note,
-                 g->n, g->h, g->w, g->kh, g->kw);
+        error_set(err, "conv step %s: %d images of %dx%d or a %dx%d kernel exceed the direct conv's limits", note,
+                  g->n, g->h, g->w, g->kh, g->kw);
         return -1;
     }
     const int ids[3] = {c->x, c->w, c->y};
@@ -266,11 +266,11 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
                              (int64_t)g->n * g->oh * g->ow * g->cout};
     float **addr[3] = {&rs->x, &rs->w, &rs->y};
     for (int q = 0; q < 3; q++) {
-        if (check_buffer_extent(p, x, ids[q], err, errlen) != 0) return -1;
+        if (check_buffer_extent(p, x, ids[q], err) != 0) return -1;
         const BufDesc *b = &p->bufs[ids[q]];
         if (b->dtype != KD_F32 || b->numel < need[q]) {
-            snprintf(err, errlen, "conv step %s: buffer %s needs %lld f32 elements, has %lld of dtype %d", note, b->name,
-                     (long long)need[q], (long long)b->numel, (int)b->dtype);
+            error_set(err, "conv step %s: buffer %s needs %lld f32 elements, has %lld of dtype %d", note, b->name,
+                      (long long)need[q], (long long)b->numel, (int)b->dtype);
             return -1;
         }
         *addr[q] = buffer_address(x, b);
@@ -278,54 +278,55 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
     return 0;
 }
 
-static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedStep *rs, char *err, size_t errlen) {
+static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedStep *rs, Error *err) {
     const char *note = s->note ? s->note : "(no note)";
     if (s->kind == STEP_KERNEL) {
         if (s->kernel < 0 || s->kernel >= p->module->n) {
-            snprintf(err, errlen, "step %s: kernel %d of %d", note, s->kernel, p->module->n);
+            error_set(err, "step %s: kernel %d of %d", note, s->kernel, p->module->n);
             return -1;
         }
         const Kernel *k = p->module->kernels[s->kernel];
         if (s->n_args != k->n_bufs) {
-            snprintf(err, errlen, "step %s: kernel %s takes %d buffers, the step gives %d", note, k->name, k->n_bufs,
-                     s->n_args);
+            error_set(err, "step %s: kernel %s takes %d buffers, the step gives %d", note, k->name, k->n_bufs,
+                      s->n_args);
             return -1;
         }
         rs->fn = (KernelFn)jit_symbol(x->lib, k->name);
         if (!rs->fn) {
-            snprintf(err, errlen, "kernel %s is missing from the compiled object", k->name);
+            error_set(err, "kernel %s is missing from the compiled object", k->name);
             return -1;
         }
         rs->args = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(void *));
         for (int a = 0; a < k->n_bufs; a++) {
-            if (check_buffer_extent(p, x, s->args[a], err, errlen) != 0) return -1;
+            if (check_buffer_extent(p, x, s->args[a], err) != 0) return -1;
             const BufDesc *b = &p->bufs[s->args[a]];
             if (b->dtype != k->bufs[a].dtype || b->numel < k->bufs[a].numel) {
-                snprintf(err, errlen,
-                         "step %s: kernel %s buffer %d (%s) wants %lld elements of dtype %d, got %s with %lld of dtype %d",
-                         note, k->name, a, k->bufs[a].name, (long long)k->bufs[a].numel, (int)k->bufs[a].dtype, b->name,
-                         (long long)b->numel, (int)b->dtype);
+                error_set(err,
+                          "step %s: kernel %s buffer %d (%s) wants %lld elements of dtype %d, got %s with %lld of "
+                          "dtype %d",
+                          note, k->name, a, k->bufs[a].name, (long long)k->bufs[a].numel, (int)k->bufs[a].dtype,
+                          b->name, (long long)b->numel, (int)b->dtype);
                 return -1;
             }
             rs->args[a] = buffer_address(x, b);
         }
         return 0;
     }
-    if (s->kind == STEP_CONV) return resolve_conv(x, p, &s->conv, note, rs, err, errlen);
+    if (s->kind == STEP_CONV) return resolve_conv(x, p, &s->conv, note, rs, err);
     const GemmStep *g = &s->gemm;
-    if (check_buffer_extent(p, x, g->a, err, errlen) || check_buffer_extent(p, x, g->b, err, errlen) ||
-        check_buffer_extent(p, x, g->c, err, errlen))
+    if (check_buffer_extent(p, x, g->a, err) || check_buffer_extent(p, x, g->b, err) ||
+        check_buffer_extent(p, x, g->c, err))
         return -1;
     if (g->batch < 1 || g->m < 1 || g->n < 1 || g->k < 1) {
-        snprintf(err, errlen, "GEMM %s: shape %d x %d x %d, batch %d", note, g->m, g->n, g->k, g->batch);
+        error_set(err, "GEMM %s: shape %d x %d x %d, batch %d", note, g->m, g->n, g->k, g->batch);
         return -1;
     }
     /* Stored shapes of A and B as row-major matrices. */
     int a_rows = g->trans_a ? g->k : g->m, a_cols = g->trans_a ? g->m : g->k;
     int b_rows = g->trans_b ? g->n : g->k, b_cols = g->trans_b ? g->k : g->n;
-    if (check_gemm_operand(p, "A", g->a, g->off_a, g->stride_a, g->batch, a_rows, a_cols, g->lda, note, err, errlen) ||
-        check_gemm_operand(p, "B", g->b, g->off_b, g->stride_b, g->batch, b_rows, b_cols, g->ldb, note, err, errlen) ||
-        check_gemm_operand(p, "C", g->c, g->off_c, g->stride_c, g->batch, g->m, g->n, g->ldc, note, err, errlen))
+    if (check_gemm_operand(p, "A", g->a, g->off_a, g->stride_a, g->batch, a_rows, a_cols, g->lda, note, err) ||
+        check_gemm_operand(p, "B", g->b, g->off_b, g->stride_b, g->batch, b_rows, b_cols, g->ldb, note, err) ||
+        check_gemm_operand(p, "C", g->c, g->off_c, g->stride_c, g->batch, g->m, g->n, g->ldc, note, err))
         return -1;
     rs->a = (float *)buffer_address(x, &p->bufs[g->a]) + g->off_a;
     rs->b = (float *)buffer_address(x, &p->bufs[g->b]) + g->off_b;
@@ -336,11 +337,11 @@ static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedSte
 
 /* ---- the interface ------------------------------------------------------------ */
 
-static int cpu_run(Executor *e, Phase phase, const double *sc, char *err, size_t errlen) {
+static int cpu_run(Executor *e, Phase phase, const double *sc, Error *err) {
     CpuExec *x = e->impl;
     const Program *p = e->program;
     if ((int)phase < 0 || phase >= PHASE_COUNT) {
-        snprintf(err, errlen, "no such phase %d", (int)phase);
+        error_set(err, "no such phase %d", (int)phase);
         return -1;
     }
     if (!x->blas_threads) x->blas.set_num_threads(1);
@@ -458,7 +459,7 @@ static void cpu_free(Executor *e) {
     free(x);
 }
 
-Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
+Executor *exec_cpu_new(const Program *p, Error *err) {
     CpuExec *x = xcalloc(1, sizeof *x);
     Executor *e = &x->base;
     e->impl = x;
@@ -474,7 +475,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     x->hybrid = mode && !strcmp(mode, "hybrid");
     snprintf(x->name, sizeof x->name, "cpu (%d thread%s)", x->threads, x->threads == 1 ? "" : "s");
     e->device_name = x->name;
-    if (blas_cpu_open(&x->blas, err, errlen) != 0) {
+    if (blas_cpu_open(&x->blas, err) != 0) {
         cpu_free(e);
         return NULL;
     }
@@ -485,7 +486,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     for (int s = 0; s < SPACE_COUNT; s++) {
         int64_t bytes = p->space_bytes[s];
         if (bytes < 0) {
-            snprintf(err, errlen, "space %s has %lld bytes", space_name((BufSpace)s), (long long)bytes);
+            error_set(err, "space %s has %lld bytes", space_name((BufSpace)s), (long long)bytes);
             cpu_free(e);
             return NULL;
         }
@@ -495,7 +496,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
         size_t rounded = (size_t)((bytes + 63) / 64 * 64);
         x->space[s] = aligned_alloc(64, rounded ? rounded : 64);
         if (!x->space[s]) {
-            snprintf(err, errlen, "cannot allocate %lld bytes for the %s space", (long long)bytes, space_name((BufSpace)s));
+            error_set(err, "cannot allocate %lld bytes for the %s space", (long long)bytes, space_name((BufSpace)s));
             cpu_free(e);
             return NULL;
         }
@@ -505,7 +506,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
     if (p->module && p->module->n > 0) {
         char *source = render_c(p->module);
         JitInfo info;
-        x->lib = jit_load(source, NULL, &info, err, errlen);
+        x->lib = jit_load(source, NULL, &info, err);
         free(source);
         if (!x->lib) {
             cpu_free(e);
@@ -526,11 +527,11 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
         for (int i = 0; i < p->n_steps[ph]; i++) {
             const Step *s = &p->steps[ph][i];
             if (s->kind == STEP_KERNEL && !x->lib) {
-                snprintf(err, errlen, "a kernel step without a kernel module");
+                error_set(err, "a kernel step without a kernel module");
                 cpu_free(e);
                 return NULL;
             }
-            if (resolve_step(x, p, s, &x->steps[ph][i], err, errlen) != 0) {
+            if (resolve_step(x, p, s, &x->steps[ph][i], err) != 0) {
                 cpu_free(e);
                 return NULL;
             }
@@ -539,7 +540,7 @@ Executor *exec_cpu_new(const Program *p, char *err, size_t errlen) {
         }
     }
     if (conv_scratch_bytes && !(x->conv_scratch = aligned_alloc(64, (conv_scratch_bytes + 63) / 64 * 64))) {
-        snprintf(err, errlen, "cannot allocate %zu bytes of convolution scratch", conv_scratch_bytes);
+        error_set(err, "cannot allocate %zu bytes of convolution scratch", conv_scratch_bytes);
         cpu_free(e);
         return NULL;
     }

@@ -176,8 +176,7 @@ static char *kernel_at_line(const char *source, long line_no) {
 
 /* A compile error in generated code is a bug in rxc: say where, keep the
  * source, show the compiler's own words. */
-static void report_compile_error(const char *log_path, const char *src_path, const char *part_source, char *err,
-                                 size_t errlen) {
+static void report_compile_error(const char *log_path, const char *src_path, const char *part_source, Error *err) {
     char *log = read_file(log_path, NULL);
     long line_no = -1;
     if (log) {
@@ -190,11 +189,11 @@ static void report_compile_error(const char *log_path, const char *src_path, con
     const char *text = log ? log : "(no compiler output)";
     size_t text_len = strlen(text);
     const size_t keep = 3000;
-    snprintf(err, errlen,
-             "internal error: the C compiler rejected generated code%s%s (line %ld of %s, kept for reading); "
-             "this is a bug in rxc's code generator. Compiler output%s:\n%.*s",
-             kernel ? " in kernel " : "", kernel ? kernel : "", line_no, src_path,
-             text_len > keep ? " (first part)" : "", (int)(text_len > keep ? keep : text_len), text);
+    error_set(err,
+              "internal error: the C compiler rejected generated code%s%s (line %ld of %s, kept for reading); "
+              "this is a bug in rxc's code generator. Compiler output%s:\n%.*s",
+              kernel ? " in kernel " : "", kernel ? kernel : "", line_no, src_path,
+              text_len > keep ? " (first part)" : "", (int)(text_len > keep ? keep : text_len), text);
     free(kernel);
     free(log);
 }
@@ -250,7 +249,7 @@ static int default_parts(size_t source_len) {
 
 /* Compiles source into out_so (a temporary path in the cache directory). */
 static int compile(const char *source, const char *cc, const char *flags, int parts, const char *dir,
-                   const char *key, const char *out_so, char *err, size_t errlen) {
+                   const char *key, const char *out_so, Error *err) {
     char **units = NULL;
     int n_units = split_source(source, parts, &units);
     char **src_paths = xcalloc((size_t)n_units, sizeof(char *));
@@ -262,7 +261,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
     if (n_units > 1) {
         /* The whole source is kept for reading as KEY.c; the parts go. */
         char *whole = xasprintf("%s/%s.c", dir, key);
-        rc = write_file_atomic(whole, source, strlen(source), err, errlen);
+        rc = write_file_atomic(whole, source, strlen(source), err);
         free(whole);
     }
     for (int u = 0; u < n_units; u++) {
@@ -270,7 +269,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
         obj_paths[u] = xasprintf("%s/tmp-%s-%ld-%d.o", dir, key, tag, u);
         log_paths[u] = xasprintf("%s/tmp-%s-%ld-%d.log", dir, key, tag, u);
         unlink(log_paths[u]);
-        if (write_file_atomic(src_paths[u], units[u], strlen(units[u]), err, errlen) != 0) rc = -1;
+        if (write_file_atomic(src_paths[u], units[u], strlen(units[u]), err) != 0) rc = -1;
     }
     for (int u = 0; u < n_units && rc == 0; u++) {
         Args a = {0};
@@ -289,7 +288,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
         pids[u] = spawn(a.v, log_paths[u]);
         args_free(&a);
         if (pids[u] < 0) {
-            snprintf(err, errlen, "cannot start the C compiler %s: %s", cc, strerror(errno));
+            error_set(err, "cannot start the C compiler %s: %s", cc, strerror(errno));
             rc = -1;
         }
     }
@@ -297,7 +296,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
     for (int u = 0; u < n_units; u++)
         if (pids[u] > 0 && wait_status(pids[u]) != 0 && failed < 0) failed = u;
     if (rc == 0 && failed >= 0) {
-        report_compile_error(log_paths[failed], src_paths[failed], units[failed], err, errlen);
+        report_compile_error(log_paths[failed], src_paths[failed], units[failed], err);
         rc = -1;
     }
     if (rc == 0 && n_units > 1) {
@@ -311,7 +310,7 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
         args_free(&a);
         if (pid < 0 || wait_status(pid) != 0) {
             char *log = read_file(log_paths[0], NULL);
-            snprintf(err, errlen, "linking the generated kernels failed: %s", log ? log : strerror(errno));
+            error_set(err, "linking the generated kernels failed: %s", log ? log : strerror(errno));
             free(log);
             rc = -1;
         }
@@ -338,13 +337,12 @@ static int compile(const char *source, const char *cc, const char *flags, int pa
 
 /* The cache key: SHA-256 over the compiler, its --version, the flags, this
  * CPU and the source (jit.h). */
-static int cache_key(const char *source, char *cc_path, const char *flags, const char *dir, char key[65], char *err,
-                     size_t errlen) {
+static int cache_key(const char *source, char *cc_path, const char *flags, const char *dir, char key[65], Error *err) {
     char *probe = xasprintf("%s/tmp-version-%ld.txt", dir, (long)getpid());
     char *version_argv[] = {cc_path, "--version", NULL};
     char *version = capture(version_argv, probe);
     free(probe);
-    if (!version) return errorf(err, errlen, "the C compiler %s does not answer --version", cc_path);
+    if (!version) return error_set(err, "the C compiler %s does not answer --version", cc_path);
     char *cpu = cpu_identity();
     StrBuf keytext = {0};
     sb_printf(&keytext, "rxc-jit 1\ncompiler %s\n%s\nflags %s\ncpu\n%s\nsource\n", cc_path, version, flags, cpu);
@@ -356,10 +354,10 @@ static int cache_key(const char *source, char *cc_path, const char *flags, const
     return 0;
 }
 
-static JitLib *open_object(const char *so_path, char *err, size_t errlen) {
+static JitLib *open_object(const char *so_path, Error *err) {
     void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        if (err) snprintf(err, errlen, "cannot load the compiled kernels %s: %s", so_path, dlerror());
+        error_set(err, "cannot load the compiled kernels %s: %s", so_path, dlerror());
         return NULL;
     }
     JitLib *lib = xcalloc(1, sizeof *lib);
@@ -371,7 +369,7 @@ static JitLib *open_object(const char *so_path, char *err, size_t errlen) {
 static JitLib *open_cached(JitInfo *info) {
     struct stat st;
     if (stat(info->so_path, &st) != 0) return NULL;
-    JitLib *lib = checksum_ok(info->so_path) ? open_object(info->so_path, NULL, 0) : NULL;
+    JitLib *lib = checksum_ok(info->so_path) ? open_object(info->so_path, NULL) : NULL;
     info->cache_hit = lib != NULL;
     info->rebuilt_corrupt = lib == NULL;
     return lib;
@@ -379,10 +377,10 @@ static JitLib *open_cached(JitInfo *info) {
 
 /* Compiles source into dir/KEY.so (info->so_path) and records its checksum. */
 static int build_object(const char *source, const JitOptions *opts, const char *cc_path, const char *flags,
-                        const char *dir, const JitInfo *info, char *err, size_t errlen) {
+                        const char *dir, const JitInfo *info, Error *err) {
     char *tmp_so = xasprintf("%s/tmp-%s-%ld.so", dir, info->key, (long)getpid());
     int parts = opts && opts->parts > 0 ? opts->parts : default_parts(strlen(source));
-    int rc = compile(source, cc_path, flags, parts, dir, info->key, tmp_so, err, errlen);
+    int rc = compile(source, cc_path, flags, parts, dir, info->key, tmp_so, err);
     if (rc == 0) {
         size_t n = 0;
         char *bytes = read_file(tmp_so, &n);
@@ -392,8 +390,8 @@ static int build_object(const char *source, const JitOptions *opts, const char *
         char *sum_path = xasprintf("%s.sha256", info->so_path);
         /* The object first, its checksum last: a reader that finds the
          * checksum finds the complete object it describes. */
-        if (!bytes || rename(tmp_so, info->so_path) != 0 || write_file_atomic(sum_path, sum, 64, NULL, 0) != 0) {
-            snprintf(err, errlen, "cannot store the compiled kernels in %s: %s", dir, strerror(errno));
+        if (!bytes || rename(tmp_so, info->so_path) != 0 || write_file_atomic(sum_path, sum, 64, NULL) != 0) {
+            error_set(err, "cannot store the compiled kernels in %s: %s", dir, strerror(errno));
             rc = -1;
         }
         free(sum_path);
@@ -403,12 +401,12 @@ static int build_object(const char *source, const JitOptions *opts, const char *
     return rc;
 }
 
-JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char *err, size_t errlen) {
+JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, Error *err) {
     double start = now_seconds();
     JitInfo local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    char *dir = cache_dir_resolve(opts ? opts->cache_dir : NULL, NULL, err, errlen);
+    char *dir = cache_dir_resolve(opts ? opts->cache_dir : NULL, NULL, err);
     if (!dir) return NULL;
     const char *cc_name = opts && opts->cc ? opts->cc : getenv("RXC_CC");
     if (!cc_name || !*cc_name) cc_name = "cc";
@@ -416,16 +414,16 @@ JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char
     char *cc_path = resolve_program(cc_name);
     JitLib *lib = NULL;
     if (!cc_path) {
-        snprintf(err, errlen, "cannot find the C compiler '%s' (set RXC_CC to choose one)", cc_name);
-    } else if (cache_key(source, cc_path, flags, dir, info->key, err, errlen) == 0) {
+        error_set(err, "cannot find the C compiler '%s' (set RXC_CC to choose one)", cc_name);
+    } else if (cache_key(source, cc_path, flags, dir, info->key, err) == 0) {
         char *so_path = xasprintf("%s/%s.so", dir, info->key);
         if (strlen(so_path) >= sizeof info->so_path) {
-            snprintf(err, errlen, "the kernel cache directory's path is too long: %s", dir);
+            error_set(err, "the kernel cache directory's path is too long: %s", dir);
         } else {
             memcpy(info->so_path, so_path, strlen(so_path) + 1);
             lib = open_cached(info);
-            if (!lib && build_object(source, opts, cc_path, flags, dir, info, err, errlen) == 0)
-                lib = open_object(info->so_path, err, errlen);
+            if (!lib && build_object(source, opts, cc_path, flags, dir, info, err) == 0)
+                lib = open_object(info->so_path, err);
         }
         free(so_path);
     }

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "error.h"
 
 /* -O3 for vectorisation; -march=native because the object is built on and
  * for this machine (the CPU is part of the key); -ffp-contract=off so a*b+c
@@ -53,7 +54,7 @@ typedef struct JitLib JitLib;
  * returns NULL with a message: for a compile error, the kernel and line the
  * compiler complained about, where the source was kept, and the compiler's
  * log. opts and info may be NULL. */
-JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, char *err, size_t errlen);
+JitLib *jit_load(const char *source, const JitOptions *opts, JitInfo *info, Error *err);
 void *jit_symbol(JitLib *lib, const char *name);
 void jit_free(JitLib *lib);
 

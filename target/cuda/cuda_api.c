@@ -40,10 +40,10 @@ static void *open_library(const char *const *names, char *found, size_t found_le
     return NULL;
 }
 
-static int resolve(void *lib, const char *libname, const char *sym, void **slot, char *err, size_t errlen) {
+static int resolve(void *lib, const char *libname, const char *sym, void **slot, Error *err) {
     *slot = dlsym(lib, sym);
     if (!*slot) {
-        snprintf(err, errlen, "%s has no function %s (library too old?)", libname, sym);
+        error_set(err, "%s has no function %s (library too old?)", libname, sym);
         return -1;
     }
     return 0;
@@ -51,17 +51,17 @@ static int resolve(void *lib, const char *libname, const char *sym, void **slot,
 
 #define RESOLVE(lib, libname, field, sym)                                                  \
     do {                                                                                  \
-        if (resolve(lib, libname, sym, (void **)&api->field, err, errlen)) return -1;     \
+        if (resolve(lib, libname, sym, (void **)&api->field, err)) return -1;     \
     } while (0)
 
-static int load_driver(CudaApi *api, char *err, size_t errlen) {
+static int load_driver(CudaApi *api, Error *err) {
     static const char *const names[] = {"libcuda.so.1", "libcuda.so", NULL};
     char tried[1024];
     /* the driver belongs to the system, not the toolkit: only the loader's path */
     api->libcuda = dlopen(names[0], RTLD_NOW | RTLD_LOCAL);
     if (!api->libcuda) {
         snprintf(tried, sizeof tried, "%s", dlerror());
-        snprintf(err, errlen, "the NVIDIA driver library libcuda.so.1 is not installed (%s)", tried);
+        error_set(err, "the NVIDIA driver library libcuda.so.1 is not installed (%s)", tried);
         return -1;
     }
     const char *l = "libcuda.so.1";
@@ -107,12 +107,12 @@ static int load_driver(CudaApi *api, char *err, size_t errlen) {
     return 0;
 }
 
-static int load_nvrtc(CudaApi *api, char *err, size_t errlen) {
+static int load_nvrtc(CudaApi *api, Error *err) {
     static const char *const names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", NULL};
     char tried[1024];
     api->libnvrtc = open_library(names, api->nvrtc_path, sizeof api->nvrtc_path, tried, sizeof tried);
     if (!api->libnvrtc) {
-        snprintf(err, errlen, "NVRTC (libnvrtc.so) not found; tried %s. Set CUDA_HOME to a CUDA toolkit", tried);
+        error_set(err, "NVRTC (libnvrtc.so) not found; tried %s. Set CUDA_HOME to a CUDA toolkit", tried);
         return -1;
     }
     const char *l = "libnvrtc";
@@ -128,12 +128,12 @@ static int load_nvrtc(CudaApi *api, char *err, size_t errlen) {
     return 0;
 }
 
-static int load_cublas(CudaApi *api, char *err, size_t errlen) {
+static int load_cublas(CudaApi *api, Error *err) {
     static const char *const names[] = {"libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", NULL};
     char tried[1024];
     api->libcublas = open_library(names, NULL, 0, tried, sizeof tried);
     if (!api->libcublas) {
-        snprintf(err, errlen, "cuBLAS (libcublas.so) not found; tried %s. Set CUDA_HOME to a CUDA toolkit", tried);
+        error_set(err, "cuBLAS (libcublas.so) not found; tried %s. Set CUDA_HOME to a CUDA toolkit", tried);
         return -1;
     }
     const char *l = "libcublas";
@@ -147,17 +147,17 @@ static int load_cublas(CudaApi *api, char *err, size_t errlen) {
     return 0;
 }
 
-int cuda_api_load(CudaApi *api, unsigned what, char *err, size_t errlen) {
+int cuda_api_load(CudaApi *api, unsigned what, Error *err) {
     if ((what & CUDA_LIB_DRIVER) && !(api->loaded & CUDA_LIB_DRIVER)) {
-        if (load_driver(api, err, errlen)) return -1;
+        if (load_driver(api, err)) return -1;
         api->loaded |= CUDA_LIB_DRIVER;
     }
     if ((what & CUDA_LIB_NVRTC) && !(api->loaded & CUDA_LIB_NVRTC)) {
-        if (load_nvrtc(api, err, errlen)) return -1;
+        if (load_nvrtc(api, err)) return -1;
         api->loaded |= CUDA_LIB_NVRTC;
     }
     if ((what & CUDA_LIB_CUBLAS) && !(api->loaded & CUDA_LIB_CUBLAS)) {
-        if (load_cublas(api, err, errlen)) return -1;
+        if (load_cublas(api, err)) return -1;
         api->loaded |= CUDA_LIB_CUBLAS;
     }
     return 0;
@@ -176,23 +176,20 @@ const char *cuda_result_text(const CudaApi *api, CUresult r) {
     return "unknown CUDA error";
 }
 
-int cuda_available(char *why, size_t n) {
+int cuda_available(Error *why) {
     CudaApi api = {0};
-    char err[1024];
     int ok = 0;
-    if (cuda_api_load(&api, CUDA_LIB_DRIVER, err, sizeof err)) {
-        snprintf(why, n, "%s", err);
-    } else {
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, why) == 0) {
         CUresult r = api.cuInit(0);
         int count = 0;
         if (r == RXC_CUDA_ERROR_STUB_LIBRARY)
-            snprintf(why, n, "libcuda.so.1 is the toolkit's stub library, not an NVIDIA driver");
+            error_set(why, "libcuda.so.1 is the toolkit's stub library, not an NVIDIA driver");
         else if (r == RXC_CUDA_ERROR_NO_DEVICE)
-            snprintf(why, n, "the NVIDIA driver is installed but finds no CUDA device");
+            error_set(why, "the NVIDIA driver is installed but finds no CUDA device");
         else if (r != 0)
-            snprintf(why, n, "cuInit failed: %s (error %d)", cuda_result_text(&api, r), r);
+            error_set(why, "cuInit failed: %s (error %d)", cuda_result_text(&api, r), r);
         else if ((r = api.cuDeviceGetCount(&count)) != 0 || count < 1)
-            snprintf(why, n, "no CUDA device found%s%s", r ? ": " : "", r ? cuda_result_text(&api, r) : "");
+            error_set(why, "no CUDA device found%s%s", r ? ": " : "", r ? cuda_result_text(&api, r) : "");
         else
             ok = 1;
     }
@@ -200,14 +197,14 @@ int cuda_available(char *why, size_t n) {
     return ok;
 }
 
-int cuda_device_sm(const CudaApi *api, int ordinal, char *err, size_t errlen) {
+int cuda_device_sm(const CudaApi *api, int ordinal, Error *err) {
     CUdevice d;
     int major = 0, minor = 0;
     CUresult r = api->cuDeviceGet(&d, ordinal);
     if (r == 0) r = api->cuDeviceGetAttribute(&major, RXC_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d);
     if (r == 0) r = api->cuDeviceGetAttribute(&minor, RXC_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d);
     if (r != 0) {
-        snprintf(err, errlen, "cuda:%d: %s", ordinal, cuda_result_text(api, r));
+        error_set(err, "cuda:%d: %s", ordinal, cuda_result_text(api, r));
         return -1;
     }
     return major * 10 + minor;

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "error.h"
 
 typedef int CUresult;                 /* 0 = CUDA_SUCCESS */
 typedef int CUdevice;
@@ -135,7 +136,7 @@ typedef struct CudaApi {
 /* Loads the libraries named by `what` (CUDA_LIB_* bits) into *api (zeroed
  * first by the caller or by an earlier call). Returns 0, or -1 with a
  * message naming the library or function that is missing. */
-int cuda_api_load(CudaApi *api, unsigned what, char *err, size_t errlen);
+int cuda_api_load(CudaApi *api, unsigned what, Error *err);
 void cuda_api_unload(CudaApi *api);
 
 /* "CUDA_ERROR_...: text" for a driver result. */
@@ -144,9 +145,9 @@ const char *cuda_result_text(const CudaApi *api, CUresult r);
 /* 1 when a CUDA device can be used (driver loads, cuInit succeeds, at least
  * one device), else 0 with the reason in why: the trainer's
  * "cuda requested but no GPU: <reason>". */
-int cuda_available(char *why, size_t n);
+int cuda_available(Error *why);
 
 /* The device's compute capability as sm_XX (e.g. 90), or -1 with a message. */
-int cuda_device_sm(const CudaApi *api, int ordinal, char *err, size_t errlen);
+int cuda_device_sm(const CudaApi *api, int ordinal, Error *err);
 
 #endif

@@ -92,14 +92,14 @@ static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
     do {                                                                                                 \
         CUresult r_ = (x)->api.call;                                                                     \
         if (r_ != 0) {                                                                                   \
-            snprintf(err, errlen, "%s: %s (CUDA error %d)", #call, cuda_result_text(&(x)->api, r_), r_); \
+            error_set(err, "%s: %s (CUDA error %d)", #call, cuda_result_text(&(x)->api, r_), r_); \
             return -1;                                                                                   \
         }                                                                                                \
     } while (0)
 
 /* ---- running steps ------------------------------------------------------------ */
 
-static int launch_kernel(CudaExec *x, const CudaStep *s, char *err, size_t errlen) {
+static int launch_kernel(CudaExec *x, const CudaStep *s, Error *err) {
     const CudaLaunch *l = s->launch;
     if (s->vec4) {
         CU_TRY(x, cuLaunchKernel(s->vec4, l->vec4_grid, 1, 1, l->block[0], 1, 1, 0, x->stream, s->params, NULL));
@@ -112,7 +112,7 @@ static int launch_kernel(CudaExec *x, const CudaStep *s, char *err, size_t errle
     return 0;
 }
 
-static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, char *err, size_t errlen) {
+static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, Error *err) {
     /* row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T */
     int compute = x->tf32 && s->a_type == RXC_CUDA_R_32F ? RXC_CUBLAS_COMPUTE_32F_FAST_TF32 : RXC_CUBLAS_COMPUTE_32F;
     cublasStatus_t st = x->api.cublasGemmStridedBatchedEx(
@@ -121,15 +121,15 @@ static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, char *err
         (const void *)(uintptr_t)s->a, s->a_type, g->lda, g->stride_a, &g->beta, (void *)(uintptr_t)s->c, s->c_type,
         g->ldc, g->stride_c, g->batch, compute, RXC_CUBLAS_GEMM_DEFAULT);
     if (st != 0) {
-        snprintf(err, errlen, "cublasGemmStridedBatchedEx (%d x %d x %d, batch %d) failed with status %d", g->m, g->n,
-                 g->k, g->batch, st);
+        error_set(err, "cublasGemmStridedBatchedEx (%d x %d x %d, batch %d) failed with status %d", g->m, g->n,
+                  g->k, g->batch, st);
         return -1;
     }
     return 0;
 }
 
 /* Everything one run of a phase enqueues: scalars, staged input, steps. */
-static int enqueue_phase(CudaExec *x, Phase ph, char *err, size_t errlen) {
+static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
     const Program *p = x->base.program;
     CU_TRY(x, cuMemcpyHtoDAsync(x->sc_dev[ph], x->sc_host + (size_t)ph * SC_COUNT, SC_COUNT * sizeof(double), x->stream));
     if (ph == PHASE_FORWARD_TRAIN || ph == PHASE_FORWARD_EVAL)
@@ -138,46 +138,44 @@ static int enqueue_phase(CudaExec *x, Phase ph, char *err, size_t errlen) {
                 CU_TRY(x, cuMemcpyDtoDAsync(x->space[s], x->landing[s], (size_t)x->space_bytes[s], x->stream));
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
-        int rc = st->kind == STEP_KERNEL ? launch_kernel(x, &x->steps[ph][i], err, errlen)
-                                         : run_gemm(x, &st->gemm, &x->steps[ph][i], err, errlen);
+        int rc = st->kind == STEP_KERNEL ? launch_kernel(x, &x->steps[ph][i], err)
+                                         : run_gemm(x, &st->gemm, &x->steps[ph][i], err);
         if (rc) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen - n, " (step %d of %s: %s)", i,
-                     ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
-                     st->note ? st->note : "");
-            return -1;
+            return error_append(err, " (step %d of %s: %s)", i,
+                                ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
+                                st->note ? st->note : "");
         }
     }
     return 0;
 }
 
-static int capture_phase(CudaExec *x, Phase ph, char *err, size_t errlen) {
+static int capture_phase(CudaExec *x, Phase ph, Error *err) {
     CUgraph g = NULL;
     CU_TRY(x, cuStreamBeginCapture(x->stream, RXC_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    int rc = enqueue_phase(x, ph, err, errlen);
+    int rc = enqueue_phase(x, ph, err);
     CUresult r = x->api.cuStreamEndCapture(x->stream, &g);
     if (rc) {
         if (g) x->api.cuGraphDestroy(g);
         return -1;
     }
     if (r != 0) {
-        snprintf(err, errlen, "cuStreamEndCapture: %s", cuda_result_text(&x->api, r));
+        error_set(err, "cuStreamEndCapture: %s", cuda_result_text(&x->api, r));
         return -1;
     }
     r = x->api.cuGraphInstantiateWithFlags(&x->graph[ph], g, 0);
     x->api.cuGraphDestroy(g);
     if (r != 0) {
         x->graph[ph] = NULL;
-        snprintf(err, errlen, "cuGraphInstantiate: %s", cuda_result_text(&x->api, r));
+        error_set(err, "cuGraphInstantiate: %s", cuda_result_text(&x->api, r));
         return -1;
     }
     return 0;
 }
 
-static int cuda_run(Executor *e, Phase ph, const double *sc, char *err, size_t errlen) {
+static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
     CudaExec *x = e->impl;
     if ((int)ph < 0 || ph >= PHASE_COUNT) {
-        snprintf(err, errlen, "no such phase %d", (int)ph);
+        error_set(err, "no such phase %d", (int)ph);
         return -1;
     }
     CU_TRY(x, cuCtxSetCurrent(x->ctx));
@@ -191,14 +189,15 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, char *err, size_t e
     }
     int n = x->runs[ph]++;
     if (x->use_graphs && !x->graph_failed[ph] && n >= 1 && !x->graph[ph]) {
-        char why[1024];
-        if (capture_phase(x, ph, why, sizeof why) != 0) {
+        Error why = {0};
+        if (capture_phase(x, ph, &why) != 0) {
             x->graph_failed[ph] = true;
-            if (getenv("RXC_VERBOSE")) fprintf(stderr, "rxc: cuda graph capture failed, running steps directly: %s\n", why);
+            if (getenv("RXC_VERBOSE")) fprintf(stderr, "rxc: cuda graph capture failed, running steps directly: %s\n",
+                                               why.msg);
         }
     }
     if (x->graph[ph]) CU_TRY(x, cuGraphLaunch(x->graph[ph], x->stream));
-    else if (enqueue_phase(x, ph, err, errlen)) return -1;
+    else if (enqueue_phase(x, ph, err)) return -1;
     CU_TRY(x, cuEventRecord(x->phase_done[ph], x->stream));
     if (forward) CU_TRY(x, cuEventRecord(x->landing_free, x->stream));
     return 0;
@@ -297,28 +296,28 @@ static void cuda_free(Executor *e) {
 
 /* ---- construction ----------------------------------------------------------------- */
 
-static int check_buffer(const Program *p, const CudaExec *x, int id, char *err, size_t errlen) {
+static int check_buffer(const Program *p, const CudaExec *x, int id, Error *err) {
     if (id < 0 || id >= p->n_bufs) {
-        snprintf(err, errlen, "program refers to buffer %d of %d", id, p->n_bufs);
+        error_set(err, "program refers to buffer %d of %d", id, p->n_bufs);
         return -1;
     }
     const BufDesc *b = &p->bufs[id];
     int64_t end = b->offset + b->numel * dtype_size(b->dtype);
     if ((int)b->space < 0 || b->space >= SPACE_COUNT || b->offset < 0 || end > x->space_bytes[b->space]) {
-        snprintf(err, errlen, "buffer %s lies outside its space", b->name);
+        error_set(err, "buffer %s lies outside its space", b->name);
         return -1;
     }
     return 0;
 }
 
-static int data_type(KDType t, const char *what, char *err, size_t errlen) {
+static int data_type(KDType t, const char *what, Error *err) {
     if (t == KD_F32) return RXC_CUDA_R_32F;
     if (t == KD_BF16) return RXC_CUDA_R_16BF;
-    snprintf(err, errlen, "GEMM operand %s is neither f32 nor bf16", what);
+    error_set(err, "GEMM operand %s is neither f32 nor bf16", what);
     return -1;
 }
 
-static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
+static int resolve_steps(CudaExec *x, Error *err) {
     const Program *p = x->base.program;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         x->steps[ph] = xcalloc((size_t)(p->n_steps[ph] ? p->n_steps[ph] : 1), sizeof(CudaStep));
@@ -326,20 +325,20 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
             const Step *st = &p->steps[ph][i];
             CudaStep *cs = &x->steps[ph][i];
             if (st->kind == STEP_CONV) {
-                snprintf(err, errlen,
-                         "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile "
-                         "the program for the CUDA target (target_cuda)", st->note ? st->note : "?");
+                error_set(err,
+                          "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile "
+                          "the program for the CUDA target (target_cuda)", st->note ? st->note : "?");
                 return -1;
             }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;
-                if (check_buffer(p, x, g->a, err, errlen) || check_buffer(p, x, g->b, err, errlen) ||
-                    check_buffer(p, x, g->c, err, errlen))
+                if (check_buffer(p, x, g->a, err) || check_buffer(p, x, g->b, err) ||
+                    check_buffer(p, x, g->c, err))
                     return -1;
                 const BufDesc *a = &p->bufs[g->a], *b = &p->bufs[g->b], *c = &p->bufs[g->c];
-                if ((cs->a_type = data_type(a->dtype, a->name, err, errlen)) < 0 ||
-                    (cs->b_type = data_type(b->dtype, b->name, err, errlen)) < 0 ||
-                    (cs->c_type = data_type(c->dtype, c->name, err, errlen)) < 0)
+                if ((cs->a_type = data_type(a->dtype, a->name, err)) < 0 ||
+                    (cs->b_type = data_type(b->dtype, b->name, err)) < 0 ||
+                    (cs->c_type = data_type(c->dtype, c->name, err)) < 0)
                     return -1;
                 cs->a = x->space[a->space] + (CUdeviceptr)a->offset + (CUdeviceptr)(g->off_a * dtype_size(a->dtype));
                 cs->b = x->space[b->space] + (CUdeviceptr)b->offset + (CUdeviceptr)(g->off_b * dtype_size(b->dtype));
@@ -347,12 +346,12 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
                 continue;
             }
             if (st->kernel < 0 || st->kernel >= p->module->n) {
-                snprintf(err, errlen, "step %d refers to kernel %d of %d", i, st->kernel, p->module->n);
+                error_set(err, "step %d refers to kernel %d of %d", i, st->kernel, p->module->n);
                 return -1;
             }
             const Kernel *k = p->module->kernels[st->kernel];
             if (st->n_args != k->n_bufs) {
-                snprintf(err, errlen, "kernel %s takes %d buffers, its step gives %d", k->name, k->n_bufs, st->n_args);
+                error_set(err, "kernel %s takes %d buffers, its step gives %d", k->name, k->n_bufs, st->n_args);
                 return -1;
             }
             cs->launch = &x->launches[st->kernel];
@@ -363,18 +362,18 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
                 free(fin);
             }
             if (r != 0) {
-                snprintf(err, errlen, "kernel %s is missing from the cubin: %s", k->name, cuda_result_text(&x->api, r));
+                error_set(err, "kernel %s is missing from the cubin: %s", k->name, cuda_result_text(&x->api, r));
                 return -1;
             }
             int n = k->n_bufs + 2;
             cs->arg_values = xcalloc((size_t)n, sizeof(CUdeviceptr));
             cs->params = xcalloc((size_t)n, sizeof(void *));
             for (int a = 0; a < k->n_bufs; a++) {
-                if (check_buffer(p, x, st->args[a], err, errlen)) return -1;
+                if (check_buffer(p, x, st->args[a], err)) return -1;
                 const BufDesc *b = &p->bufs[st->args[a]];
                 if (b->dtype != k->bufs[a].dtype || b->numel < k->bufs[a].numel) {
-                    snprintf(err, errlen, "kernel %s buffer %s: the step's buffer %s does not match", k->name,
-                             k->bufs[a].name, b->name);
+                    error_set(err, "kernel %s buffer %s: the step's buffer %s does not match", k->name,
+                              k->bufs[a].name, b->name);
                     return -1;
                 }
                 cs->arg_values[a] = x->space[b->space] + (CUdeviceptr)b->offset;
@@ -389,7 +388,7 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
                 r = x->api.cuModuleGetFunction(&cs->vec4, x->module, v4);
                 free(v4);
                 if (r != 0) {
-                    snprintf(err, errlen, "kernel %s_v4 is missing from the cubin", k->name);
+                    error_set(err, "kernel %s_v4 is missing from the cubin", k->name);
                     return -1;
                 }
             }
@@ -401,13 +400,9 @@ static int resolve_steps(CudaExec *x, char *err, size_t errlen) {
     return 0;
 }
 
-static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t errlen) {
-    char why[512];
-    if (!cuda_available(why, sizeof why)) {
-        snprintf(err, errlen, "cuda requested but no GPU: %s", why);
-        return -1;
-    }
-    if (cuda_api_load(&x->api, CUDA_LIB_DRIVER | CUDA_LIB_NVRTC | CUDA_LIB_CUBLAS, err, errlen)) return -1;
+static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
+    if (!cuda_available(err)) return error_prefix(err, "cuda requested but no GPU");
+    if (cuda_api_load(&x->api, CUDA_LIB_DRIVER | CUDA_LIB_NVRTC | CUDA_LIB_CUBLAS, err)) return -1;
     CU_TRY(x, cuInit(0));
     CU_TRY(x, cuDeviceGet(&x->dev, ordinal));
     char devname[96] = "";
@@ -416,7 +411,7 @@ static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t e
     CU_TRY(x, cuDevicePrimaryCtxRetain(&x->ctx, x->dev));
     x->ctx_retained = true;
     CU_TRY(x, cuCtxSetCurrent(x->ctx));
-    int sm = cuda_device_sm(&x->api, ordinal, err, errlen);
+    int sm = cuda_device_sm(&x->api, ordinal, err);
     if (sm < 0) return -1;
 
     /* kernels */
@@ -424,7 +419,7 @@ static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t e
         char *src = render_cuda(p->module, &x->launches);
         NvrtcOptions opt = {.sm = sm, .use_cache = true};
         NvrtcModule mod;
-        int rc = nvrtc_compile(&x->api, src, &opt, &mod, err, errlen);
+        int rc = nvrtc_compile(&x->api, src, &opt, &mod, err);
         free(src);
         if (rc) return -1;
         if (getenv("RXC_VERBOSE"))
@@ -433,7 +428,7 @@ static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t e
         CUresult r = x->api.cuModuleLoadData(&x->module, mod.cubin);
         nvrtc_module_free(&mod);
         if (r != 0) {
-            snprintf(err, errlen, "cuModuleLoadData: %s", cuda_result_text(&x->api, r));
+            error_set(err, "cuModuleLoadData: %s", cuda_result_text(&x->api, r));
             return -1;
         }
     }
@@ -466,9 +461,9 @@ static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t e
     if (r != 0) {
         size_t free_b = 0, total_b = 0;
         x->api.cuMemGetInfo(&free_b, &total_b);
-        snprintf(err, errlen, "cannot allocate the %.1f MiB device arena (%.1f MiB free of %.1f): %s",
-                 (double)x->arena_bytes / 1048576.0, (double)free_b / 1048576.0, (double)total_b / 1048576.0,
-                 cuda_result_text(&x->api, r));
+        error_set(err, "cannot allocate the %.1f MiB device arena (%.1f MiB free of %.1f): %s",
+                  (double)x->arena_bytes / 1048576.0, (double)free_b / 1048576.0, (double)total_b / 1048576.0,
+                  cuda_result_text(&x->api, r));
         x->arena = 0;
         return -1;
     }
@@ -503,17 +498,17 @@ static int build(CudaExec *x, const Program *p, int ordinal, char *err, size_t e
 
     if (x->api.cublasCreate(&x->blas) != 0 || x->api.cublasSetStream(x->blas, x->stream) != 0 ||
         x->api.cublasSetWorkspace(x->blas, (void *)(uintptr_t)x->blas_ws, BLAS_WORKSPACE) != 0) {
-        snprintf(err, errlen, "cuBLAS initialisation failed");
+        error_set(err, "cuBLAS initialisation failed");
         return -1;
     }
     const char *tf32 = getenv("RXC_TF32");
     x->tf32 = tf32 ? atoi(tf32) != 0 : false;
     const char *graphs = getenv("RXC_CUDA_GRAPHS");
     x->use_graphs = !(graphs && !strcmp(graphs, "0"));
-    return resolve_steps(x, err, errlen);
+    return resolve_steps(x, err);
 }
 
-Executor *exec_cuda_new(const Program *p, int device, char *err, size_t errlen) {
+Executor *exec_cuda_new(const Program *p, int device, Error *err) {
     CudaExec *x = xcalloc(1, sizeof *x);
     Executor *e = &x->base;
     e->impl = x;
@@ -525,7 +520,7 @@ Executor *exec_cuda_new(const Program *p, int device, char *err, size_t errlen) 
     e->free = cuda_free;
     e->device_name = x->name;
     x->ordinal = device;
-    if (build(x, p, device, err, errlen) != 0) {
+    if (build(x, p, device, err) != 0) {
         cuda_free(e);
         return NULL;
     }

@@ -83,7 +83,7 @@ static void kernel_at_line(const char *src, int target, char *out, size_t n) {
     }
 }
 
-static void error_with_kernels(const char *src, const char *log, char *err, size_t errlen) {
+static void error_with_kernels(const char *src, const char *log, Error *err) {
     StrBuf b = {0};
     sb_puts(&b, "NVRTC rejected the generated CUDA source (a compiler bug, please report it)");
     const char *p = log;
@@ -100,7 +100,7 @@ static void error_with_kernels(const char *src, const char *log, char *err, size
         p = eol ? eol + 1 : p + strlen(p);
     }
     sb_printf(&b, "\nNVRTC log:\n%s", log);
-    snprintf(err, errlen, "%s", b.s);
+    error_set(err, "%s", b.s);
     free(b.s);
 }
 
@@ -152,12 +152,11 @@ static void parse_log(NvrtcModule *m) {
     }
 }
 
-int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *opt, NvrtcModule *out, char *err,
-                  size_t errlen) {
+int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *opt, NvrtcModule *out, Error *err) {
     memset(out, 0, sizeof *out);
     out->sm = opt->sm;
     if (!(api->loaded & CUDA_LIB_NVRTC)) {
-        snprintf(err, errlen, "NVRTC is not loaded");
+        error_set(err, "NVRTC is not loaded");
         return -1;
     }
     double t0 = now_seconds();
@@ -189,7 +188,7 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     free(keytext.s);
 
     int rc = -1;
-    char *dir = opt->use_cache ? cache_dir_resolve(opt->cache_dir, "cuda", err, errlen) : NULL;
+    char *dir = opt->use_cache ? cache_dir_resolve(opt->cache_dir, "cuda", err) : NULL;
     char *cubin_path = dir ? xasprintf("%s/%s.cubin", dir, out->key) : NULL;
     char *log_path = dir ? xasprintf("%s/%s.log", dir, out->key) : NULL;
     if (opt->use_cache && !dir) goto done;
@@ -215,7 +214,7 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     nvrtcProgram prog = NULL;
     nvrtcResult r = api->nvrtcCreateProgram(&prog, source, "rxc.cu", 0, NULL, NULL);
     if (r != 0) {
-        snprintf(err, errlen, "nvrtcCreateProgram: %s", api->nvrtcGetErrorString(r));
+        error_set(err, "nvrtcCreateProgram: %s", api->nvrtcGetErrorString(r));
         goto done;
     }
     r = api->nvrtcCompileProgram(prog, n_options, options);
@@ -226,14 +225,14 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     if (log_size) api->nvrtcGetProgramLog(prog, out->log);
     out->log[log_size] = 0;
     if (r != 0) {
-        error_with_kernels(source, out->log, err, errlen);
+        error_with_kernels(source, out->log, err);
         api->nvrtcDestroyProgram(&prog);
         goto done;
     }
     size_t n = 0;
     if ((r = api->nvrtcGetCUBINSize(prog, &n)) != 0 || n == 0) {
-        snprintf(err, errlen, "NVRTC produced no cubin for sm_%d (%s)", opt->sm,
-                 r ? api->nvrtcGetErrorString(r) : "empty");
+        error_set(err, "NVRTC produced no cubin for sm_%d (%s)", opt->sm,
+                  r ? api->nvrtcGetErrorString(r) : "empty");
         api->nvrtcDestroyProgram(&prog);
         goto done;
     }
@@ -245,8 +244,8 @@ int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *op
     out->seconds = now_seconds() - t0;
     rc = 0;
     /* A cache that cannot be written only costs time next run. */
-    if (dir && write_file_atomic(log_path, out->log, strlen(out->log), NULL, 0) == 0)
-        write_file_atomic(cubin_path, out->cubin, out->cubin_size, NULL, 0);
+    if (dir && write_file_atomic(log_path, out->log, strlen(out->log), NULL) == 0)
+        write_file_atomic(cubin_path, out->cubin, out->cubin_size, NULL);
 
 done:
     free(inc_dir);

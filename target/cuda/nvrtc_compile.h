@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "cuda_api.h"
+#include "error.h"
 
 typedef struct CudaKernelStats {
     char name[128];
@@ -54,8 +55,7 @@ typedef struct NvrtcOptions {
 /* Compiles source (needs api->loaded & CUDA_LIB_NVRTC). Returns 0, or -1
  * with a message: a compile error names the generated kernel it is in and
  * carries the NVRTC log. */
-int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *opt, NvrtcModule *out, char *err,
-                  size_t errlen);
+int nvrtc_compile(const CudaApi *api, const char *source, const NvrtcOptions *opt, NvrtcModule *out, Error *err);
 void nvrtc_module_free(NvrtcModule *m);
 
 /* Parses "sm_90" / "90" / "9.0" into 90; -1 when malformed. */

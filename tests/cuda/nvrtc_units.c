@@ -34,15 +34,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cache = argv[1];
-    char err[8192];
+    Error err = {0};
     CudaApi api = {0};
-    if (cuda_api_load(&api, CUDA_LIB_NVRTC, err, sizeof err)) {
-        harness_skip("nvrtc", "%s", err);
+    if (cuda_api_load(&api, CUDA_LIB_NVRTC, &err)) {
+        harness_skip("nvrtc", "%s", err.msg);
         return 0;
     }
-    KirModule *m = sample_module(err, sizeof err);
+    KirModule *m = sample_module(&err);
     if (!m) {
-        harness_fail("sample_module", "%s", err);
+        harness_fail("sample_module", "%s", err.msg);
         return 1;
     }
     CudaLaunch *launches = NULL;
@@ -56,8 +56,8 @@ int main(int argc, char **argv) {
         NvrtcModule mod;
         NvrtcOptions opt = {.sm = sm, .use_cache = false};
         snprintf(name, sizeof name, "nvrtc_sample_kernels_sm_%d", sm);
-        if (nvrtc_compile(&api, src, &opt, &mod, err, sizeof err)) {
-            harness_fail(name, "%s", err);
+        if (nvrtc_compile(&api, src, &opt, &mod, &err)) {
+            harness_fail(name, "%s", err.msg);
             continue;
         }
         print_stats(&mod);
@@ -73,8 +73,8 @@ int main(int argc, char **argv) {
         char *src2 = xasprintf("#define RXC_NO_CUDA_BF16_H 1\n%s", src);
         NvrtcModule mod;
         NvrtcOptions opt = {.sm = 90};
-        int rc = nvrtc_compile(&api, src2, &opt, &mod, err, sizeof err);
-        harness_check("nvrtc_own_bf16_fallback", rc == 0 && mod.n_warnings == 0, "%s", rc ? err : "warnings");
+        int rc = nvrtc_compile(&api, src2, &opt, &mod, &err);
+        harness_check("nvrtc_own_bf16_fallback", rc == 0 && mod.n_warnings == 0, "%s", rc ? err.msg : "warnings");
         if (rc == 0) nvrtc_module_free(&mod);
         free(src2);
     }
@@ -93,9 +93,9 @@ int main(int argc, char **argv) {
         char *wsrc = render_cuda(wm, NULL);
         NvrtcModule mod;
         NvrtcOptions opt = {.sm = 80};
-        int rc = nvrtc_compile(&api, wsrc, &opt, &mod, err, sizeof err);
+        int rc = nvrtc_compile(&api, wsrc, &opt, &mod, &err);
         harness_check("nvrtc_wide_index_kernel", rc == 0 && mod.n_warnings == 0 && strstr(wsrc, "long long i =") != NULL,
-                      "%s", rc ? err : mod.n_warnings ? mod.log : "no 64-bit loop");
+                      "%s", rc ? err.msg : mod.n_warnings ? mod.log : "no 64-bit loop");
         if (rc == 0) nvrtc_module_free(&mod);
         free(wsrc);
         kir_module_free(wm);
@@ -106,11 +106,11 @@ int main(int argc, char **argv) {
         NvrtcModule cold, warm, other;
         NvrtcOptions opt = {.sm = 90, .use_cache = true, .cache_dir = cache};
         char *salted = xasprintf("/* cache test %ld */\n%s", (long)getpid(), src);
-        int rc = nvrtc_compile(&api, salted, &opt, &cold, err, sizeof err);
-        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &warm, err, sizeof err);
+        int rc = nvrtc_compile(&api, salted, &opt, &cold, &err);
+        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &warm, &err);
         opt.sm = 80;
-        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &other, err, sizeof err);
-        if (rc) harness_fail("nvrtc_cubin_cache", "%s", err);
+        if (rc == 0) rc = nvrtc_compile(&api, salted, &opt, &other, &err);
+        if (rc) harness_fail("nvrtc_cubin_cache", "%s", err.msg);
         else {
             bool ok = !cold.from_cache && warm.from_cache && !other.from_cache && !strcmp(cold.key, warm.key) &&
                       strcmp(cold.key, other.key) && cold.cubin_size == warm.cubin_size &&
@@ -134,12 +134,12 @@ int main(int argc, char **argv) {
             char *broken = xasprintf("%.*s{\n    undeclared_thing = 1;\n%s", (int)(body - bad), bad, body + 2);
             NvrtcModule mod;
             NvrtcOptions opt = {.sm = 90};
-            rc = nvrtc_compile(&api, broken, &opt, &mod, err, sizeof err);
+            rc = nvrtc_compile(&api, broken, &opt, &mod, &err);
             if (rc == 0) nvrtc_module_free(&mod);
             free(broken);
         }
         harness_check("nvrtc_error_names_kernel",
-                      rc != 0 && strstr(err, "in kernel sgd_update") && strstr(err, "undeclared_thing"), "%s",
+                      rc != 0 && strstr(err.msg, "in kernel sgd_update") && strstr(err.msg, "undeclared_thing"), "%s",
                       body ? "error did not name the kernel" : "sgd_update not found in source");
 
         free(bad);

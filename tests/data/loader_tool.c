@@ -102,11 +102,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    char err[512];
+    Error err = {0};
     double t_open = now();
-    Loader *L = loader_open(&r, argv[2], batch, train, out, threads, err, sizeof err);
+    Loader *L = loader_open(&r, argv[2], batch, train, out, threads, &err);
     if (!L) {
-        printf("ERROR %s\n", err);
+        printf("ERROR %s\n", err.msg);
         return 1;
     }
     t_open = now() - t_open;
@@ -118,10 +118,10 @@ int main(int argc, char **argv) {
     long images = 0;
     double t0 = now(), c0 = cpu_now();
     for (int e = 0; e < epochs; e++) {
-        if (loader_begin_epoch(L, e)) { printf("ERROR %s\n", loader_error(L)); return 1; }
+        if (loader_begin_epoch(L, e, &err)) { printf("ERROR %s\n", err.msg); return 1; }
         Batch b;
         int k = 0, got;
-        while ((got = loader_next(L, &b)) > 0) {
+        while ((got = loader_next(L, &b, &err)) > 0) {
             size_t bytes = (size_t)b.n * b.h * b.w * 3 * (b.kind == LOADER_U8_NHWC ? 1 : sizeof(float));
             images += b.n;
             if (quiet) continue; /* benchmarks: the consumer only takes batches */
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
                 printf("\n");
             }
         }
-        if (got < 0) { printf("ERROR %s\n", loader_error(L)); loader_close(L); return 1; }
+        if (got < 0) { printf("ERROR %s\n", err.msg); loader_close(L); return 1; }
     }
     double dt = now() - t0, cpu = cpu_now() - c0;
     if (df) fclose(df);

@@ -28,7 +28,7 @@ W=build/tests-data
 mkdir -p "$W/out"
 CHECK="$PYTHON tests/data/check.py"
 
-SRCS="runtime/data/image.c runtime/data/jpeg.c runtime/data/png.c runtime/data/transforms.c runtime/data/autoaugment.c runtime/data/dataset.c runtime/data/loader.c compiler/util.c"
+SRCS="runtime/data/image.c runtime/data/jpeg.c runtime/data/png.c runtime/data/transforms.c runtime/data/autoaugment.c runtime/data/dataset.c runtime/data/loader.c compiler/util.c compiler/error.c"
 FLAGS="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -std=c11 -g -Wall -Wextra"
 LIBS="-ljpeg -lpng -lm -lpthread"
 if ! cc $FLAGS -O2 -o $W/tf_tool tests/data/tf_tool.c $SRCS $LIBS 2>$W/build.log ||

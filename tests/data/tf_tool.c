@@ -33,20 +33,20 @@ static int load(const char *path, int min_short, Image *im) {
         fprintf(stderr, "cannot read %s\n", path);
         return -1;
     }
-    char err[256] = "";
-    DecodeStatus s = image_decode((const uint8_t *)data, n, min_short, im, err, sizeof err);
+    Error err = {0};
+    DecodeStatus s = image_decode((const uint8_t *)data, n, min_short, im, &err);
     free(data);
     if (s != DEC_OK) {
-        fprintf(stderr, "%s: %s (%s)\n", path, decode_status_name(s), err);
+        fprintf(stderr, "%s: %s (%s)\n", path, decode_status_name(s), err.msg);
         return -1;
     }
     return 0;
 }
 
 static int save(const Image *im, const char *path) {
-    char err[256];
-    if (image_write(im, path, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
+    Error err = {0};
+    if (image_write(im, path, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
         return -1;
     }
     return 0;
@@ -79,8 +79,8 @@ int main(int argc, char **argv) {
         int x0 = atoi(argv[2]), y0 = atoi(argv[3]), w = atoi(argv[4]), h = atoi(argv[5]), ox, oy;
         size_t n;
         char *data = read_file(argv[6], &n);
-        char err[256];
-        if (!data || jpeg_decode_region_rgb((const uint8_t *)data, n, x0, y0, w, h, &im, &ox, &oy, err, sizeof err)) {
+        Error err = {0};
+        if (!data || jpeg_decode_region_rgb((const uint8_t *)data, n, x0, y0, w, h, &im, &ox, &oy, &err)) {
             fprintf(stderr, "region decode failed\n");
             return 1;
         }
@@ -177,16 +177,16 @@ int main(int argc, char **argv) {
         rr.sizes[0] = 32; rr.sizes[1] = 40; rr.sizes[2] = 48; rr.n_sizes = 3;
         crop[0].kind = TF_RANDOM_CROP; crop[0].size[0] = crop[0].size[1] = 24;
         crop[1].kind = TF_HFLIP; crop[1].p = 0.5f;
-        char err[256];
+        Error err = {0};
         for (int i = 0; i < n; i++) {
             SampleRng r = sample_rng(5, 1, i);
             Image a = coord;
-            if (pipeline_apply_u8(&rr, 1, &a, false, &r, err, sizeof err)) return 1;
+            if (pipeline_apply_u8(&rr, 1, &a, false, &r, &err)) return 1;
             printf("resize %d %d\n", a.w, a.h);
             image_free(&a);
             r = sample_rng(5, 2, i);
             Image b = coord;
-            if (pipeline_apply_u8(crop, 2, &b, false, &r, err, sizeof err)) return 1;
+            if (pipeline_apply_u8(crop, 2, &b, false, &r, &err)) return 1;
             int left = b.px[0], right = b.px[23 * 3];
             int flip = left > right;
             int j = (flip ? right : left) / 4, row = b.px[1] / 5;
@@ -204,8 +204,8 @@ int main(int argc, char **argv) {
         op.size[1] = !strcmp(cmd, "center") ? atoi(argv[3]) : 0;
         if (load(argv[4], 0, &im)) return 1;
         SampleRng r = sample_rng(1, 0, 0);
-        char err[256];
-        if (pipeline_apply_u8(&op, 1, &im, true, &r, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        Error err = {0};
+        if (pipeline_apply_u8(&op, 1, &im, true, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
         return save(&im, argv[5]) ? 1 : 0;
     }
     fprintf(stderr, "bad arguments\n");

@@ -577,7 +577,8 @@ static void check_model(const char *workdir, const char *file, const char *input
     SetOverride sets[] = {{"input", input}};
     LoadOptions lo = {sets, 1, batch};
     Model model;
-    char prefix[160], err[1024];
+    char prefix[160];
+    Error err = {0};
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     snprintf(prefix, sizeof prefix, "emu_%.*s", (int)strcspn(base, "."), base);
     if (model_load(file, &lo, &model) != LOAD_OK) {
@@ -586,8 +587,8 @@ static void check_model(const char *workdir, const char *file, const char *input
     }
     CompileOptions o;
     compile_options_from_recipe(&o, &model.recipe, batch, &target_cuda);
-    Program *p = compile_training(model.graph, &o, err, sizeof err);
-    if (!p) harness_fail(prefix, "%s", err);
+    Program *p = compile_training(model.graph, &o, &err);
+    if (!p) harness_fail(prefix, "%s", err.msg);
     else {
         harness_passf(prefix, "compiles to %d kernels", p->module->n);
         check_module(workdir, prefix, p->module, prefix, true);
@@ -603,10 +604,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *workdir = argv[1];
-    char err[4096];
-    KirModule *m = sample_module(err, sizeof err);
+    Error err = {0};
+    KirModule *m = sample_module(&err);
     if (!m) {
-        harness_fail("emu_sample_module", "%s", err);
+        harness_fail("emu_sample_module", "%s", err.msg);
         return 1;
     }
     check_module(workdir, "samples", m, "emu", false);

@@ -26,7 +26,7 @@ if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
 else
   skip_each "build rxc first (make) to emulate the kernels of real models" "${model_cases[@]}"
   models=()
-  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c)
+  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
   libs=()
 fi
 build() {
@@ -38,7 +38,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     # someone's objects do not link right now: keep the sample kernels running
     skip_each "the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))" "${model_cases[@]}"
     models=()
-    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c; then
+    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
       fail emu_build "$(head -c 2000 "$work/build.log")"
       exit 1
     fi

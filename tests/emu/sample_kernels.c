@@ -228,7 +228,7 @@ static Kernel *accumulate(const char *name, int64_t n) {
     return k;
 }
 
-KirModule *sample_module(char *err, size_t errlen) {
+KirModule *sample_module(Error *err) {
     Kernel *ks[] = {
         affine_relu("affine_relu", KD_F32, 144), affine_relu("affine_relu_bf16", KD_BF16, 144),
         affine_relu("affine_relu_large", KD_F32, 8192), normalize_u8(),
@@ -239,7 +239,7 @@ KirModule *sample_module(char *err, size_t errlen) {
     };
     KirModule *m = kir_module_new();
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
-        if (kir_finish(ks[i], err, errlen)) {
+        if (kir_finish(ks[i], err)) {
             for (size_t j = i; j < sizeof ks / sizeof ks[0]; j++) kir_kernel_free(ks[j]);
             kir_module_free(m);
             return NULL;
@@ -255,7 +255,7 @@ Kernel *sample_wide_kernel(void) {
     int x = kir_buf(k, "x", KD_BF16, n, false), y = kir_buf(k, "y", KD_F32, n, true);
     int i = kir_var(k, KV_OUTER);
     kir_store(k, kir_stage(k, KS_STORE), y, i, LOAD(x, i), false);
-    char err[256];
-    if (kir_finish(k, err, sizeof err)) fprintf(stderr, "%s\n", err);
+    Error err = {0};
+    if (kir_finish(k, &err)) fprintf(stderr, "%s\n", err.msg);
     return k;
 }

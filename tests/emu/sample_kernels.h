@@ -10,10 +10,11 @@
 #define RXC_TEST_SAMPLE_KERNELS_H
 
 #include "kir.h"
+#include "error.h"
 
 /* A module with every sample kernel; NULL with a message if one fails
  * kir_finish (a test bug). */
-KirModule *sample_module(char *err, size_t errlen);
+KirModule *sample_module(Error *err);
 
 /* A kernel whose indices need 64-bit arithmetic (for compile checks only:
  * its buffers are far too large to run in a test). */

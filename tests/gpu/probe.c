@@ -8,20 +8,21 @@
 #include "cuda_api.h"
 
 int main(void) {
-    char why[512];
-    if (!cuda_available(why, sizeof why)) {
-        printf("%s\n", why);
+    Error why = {0};
+    if (!cuda_available(&why)) {
+        printf("%s\n", why.msg);
         return 1;
     }
     CudaApi api = {0};
-    char err[512], name[128] = "?";
-    if (cuda_api_load(&api, CUDA_LIB_DRIVER, err, sizeof err) || api.cuInit(0)) {
-        printf("%s\n", err);
+    Error err = {0};
+    char name[128] = "?";
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, &err) || api.cuInit(0)) {
+        printf("%s\n", err.msg);
         return 1;
     }
     CUdevice d;
     if (api.cuDeviceGet(&d, 0) == 0) api.cuDeviceGetName(name, sizeof name, d);
-    printf("gpu sm_%d %s\n", cuda_device_sm(&api, 0, err, sizeof err), name);
+    printf("gpu sm_%d %s\n", cuda_device_sm(&api, 0, &err), name);
     cuda_api_unload(&api);
     return 0;
 }

@@ -32,7 +32,7 @@ esac
 
 steps="${GPU_TINY_STEPS:-200}"
 want() { [[ " $gpu_cases " == *" $1 "* ]]; }
-if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c \
+if ! cc -std=c11 -O1 -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$work/probe" tests/gpu/probe.c target/cuda/cuda_api.c compiler/error.c \
      -ldl 2>"$work/probe.log"; then
   cases 1
   fail gpu_probe_build "$(head -c 500 "$work/probe.log")"

@@ -18,7 +18,7 @@ PYTHON="${PYTHON:-/usr/bin/python3}"
 out=build/tests/graph
 mkdir -p "$out"
 if cc -D_GNU_SOURCE -Icompiler -std=c11 -O1 -g -Wall -Wextra -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-      compiler/graph.c compiler/util.c tests/graph/graph_test.c -o "$out/graph_test" -lm 2>"$out/build.log"; then
+      compiler/graph.c compiler/util.c compiler/error.c tests/graph/graph_test.c -o "$out/graph_test" -lm 2>"$out/build.log"; then
   "$out/graph_test" || true
 else
   fail graph_test_build "$(head -c 400 "$out/build.log")"

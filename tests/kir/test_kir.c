@@ -46,9 +46,9 @@ static int idiv(Kernel *k, int a, int64_t b) { return kir_bin(k, KB_IDIV, a, C(k
 static int mod(Kernel *k, int a, int64_t b) { return kir_bin(k, KB_MOD, a, C(k, b)); }
 
 static Kernel *finish_or_die(Kernel *k) {
-    char err[512];
-    if (kir_finish(k, err, sizeof err) != 0) {
-        fprintf(stderr, "kir_finish: %s\n", err);
+    Error err = {0};
+    if (kir_finish(k, &err) != 0) {
+        fprintf(stderr, "kir_finish: %s\n", err.msg);
         char *d = kir_dump(k);
         fprintf(stderr, "%s", d);
         free(d);
@@ -327,10 +327,10 @@ static float bf16_reference(float x) {
 
 /* ---- the module run ------------------------------------------------------------ */
 
-static JitLib *compile_module(KirModule *m, JitInfo *info, char *err, size_t errlen) {
+static JitLib *compile_module(KirModule *m, JitInfo *info, Error *err) {
     char *src = render_c(m);
     JitOptions o = {.cache_dir = cache_dir};
-    JitLib *lib = jit_load(src, &o, info, err, errlen);
+    JitLib *lib = jit_load(src, &o, info, err);
     if (!lib) fprintf(stderr, "---- source ----\n%s\n", src);
     free(src);
     return lib;
@@ -704,10 +704,10 @@ static void test_dedupe(void) {
 }
 
 static void expect_reject(const char *name, Kernel *k, const char *needle) {
-    char err[512] = "";
-    int rc = kir_finish(k, err, sizeof err);
+    Error err = {0};
+    int rc = kir_finish(k, &err);
     if (rc == 0) failf(name, "kir_finish accepted an invalid kernel");
-    else if (needle && !strstr(err, needle)) failf(name, "message lacks '%s': %s", needle, err);
+    else if (needle && !strstr(err.msg, needle)) failf(name, "message lacks '%s': %s", needle, err.msg);
     else pass(name);
     kir_kernel_free(k);
 }
@@ -1027,22 +1027,22 @@ static void test_cache(void) {
     const char *src = "int rxc_probe(void) { return 42; }\n";
     JitOptions o = {.cache_dir = dir};
     JitInfo i1, i2, i3, i4, i5;
-    char err[8192];
-    JitLib *l1 = jit_load(src, &o, &i1, err, sizeof err);
-    JitLib *l2 = l1 ? jit_load(src, &o, &i2, err, sizeof err) : NULL;
+    Error err = {0};
+    JitLib *l1 = jit_load(src, &o, &i1, &err);
+    JitLib *l2 = l1 ? jit_load(src, &o, &i2, &err) : NULL;
     bool ok = l1 && l2 && !i1.cache_hit && i2.cache_hit && !strcmp(i1.key, i2.key);
     int (*probe)(void) = l2 ? (int (*)(void))jit_symbol(l2, "rxc_probe") : NULL;
     ok &= probe && probe() == 42;
     if (ok) pass("cache_second_load_hits");
-    else failf("cache_second_load_hits", "first hit %d, second hit %d (%s)", l1 ? i1.cache_hit : -1, l2 ? i2.cache_hit : -1, l1 && l2 ? "" : err);
+    else failf("cache_second_load_hits", "first hit %d, second hit %d (%s)", l1 ? i1.cache_hit : -1, l2 ? i2.cache_hit : -1, l1 && l2 ? "" : err.msg);
     printf("# jit: cold %.3f s, warm %.3f s\n", i1.seconds, l2 ? i2.seconds : -1.0);
     jit_free(l1);
     jit_free(l2);
 
     JitOptions o2 = o;
     o2.flags = "-O1 -fPIC -shared -std=c11";
-    JitLib *l3 = jit_load(src, &o2, &i3, err, sizeof err);
-    JitLib *l4 = jit_load("int rxc_probe(void) { return 43; }\n", &o, &i4, err, sizeof err);
+    JitLib *l3 = jit_load(src, &o2, &i3, &err);
+    JitLib *l4 = jit_load("int rxc_probe(void) { return 43; }\n", &o, &i4, &err);
     if (l3 && l4 && !i3.cache_hit && !i4.cache_hit && strcmp(i3.key, i1.key) && strcmp(i4.key, i1.key))
         pass("cache_flags_or_source_change_misses");
     else failf("cache_flags_or_source_change_misses", "flags-change hit %d, source-change hit %d", l3 ? i3.cache_hit : -1, l4 ? i4.cache_hit : -1);
@@ -1056,26 +1056,26 @@ static void test_cache(void) {
         fputs("garbage garbage garbage", f);
         fclose(f);
     }
-    JitLib *l5 = jit_load(src, &o, &i5, err, sizeof err);
+    JitLib *l5 = jit_load(src, &o, &i5, &err);
     int (*p5)(void) = l5 ? (int (*)(void))jit_symbol(l5, "rxc_probe") : NULL;
     if (f && l5 && !i5.cache_hit && i5.rebuilt_corrupt && p5 && p5() == 42) pass("cache_corrupt_object_rebuilt");
-    else failf("cache_corrupt_object_rebuilt", "hit %d, rebuilt %d, %s", l5 ? i5.cache_hit : -1, l5 ? i5.rebuilt_corrupt : -1, l5 ? "" : err);
+    else failf("cache_corrupt_object_rebuilt", "hit %d, rebuilt %d, %s", l5 ? i5.cache_hit : -1, l5 ? i5.rebuilt_corrupt : -1, l5 ? "" : err.msg);
     jit_free(l5);
 
     /* a cache directory that cannot be created: a per-user one under /tmp instead */
     JitOptions o3 = {.cache_dir = "/proc/rxc-cannot-create-this"};
     JitInfo i7;
-    JitLib *l7 = jit_load(src, &o3, &i7, err, sizeof err);
+    JitLib *l7 = jit_load(src, &o3, &i7, &err);
     if (l7 && !strncmp(i7.so_path, "/tmp/rxc-cache-", 15)) pass("cache_unwritable_dir_falls_back");
-    else failf("cache_unwritable_dir_falls_back", "%s", l7 ? i7.so_path : err);
+    else failf("cache_unwritable_dir_falls_back", "%s", l7 ? i7.so_path : err.msg);
     jit_free(l7);
 
     /* a compile error names the kernel and carries the compiler's log */
     const char *bad = "#include <stdio.h>\n\n/* kernel broken */\nvoid broken(void *const *bufs, const double *sc) {\n"
                       "    (void)bufs; (void)sc;\n    this is not C;\n}\n";
-    JitLib *l6 = jit_load(bad, &o, NULL, err, sizeof err);
-    if (!l6 && strstr(err, "kernel broken") && strstr(err, "error")) pass("compile_error_reported");
-    else failf("compile_error_reported", "%s", l6 ? "bad source compiled" : err);
+    JitLib *l6 = jit_load(bad, &o, NULL, &err);
+    if (!l6 && strstr(err.msg, "kernel broken") && strstr(err.msg, "error")) pass("compile_error_reported");
+    else failf("compile_error_reported", "%s", l6 ? "bad source compiled" : err.msg);
     jit_free(l6);
     char cmd[4400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -1154,10 +1154,10 @@ static void test_executor(void) {
                          .stride_b = QN * QK, .stride_c = QN};
     add_step(&p, PHASE_BACKWARD, g4);
 
-    char err[8192];
-    Executor *e = exec_cpu_new(&p, err, sizeof err);
+    Error err = {0};
+    Executor *e = exec_cpu_new(&p, &err);
     if (!e) {
-        failf("exec_cpu_gemm_and_kernel", "exec_cpu_new: %s", err);
+        failf("exec_cpu_gemm_and_kernel", "exec_cpu_new: %s", err.msg);
         return;
     }
     uint64_t st = 6;
@@ -1172,8 +1172,8 @@ static void test_executor(void) {
         free(tmp);
     }
     double sc[SC_COUNT] = {0};
-    int rc = e->run(e, PHASE_FORWARD_TRAIN, sc, err, sizeof err);
-    rc |= e->run(e, PHASE_BACKWARD, sc, err, sizeof err);
+    int rc = e->run(e, PHASE_FORWARD_TRAIN, sc, &err);
+    rc |= e->run(e, PHASE_BACKWARD, sc, &err);
     /* inputs and results of this run, for the thread-count comparison below */
     int64_t arena_bytes = p.space_bytes[SPACE_ARENA], param_bytes = p.space_bytes[SPACE_PARAMS];
     unsigned char *arena0 = malloc(arena_bytes), *params0 = malloc(param_bytes);
@@ -1212,7 +1212,7 @@ static void test_executor(void) {
             }
     /* dot products of 33-70 terms in [-1, 1], float: 1e-4 absolute */
     if (rc == 0 && worst <= 1e-4) pass("exec_cpu_gemm_and_kernel");
-    else failf("exec_cpu_gemm_and_kernel", "rc %d, max abs error %g > 1e-4 (%s)", rc, worst, rc ? err : "");
+    else failf("exec_cpu_gemm_and_kernel", "rc %d, max abs error %g > 1e-4 (%s)", rc, worst, rc ? err.msg : "");
     bool bounds = e->write(e, SPACE_PARAMS, p.space_bytes[SPACE_PARAMS] - 4, o, 8) == -1 &&
                   e->read(e, SPACE_ARENA, -4, o, 4) == -1 && e->write(e, SPACE_PARAMS, 0, o, 4) == 0;
     if (bounds && strstr(e->device_name, "cpu (")) pass("exec_cpu_read_write_bounds");
@@ -1223,7 +1223,7 @@ static void test_executor(void) {
     int saved_threads = omp_get_max_threads(), thread_counts[4] = {1, 3, 2, 1}, differs = 0;
     for (int t = 0; t < 4; t++) {
         omp_set_num_threads(thread_counts[t]);
-        Executor *et = exec_cpu_new(&p, err, sizeof err);
+        Executor *et = exec_cpu_new(&p, &err);
         if (!et) {
             differs = -1;
             break;
@@ -1236,8 +1236,8 @@ static void test_executor(void) {
         memset(ar + p.bufs[LC].offset, 0, LM * LN * 4);
         memset(ar + p.bufs[QC].offset, 0, QM * QG * QN * 4);
         memset(ar + p.bufs[Cb].offset, 0, GB * GM * GN * 4);
-        et->run(et, PHASE_FORWARD_TRAIN, sc, err, sizeof err);
-        et->run(et, PHASE_BACKWARD, sc, err, sizeof err);
+        et->run(et, PHASE_FORWARD_TRAIN, sc, &err);
+        et->run(et, PHASE_BACKWARD, sc, &err);
         differs += memcmp(ar + p.bufs[out].offset, arena0 + p.bufs[out].offset, GB * GM * GN * 4) != 0;
         differs += memcmp(ar + p.bufs[LC].offset, arena0 + p.bufs[LC].offset, LM * LN * 4) != 0;
         differs += memcmp(ar + p.bufs[QC].offset, arena0 + p.bufs[QC].offset, QM * QG * QN * 4) != 0;
@@ -1245,16 +1245,16 @@ static void test_executor(void) {
     }
     omp_set_num_threads(saved_threads);
     if (differs == 0) pass("exec_cpu_thread_count_independent");
-    else failf("exec_cpu_thread_count_independent", "%s", differs < 0 ? err : "results with 1 or 3 threads differ from the default");
+    else failf("exec_cpu_thread_count_independent", "%s", differs < 0 ? err.msg : "results with 1 or 3 threads differ from the default");
     free(arena0);
     free(params0);
     free(o);
 
     /* a step whose GEMM reaches past its buffer is refused at creation */
     p.steps[PHASE_BACKWARD][0].gemm.m = LM + 1;
-    Executor *e2 = exec_cpu_new(&p, err, sizeof err);
-    if (!e2 && strstr(err, "reaches element")) pass("exec_cpu_rejects_out_of_bounds_gemm");
-    else failf("exec_cpu_rejects_out_of_bounds_gemm", "%s", e2 ? "accepted" : err);
+    Executor *e2 = exec_cpu_new(&p, &err);
+    if (!e2 && strstr(err.msg, "reaches element")) pass("exec_cpu_rejects_out_of_bounds_gemm");
+    else failf("exec_cpu_rejects_out_of_bounds_gemm", "%s", e2 ? "accepted" : err.msg);
     if (e2) e2->free(e2);
     kir_module_free(p.module);
     for (int q = 0; q < p.n_bufs; q++) free(p.bufs[q].name);
@@ -1287,11 +1287,11 @@ int main(int argc, char **argv) {
     kir_module_add(m, k_to_bf16());
     kir_module_add(m, k_from_bf16());
     kir_module_add(m, k_rand());
-    char err[8192];
+    Error err = {0};
     JitInfo info;
-    JitLib *lib = compile_module(m, &info, err, sizeof err);
+    JitLib *lib = compile_module(m, &info, &err);
     if (!lib) {
-        failf("render_and_compile_module", "%s", err);
+        failf("render_and_compile_module", "%s", err.msg);
     } else {
         pass("render_and_compile_module");
         test_pointwise(lib);

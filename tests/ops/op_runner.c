@@ -42,13 +42,13 @@ int main(int argc, char **argv) {
         else file = argv[i];
     }
     if (!file || !bpath || !wpath || !opath) return die("usage: op_runner FILE --batch B --init W --out O [--update]");
-    char err[1024];
+    Error err = {0};
     Model m;
     LoadOptions lo = {0};
     if (model_load(file, &lo, &m) != LOAD_OK) return die("cannot load the model");
     const Graph *g = m.graph;
     SafeTensors B, W, O = {0};
-    if (st_read(bpath, &B, err, sizeof err) || st_read(wpath, &W, err, sizeof err)) return die(err);
+    if (st_read(bpath, &B, &err) || st_read(wpath, &W, &err)) return die(err.msg);
     const StTensor *x = st_find(&B, "x"), *y = st_find(&B, "y"), *dy = st_find(&B, "dy");
     if (!x || x->rank != 4) return die("B needs x (N,C,H,W)");
     int N = (int)x->shape[0];
@@ -72,12 +72,12 @@ int main(int argc, char **argv) {
         if (sscanf(u8, "%f,%f,%f,%f,%f,%f", &o.mean[0], &o.mean[1], &o.mean[2], &o.std[0], &o.std[1], &o.std[2]) != 6)
             return die("OP_U8_NORMALIZE needs six numbers");
     }
-    Program *p = compile_training(g, &o, err, sizeof err);
-    if (!p) return die(err);
-    if (memplan_verify(p, err, sizeof err)) return die(err);
+    Program *p = compile_training(g, &o, &err);
+    if (!p) return die(err.msg);
+    if (memplan_verify(p, &err)) return die(err.msg);
     /* OP_DEVICE=cuda: the same checks on the GPU executor */
-    Executor *e = on_gpu ? exec_cuda_new(p, 0, err, sizeof err) : exec_cpu_new(p, err, sizeof err);
-    if (!e) return die(err);
+    Executor *e = on_gpu ? exec_cuda_new(p, 0, &err) : exec_cpu_new(p, &err);
+    if (!e) return die(err.msg);
 
     for (int i = 0; i < g->n_params; i++) {
         const Param *pr = &g->params[i];
@@ -146,9 +146,9 @@ int main(int argc, char **argv) {
     sc[SC_FIRST_STEP] = 1;
     /* OP_EVAL: only the eval-mode forward (running statistics, no dropout) */
     int eval = getenv("OP_EVAL") != NULL;
-    if (eval ? e->run(e, PHASE_FORWARD_EVAL, sc, err, sizeof err)
-             : (e->run(e, PHASE_FORWARD_TRAIN, sc, err, sizeof err) || e->run(e, PHASE_BACKWARD, sc, err, sizeof err)))
-        return die(err);
+    if (eval ? e->run(e, PHASE_FORWARD_EVAL, sc, &err)
+             : (e->run(e, PHASE_FORWARD_TRAIN, sc, &err) || e->run(e, PHASE_BACKWARD, sc, &err)))
+        return die(err.msg);
 
     float *outh = xmalloc((size_t)(N * F) * 4), *outs = xmalloc((size_t)(N * F) * 4);
     e->read(e, SPACE_ARENA, p->bufs[p->logits_buf].offset, outh, (int64_t)N * F * 4);
@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
         int64_t xshape[4] = {N, C, H, Wd};
         st_add(&O, "grad.x", ST_F32, 4, xshape, xs, true);
     }
-    if (update && e->run(e, PHASE_UPDATE, sc, err, sizeof err)) return die(err);
+    if (update && e->run(e, PHASE_UPDATE, sc, &err)) return die(err.msg);
     for (int i = 0; i < g->n_params; i++) {
         const Param *pr = &g->params[i];
         if (p->param_offset[i] < 0) continue;
@@ -195,7 +195,7 @@ int main(int argc, char **argv) {
         free(nm);
         free(v);
     }
-    if (st_write(opath, &O, err, sizeof err)) return die(err);
+    if (st_write(opath, &O, &err)) return die(err.msg);
     st_free(&O);
     e->free(e);
     program_free(p);

@@ -29,7 +29,7 @@ static EpochRecord record(int epoch, double bump) {
 }
 
 int main(int argc, char **argv) {
-    char err[512];
+    Error err = {0};
     if (argc >= 2 && !strcmp(argv[1], "crc")) {
         printf("%08x\n", crc32c("123456789", 9));
         return 0;
@@ -43,9 +43,9 @@ int main(int argc, char **argv) {
     }
     if (argc == 4 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "resume"))) {
         int resume = !strcmp(argv[1], "resume");
-        RunLog *l = runlog_open(argv[2], argv[3], "network demo { classes 10 }\n", resume ? 2 : 0, err, sizeof err);
+        RunLog *l = runlog_open(argv[2], argv[3], "network demo { classes 10 }\n", resume ? 2 : 0, &err);
         if (!l) {
-            fprintf(stderr, "runlog_open: %s\n", err);
+            fprintf(stderr, "runlog_open: %s\n", err.msg);
             return 1;
         }
         if (!resume)
@@ -72,9 +72,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc == 3 && !strcmp(argv[1], "open")) { /* error path: a run dir that cannot be made */
-        RunLog *l = runlog_open(argv[2], NULL, NULL, 0, err, sizeof err);
+        RunLog *l = runlog_open(argv[2], NULL, NULL, 0, &err);
         if (!l) {
-            printf("error: %s\n", err);
+            printf("error: %s\n", err.msg);
             return 1;
         }
         runlog_close(l);

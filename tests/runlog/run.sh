@@ -17,7 +17,7 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$B"
 if ! ${CC:-cc} -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
      -o "$B/driver" tests/runlog/driver.c runtime/runlog.c runtime/tfevents.c runtime/plot.c \
-     runtime/progress.c compiler/util.c -lcjson -lm 2> "$T/cc.log"; then
+     runtime/progress.c compiler/util.c compiler/error.c -lcjson -lm 2> "$T/cc.log"; then
   echo "FAIL build_driver: $(head -c 600 "$T/cc.log")"
   exit 0
 fi
@@ -78,7 +78,7 @@ esac
 # The same driver under AddressSanitizer and UBSan: a fresh run, a resume and the bar.
 if ${CC:-cc} -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
      -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -o "$B/driver_asan" tests/runlog/driver.c runtime/runlog.c runtime/tfevents.c \
-     runtime/plot.c runtime/progress.c compiler/util.c -lcjson -lm 2> "$T/cc_asan.log"; then
+     runtime/plot.c runtime/progress.c compiler/util.c compiler/error.c -lcjson -lm 2> "$T/cc_asan.log"; then
   A="$B/driver_asan"
   if "$A" run "$T/asan" "$T/model.net" > /dev/null 2> "$T/asan.err" && cp -r "$T/asan" "$T/asan2" \
      && "$A" resume "$T/asan2" "$T/model.net" > /dev/null 2>> "$T/asan.err" \

@@ -34,7 +34,7 @@ mkdir -p "$dir"
 
 # The pure pieces (safetensors, schedules, init) through a small driver built
 # from the same sources rxc uses, plain and with sanitizers.
-srcs="tests/train/unit.c runtime/safetensors.c runtime/schedule.c runtime/init.c compiler/util.c"
+srcs="tests/train/unit.c runtime/safetensors.c runtime/schedule.c runtime/init.c compiler/util.c compiler/error.c"
 flags="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -std=c11 -g -Wall -Wextra"
 if ! cc $flags -O1 -o "$dir/unit" $srcs -lcjson -lm 2>"$dir/unit.log"; then
   fail unit_driver_build "$(head -c 600 "$dir/unit.log")"

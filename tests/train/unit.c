@@ -36,18 +36,18 @@ static int st_write_demo(const char *out) {
     st_add(&st, "empty", ST_F32, 1, s0, NULL, true);
     st_set_meta(&st, "format", "unit");
     st_set_meta(&st, "quote", "a \"quoted\"\nvalue");
-    char err[512];
-    int rc = st_write(out, &st, err, sizeof err);
-    if (rc) fprintf(stderr, "%s\n", err);
+    Error err = {0};
+    int rc = st_write(out, &st, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
     st_free(&st);
     return rc ? 1 : 0;
 }
 
 static int st_read_print(const char *path) {
     SafeTensors st;
-    char err[1024];
-    if (st_read(path, &st, err, sizeof err) != 0) {
-        printf("error %s\n", err);
+    Error err = {0};
+    if (st_read(path, &st, &err) != 0) {
+        printf("error %s\n", err.msg);
         return 1;
     }
     printf("ok %d\n", st.n);
@@ -68,13 +68,13 @@ static int st_read_print(const char *path) {
 
 static int st_copy(const char *in, const char *out) {
     SafeTensors st;
-    char err[1024];
-    if (st_read(in, &st, err, sizeof err) != 0) {
-        printf("error %s\n", err);
+    Error err = {0};
+    if (st_read(in, &st, &err) != 0) {
+        printf("error %s\n", err.msg);
         return 1;
     }
-    int rc = st_write(out, &st, err, sizeof err);
-    if (rc) printf("error %s\n", err);
+    int rc = st_write(out, &st, &err);
+    if (rc) printf("error %s\n", err.msg);
     st_free(&st);
     return rc ? 1 : 0;
 }
