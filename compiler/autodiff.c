@@ -88,6 +88,15 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
     }
     case OP_ADD:
         return gu;
+    case OP_SUB:
+        return slot == 0 ? gu : kir_un(k, KU_NEG, gu);
+    case OP_DIV: {
+        /* PyTorch's div backward: g / b, and -g * ((a / b) / b) */
+        int b = lw_value(L, kb, n->in[1], fuse_is_broadcast(L->g, u, n->in[1]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        if (slot == 0) return e_div(k, gu, b);
+        int a = lw_value(L, kb, n->in[0], fuse_is_broadcast(L->g, u, n->in[0]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        return e_mul(k, kir_un(k, KU_NEG, gu), e_div(k, e_div(k, a, b), b));
+    }
     case OP_MUL: {
         int other = n->in[1 - slot];
         int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
@@ -100,6 +109,11 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
         return kir_select(k, keep, e_mul(k, gu, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
     }
     default:
+        if (op_is_pointwise(n->op)) {
+            /* an unused operand would leave dead loads in the kernel */
+            int x = pw_grad_reads_input(n->op) ? lw_value(L, kb, n->in[0], idx, EM_BWD) : -1;
+            return pw_grad(k, n, x, gu);
+        }
         lw_fail(L, "internal error: no elementwise gradient rule for %s", op_name(n->op));
         return e_f(k, 0);
     }
@@ -271,9 +285,9 @@ static void tree_broadcast_grads(Lower *L, const Tree *t, const char *lab) {
             bool acc;
             int tb = grad_target(L, b, &acc);
             kir_store(k, so, kb_buf(&kb, L, tb, true), i, a, acc);
-            kb_end(&kb, L, u->op == OP_MUL ? "mul backward: broadcast operand (sum over H,W)"
-                                          : "add backward: broadcast operand (sum over H,W)",
-                   PH(PHASE_BACKWARD), false);
+            char *what = xasprintf("%s backward: broadcast operand (sum over H,W)", op_name(u->op));
+            kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
+            free(what);
         }
     }
 }
@@ -590,8 +604,12 @@ int autodiff_backward(Lower *L) {
         case OP_SIGMOID:
         case OP_ADD:
         case OP_MUL:
+        case OP_SUB:
+        case OP_DIV:
         case OP_DROPOUT: tree_backward(L, v); break;
-        default: lw_fail(L, "no gradient rule for %s", op_name(n->op));
+        default:
+            if (op_is_pointwise(n->op)) tree_backward(L, v);
+            else lw_fail(L, "no gradient rule for %s", op_name(n->op));
         }
     }
     if (L->o->want_input_grad && g->input >= 0) L->p->input_grad_buf = L->grad_buf[g->input];

@@ -148,8 +148,14 @@ bool bind_args(Elab *e, Frame *f, const AstExpr *call, const ArgSpec *spec, int 
 bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out);
 bool call_builtin(Elab *e, Frame *f, const AstExpr *call, Value *out);
 
-/* The tensor a + b or a * b (op OP_ADD or OP_MUL), reported at loc. */
+/* The tensor a op b (OP_ADD, OP_MUL, OP_SUB or OP_DIV), reported at loc. */
 Value tensor_binary(Elab *e, OpKind op, int a, int b, SrcLoc loc);
+/* a op b where a or b is a tensor (op is any binary operator; not poison):
+ * tensor-tensor + - * / is tensor_binary, tensor-number arithmetic is an
+ * OP_AFFINE node; anything else is reported. */
+Value tensor_arith(Elab *e, AstBinOp op, Value a, Value b, SrcLoc loc);
+/* -x of tensor x */
+Value tensor_negate(Elab *e, int x, SrcLoc loc);
 
 /* ---- naming.c ----------------------------------------------------------------------------- */
 

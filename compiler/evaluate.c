@@ -279,15 +279,7 @@ static Value eval_binary(Elab *e, Frame *f, const AstExpr *x) {
     Value a = eval_expr(e, f, x->v.binary.a);
     Value b = eval_expr(e, f, x->v.binary.b);
     if (a.k == V_ERR || b.k == V_ERR) return VERR;
-    if (a.k == V_TENSOR || b.k == V_TENSOR) {
-        if ((op == BIN_ADD || op == BIN_MUL) && a.k == V_TENSOR && b.k == V_TENSOR)
-            return tensor_binary(e, op == BIN_ADD ? OP_ADD : OP_MUL, a.u.tensor, b.u.tensor, loc);
-        if (op == BIN_ADD || op == BIN_MUL)
-            diag_error(e->d, loc, "'%s' of %s and %s: both sides must be tensors", ast_binop_text(op), kind_name(a.k),
-                       kind_name(b.k));
-        else diag_error(e->d, loc, "'%s' is not defined on tensors (only + and *)", ast_binop_text(op));
-        return VERR;
-    }
+    if (a.k == V_TENSOR || b.k == V_TENSOR) return tensor_arith(e, op, a, b, loc);
     switch (op) {
     case BIN_EQ:
     case BIN_NE:
@@ -367,6 +359,7 @@ Value eval_expr(Elab *e, Frame *f, const AstExpr *x) {
             if (!to_bool(e->d, v, x->v.unary.x->loc, "the operand of 'not'", &b)) return VERR;
             return vbool(!b);
         }
+        if (v.k == V_TENSOR) return tensor_negate(e, v.u.tensor, x->loc);
         return value_negate(e->d, v, x->loc);
     }
     case EX_BINARY: return eval_binary(e, f, x);

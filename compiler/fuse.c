@@ -1,7 +1,8 @@
 /*
  * fuse.c — fusion decisions of the training compiler (see lower.h).
  *
- * Elementwise primitives (BN-apply, ReLU, sigmoid, add, mul, dropout) form
+ * Elementwise primitives (BN-apply, ReLU, sigmoid, add, sub, mul, div,
+ * dropout, the activations of pointwise.c, tensor-number arithmetic) form
  * trees: a node is inlined into its consumer when it has exactly one use,
  * that consumer is elementwise and not a BatchNorm (BN needs its input
  * materialized for its statistics), and the shapes match (a broadcast
@@ -25,7 +26,7 @@
 
 static bool is_elementwise_op(OpKind op) {
     return op == OP_BATCHNORM || op == OP_RELU || op == OP_SIGMOID || op == OP_ADD || op == OP_MUL ||
-           op == OP_DROPOUT;
+           op == OP_SUB || op == OP_DIV || op == OP_DROPOUT || op_is_pointwise(op);
 }
 
 static bool same_shape(const Node *a, const Node *b) {

@@ -13,6 +13,7 @@
  */
 #include "graph.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,7 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
         dim[0] = dim[1] = 1;
         break;
     default:
+        if (op_is_pointwise(op) && op != OP_AFFINE && op != OP_LEAKY_RELU && op != OP_ELU) break;
         return error_at(err, loc, "%s is not a unary op", op_name(op));
     }
     int id = add_node(g, op, &x, 1, NULL, loc);
@@ -345,29 +347,62 @@ static bool broadcasts_over(const Node *a, const Node *b) {
     return b->dim[0] == a->dim[2];
 }
 
+/* A node of x's shape: the elementwise ops of one input. */
+static int same_shape_node(Graph *g, OpKind op, int x, SrcLoc loc) {
+    int id = add_node(g, op, &x, 1, NULL, loc);
+    Node *n = &g->nodes[id];
+    const Node *src = &g->nodes[x];
+    n->rank = src->rank;
+    memcpy(n->dim, src->dim, sizeof n->dim);
+    return id;
+}
+
+int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, Error *err) {
+    if (op != OP_LEAKY_RELU && op != OP_ELU) return error_at(err, loc, "%s has no parameter", op_name(op));
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", op_name(op));
+    if (!isfinite(alpha)) return error_at(err, loc, "%s: the %s must be finite", op_name(op),
+                                          op == OP_ELU ? "alpha" : "slope");
+    int id = same_shape_node(g, op, x, loc);
+    g->nodes[id].a.act.alpha = alpha;
+    return id;
+}
+
+int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "arithmetic: invalid input");
+    if (!isfinite(scale) || !isfinite(shift)) return error_at(err, loc, "arithmetic with a number that is not finite");
+    int id = same_shape_node(g, OP_AFFINE, x, loc);
+    g->nodes[id].a.affine.scale = scale;
+    g->nodes[id].a.affine.shift = shift;
+    return id;
+}
+
 int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err) {
-    if (op != OP_ADD && op != OP_MUL) return error_at(err, loc, "%s is not a binary op", op_name(op));
+    if (op != OP_ADD && op != OP_MUL && op != OP_SUB && op != OP_DIV)
+        return error_at(err, loc, "%s is not a binary op", op_name(op));
     if (!valid_node(g, a) || !valid_node(g, b)) return error_at(err, loc, "%s: invalid input", op_name(op));
     const Node *na = &g->nodes[a], *nb = &g->nodes[b];
     char sa[80], sb[80];
+    bool a_broadcast = false;
     if (!same_shape(na, nb)) {
-        /* Both ops commute, so the broadcast operand may come first in the
-         * text; the node always has it second. */
         if (broadcasts_over(nb, na) && !broadcasts_over(na, nb)) {
-            int t = a;
-            a = b;
-            b = t;
-            na = &g->nodes[a];
-            nb = &g->nodes[b];
+            a_broadcast = true;
         } else if (!broadcasts_over(na, nb)) {
-            return error_at(err, loc, "%s of tensors with different shapes %s and %s", op == OP_ADD ? "add" : "mul",
-                        shape_str(na, sa, sizeof sa), shape_str(nb, sb, sizeof sb));
+            return error_at(err, loc, "%s of tensors with different shapes %s and %s", op_name(op),
+                            shape_str(na, sa, sizeof sa), shape_str(nb, sb, sizeof sb));
         }
+    }
+    if (a_broadcast && (op == OP_ADD || op == OP_MUL)) {
+        /* These ops commute, so the broadcast operand may come first in the
+         * text; the node has it second, as it always had. */
+        int t = a;
+        a = b;
+        b = t;
+        a_broadcast = false;
     }
     int ins[2] = {a, b};
     int id = add_node(g, op, ins, 2, NULL, loc);
     Node *n = &g->nodes[id];
-    const Node *big = &g->nodes[a];
+    const Node *big = &g->nodes[a_broadcast ? b : a];
     n->rank = big->rank;
     memcpy(n->dim, big->dim, sizeof n->dim);
     return id;
@@ -421,12 +456,8 @@ int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error 
 int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err) {
     if (!valid_node(g, x)) return error_at(err, loc, "dropout: invalid input");
     if (!(p >= 0 && p < 1)) return error_at(err, loc, "dropout probability must be in [0, 1), got %g", (double)p);
-    int id = add_node(g, OP_DROPOUT, &x, 1, NULL, loc);
-    Node *n = &g->nodes[id];
-    const Node *src = &g->nodes[x];
-    n->rank = src->rank;
-    memcpy(n->dim, src->dim, sizeof n->dim);
-    n->a.dropout.p = p;
+    int id = same_shape_node(g, OP_DROPOUT, x, loc);
+    g->nodes[id].a.dropout.p = p;
     return id;
 }
 
@@ -512,9 +543,37 @@ const char *op_name(OpKind op) {
     case OP_DROPOUT: return "dropout";
     case OP_LINEAR: return "linear";
     case OP_CONCAT: return "concat";
+    case OP_SUB: return "sub";
+    case OP_DIV: return "div";
+    case OP_AFFINE: return "affine";
+    case OP_SILU: return "silu";
+    case OP_GELU: return "gelu";
+    case OP_GELU_TANH: return "gelu_tanh";
+    case OP_HARDSWISH: return "hardswish";
+    case OP_HARDSIGMOID: return "hardsigmoid";
+    case OP_RELU6: return "relu6";
+    case OP_TANH: return "tanh";
+    case OP_LEAKY_RELU: return "leaky_relu";
+    case OP_ELU: return "elu";
     case OP_COUNT: break;
     }
     return "?";
+}
+
+bool op_is_pointwise(OpKind op) {
+    switch (op) {
+    case OP_AFFINE:
+    case OP_SILU:
+    case OP_GELU:
+    case OP_GELU_TANH:
+    case OP_HARDSWISH:
+    case OP_HARDSIGMOID:
+    case OP_RELU6:
+    case OP_TANH:
+    case OP_LEAKY_RELU:
+    case OP_ELU: return true;
+    default: return false;
+    }
 }
 
 int64_t node_numel(const Node *n) {

@@ -45,6 +45,18 @@ typedef enum OpKind {
     OP_DROPOUT,        /* in: x; a.dropout.p; identity in eval mode */
     OP_LINEAR,         /* in: x {I}, weight {O,I}[, bias {O}] */
     OP_CONCAT,         /* in: n >= 2 maps with equal H, W; along channels */
+    OP_SUB,            /* in: a, b; either may broadcast as in OP_MUL */
+    OP_DIV,            /* in: a, b; either may broadcast as in OP_MUL */
+    OP_AFFINE,         /* in: x; x * a.affine.scale + a.affine.shift (tensor-number arithmetic) */
+    OP_SILU,           /* in: x; the activations below are PyTorch's, formula and gradient */
+    OP_GELU,           /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+    OP_GELU_TANH,      /* gelu(approximate="tanh") */
+    OP_HARDSWISH,
+    OP_HARDSIGMOID,
+    OP_RELU6,
+    OP_TANH,
+    OP_LEAKY_RELU,     /* a.act.alpha: the negative slope */
+    OP_ELU,            /* a.act.alpha */
     OP_COUNT
 } OpKind;
 
@@ -105,6 +117,8 @@ typedef struct Node {
         BnAttr bn;
         PoolAttr pool;
         struct { float p; } dropout;
+        struct { double scale, shift; } affine;
+        struct { float alpha; } act;
         struct { int in_features, out_features; bool bias; } linear;
         struct { int index; } param; /* into Graph.params */
     } a;
@@ -140,8 +154,12 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  InitKind init, SrcLoc loc, Error *err);
 int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
                     SrcLoc loc, Error *err);
-int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err); /* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL */
-int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err); /* ADD, MUL */
+/* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL and the parameter-free activations (SILU ... TANH) */
+int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err);
+/* LEAKY_RELU (alpha: the negative slope) or ELU */
+int graph_activation(Graph *g, OpKind op, int x, float alpha, SrcLoc loc, Error *err);
+int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, Error *err);
+int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err); /* ADD, MUL, SUB, DIV */
 int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error *err);
 int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err);
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
@@ -150,6 +168,9 @@ int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */
+/* OP_AFFINE and the activations SILU ... ELU: one input, elementwise, and
+ * their formulas and gradients in compiler/pointwise.c */
+bool op_is_pointwise(OpKind op);
 int64_t node_numel(const Node *n);         /* per sample */
 int64_t graph_param_count(const Graph *g); /* trainable elements */
 int64_t node_macs(const Graph *g, int id); /* multiply-accumulates per sample (conv, linear; 0 otherwise) */

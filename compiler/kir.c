@@ -361,13 +361,13 @@ static const char *type_name(KType t) {
 }
 
 static const char *const unop_names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "recip", "sigmoid",
-                                         "to_float", "to_int", "not"};
+                                         "to_float", "to_int", "not", "tanh", "erf", "expm1"};
 static const char *const binop_names[] = {"add", "sub", "mul", "div", "max", "min", "idiv",
                                           "mod", "lt", "le", "eq", "ne", "and", "or"};
 static const char *const dtype_names[] = {"f32", "bf16", "u8", "i64"};
 
 static const char *unop_name(int op) {
-    return op >= 0 && op <= KU_NOT ? unop_names[op] : "?";
+    return op >= 0 && op <= KU_EXPM1 ? unop_names[op] : "?";
 }
 static const char *binop_name(int op) {
     return op >= 0 && op <= KB_OR ? binop_names[op] : "?";
@@ -406,6 +406,7 @@ static int unary_type_check(Checker *c, int id, KType *want) {
         *want = a;
         return 0;
     case KU_EXP: case KU_LOG: case KU_SQRT: case KU_RSQRT: case KU_RECIP: case KU_SIGMOID:
+    case KU_TANH: case KU_ERF: case KU_EXPM1:
         if (a != KT_FLOAT) return fail(c, "e%d: %s needs a float operand, got %s", id, unop_name(e->op), type_name(a));
         *want = KT_FLOAT;
         return 0;

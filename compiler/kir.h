@@ -88,6 +88,7 @@ typedef enum KUnOp {
     KU_TO_FLOAT, /* int -> float */
     KU_TO_INT,   /* float -> int, truncating */
     KU_NOT,      /* bool */
+    KU_TANH, KU_ERF, KU_EXPM1, /* float; the activations' (pointwise.c) */
 } KUnOp;
 
 typedef enum KBinOp {

@@ -117,10 +117,13 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
     case OP_SIGMOID:
         return kir_un(k, KU_SIGMOID, lw_value(L, kb, n->in[0], idx, mode));
     case OP_ADD:
-    case OP_MUL: {
+    case OP_MUL:
+    case OP_SUB:
+    case OP_DIV: {
+        static const KBinOp kop[OP_COUNT] = {[OP_ADD] = KB_ADD, [OP_MUL] = KB_MUL, [OP_SUB] = KB_SUB, [OP_DIV] = KB_DIV};
         int a = lw_value(L, kb, n->in[0], operand_index(L, k, v, n->in[0], idx), mode);
         int b = lw_value(L, kb, n->in[1], operand_index(L, k, v, n->in[1], idx), mode);
-        return kir_bin(k, n->op == OP_ADD ? KB_ADD : KB_MUL, a, b);
+        return kir_bin(k, kop[n->op], a, b);
     }
     case OP_DROPOUT: {
         int x = lw_value(L, kb, n->in[0], idx, mode);
@@ -149,6 +152,7 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
         return e_add(k, e_mul(k, e_mul(k, e_sub(k, x, mean), invstd), gamma), beta);
     }
     default:
+        if (op_is_pointwise(n->op)) return pw_forward(k, n, lw_value(L, kb, n->in[0], idx, mode));
         lw_fail(L, "internal error: %s cannot be evaluated inside a fused kernel", op_name(n->op));
         return e_f(k, 0);
     }
@@ -572,6 +576,27 @@ static void lower_concat(Lower *L, int v) {
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
+/* The root of an elementwise tree: one kernel per mode writes its buffer. */
+static int lower_elementwise_root(Lower *L, int v) {
+    const Graph *g = L->g;
+    const Node *n = &g->nodes[v];
+    for (int t = 0; t < n->n_in; t++) {
+        int x = n->in[t];
+        if (g->nodes[x].op == OP_PARAM && !(n->op == OP_BATCHNORM && t > 0)) {
+            lw_fail(L, "a parameter used directly as an operand of %s is not supported", op_name(n->op));
+            return -1;
+        }
+    }
+    char *lab = lw_label(L, v);
+    char *nm = xasprintf("%s:out", lab);
+    L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
+    free(nm);
+    free(lab);
+    lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
+    lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));
+    return 0;
+}
+
 int lower_forward(Lower *L) {
     const Graph *g = L->g;
     for (int v = 0; v < g->n_nodes && !lw_failed(L); v++) {
@@ -602,25 +627,14 @@ int lower_forward(Lower *L) {
         case OP_SIGMOID:
         case OP_ADD:
         case OP_MUL:
-        case OP_DROPOUT: {
-            for (int t = 0; t < n->n_in; t++) {
-                int x = n->in[t];
-                if (g->nodes[x].op == OP_PARAM && !(n->op == OP_BATCHNORM && t > 0)) {
-                    lw_fail(L, "a parameter used directly as an operand of %s is not supported", op_name(n->op));
-                    return -1;
-                }
-            }
-            char *lab = lw_label(L, v);
-            char *nm = xasprintf("%s:out", lab);
-            L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
-            free(nm);
-            free(lab);
-            lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
-            lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));
+        case OP_SUB:
+        case OP_DIV:
+        case OP_DROPOUT:
+            if (lower_elementwise_root(L, v) < 0) return -1;
             break;
-        }
         default:
-            lw_fail(L, "cannot lower %s", op_name(n->op));
+            if (!op_is_pointwise(n->op)) lw_fail(L, "cannot lower %s", op_name(n->op));
+            else if (lower_elementwise_root(L, v) < 0) return -1;
         }
     }
     if (!lw_failed(L)) lower_loss(L);

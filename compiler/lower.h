@@ -141,6 +141,13 @@ int e_addi(Kernel *k, int a, int64_t b);
 int e_and(Kernel *k, int a, int b);
 int e_inrange(Kernel *k, int a, int64_t lo, int64_t hi); /* lo <= a < hi */
 
+/* The one-input elementwise ops (pointwise.c, op_is_pointwise): activations
+ * and tensor-number arithmetic. pw_forward is node n's value for input value x; pw_grad the
+ * gradient into x for output gradient gy (PyTorch's rule, kinks included). */
+int pw_forward(Kernel *k, const Node *n, int x);
+int pw_grad(Kernel *k, const Node *n, int x, int gy);
+bool pw_grad_reads_input(OpKind op); /* false: pw_grad takes x = -1 */
+
 /* ---- 2. forward (lower.c, loss.c) ----------------------------------------- */
 
 /* value of node v at flat batch index idx (its own N x numel layout) */

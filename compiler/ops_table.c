@@ -1,6 +1,7 @@
 /*
  * ops_table.c — the primitive ops of the network language (conv, batchnorm,
- * linear, relu, add, pooling, dropout, concat, ...): each op's name, its
+ * linear, relu and the other activations, add, sub, mul, div, pooling,
+ * dropout, concat, ...): each op's name, its
  * argument spec and defaults, and the graph builder it calls. A layer with
  * parameters gets its name from naming.c; shape errors come from graph.c
  * and are reported at the call.
@@ -13,13 +14,15 @@
 
 const char *const elaborate_op_names[] = {
     "conv", "batchnorm", "relu", "sigmoid", "add", "mul", "maxpool", "avgpool",
-    "global_avgpool", "flatten", "dropout", "linear", "concat", NULL,
+    "global_avgpool", "flatten", "dropout", "linear", "concat", "sub", "div",
+    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", NULL,
 };
 
 /* The graph op of each name in elaborate_op_names, in the same order. */
 static const OpKind op_kinds[] = {
     OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_ADD, OP_MUL, OP_MAXPOOL, OP_AVGPOOL,
-    OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT,
+    OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT, OP_SUB, OP_DIV,
+    OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU,
 };
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
@@ -120,6 +123,53 @@ Value tensor_binary(Elab *e, OpKind op, int a, int b, SrcLoc loc) {
     return op_result(e, graph_binary(e->g, op, a, b, loc, &err), &err);
 }
 
+static Value tensor_affine(Elab *e, int x, double scale, double shift, SrcLoc loc) {
+    Error err = {0};
+    return op_result(e, graph_affine(e->g, x, scale, shift, loc, &err), &err);
+}
+
+Value tensor_negate(Elab *e, int x, SrcLoc loc) { return tensor_affine(e, x, -1, 0, loc); }
+
+/* tensor op number or number op tensor, as x * scale + shift */
+static Value tensor_number(Elab *e, AstBinOp op, int x, double s, bool tensor_first, SrcLoc loc) {
+    switch (op) {
+    case BIN_ADD: return tensor_affine(e, x, 1, s, loc);
+    case BIN_SUB: return tensor_first ? tensor_affine(e, x, 1, -s, loc) : tensor_affine(e, x, -1, s, loc);
+    case BIN_MUL: return tensor_affine(e, x, s, 0, loc);
+    case BIN_DIV:
+        if (!tensor_first) {
+            diag_error(e->d, loc, "a number divided by a tensor is not supported (tensor / number and tensor / tensor are)");
+            return VERR;
+        }
+        if (s == 0) {
+            diag_error(e->d, loc, "division by zero");
+            return VERR;
+        }
+        return tensor_affine(e, x, 1 / s, 0, loc);
+    default: break;
+    }
+    diag_error(e->d, loc, "'%s' is not defined on tensors (only + - * /)", ast_binop_text(op));
+    return VERR;
+}
+
+Value tensor_arith(Elab *e, AstBinOp op, Value a, Value b, SrcLoc loc) {
+    static const OpKind ops[] = {[BIN_ADD] = OP_ADD, [BIN_SUB] = OP_SUB, [BIN_MUL] = OP_MUL, [BIN_DIV] = OP_DIV};
+    bool arith = op == BIN_ADD || op == BIN_SUB || op == BIN_MUL || op == BIN_DIV;
+    if (!arith) {
+        diag_error(e->d, loc, "'%s' is not defined on tensors (only + - * /)", ast_binop_text(op));
+        return VERR;
+    }
+    if (a.k == V_TENSOR && b.k == V_TENSOR) return tensor_binary(e, ops[op], a.u.tensor, b.u.tensor, loc);
+    bool tensor_first = a.k == V_TENSOR;
+    const Value *num = tensor_first ? &b : &a;
+    if (num->k != V_INT && num->k != V_FLOAT) {
+        diag_error(e->d, loc, "'%s' of %s and %s: the other side of a tensor must be a tensor or a number",
+                   ast_binop_text(op), kind_name(a.k), kind_name(b.k));
+        return VERR;
+    }
+    return tensor_number(e, op, tensor_first ? a.u.tensor : b.u.tensor, value_as_double(num), tensor_first, loc);
+}
+
 static Value op_binary(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     static const ArgSpec spec[] = {{"a", true}, {"b", true}};
     Args a;
@@ -131,6 +181,46 @@ static Value op_binary(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     Value r = tensor_binary(e, op, x, y, call->v.call.callee_loc);
     if (r.k == V_TENSOR) name_plain_node(e, f, call, r.u.tensor);
     return r;
+}
+
+/* gelu(x, approximate="none"|"tanh"), as torch.nn.functional.gelu */
+static Value op_gelu(Elab *e, Frame *f, const AstExpr *call) {
+    static const ArgSpec spec[] = {{"x", true}, {"approximate", false}};
+    Args a;
+    if (!bind_args(e, f, call, spec, 2, &a)) return VERR;
+    int x = -1;
+    OpKind op = OP_GELU;
+    bool ok = to_tensor(e->d, a.v[0], a.loc[0], "gelu input", &x);
+    if (a.given[1] && a.v[1].k != V_ERR) {
+        if (a.v[1].k == V_STR && !strcmp(a.v[1].u.s, "tanh")) op = OP_GELU_TANH;
+        else if (!(a.v[1].k == V_STR && !strcmp(a.v[1].u.s, "none"))) {
+            diag_error(e->d, a.loc[1], "gelu approximate must be \"none\" or \"tanh\"");
+            ok = false;
+        }
+    }
+    if (!ok) return VERR;
+    Error err = {0};
+    int id = graph_unary(e->g, op, x, call->v.call.callee_loc, &err);
+    name_plain_node(e, f, call, id);
+    return op_result(e, id, &err);
+}
+
+/* leaky_relu(x, slope=0.01) and elu(x, alpha=1.0), PyTorch's defaults */
+static Value op_param_activation(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
+    bool leaky = op == OP_LEAKY_RELU;
+    static const ArgSpec leaky_spec[] = {{"x", true}, {"slope", false}};
+    static const ArgSpec elu_spec[] = {{"x", true}, {"alpha", false}};
+    Args a;
+    if (!bind_args(e, f, call, leaky ? leaky_spec : elu_spec, 2, &a)) return VERR;
+    int x = -1;
+    double alpha = leaky ? 0.01 : 1.0;
+    bool ok = to_tensor(e->d, a.v[0], a.loc[0], leaky ? "leaky_relu input" : "elu input", &x);
+    if (a.given[1]) ok = to_float(e->d, a.v[1], a.loc[1], leaky ? "leaky_relu slope" : "elu alpha", &alpha) && ok;
+    if (!ok) return VERR;
+    Error err = {0};
+    int id = graph_activation(e->g, op, x, (float)alpha, call->v.call.callee_loc, &err);
+    name_plain_node(e, f, call, id);
+    return op_result(e, id, &err);
 }
 
 static Value op_pool(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
@@ -211,7 +301,9 @@ static Value op_concat(Elab *e, Frame *f, const AstExpr *call) {
             SrcLoc li = n == count ? call->v.call.args[i].loc : loc;
             ok = to_tensor(e->d, items[i], li, "concat input", &ids[i]);
         }
-        if (ok) {
+        if (ok && count == 1) {
+            r = items[0]; /* the concatenation of one map is that map, as torch.cat's */
+        } else if (ok) {
             Error err = {0};
             int id = graph_concat(e->g, ids, count, call->v.call.callee_loc, &err);
             name_plain_node(e, f, call, id);
@@ -234,7 +326,12 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     case OP_BATCHNORM: *out = op_batchnorm(e, f, call); break;
     case OP_LINEAR: *out = op_linear(e, f, call); break;
     case OP_ADD:
-    case OP_MUL: *out = op_binary(e, f, call, op); break;
+    case OP_MUL:
+    case OP_SUB:
+    case OP_DIV: *out = op_binary(e, f, call, op); break;
+    case OP_GELU: *out = op_gelu(e, f, call); break;
+    case OP_LEAKY_RELU:
+    case OP_ELU: *out = op_param_activation(e, f, call, op); break;
     case OP_MAXPOOL:
     case OP_AVGPOOL: *out = op_pool(e, f, call, op); break;
     case OP_DROPOUT: *out = op_dropout(e, f, call); break;

@@ -39,16 +39,20 @@ static void format_value(const Value *v, char *buf, size_t len) {
 
 /* ---- conversions with messages ------------------------------------------------ */
 
+/* v as an int: an int, or a float with an integral value in range. */
+static bool integral(const Value *v, int64_t *out) {
+    if (v->k == V_INT) {
+        *out = v->u.i;
+        return true;
+    }
+    if (v->k != V_FLOAT || v->u.f != floor(v->u.f) || fabs(v->u.f) >= 9e18) return false;
+    *out = (int64_t)v->u.f;
+    return true;
+}
+
 bool to_int(Diag *d, Value v, SrcLoc loc, const char *what, int64_t *out) {
     if (v.k == V_ERR) return false;
-    if (v.k == V_INT) {
-        *out = v.u.i;
-        return true;
-    }
-    if (v.k == V_FLOAT && v.u.f == floor(v.u.f) && fabs(v.u.f) < 9e18) {
-        *out = (int64_t)v.u.f;
-        return true;
-    }
+    if (integral(&v, out)) return true;
     char buf[64];
     format_value(&v, buf, sizeof buf);
     if (v.k == V_FLOAT) diag_error(d, loc, "%s must be an int, got %s", what, buf);
@@ -228,11 +232,13 @@ Value value_arith(Diag *d, AstBinOp op, const Value *a, const Value *b, SrcLoc l
         return vfloat(x / y);
     case BIN_IDIV:
     case BIN_MOD: {
-        if (!ints) {
+        /* an integral float counts as an int here, as everywhere an int is expected */
+        int64_t ia, ib;
+        if (!integral(a, &ia) || !integral(b, &ib)) {
             diag_error(d, loc, "'%s' needs ints, got %s and %s", opt, kind_name(a->k), kind_name(b->k));
             return VERR;
         }
-        return floor_div_mod(d, op, a->u.i, b->u.i, loc);
+        return floor_div_mod(d, op, ia, ib, loc);
     }
     case BIN_POW:
         if (ints) return int_pow(d, a->u.i, b->u.i, loc);

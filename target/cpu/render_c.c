@@ -254,6 +254,9 @@ static void unary_text(Renderer *r, const KExpr *e, const char *a, char *text, s
     case KU_TO_FLOAT: snprintf(text, n, "(float)%s", a); break;
     case KU_TO_INT: snprintf(text, n, "(%s)%s", node_ctype(r, (int)(e - r->k->ex)), a); break;
     case KU_NOT: snprintf(text, n, "!%s", a); break;
+    case KU_TANH: snprintf(text, n, "tanhf(%s)", a); break;
+    case KU_ERF: snprintf(text, n, "erff(%s)", a); break;
+    case KU_EXPM1: snprintf(text, n, "expm1f(%s)", a); break;
     }
 }
 

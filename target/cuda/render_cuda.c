@@ -241,6 +241,9 @@ static void unary_text(Emitter *E, const KExpr *x, char *out, size_t n) {
     case KU_TO_FLOAT: snprintf(out, n, "(float)%s", a); break;
     case KU_TO_INT: snprintf(out, n, "(%s)%s", node_type(E, self), a); break;
     case KU_NOT: snprintf(out, n, "!%s", a); break;
+    case KU_TANH: snprintf(out, n, "tanhf(%s)", a); break;
+    case KU_ERF: snprintf(out, n, "erff(%s)", a); break;
+    case KU_EXPM1: snprintf(out, n, "expm1f(%s)", a); break;
     }
 }
 

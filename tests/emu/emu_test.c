@@ -99,6 +99,9 @@ static Val eval(Interp *in, int e) {
         case KU_TO_FLOAT: r.f = (float)a.i; break;
         case KU_TO_INT: r.i = (int64_t)a.f; break;
         case KU_NOT: r.i = !a.i; break;
+        case KU_TANH: r.f = tanhf(a.f); break;
+        case KU_ERF: r.f = erff(a.f); break;
+        case KU_EXPM1: r.f = expm1f(a.f); break;
         }
         break;
     case KE_BINARY: {

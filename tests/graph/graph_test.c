@@ -4,6 +4,7 @@
  * counts and MACs against hand-computed numbers, and whole networks built
  * with the builders against the counts PyTorch reports for them.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +99,12 @@ static void test_errors(void) {
     int c1 = graph_input(g, 1, 1, 5, NOLOC);
     expect_error("err_mul_broadcast_channels", graph_binary(g, OP_MUL, x, c1, NOLOC, &err), err.msg,
                  "mul of tensors with different shapes");
+    int gp = graph_unary(g, OP_GLOBAL_AVGPOOL, x, NOLOC, &err);
+    int sb = graph_binary(g, OP_SUB, gp, x, NOLOC, &err);
+    CHECK("sub_broadcast_first", sb >= 0 && shape_is(g, sb, 3, 8, 8, 6) && g->nodes[sb].in[0] == gp,
+          "a {1,1,C} - {H,W,C} keeps its operand order and the map's shape");
+    expect_error("err_leaky_relu_slope", graph_activation(g, OP_LEAKY_RELU, x, INFINITY, NOLOC, &err), err.msg,
+                 "leaky_relu: the slope must be finite");
     int ok1 = graph_conv2d(g, "dup", x, 6, 1, 1, 1, 1, 0, 0, 1, false, INIT_ZEROS, NOLOC, &err);
     int n1 = g->n_nodes, p1 = g->n_params;
     expect_error("err_duplicate_name", graph_conv2d(g, "dup", x, 6, 1, 1, 1, 1, 0, 0, 1, false, INIT_ZEROS, NOLOC, &err),

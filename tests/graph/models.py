@@ -147,6 +147,40 @@ names = {p["name"] for p in j["parameters"]}
 report("se_resnext50_counts", j["params"] == se_params and "layer3.5.se_module.fc2.bias" in names,
        f"rxc {j['params']}, PyTorch {se_params}")
 
+# examples/activations.net: the same network in PyTorch has the same
+# parameter names, shapes and count.
+def act_net():
+    def cbn(ci, co, k=1, s=1, g=1):
+        return [("conv", nn.Conv2d(ci, co, k, s, k // 2, groups=g, bias=False)), ("bn", nn.BatchNorm2d(co))]
+
+    def block(c, h, se, convs):
+        m = nn.Module()
+        seq = [(f"{n}{i + 1}", mod) for i, pair in enumerate(convs) for n, mod in pair]
+        for n, mod in seq:
+            setattr(m, n, mod)
+        if se:
+            m.fc1 = nn.Conv2d(h, se, 1)
+            m.fc2 = nn.Conv2d(se, h, 1)
+        return m
+    net = nn.Module()
+    net.conv1, net.bn1 = nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16)
+    net.blocks = nn.Sequential(block(16, 64, 4, [cbn(16, 64), cbn(64, 64, 3, 1, 64), cbn(64, 16)]),
+                               block(16, 48, 12, [cbn(16, 48), cbn(48, 48, 3, 1, 48), cbn(48, 16)]),
+                               block(16, 32, 0, [cbn(16, 32), cbn(32, 16)]))
+    net.conv2, net.bn2 = nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32)
+    net.conv3, net.bn3 = nn.Conv2d(32, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32)
+    net.fc = nn.Linear(32, 10)
+    return net
+
+
+ref = act_net()
+ref_shapes = {k: list(v.shape) for k, v in ref.state_dict().items()}
+j = summary("examples/activations.net")
+got = {p["name"]: p["shape"] for p in j["parameters"]}
+ref_params = sum(p.numel() for p in ref.parameters())
+report("activations_example", got == ref_shapes and j["params"] == ref_params,
+       f"rxc {j['params']} parameters, PyTorch {ref_params}; names differ: {sorted(set(got) ^ set(ref_shapes))[:6]}")
+
 # Figure 3: the three forms have equal counts, and the documented mapping
 # from (a)/(b) to (c) covers every (c) tensor exactly.
 forms = {k: summary(f"examples/fig3{k}.net") for k in ("a_paths", "b_concat", "c_grouped")}

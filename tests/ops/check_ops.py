@@ -67,7 +67,8 @@ def run_case(c, tmp):
     net = os.path.join(tmp, c.name + ".net")
     with open(net, "w") as f:
         f.write(f"network t {{\n    input {c.cin}x{c.h}x{c.w}\n    classes 10\n    {c.body}\n}}\n")
-    x = torch.tensor(rng.standard_normal((c.batch, c.cin, c.h, c.w)).astype(np.float32), requires_grad=True)
+    x0 = c.x if getattr(c, "x", None) is not None else rng.standard_normal((c.batch, c.cin, c.h, c.w))
+    x = torch.tensor(np.asarray(x0, np.float32), requires_grad=True)
     # PyTorch reference: the modules in c.module are named as the .net labels
     params = {}
     for pre, mod in c.module.items():
@@ -269,6 +270,67 @@ def cases():
     cs.append(c)
     c = Case("dropout_p0", 4, 3, 3, "return dropout(input, 0)", {}, batch=2)
     c.forward = lambda x: F.dropout(x, 0.0, True)
+    cs.append(c)
+    cs.extend(activation_cases())
+    cs.extend(arithmetic_cases())
+    return cs
+
+
+def activation_cases():
+    """The activations on N(0, 2^2) inputs (so that hardswish's and relu6's
+    outer pieces are reached), then all of them at their kinks."""
+    cs = []
+    for nm, body, fn in (("silu", "silu(input)", F.silu), ("gelu", "gelu(input)", F.gelu),
+                         ("gelu_tanh", 'gelu(input, approximate="tanh")', lambda x: F.gelu(x, approximate="tanh")),
+                         ("hardswish", "hardswish(input)", F.hardswish),
+                         ("hardsigmoid", "hardsigmoid(input)", F.hardsigmoid), ("relu6", "relu6(input)", F.relu6),
+                         ("tanh", "tanh(input)", torch.tanh), ("leaky_relu", "leaky_relu(input)", F.leaky_relu),
+                         ("leaky_relu_slope", "leaky_relu(input, slope=0.2)", lambda x: F.leaky_relu(x, 0.2)),
+                         ("elu", "elu(input)", F.elu), ("elu_alpha", "elu(input, alpha=0.5)", lambda x: F.elu(x, 0.5))):
+        c = Case(nm, 4, 5, 6, f"return {body}", {}, batch=2)
+        c.x = rng.standard_normal((2, 4, 5, 6)) * 2
+        c.forward = fn
+        cs.append(c)
+    # every kink at its exact value: PyTorch picks a side at each (relu6 and hardsigmoid
+    # pass no gradient at their ends, hardswish passes -0.5 and 1.5 at -3 and 3, leaky_relu
+    # the slope at 0, elu alpha at 0)
+    kinks = np.array([-3, 3, 0, 6, -6, -1e-3, 1e-3, 2.5, -2.5, 7, -0.5, 0.5])
+    c = Case("activation_kinks", 2, 3, 4,
+             "return hardswish(input) + hardsigmoid(input) * 3 + relu6(input) * 5 + leaky_relu(input, 0.1) * 7"
+             " + elu(input) * 11 + gelu(input) + silu(input)", {}, batch=2)
+    c.x = np.resize(kinks, (2, 2, 3, 4))
+    c.forward = lambda x: (F.hardswish(x) + F.hardsigmoid(x) * 3 + F.relu6(x) * 5 + F.leaky_relu(x, 0.1) * 7
+                           + F.elu(x) * 11 + F.gelu(x) + F.silu(x))
+    cs.append(c)
+    return cs
+
+
+def arithmetic_cases():
+    """Tensor-number and tensor-tensor arithmetic: -, /, negation, and
+    broadcasts of a {1,1,C} map on either side of sub and div."""
+    cs = []
+    c = Case("scalar_arith", 3, 4, 5, "return (input * 0.5 + 1) / 4 - 2 * (3 - input) + -input - 0.25", {}, batch=2)
+    c.forward = lambda x: (x * 0.5 + 1) / 4 - 2 * (3 - x) + -x - 0.25
+    cs.append(c)
+    c = Case("sub_same", 4, 5, 5, "return sub(relu(input), sigmoid(input)) - input", {}, batch=2)
+    c.forward = lambda x: F.relu(x) - torch.sigmoid(x) - x
+    cs.append(c)
+    c = Case("div_same", 4, 5, 5, "return div(input, sigmoid(input) + 0.5) / (tanh(input) + 2)", {}, batch=2)
+    c.forward = lambda x: x / (torch.sigmoid(x) + 0.5) / (torch.tanh(x) + 2)
+    cs.append(c)
+    c = Case("sub_broadcast", 5, 4, 3, "m = global_avgpool(input)\n    return (input - m) + (sigmoid(m) - input) * 3", {},
+             batch=2)
+    c.forward = lambda x: (x - F.adaptive_avg_pool2d(x, 1)) + (torch.sigmoid(F.adaptive_avg_pool2d(x, 1)) - x) * 3
+    cs.append(c)
+    se = nn.Conv2d(5, 5, 1, bias=True)
+    c = Case("div_broadcast", 5, 4, 3,
+             "s = sigmoid(op: conv(global_avgpool(input), 5, 1, bias=true)) + 0.5\n    return input / s + s / (sigmoid(input) + 1)",
+             {"op": se}, batch=2)
+
+    def div_bc(x, m=se):
+        s = torch.sigmoid(m(F.adaptive_avg_pool2d(x, 1))) + 0.5
+        return x / s + s / (torch.sigmoid(x) + 1)
+    c.forward = div_bc
     cs.append(c)
     return cs
 
