@@ -278,8 +278,8 @@ static int mismatch_message(const char *what, const ModelRef *m, int bad, StrBuf
         const char *eol = strchr(p, '\n');
         size_t n = eol ? (size_t)(eol - p) : strlen(p);
         if (b.len + 1 + n >= room) {
-            int left = 0;
-            for (; *p; p++) left += *p == '\n';
+            int left = 0; /* lines, the last one with or without its newline */
+            for (; *p; p++) left += *p == '\n' || (p[1] == 0);
             sb_printf(&b, "\n  ... and %d more", left);
             break;
         }

@@ -230,14 +230,16 @@ static int start_weights(TrainRun *run, const TrainStart *start) {
     return 0;
 }
 
+/* The run directory the recipe names, or the default. */
+static const char *run_dir_of(const Recipe *r) { return r->run_dir ? r->run_dir : "runs/net"; }
+
 /* The run directory: logs from the state's epoch on, and the checkpoint
  * paths; a resumed run notes where it resumed and repairs best.safetensors
  * if a kill left it behind last's record (run_dir.h). */
 static int open_run_dir(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     Error err = {0};
-    const char *run_dir = r->run_dir ? r->run_dir : "runs/net";
-    run->log = runlog_open(run_dir, run->model.path, run->model.resolved_text, run->tr.state.epoch, &err);
+    run->log = runlog_open(run_dir_of(r), run->model.path, run->model.resolved_text, run->tr.state.epoch, &err);
     if (!run->log) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
@@ -264,7 +266,7 @@ int train_run_open(TrainRun *run, const TrainStart *start) {
         return 2;
     }
     /* The run directory is locked before anything reads or writes in it; rank 0 owns it. */
-    int lock = dist_is_root(d) ? run_dir_open(r->run_dir ? r->run_dir : "runs/net", stderr, &run->dir, &err)
+    int lock = dist_is_root(d) ? run_dir_open(run_dir_of(r), stderr, &run->dir, &err)
                                : 0;
     if (lock != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
