@@ -102,12 +102,9 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
         int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
         return e_mul(k, gu, lw_value(L, kb, other, oidx, EM_BWD));
     }
-    case OP_DROPOUT: {
-        float p = n->a.dropout.p;
-        if (p == 0) return gu;
-        int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, u, idx));
-        return kir_select(k, keep, e_mul(k, gu, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
-    }
+    case OP_DROPOUT:
+    case OP_DROP_PATH:
+        return n->a.dropout.p == 0 ? gu : lw_random_drop(L, k, u, idx, gu);
     default:
         if (op_is_pointwise(n->op)) {
             /* an unused operand would leave dead loads in the kernel */
@@ -606,7 +603,8 @@ int autodiff_backward(Lower *L) {
         case OP_MUL:
         case OP_SUB:
         case OP_DIV:
-        case OP_DROPOUT: tree_backward(L, v); break;
+        case OP_DROPOUT:
+        case OP_DROP_PATH: tree_backward(L, v); break;
         default:
             if (op_is_pointwise(n->op)) tree_backward(L, v);
             else lw_fail(L, "no gradient rule for %s", op_name(n->op));
