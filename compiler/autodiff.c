@@ -502,7 +502,8 @@ static void pool_backward(Lower *L, int v) {
     int oidx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), C), c);
     int g = kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), oidx);
     int body;
-    if (n->op == OP_MAXPOOL) {
+    bool is_max = n->op != OP_AVGPOOL; /* maxpool, global_maxpool */
+    if (is_max) {
         int am = kir_load(k, kb_buf(&kb, L, L->aux_buf[v], false), oidx);
         int tap = kir_un(k, KU_TO_FLOAT, e_add(k, e_muli(k, tp.kh, p->kw), tp.kw));
         body = kir_select(k, tp.ok, kir_select(k, kir_bin(k, KB_EQ, am, tap), g, e_f(k, 0)), e_f(k, 0));
@@ -512,7 +513,7 @@ static void pool_backward(Lower *L, int v) {
     int sum = kir_reduce(k, KR_SUM, r, tp.extent, body);
     int st = kir_stage(k, KS_STORE);
     kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
-    kb_end(&kb, L, n->op == OP_MAXPOOL ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
+    kb_end(&kb, L, is_max ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
            PH(PHASE_BACKWARD), false);
     free(lab);
 }
@@ -587,7 +588,8 @@ int autodiff_backward(Lower *L) {
         case OP_CONV2D: conv_backward(L, v); break;
         case OP_LINEAR: linear_backward(L, v); break;
         case OP_MAXPOOL:
-        case OP_AVGPOOL: pool_backward(L, v); break;
+        case OP_AVGPOOL:
+        case OP_GLOBAL_MAXPOOL: pool_backward(L, v); break;
         case OP_GLOBAL_AVGPOOL:
             gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(&g->nodes[n->in[0]]), gap_src,
                         "global avgpool backward");

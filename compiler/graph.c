@@ -317,8 +317,9 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
         }
         break;
     case OP_GLOBAL_AVGPOOL:
+    case OP_GLOBAL_MAXPOOL:
         if (rank != 3)
-            return error_at(err, loc, "global_avgpool needs a feature map [H, W, C], got a vector %s",
+            return error_at(err, loc, "%s needs a feature map [H, W, C], got a vector %s", op_name(op),
                         shape_str(in, sbuf, sizeof sbuf));
         dim[0] = dim[1] = 1;
         break;
@@ -330,6 +331,8 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
     Node *n = &g->nodes[id];
     n->rank = rank;
     memcpy(n->dim, dim, sizeof n->dim);
+    if (op == OP_GLOBAL_MAXPOOL) /* a max-pool whose one window is the whole map: its lowering and first-max gradient */
+        n->a.pool = (PoolAttr){.kh = (int)in->dim[0], .kw = (int)in->dim[1], .sh = (int)in->dim[0], .sw = (int)in->dim[1]};
     return id;
 }
 
@@ -565,6 +568,7 @@ const char *op_name(OpKind op) {
     case OP_LEAKY_RELU: return "leaky_relu";
     case OP_ELU: return "elu";
     case OP_DROP_PATH: return "drop_path";
+    case OP_GLOBAL_MAXPOOL: return "global_maxpool";
     case OP_COUNT: break;
     }
     return "?";

@@ -58,6 +58,7 @@ typedef enum OpKind {
     OP_LEAKY_RELU,     /* a.act.alpha: the negative slope */
     OP_ELU,            /* a.act.alpha */
     OP_DROP_PATH,      /* in: x; a.dropout.p; one draw per sample (stochastic depth); identity in eval mode */
+    OP_GLOBAL_MAXPOOL, /* in: x {H,W,C} -> {1,1,C}; a.pool is the one H x W window (lowered as a max-pool) */
     OP_COUNT
 } OpKind;
 

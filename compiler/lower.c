@@ -464,7 +464,7 @@ static void lower_pool(Lower *L, int v) {
     const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
     int64_t H = x->dim[0], W = x->dim[1], C = x->dim[2], OH = n->dim[0], OW = n->dim[1];
     int64_t total = (int64_t)L->N * OH * OW * C;
-    bool is_max = n->op == OP_MAXPOOL;
+    bool is_max = n->op != OP_AVGPOOL; /* maxpool, global_maxpool */
     char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
@@ -628,7 +628,8 @@ int lower_forward(Lower *L) {
         case OP_CONV2D: lower_conv(L, v); break;
         case OP_LINEAR: lower_linear(L, v); break;
         case OP_MAXPOOL:
-        case OP_AVGPOOL: lower_pool(L, v); break;
+        case OP_AVGPOOL:
+        case OP_GLOBAL_MAXPOOL: lower_pool(L, v); break;
         case OP_GLOBAL_AVGPOOL: lower_gap(L, v); break;
         case OP_FLATTEN: lower_flatten(L, v); break;
         case OP_CONCAT: lower_concat(L, v); break;

@@ -239,6 +239,15 @@ def cases():
     c = Case("global_avgpool", 5, 7, 6, "return global_avgpool(input)", {}, batch=3)
     c.forward = lambda x: F.adaptive_avg_pool2d(x, 1)
     cs.append(c)
+    c = Case("global_maxpool", 5, 7, 6, "return global_maxpool(input)", {}, batch=3)
+    c.forward = lambda x: F.adaptive_max_pool2d(x, 1)
+    cs.append(c)
+    # ties: adaptive_max_pool2d routes the gradient to the first maximal position
+    # (row-major), as max_pool2d does; small integers tie in most channels
+    c = Case("global_maxpool_ties", 6, 5, 4, "return global_maxpool(input) * 3 + input", {}, batch=2)
+    c.x = rng.integers(-3, 3, (2, 6, 5, 4))
+    c.forward = lambda x: F.adaptive_max_pool2d(x, 1) * 3 + x
+    cs.append(c)
     c = Case("flatten", 3, 4, 5, "return flatten(input)", {}, batch=2)
     c.forward = lambda x: torch.flatten(x, 1)
     cs.append(c)
