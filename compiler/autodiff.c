@@ -102,12 +102,9 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
         int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
         return e_mul(k, gu, lw_value(L, kb, other, oidx, EM_BWD));
     }
-    case OP_DROPOUT: {
-        float p = n->a.dropout.p;
-        if (p == 0) return gu;
-        int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, u, idx));
-        return kir_select(k, keep, e_mul(k, gu, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
-    }
+    case OP_DROPOUT:
+    case OP_DROP_PATH:
+        return n->a.dropout.p == 0 ? gu : lw_random_drop(L, k, u, idx, gu);
     default:
         if (op_is_pointwise(n->op)) {
             /* an unused operand would leave dead loads in the kernel */
@@ -505,7 +502,8 @@ static void pool_backward(Lower *L, int v) {
     int oidx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), C), c);
     int g = kir_load(k, kb_buf(&kb, L, L->grad_buf[v], false), oidx);
     int body;
-    if (n->op == OP_MAXPOOL) {
+    bool is_max = n->op != OP_AVGPOOL; /* maxpool, global_maxpool */
+    if (is_max) {
         int am = kir_load(k, kb_buf(&kb, L, L->aux_buf[v], false), oidx);
         int tap = kir_un(k, KU_TO_FLOAT, e_add(k, e_muli(k, tp.kh, p->kw), tp.kw));
         body = kir_select(k, tp.ok, kir_select(k, kir_bin(k, KB_EQ, am, tap), g, e_f(k, 0)), e_f(k, 0));
@@ -515,7 +513,7 @@ static void pool_backward(Lower *L, int v) {
     int sum = kir_reduce(k, KR_SUM, r, tp.extent, body);
     int st = kir_stage(k, KS_STORE);
     kir_store(k, st, kb_buf(&kb, L, xt, true), i, sum, acc);
-    kb_end(&kb, L, n->op == OP_MAXPOOL ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
+    kb_end(&kb, L, is_max ? "maxpool backward (gather; first-max index)" : "avgpool backward (gather)",
            PH(PHASE_BACKWARD), false);
     free(lab);
 }
@@ -590,7 +588,8 @@ int autodiff_backward(Lower *L) {
         case OP_CONV2D: conv_backward(L, v); break;
         case OP_LINEAR: linear_backward(L, v); break;
         case OP_MAXPOOL:
-        case OP_AVGPOOL: pool_backward(L, v); break;
+        case OP_AVGPOOL:
+        case OP_GLOBAL_MAXPOOL: pool_backward(L, v); break;
         case OP_GLOBAL_AVGPOOL:
             gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(&g->nodes[n->in[0]]), gap_src,
                         "global avgpool backward");
@@ -606,7 +605,8 @@ int autodiff_backward(Lower *L) {
         case OP_MUL:
         case OP_SUB:
         case OP_DIV:
-        case OP_DROPOUT: tree_backward(L, v); break;
+        case OP_DROPOUT:
+        case OP_DROP_PATH: tree_backward(L, v); break;
         default:
             if (op_is_pointwise(n->op)) tree_backward(L, v);
             else lw_fail(L, "no gradient rule for %s", op_name(n->op));

@@ -65,8 +65,10 @@ static const char *suggest_name(Elab *e, const Frame *f, const char *word) {
 }
 
 static const char *suggest_callee(Elab *e, const char *word) {
-    int n = e->n_blocks + 32;
-    const char **cands = xmalloc((size_t)n * sizeof *cands);
+    int n = e->n_blocks;
+    for (int i = 0; elaborate_op_names[i]; i++) n++;
+    for (int i = 0; elaborate_builtin_names[i]; i++) n++;
+    const char **cands = xmalloc((size_t)(n ? n : 1) * sizeof *cands);
     int k = 0;
     for (int i = 0; elaborate_op_names[i]; i++) cands[k++] = elaborate_op_names[i];
     for (int i = 0; elaborate_builtin_names[i]; i++) cands[k++] = elaborate_builtin_names[i];

@@ -26,7 +26,7 @@
 
 static bool is_elementwise_op(OpKind op) {
     return op == OP_BATCHNORM || op == OP_RELU || op == OP_SIGMOID || op == OP_ADD || op == OP_MUL ||
-           op == OP_SUB || op == OP_DIV || op == OP_DROPOUT || op_is_pointwise(op);
+           op == OP_SUB || op == OP_DIV || op == OP_DROPOUT || op == OP_DROP_PATH || op_is_pointwise(op);
 }
 
 static bool same_shape(const Node *a, const Node *b) {

@@ -317,8 +317,9 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
         }
         break;
     case OP_GLOBAL_AVGPOOL:
+    case OP_GLOBAL_MAXPOOL:
         if (rank != 3)
-            return error_at(err, loc, "global_avgpool needs a feature map [H, W, C], got a vector %s",
+            return error_at(err, loc, "%s needs a feature map [H, W, C], got a vector %s", op_name(op),
                         shape_str(in, sbuf, sizeof sbuf));
         dim[0] = dim[1] = 1;
         break;
@@ -330,6 +331,8 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
     Node *n = &g->nodes[id];
     n->rank = rank;
     memcpy(n->dim, dim, sizeof n->dim);
+    if (op == OP_GLOBAL_MAXPOOL) /* a max-pool whose one window is the whole map: its lowering and first-max gradient */
+        n->a.pool = (PoolAttr){.kh = (int)in->dim[0], .kw = (int)in->dim[1], .sh = (int)in->dim[0], .sw = (int)in->dim[1]};
     return id;
 }
 
@@ -453,12 +456,21 @@ int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error 
     return id;
 }
 
-int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err) {
-    if (!valid_node(g, x)) return error_at(err, loc, "dropout: invalid input");
-    if (!(p >= 0 && p < 1)) return error_at(err, loc, "dropout probability must be in [0, 1), got %g", (double)p);
-    int id = same_shape_node(g, OP_DROPOUT, x, loc);
+/* dropout and drop_path differ only in what one random draw covers */
+static int random_drop(Graph *g, OpKind op, int x, float p, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", op_name(op));
+    if (!(p >= 0 && p < 1)) return error_at(err, loc, "%s probability must be in [0, 1), got %g", op_name(op), (double)p);
+    int id = same_shape_node(g, op, x, loc);
     g->nodes[id].a.dropout.p = p;
     return id;
+}
+
+int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err) {
+    return random_drop(g, OP_DROPOUT, x, p, loc, err);
+}
+
+int graph_drop_path(Graph *g, int x, float p, SrcLoc loc, Error *err) {
+    return random_drop(g, OP_DROP_PATH, x, p, loc, err);
 }
 
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
@@ -555,6 +567,8 @@ const char *op_name(OpKind op) {
     case OP_TANH: return "tanh";
     case OP_LEAKY_RELU: return "leaky_relu";
     case OP_ELU: return "elu";
+    case OP_DROP_PATH: return "drop_path";
+    case OP_GLOBAL_MAXPOOL: return "global_maxpool";
     case OP_COUNT: break;
     }
     return "?";

@@ -57,6 +57,8 @@ typedef enum OpKind {
     OP_TANH,
     OP_LEAKY_RELU,     /* a.act.alpha: the negative slope */
     OP_ELU,            /* a.act.alpha */
+    OP_DROP_PATH,      /* in: x; a.dropout.p; one draw per sample (stochastic depth); identity in eval mode */
+    OP_GLOBAL_MAXPOOL, /* in: x {H,W,C} -> {1,1,C}; a.pool is the one H x W window (lowered as a max-pool) */
     OP_COUNT
 } OpKind;
 
@@ -162,6 +164,7 @@ int graph_affine(Graph *g, int x, double scale, double shift, SrcLoc loc, Error 
 int graph_binary(Graph *g, OpKind op, int a, int b, SrcLoc loc, Error *err); /* ADD, MUL, SUB, DIV */
 int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error *err);
 int graph_dropout(Graph *g, int x, float p, SrcLoc loc, Error *err);
+int graph_drop_path(Graph *g, int x, float p, SrcLoc loc, Error *err);
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
                  InitKind init, SrcLoc loc, Error *err);
 int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);

@@ -63,6 +63,17 @@ int lw_bcast_index(Lower *L, Kernel *k, int u, int idx) {
     return e_add(k, e_muli(k, e_idiv(k, idx, F), C), e_mod(k, idx, C));
 }
 
+/* The draw behind element idx of dropout (one per element) or drop_path (one
+ * per sample), from the step's counter-based RNG keyed by node v, so that the
+ * backward regenerates the forward's mask. x survives scaled by 1/(1-p). */
+int lw_random_drop(Lower *L, Kernel *k, int v, int idx, int x) {
+    const Node *n = &L->g->nodes[v];
+    float p = n->a.dropout.p;
+    int draw_index = n->op == OP_DROP_PATH ? e_idiv(k, idx, lw_per_sample(L, v)) : idx;
+    int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, v, draw_index));
+    return kir_select(k, keep, e_mul(k, x, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
+}
+
 static bool expandable(const Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     return L->fp.elementwise[v] || (n->op == OP_INPUT && (L->o->normalize_u8_input || L->act != KD_F32));
@@ -125,12 +136,11 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
         int b = lw_value(L, kb, n->in[1], operand_index(L, k, v, n->in[1], idx), mode);
         return kir_bin(k, kop[n->op], a, b);
     }
-    case OP_DROPOUT: {
+    case OP_DROPOUT:
+    case OP_DROP_PATH: {
         int x = lw_value(L, kb, n->in[0], idx, mode);
-        float p = n->a.dropout.p;
-        if (mode == EM_EVAL || p == 0) return x;
-        int keep = kir_bin(k, KB_LE, e_f(k, p), kir_rand(k, v, idx));
-        return kir_select(k, keep, e_mul(k, x, e_f(k, (float)(1.0 / (1.0 - (double)p)))), e_f(k, 0));
+        if (mode == EM_EVAL || n->a.dropout.p == 0) return x;
+        return lw_random_drop(L, k, v, idx, x);
     }
     case OP_BATCHNORM: {
         int64_t C = lw_channels(n);
@@ -454,7 +464,7 @@ static void lower_pool(Lower *L, int v) {
     const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
     int64_t H = x->dim[0], W = x->dim[1], C = x->dim[2], OH = n->dim[0], OW = n->dim[1];
     int64_t total = (int64_t)L->N * OH * OW * C;
-    bool is_max = n->op == OP_MAXPOOL;
+    bool is_max = n->op != OP_AVGPOOL; /* maxpool, global_maxpool */
     char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
@@ -618,7 +628,8 @@ int lower_forward(Lower *L) {
         case OP_CONV2D: lower_conv(L, v); break;
         case OP_LINEAR: lower_linear(L, v); break;
         case OP_MAXPOOL:
-        case OP_AVGPOOL: lower_pool(L, v); break;
+        case OP_AVGPOOL:
+        case OP_GLOBAL_MAXPOOL: lower_pool(L, v); break;
         case OP_GLOBAL_AVGPOOL: lower_gap(L, v); break;
         case OP_FLATTEN: lower_flatten(L, v); break;
         case OP_CONCAT: lower_concat(L, v); break;
@@ -630,6 +641,7 @@ int lower_forward(Lower *L) {
         case OP_SUB:
         case OP_DIV:
         case OP_DROPOUT:
+        case OP_DROP_PATH:
             if (lower_elementwise_root(L, v) < 0) return -1;
             break;
         default:

@@ -157,6 +157,9 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode);
 /* index of broadcast operand b (shape {1,1,C} or {C}) for flat index idx of the
  * node u it broadcasts over */
 int lw_bcast_index(Lower *L, Kernel *k, int u, int idx);
+/* x at flat index idx after dropout or drop_path node v's mask (the forward and its
+ * gradient draw the same numbers) */
+int lw_random_drop(Lower *L, Kernel *k, int v, int idx, int x);
 /* backward: the buffer holding v's forward value, recomputing it first if it was not kept */
 int need_bwd(Lower *L, int v);
 /* the buffer of v's forward value in mode */

@@ -15,14 +15,14 @@
 const char *const elaborate_op_names[] = {
     "conv", "batchnorm", "relu", "sigmoid", "add", "mul", "maxpool", "avgpool",
     "global_avgpool", "flatten", "dropout", "linear", "concat", "sub", "div",
-    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", NULL,
+    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool", NULL,
 };
 
 /* The graph op of each name in elaborate_op_names, in the same order. */
 static const OpKind op_kinds[] = {
     OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_ADD, OP_MUL, OP_MAXPOOL, OP_AVGPOOL,
     OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT, OP_SUB, OP_DIV,
-    OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU,
+    OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU, OP_DROP_PATH, OP_GLOBAL_MAXPOOL,
 };
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
@@ -258,17 +258,22 @@ static Value op_pool(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     return op_result(e, id, &err);
 }
 
-static Value op_dropout(Elab *e, Frame *f, const AstExpr *call) {
+/* dropout(x, p=0.5) and drop_path(x, p=0.5) */
+static Value op_dropout(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
     static const ArgSpec spec[] = {{"x", true}, {"p", false}};
     Args a;
     if (!bind_args(e, f, call, spec, 2, &a)) return VERR;
     int x = -1;
     double p = 0.5;
-    bool ok = to_tensor(e->d, a.v[0], a.loc[0], "dropout input", &x);
-    if (a.given[1]) ok = to_float(e->d, a.v[1], a.loc[1], "dropout probability", &p) && ok;
+    char input_what[32], p_what[32];
+    snprintf(input_what, sizeof input_what, "%s input", op_name(op));
+    snprintf(p_what, sizeof p_what, "%s probability", op_name(op));
+    bool ok = to_tensor(e->d, a.v[0], a.loc[0], input_what, &x);
+    if (a.given[1]) ok = to_float(e->d, a.v[1], a.loc[1], p_what, &p) && ok;
     if (!ok) return VERR;
     Error err = {0};
-    int id = graph_dropout(e->g, x, (float)p, a.given[1] ? a.loc[1] : call->v.call.callee_loc, &err);
+    SrcLoc loc = a.given[1] ? a.loc[1] : call->v.call.callee_loc;
+    int id = op == OP_DROPOUT ? graph_dropout(e->g, x, (float)p, loc, &err) : graph_drop_path(e->g, x, (float)p, loc, &err);
     if (id < 0) return op_result(e, id, &err);
     name_plain_node(e, f, call, id);
     return vtensor(id);
@@ -334,7 +339,8 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     case OP_ELU: *out = op_param_activation(e, f, call, op); break;
     case OP_MAXPOOL:
     case OP_AVGPOOL: *out = op_pool(e, f, call, op); break;
-    case OP_DROPOUT: *out = op_dropout(e, f, call); break;
+    case OP_DROPOUT:
+    case OP_DROP_PATH: *out = op_dropout(e, f, call, op); break;
     case OP_CONCAT: *out = op_concat(e, f, call); break;
     case OP_RELU:
     case OP_SIGMOID:

@@ -239,6 +239,15 @@ def cases():
     c = Case("global_avgpool", 5, 7, 6, "return global_avgpool(input)", {}, batch=3)
     c.forward = lambda x: F.adaptive_avg_pool2d(x, 1)
     cs.append(c)
+    c = Case("global_maxpool", 5, 7, 6, "return global_maxpool(input)", {}, batch=3)
+    c.forward = lambda x: F.adaptive_max_pool2d(x, 1)
+    cs.append(c)
+    # ties: adaptive_max_pool2d routes the gradient to the first maximal position
+    # (row-major), as max_pool2d does; small integers tie in most channels
+    c = Case("global_maxpool_ties", 6, 5, 4, "return global_maxpool(input) * 3 + input", {}, batch=2)
+    c.x = rng.integers(-3, 3, (2, 6, 5, 4))
+    c.forward = lambda x: F.adaptive_max_pool2d(x, 1) * 3 + x
+    cs.append(c)
     c = Case("flatten", 3, 4, 5, "return flatten(input)", {}, batch=2)
     c.forward = lambda x: torch.flatten(x, 1)
     cs.append(c)
@@ -273,6 +282,44 @@ def cases():
     cs.append(c)
     cs.extend(activation_cases())
     cs.extend(arithmetic_cases())
+    cs.extend(drop_path_cases())
+    return cs
+
+
+def rxc_uniform(seed, salt, index):
+    """rxc's counter-based uniform draw KE_RAND(salt, index) of a step seeded
+    with `seed` (compiler/kir.c, kir_rand_source)."""
+    m = (1 << 64) - 1
+
+    def splitmix64(x):
+        x = (x + 0x9e3779b97f4a7c15) & m
+        x = ((x ^ (x >> 30)) * 0xbf58476d1ce4e5b9) & m
+        x = ((x ^ (x >> 27)) * 0x94d049bb133111eb) & m
+        return x ^ (x >> 31)
+    stream = splitmix64(splitmix64(seed) ^ salt)
+    return np.float32(splitmix64(stream ^ index) >> 40) * np.float32(1.0 / 16777216.0)
+
+
+def drop_path_cases():
+    """Stochastic depth: one draw per sample, the mask reproduced from rxc's RNG
+    (op_runner's step seed 12345, salt = the drop_path node's id), then timm's
+    drop_path (x * mask / (1 - p)) in PyTorch, forward and backward."""
+    cs = []
+    for nm, body, node, p, pre, post in (
+            ("drop_path", "return drop_path(input, 0.4)", 1, 0.4, lambda x: x, lambda d, x: d),
+            ("drop_path_residual", "return relu(drop_path(sigmoid(input) * 3, 0.5) + input)", 3, 0.5,
+             lambda x: torch.sigmoid(x) * 3, lambda d, x: F.relu(d + x))):
+        batch = 8
+        keep = np.array([p <= rxc_uniform(12345, node, i) for i in range(batch)])
+        c = Case(nm, 3, 4, 5, body, {}, batch=batch)
+
+        def fwd(x, keep=keep, p=p, pre=pre, post=post):
+            mask = torch.tensor(keep, dtype=torch.float32).view(-1, 1, 1, 1)
+            return post(pre(x) * mask / (1 - p), x)
+        c.forward = fwd
+        c.extra_check = (lambda O, x, y, keep=keep: None if 0 < keep.sum() < len(keep)
+                         else "the mask keeps or drops every sample: the case tests nothing")
+        cs.append(c)
     return cs
 
 
@@ -439,10 +486,10 @@ def normalize_u8_case(tmp):
 
 
 def eval_case(tmp):
-    """PHASE_FORWARD_EVAL: batchnorm with the running statistics, dropout as identity."""
+    """PHASE_FORWARD_EVAL: batchnorm with the running statistics, dropout and drop_path as identity."""
     net = os.path.join(tmp, "eval.net")
     with open(net, "w") as f:
-        f.write("network t {\n    input 6x5x4\n    classes 10\n    return dropout(relu(bn: batchnorm(input)), 0.5)\n}\n")
+        f.write("network t {\n    input 6x5x4\n    classes 10\n    return drop_path(dropout(relu(bn: batchnorm(input)), 0.5), 0.3)\n}\n")
     bn = nn.BatchNorm2d(6)
     with torch.no_grad():
         bn.weight.copy_(torch.tensor(rng.standard_normal(6).astype(np.float32)))
