@@ -139,7 +139,7 @@ static AstExpr *fold_negative(AstExpr *e) {
 static const char *kind_word(const AstExpr *e) {
     switch (e->kind) {
     case EX_INT: return "an integer";
-    case EX_FLOAT: return "a number";
+    case EX_FLOAT: return "a float";
     case EX_STRING: return "a string";
     case EX_BOOL: return "true or false";
     case EX_NAME: return "a word";
