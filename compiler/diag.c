@@ -165,6 +165,10 @@ const char *diag_closest(const char *word, const char *const *candidates, int n)
     for (int i = 0; i < n; i++) {
         if (!candidates[i] || !strcmp(candidates[i], word)) continue;
         int dd = edit_distance(word, candidates[i]);
+        /* A candidate that shares no letter with word is a replacement, not
+         * a typo ('z' for 'x'), however short both are. */
+        int longer = (int)strlen(candidates[i]) > (int)strlen(word) ? (int)strlen(candidates[i]) : (int)strlen(word);
+        if (dd >= longer) continue;
         if (dd < best_d) { best_d = dd; best = candidates[i]; }
     }
     return best;

@@ -56,7 +56,8 @@ const char *diag_first(const Diag *d);
 
 /* "Did you mean": the candidate closest to word by edit distance (Damerau:
  * insert, delete, substitute, swap), if it is close enough to be a likely
- * typo (distance <= max(1, strlen(word)/3)); else NULL. */
+ * typo (distance <= max(1, strlen(word)/3), and less than the longer
+ * name's length, so that a one-letter name is not offered another); else NULL. */
 const char *diag_closest(const char *word, const char *const *candidates, int n);
 int edit_distance(const char *a, const char *b);
 
