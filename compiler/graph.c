@@ -80,9 +80,11 @@ static int64_t checked_product(const int64_t *dims, int n) {
     return p;
 }
 
+/* Shapes in messages read as `input` and `rxc summary` write them: C x H x W
+ * (PyTorch's order), though the graph stores {H, W, C}; a vector is [C]. */
 static const char *shape_str(const Node *n, char *buf, size_t len) {
     if (n->rank == 3)
-        snprintf(buf, len, "[%lld, %lld, %lld]", (long long)n->dim[0], (long long)n->dim[1], (long long)n->dim[2]);
+        snprintf(buf, len, "%lldx%lldx%lld", (long long)n->dim[2], (long long)n->dim[0], (long long)n->dim[1]);
     else
         snprintf(buf, len, "[%lld]", (long long)n->dim[0]);
     return buf;
@@ -207,7 +209,7 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     const Node *in = &g->nodes[x];
     char sbuf[80];
     if (in->rank != 3)
-        return error_at(err, loc, "conv2d needs a feature map [H, W, C], got a vector %s",
+        return error_at(err, loc, "conv2d needs a feature map CxHxW, got a vector %s",
                         shape_str(in, sbuf, sizeof sbuf));
     if (cout <= 0) return error_at(err, loc, "conv2d output channels must be positive, got %d", cout);
     if (kh <= 0 || kw <= 0) return error_at(err, loc, "conv2d kernel must be positive, got %dx%d", kh, kw);
@@ -319,7 +321,7 @@ int graph_unary(Graph *g, OpKind op, int x, SrcLoc loc, Error *err) {
     case OP_GLOBAL_AVGPOOL:
     case OP_GLOBAL_MAXPOOL:
         if (rank != 3)
-            return error_at(err, loc, "%s needs a feature map [H, W, C], got a vector %s", op_name(op),
+            return error_at(err, loc, "%s needs a feature map CxHxW, got a vector %s", op_name(op),
                         shape_str(in, sbuf, sizeof sbuf));
         dim[0] = dim[1] = 1;
         break;
@@ -428,7 +430,7 @@ int graph_pool(Graph *g, OpKind op, int x, const PoolAttr *p, SrcLoc loc, Error 
     const Node *in = &g->nodes[x];
     char sbuf[80];
     if (in->rank != 3)
-        return error_at(err, loc, "%s needs a feature map [H, W, C], got a vector %s", what,
+        return error_at(err, loc, "%s needs a feature map CxHxW, got a vector %s", what,
                         shape_str(in, sbuf, sizeof sbuf));
     if (p->kh <= 0 || p->kw <= 0) return error_at(err, loc, "%s kernel must be positive, got %dx%d", what, p->kh,
                                                   p->kw);
@@ -520,7 +522,7 @@ int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err) {
         if (!valid_node(g, xs[i])) return error_at(err, loc, "concat: invalid input");
         const Node *in = &g->nodes[xs[i]];
         if (in->rank != 3)
-            return error_at(err, loc, "concat needs feature maps [H, W, C], input %d is a vector %s", i + 1,
+            return error_at(err, loc, "concat needs feature maps CxHxW, input %d is a vector %s", i + 1,
                         shape_str(in, sa, sizeof sa));
         const Node *first = &g->nodes[xs[0]];
         if (in->dim[0] != first->dim[0] || in->dim[1] != first->dim[1])
