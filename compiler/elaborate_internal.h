@@ -100,6 +100,7 @@ typedef struct Elab {
     StrMap scopes;         /* scopes opened by labelled block calls */
     char *scope;           /* current scope path, "" at network level */
     const BlockInfo *stack[MAX_CALL_DEPTH];
+    SrcLoc call_sites[MAX_CALL_DEPTH]; /* where each block on the stack was called */
     int depth;
     long steps;
     bool budget_reported;

@@ -189,6 +189,7 @@ static Value call_block(Elab *e, Frame *f, const AstExpr *call, BlockInfo *bi) {
         frame_set(&bf, p->name, v, site);
     }
     bi->active = true;
+    e->call_sites[e->depth] = loc;
     e->stack[e->depth++] = bi;
     Value ret = {.k = V_NONE};
     Flow flow = exec_body(e, &bf, &decl->body, &ret);

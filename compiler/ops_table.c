@@ -27,13 +27,22 @@ static const OpKind op_kinds[] = {
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
 
-/* A graph builder's result: its node, or its error reported where it points. */
+/* A graph builder's result: its node, or its error reported where it points.
+ * Inside a block the op's line is shared by every call of the block, so a
+ * note says which call it was: the innermost call site, and the scope its
+ * layers are named under (the path `rxc summary` shows). */
 static Value op_result(Elab *e, int id, const Error *err) {
-    if (id < 0) {
-        diag_error(e->d, err->loc, "%s", err->msg);
-        return VERR;
+    if (id >= 0) return vtensor(id);
+    diag_error(e->d, err->loc, "%s", err->msg);
+    if (e->depth > 0) {
+        const char *block = e->stack[e->depth - 1]->decl->name;
+        SrcLoc site = e->call_sites[e->depth - 1];
+        if (e->scope[0]) diag_note(e->d, site, "in block %s, called as `%s`", block, e->scope);
+        else if (e->depth > 1) diag_note(e->d, site, "in block %s, called from block %s", block,
+                                         e->stack[e->depth - 2]->decl->name);
+        else diag_note(e->d, site, "in block %s, called here", block);
     }
-    return vtensor(id);
+    return VERR;
 }
 
 static Value op_conv(Elab *e, Frame *f, const AstExpr *call) {

@@ -27,7 +27,8 @@ fi
 
 # ---- malformed files --------------------------------------------------------
 # bad/EXPECTED: "file<TAB>first line", with $D standing for tests/frontend/bad.
-# A file's optional "# args: ..." line gives extra command-line arguments.
+# A file's optional "# args: ..." line gives extra command-line arguments, and
+# its optional "# note: ..." line the note that must follow the error.
 check_bad() { # binary name expected -> sets $why, returns 0/1
   local bin=$1 f=$2 expected=$3 args out rc first second third
   args=$(sed -n 's/^# args: //p' "$D/$f")
@@ -56,6 +57,13 @@ check_bad() { # binary name expected -> sets $why, returns 0/1
   local before=${third%%^*}
   if [ "$before" = "$third" ] || [ $(( ${#before} - 4 )) -ne $(( col - 1 )) ]; then
     why="caret line '$third' does not point at column $col"; return 1
+  fi
+  # A file's optional "# note: ..." line: the note that must follow the error.
+  local note fourth
+  note=$(sed -n 's/^# note: //p' "$D/$f")
+  fourth=$(printf '%s\n' "$out" | sed -n 4p)
+  if [ -n "$note" ] && [ "${fourth#*: note: }" != "$note" ]; then
+    why="fourth line '$fourth', expected a note '$note'"; return 1
   fi
   return 0
 }
