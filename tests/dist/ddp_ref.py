@@ -129,7 +129,11 @@ def ddp_rank(rank, d):
         out["logits"] = torch.cat(gathered).numpy()
         out["loss"] = np.array(losses, np.float32)
         st.write(os.path.join(d, "ddp.safetensors"), out)
-    tdist.destroy_process_group()
+    # Leave together, and without the process group's teardown: with a file rendezvous, a rank
+    # whose peer has already gone can hang in it.
+    tdist.barrier()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def prepare(d):

@@ -108,7 +108,7 @@ else fail step_distributed_off "exit $rc, output $(cmp "$T/o1.safetensors" "$T/o
 # Per-rank BatchNorm against PyTorch DDP (gloo, 2 processes, rendezvous through a file,
 # loopback only); ddp_ref.py states the tolerance and checks that whole-batch BN would fail it.
 mkdir "$T/ddp"
-if ! "$PYTHON" tests/dist/ddp_ref.py prepare "$T/ddp" > "$T/ddp.log" 2>&1; then
+if ! timeout 300 "$PYTHON" tests/dist/ddp_ref.py prepare "$T/ddp" > "$T/ddp.log" 2>&1; then
   fail step_ddp_per_rank_bn "PyTorch DDP run failed: $(tail -c 400 "$T/ddp.log")"
 elif ! "${MPI[@]}" "$RXC" step "$T/ddp/ddp_bn.net" --batch "$T/ddp/b.safetensors" --init "$T/ddp/w.safetensors" \
        --steps 3 --out "$T/ddp/o.safetensors" > "$T/ddp.log" 2>&1; then
