@@ -4,7 +4,11 @@
 #   rxc step      2 ranks x 4 samples equal 1 rank x 8 after 3 AdamW steps on
 #                 a net without BatchNorm (parameters, gathered logits, losses;
 #                 1 rank is itself checked against torch.optim by tests/train),
-#                 a batch that does not divide, --distributed off under mpirun
+#                 a batch that does not divide, --distributed off under mpirun;
+#                 with BatchNorm (per-rank statistics), the same 3 AdamW steps
+#                 as PyTorch DistributedDataParallel on gloo, 2 processes, the
+#                 same slices (ddp_ref.py: parameters, rank 0's BN buffers,
+#                 logits, losses within 1e-4 relative per tensor)
 #   rxc train     tiny_resnext for 2 epochs on the demo digits: the same
 #                 validation accuracy as 1 rank within 1 point, rank 0 alone
 #                 prints, the checkpoint has the single-process format and
@@ -17,13 +21,13 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 11
+cases 12
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off train_accuracy_2ranks
+ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn train_accuracy_2ranks
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
      rank_killed_ends_job launch_on_without_launcher launch_without_libmpi)
 if ! command -v mpirun > /dev/null; then
@@ -100,6 +104,22 @@ else fail step_batch_not_divisible "exit $rc: $(tail -c 300 "$T/s7.log")"; fi
 rc=$?
 if [ $rc -eq 0 ] && cmp -s "$T/o1.safetensors" "$T/off.safetensors"; then pass step_distributed_off
 else fail step_distributed_off "exit $rc, output $(cmp "$T/o1.safetensors" "$T/off.safetensors" 2>&1): $(tail -c 300 "$T/off.log")"; fi
+
+# Per-rank BatchNorm against PyTorch DDP (gloo, 2 processes, rendezvous through a file,
+# loopback only); ddp_ref.py states the tolerance and checks that whole-batch BN would fail it.
+mkdir "$T/ddp"
+if ! timeout 300 "$PYTHON" tests/dist/ddp_ref.py prepare "$T/ddp" > "$T/ddp.log" 2>&1; then
+  fail step_ddp_per_rank_bn "PyTorch DDP run failed: $(tail -c 400 "$T/ddp.log")"
+elif ! "${MPI[@]}" "$RXC" step "$T/ddp/ddp_bn.net" --batch "$T/ddp/b.safetensors" --init "$T/ddp/w.safetensors" \
+       --steps 3 --out "$T/ddp/o.safetensors" > "$T/ddp.log" 2>&1; then
+  fail step_ddp_per_rank_bn "rxc step on 2 ranks failed: $(tail -c 400 "$T/ddp.log")"
+else
+  res=$("$PYTHON" tests/dist/ddp_ref.py check "$T/ddp" "$T/ddp/o.safetensors" 2>&1)
+  case "$res" in
+    "ok "*) pass step_ddp_per_rank_bn "${res#ok }" ;;
+    *) fail step_ddp_per_rank_bn "$res" ;;
+  esac
+fi
 
 # ---- rxc train -----------------------------------------------------------------------
 TRAIN=(train_accuracy_2ranks train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
