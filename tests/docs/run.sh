@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # tests/docs — the documentation against the code it documents:
-# docs/language.md against the front end's own tables (both directions).
+# docs/language.md against the front end's own tables (both directions), and
+# the layout rules of docs/developers.md and docs/architecture.md against the tree.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 8 # check_language_doc.py: ops, builtins, augment ops, data and train keys, optimizer/schedule/loss arguments
+cases $((8 + 2)) # check_language_doc.py: ops, builtins, augment ops, data and train keys, optimizer/schedule/loss
+                 # arguments; check_layout.py: file and function sizes, compiler/'s includes
 PYTHON="${PYTHON:-/usr/bin/python3}"
+"$PYTHON" tests/docs/check_layout.py "$PWD"
 B=build/test-docs
 mkdir -p "$B"
 objs=$(ls build/release/obj/compiler/*.o build/release/obj/runtime/*.o build/release/obj/runtime/*/*.o build/release/obj/target/*/*.o \
