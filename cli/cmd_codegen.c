@@ -19,27 +19,21 @@
 #include "frontend.h"
 #include "target_cpu.h"
 #include "target_cuda.h"
+#include "train_loop.h"
 #include "util.h"
 
 static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
 
-/* As the trainer compiles it for the target: uint8 batches normalized by
- * the first kernel with the training pipeline's normalize (when it ends in
- * one) where the target wants them. */
+void trainer_program_options(const Model *m, int batch, const Target *target, CompileOptions *o) {
+    TrainerConfig cfg;
+    train_config_init(&cfg, m, batch, true, true);
+    trainer_compile_options(m, &cfg, target, o);
+    if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o->loss = LOSS_EXTERNAL_GRAD;
+}
+
 static Program *compile_model(Model *m, int batch, const Target *target) {
     CompileOptions o;
-    compile_options_from_recipe(&o, &m->recipe, batch, target);
-    const Recipe *r = &m->recipe;
-    if (target->u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
-        m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
-        o.normalize_u8_input = true;
-        for (int c = 0; c < 3; c++) {
-            o.mean[c] = r->train_tf[r->n_train_tf - 1].mean[c];
-            o.std[c] = r->train_tf[r->n_train_tf - 1].std[c];
-        }
-    }
-    /* single-op networks end in a feature map: show them with an external loss gradient */
-    if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
+    trainer_program_options(m, batch, target, &o);
     Error err = {0};
     Program *p = compile_training(m->graph, &o, &err);
     if (!p) fprintf(stderr, "rxc: %s: %s\n", m->path, err.msg);

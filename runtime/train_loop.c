@@ -112,13 +112,18 @@ static bool shared_normalize(const Recipe *r, float mean[3], float std[3]) {
     return true;
 }
 
+void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet, bool u8_on_gpu) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->batch = batch;
+    cfg->device = m->recipe.device;
+    cfg->loss = LOSS_CROSS_ENTROPY;
+    cfg->quiet = quiet;
+    cfg->u8_where_target_wants = u8_on_gpu && shared_normalize(&m->recipe, cfg->mean, cfg->std);
+}
+
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err) {
-    TrainerConfig cfg = {0};
-    cfg.batch = batch;
-    cfg.device = run->model.recipe.device;
-    cfg.loss = LOSS_CROSS_ENTROPY;
-    cfg.quiet = quiet;
-    cfg.u8_where_target_wants = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
+    TrainerConfig cfg;
+    train_config_init(&cfg, &run->model, batch, quiet, u8_on_gpu);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;

@@ -61,6 +61,19 @@ int device_parse(const char *s, DeviceKind *d) {
     return 0;
 }
 
+void trainer_compile_options(const Model *m, const TrainerConfig *cfg, const Target *target, CompileOptions *o) {
+    compile_options_from_recipe(o, &m->recipe, cfg->batch, target);
+    o->loss = cfg->loss;
+    o->want_input_grad = cfg->want_input_grad;
+    memcpy(o->mean, cfg->mean, sizeof cfg->mean);
+    memcpy(o->std, cfg->std, sizeof cfg->std);
+    /* uint8 batches are RGB: a network that takes another channel count gets
+     * float batches, and the sample shape check names the mismatch. */
+    const Node *in = &m->graph->nodes[m->graph->input];
+    bool rgb_input = in->rank == 3 && in->dim[2] == 3;
+    o->normalize_u8_input = cfg->u8_input || (cfg->u8_where_target_wants && rgb_input && target->u8_input);
+}
+
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     memset(t, 0, sizeof *t);
     t->model = m;
@@ -71,17 +84,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     if (cfg->batch < 1) return error_set(err, "batch size must be at least 1 (got %d)", cfg->batch);
     if (g->output < 0 || g->input < 0) return error_set(err, "the network has no input or output");
 
-    compile_options_from_recipe(&t->copts, t->recipe, cfg->batch, &target_cpu);
-    t->copts.loss = cfg->loss;
-    t->copts.want_input_grad = cfg->want_input_grad;
-    memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
-    memcpy(t->copts.std, cfg->std, sizeof cfg->std);
-    /* uint8 batches are RGB: a network that takes another channel count gets
-     * float batches, and the sample shape check names the mismatch. */
-    const Node *in = &g->nodes[g->input];
-    bool rgb_input = in->rank == 3 && in->dim[2] == 3;
-    bool u8_wanted = cfg->u8_where_target_wants && rgb_input;
-    t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cuda.u8_input);
+    trainer_compile_options(m, cfg, &target_cuda, &t->copts);
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
@@ -104,7 +107,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     }
     if (!t->exec) {
         t->use_cuda = false;
-        t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cpu.u8_input);
+        trainer_compile_options(m, cfg, &target_cpu, &t->copts);
         if (build(t, cfg->batch, &t->prog, &t->exec, err) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;

@@ -77,6 +77,11 @@ typedef struct Trainer {
 int device_parse(const char *s, DeviceKind *d);
 
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err);
+
+/* The options trainer_open compiles m with for cfg on target (the recipe's,
+ * cfg's loss, input gradient and input format): `rxc compile`, `rxc emit`
+ * and `rxc summary --kernels` build the trainer's exact program with it. */
+void trainer_compile_options(const Model *m, const TrainerConfig *cfg, const Target *target, CompileOptions *o);
 void trainer_close(Trainer *t);
 
 /* The sample shape a data pipeline gives (3 x h x w, RGB) against the
