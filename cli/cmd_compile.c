@@ -145,6 +145,7 @@ int cmd_compile(int argc, char **argv) {
     Error err = {0};
     CompileOptions o;
     compile_options_from_recipe(&o, &model.recipe, batch > 0 ? batch : model.recipe.batch, &target_cuda);
+    o.precision = target_precision(&target_cuda, model.recipe.precision, sm); /* auto: as on a GPU of --arch */
     if (precision) o.precision = !strcmp(precision, "bf16") ? PREC_BF16 : !strcmp(precision, "tf32") ? PREC_TF32 : PREC_FP32;
     if (model.graph->output >= 0 && model.graph->nodes[model.graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
     Program *p = compile_training(model.graph, &o, &err);
