@@ -31,6 +31,12 @@ typedef struct Target {
      * so that the renderer's widest vector access is aligned: 64 on the CPU
      * (a cache line, AVX-512), 16 suffices for CUDA's float4. */
     int buffer_align;
+    /* Every GEMM operand's leading dimension and per-group stride is a
+     * multiple of this many bytes, so that cuBLAS's tensor-core kernels are
+     * always eligible (16 on CUDA: 8 bf16 or 4 f32 elements); im2col columns
+     * are padded and narrow groups merged to get it (lower.h, ConvCols).
+     * 0: the plain layout (the CPU's BLAS has no such rule). */
+    int gemm_stride_align_bytes;
     /* The input batch crosses to the device as uint8 and the first kernel
      * normalizes it, when the augment pipeline ends in a normalize: a
      * quarter of the bytes to copy to a GPU; on the CPU there is no copy. */

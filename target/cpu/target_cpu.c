@@ -30,6 +30,7 @@ const Target target_cpu = {
     .precisions = 1u << PREC_FP32 | 1u << PREC_TF32 | 1u << PREC_BF16,
     .auto_precision = cpu_auto_precision,
     .buffer_align = 64,
+    .gemm_stride_align_bytes = 0,
     .u8_input = false,
     .conv_library_step = cpu_conv_library_step,
     .render = render_c,

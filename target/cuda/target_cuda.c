@@ -38,6 +38,7 @@ const Target target_cuda = {
     .precisions = 1u << PREC_FP32 | 1u << PREC_TF32 | 1u << PREC_BF16,
     .auto_precision = cuda_auto_precision,
     .buffer_align = 64,
+    .gemm_stride_align_bytes = 16,
     .u8_input = true,
     .conv_library_step = NULL,
     .render = render_cuda_source,

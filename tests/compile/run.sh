@@ -11,12 +11,17 @@
 #   - `rxc emit --target c|kir` writes the generated source;
 #   - the memory goal: resnext50_32x4d.net at 224x224 plans <= 0.6 x the
 #     114.2 MiB per image PyTorch saves for backward (a property of the
-#     plan, not a timing).
+#     plan, not a timing);
+#   - tensor-core alignment (gemm_align.c): every GEMM step of every model
+#     compiled for the CUDA target, fp32 and bf16, has 16-byte aligned
+#     operands, leading dimensions and group strides; the CPU target's
+#     plain layout of resnext50 in bf16 must be caught as misaligned.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, and 7 more
-cases $((2 * $(count_files models/*.net examples/*.net) + $(count_files models/*.net) + 7))
+# summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, gemm_align_* twice
+# per model and its control, and 7 more
+cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7))
 RXC="${RXC:-./rxc}"
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -85,3 +90,21 @@ for f in models/*.net; do
     echo "FAIL bf16_plan_$n: $(tail -n 2 "$tmp/$n.bf16.err" | tr '\n' ' ')"
   fi
 done
+
+# every GEMM operand aligned for tensor cores on the CUDA target (tests/compile/gemm_align.c)
+BUILD=build/release
+objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/cli/main.o' 2>/dev/null)
+mkdir -p build/tests
+if [ -n "$objs" ] && cc -std=c11 -O1 -Wall -Wextra -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
+     -I"$BUILD/gen" -fopenmp tests/compile/gemm_align.c $objs -o build/tests/gemm_align -lcjson -ljpeg -lpng -lm -ldl \
+     -lpthread 2> build/tests/gemm_align.log; then
+  for f in models/*.net; do
+    for prec in fp32 bf16; do build/tests/gemm_align cuda $prec "$f" "gemm_align_$(basename "$f" .net)_$prec"; done
+  done
+  build/tests/gemm_align cpu bf16 models/resnext50_32x4d.net gemm_align_catches_plain_layout --expect-misaligned
+else
+  for f in models/*.net; do
+    for prec in fp32 bf16; do echo "FAIL gemm_align_$(basename "$f" .net)_$prec: gemm_align does not build: $(head -c 300 build/tests/gemm_align.log)"; done
+  done
+  echo "FAIL gemm_align_catches_plain_layout: gemm_align does not build"
+fi
