@@ -73,7 +73,7 @@ for b in $BATCHES; do
     if ! left; then ips[$key]="skipped (time budget)"; continue; fi
     args=("$MODEL" --batch "$work/batch$b.safetensors" --device cuda --set classes=10 --set "input=3x${SIZE}x${SIZE}")
     env=(RXC_VERBOSE=1)
-    if [ "$prec" = tf32 ]; then env+=(RXC_TF32=1); args+=(--set precision=tf32); else args+=(--set precision=bf16); fi
+    args+=(--set "precision=$prec")
     t0=$(date +%s.%N)
     if ! env "${env[@]}" "$RXC" step "${args[@]}" --steps $K1 --out "$work/o1.safetensors" >"$work/run1.log" 2>&1; then
       ips[$key]="n/a"; notes+=("rxc $key: $(grep -m1 -i 'error\|not\|fail' "$work/run1.log" | cut -c1-150)"); continue

@@ -305,7 +305,7 @@ int cmd_compile(int argc, char **argv) {
     int rc = 1;
     Error err = {0};
     CompileOptions o;
-    trainer_program_options(&model, batch > 0 ? batch : model.recipe.batch, &target_cuda, &o);
+    trainer_program_options(&model, batch > 0 ? batch : model.recipe.batch, &target_cuda, sm, &o); /* auto: as on a GPU of --arch */
     if (precision) o.precision = !strcmp(precision, "bf16") ? PREC_BF16 : !strcmp(precision, "tf32") ? PREC_TF32 : PREC_FP32;
     Program *p = compile_training(model.graph, &o, &err);
     CudaApi api = {0};

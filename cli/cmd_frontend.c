@@ -155,7 +155,6 @@ static const char *const cache_words[] = {"decoded", "jpeg", "none"};
 static const char *const opt_words[] = {"sgd", "adam", "adamw"};
 static const char *const sched_words[] = {"constant", "cosine", "step", "multistep"};
 static const char *const device_words[] = {"auto", "cpu", "cuda"};
-static const char *const prec_words[] = {"fp32", "tf32", "bf16"};
 static const char *const policy_words[] = {"imagenet", "cifar10", "svhn"};
 
 static void transform_text(const TransformOp *t, StrBuf *b) {
@@ -267,7 +266,7 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddNumberToObject(sch, "warmup_start", r->warmup_start);
     cJSON_AddNumberToObject(o, "label_smoothing", r->label_smoothing);
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
-    cJSON_AddStringToObject(o, "precision", prec_words[r->precision]);
+    cJSON_AddStringToObject(o, "precision", precision_name(r->precision));
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
     return o;
 }
@@ -369,7 +368,7 @@ static void print_table(const Model *m) {
     sb_printf(&out, "  optimizer     %s\n  schedule      %s", opt, sch);
     if (r->warmup_epochs) sb_printf(&out, ", warmup %d epochs from %g", r->warmup_epochs, r->warmup_start);
     sb_printf(&out, "\n  loss          cross_entropy(label_smoothing=%g)\n", r->label_smoothing);
-    sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], prec_words[r->precision],
+    sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], precision_name(r->precision),
               r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);
     free(out.s);

@@ -50,6 +50,7 @@ int summary_training_report(struct Model *m, int batch, int want_kernels, int wa
  * (cmd_codegen.c). */
 struct CompileOptions;
 struct Target;
-void trainer_program_options(const struct Model *m, int batch, const struct Target *target, struct CompileOptions *o);
+void trainer_program_options(const struct Model *m, int batch, const struct Target *target, int arch,
+                             struct CompileOptions *o);
 
 #endif

@@ -60,7 +60,10 @@ typedef struct CompileOptions {
 } CompileOptions;
 
 /* Defaults from a recipe for a target: batch, precision, optimizer,
- * smoothing, no-decay, cross-entropy loss, f32 input, recompute on. */
+ * smoothing, no-decay, cross-entropy loss, f32 input, recompute on.
+ * `precision auto` becomes what it means with no device known (fp32);
+ * a caller that knows its device sets target_precision(target,
+ * r->precision, arch) instead. */
 void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, const Target *target);
 
 /* Returns the Program, or NULL with a one-line message in err. */

@@ -40,7 +40,7 @@ void recipe_defaults(Recipe *r) {
     r->warmup_start = 0.01;
     r->label_smoothing = 0.1;
     r->device = DEVICE_AUTO;
-    r->precision = PREC_FP32;
+    r->precision = PREC_AUTO;
     r->log_every = 50;
 }
 
@@ -60,6 +60,10 @@ static const char *const transform_names[TF_COUNT] = {
     [TF_CENTER_CROP] = "center_crop", [TF_RANDOM_RESIZED_CROP] = "random_resized_crop", [TF_HFLIP] = "hflip",
     [TF_AUTOAUGMENT] = "autoaugment", [TF_NORMALIZE] = "normalize",
 };
+
+static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"}; /* Precision's order */
+
+const char *precision_name(Precision p) { return (unsigned)p <= PREC_AUTO ? precision_names[p] : "?"; }
 
 const char *transform_name(TransformKind k) {
     return (unsigned)k < TF_COUNT ? transform_names[k] : "?";
@@ -744,9 +748,8 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
         if (get_word(rd, v[9]->value, "device", devices, 3, &k)) r->device = (DeviceKind)k;
     }
     if (v[10]) {
-        static const char *const precs[] = {"fp32", "tf32", "bf16"};
         int k;
-        if (get_word(rd, v[10]->value, "precision", precs, 3, &k)) r->precision = (Precision)k;
+        if (get_word(rd, v[10]->value, "precision", precision_names, 4, &k)) r->precision = (Precision)k;
     }
     if (v[11]) get_string(rd, v[11]->value, "run_dir", &r->run_dir);
     if (v[12]) get_int32(rd, v[12]->value, "log_every", 1, INT32_MAX, &r->log_every);

@@ -47,7 +47,10 @@ typedef enum CacheMode { CACHE_DECODED, CACHE_JPEG, CACHE_NONE } CacheMode;
 typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum SchedKind { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP, SCHED_MULTISTEP } SchedKind;
 typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
-typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16 } Precision;
+/* PREC_AUTO is the recipe's default and is resolved for a device before
+ * compiling (target_precision in target.h): bf16 on GPUs with bf16 tensor
+ * cores, fp32 elsewhere. It is last so that Target.precisions' bits stay. */
+typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16, PREC_AUTO } Precision;
 
 #define RXC_MAX_MILESTONES 16
 
@@ -98,5 +101,6 @@ typedef struct Recipe {
 void recipe_defaults(Recipe *r);  /* the seed's recipe minus data and augmentation */
 void recipe_free(Recipe *r);
 const char *transform_name(TransformKind k); /* the language's spelling */
+const char *precision_name(Precision p);     /* "fp32", "tf32", "bf16", "auto" */
 
 #endif

@@ -244,11 +244,17 @@ static const char *run_dir_of(const Recipe *r) { return r->run_dir ? r->run_dir 
 static int open_run_dir(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     Error err = {0};
-    run->log = runlog_open(run_dir_of(r), run->model.path, run->model.resolved_text, run->tr.state.epoch, &err);
+    /* the settings as resolved, with what `precision auto` became on this device */
+    char *settings = run->model.resolved_text
+                         ? xasprintf("%s# precision: %s\n", run->model.resolved_text, run->tr.precision_note)
+                         : NULL;
+    run->log = runlog_open(run_dir_of(r), run->model.path, settings, run->tr.state.epoch, &err);
+    free(settings);
     if (!run->log) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
+    runlog_notef(run->log, "precision %s", run->tr.precision_note);
     run->last_path = runlog_path(run->log, "last.safetensors");
     run->best_path = runlog_path(run->log, "best.safetensors");
     if (start->resume) {

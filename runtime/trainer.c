@@ -53,6 +53,39 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
     return 0;
 }
 
+/* The GPU's program and executor, `precision auto` resolved for the device
+ * (target_precision). Returns 0; -1 with the reason in why when there is no
+ * usable GPU (the caller may fall back to the CPU, which compiles its own
+ * program: STEP_CONV, maybe another input format and precision); -2 with
+ * the message in err when compiling failed. */
+static int open_gpu(Trainer *t, Error *why, Error *err) {
+    int arch = target_cuda_device_arch(0, why);
+    if (arch < 0) return -1;
+    CompileOptions o = t->copts;
+    o.target = &target_cuda;
+    o.precision = target_precision(&target_cuda, t->recipe->precision, arch);
+    if (!(t->prog = compile_training(t->graph, &o, err))) return -2;
+    t->use_cuda = true;
+    t->exec = open_cuda(t->prog, o.precision, why);
+    if (!t->exec) {
+        program_free(t->prog);
+        t->prog = NULL;
+        t->use_cuda = false;
+        return -1;
+    }
+    t->copts.precision = o.precision;
+    t->device_arch = arch;
+    return 0;
+}
+
+static void note_precision(Trainer *t) {
+    const char *name = precision_name(t->copts.precision);
+    if (t->recipe->precision != PREC_AUTO) snprintf(t->precision_note, sizeof t->precision_note, "%s", name);
+    else if (t->use_cuda)
+        snprintf(t->precision_note, sizeof t->precision_note, "%s (precision auto on sm_%d)", name, t->device_arch);
+    else snprintf(t->precision_note, sizeof t->precision_note, "%s (precision auto on the CPU)", name);
+}
+
 int device_parse(const char *s, DeviceKind *d) {
     if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
     else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
@@ -91,19 +124,9 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
         return error_set(err, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
     Error cuda_err = {0};
     if (dev != DEVICE_CPU && exec_cuda_new) {
-        /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
-         * which compiles its own program (STEP_CONV, maybe another input format). */
-        CompileOptions o = t->copts;
-        o.batch = cfg->batch;
-        o.target = &target_cuda;
-        if (!(t->prog = compile_training(t->graph, &o, err))) return -1;
-        t->use_cuda = true;
-        t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : &cuda_err);
-        if (!t->exec) {
-            program_free(t->prog);
-            t->prog = NULL;
-            if (dev == DEVICE_CUDA) return -1;
-        }
+        /* auto: no usable GPU falls back to the CPU; a compile error is a bug either way */
+        int rc = open_gpu(t, dev == DEVICE_CUDA ? err : &cuda_err, err);
+        if (rc == -2 || (rc == -1 && dev == DEVICE_CUDA)) return -1;
     }
     if (!t->exec) {
         t->use_cuda = false;
@@ -111,8 +134,10 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
         if (build(t, cfg->batch, &t->prog, &t->exec, err) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;
+    note_precision(t);
     if (!cfg->quiet) {
         fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
+        fprintf(stderr, "rxc: precision %s\n", t->precision_note);
         if (dev == DEVICE_AUTO && error_is_set(&cuda_err) && getenv("RXC_VERBOSE"))
             fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err.msg);
     }
@@ -128,6 +153,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     t->ref.num_batches = t->num_batches;
     t->ref.opt = t->recipe->opt;
     t->ref.momentum = t->recipe->momentum;
+    t->ref.precision = t->copts.precision == PREC_FP32 ? NULL : precision_name(t->copts.precision);
     t->state.seed = t->recipe->seed;
     t->state.best_val_acc = -1;
     return 0;

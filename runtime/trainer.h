@@ -61,6 +61,8 @@ typedef struct Trainer {
     Executor *short_exec;
     int short_batch;
     bool use_cuda;
+    int device_arch;         /* the GPU's compute capability sm_XX; 0 on the CPU */
+    char precision_note[64]; /* the precision the program runs, and why: "bf16 (precision auto on sm_90)" */
     int64_t *num_batches;    /* per graph parameter (ROLE_NUM_BATCHES entries used) */
     TrainState state;
     ModelRef ref;            /* for checkpoint.h, bound to prog/exec */

@@ -20,13 +20,17 @@
 #     (with NVRTC's options) the trainer hands NVRTC on the fake GPU
 #     (tests/cuda/fake_gpu.cc) and the one `rxc compile` hands it are equal
 #     byte for byte, uint8 input normalize included.
+#   - tensor-core alignment (gemm_align.c): every GEMM step of every model
+#     compiled for the CUDA target, fp32 and bf16, has 16-byte aligned
+#     operands, leading dimensions and group strides; the CPU target's
+#     plain layout of resnext50 in bf16 must be caught as misaligned.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
-# summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, 7 more,
-# test_cost.c's 19, 3 of --estimate and the trainer's program
-cases $((2 * $(count_files models/*.net examples/*.net) + $(count_files models/*.net) + 7 + 19 + 3 + 1))
+# summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, gemm_align_* twice
+# per model and its control, 7 more, test_cost.c's 19, 3 of --estimate and the trainer's program
+cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 19 + 3 + 1))
 RXC="${RXC:-./rxc}"
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -153,4 +157,22 @@ if build_fake_gpu "$fake"; then
   fi
 else
   skip compile_builds_trainer_program "needs g++ for the fake GPU ($(head -c 300 "$fake/build.log" 2>/dev/null))"
+fi
+
+# every GEMM operand aligned for tensor cores on the CUDA target (tests/compile/gemm_align.c)
+BUILD=build/release
+objs=$(find "$BUILD/obj" -name '*.o' ! -path '*/cli/main.o' 2>/dev/null)
+mkdir -p build/tests
+if [ -n "$objs" ] && cc -std=c11 -O1 -Wall -Wextra -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
+     -I"$BUILD/gen" -fopenmp tests/compile/gemm_align.c $objs -o build/tests/gemm_align -lcjson -ljpeg -lpng -lm -ldl \
+     -lpthread 2> build/tests/gemm_align.log; then
+  for f in models/*.net; do
+    for prec in fp32 bf16; do build/tests/gemm_align cuda $prec "$f" "gemm_align_$(basename "$f" .net)_$prec"; done
+  done
+  build/tests/gemm_align cpu bf16 models/resnext50_32x4d.net gemm_align_catches_plain_layout --expect-misaligned
+else
+  for f in models/*.net; do
+    for prec in fp32 bf16; do echo "FAIL gemm_align_$(basename "$f" .net)_$prec: gemm_align does not build: $(head -c 300 build/tests/gemm_align.log)"; done
+  done
+  echo "FAIL gemm_align_catches_plain_layout: gemm_align does not build"
 fi

@@ -57,14 +57,16 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   b="$work/fake_batch.safetensors"
   "$PYTHON" tests/gpu/compare.py batch "$b" 4 3 32 32 10 7
   net=models/tiny_resnext.net
-  if fakerun "$RXC" grad $net --batch "$b" --device cuda --out "$work/fg_cuda.st" >"$work/fg.log" 2>&1 &&
+  # fp32 on purpose: `precision auto` is bf16 on the fake GPU's sm_90 (tests/ops check_bf16.py covers that)
+  fp32=(--set precision=fp32)
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda "${fp32[@]}" --out "$work/fg_cuda.st" >"$work/fg.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --out "$work/fg_cpu.st" >>"$work/fg.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fg_cpu.st" "$work/fg_cuda.st" exec_cuda_fake_gpu_grad 1e-4 || status_units=1
   else
     echo "FAIL exec_cuda_fake_gpu_grad: $(tail -c 1500 "$work/fg.log" | tr '\n' ' ')"; status_units=1
   fi
-  if fakerun "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
-     fakerun env RXC_CUDA_GRAPHS=0 "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_off.st" \
+  if fakerun "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
+     fakerun env RXC_CUDA_GRAPHS=0 "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_off.st" \
        >"$work/fs_off.log" 2>&1 &&
      "$RXC" step $net --batch "$b" --device cpu --steps 3 --out "$work/fs_cpu.st" >"$work/fs_cpu.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fs_cpu.st" "$work/fs_on.st" exec_cuda_fake_gpu_adamw_3_steps 1e-3 || status_units=1
@@ -109,16 +111,18 @@ fi
 status=0
 for f in models/*.net examples/*.net; do
   [ -f "$f" ] || continue
-  # both architectures at once: NVRTC is single-threaded
+  # both architectures at once: NVRTC is single-threaded. `precision auto` is bf16 on both:
+  # sm_80 compiles the fp32 program instead, so that both precisions' kernels are compiled
   for arch in 80 90; do
-    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
+    prec=(); [ $arch = 80 ] && prec=(--precision fp32)
+    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 "${prec[@]}" >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
     pids[$arch]=$!
   done
   for arch in 80 90; do
     name="nvrtc_$(basename "$f" .net)_sm_$arch"
     log="$work/$(basename "$f" .net)_sm_$arch.log"
     if wait "${pids[$arch]}"; then
-      echo "PASS $name ($(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
+      echo "PASS $name ($(grep -o 'batch 2, [a-z0-9]*' "$log" | head -1 | cut -c10-), $(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
     else
       echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
       status=1

@@ -491,6 +491,8 @@ static const Mutation mutations[] = {
     {"emu_detects_shifted_thread_index", "affine_relu", "+ threadIdx.x;", "+ threadIdx.x + 1;", false, NULL},
     {"emu_detects_wrong_load_index", "conv3x3_g2", "b0_x[e", "b0_x[1 + e", false, NULL},
     {"emu_detects_wrong_row_stride", "col_stats", "j += 8)", "j += 4)", false, NULL},
+    /* the 8-wide vector variant reading bf16 lane 3 for lane 2 (run.sh checks NAME_v4 too) */
+    {"emu_detects_wrong_vector_lane", "mixed_f32_bf16", "rxc_bf16_lo(in1.y)", "rxc_bf16_hi(in1.y)", false, NULL},
 };
 
 static void run_mutation(const char *workdir, const KirModule *full, const Mutation *mu) {
@@ -516,6 +518,7 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
         if (!so) harness_fail(mu->name, "%s", why);
         else {
             int rc = check_kernel(so, NULL, 0, one.kernels[0], false, why, sizeof why);
+            if (rc == 0 && ls[0].has_vec4) rc = check_kernel(so, NULL, 0, one.kernels[0], true, why, sizeof why);
             bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
             char msg[2300];
             snprintf(msg, sizeof msg, "the broken kernel was not caught as expected (%s): %s",

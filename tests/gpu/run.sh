@@ -63,9 +63,9 @@ status=0
 # every op against PyTorch, as the CPU backend is checked
 if ! want gpu_ops; then :
 elif "$PYTHON" -c "import torch" 2>/dev/null; then
-  # check_ops.py runs `<dir>/rxc grad FILE ...`; this rxc adds --device cuda
+  # check_ops.py runs `<dir>/rxc grad FILE ...`; this rxc adds --device cuda, in fp32 (auto would be bf16)
   mkdir -p "$work/cuda-rxc"
-  printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
+  printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda --set precision=fp32 "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
   chmod +x "$work/cuda-rxc/rxc"
   (cd tests/ops && OP_CASE_PREFIX=gpu_ops_rxcgrad_ "$PYTHON" check_ops.py "$PWD/../../$work/cuda-rxc/rxc") || status=1
 else
@@ -79,7 +79,7 @@ step() { # device out batchfile net [args...]
 
 # one training step of ResNeXt-50 at 64x64
 "$PYTHON" tests/gpu/compare.py batch "$work/r50_batch.safetensors" 8 3 64 64 10 1
-r50=(--set input=3x64x64 --set classes=10 --set "optimizer=sgd(lr=0.1, momentum=0.9, weight_decay=1e-4)")
+r50=(--set input=3x64x64 --set classes=10 --set "optimizer=sgd(lr=0.1, momentum=0.9, weight_decay=1e-4)" --set precision=fp32)
 if ! want gpu_resnext50_step_64px; then :
 elif step cpu "$work/r50_cpu.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" &&
    step cuda "$work/r50_cuda.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}"; then
@@ -92,7 +92,8 @@ fi
 "$PYTHON" tests/gpu/compare.py batch "$work/tiny_batch.safetensors" 32 3 32 32 10 2
 if ! want gpu_tiny_200_steps; then :
 elif step cpu "$work/tiny_cpu.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps" &&
-   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps"; then
+   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps" \
+     --set precision=fp32; then
   "$PYTHON" tests/gpu/compare.py curve "$work/tiny_cpu.safetensors" "$work/tiny_cuda.safetensors" gpu_tiny_200_steps 0.05 0.05 || status=1
 else
   echo "FAIL gpu_tiny_200_steps: $(tail -c 800 "$work"/tiny_c*.safetensors.log | tr '\n' ' ')"; status=1
@@ -110,7 +111,7 @@ fi
 # bf16 mixed precision against fp32
 if ! want gpu_bf16_vs_fp32; then :
 elif step cuda "$work/bf16.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --set precision=bf16; then
-  step cuda "$work/fp32.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net &&
+  step cuda "$work/fp32.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --set precision=fp32 &&
     "$PYTHON" tests/gpu/compare.py step "$work/fp32.safetensors" "$work/bf16.safetensors" gpu_bf16_vs_fp32 5e-2 || status=1
 elif grep -q "bf16" "$work/bf16.safetensors.log"; then
   echo "SKIP gpu_bf16_vs_fp32: $(grep -m1 bf16 "$work/bf16.safetensors.log")"
