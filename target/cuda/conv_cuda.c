@@ -283,7 +283,9 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_printf(o, "    float acc[%d][%d];\n", P->ppt, P->cpt);
     sb_printf(o, "#pragma unroll\n    for (int q = 0; q < %d; q++)\n#pragma unroll\n        for (int j = 0; j < %d; j++) "
                  "acc[q][j] = 0.0f;\n", P->ppt, P->cpt);
-    sb_printf(o, "    for (int kh = 0; kh < %d; kh++) {\n        for (int kw = 0; kw < %d; kw++) {\n", g->kh, g->kw);
+    /* one tap at a time: unrolled taps only lengthen live ranges (ptxas spilled) */
+    sb_printf(o, "#pragma unroll 1\n    for (int kh = 0; kh < %d; kh++) {\n#pragma unroll 1\n        for (int kw = 0; kw < %d; kw++) {\n",
+              g->kh, g->kw);
     tap_offsets(o, pass, g, P, strided);
     sb_printf(o, "            for (int s = 0; s < %d; s++) {\n", v.sg);
     sb_printf(o, "                float wv[%d];\n#pragma unroll\n                for (int j = 0; j < %d; j++) "
