@@ -55,6 +55,7 @@ typedef struct View {
 
 typedef struct Plan {
     int ct, cit;           /* destination channels per block; source channels staged */
+    int pix;               /* floats per staged pixel: cit + 1, see halo_floats */
     int th, tw, halo_h, halo_w;
     int tiles_h, tiles_w;
     int cpt, cl, pl, ppt, threads; /* channels and pixels per thread, lanes of each */
@@ -79,6 +80,11 @@ static View view_of(ConvPass pass, const ConvGeom *g) {
 static int halo(ConvPass pass, int t, int k, int stride) {
     return pass == CONV_DATA_GRAD ? ceil_div(t + k - 2, stride) + 1 : (t - 1) * stride + k;
 }
+
+/* A staged pixel takes cit + 1 floats: with an odd stride the pixels that
+ * neighbouring lanes read fall in different shared-memory banks (with cit
+ * floats, 4 pixels x 8 groups of 4 channels hit 8 banks 4 ways). */
+static int halo_floats(const Plan *P) { return P->halo_h * P->halo_w * P->pix; }
 
 static const int tile_shapes[][2] = {{8, 8}, {4, 8}, {4, 4}, {2, 4}, {2, 2}, {1, 2}, {1, 1}};
 enum { N_TILE_SHAPES = sizeof tile_shapes / sizeof tile_shapes[0] };
@@ -110,10 +116,10 @@ static bool plan_gather(ConvPass pass, const ConvGeom *g, Plan *out) {
         for (int ct = 32; ct >= 1; ct /= 2) {
             Plan P = {0};
             set_tile(&P, pass, g, s);
-            int cit = staged_channels(ct, v.dst_c, v.dg, v.sg);
-            if (!cit || (int64_t)P.halo_h * P.halo_w * cit + (int64_t)ct * v.sg * taps > SHARED_FLOATS) continue;
+            P.cit = staged_channels(ct, v.dst_c, v.dg, v.sg), P.pix = P.cit + 1;
+            if (!P.cit || (int64_t)halo_floats(&P) + (int64_t)ct * v.sg * taps > SHARED_FLOATS) continue;
             if (found && ct * P.th * P.tw <= out->ct * out->th * out->tw) continue;
-            P.ct = ct, P.cit = cit;
+            P.ct = ct;
             P.cpt = ct < 4 ? ct : 4;
             if (v.dg < P.cpt) P.cpt = v.dg;
             P.cl = ct / P.cpt;
@@ -141,8 +147,8 @@ static bool plan_weight_grad(const ConvGeom *g, Plan *out) {
         for (int s = 0; s < N_TILE_SHAPES; s++) {
             Plan P = {0};
             set_tile(&P, CONV_WEIGHT_GRAD, g, s);
-            if ((int64_t)P.halo_h * P.halo_w * cit + (int64_t)P.th * P.tw * ct > SHARED_FLOATS) continue;
-            P.ct = ct, P.cit = cit;
+            P.ct = ct, P.cit = cit, P.pix = cit + 1;
+            if ((int64_t)halo_floats(&P) + (int64_t)P.th * P.tw * ct > SHARED_FLOATS) continue;
             P.elems = ct * cig * taps;
             P.threads = 256;
             while (P.threads > 32 && P.elems % P.threads) P.threads /= 2;
@@ -206,7 +212,7 @@ static void signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, in
               pass == CONV_WEIGHT_GRAD ? "" : "const ", pass == CONV_FORWARD ? "" : "const ", ctype(k->y_type));
 }
 
-/* Stages the halo of a tile: s_name[HALO_H][HALO_W][cit] from tensor t
+/* Stages the halo of a tile: s_name[HALO_H][HALO_W][pix] from tensor t
  * (h x w x c per image) at rows r0.., columns q0.., channels s_c0..,
  * zeros off the image. Expects tid, n, r0, q0, s_c0. */
 static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P) {
@@ -220,7 +226,7 @@ static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type
     snprintf(expr, sizeof expr, "%s[((n * %d + r) * %d + q) * %d + s_c0 + c]", t, h, w, c);
     load_into(o, "            ", "v", type, expr);
     sb_puts(o, "        }\n");
-    sb_printf(o, "        %s[e] = v;\n    }\n", s_name);
+    sb_printf(o, "        %s[px * %d + c] = v;\n    }\n", s_name, P->pix);
 }
 
 /* The start of the source rows of the tile: r0 (rows) and q0 (columns). */
@@ -243,13 +249,13 @@ static void tap_offsets(StrBuf *o, ConvPass pass, const ConvGeom *g, const Plan 
     sb_printf(o, "                const int p = pl + q * %d, pr = p / %d, pc = p %% %d;\n", P->pl, P->tw, P->tw);
     if (pass == CONV_FORWARD) {
         sb_printf(o, "                off[q] = ((pr * %d + kh) * %d + pc * %d + kw) * %d + sb;\n", g->sh, P->halo_w, g->sw,
-                  P->cit);
+                  P->pix);
     } else {
         sb_printf(o, "                const int th = d0h + pr + %d - kh, tw = d0w + pc + %d - kw;\n",
                   g->ph + g->sh * g->kh, g->pw + g->sw * g->kw);
         if (strided) sb_printf(o, "                ok[q] = th %% %d == 0 && tw %% %d == 0;\n", g->sh, g->sw);
         sb_printf(o, "                off[q] = ((th / %d - %d - r0) * %d + tw / %d - %d - q0) * %d + sb;\n", g->sh, g->kh,
-                  P->halo_w, g->sw, g->kw, P->cit);
+                  P->halo_w, g->sw, g->kw, P->pix);
     }
     sb_puts(o, "            }\n");
 }
@@ -264,7 +270,7 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const char *src = fwd ? "x" : "y", *dst = fwd ? "y" : "x";
     const int taps = g->kh * g->kw;
     signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED(float, s_src, %d);\n", P->halo_h * P->halo_w * P->cit);
+    sb_printf(o, "    RXC_SHARED(float, s_src, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_w, %d);\n", P->ct * v.sg * taps);
     sb_puts(o, "    const int tid = threadIdx.x, n = blockIdx.y;\n");
     sb_printf(o, "    const int d0h = (int)(blockIdx.x / %d) * %d, d0w = (int)(blockIdx.x %% %d) * %d;\n", P->tiles_w,
@@ -317,7 +323,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     const int pixels = P->th * P->tw, total = g->cout * cig * taps;
     const bool ragged = P->elems % P->threads != 0;
     signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED(float, s_x, %d);\n", P->halo_h * P->halo_w * P->cit);
+    sb_printf(o, "    RXC_SHARED(float, s_x, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_dy, %d);\n", pixels * P->ct);
     sb_printf(o, "    const int tid = threadIdx.x, chunk = blockIdx.x, c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n",
               P->ct, cog, cig);
@@ -327,7 +333,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     else sb_printf(o, "        const int e = tid + k * %d;\n", P->threads);
     sb_printf(o, "        const int co = e %% %d, ci = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, cig, P->ct * cig);
     sb_printf(o, "        yo[k] = co;\n        xo[k] = (t / %d * %d + t %% %d) * %d + ((c0 + co) / %d - c0 / %d) * %d + ci;\n",
-              g->kw, P->halo_w, g->kw, P->cit, cog, cog, cig);
+              g->kw, P->halo_w, g->kw, P->pix, cog, cog, cig);
     sb_puts(o, "        acc[k] = 0.0f;\n    }\n");
     sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
     sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
@@ -346,7 +352,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_puts(o, "            }\n            s_dy[e] = v;\n        }\n        __syncthreads();\n");
     sb_printf(o, "        for (int p = 0; p < %d; p++) {\n", pixels);
     sb_printf(o, "            const int px = (p / %d * %d + p %% %d * %d) * %d;\n", P->tw, g->sh * P->halo_w, P->tw, g->sw,
-              P->cit);
+              P->pix);
     sb_printf(o, "#pragma unroll\n            for (int k = 0; k < %d; k++) acc[k] += s_dy[p * %d + yo[k]] * s_x[px + xo[k]];\n",
               P->ept, P->ct);
     sb_puts(o, "        }\n        __syncthreads();\n    }\n");
@@ -385,12 +391,12 @@ static void fill_launch(ConvCudaKernel *k, const Plan *P) {
         l->finish_block = FINISH_THREADS;
         l->finish_grid = (unsigned)((total + FINISH_THREADS - 1) / FINISH_THREADS);
         l->scratch_floats = (int64_t)P->chunks * total;
-        l->shared_bytes = (unsigned)(4 * (P->halo_h * P->halo_w * P->cit + P->th * P->tw * P->ct));
+        l->shared_bytes = (unsigned)(4 * (halo_floats(P) + P->th * P->tw * P->ct));
     } else {
         const View v = view_of(k->step.pass, g);
         l->grid[0] = (unsigned)(P->tiles_h * P->tiles_w), l->grid[1] = (unsigned)g->n;
         l->grid[2] = (unsigned)(v.dst_c / P->ct);
-        l->shared_bytes = (unsigned)(4 * (P->halo_h * P->halo_w * P->cit + P->ct * v.sg * g->kh * g->kw));
+        l->shared_bytes = (unsigned)(4 * (halo_floats(P) + P->ct * v.sg * g->kh * g->kw));
     }
 }
 
