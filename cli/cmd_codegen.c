@@ -298,7 +298,9 @@ int cmd_emit(int argc, char **argv) {
                 text = sb_take(&sb);
                 name = "kernels.kir";
             } else {
-                text = tg->render(p->module);
+                Error rerr = {0};
+                text = tg->render(p, &rerr);
+                if (!text) fprintf(stderr, "rxc emit: %s\n", rerr.msg);
             }
             StrBuf st = {0};
             for (int ph = 0; ph < PHASE_COUNT; ph++) {

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "commands.h"
+#include "conv_cuda.h"
 #include "compile.h"
 #include "cuda_api.h"
 #include "gpu_specs.h"
@@ -43,15 +44,23 @@ static const char usage[] =
     "GPU (default h200): FLOPs, bytes and roofline time per kernel and GEMM, the totals\n"
     "and the bound in images/s (an estimate, not a measurement); --json as one object.\n";
 
-/* The launch of an entry point NAME, NAME_finish (*part 1) or NAME_v4 (*part 2). */
-static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, const char *entry, int *part) {
-    for (int i = 0; i < m->n; i++) {
-        const char *name = m->kernels[i]->name;
-        size_t n = strlen(name);
-        if (strncmp(entry, name, n)) continue;
-        *part = entry[n] == 0 ? 0 : !strcmp(entry + n, "_finish") ? 1 : !strcmp(entry + n, "_v4") ? 2 : -1;
-        if (*part >= 0) return &ls[i];
-    }
+/* Whether entry is NAME, NAME_finish (*part 1) or NAME_v4 (*part 2). */
+static bool entry_of(const char *name, const char *entry, int *part) {
+    size_t n = strlen(name);
+    if (strncmp(entry, name, n)) return false;
+    *part = entry[n] == 0 ? 0 : !strcmp(entry + n, "_finish") ? 1 : !strcmp(entry + n, "_v4") ? 2 : -1;
+    return *part >= 0;
+}
+
+/* The launch of an entry point: a module kernel's or a direct conv's (*conv). */
+static const CudaLaunch *launch_of(const KirModule *m, const CudaLaunch *ls, const ConvCudaSet *convs,
+                                   const char *entry, int *part, bool *conv) {
+    *conv = false;
+    for (int i = 0; i < m->n; i++)
+        if (entry_of(m->kernels[i]->name, entry, part)) return &ls[i];
+    *conv = true;
+    for (int i = 0; i < convs->n; i++)
+        if (entry_of(convs->kernels[i].name, entry, part)) return &convs->kernels[i].launch;
     return NULL;
 }
 
@@ -132,19 +141,21 @@ static int parse_args(int argc, char **argv, CompileArgs *a) {
 }
 
 /* One line per entry point: resources and launch geometry. Returns how many spill. */
-static int print_kernels(const Program *p, const CudaLaunch *ls, const NvrtcModule *cold) {
+static int print_kernels(const Program *p, const CudaLaunch *ls, const ConvCudaSet *convs, const NvrtcModule *cold) {
     printf("%-44s %5s %7s %6s %9s %8s  %s\n", "kernel", "regs", "smem", "stack", "spill-st", "spill-ld", "launch");
     int spilling = 0;
     for (int i = 0; i < cold->n_kernels; i++) {
         const CudaKernelStats *s = &cold->kernels[i];
         int part = 0;
-        const CudaLaunch *l = launch_of(p->module, ls, s->name, &part);
+        bool conv = false;
+        const CudaLaunch *l = launch_of(p->module, ls, convs, s->name, &part, &conv);
         char geo[96] = "?";
         if (l && part == 1) snprintf(geo, sizeof geo, "%u x %u (chunk combine)", l->finish_grid, l->finish_block);
         else if (l && part == 2) snprintf(geo, sizeof geo, "%u x %u float4 (if aligned)", l->vec4_grid, l->block[0]);
         else if (l)
-            snprintf(geo, sizeof geo, "%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->block[0], l->block[1],
-                     l->mapping == CM_THREAD_PER_ROW  ? "thread/row"
+            snprintf(geo, sizeof geo, "%ux%ux%u x %ux%u %s", l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1],
+                     conv                             ? "direct conv"
+                     : l->mapping == CM_THREAD_PER_ROW ? "thread/row"
                      : l->mapping == CM_BLOCK_PER_ROW ? "block/row"
                                                       : "column tiles");
         printf("%-44s %5d %7d %6d %9d %8d  %s\n", s->name, s->registers, s->shared_bytes, s->stack_bytes,
@@ -311,6 +322,7 @@ int cmd_compile(int argc, char **argv) {
     CudaApi api = {0};
     char *src = NULL;
     CudaLaunch *ls = NULL;
+    ConvCudaSet convs = {0};
     NvrtcModule cold = {0}, warm = {0};
     bool have_cold = false, have_warm = false;
     if (!p) {
@@ -326,7 +338,11 @@ int cmd_compile(int argc, char **argv) {
         fprintf(stderr, "rxc compile: %s\n", err.msg);
         goto out;
     }
-    src = render_cuda(p->module, &ls);
+    src = render_cuda_program(p, &ls, &convs, &err);
+    if (!src) {
+        fprintf(stderr, "rxc compile: %s: %s\n", file, err.msg);
+        goto out;
+    }
     NvrtcOptions opt = {.sm = sm, .use_cache = a.use_cache, .refresh = a.cold_wanted};
     if (nvrtc_compile(&api, src, &opt, &cold, &err)) {
         fprintf(stderr, "rxc compile: %s: %s\n", file, err.msg);
@@ -340,7 +356,7 @@ int cmd_compile(int argc, char **argv) {
     const char *prec_name = o.precision == PREC_BF16 ? "bf16" : o.precision == PREC_TF32 ? "tf32" : "fp32";
     printf("%s: batch %d, %s, sm_%d, NVRTC %d.%d: %d kernels, %d entry points, %zu bytes of source\n", file, o.batch,
            prec_name, sm, cold.nvrtc_major, cold.nvrtc_minor, p->module->n, cold.n_kernels, strlen(src));
-    int spilling = print_kernels(p, ls, &cold);
+    int spilling = print_kernels(p, ls, &convs, &cold);
     printf("spills: %d of %d entry points spill registers\n", spilling, cold.n_kernels);
     if (cold.from_cache) printf("compile time: warm %.4f s (cubin cache; --cold times NVRTC)\n", cold.seconds);
     else {
@@ -359,6 +375,7 @@ out:
     if (have_warm) nvrtc_module_free(&warm);
     free(src);
     free(ls);
+    conv_cuda_set_free(&convs);
     cuda_api_unload(&api);
     if (p) program_free(p);
     model_free(&model);

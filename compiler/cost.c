@@ -180,7 +180,7 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
     const ConvGeom *g = &cs->g;
     StepCost c = {.matmul = true};
     int groups = g->groups > 0 ? g->groups : 1;
-    double cin_g = (double)g->cin / groups, cout_g = (double)g->cout / groups;
+    double cin_g = (double)g->cin / groups;
     c.flops = 2.0 * g->n * g->oh * g->ow * (double)g->cout * cin_g * g->kh * g->kw;
     int bufs[3];
     int out = library_step_buffers(&(Step){.kind = STEP_CONV, .conv = *cs}, bufs);
@@ -191,8 +191,9 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
         if (i == out) c.bytes_written += bytes;
         if (i != out || cs->accumulate) c.bytes_read += bytes;
     }
-    bool bf16 = buf_dtype(p, cs->x) == KD_BF16 && buf_dtype(p, cs->w) == KD_BF16;
-    c.math = bf16 && cin_g >= 16 && cout_g >= 16 ? COST_MATH_BF16 : COST_MATH_SCALAR;
+    /* The only direct convolutions today (the CUDA target's conv_cuda.c, the
+     * CPU's conv_cpu.c) sum on CUDA cores / vector units, f32 weights. */
+    c.math = COST_MATH_SCALAR;
     return c;
 }
 

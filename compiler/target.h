@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+#include "error.h"
 #include "kir.h"
 #include "program.h"
 #include "recipe.h"
@@ -45,8 +46,10 @@ typedef struct Target {
      * as STEP_CONV library steps (program.h) instead of im2col + GEMM, for
      * activations of type act. NULL: it runs none. */
     bool (*conv_library_step)(const ConvGeom *g, KDType act);
-    /* The module's kernel source, malloc'd (the target's renderer). */
-    char *(*render)(const KirModule *m);
+    /* The program's kernel source, malloc'd (the target's renderer: the
+     * module's kernels, and the library steps it generates code for);
+     * NULL with a message in err. */
+    char *(*render)(const Program *p, Error *err);
 } Target;
 
 static inline bool target_runs_precision(const Target *t, Precision p) { return t->precisions >> p & 1u; }

@@ -6,6 +6,12 @@
 #include "conv_cpu.h"
 #include "render_c.h"
 
+/* The CPU's conv steps are library calls (conv_cpu.c): only the module is source. */
+static char *render_cpu_program(const Program *p, Error *err) {
+    (void)err;
+    return render_c(p->module);
+}
+
 /* Grouped convolutions with a vector form in conv_cpu.c run as direct
  * steps: no column buffers, 1.3-1.7x the im2col + GEMM path on ResNeXt's
  * grouped 3x3s (docs/performance.md). Dense convolutions stay on GEMMs,
@@ -33,5 +39,5 @@ const Target target_cpu = {
     .gemm_stride_align_bytes = 0,
     .u8_input = false,
     .conv_library_step = cpu_conv_library_step,
-    .render = render_c,
+    .render = render_cpu_program,
 };

@@ -21,6 +21,10 @@
  * read from pinned host memory when the graph executes, so a replay sees
  * the step's values. RXC_CUDA_GRAPHS=0 turns capture off.
  *
+ * Direct convolutions. A STEP_CONV launches conv_cuda.c's kernel for its
+ * (pass, geometry), rendered into the same module; the weight gradient's
+ * chunk partials use the scratch area as column reductions do.
+ *
  * GEMMs. Program GEMMs are row-major; cuBLAS is column-major, so
  * C = op(A) op(B) runs as C^T = op(B)^T op(A)^T with the operands swapped.
  * TF32 tensor cores are used for f32 GEMMs when the program's precision
@@ -31,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_cuda.h"
 #include "cuda_api.h"
 #include "exec_cuda.h"
 #include "nvrtc_compile.h"
@@ -62,6 +67,7 @@ typedef struct CudaExec {
     CUevent input_ready, landing_free, phase_done[PHASE_COUNT];
     CUmodule module;
     CudaLaunch *launches;
+    ConvCudaSet convs;              /* the STEP_CONV kernels and their launches */
     cublasHandle_t blas;
     bool tf32;
 
@@ -138,8 +144,8 @@ static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
                 CU_TRY(x, cuMemcpyDtoDAsync(x->space[s], x->landing[s], (size_t)x->space_bytes[s], x->stream));
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
-        int rc = st->kind == STEP_KERNEL ? launch_kernel(x, &x->steps[ph][i], err)
-                                         : run_gemm(x, &st->gemm, &x->steps[ph][i], err);
+        int rc = st->kind == STEP_GEMM ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
+                                       : launch_kernel(x, &x->steps[ph][i], err);
         if (rc) {
             return error_append(err, " (step %d of %s: %s)", i,
                                 ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
@@ -290,6 +296,7 @@ static void cuda_free(Executor *e) {
         free(x->steps[ph]);
     }
     free(x->launches);
+    conv_cuda_set_free(&x->convs);
     cuda_api_unload(&x->api);
     free(x);
 }
@@ -317,6 +324,42 @@ static int data_type(KDType t, const char *what, Error *err) {
     return -1;
 }
 
+/* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
+ * parameters (x, w, y, sc, scratch). */
+static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
+    const Program *p = x->base.program;
+    const ConvStep *c = &p->steps[ph][i].conv;
+    CudaStep *cs = &x->steps[ph][i];
+    int k = x->convs.step_kernel[ph][i];
+    if (k < 0 || check_buffer(p, x, c->x, err) || check_buffer(p, x, c->w, err) || check_buffer(p, x, c->y, err))
+        return k < 0 ? error_set(err, "conv step %d has no kernel", i) : -1;
+    const ConvCudaKernel *ck = &x->convs.kernels[k];
+    const ConvGeom *g = &c->g;
+    const int64_t need[3] = {(int64_t)g->n * g->h * g->w * g->cin, (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw,
+                             (int64_t)g->n * g->oh * g->ow * g->cout};
+    const int ids[3] = {c->x, c->w, c->y};
+    for (int q = 0; q < 3; q++)
+        if (p->bufs[ids[q]].numel < need[q])
+            return error_set(err, "conv kernel %s: buffer %s has %lld elements, needs %lld", ck->name,
+                             p->bufs[ids[q]].name, (long long)p->bufs[ids[q]].numel, (long long)need[q]);
+    cs->launch = &ck->launch;
+    CUresult r = x->api.cuModuleGetFunction(&cs->fn, x->module, ck->name);
+    if (r == 0 && ck->launch.has_finish) {
+        char *fin = xasprintf("%s_finish", ck->name);
+        r = x->api.cuModuleGetFunction(&cs->finish, x->module, fin);
+        free(fin);
+    }
+    if (r != 0) return error_set(err, "kernel %s is missing from the cubin: %s", ck->name, cuda_result_text(&x->api, r));
+    cs->arg_values = xcalloc(5, sizeof(CUdeviceptr));
+    cs->params = xcalloc(5, sizeof(void *));
+    for (int q = 0; q < 3; q++)
+        cs->arg_values[q] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
+    cs->arg_values[3] = x->sc_dev[ph];
+    cs->arg_values[4] = x->scratch;
+    for (int a = 0; a < 5; a++) cs->params[a] = &cs->arg_values[a];
+    return 0;
+}
+
 static int resolve_steps(CudaExec *x, Error *err) {
     const Program *p = x->base.program;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
@@ -325,10 +368,8 @@ static int resolve_steps(CudaExec *x, Error *err) {
             const Step *st = &p->steps[ph][i];
             CudaStep *cs = &x->steps[ph][i];
             if (st->kind == STEP_CONV) {
-                error_set(err,
-                          "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile "
-                          "the program for the CUDA target (target_cuda)", st->note ? st->note : "?");
-                return -1;
+                if (resolve_conv(x, ph, i, err)) return -1;
+                continue;
             }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;
@@ -415,8 +456,12 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     if (sm < 0) return -1;
 
     /* kernels */
-    if (p->module && p->module->n > 0) {
-        char *src = render_cuda(p->module, &x->launches);
+    bool any_conv = false;
+    for (int ph = 0; ph < PHASE_COUNT; ph++)
+        for (int i = 0; i < p->n_steps[ph]; i++) any_conv |= p->steps[ph][i].kind == STEP_CONV;
+    if (p->module && (p->module->n > 0 || any_conv)) {
+        char *src = render_cuda_program(p, &x->launches, &x->convs, err);
+        if (!src) return -1;
         NvrtcOptions opt = {.sm = sm, .use_cache = true};
         NvrtcModule mod;
         int rc = nvrtc_compile(&x->api, src, &opt, &mod, err);
@@ -437,6 +482,9 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     size_t scratch_floats = 0;
     for (int i = 0; p->module && i < p->module->n; i++)
         if ((size_t)x->launches[i].scratch_floats > scratch_floats) scratch_floats = (size_t)x->launches[i].scratch_floats;
+    for (int i = 0; i < x->convs.n; i++)
+        if ((size_t)x->convs.kernels[i].launch.scratch_floats > scratch_floats)
+            scratch_floats = (size_t)x->convs.kernels[i].launch.scratch_floats;
     size_t offset = 0, space_off[SPACE_COUNT], landing_off[SPACE_COUNT] = {0}, sc_off[PHASE_COUNT];
     for (int s = 0; s < SPACE_COUNT; s++) {
         x->space_bytes[s] = p->space_bytes[s];

@@ -7,10 +7,12 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
-# nvrtc_units.c 7, the ABI constants, 5 on the fake GPU, and every model and example for sm_80 and sm_90
+# nvrtc_units.c 7, the ABI constants, 6 on the fake GPU, every model and example for sm_80 and sm_90,
+# and ResNeXt-50's direct conv kernels (fp32 and bf16) without spills
 fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
-                exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas)
-cases $((7 + 1 + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net)))
+                exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
+                exec_cuda_fake_gpu_direct_convs)
+cases $((7 + 1 + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
 
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
@@ -96,6 +98,22 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
     echo "FAIL exec_cuda_precision_tf32_reaches_cublas: tf32 run ${tf32:-none}, fp32 run ${fp32:-none}: $(tail -c 600 "$work/ft.log" | tr '\n' ' ')"
     status_units=1
   fi
+  # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
+  # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)
+  net=examples/fig3c_grouped.net
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
+     "$RXC" grad $net --batch "$b" --device cpu --out "$work/fc_cpu.st" >>"$work/fc.log" 2>&1; then
+    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    if grep -q 'dconv_fwd_' "$module" && grep -q 'dconv_dgrad_' "$module" && grep -q 'dconv_wgrad_.*_finish' "$module"; then
+      "$PYTHON" tests/gpu/compare.py step "$work/fc_cpu.st" "$work/fc_cuda.st" exec_cuda_fake_gpu_direct_convs 1e-4 ||
+        status_units=1
+    else
+      echo "FAIL exec_cuda_fake_gpu_direct_convs: the module has no direct conv kernels of every pass ($module)"
+      status_units=1
+    fi
+  else
+    echo "FAIL exec_cuda_fake_gpu_direct_convs: $(tail -c 1500 "$work/fc.log" | tr '\n' ' ')"; status_units=1
+  fi
 else
   skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"
 fi
@@ -128,6 +146,28 @@ for f in models/*.net examples/*.net; do
       status=1
     fi
   done
+done
+# ResNeXt-50's direct conv kernels (conv_cuda.c): compiled above in fp32 at batch 2; bf16 here. Every
+# entry point dconv_* must exist for both architectures and spill nothing.
+for arch in 80 90; do
+  "$RXC" compile models/resnext50_32x4d.net --arch "sm_$arch" --batch 2 --precision bf16 \
+    >"$work/resnext50_bf16_sm_$arch.log" 2>&1 &
+  pids[$arch]=$!
+done
+bf16_ok=1
+for arch in 80 90; do wait "${pids[$arch]}" || bf16_ok=0; done
+for prec in fp32 bf16; do
+  logs=("$work/resnext50_32x4d_sm_80.log" "$work/resnext50_32x4d_sm_90.log")
+  [ $prec = bf16 ] && logs=("$work/resnext50_bf16_sm_80.log" "$work/resnext50_bf16_sm_90.log")
+  n=$(cat "${logs[@]}" | grep -c '^dconv_')
+  spilling=$(cat "${logs[@]}" | awk '/^dconv_/ && $5 + $6 > 0' | head -3)
+  name="nvrtc_resnext50_direct_convs_${prec}_no_spills"
+  if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || [ $bf16_ok = 1 ]; }; then
+    echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, none spills)"
+  else
+    echo "FAIL $name: $n entry points; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
+    status=1
+  fi
 done
 [ "${status_units:-0}" -ne 0 ] && status=1
 exit $status
