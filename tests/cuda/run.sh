@@ -101,7 +101,7 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
   # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)
   net=examples/fig3c_grouped.net
-  if fakerun "$RXC" grad $net --batch "$b" --device cuda --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --out "$work/fc_cpu.st" >>"$work/fc.log" 2>&1; then
     module=$(ls -t "$fake"/fake_module_*.cc | head -1)
     if grep -q 'dconv_fwd_' "$module" && grep -q 'dconv_dgrad_' "$module" && grep -q 'dconv_wgrad_.*_finish' "$module"; then
