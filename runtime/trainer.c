@@ -13,6 +13,7 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "cuda_api.h"
 #include "exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
@@ -21,9 +22,10 @@
 #include "util.h"
 
 /* The CUDA executor is absent from CPU-only builds: a weak reference is NULL
- * there, and `device auto` then quietly means the CPU. */
+ * there, and `device auto` then means the CPU. */
 #pragma weak exec_cuda_new
 #pragma weak exec_cuda_set_tf32
+#pragma weak cuda_available
 
 /* TF32 is a GEMM setting of the CUDA executor, not of the generated kernels,
  * so `precision tf32` is applied here rather than by the compiler. */
@@ -122,11 +124,19 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
         return error_set(err, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
+    /* why `device auto` did not choose the GPU, for its line on stderr */
     Error cuda_err = {0};
-    if (dev != DEVICE_CPU && exec_cuda_new) {
-        /* auto: no usable GPU falls back to the CPU; a compile error is a bug either way */
+    if (dev == DEVICE_AUTO && (!exec_cuda_new || !cuda_available))
+        error_set(&cuda_err, "no GPU: this rxc was built without CUDA support");
+    else if (dev == DEVICE_AUTO && !cuda_available(&cuda_err))
+        error_prefix(&cuda_err, "no GPU");
+    if (dev != DEVICE_CPU && !error_is_set(&cuda_err)) {
+        /* auto: a GPU that cannot be used falls back to the CPU, which compiles its own
+         * program (STEP_CONV, maybe another input format and precision); a compile error
+         * is a bug either way */
         int rc = open_gpu(t, dev == DEVICE_CUDA ? err : &cuda_err, err);
         if (rc == -2 || (rc == -1 && dev == DEVICE_CUDA)) return -1;
+        if (rc == -1) error_prefix(&cuda_err, "the GPU is present but unusable");
     }
     if (!t->exec) {
         t->use_cuda = false;
@@ -136,10 +146,13 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     t->cfg.u8_input = t->copts.normalize_u8_input;
     note_precision(t);
     if (!cfg->quiet) {
-        fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
+        /* auto says what it chose and why, in one line: "device: cuda:0 (NAME, sm_90, driver 13.0)" or
+         * "device: cpu (2 threads); no GPU: <reason>" */
+        const char *name = t->exec->device_name ? t->exec->device_name : "?";
+        if (dev != DEVICE_AUTO) fprintf(stderr, "rxc: device %s\n", name);
+        else if (error_is_set(&cuda_err)) fprintf(stderr, "rxc: device: %s; %s\n", name, cuda_err.msg);
+        else fprintf(stderr, "rxc: device: %s\n", name);
         fprintf(stderr, "rxc: precision %s\n", t->precision_note);
-        if (dev == DEVICE_AUTO && error_is_set(&cuda_err) && getenv("RXC_VERBOSE"))
-            fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err.msg);
     }
 
     t->num_batches = xcalloc((size_t)(g->n_params ? g->n_params : 1), sizeof *t->num_batches);

@@ -16,6 +16,10 @@
  * Environment: RXC_FAKE_GPU_EMU_INCLUDE (directory of cuda_emu.h, required),
  * RXC_FAKE_GPU_DIR (work directory, default /tmp), RXC_FAKE_GPU_VERBOSE=1
  * (a line of counts on stderr at exit: kernels launched, graph replays).
+ * RXC_FAKE_GPU_FAIL=FUNCTION:CODE makes cuLaunchKernel, cuStreamEndCapture
+ * or cublasGemmStridedBatchedEx return CODE; RXC_FAKE_GPU_DRIVER_VERSION
+ * is what cuDriverGetVersion reports (default 99000, as new as the fake
+ * NVRTC and cuBLAS, which say 99.0).
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -83,6 +87,13 @@ int issue(void *s, std::function<int()> op) {
 }
 
 bool any_capturing(void *s) { return stream_of(s)->capturing; }
+
+/* The code RXC_FAKE_GPU_FAIL=FUNCTION:CODE asks `function` to fail with, or 0. */
+int injected_failure(const char *function) {
+    const char *v = getenv("RXC_FAKE_GPU_FAIL");
+    size_t n = strlen(function);
+    return v && !strncmp(v, function, n) && v[n] == ':' ? atoi(v + n + 1) : 0;
+}
 
 /* ---- module building: glue from the kernel signatures ------------------------ */
 
@@ -220,10 +231,24 @@ extern "C" {
 
 /* ---- driver ------------------------------------------------------------------ */
 int cuInit(unsigned) { return OK; }
-int cuDriverGetVersion(int *v) { *v = 13000; return OK; }
+int cuDriverGetVersion(int *v) {
+    const char *env = getenv("RXC_FAKE_GPU_DRIVER_VERSION");
+    *v = env ? atoi(env) : 99000;
+    return OK;
+}
 int cuGetErrorString(int r, const char **s) {
     *s = r == ERR_CAPTURE_UNSUPPORTED ? "operation not permitted when stream is capturing (fake gpu)"
+         : r == 700                   ? "an illegal memory access was encountered (fake gpu)"
                                       : "fake gpu error";
+    return OK;
+}
+int cuGetErrorName(int r, const char **s) {
+    *s = r == ERR_INVALID_VALUE         ? "CUDA_ERROR_INVALID_VALUE"
+         : r == ERR_NOT_FOUND           ? "CUDA_ERROR_NOT_FOUND"
+         : r == 700                     ? "CUDA_ERROR_ILLEGAL_ADDRESS"
+         : r == ERR_CAPTURE_UNSUPPORTED ? "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"
+         : r == 901                     ? "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"
+                                        : "CUDA_ERROR_UNKNOWN";
     return OK;
 }
 int cuDeviceGetCount(int *n) { *n = 1; return OK; }
@@ -294,6 +319,7 @@ int cuModuleGetFunction(void **f, void *m, const char *name) {
 int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned,
                    void *st, void **params, void **) {
     Function *fn = (Function *)f;
+    if (int rc = injected_failure("cuLaunchKernel")) return rc;
     /* kernel parameters are read at launch, as on a GPU: copy their values now */
     std::vector<unsigned long long> values(64);
     for (size_t a = 0; a < fn->n_params && a < 64; a++) values[a] = *(unsigned long long *)params[a];
@@ -332,6 +358,11 @@ int cuStreamEndCapture(void *s, void **g) {
     st->capturing = false;
     *g = st->graph;
     st->graph = nullptr;
+    if (int rc = injected_failure("cuStreamEndCapture")) {
+        delete (Graph *)*g;
+        *g = nullptr;
+        return rc;
+    }
     return OK;
 }
 int cuGraphInstantiateWithFlags(void **ge, void *g, unsigned long long) {
@@ -370,11 +401,13 @@ int nvrtcDestroyProgram(void **p) { delete (std::string *)*p; *p = nullptr; retu
 /* ---- cuBLAS ------------------------------------------------------------------ */
 struct FakeBlas {
     void *stream = nullptr;
+    int math_mode = 0;
 };
+int cublasGetProperty(int type, int *v) { *v = type == 0 ? 99 : 0; return OK; }
 int cublasCreate_v2(void **h) { *h = new FakeBlas; return OK; }
 int cublasDestroy_v2(void *h) { delete (FakeBlas *)h; return OK; }
 int cublasSetStream_v2(void *h, void *s) { ((FakeBlas *)h)->stream = s; return OK; }
-int cublasSetMathMode(void *, int) { return OK; }
+int cublasSetMathMode(void *h, int mode) { ((FakeBlas *)h)->math_mode = mode; return OK; }
 int cublasSetWorkspace_v2(void *, void *, size_t) { return OK; }
 int cublasSgemm_v2(void *h, int ta, int tb, int m, int n, int k, const float *alpha, const float *a, int lda,
                    const float *b, int ldb, const float *beta, float *c, int ldc) {
@@ -389,10 +422,12 @@ int cublasGemmStridedBatchedEx(void *h, int ta, int tb, int m, int n, int k, con
                                int lda, long long sa, const void *b, int bt, int ldb, long long sb, const void *beta,
                                void *c, int ct, int ldc, long long sc, int batch, int compute, int) {
     float al = *(const float *)alpha, be = *(const float *)beta;
+    if (int rc = injected_failure("cublasGemmStridedBatchedEx")) return rc;
     counts.gemms++;
-    /* CUBLAS_COMPUTE_32F_FAST_TF32: the emulation still computes in f32; the
-     * count lets a test see that `precision tf32` reaches cuBLAS. */
-    if (compute == 77) counts.tf32_gemms++;
+    /* CUBLAS_COMPUTE_32F_FAST_TF32 or CUBLAS_TF32_TENSOR_OP_MATH on f32: the
+     * emulation still computes in f32; the count lets a test see that
+     * `precision tf32` and RXC_TF32 reach cuBLAS. */
+    if (at == 0 && (compute == 77 || ((FakeBlas *)h)->math_mode == 3)) counts.tf32_gemms++;
     return issue(((FakeBlas *)h)->stream, [=] {
         gemm(ta, tb, m, n, k, al, a, at, lda, sa, b, bt, ldb, sb, be, c, ct, ldc, sc, batch);
         return OK;

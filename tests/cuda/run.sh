@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # tests/cuda — NVRTC checks that need no GPU: sample kernels of every kind and
 # every model in models/ and examples/ compile for sm_80 and sm_90 without a
-# warning (spills are printed), the cubin cache, error reporting, and the
-# ABI constants of target/cuda/cuda_api.h against the toolkit's headers.
+# warning (spills are printed), the cubin cache, error reporting, the module
+# split into parallel NVRTC parts, NVRTC's builtins with a hostile loader
+# path, and the ABI constants of target/cuda/cuda_api.h against the
+# toolkit's headers.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
-# nvrtc_units.c 7, the ABI constants, 6 on the fake GPU, every model and example for sm_80 and sm_90,
-# and ResNeXt-50's direct conv kernels (fp32 and bf16) without spills
+. tests/cuda/first_run.sh
+# nvrtc_units.c 8, the ABI constants, 2 builtins cases, the fake GPU's, every model and example for
+# sm_80 and sm_90, and ResNeXt-50's direct conv kernels (fp32 and bf16) without spills
+builtins_cases=(nvrtc_builtins_beside_libnvrtc nvrtc_builtins_missing_says_where)
 fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
                 exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
-                exec_cuda_fake_gpu_direct_convs)
-cases $((7 + 1 + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
+                exec_cuda_fake_gpu_direct_convs
+                exec_cuda_split_module_same_results exec_cuda_status_names_in_errors
+                exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
+                exec_cuda_driver_too_old_is_error device_auto_says_why)
+cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
 
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
@@ -45,17 +52,49 @@ else
   skip cuda_api_abi_constants "no CUDA headers under $CUDA_HOME/include"
 fi
 
+RXC="${RXC:-./rxc}"
+
+# NVRTC loads libnvrtc-builtins.so.X.Y by soname. With a loader path that
+# cannot find it (LD_LIBRARY_PATH and CUDA_HOME unset, and the shim
+# tests/cuda/hide_nvrtc_builtins.c hiding ldconfig's entry), rxc must load it
+# from libnvrtc's own directory; when nothing can load it, the error names
+# the file and where rxc looked, and does not call it a compiler bug.
+if [ ! -x "$RXC" ] || ! ls "$CUDA_HOME"/lib64/libnvrtc.so* >/dev/null 2>&1; then
+  skip_each "needs $RXC and NVRTC under $CUDA_HOME/lib64" "${builtins_cases[@]}"
+elif ! cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$work/hide_builtins.so" tests/cuda/hide_nvrtc_builtins.c \
+     -ldl 2>"$work/hide_builtins.log"; then
+  fail nvrtc_builtins_shim_build "$(head -c 600 "$work/hide_builtins.log")"
+  skip_each "the shim does not build" "${builtins_cases[@]}"
+else
+  hostile() { env -u LD_LIBRARY_PATH -u CUDA_HOME LD_PRELOAD="$PWD/$work/hide_builtins.so" RXC_TEST_HIDE_BUILTINS="$@"; }
+  hb="$work/builtins"
+  if hostile soname "$RXC" compile models/tiny_resnext.net --arch sm_80 --no-cache >"$hb.log" 2>&1; then
+    pass nvrtc_builtins_beside_libnvrtc "compiled with the builtins hidden from the loader's path"
+  else
+    fail nvrtc_builtins_beside_libnvrtc "$(grep -v '^ ' "$hb.log" | head -c 1200 | tr '\n' ' ')"
+  fi
+  hostile all "$RXC" compile models/tiny_resnext.net --arch sm_80 --no-cache >"$hb.none.log" 2>&1
+  if grep -q 'could not load its builtins library: rxc looked for libnvrtc-builtins\.so\.[0-9]*\.[0-9]* in /' \
+       "$hb.none.log" && ! grep -q 'compiler bug' "$hb.none.log"; then
+    pass nvrtc_builtins_missing_says_where "$(grep -o 'rxc looked for [^,]*' "$hb.none.log" | head -1)"
+  else
+    fail nvrtc_builtins_missing_says_where "$(head -c 1200 "$hb.none.log" | tr '\n' ' ')"
+  fi
+fi
+
 # The GPU executor end to end on a fake GPU (tests/cuda/fake_gpu.cc: the
 # driver, NVRTC and cuBLAS entry points on the CPU, kernels run by the fiber
 # emulator): gradients and three AdamW steps of tiny_resnext against the CPU
 # executor (1e-4 and 1e-3 of max(1, max|cpu|) per tensor: AdamW magnifies
 # rounding in near-zero gradients), and CUDA-graph replay == direct launches.
-RXC="${RXC:-./rxc}"
+# NVRTC runs as 3 threads, so the module is 3 parts (3 CUmodules) unless a
+# case says otherwise.
 fake="$work/fakegpu"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$fake"; then
-  fakerun() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
-                  RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" "$@"; }
+  fake_env=(env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu"
+            RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" RXC_NVRTC_THREADS=3)
+  fakerun() { "${fake_env[@]}" "$@"; }
   b="$work/fake_batch.safetensors"
   "$PYTHON" tests/gpu/compare.py batch "$b" 4 3 32 32 10 7
   net=models/tiny_resnext.net
@@ -68,8 +107,8 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
     echo "FAIL exec_cuda_fake_gpu_grad: $(tail -c 1500 "$work/fg.log" | tr '\n' ' ')"; status_units=1
   fi
   if fakerun "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
-     fakerun env RXC_CUDA_GRAPHS=0 "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_off.st" \
-       >"$work/fs_off.log" 2>&1 &&
+     fakerun env RXC_NO_GRAPH=1 RXC_FAKE_GPU_FAIL=cuStreamEndCapture:901 "$RXC" step $net --batch "$b" \
+       --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_off.st" >"$work/fs_off.log" 2>&1 &&
      "$RXC" step $net --batch "$b" --device cpu --steps 3 --out "$work/fs_cpu.st" >"$work/fs_cpu.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fs_cpu.st" "$work/fs_on.st" exec_cuda_fake_gpu_adamw_3_steps 1e-3 || status_units=1
     replays=$(sed -n 's/.* \([0-9]*\) graph launches.*/\1/p' "$work/fs_on.log" | sort -n | tail -1)
@@ -88,6 +127,7 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   else
     echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
   fi
+  fake_first_run_checks || status_units=1
   # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
   fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft.st" >"$work/ft.log" 2>&1
   tf32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft.log" | sort -n | tail -1)
