@@ -205,6 +205,10 @@ static void store_value(StrBuf *o, const char *indent, const char *dst, KDType t
 
 static void signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, int threads) {
     ConvPass pass = k->step.pass;
+    /* the header comment nvrtc_compile splits the module at (NAME_finish stays with NAME) */
+    if (!*suffix)
+        sb_printf(o, "/* %s: direct grouped conv, %s */\n", k->name,
+                  pass == CONV_FORWARD ? "forward" : pass == CONV_DATA_GRAD ? "data gradient" : "weight gradient");
     sb_printf(o,
               "extern \"C\" __global__ void __launch_bounds__(%d) %s%s(RXC_GLOBAL(%s%s) x, RXC_GLOBAL(%sfloat) w, "
               "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch) {\n",
