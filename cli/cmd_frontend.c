@@ -265,6 +265,10 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddBoolToObject(sch, "per_step", r->sched_per_step);
     cJSON_AddNumberToObject(sch, "warmup_epochs", r->warmup_epochs);
     cJSON_AddNumberToObject(sch, "warmup_start", r->warmup_start);
+    cJSON_AddNumberToObject(sch, "warmup_steps", r->warmup_steps);
+    cJSON_AddStringToObject(sch, "warmup_kind", r->warmup_kind == WARMUP_CONSTANT ? "constant" : "linear");
+    if (r->warmup_from_lr_init) cJSON_AddNumberToObject(sch, "warmup_lr_init", r->warmup_lr_init);
+    cJSON_AddBoolToObject(sch, "warmup_prefix", !r->warmup_overlaps);
     cJSON_AddNumberToObject(o, "label_smoothing", r->label_smoothing);
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
     cJSON_AddStringToObject(o, "precision", prec_words[r->precision]);
@@ -367,7 +371,14 @@ static void print_table(const Model *m) {
     sb_printf(&out, "  epochs %d, batch %d, accum %d, seed %" PRIu64 ", deterministic %s\n", r->epochs, r->batch,
               r->accum_steps, r->seed, r->deterministic ? "true" : "false");
     sb_printf(&out, "  optimizer     %s\n  schedule      %s", opt, sch);
-    if (r->warmup_epochs) sb_printf(&out, ", warmup %d epochs from %g", r->warmup_epochs, r->warmup_start);
+    if (r->warmup_epochs || r->warmup_steps) {
+        const char *unit = r->warmup_steps ? "steps" : "epochs";
+        int length = r->warmup_steps ? r->warmup_steps : r->warmup_epochs;
+        if (r->warmup_kind == WARMUP_CONSTANT) sb_printf(&out, ", warmup %d %s at %g x lr", length, unit, r->warmup_start);
+        else if (r->warmup_from_lr_init) sb_printf(&out, ", warmup %d %s from lr %g", length, unit, r->warmup_lr_init);
+        else sb_printf(&out, ", warmup %d %s from %g", length, unit, r->warmup_start);
+        if (r->warmup_overlaps) sb_printf(&out, " (overlapping the schedule)");
+    }
     sb_printf(&out, "\n  loss          cross_entropy(label_smoothing=%g)\n", r->label_smoothing);
     sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], prec_words[r->precision],
               r->run_dir ? r->run_dir : "");

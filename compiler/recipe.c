@@ -695,6 +695,39 @@ static void read_schedule(Reader *rd, const AstExpr *e, Recipe *r) {
     }
 }
 
+/* `warmup N` (epochs), or linear(...) / constant(...) with epochs or steps. */
+static void read_warmup(Reader *rd, const AstExpr *e, Recipe *r) {
+    if (e->kind != EX_CALL && !(e->kind == EX_NAME && !lookup_const(rd, e->v.name))) {
+        get_int32(rd, e, "warmup", 0, 1000000, &r->warmup_epochs);
+        return;
+    }
+    static const char *const kinds[] = {"linear", "constant"};
+    static const char *const linear_ps[] = {"epochs", "start", "steps", "lr_init", "prefix"};
+    static const char *const constant_ps[] = {"epochs", "factor", "steps", "prefix"};
+    AstExpr word = {.kind = EX_NAME, .loc = e->kind == EX_CALL ? e->v.call.callee_loc : e->loc};
+    word.v.name = e->kind == EX_CALL ? e->v.call.callee : e->v.name;
+    int k;
+    if (!get_word(rd, &word, "warmup", kinds, 2, &k)) return;
+    r->warmup_kind = (WarmupKind)k;
+    Spec s = k == WARMUP_LINEAR ? (Spec){"linear", linear_ps, 5, 0} : (Spec){"constant", constant_ps, 4, 0};
+    const AstExpr *w[5];
+    if (!bind(rd, e, &s, w)) return;
+    const AstExpr *prefix = w[k == WARMUP_LINEAR ? 4 : 3];
+    if (!w[0] == !w[2]) {
+        err(rd, word.loc, "%s warmup needs its length in either epochs or steps (one of them)", kinds[k]);
+        return;
+    }
+    if (w[0]) get_int32(rd, w[0], "warmup epochs", 0, 1000000, &r->warmup_epochs);
+    if (w[2]) get_int32(rd, w[2], "warmup steps", 0, INT32_MAX, &r->warmup_steps);
+    if (w[1]) get_range(rd, w[1], k == WARMUP_LINEAR ? "warmup start" : "warmup factor", 0, 1, false, &r->warmup_start);
+    if (k == WARMUP_LINEAR && w[3]) {
+        if (w[1]) err(rd, w[3]->loc, "linear warmup takes start (a factor) or lr_init (a learning rate), not both");
+        else r->warmup_from_lr_init = get_range(rd, w[3], "warmup lr_init", 0, INFINITY, false, &r->warmup_lr_init);
+    }
+    bool starts_after = true;
+    if (prefix && get_bool(rd, prefix, "warmup prefix", &starts_after)) r->warmup_overlaps = !starts_after;
+}
+
 static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     const AstStmt *v[COUNT(train_keys)];
     section_settings(rd, sec, "train", train_keys, COUNT(train_keys), v);
@@ -706,22 +739,7 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (v[4]) get_bool(rd, v[4]->value, "deterministic", &r->deterministic);
     if (v[5]) read_optimizer(rd, v[5]->value, r);
     if (v[6]) read_schedule(rd, v[6]->value, r);
-    if (v[7]) {
-        const AstExpr *e = v[7]->value;
-        if (e->kind == EX_CALL || (e->kind == EX_NAME && !lookup_const(rd, e->v.name))) {
-            static const char *const ps[] = {"epochs", "start"};
-            Spec s = {"linear", ps, 2, 1};
-            const AstExpr *w[2];
-            const char *name = e->kind == EX_CALL ? e->v.call.callee : e->v.name;
-            if (strcmp(name, "linear")) err(rd, e->loc, "warmup expects a number of epochs or linear(epochs, start=0.01)");
-            else if (bind(rd, e, &s, w)) {
-                get_int32(rd, w[0], "warmup epochs", 0, 1000000, &r->warmup_epochs);
-                if (w[1]) get_range(rd, w[1], "warmup start", 0, 1, false, &r->warmup_start);
-            }
-        } else {
-            get_int32(rd, e, "warmup", 0, 1000000, &r->warmup_epochs);
-        }
-    }
+    if (v[7]) read_warmup(rd, v[7]->value, r);
     if (v[8]) {
         const AstExpr *e = v[8]->value;
         static const char *const ps[] = {"label_smoothing"};
@@ -750,6 +768,8 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     }
     if (v[11]) get_string(rd, v[11]->value, "run_dir", &r->run_dir);
     if (v[12]) get_int32(rd, v[12]->value, "log_every", 1, INT32_MAX, &r->log_every);
+    if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
+        err(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

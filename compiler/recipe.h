@@ -46,6 +46,7 @@ typedef enum DataLayout { DATA_IMAGEFOLDER, DATA_CIFAR10, DATA_CIFAR100, DATA_DE
 typedef enum CacheMode { CACHE_DECODED, CACHE_JPEG, CACHE_NONE } CacheMode;
 typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum SchedKind { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP, SCHED_MULTISTEP } SchedKind;
+typedef enum WarmupKind { WARMUP_LINEAR, WARMUP_CONSTANT } WarmupKind;
 typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
 typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16 } Precision;
 
@@ -85,7 +86,13 @@ typedef struct Recipe {
     int milestones[RXC_MAX_MILESTONES];
     int n_milestones;
     int warmup_epochs;      /* linear warmup; 0: none */
-    double warmup_start;    /* factor at the start of warmup (default 0.01) */
+    int warmup_steps;       /* warmup in optimizer steps instead (a per-step schedule); 0: none */
+    WarmupKind warmup_kind; /* linear (LinearLR) or constant (ConstantLR) */
+    double warmup_start;    /* factor at the start of warmup (default 0.01); constant: the factor throughout */
+    bool warmup_from_lr_init; /* linear warmup starts at warmup_lr_init (timm's), not at warmup_start * lr */
+    double warmup_lr_init;
+    bool warmup_overlaps;   /* the schedule runs from step 0 and warmup replaces its first values (timm's
+                               default, warmup_prefix=False); false: it starts after warmup (SequentialLR) */
     double label_smoothing;
 
     /* run */

@@ -189,12 +189,14 @@ def test_atomic_write_failure_keeps_old():
 # ---- schedules ----------------------------------------------------------------
 
 def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1, gamma=0.1, milestones=(),
-              warmup=0, warmup_start=0.01):
+              warmup=0, warmup_start=0.01, warmup_steps=0, warmup_kind="linear"):
     import torch
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=lr)
     units = epochs * spe if per_step else epochs
     wu = warmup * spe if per_step else warmup
+    if warmup_steps:
+        per_step, units, wu = True, epochs * spe, warmup_steps
     S = torch.optim.lr_scheduler
     if kind == "constant":
         main = S.LambdaLR(opt, lambda e: 1.0)
@@ -206,7 +208,10 @@ def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1
         main = S.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
     sched = main
     if wu > 0:
-        warm = S.LinearLR(opt, start_factor=warmup_start, end_factor=1.0, total_iters=wu)
+        if warmup_kind == "constant":
+            warm = S.ConstantLR(opt, factor=warmup_start, total_iters=wu)
+        else:
+            warm = S.LinearLR(opt, start_factor=warmup_start, end_factor=1.0, total_iters=wu)
         sched = S.SequentialLR(opt, [warm, main], milestones=[wu])
     lrs = []
     import warnings
@@ -224,6 +229,28 @@ def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1
     return lrs
 
 
+def timm_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, warmup=0, warmup_lr_init=0.0, warmup_prefix=False,
+             step_size=1, gamma=0.1):
+    """timm's CosineLRScheduler / StepLRScheduler._get_lr (timm 0.9, cycle_limit 1, no noise, k_decay 1),
+    t_initial = the run's length as timm's create_scheduler_v2 sets it, stepped per epoch or per update."""
+    units = epochs * spe if per_step else epochs
+    wt = warmup * spe if per_step else warmup
+    out = []
+    for e in range(epochs):
+        for s in range(spe):
+            t = e * spe + s if per_step else e
+            if t < wt:
+                out.append(warmup_lr_init + t * (lr - warmup_lr_init) / wt)
+                continue
+            if warmup_prefix:
+                t -= wt
+            if kind == "cosine":
+                out.append(eta_min + 0.5 * (lr - eta_min) * (1 + math.cos(math.pi * t / units)))
+            else:
+                out.append(lr * gamma ** (t // step_size))
+    return out
+
+
 def test_schedules():
     cases = [
         ("cosine_per_epoch_seed", dict(kind="cosine", lr=1e-3, epochs=200, spe=2, per_step=False, eta_min=1e-5)),
@@ -239,16 +266,38 @@ def test_schedules():
                                         warmup_start=0.01)),
         ("warmup_multistep", dict(kind="multistep", lr=0.1, epochs=15, spe=1, per_step=False, milestones=(4, 8),
                                   gamma=0.5, warmup=2, warmup_start=0.25)),
+        ("warmup_constant_schedule", dict(kind="constant", lr=0.1, epochs=5, spe=3, per_step=False, warmup=2,
+                                          warmup_start=0.2)),
+        ("warmup_step", dict(kind="step", lr=0.1, epochs=12, spe=2, per_step=False, step_size=3, gamma=0.5, warmup=2,
+                             warmup_start=0.1)),
+        ("warmup_steps_cosine", dict(kind="cosine", lr=0.1, epochs=4, spe=5, per_step=True, eta_min=1e-3,
+                                     warmup_steps=7, warmup_start=0.05)),
+        ("warmup_steps_constant", dict(kind="constant", lr=0.1, epochs=3, spe=4, per_step=False, warmup_steps=5,
+                                       warmup_start=0.5)),
+        ("warmup_constant_kind", dict(kind="cosine", lr=0.1, epochs=10, spe=2, per_step=False, eta_min=0.0, warmup=3,
+                                      warmup_start=1 / 3, warmup_kind="constant")),
     ]
-    for name, c in cases:
+    # timm's warmup (warmup_lr_init, warmup_prefix) through its formula; timm is not installed here
+    timm_cases = [
+        ("timm_cosine_overlap", dict(kind="cosine", lr=0.1, epochs=20, spe=3, per_step=False, eta_min=1e-5, warmup=5,
+                                     warmup_lr_init=1e-6, warmup_prefix=False)),
+        ("timm_cosine_overlap_per_step", dict(kind="cosine", lr=0.05, epochs=4, spe=6, per_step=True, eta_min=0.0,
+                                              warmup=1, warmup_lr_init=1e-4, warmup_prefix=False)),
+        ("timm_step_lr_init_prefix", dict(kind="step", lr=0.1, epochs=12, spe=1, per_step=False, warmup=3,
+                                          warmup_lr_init=0.002, warmup_prefix=True, step_size=4, gamma=0.5)),
+    ]
+    for name, c in cases + timm_cases:
         args = [f"sched={c['kind']}", f"lr={c['lr']}", f"epochs={c['epochs']}", f"spe={c['spe']}",
                 f"per_step={int(c['per_step'])}", f"eta_min={c.get('eta_min', 0.0)}", f"t_max={c.get('t_max', 0)}",
                 f"step_size={c.get('step_size', 1)}", f"gamma={c.get('gamma', 0.1)}",
                 "milestones=" + ",".join(str(m) for m in c.get("milestones", ())),
-                f"warmup={c.get('warmup', 0)}", f"warmup_start={c.get('warmup_start', 0.01)}"]
+                f"warmup={c.get('warmup', 0)}", f"warmup_start={c.get('warmup_start', 0.01)}",
+                f"warmup_steps={c.get('warmup_steps', 0)}", f"warmup_kind={c.get('warmup_kind', 'linear')}"]
+        if "warmup_lr_init" in c:
+            args += [f"warmup_lr_init={c['warmup_lr_init']}", f"warmup_prefix={int(c['warmup_prefix'])}"]
         rc, out, err = run("lr", *args)
         ours = [float(v) for v in out.split()]
-        ref = torch_lrs(**c)
+        ref = timm_lrs(**c) if "warmup_lr_init" in c else torch_lrs(**c)
         worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(ours, ref)), default=1.0)
         ok = rc == 0 and len(ours) == len(ref) and worst <= 1e-9
         report(f"schedule_{name}", ok, f"n={len(ours)}/{len(ref)} worst relative error {worst:.3g}"

@@ -110,6 +110,12 @@ static int64_t parse_recipe(int argc, char **argv, Recipe *r) {
         else if (!strcmp(k, "gamma")) r->gamma = atof(v);
         else if (!strcmp(k, "warmup")) r->warmup_epochs = atoi(v);
         else if (!strcmp(k, "warmup_start")) r->warmup_start = atof(v);
+        else if (!strcmp(k, "warmup_steps")) r->warmup_steps = atoi(v);
+        else if (!strcmp(k, "warmup_kind")) r->warmup_kind = !strcmp(v, "constant") ? WARMUP_CONSTANT : WARMUP_LINEAR;
+        else if (!strcmp(k, "warmup_lr_init")) {
+            r->warmup_from_lr_init = true;
+            r->warmup_lr_init = atof(v);
+        } else if (!strcmp(k, "warmup_prefix")) r->warmup_overlaps = atoi(v) == 0;
         else if (!strcmp(k, "beta1")) r->beta1 = atof(v);
         else if (!strcmp(k, "beta2")) r->beta2 = atof(v);
         else if (!strcmp(k, "seed")) r->seed = strtoull(v, NULL, 10);
