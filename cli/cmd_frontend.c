@@ -270,6 +270,7 @@ static cJSON *recipe_json(const Recipe *r) {
     if (r->warmup_from_lr_init) cJSON_AddNumberToObject(sch, "warmup_lr_init", r->warmup_lr_init);
     cJSON_AddBoolToObject(sch, "warmup_prefix", !r->warmup_overlaps);
     cJSON_AddNumberToObject(o, "label_smoothing", r->label_smoothing);
+    cJSON_AddNumberToObject(o, "clip_grad_norm", r->clip_grad_norm);
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
     cJSON_AddStringToObject(o, "precision", prec_words[r->precision]);
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
@@ -380,6 +381,7 @@ static void print_table(const Model *m) {
         if (r->warmup_overlaps) sb_printf(&out, " (overlapping the schedule)");
     }
     sb_printf(&out, "\n  loss          cross_entropy(label_smoothing=%g)\n", r->label_smoothing);
+    if (r->clip_grad_norm > 0) sb_printf(&out, "  clip_grad_norm %g\n", r->clip_grad_norm);
     sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], prec_words[r->precision],
               r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);

@@ -71,7 +71,7 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
                                         "cache", "workers", "drop_last"};
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
-                                         "log_every"};
+                                         "log_every", "clip_grad_norm"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -768,6 +768,9 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     }
     if (v[11]) get_string(rd, v[11]->value, "run_dir", &r->run_dir);
     if (v[12]) get_int32(rd, v[12]->value, "log_every", 1, INT32_MAX, &r->log_every);
+    if (v[13] && get_range(rd, v[13]->value, "clip_grad_norm", 0, INFINITY, false, &r->clip_grad_norm) &&
+        r->clip_grad_norm == 0)
+        err(rd, v[13]->value->loc, "clip_grad_norm must be positive (leave it out for no clipping)");
     if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
         err(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (r->sched == SCHED_MULTISTEP && v[0])

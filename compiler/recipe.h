@@ -94,6 +94,7 @@ typedef struct Recipe {
     bool warmup_overlaps;   /* the schedule runs from step 0 and warmup replaces its first values (timm's
                                default, warmup_prefix=False); false: it starts after warmup (SequentialLR) */
     double label_smoothing;
+    double clip_grad_norm;  /* clip the gradients' global L2 norm to this (clip_grad_norm_); 0: no clipping */
 
     /* run */
     DeviceKind device;

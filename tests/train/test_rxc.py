@@ -124,11 +124,11 @@ class Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1, accum=1):
+def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1, accum=1, clip=0.0):
     path = os.path.join(TMP, name + ".net")
+    extra = (f"; accum {accum}" if accum > 1 else "") + (f"; clip_grad_norm {clip}" if clip else "")
     with open(path, "w") as f:
-        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs,
-                                extra=f"; accum {accum}" if accum > 1 else ""))
+        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs, extra=extra))
     return path
 
 
@@ -213,9 +213,10 @@ def test_grad():
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
 
-def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1):
+def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1, clip=0.0, norms=None):
     """len(lrs) optimizer steps on (x, y); with accum A each step is A micro-batches of
-    consecutive samples, each contributing loss / A (gradient accumulation)."""
+    consecutive samples, each contributing loss / A (gradient accumulation); with clip,
+    torch.nn.utils.clip_grad_norm_(max_norm=clip) before each step (its norms appended to norms)."""
     decay = [p for n, p in model.named_parameters() if not (no_decay and (n.startswith("bn") or n.endswith("bias")))]
     nodecay = [p for n, p in model.named_parameters() if no_decay and (n.startswith("bn") or n.endswith("bias"))]
     wd = kw.pop("weight_decay", 0.0)
@@ -237,6 +238,10 @@ def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1):
             (loss / accum).backward()
             outs.append(out.detach())
             total += loss.item() / accum
+        if clip:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if norms is not None:
+                norms.append(float(norm))
         opt.step()
         if k == 0:
             logits = torch.cat(outs).numpy().copy()
@@ -263,7 +268,13 @@ OPT_CASES = [
     ("sgd_momentum_accum2", "sgd(lr=0.1, momentum=0.9, weight_decay=0.01)", "sgd",
      {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
     ("adamw_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
+    # clip_grad_norm: engaged on every step (0.05 is below the norms here), and never (100)
+    ("sgd_momentum_clip", "sgd(lr=0.1, momentum=0.9, weight_decay=0.01)", "sgd",
+     {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
+    ("adamw_clip_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
+    ("sgd_clip_not_engaged", "sgd(lr=0.1, momentum=0.9)", "sgd", {"momentum": 0.9}, False, 0.0, "constant"),
 ]
+CLIP = {"sgd_momentum_clip": 0.05, "adamw_clip_accum2": 0.05, "sgd_clip_not_engaged": 100.0}
 
 
 def test_optimizers():
@@ -276,7 +287,8 @@ def test_optimizers():
     for name, net_opt, topt, kw, no_decay, ls, sched in OPT_CASES:
         epochs = 3
         accum = 2 if name.endswith("accum2") else 1
-        net = write_net("opt_" + name, net_opt, sched, ls, epochs, accum)
+        clip = CLIP.get(name, 0.0)
+        net = write_net("opt_" + name, net_opt, sched, ls, epochs, accum, clip)
         opath = os.path.join(TMP, f"opt_o_{name}.safetensors")
         rc, out, err = rxc("step", net, "--batch", bpath, "--init", wpath, "--steps", 3, "--out", opath)
         if rc != 0:
@@ -291,11 +303,15 @@ def test_optimizers():
             lrs = [eta + (lr0 - eta) * (1 + math.cos(math.pi * k / epochs)) / 2 for k in range(3)]
         else:
             lrs = [lr0] * 3
-        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs, accum)
+        norms = []
+        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs, accum, clip, norms)
         ref = state_numpy(m)
         ref["logits"] = logits
         ref["loss"] = losses
         bad = compare_dicts(ours, ref, 2e-4, 1e-6)
+        engaged = clip < 100  # the case must test what its name says
+        if clip and not all((n > clip) == engaged for n in norms):
+            bad.append(f"torch's gradient norms {norms} vs max_norm {clip}")
         report(f"optim_{name}", not bad, "; ".join(bad[:6]))
 
 
