@@ -58,7 +58,7 @@ void recipe_free(Recipe *r) {
 static const char *const transform_names[TF_COUNT] = {
     [TF_RESIZE] = "resize", [TF_RANDOM_RESIZE] = "random_resize", [TF_RANDOM_CROP] = "random_crop",
     [TF_CENTER_CROP] = "center_crop", [TF_RANDOM_RESIZED_CROP] = "random_resized_crop", [TF_HFLIP] = "hflip",
-    [TF_AUTOAUGMENT] = "autoaugment", [TF_NORMALIZE] = "normalize",
+    [TF_AUTOAUGMENT] = "autoaugment", [TF_NORMALIZE] = "normalize", [TF_RANDOM_ERASING] = "random_erasing",
 };
 
 const char *transform_name(TransformKind k) {
@@ -377,25 +377,47 @@ static bool get_resize_sizes(Reader *rd, const AstExpr *e, TransformOp *op) {
     return true;
 }
 
-/* random_resized_crop's optional scale and ratio ranges (NULL: the default). */
-static bool get_crop_scale_ratio(Reader *rd, const AstExpr *scale, const AstExpr *ratio, TransformOp *op) {
+/* random_resized_crop's or random_erasing's optional scale and ratio ranges
+ * (NULL: the default), named `what` in messages. */
+static bool get_scale_ratio(Reader *rd, const char *what, const AstExpr *scale, const AstExpr *ratio, TransformOp *op) {
     double pair[2];
+    char name[64];
     if (scale) {
-        if (get_numbers(rd, scale, "random_resized_crop's scale", 2, 2, pair) != 2) return false;
+        snprintf(name, sizeof name, "%s's scale", what);
+        if (get_numbers(rd, scale, name, 2, 2, pair) != 2) return false;
         if (!(pair[0] > 0 && pair[0] <= pair[1] && pair[1] <= 1)) {
-            err(rd, scale->loc, "random_resized_crop's scale must be [lo, hi] with 0 < lo <= hi <= 1");
+            err(rd, scale->loc, "%s must be [lo, hi] with 0 < lo <= hi <= 1", name);
             return false;
         }
         op->scale[0] = (float)pair[0]; op->scale[1] = (float)pair[1];
     }
     if (ratio) {
-        if (get_numbers(rd, ratio, "random_resized_crop's ratio", 2, 2, pair) != 2) return false;
+        snprintf(name, sizeof name, "%s's ratio", what);
+        if (get_numbers(rd, ratio, name, 2, 2, pair) != 2) return false;
         if (!(pair[0] > 0 && pair[0] <= pair[1] && isfinite(pair[1]))) {
-            err(rd, ratio->loc, "random_resized_crop's ratio must be [lo, hi] with 0 < lo <= hi");
+            err(rd, ratio->loc, "%s must be [lo, hi] with 0 < lo <= hi", name);
             return false;
         }
         op->ratio[0] = (float)pair[0]; op->ratio[1] = (float)pair[1];
     }
+    return true;
+}
+
+/* random_erasing's value: a number, three numbers (per channel), or `random`. */
+static bool get_erase_value(Reader *rd, const AstExpr *e, TransformOp *op) {
+    if (e->kind == EX_NAME && !strcmp(e->v.name, "random")) {
+        op->erase_random = true;
+        return true;
+    }
+    double v[3];
+    if (e->kind == EX_LIST) {
+        if (get_numbers(rd, e, "random_erasing's value", 3, 3, v) != 3) return false;
+    } else if (get_number(rd, e, "random_erasing's value (a number, [r, g, b] or random)", &v[0])) {
+        v[1] = v[2] = v[0];
+    } else {
+        return false;
+    }
+    for (int c = 0; c < 3; c++) op->erase_value[c] = (float)v[c];
     return true;
 }
 
@@ -416,7 +438,8 @@ static bool get_mean_std(Reader *rd, const AstExpr *mean, const AstExpr *std, Tr
 }
 
 static const char *const tf_names_list[] = {"resize", "random_resize", "random_crop", "center_crop",
-                                            "random_resized_crop", "hflip", "autoaugment", "normalize"};
+                                            "random_resized_crop", "hflip", "autoaugment", "normalize",
+                                            "random_erasing"};
 
 int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
     Reader rd = {.d = d};
@@ -439,7 +462,7 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
     if (kind < 0) {
         const char *near = diag_closest(name, tf_names_list, TF_COUNT);
         if (near) err(&rd, name_loc, "unknown augmentation op '%s'; did you mean '%s'?", name, near);
-        else err(&rd, name_loc, "unknown augmentation op '%s' (known: resize, random_resize, random_crop, center_crop, random_resized_crop, hflip, autoaugment, normalize)", name);
+        else err(&rd, name_loc, "unknown augmentation op '%s' (known: resize, random_resize, random_crop, center_crop, random_resized_crop, hflip, autoaugment, normalize, random_erasing)", name);
         return -1;
     }
     op->kind = (TransformKind)kind;
@@ -474,7 +497,7 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
         static const char *const ps[] = {"size", "scale", "ratio"};
         Spec s = {"random_resized_crop", ps, 3, 1};
         if (!bind(&rd, e, &s, v) || !get_size(&rd, v[0], "random_resized_crop's size", false, op->size)) return -1;
-        if (!get_crop_scale_ratio(&rd, v[1], v[2], op)) return -1;
+        if (!get_scale_ratio(&rd, "random_resized_crop", v[1], v[2], op)) return -1;
         break;
     }
     case TF_HFLIP: {
@@ -504,6 +527,20 @@ int transform_from_expr(const AstExpr *e, TransformOp *op, Diag *d) {
         if (!bind(&rd, e, &s, v) || !get_mean_std(&rd, v[0], v[1], op)) return -1;
         break;
     }
+    case TF_RANDOM_ERASING: {
+        static const char *const ps[] = {"p", "scale", "ratio", "value"};
+        Spec s = {"random_erasing", ps, 4, 0};
+        double p;
+        op->scale[0] = 0.02f; op->scale[1] = 0.33f;
+        op->ratio[0] = 0.3f; op->ratio[1] = 3.3f;
+        if (!bind(&rd, e, &s, v) || !get_scale_ratio(&rd, "random_erasing", v[1], v[2], op)) return -1;
+        if (v[0]) {
+            if (!get_range(&rd, v[0], "random_erasing's p", 0, 1, false, &p)) return -1;
+            op->p = (float)p;
+        }
+        if (v[3] && !get_erase_value(&rd, v[3], op)) return -1;
+        break;
+    }
     case TF_COUNT: break;
     }
     return 0;
@@ -514,11 +551,27 @@ int transforms_from_ops(AstExpr *const *ops, int n, TransformOp **out, int *n_ou
     int bad = 0;
     for (int i = 0; i < n; i++)
         if (transform_from_expr(ops[i], &tf[i], d)) bad++;
-    for (int i = 0; i + 1 < n && !bad; i++)
-        if (tf[i].kind == TF_NORMALIZE) {
-            diag_error(d, ops[i]->loc, "normalize must be the last op of a pipeline (it turns the image into floats)");
+    /* normalize turns the image into floats: only float ops (random_erasing) follow it, and they need it */
+    bool floats = false;
+    for (int i = 0; i < n && !bad; i++) {
+        bool float_op = tf[i].kind == TF_RANDOM_ERASING;
+        if (floats && !float_op) {
+            diag_error(d, ops[i]->loc, "%s must come before normalize (which turns the image into floats)",
+                       transform_name(tf[i].kind));
+            bad++;
+        } else if (!floats && float_op) {
+            diag_error(d, ops[i]->loc, "%s works on the normalized image: put it after normalize",
+                       transform_name(tf[i].kind));
             bad++;
         }
+        if (tf[i].kind == TF_NORMALIZE) {
+            if (floats) {
+                diag_error(d, ops[i]->loc, "a second normalize");
+                bad++;
+            }
+            floats = true;
+        }
+    }
     if (bad) {
         free(tf);
         return -1;

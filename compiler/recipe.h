@@ -21,7 +21,9 @@ typedef enum TransformKind {
     TF_RANDOM_RESIZED_CROP, /* torchvision's, to size[0] x size[1], with scale and ratio */
     TF_HFLIP,               /* with probability p */
     TF_AUTOAUGMENT,         /* policy; fill is the fill colour of geometric ops */
-    TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; the last op, turns uint8 into float */
+    TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; turns uint8 into float: only float ops follow */
+    TF_RANDOM_ERASING,      /* after normalize: with probability p, a box (scale, ratio) of the float image set to
+                               erase_value, or to standard normal draws with erase_random (torchvision's) */
     TF_COUNT
 } TransformKind;
 
@@ -40,6 +42,8 @@ typedef struct TransformOp {
     AutoAugmentPolicy policy;
     int fill;                    /* autoaugment fill level (default 128) */
     float mean[3], std[3];       /* normalize, in 0..1 units as torchvision */
+    float erase_value[3];        /* random_erasing's per-channel value (default 0) */
+    bool erase_random;           /* random_erasing(value=random): normal draws per element */
 } TransformOp;
 
 typedef enum DataLayout { DATA_IMAGEFOLDER, DATA_CIFAR10, DATA_CIFAR100, DATA_DEMO } DataLayout;
