@@ -183,6 +183,8 @@ static void transform_text(const TransformOp *t, StrBuf *b) {
         sb_printf(b, "(mean=[%g, %g, %g], std=[%g, %g, %g])", t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1],
                   t->std[2]);
         break;
+    case TF_RANDAUGMENT: sb_printf(b, "(n=%d, m=%d, bins=%d, fill=%d)", t->num_ops, t->magnitude, t->bins, t->fill); break;
+    case TF_TRIVIALAUGMENT: sb_printf(b, "(bins=%d, fill=%d)", t->bins, t->fill); break;
     case TF_RANDOM_ERASING:
         sb_printf(b, "(p=%g, scale=[%g, %g], ratio=[%g, %g], ", t->p, t->scale[0], t->scale[1], t->ratio[0], t->ratio[1]);
         if (t->erase_random) sb_puts(b, "value=random)");

@@ -22,6 +22,8 @@ typedef enum TransformKind {
     TF_HFLIP,               /* with probability p */
     TF_AUTOAUGMENT,         /* policy; fill is the fill colour of geometric ops */
     TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; turns uint8 into float: only float ops follow */
+    TF_RANDAUGMENT,         /* torchvision's RandAugment(num_ops, magnitude, num_magnitude_bins = bins, fill) */
+    TF_TRIVIALAUGMENT,      /* torchvision's TrivialAugmentWide(num_magnitude_bins = bins, fill) */
     TF_RANDOM_ERASING,      /* after normalize: with probability p, a box (scale, ratio) of the float image set to
                                erase_value, or to standard normal draws with erase_random (torchvision's) */
     TF_COUNT
@@ -40,7 +42,8 @@ typedef struct TransformOp {
     float p;                     /* hflip probability (default 0.5) */
     float scale[2], ratio[2];    /* random_resized_crop (defaults 0.08..1, 3/4..4/3) */
     AutoAugmentPolicy policy;
-    int fill;                    /* autoaugment fill level (default 128) */
+    int fill;                    /* autoaugment fill level (default 128; randaugment, trivialaugment: 0) */
+    int num_ops, magnitude, bins; /* randaugment (2, 9, 31); trivialaugment: bins (31) */
     float mean[3], std[3];       /* normalize, in 0..1 units as torchvision */
     float erase_value[3];        /* random_erasing's per-channel value (default 0) */
     bool erase_random;           /* random_erasing(value=random): normal draws per element */

@@ -17,6 +17,7 @@
 
 #include "data/autoaugment.h"
 #include "data/codec.h"
+#include "data/randaugment.h"
 
 #define PRECISION_BITS (32 - 8 - 2) /* PIL's for 8-bit images */
 
@@ -582,8 +583,17 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             }
             autoaugment_apply(img, op->policy, op->fill, rng);
             break;
+        case TF_RANDAUGMENT:
+        case TF_TRIVIALAUGMENT:
+            if (!owned) {
+                next = image_clone(img);
+                replace(img, &owned, &next);
+            }
+            if (op->kind == TF_RANDAUGMENT) randaugment_apply(img, op->num_ops, op->magnitude, op->bins, op->fill, rng);
+            else trivialaugment_apply(img, op->bins, op->fill, rng);
+            break;
         case TF_NORMALIZE:
-            i = n; /* the caller normalizes; nothing may follow */
+            i = n; /* the caller normalizes; float ops (pipeline_apply_f32) follow */
             break;
         default:
             error_set(err, "unknown transform %d", (int)op->kind);

@@ -10,12 +10,22 @@
  *   aug_tool erasepipe W H N P
  *                  random_erasing(p=P) after normalize on N sample streams:
  *                  how many samples were erased
+ *   aug_tool tvtable ra|wide BINS W H
+ *                  "Op bin value" for every op with bins (the float, exactly)
+ *   aug_tool tvop ra|wide BINS BIN OP SIGN IN OUT.png
+ *                  one of torchvision's ops at bin BIN of the table
+ *   aug_tool tvdraws ra|wide N BINS M
+ *                  N choices: "Op bin sign" per line
+ *   aug_tool tvpipe ra|wide BINS M NUM_OPS INDEX IN OUT.png
+ *                  randaugment / trivialaugment through the pipeline on
+ *                  sample stream INDEX; prints the choices it made
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/codec.h"
+#include "data/randaugment.h"
 #include "data/image.h"
 #include "data/transforms.h"
 #include "util.h"
@@ -92,12 +102,70 @@ static int cmd_erasepipe(char **argv) {
     return 0;
 }
 
+static int cmd_tvtable(char **argv) {
+    bool wide = !strcmp(argv[2], "wide");
+    int bins = atoi(argv[3]), w = atoi(argv[4]), h = atoi(argv[5]);
+    for (int op = 0; op < TV_NUM_OPS; op++)
+        if (tv_op_has_bins((TvOp)op))
+            for (int b = 0; b < bins; b++)
+                printf("%s %d %.17g\n", tv_op_name((TvOp)op), b, tv_magnitude(wide, (TvOp)op, bins, b, w, h));
+    return 0;
+}
+
+static int cmd_tvop(char **argv) {
+    Image im;
+    int op = tv_op_from_name(argv[5]);
+    if (op < 0 || load(argv[7], &im)) return 1;
+    TvChoice c = {(TvOp)op, atoi(argv[4]), atoi(argv[6]) < 0 ? -1 : 1};
+    tv_apply_choice(&im, !strcmp(argv[2], "wide"), atoi(argv[3]), c, 0);
+    Error err = {0};
+    int rc = image_write(&im, argv[8], &err);
+    image_free(&im);
+    return rc ? 1 : 0;
+}
+
+static int cmd_tvdraws(char **argv) {
+    bool wide = !strcmp(argv[2], "wide");
+    int n = atoi(argv[3]), bins = atoi(argv[4]), m = atoi(argv[5]);
+    for (int i = 0; i < n; i++) {
+        SampleRng rng = sample_rng(13, 0, i);
+        TvChoice c = wide ? trivialaugment_choose(bins, &rng) : randaugment_choose(m, &rng);
+        printf("%s %d %d\n", tv_op_name(c.op), c.bin, c.sign);
+    }
+    return 0;
+}
+
+static int cmd_tvpipe(char **argv) {
+    bool wide = !strcmp(argv[2], "wide");
+    TransformOp op;
+    memset(&op, 0, sizeof op);
+    op.kind = wide ? TF_TRIVIALAUGMENT : TF_RANDAUGMENT;
+    op.bins = atoi(argv[3]);
+    op.magnitude = atoi(argv[4]);
+    op.num_ops = atoi(argv[5]);
+    Image im;
+    if (load(argv[7], &im)) return 1;
+    SampleRng rng = sample_rng(14, 0, atoi(argv[6])), replay = rng;
+    for (int k = 0; k < (wide ? 1 : op.num_ops); k++) {
+        TvChoice c = wide ? trivialaugment_choose(op.bins, &replay) : randaugment_choose(op.magnitude, &replay);
+        printf("%s %d %d\n", tv_op_name(c.op), c.bin, c.sign);
+    }
+    Error err = {0};
+    if (pipeline_apply_u8(&op, 1, &im, true, &rng, &err) || image_write(&im, argv[8], &err)) return 1;
+    image_free(&im);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *cmd = argv[1];
     if (!strcmp(cmd, "erase") && argc >= 9) return cmd_erase(argv);
     if (!strcmp(cmd, "eraseparams") && argc >= 9) return cmd_eraseparams(argv);
     if (!strcmp(cmd, "erasepipe") && argc >= 6) return cmd_erasepipe(argv);
+    if (!strcmp(cmd, "tvtable") && argc >= 6) return cmd_tvtable(argv);
+    if (!strcmp(cmd, "tvop") && argc >= 9) return cmd_tvop(argv);
+    if (!strcmp(cmd, "tvdraws") && argc >= 6) return cmd_tvdraws(argv);
+    if (!strcmp(cmd, "tvpipe") && argc >= 9) return cmd_tvpipe(argv);
     fprintf(stderr, "bad arguments\n");
     return 2;
 }
