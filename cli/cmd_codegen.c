@@ -31,6 +31,7 @@ static Program *compile_model(Model *m, int batch, const Target *target) {
     compile_options_from_recipe(&o, &m->recipe, batch, target);
     const Recipe *r = &m->recipe;
     if (target->u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
+        !(r->mixup_alpha > 0 || r->cutmix_alpha > 0) && /* mixing happens on float batches */
         m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
         o.normalize_u8_input = true;
         for (int c = 0; c < 3; c++) {

@@ -278,6 +278,11 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddBoolToObject(sch, "warmup_prefix", !r->warmup_overlaps);
     cJSON_AddNumberToObject(o, "label_smoothing", r->label_smoothing);
     cJSON_AddNumberToObject(o, "clip_grad_norm", r->clip_grad_norm);
+    cJSON *mix = cJSON_AddObjectToObject(o, "mix");
+    cJSON_AddNumberToObject(mix, "mixup", r->mixup_alpha);
+    cJSON_AddNumberToObject(mix, "cutmix", r->cutmix_alpha);
+    cJSON_AddNumberToObject(mix, "prob", r->mix_prob);
+    cJSON_AddNumberToObject(mix, "switch_prob", r->mix_switch_prob);
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
     cJSON_AddStringToObject(o, "precision", prec_words[r->precision]);
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
@@ -389,6 +394,9 @@ static void print_table(const Model *m) {
     }
     sb_printf(&out, "\n  loss          cross_entropy(label_smoothing=%g)\n", r->label_smoothing);
     if (r->clip_grad_norm > 0) sb_printf(&out, "  clip_grad_norm %g\n", r->clip_grad_norm);
+    if (r->mixup_alpha > 0 || r->cutmix_alpha > 0)
+        sb_printf(&out, "  mix           mixup %g, cutmix %g, prob %g, switch_prob %g\n", r->mixup_alpha, r->cutmix_alpha,
+                  r->mix_prob, r->mix_switch_prob);
     sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], prec_words[r->precision],
               r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);

@@ -36,6 +36,8 @@ void recipe_defaults(Recipe *r) {
     r->beta2 = 0.999;
     r->eps = 1e-8;
     r->weight_decay = 0;
+    r->mix_prob = 1.0;
+    r->mix_switch_prob = 0.5;
     r->sched = SCHED_COSINE;
     r->eta_min = 1e-5;
     r->gamma = 0.1;
@@ -74,7 +76,8 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
                                         "cache", "workers", "drop_last"};
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
-                                         "log_every", "clip_grad_norm"};
+                                         "log_every", "clip_grad_norm", "mixup", "cutmix", "mix_prob",
+                                         "mix_switch_prob"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -568,6 +571,10 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (v[13] && get_range(rd, v[13]->value, "clip_grad_norm", 0, INFINITY, false, &r->clip_grad_norm) &&
         r->clip_grad_norm == 0)
         read_error(rd, v[13]->value->loc, "clip_grad_norm must be positive (leave it out for no clipping)");
+    if (v[14]) get_range(rd, v[14]->value, "mixup's alpha", 0, INFINITY, false, &r->mixup_alpha);
+    if (v[15]) get_range(rd, v[15]->value, "cutmix's alpha", 0, INFINITY, false, &r->cutmix_alpha);
+    if (v[16]) get_range(rd, v[16]->value, "mix_prob", 0, 1, false, &r->mix_prob);
+    if (v[17]) get_range(rd, v[17]->value, "mix_switch_prob", 0, 1, false, &r->mix_switch_prob);
     if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
         read_error(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (r->sched == SCHED_MULTISTEP && v[0])

@@ -101,6 +101,10 @@ typedef struct Recipe {
     bool warmup_overlaps;   /* the schedule runs from step 0 and warmup replaces its first values (timm's
                                default, warmup_prefix=False); false: it starts after warmup (SequentialLR) */
     double label_smoothing;
+    double mixup_alpha;     /* mixup's Beta(alpha, alpha); 0: off (runtime/mix.h) */
+    double cutmix_alpha;    /* cutmix's; 0: off */
+    double mix_prob;        /* probability that a batch is mixed (default 1) */
+    double mix_switch_prob; /* with both on: probability of cutmix rather than mixup (default 0.5) */
     double clip_grad_norm;  /* clip the gradients' global L2 norm to this (clip_grad_norm_); 0: no clipping */
 
     /* run */

@@ -9,6 +9,9 @@ Prints PASS/FAIL lines (tests/harness.py).
                tolerance 1e-9 (closed form vs PyTorch's recursive form).
   scalars      bias corrections, step count, grad scale, dropout seeds.
   init         distributions of each InitKind (moments within 3%), determinism.
+  mix          mixup/cutmix draws against timm's Mixup._params_per_batch and
+               rand_bbox run on numpy (binomial shares within 4 standard
+               errors, two-sample KS under the 0.001 critical value).
 """
 import json
 import math
@@ -337,6 +340,67 @@ def test_init():
         report(f"init_{name}", ok, out + err)
 
 
+def ks(a, b):
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    grid = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
+
+
+def timm_draws(n, mixup, cutmix, prob, switch, h, w):
+    """timm.data.Mixup._params_per_batch and cutmix_bbox_and_lam (correct_lam), on numpy's generator."""
+    rs = np.random.RandomState(0)
+    out = []
+    for _ in range(n):
+        lam, use_cutmix = 1.0, False
+        if rs.rand() < prob:
+            if mixup > 0 and cutmix > 0:
+                use_cutmix = rs.rand() < switch
+                lam = rs.beta(cutmix, cutmix) if use_cutmix else rs.beta(mixup, mixup)
+            elif mixup > 0:
+                lam = rs.beta(mixup, mixup)
+            else:
+                use_cutmix, lam = True, rs.beta(cutmix, cutmix)
+        if lam == 1.0:
+            out.append(("none",))
+        elif use_cutmix:
+            ratio = np.sqrt(1 - lam)
+            cut_h, cut_w = int(h * ratio), int(w * ratio)
+            cy, cx = rs.randint(0, h), rs.randint(0, w)
+            yl, yh = np.clip(cy - cut_h // 2, 0, h), np.clip(cy + cut_h // 2, 0, h)
+            xl, xh = np.clip(cx - cut_w // 2, 0, w), np.clip(cx + cut_w // 2, 0, w)
+            out.append(("cutmix", 1. - (yh - yl) * (xh - xl) / float(h * w), yl, yh, xl, xh))
+        else:
+            out.append(("mixup", lam))
+    return out
+
+
+def test_mix():
+    n, h, w = 20000, 24, 16
+    rc, out, err = run("mix", *(str(v) for v in (n, 0.2, 1.0, 0.8, 0.4, h, w)))
+    ours = [(ln.split()[0],) + tuple(float(v) for v in ln.split()[1:]) for ln in out.splitlines()]
+    ref = timm_draws(n, 0.2, 1.0, 0.8, 0.4, h, w)
+    shares = []
+    ok = rc == 0 and len(ours) == n
+    for kind in ("none", "mixup", "cutmix"):
+        a, b = sum(d[0] == kind for d in ours) / n, sum(d[0] == kind for d in ref) / n
+        shares.append(f"{kind} {a:.4f}/{b:.4f}")
+        ok = ok and abs(a - b) <= 4 * math.sqrt(max(b * (1 - b), 1 / n) * 2 / n)
+    report("mix_kinds_as_timm", ok, "shares ours/timm: " + ", ".join(shares))
+    mix, rmix = [d[1] for d in ours if d[0] == "mixup"], [d[1] for d in ref if d[0] == "mixup"]
+    crit = 1.95 * math.sqrt((len(mix) + len(rmix)) / (len(mix) * len(rmix)))  # two-sample KS, alpha 0.001
+    lam_ks = ks(mix, rmix)
+    report("mix_mixup_lambda_beta", ok and lam_ks < crit, f"KS {lam_ks:.4f} (critical {crit:.4f}) vs Beta(0.2, 0.2)")
+    cut, rcut = [d for d in ours if d[0] == "cutmix"], [d for d in ref if d[0] == "cutmix"]
+    crit = 1.95 * math.sqrt((len(cut) + len(rcut)) / (len(cut) * len(rcut)))
+    stats = {k: ks([d[i] for d in cut], [d[i] for d in rcut]) for k, i in (("lam", 1), ("y0", 2), ("y1", 3), ("x0", 4),
+                                                                                ("x1", 5))}
+    inside = all(0 <= d[2] <= d[3] <= h and 0 <= d[4] <= d[5] <= w
+                 and abs(d[1] - (1 - (d[3] - d[2]) * (d[5] - d[4]) / (h * w))) < 1e-12 for d in cut)
+    report("mix_cutmix_boxes_as_timm", ok and inside and max(stats.values()) < crit,
+           f"boxes inside, lam = 1 - area: {inside}; KS " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items())
+           + f" (critical {crit:.4f})")
+
+
 test_write_read()
 test_python_writes_rxc_reads()
 test_bad_files()
@@ -344,3 +408,4 @@ test_atomic_write_failure_keeps_old()
 test_schedules()
 test_scalars()
 test_init()
+test_mix()
