@@ -392,6 +392,20 @@ static void point_all(Image *im, const uint8_t lut[256]) {
     for (size_t i = 0; i < n; i++) im->px[i] = lut[im->px[i]];
 }
 
+/* ImageOps.posterize(bits): keeps the top bits of each channel. */
+static void posterize(Image *im, int bits) {
+    uint8_t lut[256], mask = (uint8_t)~((1 << (8 - bits)) - 1);
+    for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i & mask);
+    point_all(im, lut);
+}
+
+/* ImageOps.solarize(threshold): inverts every value at or above it. */
+static void solarize(Image *im, double threshold) {
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i < threshold ? i : 255 - i);
+    point_all(im, lut);
+}
+
 void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill) {
     double mag = aa_magnitude(op, m);
     double s = sign < 0 ? -1.0 : 1.0;
@@ -426,17 +440,8 @@ void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill) {
     case AA_CONTRAST: enhance_contrast(im, (float)(1 + mag * s)); break;
     case AA_BRIGHTNESS: enhance_brightness(im, (float)(1 + mag * s)); break;
     case AA_SHARPNESS: enhance_sharpness(im, (float)(1 + mag * s)); break;
-    case AA_POSTERIZE: {
-        int bits = (int)mag;
-        uint8_t mask = (uint8_t)~((1 << (8 - bits)) - 1);
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i & mask);
-        point_all(im, lut);
-        break;
-    }
-    case AA_SOLARIZE:
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i < mag ? i : 255 - i);
-        point_all(im, lut);
-        break;
+    case AA_POSTERIZE: posterize(im, (int)mag); break;
+    case AA_SOLARIZE: solarize(im, mag); break;
     case AA_INVERT:
         for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(255 - i);
         point_all(im, lut);
@@ -484,7 +489,6 @@ static void tv_affine(Image *im, const double center[2], const double translate[
 void tv_apply_op(Image *im, TvOp op, double magnitude, int fill) {
     const double origin[2] = {0.0, 0.0}, middle[2] = {im->w * 0.5, im->h * 0.5}, none[2] = {0.0, 0.0};
     const double to_degrees = 180.0 / M_PI;
-    uint8_t lut[256];
     switch (op) {
     case TV_SHEARX: tv_affine(im, origin, none, (const double[2]){atan(magnitude) * to_degrees, 0.0}, fill); break;
     case TV_SHEARY: tv_affine(im, origin, none, (const double[2]){0.0, atan(magnitude) * to_degrees}, fill); break;
@@ -503,17 +507,8 @@ void tv_apply_op(Image *im, TvOp op, double magnitude, int fill) {
     case TV_COLOR: enhance_color(im, (float)(1.0 + magnitude)); break;
     case TV_CONTRAST: enhance_contrast(im, (float)(1.0 + magnitude)); break;
     case TV_SHARPNESS: enhance_sharpness(im, (float)(1.0 + magnitude)); break;
-    case TV_POSTERIZE: {
-        int bits = (int)magnitude;
-        uint8_t mask = (uint8_t)~((1 << (8 - bits)) - 1);
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i & mask);
-        point_all(im, lut);
-        break;
-    }
-    case TV_SOLARIZE:
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i < magnitude ? i : 255 - i);
-        point_all(im, lut);
-        break;
+    case TV_POSTERIZE: posterize(im, (int)magnitude); break;
+    case TV_SOLARIZE: solarize(im, magnitude); break;
     case TV_AUTOCONTRAST: autocontrast(im); break;
     case TV_EQUALIZE: equalize(im); break;
     default: break;

@@ -277,13 +277,18 @@ OPT_CASES = [
 CLIP = {"sgd_momentum_clip": 0.05, "adamw_clip_accum2": 0.05, "sgd_clip_not_engaged": 100.0}
 
 
-def test_optimizers():
+def tiny_weights_and_batch(prefix):
+    """The starting weights and the batch of 4 that the optimizer cases share."""
     torch.manual_seed(5)
-    base = Tiny()
-    wpath = os.path.join(TMP, "opt_w.safetensors")
-    save_weights(base, wpath)
-    bpath = os.path.join(TMP, "opt_b.safetensors")
+    wpath = os.path.join(TMP, prefix + "_w.safetensors")
+    save_weights(Tiny(), wpath)
+    bpath = os.path.join(TMP, prefix + "_b.safetensors")
     x, y = write_batch(bpath, 4, 8, 8, 5, 21)
+    return wpath, bpath, x, y
+
+
+def test_optimizers():
+    wpath, bpath, x, y = tiny_weights_and_batch("opt")
     for name, net_opt, topt, kw, no_decay, ls, sched in OPT_CASES:
         epochs = 3
         accum = 2 if name.endswith("accum2") else 1
@@ -346,12 +351,7 @@ def timm_mix(x, y, draw, classes, smoothing):
 
 
 def test_mix():
-    torch.manual_seed(5)
-    base = Tiny()
-    wpath = os.path.join(TMP, "mix_w.safetensors")
-    save_weights(base, wpath)
-    bpath = os.path.join(TMP, "mix_b.safetensors")
-    x, y = write_batch(bpath, 4, 8, 8, 5, 21)
+    wpath, bpath, x, y = tiny_weights_and_batch("mix")
     for name, more, net_opt, topt, kw, ls, accum, seed in MIX_CASES:
         net = write_net("mix_" + name, net_opt, "constant", ls, 3, accum, more=more)
         opath = os.path.join(TMP, f"mix_o_{name}.safetensors")
