@@ -24,6 +24,8 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     o->label_smoothing = r->label_smoothing;
     o->opt = r->opt;
     o->nesterov = r->nesterov;
+    o->clip_grad_norm = r->clip_grad_norm;
+    o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
     o->no_decay_bn_bias = r->no_decay_bn_bias;
     for (int i = 0; i < 3; i++) {
         o->mean[i] = 0;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "mix.h"
 #include "progress.h"
 #include "schedule.h"
 #include "util.h"
@@ -118,7 +119,8 @@ void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet
     cfg->device = m->recipe.device;
     cfg->loss = LOSS_CROSS_ENTROPY;
     cfg->quiet = quiet;
-    cfg->u8_where_target_wants = u8_on_gpu && shared_normalize(&m->recipe, cfg->mean, cfg->std);
+    /* mixing happens on float batches */
+    cfg->u8_where_target_wants = u8_on_gpu && !mix_enabled(&m->recipe) && shared_normalize(&m->recipe, cfg->mean, cfg->std);
 }
 
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err) {
@@ -446,7 +448,10 @@ static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     int64_t opt_step = t->state.step + 1;
     double lr = schedule_lr(L->r, L->steps_per_epoch, opt_step - 1);
     StepStats st;
-    if (trainer_forward_backward(t, b->data, b->labels, b->n, lr, opt_step, &st, &err) != 0) {
+    /* mixup/cutmix: the loader's batch is ours until the next loader_next, and float (no u8 input when mixing) */
+    MixDraw mix = mix_draw(L->r, b->h, b->w, t->state.micro_step);
+    double partner = b->kind == LOADER_F32_NHWC ? mix_apply(&mix, b->data, b->n, b->h, b->w, 3) : 0.0;
+    if (trainer_forward_backward_mixed(t, b->data, b->labels, b->n, lr, opt_step, partner, &st, &err) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
         return 1;

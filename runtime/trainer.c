@@ -324,6 +324,11 @@ static void count_bn_batches(Trainer *t) {
 
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
                              StepStats *stats, Error *err) {
+    return trainer_forward_backward_mixed(t, x, y, n, lr, opt_step, 0.0, stats, err);
+}
+
+int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                                   double partner_weight, StepStats *stats, Error *err) {
     if (n < 1 || n > t->cfg.batch)
         return error_set(err, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
     Executor *e = t->exec;
@@ -348,6 +353,7 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
+    sc[SC_MIX_PARTNER] = partner_weight;
     if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err) != 0)
         return -1;
     if (e->run(e, PHASE_FORWARD_TRAIN, sc, err) != 0) return -1;

@@ -112,6 +112,11 @@ void trainer_init_params(Trainer *t, uint64_t seed);
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
                              StepStats *stats, Error *err);
 
+/* The same on a batch that mix.h mixed: sample i's target is its label and
+ * sample n-1-i's, that one with weight partner_weight (what mix_apply returned). */
+int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                                   double partner_weight, StepStats *stats, Error *err);
+
 /* The optimizer update with the accumulated gradients (which it zeroes). */
 int trainer_update(Trainer *t, double lr, int64_t opt_step, Error *err);
 
