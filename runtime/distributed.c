@@ -20,7 +20,8 @@ struct Dist {
     int rank, size;
 };
 
-/* Elements per MPI call: well inside int, whatever the element size. */
+/* Elements per MPI call: well inside int, whatever the element size.
+ * dist_isum_f32 takes at most this many. */
 #define CHUNK (1 << 28)
 
 int dist_mode_parse(const char *s, DistMode *m) {
@@ -104,6 +105,23 @@ static int sum_chunks(Dist *d, void *v, int64_t n, MpiHandle type, size_t elem) 
 
 int dist_sum_f64(Dist *d, double *v, int n) { return d ? sum_chunks(d, v, n, d->api.t_double, sizeof *v) : 0; }
 int dist_sum_f32(Dist *d, float *v, int64_t n) { return d ? sum_chunks(d, v, n, d->api.t_float, sizeof *v) : 0; }
+
+int dist_isum_f32(Dist *d, float *v, int64_t n, DistRequest *req) {
+    if (n > CHUNK) return -1;
+    return d->api.Iallreduce(d->api.in_place, v, (int)n, d->api.t_float, d->api.op_sum, d->api.comm_world,
+                             &req->handle) == 0
+               ? 0
+               : -1;
+}
+
+int dist_test(Dist *d, DistRequest *req, bool *done) {
+    int flag = 0;
+    int rc = d->api.Test(&req->handle, &flag, NULL);
+    *done = flag != 0;
+    return rc == 0 ? 0 : -1;
+}
+
+int dist_wait(Dist *d, DistRequest *req) { return d->api.Wait(&req->handle, NULL) == 0 ? 0 : -1; }
 
 int dist_broadcast(Dist *d, void *buf, int64_t bytes) {
     if (!d) return 0;

@@ -58,6 +58,15 @@ int dist_broadcast(Dist *d, void *buf, int64_t bytes);
 /* Rank r's `bytes` land at recv + r * bytes on rank 0 (recv unused elsewhere). */
 int dist_gather(Dist *d, const void *send, int64_t bytes, void *recv);
 
+/* A nonblocking in-place sum of n floats (n < 2^28) over all ranks: start it,
+ * then test or wait until it is done (the gradient buckets, grad_buckets.h).
+ * Open MPI moves a nonblocking collective on only inside MPI calls, so
+ * whoever starts one tests it now and then. */
+typedef struct DistRequest { void *handle; } DistRequest;
+int dist_isum_f32(Dist *d, float *v, int64_t n, DistRequest *req);
+int dist_test(Dist *d, DistRequest *req, bool *done);
+int dist_wait(Dist *d, DistRequest *req);
+
 /* The mean over ranks of a space of e (SPACE_GRADS after backward). */
 int dist_average_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
 /* Rank 0's copy of a space to every rank (SPACE_BUFFERS, SPACE_PARAMS). */

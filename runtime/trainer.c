@@ -50,6 +50,7 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
         *prog = NULL;
         return -1;
     }
+    (*exec)->hooks = t->cfg.hooks;
     return 0;
 }
 
@@ -96,6 +97,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
         if (!(t->prog = compile_training(t->graph, &o, err))) return -1;
         t->use_cuda = true;
         t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : &cuda_err);
+        if (t->exec) t->exec->hooks = cfg->hooks;
         if (!t->exec) {
             program_free(t->prog);
             t->prog = NULL;

@@ -41,6 +41,7 @@ typedef struct TrainerConfig {
                                 trainer_open leaves cfg.u8_input telling which one it chose */
     float mean[3], std[3];
     bool quiet;              /* no note on stderr about the device */
+    ExecHooks hooks;         /* given to every executor the trainer makes (distributed: grad_buckets.h) */
 } TrainerConfig;
 
 typedef struct StepStats {
