@@ -51,13 +51,14 @@ static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 static void print_kernels(const Program *p) {
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (ph == PHASE_FORWARD_EVAL) continue;
-        int nk = 0, ng = 0, nc = 0;
+        int nk = 0, ng = 0, nc = 0, na = 0;
         for (int s = 0; s < p->n_steps[ph]; s++) {
             StepKind kind = p->steps[ph][s].kind;
-            nk += kind == STEP_KERNEL, ng += kind == STEP_GEMM, nc += kind == STEP_CONV;
+            nk += kind == STEP_KERNEL, ng += kind == STEP_GEMM, nc += kind == STEP_CONV, na += kind == STEP_ALLREDUCE;
         }
         printf("%s: %d kernels, %d GEMM steps", phase_names[ph], nk, ng);
         if (nc) printf(", %d direct conv steps", nc);
+        if (na) printf(", %d all-reduce steps (sync_bn)", na);
         printf("\n");
         for (int s = 0; s < p->n_steps[ph]; s++) {
             const Step *st = &p->steps[ph][s];

@@ -71,7 +71,7 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
                                         "cache", "workers", "drop_last"};
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
-                                         "log_every"};
+                                         "log_every", "sync_bn"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -750,6 +750,7 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     }
     if (v[11]) get_string(rd, v[11]->value, "run_dir", &r->run_dir);
     if (v[12]) get_int32(rd, v[12]->value, "log_every", 1, INT32_MAX, &r->log_every);
+    if (v[13]) get_bool(rd, v[13]->value, "sync_bn", &r->sync_bn);
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

@@ -56,8 +56,15 @@ void grad_buckets_free(GradBuckets *gb) {
     free(gb);
 }
 
+/* STEP_ALLREDUCE (sync_bn's per-channel sums): blocking, in program order on every rank. */
+static int sum_over_ranks(void *ctx, float *data, int64_t n, Error *err) {
+    GradBuckets *gb = ctx;
+    if (dist_sum_f32(gb->d, data, n) != 0) return error_set(err, "the all-reduce of %lld BatchNorm sums failed", (long long)n);
+    return 0;
+}
+
 ExecHooks grad_buckets_hooks(GradBuckets *gb) {
-    return (ExecHooks){.ctx = gb, .after_step = grad_buckets_after_step};
+    return (ExecHooks){.ctx = gb, .after_step = grad_buckets_after_step, .allreduce = sum_over_ranks};
 }
 
 void grad_buckets_arm(GradBuckets *gb) {

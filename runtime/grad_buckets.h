@@ -39,7 +39,8 @@ typedef struct GradBuckets GradBuckets;
 GradBuckets *grad_buckets_new(Dist *d);
 void grad_buckets_free(GradBuckets *gb);
 
-/* The hooks to give every executor of the run (ExecHooks.ctx = gb). */
+/* The hooks to give every executor of the run (ExecHooks.ctx = gb): these
+ * buckets, and STEP_ALLREDUCE's blocking sum over the ranks (sync_bn). */
 ExecHooks grad_buckets_hooks(GradBuckets *gb);
 
 /* The next backward is the last micro-batch before an update: reduce its

@@ -8,7 +8,9 @@
 #                 with BatchNorm (per-rank statistics), the same 3 AdamW steps
 #                 as PyTorch DistributedDataParallel on gloo, 2 processes, the
 #                 same slices (ddp_ref.py: parameters, rank 0's BN buffers,
-#                 logits, losses within 1e-4 relative per tensor)
+#                 logits, losses within 1e-4 relative per tensor); with sync_bn
+#                 true, 2 ranks equal 1 rank on the whole batch (both against
+#                 PyTorch's float64 run, the same tolerance)
 #   rxc train     tiny_resnext for 2 epochs on the demo digits: the same
 #                 validation accuracy as 1 rank within 1 point, rank 0 alone
 #                 prints, the checkpoint has the single-process format and
@@ -21,13 +23,14 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 12
+cases 13
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn train_accuracy_2ranks
+ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn step_sync_bn_equals_1rank
+     train_accuracy_2ranks
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
      rank_killed_ends_job launch_on_without_launcher launch_without_libmpi)
 if ! command -v mpirun > /dev/null; then
@@ -118,6 +121,22 @@ else
   case "$res" in
     "ok "*) pass step_ddp_per_rank_bn "${res#ok }" ;;
     *) fail step_ddp_per_rank_bn "$res" ;;
+  esac
+fi
+
+# sync_bn: 2 ranks x 4 samples equal 1 rank x 8 (the same net, weights and batch as above), both
+# against PyTorch's one-process run in float64 (ddp_ref.py check_sync).
+STEP_DDP=("$T/ddp/ddp_bn.net" --batch "$T/ddp/b.safetensors" --init "$T/ddp/w.safetensors" --steps 3)
+if [ ! -f "$T/ddp/full64.safetensors" ]; then
+  fail step_sync_bn_equals_1rank "no float64 reference: $(tail -c 300 "$T/ddp.log")"
+elif ! "$RXC" step "${STEP_DDP[@]}" --out "$T/ddp/one.safetensors" > "$T/sync.log" 2>&1 ||
+     ! "${MPI[@]}" "$RXC" step "${STEP_DDP[@]}" --set sync_bn=true --out "$T/ddp/sync.safetensors" >> "$T/sync.log" 2>&1; then
+  fail step_sync_bn_equals_1rank "rxc step failed: $(tail -c 400 "$T/sync.log")"
+else
+  res=$("$PYTHON" tests/dist/ddp_ref.py check_sync "$T/ddp" "$T/ddp/one.safetensors" "$T/ddp/sync.safetensors" 2>&1)
+  case "$res" in
+    "ok "*) pass step_sync_bn_equals_1rank "${res#ok }" ;;
+    *) fail step_sync_bn_equals_1rank "$res" ;;
   esac
 fi
 
