@@ -197,17 +197,16 @@ static int bn_input_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int
     int xhat = e_mul(k, e_sub(k, lw_value(L, kb, u->in[0], i, EM_BWD), kir_load(k, sb, ch)), invstd);
     int gamma = lw_value(L, kb, u->in[1], ch, EM_BWD);
     int gv = grad_expr(L, kb, t, un, i);
-    int sum_dy = kir_load(k, sm, ch), sum_dy_xhat = kir_load(k, sm, e_addi(k, ch, C));
-    int mean_dy, mean_dy_xhat;
+    int inner;
     if (L->o->sync_bn) { /* sums over every rank: divided by the global count (lower.c's stats layout) */
         int count = kir_load(k, sb, e_addi(k, ch, 3 * C));
-        mean_dy = e_div(k, sum_dy, count);
-        mean_dy_xhat = e_div(k, sum_dy_xhat, count);
+        int mean_dy = e_div(k, kir_load(k, sm, ch), count);
+        int mean_dy_xhat = e_div(k, kir_load(k, sm, e_addi(k, ch, C)), count);
+        inner = e_sub(k, e_sub(k, gv, mean_dy), e_mul(k, xhat, mean_dy_xhat));
     } else {
-        mean_dy = e_mul(k, sum_dy, e_f(k, 1.0 / (double)M));
-        mean_dy_xhat = e_mul(k, sum_dy_xhat, e_f(k, 1.0 / (double)M));
+        inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
+                      e_mul(k, xhat, e_mul(k, kir_load(k, sm, e_addi(k, ch, C)), e_f(k, 1.0 / (double)M))));
     }
-    int inner = e_sub(k, e_sub(k, gv, mean_dy), e_mul(k, xhat, mean_dy_xhat));
     return e_mul(k, e_mul(k, gamma, invstd), inner);
 }
 
