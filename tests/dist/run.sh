@@ -17,13 +17,16 @@
 #                 resumes on 1 rank; a global batch that does not divide
 #   kill -9       of one rank during training ends the job within 60 s, non-zero,
 #                 naming the rank (mpirun's own watch), last.safetensors intact
+#   SIGSTOP       of one rank (it hangs; mpirun sees nothing): the other rank's
+#                 watchdog (distributed.c) ends it after RXC_DIST_TIMEOUT, naming
+#                 the silent rank, and mpirun the job; last.safetensors intact
 #   launch        --distributed on without a launcher, and a launch whose
 #                 libmpi cannot be loaded, are clear errors (exit 2)
 # Open MPI comes from `make setup` (openmpi-bin, libopenmpi-dev).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 13
+cases 14
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
@@ -32,7 +35,7 @@ trap 'rm -rf "$T"' EXIT
 ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn step_sync_bn_equals_1rank
      train_accuracy_2ranks
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
-     rank_killed_ends_job launch_on_without_launcher launch_without_libmpi)
+     rank_killed_ends_job rank_stopped_ends_job launch_on_without_launcher launch_without_libmpi)
 if ! command -v mpirun > /dev/null; then
   skip_each "no mpirun (make setup installs openmpi-bin and libopenmpi-dev)" "${ALL[@]}"
   exit 0
@@ -142,7 +145,7 @@ fi
 
 # ---- rxc train -----------------------------------------------------------------------
 TRAIN=(train_accuracy_2ranks train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
-       rank_killed_ends_job)
+       rank_killed_ends_job rank_stopped_ends_job)
 if [ ! -f "$RXC_TEST_DATA/digits.csv.gz" ] ||
    ! "$RXC" demo --out "$T/digits" --csv "$RXC_TEST_DATA/digits.csv.gz" > "$T/demo.log" 2>&1; then
   skip_each "no digits.csv.gz in $RXC_TEST_DATA (make setup)" "${TRAIN[@]}"
@@ -190,7 +193,7 @@ else
   "${MPI[@]}" "$RXC" train $NET --set root="$T/digits" --set workers=1 --epochs 200 --run-dir "$T/r5" \
     > "$T/r5.out" 2>&1 &
   mp=$!
-  for _ in $(seq 120); do grep -q '^Epoch: 1/' "$T/r5.out" && break; sleep 0.5; done
+  for _ in $(seq 120); do grep -qs '^Epoch: 1/' "$T/r5.out" && break; sleep 0.5; done
   victim=$(pgrep -P $mp | sort -n | tail -1)
   [ -n "$victim" ] && kill -9 "$victim"
   t0=$(date +%s)
@@ -206,6 +209,30 @@ else
       pass rank_killed_ends_job "exit $rc after ${secs} s; last.safetensors evaluates"
     else
       fail rank_killed_ends_job "victim '$victim', exit $rc: $(tail -c 300 "$T/r5.out") $(tail -c 200 "$T/r5e.out")"
+    fi
+  fi
+
+  # SIGSTOP of rank 1 (a rank that hangs; mpirun sees nothing wrong): rank 0's watchdog ends it.
+  "${MPI[@]}" -x RXC_DIST_TIMEOUT=10 "$RXC" train $NET --set root="$T/digits" --set workers=1 --epochs 200 \
+    --run-dir "$T/r6" > "$T/r6.out" 2>&1 &
+  mp=$!
+  for _ in $(seq 120); do grep -qs '^Epoch: 1/' "$T/r6.out" && break; sleep 0.5; done
+  victim=$(pgrep -P $mp | sort -n | tail -1)
+  [ -n "$victim" ] && kill -STOP "$victim"
+  t0=$(date +%s)
+  for _ in $(seq 120); do kill -0 $mp 2> /dev/null || break; sleep 0.5; done
+  if kill -0 $mp 2> /dev/null; then
+    kill $mp; [ -n "$victim" ] && kill -9 "$victim"; wait $mp
+    fail rank_stopped_ends_job "mpirun still running 60 s after SIGSTOP of rank 1"
+  else
+    wait $mp; rc=$?
+    secs=$(( $(date +%s) - t0 ))
+    [ -n "$victim" ] && kill -9 "$victim" 2> /dev/null
+    if [ -n "$victim" ] && [ $rc -ne 0 ] && grep -q "rank 0 of 2: waited 1[0-9] s .* rank 1 has died or stopped" "$T/r6.out" &&
+       "$RXC" eval $NET --set root="$T/digits" --weights "$T/r6/last.safetensors" > "$T/r6e.out" 2>&1; then
+      pass rank_stopped_ends_job "exit $rc after ${secs} s (RXC_DIST_TIMEOUT=10); last.safetensors evaluates"
+    else
+      fail rank_stopped_ends_job "victim '$victim', exit $rc: $(tail -c 400 "$T/r6.out") $(tail -c 200 "$T/r6e.out")"
     fi
   fi
 fi
