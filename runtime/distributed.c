@@ -157,6 +157,12 @@ int dist_open(DistMode mode, Dist **out, Error *err) {
         free(d);
         return -1;
     }
+    /* Open MPI's nonblocking all-reduce (libnbc) picks a binomial tree for an
+     * in-place buffer on few ranks: a reduce to rank 0 then a broadcast, about
+     * twice the time of the blocking MPI_Allreduce for the gradient buckets'
+     * sizes (measured, docs/performance.md). The ring is as fast as the
+     * blocking call. A value the user set is kept. */
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "ring", 0);
     int initialized = 0;
     d->api.Initialized(&initialized);
     if (!initialized && d->api.Init(NULL, NULL) != 0) {
