@@ -240,9 +240,10 @@ static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s
     cfg.loss = s->dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     cfg.want_input_grad = grad;
     cfg.quiet = true;
-    if (dist) {
+    if (dist && !grad) {
         s->buckets = grad_buckets_new(dist);
         cfg.hooks = grad_buckets_hooks(s->buckets);
+        cfg.ranks = dist_size(dist);
     }
     if (trainer_open(&s->tr, &s->model, &cfg, &err) != 0) {
         fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);

@@ -268,17 +268,12 @@ static int space_done(Executor *e, BufSpace space, float *p, int64_t bytes, bool
     return rc;
 }
 
-int dist_average_space(Dist *d, Executor *e, BufSpace space, int64_t bytes) {
+int dist_sum_space(Dist *d, Executor *e, BufSpace space, int64_t bytes) {
     if (!d || bytes <= 0) return 0;
     bool staged;
     float *p = space_on_host(e, space, bytes, &staged);
     if (!p) return -1;
-    int64_t n = bytes / (int64_t)sizeof(float);
-    int rc = dist_sum_f32(d, p, n);
-    float scale = 1.0f / (float)d->size;
-    if (rc == 0)
-        for (int64_t i = 0; i < n; i++) p[i] *= scale;
-    return space_done(e, space, p, bytes, staged, rc);
+    return space_done(e, space, p, bytes, staged, dist_sum_f32(d, p, bytes / (int64_t)sizeof(float)));
 }
 
 int dist_broadcast_space(Dist *d, Executor *e, BufSpace space, int64_t bytes) {

@@ -14,9 +14,10 @@
  * then behaves as rank 0 of 1 (collectives do nothing).
  *
  * Semantics (docs/guide.md, "Training on several processes"): the file's
- * batch is the global batch, each rank takes batch/N; gradients are
- * averaged by one all-reduce of SPACE_GRADS before the optimizer update;
- * BatchNorm statistics are per rank, and rank 0's running statistics are
+ * batch is the global batch, each rank takes batch/N; each rank's loss
+ * gradient is scaled by 1 / the global batch, so the sum of SPACE_GRADS
+ * over the ranks (in buckets during backward, grad_buckets.h) is the mean
+ * gradient; BatchNorm statistics are per rank (or global with sync_bn), and rank 0's running statistics are
  * broadcast after every update (as DDP's broadcast_buffers does), so that
  * every rank validates with, and rank 0 saves, the same buffers.
  */
@@ -67,8 +68,8 @@ int dist_isum_f32(Dist *d, float *v, int64_t n, DistRequest *req);
 int dist_test(Dist *d, DistRequest *req, bool *done);
 int dist_wait(Dist *d, DistRequest *req);
 
-/* The mean over ranks of a space of e (SPACE_GRADS after backward). */
-int dist_average_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
+/* The sum over ranks of a space of e (SPACE_GRADS after backward). */
+int dist_sum_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
 /* Rank 0's copy of a space to every rank (SPACE_BUFFERS, SPACE_PARAMS). */
 int dist_broadcast_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
 

@@ -194,13 +194,8 @@ static void plan(GradBuckets *gb, const Program *p) {
 
 /* ---- the overlapped all-reduce ----------------------------------------------------- */
 
-static void scale_bucket(const GradBuckets *gb, const Bucket *b) {
-    float scale = 1.0f / (float)dist_size(gb->d);
-    for (int64_t i = b->lo; i < b->hi; i++) gb->grads[i] *= scale;
-}
-
-/* Starts the buckets ready after `step`, then finishes those the library
- * has completed, oldest first. */
+/* Starts the buckets ready after `step`, then notes those the library has
+ * completed, oldest first. */
 static int advance(GradBuckets *gb, int step, Error *err) {
     while (gb->next_start < gb->n && gb->b[gb->next_start].ready <= step) {
         const Bucket *b = &gb->b[gb->next_start];
@@ -213,7 +208,7 @@ static int advance(GradBuckets *gb, int step, Error *err) {
         if (dist_test(gb->d, &gb->req[gb->next_done], &done) != 0)
             return error_set(err, "the gradient all-reduce of bucket %d failed", gb->next_done);
         if (!done) break;
-        scale_bucket(gb, &gb->b[gb->next_done++]);
+        gb->next_done++;
     }
     return 0;
 }
@@ -222,7 +217,6 @@ static int finish(GradBuckets *gb, Error *err) {
     for (; gb->next_done < gb->n; gb->next_done++) {
         if (dist_wait(gb->d, &gb->req[gb->next_done]) != 0)
             return error_set(err, "the gradient all-reduce of bucket %d failed", gb->next_done);
-        scale_bucket(gb, &gb->b[gb->next_done]);
     }
     gb->running = false;
     gb->armed = false;
@@ -266,7 +260,7 @@ int grad_buckets_collect(GradBuckets *gb, Executor *e) {
     }
     gb->armed = gb->running = false;
     double t0 = now_seconds();
-    int rc = dist_average_space(gb->d, e, SPACE_GRADS, e->program->space_bytes[SPACE_GRADS]);
+    int rc = dist_sum_space(gb->d, e, SPACE_GRADS, e->program->space_bytes[SPACE_GRADS]);
     double dt = now_seconds() - t0;
     gb->times = (GradReduceTimes){dt, dt, 0};
     return rc;

@@ -16,8 +16,10 @@
  * every step. When armed (the last micro-batch of an optimizer step), it
  * starts each bucket that became ready with a nonblocking all-reduce, tests
  * the oldest outstanding one (Open MPI progresses only inside MPI calls),
- * divides each finished bucket by N, and after backward's last step waits
- * for the rest: when run returns, SPACE_GRADS holds the mean gradient.
+ * and after backward's last step waits for the rest: when run returns,
+ * SPACE_GRADS holds the sum over the ranks, which is the mean gradient
+ * because each rank's loss gradient was scaled by 1 / the global batch
+ * (TrainerConfig.ranks; no pass over the gradients divides by N).
  * An executor that never calls the hook (CUDA) leaves the work to
  * grad_buckets_collect, which then does the one blocking all-reduce.
  *
@@ -47,8 +49,8 @@ ExecHooks grad_buckets_hooks(GradBuckets *gb);
  * gradients as it runs. */
 void grad_buckets_arm(GradBuckets *gb);
 
-/* After that backward: SPACE_GRADS of e becomes the mean over ranks, by
- * the buckets (already done) or, where they did not run, by one blocking
+/* After that backward: SPACE_GRADS of e becomes the sum over ranks, by the
+ * buckets (already done) or, where they did not run, by one blocking
  * all-reduce now. Returns 0 or -1. */
 int grad_buckets_collect(GradBuckets *gb, Executor *e);
 

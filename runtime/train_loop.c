@@ -119,6 +119,7 @@ int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu,
     cfg.loss = LOSS_CROSS_ENTROPY;
     cfg.quiet = quiet;
     if (run->buckets) cfg.hooks = grad_buckets_hooks(run->buckets);
+    cfg.ranks = dist_size(run->dist);
     cfg.u8_where_target_wants = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;

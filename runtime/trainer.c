@@ -307,7 +307,7 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
                 return error_set(err, "internal error: the batch-%d program's parameter layout differs", n);
     }
     double sc[SC_COUNT];
-    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
+    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n * (t->cfg.ranks > 1 ? t->cfg.ranks : 1), sc);
     if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err) != 0)
         return -1;
     if (e->run(e, PHASE_FORWARD_TRAIN, sc, err) != 0) return -1;
