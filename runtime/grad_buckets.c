@@ -4,6 +4,7 @@
  */
 #include "grad_buckets.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,15 +121,18 @@ static void push_bucket(GradBuckets *gb, int64_t lo, int64_t hi, int ready) {
 static int64_t bucket_elements(const GradBuckets *gb, int64_t total) {
     double bytes = gb->bucket_mb > 0 ? gb->bucket_mb * 1e6 : (double)total * 4 / 8;
     if (gb->bucket_mb <= 0) bytes = bytes < 1e6 ? 1e6 : bytes > 25e6 ? 25e6 : bytes;
-    int64_t n = (int64_t)(bytes / 4);
+    int64_t n = (int64_t)ceil(bytes / 4);
     if (n < 1) n = 1;
     return n > (1 << 28) ? (1 << 28) : n;
 }
 
 /* Cuts [lo, hi) of the segments (bounds[k], bounds[k+1]) with their ready
- * steps into buckets of about `size` elements, from the top down. */
+ * steps into equal buckets of at most `size` elements, from the top down. */
 static void cut_region(GradBuckets *gb, const int64_t *bounds, const int *seg_ready, int n_seg, int64_t lo, int64_t hi,
                        int64_t size) {
+    if (hi <= lo) return;
+    int64_t count = (hi - lo + size - 1) / size;
+    size = (hi - lo + count - 1) / count;
     int64_t top = hi;
     int ready = -1;
     for (int k = n_seg - 1; k >= 0; k--) {
