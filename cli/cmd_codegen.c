@@ -51,13 +51,14 @@ static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 static void print_kernels(const Program *p) {
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (ph == PHASE_FORWARD_EVAL) continue;
-        int nk = 0, ng = 0, nc = 0;
+        int nk = 0, ng = 0, nc = 0, na = 0;
         for (int s = 0; s < p->n_steps[ph]; s++) {
             StepKind kind = p->steps[ph][s].kind;
-            nk += kind == STEP_KERNEL, ng += kind == STEP_GEMM, nc += kind == STEP_CONV;
+            nk += kind == STEP_KERNEL, ng += kind == STEP_GEMM, nc += kind == STEP_CONV, na += kind == STEP_ALLREDUCE;
         }
         printf("%s: %d kernels, %d GEMM steps", phase_names[ph], nk, ng);
         if (nc) printf(", %d direct conv steps", nc);
+        if (na) printf(", %d all-reduce steps (sync_bn)", na);
         printf("\n");
         for (int s = 0; s < p->n_steps[ph]; s++) {
             const Step *st = &p->steps[ph][s];
@@ -65,8 +66,8 @@ static void print_kernels(const Program *p) {
                 const Kernel *k = p->module->kernels[st->kernel];
                 /* the step's note: a deduplicated kernel keeps its first user's description */
                 printf("  %4d  kernel %-40s %s\n", s, k->name, st->note ? st->note : k->fuses);
-            } else if (st->kind == STEP_CONV) {
-                printf("  %4d  conv   %-40s %s\n", s, "", st->note);
+            } else if (st->kind == STEP_CONV || st->kind == STEP_ALLREDUCE) {
+                printf("  %4d  %-6s %-40s %s\n", s, step_kind_name(st->kind), "", st->note);
             } else {
                 const GemmStep *gm = &st->gemm;
                 printf("  %4d  gemm   %-40s %s (m=%d n=%d k=%d%s)\n", s, "", st->note, gm->m, gm->n, gm->k,
@@ -131,7 +132,7 @@ static cJSON *memory_json(const Program *p) {
             const Step *st = &p->steps[order[q]][s];
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "phase", q == 0 ? "forward" : "backward");
-            cJSON_AddStringToObject(x, "kind", st->kind == STEP_KERNEL ? "kernel" : st->kind == STEP_CONV ? "conv" : "gemm");
+            cJSON_AddStringToObject(x, "kind", step_kind_name(st->kind));
             cJSON *args = cJSON_AddArrayToObject(x, "bufs");
             cJSON *wr = cJSON_AddArrayToObject(x, "written");
             if (st->kind == STEP_KERNEL) {
@@ -177,7 +178,7 @@ static cJSON *kernels_json(const Program *p) {
                 cJSON_AddStringToObject(x, "name", k->name);
                 cJSON_AddStringToObject(x, "fuses", st->note ? st->note : k->fuses);
             } else {
-                cJSON_AddStringToObject(x, "kind", st->kind == STEP_CONV ? "conv" : "gemm");
+                cJSON_AddStringToObject(x, "kind", step_kind_name(st->kind));
                 cJSON_AddStringToObject(x, "note", st->note ? st->note : "");
             }
             cJSON_AddItemToArray(arr, x);
@@ -310,7 +311,7 @@ int cmd_emit(int argc, char **argv) {
                     if (x->kind == STEP_KERNEL)
                         sb_printf(&st, "%d kernel %s  # %s\n", s, p->module->kernels[x->kernel]->name, x->note);
                     else
-                        sb_printf(&st, "%d %s  # %s\n", s, x->kind == STEP_CONV ? "conv" : "gemm", x->note);
+                        sb_printf(&st, "%d %s  # %s\n", s, step_kind_name(x->kind), x->note);
                 }
             }
             char *steps = sb_take(&st);

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "distributed.h"
 #include "frontend.h"
+#include "grad_buckets.h"
 #include "mix.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -150,6 +151,7 @@ typedef struct StepSession {
     Trainer tr;
     bool trainer_open;
     float *x_nhwc;
+    GradBuckets *buckets;    /* under MPI: the gradient all-reduce (grad_buckets.h) */
 } StepSession;
 
 static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s) {
@@ -239,6 +241,11 @@ static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s
     cfg.loss = s->dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     cfg.want_input_grad = grad;
     cfg.quiet = true;
+    if (dist && !grad) {
+        s->buckets = grad_buckets_new(dist);
+        cfg.hooks = grad_buckets_hooks(s->buckets);
+        cfg.ranks = dist_size(dist);
+    }
     if (trainer_open(&s->tr, &s->model, &cfg, &err) != 0) {
         fprintf(stderr, "rxc %s: %s\n", cmd, err.msg);
         return 1;
@@ -258,6 +265,7 @@ static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s
 
 static void close_session(StepSession *s) {
     if (s->trainer_open) trainer_close(&s->tr);
+    grad_buckets_free(s->buckets);
     if (s->model_loaded) model_free(&s->model);
     st_free(&s->batch);
     free(s->x_nhwc);
@@ -361,6 +369,7 @@ static int step(int argc, char **argv, Dist *dist) {
             const float *x = s.x_nhwc + (size_t)m * micro * (size_t)(s.c * s.h * s.w);
             const int64_t *y = (const int64_t *)s.y->data + (size_t)(s.first + m * micro);
             double partner = mix_step_batch(&s, t, x, micro, mixed);
+            if (m == accum - 1) grad_buckets_arm(s.buckets);
             if (trainer_forward_backward_mixed(t, mixed ? mixed : x, y, micro, lr, k + 1, partner, &st, &err) != 0) {
                 fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
                 rc = 1;
@@ -369,21 +378,24 @@ static int step(int argc, char **argv, Dist *dist) {
             if (k == 0) memcpy(logits + (size_t)m * micro * classes, t->logits, (size_t)(micro * classes) * sizeof(float));
             loss_sum += st.loss_sum;
         }
-        double reduce_start = progress_now();
-        if (rc == 0 && dist_average_space(dist, t->exec, SPACE_GRADS, t->prog->space_bytes[SPACE_GRADS]) != 0) {
+        if (rc == 0 && dist && grad_buckets_collect(s.buckets, t->exec) != 0) {
             fprintf(stderr, "rxc step: step %d: the gradient all-reduce failed\n", k + 1);
             rc = 1;
         }
-        double reduce_seconds = progress_now() - reduce_start;
         if (rc == 0 && trainer_update(t, lr, k + 1, &err) != 0) {
             fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
             rc = 1;
         }
         if (rc) break;
         /* Under MPI the all-reduce (waiting for the slowest rank included) is part of the step's time. */
-        if (a.timing && dist)
-            fprintf(stderr, "rxc step: rank %d: step %d took %.6f s (process cpu %.6f s; all-reduce %.6f s)\n",
-                    dist_rank(dist), k + 1, progress_now() - t0, process_cpu_seconds() - c0, reduce_seconds);
+        if (a.timing && dist) {
+            GradReduceTimes rt = grad_buckets_times(s.buckets);
+            fprintf(stderr,
+                    "rxc step: rank %d: step %d took %.6f s (process cpu %.6f s; all-reduce %.6f s, "
+                    "of which after backward %.6f s, %d buckets)\n",
+                    dist_rank(dist), k + 1, progress_now() - t0, process_cpu_seconds() - c0, rt.exposed_seconds,
+                    rt.final_wait_seconds, rt.buckets);
+        }
         else if (a.timing)
             fprintf(stderr, "rxc step: step %d took %.6f s (process cpu %.6f s)\n", k + 1, progress_now() - t0,
                     process_cpu_seconds() - c0);

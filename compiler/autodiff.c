@@ -176,6 +176,11 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
     }
     kb_end(&kb, L, "batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above it",
            PH(PHASE_BACKWARD), false);
+    /* sync_bn: the input gradient uses the sums over every rank (SyncBatchNorm); dgamma and dbeta
+     * stay this rank's, for the gradient all-reduce to average like every other parameter's */
+    for (int q = 0; q < bn->n && L->o->sync_bn; q++)
+        if (bn->sums[q] >= 0)
+            lw_allreduce(L, PH(PHASE_BACKWARD), bn->sums[q], 0, 2 * C, "sync_bn: gradient sums over the ranks");
 }
 
 /* The gradient of BatchNorm node un's input at flat index i, from its sums. */
@@ -192,8 +197,16 @@ static int bn_input_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int
     int xhat = e_mul(k, e_sub(k, lw_value(L, kb, u->in[0], i, EM_BWD), kir_load(k, sb, ch)), invstd);
     int gamma = lw_value(L, kb, u->in[1], ch, EM_BWD);
     int gv = grad_expr(L, kb, t, un, i);
-    int inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
+    int inner;
+    if (L->o->sync_bn) { /* sums over every rank: divided by the global count (lower.c's stats layout) */
+        int count = kir_load(k, sb, e_addi(k, ch, 3 * C));
+        int mean_dy = e_div(k, kir_load(k, sm, ch), count);
+        int mean_dy_xhat = e_div(k, kir_load(k, sm, e_addi(k, ch, C)), count);
+        inner = e_sub(k, e_sub(k, gv, mean_dy), e_mul(k, xhat, mean_dy_xhat));
+    } else {
+        inner = e_sub(k, e_sub(k, gv, e_mul(k, kir_load(k, sm, ch), e_f(k, 1.0 / (double)M))),
                       e_mul(k, xhat, e_mul(k, kir_load(k, sm, e_addi(k, ch, C)), e_f(k, 1.0 / (double)M))));
+    }
     return e_mul(k, e_mul(k, gamma, invstd), inner);
 }
 

@@ -130,7 +130,7 @@ void kb_end(KB *kb, Lower *L, const char *fuses, unsigned phases, bool inplace) 
     kb->args = NULL;
 }
 
-/* A library step (GEMM or conv) in each of the given phases, with its own copy of the note. */
+/* A library step (GEMM, conv or all-reduce) in each of the given phases, with its own copy of the note. */
 static void push_library_step(Lower *L, unsigned phases, Step st, const char *note) {
     if (lw_failed(L)) return;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
@@ -146,6 +146,11 @@ void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note) {
 
 void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note) {
     push_library_step(L, phases, (Step){.kind = STEP_CONV, .kernel = -1, .conv = *cs}, note);
+}
+
+void lw_allreduce(Lower *L, unsigned phases, int buf, int64_t offset, int64_t count, const char *note) {
+    Step st = {.kind = STEP_ALLREDUCE, .kernel = -1, .allreduce = {.buf = buf, .offset = offset, .count = count}};
+    push_library_step(L, phases, st, note);
 }
 
 /* ---- expression helpers ------------------------------------------------------ */

@@ -233,11 +233,80 @@ static void bn_stats_kernel(Lower *L, int b) {
     free(lab);
 }
 
+/* The running statistics' update from a batch mean and biased variance. */
+static void bn_running_update(Kernel *k, int out, const Node *n, int rm, int rv, int i, int mean, int var,
+                              int unbias) {
+    double mom = n->a.bn.momentum;
+    kir_store(k, out, rm, i, e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rm, i)), e_mul(k, e_f(k, mom), mean)), false);
+    kir_store(k, out, rv, i,
+              e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rv, i)), e_mul(k, e_mul(k, e_f(k, mom), unbias), var)),
+              false);
+}
+
+/* sync_bn: the statistics over every rank's samples, as PyTorch's
+ * SyncBatchNorm has them, in two passes around two all-reduces (no shift
+ * has to agree between the ranks, and the variance is taken about the
+ * global mean). stats_buf is [5C]:
+ *   pass 1   [2C, 3C) this rank's sum of x, [3C, 4C) its sample count; all-reduced
+ *   pass 2   [4C, 5C) its sum of (x - global mean)^2; all-reduced
+ *   finish   [0, C) mean, [C, 2C) invstd, the running statistics (unbiased by the global count).
+ * Backward reads the global count at [3C, 4C) (autodiff.c). */
+static void bn_sync_stats_kernels(Lower *L, int b) {
+    const Node *n = &L->g->nodes[b];
+    int64_t C = lw_channels(n), M = (int64_t)L->N * lw_per_sample(L, b) / C;
+    char *lab = lw_label(L, b);
+    char *nm = xasprintf("%s:stats", lab);
+    int stats = L->stats_buf[b] = lw_arena(L, nm, 5 * C);
+    free(nm);
+    for (int pass = 1; pass <= 2; pass++) {
+        KB kb;
+        kb_begin(&kb, L, lab, KF_COLS, C, M);
+        Kernel *k = kb.k;
+        int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+        int sb = kb_buf(&kb, L, stats, true);
+        int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+        int x = kir_load(k, xb, e_add(k, e_muli(k, j, C), i));
+        int st = kir_stage(k, KS_REDUCE);
+        int mean = pass == 2 ? e_div(k, kir_load(k, sb, e_addi(k, i, 2 * C)), kir_load(k, sb, e_addi(k, i, 3 * C))) : -1;
+        int d = pass == 2 ? e_sub(k, x, mean) : -1;
+        int sum = kir_acc(k, st, KR_SUM, pass == 1 ? x : e_mul(k, d, d));
+        int out = kir_stage(k, KS_STORE);
+        kir_store(k, out, sb, e_addi(k, i, pass == 1 ? 2 * C : 4 * C), sum, false);
+        if (pass == 1) kir_store(k, out, sb, e_addi(k, i, 3 * C), e_f(k, (double)M), false);
+        kb_end(&kb, L, pass == 1 ? "batchnorm statistics, sync_bn pass 1 (this rank's sum and sample count)"
+                                 : "batchnorm statistics, sync_bn pass 2 (sum of squares about the global mean)",
+               PH(PHASE_FORWARD_TRAIN), false);
+        lw_allreduce(L, PH(PHASE_FORWARD_TRAIN), stats, pass == 1 ? 2 * C : 4 * C, pass == 1 ? 2 * C : C,
+                     pass == 1 ? "sync_bn: sums and counts over the ranks" : "sync_bn: sums of squares over the ranks");
+    }
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, C, 1);
+    Kernel *k = kb.k;
+    int sb = kb_buf(&kb, L, stats, true);
+    int rm = kb_buf(&kb, L, L->param_buf[n->a.bn.running_mean], true);
+    int rv = kb_buf(&kb, L, L->param_buf[n->a.bn.running_var], true);
+    int i = kir_var(k, KV_OUTER);
+    int out = kir_stage(k, KS_STORE);
+    int count = kir_load(k, sb, e_addi(k, i, 3 * C));
+    int mean = e_div(k, kir_load(k, sb, e_addi(k, i, 2 * C)), count);
+    int var = e_div(k, kir_load(k, sb, e_addi(k, i, 4 * C)), count);
+    int unbias = e_div(k, count, kir_bin(k, KB_MAX, e_sub(k, count, e_f(k, 1)), e_f(k, 1)));
+    kir_store(k, out, sb, i, mean, false);
+    kir_store(k, out, sb, e_addi(k, i, C), kir_un(k, KU_RSQRT, e_add(k, var, e_f(k, n->a.bn.eps))), false);
+    bn_running_update(k, out, n, rm, rv, i, mean, var, unbias);
+    kb_end(&kb, L, "batchnorm statistics, sync_bn: mean, invstd, running mean/var update", PH(PHASE_FORWARD_TRAIN),
+           false);
+    free(lab);
+}
+
 void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) {
     if (mode == EM_TRAIN) {
         int bns[MAX_TREE_NODES], nb = 0;
         collect_bns(L, v, bns, &nb);
-        for (int i = 0; i < nb; i++) bn_stats_kernel(L, bns[i]);
+        for (int i = 0; i < nb; i++) {
+            if (L->o->sync_bn) bn_sync_stats_kernels(L, bns[i]);
+            else bn_stats_kernel(L, bns[i]);
+        }
     }
     StrBuf sb = {0};
     describe_tree(L, v, &sb);

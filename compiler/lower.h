@@ -76,7 +76,8 @@ typedef struct Lower {
     int *fwd_buf;        /* per node: buffer of its forward value (forward phases), -1 */
     int *bwd_buf;        /* per node: buffer usable in backward, -1 until known */
     int *grad_buf;       /* per node: its gradient buffer, -1 until the first contribution */
-    int *stats_buf;      /* per BN node: [2C] batch mean then invstd */
+    int *stats_buf;      /* per BN node: [2C] batch mean then invstd; with sync_bn [5C]: those, then the
+                          * sums over every rank: of x, the sample count, of (x - mean)^2 (lower.c) */
     int *aux_buf;        /* per max-pool node: index of the max inside its window */
     int *param_buf;      /* per graph parameter: SPACE_PARAMS or SPACE_BUFFERS buffer, -1 */
     int *pgrad_buf;      /* per graph parameter: SPACE_GRADS buffer, -1 */
@@ -117,6 +118,8 @@ void kb_abort(KB *kb);
 void lw_gemm(Lower *L, unsigned phases, const GemmStep *gs, const char *note);
 /* appends a STEP_CONV to the given phases */
 void lw_conv(Lower *L, unsigned phases, const ConvStep *cs, const char *note);
+/* appends a STEP_ALLREDUCE of elements [offset, offset + count) of buf (sync_bn) */
+void lw_allreduce(Lower *L, unsigned phases, int buf, int64_t offset, int64_t count, const char *note);
 #define PH(x) (1u << (x))
 /* node v's name for buffers and kernels, malloc'd */
 char *lw_label(const Lower *L, int v);

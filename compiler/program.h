@@ -83,7 +83,16 @@ typedef struct ConvStep {
     bool accumulate;
 } ConvStep;
 
-typedef enum StepKind { STEP_KERNEL, STEP_GEMM, STEP_CONV } StepKind;
+/* A sum over every process of a data-parallel run, in place, of elements
+ * [offset, offset + count) of f32 buffer `buf` (SyncBatchNorm's per-channel
+ * sums). The executor hands it to the runtime (executor.h ExecHooks), which
+ * alone knows the processes; in a single process it changes nothing. */
+typedef struct AllreduceStep {
+    int buf;
+    int64_t offset, count;
+} AllreduceStep;
+
+typedef enum StepKind { STEP_KERNEL, STEP_GEMM, STEP_CONV, STEP_ALLREDUCE } StepKind;
 
 typedef struct Step {
     StepKind kind;
@@ -92,12 +101,23 @@ typedef struct Step {
     int n_args;
     GemmStep gemm;     /* STEP_GEMM */
     ConvStep conv;     /* STEP_CONV */
+    AllreduceStep allreduce; /* STEP_ALLREDUCE */
     char *note;        /* what this step computes, for listings */
 } Step;
 
+/* "kernel", "gemm", "conv" or "allreduce", for listings. */
+static inline const char *step_kind_name(StepKind k) {
+    return k == STEP_KERNEL ? "kernel" : k == STEP_GEMM ? "gemm" : k == STEP_CONV ? "conv" : "allreduce";
+}
+
 /* The three buffers of a library step, GEMM (a, b, c) or conv (x, w, y),
- * into bufs; returns the index of the one it writes. */
+ * into bufs; returns the index of the one it writes. An all-reduce reads
+ * and writes its one buffer: all three are it, the first written. */
 static inline int library_step_buffers(const Step *s, int bufs[3]) {
+    if (s->kind == STEP_ALLREDUCE) {
+        bufs[0] = bufs[1] = bufs[2] = s->allreduce.buf;
+        return 0;
+    }
     if (s->kind == STEP_CONV) {
         bufs[0] = s->conv.x, bufs[1] = s->conv.w, bufs[2] = s->conv.y;
         return s->conv.pass == CONV_FORWARD ? 2 : s->conv.pass == CONV_DATA_GRAD ? 0 : 1;

@@ -81,7 +81,7 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
                                          "log_every", "clip_grad_norm", "mixup", "cutmix", "mix_prob",
-                                         "mix_switch_prob"};
+                                         "mix_switch_prob", "sync_bn"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -580,6 +580,7 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (v[17]) get_range(rd, v[17]->value, "mix_switch_prob", 0, 1, false, &r->mix_switch_prob);
     if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
         read_error(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
+    if (v[18]) get_bool(rd, v[18]->value, "sync_bn", &r->sync_bn);
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

@@ -83,6 +83,7 @@ typedef struct Recipe {
     int accum_steps;        /* gradient accumulation; 1 = none */
     uint64_t seed;
     bool deterministic;     /* results independent of thread count (default true) */
+    bool sync_bn;           /* data-parallel: BatchNorm statistics over every rank's samples (SyncBatchNorm) */
     OptKind opt;
     double lr, momentum, beta1, beta2, eps, weight_decay;
     bool nesterov;

@@ -14,9 +14,10 @@
  * then behaves as rank 0 of 1 (collectives do nothing).
  *
  * Semantics (docs/guide.md, "Training on several processes"): the file's
- * batch is the global batch, each rank takes batch/N; gradients are
- * averaged by one all-reduce of SPACE_GRADS before the optimizer update;
- * BatchNorm statistics are per rank, and rank 0's running statistics are
+ * batch is the global batch, each rank takes batch/N; each rank's loss
+ * gradient is scaled by 1 / the global batch, so the sum of SPACE_GRADS
+ * over the ranks (in buckets during backward, grad_buckets.h) is the mean
+ * gradient; BatchNorm statistics are per rank (or global with sync_bn), and rank 0's running statistics are
  * broadcast after every update (as DDP's broadcast_buffers does), so that
  * every rank validates with, and rank 0 saves, the same buffers.
  */
@@ -58,8 +59,17 @@ int dist_broadcast(Dist *d, void *buf, int64_t bytes);
 /* Rank r's `bytes` land at recv + r * bytes on rank 0 (recv unused elsewhere). */
 int dist_gather(Dist *d, const void *send, int64_t bytes, void *recv);
 
-/* The mean over ranks of a space of e (SPACE_GRADS after backward). */
-int dist_average_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
+/* A nonblocking in-place sum of n floats (n < 2^28) over all ranks: start it,
+ * then test or wait until it is done (the gradient buckets, grad_buckets.h).
+ * Open MPI moves a nonblocking collective on only inside MPI calls, so
+ * whoever starts one tests it now and then. */
+typedef struct DistRequest { void *handle; } DistRequest;
+int dist_isum_f32(Dist *d, float *v, int64_t n, DistRequest *req);
+int dist_test(Dist *d, DistRequest *req, bool *done);
+int dist_wait(Dist *d, DistRequest *req);
+
+/* The sum over ranks of a space of e (SPACE_GRADS after backward). */
+int dist_sum_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
 /* Rank 0's copy of a space to every rank (SPACE_BUFFERS, SPACE_PARAMS). */
 int dist_broadcast_space(Dist *d, Executor *e, BufSpace space, int64_t bytes);
 

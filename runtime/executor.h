@@ -17,6 +17,22 @@
 #include "error.h"
 
 typedef struct Executor Executor;
+
+/* Calls from inside a run back into the runtime, which is how collectives
+ * happen mid-phase without the compiler or the executors knowing MPI
+ * (runtime/distributed.h provides them). Every member may be NULL. */
+typedef struct ExecHooks {
+    void *ctx;
+    /* After each step of a phase (step = its index in the phase), for an
+     * executor whose steps finish on the host as they return (the CPU
+     * executor; the CUDA executor never calls it). Data-parallel training
+     * starts the all-reduce of gradient buckets here while backward goes on. */
+    int (*after_step)(void *ctx, Executor *e, Phase phase, int step, Error *err);
+    /* A STEP_ALLREDUCE (program.h): sums n floats at data (host memory)
+     * over every process, in place. NULL: one process, nothing to do. */
+    int (*allreduce)(void *ctx, float *data, int64_t n, Error *err);
+} ExecHooks;
+
 struct Executor {
     const char *device_name;   /* "cpu (2 threads)", "cuda:0 NVIDIA H200" */
     const Program *program;    /* not owned */
@@ -29,6 +45,7 @@ struct Executor {
     /* Host address of a space when the device shares host memory (CPU), else NULL. */
     void *(*host_ptr)(Executor *e, BufSpace space);
     void (*free)(Executor *e);
+    ExecHooks hooks;           /* set by the owner; zero: none */
     void *impl;
 };
 

@@ -54,6 +54,8 @@ int mpi_api_load(MpiApi *api, Error *err) {
         {(void **)&api->Comm_rank, "MPI_Comm_rank"},     {(void **)&api->Comm_size, "MPI_Comm_size"},
         {(void **)&api->Allreduce, "MPI_Allreduce"},     {(void **)&api->Bcast, "MPI_Bcast"},
         {(void **)&api->Gather, "MPI_Gather"},           {(void **)&api->Barrier, "MPI_Barrier"},
+        {(void **)&api->Iallreduce, "MPI_Iallreduce"},   {(void **)&api->Test, "MPI_Test"},
+        {(void **)&api->Wait, "MPI_Wait"},
         {&api->op_sum, "ompi_mpi_op_sum"},               {&api->op_max, "ompi_mpi_op_max"},
         {&api->t_float, "ompi_mpi_float"},               {&api->t_double, "ompi_mpi_double"},
         {&api->t_byte, "ompi_mpi_byte"},

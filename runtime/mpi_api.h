@@ -34,6 +34,12 @@ typedef struct MpiApi {
     int (*Gather)(const void *send, int scount, MpiHandle stype, void *recv, int rcount, MpiHandle rtype, int root,
                   MpiHandle comm);
     int (*Barrier)(MpiHandle comm);
+    /* Nonblocking: the gradient buckets (grad_buckets.c). MPI_Request is a
+     * pointer in Open MPI; Test and Wait take MPI_STATUS_IGNORE (NULL). */
+    int (*Iallreduce)(const void *send, void *recv, int count, MpiHandle type, MpiHandle op, MpiHandle comm,
+                      MpiHandle *request);
+    int (*Test)(MpiHandle *request, int *flag, void *status);
+    int (*Wait)(MpiHandle *request, void *status);
     MpiHandle comm_world, op_sum, op_max, t_float, t_double, t_byte;
     void *in_place;
 } MpiApi;

@@ -126,6 +126,8 @@ void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err) {
     TrainerConfig cfg;
     train_config_init(&cfg, &run->model, batch, quiet, u8_on_gpu);
+    if (run->buckets) cfg.hooks = grad_buckets_hooks(run->buckets);
+    cfg.ranks = dist_size(run->dist);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;
@@ -285,6 +287,7 @@ int train_run_open(TrainRun *run, const TrainStart *start) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return lock == RUN_DIR_IN_USE ? 2 : 1;
     }
+    if (d) run->buckets = grad_buckets_new(d);
     if (train_run_open_trainer(run, r->batch / ranks, !dist_is_root(d), true, &err) != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
@@ -306,6 +309,7 @@ void train_run_close(TrainRun *run) {
     runlog_close(run->log);
     run_dir_close(run->dir);
     if (run->trainer_open) trainer_close(&run->tr);
+    grad_buckets_free(run->buckets);
     if (run->train) loader_close(run->train);
     if (run->val) loader_close(run->val);
     if (run->model_loaded) model_free(&run->model);
@@ -405,7 +409,7 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
     Error err; /* once per step: clear the message, not all 16 KiB */
     error_clear(&err);
     Dist *d = run->dist;
-    if (d && dist_average_space(d, t->exec, SPACE_GRADS, t->prog->space_bytes[SPACE_GRADS]) != 0) {
+    if (d && grad_buckets_collect(run->buckets, t->exec) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: the gradient all-reduce failed\n", p->epoch + 1, (long long)opt_step);
         return 1;
@@ -451,6 +455,7 @@ static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     /* mixup/cutmix: the loader's batch is ours until the next loader_next, and float (no u8 input when mixing) */
     MixDraw mix = mix_draw(L->r, b->h, b->w, t->state.micro_step);
     double partner = b->kind == LOADER_F32_NHWC ? mix_apply(&mix, b->data, b->n, b->h, b->w, 3) : 0.0;
+    if (p->in_group + 1 == L->accum || p->batch + 1 >= L->batches) grad_buckets_arm(run->buckets);
     if (trainer_forward_backward_mixed(t, b->data, b->labels, b->n, lr, opt_step, partner, &st, &err) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);

@@ -17,7 +17,9 @@
  *
  * Data-parallel (run->dist, distributed.h): each rank compiles for batch/N
  * and trains its shard of every epoch; rank 0 alone prints the epoch lines,
- * the progress and the notes, and writes the run directory. Losses,
+ * the progress and the notes, and writes the run directory. The gradients
+ * of an optimizer step's last micro-batch are averaged over the ranks in
+ * buckets while its backward runs (grad_buckets.h). Losses,
  * accuracies and the stop decision (a signal reaching any rank) are summed
  * over ranks every micro-batch, so every rank stops at the same step.
  *
@@ -33,6 +35,7 @@
 
 #include "data/loader.h"
 #include "distributed.h"
+#include "grad_buckets.h"
 #include "frontend.h"
 #include "run_dir.h"
 #include "runlog.h"
@@ -53,6 +56,7 @@ typedef struct TrainRun {
     char *folders;               /* their folders, where they differ (Imagenette), or NULL */
     RunDir *dir;                 /* the locked run directory (run_dir.h) */
     Dist *dist;                  /* not owned; NULL: one process. Set before train_run_open */
+    GradBuckets *buckets;        /* the gradient all-reduce of a distributed run (grad_buckets.h) */
 } TrainRun;
 
 /* How a training run starts and when it stops, beyond the model's recipe. */

@@ -52,6 +52,7 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
         *prog = NULL;
         return -1;
     }
+    (*exec)->hooks = t->cfg.hooks;
     return 0;
 }
 
@@ -75,6 +76,7 @@ static int open_gpu(Trainer *t, Error *why, Error *err) {
         t->use_cuda = false;
         return -1;
     }
+    t->exec->hooks = t->cfg.hooks;
     t->copts.precision = o.precision;
     t->device_arch = arch;
     return 0;
@@ -352,7 +354,7 @@ int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, 
                 return error_set(err, "internal error: the batch-%d program's parameter layout differs", n);
     }
     double sc[SC_COUNT];
-    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
+    schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n * (t->cfg.ranks > 1 ? t->cfg.ranks : 1), sc);
     sc[SC_MIX_PARTNER] = partner_weight;
     if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err) != 0)
         return -1;

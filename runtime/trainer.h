@@ -41,6 +41,10 @@ typedef struct TrainerConfig {
                                 trainer_open leaves cfg.u8_input telling which one it chose */
     float mean[3], std[3];
     bool quiet;              /* no note on stderr about the device */
+    ExecHooks hooks;         /* given to every executor the trainer makes (distributed: grad_buckets.h) */
+    int ranks;               /* data-parallel processes whose gradients are summed (0 or 1: none): the loss
+                                gradient is scaled by 1 / (batch x ranks x accum), so that their sum is the
+                                mean over the global batch */
 } TrainerConfig;
 
 typedef struct StepStats {

@@ -278,6 +278,17 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
     return 0;
 }
 
+static int resolve_allreduce(CpuExec *x, const Program *p, const AllreduceStep *a, const char *note, ResolvedStep *rs,
+                             Error *err) {
+    if (check_buffer_extent(p, x, a->buf, err) != 0) return -1;
+    const BufDesc *b = &p->bufs[a->buf];
+    if (b->dtype != KD_F32 || a->offset < 0 || a->count < 0 || a->offset > b->numel || a->count > b->numel - a->offset)
+        return error_set(err, "all-reduce step %s: elements [%lld, +%lld) of %s, which has %lld (dtype %d)", note,
+                         (long long)a->offset, (long long)a->count, b->name, (long long)b->numel, (int)b->dtype);
+    rs->x = (float *)buffer_address(x, b) + a->offset;
+    return 0;
+}
+
 static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedStep *rs, Error *err) {
     const char *note = s->note ? s->note : "(no note)";
     if (s->kind == STEP_KERNEL) {
@@ -313,6 +324,7 @@ static int resolve_step(CpuExec *x, const Program *p, const Step *s, ResolvedSte
         return 0;
     }
     if (s->kind == STEP_CONV) return resolve_conv(x, p, &s->conv, note, rs, err);
+    if (s->kind == STEP_ALLREDUCE) return resolve_allreduce(x, p, &s->allreduce, note, rs, err);
     const GemmStep *g = &s->gemm;
     if (check_buffer_extent(p, x, g->a, err) || check_buffer_extent(p, x, g->b, err) ||
         check_buffer_extent(p, x, g->c, err))
@@ -353,8 +365,11 @@ static int cpu_run(Executor *e, Phase phase, const double *sc, Error *err) {
         double start = prof ? x->clock() : 0;
         if (s->kind == STEP_KERNEL) rs->fn(rs->args, sc);
         else if (s->kind == STEP_CONV) conv_cpu_run(&s->conv, rs->x, rs->w, rs->y, x->conv_scratch);
-        else run_gemm(x, &s->gemm, rs);
+        else if (s->kind == STEP_GEMM) run_gemm(x, &s->gemm, rs);
+        else if (e->hooks.allreduce && e->hooks.allreduce(e->hooks.ctx, rs->x, s->allreduce.count, err) != 0)
+            return -1;
         if (prof) prof[i] += x->clock() - start;
+        if (e->hooks.after_step && e->hooks.after_step(e->hooks.ctx, e, phase, i, err) != 0) return -1;
     }
     return 0;
 }
@@ -383,7 +398,7 @@ static void print_profile(CpuExec *x, const Program *p) {
     fprintf(stderr, "rxc profile (%s), %s seconds per run:\n", x->name, x->clock == cpu_seconds ? "CPU" : "wall");
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
         if (!x->step_seconds[ph] || !x->runs[ph]) continue;
-        double by_kind[3] = {0, 0, 0}; /* StepKind order: kernels, GEMMs, direct convs */
+        double by_kind[4] = {0, 0, 0, 0}; /* StepKind order: kernels, GEMMs, direct convs, all-reduces */
         for (int i = 0; i < p->n_steps[ph]; i++) {
             double t = x->step_seconds[ph][i] / x->runs[ph];
             by_kind[p->steps[ph][i].kind] += t;
@@ -397,7 +412,8 @@ static void print_profile(CpuExec *x, const Program *p) {
         const Step *s = &p->steps[rows[r].phase][rows[r].step];
         const char *what = s->kind == STEP_KERNEL ? p->module->kernels[s->kernel]->name
                            : s->kind == STEP_CONV ? conv_cpu_kernel_name(&s->conv)
-                                                  : "gemm";
+                           : s->kind == STEP_GEMM ? "gemm"
+                                                  : "allreduce";
         char rate[48] = "";
         if (s->kind == STEP_GEMM && rows[r].seconds > 0) {
             const GemmStep *g = &s->gemm;

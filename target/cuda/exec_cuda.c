@@ -375,6 +375,11 @@ static int resolve_steps(CudaExec *x, Error *err) {
                 if (resolve_conv(x, ph, i, err)) return -1;
                 continue;
             }
+            if (st->kind == STEP_ALLREDUCE) {
+                error_set(err, "step %s all-reduces across processes inside a phase (sync_bn), which only the CPU "
+                               "executor does so far: train with sync_bn false on the GPU", st->note ? st->note : "?");
+                return -1;
+            }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;
                 if (check_buffer(p, x, g->a, err) || check_buffer(p, x, g->b, err) ||

@@ -11,9 +11,15 @@ of the batch, as `mpirun -np 2 rxc step` takes it.
                            mean losses), DIR/full.safetensors (one process,
                            BatchNorm over the whole batch: what per-rank
                            statistics must differ from)
+                           and DIR/full64.safetensors (the same in float64:
+                           what SyncBatchNorm on 2 ranks must equal)
   ddp_ref.py check DIR OUT compares rxc's OUT with DIR/ddp.safetensors and
                            prints the problems (nothing when it matches) or,
                            on success, one line starting with "ok "
+  ddp_ref.py check_sync DIR ONE TWO
+                           the sync_bn case: rxc on 1 rank (ONE) and on 2
+                           ranks with sync_bn (TWO), both against the float64
+                           whole-batch run; "ok ..." or the problems
 
 DDP's broadcast_buffers (the default) copies rank 0's running statistics to
 every rank before each forward; rxc copies them after each update. Rank 0's
@@ -155,6 +161,13 @@ def prepare(d):
     full = {k: v.numpy() for k, v in model.state_dict().items()}
     full["logits"], full["loss"] = logits.numpy(), np.array(losses, np.float32)
     st.write(os.path.join(d, "full.safetensors"), full)
+    model = ConvBnNet().double()
+    model.load_state_dict(initial_weights())
+    logits, losses = train(model, x.double(), y, float)
+    full64 = {k: v.numpy().astype(np.float32) if v.is_floating_point() else v.numpy()
+              for k, v in model.state_dict().items()}
+    full64["logits"], full64["loss"] = logits.numpy().astype(np.float32), np.array(losses, np.float32)
+    st.write(os.path.join(d, "full64.safetensors"), full64)
 
 
 def distance(ours, ref):
@@ -187,8 +200,33 @@ def check(d, out):
     print(f"ok worst tensor {max(worst.values()):.2f}x the tolerance; whole-batch BatchNorm {far:.0f}x")
 
 
+def check_sync(d, one, two):
+    """2 ranks with sync_bn equal 1 rank on the whole batch: each within the tolerance of the
+    float64 run, where per-rank BatchNorm (DDP) is far outside it."""
+    ref, _ = st.read(os.path.join(d, "full64.safetensors"))
+    found = {}
+    for name, path in (("1 rank", one), ("2 ranks sync_bn", two)):
+        ours, _ = st.read(path)
+        bad, worst = distance(ours, ref)
+        bad += [f"{name}: {k}: {r:.3g}x the tolerance" for k, r in sorted(worst.items()) if r > 1]
+        if bad:
+            print("; ".join(bad[:6]))
+            return
+        found[name] = max(worst.values())
+    ddp, _ = st.read(os.path.join(d, "ddp.safetensors"))
+    _, apart = distance(ddp, ref)
+    far = max(apart[k] for k in apart if k != "logits" and not k.endswith("num_batches_tracked"))
+    if far <= 10:
+        print(f"per-rank BatchNorm lands within {far:.3g}x the tolerance of the float64 run: the case cannot tell")
+        return
+    print("ok against float64, worst tensor: " + ", ".join(f"{k} {v:.2f}x" for k, v in found.items()) +
+          f" the tolerance; per-rank BatchNorm {far:.0f}x")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2])
+    elif sys.argv[1] == "check_sync":
+        check_sync(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         check(sys.argv[2], sys.argv[3])

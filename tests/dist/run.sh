@@ -8,28 +8,34 @@
 #                 with BatchNorm (per-rank statistics), the same 3 AdamW steps
 #                 as PyTorch DistributedDataParallel on gloo, 2 processes, the
 #                 same slices (ddp_ref.py: parameters, rank 0's BN buffers,
-#                 logits, losses within 1e-4 relative per tensor)
+#                 logits, losses within 1e-4 relative per tensor); with sync_bn
+#                 true, 2 ranks equal 1 rank on the whole batch (both against
+#                 PyTorch's float64 run, the same tolerance)
 #   rxc train     tiny_resnext for 2 epochs on the demo digits: the same
 #                 validation accuracy as 1 rank within 1 point, rank 0 alone
 #                 prints, the checkpoint has the single-process format and
 #                 resumes on 1 rank; a global batch that does not divide
 #   kill -9       of one rank during training ends the job within 60 s, non-zero,
 #                 naming the rank (mpirun's own watch), last.safetensors intact
+#   SIGSTOP       of one rank (it hangs; mpirun sees nothing): the other rank's
+#                 watchdog (distributed.c) ends it after RXC_DIST_TIMEOUT, naming
+#                 the silent rank, and mpirun the job; last.safetensors intact
 #   launch        --distributed on without a launcher, and a launch whose
 #                 libmpi cannot be loaded, are clear errors (exit 2)
 # Open MPI comes from `make setup` (openmpi-bin, libopenmpi-dev).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 12
+cases 14
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn train_accuracy_2ranks
+ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn step_sync_bn_equals_1rank
+     train_accuracy_2ranks
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
-     rank_killed_ends_job launch_on_without_launcher launch_without_libmpi)
+     rank_killed_ends_job rank_stopped_ends_job launch_on_without_launcher launch_without_libmpi)
 if ! command -v mpirun > /dev/null; then
   skip_each "no mpirun (make setup installs openmpi-bin and libopenmpi-dev)" "${ALL[@]}"
   exit 0
@@ -121,9 +127,25 @@ else
   esac
 fi
 
+# sync_bn: 2 ranks x 4 samples equal 1 rank x 8 (the same net, weights and batch as above), both
+# against PyTorch's one-process run in float64 (ddp_ref.py check_sync).
+STEP_DDP=("$T/ddp/ddp_bn.net" --batch "$T/ddp/b.safetensors" --init "$T/ddp/w.safetensors" --steps 3)
+if [ ! -f "$T/ddp/full64.safetensors" ]; then
+  fail step_sync_bn_equals_1rank "no float64 reference: $(tail -c 300 "$T/ddp.log")"
+elif ! "$RXC" step "${STEP_DDP[@]}" --out "$T/ddp/one.safetensors" > "$T/sync.log" 2>&1 ||
+     ! "${MPI[@]}" "$RXC" step "${STEP_DDP[@]}" --set sync_bn=true --out "$T/ddp/sync.safetensors" >> "$T/sync.log" 2>&1; then
+  fail step_sync_bn_equals_1rank "rxc step failed: $(tail -c 400 "$T/sync.log")"
+else
+  res=$("$PYTHON" tests/dist/ddp_ref.py check_sync "$T/ddp" "$T/ddp/one.safetensors" "$T/ddp/sync.safetensors" 2>&1)
+  case "$res" in
+    "ok "*) pass step_sync_bn_equals_1rank "${res#ok }" ;;
+    *) fail step_sync_bn_equals_1rank "$res" ;;
+  esac
+fi
+
 # ---- rxc train -----------------------------------------------------------------------
 TRAIN=(train_accuracy_2ranks train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
-       rank_killed_ends_job)
+       rank_killed_ends_job rank_stopped_ends_job)
 if [ ! -f "$RXC_TEST_DATA/digits.csv.gz" ] ||
    ! "$RXC" demo --out "$T/digits" --csv "$RXC_TEST_DATA/digits.csv.gz" > "$T/demo.log" 2>&1; then
   skip_each "no digits.csv.gz in $RXC_TEST_DATA (make setup)" "${TRAIN[@]}"
@@ -171,7 +193,7 @@ else
   "${MPI[@]}" "$RXC" train $NET --set root="$T/digits" --set workers=1 --epochs 200 --run-dir "$T/r5" \
     > "$T/r5.out" 2>&1 &
   mp=$!
-  for _ in $(seq 120); do grep -q '^Epoch: 1/' "$T/r5.out" && break; sleep 0.5; done
+  for _ in $(seq 120); do grep -qs '^Epoch: 1/' "$T/r5.out" && break; sleep 0.5; done
   victim=$(pgrep -P $mp | sort -n | tail -1)
   [ -n "$victim" ] && kill -9 "$victim"
   t0=$(date +%s)
@@ -187,6 +209,30 @@ else
       pass rank_killed_ends_job "exit $rc after ${secs} s; last.safetensors evaluates"
     else
       fail rank_killed_ends_job "victim '$victim', exit $rc: $(tail -c 300 "$T/r5.out") $(tail -c 200 "$T/r5e.out")"
+    fi
+  fi
+
+  # SIGSTOP of rank 1 (a rank that hangs; mpirun sees nothing wrong): rank 0's watchdog ends it.
+  "${MPI[@]}" -x RXC_DIST_TIMEOUT=10 "$RXC" train $NET --set root="$T/digits" --set workers=1 --epochs 200 \
+    --run-dir "$T/r6" > "$T/r6.out" 2>&1 &
+  mp=$!
+  for _ in $(seq 120); do grep -qs '^Epoch: 1/' "$T/r6.out" && break; sleep 0.5; done
+  victim=$(pgrep -P $mp | sort -n | tail -1)
+  [ -n "$victim" ] && kill -STOP "$victim"
+  t0=$(date +%s)
+  for _ in $(seq 120); do kill -0 $mp 2> /dev/null || break; sleep 0.5; done
+  if kill -0 $mp 2> /dev/null; then
+    kill $mp; [ -n "$victim" ] && kill -9 "$victim"; wait $mp
+    fail rank_stopped_ends_job "mpirun still running 60 s after SIGSTOP of rank 1"
+  else
+    wait $mp; rc=$?
+    secs=$(( $(date +%s) - t0 ))
+    [ -n "$victim" ] && kill -9 "$victim" 2> /dev/null
+    if [ -n "$victim" ] && [ $rc -ne 0 ] && grep -q "rank 0 of 2: waited 1[0-9] s .* rank 1 has died or stopped" "$T/r6.out" &&
+       "$RXC" eval $NET --set root="$T/digits" --weights "$T/r6/last.safetensors" > "$T/r6e.out" 2>&1; then
+      pass rank_stopped_ends_job "exit $rc after ${secs} s (RXC_DIST_TIMEOUT=10); last.safetensors evaluates"
+    else
+      fail rank_stopped_ends_job "victim '$victim', exit $rc: $(tail -c 400 "$T/r6.out") $(tail -c 200 "$T/r6e.out")"
     fi
   fi
 fi
