@@ -5,6 +5,12 @@
     compare.py step A.safetensors B.safetensors NAME TOL
         every tensor of `rxc step` outputs A (cpu) and B (cuda) agrees:
         max|a-b| / max(1, max|b|) <= TOL per tensor
+    compare.py grads A B NAME RTOL [MIN_COSINE]
+        `rxc grad` outputs A (reference) and B: every tensor but param.*
+        (output, loss, grad.x, every grad.<param>) within RTOL of the
+        reference tensor's own largest magnitude, max|a-b| / max|a| (no
+        floor at 1: gradients are small), and, when given, the cosine of
+        each pair at least MIN_COSINE
     compare.py curve A B NAME ATOL RTOL
         the per-step losses of A and B agree step by step within ATOL + RTOL*|b|
 Prints one PASS/FAIL line (tests/harness.py).
@@ -50,6 +56,36 @@ def main():
             if e > worst:
                 worst, where = e, k
         ok = harness.measured(name, worst <= tol, f"max relative error {worst:.3g} ({where}), tolerance {tol}")
+        return 0 if ok else 1
+    if mode == "grads":
+        tol = float(sys.argv[5])
+        min_cos = float(sys.argv[6]) if len(sys.argv) > 6 else -1.0
+        worst, where, low, low_at, n = 0.0, "", 1.0, "", 0
+        for k in sorted(b):
+            if k.startswith("param."):
+                continue
+            if k not in a:
+                harness.failed(name, f"{k} missing from the reference")
+                return 1
+            x = np.asarray(a[k], dtype=np.float64).ravel()
+            y = np.asarray(b[k], dtype=np.float64).ravel()
+            if x.shape != y.shape:
+                harness.failed(name, f"{k}: shapes {x.shape} and {y.shape}")
+                return 1
+            n += 1
+            scale = float(np.max(np.abs(x))) if x.size else 0.0
+            e = float(np.max(np.abs(x - y))) / scale if scale > 0 else float(np.max(np.abs(y), initial=0.0))
+            if not np.isfinite(e) or e > worst:
+                worst, where = (e if np.isfinite(e) else float("inf")), k
+            norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+            c = float(x @ y) / norms if norms > 0 else 1.0
+            if c < low:
+                low, low_at = c, k
+        ok = worst <= tol and low >= min_cos
+        detail = f"{n} tensors: max relative error {worst:.3g} ({where}), tolerance {tol}"
+        if min_cos > -1.0:
+            detail += f"; min cosine {low:.5f} ({low_at}), at least {min_cos}"
+        harness.measured(name, ok, detail)
         return 0 if ok else 1
     if mode == "curve":
         atol, rtol = float(sys.argv[5]), float(sys.argv[6])
