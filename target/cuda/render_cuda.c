@@ -794,9 +794,8 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
             else sb_putc(out, *s == '\n' ? ' ' : *s);
         }
     }
-    if (getenv("RXC_CUDA_EXTENTS")) { /* test hook: the fake GPU bounds-checks every buffer */
-        sb_puts(out, "\n * extents:");
-        for (int b = 0; b < k->n_bufs; b++) sb_printf(out, " %lld", (long long)k->bufs[b].numel);
+    if (getenv("RXC_CUDA_EXTENTS")) { /* test hook: buffer sizes, for tests/cuda/fake_gpu.cc's bounds checks */
+        for (int b = 0; b < k->n_bufs; b++) sb_printf(out, "%s %lld", b ? "" : "\n * extents:", (long long)k->bufs[b].numel);
         if (l->has_finish) sb_printf(out, " scratch %lld", (long long)l->scratch_floats);
     }
     sb_puts(out, " */\n");
