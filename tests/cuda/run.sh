@@ -15,7 +15,8 @@ fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tenso
                   fake_gpu_catches_capture_waiting_on_outside_event)
 fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
                 exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
-                exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced)
+                exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
+                exec_cuda_seed_224_grad)
 cases $((7 + 1 + ${#fake_check_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net)))
 # GEMMs of fig3c_grouped in bf16 that cuBLAS cannot run on tensor cores (unaligned
 # per-group strides, k = 36): at most this many. Set to 0 once the operands are padded.
@@ -155,6 +156,25 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   else
     echo "FAIL exec_cuda_index64_forced: ${narrow:-no} 32-bit row loops left, or the run failed: $(tail -c 800 "$work/fw.log" | tr '\n' ' ')"
     status_units=1
+  fi
+  # One whole forward and backward of the seed model at its real size (224x224,
+  # batch 1) on the fake GPU: the real index widths and chunk counts, every
+  # buffer checked. About 90 s of CPU. At batch 1 a 1e-6 perturbation of the
+  # input moves deep gradients by up to ~40% (relu decisions near zero flip),
+  # so each tensor is held to 1e-3 or 3x that spread (compare.py conditioned).
+  "$PYTHON" tests/gpu/compare.py batch "$work/seed_batch.st" 1 3 224 224 10 3
+  "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p.st" 1e-6 5
+  seed=models/resnext50_32x4d.net
+  start=$SECONDS
+  if fakerun "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
+     grep -q ' 0 hazards' "$work/seed.log" &&
+     "$RXC" grad $seed --batch "$work/seed_batch.st" --device cpu --out "$work/seed_cpu.st" >>"$work/seed.log" 2>&1 &&
+     "$RXC" grad $seed --batch "$work/seed_batch_p.st" --device cpu --out "$work/seed_cpu_p.st" >>"$work/seed.log" 2>&1; then
+    echo "  the seed model's forward and backward on the fake GPU took $((SECONDS - start)) s"
+    "$PYTHON" tests/gpu/compare.py conditioned "$work/seed_cpu.st" "$work/seed_cuda.st" "$work/seed_cpu_p.st" \
+      exec_cuda_seed_224_grad 1e-3 3 || status_units=1
+  else
+    echo "FAIL exec_cuda_seed_224_grad: $(grep -v '^ ' "$work/seed.log" | tail -c 800 | tr '\n' ' ')"; status_units=1
   fi
 else
   skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"

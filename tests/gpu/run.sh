@@ -7,12 +7,16 @@
 #                             backend's tolerance (tests/ops/check_ops.py, 1e-4)
 #   gpu_resnext50_grad_64px   `rxc grad` of resnext50_32x4d.net at 64x64, batch 8, in
 #                             fp32: the logits, the loss, grad.x and every parameter
-#                             gradient within 1e-3 of the CPU's, relative to each
-#                             tensor's own largest magnitude (compare.py grads)
-#   gpu_resnext50_grad_64px_bf16  the same in bf16 against the CPU's fp32: each tensor
-#                             within 0.25 of its largest magnitude and cosine >= 0.98
-#                             (bounds measured on examples/fig3c_grouped.net on the
-#                             fake GPU, 0.16 and 0.9915; not yet measured on this model)
+#                             gradient against the CPU's, relative to each tensor's
+#                             own largest magnitude: within 1e-3, or 3x the tensor's
+#                             spread between the CPU's runs on the batch and on the
+#                             batch perturbed by 1e-6 (compare.py conditioned: with
+#                             2x2 maps at layer4, relu decisions near zero flip and a
+#                             1e-6 perturbation alone moves layer4's gradients by up
+#                             to 46% on the CPU, measured; 1e-3 holds elsewhere)
+#   gpu_resnext50_grad_64px_bf16  the same in bf16 against the CPU's fp32: within 5e-2,
+#                             or 3x the spread under a 4e-3 (bf16-sized) perturbation
+#                             (bounds not yet measured on a GPU)
 #   gpu_tiny_200_steps        200 steps of tiny_resnext.net on one batch of 32:
 #                             per-step losses within 0.05 + 0.05 |cpu loss|
 #   gpu_graph_replay          3 steps with CUDA graphs == 3 steps without (1e-6), and
@@ -98,13 +102,18 @@ grad() { # device out batchfile net [args...]
 "$PYTHON" tests/gpu/compare.py batch "$work/r50_batch.safetensors" 8 3 64 64 10 1
 r50=(--set input=3x64x64 --set classes=10)
 if want gpu_resnext50_grad_64px || want gpu_resnext50_grad_64px_bf16; then
+  for rel in 1e-6 4e-3; do
+    "$PYTHON" tests/gpu/compare.py perturb "$work/r50_batch.safetensors" "$work/r50_batch_$rel.safetensors" $rel 5
+    grad cpu "$work/r50_cpu_$rel.safetensors" "$work/r50_batch_$rel.safetensors" models/resnext50_32x4d.net "${r50[@]}"
+  done
   grad cpu "$work/r50_cpu.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" ||
     echo "  the cpu reference failed: $(tail -c 400 "$work/r50_cpu.safetensors.log" | tr '\n' ' ')"
 fi
 if ! want gpu_resnext50_grad_64px; then :
 elif [ -f "$work/r50_cpu.safetensors" ] &&
      grad cuda "$work/r50_cuda.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" --set precision=fp32; then
-  "$PYTHON" tests/gpu/compare.py grads "$work/r50_cpu.safetensors" "$work/r50_cuda.safetensors" gpu_resnext50_grad_64px 1e-3 || status=1
+  "$PYTHON" tests/gpu/compare.py conditioned "$work/r50_cpu.safetensors" "$work/r50_cuda.safetensors" \
+    "$work/r50_cpu_1e-6.safetensors" gpu_resnext50_grad_64px 1e-3 3 || status=1
 else
   echo "FAIL gpu_resnext50_grad_64px: $(tail -c 800 "$work"/r50_c*.safetensors.log | tr '\n' ' ')"; status=1
 fi
@@ -113,8 +122,8 @@ elif ! has_bf16; then
   echo "SKIP gpu_resnext50_grad_64px_bf16: no GPU with bf16 here (sm_${sm:-?} < sm_80)"
 elif [ -f "$work/r50_cpu.safetensors" ] &&
      grad cuda "$work/r50_bf16.safetensors" "$work/r50_batch.safetensors" models/resnext50_32x4d.net "${r50[@]}" --set precision=bf16; then
-  "$PYTHON" tests/gpu/compare.py grads "$work/r50_cpu.safetensors" "$work/r50_bf16.safetensors" gpu_resnext50_grad_64px_bf16 0.25 0.98 ||
-    status=1
+  "$PYTHON" tests/gpu/compare.py conditioned "$work/r50_cpu.safetensors" "$work/r50_bf16.safetensors" \
+    "$work/r50_cpu_4e-3.safetensors" gpu_resnext50_grad_64px_bf16 5e-2 3 || status=1
 else
   echo "FAIL gpu_resnext50_grad_64px_bf16: $(tail -c 800 "$work/r50_bf16.safetensors.log" | tr '\n' ' ')"; status=1
 fi
