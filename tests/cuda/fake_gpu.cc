@@ -54,6 +54,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -192,7 +193,8 @@ Driver::~Driver() {
 Driver *driver() {
     const char *published = getenv("RXC_FAKE_GPU_DRIVER");
     void *p = nullptr;
-    if (published && sscanf(published, "%p", &p) == 1 && p) return (Driver *)p;
+    long pid = 0; /* a child process inherits the variable, not the address space's meaning */
+    if (published && sscanf(published, "%ld:%p", &pid, &p) == 2 && pid == (long)getpid() && p) return (Driver *)p;
     return &this_copy;
 }
 
@@ -661,21 +663,31 @@ struct GemmArgs {
     int batch, compute;
 };
 
-/* Column-major C = alpha op(A) op(B) + beta C, batched. */
+/* Column-major C = alpha op(A) op(B) + beta C, batched; each element sums
+ * over k in order, in double. op(A) is first copied dense, so that the
+ * inner loop runs along contiguous memory. */
 void gemm(const GemmArgs &g) {
-    for (int b = 0; b < g.batch; b++)
-        for (int j = 0; j < g.n; j++)
+    std::vector<float> a((size_t)g.m * (size_t)g.k);
+    std::vector<double> acc((size_t)g.m);
+    for (int b = 0; b < g.batch; b++) {
+        for (int l = 0; l < g.k; l++)
+            for (int i = 0; i < g.m; i++)
+                a[(size_t)l * (size_t)g.m + (size_t)i] =
+                    load(g.A, g.at, b * g.sa + (g.ta ? l + (long long)i * g.lda : i + (long long)l * g.lda));
+        for (int j = 0; j < g.n; j++) {
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int l = 0; l < g.k; l++) {
+                double bl = load(g.B, g.bt, b * g.sb + (g.tb ? j + (long long)l * g.ldb : l + (long long)j * g.ldb));
+                const float *al = &a[(size_t)l * (size_t)g.m];
+                for (int i = 0; i < g.m; i++) acc[(size_t)i] += (double)al[i] * bl;
+            }
             for (int i = 0; i < g.m; i++) {
-                double acc = 0;
-                for (int l = 0; l < g.k; l++) {
-                    long long ai = g.ta ? (long long)l + (long long)i * g.lda : (long long)i + (long long)l * g.lda;
-                    long long bi = g.tb ? (long long)j + (long long)l * g.ldb : (long long)l + (long long)j * g.ldb;
-                    acc += (double)load(g.A, g.at, b * g.sa + ai) * (double)load(g.B, g.bt, b * g.sb + bi);
-                }
                 long long ci = b * g.sc + i + (long long)j * g.ldc;
                 float old = g.beta != 0 ? load(g.C, g.ct, ci) : 0.0f;
-                store(g.C, g.ct, ci, (float)(g.alpha * acc + (g.beta != 0 ? g.beta * old : 0.0)));
+                store(g.C, g.ct, ci, (float)(g.alpha * acc[(size_t)i] + (g.beta != 0 ? g.beta * old : 0.0)));
             }
+        }
+    }
 }
 
 size_t elem_bytes(int type) { return type == R_16BF || type == R_16F ? 2 : type == R_8I ? 1 : 4; }
@@ -803,8 +815,8 @@ extern "C" {
 /* ---- driver ------------------------------------------------------------------ */
 int cuInit(unsigned) {
     setenv("RXC_CUDA_EXTENTS", "1", 1); /* every kernel's buffers get their sizes, for bounds checks */
-    char self[32];
-    snprintf(self, sizeof self, "%p", (void *)&this_copy);
+    char self[64];
+    snprintf(self, sizeof self, "%ld:%p", (long)getpid(), (void *)&this_copy);
     setenv("RXC_FAKE_GPU_DRIVER", self, 1);
     return OK;
 }

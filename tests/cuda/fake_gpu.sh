@@ -12,7 +12,7 @@ build_fake_gpu() {
   if [ ! "$lib" -nt tests/cuda/fake_gpu.cc ] || [ ! "$lib" -nt tests/cuda/fake_gpu.sh ] ||
      [ ! "$lib" -nt tests/emu/cuda_emu_sink.h ]; then
     # a new name, then a rename: a suite running concurrently never loads a half-written library
-    g++ -std=c++17 -O1 -Wall -Wextra -Werror -shared -fPIC -o "$lib.new.$$" tests/cuda/fake_gpu.cc 2> "$dir/build.log" ||
+    g++ -std=c++17 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$lib.new.$$" tests/cuda/fake_gpu.cc 2> "$dir/build.log" ||
       return 1
     mv "$lib.new.$$" "$lib"
   fi

@@ -111,6 +111,7 @@ struct State {
     int errors = 0;
     char first_error[1024] = "";
     void (*entry)(Launch *) = nullptr;
+    std::vector<std::vector<Shadow>> shadow_pool; /* per argument, for the current launch */
 };
 
 static State S;
@@ -423,9 +424,10 @@ static int rxc_emu_launch(void (*entry)(rxc_emu::Launch *), const unsigned grid[
                           void *const *bufs, const long long *numel, const char *const *names, int n_args,
                           const double *sc, char *err, size_t errlen, const RxcEmuSink *sink = nullptr) {
     using namespace rxc_emu;
-    std::vector<std::vector<Shadow>> shadows((size_t)n_args);
-    for (int a = 0; a < n_args; a++)
-        if (numel[a] >= 0) shadows[(size_t)a].resize((size_t)numel[a]);
+    /* reused across launches: fresh pages for every launch cost more than refilling */
+    std::vector<std::vector<Shadow>> &shadows = S.shadow_pool;
+    if ((int)shadows.size() < n_args) shadows.resize((size_t)n_args);
+    for (int a = 0; a < (int)shadows.size(); a++) shadows[(size_t)a].assign(a < n_args && numel[a] >= 0 ? (size_t)numel[a] : 0, Shadow());
     Launch L{bufs, numel, names, shadows.data(), sc};
     S.launch = &L;
     S.entry = entry;
