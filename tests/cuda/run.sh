@@ -3,6 +3,12 @@
 # every model in models/ and examples/ compile for sm_80 and sm_90 without a
 # warning (spills are printed), the cubin cache, error reporting, and the
 # ABI constants of target/cuda/cuda_api.h against the toolkit's headers.
+# Then the fake GPU (fake_gpu.cc): its own checks (fake_checks.c: cuBLAS
+# arguments, tensor-core eligibility, broken stream orderings it must catch),
+# and the GPU executor end to end on it with every buffer bounds- and
+# race-checked and stream ordering checked: tiny_resnext against the CPU,
+# graphs, TF32, bf16 tensor-core eligibility, the 64-bit index path forced,
+# and the seed model's forward and backward at 224x224 (about 60 s of CPU).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
