@@ -46,6 +46,14 @@
  * GEMMs and those not eligible for tensor cores, with the first few
  * reasons), RXC_FAKE_GPU_STRICT_TC=1 (a GEMM not eligible for tensor cores
  * fails with CUBLAS_STATUS_NOT_SUPPORTED).
+ * RXC_FAKE_GPU_FAIL=FUNCTION:CODE makes cuLaunchKernel, cuStreamEndCapture
+ * or cublasGemmStridedBatchedEx return CODE; RXC_FAKE_GPU_DRIVER_VERSION
+ * is what cuDriverGetVersion reports (default 99000, as new as the fake
+ * NVRTC and cuBLAS, which say 99.0).
+ *
+ * A kernel whose header comment has no extents (a renderer without the
+ * RXC_CUDA_EXTENTS hook) still runs, with unchecked pointers: such launches
+ * are counted ("unchecked") in the verbose line.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -142,7 +150,7 @@ struct Alloc {
 
 struct Counts {
     long kernels = 0, graph_launches = 0, gemms = 0, float4_kernels = 0, tf32_gemms = 0, tc_gemms = 0,
-         tc_ineligible = 0, hazards = 0;
+         tc_ineligible = 0, hazards = 0, unchecked = 0;
     std::vector<std::string> tc_reasons;
 };
 
@@ -179,9 +187,9 @@ Driver::~Driver() {
     if (v && *v == '1') {
         fprintf(stderr,
                 "fake gpu: %ld kernel launches (%ld float4), %ld graph launches, %ld gemms (%ld tf32), "
-                "%ld tensor-core gemms (%ld not eligible), %ld hazards\n",
+                "%ld tensor-core gemms (%ld not eligible), %ld hazards, %ld launches unchecked\n",
                 counts.kernels, counts.float4_kernels, counts.graph_launches, counts.gemms, counts.tf32_gemms,
-                counts.tc_gemms, counts.tc_ineligible, counts.hazards);
+                counts.tc_gemms, counts.tc_ineligible, counts.hazards, counts.unchecked);
         for (const std::string &r : counts.tc_reasons) fprintf(stderr, "fake gpu: not tensor-core eligible: %s\n", r.c_str());
     }
 }
@@ -297,6 +305,13 @@ bool any_capturing(Driver *d) {
     for (Stream *s : d->streams)
         if (s->capturing) return true;
     return false;
+}
+
+/* The code RXC_FAKE_GPU_FAIL=FUNCTION:CODE asks `function` to fail with, or 0. */
+int injected_failure(const char *function) {
+    const char *v = getenv("RXC_FAKE_GPU_FAIL");
+    size_t n = strlen(function);
+    return v && !strncmp(v, function, n) && v[n] == ':' ? atoi(v + n + 1) : 0;
 }
 
 /* Waits until stream s finished its first `seq` operations. */
@@ -457,8 +472,8 @@ std::string base_kernel(const std::string &name) {
     return name;
 }
 
-/* The entry points and their parameters; false with msg when a kernel has
- * no extents (every buffer must be bounds-checked). */
+/* The entry points and their parameters; a kernel without extents keeps
+ * numel -1 (unchecked); false with msg when its extents do not match. */
 bool parse_entries(const std::string &src, std::vector<Entry> *out, std::string *msg) {
     const std::string head = "extern \"C\" __global__ void __launch_bounds__(";
     size_t pos = 0;
@@ -486,7 +501,7 @@ bool parse_entries(const std::string &src, std::vector<Entry> *out, std::string 
         std::vector<long long> ext = extents_of(src, base_kernel(e.name));
         size_t k = 0;
         for (Param &pa : e.params)
-            if (!pa.type.empty()) {
+            if (!pa.type.empty() && !ext.empty()) {
                 if (k >= ext.size()) {
                     *msg = "kernel " + e.name + " has no extent for " + pa.name +
                            " (render with RXC_CUDA_EXTENTS=1, which cuInit sets)";
@@ -602,8 +617,10 @@ int run_kernel(const Ctx &c, const Function *fn, const unsigned grid[3], const u
     std::vector<long long> numel(n);
     std::vector<const char *> names(n);
     std::vector<uintptr_t> addr(n);
+    bool unchecked = false;
     for (size_t a = 0; a < n; a++) {
         addr[a] = (uintptr_t)values[a];
+        unchecked |= !e.params[a].type.empty() && e.params[a].numel < 0;
         bufs[a] = (void *)addr[a];
         numel[a] = e.params[a].numel;
         names[a] = e.params[a].type.empty() ? "sc" : e.params[a].name.c_str();
@@ -614,6 +631,10 @@ int run_kernel(const Ctx &c, const Function *fn, const unsigned grid[3], const u
                                                     ") extends past its device allocation");
             return ERR_ILLEGAL_ADDRESS;
         }
+    }
+    if (unchecked) {
+        std::lock_guard<std::mutex> g(d->shadow);
+        d->counts.unchecked++;
     }
     SinkCtx sc{d, &c, &e, addr.data(), {}};
     RxcEmuSink sink{sink_touched, &sc};
@@ -661,6 +682,7 @@ struct GemmArgs {
     int at, bt, ct, lda, ldb, ldc;
     long long sa, sb, sc;
     int batch, compute;
+    bool tf32; /* f32 operands on TF32 tensor cores: COMPUTE_32F_FAST_TF32 or CUBLAS_TF32_TENSOR_OP_MATH */
 };
 
 /* Column-major C = alpha op(A) op(B) + beta C, batched; each element sums
@@ -737,7 +759,7 @@ int check_gemm(const GemmArgs &g, int algo, std::string *why) {
 /* Tensor cores need 16-byte aligned pointers, leading dimensions and batch
  * strides; "" when eligible (or not a tensor-core GEMM). */
 std::string tc_ineligible(const GemmArgs &g) {
-    bool tc = g.at == R_16BF || g.at == R_16F || g.compute == COMPUTE_32F_FAST_TF32;
+    bool tc = g.at == R_16BF || g.at == R_16F || g.tf32;
     if (!tc) return "";
     long long per16 = 16 / (long long)elem_bytes(g.at);
     std::string why;
@@ -764,6 +786,7 @@ std::string tc_ineligible(const GemmArgs &g) {
 
 struct FakeBlas {
     void *stream = nullptr;
+    int math_mode = 0;
 };
 
 int blas_gemm(void *h, GemmArgs g, int algo) {
@@ -779,8 +802,8 @@ int blas_gemm(void *h, GemmArgs g, int algo) {
     {
         std::lock_guard<std::mutex> lk(d->shadow);
         d->counts.gemms++;
-        if (g.compute == COMPUTE_32F_FAST_TF32) d->counts.tf32_gemms++;
-        if (g.at == R_16BF || g.at == R_16F || g.compute == COMPUTE_32F_FAST_TF32) d->counts.tc_gemms++;
+        if (g.tf32) d->counts.tf32_gemms++;
+        if (g.at == R_16BF || g.at == R_16F || g.tf32) d->counts.tc_gemms++;
         if (!tc.empty()) {
             d->counts.tc_ineligible++;
             if (d->counts.tc_reasons.size() < REASONS_KEPT) d->counts.tc_reasons.push_back(tc);
@@ -820,7 +843,11 @@ int cuInit(unsigned) {
     setenv("RXC_FAKE_GPU_DRIVER", self, 1);
     return OK;
 }
-int cuDriverGetVersion(int *v) { *v = 13000; return OK; }
+int cuDriverGetVersion(int *v) {
+    const char *env = getenv("RXC_FAKE_GPU_DRIVER_VERSION");
+    *v = env ? atoi(env) : 99000;
+    return OK;
+}
 int cuGetErrorString(int r, const char **s) {
     *s = r == ERR_CAPTURE_UNSUPPORTED   ? "operation not permitted when stream is capturing (fake gpu)"
          : r == ERR_CAPTURE_ISOLATION   ? "dependency created on an uncaptured event (fake gpu)"
@@ -828,6 +855,18 @@ int cuGetErrorString(int r, const char **s) {
          : r == ERR_LAUNCH_FAILED       ? "unspecified launch failure: the emulator caught an error (fake gpu)"
          : r == ERR_OUT_OF_MEMORY       ? "out of memory (fake gpu)"
                                         : "fake gpu error";
+    return OK;
+}
+int cuGetErrorName(int r, const char **s) {
+    *s = r == ERR_INVALID_VALUE         ? "CUDA_ERROR_INVALID_VALUE"
+         : r == ERR_OUT_OF_MEMORY       ? "CUDA_ERROR_OUT_OF_MEMORY"
+         : r == ERR_NOT_FOUND           ? "CUDA_ERROR_NOT_FOUND"
+         : r == ERR_ILLEGAL_ADDRESS     ? "CUDA_ERROR_ILLEGAL_ADDRESS"
+         : r == ERR_LAUNCH_FAILED       ? "CUDA_ERROR_LAUNCH_FAILED"
+         : r == ERR_CAPTURE_UNSUPPORTED ? "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"
+         : r == 901                     ? "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"
+         : r == ERR_CAPTURE_ISOLATION   ? "CUDA_ERROR_STREAM_CAPTURE_ISOLATION"
+                                        : "CUDA_ERROR_UNKNOWN";
     return OK;
 }
 int cuDeviceGetCount(int *n) { *n = 1; return OK; }
@@ -936,6 +975,7 @@ int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
                    void *st, void **params, void **) {
     Driver *d = driver();
     const Function *fn = (const Function *)f;
+    if (int rc = injected_failure("cuLaunchKernel")) return rc;
     const Entry &e = fn->module->entries[(size_t)fn->entry];
     /* kernel parameters are read at launch, as on a GPU: copy their values now */
     std::vector<unsigned long long> values(e.params.size());
@@ -1046,6 +1086,11 @@ int cuStreamEndCapture(void *s, void **g) {
     st->capturing = false;
     *g = st->graph;
     st->graph = nullptr;
+    if (int rc = injected_failure("cuStreamEndCapture")) {
+        delete (Graph *)*g;
+        *g = nullptr;
+        return rc;
+    }
     return OK;
 }
 int cuGraphInstantiateWithFlags(void **ge, void *g, unsigned long long) {
@@ -1092,21 +1137,25 @@ int nvrtcDestroyProgram(void **p) { delete (std::string *)*p; *p = nullptr; retu
 int cublasCreate_v2(void **h) { *h = new FakeBlas; return BLAS_OK; }
 int cublasDestroy_v2(void *h) { delete (FakeBlas *)h; return BLAS_OK; }
 int cublasSetStream_v2(void *h, void *s) { ((FakeBlas *)h)->stream = s; return BLAS_OK; }
-int cublasSetMathMode(void *, int) { return BLAS_OK; }
+int cublasGetProperty(int type, int *v) { *v = type == 0 ? 99 : 0; return BLAS_OK; }
+int cublasSetMathMode(void *h, int mode) { ((FakeBlas *)h)->math_mode = mode; return BLAS_OK; }
 int cublasSetWorkspace_v2(void *, void *, size_t) { return BLAS_OK; }
 int cublasSgemm_v2(void *h, int ta, int tb, int m, int n, int k, const float *alpha, const float *a, int lda,
                    const float *b, int ldb, const float *beta, float *c, int ldc) {
-    GemmArgs g = {ta, tb, m, n, k, *alpha, *beta, a, b, c, R_32F, R_32F, R_32F, lda, ldb, ldc, 0, 0, 0, 1, COMPUTE_32F};
+    bool tf32 = h && ((FakeBlas *)h)->math_mode == 3;
+    GemmArgs g = {ta, tb, m, n, k, *alpha, *beta, a, b, c, R_32F, R_32F, R_32F, lda, ldb, ldc, 0, 0, 0, 1, COMPUTE_32F, tf32};
     return blas_gemm(h, g, -1);
 }
 int cublasGemmStridedBatchedEx(void *h, int ta, int tb, int m, int n, int k, const void *alpha, const void *a, int at,
                                int lda, long long sa, const void *b, int bt, int ldb, long long sb, const void *beta,
                                void *c, int ct, int ldc, long long sc, int batch, int compute, int algo) {
-    /* COMPUTE_32F*: alpha and beta are floats. CUBLAS_COMPUTE_32F_FAST_TF32
-     * still computes in f32 here; the count lets a test see that
-     * `precision tf32` reaches cuBLAS. */
+    /* COMPUTE_32F*: alpha and beta are floats. TF32 (the compute type, or
+     * CUBLAS_TF32_TENSOR_OP_MATH on f32) still computes in f32 here; the
+     * count lets a test see that `precision tf32` and RXC_TF32 reach cuBLAS. */
+    if (int rc = injected_failure("cublasGemmStridedBatchedEx")) return rc;
+    bool tf32 = at == R_32F && h && (compute == COMPUTE_32F_FAST_TF32 || ((FakeBlas *)h)->math_mode == 3);
     GemmArgs g = {ta, tb, m, n, k, *(const float *)alpha, *(const float *)beta, a, b, c, at, bt, ct, lda, ldb, ldc,
-                  sa, sb, sc, batch, compute};
+                  sa, sb, sc, batch, compute, tf32};
     return blas_gemm(h, g, algo);
 }
 
