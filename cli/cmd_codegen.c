@@ -17,29 +17,29 @@
 #include "commands.h"
 #include "compile.h"
 #include "frontend.h"
+#include "nvrtc_compile.h"
 #include "target_cpu.h"
 #include "target_cuda.h"
+#include "train_loop.h"
 #include "util.h"
 
 static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
 
-/* As the trainer compiles it for the target: uint8 batches normalized by
- * the first kernel with the training pipeline's normalize (when it ends in
- * one) where the target wants them. */
-static Program *compile_model(Model *m, int batch, const Target *target) {
-    CompileOptions o;
-    compile_options_from_recipe(&o, &m->recipe, batch, target);
-    const Recipe *r = &m->recipe;
-    if (target->u8_input && r->n_train_tf > 0 && r->train_tf[r->n_train_tf - 1].kind == TF_NORMALIZE &&
-        m->graph->input >= 0 && m->graph->nodes[m->graph->input].dim[2] == 3) {
-        o.normalize_u8_input = true;
-        for (int c = 0; c < 3; c++) {
-            o.mean[c] = r->train_tf[r->n_train_tf - 1].mean[c];
-            o.std[c] = r->train_tf[r->n_train_tf - 1].std[c];
-        }
-    }
+/* The trainer's own program for the target (trainer_compile_options: uint8
+ * batches normalized by the first kernel where the target wants them),
+ * `precision auto` resolved for a device sm_`arch` (0: the CPU). */
+void trainer_program_options(const Model *m, int batch, const Target *target, int arch, CompileOptions *o) {
+    TrainerConfig cfg;
+    train_config_init(&cfg, m, batch, true, true);
+    trainer_compile_options(m, &cfg, target, o);
+    o->precision = target_precision(target, m->recipe.precision, arch);
     /* single-op networks end in a feature map: show them with an external loss gradient */
-    if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o.loss = LOSS_EXTERNAL_GRAD;
+    if (m->graph->output >= 0 && m->graph->nodes[m->graph->output].rank != 1) o->loss = LOSS_EXTERNAL_GRAD;
+}
+
+static Program *compile_model(Model *m, int batch, const Target *target, int arch) {
+    CompileOptions o;
+    trainer_program_options(m, batch, target, arch, &o);
     Error err = {0};
     Program *p = compile_training(m->graph, &o, &err);
     if (!p) fprintf(stderr, "rxc: %s: %s\n", m->path, err.msg);
@@ -187,7 +187,7 @@ static cJSON *kernels_json(const Program *p) {
 }
 
 int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json) {
-    Program *p = compile_model(m, batch, &target_cpu);
+    Program *p = compile_model(m, batch, &target_cpu, 0);
     if (!p) return 1;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -208,13 +208,14 @@ int summary_training_report(struct Model *m, int batch, int want_kernels, int wa
 /* ---- emit ------------------------------------------------------------------- */
 
 static const char emit_usage[] =
-    "usage: rxc emit FILE.net --target c|kir|cuda [--batch N] -o DIR [--set NAME=VALUE ...]\n"
+    "usage: rxc emit FILE.net --target c|kir|cuda [--arch sm_XX] [--batch N] -o DIR [--set NAME=VALUE ...]\n"
     "Writes the generated kernel source of one training step of FILE for reading:\n"
     "  c     DIR/kernels.c   (the C the CPU executor compiles)\n"
     "  kir   DIR/kernels.kir (the kernel IR, one dump per kernel)\n"
     "  cuda  DIR/kernels.cu  (the CUDA C the GPU executor compiles with NVRTC)\n"
     "plus DIR/steps.txt: the step list of each phase. The cuda target compiles the step as\n"
-    "the GPU trainer runs it: uint8 batches, normalized by the first kernel.\n";
+    "the GPU trainer runs it: uint8 batches, normalized by the first kernel, and `precision\n"
+    "auto` as on a GPU of --arch (default sm_90: bf16; fp32 below sm_80).\n";
 
 static int write_text(const char *dir, const char *name, const char *text) {
     char *path = xasprintf("%s/%s", dir, name);
@@ -235,7 +236,7 @@ int cmd_emit(int argc, char **argv) {
     int n_sets = 0;
     if (cli_take_sets(&argc, argv, &sets, &n_sets)) return 2;
     const char *file = NULL, *target = "c", *dir = NULL;
-    int batch = 0;
+    int batch = 0, arch = 90;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -252,6 +253,10 @@ int cmd_emit(int argc, char **argv) {
             batch = atoi(argv[++i]);
         } else if (!strncmp(s, "--batch=", 8)) {
             batch = atoi(s + 8);
+        } else if (!strcmp(s, "--arch") && i + 1 < argc) {
+            arch = nvrtc_parse_arch(argv[++i]);
+        } else if (!strncmp(s, "--arch=", 7)) {
+            arch = nvrtc_parse_arch(s + 7);
         } else if (s[0] == '-') {
             fprintf(stderr, "rxc emit: unknown option '%s'\n%s", s, emit_usage);
             free(sets);
@@ -260,7 +265,7 @@ int cmd_emit(int argc, char **argv) {
             file = s;
         }
     }
-    if (!file || !dir || (strcmp(target, "c") && strcmp(target, "kir") && strcmp(target, "cuda"))) {
+    if (!file || !dir || arch <= 0 || (strcmp(target, "c") && strcmp(target, "kir") && strcmp(target, "cuda"))) {
         fprintf(stderr, "%s", emit_usage);
         free(sets);
         return 2;
@@ -275,7 +280,7 @@ int cmd_emit(int argc, char **argv) {
     int rc = 1;
     /* kir: the kernel IR as the CPU target gets it */
     const Target *tg = !strcmp(target, "cuda") ? &target_cuda : &target_cpu;
-    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, tg);
+    Program *p = compile_model(&m, batch > 0 ? batch : m.recipe.batch, tg, tg == &target_cuda ? arch : 0);
     if (p) {
         if (make_dirs(dir, 0777, NULL) != 0) {
             fprintf(stderr, "rxc emit: cannot create %s: %s\n", dir, strerror(errno));
@@ -293,7 +298,9 @@ int cmd_emit(int argc, char **argv) {
                 text = sb_take(&sb);
                 name = "kernels.kir";
             } else {
-                text = tg->render(p->module);
+                Error rerr = {0};
+                text = tg->render(p, &rerr);
+                if (!text) fprintf(stderr, "rxc emit: %s\n", rerr.msg);
             }
             StrBuf st = {0};
             for (int ph = 0; ph < PHASE_COUNT; ph++) {

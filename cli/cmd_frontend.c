@@ -155,7 +155,6 @@ static const char *const cache_words[] = {"decoded", "jpeg", "none"};
 static const char *const opt_words[] = {"sgd", "adam", "adamw"};
 static const char *const sched_words[] = {"constant", "cosine", "step", "multistep"};
 static const char *const device_words[] = {"auto", "cpu", "cuda"};
-static const char *const prec_words[] = {"fp32", "tf32", "bf16"};
 static const char *const policy_words[] = {"imagenet", "cifar10", "svhn"};
 
 static void transform_text(const TransformOp *t, StrBuf *b) {
@@ -182,6 +181,13 @@ static void transform_text(const TransformOp *t, StrBuf *b) {
     case TF_NORMALIZE:
         sb_printf(b, "(mean=[%g, %g, %g], std=[%g, %g, %g])", t->mean[0], t->mean[1], t->mean[2], t->std[0], t->std[1],
                   t->std[2]);
+        break;
+    case TF_RANDAUGMENT: sb_printf(b, "(n=%d, m=%d, bins=%d, fill=%d)", t->num_ops, t->magnitude, t->bins, t->fill); break;
+    case TF_TRIVIALAUGMENT: sb_printf(b, "(bins=%d, fill=%d)", t->bins, t->fill); break;
+    case TF_RANDOM_ERASING:
+        sb_printf(b, "(p=%g, scale=[%g, %g], ratio=[%g, %g], ", t->p, t->scale[0], t->scale[1], t->ratio[0], t->ratio[1]);
+        if (t->erase_random) sb_puts(b, "value=random)");
+        else sb_printf(b, "value=[%g, %g, %g])", t->erase_value[0], t->erase_value[1], t->erase_value[2]);
         break;
     case TF_COUNT: break;
     }
@@ -265,9 +271,19 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddBoolToObject(sch, "per_step", r->sched_per_step);
     cJSON_AddNumberToObject(sch, "warmup_epochs", r->warmup_epochs);
     cJSON_AddNumberToObject(sch, "warmup_start", r->warmup_start);
+    cJSON_AddNumberToObject(sch, "warmup_steps", r->warmup_steps);
+    cJSON_AddStringToObject(sch, "warmup_kind", r->warmup_kind == WARMUP_CONSTANT ? "constant" : "linear");
+    if (r->warmup_from_lr_init) cJSON_AddNumberToObject(sch, "warmup_lr_init", r->warmup_lr_init);
+    cJSON_AddBoolToObject(sch, "warmup_prefix", !r->warmup_overlaps);
     cJSON_AddNumberToObject(o, "label_smoothing", r->label_smoothing);
+    cJSON_AddNumberToObject(o, "clip_grad_norm", r->clip_grad_norm);
+    cJSON *mix = cJSON_AddObjectToObject(o, "mix");
+    cJSON_AddNumberToObject(mix, "mixup", r->mixup_alpha);
+    cJSON_AddNumberToObject(mix, "cutmix", r->cutmix_alpha);
+    cJSON_AddNumberToObject(mix, "prob", r->mix_prob);
+    cJSON_AddNumberToObject(mix, "switch_prob", r->mix_switch_prob);
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
-    cJSON_AddStringToObject(o, "precision", prec_words[r->precision]);
+    cJSON_AddStringToObject(o, "precision", precision_name(r->precision));
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
     return o;
 }
@@ -367,9 +383,20 @@ static void print_table(const Model *m) {
     sb_printf(&out, "  epochs %d, batch %d, accum %d, seed %" PRIu64 ", deterministic %s\n", r->epochs, r->batch,
               r->accum_steps, r->seed, r->deterministic ? "true" : "false");
     sb_printf(&out, "  optimizer     %s\n  schedule      %s", opt, sch);
-    if (r->warmup_epochs) sb_printf(&out, ", warmup %d epochs from %g", r->warmup_epochs, r->warmup_start);
+    if (r->warmup_epochs || r->warmup_steps) {
+        const char *unit = r->warmup_steps ? "steps" : "epochs";
+        int length = r->warmup_steps ? r->warmup_steps : r->warmup_epochs;
+        if (r->warmup_kind == WARMUP_CONSTANT) sb_printf(&out, ", warmup %d %s at %g x lr", length, unit, r->warmup_start);
+        else if (r->warmup_from_lr_init) sb_printf(&out, ", warmup %d %s from lr %g", length, unit, r->warmup_lr_init);
+        else sb_printf(&out, ", warmup %d %s from %g", length, unit, r->warmup_start);
+        if (r->warmup_overlaps) sb_printf(&out, " (overlapping the schedule)");
+    }
     sb_printf(&out, "\n  loss          cross_entropy(label_smoothing=%g)\n", r->label_smoothing);
-    sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], prec_words[r->precision],
+    if (r->clip_grad_norm > 0) sb_printf(&out, "  clip_grad_norm %g\n", r->clip_grad_norm);
+    if (r->mixup_alpha > 0 || r->cutmix_alpha > 0)
+        sb_printf(&out, "  mix           mixup %g, cutmix %g, prob %g, switch_prob %g\n", r->mixup_alpha, r->cutmix_alpha,
+                  r->mix_prob, r->mix_switch_prob);
+    sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], precision_name(r->precision),
               r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);
     free(out.s);

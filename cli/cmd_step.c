@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "distributed.h"
 #include "frontend.h"
+#include "mix.h"
 #include "progress.h"
 #include "safetensors.h"
 #include "schedule.h"
@@ -316,6 +317,20 @@ static int write_step_out(const StepArgs *a, StepSession *s, Dist *dist, const f
     return rc;
 }
 
+/* mixup/cutmix of one micro-batch as the train loop does it (mix.h), into
+ * `mixed`; says on stderr what it drew, so that a test can replay it.
+ * Returns the partner label's weight; 0 when the recipe does not mix. */
+static double mix_step_batch(const StepSession *s, const Trainer *t, const float *x, int n, float *mixed) {
+    if (!mixed) return 0.0;
+    memcpy(mixed, x, (size_t)n * s->c * s->h * s->w * sizeof(float));
+    MixDraw d = mix_draw(&s->model.recipe, (int)s->h, (int)s->w, t->state.micro_step);
+    double partner = mix_apply(&d, mixed, n, (int)s->h, (int)s->w, (int)s->c);
+    if (d.lam == 1.0) fprintf(stderr, "rxc step: mix none\n");
+    else if (d.cutmix) fprintf(stderr, "rxc step: mix cutmix %.17g %d %d %d %d\n", d.lam, d.y0, d.y1, d.x0, d.x1);
+    else fprintf(stderr, "rxc step: mix mixup %.17g\n", d.lam);
+    return partner;
+}
+
 static int step(int argc, char **argv, Dist *dist) {
     StepArgs a;
     int rc = parse_args(argc, argv, false, &a);
@@ -336,6 +351,7 @@ static int step(int argc, char **argv, Dist *dist) {
     float *losses = xmalloc((size_t)a.steps * sizeof(float));
     Error err = {0};
     int micro = t->cfg.batch, accum = (int)(s.n / micro);
+    float *mixed = mix_enabled(&s.model.recipe) ? xmalloc((size_t)micro * s.c * s.h * s.w * sizeof(float)) : NULL;
     for (int k = 0; k < a.steps && rc == 0; k++) {
         double lr = schedule_lr(&s.model.recipe, 1, k);
         double t0 = progress_now(), c0 = process_cpu_seconds();
@@ -344,7 +360,8 @@ static int step(int argc, char **argv, Dist *dist) {
             StepStats st;
             const float *x = s.x_nhwc + (size_t)m * micro * (size_t)(s.c * s.h * s.w);
             const int64_t *y = (const int64_t *)s.y->data + (size_t)(s.first + m * micro);
-            if (trainer_forward_backward(t, x, y, micro, lr, k + 1, &st, &err) != 0) {
+            double partner = mix_step_batch(&s, t, x, micro, mixed);
+            if (trainer_forward_backward_mixed(t, mixed ? mixed : x, y, micro, lr, k + 1, partner, &st, &err) != 0) {
                 fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
                 rc = 1;
                 break;
@@ -381,6 +398,7 @@ static int step(int argc, char **argv, Dist *dist) {
     if (rc == 0) rc = write_step_out(&a, &s, dist, logits, losses);
     free(logits);
     free(losses);
+    free(mixed);
     close_session(&s);
     free(a.sets);
     return rc;

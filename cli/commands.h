@@ -42,4 +42,15 @@ int cli_take_distributed(int *argc, char **argv, struct Dist **d);
 struct Model;
 int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json);
 
+/* The options the trainer compiles m's training step with on target at this
+ * batch (trainer_compile_options, with `rxc train`'s configuration: uint8
+ * batches normalized by the first kernel where the target wants them), so
+ * that emit, summary and compile show the program that trains. Single-op
+ * networks, which end in a feature map, get an external loss gradient
+ * (cmd_codegen.c). */
+struct CompileOptions;
+struct Target;
+void trainer_program_options(const struct Model *m, int batch, const struct Target *target, int arch,
+                             struct CompileOptions *o);
+
 #endif

@@ -354,8 +354,8 @@ static void conv_backward(Lower *L, int v) {
     const Node *xn = &L->g->nodes[n->in[0]];
     const ConvAttr *a = &n->a.conv;
     int64_t H = xn->dim[0], W = xn->dim[1], OH = n->dim[0], OW = n->dim[1], M = (int64_t)L->N * OH * OW;
-    int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
-    int64_t Kg = (int64_t)Cig * a->kh * a->kw, Kt = Kg * G;
+    int G = a->groups, Cog = a->cout / G;
+    ConvCols cc = conv_cols(L, v);
     int dy = L->grad_buf[v];
     char *lab = lw_label(L, v);
     bool pw = conv_is_pointwise(a);
@@ -396,17 +396,26 @@ static void conv_backward(Lower *L, int v) {
             note = xasprintf("%s: 1x1 conv weight gradient GEMM dy^T x", lab);
         } else {
             gs.b = lower_im2col(L, v, xb, PH(PHASE_BACKWARD));
-            gs.n = (int)Kg;
-            gs.ldb = (int)Kt;
-            gs.ldc = (int)Kg;
-            gs.batch = G;
-            gs.stride_a = Cog;
-            gs.stride_b = Kg;
-            gs.stride_c = (int64_t)Cog * Kg;
-            note = xasprintf("%s: conv weight gradient, %d group GEMM(s) dy^T cols", lab, G);
+            gs.m = cc.nb;
+            gs.n = (int)cc.kb;
+            gs.ldb = (int)cc.row;
+            gs.ldc = (int)cc.kb;
+            gs.batch = cc.batch;
+            gs.stride_a = cc.nb;
+            gs.stride_b = cc.kb;
+            gs.stride_c = (int64_t)cc.nb * cc.kb;
+            if (!conv_cols_plain(&cc)) {
+                /* the padded, block-diagonal result lands in f32 scratch; its diagonal blocks go to wg */
+                char *nm = xasprintf("%s:wgrad_blocks", lab);
+                gs.c = lw_arena(L, nm, (int64_t)cc.batch * cc.nb * cc.kb);
+                free(nm);
+                gs.beta = 0;
+            }
+            note = xasprintf("%s: conv weight gradient, %d group GEMM(s) dy^T cols", lab, cc.batch);
         }
         lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
         free(note);
+        if (gs.c != wg) conv_wgrad_scatter(L, v, gs.c, wg, lab);
     }
     int xt = grad_target(L, n->in[0], &acc);
     if (xt >= 0) {
@@ -419,17 +428,17 @@ static void conv_backward(Lower *L, int v) {
             free(note);
         } else {
             char *nm = xasprintf("%s:dcols", lab);
-            int dcols = lw_act(L, nm, M * Kt);
+            int dcols = lw_act(L, nm, M * cc.row);
             free(nm);
-            GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)),
-                           .c = dcols, .m = (int)M, .n = (int)Kg, .k = Cog, .lda = a->cout,
-                           .ldb = (int)Kg, .ldc = (int)Kt, .alpha = 1, .beta = 0, .batch = G, .stride_a = Cog,
-                           .stride_b = (int64_t)Cog * Kg, .stride_c = Kg};
-            char *note = xasprintf("%s: conv data gradient, %d group GEMM(s) dy W -> columns", lab, G);
+            GemmStep gs = {.a = dy, .b = conv_gemm_weight(L, v, PH(PHASE_BACKWARD)), .c = dcols, .m = (int)M,
+                           .n = (int)cc.kb, .k = cc.nb, .lda = a->cout, .ldb = (int)cc.kb, .ldc = (int)cc.row,
+                           .alpha = 1, .beta = 0, .batch = cc.batch, .stride_a = cc.nb,
+                           .stride_b = (int64_t)cc.nb * cc.kb, .stride_c = cc.kb};
+            char *note = xasprintf("%s: conv data gradient, %d group GEMM(s) dy W -> columns", lab, cc.batch);
             lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
             free(note);
             /* col2im in gather form: each input element sums the columns that read it */
-            int64_t Cin = a->cin, KK = (int64_t)a->kh * a->kw;
+            int64_t Cin = a->cin;
             KB kb;
             kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * H * W * Cin, 1);
             Kernel *k = kb.k;
@@ -442,8 +451,8 @@ static void conv_backward(Lower *L, int v) {
             nn = e_idiv(k, tt, H);
             int r = kir_reduce_var(k), rv = kir_var(k, r);
             Taps tp = window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW);
-            int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), Kt),
-                            e_add(k, e_muli(k, ci, KK), e_add(k, e_muli(k, tp.kh, a->kw), tp.kw)));
+            int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), cc.row),
+                            conv_col_index(k, &cc, a, ci, tp.kh, tp.kw));
             int body = kir_select(k, tp.ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));
             int sum = kir_reduce(k, KR_SUM, r, tp.extent, body);
             int st = kir_stage(k, KS_STORE);
@@ -454,6 +463,24 @@ static void conv_backward(Lower *L, int v) {
     free(lab);
 }
 
+/* x's rows [rows x w] copied into rows of ld (zero-filled beyond w): a GEMM
+ * operand with an aligned leading dimension (linear_padded_width) */
+static int padded_rows(Lower *L, int x, int64_t rows, int w, int ld, const char *lab) {
+    char *nm = xasprintf("%s:padded_grad", lab);
+    int out = lw_act(L, nm, rows * ld);
+    free(nm);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, rows * ld, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int c = e_mod(k, i, ld);
+    int val = kir_load(k, kb_buf(&kb, L, x, false), e_add(k, e_muli(k, e_idiv(k, i, ld), w), c));
+    val = kir_select(k, e_inrange(k, c, 0, w), val, e_f(k, 0));
+    kir_store(k, kir_stage(k, KS_STORE), kb_buf(&kb, L, out, true), i, val, false);
+    kb_end(&kb, L, "output gradient rows padded for the GEMMs", PH(PHASE_BACKWARD), false);
+    return out;
+}
+
 static void linear_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int I = n->a.linear.in_features, O = n->a.linear.out_features;
@@ -462,9 +489,11 @@ static void linear_backward(Lower *L, int v) {
     if (n->a.linear.bias) bias_grad(L, dy, n->in[2], L->N, O, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
+    int ld = linear_padded_width(L, O);
+    if (ld != O) dy = padded_rows(L, dy, L->N, O, ld, lab);
     if (wg >= 0) {
         GemmStep gs = {.a = dy, .b = need_bwd(L, n->in[0]), .c = wg, .trans_a = true, .m = O, .n = I, .k = L->N,
-                       .lda = O, .ldb = I, .ldc = I, .alpha = 1, .beta = 1, .batch = 1};
+                       .lda = ld, .ldb = I, .ldc = I, .alpha = 1, .beta = 1, .batch = 1};
         char *note = xasprintf("%s: linear weight gradient GEMM dy^T x", lab);
         lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
         free(note);
@@ -473,7 +502,7 @@ static void linear_backward(Lower *L, int v) {
     if (xt >= 0) {
         GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, PH(PHASE_BACKWARD)), .c = xt,
                        .m = L->N, .n = I,
-                       .k = O, .lda = O, .ldb = I, .ldc = I, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
+                       .k = O, .lda = ld, .ldb = I, .ldc = I, .alpha = 1, .beta = acc ? 1.0f : 0.0f, .batch = 1};
         char *note = xasprintf("%s: linear data gradient GEMM dy W", lab);
         lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
         free(note);

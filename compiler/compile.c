@@ -19,11 +19,13 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     memset(o, 0, sizeof *o);
     o->target = target;
     o->batch = batch > 0 ? batch : r->batch;
-    o->precision = r->precision;
+    o->precision = target_precision(target, r->precision, 0); /* no device known: see target_precision */
     o->loss = LOSS_CROSS_ENTROPY;
     o->label_smoothing = r->label_smoothing;
     o->opt = r->opt;
     o->nesterov = r->nesterov;
+    o->clip_grad_norm = r->clip_grad_norm;
+    o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
     o->no_decay_bn_bias = r->no_decay_bn_bias;
     for (int i = 0; i < 3; i++) {
         o->mean[i] = 0;
@@ -78,9 +80,12 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
         return NULL;
     }
     assert(o->target && "CompileOptions.target is set by compile_options_from_recipe");
+    if (o->precision == PREC_AUTO) {
+        error_set(err, "precision auto is resolved for a device before compiling (target_precision)");
+        return NULL;
+    }
     if (!target_runs_precision(o->target, o->precision)) {
-        error_set(err, "the %s target cannot run precision %s", o->target->name, (const char *[]){"fp32", "tf32",
-                  "bf16"}[o->precision]);
+        error_set(err, "the %s target cannot run precision %s", o->target->name, precision_name(o->precision));
         return NULL;
     }
     if (o->batch < 1) {

@@ -51,6 +51,9 @@ typedef struct CompileOptions {
     double label_smoothing;    /* cross-entropy only, in [0, 1) */
     OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW */
     bool nesterov;
+    double clip_grad_norm;     /* > 0: gradients scaled so that their global L2 norm is at most this */
+    bool mix_labels;           /* cross-entropy against sample i's label mixed with sample N-1-i's, weight
+                                  SC_MIX_PARTNER (mixup/cutmix, runtime/mix.h) */
     bool no_decay_bn_bias;     /* BN weights/biases and conv/linear biases get no weight decay */
     bool normalize_u8_input;   /* SPACE_INPUT holds uint8 NHWC; the first kernel computes (x/255 - mean)/std */
     float mean[3], std[3];     /* in 0..1 units, as torchvision's Normalize */
@@ -60,7 +63,10 @@ typedef struct CompileOptions {
 } CompileOptions;
 
 /* Defaults from a recipe for a target: batch, precision, optimizer,
- * smoothing, no-decay, cross-entropy loss, f32 input, recompute on. */
+ * smoothing, no-decay, cross-entropy loss, f32 input, recompute on.
+ * `precision auto` becomes what it means with no device known (fp32);
+ * a caller that knows its device sets target_precision(target,
+ * r->precision, arch) instead. */
 void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, const Target *target);
 
 /* Returns the Program, or NULL with a one-line message in err. */

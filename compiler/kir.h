@@ -66,6 +66,7 @@ typedef enum ScalarId {
     SC_RNG_SEED,      /* per-step seed for dropout masks (< 2^53) */
     SC_GRAD_SCALE,    /* 1 / (batch * accum_steps): scales the loss gradient */
     SC_FIRST_STEP,    /* 1 on the first optimizer step (SGD momentum buffer init), else 0 */
+    SC_MIX_PARTNER,   /* mixup/cutmix: the weight of sample N-1-i's label in sample i's target (0: none) */
     SC_COUNT
 } ScalarId;
 

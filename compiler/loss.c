@@ -1,6 +1,7 @@
 /*
  * loss.c — the loss kernel at the end of the forward phases (lower.h):
- * softmax cross-entropy with label smoothing and its gradient, or, for
+ * softmax cross-entropy with label smoothing and its gradient (against
+ * labels mixed with the flipped batch's under mixup/cutmix), or, for
  * op-level gradient checks, an external output gradient (compile.h).
  */
 #include <stdlib.h>
@@ -57,11 +58,21 @@ void lower_loss(Lower *L) {
     int y = kir_load(k, yi, i);
     int s2 = kir_stage(k, KS_MAP);
     int target = kir_select(k, kir_bin(k, KB_EQ, j, y), e_f(k, 1 - eps + eps / (double)K), e_f(k, eps / (double)K));
+    int partner = -1, wp = -1; /* mixup/cutmix: sample N-1-i's label, and its weight */
+    if (L->o->mix_labels) {
+        partner = kir_load(k, yi, e_sub(k, e_i(k, L->N - 1), i));
+        wp = kir_scalar(k, SC_MIX_PARTNER);
+        int partner_target =
+            kir_select(k, kir_bin(k, KB_EQ, j, partner), e_f(k, 1 - eps + eps / (double)K), e_f(k, eps / (double)K));
+        target = e_add(k, e_mul(k, e_sub(k, e_f(k, 1), wp), target), e_mul(k, wp, partner_target));
+    }
     int grad = e_mul(k, e_sub(k, e_div(k, ex, se), target), kir_scalar(k, SC_GRAD_SCALE));
     kir_store(k, s2, kb_buf(&kb, L, dl, true), e_add(k, e_muli(k, i, K), j), grad, false);
     int s3 = kir_stage(k, KS_STORE);
     int lse = e_add(k, m, kir_un(k, KU_LOG, se));
     int ly = kir_load(k, li, e_add(k, e_muli(k, i, K), y));
+    if (partner >= 0) /* timm's mixup_target: the two smoothed one-hot targets, weighted */
+        ly = e_add(k, e_mul(k, e_sub(k, e_f(k, 1), wp), ly), e_mul(k, wp, kir_load(k, li, e_add(k, e_muli(k, i, K), partner))));
     int loss = e_sub(k, e_sub(k, lse, e_mul(k, e_f(k, 1 - eps), ly)), e_mul(k, e_f(k, eps / (double)K), sl));
     kir_store(k, s3, kb_buf(&kb, L, L->p->loss_buf, true), i, loss, false);
     kb_end(&kb, L, "softmax + cross-entropy (label smoothing) + its gradient", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL),

@@ -268,37 +268,6 @@ void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) 
 
 /* ---- convolutions ----------------------------------------------------------------- */
 
-int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
-    const Node *n = &L->g->nodes[conv];
-    const Node *x = &L->g->nodes[n->in[0]];
-    const ConvAttr *a = &n->a.conv;
-    int64_t H = x->dim[0], W = x->dim[1], Cin = a->cin, OH = n->dim[0], OW = n->dim[1];
-    int64_t M = (int64_t)L->N * OH * OW, Kt = Cin * a->kh * a->kw;
-    char *lab = lw_label(L, conv);
-    char *nm = xasprintf("%s:cols", lab);
-    int cols = lw_act(L, nm, M * Kt);
-    free(nm);
-    KB kb;
-    kb_begin(&kb, L, lab, KF_ROWS, M, Kt);
-    Kernel *k = kb.k;
-    int xi = kb_buf(&kb, L, xb, false), ci_ = kb_buf(&kb, L, cols, true);
-    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-    int ow = e_mod(k, i, OW), t = e_idiv(k, i, OW), oh = e_mod(k, t, OH), nn = e_idiv(k, t, OH);
-    int kw = e_mod(k, j, a->kw), t2 = e_idiv(k, j, a->kw), kh = e_mod(k, t2, a->kh), ci = e_idiv(k, t2, a->kh);
-    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), kh);
-    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), kw);
-    int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), Cin), ci);
-    int val = kir_load(k, xi, src);
-    if (a->ph > 0 || a->pw > 0) val = kir_select(k, e_and(k, e_inrange(k, ih, 0, H), e_inrange(k, iw, 0, W)), val, e_f(k, 0));
-    int st = kir_stage(k, KS_MAP);
-    kir_store(k, st, ci_, e_add(k, e_muli(k, i, Kt), j), val, false);
-    char *fuses = xasprintf("im2col %dx%d stride %d pad %d (columns ci,kh,kw)", a->kh, a->kw, a->sh, a->ph);
-    kb_end(&kb, L, fuses, phases, false);
-    free(fuses);
-    free(lab);
-    return cols;
-}
-
 int gemm_weight(Lower *L, int param, unsigned phases) {
     if (L->act == KD_F32) return L->param_buf[param];
     const Param *pr = &L->g->params[param];
@@ -353,7 +322,6 @@ static void lower_conv(Lower *L, int v) {
     const unsigned ph = PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL);
     int64_t OH = n->dim[0], OW = n->dim[1], M = (int64_t)L->N * OH * OW;
     int G = a->groups, Cog = a->cout / G, Cig = a->cin / G;
-    int64_t Kg = (int64_t)Cig * a->kh * a->kw;
     char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, M * a->cout);
@@ -379,7 +347,7 @@ static void lower_conv(Lower *L, int v) {
     gs.c = out;
     gs.beta = beta;
     gs.alpha = 1;
-    gs.b = gemm_weight(L, wparam, ph);
+    gs.b = conv_gemm_weight(L, v, ph);
     gs.trans_b = true;
     gs.m = (int)M;
     gs.n = Cog;
@@ -393,20 +361,57 @@ static void lower_conv(Lower *L, int v) {
         gs.ldb = a->cin;
         note = xasprintf("%s: 1x1 conv forward as GEMM on NHWC (%lldx%dx%d)", lab, (long long)M, a->cout, a->cin);
     } else {
+        /* one batch entry per group (or per `merge` groups, block-diagonal: ConvCols) */
+        ConvCols c = conv_cols(L, v);
         gs.a = lower_im2col(L, v, xb, ph);
-        gs.k = (int)Kg;
-        gs.lda = (int)(Kg * G);
-        gs.ldb = (int)Kg;
-        gs.batch = G;
-        gs.stride_a = Kg;
-        gs.stride_b = (int64_t)Cog * Kg;
-        gs.stride_c = Cog;
-        note = xasprintf("%s: conv %dx%d/%d forward, %d group GEMM(s) of %lldx%dx%lld", lab, a->kh, a->kw, a->sh, G,
-                         (long long)M, Cog, (long long)Kg);
+        gs.n = c.nb;
+        gs.k = (int)c.kb;
+        gs.lda = (int)c.row;
+        gs.ldb = (int)c.kb;
+        gs.batch = c.batch;
+        gs.stride_a = c.kb;
+        gs.stride_b = (int64_t)c.nb * c.kb;
+        gs.stride_c = c.nb;
+        note = xasprintf("%s: conv %dx%d/%d forward, %d group GEMM(s) of %lldx%dx%lld", lab, a->kh, a->kw, a->sh,
+                         c.batch, (long long)M, c.nb, (long long)c.kb);
     }
     lw_gemm(L, ph, &gs, note);
     free(note);
     free(lab);
+}
+
+int linear_padded_width(const Lower *L, int out_features) {
+    int align = L->o->target->gemm_stride_align_bytes;
+    if (align <= 0 || out_features * 2 % align == 0) return out_features; /* aligned for bf16 and f32 */
+    return (out_features + align / 2 - 1) / (align / 2) * (align / 2);
+}
+
+/* The forward of a linear layer whose output rows are too short for an
+ * aligned leading dimension: the GEMM writes f32 rows of Op, and a kernel
+ * copies them to out, adding the bias. */
+static void linear_padded_forward(Lower *L, int v, int out, int Op, unsigned ph, const char *lab) {
+    const Node *n = &L->g->nodes[v];
+    int I = n->a.linear.in_features, O = n->a.linear.out_features;
+    char *nm = xasprintf("%s:padded_out", lab);
+    int wide = lw_arena(L, nm, (int64_t)L->N * Op);
+    free(nm);
+    GemmStep gs = {.a = L->fwd_buf[n->in[0]], .b = gemm_weight(L, L->g->nodes[n->in[1]].a.param.index, ph), .c = wide,
+                   .trans_b = true, .m = L->N, .n = O, .k = I, .lda = I, .ldb = I, .ldc = Op, .alpha = 1, .beta = 0,
+                   .batch = 1};
+    char *note = xasprintf("%s: linear forward GEMM (%dx%dx%d, rows padded to %d)", lab, L->N, O, I, Op);
+    lw_gemm(L, ph, &gs, note);
+    free(note);
+    KB kb;
+    kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * O, 1);
+    Kernel *k = kb.k;
+    int i = kir_var(k, KV_OUTER);
+    int c = e_mod(k, i, O);
+    int val = kir_load(k, kb_buf(&kb, L, wide, false), e_add(k, e_muli(k, e_idiv(k, i, O), Op), c));
+    if (n->a.linear.bias)
+        val = e_add(k, val, kir_load(k, kb_buf(&kb, L, L->param_buf[L->g->nodes[n->in[2]].a.param.index], false), c));
+    kir_store(k, kir_stage(k, KS_STORE), kb_buf(&kb, L, out, true), i, val, false);
+    kb_end(&kb, L, n->a.linear.bias ? "linear output: padded GEMM rows + bias" : "linear output: padded GEMM rows", ph,
+           false);
 }
 
 static void lower_linear(Lower *L, int v) {
@@ -417,6 +422,12 @@ static void lower_linear(Lower *L, int v) {
     char *nm = xasprintf("%s:out", lab);
     int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * O);
     free(nm);
+    int Op = linear_padded_width(L, O);
+    if (Op != O) {
+        linear_padded_forward(L, v, out, Op, ph, lab);
+        free(lab);
+        return;
+    }
     float beta = 0;
     if (n->a.linear.bias) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, L->N, O, ph, lab);

@@ -169,8 +169,34 @@ int lw_value_buf(Lower *L, int v, ExprMode mode);
 int lower_forward(Lower *L);
 /* emits v's elementwise tree into out (mode EM_BWD: a recompute) */
 void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases);
+/* The im2col + GEMM form of a convolution (conv_cols.c). Columns are
+ * (group, ci, kh, kw), PyTorch's weight order. Where the target wants GEMM
+ * operands aligned (Target.gemm_stride_align_bytes), each group's kg
+ * columns are padded with zero columns to kgp, and groups too narrow for an
+ * aligned per-group stride of the output are merged `merge` at a time into
+ * one GEMM of a batched step with a block-diagonal weight; elsewhere
+ * kgp == kg and merge == 1, the plain layout. */
+typedef struct ConvCols {
+    int groups, cog, cig;     /* the conv's groups and channels per group */
+    int64_t kg, kgp;          /* a group's columns, and its columns in the column buffer */
+    int64_t row;              /* columns per row of the buffer: groups * kgp */
+    int merge, batch;         /* conv groups per GEMM batch entry; batch entries (groups / merge) */
+    int nb;                   /* output channels per entry: merge * cog */
+    int64_t kb;               /* columns per entry: merge * kgp */
+} ConvCols;
+ConvCols conv_cols(const Lower *L, int conv);
+/* whether the layout is the plain one (no padding, no merging) */
+static inline bool conv_cols_plain(const ConvCols *c) { return c->kgp == c->kg && c->merge == 1; }
 /* im2col of x (buffer xb, node geometry of conv c) into a new buffer; returns it */
 int lower_im2col(Lower *L, int conv, int xb, unsigned phases);
+/* the B operand of conv's GEMMs: gemm_weight for the plain layout, else a
+ * copy [batch][nb][kb] in the activation type, block-diagonal and padded */
+int conv_gemm_weight(Lower *L, int conv, unsigned phases);
+/* wg (conv's [G][cog][kg] f32 weight gradient) += the diagonal blocks of
+ * t, the [batch][nb][kb] f32 result of the weight-gradient GEMMs */
+void conv_wgrad_scatter(Lower *L, int conv, int t, int wg, const char *lab);
+/* the column of input channel ci, tap (kh, kw) in a row of conv's buffer */
+int conv_col_index(Kernel *k, const ConvCols *c, const ConvAttr *a, int ci, int kh, int kw);
 
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
 /* whether conv node v's three passes run as STEP_CONVs: the target's call
@@ -181,6 +207,10 @@ ConvGeom conv_geom(const Lower *L, int v);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under
  * PREC_BF16 a bf16 copy made by a cast kernel in `phases` */
 int gemm_weight(Lower *L, int param, unsigned phases);
+/* the leading dimension a linear layer's GEMMs give its output rows (and
+ * their gradient): out_features, padded where the target aligns GEMM
+ * operands (Target.gemm_stride_align_bytes) and out_features misses it */
+int linear_padded_width(const Lower *L, int out_features);
 /* PyTorch's avg_pool2d divisor of output (oh, ow), a float expression */
 int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int ow);
 

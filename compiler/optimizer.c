@@ -4,9 +4,52 @@
  * weight decay), Adam (L2 in the gradient) or AdamW (decoupled decay), with
  * the runtime scalars (kir.h ScalarId) the trainer sets each step, and
  * zeroes the gradients for the next accumulation. Parameters before
- * Program.n_decayed get weight decay, the rest none.
+ * Program.n_decayed get weight decay, the rest none. With clip_grad_norm,
+ * two kernels before it compute torch.nn.utils.clip_grad_norm_'s factor
+ * from the gradients' global L2 norm, and the update scales every gradient
+ * by it.
  */
+#include <stdlib.h>
+
 #include "lower.h"
+#include "util.h"
+
+/* Gradient elements per partial sum of squares: small enough that a float
+ * accumulator keeps the norm to ~1e-6 relative, large enough that the
+ * second kernel's serial sum stays short (P / 4096 terms). */
+#define NORM_CHUNK 4096
+
+/* Emits sum-of-squares partials over chunks of the gradients, then their
+ * sum into min(1, max_norm / (norm + 1e-6)); returns the buffer holding
+ * that factor (one element), or -1. The sums run in a fixed order, so the
+ * factor does not depend on the thread count. */
+static int lower_clip_factor(Lower *L, int grads_buf, int64_t P) {
+    int64_t chunks = (P + NORM_CHUNK - 1) / NORM_CHUNK;
+    int partial = lw_arena(L, "grad_sqnorm_partial", chunks);
+    int factor = lw_arena(L, "grad_clip_factor", 1);
+    KB kb;
+    kb_begin(&kb, L, "grad_sqnorm", KF_ROWS, chunks, NORM_CHUNK);
+    Kernel *k = kb.k;
+    int gi = kb_buf(&kb, L, grads_buf, false), pi = kb_buf(&kb, L, partial, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int at = e_add(k, e_muli(k, i, NORM_CHUNK), j);
+    int red = kir_stage(k, KS_REDUCE);
+    int g = kir_load(k, gi, at);
+    int sq = kir_acc(k, red, KR_SUM, kir_select(k, kir_bin(k, KB_LT, at, e_i(k, P)), e_mul(k, g, g), e_f(k, 0)));
+    kir_store(k, kir_stage(k, KS_STORE), pi, i, sq, false);
+    kb_end(&kb, L, "sum of squares of the gradients, per chunk (global-norm clipping)", PH(PHASE_UPDATE), false);
+
+    kb_begin(&kb, L, "grad_clip_factor", KF_ROWS, 1, chunks);
+    k = kb.k;
+    int si = kb_buf(&kb, L, partial, false), fi = kb_buf(&kb, L, factor, true);
+    red = kir_stage(k, KS_REDUCE);
+    int total = kir_acc(k, red, KR_SUM, kir_load(k, si, kir_var(k, KV_INNER)));
+    int norm = kir_un(k, KU_SQRT, total);
+    int coef = e_div(k, e_f(k, L->o->clip_grad_norm), e_add(k, norm, e_f(k, 1e-6)));
+    kir_store(k, kir_stage(k, KS_STORE), fi, kir_var(k, KV_OUTER), kir_bin(k, KB_MIN, coef, e_f(k, 1)), false);
+    kb_end(&kb, L, "clip_grad_norm_'s factor: min(1, max_norm / (global L2 norm + 1e-6))", PH(PHASE_UPDATE), false);
+    return lw_failed(L) ? -1 : factor;
+}
 
 int lower_update(Lower *L) {
     Program *p = L->p;
@@ -16,6 +59,8 @@ int lower_update(Lower *L) {
     int gb = lw_new_buf(L, "grads", SPACE_GRADS, 0, P, KD_F32);
     int mb = lw_new_buf(L, L->o->opt == OPT_SGD ? "momentum" : "adam_m", SPACE_STATE, 0, P, KD_F32);
     int vb = L->o->opt == OPT_SGD ? -1 : lw_new_buf(L, "adam_v", SPACE_STATE, P * 4, P, KD_F32);
+    int clip = L->o->clip_grad_norm > 0 ? lower_clip_factor(L, gb, P) : -1;
+    if (lw_failed(L)) return -1;
     KB kb;
     kb_begin(&kb, L, L->o->opt == OPT_SGD ? "sgd_update" : L->o->opt == OPT_ADAM ? "adam_update" : "adamw_update", KF_ROWS,
              P, 1);
@@ -25,6 +70,7 @@ int lower_update(Lower *L) {
     int vi = vb >= 0 ? kb_buf(&kb, L, vb, true) : -1;
     int st = kir_stage(k, KS_STORE);
     int par = kir_load(k, pi, i), grad = kir_load(k, gi, i);
+    if (clip >= 0) grad = e_mul(k, grad, kir_load(k, kb_buf(&kb, L, clip, false), e_i(k, 0)));
     int decay = p->n_decayed >= P ? kir_scalar(k, SC_WEIGHT_DECAY)
                                   : kir_select(k, kir_bin(k, KB_LT, i, e_i(k, p->n_decayed)), kir_scalar(k, SC_WEIGHT_DECAY),
                                                e_f(k, 0));
@@ -58,6 +104,8 @@ int lower_update(Lower *L) {
                                      : "AdamW (decoupled decay, bias correction) of all parameters + zero grads";
     }
     kir_store(k, st, gi, i, e_f(k, 0), false);
-    kb_end(&kb, L, what, PH(PHASE_UPDATE), false);
+    char *described = clip >= 0 ? xasprintf("%s, gradients clipped by global norm", what) : NULL;
+    kb_end(&kb, L, described ? described : what, PH(PHASE_UPDATE), false);
+    free(described);
     return lw_failed(L) ? -1 : 0;
 }

@@ -21,7 +21,11 @@ typedef enum TransformKind {
     TF_RANDOM_RESIZED_CROP, /* torchvision's, to size[0] x size[1], with scale and ratio */
     TF_HFLIP,               /* with probability p */
     TF_AUTOAUGMENT,         /* policy; fill is the fill colour of geometric ops */
-    TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; the last op, turns uint8 into float */
+    TF_NORMALIZE,           /* (x/255 - mean) / std, per channel; turns uint8 into float: only float ops follow */
+    TF_RANDAUGMENT,         /* torchvision's RandAugment(num_ops, magnitude, num_magnitude_bins = bins, fill) */
+    TF_TRIVIALAUGMENT,      /* torchvision's TrivialAugmentWide(num_magnitude_bins = bins, fill) */
+    TF_RANDOM_ERASING,      /* after normalize: with probability p, a box (scale, ratio) of the float image set to
+                               erase_value, or to standard normal draws with erase_random (torchvision's) */
     TF_COUNT
 } TransformKind;
 
@@ -38,16 +42,23 @@ typedef struct TransformOp {
     float p;                     /* hflip probability (default 0.5) */
     float scale[2], ratio[2];    /* random_resized_crop (defaults 0.08..1, 3/4..4/3) */
     AutoAugmentPolicy policy;
-    int fill;                    /* autoaugment fill level (default 128) */
+    int fill;                    /* autoaugment fill level (default 128; randaugment, trivialaugment: 0) */
+    int num_ops, magnitude, bins; /* randaugment (2, 9, 31); trivialaugment: bins (31) */
     float mean[3], std[3];       /* normalize, in 0..1 units as torchvision */
+    float erase_value[3];        /* random_erasing's per-channel value (default 0) */
+    bool erase_random;           /* random_erasing(value=random): normal draws per element */
 } TransformOp;
 
 typedef enum DataLayout { DATA_IMAGEFOLDER, DATA_CIFAR10, DATA_CIFAR100, DATA_DEMO } DataLayout;
 typedef enum CacheMode { CACHE_DECODED, CACHE_JPEG, CACHE_NONE } CacheMode;
 typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum SchedKind { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP, SCHED_MULTISTEP } SchedKind;
+typedef enum WarmupKind { WARMUP_LINEAR, WARMUP_CONSTANT } WarmupKind;
 typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
-typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16 } Precision;
+/* PREC_AUTO is the recipe's default and is resolved for a device before
+ * compiling (target_precision in target.h): bf16 on GPUs with bf16 tensor
+ * cores, fp32 elsewhere. It is last so that Target.precisions' bits stay. */
+typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16, PREC_AUTO } Precision;
 
 #define RXC_MAX_MILESTONES 16
 
@@ -85,8 +96,19 @@ typedef struct Recipe {
     int milestones[RXC_MAX_MILESTONES];
     int n_milestones;
     int warmup_epochs;      /* linear warmup; 0: none */
-    double warmup_start;    /* factor at the start of warmup (default 0.01) */
+    int warmup_steps;       /* warmup in optimizer steps instead (a per-step schedule); 0: none */
+    WarmupKind warmup_kind; /* linear (LinearLR) or constant (ConstantLR) */
+    double warmup_start;    /* factor at the start of warmup (default 0.01); constant: the factor throughout */
+    bool warmup_from_lr_init; /* linear warmup starts at warmup_lr_init (timm's), not at warmup_start * lr */
+    double warmup_lr_init;
+    bool warmup_overlaps;   /* the schedule runs from step 0 and warmup replaces its first values (timm's
+                               default, warmup_prefix=False); false: it starts after warmup (SequentialLR) */
     double label_smoothing;
+    double mixup_alpha;     /* mixup's Beta(alpha, alpha); 0: off (runtime/mix.h) */
+    double cutmix_alpha;    /* cutmix's; 0: off */
+    double mix_prob;        /* probability that a batch is mixed (default 1) */
+    double mix_switch_prob; /* with both on: probability of cutmix rather than mixup (default 0.5) */
+    double clip_grad_norm;  /* clip the gradients' global L2 norm to this (clip_grad_norm_); 0: no clipping */
 
     /* run */
     DeviceKind device;
@@ -98,5 +120,6 @@ typedef struct Recipe {
 void recipe_defaults(Recipe *r);  /* the seed's recipe minus data and augmentation */
 void recipe_free(Recipe *r);
 const char *transform_name(TransformKind k); /* the language's spelling */
+const char *precision_name(Precision p);     /* "fp32", "tf32", "bf16", "auto" */
 
 #endif

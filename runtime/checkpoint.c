@@ -124,6 +124,7 @@ int checkpoint_save(const char *path, const ModelRef *m, const TrainState *s, co
     st_set_meta(&st, "seed", seed);
     if (m->class_names) st_set_meta(&st, "class_names", m->class_names);
     if (m->class_folders) st_set_meta(&st, "class_folders", m->class_folders);
+    if (m->precision) st_set_meta(&st, "precision", m->precision);
     st_set_meta(&st, "rng", "counter-based splitmix64(seed, stream, counter); counters are epoch, step, micro_step");
     int rc = st_write(path, &st, err);
     st_free(&st);

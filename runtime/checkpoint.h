@@ -57,6 +57,8 @@ typedef struct ModelRef {
     const char *class_folders; /* optional, one per line: the class folder names, saved as metadata
                                   "class_folders" when they differ from class_names (Imagenette's
                                   WordNet ids); rxc eval maps a split's folders by them */
+    const char *precision;   /* optional: saved as metadata "precision" by mixed-precision runs (bf16,
+                                tf32); absent means fp32, so fp32 checkpoints keep their bytes */
 } ModelRef;
 
 /* What the loaders return when the file cannot be read at all (missing, no

@@ -34,17 +34,24 @@ static double main_schedule(const Recipe *r, int64_t v, int64_t remaining) {
 
 static double lr_at_unit(const Recipe *r, int64_t u, int64_t total_units, int64_t warmup_units) {
     if (u < warmup_units) {
+        if (r->warmup_kind == WARMUP_CONSTANT) return r->lr * r->warmup_start;
+        if (r->warmup_from_lr_init)
+            return r->warmup_lr_init + (r->lr - r->warmup_lr_init) * (double)u / (double)warmup_units;
         double ws = r->warmup_start;
         return r->lr * (ws + (1.0 - ws) * (double)u / (double)warmup_units);
     }
+    if (r->warmup_overlaps) return main_schedule(r, u, total_units);
     return main_schedule(r, u - warmup_units, total_units - warmup_units);
 }
 
 double schedule_lr(const Recipe *r, int64_t steps_per_epoch, int64_t step) {
     if (steps_per_epoch < 1) steps_per_epoch = 1;
     int64_t epochs = r->epochs > 0 ? r->epochs : 1;
-    if (r->sched_per_step)
-        return lr_at_unit(r, step, epochs * steps_per_epoch, (int64_t)r->warmup_epochs * steps_per_epoch);
+    /* warmup in steps: the front end allows it only with a per-step schedule, or a constant one (the same either way) */
+    if (r->sched_per_step || r->warmup_steps > 0) {
+        int64_t warmup = r->warmup_steps > 0 ? r->warmup_steps : (int64_t)r->warmup_epochs * steps_per_epoch;
+        return lr_at_unit(r, step, epochs * steps_per_epoch, warmup);
+    }
     return lr_at_unit(r, step / steps_per_epoch, epochs, r->warmup_epochs);
 }
 

@@ -6,14 +6,20 @@
  * resumed run recomputes exactly the values an uninterrupted run would have
  * used. Semantics, in PyTorch terms (u counts epochs, or optimizer steps
  * when Recipe.sched_per_step; W = warmup_epochs in the same unit, i.e.
- * warmup_epochs * steps_per_epoch per step):
+ * warmup_epochs * steps_per_epoch per step, or warmup_steps, which counts
+ * optimizer steps and comes only with a per-step or constant schedule):
  *   u <  W  linear warmup, torch.optim.lr_scheduler.LinearLR(start_factor =
- *           warmup_start, total_iters = W): lr * (ws + (1 - ws) * u / W)
- *   u >= W  v = u - W into the main schedule (SequentialLR's hand-over):
+ *           warmup_start, total_iters = W): lr * (ws + (1 - ws) * u / W);
+ *           from warmup_lr_init: l0 + (lr - l0) * u / W (timm's warmup);
+ *           constant warmup, ConstantLR(factor = warmup_start): lr * ws
+ *   u >= W  v = u - W into the main schedule (SequentialLR's hand-over), or
+ *           v = u with warmup_overlaps (timm's warmup_prefix=False: the
+ *           schedule spans the whole run, warmup replaces its first values):
  *     constant   lr
  *     cosine     CosineAnnealingLR's closed form
  *                eta_min + (lr - eta_min) * (1 + cos(pi * v / T)) / 2,
  *                T = t_max, or (the run's length - W) when t_max is 0
+ *                (the run's length with warmup_overlaps)
  *     step       StepLR: lr * gamma^floor(v / step_size)
  *     multistep  MultiStepLR: lr * gamma^(number of milestones <= v)
  * t_max, step_size and milestones are in the scheduling unit (epochs, or

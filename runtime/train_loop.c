@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "mix.h"
 #include "progress.h"
 #include "schedule.h"
 #include "util.h"
@@ -112,13 +113,19 @@ static bool shared_normalize(const Recipe *r, float mean[3], float std[3]) {
     return true;
 }
 
+void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet, bool u8_on_gpu) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->batch = batch;
+    cfg->device = m->recipe.device;
+    cfg->loss = LOSS_CROSS_ENTROPY;
+    cfg->quiet = quiet;
+    /* mixing happens on float batches */
+    cfg->u8_where_target_wants = u8_on_gpu && !mix_enabled(&m->recipe) && shared_normalize(&m->recipe, cfg->mean, cfg->std);
+}
+
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err) {
-    TrainerConfig cfg = {0};
-    cfg.batch = batch;
-    cfg.device = run->model.recipe.device;
-    cfg.loss = LOSS_CROSS_ENTROPY;
-    cfg.quiet = quiet;
-    cfg.u8_where_target_wants = u8_on_gpu && shared_normalize(&run->model.recipe, cfg.mean, cfg.std);
+    TrainerConfig cfg;
+    train_config_init(&cfg, &run->model, batch, quiet, u8_on_gpu);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;
@@ -239,11 +246,17 @@ static const char *run_dir_of(const Recipe *r) { return r->run_dir ? r->run_dir 
 static int open_run_dir(TrainRun *run, const TrainStart *start) {
     const Recipe *r = &run->model.recipe;
     Error err = {0};
-    run->log = runlog_open(run_dir_of(r), run->model.path, run->model.resolved_text, run->tr.state.epoch, &err);
+    /* the settings as resolved, with what `precision auto` became on this device */
+    char *settings = run->model.resolved_text
+                         ? xasprintf("%s# precision: %s\n", run->model.resolved_text, run->tr.precision_note)
+                         : NULL;
+    run->log = runlog_open(run_dir_of(r), run->model.path, settings, run->tr.state.epoch, &err);
+    free(settings);
     if (!run->log) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return 1;
     }
+    runlog_notef(run->log, "precision %s", run->tr.precision_note);
     run->last_path = runlog_path(run->log, "last.safetensors");
     run->best_path = runlog_path(run->log, "best.safetensors");
     if (start->resume) {
@@ -435,7 +448,10 @@ static int train_batch(const EpochLoop *L, EpochPass *p, const Batch *b) {
     int64_t opt_step = t->state.step + 1;
     double lr = schedule_lr(L->r, L->steps_per_epoch, opt_step - 1);
     StepStats st;
-    if (trainer_forward_backward(t, b->data, b->labels, b->n, lr, opt_step, &st, &err) != 0) {
+    /* mixup/cutmix: the loader's batch is ours until the next loader_next, and float (no u8 input when mixing) */
+    MixDraw mix = mix_draw(L->r, b->h, b->w, t->state.micro_step);
+    double partner = b->kind == LOADER_F32_NHWC ? mix_apply(&mix, b->data, b->n, b->h, b->w, 3) : 0.0;
+    if (trainer_forward_backward_mixed(t, b->data, b->labels, b->n, lr, opt_step, partner, &st, &err) != 0) {
         progress_end(&p->pg);
         fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
         return 1;

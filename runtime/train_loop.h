@@ -82,6 +82,9 @@ int checkpoint_load_status(int rc);
  * when u8_on_gpu and both pipelines end in the same normalize) and
  * cross-entropy. */
 int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu, Error *err);
+/* The configuration train_run_open_trainer opens the trainer with (the
+ * commands that show the training program build it the same way). */
+void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet, bool u8_on_gpu);
 
 typedef struct EvalResult { double loss, acc; int64_t n; } EvalResult;
 

@@ -13,6 +13,7 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "cuda_api.h"
 #include "exec_cuda.h"
 #include "init.h"
 #include "schedule.h"
@@ -21,9 +22,10 @@
 #include "util.h"
 
 /* The CUDA executor is absent from CPU-only builds: a weak reference is NULL
- * there, and `device auto` then quietly means the CPU. */
+ * there, and `device auto` then means the CPU. */
 #pragma weak exec_cuda_new
 #pragma weak exec_cuda_set_tf32
+#pragma weak cuda_available
 
 /* TF32 is a GEMM setting of the CUDA executor, not of the generated kernels,
  * so `precision tf32` is applied here rather than by the compiler. */
@@ -53,12 +55,58 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
     return 0;
 }
 
+/* The GPU's program and executor, `precision auto` resolved for the device
+ * (target_precision). Returns 0; -1 with the reason in why when there is no
+ * usable GPU (the caller may fall back to the CPU, which compiles its own
+ * program: STEP_CONV, maybe another input format and precision); -2 with
+ * the message in err when compiling failed. */
+static int open_gpu(Trainer *t, Error *why, Error *err) {
+    int arch = target_cuda_device_arch(0, why);
+    if (arch < 0) return -1;
+    CompileOptions o = t->copts;
+    o.target = &target_cuda;
+    o.precision = target_precision(&target_cuda, t->recipe->precision, arch);
+    if (!(t->prog = compile_training(t->graph, &o, err))) return -2;
+    t->use_cuda = true;
+    t->exec = open_cuda(t->prog, o.precision, why);
+    if (!t->exec) {
+        program_free(t->prog);
+        t->prog = NULL;
+        t->use_cuda = false;
+        return -1;
+    }
+    t->copts.precision = o.precision;
+    t->device_arch = arch;
+    return 0;
+}
+
+static void note_precision(Trainer *t) {
+    const char *name = precision_name(t->copts.precision);
+    if (t->recipe->precision != PREC_AUTO) snprintf(t->precision_note, sizeof t->precision_note, "%s", name);
+    else if (t->use_cuda)
+        snprintf(t->precision_note, sizeof t->precision_note, "%s (precision auto on sm_%d)", name, t->device_arch);
+    else snprintf(t->precision_note, sizeof t->precision_note, "%s (precision auto on the CPU)", name);
+}
+
 int device_parse(const char *s, DeviceKind *d) {
     if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
     else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
     else if (!strcmp(s, "auto")) *d = DEVICE_AUTO;
     else return -1;
     return 0;
+}
+
+void trainer_compile_options(const Model *m, const TrainerConfig *cfg, const Target *target, CompileOptions *o) {
+    compile_options_from_recipe(o, &m->recipe, cfg->batch, target);
+    o->loss = cfg->loss;
+    o->want_input_grad = cfg->want_input_grad;
+    memcpy(o->mean, cfg->mean, sizeof cfg->mean);
+    memcpy(o->std, cfg->std, sizeof cfg->std);
+    /* uint8 batches are RGB: a network that takes another channel count gets
+     * float batches, and the sample shape check names the mismatch. */
+    const Node *in = &m->graph->nodes[m->graph->input];
+    bool rgb_input = in->rank == 3 && in->dim[2] == 3;
+    o->normalize_u8_input = cfg->u8_input || (cfg->u8_where_target_wants && rgb_input && target->u8_input);
 }
 
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
@@ -71,47 +119,40 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     if (cfg->batch < 1) return error_set(err, "batch size must be at least 1 (got %d)", cfg->batch);
     if (g->output < 0 || g->input < 0) return error_set(err, "the network has no input or output");
 
-    compile_options_from_recipe(&t->copts, t->recipe, cfg->batch, &target_cpu);
-    t->copts.loss = cfg->loss;
-    t->copts.want_input_grad = cfg->want_input_grad;
-    memcpy(t->copts.mean, cfg->mean, sizeof cfg->mean);
-    memcpy(t->copts.std, cfg->std, sizeof cfg->std);
-    /* uint8 batches are RGB: a network that takes another channel count gets
-     * float batches, and the sample shape check names the mismatch. */
-    const Node *in = &g->nodes[g->input];
-    bool rgb_input = in->rank == 3 && in->dim[2] == 3;
-    bool u8_wanted = cfg->u8_where_target_wants && rgb_input;
-    t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cuda.u8_input);
+    trainer_compile_options(m, cfg, &target_cuda, &t->copts);
 
     DeviceKind dev = cfg->device;
     if (dev == DEVICE_CUDA && !exec_cuda_new)
         return error_set(err, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
+    /* why `device auto` did not choose the GPU, for its line on stderr */
     Error cuda_err = {0};
-    if (dev != DEVICE_CPU && exec_cuda_new) {
-        /* auto: try the GPU first; any failure (no driver, no device) falls back to the CPU,
-         * which compiles its own program (STEP_CONV, maybe another input format). */
-        CompileOptions o = t->copts;
-        o.batch = cfg->batch;
-        o.target = &target_cuda;
-        if (!(t->prog = compile_training(t->graph, &o, err))) return -1;
-        t->use_cuda = true;
-        t->exec = open_cuda(t->prog, t->copts.precision, dev == DEVICE_CUDA ? err : &cuda_err);
-        if (!t->exec) {
-            program_free(t->prog);
-            t->prog = NULL;
-            if (dev == DEVICE_CUDA) return -1;
-        }
+    if (dev == DEVICE_AUTO && (!exec_cuda_new || !cuda_available))
+        error_set(&cuda_err, "no GPU: this rxc was built without CUDA support");
+    else if (dev == DEVICE_AUTO && !cuda_available(&cuda_err))
+        error_prefix(&cuda_err, "no GPU");
+    if (dev != DEVICE_CPU && !error_is_set(&cuda_err)) {
+        /* auto: a GPU that cannot be used falls back to the CPU, which compiles its own
+         * program (STEP_CONV, maybe another input format and precision); a compile error
+         * is a bug either way */
+        int rc = open_gpu(t, dev == DEVICE_CUDA ? err : &cuda_err, err);
+        if (rc == -2 || (rc == -1 && dev == DEVICE_CUDA)) return -1;
+        if (rc == -1) error_prefix(&cuda_err, "the GPU is present but unusable");
     }
     if (!t->exec) {
         t->use_cuda = false;
-        t->copts.normalize_u8_input = cfg->u8_input || (u8_wanted && target_cpu.u8_input);
+        trainer_compile_options(m, cfg, &target_cpu, &t->copts);
         if (build(t, cfg->batch, &t->prog, &t->exec, err) != 0) return -1;
     }
     t->cfg.u8_input = t->copts.normalize_u8_input;
+    note_precision(t);
     if (!cfg->quiet) {
-        fprintf(stderr, "rxc: device %s\n", t->exec->device_name ? t->exec->device_name : "?");
-        if (dev == DEVICE_AUTO && error_is_set(&cuda_err) && getenv("RXC_VERBOSE"))
-            fprintf(stderr, "rxc: note: CUDA unavailable (%s)\n", cuda_err.msg);
+        /* auto says what it chose and why, in one line: "device: cuda:0 (NAME, sm_90, driver 13.0)" or
+         * "device: cpu (2 threads); no GPU: <reason>" */
+        const char *name = t->exec->device_name ? t->exec->device_name : "?";
+        if (dev != DEVICE_AUTO) fprintf(stderr, "rxc: device %s\n", name);
+        else if (error_is_set(&cuda_err)) fprintf(stderr, "rxc: device: %s; %s\n", name, cuda_err.msg);
+        else fprintf(stderr, "rxc: device: %s\n", name);
+        fprintf(stderr, "rxc: precision %s\n", t->precision_note);
     }
 
     t->num_batches = xcalloc((size_t)(g->n_params ? g->n_params : 1), sizeof *t->num_batches);
@@ -125,6 +166,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     t->ref.num_batches = t->num_batches;
     t->ref.opt = t->recipe->opt;
     t->ref.momentum = t->recipe->momentum;
+    t->ref.precision = t->copts.precision == PREC_FP32 ? NULL : precision_name(t->copts.precision);
     t->state.seed = t->recipe->seed;
     t->state.best_val_acc = -1;
     return 0;
@@ -282,6 +324,11 @@ static void count_bn_batches(Trainer *t) {
 
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
                              StepStats *stats, Error *err) {
+    return trainer_forward_backward_mixed(t, x, y, n, lr, opt_step, 0.0, stats, err);
+}
+
+int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                                   double partner_weight, StepStats *stats, Error *err) {
     if (n < 1 || n > t->cfg.batch)
         return error_set(err, "a batch of %d samples does not fit the compiled batch size %d", n, t->cfg.batch);
     Executor *e = t->exec;
@@ -306,6 +353,7 @@ int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n,
     }
     double sc[SC_COUNT];
     schedule_scalars(t->recipe, lr, opt_step, t->state.micro_step, n, sc);
+    sc[SC_MIX_PARTNER] = partner_weight;
     if (write_batch(e, x, y && p->space_bytes[SPACE_LABELS] > 0 ? y : NULL, n, t->in_sample_bytes, err) != 0)
         return -1;
     if (e->run(e, PHASE_FORWARD_TRAIN, sc, err) != 0) return -1;

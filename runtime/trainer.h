@@ -61,6 +61,8 @@ typedef struct Trainer {
     Executor *short_exec;
     int short_batch;
     bool use_cuda;
+    int device_arch;         /* the GPU's compute capability sm_XX; 0 on the CPU */
+    char precision_note[64]; /* the precision the program runs, and why: "bf16 (precision auto on sm_90)" */
     int64_t *num_batches;    /* per graph parameter (ROLE_NUM_BATCHES entries used) */
     TrainState state;
     ModelRef ref;            /* for checkpoint.h, bound to prog/exec */
@@ -77,6 +79,11 @@ typedef struct Trainer {
 int device_parse(const char *s, DeviceKind *d);
 
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err);
+
+/* The options trainer_open compiles m with for cfg on target (the recipe's,
+ * cfg's loss, input gradient and input format): `rxc compile`, `rxc emit`
+ * and `rxc summary --kernels` build the trainer's exact program with it. */
+void trainer_compile_options(const Model *m, const TrainerConfig *cfg, const Target *target, CompileOptions *o);
 void trainer_close(Trainer *t);
 
 /* The sample shape a data pipeline gives (3 x h x w, RGB) against the
@@ -104,6 +111,11 @@ void trainer_init_params(Trainer *t, uint64_t seed);
  * runtime scalars. Fills *stats and the host logits/losses. Returns 0 or -1. */
 int trainer_forward_backward(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
                              StepStats *stats, Error *err);
+
+/* The same on a batch that mix.h mixed: sample i's target is its label and
+ * sample n-1-i's, that one with weight partner_weight (what mix_apply returned). */
+int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, int n, double lr, int64_t opt_step,
+                                   double partner_weight, StepStats *stats, Error *err);
 
 /* The optimizer update with the accumulated gradients (which it zeroes). */
 int trainer_update(Trainer *t, double lr, int64_t opt_step, Error *err);

@@ -1,5 +1,7 @@
 /*
- * autoaugment.c — the AutoAugment policies and operations (autoaugment.h).
+ * autoaugment.c — the AutoAugment policies and operations (autoaugment.h),
+ * and torchvision's versions of the operations (tv_apply_op) that
+ * RandAugment and TrivialAugmentWide apply (randaugment.c).
  *
  * Each operation reproduces Pillow's C code path for RGB images so results
  * match PIL to the level: nearest-neighbour affine in 16.16 fixed point
@@ -194,23 +196,12 @@ static double round15(double x) {
     return strtod(buf, NULL);
 }
 
-/* Image.rotate(angle) (nearest): the matrix as Image.rotate builds it, then
- * affine_fixed's 16.16 fixed-point walk. */
-static void rotate_nearest(const Image *in, Image *out, double angle_deg) {
+/* ImagingTransformAffine's nearest path when the matrix is not a pure
+ * scale: affine_fixed's 16.16 fixed-point walk (the corners of any image
+ * that fits in memory pass its check_fixed). Pixels mapped from outside the
+ * source keep what `out` holds (the fill). */
+static void affine_nearest(const Image *in, Image *out, const double m[6]) {
     int w = in->w, h = in->h;
-    double angle = fmod(angle_deg, 360.0);
-    if (angle < 0) angle += 360.0;
-    if (angle == 0) {
-        memcpy(out->px, in->px, (size_t)w * h * 3);
-        return;
-    }
-    double rad = -(angle * (M_PI / 180.0));
-    double m[6] = {round15(cos(rad)), round15(sin(rad)), 0.0, round15(-sin(rad)), round15(cos(rad)), 0.0};
-    double cx = w / 2.0, cy = h / 2.0;
-    m[2] = m[0] * -cx + m[1] * -cy + m[2];
-    m[5] = m[3] * -cx + m[4] * -cy + m[5];
-    m[2] += cx;
-    m[5] += cy;
 #define FIX(v) pil_floor((v) * 65536.0 + 0.5)
     int a0 = FIX(m[0]), a1 = FIX(m[1]), a3 = FIX(m[3]), a4 = FIX(m[4]);
     int a2 = FIX(m[2] + m[0] * 0.5 + m[1] * 0.5), a5 = FIX(m[5] + m[3] * 0.5 + m[4] * 0.5);
@@ -230,6 +221,43 @@ static void rotate_nearest(const Image *in, Image *out, double angle_deg) {
         a2 += a1;
         a5 += a4;
     }
+}
+
+/* Image.transpose(ROTATE_90 / ROTATE_180 / ROTATE_270), counter-clockwise
+ * quarter turns (90 and 270 on square images only). */
+static void rotate_quarters(const Image *in, Image *out, int quarters) {
+    int w = in->w, h = in->h;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int ox = quarters == 1 ? y : quarters == 2 ? w - 1 - x : h - 1 - y;
+            int oy = quarters == 1 ? w - 1 - x : quarters == 2 ? h - 1 - y : x;
+            memcpy(out->px + ((size_t)oy * out->w + ox) * 3, in->px + ((size_t)y * w + x) * 3, 3);
+        }
+}
+
+/* Image.rotate(angle) (nearest, no expand): its shortcuts for 0, 180 and
+ * (square) 90 / 270 degrees, else the matrix as Image.rotate builds it
+ * through affine_nearest. */
+static void rotate_nearest(const Image *in, Image *out, double angle_deg) {
+    int w = in->w, h = in->h;
+    double angle = fmod(angle_deg, 360.0);
+    if (angle < 0) angle += 360.0;
+    if (angle == 0) {
+        memcpy(out->px, in->px, (size_t)w * h * 3);
+        return;
+    }
+    if (angle == 180 || ((angle == 90 || angle == 270) && w == h)) {
+        rotate_quarters(in, out, (int)(angle / 90));
+        return;
+    }
+    double rad = -(angle * (M_PI / 180.0));
+    double m[6] = {round15(cos(rad)), round15(sin(rad)), 0.0, round15(-sin(rad)), round15(cos(rad)), 0.0};
+    double cx = w / 2.0, cy = h / 2.0;
+    m[2] = m[0] * -cx + m[1] * -cy + m[2];
+    m[5] = m[3] * -cx + m[4] * -cy + m[5];
+    m[2] += cx;
+    m[5] += cy;
+    affine_nearest(in, out, m);
 }
 
 /* ---- colour ops ---- */
@@ -364,6 +392,20 @@ static void point_all(Image *im, const uint8_t lut[256]) {
     for (size_t i = 0; i < n; i++) im->px[i] = lut[im->px[i]];
 }
 
+/* ImageOps.posterize(bits): keeps the top bits of each channel. */
+static void posterize(Image *im, int bits) {
+    uint8_t lut[256], mask = (uint8_t)~((1 << (8 - bits)) - 1);
+    for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i & mask);
+    point_all(im, lut);
+}
+
+/* ImageOps.solarize(threshold): inverts every value at or above it. */
+static void solarize(Image *im, double threshold) {
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i < threshold ? i : 255 - i);
+    point_all(im, lut);
+}
+
 void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill) {
     double mag = aa_magnitude(op, m);
     double s = sign < 0 ? -1.0 : 1.0;
@@ -398,23 +440,77 @@ void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill) {
     case AA_CONTRAST: enhance_contrast(im, (float)(1 + mag * s)); break;
     case AA_BRIGHTNESS: enhance_brightness(im, (float)(1 + mag * s)); break;
     case AA_SHARPNESS: enhance_sharpness(im, (float)(1 + mag * s)); break;
-    case AA_POSTERIZE: {
-        int bits = (int)mag;
-        uint8_t mask = (uint8_t)~((1 << (8 - bits)) - 1);
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i & mask);
-        point_all(im, lut);
-        break;
-    }
-    case AA_SOLARIZE:
-        for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(i < mag ? i : 255 - i);
-        point_all(im, lut);
-        break;
+    case AA_POSTERIZE: posterize(im, (int)mag); break;
+    case AA_SOLARIZE: solarize(im, mag); break;
     case AA_INVERT:
         for (int i = 0; i < 256; i++) lut[i] = (uint8_t)(255 - i);
         point_all(im, lut);
         break;
     case AA_AUTOCONTRAST: autocontrast(im); break;
     case AA_EQUALIZE: equalize(im); break;
+    default: break;
+    }
+}
+
+/* ---- torchvision's ops (RandAugment, TrivialAugmentWide) ---- */
+
+/* torchvision.transforms.functional._get_inverse_affine_matrix (inverted,
+ * scale 1), operation for operation, so that the doubles are the same. */
+static void tv_inverse_affine(const double center[2], double angle, const double translate[2], const double shear[2],
+                              double m[6]) {
+    double rot = angle * (M_PI / 180.0), sx = shear[0] * (M_PI / 180.0), sy = shear[1] * (M_PI / 180.0);
+    double cx = center[0], cy = center[1], tx = translate[0], ty = translate[1];
+    double a = cos(rot - sy) / cos(sy);
+    double b = -cos(rot - sy) * tan(sx) / cos(sy) - sin(rot);
+    double c = sin(rot - sy) / cos(sy);
+    double d = -sin(rot - sy) * tan(sx) / cos(sy) + cos(rot);
+    double mm[6] = {d / 1.0, -b / 1.0, 0.0 / 1.0, -c / 1.0, a / 1.0, 0.0 / 1.0};
+    mm[2] += mm[0] * (-cx - tx) + mm[1] * (-cy - ty);
+    mm[5] += mm[3] * (-cx - tx) + mm[4] * (-cy - ty);
+    mm[2] += cx;
+    mm[5] += cy;
+    memcpy(m, mm, sizeof mm);
+}
+
+/* F.affine on a PIL image: Image.transform(AFFINE, NEAREST, fillcolor),
+ * whose C code takes the scale-only path when m[1] == m[3] == 0. */
+static void tv_affine(Image *im, const double center[2], const double translate[2], const double shear[2], int fill) {
+    double m[6];
+    tv_inverse_affine(center, 0.0, translate, shear, m);
+    Image out;
+    image_alloc(&out, im->w, im->h);
+    fill_image(&out, fill);
+    if (m[1] == 0 && m[3] == 0) translate_nearest(im, &out, m[2], m[5]);
+    else affine_nearest(im, &out, m);
+    image_free(im);
+    *im = out;
+}
+
+void tv_apply_op(Image *im, TvOp op, double magnitude, int fill) {
+    const double origin[2] = {0.0, 0.0}, middle[2] = {im->w * 0.5, im->h * 0.5}, none[2] = {0.0, 0.0};
+    const double to_degrees = 180.0 / M_PI;
+    switch (op) {
+    case TV_SHEARX: tv_affine(im, origin, none, (const double[2]){atan(magnitude) * to_degrees, 0.0}, fill); break;
+    case TV_SHEARY: tv_affine(im, origin, none, (const double[2]){0.0, atan(magnitude) * to_degrees}, fill); break;
+    case TV_TRANSLATEX: tv_affine(im, middle, (const double[2]){(double)(int)magnitude, 0.0}, none, fill); break;
+    case TV_TRANSLATEY: tv_affine(im, middle, (const double[2]){0.0, (double)(int)magnitude}, none, fill); break;
+    case TV_ROTATE: {
+        Image out;
+        image_alloc(&out, im->w, im->h);
+        fill_image(&out, fill);
+        rotate_nearest(im, &out, magnitude);
+        image_free(im);
+        *im = out;
+        break;
+    }
+    case TV_BRIGHTNESS: enhance_brightness(im, (float)(1.0 + magnitude)); break;
+    case TV_COLOR: enhance_color(im, (float)(1.0 + magnitude)); break;
+    case TV_CONTRAST: enhance_contrast(im, (float)(1.0 + magnitude)); break;
+    case TV_SHARPNESS: enhance_sharpness(im, (float)(1.0 + magnitude)); break;
+    case TV_POSTERIZE: posterize(im, (int)magnitude); break;
+    case TV_SOLARIZE: solarize(im, magnitude); break;
+    case TV_AUTOCONTRAST: autocontrast(im); break;
+    case TV_EQUALIZE: equalize(im); break;
     default: break;
     }
 }

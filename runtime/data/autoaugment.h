@@ -41,6 +41,20 @@ int aa_op_signed(AAOp op);
  * the grey level of uncovered pixels of geometric ops. */
 void aa_apply_op(Image *im, AAOp op, int m, int sign, int fill);
 
+/* torchvision's operations (transforms/autoaugment.py, _apply_op on PIL
+ * images), in the order of RandAugment's augmentation space: affine ops as
+ * F.affine (nearest; shears about the origin by atan(magnitude) degrees,
+ * translations by int(magnitude) pixels) and F.rotate, enhancers with
+ * factor 1 + magnitude, posterize to int(magnitude) bits, solarize at
+ * threshold magnitude. */
+typedef enum TvOp {
+    TV_IDENTITY, TV_SHEARX, TV_SHEARY, TV_TRANSLATEX, TV_TRANSLATEY, TV_ROTATE, TV_BRIGHTNESS, TV_COLOR,
+    TV_CONTRAST, TV_SHARPNESS, TV_POSTERIZE, TV_SOLARIZE, TV_AUTOCONTRAST, TV_EQUALIZE, TV_NUM_OPS
+} TvOp;
+/* Applies op with its signed magnitude in place; fill is the grey level of
+ * uncovered pixels (torchvision's fill=None is 0). */
+void tv_apply_op(Image *im, TvOp op, double magnitude, int fill);
+
 /* The random choices of one application: which sub-policy, whether each
  * step applies, and each step's sign. */
 typedef struct AAChoice {

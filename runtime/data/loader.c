@@ -221,10 +221,12 @@ static const char *cache_name(CacheMode m) {
     return m == CACHE_DECODED ? "decoded" : m == CACHE_JPEG ? "jpeg" : "none";
 }
 
-/* Applies the pipeline to sample s (up to normalize) into *out. */
-static int process_sample(Loader *L, int s, int epoch, Image *out, Error *err) {
+/* Applies the pipeline to sample s (up to normalize) into *out, drawing
+ * from the sample's stream, which *rng holds afterwards (the float ops
+ * after normalize continue it). */
+static int process_sample(Loader *L, int s, int epoch, Image *out, SampleRng *rng, Error *err) {
     int d = L->src[s];
-    SampleRng rng = sample_rng(L->seed, L->train ? epoch : 0, s);
+    *rng = sample_rng(L->seed, L->train ? epoch : 0, s);
     Image img;
     if (L->ds.pixels || L->cache == CACHE_DECODED) { /* pixels in memory: borrowed, never freed here */
         if (L->ds.pixels) {
@@ -235,7 +237,7 @@ static int process_sample(Loader *L, int s, int epoch, Image *out, Error *err) {
         } else {
             img = L->decoded[s];
         }
-        if (pipeline_apply_u8(L->ops, L->n_ops, &img, false, &rng, err)) return -1;
+        if (pipeline_apply_u8(L->ops, L->n_ops, &img, false, rng, err)) return -1;
         *out = img;
         return 0;
     }
@@ -253,15 +255,19 @@ static int process_sample(Loader *L, int s, int epoch, Image *out, Error *err) {
         }
         data = (const uint8_t *)file;
     }
-    int rc = pipeline_apply_encoded(L->ops, L->n_ops, data, n, &rng, out, err);
+    int rc = pipeline_apply_encoded(L->ops, L->n_ops, data, n, rng, out, err);
     free(file);
     if (rc) error_prefix(err, "%s", L->ds.path[d]);
     return rc;
 }
 
-static void write_sample(const Loader *L, const Image *img, void *dst) {
-    if (L->out == LOADER_U8_NHWC) memcpy(dst, img->px, (size_t)img->w * img->h * 3);
-    else normalize_with_lut(img, (const float(*)[256])L->lut, dst);
+static void write_sample(const Loader *L, const Image *img, SampleRng *rng, void *dst) {
+    if (L->out == LOADER_U8_NHWC) {
+        memcpy(dst, img->px, (size_t)img->w * img->h * 3);
+        return;
+    }
+    normalize_with_lut(img, (const float(*)[256])L->lut, dst);
+    pipeline_apply_f32(L->ops, L->n_ops, dst, img->w, img->h, rng);
 }
 
 /* ---- workers ---- */
@@ -292,14 +298,15 @@ static void *worker_main(void *arg) {
         Error err; /* per sample: clearing the message is enough, the 16 KiB stay as they are */
         error_clear(&err);
         Image img;
-        int rc = process_sample(L, s, epoch, &img, &err);
+        SampleRng rng;
+        int rc = process_sample(L, s, epoch, &img, &rng, &err);
         if (rc == 0) {
             if (img.w != L->out_w || img.h != L->out_h) {
                 error_set(&err, "%s: sample is %dx%d after the pipeline, the batch needs %dx%d (add a crop)",
                           L->ds.path ? L->ds.path[L->src[s]] : "sample", img.w, img.h, L->out_w, L->out_h);
                 rc = -1;
             } else {
-                write_sample(L, &img, (char *)slot->data + (size_t)k * sample_elems * elem);
+                write_sample(L, &img, &rng, (char *)slot->data + (size_t)k * sample_elems * elem);
                 slot->labels[k] = L->ds.label[L->src[s]];
                 slot->indices[k] = s;
             }
@@ -458,7 +465,8 @@ Loader *loader_open(const Recipe *r, const char *split, int batch, bool train, L
 
     if (!pipeline_output_shape(L->ops, L->n_ops, &L->out_h, &L->out_w)) {
         Image img;
-        if (process_sample(L, 0, 0, &img, err)) {
+        SampleRng rng;
+        if (process_sample(L, 0, 0, &img, &rng, err)) {
             loader_close(L);
             return NULL;
         }
@@ -718,6 +726,7 @@ int loader_prepare_file(const Recipe *r, bool train, const char *path, uint64_t 
                     std[c] = ops[ni].std[c];
                 }
             normalize_to_f32(&img, mean, std, dst);
+            pipeline_apply_f32(ops, n_ops, dst, img.w, img.h, &rng);
         }
     }
     image_free(&img);

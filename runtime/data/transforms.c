@@ -17,6 +17,7 @@
 
 #include "data/autoaugment.h"
 #include "data/codec.h"
+#include "data/randaugment.h"
 
 #define PRECISION_BITS (32 - 8 - 2) /* PIL's for 8-bit images */
 
@@ -582,8 +583,17 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
             }
             autoaugment_apply(img, op->policy, op->fill, rng);
             break;
+        case TF_RANDAUGMENT:
+        case TF_TRIVIALAUGMENT:
+            if (!owned) {
+                next = image_clone(img);
+                replace(img, &owned, &next);
+            }
+            if (op->kind == TF_RANDAUGMENT) randaugment_apply(img, op->num_ops, op->magnitude, op->bins, op->fill, rng);
+            else trivialaugment_apply(img, op->bins, op->fill, rng);
+            break;
         case TF_NORMALIZE:
-            i = n; /* the caller normalizes; nothing may follow */
+            i = n; /* the caller normalizes; float ops (pipeline_apply_f32) follow */
             break;
         default:
             error_set(err, "unknown transform %d", (int)op->kind);
@@ -595,6 +605,52 @@ int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned,
         *img = copy;
     }
     return 0;
+}
+
+bool erasing_params(int w, int h, const float scale[2], const float ratio[2], SampleRng *rng, int *top, int *left,
+                    int *eh, int *ew) {
+    double area = (double)w * h;
+    double log_r0 = log(ratio[0]), log_r1 = log(ratio[1]);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double erase_area = area * (scale[0] + (scale[1] - scale[0]) * srng_uniform(rng));
+        double aspect = exp(log_r0 + (log_r1 - log_r0) * srng_uniform(rng));
+        int bh = (int)nearbyint(sqrt(erase_area * aspect));
+        int bw = (int)nearbyint(sqrt(erase_area / aspect));
+        if (!(bh < h && bw < w)) continue;
+        *top = srng_below(rng, h - bh + 1);
+        *left = srng_below(rng, w - bw + 1);
+        *eh = bh;
+        *ew = bw;
+        return true;
+    }
+    return false;
+}
+
+/* A standard normal draw (Box-Muller; 1 - u keeps the logarithm finite). */
+static float srng_normal(SampleRng *rng) {
+    double u1 = srng_uniform(rng), u2 = srng_uniform(rng);
+    return (float)(sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2));
+}
+
+void erase_f32(float *x, int w, int top, int left, int eh, int ew, const float value[3], SampleRng *rng) {
+    for (int y = top; y < top + eh; y++)
+        for (int xx = left; xx < left + ew; xx++)
+            for (int c = 0; c < 3; c++) x[((size_t)y * w + xx) * 3 + c] = rng ? srng_normal(rng) : value[c];
+}
+
+void pipeline_apply_f32(const TransformOp *ops, int n, float *x, int w, int h, SampleRng *rng) {
+    for (int i = pipeline_normalize_index(ops, n) + 1; i > 0 && i < n; i++) {
+        const TransformOp *op = &ops[i];
+        if (op->kind != TF_RANDOM_ERASING || !(srng_uniform(rng) < op->p)) continue;
+        int top, left, eh, ew;
+        if (erasing_params(w, h, op->scale, op->ratio, rng, &top, &left, &eh, &ew))
+            erase_f32(x, w, top, left, eh, ew, op->erase_value, op->erase_random ? rng : NULL);
+    }
+}
+
+bool pipeline_has_float_ops(const TransformOp *ops, int n) {
+    int ni = pipeline_normalize_index(ops, n);
+    return ni >= 0 && ni + 1 < n;
 }
 
 static bool starts_with_resize_crop(const TransformOp *ops, int n) {

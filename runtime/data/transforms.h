@@ -93,6 +93,22 @@ int pipeline_normalize_index(const TransformOp *ops, int n);
 int pipeline_apply_u8(const TransformOp *ops, int n, Image *img, bool img_owned, SampleRng *rng,
                       Error *err);
 
+/* torchvision RandomErasing.get_params on a w x h image: up to 10 attempts
+ * at an area fraction uniform in scale and a log-uniform aspect ratio h/w,
+ * sides rounded half to even, kept when both are smaller than the image;
+ * then the top-left corner uniformly. false: no attempt fitted (no erasing). */
+bool erasing_params(int w, int h, const float scale[2], const float ratio[2], SampleRng *rng, int *top, int *left,
+                    int *eh, int *ew);
+/* torchvision's F.erase on an NHWC float image of width w: rows [top,
+ * top+eh) and columns [left, left+ew) set to value[c], or, with rng, to
+ * standard normal draws (RandomErasing(value='random')). */
+void erase_f32(float *x, int w, int top, int left, int eh, int ew, const float value[3], SampleRng *rng);
+/* Applies the float ops after the pipeline's normalize (random_erasing) to
+ * an NHWC float w x h sample that normalize produced, continuing rng. */
+void pipeline_apply_f32(const TransformOp *ops, int n, float *x, int w, int h, SampleRng *rng);
+/* Whether float ops follow normalize: batches must then travel as floats. */
+bool pipeline_has_float_ops(const TransformOp *ops, int n);
+
 /* Decodes JPEG/PNG bytes and applies the pipeline (up to normalize), with
  * the same result and the same random draws as image_decode (with
  * pipeline_decode_hint) + pipeline_apply_u8, but faster when the pipeline

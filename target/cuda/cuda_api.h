@@ -9,7 +9,10 @@
  *
  * Search order for each library: $CUDA_HOME/lib64, the toolkit the build
  * saw (RXC_CUDA_HOME/lib64), then the dynamic loader's default path, trying
- * the known soname versions newest first.
+ * the known soname versions newest first. NVRTC loads its builtins library
+ * (libnvrtc-builtins.so.MAJOR.MINOR) by soname at its first compile, which
+ * fails when the toolkit's lib directory is not on the loader's path; so
+ * the builtins are loaded here first from libnvrtc's own directory.
  */
 #ifndef RXC_CUDA_API_H
 #define RXC_CUDA_API_H
@@ -39,6 +42,17 @@ typedef struct cublasContext *cublasHandle_t;
 enum {
     RXC_CUDA_ERROR_STUB_LIBRARY = 34,
     RXC_CUDA_ERROR_NO_DEVICE = 100,
+    RXC_CUBLAS_STATUS_NOT_INITIALIZED = 1,
+    RXC_CUBLAS_STATUS_ALLOC_FAILED = 3,
+    RXC_CUBLAS_STATUS_INVALID_VALUE = 7,
+    RXC_CUBLAS_STATUS_ARCH_MISMATCH = 8,
+    RXC_CUBLAS_STATUS_MAPPING_ERROR = 11,
+    RXC_CUBLAS_STATUS_EXECUTION_FAILED = 13,
+    RXC_CUBLAS_STATUS_INTERNAL_ERROR = 14,
+    RXC_CUBLAS_STATUS_NOT_SUPPORTED = 15,
+    RXC_CUBLAS_STATUS_LICENSE_ERROR = 16,
+    RXC_MAJOR_VERSION = 0,
+    RXC_MINOR_VERSION = 1,
     RXC_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16,
     RXC_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
     RXC_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
@@ -61,12 +75,17 @@ enum { CUDA_LIB_DRIVER = 1, CUDA_LIB_NVRTC = 2, CUDA_LIB_CUBLAS = 4 };
 typedef struct CudaApi {
     unsigned loaded;               /* CUDA_LIB_* bits */
     void *libcuda, *libnvrtc, *libcublas;
+    void *libnvrtc_builtins;       /* NULL when not found next to libnvrtc */
     char nvrtc_path[512];
+    /* "libnvrtc-builtins.so.13.0 in /dir[, /realdir]": where the builtins
+     * were looked for, for the error when NVRTC cannot load them */
+    char nvrtc_builtins_sought[8400];
 
     /* driver */
     CUresult (*cuInit)(unsigned flags);
     CUresult (*cuDriverGetVersion)(int *version);
     CUresult (*cuGetErrorString)(CUresult r, const char **s);
+    CUresult (*cuGetErrorName)(CUresult r, const char **s);
     CUresult (*cuDeviceGetCount)(int *n);
     CUresult (*cuDeviceGet)(CUdevice *d, int ordinal);
     CUresult (*cuDeviceGetName)(char *name, int len, CUdevice d);
@@ -121,6 +140,7 @@ typedef struct CudaApi {
     cublasStatus_t (*cublasCreate)(cublasHandle_t *h);
     cublasStatus_t (*cublasDestroy)(cublasHandle_t h);
     cublasStatus_t (*cublasSetStream)(cublasHandle_t h, CUstream s);
+    cublasStatus_t (*cublasGetProperty)(int type, int *value);
     cublasStatus_t (*cublasSetMathMode)(cublasHandle_t h, int mode);
     cublasStatus_t (*cublasSetWorkspace)(cublasHandle_t h, void *ws, size_t bytes);
     cublasStatus_t (*cublasSgemm)(cublasHandle_t h, int ta, int tb, int m, int n, int k, const float *alpha,
@@ -139,8 +159,28 @@ typedef struct CudaApi {
 int cuda_api_load(CudaApi *api, unsigned what, Error *err);
 void cuda_api_unload(CudaApi *api);
 
-/* "CUDA_ERROR_...: text" for a driver result. */
+/* The driver's description of a result ("an illegal memory access was
+ * encountered"), and its name ("CUDA_ERROR_ILLEGAL_ADDRESS"). */
 const char *cuda_result_text(const CudaApi *api, CUresult r);
+const char *cuda_result_name(const CudaApi *api, CUresult r);
+/* "CUBLAS_STATUS_NOT_SUPPORTED" for 15. */
+const char *cublas_status_name(cublasStatus_t s);
+
+/* Sets err to "WHAT: NAME (code): description", WHAT formatted from fmt;
+ * returns -1. Every driver and cuBLAS failure is reported this way. */
+int cuda_error_set(Error *err, const CudaApi *api, CUresult r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int cublas_error_set(Error *err, cublasStatus_t s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Checks that the driver runs what the loaded NVRTC and cuBLAS produce
+ * (needs the driver; NVRTC and cuBLAS when loaded). CUDA's minor-version
+ * compatibility lets a driver run a toolkit of its own major version, so an
+ * older driver major is an error naming both versions and what to install;
+ * an older minor is a warning line in *warning ("" when none). */
+int cuda_check_versions(const CudaApi *api, char *warning, size_t warning_len, Error *err);
+
+/* The driver's CUDA version as major * 1000 + minor * 10 (13000 = 13.0), or -1. */
+int cuda_driver_version(const CudaApi *api);
 
 /* 1 when a CUDA device can be used (driver loads, cuInit succeeds, at least
  * one device), else 0 with the reason in why: the trainer's

@@ -19,18 +19,29 @@
  * settles its heuristics); the second captures the same sequence, scalars
  * upload included, as a CUDA graph; later runs replay it. The scalars are
  * read from pinned host memory when the graph executes, so a replay sees
- * the step's values. RXC_CUDA_GRAPHS=0 turns capture off.
+ * the step's values. A capture that fails is an error (a GPU that cannot
+ * replay graphs would silently run slower); RXC_NO_GRAPH=1 (or the older
+ * RXC_CUDA_GRAPHS=0) turns graphs off on purpose.
+ *
+ * Direct convolutions. A STEP_CONV launches conv_cuda.c's kernel for its
+ * (pass, geometry), rendered into the same module; the weight gradient's
+ * chunk partials use the scratch area as column reductions do.
  *
  * GEMMs. Program GEMMs are row-major; cuBLAS is column-major, so
  * C = op(A) op(B) runs as C^T = op(B)^T op(A)^T with the operands swapped.
  * TF32 tensor cores are used for f32 GEMMs when the program's precision
- * asks for it (RXC_TF32=1 forces it on, =0 off); bf16 operands use bf16
- * tensor cores with fp32 accumulation.
+ * asks for it; RXC_TF32=1 or =0 decides instead when set. The choice is
+ * both the GEMMs' compute type and the handle's math mode. bf16 operands
+ * use bf16 tensor cores with fp32 accumulation.
+ *
+ * Kernels. NVRTC compiles the module in parts (nvrtc_compile.h); each part
+ * is its own CUmodule and each kernel is looked up in its part's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_cuda.h"
 #include "cuda_api.h"
 #include "exec_cuda.h"
 #include "nvrtc_compile.h"
@@ -60,8 +71,12 @@ typedef struct CudaExec {
     bool ctx_retained;
     CUstream stream, copy_stream;
     CUevent input_ready, landing_free, phase_done[PHASE_COUNT];
-    CUmodule module;
+    CUmodule *modules;              /* one per NVRTC part */
+    int n_modules;
+    CUmodule *kernel_module;        /* per kernel of the KirModule: the module of its part */
+    CUmodule *conv_module;          /* per conv_cuda kernel: the module of its part */
     CudaLaunch *launches;
+    ConvCudaSet convs;              /* the STEP_CONV kernels and their launches */
     cublasHandle_t blas;
     bool tf32;
 
@@ -79,7 +94,6 @@ typedef struct CudaExec {
     int runs[PHASE_COUNT];
     bool use_graphs;
     CUgraphExec graph[PHASE_COUNT];
-    bool graph_failed[PHASE_COUNT];
 } CudaExec;
 
 static bool is_staged(BufSpace s) { return s == SPACE_INPUT || s == SPACE_LABELS; }
@@ -92,8 +106,7 @@ static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
     do {                                                                                                 \
         CUresult r_ = (x)->api.call;                                                                     \
         if (r_ != 0) {                                                                                   \
-            error_set(err, "%s: %s (CUDA error %d)", #call, cuda_result_text(&(x)->api, r_), r_); \
-            return -1;                                                                                   \
+            return cuda_error_set(err, &(x)->api, r_, "%s", #call);                                     \
         }                                                                                                \
     } while (0)
 
@@ -120,11 +133,9 @@ static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, Error *er
         g->m, g->k, &g->alpha, (const void *)(uintptr_t)s->b, s->b_type, g->ldb, g->stride_b,
         (const void *)(uintptr_t)s->a, s->a_type, g->lda, g->stride_a, &g->beta, (void *)(uintptr_t)s->c, s->c_type,
         g->ldc, g->stride_c, g->batch, compute, RXC_CUBLAS_GEMM_DEFAULT);
-    if (st != 0) {
-        error_set(err, "cublasGemmStridedBatchedEx (%d x %d x %d, batch %d) failed with status %d", g->m, g->n,
-                  g->k, g->batch, st);
-        return -1;
-    }
+    if (st != 0)
+        return cublas_error_set(err, st, "cublasGemmStridedBatchedEx (%d x %d x %d, batch %d) failed", g->m, g->n,
+                                g->k, g->batch);
     return 0;
 }
 
@@ -138,8 +149,8 @@ static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
                 CU_TRY(x, cuMemcpyDtoDAsync(x->space[s], x->landing[s], (size_t)x->space_bytes[s], x->stream));
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
-        int rc = st->kind == STEP_KERNEL ? launch_kernel(x, &x->steps[ph][i], err)
-                                         : run_gemm(x, &st->gemm, &x->steps[ph][i], err);
+        int rc = st->kind == STEP_GEMM ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
+                                       : launch_kernel(x, &x->steps[ph][i], err);
         if (rc) {
             return error_append(err, " (step %d of %s: %s)", i,
                                 ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
@@ -158,18 +169,18 @@ static int capture_phase(CudaExec *x, Phase ph, Error *err) {
         if (g) x->api.cuGraphDestroy(g);
         return -1;
     }
-    if (r != 0) {
-        error_set(err, "cuStreamEndCapture: %s", cuda_result_text(&x->api, r));
-        return -1;
-    }
+    if (r != 0) return cuda_error_set(err, &x->api, r, "cuStreamEndCapture");
     r = x->api.cuGraphInstantiateWithFlags(&x->graph[ph], g, 0);
     x->api.cuGraphDestroy(g);
     if (r != 0) {
         x->graph[ph] = NULL;
-        error_set(err, "cuGraphInstantiate: %s", cuda_result_text(&x->api, r));
-        return -1;
+        return cuda_error_set(err, &x->api, r, "cuGraphInstantiateWithFlags");
     }
     return 0;
+}
+
+static const char *phase_name(Phase ph) {
+    return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward";
 }
 
 static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
@@ -188,14 +199,9 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
         x->staged_pending = false;
     }
     int n = x->runs[ph]++;
-    if (x->use_graphs && !x->graph_failed[ph] && n >= 1 && !x->graph[ph]) {
-        Error why = {0};
-        if (capture_phase(x, ph, &why) != 0) {
-            x->graph_failed[ph] = true;
-            if (getenv("RXC_VERBOSE")) fprintf(stderr, "rxc: cuda graph capture failed, running steps directly: %s\n",
-                                               why.msg);
-        }
-    }
+    if (x->use_graphs && n >= 1 && !x->graph[ph] && capture_phase(x, ph, err) != 0)
+        return error_prefix(err, "capturing the %s phase as a CUDA graph failed (RXC_NO_GRAPH=1 runs without graphs)",
+                            phase_name(ph));
     if (x->graph[ph]) CU_TRY(x, cuGraphLaunch(x->graph[ph], x->stream));
     else if (enqueue_phase(x, ph, err)) return -1;
     CU_TRY(x, cuEventRecord(x->phase_done[ph], x->stream));
@@ -270,7 +276,8 @@ static void cuda_free(Executor *e) {
             if (x->phase_done[ph]) x->api.cuEventDestroy(x->phase_done[ph]);
         }
         if (x->blas) x->api.cublasDestroy(x->blas);
-        if (x->module) x->api.cuModuleUnload(x->module);
+        for (int m = 0; m < x->n_modules; m++)
+            if (x->modules[m]) x->api.cuModuleUnload(x->modules[m]);
         if (x->arena) x->api.cuMemFree(x->arena);
         if (x->sc_host) x->api.cuMemFreeHost(x->sc_host);
         for (int s = 0; s < SPACE_COUNT; s++)
@@ -290,6 +297,10 @@ static void cuda_free(Executor *e) {
         free(x->steps[ph]);
     }
     free(x->launches);
+    conv_cuda_set_free(&x->convs);
+    free(x->modules);
+    free(x->kernel_module);
+    free(x->conv_module);
     cuda_api_unload(&x->api);
     free(x);
 }
@@ -317,6 +328,42 @@ static int data_type(KDType t, const char *what, Error *err) {
     return -1;
 }
 
+/* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
+ * parameters (x, w, y, sc, scratch). */
+static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
+    const Program *p = x->base.program;
+    const ConvStep *c = &p->steps[ph][i].conv;
+    CudaStep *cs = &x->steps[ph][i];
+    int k = x->convs.step_kernel[ph][i];
+    if (k < 0 || check_buffer(p, x, c->x, err) || check_buffer(p, x, c->w, err) || check_buffer(p, x, c->y, err))
+        return k < 0 ? error_set(err, "conv step %d has no kernel", i) : -1;
+    const ConvCudaKernel *ck = &x->convs.kernels[k];
+    const ConvGeom *g = &c->g;
+    const int64_t need[3] = {(int64_t)g->n * g->h * g->w * g->cin, (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw,
+                             (int64_t)g->n * g->oh * g->ow * g->cout};
+    const int ids[3] = {c->x, c->w, c->y};
+    for (int q = 0; q < 3; q++)
+        if (p->bufs[ids[q]].numel < need[q])
+            return error_set(err, "conv kernel %s: buffer %s has %lld elements, needs %lld", ck->name,
+                             p->bufs[ids[q]].name, (long long)p->bufs[ids[q]].numel, (long long)need[q]);
+    cs->launch = &ck->launch;
+    CUresult r = x->api.cuModuleGetFunction(&cs->fn, x->conv_module[k], ck->name);
+    if (r == 0 && ck->launch.has_finish) {
+        char *fin = xasprintf("%s_finish", ck->name);
+        r = x->api.cuModuleGetFunction(&cs->finish, x->conv_module[k], fin);
+        free(fin);
+    }
+    if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", ck->name);
+    cs->arg_values = xcalloc(5, sizeof(CUdeviceptr));
+    cs->params = xcalloc(5, sizeof(void *));
+    for (int q = 0; q < 3; q++)
+        cs->arg_values[q] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
+    cs->arg_values[3] = x->sc_dev[ph];
+    cs->arg_values[4] = x->scratch;
+    for (int a = 0; a < 5; a++) cs->params[a] = &cs->arg_values[a];
+    return 0;
+}
+
 static int resolve_steps(CudaExec *x, Error *err) {
     const Program *p = x->base.program;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
@@ -325,10 +372,8 @@ static int resolve_steps(CudaExec *x, Error *err) {
             const Step *st = &p->steps[ph][i];
             CudaStep *cs = &x->steps[ph][i];
             if (st->kind == STEP_CONV) {
-                error_set(err,
-                          "step %s is a direct conv (STEP_CONV), which only the CPU executor runs: compile "
-                          "the program for the CUDA target (target_cuda)", st->note ? st->note : "?");
-                return -1;
+                if (resolve_conv(x, ph, i, err)) return -1;
+                continue;
             }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;
@@ -355,16 +400,14 @@ static int resolve_steps(CudaExec *x, Error *err) {
                 return -1;
             }
             cs->launch = &x->launches[st->kernel];
-            CUresult r = x->api.cuModuleGetFunction(&cs->fn, x->module, k->name);
+            CUmodule module = x->kernel_module[st->kernel];
+            CUresult r = x->api.cuModuleGetFunction(&cs->fn, module, k->name);
             if (r == 0 && cs->launch->has_finish) {
                 char *fin = xasprintf("%s_finish", k->name);
-                r = x->api.cuModuleGetFunction(&cs->finish, x->module, fin);
+                r = x->api.cuModuleGetFunction(&cs->finish, module, fin);
                 free(fin);
             }
-            if (r != 0) {
-                error_set(err, "kernel %s is missing from the cubin: %s", k->name, cuda_result_text(&x->api, r));
-                return -1;
-            }
+            if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", k->name);
             int n = k->n_bufs + 2;
             cs->arg_values = xcalloc((size_t)n, sizeof(CUdeviceptr));
             cs->params = xcalloc((size_t)n, sizeof(void *));
@@ -385,7 +428,7 @@ static int resolve_steps(CudaExec *x, Error *err) {
                 if (cs->launch->vec4_bufs >> a & 1) aligned &= cs->arg_values[a] % 16 == 0;
             if (aligned && !getenv("RXC_CUDA_NO_VEC4")) {
                 char *v4 = xasprintf("%s_v4", k->name);
-                r = x->api.cuModuleGetFunction(&cs->vec4, x->module, v4);
+                r = x->api.cuModuleGetFunction(&cs->vec4, module, v4);
                 free(v4);
                 if (r != 0) {
                     error_set(err, "kernel %s_v4 is missing from the cubin", k->name);
@@ -400,43 +443,78 @@ static int resolve_steps(CudaExec *x, Error *err) {
     return 0;
 }
 
+/* Compiles (or takes from the cache) every kernel and loads each NVRTC part
+ * as a module. */
+static int load_kernels(CudaExec *x, const Program *p, int sm, Error *err) {
+    char *src = render_cuda_program(p, &x->launches, &x->convs, err);
+    if (!src) return -1;
+    NvrtcOptions opt = {.sm = sm, .use_cache = true};
+    NvrtcModule mod;
+    int rc = nvrtc_compile(&x->api, src, &opt, &mod, err);
+    free(src);
+    if (rc) return -1;
+    if (getenv("RXC_VERBOSE"))
+        fprintf(stderr, "rxc: %d CUDA kernels for sm_%d %s in %.3f s (%d part%s)\n", p->module->n, sm,
+                mod.from_cache ? "loaded from the cubin cache" : "compiled by NVRTC", mod.seconds, mod.n_parts,
+                mod.n_parts == 1 ? "" : "s");
+    x->modules = xcalloc((size_t)mod.n_parts, sizeof *x->modules);
+    x->n_modules = mod.n_parts;
+    x->kernel_module = xcalloc((size_t)p->module->n, sizeof *x->kernel_module);
+    for (int i = 0; i < mod.n_parts && rc == 0; i++) {
+        CUresult r = x->api.cuModuleLoadData(&x->modules[i], mod.parts[i].cubin);
+        if (r != 0) rc = cuda_error_set(err, &x->api, r, "cuModuleLoadData (part %d of %d)", i + 1, mod.n_parts);
+    }
+    for (int k = 0; k < p->module->n && rc == 0; k++) {
+        int part = nvrtc_module_part_of(&mod, p->module->kernels[k]->name);
+        if (part < 0) rc = error_set(err, "kernel %s is in no NVRTC part", p->module->kernels[k]->name);
+        else x->kernel_module[k] = x->modules[part];
+    }
+    x->conv_module = xcalloc((size_t)(x->convs.n > 0 ? x->convs.n : 1), sizeof *x->conv_module);
+    for (int k = 0; k < x->convs.n && rc == 0; k++) {
+        int part = nvrtc_module_part_of(&mod, x->convs.kernels[k].name);
+        if (part < 0) rc = error_set(err, "conv kernel %s is in no NVRTC part", x->convs.kernels[k].name);
+        else x->conv_module[k] = x->modules[part];
+    }
+    nvrtc_module_free(&mod);
+    return rc;
+}
+
+/* RXC_TF32=0/1 when set decides; else the program's precision (on). */
+static void apply_tf32(CudaExec *x, bool precision_wants) {
+    const char *env = getenv("RXC_TF32");
+    x->tf32 = env && *env ? atoi(env) != 0 : precision_wants;
+    if (x->blas) x->api.cublasSetMathMode(x->blas, x->tf32 ? RXC_CUBLAS_TF32_TENSOR_OP_MATH : RXC_CUBLAS_DEFAULT_MATH);
+}
+
 static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     if (!cuda_available(err)) return error_prefix(err, "cuda requested but no GPU");
     if (cuda_api_load(&x->api, CUDA_LIB_DRIVER | CUDA_LIB_NVRTC | CUDA_LIB_CUBLAS, err)) return -1;
     CU_TRY(x, cuInit(0));
+    char warning[512];
+    if (cuda_check_versions(&x->api, warning, sizeof warning, err)) return -1;
+    if (warning[0]) fprintf(stderr, "%s\n", warning);
     CU_TRY(x, cuDeviceGet(&x->dev, ordinal));
     char devname[96] = "";
     x->api.cuDeviceGetName(devname, sizeof devname, x->dev);
-    snprintf(x->name, sizeof x->name, "cuda:%d %s", ordinal, devname);
     CU_TRY(x, cuDevicePrimaryCtxRetain(&x->ctx, x->dev));
     x->ctx_retained = true;
     CU_TRY(x, cuCtxSetCurrent(x->ctx));
-    int sm = cuda_device_sm(&x->api, ordinal, err);
+    int sm = cuda_device_sm(&x->api, ordinal, err), driver = cuda_driver_version(&x->api);
     if (sm < 0) return -1;
-
-    /* kernels */
-    if (p->module && p->module->n > 0) {
-        char *src = render_cuda(p->module, &x->launches);
-        NvrtcOptions opt = {.sm = sm, .use_cache = true};
-        NvrtcModule mod;
-        int rc = nvrtc_compile(&x->api, src, &opt, &mod, err);
-        free(src);
-        if (rc) return -1;
-        if (getenv("RXC_VERBOSE"))
-            fprintf(stderr, "rxc: %d CUDA kernels for sm_%d %s in %.3f s\n", p->module->n, sm,
-                    mod.from_cache ? "loaded from the cubin cache" : "compiled by NVRTC", mod.seconds);
-        CUresult r = x->api.cuModuleLoadData(&x->module, mod.cubin);
-        nvrtc_module_free(&mod);
-        if (r != 0) {
-            error_set(err, "cuModuleLoadData: %s", cuda_result_text(&x->api, r));
-            return -1;
-        }
-    }
+    snprintf(x->name, sizeof x->name, "cuda:%d (%s, sm_%d, driver %d.%d)", ordinal, devname, sm, driver / 1000,
+             driver % 1000 / 10);
+    bool any_conv = false;
+    for (int ph = 0; ph < PHASE_COUNT; ph++)
+        for (int i = 0; i < p->n_steps[ph]; i++) any_conv |= p->steps[ph][i].kind == STEP_CONV;
+    if (p->module && (p->module->n > 0 || any_conv) && load_kernels(x, p, sm, err)) return -1;
 
     /* the arena: every space, scratch, scalars, cuBLAS workspace, landing areas */
     size_t scratch_floats = 0;
     for (int i = 0; p->module && i < p->module->n; i++)
         if ((size_t)x->launches[i].scratch_floats > scratch_floats) scratch_floats = (size_t)x->launches[i].scratch_floats;
+    for (int i = 0; i < x->convs.n; i++)
+        if ((size_t)x->convs.kernels[i].launch.scratch_floats > scratch_floats)
+            scratch_floats = (size_t)x->convs.kernels[i].launch.scratch_floats;
     size_t offset = 0, space_off[SPACE_COUNT], landing_off[SPACE_COUNT] = {0}, sc_off[PHASE_COUNT];
     for (int s = 0; s < SPACE_COUNT; s++) {
         x->space_bytes[s] = p->space_bytes[s];
@@ -461,11 +539,10 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     if (r != 0) {
         size_t free_b = 0, total_b = 0;
         x->api.cuMemGetInfo(&free_b, &total_b);
-        error_set(err, "cannot allocate the %.1f MiB device arena (%.1f MiB free of %.1f): %s",
-                  (double)x->arena_bytes / 1048576.0, (double)free_b / 1048576.0, (double)total_b / 1048576.0,
-                  cuda_result_text(&x->api, r));
         x->arena = 0;
-        return -1;
+        return cuda_error_set(err, &x->api, r, "cannot allocate the %.1f MiB device arena (%.1f MiB free of %.1f)",
+                              (double)x->arena_bytes / 1048576.0, (double)free_b / 1048576.0,
+                              (double)total_b / 1048576.0);
     }
     for (int s = 0; s < SPACE_COUNT; s++) {
         x->space[s] = x->arena + space_off[s];
@@ -496,15 +573,14 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
             x->staging[s] = host;
         }
 
-    if (x->api.cublasCreate(&x->blas) != 0 || x->api.cublasSetStream(x->blas, x->stream) != 0 ||
-        x->api.cublasSetWorkspace(x->blas, (void *)(uintptr_t)x->blas_ws, BLAS_WORKSPACE) != 0) {
-        error_set(err, "cuBLAS initialisation failed");
-        return -1;
-    }
-    const char *tf32 = getenv("RXC_TF32");
-    x->tf32 = tf32 ? atoi(tf32) != 0 : false;
-    const char *graphs = getenv("RXC_CUDA_GRAPHS");
-    x->use_graphs = !(graphs && !strcmp(graphs, "0"));
+    cublasStatus_t bs = x->api.cublasCreate(&x->blas);
+    if (bs != 0) return cublas_error_set(err, bs, "cuBLAS initialisation (cublasCreate) failed");
+    if ((bs = x->api.cublasSetStream(x->blas, x->stream)) != 0 ||
+        (bs = x->api.cublasSetWorkspace(x->blas, (void *)(uintptr_t)x->blas_ws, BLAS_WORKSPACE)) != 0)
+        return cublas_error_set(err, bs, "cuBLAS initialisation (stream, workspace) failed");
+    apply_tf32(x, false);
+    const char *no_graph = getenv("RXC_NO_GRAPH"), *graphs = getenv("RXC_CUDA_GRAPHS");
+    x->use_graphs = !(no_graph && *no_graph && strcmp(no_graph, "0")) && !(graphs && !strcmp(graphs, "0"));
     return resolve_steps(x, err);
 }
 
@@ -528,5 +604,5 @@ Executor *exec_cuda_new(const Program *p, int device, Error *err) {
 }
 
 void exec_cuda_set_tf32(Executor *e, int on) {
-    if (e && e->run == cuda_run) ((CudaExec *)e->impl)->tf32 = on != 0;
+    if (e && e->run == cuda_run) apply_tf32(e->impl, on != 0);
 }

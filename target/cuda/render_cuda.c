@@ -26,6 +26,7 @@
  * hoisted out of the inner loop come from kir_analysis.h, as in render_c.c.
  */
 #include "render_cuda.h"
+#include "render_cuda_prelude.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -54,7 +55,7 @@ const char *render_cuda_ctype(KDType t) {
     return "float";
 }
 
-static uint64_t vec4_buffers(const Kernel *k);
+static uint64_t vec_buffers(const Kernel *k, int *width);
 
 /* ---- launch geometry ------------------------------------------------------ */
 
@@ -109,10 +110,10 @@ CudaLaunch render_cuda_launch(const Kernel *k) {
         l.mapping = CM_THREAD_PER_ROW;
         l.block[0] = ROW_THREADS;
         l.grid[0] = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
-        l.vec4_bufs = vec4_buffers(k);
+        l.vec4_bufs = vec_buffers(k, &l.vec_width);
         if (l.vec4_bufs) {
             l.has_vec4 = true;
-            l.vec4_grid = clamp_grid((k->outer / 4 + ROW_THREADS - 1) / ROW_THREADS);
+            l.vec4_grid = clamp_grid((k->outer / l.vec_width + ROW_THREADS - 1) / ROW_THREADS);
         }
     }
     return l;
@@ -129,8 +130,9 @@ typedef struct Emitter {
     bool *ready;           /* per node: its value is in scope */
     int *undo, n_undo, cap_undo;
     int *marks, n_marks, cap_marks;
-    int lane;              /* NAME_v4: the element of the float4 being computed, else -1 */
-    uint64_t vec_bufs;     /* NAME_v4: buffers accessed only at [i], as float4 */
+    int lane;              /* NAME_v4: the element of the vector being computed, else -1 */
+    int vec_width;         /* NAME_v4: 4 or 8 elements per thread */
+    uint64_t vec_bufs;     /* NAME_v4: buffers accessed only at [i], 16 bytes at a time */
 } Emitter;
 
 static void line(Emitter *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -205,12 +207,24 @@ static void buf_param(const Kernel *k, int b, char *out, size_t n) {
 
 static void emit_expr(Emitter *E, int e);
 
+/* Lane E->lane of vector variable PREFIX<b> of the vector variant: in the
+ * 4-wide form a float4 component; 8 wide, f32 buffers are two float4s
+ * (PREFIX<b>_0, _1) and bf16 ones a uint4 of bf16 pairs, low half first,
+ * widened exactly ("in") or a float of the lanes to pack ("out"). */
+static void lane_text(const Emitter *E, const char *prefix, int b, char *out, size_t n) {
+    int l = E->lane;
+    if (E->vec_width == 4) snprintf(out, n, "%s%d.%c", prefix, b, "xyzw"[l]);
+    else if (E->k->bufs[b].dtype == KD_F32) snprintf(out, n, "%s%d_%d.%c", prefix, b, l / 4, "xyzw"[l % 4]);
+    else if (prefix[0] == 'o') snprintf(out, n, "%s%d[%d]", prefix, b, l);
+    else snprintf(out, n, "rxc_bf16_%s(%s%d.%c)", l % 2 ? "hi" : "lo", prefix, b, "xyzw"[l / 2]);
+}
+
 static void load_text(Emitter *E, const KExpr *x, char *out, size_t n) {
     char idx[REFLEN], name[40];
     ref(E, x->a, idx, sizeof idx);
     buf_param(E->k, x->buf, name, sizeof name);
     if (E->lane >= 0 && x->buf < 64 && (E->vec_bufs >> x->buf & 1)) {
-        snprintf(out, n, "in%d.%c", x->buf, "xyzw"[E->lane]);
+        lane_text(E, "in", x->buf, out, n);
         return;
     }
     switch (E->k->bufs[x->buf].dtype) {
@@ -354,8 +368,11 @@ static void emit_store(Emitter *E, const KStore *st) {
     ref(E, st->value, v, sizeof v);
     buf_param(k, st->buf, name, sizeof name);
     if (E->lane >= 0 && st->buf < 64 && (E->vec_bufs >> st->buf & 1)) {
-        if (st->accumulate) line(E, "out%d.%c = in%d.%c + %s;", st->buf, "xyzw"[E->lane], st->buf, "xyzw"[E->lane], v);
-        else line(E, "out%d.%c = %s;", st->buf, "xyzw"[E->lane], v);
+        char o[48], in[64];
+        lane_text(E, "out", st->buf, o, sizeof o);
+        lane_text(E, "in", st->buf, in, sizeof in);
+        if (st->accumulate) line(E, "%s = %s + %s;", o, in, v);
+        else line(E, "%s = %s;", o, v);
         return;
     }
     switch (k->bufs[st->buf].dtype) {
@@ -549,12 +566,15 @@ static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
 
 /* ---- float4 variant of pointwise kernels ------------------------------------ */
 
-/* The f32 buffers a pure pointwise kernel touches only at index i (so four
- * consecutive elements per thread are one 16-byte access), or 0 when the
- * kernel does not qualify: one store stage, outer a multiple of 4 and large
- * enough to matter, no buffer stored twice. Whether the buffers are 16-byte
- * aligned is known only to the executor, which picks NAME_v4 or NAME. */
-static uint64_t vec4_buffers(const Kernel *k) {
+/* The f32 and bf16 buffers a pure pointwise kernel touches only at index i
+ * (so consecutive elements per thread are 16-byte accesses), or 0 when the
+ * kernel does not qualify: one store stage, outer large enough to matter and
+ * a multiple of the width, no buffer stored twice. *width: 8 when one of
+ * them is bf16 (8 bf16 are 16 bytes), else 4 (and bf16 buffers, if outer is
+ * no multiple of 8, stay scalar). Whether the buffers are 16-byte aligned
+ * is known only to the executor, which picks NAME_v4 or NAME. */
+static uint64_t vec_buffers(const Kernel *k, int *width) {
+    *width = 4;
     if (k->form != KF_ROWS || k->n_stages != 1 || k->stages[0].kind != KS_STORE || k->outer % 4 || k->outer < 4096 ||
         k->n_bufs > 64)
         return 0;
@@ -577,10 +597,30 @@ static uint64_t vec4_buffers(const Kernel *k) {
         else elsewhere |= bit;
     }
     if (twice) return 0;
-    uint64_t v = at_i & ~elsewhere;
-    for (int b = 0; b < k->n_bufs; b++)
-        if (k->bufs[b].dtype != KD_F32) v &= ~(1ULL << b);
-    return v;
+    uint64_t v = at_i & ~elsewhere, f32 = 0, bf16 = 0;
+    for (int b = 0; b < k->n_bufs; b++) {
+        if (k->bufs[b].dtype == KD_F32) f32 |= 1ULL << b;
+        if (k->bufs[b].dtype == KD_BF16) bf16 |= 1ULL << b;
+    }
+    if (v & bf16 && k->outer % 8 == 0) {
+        *width = 8;
+        return v & (f32 | bf16);
+    }
+    return v & f32;
+}
+
+/* Sets *loads / *stores when kernel k's 8-wide variant loads / stores a bf16 vector. */
+static void bf16_vector_use(const Kernel *k, const CudaLaunch *l, bool *loads, bool *stores) {
+    if (!l->has_vec4 || l->vec_width != 8) return;
+    uint64_t bf16 = 0;
+    for (int b = 0; b < k->n_bufs && b < 64; b++)
+        if (k->bufs[b].dtype == KD_BF16) bf16 |= 1ULL << b;
+    bf16 &= l->vec4_bufs;
+    for (int e = 0; e < k->n_ex; e++)
+        if (k->ex[e].kind == KE_LOAD && (bf16 >> k->ex[e].buf & 1)) *loads = true;
+    const KStage *st = &k->stages[0];
+    for (int q = 0; q < st->n_stores; q++)
+        if (bf16 >> st->stores[q].buf & 1) *stores = true, *loads |= st->stores[q].accumulate; /* += reads */
 }
 
 static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
@@ -596,25 +636,37 @@ static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
     }
     loaded &= l->vec4_bufs;
     stored &= l->vec4_bufs;
+    int w = l->vec_width;
     emit_signature(E, "_v4", l->block[0], false);
     E->indent = 1;
     line(E, "for (%s q = (%s)blockIdx.x * %u + threadIdx.x; q < %lld; q += (%s)gridDim.x * %u) {", it, it, l->block[0],
-         (long long)k->outer / 4, it, l->block[0]);
+         (long long)k->outer / w, it, l->block[0]);
     E->indent++;
     for (int b = 0; b < k->n_bufs; b++) {
         char name[40];
         buf_param(k, b, name, sizeof name);
-        if (loaded >> b & 1) line(E, "const float4 in%d = RXC_LOAD4(%s, q);", b, name);
-        if (stored >> b & 1) line(E, "float4 out%d;", b);
+        bool f32 = k->bufs[b].dtype == KD_F32;
+        if (w == 4) {
+            if (loaded >> b & 1) line(E, "const float4 in%d = RXC_LOAD4(%s, q);", b, name);
+            if (stored >> b & 1) line(E, "float4 out%d;", b);
+        } else if (f32) {
+            if (loaded >> b & 1)
+                line(E, "const float4 in%d_0 = RXC_LOAD4(%s, 2 * q), in%d_1 = RXC_LOAD4(%s, 2 * q + 1);", b, name, b, name);
+            if (stored >> b & 1) line(E, "float4 out%d_0, out%d_1;", b, b);
+        } else {
+            if (loaded >> b & 1) line(E, "const uint4 in%d = RXC_LOAD_U4(%s, q);", b, name);
+            if (stored >> b & 1) line(E, "float out%d[8];", b);
+        }
     }
     E->vec_bufs = l->vec4_bufs;
-    for (int lane = 0; lane < 4; lane++) {
+    E->vec_width = w;
+    for (int lane = 0; lane < w; lane++) {
         line(E, "{");
         E->indent++;
         open_scope(E);
         E->lane = lane;
-        line(E, "const %s i = q * 4 + %d;", it, lane);
-        line(E, "(void)i; /* used only by the float4 accesses in some kernels */");
+        line(E, "const %s i = q * %d + %d;", it, w, lane);
+        line(E, "(void)i; /* used only by the %s accesses in some kernels */", w == 4 ? "float4" : "vector");
         emit_stores(E, st);
         close_scope(E);
         E->indent--;
@@ -624,7 +676,13 @@ static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
     for (int b = 0; b < k->n_bufs; b++) {
         char name[40];
         buf_param(k, b, name, sizeof name);
-        if (stored >> b & 1) line(E, "RXC_STORE4(%s, q, out%d);", name, b);
+        if (!(stored >> b & 1)) continue;
+        if (w == 4) line(E, "RXC_STORE4(%s, q, out%d);", name, b);
+        else if (k->bufs[b].dtype == KD_F32)
+            line(E, "RXC_STORE4(%s, 2 * q, out%d_0), RXC_STORE4(%s, 2 * q + 1, out%d_1);", name, b, name, b);
+        else
+            line(E, "RXC_STORE_U4(%s, q, make_uint4(rxc_bf16_pair(out%d[0], out%d[1]), rxc_bf16_pair(out%d[2], out%d[3]), "
+                 "rxc_bf16_pair(out%d[4], out%d[5]), rxc_bf16_pair(out%d[6], out%d[7])));", name, b, b, b, b, b, b, b, b);
     }
     E->indent--;
     line(E, "}");
@@ -794,10 +852,8 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
             else sb_putc(out, *s == '\n' ? ' ' : *s);
         }
     }
-    if (getenv("RXC_CUDA_EXTENTS")) { /* test hook: buffer sizes, for tests/cuda/fake_gpu.cc's bounds checks */
-        for (int b = 0; b < k->n_bufs; b++) sb_printf(out, "%s %lld", b ? "" : "\n * extents:", (long long)k->bufs[b].numel);
-        if (l->has_finish) sb_printf(out, " scratch %lld", (long long)l->scratch_floats);
-    }
+    for (int b = 0; b <= k->n_bufs && getenv("RXC_CUDA_EXTENTS"); b++) /* test hook: sizes for tests/cuda/fake_gpu.cc */
+        sb_printf(out, b == k->n_bufs ? " scratch %lld" : b ? " %lld" : "\n * extents: %lld", b == k->n_bufs ? (long long)l->scratch_floats : (long long)k->bufs[b].numel);
     sb_puts(out, " */\n");
     switch (l->mapping) {
     case CM_THREAD_PER_ROW:
@@ -816,67 +872,6 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
     free(E.marks);
 }
 
-static const char *const prelude =
-    "/* Generated by rxc (target/cuda/render_cuda.c) for NVRTC. Shapes are literals:\n"
-    " * this file is specialised to one model, batch size and precision. */\n"
-    "#if defined(RXC_EMU)\n"
-    "/* the CPU emulator (tests/emu) provides bf16 */\n"
-    "#elif defined(RXC_NO_CUDA_BF16_H)\n"
-    "/* no toolkit headers: bf16 storage with round-to-nearest-even, as cuda_bf16.h */\n"
-    "struct __nv_bfloat16 { unsigned short x; };\n"
-    "static __device__ __forceinline__ float __bfloat162float(__nv_bfloat16 h) {\n"
-    "    return __uint_as_float((unsigned)h.x << 16);\n"
-    "}\n"
-    "static __device__ __forceinline__ __nv_bfloat16 __float2bfloat16(float f) {\n"
-    "    unsigned u = __float_as_uint(f);\n"
-    "    __nv_bfloat16 h;\n"
-    "    h.x = (u & 0x7fffffffu) > 0x7f800000u ? (unsigned short)0x7fc0u\n"
-    "                                          : (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
-    "    return h;\n"
-    "}\n"
-    "#else\n"
-    "#include <cuda_bf16.h>\n"
-    "#endif\n"
-    "#ifndef RXC_GLOBAL\n"
-    "#define RXC_GLOBAL(T) T *\n"
-    "#endif\n"
-    "#ifndef RXC_SHARED\n"
-    "#define RXC_SHARED(T, name, n) __shared__ T name[n]\n"
-    "#endif\n"
-    "#ifndef RXC_LOAD4\n"
-    "#define RXC_LOAD4(p, q) (reinterpret_cast<const float4 *>(p)[q])\n"
-    "#define RXC_STORE4(p, q, v) (reinterpret_cast<float4 *>(p)[q] = (v))\n"
-    "#endif\n"
-    "#define RXC_RAND_QUAL static __device__ __forceinline__\n";
-
-/* Block-wide reduction: warp shuffles, one partial per warp in shared
- * memory, the first warp combines them, everyone reads the result. */
-static const char *const block_reduce =
-    "template <typename T, bool IS_MAX, int WARPS, typename S>\n"
-    "static __device__ __forceinline__ T rxc_block_reduce(T v, S &red) {\n"
-    "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
-    "#pragma unroll\n"
-    "    for (int o = 16; o > 0; o >>= 1) {\n"
-    "        T other = __shfl_down_sync(0xffffffffu, v, o);\n"
-    "        v = IS_MAX ? (other > v ? other : v) : v + other;\n"
-    "    }\n"
-    "    if (lane == 0) red[warp] = v;\n"
-    "    __syncthreads();\n"
-    "    if (warp == 0) {\n"
-    "        v = lane < WARPS ? (T)red[lane] : v;\n"
-    "        if (WARPS > 1) {\n"
-    "#pragma unroll\n"
-    "            for (int o = WARPS / 2; o > 0; o >>= 1) {\n"
-    "                T other = __shfl_down_sync(0xffffffffu, v, o);\n"
-    "                v = IS_MAX ? (other > v ? other : v) : v + other;\n"
-    "            }\n"
-    "        }\n"
-    "        if (lane == 0) red[32] = v;\n"
-    "    }\n"
-    "    __syncthreads();\n"
-    "    return (T)red[32];\n"
-    "}\n\n";
-
 char *render_cuda(const KirModule *m, CudaLaunch **launches) {
     StrBuf out = {0};
     sb_puts(&out, prelude);
@@ -889,10 +884,15 @@ char *render_cuda(const KirModule *m, CudaLaunch **launches) {
     }
     sb_puts(&out, block_reduce);
     CudaLaunch *ls = xcalloc((size_t)(m->n ? m->n : 1), sizeof *ls);
+    /* the bf16 lane helpers only where used: an unused static function is an NVRTC warning */
+    bool loads = false, stores = false;
     for (int i = 0; i < m->n; i++) {
         ls[i] = render_cuda_launch(m->kernels[i]);
-        emit_kernel(&out, m->kernels[i], &ls[i]);
+        bf16_vector_use(m->kernels[i], &ls[i], &loads, &stores);
     }
+    if (loads) sb_puts(&out, bf16_vector_load_source);
+    if (stores) sb_puts(&out, bf16_vector_store_source);
+    for (int i = 0; i < m->n; i++) emit_kernel(&out, m->kernels[i], &ls[i]);
     if (launches) *launches = ls;
     else free(ls);
     return sb_take(&out);

@@ -47,12 +47,16 @@ typedef struct CudaLaunch {
     int64_t scratch_floats;       /* KF_COLS: floats of scratch NAME and NAME_finish share */
     int64_t row_chunks;           /* KF_COLS: the GPU's row chunks (the IR's, each split 2^s ways) */
     bool wide_index;              /* 64-bit loop counters (KirWidths.loops_wide) */
-    /* CM_THREAD_PER_ROW pointwise kernels: NAME_v4 (same parameters) does
-     * four consecutive outer indices per thread with float4 accesses to the
-     * buffers in vec4_bufs (bit b = kernel buffer b). Use it only when every
-     * such buffer's address is 16-byte aligned; else NAME. */
+    /* CM_THREAD_PER_ROW pointwise kernels: NAME_v4, the vector variant (same
+     * parameters), does vec_width consecutive outer indices per thread with
+     * 16-byte accesses to the buffers in vec4_bufs (bit b = kernel buffer b):
+     * 4 wide (one float4 per f32 buffer) when those are all f32, 8 wide when
+     * one is bf16 (one uint4 of 8 bf16 per bf16 buffer, two float4 per f32
+     * buffer). Use it only when every such buffer's address is 16-byte
+     * aligned; else NAME. */
     bool has_vec4;
     uint64_t vec4_bufs;
+    int vec_width;                /* 4 or 8 */
     unsigned vec4_grid;           /* block size as NAME's */
 } CudaLaunch;
 

@@ -10,4 +10,9 @@
 
 extern const Target target_cuda;
 
+/* The compute capability of CUDA device `ordinal` as sm_XX (e.g. 90), for
+ * resolving `precision auto` before compiling for it; -1 with the reason
+ * ("cuda requested but no GPU: ...") when there is none. */
+int target_cuda_device_arch(int ordinal, Error *err);
+
 #endif

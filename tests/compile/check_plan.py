@@ -70,7 +70,9 @@ def plan(doc, name):
 def bf16(doc, name):
     """PREC_BF16: every GEMM multiplies two bf16 operands (cuBLAS needs A and B
     of one type; C may be f32: parameter gradients, logits), activations are
-    bf16, and the plan still verifies."""
+    bf16, master weights, gradients, optimizer state, BN statistics (running
+    and batch, and the backward sums), logits and the loss stay f32, and the
+    plan still verifies."""
     m = doc["memory"]
     bufs = m["buffers"]
     n_gemm = 0
@@ -85,6 +87,13 @@ def bf16(doc, name):
         return "no GEMM steps"
     if bufs[m["logits_buf"]]["dtype"] != "f32":
         return "logits are not f32"
+    if bufs[m["loss_buf"]]["dtype"] != "f32":
+        return "the per-sample losses are not f32"
+    for x in bufs:
+        # spaces 1-4: parameters, gradients, optimizer state, BN running statistics
+        fixed = 1 <= x["space"] <= 4
+        if (fixed or x["name"].endswith((":stats", ":grad_sums"))) and x["dtype"] != "f32":
+            return f"{x['name']} is {x['dtype']}, not f32"
     return plan(doc, name)
 
 

@@ -4,7 +4,9 @@
  * without a warning; registers, shared memory and spills are printed; the
  * bf16 fallback (no toolkit headers) compiles too; 64-bit indexing is chosen
  * when needed; the cubin cache hits on the second compile and misses when
- * the architecture changes; a compile error names the kernel it is in.
+ * the architecture changes; a compile error names the kernel it is in; the
+ * module split into parts compiles to the same entry points and resources
+ * as one translation unit, each entry point in exactly one part.
  *
  * Usage: nvrtc_units CACHE_DIR    prints PASS/FAIL/SKIP lines.
  */
@@ -26,6 +28,48 @@ static void print_stats(const NvrtcModule *m) {
         printf("  sm_%d %-28s %3d registers %6d B smem %4d B stack %4d B spill stores %4d B spill loads\n", m->sm,
                s->name, s->registers, s->shared_bytes, s->stack_bytes, s->spill_stores, s->spill_loads);
     }
+}
+
+static const CudaKernelStats *stats_named(const NvrtcModule *m, const char *name) {
+    for (int i = 0; i < m->n_kernels; i++)
+        if (!strcmp(m->kernels[i].name, name)) return &m->kernels[i];
+    return NULL;
+}
+
+/* Three threads: the module in three parts at kernel boundaries, every entry
+ * point in exactly one part, ptxas's report the same as for one unit. */
+static void split_module_check(const CudaApi *api, const char *src, int n_kernels, int n_entry_points) {
+    NvrtcModule one, three;
+    Error err = {0};
+    NvrtcOptions opt = {.sm = 90, .threads = 1};
+    int rc = nvrtc_compile(api, src, &opt, &one, &err);
+    opt.threads = 3;
+    if (rc == 0 && nvrtc_compile(api, src, &opt, &three, &err) != 0) {
+        nvrtc_module_free(&one);
+        rc = -1;
+    }
+    if (rc) {
+        harness_fail("nvrtc_split_module_same_entries", "%s", err.msg);
+        return;
+    }
+    char why[300] = "";
+    int in_parts = 0;
+    for (int p = 0; p < three.n_parts; p++) in_parts += three.parts[p].n_entries;
+    if (one.n_parts != 1 || three.n_parts != (n_kernels < 3 ? n_kernels : 3))
+        snprintf(why, sizeof why, "%d and %d parts for 1 and 3 threads (%d kernels)", one.n_parts, three.n_parts,
+                 n_kernels);
+    else if (in_parts != n_entry_points || three.n_kernels != n_entry_points || one.n_kernels != n_entry_points)
+        snprintf(why, sizeof why, "%d entry points in the parts, ptxas reported %d (split) and %d (whole) of %d",
+                 in_parts, three.n_kernels, one.n_kernels, n_entry_points);
+    for (int i = 0; !why[0] && i < one.n_kernels; i++) {
+        const CudaKernelStats *a = &one.kernels[i], *b = stats_named(&three, a->name);
+        if (!b || nvrtc_module_part_of(&three, a->name) < 0 || a->registers != b->registers ||
+            a->shared_bytes != b->shared_bytes || a->spill_stores != b->spill_stores)
+            snprintf(why, sizeof why, "entry point %s: %s", a->name, b ? "other resources or no part" : "missing");
+    }
+    harness_check("nvrtc_split_module_same_entries", !why[0], "%s", why);
+    nvrtc_module_free(&one);
+    nvrtc_module_free(&three);
 }
 
 int main(int argc, char **argv) {
@@ -113,8 +157,10 @@ int main(int argc, char **argv) {
         if (rc) harness_fail("nvrtc_cubin_cache", "%s", err.msg);
         else {
             bool ok = !cold.from_cache && warm.from_cache && !other.from_cache && !strcmp(cold.key, warm.key) &&
-                      strcmp(cold.key, other.key) && cold.cubin_size == warm.cubin_size &&
-                      !memcmp(cold.cubin, warm.cubin, cold.cubin_size) && warm.n_kernels == cold.n_kernels;
+                      strcmp(cold.key, other.key) && cold.n_parts == warm.n_parts && warm.n_kernels == cold.n_kernels;
+            for (int i = 0; ok && i < cold.n_parts; i++)
+                ok = cold.parts[i].cubin_size == warm.parts[i].cubin_size &&
+                     !memcmp(cold.parts[i].cubin, warm.parts[i].cubin, cold.parts[i].cubin_size);
             printf("  compile time: cold %.3f s, warm (cache) %.4f s\n", cold.seconds, warm.seconds);
             harness_check("nvrtc_cubin_cache", ok, "cache did not hit/miss as expected");
             nvrtc_module_free(&cold);
@@ -123,6 +169,8 @@ int main(int argc, char **argv) {
         }
         free(salted);
     }
+
+    split_module_check(&api, src, m->n, n_entry_points);
 
     /* A compile error names the kernel and carries the log. */
     {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/cuda — NVRTC checks that need no GPU: sample kernels of every kind and
 # every model in models/ and examples/ compile for sm_80 and sm_90 without a
-# warning (spills are printed), the cubin cache, error reporting, and the
-# ABI constants of target/cuda/cuda_api.h against the toolkit's headers.
+# warning (spills are printed), the cubin cache, error reporting, the module
+# split into parallel NVRTC parts, NVRTC's builtins with a hostile loader
+# path, and the ABI constants of target/cuda/cuda_api.h against the
+# toolkit's headers.
 # Then the fake GPU (fake_gpu.cc): its own checks (fake_checks.c: cuBLAS
 # arguments, tensor-core eligibility, broken stream orderings it must catch),
 # and the GPU executor end to end on it with every buffer bounds- and
@@ -13,20 +15,26 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
-# nvrtc_units.c 7, the ABI constants, the fake GPU's own checks (fake_checks.c), the
-# executor on the fake GPU, and every model and example for sm_80 and sm_90
+. tests/cuda/first_run.sh
+# nvrtc_units.c 8, the ABI constants, 2 builtins cases, the fake GPU's, every model and example for
+# sm_80 and sm_90, and ResNeXt-50's direct conv kernels (fp32 and bf16) without spills
+builtins_cases=(nvrtc_builtins_beside_libnvrtc nvrtc_builtins_missing_says_where)
+fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
+                exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
+                exec_cuda_fake_gpu_direct_convs
+                exec_cuda_split_module_same_results exec_cuda_status_names_in_errors
+                exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
+                exec_cuda_driver_too_old_is_error device_auto_says_why
+                exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
+                exec_cuda_seed_224_grad)
 fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tensor_cores
                   fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
                   fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
                   fake_gpu_catches_capture_waiting_on_outside_event)
-fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
-                exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
-                exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
-                exec_cuda_seed_224_grad)
-cases $((7 + 1 + ${#fake_check_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net)))
+cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_check_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
 # GEMMs of fig3c_grouped in bf16 that cuBLAS cannot run on tensor cores (unaligned
-# per-group strides, k = 36): at most this many. Set to 0 once the operands are padded.
-TC_INELIGIBLE_MAX=9
+# pointers, leading dimensions or batch strides): none, since the CUDA target pads every operand.
+TC_INELIGIBLE_MAX=0
 
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
@@ -59,19 +67,48 @@ else
   skip cuda_api_abi_constants "no CUDA headers under $CUDA_HOME/include"
 fi
 
+RXC="${RXC:-./rxc}"
+
+# NVRTC loads libnvrtc-builtins.so.X.Y by soname. With a loader path that
+# cannot find it (LD_LIBRARY_PATH and CUDA_HOME unset, and the shim
+# tests/cuda/hide_nvrtc_builtins.c hiding ldconfig's entry), rxc must load it
+# from libnvrtc's own directory; when nothing can load it, the error names
+# the file and where rxc looked, and does not call it a compiler bug.
+if [ ! -x "$RXC" ] || ! ls "$CUDA_HOME"/lib64/libnvrtc.so* >/dev/null 2>&1; then
+  skip_each "needs $RXC and NVRTC under $CUDA_HOME/lib64" "${builtins_cases[@]}"
+elif ! cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$work/hide_builtins.so" tests/cuda/hide_nvrtc_builtins.c \
+     -ldl 2>"$work/hide_builtins.log"; then
+  fail nvrtc_builtins_shim_build "$(head -c 600 "$work/hide_builtins.log")"
+  skip_each "the shim does not build" "${builtins_cases[@]}"
+else
+  hostile() { env -u LD_LIBRARY_PATH -u CUDA_HOME LD_PRELOAD="$PWD/$work/hide_builtins.so" RXC_TEST_HIDE_BUILTINS="$@"; }
+  hb="$work/builtins"
+  if hostile soname "$RXC" compile models/tiny_resnext.net --arch sm_80 --no-cache >"$hb.log" 2>&1; then
+    pass nvrtc_builtins_beside_libnvrtc "compiled with the builtins hidden from the loader's path"
+  else
+    fail nvrtc_builtins_beside_libnvrtc "$(grep -v '^ ' "$hb.log" | head -c 1200 | tr '\n' ' ')"
+  fi
+  hostile all "$RXC" compile models/tiny_resnext.net --arch sm_80 --no-cache >"$hb.none.log" 2>&1
+  if grep -q 'could not load its builtins library: rxc looked for libnvrtc-builtins\.so\.[0-9]*\.[0-9]* in /' \
+       "$hb.none.log" && ! grep -q 'compiler bug' "$hb.none.log"; then
+    pass nvrtc_builtins_missing_says_where "$(grep -o 'rxc looked for [^,]*' "$hb.none.log" | head -1)"
+  else
+    fail nvrtc_builtins_missing_says_where "$(head -c 1200 "$hb.none.log" | tr '\n' ' ')"
+  fi
+fi
+
 # The fake GPU's own checks: cuBLAS argument checks, and stream ordering with
 # deliberately broken programs it must catch (one process per scenario: an
 # unordered access is a sticky error).
-RXC="${RXC:-./rxc}"
 fake="$work/fakegpu"
-fake_env() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
+fake_checks_env() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
                  RXC_FAKE_GPU_DIR="$fake" "$@"; }
 if build_fake_gpu "$fake" &&
    cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Itarget/cuda -I. -o "$work/fake_checks" \
       tests/cuda/fake_checks.c target/cuda/cuda_api.c compiler/error.c -ldl 2>"$work/fake_checks_build.log"; then
   for scenario in blas ordered_staging_passes catches_kernel_without_event_wait catches_copy_over_unfinished_reads \
                   catches_host_read_before_sync capture_external_wait; do
-    fake_env "$work/fake_checks" "$scenario" 2>"$work/fake_checks_$scenario.log" || status_units=1
+    fake_checks_env "$work/fake_checks" "$scenario" 2>"$work/fake_checks_$scenario.log" || status_units=1
     grep -m1 "no event wait\|STRICT_TC" "$work/fake_checks_$scenario.log" | sed 's/^/  /'
   done
 else
@@ -86,22 +123,28 @@ fi
 # emulator): gradients and three AdamW steps of tiny_resnext against the CPU
 # executor (1e-4 and 1e-3 of max(1, max|cpu|) per tensor: AdamW magnifies
 # rounding in near-zero gradients), and CUDA-graph replay == direct launches.
+# NVRTC runs as 3 threads, so the module is 3 parts (3 CUmodules) unless a
+# case says otherwise.
+fake="$work/fakegpu"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$fake"; then
-  fakerun() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
-                  RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" "$@"; }
+  fake_env=(env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu"
+            RXC_FAKE_GPU_DIR="$fake" RXC_FAKE_GPU_VERBOSE=1 RXC_CACHE_DIR="$fake/cache" RXC_NVRTC_THREADS=3)
+  fakerun() { "${fake_env[@]}" "$@"; }
   b="$work/fake_batch.safetensors"
   "$PYTHON" tests/gpu/compare.py batch "$b" 4 3 32 32 10 7
   net=models/tiny_resnext.net
-  if fakerun "$RXC" grad $net --batch "$b" --device cuda --out "$work/fg_cuda.st" >"$work/fg.log" 2>&1 &&
+  # fp32 on purpose: `precision auto` is bf16 on the fake GPU's sm_90 (tests/ops check_bf16.py covers that)
+  fp32=(--set precision=fp32)
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda "${fp32[@]}" --out "$work/fg_cuda.st" >"$work/fg.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --out "$work/fg_cpu.st" >>"$work/fg.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fg_cpu.st" "$work/fg_cuda.st" exec_cuda_fake_gpu_grad 1e-4 || status_units=1
   else
     echo "FAIL exec_cuda_fake_gpu_grad: $(tail -c 1500 "$work/fg.log" | tr '\n' ' ')"; status_units=1
   fi
-  if fakerun "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
-     fakerun env RXC_CUDA_GRAPHS=0 "$RXC" step $net --batch "$b" --device cuda --steps 3 --out "$work/fs_off.st" \
-       >"$work/fs_off.log" 2>&1 &&
+  if fakerun "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_on.st" >"$work/fs_on.log" 2>&1 &&
+     fakerun env RXC_NO_GRAPH=1 RXC_FAKE_GPU_FAIL=cuStreamEndCapture:901 "$RXC" step $net --batch "$b" \
+       --device cuda "${fp32[@]}" --steps 3 --out "$work/fs_off.st" >"$work/fs_off.log" 2>&1 &&
      "$RXC" step $net --batch "$b" --device cpu --steps 3 --out "$work/fs_cpu.st" >"$work/fs_cpu.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fs_cpu.st" "$work/fs_on.st" exec_cuda_fake_gpu_adamw_3_steps 1e-3 || status_units=1
     replays=$(sed -n 's/.* \([0-9]*\) graph launches.*/\1/p' "$work/fs_on.log" | sort -n | tail -1)
@@ -120,6 +163,7 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   else
     echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
   fi
+  fake_first_run_checks || status_units=1
   # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
   fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft.st" >"$work/ft.log" 2>&1
   tf32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft.log" | sort -n | tail -1)
@@ -157,7 +201,7 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   RXC_FORCE_INDEX64=1 "$RXC" emit $net --target cuda --batch 4 -o "$work/wide_emit" >/dev/null 2>&1
   narrow=$(grep -c 'for (int i = ' "$work/wide_emit/kernels.cu" 2>/dev/null)
   if [ "${narrow:-1}" -eq 0 ] && grep -q 'for (long long i = ' "$work/wide_emit/kernels.cu" &&
-     fakerun env RXC_FORCE_INDEX64=1 "$RXC" grad $net --batch "$b" --device cuda --out "$work/fw.st" >"$work/fw.log" 2>&1; then
+     fakerun env RXC_FORCE_INDEX64=1 "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/fw.st" >"$work/fw.log" 2>&1; then
     "$PYTHON" tests/gpu/compare.py step "$work/fg_cpu.st" "$work/fw.st" exec_cuda_index64_forced 1e-4 || status_units=1
   else
     echo "FAIL exec_cuda_index64_forced: ${narrow:-no} 32-bit row loops left, or the run failed: $(tail -c 800 "$work/fw.log" | tr '\n' ' ')"
@@ -172,7 +216,7 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p.st" 1e-6 5
   seed=models/resnext50_32x4d.net
   start=$SECONDS
-  if fakerun "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
+  if fakerun "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --set precision=fp32 --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
      grep -q ' 0 hazards' "$work/seed.log" &&
      "$RXC" grad $seed --batch "$work/seed_batch.st" --device cpu --out "$work/seed_cpu.st" >>"$work/seed.log" 2>&1 &&
      "$RXC" grad $seed --batch "$work/seed_batch_p.st" --device cpu --out "$work/seed_cpu_p.st" >>"$work/seed.log" 2>&1; then
@@ -181,6 +225,22 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
       exec_cuda_seed_224_grad 1e-3 3 || status_units=1
   else
     echo "FAIL exec_cuda_seed_224_grad: $(grep -v '^ ' "$work/seed.log" | tail -c 800 | tr '\n' ' ')"; status_units=1
+  fi
+  # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
+  # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)
+  net=examples/fig3c_grouped.net
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
+     "$RXC" grad $net --batch "$b" --device cpu --out "$work/fc_cpu.st" >>"$work/fc.log" 2>&1; then
+    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    if grep -q 'dconv_fwd_' "$module" && grep -q 'dconv_dgrad_' "$module" && grep -q 'dconv_wgrad_.*_finish' "$module"; then
+      "$PYTHON" tests/gpu/compare.py step "$work/fc_cpu.st" "$work/fc_cuda.st" exec_cuda_fake_gpu_direct_convs 1e-4 ||
+        status_units=1
+    else
+      echo "FAIL exec_cuda_fake_gpu_direct_convs: the module has no direct conv kernels of every pass ($module)"
+      status_units=1
+    fi
+  else
+    echo "FAIL exec_cuda_fake_gpu_direct_convs: $(tail -c 1500 "$work/fc.log" | tr '\n' ' ')"; status_units=1
   fi
 else
   skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"
@@ -197,21 +257,45 @@ fi
 status=0
 for f in models/*.net examples/*.net; do
   [ -f "$f" ] || continue
-  # both architectures at once: NVRTC is single-threaded
+  # both architectures at once: NVRTC is single-threaded. `precision auto` is bf16 on both:
+  # sm_80 compiles the fp32 program instead, so that both precisions' kernels are compiled
   for arch in 80 90; do
-    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
+    prec=(); [ $arch = 80 ] && prec=(--precision fp32)
+    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 "${prec[@]}" >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
     pids[$arch]=$!
   done
   for arch in 80 90; do
     name="nvrtc_$(basename "$f" .net)_sm_$arch"
     log="$work/$(basename "$f" .net)_sm_$arch.log"
     if wait "${pids[$arch]}"; then
-      echo "PASS $name ($(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
+      echo "PASS $name ($(grep -o 'batch 2, [a-z0-9]*' "$log" | head -1 | cut -c10-), $(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
     else
       echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
       status=1
     fi
   done
+done
+# ResNeXt-50's direct conv kernels (conv_cuda.c): compiled above in fp32 at batch 2; bf16 here. Every
+# entry point dconv_* must exist for both architectures and spill nothing.
+for arch in 80 90; do
+  "$RXC" compile models/resnext50_32x4d.net --arch "sm_$arch" --batch 2 --precision bf16 \
+    >"$work/resnext50_bf16_sm_$arch.log" 2>&1 &
+  pids[$arch]=$!
+done
+bf16_ok=1
+for arch in 80 90; do wait "${pids[$arch]}" || bf16_ok=0; done
+for prec in fp32 bf16; do
+  logs=("$work/resnext50_32x4d_sm_80.log" "$work/resnext50_32x4d_sm_90.log")
+  [ $prec = bf16 ] && logs=("$work/resnext50_bf16_sm_80.log" "$work/resnext50_bf16_sm_90.log")
+  n=$(cat "${logs[@]}" | grep -c '^dconv_')
+  spilling=$(cat "${logs[@]}" | awk '/^dconv_/ && $5 + $6 > 0' | head -3)
+  name="nvrtc_resnext50_direct_convs_${prec}_no_spills"
+  if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || [ $bf16_ok = 1 ]; }; then
+    echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, none spills)"
+  else
+    echo "FAIL $name: $n entry points; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
+    status=1
+  fi
 done
 [ "${status_units:-0}" -ne 0 ] && status=1
 exit $status

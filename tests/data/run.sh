@@ -19,8 +19,10 @@ cd "$(dirname "$0")/../.."
 # decodes, 12 regions, 6 resizes, 3 windows, 4 torchvision resizes, 4 center crops, 3 DCT-scaled
 # resizes, 168 AutoAugment ops); the AutoAugment table and magnitudes, 3 policies' frequencies,
 # the pipeline's random choices; 6 + 3 bad inputs, cmd_transform_bad_files, the mutated JPEGs,
-# 2 loader errors; 8 loader cases; 2 class-name cases; 3 CIFAR cases; 4 demo-set cases, 3 transforms
-cases $((2 + 213 + 2 + 3 + 1 + 6 + 3 + 1 + 1 + 2 + 8 + 2 + 3 + 4 + 3))
+# 2 loader errors; 8 loader cases; 2 class-name cases; 3 CIFAR cases; 4 demo-set cases, 3 transforms;
+# aug_ref.py: 8 random_erasing cases; RandAugment/TrivialAugmentWide: 2 tables, 2 x 13 ops, 2 choice
+# distributions, 2 replayed pipelines
+cases $((2 + 213 + 2 + 3 + 1 + 6 + 3 + 1 + 1 + 2 + 8 + 2 + 3 + 4 + 3 + 8 + 32))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
@@ -28,11 +30,12 @@ W=build/tests-data
 mkdir -p "$W/out"
 CHECK="$PYTHON tests/data/check.py"
 
-SRCS="runtime/data/image.c runtime/data/jpeg.c runtime/data/png.c runtime/data/transforms.c runtime/data/autoaugment.c runtime/data/dataset.c runtime/data/loader.c compiler/util.c compiler/error.c"
+SRCS="runtime/data/image.c runtime/data/jpeg.c runtime/data/png.c runtime/data/transforms.c runtime/data/autoaugment.c runtime/data/randaugment.c runtime/data/dataset.c runtime/data/loader.c compiler/util.c compiler/error.c"
 FLAGS="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -std=c11 -g -Wall -Wextra"
 LIBS="-ljpeg -lpng -lm -lpthread"
 if ! cc $FLAGS -O2 -o $W/tf_tool tests/data/tf_tool.c $SRCS $LIBS 2>$W/build.log ||
-   ! cc $FLAGS -O2 -o $W/loader_tool tests/data/loader_tool.c $SRCS $LIBS 2>>$W/build.log; then
+   ! cc $FLAGS -O2 -o $W/loader_tool tests/data/loader_tool.c $SRCS $LIBS 2>>$W/build.log ||
+   ! cc $FLAGS -O2 -o $W/aug_tool tests/data/aug_tool.c $SRCS $LIBS 2>>$W/build.log; then
   fail build_tools "$(head -5 $W/build.log)"
   exit 1
 fi
@@ -117,6 +120,11 @@ for pol in imagenet cifar10 svhn; do
 done
 
 $TF pipedraws 20000 > $W/pipedraws.txt && $CHECK pipedraws $W/pipedraws.txt
+
+# ---- random_erasing: the erase against F.erase, the boxes against get_params ----
+"$PYTHON" tests/data/aug_ref.py $W/aug_tool erasing $PH/crop0.png $W/out
+# ---- RandAugment and TrivialAugmentWide against torchvision (tables, ops, choices, whole applications) ----
+"$PYTHON" tests/data/aug_ref.py $W/aug_tool tv $W/out $PH/crop0.png $PH/odd0.png
 
 # ---- loader: bad input ----
 BAD=$W/bad

@@ -396,6 +396,41 @@ static inline void store4(const GPtr<T> &p, long long q, const float4 &v) {
 
 #define RXC_LOAD4(p, q) rxc_emu::load4(p, q)
 #define RXC_STORE4(p, q, v) rxc_emu::store4(p, q, v)
+
+/* The 8-wide vector variants' bf16 accesses: a uint4 of 8 bf16 (element 2k
+ * in the low half of word k) as eight checked element accesses, 16-byte
+ * aligned as on a GPU. */
+struct uint4 {
+    unsigned x, y, z, w;
+};
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
+namespace rxc_emu {
+template <typename T>
+static inline void check_aligned_u4(const GPtr<T> &p, long long q) {
+    if (p.base && ((uintptr_t)(p.base + 8 * q) & 15))
+        error("misaligned uint4 access to %s at element %lld (address %p)", p.name, 8 * q, (void *)(p.base + 8 * q));
+}
+template <typename T>
+static inline uint4 load_u4(const GPtr<T> &p, long long q) {
+    check_aligned_u4(p, q);
+    unsigned w[4];
+    for (int k = 0; k < 4; k++)
+        w[k] = (unsigned)((__nv_bfloat16)p[8 * q + 2 * k]).x | (unsigned)((__nv_bfloat16)p[8 * q + 2 * k + 1]).x << 16;
+    return uint4{w[0], w[1], w[2], w[3]};
+}
+static inline void store_u4(const GPtr<__nv_bfloat16> &p, long long q, const uint4 &v) {
+    check_aligned_u4(p, q);
+    const unsigned w[4] = {v.x, v.y, v.z, v.w};
+    for (int k = 0; k < 8; k++) {
+        __nv_bfloat16 h;
+        h.x = (unsigned short)(k % 2 ? w[k / 2] >> 16 : w[k / 2] & 0xffffu);
+        p[8 * q + k] = h;
+    }
+}
+} /* namespace rxc_emu */
+#define RXC_LOAD_U4(p, q) rxc_emu::load_u4(p, q)
+#define RXC_STORE_U4(p, q, v) rxc_emu::store_u4(p, q, v)
 #define RXC_GLOBAL(T) rxc_emu::GPtr<T>
 #define RXC_SHARED(T, name, n) static rxc_emu::SharedArray<T, (n)> name(#name)
 

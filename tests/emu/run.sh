@@ -7,11 +7,14 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# 20 sample kernels' mappings and float4 forms, 11 broken kernels, and per model one case
-# for its compile; each model's kernels are the compiler's output: emu_test declares them
+# 24 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 12 broken kernels, and per model one case
+# for its compile; each model's kernels are the compiler's output: emu_test declares them.
+# conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c), 12 geometries x 3 passes
+# x {f32, bf16}, and 7 broken kernels
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations)
-cases $((20 + 11 + ${#model_cases[@]}))
+conv_cases=$((12 * 3 * 2 + 7))
+cases $((24 + 12 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
 mkdir -p "$work"
@@ -48,4 +51,13 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     exit 1
   fi
 fi
-"$work/emu_test" "$work" "${models[@]}"
+"$work/emu_test" "$work" "${models[@]}" || status=1
+if cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
+     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/render_cuda.c compiler/kir.c \
+     compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c -ldl -lm 2>"$work/conv_build.log"; then
+  "$work/conv_emu_test" "$work" || status=1
+else
+  fail conv_emu_build "$(head -c 2000 "$work/conv_build.log")"
+  status=1
+fi
+exit ${status:-0}

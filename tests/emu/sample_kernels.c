@@ -228,6 +228,21 @@ static Kernel *accumulate(const char *name, int64_t n) {
     return k;
 }
 
+/* f32 and bf16 at [i] in one kernel: the 8-wide vector variant (two float4
+ * per f32 buffer, a uint4 of 8 bf16 per bf16 buffer), with an accumulating
+ * f32 store and a bf16 store. */
+static Kernel *mixed_f32_bf16(void) {
+    const int64_t n = 8192;
+    Kernel *k = kir_kernel_new("mixed_f32_bf16", KF_ROWS, n, 1);
+    int x = kir_buf(k, "x", KD_F32, n, false), r = kir_buf(k, "r", KD_BF16, n, false);
+    int y = kir_buf(k, "y", KD_BF16, n, true), s = kir_buf(k, "s", KD_F32, n, true);
+    int i = kir_var(k, KV_OUTER);
+    int st = kir_stage(k, KS_STORE);
+    kir_store(k, st, y, i, MUL(LOAD(x, i), kir_un(k, KU_SIGMOID, LOAD(r, i))), false);
+    kir_store(k, st, s, i, ADD(LOAD(x, i), LOAD(r, i)), true);
+    return k;
+}
+
 KirModule *sample_module(Error *err) {
     Kernel *ks[] = {
         affine_relu("affine_relu", KD_F32, 144), affine_relu("affine_relu_bf16", KD_BF16, 144),
@@ -235,7 +250,8 @@ KirModule *sample_module(Error *err) {
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
         softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
         rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
-        accumulate("grad_accumulate_large", 4096),
+        accumulate("grad_accumulate_large", 4096), affine_relu("affine_relu_bf16_large", KD_BF16, 8192),
+        mixed_f32_bf16(),
     };
     KirModule *m = kir_module_new();
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {

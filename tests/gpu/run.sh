@@ -79,9 +79,9 @@ status=0
 # every op against PyTorch, as the CPU backend is checked
 if ! want gpu_ops; then :
 elif "$PYTHON" -c "import torch" 2>/dev/null; then
-  # check_ops.py runs `<dir>/rxc grad FILE ...`; this rxc adds --device cuda
+  # check_ops.py runs `<dir>/rxc grad FILE ...`; this rxc adds --device cuda, in fp32 (auto would be bf16)
   mkdir -p "$work/cuda-rxc"
-  printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
+  printf '#!/usr/bin/env bash\nexec "%s" "$1" "$2" --device cuda --set precision=fp32 "${@:3}"\n' "$RXC" >"$work/cuda-rxc/rxc"
   chmod +x "$work/cuda-rxc/rxc"
   (cd tests/ops && OP_CASE_PREFIX=gpu_ops_rxcgrad_ "$PYTHON" check_ops.py "$PWD/../../$work/cuda-rxc/rxc") || status=1
 else
@@ -132,7 +132,8 @@ fi
 "$PYTHON" tests/gpu/compare.py batch "$work/tiny_batch.safetensors" 32 3 32 32 10 2
 if ! want gpu_tiny_200_steps; then :
 elif step cpu "$work/tiny_cpu.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps" &&
-   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps"; then
+   step cuda "$work/tiny_cuda.safetensors" "$work/tiny_batch.safetensors" models/tiny_resnext.net --steps "$steps" \
+     --set precision=fp32; then
   "$PYTHON" tests/gpu/compare.py curve "$work/tiny_cpu.safetensors" "$work/tiny_cuda.safetensors" gpu_tiny_200_steps 0.05 0.05 || status=1
 else
   echo "FAIL gpu_tiny_200_steps: $(tail -c 800 "$work"/tiny_c*.safetensors.log | tr '\n' ' ')"; status=1

@@ -54,12 +54,15 @@ int main(int argc, char **argv) {
     int N = (int)x->shape[0];
     CompileOptions o;
     /* OP_DEVICE=cuda: the GPU executor; OP_LOWER_FOR=cuda: the CUDA target's
-     * lowering (im2col + GEMM for every conv) run by the CPU executor, which
-     * runs any Program without STEP_CONVs: how the GPU's conv path is
-     * checked against PyTorch here */
+     * lowering with im2col + GEMM for every conv (its direct conv steps
+     * turned off), run by the CPU executor: how the GPU's GEMM conv path,
+     * which convs conv_cuda has no kernel for take, is checked against
+     * PyTorch here (conv_cuda itself: tests/emu, and tests/cuda's fake GPU) */
     const char *dev = getenv("OP_DEVICE"), *lower_for = getenv("OP_LOWER_FOR");
     bool on_gpu = dev && !strcmp(dev, "cuda");
-    const Target *target = on_gpu || (lower_for && !strcmp(lower_for, "cuda")) ? &target_cuda : &target_cpu;
+    Target gemm_convs = target_cuda;
+    gemm_convs.conv_library_step = NULL;
+    const Target *target = on_gpu ? &target_cuda : lower_for && !strcmp(lower_for, "cuda") ? &gemm_convs : &target_cpu;
     compile_options_from_recipe(&o, &m.recipe, N, target);
     o.loss = dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     o.want_input_grad = getenv("OP_NO_INPUT_GRAD") == NULL;

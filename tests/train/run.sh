@@ -6,10 +6,10 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# test_units.py: 62 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 10 schedules,
-# scalars, 6 init kinds); test_rxc.py: 55 (step_probe, grad 2, optim 11, badckpt 14, model 16, training 11);
+# test_units.py: 73 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 18 schedules,
+# scalars, 6 init kinds, 3 mixup/cutmix draws); test_rxc.py: 61 (step_probe, grad 2, optim 17 (3 of them mixing), badckpt 14, model 16, training 11);
 # test_cache_dir.py: 4; test_defects.py: 27
-cases $((62 + 55 + 4 + 27))
+cases $((73 + 61 + 4 + 27))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"
@@ -34,7 +34,7 @@ mkdir -p "$dir"
 
 # The pure pieces (safetensors, schedules, init) through a small driver built
 # from the same sources rxc uses, plain and with sanitizers.
-srcs="tests/train/unit.c runtime/safetensors.c runtime/schedule.c runtime/init.c compiler/util.c compiler/error.c"
+srcs="tests/train/unit.c runtime/safetensors.c runtime/schedule.c runtime/mix.c runtime/init.c compiler/util.c compiler/error.c"
 flags="-D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -std=c11 -g -Wall -Wextra"
 if ! cc $flags -O1 -o "$dir/unit" $srcs -lcjson -lm 2>"$dir/unit.log"; then
   fail unit_driver_build "$(head -c 600 "$dir/unit.log")"

@@ -124,11 +124,11 @@ class Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1, accum=1):
+def write_net(name, optimizer="sgd(lr=0.1)", schedule="constant", ls=0.0, epochs=1, accum=1, clip=0.0, more=""):
     path = os.path.join(TMP, name + ".net")
+    extra = (f"; accum {accum}" if accum > 1 else "") + (f"; clip_grad_norm {clip}" if clip else "") + more
     with open(path, "w") as f:
-        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs,
-                                extra=f"; accum {accum}" if accum > 1 else ""))
+        f.write(TINY_NET.format(optimizer=optimizer, schedule=schedule, ls=ls, epochs=epochs, extra=extra))
     return path
 
 
@@ -213,9 +213,10 @@ def test_grad():
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
 
-def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1):
+def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1, clip=0.0, norms=None):
     """len(lrs) optimizer steps on (x, y); with accum A each step is A micro-batches of
-    consecutive samples, each contributing loss / A (gradient accumulation)."""
+    consecutive samples, each contributing loss / A (gradient accumulation); with clip,
+    torch.nn.utils.clip_grad_norm_(max_norm=clip) before each step (its norms appended to norms)."""
     decay = [p for n, p in model.named_parameters() if not (no_decay and (n.startswith("bn") or n.endswith("bias")))]
     nodecay = [p for n, p in model.named_parameters() if no_decay and (n.startswith("bn") or n.endswith("bias"))]
     wd = kw.pop("weight_decay", 0.0)
@@ -237,6 +238,10 @@ def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1):
             (loss / accum).backward()
             outs.append(out.detach())
             total += loss.item() / accum
+        if clip:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if norms is not None:
+                norms.append(float(norm))
         opt.step()
         if k == 0:
             logits = torch.cat(outs).numpy().copy()
@@ -263,20 +268,32 @@ OPT_CASES = [
     ("sgd_momentum_accum2", "sgd(lr=0.1, momentum=0.9, weight_decay=0.01)", "sgd",
      {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
     ("adamw_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
+    # clip_grad_norm: engaged on every step (0.05 is below the norms here), and never (100)
+    ("sgd_momentum_clip", "sgd(lr=0.1, momentum=0.9, weight_decay=0.01)", "sgd",
+     {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
+    ("adamw_clip_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
+    ("sgd_clip_not_engaged", "sgd(lr=0.1, momentum=0.9)", "sgd", {"momentum": 0.9}, False, 0.0, "constant"),
 ]
+CLIP = {"sgd_momentum_clip": 0.05, "adamw_clip_accum2": 0.05, "sgd_clip_not_engaged": 100.0}
+
+
+def tiny_weights_and_batch(prefix):
+    """The starting weights and the batch of 4 that the optimizer cases share."""
+    torch.manual_seed(5)
+    wpath = os.path.join(TMP, prefix + "_w.safetensors")
+    save_weights(Tiny(), wpath)
+    bpath = os.path.join(TMP, prefix + "_b.safetensors")
+    x, y = write_batch(bpath, 4, 8, 8, 5, 21)
+    return wpath, bpath, x, y
 
 
 def test_optimizers():
-    torch.manual_seed(5)
-    base = Tiny()
-    wpath = os.path.join(TMP, "opt_w.safetensors")
-    save_weights(base, wpath)
-    bpath = os.path.join(TMP, "opt_b.safetensors")
-    x, y = write_batch(bpath, 4, 8, 8, 5, 21)
+    wpath, bpath, x, y = tiny_weights_and_batch("opt")
     for name, net_opt, topt, kw, no_decay, ls, sched in OPT_CASES:
         epochs = 3
         accum = 2 if name.endswith("accum2") else 1
-        net = write_net("opt_" + name, net_opt, sched, ls, epochs, accum)
+        clip = CLIP.get(name, 0.0)
+        net = write_net("opt_" + name, net_opt, sched, ls, epochs, accum, clip)
         opath = os.path.join(TMP, f"opt_o_{name}.safetensors")
         rc, out, err = rxc("step", net, "--batch", bpath, "--init", wpath, "--steps", 3, "--out", opath)
         if rc != 0:
@@ -291,11 +308,90 @@ def test_optimizers():
             lrs = [eta + (lr0 - eta) * (1 + math.cos(math.pi * k / epochs)) / 2 for k in range(3)]
         else:
             lrs = [lr0] * 3
-        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs, accum)
+        norms = []
+        logits, losses = torch_steps(m, x, y, topt, dict(kw), no_decay, ls, lrs, accum, clip, norms)
         ref = state_numpy(m)
         ref["logits"] = logits
         ref["loss"] = losses
         bad = compare_dicts(ours, ref, 2e-4, 1e-6)
+        engaged = clip < 100  # the case must test what its name says
+        if clip and not all((n > clip) == engaged for n in norms):
+            bad.append(f"torch's gradient norms {norms} vs max_norm {clip}")
+        report(f"optim_{name}", not bad, "; ".join(bad[:6]))
+
+
+# ---- mixup / cutmix: rxc step's draws replayed with timm's Mixup on PyTorch ----------
+
+MIX_CASES = [
+    # name, train settings, .net optimizer, torch optimizer, kwargs, label smoothing, accum, seed
+    ("mixup_sgd", "; mixup 0.4", "sgd(lr=0.1, momentum=0.9)", "sgd", {"momentum": 0.9}, 0.1, 1, 0),
+    ("cutmix_adamw", "; cutmix 1.0", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, 0.0, 1, 0),
+    ("mixup_cutmix_prob_accum2", "; mixup 0.2; cutmix 1.0; mix_prob 0.7; mix_switch_prob 0.5",
+     "sgd(lr=0.05, momentum=0.9)", "sgd", {"momentum": 0.9}, 0.1, 2, 3),
+]
+
+
+def timm_mix(x, y, draw, classes, smoothing):
+    """timm.data.Mixup._mix_batch (mode 'batch', correct_lam) and mixup_target, given the draw."""
+    x = x.clone()
+    lam = 1.0
+    if draw[0] == "mixup":
+        lam = float(draw[1])
+        x_flipped = x.flip(0).mul_(1. - lam)
+        x.mul_(lam).add_(x_flipped)
+    elif draw[0] == "cutmix":
+        lam = float(draw[1])
+        yl, yh, xl, xh = (int(v) for v in draw[2:6])
+        x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh]
+    off = smoothing / classes
+    on = 1. - smoothing + off
+    y1 = torch.full((len(y), classes), off).scatter_(1, y.view(-1, 1), on)
+    y2 = torch.full((len(y), classes), off).scatter_(1, y.flip(0).view(-1, 1), on)
+    return x, y1 * lam + y2 * (1. - lam)
+
+
+def test_mix():
+    wpath, bpath, x, y = tiny_weights_and_batch("mix")
+    for name, more, net_opt, topt, kw, ls, accum, seed in MIX_CASES:
+        net = write_net("mix_" + name, net_opt, "constant", ls, 3, accum, more=more)
+        opath = os.path.join(TMP, f"mix_o_{name}.safetensors")
+        rc, out, err = rxc("step", net, "--batch", bpath, "--init", wpath, "--steps", 3, "--out", opath,
+                           "--set", f"seed={seed}")
+        draws = [ln.split()[3:] for ln in err.splitlines() if ln.startswith("rxc step: mix ")]
+        if rc != 0 or len(draws) != 3 * accum:
+            report(f"optim_{name}", False, f"rc {rc}, {len(draws)} draws: " + err.strip()[-400:])
+            continue
+        ours, _ = st.read(opath)
+        m = Tiny()
+        m.load_state_dict({k: torch.tensor(v) for k, v in st.read(wpath)[0].items()})
+        lr = float(re.search(r"lr=([0-9.e-]+)", net_opt).group(1))
+        wd = kw.pop("weight_decay", 0.0) if "weight_decay" in kw else 0.0
+        cls = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[topt]
+        opt = cls([{"params": list(m.parameters()), "weight_decay": wd}], lr=lr, **kw)
+        m.train()
+        losses, logits, d = [], None, iter(draws)
+        for k in range(3):
+            opt.zero_grad()
+            total, outs = 0.0, []
+            for xm, ym in zip(x.chunk(accum), y.chunk(accum)):
+                xmix, target = timm_mix(xm, ym, next(d), 5, ls)
+                o = m(xmix)
+                loss = torch.sum(-target * F.log_softmax(o, dim=-1), dim=-1).mean()  # SoftTargetCrossEntropy
+                (loss / accum).backward()
+                outs.append(o.detach())
+                total += loss.item() / accum
+            opt.step()
+            if k == 0:
+                logits = torch.cat(outs).numpy().copy()
+            losses.append(total)
+        ref = state_numpy(m)
+        ref["logits"] = logits
+        ref["loss"] = np.array(losses, np.float32)
+        bad = compare_dicts(ours, ref, 2e-4, 1e-6)
+        kinds = {dr[0] for dr in draws}
+        want = {"mixup_sgd": {"mixup"}, "cutmix_adamw": {"cutmix"}}.get(name, {"mixup", "cutmix", "none"})
+        if kinds != want:
+            bad.append(f"the draws {sorted(kinds)} do not cover {sorted(want)}: change the case's seed")
         report(f"optim_{name}", not bad, "; ".join(bad[:6]))
 
 
@@ -698,6 +794,7 @@ def main():
         guarded("grad", test_grad)
     if "optim" in only:
         guarded("optim", test_optimizers)
+        guarded("optim", test_mix)
     if "badckpt" in only:
         guarded("badckpt", test_bad_checkpoints)
     if "models" in only:

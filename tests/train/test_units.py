@@ -9,6 +9,9 @@ Prints PASS/FAIL lines (tests/harness.py).
                tolerance 1e-9 (closed form vs PyTorch's recursive form).
   scalars      bias corrections, step count, grad scale, dropout seeds.
   init         distributions of each InitKind (moments within 3%), determinism.
+  mix          mixup/cutmix draws against timm's Mixup._params_per_batch and
+               rand_bbox run on numpy (binomial shares within 4 standard
+               errors, two-sample KS under the 0.001 critical value).
 """
 import json
 import math
@@ -189,12 +192,14 @@ def test_atomic_write_failure_keeps_old():
 # ---- schedules ----------------------------------------------------------------
 
 def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1, gamma=0.1, milestones=(),
-              warmup=0, warmup_start=0.01):
+              warmup=0, warmup_start=0.01, warmup_steps=0, warmup_kind="linear"):
     import torch
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=lr)
     units = epochs * spe if per_step else epochs
     wu = warmup * spe if per_step else warmup
+    if warmup_steps:
+        per_step, units, wu = True, epochs * spe, warmup_steps
     S = torch.optim.lr_scheduler
     if kind == "constant":
         main = S.LambdaLR(opt, lambda e: 1.0)
@@ -206,7 +211,10 @@ def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1
         main = S.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
     sched = main
     if wu > 0:
-        warm = S.LinearLR(opt, start_factor=warmup_start, end_factor=1.0, total_iters=wu)
+        if warmup_kind == "constant":
+            warm = S.ConstantLR(opt, factor=warmup_start, total_iters=wu)
+        else:
+            warm = S.LinearLR(opt, start_factor=warmup_start, end_factor=1.0, total_iters=wu)
         sched = S.SequentialLR(opt, [warm, main], milestones=[wu])
     lrs = []
     import warnings
@@ -224,6 +232,28 @@ def torch_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, t_max=0, step_size=1
     return lrs
 
 
+def timm_lrs(kind, lr, epochs, spe, per_step, eta_min=0.0, warmup=0, warmup_lr_init=0.0, warmup_prefix=False,
+             step_size=1, gamma=0.1):
+    """timm's CosineLRScheduler / StepLRScheduler._get_lr (timm 0.9, cycle_limit 1, no noise, k_decay 1),
+    t_initial = the run's length as timm's create_scheduler_v2 sets it, stepped per epoch or per update."""
+    units = epochs * spe if per_step else epochs
+    wt = warmup * spe if per_step else warmup
+    out = []
+    for e in range(epochs):
+        for s in range(spe):
+            t = e * spe + s if per_step else e
+            if t < wt:
+                out.append(warmup_lr_init + t * (lr - warmup_lr_init) / wt)
+                continue
+            if warmup_prefix:
+                t -= wt
+            if kind == "cosine":
+                out.append(eta_min + 0.5 * (lr - eta_min) * (1 + math.cos(math.pi * t / units)))
+            else:
+                out.append(lr * gamma ** (t // step_size))
+    return out
+
+
 def test_schedules():
     cases = [
         ("cosine_per_epoch_seed", dict(kind="cosine", lr=1e-3, epochs=200, spe=2, per_step=False, eta_min=1e-5)),
@@ -239,16 +269,38 @@ def test_schedules():
                                         warmup_start=0.01)),
         ("warmup_multistep", dict(kind="multistep", lr=0.1, epochs=15, spe=1, per_step=False, milestones=(4, 8),
                                   gamma=0.5, warmup=2, warmup_start=0.25)),
+        ("warmup_constant_schedule", dict(kind="constant", lr=0.1, epochs=5, spe=3, per_step=False, warmup=2,
+                                          warmup_start=0.2)),
+        ("warmup_step", dict(kind="step", lr=0.1, epochs=12, spe=2, per_step=False, step_size=3, gamma=0.5, warmup=2,
+                             warmup_start=0.1)),
+        ("warmup_steps_cosine", dict(kind="cosine", lr=0.1, epochs=4, spe=5, per_step=True, eta_min=1e-3,
+                                     warmup_steps=7, warmup_start=0.05)),
+        ("warmup_steps_constant", dict(kind="constant", lr=0.1, epochs=3, spe=4, per_step=False, warmup_steps=5,
+                                       warmup_start=0.5)),
+        ("warmup_constant_kind", dict(kind="cosine", lr=0.1, epochs=10, spe=2, per_step=False, eta_min=0.0, warmup=3,
+                                      warmup_start=1 / 3, warmup_kind="constant")),
     ]
-    for name, c in cases:
+    # timm's warmup (warmup_lr_init, warmup_prefix) through its formula; timm is not installed here
+    timm_cases = [
+        ("timm_cosine_overlap", dict(kind="cosine", lr=0.1, epochs=20, spe=3, per_step=False, eta_min=1e-5, warmup=5,
+                                     warmup_lr_init=1e-6, warmup_prefix=False)),
+        ("timm_cosine_overlap_per_step", dict(kind="cosine", lr=0.05, epochs=4, spe=6, per_step=True, eta_min=0.0,
+                                              warmup=1, warmup_lr_init=1e-4, warmup_prefix=False)),
+        ("timm_step_lr_init_prefix", dict(kind="step", lr=0.1, epochs=12, spe=1, per_step=False, warmup=3,
+                                          warmup_lr_init=0.002, warmup_prefix=True, step_size=4, gamma=0.5)),
+    ]
+    for name, c in cases + timm_cases:
         args = [f"sched={c['kind']}", f"lr={c['lr']}", f"epochs={c['epochs']}", f"spe={c['spe']}",
                 f"per_step={int(c['per_step'])}", f"eta_min={c.get('eta_min', 0.0)}", f"t_max={c.get('t_max', 0)}",
                 f"step_size={c.get('step_size', 1)}", f"gamma={c.get('gamma', 0.1)}",
                 "milestones=" + ",".join(str(m) for m in c.get("milestones", ())),
-                f"warmup={c.get('warmup', 0)}", f"warmup_start={c.get('warmup_start', 0.01)}"]
+                f"warmup={c.get('warmup', 0)}", f"warmup_start={c.get('warmup_start', 0.01)}",
+                f"warmup_steps={c.get('warmup_steps', 0)}", f"warmup_kind={c.get('warmup_kind', 'linear')}"]
+        if "warmup_lr_init" in c:
+            args += [f"warmup_lr_init={c['warmup_lr_init']}", f"warmup_prefix={int(c['warmup_prefix'])}"]
         rc, out, err = run("lr", *args)
         ours = [float(v) for v in out.split()]
-        ref = torch_lrs(**c)
+        ref = timm_lrs(**c) if "warmup_lr_init" in c else torch_lrs(**c)
         worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(ours, ref)), default=1.0)
         ok = rc == 0 and len(ours) == len(ref) and worst <= 1e-9
         report(f"schedule_{name}", ok, f"n={len(ours)}/{len(ref)} worst relative error {worst:.3g}"
@@ -288,6 +340,67 @@ def test_init():
         report(f"init_{name}", ok, out + err)
 
 
+def ks(a, b):
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    grid = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
+
+
+def timm_draws(n, mixup, cutmix, prob, switch, h, w):
+    """timm.data.Mixup._params_per_batch and cutmix_bbox_and_lam (correct_lam), on numpy's generator."""
+    rs = np.random.RandomState(0)
+    out = []
+    for _ in range(n):
+        lam, use_cutmix = 1.0, False
+        if rs.rand() < prob:
+            if mixup > 0 and cutmix > 0:
+                use_cutmix = rs.rand() < switch
+                lam = rs.beta(cutmix, cutmix) if use_cutmix else rs.beta(mixup, mixup)
+            elif mixup > 0:
+                lam = rs.beta(mixup, mixup)
+            else:
+                use_cutmix, lam = True, rs.beta(cutmix, cutmix)
+        if lam == 1.0:
+            out.append(("none",))
+        elif use_cutmix:
+            ratio = np.sqrt(1 - lam)
+            cut_h, cut_w = int(h * ratio), int(w * ratio)
+            cy, cx = rs.randint(0, h), rs.randint(0, w)
+            yl, yh = np.clip(cy - cut_h // 2, 0, h), np.clip(cy + cut_h // 2, 0, h)
+            xl, xh = np.clip(cx - cut_w // 2, 0, w), np.clip(cx + cut_w // 2, 0, w)
+            out.append(("cutmix", 1. - (yh - yl) * (xh - xl) / float(h * w), yl, yh, xl, xh))
+        else:
+            out.append(("mixup", lam))
+    return out
+
+
+def test_mix():
+    n, h, w = 20000, 24, 16
+    rc, out, err = run("mix", *(str(v) for v in (n, 0.2, 1.0, 0.8, 0.4, h, w)))
+    ours = [(ln.split()[0],) + tuple(float(v) for v in ln.split()[1:]) for ln in out.splitlines()]
+    ref = timm_draws(n, 0.2, 1.0, 0.8, 0.4, h, w)
+    shares = []
+    ok = rc == 0 and len(ours) == n
+    for kind in ("none", "mixup", "cutmix"):
+        a, b = sum(d[0] == kind for d in ours) / n, sum(d[0] == kind for d in ref) / n
+        shares.append(f"{kind} {a:.4f}/{b:.4f}")
+        ok = ok and abs(a - b) <= 4 * math.sqrt(max(b * (1 - b), 1 / n) * 2 / n)
+    report("mix_kinds_as_timm", ok, "shares ours/timm: " + ", ".join(shares))
+    mix, rmix = [d[1] for d in ours if d[0] == "mixup"], [d[1] for d in ref if d[0] == "mixup"]
+    crit = 1.95 * math.sqrt((len(mix) + len(rmix)) / (len(mix) * len(rmix)))  # two-sample KS, alpha 0.001
+    lam_ks = ks(mix, rmix)
+    report("mix_mixup_lambda_beta", ok and lam_ks < crit, f"KS {lam_ks:.4f} (critical {crit:.4f}) vs Beta(0.2, 0.2)")
+    cut, rcut = [d for d in ours if d[0] == "cutmix"], [d for d in ref if d[0] == "cutmix"]
+    crit = 1.95 * math.sqrt((len(cut) + len(rcut)) / (len(cut) * len(rcut)))
+    stats = {k: ks([d[i] for d in cut], [d[i] for d in rcut]) for k, i in (("lam", 1), ("y0", 2), ("y1", 3), ("x0", 4),
+                                                                                ("x1", 5))}
+    inside = all(0 <= d[2] <= d[3] <= h and 0 <= d[4] <= d[5] <= w
+                 and abs(d[1] - (1 - (d[3] - d[2]) * (d[5] - d[4]) / (h * w))) < 1e-12 for d in cut)
+    report("mix_cutmix_boxes_as_timm", ok and inside and max(stats.values()) < crit,
+           f"boxes inside, lam = 1 - area: {inside}; KS " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items())
+           + f" (critical {crit:.4f})")
+
+
 test_write_read()
 test_python_writes_rxc_reads()
 test_bad_files()
@@ -295,3 +408,4 @@ test_atomic_write_failure_keeps_old()
 test_schedules()
 test_scalars()
 test_init()
+test_mix()

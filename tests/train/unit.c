@@ -19,6 +19,7 @@
 #include "init.h"
 #include "recipe.h"
 #include "safetensors.h"
+#include "mix.h"
 #include "schedule.h"
 #include "util.h"
 
@@ -110,6 +111,12 @@ static int64_t parse_recipe(int argc, char **argv, Recipe *r) {
         else if (!strcmp(k, "gamma")) r->gamma = atof(v);
         else if (!strcmp(k, "warmup")) r->warmup_epochs = atoi(v);
         else if (!strcmp(k, "warmup_start")) r->warmup_start = atof(v);
+        else if (!strcmp(k, "warmup_steps")) r->warmup_steps = atoi(v);
+        else if (!strcmp(k, "warmup_kind")) r->warmup_kind = !strcmp(v, "constant") ? WARMUP_CONSTANT : WARMUP_LINEAR;
+        else if (!strcmp(k, "warmup_lr_init")) {
+            r->warmup_from_lr_init = true;
+            r->warmup_lr_init = atof(v);
+        } else if (!strcmp(k, "warmup_prefix")) r->warmup_overlaps = atoi(v) == 0;
         else if (!strcmp(k, "beta1")) r->beta1 = atof(v);
         else if (!strcmp(k, "beta2")) r->beta2 = atof(v);
         else if (!strcmp(k, "seed")) r->seed = strtoull(v, NULL, 10);
@@ -158,6 +165,23 @@ int main(int argc, char **argv) {
             double sc[SC_COUNT];
             schedule_scalars(&r, 0.5, t, t - 1, 8, sc);
             for (int k = 0; k < SC_COUNT; k++) printf("%.17g%c", sc[k], k + 1 < SC_COUNT ? ' ' : '\n');
+        }
+        return 0;
+    }
+    if (!strcmp(cmd, "mix") && argc >= 9) {
+        /* mix N MIXUP_ALPHA CUTMIX_ALPHA PROB SWITCH H W: the draws of N micro-batches */
+        Recipe r;
+        memset(&r, 0, sizeof r);
+        r.seed = 9;
+        r.mixup_alpha = atof(argv[3]);
+        r.cutmix_alpha = atof(argv[4]);
+        r.mix_prob = atof(argv[5]);
+        r.mix_switch_prob = atof(argv[6]);
+        for (int64_t s = 0; s < atoll(argv[2]); s++) {
+            MixDraw d = mix_draw(&r, atoi(argv[7]), atoi(argv[8]), s);
+            if (d.lam == 1.0) printf("none\n");
+            else if (d.cutmix) printf("cutmix %.17g %d %d %d %d\n", d.lam, d.y0, d.y1, d.x0, d.x1);
+            else printf("mixup %.17g\n", d.lam);
         }
         return 0;
     }

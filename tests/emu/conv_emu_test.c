@@ -1,0 +1,359 @@
+/*
+ * conv_emu_test.c — the direct grouped convolutions of the CUDA target
+ * (target/cuda/conv_cuda.c) run on the CPU by the fiber emulator
+ * (cuda_emu.h: barriers real, shared and global races, bounds and
+ * uninitialised shared reads detected) and compared with a float64
+ * reference written here, for every pass, in f32 and bf16.
+ *
+ * Geometries: ResNeXt-50 32x4d's grouped 3x3s (128/32, 256/32, 512/32,
+ * 1024/32 channels: group widths 4, 8, 16, 32; stride 1 and the stride-2
+ * first block of a stage) at small spatial sizes and batch 1-2, plus tile
+ * edges (sizes that are not multiples of the tiles), unequal in and out
+ * widths, two groups, a 5x5 kernel with stride 3 and padding 2, and a
+ * weight gradient of several chunks of several pixel tiles each.
+ *
+ * Tolerance, per tensor: max|emu - ref| <= tol * max(1, max|ref|), tol
+ * 1e-4 for f32 outputs (f32 sums in another order than the reference's
+ * float64 ones), 1e-2 for bf16 outputs (one rounding of the result is
+ * 2^-9 relative); the inputs are the same bf16-rounded values on both
+ * sides. Deliberately broken kernels (a missing barrier, a halo shifted by
+ * one, a wrong group offset, taps between strides not skipped, a skipped
+ * chunk) must be caught.
+ *
+ * Usage: conv_emu_test WORKDIR     prints PASS/FAIL lines; needs g++.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "conv_cuda.h"
+#include "util.h"
+
+typedef struct Case {
+    const char *name;
+    ConvGeom g;
+    bool accumulate; /* forward and data gradient +=; the weight gradient then = (and += otherwise) */
+} Case;
+
+/*                     n   h   w  cin oh  ow cout  g  kh kw sh sw ph pw */
+static const Case cases[] = {
+    {"w4_s1", {1, 12, 12, 128, 12, 12, 128, 32, 3, 3, 1, 1, 1, 1}, false},
+    {"w4_s2", {2, 16, 16, 128, 8, 8, 128, 32, 3, 3, 2, 2, 1, 1}, true},
+    {"w8_s1", {1, 10, 10, 256, 10, 10, 256, 32, 3, 3, 1, 1, 1, 1}, false},
+    {"w8_s2", {1, 14, 14, 256, 7, 7, 256, 32, 3, 3, 2, 2, 1, 1}, false},
+    {"w16_s1", {1, 7, 7, 512, 7, 7, 512, 32, 3, 3, 1, 1, 1, 1}, true},
+    {"w16_s2", {1, 14, 14, 512, 7, 7, 512, 32, 3, 3, 2, 2, 1, 1}, false},
+    {"w32_s1", {1, 7, 7, 1024, 7, 7, 1024, 32, 3, 3, 1, 1, 1, 1}, false},
+    {"w32_s2", {1, 14, 14, 1024, 7, 7, 1024, 32, 3, 3, 2, 2, 1, 1}, true},
+    {"w4_to_w8", {1, 9, 11, 64, 9, 11, 128, 16, 3, 3, 1, 1, 1, 1}, false},
+    {"two_groups", {2, 6, 5, 8, 6, 5, 8, 2, 3, 3, 1, 1, 1, 1}, true},
+    {"k5_s3_p2", {2, 11, 9, 32, 4, 3, 32, 4, 5, 5, 3, 3, 2, 2}, false},
+    {"many_tiles", {2, 30, 32, 8, 30, 32, 8, 2, 3, 3, 1, 1, 1, 1}, false}, /* 8 weight-gradient chunks of 4 tiles */
+};
+enum { N_CASES = sizeof cases / sizeof cases[0] };
+
+static const ConvPass passes[3] = {CONV_FORWARD, CONV_DATA_GRAD, CONV_WEIGHT_GRAD};
+static const char *const pass_names[3] = {"forward", "data_grad", "weight_grad"};
+
+static int64_t x_numel(const ConvGeom *g) { return (int64_t)g->n * g->h * g->w * g->cin; }
+static int64_t y_numel(const ConvGeom *g) { return (int64_t)g->n * g->oh * g->ow * g->cout; }
+static int64_t w_numel(const ConvGeom *g) { return (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw; }
+
+static float bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ---- a Program holding just conv steps ------------------------------------------- */
+
+/* Steps of the three passes of each given case (3 buffers per case: x, w, y). */
+static Program *conv_program(const int *which, int n, KDType act) {
+    Program *p = xcalloc(1, sizeof *p);
+    p->module = kir_module_new();
+    p->bufs = xcalloc((size_t)n * 3, sizeof(BufDesc));
+    p->steps[PHASE_FORWARD_TRAIN] = xcalloc((size_t)n * 3, sizeof(Step));
+    for (int c = 0; c < n; c++) {
+        const Case *cs = &cases[which[c]];
+        const int64_t numel[3] = {x_numel(&cs->g), w_numel(&cs->g), y_numel(&cs->g)};
+        for (int b = 0; b < 3; b++)
+            p->bufs[3 * c + b] = (BufDesc){.name = (char *)(b == 0 ? "x" : b == 1 ? "w" : "y"), .numel = numel[b],
+                                           .dtype = b == 1 ? KD_F32 : act};
+        for (int q = 0; q < 3; q++) {
+            bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate;
+            p->steps[PHASE_FORWARD_TRAIN][3 * c + q] =
+                (Step){.kind = STEP_CONV, .kernel = -1, .conv = {passes[q], cs->g, 3 * c, 3 * c + 1, 3 * c + 2, acc}};
+        }
+    }
+    p->n_bufs = 3 * n;
+    p->n_steps[PHASE_FORWARD_TRAIN] = 3 * n;
+    return p;
+}
+
+static void conv_program_free(Program *p) {
+    kir_module_free(p->module);
+    free(p->bufs);
+    free(p->steps[PHASE_FORWARD_TRAIN]);
+    free(p);
+}
+
+/* ---- the emulator ------------------------------------------------------------------ */
+
+static char *emu_glue(const ConvCudaSet *set) {
+    StrBuf b = {0};
+    for (int i = 0; i < set->n; i++) {
+        const ConvCudaKernel *k = &set->kernels[i];
+        for (int part = 0; part < 1 + k->launch.has_finish; part++) {
+            ConvPass pass = k->step.pass;
+            sb_printf(&b,
+                      "static void conv_call_%d_%d(rxc_emu::Launch *L) {\n    %s%s(rxc_emu::GPtr<%s%s>(L, 0), "
+                      "rxc_emu::GPtr<%sfloat>(L, 1), rxc_emu::GPtr<%s%s>(L, 2), L->sc, rxc_emu::GPtr<float>(L, 3));\n}\n",
+                      i, part, k->name, part ? "_finish" : "", pass == CONV_DATA_GRAD ? "" : "const ",
+                      render_cuda_ctype(k->x_type), pass == CONV_WEIGHT_GRAD ? "" : "const ",
+                      pass == CONV_FORWARD ? "" : "const ", render_cuda_ctype(k->y_type));
+        }
+    }
+    sb_puts(&b, "extern \"C\" int conv_emu_run(int kernel, int part, const unsigned *grid, const unsigned *block,\n"
+                "                             void *const *bufs, const long long *numel, const char *const *names,\n"
+                "                             char *err, size_t errlen) {\n"
+                "    static const double sc[1] = {0};\n    switch (kernel * 2 + part) {\n");
+    for (int i = 0; i < set->n; i++)
+        for (int part = 0; part < 1 + set->kernels[i].launch.has_finish; part++)
+            sb_printf(&b, "    case %d: return rxc_emu_launch(conv_call_%d_%d, grid, block, bufs, numel, names, 4, sc, err, errlen);\n",
+                      i * 2 + part, i, part);
+    sb_puts(&b, "    }\n    snprintf(err, errlen, \"no kernel %d\", kernel);\n    return 1;\n}\n");
+    return sb_take(&b);
+}
+
+typedef int (*ConvEmuRun)(int, int, const unsigned *, const unsigned *, void *const *, const long long *,
+                          const char *const *, char *, size_t);
+
+static void *build_emulator(const char *workdir, const char *tag, const char *source, const ConvCudaSet *set,
+                            char *err, size_t errlen) {
+    char *path = xasprintf("%s/%s.cc", workdir, tag), *so = xasprintf("%s/%s.so", workdir, tag);
+    char *glue = emu_glue(set);
+    void *h = NULL;
+    FILE *f = fopen(path, "w");
+    if (!f) snprintf(err, errlen, "cannot write %s", path);
+    else {
+        fprintf(f, "#include \"cuda_emu.h\"\n%s\n%s", source, glue);
+        fclose(f);
+        char *cmd = xasprintf("g++ -std=c++17 -O1 -shared -fPIC -w -Itests/emu -o %s %s 2>%s/%s.log", so, path, workdir, tag);
+        if (system(cmd) != 0) snprintf(err, errlen, "g++ failed on the emulated source (%s/%s.log)", workdir, tag);
+        else if (!(h = dlopen(so, RTLD_NOW | RTLD_LOCAL))) snprintf(err, errlen, "dlopen %s: %s", so, dlerror());
+        free(cmd);
+    }
+    free(glue);
+    free(path);
+    free(so);
+    return h;
+}
+
+/* ---- the float64 reference ------------------------------------------------------------ */
+
+/* out = (acc ? out : 0) + the pass, in double, from float tensors */
+static void reference(const ConvStep *s, const float *x, const float *w, const float *y, double *out) {
+    const ConvGeom *g = &s->g;
+    const int cig = g->cin / g->groups, cog = g->cout / g->groups;
+    for (int n = 0; n < g->n; n++)
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++)
+                for (int co = 0; co < g->cout; co++)
+                    for (int ci = 0; ci < cig; ci++)
+                        for (int kh = 0; kh < g->kh; kh++)
+                            for (int kw = 0; kw < g->kw; kw++) {
+                                int ih = oh * g->sh - g->ph + kh, iw = ow * g->sw - g->pw + kw;
+                                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                                int64_t xi = (((int64_t)n * g->h + ih) * g->w + iw) * g->cin + co / cog * cig + ci;
+                                int64_t yi = (((int64_t)n * g->oh + oh) * g->ow + ow) * g->cout + co;
+                                int64_t wi = (((int64_t)co * cig + ci) * g->kh + kh) * g->kw + kw;
+                                if (s->pass == CONV_FORWARD) out[yi] += (double)x[xi] * w[wi];
+                                else if (s->pass == CONV_DATA_GRAD) out[xi] += (double)y[yi] * w[wi];
+                                else out[wi] += (double)y[yi] * x[xi];
+                            }
+}
+
+static void fill(float *p, int64_t n, KDType t, uint64_t seed) {
+    Rng rng = {seed, 7, 0};
+    for (int64_t i = 0; i < n; i++) {
+        float u = rng_uniform(rng_next(&rng)) * 4.0f - 2.0f;
+        p[i] = t == KD_BF16 ? bf16_round(u) : u;
+    }
+}
+
+static void to_device(void *dst, const float *src, int64_t n, KDType t) {
+    for (int64_t i = 0; i < n; i++) {
+        if (t == KD_F32) ((float *)dst)[i] = src[i];
+        else {
+            uint32_t u;
+            memcpy(&u, &src[i], 4);
+            ((uint16_t *)dst)[i] = (uint16_t)(u >> 16); /* src is bf16-exact */
+        }
+    }
+}
+
+static float from_device(const void *src, int64_t i, KDType t) {
+    if (t == KD_F32) return ((const float *)src)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)src)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Runs step s (kernel k of the loaded emulator) and compares its output.
+ * Returns 0 on agreement, 1 on an emulator error, 2 on a numeric mismatch
+ * (message in why). */
+static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep *s, uint64_t seed, char *why, size_t n) {
+    ConvEmuRun run = (ConvEmuRun)dlsym(so, "conv_emu_run");
+    const ConvGeom *g = &s->g;
+    const KDType types[3] = {k->x_type, KD_F32, k->y_type};
+    const int64_t numel[3] = {x_numel(g), w_numel(g), y_numel(g)};
+    const int out = s->pass == CONV_FORWARD ? 2 : s->pass == CONV_DATA_GRAD ? 0 : 1;
+    float *host[3];
+    void *dev[4];
+    for (int b = 0; b < 3; b++) {
+        host[b] = xmalloc((size_t)numel[b] * sizeof(float));
+        fill(host[b], numel[b], types[b], seed * 3 + (uint64_t)b);
+        dev[b] = xmalloc((size_t)numel[b] * 4);
+        to_device(dev[b], host[b], numel[b], types[b]);
+    }
+    int64_t scratch_n = k->launch.scratch_floats ? k->launch.scratch_floats : 1;
+    float *scratch = xmalloc((size_t)scratch_n * sizeof(float));
+    for (int64_t i = 0; i < scratch_n; i++) scratch[i] = NAN; /* a partial never written shows */
+    dev[3] = scratch;
+    double *ref = xcalloc((size_t)numel[out], sizeof(double));
+    if (s->accumulate)
+        for (int64_t i = 0; i < numel[out]; i++) ref[i] = host[out][i];
+    reference(s, host[0], host[1], host[2], ref);
+    const long long nums[4] = {numel[0], numel[1], numel[2], scratch_n};
+    const char *names[4] = {"x", "w", "y", "scratch"};
+    int rc = run(ki, 0, k->launch.grid, k->launch.block, dev, nums, names, why, n);
+    if (!rc && k->launch.has_finish) {
+        const unsigned fg[3] = {k->launch.finish_grid, 1, 1}, fb[3] = {k->launch.finish_block, 1, 1};
+        rc = run(ki, 1, fg, fb, dev, nums, names, why, n);
+    }
+    if (rc) rc = 1;
+    else {
+        double scale = 1, worst = 0;
+        int64_t at = 0;
+        for (int64_t i = 0; i < numel[out]; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+        for (int64_t i = 0; i < numel[out]; i++) {
+            double d = fabs((double)from_device(dev[out], i, types[out]) - ref[i]);
+            if (!(d <= worst)) worst = d, at = i;
+        }
+        double tol = (types[out] == KD_BF16 ? 1e-2 : 1e-4) * scale;
+        if (!(worst <= tol)) {
+            snprintf(why, n, "%s[%lld]: emulated %.9g, reference %.9g (max error %.3g > tolerance %.3g)", names[out],
+                     (long long)at, from_device(dev[out], at, types[out]), ref[at], worst, tol);
+            rc = 2;
+        } else {
+            snprintf(why, n, "max error %.3g of max(1, max|ref|) %.3g (tolerance %.0e)", worst, scale,
+                     types[out] == KD_BF16 ? 1e-2 : 1e-4);
+        }
+    }
+    for (int b = 0; b < 4; b++) free(dev[b]);
+    for (int b = 0; b < 3; b++) free(host[b]);
+    free(ref);
+    return rc;
+}
+
+/* ---- the cases ------------------------------------------------------------------------- */
+
+static void check_all(const char *workdir, KDType act) {
+    int which[N_CASES];
+    for (int i = 0; i < N_CASES; i++) which[i] = i;
+    Program *p = conv_program(which, N_CASES, act);
+    const char *dt = act == KD_BF16 ? "bf16" : "f32";
+    ConvCudaSet set;
+    Error err = {0};
+    char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
+    snprintf(tag, sizeof tag, "conv_%s", dt);
+    void *so = src ? build_emulator(workdir, tag, src, &set, why, sizeof why) : NULL;
+    for (int c = 0; c < N_CASES; c++)
+        for (int q = 0; q < 3; q++) {
+            char name[160];
+            snprintf(name, sizeof name, "conv_emu_%s_%s_%s", cases[c].name, pass_names[q], dt);
+            if (!so) {
+                harness_fail(name, "%s", src ? why : err.msg);
+                continue;
+            }
+            int ki = set.step_kernel[PHASE_FORWARD_TRAIN][3 * c + q];
+            const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][3 * c + q].conv;
+            int rc = check_step(so, ki, &set.kernels[ki], s, (uint64_t)(100 + c), why, sizeof why);
+            if (rc) harness_fail(name, "%s (%s)", why, set.kernels[ki].name);
+            else harness_passf(name, "%s", why);
+        }
+    if (so) dlclose(so);
+    if (src) conv_cuda_set_free(&set);
+    free(src);
+    conv_program_free(p);
+}
+
+typedef struct Mutation {
+    const char *name;
+    int case_index;
+    ConvPass pass;
+    const char *find, *replace;
+    const char *expect; /* substring of the emulator's error, or NULL: a numeric mismatch */
+} Mutation;
+
+static const Mutation mutations[] = {
+    {"conv_emu_detects_missing_barrier_forward", 2, CONV_FORWARD, "    __syncthreads();\n    const int pl",
+     "    const int pl", "shared"},
+    {"conv_emu_detects_halo_off_by_one", 0, CONV_FORWARD, "const int r = r0 + px", "const int r = r0 + 1 + px", NULL},
+    {"conv_emu_detects_wrong_group_offset", 2, CONV_FORWARD, "const int sb = (", "const int sb = 0 * (", NULL},
+    {"conv_emu_detects_data_grad_halo_off_by_one", 1, CONV_DATA_GRAD, ", q = q0 + px", ", q = q0 - 1 + px",
+     NULL},
+    {"conv_emu_detects_taps_between_strides", 1, CONV_DATA_GRAD, "if (!ok[q]) continue;", "", NULL},
+    {"conv_emu_detects_missing_barrier_weight_grad", 11, CONV_WEIGHT_GRAD, "        __syncthreads();\n    }\n", "    }\n",
+     "race"},
+    {"conv_emu_detects_skipped_chunk", 11, CONV_WEIGHT_GRAD, "for (int c = 0;", "for (int c = 1;", NULL},
+};
+enum { N_MUTATIONS = sizeof mutations / sizeof mutations[0] };
+
+static void run_mutation(const char *workdir, const Mutation *mu) {
+    Program *p = conv_program(&mu->case_index, 1, KD_F32);
+    ConvCudaSet set;
+    Error err = {0};
+    char *src = render_cuda_program(p, NULL, &set, &err), why[2048];
+    int q = mu->pass == CONV_FORWARD ? 0 : mu->pass == CONV_DATA_GRAD ? 1 : 2;
+    int ki = src ? set.step_kernel[PHASE_FORWARD_TRAIN][q] : -1;
+    char *start = ki >= 0 ? strstr(src, set.kernels[ki].name) : NULL;
+    char *at = start ? strstr(start, mu->find) : NULL;
+    if (!at) harness_fail(mu->name, "the text to mutate was not found (%s)", src ? "" : err.msg);
+    else {
+        char *mutated = xasprintf("%.*s%s%s", (int)(at - src), src, mu->replace, at + strlen(mu->find));
+        void *so = build_emulator(workdir, mu->name, mutated, &set, why, sizeof why);
+        if (!so) harness_fail(mu->name, "%s", why);
+        else {
+            const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][q].conv;
+            int rc = check_step(so, ki, &set.kernels[ki], s, 7, why, sizeof why);
+            bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
+            harness_check(mu->name, ok, "the broken kernel was not caught as expected (%s): %s",
+                          mu->expect ? mu->expect : "any error", rc ? why : "it agreed with the reference");
+            if (ok) printf("  caught: %s\n", why);
+            dlclose(so);
+        }
+        free(mutated);
+    }
+    if (src) conv_cuda_set_free(&set);
+    free(src);
+    conv_program_free(p);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: conv_emu_test WORKDIR\n");
+        return 2;
+    }
+    check_all(argv[1], KD_F32);
+    check_all(argv[1], KD_BF16);
+    for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
+    return harness_status();
+}
