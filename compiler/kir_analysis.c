@@ -186,13 +186,16 @@ KirWidths kir_int_widths(const Kernel *k) {
     w.acc_wide = xcalloc((size_t)(k->n_accs ? k->n_accs : 1), sizeof(bool));
     /* loop counters reach their extent when the loop ends */
     w.loops_wide = (double)k->outer > KIR_INT32_LIMIT || (double)k->inner > KIR_INT32_LIMIT;
+    /* test hook: every integer 64-bit, so small models exercise the wide path */
+    bool force_wide = getenv("RXC_FORCE_INDEX64") && *getenv("RXC_FORCE_INDEX64") == '1';
+    w.loops_wide |= force_wide;
     for (int v = 2; v < k->n_vars; v++) w.loops_wide |= (double)kir_var_extent(k, v) > KIR_INT32_LIMIT;
     RangePass p = {.node = xcalloc((size_t)(k->n_ex ? k->n_ex : 1), sizeof(KirRange))};
     range_pass(&p, k, k->n_ex);
     for (int id = 0; id < k->n_ex; id++) {
         const KExpr *e = &k->ex[id];
         if (e->type != KT_INT) continue;
-        w.node_wide[id] = e->kind == KE_VAR ? w.loops_wide : !kir_range_fits_int32(p.node[id]);
+        w.node_wide[id] = e->kind == KE_VAR ? w.loops_wide : force_wide || !kir_range_fits_int32(p.node[id]);
         if (e->kind == KE_ACC && e->acc >= 0 && e->acc < k->n_accs) w.acc_wide[e->acc] = w.node_wide[id];
     }
     free(p.node);

@@ -852,6 +852,8 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
             else sb_putc(out, *s == '\n' ? ' ' : *s);
         }
     }
+    for (int b = 0; b <= k->n_bufs && getenv("RXC_CUDA_EXTENTS"); b++) /* test hook: sizes for tests/cuda/fake_gpu.cc */
+        sb_printf(out, b == k->n_bufs ? " scratch %lld" : b ? " %lld" : "\n * extents: %lld", b == k->n_bufs ? (long long)l->scratch_floats : (long long)k->bufs[b].numel);
     sb_puts(out, " */\n");
     switch (l->mapping) {
     case CM_THREAD_PER_ROW:

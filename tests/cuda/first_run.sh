@@ -39,8 +39,8 @@ device_line() {
 fake_first_run_checks() {
   local st=0 log
   # The module as 3 NVRTC parts (3 CUmodules) and as one: the same gradients, bit for bit.
-  fakerun env RXC_NVRTC_THREADS=1 RXC_VERBOSE=1 "$RXC" grad $net --batch "$b" --device cuda --out "$work/fg_one.st" \
-    >"$work/fg_one.log" 2>&1
+  fakerun env RXC_NVRTC_THREADS=1 RXC_VERBOSE=1 "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 \
+    --out "$work/fg_one.st" >"$work/fg_one.log" 2>&1
   first_run_case exec_cuda_split_module_same_results \
     "$(grep -o '([0-9]* parts*)' "$work/fg_one.log" | head -1); $(tail -c 600 "$work/fg_one.log" | tr '\n' ' ')" \
     eval 'grep -q "(1 part)" "$work/fg_one.log" && cmp -s "$work/fg_one.st" "$work/fg_cuda.st"' || st=1
@@ -69,7 +69,8 @@ fake_first_run_checks() {
   # RXC_TF32 decides both ways: =0 under precision tf32 gives no TF32 GEMM, =1 under fp32 gives some.
   fakerun env RXC_TF32=0 "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft0.st" \
     >"$work/ft0.log" 2>&1
-  fakerun env RXC_TF32=1 "$RXC" grad $net --batch "$b" --device cuda --out "$work/ft1.st" >"$work/ft1.log" 2>&1
+  fakerun env RXC_TF32=1 "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/ft1.st" \
+    >"$work/ft1.log" 2>&1
   local off on
   off=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft0.log" | sort -n | tail -1)
   on=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft1.log" | sort -n | tail -1)

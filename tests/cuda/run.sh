@@ -5,6 +5,12 @@
 # split into parallel NVRTC parts, NVRTC's builtins with a hostile loader
 # path, and the ABI constants of target/cuda/cuda_api.h against the
 # toolkit's headers.
+# Then the fake GPU (fake_gpu.cc): its own checks (fake_checks.c: cuBLAS
+# arguments, tensor-core eligibility, broken stream orderings it must catch),
+# and the GPU executor end to end on it with every buffer bounds- and
+# race-checked and stream ordering checked: tiny_resnext against the CPU,
+# graphs, TF32, bf16 tensor-core eligibility, the 64-bit index path forced,
+# and the seed model's forward and backward at 224x224 (about 60 s of CPU).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
@@ -18,8 +24,17 @@ fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cu
                 exec_cuda_fake_gpu_direct_convs
                 exec_cuda_split_module_same_results exec_cuda_status_names_in_errors
                 exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
-                exec_cuda_driver_too_old_is_error device_auto_says_why)
-cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
+                exec_cuda_driver_too_old_is_error device_auto_says_why
+                exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
+                exec_cuda_seed_224_grad)
+fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tensor_cores
+                  fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
+                  fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
+                  fake_gpu_catches_capture_waiting_on_outside_event)
+cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_check_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
+# GEMMs of fig3c_grouped in bf16 that cuBLAS cannot run on tensor cores (unaligned
+# pointers, leading dimensions or batch strides): none, since the CUDA target pads every operand.
+TC_INELIGIBLE_MAX=0
 
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 work=build/test-cuda
@@ -82,6 +97,27 @@ else
   fi
 fi
 
+# The fake GPU's own checks: cuBLAS argument checks, and stream ordering with
+# deliberately broken programs it must catch (one process per scenario: an
+# unordered access is a sticky error).
+fake="$work/fakegpu"
+fake_checks_env() { env LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" \
+                 RXC_FAKE_GPU_DIR="$fake" "$@"; }
+if build_fake_gpu "$fake" &&
+   cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Itarget/cuda -I. -o "$work/fake_checks" \
+      tests/cuda/fake_checks.c target/cuda/cuda_api.c compiler/error.c -ldl 2>"$work/fake_checks_build.log"; then
+  for scenario in blas ordered_staging_passes catches_kernel_without_event_wait catches_copy_over_unfinished_reads \
+                  catches_host_read_before_sync capture_external_wait; do
+    fake_checks_env "$work/fake_checks" "$scenario" 2>"$work/fake_checks_$scenario.log" || status_units=1
+    grep -m1 "no event wait\|STRICT_TC" "$work/fake_checks_$scenario.log" | sed 's/^/  /'
+  done
+else
+  for c in "${fake_check_cases[@]}"; do
+    fail "$c" "the fake GPU or fake_checks.c does not build: $(head -c 500 "$fake/build.log" "$work/fake_checks_build.log" 2>/dev/null)"
+  done
+  status_units=1
+fi
+
 # The GPU executor end to end on a fake GPU (tests/cuda/fake_gpu.cc: the
 # driver, NVRTC and cuBLAS entry points on the CPU, kernels run by the fiber
 # emulator): gradients and three AdamW steps of tiny_resnext against the CPU
@@ -137,6 +173,58 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   else
     echo "FAIL exec_cuda_precision_tf32_reaches_cublas: tf32 run ${tf32:-none}, fp32 run ${fp32:-none}: $(tail -c 600 "$work/ft.log" | tr '\n' ' ')"
     status_units=1
+  fi
+  # Every fake run above had bounds and race checks on every buffer, and
+  # stream ordering checked: the input staged on the copy stream, read by the
+  # forward phase after its event wait, must leave no hazard.
+  hz=$(cat "$work/fg.log" "$work/fs_on.log" "$work/fs_off.log" "$work/ft.log" 2>/dev/null | grep -c ' 0 hazards')
+  if [ "$hz" -eq 4 ]; then
+    echo "PASS exec_cuda_fake_gpu_no_hazards (4 runs, staged input included, no unordered access)"
+  else
+    echo "FAIL exec_cuda_fake_gpu_no_hazards: $hz of 4 runs clean: $(grep -h 'fake gpu:' "$work"/f[gst]*.log | head -3 | tr '\n' ' ')"
+    status_units=1
+  fi
+  # bf16 GEMMs that cuBLAS would run without tensor cores (alignment of
+  # pointers, leading dimensions and batch strides), counted by the fake
+  fakerun "$RXC" grad examples/fig3c_grouped.net --batch "$b" --device cuda --set precision=bf16 \
+    --out "$work/ftc.st" >"$work/ftc.log" 2>&1
+  tc=$(sed -n 's/.* \([0-9]*\) tensor-core gemms (\([0-9]*\) not eligible).*/\1 \2/p' "$work/ftc.log" | tail -1)
+  if [ -n "$tc" ] && [ "${tc#* }" -le "$TC_INELIGIBLE_MAX" ]; then
+    echo "PASS exec_cuda_bf16_gemms_tensor_core_eligible (fig3c_grouped bf16: ${tc#* } of ${tc% *} GEMMs not eligible, at most $TC_INELIGIBLE_MAX)"
+    grep 'not tensor-core eligible' "$work/ftc.log" | head -3 | sed 's/^/  /'
+  else
+    echo "FAIL exec_cuda_bf16_gemms_tensor_core_eligible: ${tc:-no count} (at most $TC_INELIGIBLE_MAX not eligible): $(grep 'fake gpu' "$work/ftc.log" | head -4 | tr '\n' ' ')"
+    status_units=1
+  fi
+  # The 64-bit index path, forced on every kernel (RXC_FORCE_INDEX64, a test
+  # hook of kir_analysis.c), through a whole grad run against the CPU
+  RXC_FORCE_INDEX64=1 "$RXC" emit $net --target cuda --batch 4 -o "$work/wide_emit" >/dev/null 2>&1
+  narrow=$(grep -c 'for (int i = ' "$work/wide_emit/kernels.cu" 2>/dev/null)
+  if [ "${narrow:-1}" -eq 0 ] && grep -q 'for (long long i = ' "$work/wide_emit/kernels.cu" &&
+     fakerun env RXC_FORCE_INDEX64=1 "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/fw.st" >"$work/fw.log" 2>&1; then
+    "$PYTHON" tests/gpu/compare.py step "$work/fg_cpu.st" "$work/fw.st" exec_cuda_index64_forced 1e-4 || status_units=1
+  else
+    echo "FAIL exec_cuda_index64_forced: ${narrow:-no} 32-bit row loops left, or the run failed: $(tail -c 800 "$work/fw.log" | tr '\n' ' ')"
+    status_units=1
+  fi
+  # One whole forward and backward of the seed model at its real size (224x224,
+  # batch 1) on the fake GPU: the real index widths and chunk counts, every
+  # buffer checked. About 90 s of CPU. At batch 1 a 1e-6 perturbation of the
+  # input moves deep gradients by up to ~40% (relu decisions near zero flip),
+  # so each tensor is held to 1e-3 or 3x that spread (compare.py conditioned).
+  "$PYTHON" tests/gpu/compare.py batch "$work/seed_batch.st" 1 3 224 224 10 3
+  "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p.st" 1e-6 5
+  seed=models/resnext50_32x4d.net
+  start=$SECONDS
+  if fakerun "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --set precision=fp32 --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
+     grep -q ' 0 hazards' "$work/seed.log" &&
+     "$RXC" grad $seed --batch "$work/seed_batch.st" --device cpu --out "$work/seed_cpu.st" >>"$work/seed.log" 2>&1 &&
+     "$RXC" grad $seed --batch "$work/seed_batch_p.st" --device cpu --out "$work/seed_cpu_p.st" >>"$work/seed.log" 2>&1; then
+    echo "  the seed model's forward and backward on the fake GPU took $((SECONDS - start)) s"
+    "$PYTHON" tests/gpu/compare.py conditioned "$work/seed_cpu.st" "$work/seed_cuda.st" "$work/seed_cpu_p.st" \
+      exec_cuda_seed_224_grad 1e-3 3 || status_units=1
+  else
+    echo "FAIL exec_cuda_seed_224_grad: $(grep -v '^ ' "$work/seed.log" | tail -c 800 | tr '\n' ' ')"; status_units=1
   fi
   # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
   # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)

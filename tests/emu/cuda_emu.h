@@ -34,6 +34,8 @@
 #include <ucontext.h>
 #include <vector>
 
+#include "cuda_emu_sink.h"
+
 #define RXC_EMU 1
 #define __global__
 #define __device__
@@ -109,6 +111,7 @@ struct State {
     int errors = 0;
     char first_error[1024] = "";
     void (*entry)(Launch *) = nullptr;
+    std::vector<std::vector<Shadow>> shadow_pool; /* per argument, for the current launch */
 };
 
 static State S;
@@ -431,16 +434,35 @@ static inline void store_u4(const GPtr<__nv_bfloat16> &p, long long q, const uin
 #define RXC_GLOBAL(T) rxc_emu::GPtr<T>
 #define RXC_SHARED(T, name, n) static rxc_emu::SharedArray<T, (n)> name(#name)
 
+namespace rxc_emu {
+static void report_accesses(const RxcEmuSink *sink, const std::vector<std::vector<Shadow>> &shadows) {
+    for (size_t a = 0; a < shadows.size(); a++) {
+        const std::vector<Shadow> &sh = shadows[a];
+        long long start = 0;
+        int mode = 0;
+        for (size_t i = 0; i <= sh.size(); i++) {
+            int m = i < sh.size() ? (sh[i].r_thread >= 0) | (sh[i].w_thread >= 0) << 1 : -1;
+            if (m == mode) continue;
+            if (mode > 0) sink->touched(sink->ctx, (int)a, start, (long long)i - start, mode);
+            start = (long long)i;
+            mode = m;
+        }
+    }
+}
+} /* namespace rxc_emu */
+
 /* One launch of one kernel entry point over its grid. n_args counts the
- * kernel's buffers plus the scratch buffer (if any). Returns the number of
- * errors; the first is copied to err. */
+ * kernel's buffers plus the scratch buffer (if any); a negative numel leaves
+ * that pointer unchecked. Returns the number of errors; the first is copied
+ * to err. With a sink, reports the accesses afterwards. */
 static int rxc_emu_launch(void (*entry)(rxc_emu::Launch *), const unsigned grid[3], const unsigned block[3],
                           void *const *bufs, const long long *numel, const char *const *names, int n_args,
-                          const double *sc, char *err, size_t errlen) {
+                          const double *sc, char *err, size_t errlen, const RxcEmuSink *sink = nullptr) {
     using namespace rxc_emu;
-    std::vector<std::vector<Shadow>> shadows((size_t)n_args);
-    for (int a = 0; a < n_args; a++)
-        if (numel[a] >= 0) shadows[(size_t)a].resize((size_t)numel[a]);
+    /* reused across launches: fresh pages for every launch cost more than refilling */
+    std::vector<std::vector<Shadow>> &shadows = S.shadow_pool;
+    if ((int)shadows.size() < n_args) shadows.resize((size_t)n_args);
+    for (int a = 0; a < (int)shadows.size(); a++) shadows[(size_t)a].assign(a < n_args && numel[a] >= 0 ? (size_t)numel[a] : 0, Shadow());
     Launch L{bufs, numel, names, shadows.data(), sc};
     S.launch = &L;
     S.entry = entry;
@@ -457,6 +479,7 @@ static int rxc_emu_launch(void (*entry)(rxc_emu::Launch *), const unsigned grid[
                 if (!run_block(threads)) goto out;
             }
 out:
+    if (sink) report_accesses(sink, shadows);
     if (S.errors) snprintf(err, errlen, "%s (%d errors)", S.first_error, S.errors);
     return S.errors;
 }

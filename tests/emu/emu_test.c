@@ -6,8 +6,9 @@
  * shares no code with either renderer.
  *
  * Negative tests break rendered kernels on purpose (a missing barrier, a
- * missing shared-memory write, a shifted index, a wrong loop stride) and
- * require the harness to notice.
+ * missing shared-memory write, a shifted index, a wrong loop stride), with
+ * at least one broken twin per kernel form (thread per row, block per row,
+ * column partials, column finish, float4), and require the harness to notice.
  *
  * Usage: emu_test WORKDIR       prints PASS/FAIL lines; needs g++.
  * Tolerances: f32 |emu - ref| <= 1e-5 + 1e-4 |ref| (sum order differs);
@@ -477,6 +478,7 @@ typedef struct Mutation {
     const char *replace;
     bool in_prelude;
     const char *expect;    /* substring of the harness error, or NULL: a numeric mismatch */
+    bool vec4;             /* run the kernel's NAME_v4 form */
 } Mutation;
 
 static const Mutation mutations[] = {
@@ -491,6 +493,13 @@ static const Mutation mutations[] = {
     {"emu_detects_shifted_thread_index", "affine_relu", "+ threadIdx.x;", "+ threadIdx.x + 1;", false, NULL},
     {"emu_detects_wrong_load_index", "conv3x3_g2", "b0_x[e", "b0_x[1 + e", false, NULL},
     {"emu_detects_wrong_row_stride", "col_stats", "j += 8)", "j += 4)", false, NULL},
+    /* one broken twin per kernel form: the float4 variant and the column finish */
+    {"emu_detects_v4_shifted_quad", "affine_relu_large", "RXC_LOAD4(b0_x, q)", "RXC_LOAD4(b0_x, q + 1)", false,
+     "out-of-bounds", true},
+    {"emu_detects_finish_skipping_a_chunk", "col_stats", "for (int c = 1; c < 3; ++c) {\n            acc0",
+     "for (int c = 2; c < 3; ++c) {\n            acc0", false, NULL},
+    {"emu_detects_finish_past_the_last_column", "col_stats", "i < 40; i += (int)gridDim.x * 256) {\n        float acc0",
+     "i <= 40; i += (int)gridDim.x * 256) {\n        float acc0", false, "out-of-bounds"},
     /* the 8-wide vector variant reading bf16 lane 3 for lane 2 (run.sh checks NAME_v4 too) */
     {"emu_detects_wrong_vector_lane", "mixed_f32_bf16", "rxc_bf16_lo(in1.y)", "rxc_bf16_hi(in1.y)", false, NULL},
 };
@@ -517,8 +526,8 @@ static void run_mutation(const char *workdir, const KirModule *full, const Mutat
         void *so = build_emulator(workdir, mu->name, mutated, &one, ls, why, sizeof why);
         if (!so) harness_fail(mu->name, "%s", why);
         else {
-            int rc = check_kernel(so, NULL, 0, one.kernels[0], false, why, sizeof why);
-            if (rc == 0 && ls[0].has_vec4) rc = check_kernel(so, NULL, 0, one.kernels[0], true, why, sizeof why);
+            int rc = check_kernel(so, NULL, 0, one.kernels[0], mu->vec4, why, sizeof why);
+            if (rc == 0 && !mu->vec4 && ls[0].has_vec4) rc = check_kernel(so, NULL, 0, one.kernels[0], true, why, sizeof why);
             bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
             char msg[2300];
             snprintf(msg, sizeof msg, "the broken kernel was not caught as expected (%s): %s",
