@@ -206,9 +206,16 @@ static void store_value(StrBuf *o, const char *indent, const char *dst, KDType t
 static void signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, int threads) {
     ConvPass pass = k->step.pass;
     /* the header comment nvrtc_compile splits the module at (NAME_finish stays with NAME) */
-    if (!*suffix)
-        sb_printf(o, "/* %s: direct grouped conv, %s */\n", k->name,
+    if (!*suffix) {
+        const ConvGeom *g = &k->step.g;
+        sb_printf(o, "/* %s: direct grouped conv, %s", k->name,
                   pass == CONV_FORWARD ? "forward" : pass == CONV_DATA_GRAD ? "data gradient" : "weight gradient");
+        if (getenv("RXC_CUDA_EXTENTS")) /* test hook: the sizes tests/cuda/fake_gpu.cc bounds-checks */
+            sb_printf(o, "\n * extents: %lld %lld %lld scratch %lld", (long long)g->n * g->h * g->w * g->cin,
+                      (long long)g->cout * (g->cin / g->groups) * g->kh * g->kw, (long long)g->n * g->oh * g->ow * g->cout,
+                      (long long)k->launch.scratch_floats);
+        sb_puts(o, " */\n");
+    }
     sb_printf(o,
               "extern \"C\" __global__ void __launch_bounds__(%d) %s%s(RXC_GLOBAL(%s%s) x, RXC_GLOBAL(%sfloat) w, "
               "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch) {\n",
