@@ -92,15 +92,14 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
         return slot == 0 ? gu : kir_un(k, KU_NEG, gu);
     case OP_DIV: {
         /* PyTorch's div backward: g / b, and -g * ((a / b) / b) */
-        int b = lw_value(L, kb, n->in[1], fuse_is_broadcast(L->g, u, n->in[1]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        int b = lw_value(L, kb, n->in[1], lw_operand_index(L, k, u, n->in[1], idx), EM_BWD);
         if (slot == 0) return e_div(k, gu, b);
-        int a = lw_value(L, kb, n->in[0], fuse_is_broadcast(L->g, u, n->in[0]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        int a = lw_value(L, kb, n->in[0], lw_operand_index(L, k, u, n->in[0], idx), EM_BWD);
         return e_mul(k, kir_un(k, KU_NEG, gu), e_div(k, e_div(k, a, b), b));
     }
     case OP_MUL: {
         int other = n->in[1 - slot];
-        int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
-        return e_mul(k, gu, lw_value(L, kb, other, oidx, EM_BWD));
+        return e_mul(k, gu, lw_value(L, kb, other, lw_operand_index(L, k, u, other, idx), EM_BWD));
     }
     case OP_DROPOUT:
     case OP_DROP_PATH:
@@ -270,19 +269,22 @@ static void tree_broadcast_grads(Lower *L, const Tree *t, const char *lab) {
         for (int s = 0; s < u->n_in; s++) {
             int b = u->in[s];
             if (!fuse_is_broadcast(g, un, b) || !L->fp.needs_grad[b] || (u->op == OP_BATCHNORM && s > 0)) continue;
-            int64_t C = u->dim[2], HW = u->dim[0] * u->dim[1];
+            /* b holds C values per sample (per channel) or one (per sample) */
+            int64_t C = lw_per_sample(L, b), HW = lw_per_sample(L, un) / C;
             KB kb;
             kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * C, HW);
             Kernel *k = kb.k;
             int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-            int idx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
+            int idx = C == 1 ? e_add(k, e_muli(k, i, HW), j)
+                             : e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
             int st = kir_stage(k, KS_REDUCE);
             int a = kir_acc(k, st, KR_SUM, edge_grad(L, &kb, t, un, s, idx));
             int so = kir_stage(k, KS_STORE);
             bool acc;
             int tb = grad_target(L, b, &acc);
             kir_store(k, so, kb_buf(&kb, L, tb, true), i, a, acc);
-            char *what = xasprintf("%s backward: broadcast operand (sum over H,W)", op_name(u->op));
+            char *what = xasprintf("%s backward: broadcast operand (sum over %s)", op_name(u->op),
+                                   C == 1 ? "the sample" : "H,W");
             kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
             free(what);
         }

@@ -345,8 +345,11 @@ static bool same_shape(const Node *a, const Node *b) {
     return true;
 }
 
-/* b broadcasts over a: a is {H,W,C} and b is {1,1,C} or {C}. */
+/* b broadcasts over a: per channel, a is {H,W,C} and b is {1,1,C} or {C};
+ * per sample, b is {1,1,1} or {1} (one value per sample) and a is larger. */
 static bool broadcasts_over(const Node *a, const Node *b) {
+    bool b_one = b->rank == 3 ? b->dim[0] == 1 && b->dim[1] == 1 && b->dim[2] == 1 : b->dim[0] == 1;
+    if (b_one) return node_numel(a) > 1;
     if (a->rank != 3) return false;
     if (b->rank == 3) return b->dim[0] == 1 && b->dim[1] == 1 && b->dim[2] == a->dim[2];
     return b->dim[0] == a->dim[2];

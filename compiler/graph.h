@@ -37,7 +37,8 @@ typedef enum OpKind {
     OP_RELU,           /* in: x */
     OP_SIGMOID,        /* in: x */
     OP_ADD,            /* in: a, b (same shape, or b broadcast as in OP_MUL) */
-    OP_MUL,            /* in: a, b; b may be {1,1,C} or {C} against {H,W,C} */
+    OP_MUL,            /* in: a, b; b may be {1,1,C} or {C} against {H,W,C} (per channel), or
+                          {1,1,1} or {1} against any larger shape (per sample) */
     OP_MAXPOOL,        /* in: x; a.pool */
     OP_AVGPOOL,        /* in: x; a.pool */
     OP_GLOBAL_AVGPOOL, /* in: x {H,W,C} -> {1,1,C} */

@@ -154,9 +154,12 @@ bool pw_grad_reads_input(OpKind op); /* false: pw_grad takes x = -1 */
 int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode);
 /* the same, but expands v's own elementwise definition even when v has a buffer */
 int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode);
-/* index of broadcast operand b (shape {1,1,C} or {C}) for flat index idx of the
- * node u it broadcasts over */
-int lw_bcast_index(Lower *L, Kernel *k, int u, int idx);
+/* index of broadcast operand b (per channel: {1,1,C} or {C}; per sample:
+ * {1,1,1} or {1}) for flat index idx of the node u it broadcasts over */
+int lw_bcast_index(Lower *L, Kernel *k, int u, int b, int idx);
+/* index of operand x of elementwise node u for u's flat index idx: idx, or
+ * lw_bcast_index when x broadcasts */
+int lw_operand_index(Lower *L, Kernel *k, int u, int x, int idx);
 /* x at flat index idx after dropout or drop_path node v's mask (the forward and its
  * gradient draw the same numbers) */
 int lw_random_drop(Lower *L, Kernel *k, int v, int idx, int x);

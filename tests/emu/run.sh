@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 . tests/harness.sh
 # 24 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 9 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them
-models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2)
-model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations)
+models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2)
+model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks)
 cases $((24 + 9 + ${#model_cases[@]}))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu

@@ -379,6 +379,26 @@ def arithmetic_cases():
         return x / s + s / (torch.sigmoid(x) + 1)
     c.forward = div_bc
     cs.append(c)
+    # per-sample broadcasts: a {1,1,1} map and a {1} vector against {H,W,C}, on either side
+    sc = nn.Conv2d(5, 1, 1, bias=True)
+    c = Case("broadcast_per_sample", 5, 4, 3,
+             "s = sigmoid(op: conv(global_avgpool(input), 1, 1, bias=true))\n    v = flatten(s) + 0.5\n"
+             "    return input * s + (s - input) / v + v * relu(input) - div(s, sigmoid(input) + 1)",
+             {"op": sc}, batch=3)
+
+    def per_sample(x, m=sc):
+        s = torch.sigmoid(m(F.adaptive_avg_pool2d(x, 1)))
+        v = torch.flatten(s, 1) + 0.5
+        vb = v.view(-1, 1, 1, 1)
+        return x * s + (s - x) / vb + vb * F.relu(x) - s / (torch.sigmoid(x) + 1)
+    c.forward = per_sample
+    cs.append(c)
+    c = Case("broadcast_per_sample_vector", 6, 1, 1,
+             "v = flatten(input)\n    s = flatten(global_avgpool(op: conv(input, 1, 1)))\n    return v * s - s / (sigmoid(v) + 1)",
+             {"op": nn.Conv2d(6, 1, 1, bias=False)}, batch=3)
+    c.forward = lambda x, m=c.module["op"]: (torch.flatten(x, 1) * torch.flatten(m(x), 1)
+                                             - torch.flatten(m(x), 1) / (torch.sigmoid(torch.flatten(x, 1)) + 1))
+    cs.append(c)
     return cs
 
 
