@@ -629,6 +629,7 @@ int autodiff_backward(Lower *L) {
             gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(n), flatten_src, "flatten backward (C,H,W -> NHWC)");
             break;
         case OP_CONCAT: concat_backward(L, v); break;
+        case OP_PARAM_VALUE: param_value_backward(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

@@ -12,6 +12,7 @@
  * shape lives in the Param entry the node points to.
  */
 #include "graph.h"
+#include "graph_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -51,8 +52,7 @@ void graph_free(Graph *g) {
     free(g);
 }
 
-/* Appends a node with the given inputs; the caller fills shape and attributes. */
-static int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *name, SrcLoc loc) {
+int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *name, SrcLoc loc) {
     GROW(g->nodes, g->cap_nodes, g->n_nodes + 1);
     int id = g->n_nodes++;
     Node *n = &g->nodes[id];
@@ -68,10 +68,9 @@ static int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *na
     return id;
 }
 
-static bool valid_node(const Graph *g, int id) { return id >= 0 && id < g->n_nodes; }
+bool valid_node(const Graph *g, int id) { return id >= 0 && id < g->n_nodes; }
 
-/* A product of non-negative dimensions, or -1 when it does not fit in 63 bits. */
-static int64_t checked_product(const int64_t *dims, int n) {
+int64_t checked_product(const int64_t *dims, int n) {
     int64_t p = 1;
     for (int i = 0; i < n; i++) {
         if (dims[i] < 0) return -1;
@@ -80,9 +79,7 @@ static int64_t checked_product(const int64_t *dims, int n) {
     return p;
 }
 
-/* Shapes in messages read as `input` and `rxc summary` write them: C x H x W
- * (PyTorch's order), though the graph stores {H, W, C}; a vector is [C]. */
-static const char *shape_str(const Node *n, char *buf, size_t len) {
+const char *shape_str(const Node *n, char *buf, size_t len) {
     if (n->rank == 3)
         snprintf(buf, len, "%lldx%lldx%lld", (long long)n->dim[2], (long long)n->dim[0], (long long)n->dim[1]);
     else
@@ -128,13 +125,10 @@ static void index_added(Graph *g) {
 
 static bool param_name_taken(const Graph *g, const char *name) { return graph_find_param(g, name) >= 0; }
 
-/* Adds an entry to the parameter table; with `node` true it also gets an
- * OP_PARAM node (trainable tensors), otherwise it is a buffer. Returns the
- * param index or -1 (numel overflow or duplicate name). */
-static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
+int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
                      const int64_t *dim, bool trainable, InitKind init, int64_t fan_in, int64_t fan_out,
                      SrcLoc loc, Error *err) {
-    char *name = xasprintf("%s.%s", layer, suffix);
+    char *name = suffix ? xasprintf("%s.%s", layer, suffix) : xstrdup(layer);
     if (param_name_taken(g, name)) {
         error_at(err, loc, "parameter name '%s' is used twice", name);
         free(name);
@@ -172,8 +166,7 @@ static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole 
     return index;
 }
 
-/* Removes what a failed builder appended, so a graph never holds half an op. */
-static void truncate_graph(Graph *g, int n_nodes, int n_params) {
+void truncate_graph(Graph *g, int n_nodes, int n_params) {
     for (int i = n_nodes; i < g->n_nodes; i++) {
         free(g->nodes[i].in);
         free(g->nodes[i].name);
@@ -184,9 +177,7 @@ static void truncate_graph(Graph *g, int n_nodes, int n_params) {
     if (g->param_index) index_rebuild(g);
 }
 
-/* Layers that own parameters need a name for them; code that builds graphs
- * without one gets a unique generated name. */
-static char *layer_name(const Graph *g, const char *name, const char *op) {
+char *layer_name(const Graph *g, const char *name, const char *op) {
     return name ? xstrdup(name) : xasprintf("%s%d", op, g->n_nodes);
 }
 
@@ -574,6 +565,7 @@ const char *op_name(OpKind op) {
     case OP_ELU: return "elu";
     case OP_DROP_PATH: return "drop_path";
     case OP_GLOBAL_MAXPOOL: return "global_maxpool";
+    case OP_PARAM_VALUE: return "param_value";
     case OP_COUNT: break;
     }
     return "?";

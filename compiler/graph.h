@@ -60,6 +60,8 @@ typedef enum OpKind {
     OP_ELU,            /* a.act.alpha */
     OP_DROP_PATH,      /* in: x; a.dropout.p; one draw per sample (stochastic depth); identity in eval mode */
     OP_GLOBAL_MAXPOOL, /* in: x {H,W,C} -> {1,1,C}; a.pool is the one H x W window (lowered as a max-pool) */
+    OP_PARAM_VALUE,    /* in: p (OP_PARAM); a learnable tensor as a value: every sample sees p
+                          (PyTorch shape [C] -> {C}, [C,H,W] -> {H,W,C}) */
     OP_COUNT
 } OpKind;
 
@@ -71,6 +73,7 @@ typedef enum ParamRole {
     ROLE_RUNNING_MEAN,  /* buffer */
     ROLE_RUNNING_VAR,   /* buffer */
     ROLE_NUM_BATCHES,   /* buffer, int64 scalar, kept for torchvision's state_dict */
+    ROLE_SCALE,         /* a learnable tensor of the file's own (param(): layer scale, ...) */
 } ParamRole;
 
 typedef enum InitKind {
@@ -78,7 +81,19 @@ typedef enum InitKind {
     INIT_ONES,
     INIT_KAIMING_NORMAL_FAN_OUT, /* torchvision's conv init: N(0, sqrt(2/fan_out)) */
     INIT_PYTORCH_DEFAULT,        /* nn.Conv2d/nn.Linear reset_parameters: U(-1/sqrt(fan_in), +) */
+    /* the file's own initialisers (init=...), with Param.init_arg: */
+    INIT_CONSTANT,               /* arg[0] */
+    INIT_NORMAL,                 /* N(arg[0], arg[1]^2) */
+    INIT_UNIFORM,                /* U(arg[0], arg[1]) */
+    INIT_TRUNC_NORMAL,           /* N(arg[0], arg[1]^2) redrawn outside [arg[2], arg[3]] */
+    INIT_KAIMING_NORMAL_FAN_IN,  /* N(0, sqrt(2/fan_in)) */
 } InitKind;
+
+/* An initialiser and its arguments (see InitKind). */
+typedef struct InitSpec {
+    InitKind kind;
+    double arg[4];
+} InitSpec;
 
 typedef struct Param {
     char *name;         /* checkpoint name, e.g. "layer1.0.conv2.weight" */
@@ -88,6 +103,7 @@ typedef struct Param {
     int64_t numel;
     bool trainable;     /* false for buffers */
     InitKind init;
+    double init_arg[4]; /* the arguments of INIT_CONSTANT ... INIT_TRUNC_NORMAL */
     int64_t fan_in, fan_out;
     int node;           /* the OP_PARAM node, or -1 for a buffer */
 } Param;
@@ -169,6 +185,12 @@ int graph_drop_path(Graph *g, int x, float p, SrcLoc loc, Error *err);
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
                  InitKind init, SrcLoc loc, Error *err);
 int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);
+
+/* ---- construction of the newer ops (graph_ops.c) -------------------------- */
+/* A learnable tensor named `name` (the checkpoint name itself) of PyTorch
+ * shape [C] or [C, H, W], initialised by init: an OP_PARAM_VALUE node. */
+int graph_param_value(Graph *g, const char *name, int rank, const int64_t *shape, const InitSpec *init,
+                      SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */

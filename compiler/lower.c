@@ -644,6 +644,7 @@ int lower_forward(Lower *L) {
         case OP_GLOBAL_AVGPOOL: lower_gap(L, v); break;
         case OP_FLATTEN: lower_flatten(L, v); break;
         case OP_CONCAT: lower_concat(L, v); break;
+        case OP_PARAM_VALUE: lower_param_value(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

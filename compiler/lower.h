@@ -220,6 +220,10 @@ int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int
 /* the loss kernel (loss.c): per-sample losses and the output gradient */
 void lower_loss(Lower *L);
 
+/* ---- the newer structured ops, forward and backward (layer_ops.c) ------------ */
+void lower_param_value(Lower *L, int v);
+void param_value_backward(Lower *L, int v);
+
 /* ---- 3. backward (autodiff.c) ---------------------------------------------- */
 int autodiff_backward(Lower *L);
 /* gradient target of v: the buffer, and whether this contribution accumulates */

@@ -1,7 +1,7 @@
 /*
  * ops_table.c — the primitive ops of the network language (conv, batchnorm,
  * linear, relu and the other activations, add, sub, mul, div, pooling,
- * dropout, concat, ...): each op's name, its
+ * dropout, concat, ...; the newer ones in ops_more.c): each op's name, its
  * argument spec and defaults, and the graph builder it calls. A layer with
  * parameters gets its name from naming.c; shape errors come from graph.c
  * and are reported at the call.
@@ -15,7 +15,8 @@
 const char *const elaborate_op_names[] = {
     "conv", "batchnorm", "relu", "sigmoid", "add", "mul", "maxpool", "avgpool",
     "global_avgpool", "flatten", "dropout", "linear", "concat", "sub", "div",
-    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool", NULL,
+    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool",
+    "param", NULL,
 };
 
 /* The graph op of each name in elaborate_op_names, in the same order. */
@@ -23,6 +24,7 @@ static const OpKind op_kinds[] = {
     OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_ADD, OP_MUL, OP_MAXPOOL, OP_AVGPOOL,
     OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT, OP_SUB, OP_DIV,
     OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU, OP_DROP_PATH, OP_GLOBAL_MAXPOOL,
+    OP_PARAM_VALUE,
 };
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
@@ -31,7 +33,7 @@ _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_n
  * Inside a block the op's line is shared by every call of the block, so a
  * note says which call it was: the innermost call site, and the scope its
  * layers are named under (the path `rxc summary` shows). */
-static Value op_result(Elab *e, int id, const Error *err) {
+Value op_result(Elab *e, int id, const Error *err) {
     if (id >= 0) return vtensor(id);
     diag_error(e->d, err->loc, "%s", err->msg);
     if (e->depth > 0) {
@@ -351,6 +353,7 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     case OP_DROPOUT:
     case OP_DROP_PATH: *out = op_dropout(e, f, call, op); break;
     case OP_CONCAT: *out = op_concat(e, f, call); break;
+    case OP_PARAM_VALUE: *out = op_param(e, f, call); break;
     case OP_RELU:
     case OP_SIGMOID:
     case OP_GLOBAL_AVGPOOL:

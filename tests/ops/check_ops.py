@@ -283,6 +283,35 @@ def cases():
     cs.extend(activation_cases())
     cs.extend(arithmetic_cases())
     cs.extend(drop_path_cases())
+    cs.extend(param_cases())
+    return cs
+
+
+class Holder(nn.Module):
+    """parameters named as a .net file's labels name its param() tensors"""
+    def __init__(self, **shapes):
+        super().__init__()
+        for k, shp in shapes.items():
+            setattr(self, k, nn.Parameter(torch.zeros(shp)))
+
+
+def param_cases():
+    """param(): a learnable tensor as a value, in each shape it may have: [C]
+    (timm's layer scale gamma), [C,1,1] (torchvision's CNBlock layer_scale),
+    [1] (one scalar for every sample) and [C,H,W] (a learned map)."""
+    cs = []
+    m = Holder(gamma=(4,), ls=(4, 1, 1), s=(1,), pos=(4, 3, 5))
+    c = Case("param_layer_scale", 4, 3, 5,
+             "y = relu(input) * p.gamma: param(shape=[4], init=1e-6) + input\n"
+             "    y = y * p.ls: param(shape=[4, 1, 1]) - p.s: param(shape=[1], init=0.5) * y\n"
+             "    return y + p.pos: param(shape=[4, 3, 5], init=normal(0, 0.02))", {"p": m}, batch=3)
+
+    def fwd(x, m=m):
+        y = F.relu(x) * m.gamma.view(1, -1, 1, 1) + x
+        y = y * m.ls - m.s * y
+        return y + m.pos
+    c.forward = fwd
+    cs.append(c)
     return cs
 
 
