@@ -630,6 +630,8 @@ int autodiff_backward(Lower *L) {
             break;
         case OP_CONCAT: concat_backward(L, v); break;
         case OP_PARAM_VALUE: param_value_backward(L, v); break;
+        case OP_CHANNEL_SLICE:
+        case OP_CHANNEL_SHUFFLE: channel_gather_backward(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

@@ -566,6 +566,8 @@ const char *op_name(OpKind op) {
     case OP_DROP_PATH: return "drop_path";
     case OP_GLOBAL_MAXPOOL: return "global_maxpool";
     case OP_PARAM_VALUE: return "param_value";
+    case OP_CHANNEL_SLICE: return "channel_slice";
+    case OP_CHANNEL_SHUFFLE: return "channel_shuffle";
     case OP_COUNT: break;
     }
     return "?";

@@ -62,6 +62,8 @@ typedef enum OpKind {
     OP_GLOBAL_MAXPOOL, /* in: x {H,W,C} -> {1,1,C}; a.pool is the one H x W window (lowered as a max-pool) */
     OP_PARAM_VALUE,    /* in: p (OP_PARAM); a learnable tensor as a value: every sample sees p
                           (PyTorch shape [C] -> {C}, [C,H,W] -> {H,W,C}) */
+    OP_CHANNEL_SLICE,  /* in: x; channels [a.chan.offset, + C) of x (C: the node's channels) */
+    OP_CHANNEL_SHUFFLE, /* in: x; ShuffleNet's channel_shuffle with a.chan.groups groups */
     OP_COUNT
 } OpKind;
 
@@ -140,6 +142,7 @@ typedef struct Node {
         struct { float alpha; } act;
         struct { int in_features, out_features; bool bias; } linear;
         struct { int index; } param; /* into Graph.params */
+        struct { int offset, groups; } chan; /* channel slices and shuffles */
     } a;
     char *name;         /* layer path ("layer1.0.conv2"); NULL for anonymous ops */
     SrcLoc loc;
@@ -191,6 +194,11 @@ int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);
  * shape [C] or [C, H, W], initialised by init: an OP_PARAM_VALUE node. */
 int graph_param_value(Graph *g, const char *name, int rank, const int64_t *shape, const InitSpec *init,
                       SrcLoc loc, Error *err);
+/* channels [start, start + count) of a feature map or vector */
+int graph_channel_slice(Graph *g, int x, int64_t start, int64_t count, SrcLoc loc, Error *err);
+/* torch's channel_shuffle(x, groups): output channel i * groups + j is input
+ * channel j * (C / groups) + i */
+int graph_channel_shuffle(Graph *g, int x, int groups, SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */

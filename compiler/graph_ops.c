@@ -1,6 +1,6 @@
 /*
  * graph_ops.c — builders of the graph IR's newer ops (see graph.h): learnable
- * tensors used as values (param). Shape rules and messages follow graph.c's:
+ * tensors used as values (param), channel slices and shuffles. Shape rules and messages follow graph.c's:
  * a mistake returns -1 with a one-line message located at the op.
  */
 #include <math.h>
@@ -43,5 +43,44 @@ int graph_param_value(Graph *g, const char *name, int rank, const int64_t *shape
         n->dim[1] = shape[2];
         n->dim[2] = shape[0];
     }
+    return id;
+}
+
+/* A node of x's kind with c channels. */
+static int channels_like(Graph *g, OpKind op, int x, int64_t c, SrcLoc loc) {
+    int id = add_node(g, op, &x, 1, NULL, loc);
+    Node *n = &g->nodes[id];
+    const Node *src = &g->nodes[x];
+    n->rank = src->rank;
+    memcpy(n->dim, src->dim, sizeof n->dim);
+    n->dim[src->rank == 3 ? 2 : 0] = c;
+    return id;
+}
+
+static int64_t node_channels(const Node *n) { return n->rank == 3 ? n->dim[2] : n->dim[0]; }
+
+int graph_channel_slice(Graph *g, int x, int64_t start, int64_t count, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "channel slice: invalid input");
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    int64_t C = node_channels(in);
+    if (start < 0 || count <= 0 || start + count > C)
+        return error_at(err, loc, "channels %lld..%lld are not a non-empty slice of %s (%lld channels)", (long long)start,
+                        (long long)(start + count), shape_str(in, sbuf, sizeof sbuf), (long long)C);
+    int id = channels_like(g, OP_CHANNEL_SLICE, x, count, loc);
+    g->nodes[id].a.chan.offset = (int)start;
+    return id;
+}
+
+int graph_channel_shuffle(Graph *g, int x, int groups, SrcLoc loc, Error *err) {
+    if (!valid_node(g, x)) return error_at(err, loc, "channel_shuffle: invalid input");
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    int64_t C = node_channels(in);
+    if (groups <= 0 || C % groups != 0)
+        return error_at(err, loc, "channel_shuffle: %d groups do not divide the %lld channels of %s", groups, (long long)C,
+                        shape_str(in, sbuf, sizeof sbuf));
+    int id = channels_like(g, OP_CHANNEL_SHUFFLE, x, C, loc);
+    g->nodes[id].a.chan.groups = groups;
     return id;
 }

@@ -358,7 +358,7 @@ static void lower_conv(Lower *L, int v) {
         gs.a = xb;
         gs.k = a->cin;
         gs.lda = a->cin;
-        gs.ldb = a->cin;
+        gs.ldb = (int)conv_cols(L, v).kb; /* the weight's rows as conv_gemm_weight lays them out (padded or not) */
         note = xasprintf("%s: 1x1 conv forward as GEMM on NHWC (%lldx%dx%d)", lab, (long long)M, a->cout, a->cin);
     } else {
         /* one batch entry per group (or per `merge` groups, block-diagonal: ConvCols) */
@@ -645,6 +645,8 @@ int lower_forward(Lower *L) {
         case OP_FLATTEN: lower_flatten(L, v); break;
         case OP_CONCAT: lower_concat(L, v); break;
         case OP_PARAM_VALUE: lower_param_value(L, v); break;
+        case OP_CHANNEL_SLICE:
+        case OP_CHANNEL_SHUFFLE: lower_channel_gather(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

@@ -223,6 +223,9 @@ void lower_loss(Lower *L);
 /* ---- the newer structured ops, forward and backward (layer_ops.c) ------------ */
 void lower_param_value(Lower *L, int v);
 void param_value_backward(Lower *L, int v);
+/* OP_CHANNEL_SLICE and OP_CHANNEL_SHUFFLE */
+void lower_channel_gather(Lower *L, int v);
+void channel_gather_backward(Lower *L, int v);
 
 /* ---- 3. backward (autodiff.c) ---------------------------------------------- */
 int autodiff_backward(Lower *L);

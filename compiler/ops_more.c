@@ -1,7 +1,8 @@
 /*
  * ops_more.c — the network language's newer primitive ops, front end side
- * (ops_table.c dispatches to them): param (a learnable tensor), and the
- * initialisers that `init=` arguments name. Shape errors come from the
+ * (ops_table.c dispatches to them): param (a learnable tensor), the
+ * initialisers that `init=` arguments name, channel slices (x[a..b],
+ * split) and channel_shuffle. Shape errors come from the
  * builders of graph_ops.c and are reported at the call.
  */
 #include "elaborate_internal.h"
@@ -144,5 +145,88 @@ Value op_param(Elab *e, Frame *f, const AstExpr *call) {
     Error err = {0};
     int id = graph_param_value(e->g, name, rank, shape, &init, call->v.call.callee_loc, &err);
     free(name);
+    return op_result(e, id, &err);
+}
+
+/* ---- channel slices ------------------------------------------------------------------- */
+
+Value tensor_channel_slice(Elab *e, int x, int64_t lo, int64_t hi, SrcLoc loc) {
+    const Node *n = &e->g->nodes[x];
+    int64_t C = n->rank == 3 ? n->dim[2] : n->dim[0];
+    /* Python's slice rules, as lists have them: negative counts from the end, clamped */
+    if (lo < 0) lo += C;
+    if (hi < 0) hi += C;
+    lo = lo < 0 ? 0 : lo > C ? C : lo;
+    hi = hi < lo ? lo : hi > C ? C : hi;
+    Error err = {0};
+    return op_result(e, graph_channel_slice(e->g, x, lo, hi - lo, loc, &err), &err);
+}
+
+/* split(x, sizes): torch.split along channels; sizes a list of channel
+ * counts summing to C, or one int (chunks of that size, the last smaller) */
+Value op_split(Elab *e, Frame *f, const AstExpr *call) {
+    static const ArgSpec spec[] = {{"x", true}, {"sizes", true}};
+    Args a;
+    if (!bind_args(e, f, call, spec, 2, &a)) return VERR;
+    int x = -1;
+    if (!to_tensor(e->d, a.v[0], a.loc[0], "split input", &x)) return VERR;
+    const Node *n = &e->g->nodes[x];
+    int64_t C = n->rank == 3 ? n->dim[2] : n->dim[0];
+    int64_t sizes_buf[1] = {0}, *sizes = sizes_buf, count = 1;
+    if (a.v[1].k == V_LIST) {
+        count = a.v[1].u.list.n;
+        if (count < 1) {
+            diag_error(e->d, a.loc[1], "split needs at least one size");
+            return VERR;
+        }
+        sizes = xmalloc((size_t)count * sizeof *sizes);
+        int64_t total = 0;
+        bool ok = true;
+        for (int64_t i = 0; i < count && ok; i++) {
+            ok = to_int(e->d, a.v[1].u.list.items[i], a.loc[1], "split size", &sizes[i]);
+            if (ok && sizes[i] <= 0) {
+                diag_error(e->d, a.loc[1], "split sizes must be positive, got %lld", (long long)sizes[i]);
+                ok = false;
+            }
+            total += ok ? sizes[i] : 0;
+        }
+        if (ok && total != C) {
+            diag_error(e->d, a.loc[1], "split sizes add up to %lld, but the input has %lld channels", (long long)total,
+                       (long long)C);
+            ok = false;
+        }
+        if (!ok) {
+            free(sizes);
+            return VERR;
+        }
+    } else {
+        int chunk;
+        if (!to_int_range(e->d, a.v[1], a.loc[1], "split size", 1, INT32_MAX, &chunk)) return VERR;
+        sizes_buf[0] = chunk;
+        count = (C + chunk - 1) / chunk;
+    }
+    Value r = list_value(e, (int)count);
+    for (int64_t i = 0, start = 0; i < count && r.k != V_ERR; i++) {
+        int64_t size = sizes == sizes_buf ? (start + sizes_buf[0] > C ? C - start : sizes_buf[0]) : sizes[i];
+        r.u.list.items[i] = tensor_channel_slice(e, x, start, start + size, call->v.call.callee_loc);
+        if (r.u.list.items[i].k == V_ERR) r = VERR;
+        start += size;
+    }
+    if (sizes != sizes_buf) free(sizes);
+    return r;
+}
+
+/* channel_shuffle(x, groups) */
+Value op_channel_shuffle(Elab *e, Frame *f, const AstExpr *call) {
+    static const ArgSpec spec[] = {{"x", true}, {"groups", true}};
+    Args a;
+    if (!bind_args(e, f, call, spec, 2, &a)) return VERR;
+    int x = -1, groups = 1;
+    bool ok = to_tensor(e->d, a.v[0], a.loc[0], "channel_shuffle input", &x);
+    ok = to_int_range(e->d, a.v[1], a.loc[1], "channel_shuffle groups", 1, INT32_MAX, &groups) && ok;
+    if (!ok) return VERR;
+    Error err = {0};
+    int id = graph_channel_shuffle(e->g, x, groups, call->v.call.callee_loc, &err);
+    name_plain_node(e, f, call, id);
     return op_result(e, id, &err);
 }

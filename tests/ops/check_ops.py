@@ -284,6 +284,36 @@ def cases():
     cs.extend(arithmetic_cases())
     cs.extend(drop_path_cases())
     cs.extend(param_cases())
+    cs.extend(channel_cases())
+    return cs
+
+
+def torch_shuffle(x, g):
+    n, c, h, w = x.shape
+    return x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def channel_cases():
+    """split, x[c0..c1] and channel_shuffle: slices of one value accumulate into
+    its gradient (the first writes every channel), overlapping and negative slices."""
+    cs = []
+    c = Case("channel_split_slice", 8, 3, 4,
+             "r = relu(input)\n    parts = split(r, [3, 5])\n    chunks = split(input, 3)\n"
+             "    return concat(parts[1] * 2, parts[0], input[2..6], input[-2..8], chunks[2], sigmoid(r[1..4]))", {}, batch=2)
+    c.forward = lambda x: torch.cat([F.relu(x)[:, 3:] * 2, F.relu(x)[:, :3], x[:, 2:6], x[:, 6:8], x[:, 6:8],
+                                     torch.sigmoid(F.relu(x)[:, 1:4])], 1)
+    cs.append(c)
+    conv = nn.Conv2d(6, 12, 1, bias=False)
+    c = Case("channel_shuffle", 6, 4, 3, "y = channel_shuffle(op: conv(input, 12, 1), 3)\n"
+             "    v = channel_shuffle(flatten(global_avgpool(y)), 4)\n"
+             "    return y * sigmoid(v) + concat(channel_shuffle(input, 2), input)", {"op": conv}, batch=2)
+
+    def shuf(x, m=conv):
+        y = torch_shuffle(m(x), 3)
+        v = torch_shuffle(F.adaptive_avg_pool2d(y, 1), 4)
+        return y * torch.sigmoid(v) + torch.cat([torch_shuffle(x, 2), x], 1)
+    c.forward = shuf
+    cs.append(c)
     return cs
 
 
