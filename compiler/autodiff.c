@@ -632,6 +632,8 @@ int autodiff_backward(Lower *L) {
         case OP_PARAM_VALUE: param_value_backward(L, v); break;
         case OP_CHANNEL_SLICE:
         case OP_CHANNEL_SHUFFLE: channel_gather_backward(L, v); break;
+        case OP_GROUPNORM:
+        case OP_LAYERNORM: norm_backward(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

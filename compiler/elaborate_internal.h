@@ -175,6 +175,7 @@ bool eval_init_spec(Elab *e, Frame *f, const AstExpr *x, InitSpec *out);
 Value op_param(Elab *e, Frame *f, const AstExpr *call);
 Value op_split(Elab *e, Frame *f, const AstExpr *call);
 Value op_channel_shuffle(Elab *e, Frame *f, const AstExpr *call);
+Value op_norm(Elab *e, Frame *f, const AstExpr *call, OpKind op); /* OP_GROUPNORM, OP_LAYERNORM */
 /* channels lo..hi of tensor x (hi excluded; Python's slice rules) */
 Value tensor_channel_slice(Elab *e, int x, int64_t lo, int64_t hi, SrcLoc loc);
 

@@ -568,6 +568,8 @@ const char *op_name(OpKind op) {
     case OP_PARAM_VALUE: return "param_value";
     case OP_CHANNEL_SLICE: return "channel_slice";
     case OP_CHANNEL_SHUFFLE: return "channel_shuffle";
+    case OP_GROUPNORM: return "groupnorm";
+    case OP_LAYERNORM: return "layernorm";
     case OP_COUNT: break;
     }
     return "?";

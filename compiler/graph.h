@@ -64,6 +64,8 @@ typedef enum OpKind {
                           (PyTorch shape [C] -> {C}, [C,H,W] -> {H,W,C}) */
     OP_CHANNEL_SLICE,  /* in: x; channels [a.chan.offset, + C) of x (C: the node's channels) */
     OP_CHANNEL_SHUFFLE, /* in: x; ShuffleNet's channel_shuffle with a.chan.groups groups */
+    OP_GROUPNORM,      /* in: x, weight, bias; a.norm: statistics per sample and group of channels */
+    OP_LAYERNORM,      /* in: x, weight, bias; a.norm: statistics over the channels of each pixel (LayerNorm2d) */
     OP_COUNT
 } OpKind;
 
@@ -143,6 +145,7 @@ typedef struct Node {
         struct { int in_features, out_features; bool bias; } linear;
         struct { int index; } param; /* into Graph.params */
         struct { int offset, groups; } chan; /* channel slices and shuffles */
+        struct { int groups; float eps; } norm; /* groupnorm, layernorm (groups 1) */
     } a;
     char *name;         /* layer path ("layer1.0.conv2"); NULL for anonymous ops */
     SrcLoc loc;
@@ -199,6 +202,10 @@ int graph_channel_slice(Graph *g, int x, int64_t start, int64_t count, SrcLoc lo
 /* torch's channel_shuffle(x, groups): output channel i * groups + j is input
  * channel j * (C / groups) + i */
 int graph_channel_shuffle(Graph *g, int x, int groups, SrcLoc loc, Error *err);
+/* GroupNorm(groups, C, eps) (op OP_GROUPNORM) or ConvNeXt's LayerNorm2d, a
+ * LayerNorm over the channels at each pixel (OP_LAYERNORM, groups 1); both
+ * with weight (ones) and bias (zeros) [C], no running statistics */
+int graph_norm(Graph *g, OpKind op, const char *name, int x, int groups, float eps, SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */

@@ -1,6 +1,7 @@
 /*
  * graph_ops.c — builders of the graph IR's newer ops (see graph.h): learnable
- * tensors used as values (param), channel slices and shuffles. Shape rules and messages follow graph.c's:
+ * tensors used as values (param), channel slices and shuffles, group and
+ * layer norms. Shape rules and messages follow graph.c's:
  * a mistake returns -1 with a one-line message located at the op.
  */
 #include <math.h>
@@ -82,5 +83,37 @@ int graph_channel_shuffle(Graph *g, int x, int groups, SrcLoc loc, Error *err) {
                         shape_str(in, sbuf, sizeof sbuf));
     int id = channels_like(g, OP_CHANNEL_SHUFFLE, x, C, loc);
     g->nodes[id].a.chan.groups = groups;
+    return id;
+}
+
+int graph_norm(Graph *g, OpKind op, const char *name, int x, int groups, float eps, SrcLoc loc, Error *err) {
+    const char *what = op == OP_GROUPNORM ? "groupnorm" : "layernorm";
+    if (op != OP_GROUPNORM && op != OP_LAYERNORM) return error_at(err, loc, "%s is not a norm", op_name(op));
+    if (!valid_node(g, x)) return error_at(err, loc, "%s: invalid input", what);
+    const Node *in = &g->nodes[x];
+    char sbuf[80];
+    int64_t C = node_channels(in);
+    if (op == OP_GROUPNORM && (groups <= 0 || C % groups != 0))
+        return error_at(err, loc, "groupnorm: %d groups do not divide the %lld channels of %s", groups, (long long)C,
+                        shape_str(in, sbuf, sizeof sbuf));
+    if (!(eps > 0) || !isfinite(eps)) return error_at(err, loc, "%s eps must be positive, got %g", what, (double)eps);
+    int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
+    char *layer = layer_name(g, name, op == OP_GROUPNORM ? "gn" : "ln");
+    int64_t cdim[1] = {C};
+    int wi = add_param(g, layer, "weight", ROLE_BN_WEIGHT, 1, cdim, true, INIT_ONES, 0, 0, loc, err);
+    int bi = wi < 0 ? -1 : add_param(g, layer, "bias", ROLE_BN_BIAS, 1, cdim, true, INIT_ZEROS, 0, 0, loc, err);
+    if (bi < 0) {
+        free(layer);
+        truncate_graph(g, n_nodes0, n_params0);
+        return -1;
+    }
+    int ins[3] = {x, g->params[wi].node, g->params[bi].node};
+    int id = add_node(g, op, ins, 3, layer, loc);
+    free(layer);
+    Node *n = &g->nodes[id];
+    n->rank = g->nodes[x].rank;
+    memcpy(n->dim, g->nodes[x].dim, sizeof n->dim);
+    n->a.norm.groups = op == OP_GROUPNORM ? groups : 1;
+    n->a.norm.eps = eps;
     return id;
 }

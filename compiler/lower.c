@@ -647,6 +647,8 @@ int lower_forward(Lower *L) {
         case OP_PARAM_VALUE: lower_param_value(L, v); break;
         case OP_CHANNEL_SLICE:
         case OP_CHANNEL_SHUFFLE: lower_channel_gather(L, v); break;
+        case OP_GROUPNORM:
+        case OP_LAYERNORM: lower_norm(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

@@ -226,6 +226,9 @@ void param_value_backward(Lower *L, int v);
 /* OP_CHANNEL_SLICE and OP_CHANNEL_SHUFFLE */
 void lower_channel_gather(Lower *L, int v);
 void channel_gather_backward(Lower *L, int v);
+/* OP_GROUPNORM and OP_LAYERNORM (norms.c) */
+void lower_norm(Lower *L, int v);
+void norm_backward(Lower *L, int v);
 
 /* ---- 3. backward (autodiff.c) ---------------------------------------------- */
 int autodiff_backward(Lower *L);

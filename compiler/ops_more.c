@@ -2,7 +2,7 @@
  * ops_more.c — the network language's newer primitive ops, front end side
  * (ops_table.c dispatches to them): param (a learnable tensor), the
  * initialisers that `init=` arguments name, channel slices (x[a..b],
- * split) and channel_shuffle. Shape errors come from the
+ * split), channel_shuffle, groupnorm and layernorm. Shape errors come from the
  * builders of graph_ops.c and are reported at the call.
  */
 #include "elaborate_internal.h"
@@ -228,5 +228,27 @@ Value op_channel_shuffle(Elab *e, Frame *f, const AstExpr *call) {
     Error err = {0};
     int id = graph_channel_shuffle(e->g, x, groups, call->v.call.callee_loc, &err);
     name_plain_node(e, f, call, id);
+    return op_result(e, id, &err);
+}
+
+/* groupnorm(x, groups, eps=1e-5) and layernorm(x, eps=1e-5): PyTorch's
+ * GroupNorm and LayerNorm's eps */
+Value op_norm(Elab *e, Frame *f, const AstExpr *call, OpKind op) {
+    static const ArgSpec gn_spec[] = {{"x", true}, {"groups", true}, {"eps", false}};
+    static const ArgSpec ln_spec[] = {{"x", true}, {"eps", false}};
+    bool gn = op == OP_GROUPNORM;
+    Args a;
+    if (!bind_args(e, f, call, gn ? gn_spec : ln_spec, gn ? 3 : 2, &a)) return VERR;
+    int x = -1, groups = 1, eps_slot = gn ? 2 : 1;
+    double eps = 1e-5;
+    bool ok = to_tensor(e->d, a.v[0], a.loc[0], gn ? "groupnorm input" : "layernorm input", &x);
+    if (gn) ok = to_int_range(e->d, a.v[1], a.loc[1], "groupnorm groups", 1, INT32_MAX, &groups) && ok;
+    if (a.given[eps_slot]) ok = to_float(e->d, a.v[eps_slot], a.loc[eps_slot], "eps", &eps) && ok;
+    if (!ok) return VERR;
+    char *name = new_layer_name(e, f, call, gn ? "gn" : "ln");
+    if (!name) return VERR;
+    Error err = {0};
+    int id = graph_norm(e->g, op, name, x, groups, (float)eps, call->v.call.callee_loc, &err);
+    free(name);
     return op_result(e, id, &err);
 }

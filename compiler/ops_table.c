@@ -16,7 +16,7 @@ const char *const elaborate_op_names[] = {
     "conv", "batchnorm", "relu", "sigmoid", "add", "mul", "maxpool", "avgpool",
     "global_avgpool", "flatten", "dropout", "linear", "concat", "sub", "div",
     "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool",
-    "param", "split", "channel_shuffle", NULL,
+    "param", "split", "channel_shuffle", "groupnorm", "layernorm", NULL,
 };
 
 /* The graph op of each name in elaborate_op_names, in the same order. */
@@ -24,7 +24,7 @@ static const OpKind op_kinds[] = {
     OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_ADD, OP_MUL, OP_MAXPOOL, OP_AVGPOOL,
     OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT, OP_SUB, OP_DIV,
     OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU, OP_DROP_PATH, OP_GLOBAL_MAXPOOL,
-    OP_PARAM_VALUE, OP_CHANNEL_SLICE, OP_CHANNEL_SHUFFLE,
+    OP_PARAM_VALUE, OP_CHANNEL_SLICE, OP_CHANNEL_SHUFFLE, OP_GROUPNORM, OP_LAYERNORM,
 };
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
@@ -356,6 +356,8 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     case OP_PARAM_VALUE: *out = op_param(e, f, call); break;
     case OP_CHANNEL_SLICE: *out = op_split(e, f, call); break;
     case OP_CHANNEL_SHUFFLE: *out = op_channel_shuffle(e, f, call); break;
+    case OP_GROUPNORM:
+    case OP_LAYERNORM: *out = op_norm(e, f, call, op); break;
     case OP_RELU:
     case OP_SIGMOID:
     case OP_GLOBAL_AVGPOOL:

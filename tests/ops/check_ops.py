@@ -285,6 +285,41 @@ def cases():
     cs.extend(drop_path_cases())
     cs.extend(param_cases())
     cs.extend(channel_cases())
+    cs.extend(norm_cases())
+    return cs
+
+
+def layernorm2d(m, x):
+    """ConvNeXt's LayerNorm2d: LayerNorm over the channels of each pixel"""
+    return m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def norm_cases():
+    """groupnorm (2 groups, one group per channel, on a vector) and layernorm
+    over channels (LayerNorm2d, on a map and a vector), eps default and given,
+    an input that also feeds another op (its gradient accumulates)."""
+    cs = []
+    gn = nn.GroupNorm(2, 6)
+    c = Case("groupnorm", 6, 5, 4, "return relu(op: groupnorm(input, 2)) + input * 3", {"op": gn}, batch=3)
+    c.forward = lambda x, m=gn: F.relu(m(x)) + x * 3
+    cs.append(c)
+    gi = nn.GroupNorm(4, 4, eps=1e-3)
+    c = Case("groupnorm_per_channel", 4, 3, 5, "return op: groupnorm(sigmoid(input) * 2, 4, eps=0.001)", {"op": gi}, batch=2)
+    c.x = rng.standard_normal((2, 4, 3, 5)) + 5  # a mean far from zero
+    c.forward = lambda x, m=gi: m(torch.sigmoid(x) * 2)
+    cs.append(c)
+    ln = nn.LayerNorm(5, eps=1e-6)
+    c = Case("layernorm2d", 5, 4, 3, "y = op: layernorm(input, eps=1e-6)\n    return y * sigmoid(y) + input", {"op": ln},
+             batch=3)
+    c.forward = lambda x, m=ln: layernorm2d(m, x) * torch.sigmoid(layernorm2d(m, x)) + x
+    cs.append(c)
+    lv, gv = nn.LayerNorm(6), nn.GroupNorm(3, 6)
+    c = Case("norms_on_vectors", 6, 3, 3,
+             "v = flatten(global_avgpool(input))\n    return ln: layernorm(v) + gn: groupnorm(v * 2, 3)",
+             {"ln": lv, "gn": gv}, batch=4)
+    c.forward = lambda x, a=lv, b=gv: a(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) + \
+        b(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1) * 2)
+    cs.append(c)
     return cs
 
 
