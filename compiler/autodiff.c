@@ -333,6 +333,25 @@ static Taps window_taps(Kernel *k, int h, int w, int rv, int KH, int KW, int sh,
     return t;
 }
 
+/* A dilated conv's taps: every one of the KH*KW taps is tested (input row h
+ * is read by tap kh of output oh when oh*s - p + kh*d == h). */
+static Taps dilated_taps(Kernel *k, int h, int w, int rv, const ConvAttr *a, int64_t OH, int64_t OW) {
+    Taps t;
+    t.extent = (int64_t)a->kh * a->kw;
+    t.kh = e_idiv(k, rv, a->kw);
+    t.kw = e_mod(k, rv, a->kw);
+    int th = e_sub(k, e_addi(k, h, a->ph), e_muli(k, t.kh, a->dh)); /* oh * sh */
+    int tw = e_sub(k, e_addi(k, w, a->pw), e_muli(k, t.kw, a->dw));
+    int th0 = kir_bin(k, KB_MAX, th, e_i(k, 0)), tw0 = kir_bin(k, KB_MAX, tw, e_i(k, 0)); /* no negative division */
+    t.oh = e_idiv(k, th0, a->sh);
+    t.ow = e_idiv(k, tw0, a->sw);
+    int on_stride = e_and(k, kir_bin(k, KB_EQ, e_mod(k, th0, a->sh), e_i(k, 0)),
+                          kir_bin(k, KB_EQ, e_mod(k, tw0, a->sw), e_i(k, 0)));
+    t.ok = e_and(k, e_and(k, kir_bin(k, KB_LE, e_i(k, 0), th), kir_bin(k, KB_LE, e_i(k, 0), tw)),
+                 e_and(k, on_stride, e_and(k, kir_bin(k, KB_LT, t.oh, e_i(k, OH)), kir_bin(k, KB_LT, t.ow, e_i(k, OW)))));
+    return t;
+}
+
 /* ---- structured rules ---------------------------------------------------------- */
 
 /* bias gradient: column sums of dy (rows x C) */
@@ -452,7 +471,8 @@ static void conv_backward(Lower *L, int v) {
             h = e_mod(k, tt, H);
             nn = e_idiv(k, tt, H);
             int r = kir_reduce_var(k), rv = kir_var(k, r);
-            Taps tp = window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW);
+            Taps tp = a->dh == 1 && a->dw == 1 ? window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW)
+                                               : dilated_taps(k, h, w, rv, a, OH, OW);
             int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), cc.row),
                             conv_col_index(k, &cc, a, ci, tp.kh, tp.kw));
             int body = kir_select(k, tp.ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));

@@ -196,6 +196,11 @@ int graph_input(Graph *g, int h, int w, int c, SrcLoc loc) {
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
                  InitKind init, SrcLoc loc, Error *err) {
+    return graph_conv2d_dilated(g, name, x, cout, kh, kw, sh, sw, ph, pw, 1, 1, groups, bias, init, loc, err);
+}
+
+int graph_conv2d_dilated(Graph *g, const char *name, int x, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
+                         int dh, int dw, int groups, bool bias, InitKind init, SrcLoc loc, Error *err) {
     if (!valid_node(g, x)) return error_at(err, loc, "conv2d: invalid input");
     const Node *in = &g->nodes[x];
     char sbuf[80];
@@ -207,16 +212,19 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     if (sh <= 0 || sw <= 0) return error_at(err, loc, "conv2d stride must be positive, got %dx%d", sh, sw);
     if (ph < 0 || pw < 0) return error_at(err, loc, "conv2d padding must not be negative, got %dx%d", ph, pw);
     if (groups <= 0) return error_at(err, loc, "conv2d groups must be positive, got %d", groups);
+    if (dh <= 0 || dw <= 0) return error_at(err, loc, "conv2d dilation must be positive, got %dx%d", dh, dw);
     int64_t H = in->dim[0], W = in->dim[1], C = in->dim[2];
     if (C % groups != 0)
         return error_at(err, loc, "groups (%d) do not divide the input channels (%lld)", groups, (long long)C);
     if (cout % groups != 0)
         return error_at(err, loc, "groups (%d) do not divide the output channels (%d)", groups, cout);
     int64_t padded_h = H + 2 * (int64_t)ph, padded_w = W + 2 * (int64_t)pw;
-    if (kh > padded_h || kw > padded_w)
-        return error_at(err, loc, "conv2d kernel %dx%d is larger than its padded input %lldx%lld", kh, kw,
-                    (long long)padded_h, (long long)padded_w);
-    int64_t oh = (padded_h - kh) / sh + 1, ow = (padded_w - kw) / sw + 1;
+    /* a dilated kernel spans d*(k-1)+1 input rows, as PyTorch's output size has it */
+    int64_t span_h = (int64_t)dh * (kh - 1) + 1, span_w = (int64_t)dw * (kw - 1) + 1;
+    if (span_h > padded_h || span_w > padded_w)
+        return error_at(err, loc, "conv2d kernel %lldx%lld is larger than its padded input %lldx%lld", (long long)span_h,
+                        (long long)span_w, (long long)padded_h, (long long)padded_w);
+    int64_t oh = (padded_h - span_h) / sh + 1, ow = (padded_w - span_w) / sw + 1;
 
     int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
     char *layer = layer_name(g, name, "conv");
@@ -246,7 +254,7 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     n->dim[1] = ow;
     n->dim[2] = cout;
     n->a.conv = (ConvAttr){.kh = kh, .kw = kw, .sh = sh, .sw = sw, .ph = ph, .pw = pw, .groups = groups,
-                           .cin = (int)C, .cout = cout, .bias = bias};
+                           .dh = dh, .dw = dw, .cin = (int)C, .cout = cout, .bias = bias};
     return id;
 }
 

@@ -114,6 +114,7 @@ typedef struct Param {
 
 typedef struct ConvAttr {
     int kh, kw, sh, sw, ph, pw, groups;
+    int dh, dw;         /* dilation (1: none) */
     int cin, cout;
     bool bias;
 } ConvAttr;
@@ -177,6 +178,9 @@ int graph_input(Graph *g, int h, int w, int c, SrcLoc loc);
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
                  InitKind init, SrcLoc loc, Error *err);
+/* the same with dilation dh x dw (PyTorch's Conv2d(dilation=...)) */
+int graph_conv2d_dilated(Graph *g, const char *name, int x, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
+                         int dh, int dw, int groups, bool bias, InitKind init, SrcLoc loc, Error *err);
 int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
                     SrcLoc loc, Error *err);
 /* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL and the parameter-free activations (SILU ... TANH) */

@@ -299,7 +299,9 @@ ConvGeom conv_geom(const Lower *L, int v) {
 
 bool conv_as_library_step(const Lower *L, int v) {
     const Target *t = L->o->target;
-    if (!t->conv_library_step || conv_is_pointwise(&L->g->nodes[v].a.conv)) return false;
+    const ConvAttr *a = &L->g->nodes[v].a.conv;
+    /* ConvGeom has no dilation: dilated convs take im2col + GEMM on every target */
+    if (!t->conv_library_step || conv_is_pointwise(a) || a->dh != 1 || a->dw != 1) return false;
     ConvGeom g = conv_geom(L, v);
     return t->conv_library_step(&g, L->act);
 }

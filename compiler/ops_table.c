@@ -49,25 +49,26 @@ Value op_result(Elab *e, int id, const Error *err) {
 
 static Value op_conv(Elab *e, Frame *f, const AstExpr *call) {
     static const ArgSpec spec[] = {{"x", true},       {"out", true},     {"k", true},     {"stride", false},
-                                   {"padding", false}, {"groups", false}, {"bias", false}};
+                                   {"padding", false}, {"groups", false}, {"bias", false}, {"dilation", false}};
     Args a;
-    if (!bind_args(e, f, call, spec, 7, &a)) return VERR;
-    int x = -1, out = 0, k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0}, groups = 1;
+    if (!bind_args(e, f, call, spec, 8, &a)) return VERR;
+    int x = -1, out = 0, k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0}, d[2] = {1, 1}, groups = 1;
     bool bias = false;
     bool ok = to_tensor(e->d, a.v[0], a.loc[0], "conv input", &x);
     ok = to_int_range(e->d, a.v[1], a.loc[1], "conv output channels", 1, INT32_MAX, &out) && ok;
     ok = to_pair(e->d, a.v[2], a.loc[2], "conv kernel size", 1, k) && ok;
     if (a.given[3]) ok = to_pair(e->d, a.v[3], a.loc[3], "conv stride", 1, s) && ok;
+    if (a.given[7]) ok = to_pair(e->d, a.v[7], a.loc[7], "conv dilation", 1, d) && ok;
     if (a.given[4]) ok = to_pair(e->d, a.v[4], a.loc[4], "conv padding", 0, p) && ok;
-    else if (ok) p[0] = k[0] / 2, p[1] = k[1] / 2;
+    else if (ok) p[0] = d[0] * (k[0] / 2), p[1] = d[1] * (k[1] / 2); /* "same" for odd k, dilated or not */
     if (a.given[5]) ok = to_int_range(e->d, a.v[5], a.loc[5], "conv groups", 1, INT32_MAX, &groups) && ok;
     if (a.given[6]) ok = to_bool(e->d, a.v[6], a.loc[6], "conv bias", &bias) && ok;
     if (!ok) return VERR;
     char *name = new_layer_name(e, f, call, "conv");
     if (!name) return VERR;
     Error err = {0};
-    int id = graph_conv2d(e->g, name, x, out, k[0], k[1], s[0], s[1], p[0], p[1], groups, bias, e->conv_init,
-                          call->v.call.callee_loc, &err);
+    int id = graph_conv2d_dilated(e->g, name, x, out, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], groups, bias,
+                                  e->conv_init, call->v.call.callee_loc, &err);
     free(name);
     return op_result(e, id, &err);
 }

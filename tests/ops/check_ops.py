@@ -56,10 +56,11 @@ class Case:
         self.extra_check = extra_check
 
 
-def conv_case(name, cin, h, w, cout, k, stride, pad, groups, bias, batch=2):
+def conv_case(name, cin, h, w, cout, k, stride, pad, groups, bias, batch=2, dilation=1):
     kk = k if isinstance(k, int) else k
-    body = f"return op: conv(input, {cout}, {kk}, stride={stride}, padding={pad}, groups={groups}, bias={'true' if bias else 'false'})"
-    m = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias)
+    body = f"return op: conv(input, {cout}, {kk}, stride={stride}, padding={pad}, groups={groups}, bias={'true' if bias else 'false'}"
+    body += f", dilation={dilation})" if dilation != 1 else ")"
+    m = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias, dilation=dilation)
     return Case(name, cin, h, w, body, {"op": m}, batch)
 
 
@@ -169,6 +170,13 @@ def cases():
     cs.append(conv_case("grouped3x3_width4_to8", 16, 6, 7, 32, 3, 1, 1, 4, False, batch=2))
     cs.append(conv_case("depthwise3x3", 6, 8, 8, 6, 3, 1, 1, 6, False))
     cs.append(conv_case("grouped1x1", 8, 5, 5, 12, 1, 1, 0, 4, False))
+    # dilation (im2col + GEMM on every target): strides that share a factor with it, groups
+    cs.append(conv_case("dilated3x3_d2", 5, 9, 8, 6, 3, 1, 2, 1, True, dilation=2))
+    cs.append(conv_case("dilated3x3_d2_stride2", 4, 11, 9, 6, 3, 2, 2, 1, False, dilation=2))
+    cs.append(conv_case("dilated3x3_d3_stride2_grouped", 8, 12, 11, 8, 3, 2, 1, 2, False, dilation=3))
+    c = Case("dilated_default_padding", 4, 7, 9, "return op: conv(input, 6, [3, 5], dilation=[2, 1])",
+             {"op": nn.Conv2d(4, 6, (3, 5), 1, (2, 2), dilation=(2, 1), bias=False)}, batch=2)
+    cs.append(c)
     # batchnorm (train mode, batch statistics; running stats checked after the step)
     bn = nn.BatchNorm2d(7)
     cs.append(Case("batchnorm_train", 7, 5, 6, "return op: batchnorm(input)", {"op": bn}, batch=4))
