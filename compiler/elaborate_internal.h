@@ -173,6 +173,10 @@ AstExpr call_without_keys(const AstExpr *call, const char *const *keys, int n_ke
  * kaiming_normal). Returns false after reporting. */
 bool eval_init_spec(Elab *e, Frame *f, const AstExpr *x, InitSpec *out);
 Value op_param(Elab *e, Frame *f, const AstExpr *call);
+/* op (conv, linear) with the keyword arguments init= and bias_init= (the
+ * weight's and the bias's initialisers) taken off the call and applied to
+ * the layer it builds */
+Value op_with_init(Elab *e, Frame *f, const AstExpr *call, Value (*op)(Elab *, Frame *, const AstExpr *));
 Value op_split(Elab *e, Frame *f, const AstExpr *call);
 Value op_channel_shuffle(Elab *e, Frame *f, const AstExpr *call);
 Value op_norm(Elab *e, Frame *f, const AstExpr *call, OpKind op); /* OP_GROUPNORM, OP_LAYERNORM */

@@ -112,6 +112,34 @@ bool eval_init_spec(Elab *e, Frame *f, const AstExpr *x, InitSpec *out) {
     return true;
 }
 
+/* the initialiser of input `slot` (a parameter) of node id */
+static void set_param_init(Graph *g, int id, int slot, const InitSpec *spec) {
+    Param *p = &g->params[g->nodes[g->nodes[id].in[slot]].a.param.index];
+    p->init = spec->kind;
+    memcpy(p->init_arg, spec->arg, sizeof p->init_arg);
+}
+
+Value op_with_init(Elab *e, Frame *f, const AstExpr *call, Value (*op)(Elab *, Frame *, const AstExpr *)) {
+    static const char *const keys[] = {"init", "bias_init"};
+    AstArg *kept = xmalloc((size_t)(call->v.call.n_args + 1) * sizeof *kept);
+    const AstArg *found[2];
+    AstExpr rest = call_without_keys(call, keys, 2, kept, found);
+    InitSpec spec[2];
+    bool ok = true;
+    for (int i = 0; i < 2; i++)
+        if (found[i]) ok = eval_init_spec(e, f, found[i]->value, &spec[i]) && ok;
+    Value r = op(e, f, &rest);
+    free(kept);
+    if (!ok || r.k != V_TENSOR) return ok ? r : VERR;
+    if (found[1] && e->g->nodes[r.u.tensor].n_in < 3) {
+        diag_error(e->d, found[1]->loc, "bias_init on a layer without a bias (bias=true adds one)");
+        return VERR;
+    }
+    for (int i = 0; i < 2; i++)
+        if (found[i]) set_param_init(e->g, r.u.tensor, 1 + i, &spec[i]);
+    return r;
+}
+
 /* param(shape, init=1.0): shape an int C (PyTorch [C]) or [C] or [C, H, W] */
 Value op_param(Elab *e, Frame *f, const AstExpr *call) {
     static const char *const keys[] = {"init"};

@@ -339,9 +339,9 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     if (!elaborate_op_names[i]) return false;
     OpKind op = op_kinds[i];
     switch (op) {
-    case OP_CONV2D: *out = op_conv(e, f, call); break;
+    case OP_CONV2D: *out = op_with_init(e, f, call, op_conv); break;
     case OP_BATCHNORM: *out = op_batchnorm(e, f, call); break;
-    case OP_LINEAR: *out = op_linear(e, f, call); break;
+    case OP_LINEAR: *out = op_with_init(e, f, call, op_linear); break;
     case OP_ADD:
     case OP_MUL:
     case OP_SUB:
