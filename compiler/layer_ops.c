@@ -25,9 +25,7 @@ void lower_param_value(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int64_t F = lw_per_sample(L, v);
     char *lab = lw_label(L, v);
-    char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * F);
-    free(nm);
+    int out = lw_forward_out(L, v, lab);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * F, 1);
     Kernel *k = kb.k;
@@ -72,9 +70,7 @@ void lower_channel_gather(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     int64_t Co = lw_channels(n), Cin = lw_channels(&L->g->nodes[n->in[0]]), total = (int64_t)L->N * lw_per_sample(L, v);
     char *lab = lw_label(L, v);
-    char *nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
-    free(nm);
+    int out = lw_forward_out(L, v, lab);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, total, 1);
     Kernel *k = kb.k;

@@ -106,6 +106,8 @@ int lw_arena(Lower *L, const char *name, int64_t numel);
 int lw_act(Lower *L, const char *name, int64_t numel);
 /* the forward buffer of node v: f32 for the network output (the caller reads logits), else lw_act */
 int lw_value_out(Lower *L, int v, const char *name, int64_t numel);
+/* v's whole forward value (N samples), named "<lab>:out": its fwd_buf */
+int lw_forward_out(Lower *L, int v, const char *lab);
 /* kernels and steps */
 void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner);
 int kb_buf(KB *kb, Lower *L, int pbuf, bool written);   /* kernel buffer index for a Program buffer */

@@ -88,9 +88,7 @@ void lower_norm(Lower *L, int v) {
     char *nm = xasprintf("%s:stats", lab);
     L->stats_buf[v] = lw_arena(L, nm, 2 * nr.R);
     free(nm);
-    nm = xasprintf("%s:out", lab);
-    int out = L->fwd_buf[v] = lw_value_out(L, v, nm, total);
-    free(nm);
+    int out = lw_forward_out(L, v, lab);
     norm_stats(L, v, &nr, ph, lab);
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, total, 1);

@@ -7,6 +7,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
+# examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
+# per-sample broadcasts).
 # 24 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 9 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2)
