@@ -156,6 +156,22 @@ static void print_float(double v, StrBuf *out) {
     sb_puts(out, buf);
 }
 
+/* Whether one of the dot-separated parts of path t is a keyword (a label
+ * such as "block.0.1" must then stay a string). */
+static bool path_has_keyword(const char *t) {
+    static const char *const keywords[] = {"network", "block", "include", "data", "augment", "train", "return", "if",
+                                           "then", "else", "for", "in", "and", "or", "not", "true", "false",
+                                           "assert", NULL};
+    for (const char *p = t; *p;) {
+        size_t n = strcspn(p, ".");
+        for (int i = 0; keywords[i]; i++)
+            if (strlen(keywords[i]) == n && !strncmp(p, keywords[i], n)) return true;
+        p += n;
+        if (*p) p++;
+    }
+    return false;
+}
+
 static void print_label(const AstLabel *l, StrBuf *out) {
     bool plain = l->n_parts == 1 && l->parts[0].text;
     if (plain) {
@@ -165,7 +181,7 @@ static void print_label(const AstLabel *l, StrBuf *out) {
         for (const char *p = t; *p && ok; p++)
             ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9') ||
                  (*p == '.' && p[1] && p[1] != '.');
-        if (ok) { sb_puts(out, t); sb_puts(out, ": "); return; }
+        if (ok && !path_has_keyword(t)) { sb_puts(out, t); sb_puts(out, ": "); return; }
     }
     sb_putc(out, '"');
     for (int i = 0; i < l->n_parts; i++) {

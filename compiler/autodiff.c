@@ -92,15 +92,14 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
         return slot == 0 ? gu : kir_un(k, KU_NEG, gu);
     case OP_DIV: {
         /* PyTorch's div backward: g / b, and -g * ((a / b) / b) */
-        int b = lw_value(L, kb, n->in[1], fuse_is_broadcast(L->g, u, n->in[1]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        int b = lw_value(L, kb, n->in[1], lw_operand_index(L, k, u, n->in[1], idx), EM_BWD);
         if (slot == 0) return e_div(k, gu, b);
-        int a = lw_value(L, kb, n->in[0], fuse_is_broadcast(L->g, u, n->in[0]) ? lw_bcast_index(L, k, u, idx) : idx, EM_BWD);
+        int a = lw_value(L, kb, n->in[0], lw_operand_index(L, k, u, n->in[0], idx), EM_BWD);
         return e_mul(k, kir_un(k, KU_NEG, gu), e_div(k, e_div(k, a, b), b));
     }
     case OP_MUL: {
         int other = n->in[1 - slot];
-        int oidx = fuse_is_broadcast(L->g, u, other) ? lw_bcast_index(L, k, u, idx) : idx;
-        return e_mul(k, gu, lw_value(L, kb, other, oidx, EM_BWD));
+        return e_mul(k, gu, lw_value(L, kb, other, lw_operand_index(L, k, u, other, idx), EM_BWD));
     }
     case OP_DROPOUT:
     case OP_DROP_PATH:
@@ -283,19 +282,22 @@ static void tree_broadcast_grads(Lower *L, const Tree *t, const char *lab) {
         for (int s = 0; s < u->n_in; s++) {
             int b = u->in[s];
             if (!fuse_is_broadcast(g, un, b) || !L->fp.needs_grad[b] || (u->op == OP_BATCHNORM && s > 0)) continue;
-            int64_t C = u->dim[2], HW = u->dim[0] * u->dim[1];
+            /* b holds C values per sample (per channel) or one (per sample) */
+            int64_t C = lw_per_sample(L, b), HW = lw_per_sample(L, un) / C;
             KB kb;
             kb_begin(&kb, L, lab, KF_ROWS, (int64_t)L->N * C, HW);
             Kernel *k = kb.k;
             int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-            int idx = e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
+            int idx = C == 1 ? e_add(k, e_muli(k, i, HW), j)
+                             : e_add(k, e_muli(k, e_add(k, e_muli(k, e_idiv(k, i, C), HW), j), C), e_mod(k, i, C));
             int st = kir_stage(k, KS_REDUCE);
             int a = kir_acc(k, st, KR_SUM, edge_grad(L, &kb, t, un, s, idx));
             int so = kir_stage(k, KS_STORE);
             bool acc;
             int tb = grad_target(L, b, &acc);
             kir_store(k, so, kb_buf(&kb, L, tb, true), i, a, acc);
-            char *what = xasprintf("%s backward: broadcast operand (sum over H,W)", op_name(u->op));
+            char *what = xasprintf("%s backward: broadcast operand (sum over %s)", op_name(u->op),
+                                   C == 1 ? "the sample" : "H,W");
             kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
             free(what);
         }
@@ -341,6 +343,25 @@ static Taps window_taps(Kernel *k, int h, int w, int rv, int KH, int KW, int sh,
     t.ow = e_sub(k, e_idiv(k, tw, sw), iw);
     t.ok = e_and(k, e_and(k, e_inrange(k, t.oh, 0, OH), e_inrange(k, t.ow, 0, OW)),
                  e_and(k, kir_bin(k, KB_LT, t.kh, e_i(k, KH)), kir_bin(k, KB_LT, t.kw, e_i(k, KW))));
+    return t;
+}
+
+/* A dilated conv's taps: every one of the KH*KW taps is tested (input row h
+ * is read by tap kh of output oh when oh*s - p + kh*d == h). */
+static Taps dilated_taps(Kernel *k, int h, int w, int rv, const ConvAttr *a, int64_t OH, int64_t OW) {
+    Taps t;
+    t.extent = (int64_t)a->kh * a->kw;
+    t.kh = e_idiv(k, rv, a->kw);
+    t.kw = e_mod(k, rv, a->kw);
+    int th = e_sub(k, e_addi(k, h, a->ph), e_muli(k, t.kh, a->dh)); /* oh * sh */
+    int tw = e_sub(k, e_addi(k, w, a->pw), e_muli(k, t.kw, a->dw));
+    int th0 = kir_bin(k, KB_MAX, th, e_i(k, 0)), tw0 = kir_bin(k, KB_MAX, tw, e_i(k, 0)); /* no negative division */
+    t.oh = e_idiv(k, th0, a->sh);
+    t.ow = e_idiv(k, tw0, a->sw);
+    int on_stride = e_and(k, kir_bin(k, KB_EQ, e_mod(k, th0, a->sh), e_i(k, 0)),
+                          kir_bin(k, KB_EQ, e_mod(k, tw0, a->sw), e_i(k, 0)));
+    t.ok = e_and(k, e_and(k, kir_bin(k, KB_LE, e_i(k, 0), th), kir_bin(k, KB_LE, e_i(k, 0), tw)),
+                 e_and(k, on_stride, e_and(k, kir_bin(k, KB_LT, t.oh, e_i(k, OH)), kir_bin(k, KB_LT, t.ow, e_i(k, OW)))));
     return t;
 }
 
@@ -463,7 +484,8 @@ static void conv_backward(Lower *L, int v) {
             h = e_mod(k, tt, H);
             nn = e_idiv(k, tt, H);
             int r = kir_reduce_var(k), rv = kir_var(k, r);
-            Taps tp = window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW);
+            Taps tp = a->dh == 1 && a->dw == 1 ? window_taps(k, h, w, rv, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, OH, OW)
+                                               : dilated_taps(k, h, w, rv, a, OH, OW);
             int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, OH), tp.oh), OW), tp.ow), cc.row),
                             conv_col_index(k, &cc, a, ci, tp.kh, tp.kw));
             int body = kir_select(k, tp.ok, kir_load(k, kb_buf(&kb, L, dcols, false), src), e_f(k, 0));
@@ -640,6 +662,11 @@ int autodiff_backward(Lower *L) {
             gather_grad(L, v, n->in[0], (int64_t)L->N * node_numel(n), flatten_src, "flatten backward (C,H,W -> NHWC)");
             break;
         case OP_CONCAT: concat_backward(L, v); break;
+        case OP_PARAM_VALUE: param_value_backward(L, v); break;
+        case OP_CHANNEL_SLICE:
+        case OP_CHANNEL_SHUFFLE: channel_gather_backward(L, v); break;
+        case OP_GROUPNORM:
+        case OP_LAYERNORM: norm_backward(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

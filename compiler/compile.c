@@ -36,7 +36,9 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
 
 static bool is_decayed(const Param *p, bool no_decay_bn_bias) {
     if (!no_decay_bn_bias) return true;
-    return !(p->role == ROLE_BN_WEIGHT || p->role == ROLE_BN_BIAS || p->role == ROLE_BIAS);
+    /* as timm's param_groups_weight_decay: no decay for norm weights, biases
+     * and the file's own tensors (layer scales, gains: param()) */
+    return !(p->role == ROLE_BN_WEIGHT || p->role == ROLE_BN_BIAS || p->role == ROLE_BIAS || p->role == ROLE_SCALE);
 }
 
 void program_free(Program *p) {

@@ -73,8 +73,8 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
     int r = c.kgp == c.kg ? j : e_mod(k, j, c.kgp);
     int kw = e_mod(k, r, a->kw), t2 = e_idiv(k, r, a->kw), kh = e_mod(k, t2, a->kh), ci = e_idiv(k, t2, a->kh);
     if (c.kgp != c.kg) ci = e_add(k, e_muli(k, e_idiv(k, j, c.kgp), c.cig), ci);
-    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), kh);
-    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), kw);
+    int ih = e_add(k, e_addi(k, e_muli(k, oh, a->sh), -a->ph), e_muli(k, kh, a->dh));
+    int iw = e_add(k, e_addi(k, e_muli(k, ow, a->sw), -a->pw), e_muli(k, kw, a->dw));
     int src = e_add(k, e_muli(k, e_add(k, e_muli(k, e_add(k, e_muli(k, nn, H), ih), W), iw), Cin), ci);
     int val = kir_load(k, xi, src);
     bool pad = a->ph > 0 || a->pw > 0;
@@ -90,6 +90,11 @@ int lower_im2col(Lower *L, int conv, int xb, unsigned phases) {
     char *fuses = c.kgp == c.kg ? xasprintf("im2col %dx%d stride %d pad %d (columns ci,kh,kw)", a->kh, a->kw, a->sh, a->ph)
                                 : xasprintf("im2col %dx%d stride %d pad %d (columns g,ci,kh,kw; %lld per group padded to "
                                             "%lld)", a->kh, a->kw, a->sh, a->ph, (long long)c.kg, (long long)c.kgp);
+    if (a->dh != 1 || a->dw != 1) {
+        char *d = xasprintf("%s, dilation %dx%d", fuses, a->dh, a->dw);
+        free(fuses);
+        fuses = d;
+    }
     kb_end(&kb, L, fuses, phases, false);
     free(fuses);
     free(lab);

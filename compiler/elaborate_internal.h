@@ -157,6 +157,31 @@ Value tensor_binary(Elab *e, OpKind op, int a, int b, SrcLoc loc);
 Value tensor_arith(Elab *e, AstBinOp op, Value a, Value b, SrcLoc loc);
 /* -x of tensor x */
 Value tensor_negate(Elab *e, int x, SrcLoc loc);
+/* A graph builder's result: its node, or its error reported where it points
+ * (inside a block, with a note naming the call). */
+Value op_result(Elab *e, int id, const Error *err);
+
+/* ---- ops_more.c ------------------------------------------------------------------------- */
+
+/* call as if the keyword arguments named in keys were not there: the others
+ * are copied into kept (room for call's n_args), found[k] is keys[k]'s
+ * argument or NULL. Lets an op read an argument that is not a plain value. */
+AstExpr call_without_keys(const AstExpr *call, const char *const *keys, int n_keys, AstArg *kept,
+                          const AstArg **found);
+/* The initialiser an `init=` argument names: a number (a constant), a word
+ * (zeros, ones) or a call (constant, normal, uniform, trunc_normal,
+ * kaiming_normal). Returns false after reporting. */
+bool eval_init_spec(Elab *e, Frame *f, const AstExpr *x, InitSpec *out);
+Value op_param(Elab *e, Frame *f, const AstExpr *call);
+/* op (conv, linear) with the keyword arguments init= and bias_init= (the
+ * weight's and the bias's initialisers) taken off the call and applied to
+ * the layer it builds */
+Value op_with_init(Elab *e, Frame *f, const AstExpr *call, Value (*op)(Elab *, Frame *, const AstExpr *));
+Value op_split(Elab *e, Frame *f, const AstExpr *call);
+Value op_channel_shuffle(Elab *e, Frame *f, const AstExpr *call);
+Value op_norm(Elab *e, Frame *f, const AstExpr *call, OpKind op); /* OP_GROUPNORM, OP_LAYERNORM */
+/* channels lo..hi of tensor x (hi excluded; Python's slice rules) */
+Value tensor_channel_slice(Elab *e, int x, int64_t lo, int64_t hi, SrcLoc loc);
 
 /* ---- naming.c ----------------------------------------------------------------------------- */
 

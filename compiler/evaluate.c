@@ -305,8 +305,9 @@ static Value eval_index(Elab *e, Frame *f, const AstExpr *x) {
         bool ok = to_int(e->d, lo, ix->v.range.lo->loc, "slice start", &l);
         ok = to_int(e->d, hi, ix->v.range.hi->loc, "slice end", &h) && ok;
         if (!ok) return VERR;
+        if (base.k == V_TENSOR) return tensor_channel_slice(e, base.u.tensor, l, h, x->loc); /* x[c0..c1] */
         if (base.k != V_LIST) {
-            diag_error(e->d, x->loc, "only lists can be sliced, got %s", kind_name(base.k));
+            diag_error(e->d, x->loc, "only lists and tensors (channels) can be sliced, got %s", kind_name(base.k));
             return VERR;
         }
         int64_t n = base.u.list.n;
@@ -324,6 +325,10 @@ static Value eval_index(Elab *e, Frame *f, const AstExpr *x) {
     if (base.k == V_ERR || iv.k == V_ERR) return VERR;
     int64_t i;
     if (!to_int(e->d, iv, ix->loc, "an index", &i)) return VERR;
+    if (base.k == V_TENSOR) {
+        diag_error(e->d, x->loc, "a tensor is sliced by channels, x[c0..c1], not indexed");
+        return VERR;
+    }
     if (base.k != V_LIST) {
         diag_error(e->d, x->loc, "only lists can be indexed, got %s", kind_name(base.k));
         return VERR;

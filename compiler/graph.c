@@ -12,6 +12,7 @@
  * shape lives in the Param entry the node points to.
  */
 #include "graph.h"
+#include "graph_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -51,8 +52,7 @@ void graph_free(Graph *g) {
     free(g);
 }
 
-/* Appends a node with the given inputs; the caller fills shape and attributes. */
-static int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *name, SrcLoc loc) {
+int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *name, SrcLoc loc) {
     GROW(g->nodes, g->cap_nodes, g->n_nodes + 1);
     int id = g->n_nodes++;
     Node *n = &g->nodes[id];
@@ -68,10 +68,9 @@ static int add_node(Graph *g, OpKind op, const int *in, int n_in, const char *na
     return id;
 }
 
-static bool valid_node(const Graph *g, int id) { return id >= 0 && id < g->n_nodes; }
+bool valid_node(const Graph *g, int id) { return id >= 0 && id < g->n_nodes; }
 
-/* A product of non-negative dimensions, or -1 when it does not fit in 63 bits. */
-static int64_t checked_product(const int64_t *dims, int n) {
+int64_t checked_product(const int64_t *dims, int n) {
     int64_t p = 1;
     for (int i = 0; i < n; i++) {
         if (dims[i] < 0) return -1;
@@ -80,9 +79,7 @@ static int64_t checked_product(const int64_t *dims, int n) {
     return p;
 }
 
-/* Shapes in messages read as `input` and `rxc summary` write them: C x H x W
- * (PyTorch's order), though the graph stores {H, W, C}; a vector is [C]. */
-static const char *shape_str(const Node *n, char *buf, size_t len) {
+const char *shape_str(const Node *n, char *buf, size_t len) {
     if (n->rank == 3)
         snprintf(buf, len, "%lldx%lldx%lld", (long long)n->dim[2], (long long)n->dim[0], (long long)n->dim[1]);
     else
@@ -128,13 +125,10 @@ static void index_added(Graph *g) {
 
 static bool param_name_taken(const Graph *g, const char *name) { return graph_find_param(g, name) >= 0; }
 
-/* Adds an entry to the parameter table; with `node` true it also gets an
- * OP_PARAM node (trainable tensors), otherwise it is a buffer. Returns the
- * param index or -1 (numel overflow or duplicate name). */
-static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
+int add_param(Graph *g, const char *layer, const char *suffix, ParamRole role, int rank,
                      const int64_t *dim, bool trainable, InitKind init, int64_t fan_in, int64_t fan_out,
                      SrcLoc loc, Error *err) {
-    char *name = xasprintf("%s.%s", layer, suffix);
+    char *name = suffix ? xasprintf("%s.%s", layer, suffix) : xstrdup(layer);
     if (param_name_taken(g, name)) {
         error_at(err, loc, "parameter name '%s' is used twice", name);
         free(name);
@@ -172,8 +166,7 @@ static int add_param(Graph *g, const char *layer, const char *suffix, ParamRole 
     return index;
 }
 
-/* Removes what a failed builder appended, so a graph never holds half an op. */
-static void truncate_graph(Graph *g, int n_nodes, int n_params) {
+void truncate_graph(Graph *g, int n_nodes, int n_params) {
     for (int i = n_nodes; i < g->n_nodes; i++) {
         free(g->nodes[i].in);
         free(g->nodes[i].name);
@@ -184,9 +177,7 @@ static void truncate_graph(Graph *g, int n_nodes, int n_params) {
     if (g->param_index) index_rebuild(g);
 }
 
-/* Layers that own parameters need a name for them; code that builds graphs
- * without one gets a unique generated name. */
-static char *layer_name(const Graph *g, const char *name, const char *op) {
+char *layer_name(const Graph *g, const char *name, const char *op) {
     return name ? xstrdup(name) : xasprintf("%s%d", op, g->n_nodes);
 }
 
@@ -205,6 +196,11 @@ int graph_input(Graph *g, int h, int w, int c, SrcLoc loc) {
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
                  InitKind init, SrcLoc loc, Error *err) {
+    return graph_conv2d_dilated(g, name, x, cout, kh, kw, sh, sw, ph, pw, 1, 1, groups, bias, init, loc, err);
+}
+
+int graph_conv2d_dilated(Graph *g, const char *name, int x, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
+                         int dh, int dw, int groups, bool bias, InitKind init, SrcLoc loc, Error *err) {
     if (!valid_node(g, x)) return error_at(err, loc, "conv2d: invalid input");
     const Node *in = &g->nodes[x];
     char sbuf[80];
@@ -216,16 +212,19 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     if (sh <= 0 || sw <= 0) return error_at(err, loc, "conv2d stride must be positive, got %dx%d", sh, sw);
     if (ph < 0 || pw < 0) return error_at(err, loc, "conv2d padding must not be negative, got %dx%d", ph, pw);
     if (groups <= 0) return error_at(err, loc, "conv2d groups must be positive, got %d", groups);
+    if (dh <= 0 || dw <= 0) return error_at(err, loc, "conv2d dilation must be positive, got %dx%d", dh, dw);
     int64_t H = in->dim[0], W = in->dim[1], C = in->dim[2];
     if (C % groups != 0)
         return error_at(err, loc, "groups (%d) do not divide the input channels (%lld)", groups, (long long)C);
     if (cout % groups != 0)
         return error_at(err, loc, "groups (%d) do not divide the output channels (%d)", groups, cout);
     int64_t padded_h = H + 2 * (int64_t)ph, padded_w = W + 2 * (int64_t)pw;
-    if (kh > padded_h || kw > padded_w)
-        return error_at(err, loc, "conv2d kernel %dx%d is larger than its padded input %lldx%lld", kh, kw,
-                    (long long)padded_h, (long long)padded_w);
-    int64_t oh = (padded_h - kh) / sh + 1, ow = (padded_w - kw) / sw + 1;
+    /* a dilated kernel spans d*(k-1)+1 input rows, as PyTorch's output size has it */
+    int64_t span_h = (int64_t)dh * (kh - 1) + 1, span_w = (int64_t)dw * (kw - 1) + 1;
+    if (span_h > padded_h || span_w > padded_w)
+        return error_at(err, loc, "conv2d kernel %lldx%lld is larger than its padded input %lldx%lld", (long long)span_h,
+                        (long long)span_w, (long long)padded_h, (long long)padded_w);
+    int64_t oh = (padded_h - span_h) / sh + 1, ow = (padded_w - span_w) / sw + 1;
 
     int n_nodes0 = g->n_nodes, n_params0 = g->n_params;
     char *layer = layer_name(g, name, "conv");
@@ -255,7 +254,7 @@ int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
     n->dim[1] = ow;
     n->dim[2] = cout;
     n->a.conv = (ConvAttr){.kh = kh, .kw = kw, .sh = sh, .sw = sw, .ph = ph, .pw = pw, .groups = groups,
-                           .cin = (int)C, .cout = cout, .bias = bias};
+                           .dh = dh, .dw = dw, .cin = (int)C, .cout = cout, .bias = bias};
     return id;
 }
 
@@ -345,8 +344,11 @@ static bool same_shape(const Node *a, const Node *b) {
     return true;
 }
 
-/* b broadcasts over a: a is {H,W,C} and b is {1,1,C} or {C}. */
+/* b broadcasts over a: per channel, a is {H,W,C} and b is {1,1,C} or {C};
+ * per sample, b is {1,1,1} or {1} (one value per sample) and a is larger. */
 static bool broadcasts_over(const Node *a, const Node *b) {
+    bool b_one = b->rank == 3 ? b->dim[0] == 1 && b->dim[1] == 1 && b->dim[2] == 1 : b->dim[0] == 1;
+    if (b_one) return node_numel(a) > 1;
     if (a->rank != 3) return false;
     if (b->rank == 3) return b->dim[0] == 1 && b->dim[1] == 1 && b->dim[2] == a->dim[2];
     return b->dim[0] == a->dim[2];
@@ -571,6 +573,11 @@ const char *op_name(OpKind op) {
     case OP_ELU: return "elu";
     case OP_DROP_PATH: return "drop_path";
     case OP_GLOBAL_MAXPOOL: return "global_maxpool";
+    case OP_PARAM_VALUE: return "param_value";
+    case OP_CHANNEL_SLICE: return "channel_slice";
+    case OP_CHANNEL_SHUFFLE: return "channel_shuffle";
+    case OP_GROUPNORM: return "groupnorm";
+    case OP_LAYERNORM: return "layernorm";
     case OP_COUNT: break;
     }
     return "?";

@@ -37,7 +37,8 @@ typedef enum OpKind {
     OP_RELU,           /* in: x */
     OP_SIGMOID,        /* in: x */
     OP_ADD,            /* in: a, b (same shape, or b broadcast as in OP_MUL) */
-    OP_MUL,            /* in: a, b; b may be {1,1,C} or {C} against {H,W,C} */
+    OP_MUL,            /* in: a, b; b may be {1,1,C} or {C} against {H,W,C} (per channel), or
+                          {1,1,1} or {1} against any larger shape (per sample) */
     OP_MAXPOOL,        /* in: x; a.pool */
     OP_AVGPOOL,        /* in: x; a.pool */
     OP_GLOBAL_AVGPOOL, /* in: x {H,W,C} -> {1,1,C} */
@@ -59,6 +60,12 @@ typedef enum OpKind {
     OP_ELU,            /* a.act.alpha */
     OP_DROP_PATH,      /* in: x; a.dropout.p; one draw per sample (stochastic depth); identity in eval mode */
     OP_GLOBAL_MAXPOOL, /* in: x {H,W,C} -> {1,1,C}; a.pool is the one H x W window (lowered as a max-pool) */
+    OP_PARAM_VALUE,    /* in: p (OP_PARAM); a learnable tensor as a value: every sample sees p
+                          (PyTorch shape [C] -> {C}, [C,H,W] -> {H,W,C}) */
+    OP_CHANNEL_SLICE,  /* in: x; channels [a.chan.offset, + C) of x (C: the node's channels) */
+    OP_CHANNEL_SHUFFLE, /* in: x; ShuffleNet's channel_shuffle with a.chan.groups groups */
+    OP_GROUPNORM,      /* in: x, weight, bias; a.norm: statistics per sample and group of channels */
+    OP_LAYERNORM,      /* in: x, weight, bias; a.norm: statistics over the channels of each pixel (LayerNorm2d) */
     OP_COUNT
 } OpKind;
 
@@ -70,6 +77,7 @@ typedef enum ParamRole {
     ROLE_RUNNING_MEAN,  /* buffer */
     ROLE_RUNNING_VAR,   /* buffer */
     ROLE_NUM_BATCHES,   /* buffer, int64 scalar, kept for torchvision's state_dict */
+    ROLE_SCALE,         /* a learnable tensor of the file's own (param(): layer scale, ...) */
 } ParamRole;
 
 typedef enum InitKind {
@@ -77,7 +85,19 @@ typedef enum InitKind {
     INIT_ONES,
     INIT_KAIMING_NORMAL_FAN_OUT, /* torchvision's conv init: N(0, sqrt(2/fan_out)) */
     INIT_PYTORCH_DEFAULT,        /* nn.Conv2d/nn.Linear reset_parameters: U(-1/sqrt(fan_in), +) */
+    /* the file's own initialisers (init=...), with Param.init_arg: */
+    INIT_CONSTANT,               /* arg[0] */
+    INIT_NORMAL,                 /* N(arg[0], arg[1]^2) */
+    INIT_UNIFORM,                /* U(arg[0], arg[1]) */
+    INIT_TRUNC_NORMAL,           /* N(arg[0], arg[1]^2) redrawn outside [arg[2], arg[3]] */
+    INIT_KAIMING_NORMAL_FAN_IN,  /* N(0, sqrt(2/fan_in)) */
 } InitKind;
+
+/* An initialiser and its arguments (see InitKind). */
+typedef struct InitSpec {
+    InitKind kind;
+    double arg[4];
+} InitSpec;
 
 typedef struct Param {
     char *name;         /* checkpoint name, e.g. "layer1.0.conv2.weight" */
@@ -87,12 +107,14 @@ typedef struct Param {
     int64_t numel;
     bool trainable;     /* false for buffers */
     InitKind init;
+    double init_arg[4]; /* the arguments of INIT_CONSTANT ... INIT_TRUNC_NORMAL */
     int64_t fan_in, fan_out;
     int node;           /* the OP_PARAM node, or -1 for a buffer */
 } Param;
 
 typedef struct ConvAttr {
     int kh, kw, sh, sw, ph, pw, groups;
+    int dh, dw;         /* dilation (1: none) */
     int cin, cout;
     bool bias;
 } ConvAttr;
@@ -123,6 +145,8 @@ typedef struct Node {
         struct { float alpha; } act;
         struct { int in_features, out_features; bool bias; } linear;
         struct { int index; } param; /* into Graph.params */
+        struct { int offset, groups; } chan; /* channel slices and shuffles */
+        struct { int groups; float eps; } norm; /* groupnorm, layernorm (groups 1) */
     } a;
     char *name;         /* layer path ("layer1.0.conv2"); NULL for anonymous ops */
     SrcLoc loc;
@@ -154,6 +178,9 @@ int graph_input(Graph *g, int h, int w, int c, SrcLoc loc);
 int graph_conv2d(Graph *g, const char *name, int x, int cout, int kh, int kw,
                  int sh, int sw, int ph, int pw, int groups, bool bias,
                  InitKind init, SrcLoc loc, Error *err);
+/* the same with dilation dh x dw (PyTorch's Conv2d(dilation=...)) */
+int graph_conv2d_dilated(Graph *g, const char *name, int x, int cout, int kh, int kw, int sh, int sw, int ph, int pw,
+                         int dh, int dw, int groups, bool bias, InitKind init, SrcLoc loc, Error *err);
 int graph_batchnorm(Graph *g, const char *name, int x, float eps, float momentum,
                     SrcLoc loc, Error *err);
 /* RELU, SIGMOID, FLATTEN, GLOBAL_AVGPOOL and the parameter-free activations (SILU ... TANH) */
@@ -168,6 +195,21 @@ int graph_drop_path(Graph *g, int x, float p, SrcLoc loc, Error *err);
 int graph_linear(Graph *g, const char *name, int x, int out, bool bias,
                  InitKind init, SrcLoc loc, Error *err);
 int graph_concat(Graph *g, const int *xs, int n, SrcLoc loc, Error *err);
+
+/* ---- construction of the newer ops (graph_ops.c) -------------------------- */
+/* A learnable tensor named `name` (the checkpoint name itself) of PyTorch
+ * shape [C] or [C, H, W], initialised by init: an OP_PARAM_VALUE node. */
+int graph_param_value(Graph *g, const char *name, int rank, const int64_t *shape, const InitSpec *init,
+                      SrcLoc loc, Error *err);
+/* channels [start, start + count) of a feature map or vector */
+int graph_channel_slice(Graph *g, int x, int64_t start, int64_t count, SrcLoc loc, Error *err);
+/* torch's channel_shuffle(x, groups): output channel i * groups + j is input
+ * channel j * (C / groups) + i */
+int graph_channel_shuffle(Graph *g, int x, int groups, SrcLoc loc, Error *err);
+/* GroupNorm(groups, C, eps) (op OP_GROUPNORM) or ConvNeXt's LayerNorm2d, a
+ * LayerNorm over the channels at each pixel (OP_LAYERNORM, groups 1); both
+ * with weight (ones) and bias (zeros) [C], no running statistics */
+int graph_norm(Graph *g, OpKind op, const char *name, int x, int groups, float eps, SrcLoc loc, Error *err);
 
 /* ---- queries (graph.c) ---------------------------------------------------- */
 const char *op_name(OpKind op);            /* "conv2d", "batchnorm", ... */

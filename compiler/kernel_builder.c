@@ -51,6 +51,13 @@ int lw_value_out(Lower *L, int v, const char *name, int64_t numel) {
     return v == L->g->output ? lw_arena(L, name, numel) : lw_act(L, name, numel);
 }
 
+int lw_forward_out(Lower *L, int v, const char *lab) {
+    char *nm = xasprintf("%s:out", lab);
+    L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
+    free(nm);
+    return L->fwd_buf[v];
+}
+
 char *lw_label(const Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     if (n->name) return xstrdup(n->name);

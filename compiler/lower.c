@@ -57,10 +57,10 @@ int lw_value_buf(Lower *L, int v, ExprMode mode) {
     return L->fwd_buf[v];
 }
 
-int lw_bcast_index(Lower *L, Kernel *k, int u, int idx) {
-    const Node *n = &L->g->nodes[u];
-    int64_t C = n->dim[2], F = lw_per_sample(L, u);
-    return e_add(k, e_muli(k, e_idiv(k, idx, F), C), e_mod(k, idx, C));
+int lw_bcast_index(Lower *L, Kernel *k, int u, int b, int idx) {
+    int64_t Cb = lw_per_sample(L, b), F = lw_per_sample(L, u);
+    if (Cb == 1) return e_idiv(k, idx, F); /* one value per sample */
+    return e_add(k, e_muli(k, e_idiv(k, idx, F), Cb), e_mod(k, idx, Cb));
 }
 
 /* The draw behind element idx of dropout (one per element) or drop_path (one
@@ -96,8 +96,8 @@ int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
     return kir_load(k, kb_buf(kb, L, b, false), idx);
 }
 
-static int operand_index(Lower *L, Kernel *k, int u, int x, int idx) {
-    return fuse_is_broadcast(L->g, u, x) ? lw_bcast_index(L, k, u, idx) : idx;
+int lw_operand_index(Lower *L, Kernel *k, int u, int x, int idx) {
+    return fuse_is_broadcast(L->g, u, x) ? lw_bcast_index(L, k, u, x, idx) : idx;
 }
 
 static int pick3(Kernel *k, int c, const float v[3]) {
@@ -132,8 +132,8 @@ int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode) {
     case OP_SUB:
     case OP_DIV: {
         static const KBinOp kop[OP_COUNT] = {[OP_ADD] = KB_ADD, [OP_MUL] = KB_MUL, [OP_SUB] = KB_SUB, [OP_DIV] = KB_DIV};
-        int a = lw_value(L, kb, n->in[0], operand_index(L, k, v, n->in[0], idx), mode);
-        int b = lw_value(L, kb, n->in[1], operand_index(L, k, v, n->in[1], idx), mode);
+        int a = lw_value(L, kb, n->in[0], lw_operand_index(L, k, v, n->in[0], idx), mode);
+        int b = lw_value(L, kb, n->in[1], lw_operand_index(L, k, v, n->in[1], idx), mode);
         return kir_bin(k, kop[n->op], a, b);
     }
     case OP_DROPOUT:
@@ -368,7 +368,9 @@ ConvGeom conv_geom(const Lower *L, int v) {
 
 bool conv_as_library_step(const Lower *L, int v) {
     const Target *t = L->o->target;
-    if (!t->conv_library_step || conv_is_pointwise(&L->g->nodes[v].a.conv)) return false;
+    const ConvAttr *a = &L->g->nodes[v].a.conv;
+    /* ConvGeom has no dilation: dilated convs take im2col + GEMM on every target */
+    if (!t->conv_library_step || conv_is_pointwise(a) || a->dh != 1 || a->dw != 1) return false;
     ConvGeom g = conv_geom(L, v);
     return t->conv_library_step(&g, L->act);
 }
@@ -427,7 +429,7 @@ static void lower_conv(Lower *L, int v) {
         gs.a = xb;
         gs.k = a->cin;
         gs.lda = a->cin;
-        gs.ldb = a->cin;
+        gs.ldb = (int)conv_cols(L, v).kb; /* the weight's rows as conv_gemm_weight lays them out (padded or not) */
         note = xasprintf("%s: 1x1 conv forward as GEMM on NHWC (%lldx%dx%d)", lab, (long long)M, a->cout, a->cin);
     } else {
         /* one batch entry per group (or per `merge` groups, block-diagonal: ConvCols) */
@@ -713,6 +715,11 @@ int lower_forward(Lower *L) {
         case OP_GLOBAL_AVGPOOL: lower_gap(L, v); break;
         case OP_FLATTEN: lower_flatten(L, v); break;
         case OP_CONCAT: lower_concat(L, v); break;
+        case OP_PARAM_VALUE: lower_param_value(L, v); break;
+        case OP_CHANNEL_SLICE:
+        case OP_CHANNEL_SHUFFLE: lower_channel_gather(L, v); break;
+        case OP_GROUPNORM:
+        case OP_LAYERNORM: lower_norm(L, v); break;
         case OP_BATCHNORM:
         case OP_RELU:
         case OP_SIGMOID:

@@ -107,6 +107,8 @@ int lw_arena(Lower *L, const char *name, int64_t numel);
 int lw_act(Lower *L, const char *name, int64_t numel);
 /* the forward buffer of node v: f32 for the network output (the caller reads logits), else lw_act */
 int lw_value_out(Lower *L, int v, const char *name, int64_t numel);
+/* v's whole forward value (N samples), named "<lab>:out": its fwd_buf */
+int lw_forward_out(Lower *L, int v, const char *lab);
 /* kernels and steps */
 void kb_begin(KB *kb, Lower *L, const char *base, KernelForm form, int64_t outer, int64_t inner);
 int kb_buf(KB *kb, Lower *L, int pbuf, bool written);   /* kernel buffer index for a Program buffer */
@@ -157,9 +159,12 @@ bool pw_grad_reads_input(OpKind op); /* false: pw_grad takes x = -1 */
 int lw_value(Lower *L, KB *kb, int v, int idx, ExprMode mode);
 /* the same, but expands v's own elementwise definition even when v has a buffer */
 int lw_value_expand(Lower *L, KB *kb, int v, int idx, ExprMode mode);
-/* index of broadcast operand b (shape {1,1,C} or {C}) for flat index idx of the
- * node u it broadcasts over */
-int lw_bcast_index(Lower *L, Kernel *k, int u, int idx);
+/* index of broadcast operand b (per channel: {1,1,C} or {C}; per sample:
+ * {1,1,1} or {1}) for flat index idx of the node u it broadcasts over */
+int lw_bcast_index(Lower *L, Kernel *k, int u, int b, int idx);
+/* index of operand x of elementwise node u for u's flat index idx: idx, or
+ * lw_bcast_index when x broadcasts */
+int lw_operand_index(Lower *L, Kernel *k, int u, int x, int idx);
 /* x at flat index idx after dropout or drop_path node v's mask (the forward and its
  * gradient draw the same numbers) */
 int lw_random_drop(Lower *L, Kernel *k, int v, int idx, int x);
@@ -219,6 +224,16 @@ int pool_divisor(Kernel *k, const PoolAttr *p, int64_t H, int64_t W, int oh, int
 
 /* the loss kernel (loss.c): per-sample losses and the output gradient */
 void lower_loss(Lower *L);
+
+/* ---- the newer structured ops, forward and backward (layer_ops.c) ------------ */
+void lower_param_value(Lower *L, int v);
+void param_value_backward(Lower *L, int v);
+/* OP_CHANNEL_SLICE and OP_CHANNEL_SHUFFLE */
+void lower_channel_gather(Lower *L, int v);
+void channel_gather_backward(Lower *L, int v);
+/* OP_GROUPNORM and OP_LAYERNORM (norms.c) */
+void lower_norm(Lower *L, int v);
+void norm_backward(Lower *L, int v);
 
 /* ---- 3. backward (autodiff.c) ---------------------------------------------- */
 int autodiff_backward(Lower *L);

@@ -1,7 +1,7 @@
 /*
  * ops_table.c — the primitive ops of the network language (conv, batchnorm,
  * linear, relu and the other activations, add, sub, mul, div, pooling,
- * dropout, concat, ...): each op's name, its
+ * dropout, concat, ...; the newer ones in ops_more.c): each op's name, its
  * argument spec and defaults, and the graph builder it calls. A layer with
  * parameters gets its name from naming.c; shape errors come from graph.c
  * and are reported at the call.
@@ -15,7 +15,8 @@
 const char *const elaborate_op_names[] = {
     "conv", "batchnorm", "relu", "sigmoid", "add", "mul", "maxpool", "avgpool",
     "global_avgpool", "flatten", "dropout", "linear", "concat", "sub", "div",
-    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool", NULL,
+    "silu", "gelu", "hardswish", "hardsigmoid", "relu6", "tanh", "leaky_relu", "elu", "drop_path", "global_maxpool",
+    "param", "split", "channel_shuffle", "groupnorm", "layernorm", NULL,
 };
 
 /* The graph op of each name in elaborate_op_names, in the same order. */
@@ -23,6 +24,7 @@ static const OpKind op_kinds[] = {
     OP_CONV2D, OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_ADD, OP_MUL, OP_MAXPOOL, OP_AVGPOOL,
     OP_GLOBAL_AVGPOOL, OP_FLATTEN, OP_DROPOUT, OP_LINEAR, OP_CONCAT, OP_SUB, OP_DIV,
     OP_SILU, OP_GELU, OP_HARDSWISH, OP_HARDSIGMOID, OP_RELU6, OP_TANH, OP_LEAKY_RELU, OP_ELU, OP_DROP_PATH, OP_GLOBAL_MAXPOOL,
+    OP_PARAM_VALUE, OP_CHANNEL_SLICE, OP_CHANNEL_SHUFFLE, OP_GROUPNORM, OP_LAYERNORM,
 };
 _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_names / sizeof elaborate_op_names[0],
                "one OpKind per op name");
@@ -31,7 +33,7 @@ _Static_assert(sizeof op_kinds / sizeof op_kinds[0] + 1 == sizeof elaborate_op_n
  * Inside a block the op's line is shared by every call of the block, so a
  * note says which call it was: the innermost call site, and the scope its
  * layers are named under (the path `rxc summary` shows). */
-static Value op_result(Elab *e, int id, const Error *err) {
+Value op_result(Elab *e, int id, const Error *err) {
     if (id >= 0) return vtensor(id);
     diag_error(e->d, err->loc, "%s", err->msg);
     if (e->depth > 0) {
@@ -47,25 +49,26 @@ static Value op_result(Elab *e, int id, const Error *err) {
 
 static Value op_conv(Elab *e, Frame *f, const AstExpr *call) {
     static const ArgSpec spec[] = {{"x", true},       {"out", true},     {"k", true},     {"stride", false},
-                                   {"padding", false}, {"groups", false}, {"bias", false}};
+                                   {"padding", false}, {"groups", false}, {"bias", false}, {"dilation", false}};
     Args a;
-    if (!bind_args(e, f, call, spec, 7, &a)) return VERR;
-    int x = -1, out = 0, k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0}, groups = 1;
+    if (!bind_args(e, f, call, spec, 8, &a)) return VERR;
+    int x = -1, out = 0, k[2] = {0, 0}, s[2] = {1, 1}, p[2] = {0, 0}, d[2] = {1, 1}, groups = 1;
     bool bias = false;
     bool ok = to_tensor(e->d, a.v[0], a.loc[0], "conv input", &x);
     ok = to_int_range(e->d, a.v[1], a.loc[1], "conv output channels", 1, INT32_MAX, &out) && ok;
     ok = to_pair(e->d, a.v[2], a.loc[2], "conv kernel size", 1, k) && ok;
     if (a.given[3]) ok = to_pair(e->d, a.v[3], a.loc[3], "conv stride", 1, s) && ok;
+    if (a.given[7]) ok = to_pair(e->d, a.v[7], a.loc[7], "conv dilation", 1, d) && ok;
     if (a.given[4]) ok = to_pair(e->d, a.v[4], a.loc[4], "conv padding", 0, p) && ok;
-    else if (ok) p[0] = k[0] / 2, p[1] = k[1] / 2;
+    else if (ok) p[0] = d[0] * (k[0] / 2), p[1] = d[1] * (k[1] / 2); /* "same" for odd k, dilated or not */
     if (a.given[5]) ok = to_int_range(e->d, a.v[5], a.loc[5], "conv groups", 1, INT32_MAX, &groups) && ok;
     if (a.given[6]) ok = to_bool(e->d, a.v[6], a.loc[6], "conv bias", &bias) && ok;
     if (!ok) return VERR;
     char *name = new_layer_name(e, f, call, "conv");
     if (!name) return VERR;
     Error err = {0};
-    int id = graph_conv2d(e->g, name, x, out, k[0], k[1], s[0], s[1], p[0], p[1], groups, bias, e->conv_init,
-                          call->v.call.callee_loc, &err);
+    int id = graph_conv2d_dilated(e->g, name, x, out, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], groups, bias,
+                                  e->conv_init, call->v.call.callee_loc, &err);
     free(name);
     return op_result(e, id, &err);
 }
@@ -336,9 +339,9 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     if (!elaborate_op_names[i]) return false;
     OpKind op = op_kinds[i];
     switch (op) {
-    case OP_CONV2D: *out = op_conv(e, f, call); break;
+    case OP_CONV2D: *out = op_with_init(e, f, call, op_conv); break;
     case OP_BATCHNORM: *out = op_batchnorm(e, f, call); break;
-    case OP_LINEAR: *out = op_linear(e, f, call); break;
+    case OP_LINEAR: *out = op_with_init(e, f, call, op_linear); break;
     case OP_ADD:
     case OP_MUL:
     case OP_SUB:
@@ -351,6 +354,11 @@ bool call_primitive_op(Elab *e, Frame *f, const AstExpr *call, Value *out) {
     case OP_DROPOUT:
     case OP_DROP_PATH: *out = op_dropout(e, f, call, op); break;
     case OP_CONCAT: *out = op_concat(e, f, call); break;
+    case OP_PARAM_VALUE: *out = op_param(e, f, call); break;
+    case OP_CHANNEL_SLICE: *out = op_split(e, f, call); break;
+    case OP_CHANNEL_SHUFFLE: *out = op_channel_shuffle(e, f, call); break;
+    case OP_GROUPNORM:
+    case OP_LAYERNORM: *out = op_norm(e, f, call, op); break;
     case OP_RELU:
     case OP_SIGMOID:
     case OP_GLOBAL_AVGPOOL:

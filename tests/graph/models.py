@@ -112,6 +112,10 @@ torch.manual_seed(0)
 compare("tv_resnext50_32x4d", "models/resnext50_32x4d_tv.net", torchvision.models.resnext50_32x4d(), (3, 224, 224),
         ["classes=1000"])
 compare("tv_resnet50", "models/resnet50.net", torchvision.models.resnet50(), (3, 224, 224), ["classes=1000"])
+compare("tv_regnet_y_400mf", "examples/regnet_y_400mf.net", torchvision.models.regnet_y_400mf(), (3, 224, 224),
+        ["classes=1000"])
+compare("tv_efficientnet_b0", "examples/efficientnet_b0.net", torchvision.models.efficientnet_b0(), (3, 224, 224),
+        ["classes=1000"])
 compare("tv_resnext101_32x8d", "models/resnext101_32x8d.net", torchvision.models.resnext101_32x8d(), (3, 224, 224),
         ["classes=1000"])
 compare("tv_resnext50_32x4d_10", "models/resnext50_32x4d_tv.net", torchvision.models.resnext50_32x4d(num_classes=10),

@@ -11,8 +11,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# graph_test.c 46, models.py 23, fig3_equiv.py 2, init_check.py 2, nets.py one per nets/*.net
-cases $((46 + 23 + 2 + 2 + $(count_files tests/graph/nets/*.net)))
+# graph_test.c 46, models.py 27, fig3_equiv.py 2, init_check.py 3, nets.py one per nets/*.net
+cases $((46 + 27 + 2 + 3 + $(count_files tests/graph/nets/*.net)))
 RXC="${RXC:-./rxc}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
 out=build/tests/graph

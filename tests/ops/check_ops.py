@@ -56,10 +56,11 @@ class Case:
         self.extra_check = extra_check
 
 
-def conv_case(name, cin, h, w, cout, k, stride, pad, groups, bias, batch=2):
+def conv_case(name, cin, h, w, cout, k, stride, pad, groups, bias, batch=2, dilation=1):
     kk = k if isinstance(k, int) else k
-    body = f"return op: conv(input, {cout}, {kk}, stride={stride}, padding={pad}, groups={groups}, bias={'true' if bias else 'false'})"
-    m = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias)
+    body = f"return op: conv(input, {cout}, {kk}, stride={stride}, padding={pad}, groups={groups}, bias={'true' if bias else 'false'}"
+    body += f", dilation={dilation})" if dilation != 1 else ")"
+    m = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias, dilation=dilation)
     return Case(name, cin, h, w, body, {"op": m}, batch)
 
 
@@ -169,6 +170,13 @@ def cases():
     cs.append(conv_case("grouped3x3_width4_to8", 16, 6, 7, 32, 3, 1, 1, 4, False, batch=2))
     cs.append(conv_case("depthwise3x3", 6, 8, 8, 6, 3, 1, 1, 6, False))
     cs.append(conv_case("grouped1x1", 8, 5, 5, 12, 1, 1, 0, 4, False))
+    # dilation (im2col + GEMM on every target): strides that share a factor with it, groups
+    cs.append(conv_case("dilated3x3_d2", 5, 9, 8, 6, 3, 1, 2, 1, True, dilation=2))
+    cs.append(conv_case("dilated3x3_d2_stride2", 4, 11, 9, 6, 3, 2, 2, 1, False, dilation=2))
+    cs.append(conv_case("dilated3x3_d3_stride2_grouped", 8, 12, 11, 8, 3, 2, 1, 2, False, dilation=3))
+    c = Case("dilated_default_padding", 4, 7, 9, "return op: conv(input, 6, [3, 5], dilation=[2, 1])",
+             {"op": nn.Conv2d(4, 6, (3, 5), 1, (2, 2), dilation=(2, 1), bias=False)}, batch=2)
+    cs.append(c)
     # batchnorm (train mode, batch statistics; running stats checked after the step)
     bn = nn.BatchNorm2d(7)
     cs.append(Case("batchnorm_train", 7, 5, 6, "return op: batchnorm(input)", {"op": bn}, batch=4))
@@ -283,6 +291,100 @@ def cases():
     cs.extend(activation_cases())
     cs.extend(arithmetic_cases())
     cs.extend(drop_path_cases())
+    cs.extend(param_cases())
+    cs.extend(channel_cases())
+    cs.extend(norm_cases())
+    return cs
+
+
+def layernorm2d(m, x):
+    """ConvNeXt's LayerNorm2d: LayerNorm over the channels of each pixel"""
+    return m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def norm_cases():
+    """groupnorm (2 groups, one group per channel, on a vector) and layernorm
+    over channels (LayerNorm2d, on a map and a vector), eps default and given,
+    an input that also feeds another op (its gradient accumulates)."""
+    cs = []
+    gn = nn.GroupNorm(2, 6)
+    c = Case("groupnorm", 6, 5, 4, "return relu(op: groupnorm(input, 2)) + input * 3", {"op": gn}, batch=3)
+    c.forward = lambda x, m=gn: F.relu(m(x)) + x * 3
+    cs.append(c)
+    gi = nn.GroupNorm(4, 4, eps=1e-3)
+    c = Case("groupnorm_per_channel", 4, 3, 5, "return op: groupnorm(sigmoid(input) * 2, 4, eps=0.001)", {"op": gi}, batch=2)
+    c.x = rng.standard_normal((2, 4, 3, 5)) + 5  # a mean far from zero
+    c.forward = lambda x, m=gi: m(torch.sigmoid(x) * 2)
+    cs.append(c)
+    ln = nn.LayerNorm(5, eps=1e-6)
+    c = Case("layernorm2d", 5, 4, 3, "y = op: layernorm(input, eps=1e-6)\n    return y * sigmoid(y) + input", {"op": ln},
+             batch=3)
+    c.forward = lambda x, m=ln: layernorm2d(m, x) * torch.sigmoid(layernorm2d(m, x)) + x
+    cs.append(c)
+    lv, gv = nn.LayerNorm(6), nn.GroupNorm(3, 6)
+    c = Case("norms_on_vectors", 6, 3, 3,
+             "v = flatten(global_avgpool(input))\n    return ln: layernorm(v) + gn: groupnorm(v * 2, 3)",
+             {"ln": lv, "gn": gv}, batch=4)
+    c.forward = lambda x, a=lv, b=gv: a(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)) + \
+        b(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1) * 2)
+    cs.append(c)
+    return cs
+
+
+def torch_shuffle(x, g):
+    n, c, h, w = x.shape
+    return x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def channel_cases():
+    """split, x[c0..c1] and channel_shuffle: slices of one value accumulate into
+    its gradient (the first writes every channel), overlapping and negative slices."""
+    cs = []
+    c = Case("channel_split_slice", 8, 3, 4,
+             "r = relu(input)\n    parts = split(r, [3, 5])\n    chunks = split(input, 3)\n"
+             "    return concat(parts[1] * 2, parts[0], input[2..6], input[-2..8], chunks[2], sigmoid(r[1..4]))", {}, batch=2)
+    c.forward = lambda x: torch.cat([F.relu(x)[:, 3:] * 2, F.relu(x)[:, :3], x[:, 2:6], x[:, 6:8], x[:, 6:8],
+                                     torch.sigmoid(F.relu(x)[:, 1:4])], 1)
+    cs.append(c)
+    conv = nn.Conv2d(6, 12, 1, bias=False)
+    c = Case("channel_shuffle", 6, 4, 3, "y = channel_shuffle(op: conv(input, 12, 1), 3)\n"
+             "    v = channel_shuffle(flatten(global_avgpool(y)), 4)\n"
+             "    return y * sigmoid(v) + concat(channel_shuffle(input, 2), input)", {"op": conv}, batch=2)
+
+    def shuf(x, m=conv):
+        y = torch_shuffle(m(x), 3)
+        v = torch_shuffle(F.adaptive_avg_pool2d(y, 1), 4)
+        return y * torch.sigmoid(v) + torch.cat([torch_shuffle(x, 2), x], 1)
+    c.forward = shuf
+    cs.append(c)
+    return cs
+
+
+class Holder(nn.Module):
+    """parameters named as a .net file's labels name its param() tensors"""
+    def __init__(self, **shapes):
+        super().__init__()
+        for k, shp in shapes.items():
+            setattr(self, k, nn.Parameter(torch.zeros(shp)))
+
+
+def param_cases():
+    """param(): a learnable tensor as a value, in each shape it may have: [C]
+    (timm's layer scale gamma), [C,1,1] (torchvision's CNBlock layer_scale),
+    [1] (one scalar for every sample) and [C,H,W] (a learned map)."""
+    cs = []
+    m = Holder(gamma=(4,), ls=(4, 1, 1), s=(1,), pos=(4, 3, 5))
+    c = Case("param_layer_scale", 4, 3, 5,
+             "y = relu(input) * p.gamma: param(shape=[4], init=1e-6) + input\n"
+             "    y = y * p.ls: param(shape=[4, 1, 1]) - p.s: param(shape=[1], init=0.5) * y\n"
+             "    return y + p.pos: param(shape=[4, 3, 5], init=normal(0, 0.02))", {"p": m}, batch=3)
+
+    def fwd(x, m=m):
+        y = F.relu(x) * m.gamma.view(1, -1, 1, 1) + x
+        y = y * m.ls - m.s * y
+        return y + m.pos
+    c.forward = fwd
+    cs.append(c)
     return cs
 
 
@@ -378,6 +480,26 @@ def arithmetic_cases():
         s = torch.sigmoid(m(F.adaptive_avg_pool2d(x, 1))) + 0.5
         return x / s + s / (torch.sigmoid(x) + 1)
     c.forward = div_bc
+    cs.append(c)
+    # per-sample broadcasts: a {1,1,1} map and a {1} vector against {H,W,C}, on either side
+    sc = nn.Conv2d(5, 1, 1, bias=True)
+    c = Case("broadcast_per_sample", 5, 4, 3,
+             "s = sigmoid(op: conv(global_avgpool(input), 1, 1, bias=true))\n    v = flatten(s) + 0.5\n"
+             "    return input * s + (s - input) / v + v * relu(input) - div(s, sigmoid(input) + 1)",
+             {"op": sc}, batch=3)
+
+    def per_sample(x, m=sc):
+        s = torch.sigmoid(m(F.adaptive_avg_pool2d(x, 1)))
+        v = torch.flatten(s, 1) + 0.5
+        vb = v.view(-1, 1, 1, 1)
+        return x * s + (s - x) / vb + vb * F.relu(x) - s / (torch.sigmoid(x) + 1)
+    c.forward = per_sample
+    cs.append(c)
+    c = Case("broadcast_per_sample_vector", 6, 1, 1,
+             "v = flatten(input)\n    s = flatten(global_avgpool(op: conv(input, 1, 1)))\n    return v * s - s / (sigmoid(v) + 1)",
+             {"op": nn.Conv2d(6, 1, 1, bias=False)}, batch=3)
+    c.forward = lambda x, m=c.module["op"]: (torch.flatten(x, 1) * torch.flatten(m(x), 1)
+                                             - torch.flatten(m(x), 1) / (torch.sigmoid(torch.flatten(x, 1)) + 1))
     cs.append(c)
     return cs
 

@@ -14,17 +14,17 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   fail ops "PyTorch is not available through $PYTHON (python3-torch)"
   exit 1
 fi
-# Cases: check_ops.py's 72 ops and its 6 whole-step checks (op_*); 8 through `rxc grad`,
-# 9 through the CUDA target's GEMMs (im2col, padded columns, padded linear rows), 2 with one thread and 2 with three, 7 through the direct kernels,
+# Cases: check_ops.py's 85 ops and its 6 whole-step checks (op_*); check_models.py's 2 whole models; 8 through `rxc grad`,
+# 10 through the CUDA target's GEMMs (im2col, padded columns, padded linear rows, a 1x1 conv's padded weight rows), 2 with one thread and 2 with three, 7 through the direct kernels,
 # the bf16 fake-GPU case; on x86-64 with AVX, 5 with OpenBLAS's Sandybridge kernels; where a
 # GPU exists, every op_* case again on it (cuda_*), elsewhere one SKIP for them (cuda_ops).
-op_cases=$((72 + 6))
+op_cases=$((85 + 6))
 
 avx=0
 [ "$(uname -m)" = x86_64 ] && grep -qw avx /proc/cpuinfo && avx=1
 gpu=0
 command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1 && gpu=1
-cases $((op_cases + 8 + 9 + 2 + 2 + 1 + 5 * avx + (gpu ? op_cases : 1)))
+cases $((op_cases + 2 + 8 + 10 + 2 + 2 + 1 + 5 * avx + (gpu ? op_cases : 1)))
 BUILD=build/release
 if [ ! -x ./rxc ] || [ ! -d "$BUILD/obj" ]; then
   fail ops "build rxc first (make)"
@@ -41,11 +41,13 @@ RXC_BIN="$(cd "$(dirname "${RXC:-./rxc}")" && pwd)/$(basename "${RXC:-./rxc}")"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 cd tests/ops && "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner"
+# whole models (examples/efficientnet_b0.net, regnet_y_400mf.net): eval-mode logits with torchvision's weights
+"$PYTHON" check_models.py "$PWD/../../build/tests/op_runner"
 # the same checks through the trainer's `rxc grad` for a few representative ops
 "$PYTHON" check_ops.py "$RXC_BIN" grouped3x3_width4 stem7x7_stride2 batchnorm_relu residual_chain maxpool_ties mul_broadcast_se concat linear
 # grouped convolutions, the stem and a linear layer lowered for the CUDA target (im2col + GEMM, columns and
 # rows padded for aligned GEMM operands; the CPU target's are direct conv steps), run by the CPU executor
-GROUPED="grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 grouped3x3_width24 grouped5x5_width8_stride3_pad2 grouped3x3_width4_nopad_stride2 stem7x7_stride2 linear"
+GROUPED="grouped3x3_width4 grouped3x3_width8 grouped3x3_width16 grouped3x3_width32 grouped3x3_width24 grouped5x5_width8_stride3_pad2 grouped3x3_width4_nopad_stride2 stem7x7_stride2 linear conv1x1_bias"
 OP_LOWER_FOR=cuda OP_CASE_PREFIX=gemm_path_ "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" $GROUPED
 # the conv steps with one thread and with three: each output is summed by one task in one order
 OMP_NUM_THREADS=1 OP_CASE_PREFIX=one_thread_ "$PYTHON" check_ops.py "$PWD/../../build/tests/op_runner" grouped3x3_width4 grouped3x3_width32
