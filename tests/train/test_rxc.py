@@ -5,6 +5,9 @@ Cases (PASS/FAIL/SKIP lines):
                      parameter gradient and the input gradient vs torch.autograd
                      (cross-entropy and an external output gradient). Tolerance:
                      max |a - b| <= 1e-4 * max |b| + 1e-6 per tensor.
+  grad_bn_two_values `rxc grad` with BatchNorm over 2 values per channel (batch 2 at
+                     1x1) vs PyTorch float64, and its memory plan verified (the planner
+                     once overwrote the BN statistics with the input gradient in place).
   optim_*            `rxc step --steps 3` vs torch.optim on the same net and weights:
                      SGD (momentum, nesterov, weight decay, no-decay for BN/bias), Adam,
                      AdamW (betas, eps, no-decay), label smoothing, a cosine schedule,
@@ -209,6 +212,79 @@ def test_grad():
         bad = compare_dicts(ours, ref, 1e-4, 1e-6)
         bad += compare_dicts(initial, st.read(wpath)[0], 0, 0)
         report(f"grad_tiny_{mode}", not bad, "; ".join(bad[:6]))
+
+
+BN_TWO_VALUES_NET = """
+network bn_two_values {
+    input 4x2x2
+    classes 3
+    init pytorch
+    x = relu(batchnorm(conv(input, 8, 1, stride=2)))
+    x = relu(batchnorm(conv(x, 8, 1)))
+    return fc: linear(flatten(global_avgpool(x)), classes)
+}
+train {
+    epochs 1; batch 2; seed 0
+    optimizer sgd(lr=0.1)
+    schedule constant
+    loss cross_entropy(label_smoothing=0)
+}
+"""
+
+
+class BnTwoValues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 8, 1, stride=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_grad_bn_two_values():
+    """BatchNorm over N*H*W = 2 values per channel (batch 2 at 1x1, as ResNeXt-50's last
+    stage at 32x32): its [2C] statistics are exactly as large as the [N*H*W*C] input
+    gradient its backward writes, and the memory planner once let that gradient overwrite
+    the statistics in place while later elements still read them (garbage or NaN input
+    gradients). The two images differ by 1% so that the batch variance is near eps and the
+    problem stays well conditioned: PyTorch float32 is within 6e-4 of float64 here, the
+    tolerance is 5e-3 of each tensor's largest value. The plan must also pass
+    memplan_verify (`rxc summary --memory`)."""
+    net = os.path.join(TMP, "bn_two_values.net")
+    with open(net, "w") as f:
+        f.write(BN_TWO_VALUES_NET)
+    torch.manual_seed(0)
+    model = BnTwoValues()
+    wpath, bpath, opath = (os.path.join(TMP, f"bn2v_{s}.safetensors") for s in ("w", "b", "o"))
+    st.write(wpath, state_numpy(model))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 4, 2, 2, generator=g).repeat(2, 1, 1, 1)
+    x[1] += 0.01 * torch.randn(4, 2, 2, generator=g)
+    y = torch.tensor([0, 2])
+    st.write(bpath, {"x": x.numpy(), "y": y.numpy().astype(np.int64)})
+    rc, out, err = rxc("grad", net, "--batch", bpath, "--init", wpath, "--out", opath)
+    if rc != 0:
+        report("grad_bn_two_values", False, err.strip()[-500:])
+        return
+    ours, _ = st.read(opath)
+    m64 = model.double()
+    m64.train()
+    xr = x.double().requires_grad_(True)
+    o = m64(xr)
+    F.cross_entropy(o, y).backward()
+    ref = {"output": o.detach().numpy(), "grad.x": xr.grad.numpy()}
+    ref.update({"grad." + k: p.grad.numpy() for k, p in m64.named_parameters()})
+    bad = compare_dicts(ours, ref, 5e-3, 1e-9)
+    rc, out, err = rxc("summary", net, "--memory", "--batch", 2)
+    if rc != 0 or "plan verified" not in out:
+        bad.append("memory plan: " + (out + err).strip()[-300:])
+    report("grad_bn_two_values", not bad, "; ".join(bad[:6]))
 
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
@@ -792,6 +868,7 @@ def main():
     only = os.environ.get("RXC_TRAIN_TESTS", "grad,optim,badckpt,models,training").split(",")
     if "grad" in only:
         guarded("grad", test_grad)
+        guarded("grad", test_grad_bn_two_values)
     if "optim" in only:
         guarded("optim", test_optimizers)
         guarded("optim", test_mix)
