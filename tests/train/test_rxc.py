@@ -214,58 +214,25 @@ def test_grad():
         report(f"grad_tiny_{mode}", not bad, "; ".join(bad[:6]))
 
 
-BN_TWO_VALUES_NET = """
-network bn_two_values {
-    input 4x2x2
-    classes 3
-    init pytorch
-    x = relu(batchnorm(conv(input, 8, 1, stride=2)))
-    x = relu(batchnorm(conv(x, 8, 1)))
-    return fc: linear(flatten(global_avgpool(x)), classes)
-}
-train {
-    epochs 1; batch 2; seed 0
-    optimizer sgd(lr=0.1)
-    schedule constant
-    loss cross_entropy(label_smoothing=0)
-}
-"""
-
-
-class BnTwoValues(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(4, 8, 1, stride=2, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 8, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, 3)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
 def test_grad_bn_two_values():
-    """BatchNorm over N*H*W = 2 values per channel (batch 2 at 1x1, as ResNeXt-50's last
-    stage at 32x32): its [2C] statistics are exactly as large as the [N*H*W*C] input
-    gradient its backward writes, and the memory planner once let that gradient overwrite
-    the statistics in place while later elements still read them (garbage or NaN input
-    gradients). The two images differ by 1% so that the batch variance is near eps and the
-    problem stays well conditioned: PyTorch float32 is within 6e-4 of float64 here, the
-    tolerance is 5e-3 of each tensor's largest value. The plan must also pass
-    memplan_verify (`rxc summary --memory`)."""
-    net = os.path.join(TMP, "bn_two_values.net")
-    with open(net, "w") as f:
-        f.write(BN_TWO_VALUES_NET)
-    torch.manual_seed(0)
-    model = BnTwoValues()
+    """BatchNorm over N*H*W = 2 values per channel (as ResNeXt-50's last stage at 32x32,
+    batch 2): Tiny on two 3x2x2 images puts bn2 at 1x1. Its [2C] statistics are then
+    exactly as large as the [N*H*W*C] input gradient its backward writes, and the memory
+    planner once let that gradient overwrite the statistics in place while later elements
+    still read them (garbage or NaN gradients below it). The two images differ by 1% so
+    that bn2's batch variance is near eps and the problem stays well conditioned: PyTorch
+    float32 is within 1e-4 (absolute; the largest gradient is 7) of float64 here. The
+    tolerance is 5e-3 of each tensor's largest value + 1e-4 (bn1.bias's gradient is 0 in
+    exact arithmetic, rounding noise in float32). The plan must also pass memplan_verify
+    (`rxc summary --memory`)."""
+    net = write_net("bn_two_values")
+    torch.manual_seed(3)
+    model = Tiny()
     wpath, bpath, opath = (os.path.join(TMP, f"bn2v_{s}.safetensors") for s in ("w", "b", "o"))
     st.write(wpath, state_numpy(model))
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(1, 4, 2, 2, generator=g).repeat(2, 1, 1, 1)
-    x[1] += 0.01 * torch.randn(4, 2, 2, generator=g)
+    x = torch.randn(1, 3, 2, 2, generator=g).repeat(2, 1, 1, 1)
+    x[1] += 0.01 * torch.randn(3, 2, 2, generator=g)
     y = torch.tensor([0, 2])
     st.write(bpath, {"x": x.numpy(), "y": y.numpy().astype(np.int64)})
     rc, out, err = rxc("grad", net, "--batch", bpath, "--init", wpath, "--out", opath)
@@ -280,8 +247,8 @@ def test_grad_bn_two_values():
     F.cross_entropy(o, y).backward()
     ref = {"output": o.detach().numpy(), "grad.x": xr.grad.numpy()}
     ref.update({"grad." + k: p.grad.numpy() for k, p in m64.named_parameters()})
-    bad = compare_dicts(ours, ref, 5e-3, 1e-9)
-    rc, out, err = rxc("summary", net, "--memory", "--batch", 2)
+    bad = compare_dicts(ours, ref, 5e-3, 1e-4)
+    rc, out, err = rxc("summary", net, "--memory", "--batch", 2, "--set", "input=3x2x2")
     if rc != 0 or "plan verified" not in out:
         bad.append("memory plan: " + (out + err).strip()[-300:])
     report("grad_bn_two_values", not bad, "; ".join(bad[:6]))
