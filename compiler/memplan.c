@@ -90,6 +90,26 @@ static bool single_store_kernel(const Program *p, const Step *st) {
     return n == 1;
 }
 
+/* May the one store of kernel step st overwrite the buffer of its argument
+ * `arg` in place? Only when every load of that argument reads the element
+ * the store writes (the same index expression: the IR is hash-consed). A
+ * load at another index, such as BatchNorm's per-channel statistics read
+ * at i mod C or a broadcast operand, could read an element the kernel has
+ * already overwritten: with N*H*W = 2 the [2C] statistics are exactly as
+ * large as the [N*H*W*C] gradient the backward writes. */
+static bool loads_only_at_store_index(const Program *p, const Step *st, int buf) {
+    const Kernel *k = p->module->kernels[st->kernel];
+    int index = -1;
+    for (int q = 0; q < k->n_stages; q++)
+        for (int r = 0; r < k->stages[q].n_stores; r++) index = k->stages[q].stores[r].index;
+    for (int e = 0; e < k->n_ex; e++) {
+        const KExpr *x = &k->ex[e];
+        if (x->kind == KE_LOAD && x->buf >= 0 && x->buf < st->n_args && st->args[x->buf] == buf && x->a != index)
+            return false;
+    }
+    return true;
+}
+
 static int find_root(int *parent, int b) {
     while (parent[b] != b) b = parent[b] = parent[parent[b]];
     return b;
@@ -138,6 +158,7 @@ int memplan_run(Lower *L, Error *err) {
             if (in == out || k->bufs[a].written || p->bufs[in].space != SPACE_ARENA) continue;
             if (life[in].last != s || life[in].first >= s || buf_bytes(&p->bufs[in]) != buf_bytes(&p->bufs[out])) continue;
             if (in == p->dy_buf || in == p->logits_buf || in == p->loss_buf || in == p->input_grad_buf) continue;
+            if (!loads_only_at_store_index(p, st, in)) continue;
             int ri = find_root(parent, in);
             parent[out] = ri;
             break;
@@ -231,12 +252,14 @@ int memplan_verify(const Program *p, Error *err) {
             if (!(life[a].first <= life[b].last && life[b].first <= life[a].last)) continue;
             if (!(x->offset < y->offset + buf_bytes(y) && y->offset < x->offset + buf_bytes(x))) continue;
             /* legal only as an in-place pair: one dies at the step where the
-             * other is born, in a single-store kernel, at the same offset */
-            int s = -1;
-            if (life[a].last == life[b].first) s = life[a].last;
-            if (life[b].last == life[a].first) s = life[b].last;
+             * other is born, in a single-store kernel that reads the dying
+             * one only at the index it stores to, at the same offset */
+            int s = -1, dying = -1;
+            if (life[a].last == life[b].first) s = life[a].last, dying = a;
+            if (life[b].last == life[a].first) s = life[b].last, dying = b;
             bool ok = s >= 0 && x->offset == y->offset && buf_bytes(x) == buf_bytes(y) &&
-                      single_store_kernel(p, sched_step(p, s));
+                      single_store_kernel(p, sched_step(p, s)) &&
+                      loads_only_at_store_index(p, sched_step(p, s), dying);
             if (!ok) {
                 error_set(err, "buffers %s (steps %d..%d) and %s (steps %d..%d) are live together and overlap",
                           x->name, life[a].first, life[a].last, y->name, life[b].first, life[b].last);

@@ -5,6 +5,9 @@ Cases (PASS/FAIL/SKIP lines):
                      parameter gradient and the input gradient vs torch.autograd
                      (cross-entropy and an external output gradient). Tolerance:
                      max |a - b| <= 1e-4 * max |b| + 1e-6 per tensor.
+  grad_bn_two_values `rxc grad` with BatchNorm over 2 values per channel (batch 2 at
+                     1x1) vs PyTorch float64, and its memory plan verified (the planner
+                     once overwrote the BN statistics with the input gradient in place).
   optim_*            `rxc step --steps 3` vs torch.optim on the same net and weights:
                      SGD (momentum, nesterov, weight decay, no-decay for BN/bias), Adam,
                      AdamW (betas, eps, no-decay), label smoothing, a cosine schedule,
@@ -209,6 +212,46 @@ def test_grad():
         bad = compare_dicts(ours, ref, 1e-4, 1e-6)
         bad += compare_dicts(initial, st.read(wpath)[0], 0, 0)
         report(f"grad_tiny_{mode}", not bad, "; ".join(bad[:6]))
+
+
+def test_grad_bn_two_values():
+    """BatchNorm over N*H*W = 2 values per channel (as ResNeXt-50's last stage at 32x32,
+    batch 2): Tiny on two 3x2x2 images puts bn2 at 1x1. Its [2C] statistics are then
+    exactly as large as the [N*H*W*C] input gradient its backward writes, and the memory
+    planner once let that gradient overwrite the statistics in place while later elements
+    still read them (garbage or NaN gradients below it). The two images differ by 1% so
+    that bn2's batch variance is near eps and the problem stays well conditioned: PyTorch
+    float32 is within 1e-4 (absolute; the largest gradient is 7) of float64 here. The
+    tolerance is 5e-3 of each tensor's largest value + 1e-4 (bn1.bias's gradient is 0 in
+    exact arithmetic, rounding noise in float32). The plan must also pass memplan_verify
+    (`rxc summary --memory`)."""
+    net = write_net("bn_two_values")
+    torch.manual_seed(3)
+    model = Tiny()
+    wpath, bpath, opath = (os.path.join(TMP, f"bn2v_{s}.safetensors") for s in ("w", "b", "o"))
+    st.write(wpath, state_numpy(model))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 2, 2, generator=g).repeat(2, 1, 1, 1)
+    x[1] += 0.01 * torch.randn(3, 2, 2, generator=g)
+    y = torch.tensor([0, 2])
+    st.write(bpath, {"x": x.numpy(), "y": y.numpy().astype(np.int64)})
+    rc, out, err = rxc("grad", net, "--batch", bpath, "--init", wpath, "--out", opath)
+    if rc != 0:
+        report("grad_bn_two_values", False, err.strip()[-500:])
+        return
+    ours, _ = st.read(opath)
+    m64 = model.double()
+    m64.train()
+    xr = x.double().requires_grad_(True)
+    o = m64(xr)
+    F.cross_entropy(o, y).backward()
+    ref = {"output": o.detach().numpy(), "grad.x": xr.grad.numpy()}
+    ref.update({"grad." + k: p.grad.numpy() for k, p in m64.named_parameters()})
+    bad = compare_dicts(ours, ref, 5e-3, 1e-4)
+    rc, out, err = rxc("summary", net, "--memory", "--batch", 2, "--set", "input=3x2x2")
+    if rc != 0 or "plan verified" not in out:
+        bad.append("memory plan: " + (out + err).strip()[-300:])
+    report("grad_bn_two_values", not bad, "; ".join(bad[:6]))
 
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
@@ -792,6 +835,7 @@ def main():
     only = os.environ.get("RXC_TRAIN_TESTS", "grad,optim,badckpt,models,training").split(",")
     if "grad" in only:
         guarded("grad", test_grad)
+        guarded("grad", test_grad_bn_two_values)
     if "optim" in only:
         guarded("optim", test_optimizers)
         guarded("optim", test_mix)
