@@ -489,7 +489,7 @@ static void declare_operands(StrBuf *o, const char *indent, const char *a_layout
 
 static void declare_accumulators(StrBuf *o, const Plan *P) {
     sb_printf(o, "    %s acc[%d];\n", frag_acc, P->fpw);
-    sb_printf(o, "#pragma unroll\n    for (int i = 0; i < %d; i++) nvcuda::wmma::fill_fragment(acc[i], 0.0f);\n", P->fpw);
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) nvcuda::wmma::fill_fragment(acc[fi], 0.0f);\n", P->fpw);
 }
 
 /* s_w[j][tap][k][16]: B of channel tile j at a tap, bf16, zero where a
@@ -555,8 +555,8 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     sb_printf(o, "#pragma unroll 1\n    for (int t = 0; t < %d; t++) {\n", taps);
     sb_printf(o, "        const int kh = t / %d, kw = t %% %d;\n", g->kw, g->kw);
     stage_tap_rows(o, pass, g, P);
-    sb_printf(o, "#pragma unroll\n        for (int i = 0; i < %d; i++) {\n", P->fpw);
-    sb_printf(o, "            const int f = warp + i * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
+    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    sb_printf(o, "            const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
     sb_printf(o, "            const int a_at = mt * %d + ((c0 + j * 16) / %d - c0 / %d) * %d;\n", WMMA * P->cit, v.dg, v.dg,
               v.sg);
     sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", P->kn / WMMA);
@@ -564,11 +564,11 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_a + a_at + kc * 16, %d);\n", P->cit);
     sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_w + ((j * %d + t) * %d + kc * 16) * 16, 16);\n", taps,
               P->kn);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[i], a, b, acc[i]);\n            }\n        }\n");
+    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
     sb_puts(o, "        __syncthreads(); /* every warp is done with the rows */\n    }\n");
-    sb_printf(o, "#pragma unroll\n    for (int i = 0; i < %d; i++) {\n", P->fpw);
-    sb_printf(o, "        const int f = warp + i * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
-    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mt * %d + j * 16, acc[i], %d, nvcuda::wmma::mem_row_major);\n",
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    sb_printf(o, "        const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
+    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mt * %d + j * 16, acc[fi], %d, nvcuda::wmma::mem_row_major);\n",
               WMMA * P->ct, P->ct);
     sb_puts(o, "    }\n    __syncthreads();\n");
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", m * P->ct, P->threads);
@@ -587,11 +587,11 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     sb_puts(o, "    }\n}\n\n");
 }
 
-/* The result tiles of warp `warp`, i-th: tap t, output-channel tile mi,
+/* The result tiles of warp `warp`, fi-th: tap t, output-channel tile mi,
  * input-channel tile ni; b0 = the tile's first staged input channel. */
 static void wgrad_tile_of(StrBuf *o, const char *indent, const ConvGeom *g, const Plan *P) {
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, mts = P->ct / WMMA, nks = P->kn / WMMA;
-    sb_printf(o, "%sconst int f = warp + i * %d, t = f / %d, mi = f / %d %% %d, ni = f %% %d;\n", indent, P->warps,
+    sb_printf(o, "%sconst int f = warp + fi * %d, t = f / %d, mi = f / %d %% %d, ni = f %% %d;\n", indent, P->warps,
               mts * nks, nks, mts, nks);
     sb_printf(o, "%sconst int b0 = ((c0 + mi * 16) / %d - c0 / %d) * %d + ni * 16;\n", indent, cog, cog, cig);
 }
@@ -620,7 +620,7 @@ static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan
     snprintf(expr, sizeof expr, "y[((n * %d + oh) * %d + ow) * %d + c0 + c]", g->oh, g->ow, g->cout);
     load_into(o, "                ", "v", k->y_type, expr);
     sb_puts(o, "            }\n            s_dy[e] = __float2bfloat16(v);\n        }\n        __syncthreads();\n");
-    sb_printf(o, "#pragma unroll\n        for (int i = 0; i < %d; i++) {\n", P->fpw);
+    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
     wgrad_tile_of(o, "            ", g, P);
     sb_printf(o, "            const int b_at = (t / %d * %d + t %% %d) * %d + b0;\n", g->kw, P->halo_w, g->kw, P->pix);
     sb_printf(o, "            for (int r = 0; r < %d; r++) {\n", P->th);
@@ -628,12 +628,12 @@ static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan
     sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_dy + r * %d + mi * 16, %d);\n", WMMA * P->ct, P->ct);
     sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_x + b_at + r * %d, %d);\n", g->sh * P->halo_w * P->pix,
               g->sw * P->pix);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[i], a, b, acc[i]);\n            }\n        }\n");
+    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
     sb_puts(o, "        __syncthreads();\n    }\n");
     /* each tile's valid elements to this chunk's partials, a warp's tile at a time */
-    sb_printf(o, "#pragma unroll\n    for (int i = 0; i < %d; i++) {\n", P->fpw);
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
     wgrad_tile_of(o, "        ", g, P);
-    sb_puts(o, "        nvcuda::wmma::store_matrix_sync(s_out + warp * 256, acc[i], 16, nvcuda::wmma::mem_row_major);\n");
+    sb_puts(o, "        nvcuda::wmma::store_matrix_sync(s_out + warp * 256, acc[fi], 16, nvcuda::wmma::mem_row_major);\n");
     sb_puts(o, "        __syncthreads();\n        for (int q = lane; q < 256; q += 32) {\n");
     sb_puts(o, "            const int co = c0 + mi * 16 + q / 16, sc = s_c0 + b0 + q % 16;\n");
     if (cog < WMMA) sb_printf(o, "            if (sc / %d != co / %d) continue;\n", cig, cog);
