@@ -396,12 +396,13 @@ static void conv_backward(Lower *L, int v) {
     if (a->bias) bias_grad(L, dy, n->in[2], M, a->cout, lab);
     bool acc;
     int wg = grad_target(L, n->in[1], &acc);
-    if (conv_as_library_step(L, v)) {
+    ConvEngine engine = conv_as_library_step(L, v);
+    if (engine != CONV_ENGINE_NONE) {
         /* the target's direct passes: no columns, in either direction */
         int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
         if (wg >= 0) {
             ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .x = need_bwd(L, n->in[0]), .w = wg,
-                           .y = dy, .accumulate = true};
+                           .y = dy, .accumulate = true, .engine = engine};
             char *note = xasprintf("%s: conv weight gradient, direct", lab);
             lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
             free(note);
@@ -409,7 +410,7 @@ static void conv_backward(Lower *L, int v) {
         int xt = grad_target(L, n->in[0], &acc);
         if (xt >= 0) {
             ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
-                           .accumulate = acc};
+                           .accumulate = acc, .engine = engine};
             char *note = xasprintf("%s: conv data gradient, direct", lab);
             lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
             free(note);

@@ -191,9 +191,10 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
         if (i == out) c.bytes_written += bytes;
         if (i != out || cs->accumulate) c.bytes_read += bytes;
     }
-    /* The only direct convolutions today (the CUDA target's conv_cuda.c, the
-     * CPU's conv_cpu.c) sum on CUDA cores / vector units, f32 weights. */
-    c.math = COST_MATH_SCALAR;
+    /* The target said which cores sum the products (ConvStep.engine);
+     * FLOPs stay the convolution's own, not the zeros a tensor-core form
+     * multiplies when it packs narrow groups into one 16-wide tile. */
+    c.math = cs->engine == CONV_ENGINE_TENSOR_CORES ? COST_MATH_BF16 : COST_MATH_SCALAR;
     return c;
 }
 

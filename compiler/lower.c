@@ -366,11 +366,11 @@ ConvGeom conv_geom(const Lower *L, int v) {
                       .sh = a->sh, .sw = a->sw, .ph = a->ph, .pw = a->pw};
 }
 
-bool conv_as_library_step(const Lower *L, int v) {
+ConvEngine conv_as_library_step(const Lower *L, int v) {
     const Target *t = L->o->target;
     const ConvAttr *a = &L->g->nodes[v].a.conv;
     /* ConvGeom has no dilation: dilated convs take im2col + GEMM on every target */
-    if (!t->conv_library_step || conv_is_pointwise(a) || a->dh != 1 || a->dw != 1) return false;
+    if (!t->conv_library_step || conv_is_pointwise(a) || a->dh != 1 || a->dw != 1) return CONV_ENGINE_NONE;
     ConvGeom g = conv_geom(L, v);
     return t->conv_library_step(&g, L->act);
 }
@@ -403,9 +403,10 @@ static void lower_conv(Lower *L, int v) {
         bias_fill(L, out, L->g->nodes[n->in[2]].a.param.index, M, a->cout, ph, lab);
         beta = 1;
     }
-    if (conv_as_library_step(L, v)) {
+    ConvEngine engine = conv_as_library_step(L, v);
+    if (engine != CONV_ENGINE_NONE) {
         ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
-                       .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0};
+                       .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0, .engine = engine};
         char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh,
                                a->kw, a->sh, G, Cig, Cog);
         lw_conv(L, ph, &cs, note);

@@ -207,9 +207,10 @@ void conv_wgrad_scatter(Lower *L, int conv, int t, int wg, const char *lab);
 int conv_col_index(Kernel *k, const ConvCols *c, const ConvAttr *a, int ci, int kh, int kw);
 
 bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one group: a plain GEMM */
-/* whether conv node v's three passes run as STEP_CONVs: the target's call
- * (Target.conv_library_step); plain 1x1 convs are always GEMMs */
-bool conv_as_library_step(const Lower *L, int v);
+/* whether (and on which cores) conv node v's three passes run as STEP_CONVs:
+ * the target's call (Target.conv_library_step); plain 1x1 convs are always
+ * GEMMs (CONV_ENGINE_NONE) */
+ConvEngine conv_as_library_step(const Lower *L, int v);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under

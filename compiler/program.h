@@ -59,15 +59,15 @@ typedef struct GemmStep {
     int64_t stride_a, stride_b, stride_c;
 } GemmStep;
 
-/* A direct convolution on NHWC f32 tensors, PyTorch's weight layout
+/* A direct convolution on NHWC f32 (or bf16) tensors, PyTorch's weight layout
  * [cout][cin/groups][kh][kw]: one pass of one conv node. The buffers keep
  * the conv's roles whatever the pass computes:
  *   CONV_FORWARD      y  (=, or += with accumulate) conv(x, w)
  *   CONV_DATA_GRAD    x  (=, or +=) d loss/dx from y (= dy) and w
  *   CONV_WEIGHT_GRAD  w  (=, or +=) d loss/dw from x and y (= dy)
- * Only the CPU executor runs these (target/cpu/conv_cpu.c); the compiler emits
- * them for the convolutions the target asks for (Target.conv_library_step,
- * compiler/target.h). */
+ * The executors run them with the target's own code (target/cpu/conv_cpu.c,
+ * target/cuda/conv_cuda.c); the compiler emits them for the convolutions
+ * the target asks for (Target.conv_library_step, compiler/target.h). */
 typedef enum ConvPass { CONV_FORWARD, CONV_DATA_GRAD, CONV_WEIGHT_GRAD } ConvPass;
 
 typedef struct ConvGeom {
@@ -76,11 +76,21 @@ typedef struct ConvGeom {
     int groups, kh, kw, sh, sw, ph, pw;
 } ConvGeom;
 
+/* What computes a direct convolution's products: the target's answer
+ * (Target.conv_library_step), which lowering stores in every pass's step
+ * so that the renderer and the cost model (cost.c) read it, not guess it. */
+typedef enum ConvEngine {
+    CONV_ENGINE_NONE,         /* no direct form: im2col + GEMMs */
+    CONV_ENGINE_CUDA_CORES,   /* f32 FMAs on ordinary cores (the CPU's vector units too) */
+    CONV_ENGINE_TENSOR_CORES, /* bf16 MMAs, f32 accumulate (conv_cuda.c's wmma form) */
+} ConvEngine;
+
 typedef struct ConvStep {
     ConvPass pass;
     ConvGeom g;
     int x, w, y;                  /* buffer ids, see above */
     bool accumulate;
+    ConvEngine engine;            /* never CONV_ENGINE_NONE in a step */
 } ConvStep;
 
 /* A sum over every process of a data-parallel run, in place, of elements

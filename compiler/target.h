@@ -42,10 +42,10 @@ typedef struct Target {
      * normalizes it, when the augment pipeline ends in a normalize: a
      * quarter of the bytes to copy to a GPU; on the CPU there is no copy. */
     bool u8_input;
-    /* Whether the target runs all three passes of this grouped convolution
-     * as STEP_CONV library steps (program.h) instead of im2col + GEMM, for
-     * activations of type act. NULL: it runs none. */
-    bool (*conv_library_step)(const ConvGeom *g, KDType act);
+    /* How the target runs all three passes of this grouped convolution as
+     * STEP_CONV library steps (program.h) for activations of type act: on
+     * which cores, or CONV_ENGINE_NONE for im2col + GEMM. NULL: it runs none. */
+    ConvEngine (*conv_library_step)(const ConvGeom *g, KDType act);
     /* The program's kernel source, malloc'd (the target's renderer: the
      * module's kernels, and the library steps it generates code for);
      * NULL with a message in err. */

@@ -17,8 +17,8 @@ static char *render_cpu_program(const Program *p, Error *err) {
  * grouped 3x3s (docs/performance.md). Dense convolutions stay on GEMMs,
  * which run near the machine's peak (the 3-channel stem too: its direct
  * forward measured slower than columns + GEMM). conv_cpu works on f32. */
-static bool cpu_conv_library_step(const ConvGeom *g, KDType act) {
-    return act == KD_F32 && g->groups > 1 && conv_cpu_has_vector_form(g);
+static ConvEngine cpu_conv_library_step(const ConvGeom *g, KDType act) {
+    return act == KD_F32 && g->groups > 1 && conv_cpu_has_vector_form(g) ? CONV_ENGINE_CUDA_CORES : CONV_ENGINE_NONE;
 }
 
 /* fp32 on every CPU: bf16 here only reproduces a GPU's rounding, and is no faster. */

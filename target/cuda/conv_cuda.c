@@ -30,6 +30,10 @@
  * partials go to the executor's scratch area. NAME_finish then adds the
  * chunks in chunk order into w (= or +=). No atomics, so every result is
  * the same from run to run.
+ *
+ * A step whose engine is CONV_ENGINE_TENSOR_CORES (bf16 activations, what
+ * conv_cuda_engine told the compiler) runs the same three passes with bf16
+ * MMAs (nvcuda::wmma) instead: see "tensor-core forms" below.
  */
 #include "conv_cuda.h"
 
@@ -61,6 +65,9 @@ typedef struct Plan {
     int cpt, cl, pl, ppt, threads; /* channels and pixels per thread, lanes of each */
     /* weight gradient */
     int elems, ept, chunks, work_tiles;
+    /* tensor-core forms: K of a 16-wide channel tile per tap, 16x16 result
+     * tiles per block, warps, tiles per warp, and the shared bytes */
+    int kn, frags, warps, fpw, shared_bytes;
 } Plan;
 
 static bool is_pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
@@ -135,10 +142,22 @@ static bool plan_gather(ConvPass pass, const ConvGeom *g, Plan *out) {
     return found;
 }
 
+/* Chunks of pixel tiles so that the weight gradient's grid has about
+ * WGRAD_BLOCKS blocks, each chunk at least WGRAD_MIN_TILES tiles (its
+ * partials cost a write and a read). False when the indices overflow. */
+static bool set_chunks(Plan *P, const ConvGeom *g) {
+    P->work_tiles = g->n * P->tiles_h * P->tiles_w;
+    int ctiles = g->cout / P->ct;
+    P->chunks = ceil_div(WGRAD_BLOCKS, ctiles);
+    if (P->chunks > ceil_div(P->work_tiles, WGRAD_MIN_TILES)) P->chunks = ceil_div(P->work_tiles, WGRAD_MIN_TILES);
+    int64_t total = (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    while (P->chunks > 1 && (int64_t)P->chunks * total > (1 << 26)) P->chunks /= 2;
+    return (int64_t)P->chunks * P->work_tiles <= INT32_MAX;
+}
+
 /* Weight gradient: the widest channel tile with at most WGRAD_ELEMS dw
  * elements per block, then the largest pixel tile that fits; chunks of
- * pixel tiles so that the grid has about WGRAD_BLOCKS blocks, each chunk
- * at least WGRAD_MIN_TILES tiles (its partials cost a write and a read). */
+ * pixel tiles (set_chunks). */
 static bool plan_weight_grad(const ConvGeom *g, Plan *out) {
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw;
     for (int ct = 32; ct >= 1; ct /= 2) {
@@ -154,13 +173,7 @@ static bool plan_weight_grad(const ConvGeom *g, Plan *out) {
             while (P.threads > 32 && P.elems % P.threads) P.threads /= 2;
             if (P.elems < P.threads) P.threads = ceil_div(P.elems, 32) * 32;
             P.ept = ceil_div(P.elems, P.threads);
-            P.work_tiles = g->n * P.tiles_h * P.tiles_w;
-            int ctiles = g->cout / ct;
-            P.chunks = ceil_div(WGRAD_BLOCKS, ctiles);
-            if (P.chunks > ceil_div(P.work_tiles, WGRAD_MIN_TILES)) P.chunks = ceil_div(P.work_tiles, WGRAD_MIN_TILES);
-            int64_t total = (int64_t)g->cout * cig * taps;
-            while (P.chunks > 1 && (int64_t)P.chunks * total > (1 << 26)) P.chunks /= 2;
-            if ((int64_t)P.chunks * P.work_tiles > INT32_MAX) return false;
+            if (!set_chunks(&P, g)) return false;
             *out = P;
             return true;
         }
@@ -225,8 +238,10 @@ static void signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, in
 
 /* Stages the halo of a tile: s_name[HALO_H][HALO_W][pix] from tensor t
  * (h x w x c per image) at rows r0.., columns q0.., channels s_c0..,
- * zeros off the image. Expects tid, n, r0, q0, s_c0. */
-static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P) {
+ * zeros off the image, as f32 or (to_bf16: exact from bf16) bf16. Expects
+ * tid, n, r0, q0, s_c0. */
+static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P,
+                       bool to_bf16) {
     int total = P->halo_h * P->halo_w * P->cit;
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", total, P->threads);
     sb_printf(o, "        const int c = e %% %d, px = e / %d;\n", P->cit, P->cit);
@@ -237,7 +252,8 @@ static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type
     snprintf(expr, sizeof expr, "%s[((n * %d + r) * %d + q) * %d + s_c0 + c]", t, h, w, c);
     load_into(o, "            ", "v", type, expr);
     sb_puts(o, "        }\n");
-    sb_printf(o, "        %s[px * %d + c] = v;\n    }\n", s_name, P->pix);
+    sb_printf(o, to_bf16 ? "        %s[px * %d + c] = __float2bfloat16(v);\n    }\n" : "        %s[px * %d + c] = v;\n    }\n",
+              s_name, P->pix);
 }
 
 /* The start of the source rows of the tile: r0 (rows) and q0 (columns). */
@@ -288,7 +304,7 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
               P->th, P->tiles_w, P->tw);
     sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
     tile_origin(o, pass, g);
-    stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P);
+    stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P, false);
     /* weights as s_w[tap][source channel][destination channel] */
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", P->ct * v.sg * taps, P->threads);
     sb_printf(o, "        const int d = c0 + e %% %d, s = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, v.sg, P->ct * v.sg);
@@ -328,6 +344,17 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_puts(o, "        }\n    }\n}\n\n");
 }
 
+/* NAME_finish: w (= or +=) the chunks' partials in scratch, in chunk order. */
+static void render_wgrad_finish(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+    const ConvGeom *g = &k->step.g;
+    const int total = g->cout * (g->cin / g->groups) * g->kh * g->kw;
+    signature(o, k, "_finish", FINISH_THREADS);
+    sb_printf(o, "    const int e = blockIdx.x * %d + threadIdx.x;\n    if (e >= %d) return;\n", FINISH_THREADS, total);
+    sb_printf(o, "    float s = 0.0f;\n    for (int c = 0; c < %d; c++) s += scratch[c * %d + e];\n", P->chunks, total);
+    if (k->step.accumulate) sb_puts(o, "    const float old = w[e];\n    w[e] = old + s;\n}\n\n");
+    else sb_puts(o, "    w[e] = s;\n}\n\n");
+}
+
 static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const ConvGeom *g = &k->step.g;
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw;
@@ -351,7 +378,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
     sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
     sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P);
+    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", pixels * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / %d, ow = ow0 + p %% %d;\n", P->ct, P->ct,
               P->tw, P->tw);
@@ -372,21 +399,299 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     if (ragged) sb_printf(o, "        if (e >= %d) break;\n", P->elems);
     sb_printf(o, "        const int co = e %% %d, ci = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, cig, P->ct * cig);
     sb_printf(o, "        scratch[chunk * %d + ((c0 + co) * %d + ci) * %d + t] = acc[k];\n    }\n}\n\n", total, cig, taps);
-    /* the chunks in chunk order */
-    signature(o, k, "_finish", FINISH_THREADS);
-    sb_printf(o, "    const int e = blockIdx.x * %d + threadIdx.x;\n    if (e >= %d) return;\n", FINISH_THREADS, total);
-    sb_printf(o, "    float s = 0.0f;\n    for (int c = 0; c < %d; c++) s += scratch[c * %d + e];\n", P->chunks, total);
-    if (k->step.accumulate) sb_puts(o, "    const float old = w[e];\n    w[e] = old + s;\n}\n\n");
-    else sb_puts(o, "    w[e] = s;\n}\n\n");
+    render_wgrad_finish(o, k, P);
 }
+
+/* ---- tensor-core forms (bf16 activations) ------------------------------------------- */
+/*
+ * nvcuda::wmma, m16n16k16, bf16 operands, f32 accumulators. Forward and data
+ * gradient: a 16x16 result tile is 16 destination pixels x 16 destination
+ * channels, K the source channels of their group x taps. Per tap the block
+ * copies the tile's source rows out of the staged halo into s_a (M pixels x
+ * the staged channels: any tile shape or stride, and zero rows for the
+ * data gradient's taps between strides), then every warp multiplies its
+ * tiles' A from s_a with B, the tap's bf16 weights staged once. Weight
+ * gradient: a tile is 16 output x 16 input channels of one tap, K 16 output
+ * pixels of one row, which are equally spaced in the staged x halo, so A (dy)
+ * and B (x) load straight from shared memory. A 16-wide channel tile holds a
+ * whole group's K (groups of 16 or more), or packs 16/dg narrow groups
+ * block-diagonally, zeros off the diagonal: up to 4x the multiplies of the
+ * convolution, on units about 15x the f32 FMA rate, in passes that are
+ * memory-bound either way. Sums run taps, then 16-wide K chunks, in order.
+ */
+enum { WMMA = 16, WMMA_MOST_WARPS = 16 };
+
+/* K of one 16-wide tile of destination channels at one tap: the source
+ * channels of its group, or of the 16/dg groups it packs. */
+static int tc_k_span(int dg, int sg) { return dg >= WMMA ? sg : WMMA / dg * sg; }
+
+/* The fewest warps (dividing the tile count) that leave at most `most`
+ * result tiles to each. */
+static void tc_warps(Plan *P, int frags, int most) {
+    P->frags = frags, P->warps = 1;
+    for (int w = 1; w <= WMMA_MOST_WARPS; w++) {
+        if (frags % w) continue;
+        P->warps = w;
+        if (frags / w <= most) break;
+    }
+    P->fpw = frags / P->warps, P->threads = 32 * P->warps;
+}
+
+static bool plan_gather_tc(ConvPass pass, const ConvGeom *g, Plan *out) {
+    const View v = view_of(pass, g);
+    const int taps = g->kh * g->kw, kn = tc_k_span(v.dg, v.sg);
+    if (kn % WMMA || v.dst_c % WMMA) return false;
+    bool found = false;
+    for (int s = 0; s < N_TILE_SHAPES; s++) {
+        for (int ct = 4 * WMMA; ct >= WMMA; ct /= 2) {
+            Plan P = {0};
+            set_tile(&P, pass, g, s);
+            const int m = P.th * P.tw;
+            P.cit = staged_channels(ct, v.dst_c, v.dg, v.sg), P.pix = P.cit, P.ct = ct, P.kn = kn;
+            if (m % WMMA || !P.cit) continue;
+            /* bf16 halo, weights and rows of a tap; f32 results */
+            P.shared_bytes = 2 * (halo_floats(&P) + ct / WMMA * taps * kn * WMMA + m * P.cit) + 4 * m * ct;
+            if (P.shared_bytes > 4 * SHARED_FLOATS) continue;
+            if (found && ct * m <= out->ct * out->th * out->tw) continue;
+            tc_warps(&P, m / WMMA * (ct / WMMA), 2);
+            *out = P;
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* Pixel tiles of th rows x 16 columns (one K chunk per row). */
+static bool plan_weight_grad_tc(const ConvGeom *g, Plan *out) {
+    const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw, kn = tc_k_span(cog, cig);
+    if (kn % WMMA || g->cout % WMMA) return false;
+    for (int ct = 2 * WMMA; ct >= WMMA; ct /= 2) {
+        const int cit = staged_channels(ct, g->cout, cog, cig);
+        if (!cit) continue;
+        for (int th = 8; th >= 1; th /= 2) {
+            Plan P = {.th = th, .tw = WMMA, .ct = ct, .cit = cit, .pix = cit, .kn = kn};
+            P.halo_h = halo(CONV_FORWARD, th, g->kh, g->sh), P.halo_w = halo(CONV_FORWARD, WMMA, g->kw, g->sw);
+            P.tiles_h = ceil_div(g->oh, th), P.tiles_w = ceil_div(g->ow, WMMA);
+            tc_warps(&P, taps * (ct / WMMA) * (kn / WMMA), 4);
+            P.shared_bytes = 2 * (halo_floats(&P) + th * WMMA * ct) + 4 * P.warps * WMMA * WMMA;
+            if (P.shared_bytes > 4 * SHARED_FLOATS) continue;
+            P.elems = ct * cig * taps;
+            if (!set_chunks(&P, g)) return false;
+            *out = P;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *const frag_acc = "nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>";
+
+/* The fragments of one K chunk: A and B, bf16 in the given layouts. */
+static void declare_operands(StrBuf *o, const char *indent, const char *a_layout, const char *b_layout) {
+    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> a;\n",
+              indent, a_layout);
+    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> b;\n",
+              indent, b_layout);
+}
+
+static void declare_accumulators(StrBuf *o, const Plan *P) {
+    sb_printf(o, "    %s acc[%d];\n", frag_acc, P->fpw);
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) nvcuda::wmma::fill_fragment(acc[fi], 0.0f);\n", P->fpw);
+}
+
+/* s_w[j][tap][k][16]: B of channel tile j at a tap, bf16, zero where a
+ * packed tile's source and destination channels are in different groups. */
+static void stage_weights_tc(StrBuf *o, ConvPass pass, const View *v, int taps, const Plan *P) {
+    const int total = P->ct / WMMA * taps * P->kn * WMMA;
+    sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", total, P->threads);
+    sb_printf(o, "        const int nn = e %% 16, kk = e / 16 %% %d, t = e / %d %% %d, j = e / %d;\n", P->kn, 16 * P->kn,
+              taps, 16 * P->kn * taps);
+    sb_printf(o, "        const int d = c0 + j * 16 + nn, sc = s_c0 + ((c0 + j * 16) / %d - c0 / %d) * %d + kk, s = sc %% %d;\n",
+              v->dg, v->dg, v->sg, v->sg);
+    sb_puts(o, "        float wv = 0.0f;\n");
+    sb_printf(o, "        %s", v->dg < WMMA ? "" : "/* one group */ ");
+    if (v->dg < WMMA) sb_printf(o, "if (sc / %d == d / %d) ", v->sg, v->dg);
+    if (pass == CONV_FORWARD) sb_printf(o, "wv = w[(d * %d + s) * %d + t];\n", v->sg, taps);
+    else sb_printf(o, "wv = w[((d / %d * %d + s) * %d + d %% %d) * %d + t];\n", v->dg, v->sg, v->dg, v->dg, taps);
+    sb_puts(o, "        s_w[e] = __float2bfloat16(wv);\n    }\n");
+}
+
+/* s_a[p][c] = the source of destination pixel p at tap (kh, kw), channel c. */
+static void stage_tap_rows(StrBuf *o, ConvPass pass, const ConvGeom *g, const Plan *P) {
+    sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * P->tw * P->cit, P->threads);
+    sb_printf(o, "            const int c = e %% %d, p = e / %d, pr = p / %d, pc = p %% %d;\n", P->cit, P->cit, P->tw, P->tw);
+    if (pass == CONV_FORWARD) {
+        sb_printf(o, "            s_a[e] = s_src[((pr * %d + kh) * %d + pc * %d + kw) * %d + c];\n", g->sh, P->halo_w, g->sw,
+                  P->pix);
+    } else {
+        sb_printf(o, "            const int th = d0h + pr + %d - kh, tw = d0w + pc + %d - kw;\n", g->ph + g->sh * g->kh,
+                  g->pw + g->sw * g->kw);
+        char at[200];
+        snprintf(at, sizeof at, "s_src[((th / %d - %d - r0) * %d + tw / %d - %d - q0) * %d + c]", g->sh, g->kh, P->halo_w,
+                 g->sw, g->kw, P->pix);
+        if (g->sh > 1 || g->sw > 1)
+            sb_printf(o, "            s_a[e] = th %% %d == 0 && tw %% %d == 0 ? (__nv_bfloat16)%s : __float2bfloat16(0.0f);\n",
+                      g->sh, g->sw, at);
+        else sb_printf(o, "            s_a[e] = %s;\n", at);
+    }
+    sb_puts(o, "        }\n        __syncthreads(); /* the tap's rows */\n");
+}
+
+static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+    const ConvStep *s = &k->step;
+    const ConvGeom *g = &s->g;
+    const ConvPass pass = s->pass;
+    const View v = view_of(pass, g);
+    const bool fwd = pass == CONV_FORWARD;
+    const KDType dt = fwd ? k->y_type : k->x_type;
+    const int taps = g->kh * g->kw, m = P->th * P->tw, nt = P->ct / WMMA;
+    signature(o, k, "", P->threads);
+    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_src, %d);\n", halo_floats(P));
+    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_w, %d);\n", nt * taps * P->kn * WMMA);
+    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_a, %d);\n", m * P->cit);
+    sb_printf(o, "    RXC_SHARED_WMMA(float, s_out, %d);\n", m * P->ct);
+    sb_puts(o, "    const int tid = threadIdx.x, warp = tid / 32, n = blockIdx.y;\n");
+    sb_printf(o, "    const int d0h = (int)(blockIdx.x / %d) * %d, d0w = (int)(blockIdx.x %% %d) * %d;\n", P->tiles_w,
+              P->th, P->tiles_w, P->tw);
+    sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
+    tile_origin(o, pass, g);
+    stage_halo(o, "s_src", fwd ? "x" : "y", fwd ? k->x_type : k->y_type, v.src_h, v.src_w, v.src_c, P, true);
+    stage_weights_tc(o, pass, &v, taps, P);
+    sb_puts(o, "    __syncthreads(); /* the halo and the weights */\n");
+    declare_accumulators(o, P);
+    sb_printf(o, "#pragma unroll 1\n    for (int t = 0; t < %d; t++) {\n", taps);
+    sb_printf(o, "        const int kh = t / %d, kw = t %% %d;\n", g->kw, g->kw);
+    stage_tap_rows(o, pass, g, P);
+    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    sb_printf(o, "            const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
+    sb_printf(o, "            const int a_at = mt * %d + ((c0 + j * 16) / %d - c0 / %d) * %d;\n", WMMA * P->cit, v.dg, v.dg,
+              v.sg);
+    sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", P->kn / WMMA);
+    declare_operands(o, "                ", "row_major", "row_major");
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_a + a_at + kc * 16, %d);\n", P->cit);
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_w + ((j * %d + t) * %d + kc * 16) * 16, 16);\n", taps,
+              P->kn);
+    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
+    sb_puts(o, "        __syncthreads(); /* every warp is done with the rows */\n    }\n");
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    sb_printf(o, "        const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
+    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mt * %d + j * 16, acc[fi], %d, nvcuda::wmma::mem_row_major);\n",
+              WMMA * P->ct, P->ct);
+    sb_puts(o, "    }\n    __syncthreads();\n");
+    sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", m * P->ct, P->threads);
+    sb_printf(o, "        const int c = e %% %d, p = e / %d, dh = d0h + p / %d, dw = d0w + p %% %d;\n", P->ct, P->ct, P->tw,
+              P->tw);
+    sb_printf(o, "        if (dh >= %d || dw >= %d) continue;\n", v.dst_h, v.dst_w);
+    sb_printf(o, "        const int at = ((n * %d + dh) * %d + dw) * %d + c0 + c;\n", v.dst_h, v.dst_w, v.dst_c);
+    char at[32];
+    snprintf(at, sizeof at, "%s[at]", fwd ? "y" : "x");
+    if (s->accumulate) {
+        load_into(o, "        ", "const float old", dt, at);
+        store_value(o, "        ", at, dt, "old + s_out[e]");
+    } else {
+        store_value(o, "        ", at, dt, "s_out[e]");
+    }
+    sb_puts(o, "    }\n}\n\n");
+}
+
+/* The result tiles of warp `warp`, fi-th: tap t, output-channel tile mi,
+ * input-channel tile ni; b0 = the tile's first staged input channel. */
+static void wgrad_tile_of(StrBuf *o, const char *indent, const ConvGeom *g, const Plan *P) {
+    const int cig = g->cin / g->groups, cog = g->cout / g->groups, mts = P->ct / WMMA, nks = P->kn / WMMA;
+    sb_printf(o, "%sconst int f = warp + fi * %d, t = f / %d, mi = f / %d %% %d, ni = f %% %d;\n", indent, P->warps,
+              mts * nks, nks, mts, nks);
+    sb_printf(o, "%sconst int b0 = ((c0 + mi * 16) / %d - c0 / %d) * %d + ni * 16;\n", indent, cog, cog, cig);
+}
+
+static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+    const ConvGeom *g = &k->step.g;
+    const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw, total = g->cout * cig * taps;
+    signature(o, k, "", P->threads);
+    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_x, %d);\n", halo_floats(P));
+    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_dy, %d);\n", P->th * WMMA * P->ct);
+    sb_printf(o, "    RXC_SHARED_WMMA(float, s_out, %d);\n", P->warps * WMMA * WMMA);
+    sb_printf(o, "    const int tid = threadIdx.x, warp = tid / 32, lane = tid %% 32, chunk = blockIdx.x;\n");
+    sb_printf(o, "    const int c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n", P->ct, cog, cig);
+    declare_accumulators(o, P);
+    sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
+    sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
+    sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
+    sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
+    sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
+    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, true);
+    sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * WMMA * P->ct, P->threads);
+    sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / 16, ow = ow0 + p %% 16;\n", P->ct, P->ct);
+    sb_puts(o, "            float v = 0.0f;\n");
+    sb_printf(o, "            if (oh < %d && ow < %d) {\n", g->oh, g->ow);
+    char expr[160];
+    snprintf(expr, sizeof expr, "y[((n * %d + oh) * %d + ow) * %d + c0 + c]", g->oh, g->ow, g->cout);
+    load_into(o, "                ", "v", k->y_type, expr);
+    sb_puts(o, "            }\n            s_dy[e] = __float2bfloat16(v);\n        }\n        __syncthreads();\n");
+    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    wgrad_tile_of(o, "            ", g, P);
+    sb_printf(o, "            const int b_at = (t / %d * %d + t %% %d) * %d + b0;\n", g->kw, P->halo_w, g->kw, P->pix);
+    sb_printf(o, "            for (int r = 0; r < %d; r++) {\n", P->th);
+    declare_operands(o, "                ", "col_major", "row_major");
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_dy + r * %d + mi * 16, %d);\n", WMMA * P->ct, P->ct);
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_x + b_at + r * %d, %d);\n", g->sh * P->halo_w * P->pix,
+              g->sw * P->pix);
+    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
+    sb_puts(o, "        __syncthreads();\n    }\n");
+    /* each tile's valid elements to this chunk's partials, a warp's tile at a time */
+    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
+    wgrad_tile_of(o, "        ", g, P);
+    sb_puts(o, "        nvcuda::wmma::store_matrix_sync(s_out + warp * 256, acc[fi], 16, nvcuda::wmma::mem_row_major);\n");
+    sb_puts(o, "        __syncthreads();\n        for (int q = lane; q < 256; q += 32) {\n");
+    sb_puts(o, "            const int co = c0 + mi * 16 + q / 16, sc = s_c0 + b0 + q % 16;\n");
+    if (cog < WMMA) sb_printf(o, "            if (sc / %d != co / %d) continue;\n", cig, cog);
+    sb_printf(o, "            scratch[chunk * %d + (co * %d + sc %% %d) * %d + t] = s_out[warp * 256 + q];\n", total, cig, cig,
+              taps);
+    sb_puts(o, "        }\n        __syncthreads();\n    }\n}\n\n");
+    render_wgrad_finish(o, k, P);
+}
+
+/* Once per translation unit with tensor-core kernels, before everything
+ * (its macro expands only where a kernel uses it): nvcuda::wmma, or the
+ * emulator's. */
+static const char *const wmma_preamble =
+    "/* conv_cuda.c's tensor-core kernels: nvcuda::wmma (tests/emu/wmma_emu.h under the emulator);\n"
+    " * their shared tiles are 32-byte aligned, as load/store_matrix_sync require. */\n"
+    "#if defined(RXC_EMU)\n"
+    "#include \"wmma_emu.h\"\n"
+    "#define RXC_SHARED_WMMA(T, name, n) RXC_SHARED(T, name, n)\n"
+    "#elif defined(RXC_NO_CUDA_BF16_H)\n"
+    "#error \"tensor-core convolutions need the CUDA toolkit's mma.h: set CUDA_HOME\"\n"
+    "#else\n"
+    "#include <mma.h>\n"
+    "#define RXC_SHARED_WMMA(T, name, n) __shared__ __align__(32) T name[n]\n"
+    "#endif\n\n";
 
 /* ---- the Program's conv kernels ----------------------------------------------------- */
 
 static const char *pass_tag(ConvPass p) { return p == CONV_FORWARD ? "fwd" : p == CONV_DATA_GRAD ? "dgrad" : "wgrad"; }
 
 static bool same_kernel(const ConvCudaKernel *k, const ConvStep *s, KDType xt, KDType yt) {
-    return k->step.pass == s->pass && k->step.accumulate == s->accumulate && k->x_type == xt && k->y_type == yt &&
-           !memcmp(&k->step.g, &s->g, sizeof s->g);
+    return k->step.pass == s->pass && k->step.accumulate == s->accumulate && k->step.engine == s->engine &&
+           k->x_type == xt && k->y_type == yt && !memcmp(&k->step.g, &s->g, sizeof s->g);
+}
+
+static bool tensor_cores(const ConvStep *s) { return s->engine == CONV_ENGINE_TENSOR_CORES; }
+
+/* The plan of a step's pass in the form its engine names. */
+static bool plan_step(const ConvStep *s, Plan *P) {
+    const ConvGeom *g = &s->g;
+    if (!conv_cuda_supported(g)) return false;
+    if (tensor_cores(s)) return s->pass == CONV_WEIGHT_GRAD ? plan_weight_grad_tc(g, P) : plan_gather_tc(s->pass, g, P);
+    return s->pass == CONV_WEIGHT_GRAD ? plan_weight_grad(g, P) : plan_gather(s->pass, g, P);
+}
+
+ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
+    if ((act != KD_F32 && act != KD_BF16) || !conv_cuda_supported(g)) return CONV_ENGINE_NONE;
+    Plan P;
+    if (act == KD_BF16 && plan_gather_tc(CONV_FORWARD, g, &P) && plan_gather_tc(CONV_DATA_GRAD, g, &P) &&
+        plan_weight_grad_tc(g, &P))
+        return CONV_ENGINE_TENSOR_CORES;
+    return CONV_ENGINE_CUDA_CORES;
 }
 
 static void fill_launch(ConvCudaKernel *k, const Plan *P) {
@@ -402,12 +707,13 @@ static void fill_launch(ConvCudaKernel *k, const Plan *P) {
         l->finish_block = FINISH_THREADS;
         l->finish_grid = (unsigned)((total + FINISH_THREADS - 1) / FINISH_THREADS);
         l->scratch_floats = (int64_t)P->chunks * total;
-        l->shared_bytes = (unsigned)(4 * (halo_floats(P) + P->th * P->tw * P->ct));
+        l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes : 4 * (halo_floats(P) + P->th * P->tw * P->ct));
     } else {
         const View v = view_of(k->step.pass, g);
         l->grid[0] = (unsigned)(P->tiles_h * P->tiles_w), l->grid[1] = (unsigned)g->n;
         l->grid[2] = (unsigned)(v.dst_c / P->ct);
-        l->shared_bytes = (unsigned)(4 * (halo_floats(P) + P->ct * v.sg * g->kh * g->kw));
+        l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes
+                                                            : 4 * (halo_floats(P) + P->ct * v.sg * g->kh * g->kw));
     }
 }
 
@@ -416,11 +722,12 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
         if (same_kernel(&set->kernels[i], s, xt, yt)) return i;
     const ConvGeom *g = &s->g;
     Plan P;
-    bool ok = conv_cuda_supported(g) &&
-              (s->pass == CONV_WEIGHT_GRAD ? plan_weight_grad(g, &P) : plan_gather(s->pass, g, &P));
-    if (!ok) {
-        error_set(err, "no CUDA direct convolution for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
-                  g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw);
+    if (tensor_cores(s) && (xt != KD_BF16 || yt != KD_BF16))
+        return error_set(err, "a tensor-core direct convolution needs bf16 activations");
+    if (!plan_step(s, &P)) {
+        error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
+                  tensor_cores(s) ? " on tensor cores" : "", g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh,
+                  g->kw, g->sh, g->sw);
         return -1;
     }
     set->kernels = xrealloc(set->kernels, (size_t)(set->n + 1) * sizeof *set->kernels);
@@ -428,13 +735,13 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     memset(k, 0, sizeof *k);
     k->step = *s;
     k->x_type = xt, k->y_type = yt;
-    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s", pass_tag(s->pass),
+    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s%s", pass_tag(s->pass),
              xt == KD_BF16 ? "bf16" : "f32", yt == xt ? "" : yt == KD_BF16 ? "_ybf16" : "_yf32", g->n, g->h, g->w,
              g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
-             s->accumulate ? "_acc" : "");
+             s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "");
     fill_launch(k, &P);
-    if (s->pass == CONV_WEIGHT_GRAD) render_weight_grad(src, k, &P);
-    else render_gather(src, k, &P);
+    if (s->pass == CONV_WEIGHT_GRAD) (tensor_cores(s) ? render_weight_grad_tc : render_weight_grad)(src, k, &P);
+    else (tensor_cores(s) ? render_gather_tc : render_gather)(src, k, &P);
     return set->n++;
 }
 
@@ -486,7 +793,10 @@ char *render_cuda_program(const Program *p, CudaLaunch **launches, ConvCudaSet *
     char *conv_src = NULL;
     if (conv_cuda_render(p, set, &conv_src, err)) return NULL;
     char *mod_src = render_cuda(p->module, launches);
-    char *all = xasprintf("%s%s", mod_src, conv_src);
+    bool any_tc = false;
+    for (int i = 0; i < set->n; i++) any_tc |= tensor_cores(&set->kernels[i].step);
+    /* first: nvrtc_compile's parallel parts each repeat what precedes the first kernel */
+    char *all = xasprintf("%s%s%s", any_tc ? wmma_preamble : "", mod_src, conv_src);
     free(mod_src);
     free(conv_src);
     if (!convs) conv_cuda_set_free(&local);
@@ -503,7 +813,7 @@ int64_t conv_cuda_bytes(const ConvStep *s, KDType x_type, KDType y_type) {
     case CONV_DATA_GRAD: return yb + wb + xb * (s->accumulate ? 2 : 1);
     case CONV_WEIGHT_GRAD: {
         Plan P;
-        int64_t scratch = plan_weight_grad(g, &P) ? (int64_t)P.chunks * (wb / 4) * 4 * 2 : 0;
+        int64_t scratch = plan_step(s, &P) ? (int64_t)P.chunks * (wb / 4) * 4 * 2 : 0;
         return xb + yb + scratch + wb * (s->accumulate ? 2 : 1);
     }
     }

@@ -3,7 +3,7 @@
  * the STEP_CONV passes (program.h) of a Program, specialised to each conv's
  * geometry, and the launch of every kernel.
  *
- * Each distinct (pass, geometry, accumulate, activation dtypes) of the
+ * Each distinct (pass, geometry, accumulate, engine, activation dtypes) of the
  * Program's conv steps is one kernel (equal steps share it: ResNeXt repeats
  * its blocks). Every kernel has the parameters
  *     RXC_GLOBAL(X) x, RXC_GLOBAL(const float) w / RXC_GLOBAL(float) w,
@@ -11,7 +11,9 @@
  * with the ConvStep's roles (x: the input or its gradient, w: the f32
  * weight or its gradient, y: the output or its gradient); the weight
  * gradient also has NAME_finish, launched after NAME on the same stream.
- * The source follows render_cuda's prelude (RXC_GLOBAL, RXC_SHARED, bf16).
+ * The source follows render_cuda's prelude (RXC_GLOBAL, RXC_SHARED, bf16);
+ * with tensor-core kernels it includes <mma.h> (tests/emu/wmma_emu.h under
+ * the emulator) and needs the toolkit's headers.
  */
 #ifndef RXC_CONV_CUDA_H
 #define RXC_CONV_CUDA_H
@@ -27,6 +29,12 @@
  * (groups > 1, power-of-two group widths up to 64, tiles that fit in 48 KB
  * of shared memory, tensors indexable with 32 bits). */
 bool conv_cuda_supported(const ConvGeom *g);
+
+/* Which cores the three passes of a supported geometry use for activations
+ * of type act: tensor cores for bf16 where every pass has a wmma form (16-wide
+ * channel tiles: group widths of 16 or more, or narrower groups packed
+ * block-diagonally), CUDA cores otherwise; CONV_ENGINE_NONE when unsupported. */
+ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act);
 
 typedef struct ConvCudaKernel {
     char name[160];
@@ -49,9 +57,10 @@ int conv_cuda_render(const Program *p, ConvCudaSet *set, char **source, Error *e
 
 void conv_cuda_set_free(ConvCudaSet *set);
 
-/* The whole CUDA translation unit of p: render_cuda's kernels of the
- * module (launches as render_cuda gives them), then the conv kernels
- * (convs may be NULL). NULL when a conv step cannot be rendered. */
+/* The whole CUDA translation unit of p: with tensor-core convs the wmma
+ * preamble, render_cuda's kernels of the module (launches as render_cuda
+ * gives them), then the conv kernels (convs may be NULL). NULL when a conv
+ * step cannot be rendered. */
 char *render_cuda_program(const Program *p, CudaLaunch **launches, ConvCudaSet *convs, Error *err);
 
 /* Bytes a pass of the step reads and writes on the GPU (each tensor once:

@@ -33,10 +33,11 @@ int target_cuda_device_arch(int ordinal, Error *err) {
 
 /* Grouped convolutions that conv_cuda.c has kernels for (power-of-two
  * group widths up to 64: ResNeXt's 3x3s) run as direct STEP_CONVs, in f32
- * or bf16 activations: no column buffers. Every other convolution is
- * im2col + cuBLAS GEMMs (dense 1x1s directly). */
-static bool cuda_conv_library_step(const ConvGeom *g, KDType act) {
-    return (act == KD_F32 || act == KD_BF16) && conv_cuda_supported(g);
+ * or bf16 activations: no column buffers; bf16 on tensor cores where the
+ * channel counts allow 16-wide tiles (conv_cuda_engine). Every other
+ * convolution is im2col + cuBLAS GEMMs (dense 1x1s directly). */
+static ConvEngine cuda_conv_library_step(const ConvGeom *g, KDType act) {
+    return conv_cuda_engine(g, act);
 }
 
 /* Buffers are 64-byte aligned, a multiple of float4's 16 bytes. */

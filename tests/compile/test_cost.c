@@ -177,6 +177,14 @@ static void test_conv_and_roofline(void) {
     s.conv.pass = CONV_WEIGHT_GRAD;
     s.conv.accumulate = true;
     check_cost("cost_conv_weight_grad_accumulate", cost_of_step(p, &s, false), flops, (xe + we + ye) * 4, we * 4);
+    /* the cores are the step's engine (the target's answer), not a guess */
+    StepCost cuda_cores = cost_of_step(p, &s, false);
+    s.conv.engine = CONV_ENGINE_TENSOR_CORES;
+    StepCost tensor_cores = cost_of_step(p, &s, false);
+    harness_check("cost_conv_engine_names_the_cores",
+                  cuda_cores.math == COST_MATH_SCALAR && tensor_cores.math == COST_MATH_BF16 && tensor_cores.matmul &&
+                      near(tensor_cores.flops, flops),
+                  "math %d (CUDA cores) and %d (tensor cores)", cuda_cores.math, tensor_cores.math);
 
     /* roofline: max(flops / fp32 peak, bytes / bandwidth) + launches x overhead */
     const GpuSpec *h200 = gpu_spec_find("h200");

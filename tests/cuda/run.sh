@@ -17,11 +17,11 @@ cd "$(dirname "$0")/../.."
 . tests/cuda/fake_gpu.sh
 . tests/cuda/first_run.sh
 # nvrtc_units.c 8, the ABI constants, 2 builtins cases, the fake GPU's, every model and example for
-# sm_80 and sm_90, and ResNeXt-50's direct conv kernels (fp32 and bf16) without spills
+# sm_80 and sm_90, and ResNeXt-50's direct conv kernels (fp32, and bf16 on tensor cores) without spills
 builtins_cases=(nvrtc_builtins_beside_libnvrtc nvrtc_builtins_missing_says_where)
 fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cuda_float4_kernels_chosen
                 exec_cuda_graph_replay_equals_direct exec_cuda_precision_tf32_reaches_cublas
-                exec_cuda_fake_gpu_direct_convs
+                exec_cuda_fake_gpu_direct_convs exec_cuda_fake_gpu_direct_convs_bf16_tensor_cores
                 exec_cuda_split_module_same_results exec_cuda_status_names_in_errors
                 exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
                 exec_cuda_driver_too_old_is_error device_auto_says_why
@@ -242,6 +242,21 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   else
     echo "FAIL exec_cuda_fake_gpu_direct_convs: $(tail -c 1500 "$work/fc.log" | tr '\n' ' ')"; status_units=1
   fi
+  # The same in bf16: the direct convs' tensor-core form (conv_cuda.c, nvcuda::wmma run by
+  # tests/emu/wmma_emu.h, 32 groups of 4 packed block-diagonally) against the CPU's fp32
+  # gradients (its GEMMs take f32 only); 2e-2 covers bf16's roundings (measured 5.2e-3).
+  name=exec_cuda_fake_gpu_direct_convs_bf16_tensor_cores
+  if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=bf16 --out "$work/fb_cuda.st" >"$work/fb.log" 2>&1 &&
+     "$RXC" grad $net --batch "$b" --device cpu --set precision=fp32 --out "$work/fb_cpu.st" >>"$work/fb.log" 2>&1; then
+    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    if grep -q 'dconv_fwd_.*_tc' "$module" && grep -q 'dconv_dgrad_.*_tc' "$module" && grep -q 'dconv_wgrad_.*_tc_finish' "$module"; then
+      "$PYTHON" tests/gpu/compare.py step "$work/fb_cpu.st" "$work/fb_cuda.st" $name 2e-2 || status_units=1
+    else
+      echo "FAIL $name: the module has no tensor-core conv kernels of every pass ($module)"; status_units=1
+    fi
+  else
+    echo "FAIL $name: $(tail -c 1500 "$work/fb.log" | tr '\n' ' ')"; status_units=1
+  fi
 else
   skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"
 fi
@@ -276,7 +291,8 @@ for f in models/*.net examples/*.net; do
   done
 done
 # ResNeXt-50's direct conv kernels (conv_cuda.c): compiled above in fp32 at batch 2; bf16 here. Every
-# entry point dconv_* must exist for both architectures and spill nothing.
+# entry point dconv_* must exist for both architectures and spill nothing; in bf16 every one is the
+# tensor-core form (_tc: all four group widths have one).
 for arch in 80 90; do
   "$RXC" compile models/resnext50_32x4d.net --arch "sm_$arch" --batch 2 --precision bf16 \
     >"$work/resnext50_bf16_sm_$arch.log" 2>&1 &
@@ -289,11 +305,12 @@ for prec in fp32 bf16; do
   [ $prec = bf16 ] && logs=("$work/resnext50_bf16_sm_80.log" "$work/resnext50_bf16_sm_90.log")
   n=$(cat "${logs[@]}" | grep -c '^dconv_')
   spilling=$(cat "${logs[@]}" | awk '/^dconv_/ && $5 + $6 > 0' | head -3)
+  n_tc=$(cat "${logs[@]}" | grep -c '^dconv_[a-z0-9_]*_tc[_ ]')
   name="nvrtc_resnext50_direct_convs_${prec}_no_spills"
-  if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || [ $bf16_ok = 1 ]; }; then
-    echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, none spills)"
+  if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || { [ $bf16_ok = 1 ] && [ "$n_tc" = "$n" ]; }; }; then
+    echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, $n_tc on tensor cores, none spills)"
   else
-    echo "FAIL $name: $n entry points; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
+    echo "FAIL $name: $n entry points, $n_tc on tensor cores; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
     status=1
   fi
 done

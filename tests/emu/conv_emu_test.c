@@ -74,7 +74,7 @@ static float bf16_round(float f) {
 /* ---- a Program holding just conv steps ------------------------------------------- */
 
 /* Steps of the three passes of each given case (3 buffers per case: x, w, y). */
-static Program *conv_program(const int *which, int n, KDType act) {
+static Program *conv_program(const int *which, int n, KDType act, ConvEngine engine) {
     Program *p = xcalloc(1, sizeof *p);
     p->module = kir_module_new();
     p->bufs = xcalloc((size_t)n * 3, sizeof(BufDesc));
@@ -88,7 +88,7 @@ static Program *conv_program(const int *which, int n, KDType act) {
         for (int q = 0; q < 3; q++) {
             bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate;
             p->steps[PHASE_FORWARD_TRAIN][3 * c + q] =
-                (Step){.kind = STEP_CONV, .kernel = -1, .conv = {passes[q], cs->g, 3 * c, 3 * c + 1, 3 * c + 2, acc}};
+                (Step){.kind = STEP_CONV, .kernel = -1, .conv = {passes[q], cs->g, 3 * c, 3 * c + 1, 3 * c + 2, acc, engine}};
         }
     }
     p->n_bufs = 3 * n;
@@ -227,6 +227,8 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     float *scratch = xmalloc((size_t)scratch_n * sizeof(float));
     for (int64_t i = 0; i < scratch_n; i++) scratch[i] = NAN; /* a partial never written shows */
     dev[3] = scratch;
+    if (k->step.engine == CONV_ENGINE_TENSOR_CORES && s->pass != CONV_WEIGHT_GRAD)
+        for (int64_t i = 0; i < numel[1]; i++) host[1][i] = bf16_round(host[1][i]); /* what the MMAs multiply */
     double *ref = xcalloc((size_t)numel[out], sizeof(double));
     if (s->accumulate)
         for (int64_t i = 0; i < numel[out]; i++) ref[i] = host[out][i];
@@ -265,27 +267,30 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
 
 /* ---- the cases ------------------------------------------------------------------------- */
 
-static void check_all(const char *workdir, KDType act) {
-    int which[N_CASES];
-    for (int i = 0; i < N_CASES; i++) which[i] = i;
-    Program *p = conv_program(which, N_CASES, act);
-    const char *dt = act == KD_BF16 ? "bf16" : "f32";
+/* Every case in activations act on CUDA cores, or (tc) every case with a
+ * tensor-core form in bf16 on tensor cores. */
+static void check_all(const char *workdir, KDType act, bool tc) {
+    int which[N_CASES], n = 0;
+    for (int i = 0; i < N_CASES; i++)
+        if (!tc || conv_cuda_engine(&cases[i].g, KD_BF16) == CONV_ENGINE_TENSOR_CORES) which[n++] = i;
+    Program *p = conv_program(which, n, act, tc ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_CUDA_CORES);
+    const char *dt = tc ? "bf16_tc" : act == KD_BF16 ? "bf16" : "f32";
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
     snprintf(tag, sizeof tag, "conv_%s", dt);
     void *so = src ? build_emulator(workdir, tag, src, &set, why, sizeof why) : NULL;
-    for (int c = 0; c < N_CASES; c++)
+    for (int c = 0; c < n; c++)
         for (int q = 0; q < 3; q++) {
             char name[160];
-            snprintf(name, sizeof name, "conv_emu_%s_%s_%s", cases[c].name, pass_names[q], dt);
+            snprintf(name, sizeof name, "conv_emu_%s_%s_%s", cases[which[c]].name, pass_names[q], dt);
             if (!so) {
                 harness_fail(name, "%s", src ? why : err.msg);
                 continue;
             }
             int ki = set.step_kernel[PHASE_FORWARD_TRAIN][3 * c + q];
             const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][3 * c + q].conv;
-            int rc = check_step(so, ki, &set.kernels[ki], s, (uint64_t)(100 + c), why, sizeof why);
+            int rc = check_step(so, ki, &set.kernels[ki], s, (uint64_t)(100 + which[c]), why, sizeof why);
             if (rc) harness_fail(name, "%s (%s)", why, set.kernels[ki].name);
             else harness_passf(name, "%s", why);
         }
@@ -301,24 +306,39 @@ typedef struct Mutation {
     ConvPass pass;
     const char *find, *replace;
     const char *expect; /* substring of the emulator's error, or NULL: a numeric mismatch */
+    bool tc;            /* the tensor-core form, bf16 (else CUDA cores, f32) */
 } Mutation;
 
 static const Mutation mutations[] = {
     {"conv_emu_detects_missing_barrier_forward", 2, CONV_FORWARD, "    __syncthreads();\n    const int pl",
-     "    const int pl", "shared"},
-    {"conv_emu_detects_halo_off_by_one", 0, CONV_FORWARD, "const int r = r0 + px", "const int r = r0 + 1 + px", NULL},
-    {"conv_emu_detects_wrong_group_offset", 2, CONV_FORWARD, "const int sb = (", "const int sb = 0 * (", NULL},
+     "    const int pl", "shared", false},
+    {"conv_emu_detects_halo_off_by_one", 0, CONV_FORWARD, "const int r = r0 + px", "const int r = r0 + 1 + px", NULL, false},
+    {"conv_emu_detects_wrong_group_offset", 2, CONV_FORWARD, "const int sb = (", "const int sb = 0 * (", NULL, false},
     {"conv_emu_detects_data_grad_halo_off_by_one", 1, CONV_DATA_GRAD, ", q = q0 + px", ", q = q0 - 1 + px",
-     NULL},
-    {"conv_emu_detects_taps_between_strides", 1, CONV_DATA_GRAD, "if (!ok[q]) continue;", "", NULL},
+     NULL, false},
+    {"conv_emu_detects_taps_between_strides", 1, CONV_DATA_GRAD, "if (!ok[q]) continue;", "", NULL, false},
     {"conv_emu_detects_missing_barrier_weight_grad", 11, CONV_WEIGHT_GRAD, "        __syncthreads();\n    }\n", "    }\n",
-     "race"},
-    {"conv_emu_detects_skipped_chunk", 11, CONV_WEIGHT_GRAD, "for (int c = 0;", "for (int c = 1;", NULL},
+     "race", false},
+    {"conv_emu_detects_skipped_chunk", 11, CONV_WEIGHT_GRAD, "for (int c = 0;", "for (int c = 1;", NULL, false},
+    /* tensor-core forms */
+    {"conv_emu_tc_detects_wrong_fragment_ld", 6, CONV_FORWARD, "load_matrix_sync(a, s_a + a_at + kc * 16, 32)",
+     "load_matrix_sync(a, s_a + a_at + kc * 16, 16)", NULL, true},
+    {"conv_emu_tc_detects_missing_barrier_before_load", 2, CONV_FORWARD, "__syncthreads(); /* the tap's rows */", "",
+     "race", true},
+    {"conv_emu_tc_detects_missing_barrier_after_mma", 4, CONV_DATA_GRAD,
+     "__syncthreads(); /* every warp is done with the rows */", "", "race", true},
+    {"conv_emu_tc_detects_unzeroed_taps_between_strides", 1, CONV_DATA_GRAD, "th % 2 == 0 && tw % 2 == 0", "true",
+     NULL, true},
+    {"conv_emu_tc_detects_wrong_pixel_stride_weight_grad", 5, CONV_WEIGHT_GRAD, "b_at + r * 2112, 64)",
+     "b_at + r * 2112, 32)",
+     NULL, true},
+    {"conv_emu_tc_detects_misaligned_tile", 0, CONV_WEIGHT_GRAD, "s_dy + r * ", "s_dy + 8 + r * ", "aligned", true},
 };
 enum { N_MUTATIONS = sizeof mutations / sizeof mutations[0] };
 
 static void run_mutation(const char *workdir, const Mutation *mu) {
-    Program *p = conv_program(&mu->case_index, 1, KD_F32);
+    Program *p = conv_program(&mu->case_index, 1, mu->tc ? KD_BF16 : KD_F32,
+                              mu->tc ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_CUDA_CORES);
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), why[2048];
@@ -352,8 +372,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: conv_emu_test WORKDIR\n");
         return 2;
     }
-    check_all(argv[1], KD_F32);
-    check_all(argv[1], KD_BF16);
+    check_all(argv[1], KD_F32, false);
+    check_all(argv[1], KD_BF16, false);
+    check_all(argv[1], KD_BF16, true);
     for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
     return harness_status();
 }

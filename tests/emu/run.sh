@@ -12,10 +12,11 @@ cd "$(dirname "$0")/../.."
 # examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
 # per-sample broadcasts).
 # conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c), 12 geometries x 3 passes
-# x {f32, bf16}, and 7 broken kernels
+# x {f32, bf16} on CUDA cores, the 9 with a tensor-core form x 3 passes in bf16 on tensor cores
+# (tests/emu/wmma_emu.h), and 7 + 6 broken kernels
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks)
-conv_cases=$((12 * 3 * 2 + 7))
+conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6))
 cases $((24 + 12 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
