@@ -26,7 +26,7 @@ fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cu
                 exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
                 exec_cuda_driver_too_old_is_error device_auto_says_why
                 exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
-                exec_cuda_seed_224_grad)
+                exec_cuda_seed_224_grad exec_cuda_bf16_weight_copy_steps exec_cuda_bf16_weight_copy_init)
 fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tensor_cores
                   fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
                   fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
@@ -162,6 +162,29 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
     fi
   else
     echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
+  fi
+  # bf16: the GEMMs read SPACE_PARAM_COPY, which the update kernel and every host write of the
+  # parameters keep current. A stale copy repeats the first loss (steps) or reads zeros (init):
+  # the per-step losses against the fp32 CPU catch both.
+  bf16=(--set precision=bf16)
+  if fakerun "$RXC" step $net --batch "$b" --device cuda "${bf16[@]}" --steps 3 --out "$work/fb_steps.st" \
+       >"$work/fb_steps.log" 2>&1 && [ -f "$work/fs_cpu.st" ]; then
+    "$PYTHON" tests/gpu/compare.py curve "$work/fs_cpu.st" "$work/fb_steps.st" exec_cuda_bf16_weight_copy_steps 3e-2 3e-2 ||
+      status_units=1
+  else
+    echo "FAIL exec_cuda_bf16_weight_copy_steps: $(tail -c 1500 "$work/fb_steps.log" | tr '\n' ' ')"; status_units=1
+  fi
+  "$PYTHON" -c "import sys; sys.path.insert(0, 'tests/ops'); from safetensors_io import read_st, write_st
+t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k not in ('logits', 'loss')})" \
+    "$work/fs_cpu.st" "$work/fs_init.st"
+  if fakerun "$RXC" step $net --batch "$b" --init "$work/fs_init.st" --device cuda "${bf16[@]}" --steps 2 \
+       --out "$work/fb_init.st" >"$work/fb_init.log" 2>&1 &&
+     "$RXC" step $net --batch "$b" --init "$work/fs_init.st" --device cpu --steps 2 --out "$work/fc_init.st" \
+       >>"$work/fb_init.log" 2>&1; then
+    "$PYTHON" tests/gpu/compare.py curve "$work/fc_init.st" "$work/fb_init.st" exec_cuda_bf16_weight_copy_init 3e-2 3e-2 ||
+      status_units=1
+  else
+    echo "FAIL exec_cuda_bf16_weight_copy_init: $(tail -c 1500 "$work/fb_init.log" | tr '\n' ' ')"; status_units=1
   fi
   fake_first_run_checks || status_units=1
   # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
