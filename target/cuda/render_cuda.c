@@ -20,7 +20,9 @@
  *                                   column reduce their rows in order, a
  *                                   shared-memory tree combines the lanes,
  *                                   partials go to scratch, then NAME_finish
- *                                   combines chunks in chunk order.
+ *                                   combines them with a warp per column:
+ *                                   lanes stride over the chunks in order,
+ *                                   a fixed shuffle tree joins the lanes.
  * No atomics anywhere: every sum is taken in an order fixed by the source,
  * so results never vary from run to run. Integer widths and what can be
  * hoisted out of the inner loop come from kir_analysis.h, as in render_c.c.
@@ -38,7 +40,7 @@
 #include "util.h"
 
 enum {
-    ROW_THREADS = 256,       /* block size of thread-per-row and finish kernels */
+    ROW_THREADS = 256,       /* block size of thread-per-row and finish kernels (8 warps) */
     COL_TILE = 32,           /* columns per KF_COLS block: one warp wide, coalesced */
     COL_LANES = 8,           /* row lanes per column in a KF_COLS block */
     LONG_INNER = 64,         /* from here a row gets a block of its own */
@@ -98,8 +100,8 @@ CudaLaunch render_cuda_launch(const Kernel *k) {
         l.block[1] = COL_LANES;
         l.shared_bytes = (unsigned)(sizeof(double) * COL_TILE * COL_LANES * (k->n_accs ? k->n_accs : 1));
         l.has_finish = true;
-        l.finish_block = ROW_THREADS;
-        l.finish_grid = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
+        l.finish_block = ROW_THREADS; /* a warp per column */
+        l.finish_grid = clamp_grid((k->outer + ROW_THREADS / 32 - 1) / (ROW_THREADS / 32));
         l.scratch_floats = k->outer * l.row_chunks * (k->n_accs ? k->n_accs : 1);
     } else if (rows_need_block(k)) {
         l.mapping = CM_BLOCK_PER_ROW;
@@ -808,32 +810,44 @@ static void emit_cols_partial(Emitter *E) {
     sb_puts(E->out, "}\n\n");
 }
 
-/* KF_COLS, part 2: chunk partials combined in chunk order, then the stores. */
+/* KF_COLS, part 2: a warp per column. Lane l combines the chunk partials
+ * l, l + 32, l + 64, ... in chunk order, a fixed shuffle tree combines the 32
+ * lanes (rxc_warp_reduce: the same order on every run, whatever the timing),
+ * and lane 0 runs the store stage. */
 static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
+    const unsigned warps = l->finish_block / 32;
+    const long long chunks = (long long)gpu_chunks(k), outer = (long long)k->outer;
+    /* the scratch offset is the renderer's own: 64-bit when it needs it */
+    const bool wide = (double)k->n_accs * (double)chunks * (double)outer > KIR_INT32_LIMIT;
     emit_signature(E, "_finish", l->finish_block, true);
     E->indent = 1;
-    line(E, "for (%s i = (%s)blockIdx.x * %u + threadIdx.x; i < %lld; i += (%s)gridDim.x * %u) {", it, it,
-         l->finish_block, (long long)k->outer, it, l->finish_block);
+    line(E, "const int rxc_lane = threadIdx.x & 31;");
+    line(E, "for (%s i = (%s)blockIdx.x * %u + (threadIdx.x >> 5); i < %lld; i += (%s)gridDim.x * %u) {", it, it, warps,
+         outer, it, warps);
     E->indent++;
     for (int a = 0; a < k->n_accs; a++) {
         KType t = acc_type(k, a);
-        line(E, "%s acc%d = (%s)scratch[%d * %lldLL * %lld + i];", acc_ctype(E, a), a, acc_ctype(E, a), a,
-             (long long)gpu_chunks(k), (long long)k->outer);
-        line(E, "for (int c = 1; c < %lld; ++c) {", (long long)gpu_chunks(k));
+        const char *ct = acc_ctype(E, a);
+        line(E, "%s acc%d = %s;", ct, a, reduce_init(t, k->accs[a].op, E->w.acc_wide[a]));
+        line(E, "for (int c = rxc_lane; c < %lld; c += 32) {", chunks);
         E->indent++;
         char part[128], acc[16];
-        /* the scratch offset is the renderer's own: 64-bit when it needs it */
-        bool wide = (double)k->n_accs * (double)gpu_chunks(k) * (double)k->outer > KIR_INT32_LIMIT;
-        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld%s + c) * %lld + i]", acc_ctype(E, a), a,
-                 (long long)gpu_chunks(k), wide ? "LL" : "", (long long)k->outer);
+        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld%s + c) * %lld + i]", ct, a, chunks, wide ? "LL" : "", outer);
         snprintf(acc, sizeof acc, "acc%d", a);
         combine_line(E, acc, k->accs[a].op, t, part);
         E->indent--;
         line(E, "}");
+        line(E, "acc%d = rxc_warp_reduce<%s, %s>(acc%d);", a, ct, k->accs[a].op == KR_MAX ? "true" : "false", a);
     }
+    line(E, "if (rxc_lane == 0) {");
+    E->indent++;
+    open_scope(E);
     emit_stores(E, &k->stages[1]);
+    close_scope(E);
+    E->indent--;
+    line(E, "}");
     E->indent--;
     line(E, "}");
     sb_puts(E->out, "}\n\n");
