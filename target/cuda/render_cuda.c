@@ -13,6 +13,10 @@
  *                                   stride over inner; each accumulator is
  *                                   combined by a warp-shuffle + shared
  *                                   memory tree that every thread reads back;
+ *   KF_ROWS, 8 <= inner < 64 with a reduce or map stage, read and written
+ *   contiguously in j (the loss)  -> one warp per outer index, 8 per block;
+ *                                   lanes stride over inner; a fixed shuffle
+ *                                   tree, lane 0's total broadcast;
  *   KF_COLS                      -> blocks of 32 columns x one row chunk
  *                                   (the IR's row_chunks, each split into
  *                                   2^s equal parts until the grid has
@@ -44,6 +48,8 @@ enum {
     COL_TILE = 32,           /* columns per KF_COLS block: one warp wide, coalesced */
     COL_LANES = 8,           /* row lanes per column in a KF_COLS block */
     LONG_INNER = 64,         /* from here a row gets a block of its own */
+    WARP_INNER = 8,          /* from here a short contiguous row gets a warp of its own */
+    WARP_ROWS = 8,           /* rows (warps) per block of the warp-per-row mapping */
     MAX_GRID = 65536,        /* grid-stride loops cover the rest */
 };
 
@@ -77,6 +83,48 @@ static bool rows_need_block(const Kernel *k) {
     return false;
 }
 
+/* index node ix is base + j with base independent of j: a warp's lanes
+ * taking consecutive j touch consecutive elements */
+static bool unit_stride_in_j(const Kernel *k, const KirDeps *d, int ix) {
+    const KExpr *x = &k->ex[ix];
+    if (!kir_deps_has(d, ix, KV_INNER)) return true;
+    if (x->kind != KE_BINARY || x->op != KB_ADD) return false;
+    const KExpr *a = &k->ex[x->a], *b = &k->ex[x->b];
+    return (a->kind == KE_VAR && a->var == KV_INNER && !kir_deps_has(d, x->b, KV_INNER)) ||
+           (b->kind == KE_VAR && b->var == KV_INNER && !kir_deps_has(d, x->a, KV_INNER));
+}
+
+/* A short row (WARP_INNER <= inner < LONG_INNER) with a reduce or map stage,
+ * every access unit-stride in j (the loss over 10 classes: a thread per row
+ * would walk its row alone, a block per row would idle most lanes), and no
+ * buffer both read and written (lanes of a warp share no barrier here). A
+ * strided row, like the global average pool's 49 pixels of one channel,
+ * stays a thread per row: there neighbouring threads read neighbouring
+ * channels. */
+static bool rows_want_warp(const Kernel *k) {
+    if (k->form != KF_ROWS || k->inner < WARP_INNER || k->inner >= LONG_INNER) return false;
+    bool reduces = false;
+    for (int s = 0; s < k->n_stages; s++) reduces |= k->stages[s].kind != KS_STORE;
+    if (!reduces) return false;
+    KirDeps d;
+    kir_deps_init(&d, k);
+    bool ok = true;
+    uint64_t loaded = 0, stored = 0;
+    for (int e = 0; e < k->n_ex && ok; e++)
+        if (k->ex[e].kind == KE_LOAD) {
+            loaded |= 1ULL << (k->ex[e].buf & 63);
+            ok = unit_stride_in_j(k, &d, k->ex[e].a);
+        }
+    for (int s = 0; s < k->n_stages && ok; s++)
+        for (int q = 0; q < k->stages[s].n_stores && ok; q++) {
+            const KStore *so = &k->stages[s].stores[q];
+            stored |= 1ULL << (so->buf & 63);
+            ok = unit_stride_in_j(k, &d, so->index);
+        }
+    kir_deps_free(&d);
+    return ok && !(loaded & stored) && k->n_bufs <= 64;
+}
+
 static unsigned row_block_threads(int64_t inner) {
     unsigned t = 32;
     while (t < 256 && (int64_t)t * 4 <= inner) t *= 2;
@@ -103,6 +151,10 @@ CudaLaunch render_cuda_launch(const Kernel *k) {
         l.finish_block = ROW_THREADS; /* a warp per column */
         l.finish_grid = clamp_grid((k->outer + ROW_THREADS / 32 - 1) / (ROW_THREADS / 32));
         l.scratch_floats = k->outer * l.row_chunks * (k->n_accs ? k->n_accs : 1);
+    } else if (rows_want_warp(k)) {
+        l.mapping = CM_WARP_PER_ROW;
+        l.block[0] = 32 * WARP_ROWS;
+        l.grid[0] = clamp_grid((k->outer + WARP_ROWS - 1) / WARP_ROWS);
     } else if (rows_need_block(k)) {
         l.mapping = CM_BLOCK_PER_ROW;
         l.grid[0] = clamp_grid(k->outer);
@@ -691,16 +743,27 @@ static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
     sb_puts(E->out, "}\n\n");
 }
 
+/* KF_ROWS, a block or a warp per row: threads (lanes) stride over j, each
+ * stage's accumulators are combined by a fixed tree and read back by every
+ * thread, the store stage runs on thread 0. */
 static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
-    unsigned threads = l->block[0], warps = threads / 32;
-    emit_signature(E, "", threads, false);
+    const bool warp = l->mapping == CM_WARP_PER_ROW;
+    unsigned threads = warp ? 32 : l->block[0], warps = threads / 32;
+    emit_signature(E, "", l->block[0], false);
     E->indent = 1;
     bool any_int = false;
     for (int a = 0; a < k->n_accs; a++) any_int |= acc_type(k, a) != KT_FLOAT;
-    if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
-    line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
+    if (warp) {
+        line(E, "const int rxc_lane = threadIdx.x & 31;");
+        line(E, "for (%s i = (%s)blockIdx.x * %u + (threadIdx.x >> 5); i < %lld; i += (%s)gridDim.x * %u) {", it, it,
+             l->block[0] / 32, (long long)k->outer, it, l->block[0] / 32);
+    } else {
+        if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
+        line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
+    }
+    const char *tid = warp ? "rxc_lane" : "threadIdx.x";
     E->indent++;
     bool *loaded = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
     bool *stored = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
@@ -709,14 +772,15 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     for (int s = 0; s < k->n_stages; s++) {
         const KStage *st = &k->stages[s];
         /* other threads of the block wrote elements an earlier stage stored:
-         * make them visible before this stage reads */
+         * make them visible before this stage reads (rows_want_warp rules
+         * this out for a warp per row) */
         bool hazard = false;
         for (int b = 0; b < k->n_bufs; b++) hazard |= stored[b] && loaded[b];
         if (hazard) line(E, "__syncthreads();");
         for (int q = 0; q < st->n_stores; q++) stored[st->stores[q].buf] = true;
         line(E, "/* stage %d: %s */", s, st->kind == KS_REDUCE ? "reduce" : st->kind == KS_MAP ? "map" : "store");
         if (st->kind == KS_STORE) {
-            line(E, "if (threadIdx.x == 0) {");
+            line(E, "if (%s == 0) {", tid);
             E->indent++;
             emit_stores(E, st);
             E->indent--;
@@ -728,7 +792,7 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
         E->indent++;
         open_scope(E);
         hoist_stage(E, s);
-        line(E, "for (%s j = threadIdx.x; j < %lld; j += %u) {", it, (long long)k->inner, threads);
+        line(E, "for (%s j = %s; j < %lld; j += %u) {", it, tid, (long long)k->inner, threads);
         E->indent++;
         if (st->kind == KS_REDUCE) accumulate_stage(E, s);
         else emit_stores(E, st);
@@ -737,11 +801,14 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
         close_scope(E);
         E->indent--;
         line(E, "}");
-        if (st->kind == KS_REDUCE)
-            for (int a = 0; a < k->n_accs; a++)
-                if (k->accs[a].stage == s)
-                    line(E, "acc%d = rxc_block_reduce<%s, %s, %u>(acc%d, rxc_red);", a, acc_ctype(E, a),
-                         k->accs[a].op == KR_MAX ? "true" : "false", warps, a);
+        if (st->kind != KS_REDUCE) continue;
+        for (int a = 0; a < k->n_accs; a++) {
+            if (k->accs[a].stage != s) continue;
+            const char *max = k->accs[a].op == KR_MAX ? "true" : "false";
+            if (warp) /* lane 0's total, to every lane */
+                line(E, "acc%d = __shfl_sync(0xffffffffu, rxc_warp_reduce<%s, %s>(acc%d), 0);", a, acc_ctype(E, a), max, a);
+            else line(E, "acc%d = rxc_block_reduce<%s, %s, %u>(acc%d, rxc_red);", a, acc_ctype(E, a), max, warps, a);
+        }
     }
     E->indent--;
     line(E, "}");
@@ -874,7 +941,8 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
         emit_rows_thread(&E, l);
         if (l->has_vec4) emit_rows_vec4(&E, l);
         break;
-    case CM_BLOCK_PER_ROW: emit_rows_block(&E, l); break;
+    case CM_BLOCK_PER_ROW:
+    case CM_WARP_PER_ROW: emit_rows_block(&E, l); break;
     case CM_COLUMN_TILES:
         emit_cols_partial(&E);
         emit_cols_finish(&E, l);

@@ -35,6 +35,7 @@
 typedef enum CudaMapping {
     CM_THREAD_PER_ROW, /* KF_ROWS: grid-stride over outer, inner loops inside the thread */
     CM_BLOCK_PER_ROW,  /* KF_ROWS: one block per outer index, block reductions over inner */
+    CM_WARP_PER_ROW,   /* KF_ROWS: one warp per outer index (short rows read contiguously), warp reductions */
     CM_COLUMN_TILES,   /* KF_COLS: blocks of (columns x row chunk), then NAME_finish */
 } CudaMapping;
 

@@ -7,14 +7,14 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# 25 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 14 broken kernels, and per model one case
+# 26 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 15 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them.
 # conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c), 12 geometries x 3 passes
 # x {f32, bf16}, and 7 broken kernels
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations)
 conv_cases=$((12 * 3 * 2 + 7))
-cases $((25 + 14 + ${#model_cases[@]} + conv_cases))
+cases $((26 + 15 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
 mkdir -p "$work"
