@@ -66,7 +66,7 @@ typedef struct CudaLaunch {
 char *render_cuda(const KirModule *m, CudaLaunch **launches);
 
 /* The geometry of one kernel (what render_cuda puts in the table). */
-CudaLaunch render_cuda_launch(const Kernel *k);
+CudaLaunch render_cuda_launch(const Kernel *k); /* launch_cuda.c */
 
 /* The C type of a buffer element in the generated CUDA source. */
 const char *render_cuda_ctype(KDType t);

@@ -41,7 +41,7 @@ work=build/test-cuda
 mkdir -p "$work"
 if ! cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
      -DRXC_CUDA_HOME="\"$CUDA_HOME\"" -o "$work/nvrtc_units" tests/cuda/nvrtc_units.c tests/emu/sample_kernels.c \
-     target/cuda/render_cuda.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c target/cuda/cuda_api.c target/cuda/nvrtc_compile.c \
+     target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c target/cuda/cuda_api.c target/cuda/nvrtc_compile.c \
      -ldl -lm 2>"$work/build.log"; then
   fail nvrtc_units_build "$(head -c 2000 "$work/build.log")"
   exit 1

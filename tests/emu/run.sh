@@ -29,7 +29,7 @@ if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
 else
   skip_each "build rxc first (make) to emulate the kernels of real models" "${model_cases[@]}"
   models=()
-  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
+  objs=(target/cuda/render_cuda.c target/cuda/launch_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
   libs=()
 fi
 build() {
@@ -41,7 +41,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     # someone's objects do not link right now: keep the sample kernels running
     skip_each "the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))" "${model_cases[@]}"
     models=()
-    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
+    if ! build target/cuda/render_cuda.c target/cuda/launch_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
       fail emu_build "$(head -c 2000 "$work/build.log")"
       exit 1
     fi
@@ -53,7 +53,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
 fi
 "$work/emu_test" "$work" "${models[@]}" || status=1
 if cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
-     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/render_cuda.c compiler/kir.c \
+     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/kir.c \
      compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c -ldl -lm 2>"$work/conv_build.log"; then
   "$work/conv_emu_test" "$work" || status=1
 else
