@@ -157,6 +157,7 @@ static int print_kernels(const Program *p, const CudaLaunch *ls, const ConvCudaS
                      conv                             ? "direct conv"
                      : l->mapping == CM_THREAD_PER_ROW ? "thread/row"
                      : l->mapping == CM_BLOCK_PER_ROW ? "block/row"
+                     : l->mapping == CM_WARP_PER_ROW  ? "warp/row"
                                                       : "column tiles");
         printf("%-44s %5d %7d %6d %9d %8d  %s\n", s->name, s->registers, s->shared_bytes, s->stack_bytes,
                s->spill_stores, s->spill_loads, geo);

@@ -66,6 +66,7 @@ static void lower_free(Lower *L) {
     free(L->aux_buf);
     free(L->param_buf);
     free(L->pgrad_buf);
+    free(L->param_copy_buf);
     for (int ph = 0; ph < PHASE_COUNT; ph++) free(L->inplace[ph]);
     free(L->buf_pin_start);
     free(L->buf_pin_end);
@@ -127,6 +128,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     L.aux_buf = filled(n, -1);
     L.param_buf = filled(g->n_params, -1);
     L.pgrad_buf = filled(g->n_params, -1);
+    L.param_copy_buf = filled(g->n_params, -1);
 
     /* fixed spaces: decayed parameters first, then the rest */
     int64_t off = 0, boff = 0;
@@ -159,6 +161,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     p->space_bytes[SPACE_GRADS] = off * 4;
     p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2);
     p->space_bytes[SPACE_BUFFERS] = boff * 4;
+    p->space_bytes[SPACE_PARAM_COPY] = L.act == KD_BF16 ? off * 2 : 0;
     p->space_bytes[SPACE_INPUT] = in_numel * (o->normalize_u8_input ? 1 : 4);
     p->space_bytes[SPACE_LABELS] = (int64_t)o->batch * 8;
     p->input_buf = lw_new_buf(&L, "input", SPACE_INPUT, 0, in_numel, o->normalize_u8_input ? KD_U8 : KD_F32);
@@ -184,6 +187,6 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
         return NULL;
     }
     p->state_bytes = p->space_bytes[SPACE_PARAMS] + p->space_bytes[SPACE_GRADS] + p->space_bytes[SPACE_STATE] +
-                     p->space_bytes[SPACE_BUFFERS];
+                     p->space_bytes[SPACE_BUFFERS] + p->space_bytes[SPACE_PARAM_COPY];
     return p;
 }

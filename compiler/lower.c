@@ -13,6 +13,7 @@
  * Grouped convolutions that the target runs as library steps
  * (Target.conv_library_step) become STEP_CONVs instead, in all three passes.
  */
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -338,19 +339,17 @@ void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) 
 /* ---- convolutions ----------------------------------------------------------------- */
 
 int gemm_weight(Lower *L, int param, unsigned phases) {
+    (void)phases; /* the copy is persistent: valid in every phase */
     if (L->act == KD_F32) return L->param_buf[param];
-    const Param *pr = &L->g->params[param];
-    char *nm = xasprintf("%s:bf16", pr->name);
-    int copy = lw_act(L, nm, pr->numel);
-    free(nm);
-    KB kb;
-    kb_begin(&kb, L, "weight_cast", KF_ROWS, pr->numel, 1);
-    Kernel *k = kb.k;
-    int i = kir_var(k, KV_OUTER);
-    int st = kir_stage(k, KS_STORE);
-    kir_store(k, st, kb_buf(&kb, L, copy, true), i, kir_load(k, kb_buf(&kb, L, L->param_buf[param], false), i), false);
-    kb_end(&kb, L, "bf16 copy of a weight for the GEMMs (fp32 master stays in SPACE_PARAMS)", phases, false);
-    return copy;
+    if (L->param_copy_buf[param] < 0) {
+        const Param *pr = &L->g->params[param];
+        assert(pr->trainable); /* SPACE_PARAM_COPY mirrors SPACE_PARAMS only */
+        char *nm = xasprintf("%s:bf16", pr->name);
+        L->param_copy_buf[param] =
+            lw_new_buf(L, nm, SPACE_PARAM_COPY, L->p->param_offset[param] * 2, pr->numel, KD_BF16);
+        free(nm);
+    }
+    return L->param_copy_buf[param];
 }
 
 bool conv_is_pointwise(const ConvAttr *a) {

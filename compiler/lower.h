@@ -81,6 +81,7 @@ typedef struct Lower {
     int *aux_buf;        /* per max-pool node: index of the max inside its window */
     int *param_buf;      /* per graph parameter: SPACE_PARAMS or SPACE_BUFFERS buffer, -1 */
     int *pgrad_buf;      /* per graph parameter: SPACE_GRADS buffer, -1 */
+    int *param_copy_buf; /* per graph parameter: its SPACE_PARAM_COPY buffer once a GEMM reads it, -1 */
     bool *inplace[PHASE_COUNT]; /* per step of a phase: a single-store elementwise kernel (kb_end) */
     int cap_inplace[PHASE_COUNT];
     bool *buf_pin_start, *buf_pin_end; /* per buffer: live from the first / to the last step */
@@ -214,7 +215,8 @@ ConvEngine conv_as_library_step(const Lower *L, int v);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under
- * PREC_BF16 a bf16 copy made by a cast kernel in `phases` */
+ * PREC_BF16 its bf16 copy in SPACE_PARAM_COPY (program.h), which the update
+ * keeps current, so no phase casts it (`phases` is where the GEMM runs) */
 int gemm_weight(Lower *L, int param, unsigned phases);
 /* the leading dimension a linear layer's GEMMs give its output rows (and
  * their gradient): out_features, padded where the target aligns GEMM

@@ -7,7 +7,9 @@
  * Program.n_decayed get weight decay, the rest none. With clip_grad_norm,
  * two kernels before it compute torch.nn.utils.clip_grad_norm_'s factor
  * from the gradients' global L2 norm, and the update scales every gradient
- * by it.
+ * by it. Under PREC_BF16 the same pass stores each new value rounded to
+ * bf16 into SPACE_PARAM_COPY, the GEMMs' operand (program.h), so no step
+ * casts weights.
  */
 #include <stdlib.h>
 
@@ -68,6 +70,9 @@ int lower_update(Lower *L) {
     int i = kir_var(k, KV_OUTER);
     int pi = kb_buf(&kb, L, pb, true), gi = kb_buf(&kb, L, gb, true), mi = kb_buf(&kb, L, mb, true);
     int vi = vb >= 0 ? kb_buf(&kb, L, vb, true) : -1;
+    int copy = p->space_bytes[SPACE_PARAM_COPY] > 0
+                   ? kb_buf(&kb, L, lw_new_buf(L, "params:bf16", SPACE_PARAM_COPY, 0, P, KD_BF16), true)
+                   : -1;
     int st = kir_stage(k, KS_STORE);
     int par = kir_load(k, pi, i), grad = kir_load(k, gi, i);
     if (clip >= 0) grad = e_mul(k, grad, kir_load(k, kb_buf(&kb, L, clip, false), e_i(k, 0)));
@@ -84,7 +89,9 @@ int lower_update(Lower *L) {
         int buf = kir_select(k, kir_bin(k, KB_LT, e_f(k, 0.5), kir_scalar(k, SC_FIRST_STEP)), d,
                              e_add(k, e_mul(k, mom, kir_load(k, mi, i)), d));
         int step = L->o->nesterov ? e_add(k, d, e_mul(k, mom, buf)) : buf;
-        kir_store(k, st, pi, i, e_sub(k, par, e_mul(k, lr, step)), false);
+        int np = e_sub(k, par, e_mul(k, lr, step));
+        kir_store(k, st, pi, i, np, false);
+        if (copy >= 0) kir_store(k, st, copy, i, np, false);
         kir_store(k, st, mi, i, buf, false);
         what = L->o->nesterov ? "SGD (momentum, nesterov, coupled weight decay) of all parameters + zero grads"
                               : "SGD (momentum, coupled weight decay) of all parameters + zero grads";
@@ -97,15 +104,18 @@ int lower_update(Lower *L) {
         int denom = e_add(k, e_div(k, kir_un(k, KU_SQRT, vv), kir_un(k, KU_SQRT, kir_scalar(k, SC_BIAS_CORR2))),
                           kir_scalar(k, SC_EPS));
         int stepsz = e_div(k, lr, kir_scalar(k, SC_BIAS_CORR1));
-        kir_store(k, st, pi, i, e_sub(k, base, e_mul(k, stepsz, e_div(k, m, denom))), false);
+        int np = e_sub(k, base, e_mul(k, stepsz, e_div(k, m, denom)));
+        kir_store(k, st, pi, i, np, false);
+        if (copy >= 0) kir_store(k, st, copy, i, np, false);
         kir_store(k, st, mi, i, m, false);
         kir_store(k, st, vi, i, vv, false);
         what = L->o->opt == OPT_ADAM ? "Adam (L2 in the gradient, bias correction) of all parameters + zero grads"
                                      : "AdamW (decoupled decay, bias correction) of all parameters + zero grads";
     }
     kir_store(k, st, gi, i, e_f(k, 0), false);
-    char *described = clip >= 0 ? xasprintf("%s, gradients clipped by global norm", what) : NULL;
-    kb_end(&kb, L, described ? described : what, PH(PHASE_UPDATE), false);
+    char *described = xasprintf("%s%s%s", what, clip >= 0 ? ", gradients clipped by global norm" : "",
+                                copy >= 0 ? " + their bf16 copy" : "");
+    kb_end(&kb, L, described, PH(PHASE_UPDATE), false);
     free(described);
     return lw_failed(L) ? -1 : 0;
 }

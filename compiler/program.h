@@ -22,6 +22,13 @@
  *   SPACE_BUFFERS  BatchNorm running statistics, f32
  *   SPACE_INPUT    the input batch, N*H*W*C (f32, or u8 when normalize is fused)
  *   SPACE_LABELS   N int64 class indices
+ *   SPACE_PARAM_COPY  under PREC_BF16 only (else empty): a bf16 copy of
+ *                  SPACE_PARAMS, element for element, that the GEMMs read.
+ *                  It lives across steps: the update kernel stores it with
+ *                  the new f32 value, and the executors' write() of
+ *                  SPACE_PARAMS rounds what it writes into it (init,
+ *                  checkpoint loads, broadcasts), so it always equals
+ *                  bf16(SPACE_PARAMS) when a phase starts.
  * Parameter p of the graph lives at param_offset[p] (elements) in
  * SPACE_PARAMS (trainable) or SPACE_BUFFERS (buffers; num_batches_tracked is
  * counted by the trainer, not stored here).
@@ -36,7 +43,7 @@
 
 typedef enum BufSpace {
     SPACE_ARENA, SPACE_PARAMS, SPACE_GRADS, SPACE_STATE, SPACE_BUFFERS,
-    SPACE_INPUT, SPACE_LABELS, SPACE_COUNT
+    SPACE_INPUT, SPACE_LABELS, SPACE_PARAM_COPY, SPACE_COUNT
 } BufSpace;
 
 typedef struct BufDesc {

@@ -308,3 +308,12 @@ void sha256_hex(const void *data, size_t n, char out[65]) {
     for (size_t i = 0; i < tail_len; i += 64) sha256_block(h, tail + i);
     for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", h[i]);
 }
+
+void bf16_from_f32(uint16_t *dst, const void *src, int64_t n) {
+    const unsigned char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, s + i * 4, sizeof u);
+        dst[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0u : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}

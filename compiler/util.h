@@ -1,8 +1,8 @@
 /*
  * util.h — small helpers shared by the compiler and the runtime: checked
  * allocation, a growable string, files (whole-file reading, atomic writes,
- * `mkdir -p`, the cache directory), hashing and a deterministic random
- * number generator.
+ * `mkdir -p`, the cache directory), hashing, bfloat16 rounding and a
+ * deterministic random number generator.
  *
  * Allocation failure aborts with a message: rxc cannot do anything useful
  * without memory, and every other error is passed up as a value.
@@ -100,6 +100,10 @@ static inline uint64_t rng_key(uint64_t seed, uint64_t stream, uint64_t counter)
 }
 /* Uniform in [0, 1) with 24 random bits, exactly representable in float. */
 static inline float rng_uniform(uint64_t key) { return (float)(key >> 40) * (1.0f / 16777216.0f); }
+
+/* n floats (any alignment) rounded to bfloat16 as the kernels store them:
+ * to nearest even, NaN to the quiet NaN 0x7fc0 (CUDA's __float2bfloat16). */
+void bf16_from_f32(uint16_t *dst, const void *src, int64_t n);
 
 /* A sequential stream for code that draws many numbers (initialisation). */
 typedef struct Rng { uint64_t seed, stream, counter; } Rng;

@@ -39,10 +39,13 @@ struct Executor {
     /* Runs one phase. sc has SC_COUNT entries (kir.h). Returns 0, or -1
      * with a message in err. */
     int (*run)(Executor *e, Phase phase, const double *sc, Error *err);
-    /* Copies bytes between host memory and a space (program.h). Return 0 or -1. */
+    /* Copies bytes between host memory and a space (program.h). Return 0 or -1.
+     * A write of SPACE_PARAMS also updates its bf16 copy, SPACE_PARAM_COPY,
+     * when the program has one (whole floats only). */
     int (*read)(Executor *e, BufSpace space, int64_t offset, void *dst, int64_t bytes);
     int (*write)(Executor *e, BufSpace space, int64_t offset, const void *src, int64_t bytes);
-    /* Host address of a space when the device shares host memory (CPU), else NULL. */
+    /* Host address of a space when the device shares host memory (CPU), else
+     * NULL; NULL for SPACE_PARAMS when it has a bf16 copy (write() keeps it). */
     void *(*host_ptr)(Executor *e, BufSpace space);
     void (*free)(Executor *e);
     ExecHooks hooks;           /* set by the owner; zero: none */

@@ -90,7 +90,7 @@ static int64_t dtype_size(KDType t) {
 }
 
 static const char *space_name(BufSpace s) {
-    static const char *const names[] = {"arena", "params", "grads", "state", "buffers", "input", "labels"};
+    static const char *const names[] = {"arena", "params", "grads", "state", "buffers", "input", "labels", "param_copy"};
     return (int)s >= 0 && s < SPACE_COUNT ? names[s] : "?";
 }
 
@@ -445,12 +445,18 @@ static int cpu_read(Executor *e, BufSpace space, int64_t offset, void *dst, int6
 static int cpu_write(Executor *e, BufSpace space, int64_t offset, const void *src, int64_t bytes) {
     CpuExec *x = e->impl;
     if (!space_range_ok(x, space, offset, bytes)) return -1;
+    bool mirror = space == SPACE_PARAMS && x->space_bytes[SPACE_PARAM_COPY] > 0;
+    if (mirror && (offset % 4 || bytes % 4)) return -1;
     if (bytes) memcpy(x->space[space] + offset, src, (size_t)bytes);
+    if (mirror) bf16_from_f32((uint16_t *)(void *)(x->space[SPACE_PARAM_COPY] + offset / 2), src, bytes / 4);
     return 0;
 }
 
+/* SPACE_PARAMS is not exposed when the program keeps its bf16 copy: a write
+ * must go through cpu_write, which keeps the copy current (program.h). */
 static void *cpu_host_ptr(Executor *e, BufSpace space) {
     CpuExec *x = e->impl;
+    if (space == SPACE_PARAMS && x->space_bytes[SPACE_PARAM_COPY] > 0) return NULL;
     return (int)space >= 0 && space < SPACE_COUNT ? x->space[space] : NULL;
 }
 

@@ -231,6 +231,19 @@ static int cuda_read(Executor *e, BufSpace s, int64_t off, void *dst, int64_t by
     return x->api.cuMemcpyDtoH(dst, src, (size_t)bytes) ? -1 : 0;
 }
 
+/* The bf16 copy of the parameters (program.h: SPACE_PARAM_COPY) follows
+ * every host write of SPACE_PARAMS, rounded as the update kernel rounds. */
+static int write_param_copy(CudaExec *x, int64_t off, const void *src, int64_t bytes) {
+    if (off % 4 || bytes % 4) return -1;
+    uint16_t *copy = xmalloc((size_t)bytes / 2);
+    bf16_from_f32(copy, src, bytes / 4);
+    CUresult r = x->api.cuMemcpyHtoDAsync(x->space[SPACE_PARAM_COPY] + (CUdeviceptr)(off / 2), copy,
+                                          (size_t)bytes / 2, x->stream);
+    if (r == 0) r = x->api.cuStreamSynchronize(x->stream); /* copy is freed next */
+    free(copy);
+    return r ? -1 : 0;
+}
+
 static int cuda_write(Executor *e, BufSpace s, int64_t off, const void *src, int64_t bytes) {
     CudaExec *x = e->impl;
     if (!range_ok(x, s, off, bytes)) return -1;
@@ -254,6 +267,7 @@ static int cuda_write(Executor *e, BufSpace s, int64_t off, const void *src, int
     /* On the compute stream, so every later kernel sees it (a plain copy
      * from pageable memory may still be in flight when it returns). */
     if (x->api.cuMemcpyHtoDAsync(x->space[s] + (CUdeviceptr)off, src, (size_t)bytes, x->stream)) return -1;
+    if (s == SPACE_PARAMS && x->space_bytes[SPACE_PARAM_COPY] > 0) return write_param_copy(x, off, src, bytes);
     return x->api.cuStreamSynchronize(x->stream) ? -1 : 0;
 }
 

@@ -1,6 +1,6 @@
 /*
- * render_cuda.c — renders the kernel IR (kir.h) as CUDA C++ for NVRTC, and
- * chooses each kernel's launch geometry (render_cuda.h).
+ * render_cuda.c — renders the kernel IR (kir.h) as CUDA C++ for NVRTC, each
+ * kernel for the launch geometry launch_cuda.c chooses (render_cuda.h).
  *
  * Expressions are rendered exactly as the C renderer does (one named value
  * per DAG node, lazily evaluated select branches, KE_REDUCE as a sequential
@@ -13,6 +13,10 @@
  *                                   stride over inner; each accumulator is
  *                                   combined by a warp-shuffle + shared
  *                                   memory tree that every thread reads back;
+ *   KF_ROWS, 8 <= inner < 64 with a reduce or map stage, read and written
+ *   contiguously in j (the loss)  -> one warp per outer index, 8 per block;
+ *                                   lanes stride over inner; a fixed shuffle
+ *                                   tree, lane 0's total broadcast;
  *   KF_COLS                      -> blocks of 32 columns x one row chunk
  *                                   (the IR's row_chunks, each split into
  *                                   2^s equal parts until the grid has
@@ -20,7 +24,9 @@
  *                                   column reduce their rows in order, a
  *                                   shared-memory tree combines the lanes,
  *                                   partials go to scratch, then NAME_finish
- *                                   combines chunks in chunk order.
+ *                                   combines them with a warp per column:
+ *                                   lanes stride over the chunks in order,
+ *                                   a fixed shuffle tree joins the lanes.
  * No atomics anywhere: every sum is taken in an order fixed by the source,
  * so results never vary from run to run. Integer widths and what can be
  * hoisted out of the inner loop come from kir_analysis.h, as in render_c.c.
@@ -37,14 +43,6 @@
 #include "kir_text.h"
 #include "util.h"
 
-enum {
-    ROW_THREADS = 256,       /* block size of thread-per-row and finish kernels */
-    COL_TILE = 32,           /* columns per KF_COLS block: one warp wide, coalesced */
-    COL_LANES = 8,           /* row lanes per column in a KF_COLS block */
-    LONG_INNER = 64,         /* from here a row gets a block of its own */
-    MAX_GRID = 65536,        /* grid-stride loops cover the rest */
-};
-
 const char *render_cuda_ctype(KDType t) {
     switch (t) {
     case KD_F32: return "float";
@@ -53,70 +51,6 @@ const char *render_cuda_ctype(KDType t) {
     case KD_I64: return "long long";
     }
     return "float";
-}
-
-static uint64_t vec_buffers(const Kernel *k, int *width);
-
-/* ---- launch geometry ------------------------------------------------------ */
-
-/* KF_COLS: the GPU's row chunks. Each IR chunk is split into 2^s parts
- * (boundaries floor(g * inner / total) nest inside the IR's chunks) until
- * the grid fills a large GPU, keeping at least 256 rows per part. */
-static int64_t gpu_chunks(const Kernel *k) {
-    int64_t tiles = (k->outer + COL_TILE - 1) / COL_TILE, chunks = k->row_chunks > 0 ? k->row_chunks : 1, sub = 1;
-    while (tiles * chunks * sub < 1024 && k->inner / (chunks * sub * 2) >= 256 && chunks * sub * 2 <= 65535) sub *= 2;
-    return chunks * sub;
-}
-
-static bool rows_need_block(const Kernel *k) {
-    if (k->form != KF_ROWS || k->inner < LONG_INNER) return false;
-    for (int s = 0; s < k->n_stages; s++)
-        if (k->stages[s].kind != KS_STORE) return true;
-    return false;
-}
-
-static unsigned row_block_threads(int64_t inner) {
-    unsigned t = 32;
-    while (t < 256 && (int64_t)t * 4 <= inner) t *= 2;
-    return t;
-}
-
-static unsigned clamp_grid(int64_t n) { return n < 1 ? 1 : n > MAX_GRID ? MAX_GRID : (unsigned)n; }
-
-CudaLaunch render_cuda_launch(const Kernel *k) {
-    CudaLaunch l = {0};
-    for (int d = 0; d < 3; d++) l.grid[d] = l.block[d] = 1;
-    KirWidths w = kir_int_widths(k);
-    l.wide_index = w.loops_wide;
-    kir_int_widths_free(&w);
-    if (k->form == KF_COLS) {
-        l.mapping = CM_COLUMN_TILES;
-        l.grid[0] = (unsigned)((k->outer + COL_TILE - 1) / COL_TILE);
-        l.row_chunks = gpu_chunks(k);
-        l.grid[1] = (unsigned)l.row_chunks;
-        l.block[0] = COL_TILE;
-        l.block[1] = COL_LANES;
-        l.shared_bytes = (unsigned)(sizeof(double) * COL_TILE * COL_LANES * (k->n_accs ? k->n_accs : 1));
-        l.has_finish = true;
-        l.finish_block = ROW_THREADS;
-        l.finish_grid = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
-        l.scratch_floats = k->outer * l.row_chunks * (k->n_accs ? k->n_accs : 1);
-    } else if (rows_need_block(k)) {
-        l.mapping = CM_BLOCK_PER_ROW;
-        l.grid[0] = clamp_grid(k->outer);
-        l.block[0] = row_block_threads(k->inner);
-        l.shared_bytes = 33 * sizeof(double);
-    } else {
-        l.mapping = CM_THREAD_PER_ROW;
-        l.block[0] = ROW_THREADS;
-        l.grid[0] = clamp_grid((k->outer + ROW_THREADS - 1) / ROW_THREADS);
-        l.vec4_bufs = vec_buffers(k, &l.vec_width);
-        if (l.vec4_bufs) {
-            l.has_vec4 = true;
-            l.vec4_grid = clamp_grid((k->outer / l.vec_width + ROW_THREADS - 1) / ROW_THREADS);
-        }
-    }
-    return l;
 }
 
 /* ---- expression emission ------------------------------------------------------ */
@@ -564,50 +498,7 @@ static void emit_rows_thread(Emitter *E, const CudaLaunch *l) {
     sb_puts(E->out, "}\n\n");
 }
 
-/* ---- float4 variant of pointwise kernels ------------------------------------ */
-
-/* The f32 and bf16 buffers a pure pointwise kernel touches only at index i
- * (so consecutive elements per thread are 16-byte accesses), or 0 when the
- * kernel does not qualify: one store stage, outer large enough to matter and
- * a multiple of the width, no buffer stored twice. *width: 8 when one of
- * them is bf16 (8 bf16 are 16 bytes), else 4 (and bf16 buffers, if outer is
- * no multiple of 8, stay scalar). Whether the buffers are 16-byte aligned
- * is known only to the executor, which picks NAME_v4 or NAME. */
-static uint64_t vec_buffers(const Kernel *k, int *width) {
-    *width = 4;
-    if (k->form != KF_ROWS || k->n_stages != 1 || k->stages[0].kind != KS_STORE || k->outer % 4 || k->outer < 4096 ||
-        k->n_bufs > 64)
-        return 0;
-    uint64_t at_i = 0, elsewhere = 0, stored = 0, twice = 0;
-    for (int e = 0; e < k->n_ex; e++) {
-        const KExpr *x = &k->ex[e];
-        if (x->kind != KE_LOAD) continue;
-        const KExpr *ix = &k->ex[x->a];
-        if (ix->kind == KE_VAR && ix->var == KV_OUTER) at_i |= 1ULL << x->buf;
-        else elsewhere |= 1ULL << x->buf;
-    }
-    const KStage *st = &k->stages[0];
-    for (int q = 0; q < st->n_stores; q++) {
-        const KStore *so = &st->stores[q];
-        const KExpr *ix = &k->ex[so->index];
-        uint64_t bit = 1ULL << so->buf;
-        twice |= stored & bit;
-        stored |= bit;
-        if (ix->kind == KE_VAR && ix->var == KV_OUTER) at_i |= bit;
-        else elsewhere |= bit;
-    }
-    if (twice) return 0;
-    uint64_t v = at_i & ~elsewhere, f32 = 0, bf16 = 0;
-    for (int b = 0; b < k->n_bufs; b++) {
-        if (k->bufs[b].dtype == KD_F32) f32 |= 1ULL << b;
-        if (k->bufs[b].dtype == KD_BF16) bf16 |= 1ULL << b;
-    }
-    if (v & bf16 && k->outer % 8 == 0) {
-        *width = 8;
-        return v & (f32 | bf16);
-    }
-    return v & f32;
-}
+/* ---- vector variants of pointwise kernels (launch_cuda.c chooses the buffers) ---- */
 
 /* Sets *loads / *stores when kernel k's 8-wide variant loads / stores a bf16 vector. */
 static void bf16_vector_use(const Kernel *k, const CudaLaunch *l, bool *loads, bool *stores) {
@@ -689,16 +580,27 @@ static void emit_rows_vec4(Emitter *E, const CudaLaunch *l) {
     sb_puts(E->out, "}\n\n");
 }
 
+/* KF_ROWS, a block or a warp per row: threads (lanes) stride over j, each
+ * stage's accumulators are combined by a fixed tree and read back by every
+ * thread, the store stage runs on thread 0. */
 static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
-    unsigned threads = l->block[0], warps = threads / 32;
-    emit_signature(E, "", threads, false);
+    const bool warp = l->mapping == CM_WARP_PER_ROW;
+    unsigned threads = warp ? 32 : l->block[0], warps = threads / 32;
+    emit_signature(E, "", l->block[0], false);
     E->indent = 1;
     bool any_int = false;
     for (int a = 0; a < k->n_accs; a++) any_int |= acc_type(k, a) != KT_FLOAT;
-    if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
-    line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
+    if (warp) {
+        line(E, "const int rxc_lane = threadIdx.x & 31;");
+        line(E, "for (%s i = (%s)blockIdx.x * %u + (threadIdx.x >> 5); i < %lld; i += (%s)gridDim.x * %u) {", it, it,
+             l->block[0] / 32, (long long)k->outer, it, l->block[0] / 32);
+    } else {
+        if (k->n_accs) line(E, "RXC_SHARED(%s, rxc_red, 33);", any_int ? "double" : "float");
+        line(E, "for (%s i = blockIdx.x; i < %lld; i += gridDim.x) {", it, (long long)k->outer);
+    }
+    const char *tid = warp ? "rxc_lane" : "threadIdx.x";
     E->indent++;
     bool *loaded = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
     bool *stored = xcalloc((size_t)(k->n_bufs ? k->n_bufs : 1), sizeof(bool));
@@ -707,14 +609,15 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     for (int s = 0; s < k->n_stages; s++) {
         const KStage *st = &k->stages[s];
         /* other threads of the block wrote elements an earlier stage stored:
-         * make them visible before this stage reads */
+         * make them visible before this stage reads (rows_want_warp rules
+         * this out for a warp per row) */
         bool hazard = false;
         for (int b = 0; b < k->n_bufs; b++) hazard |= stored[b] && loaded[b];
         if (hazard) line(E, "__syncthreads();");
         for (int q = 0; q < st->n_stores; q++) stored[st->stores[q].buf] = true;
         line(E, "/* stage %d: %s */", s, st->kind == KS_REDUCE ? "reduce" : st->kind == KS_MAP ? "map" : "store");
         if (st->kind == KS_STORE) {
-            line(E, "if (threadIdx.x == 0) {");
+            line(E, "if (%s == 0) {", tid);
             E->indent++;
             emit_stores(E, st);
             E->indent--;
@@ -726,7 +629,7 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
         E->indent++;
         open_scope(E);
         hoist_stage(E, s);
-        line(E, "for (%s j = threadIdx.x; j < %lld; j += %u) {", it, (long long)k->inner, threads);
+        line(E, "for (%s j = %s; j < %lld; j += %u) {", it, tid, (long long)k->inner, threads);
         E->indent++;
         if (st->kind == KS_REDUCE) accumulate_stage(E, s);
         else emit_stores(E, st);
@@ -735,11 +638,14 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
         close_scope(E);
         E->indent--;
         line(E, "}");
-        if (st->kind == KS_REDUCE)
-            for (int a = 0; a < k->n_accs; a++)
-                if (k->accs[a].stage == s)
-                    line(E, "acc%d = rxc_block_reduce<%s, %s, %u>(acc%d, rxc_red);", a, acc_ctype(E, a),
-                         k->accs[a].op == KR_MAX ? "true" : "false", warps, a);
+        if (st->kind != KS_REDUCE) continue;
+        for (int a = 0; a < k->n_accs; a++) {
+            if (k->accs[a].stage != s) continue;
+            const char *max = k->accs[a].op == KR_MAX ? "true" : "false";
+            if (warp) /* lane 0's total, to every lane */
+                line(E, "acc%d = __shfl_sync(0xffffffffu, rxc_warp_reduce<%s, %s>(acc%d), 0);", a, acc_ctype(E, a), max, a);
+            else line(E, "acc%d = rxc_block_reduce<%s, %s, %u>(acc%d, rxc_red);", a, acc_ctype(E, a), max, warps, a);
+        }
     }
     E->indent--;
     line(E, "}");
@@ -748,20 +654,21 @@ static void emit_rows_block(Emitter *E, const CudaLaunch *l) {
     free(stored);
 }
 
-/* KF_COLS, part 1: rows of one chunk for 32 columns, partials to scratch. */
-static void emit_cols_partial(Emitter *E) {
+/* KF_COLS, part 1: rows of one chunk for a tile of columns, partials to scratch. */
+static void emit_cols_partial(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
-    emit_signature(E, "", COL_TILE * COL_LANES, true);
+    const int tile = (int)l->block[0], lanes = (int)l->block[1];
+    emit_signature(E, "", l->block[0] * l->block[1], true);
     E->indent = 1;
     int n_accs = k->n_accs ? k->n_accs : 1;
     bool any_int = false;
     for (int a = 0; a < k->n_accs; a++) any_int |= acc_type(k, a) != KT_FLOAT;
     const char *st = any_int ? "double" : "float";
-    line(E, "RXC_SHARED(%s, rxc_part, %d);", st, n_accs * COL_TILE * COL_LANES);
-    line(E, "const %s i = (%s)blockIdx.x * %d + threadIdx.x;", it, it, COL_TILE);
+    line(E, "RXC_SHARED(%s, rxc_part, %d);", st, n_accs * tile * lanes);
+    line(E, "const %s i = (%s)blockIdx.x * %d + threadIdx.x;", it, it, tile);
     line(E, "const long long chunk = blockIdx.y;");
-    const long long chunks = (long long)gpu_chunks(k);
+    const long long chunks = (long long)l->row_chunks;
     line(E, "const %s j_begin = (%s)(chunk * %lldLL / %lldLL);", it, it, (long long)k->inner, chunks);
     line(E, "const %s j_end = (%s)((chunk + 1) * %lldLL / %lldLL);", it, it, (long long)k->inner, chunks);
     declare_accs(E, 0);
@@ -769,7 +676,7 @@ static void emit_cols_partial(Emitter *E) {
     E->indent++;
     open_scope(E);
     hoist_stage(E, 0);
-    line(E, "for (%s j = j_begin + threadIdx.y; j < j_end; j += %d) {", it, COL_LANES);
+    line(E, "for (%s j = j_begin + threadIdx.y; j < j_end; j += %d) {", it, lanes);
     E->indent++;
     accumulate_stage(E, 0);
     E->indent--;
@@ -778,18 +685,18 @@ static void emit_cols_partial(Emitter *E) {
     E->indent--;
     line(E, "}");
     for (int a = 0; a < k->n_accs; a++)
-        line(E, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x] = acc%d;", a, COL_LANES, COL_TILE, a);
+        line(E, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x] = acc%d;", a, lanes, tile, a);
     line(E, "__syncthreads();");
     line(E, "/* a fixed tree over the row lanes: the same order on every run */");
     line(E, "#pragma unroll");
-    line(E, "for (int half = %d; half > 0; half >>= 1) {", COL_LANES / 2);
+    line(E, "for (int half = %d; half > 0; half >>= 1) {", lanes / 2);
     E->indent++;
     line(E, "if (threadIdx.y < half) {");
     E->indent++;
     for (int a = 0; a < k->n_accs; a++) {
         char lhs[96], rhs[96];
-        snprintf(lhs, sizeof lhs, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x]", a, COL_LANES, COL_TILE);
-        snprintf(rhs, sizeof rhs, "rxc_part[(%d * %d + threadIdx.y + half) * %d + threadIdx.x]", a, COL_LANES, COL_TILE);
+        snprintf(lhs, sizeof lhs, "rxc_part[(%d * %d + threadIdx.y) * %d + threadIdx.x]", a, lanes, tile);
+        snprintf(rhs, sizeof rhs, "rxc_part[(%d * %d + threadIdx.y + half) * %d + threadIdx.x]", a, lanes, tile);
         if (k->accs[a].op == KR_SUM) line(E, "%s = %s + %s;", lhs, lhs, rhs);
         else line(E, "%s = %s > %s ? %s : %s;", lhs, rhs, lhs, rhs, lhs);
     }
@@ -802,38 +709,50 @@ static void emit_cols_partial(Emitter *E) {
     E->indent++;
     for (int a = 0; a < k->n_accs; a++)
         line(E, "scratch[(%d * %lld + chunk) * %lld + i] = (float)rxc_part[(%d * %d) * %d + threadIdx.x];", a,
-             (long long)gpu_chunks(k), (long long)k->outer, a, COL_LANES, COL_TILE);
+             (long long)l->row_chunks, (long long)k->outer, a, lanes, tile);
     E->indent--;
     line(E, "}");
     sb_puts(E->out, "}\n\n");
 }
 
-/* KF_COLS, part 2: chunk partials combined in chunk order, then the stores. */
+/* KF_COLS, part 2: a warp per column. Lane l combines the chunk partials
+ * l, l + 32, l + 64, ... in chunk order, a fixed shuffle tree combines the 32
+ * lanes (rxc_warp_reduce: the same order on every run, whatever the timing),
+ * and lane 0 runs the store stage. */
 static void emit_cols_finish(Emitter *E, const CudaLaunch *l) {
     const Kernel *k = E->k;
     const char *it = E->itype;
+    const unsigned warps = l->finish_block / 32;
+    const long long chunks = (long long)l->row_chunks, outer = (long long)k->outer;
+    /* the scratch offset is the renderer's own: 64-bit when it needs it */
+    const bool wide = (double)k->n_accs * (double)chunks * (double)outer > KIR_INT32_LIMIT;
     emit_signature(E, "_finish", l->finish_block, true);
     E->indent = 1;
-    line(E, "for (%s i = (%s)blockIdx.x * %u + threadIdx.x; i < %lld; i += (%s)gridDim.x * %u) {", it, it,
-         l->finish_block, (long long)k->outer, it, l->finish_block);
+    line(E, "const int rxc_lane = threadIdx.x & 31;");
+    line(E, "for (%s i = (%s)blockIdx.x * %u + (threadIdx.x >> 5); i < %lld; i += (%s)gridDim.x * %u) {", it, it, warps,
+         outer, it, warps);
     E->indent++;
     for (int a = 0; a < k->n_accs; a++) {
         KType t = acc_type(k, a);
-        line(E, "%s acc%d = (%s)scratch[%d * %lldLL * %lld + i];", acc_ctype(E, a), a, acc_ctype(E, a), a,
-             (long long)gpu_chunks(k), (long long)k->outer);
-        line(E, "for (int c = 1; c < %lld; ++c) {", (long long)gpu_chunks(k));
+        const char *ct = acc_ctype(E, a);
+        line(E, "%s acc%d = %s;", ct, a, reduce_init(t, k->accs[a].op, E->w.acc_wide[a]));
+        line(E, "for (int c = rxc_lane; c < %lld; c += 32) {", chunks);
         E->indent++;
         char part[128], acc[16];
-        /* the scratch offset is the renderer's own: 64-bit when it needs it */
-        bool wide = (double)k->n_accs * (double)gpu_chunks(k) * (double)k->outer > KIR_INT32_LIMIT;
-        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld%s + c) * %lld + i]", acc_ctype(E, a), a,
-                 (long long)gpu_chunks(k), wide ? "LL" : "", (long long)k->outer);
+        snprintf(part, sizeof part, "(%s)scratch[(%d * %lld%s + c) * %lld + i]", ct, a, chunks, wide ? "LL" : "", outer);
         snprintf(acc, sizeof acc, "acc%d", a);
         combine_line(E, acc, k->accs[a].op, t, part);
         E->indent--;
         line(E, "}");
+        line(E, "acc%d = rxc_warp_reduce<%s, %s>(acc%d);", a, ct, k->accs[a].op == KR_MAX ? "true" : "false", a);
     }
+    line(E, "if (rxc_lane == 0) {");
+    E->indent++;
+    open_scope(E);
     emit_stores(E, &k->stages[1]);
+    close_scope(E);
+    E->indent--;
+    line(E, "}");
     E->indent--;
     line(E, "}");
     sb_puts(E->out, "}\n\n");
@@ -860,9 +779,10 @@ static void emit_kernel(StrBuf *out, const Kernel *k, const CudaLaunch *l) {
         emit_rows_thread(&E, l);
         if (l->has_vec4) emit_rows_vec4(&E, l);
         break;
-    case CM_BLOCK_PER_ROW: emit_rows_block(&E, l); break;
+    case CM_BLOCK_PER_ROW:
+    case CM_WARP_PER_ROW: emit_rows_block(&E, l); break;
     case CM_COLUMN_TILES:
-        emit_cols_partial(&E);
+        emit_cols_partial(&E, l);
         emit_cols_finish(&E, l);
         break;
     }

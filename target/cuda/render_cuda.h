@@ -35,6 +35,7 @@
 typedef enum CudaMapping {
     CM_THREAD_PER_ROW, /* KF_ROWS: grid-stride over outer, inner loops inside the thread */
     CM_BLOCK_PER_ROW,  /* KF_ROWS: one block per outer index, block reductions over inner */
+    CM_WARP_PER_ROW,   /* KF_ROWS: one warp per outer index (short rows read contiguously), warp reductions */
     CM_COLUMN_TILES,   /* KF_COLS: blocks of (columns x row chunk), then NAME_finish */
 } CudaMapping;
 
@@ -65,7 +66,7 @@ typedef struct CudaLaunch {
 char *render_cuda(const KirModule *m, CudaLaunch **launches);
 
 /* The geometry of one kernel (what render_cuda puts in the table). */
-CudaLaunch render_cuda_launch(const Kernel *k);
+CudaLaunch render_cuda_launch(const Kernel *k); /* launch_cuda.c */
 
 /* The C type of a buffer element in the generated CUDA source. */
 const char *render_cuda_ctype(KDType t);

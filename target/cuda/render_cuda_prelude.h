@@ -2,7 +2,8 @@
  * render_cuda_prelude.h — the fixed source text render_cuda.c puts in every
  * module (included by render_cuda.c only): the prelude (bf16 without the
  * toolkit's headers, the access macros the emulator replaces), the bf16
- * lane helpers of the 8-wide vector variants, the block-wide reduction.
+ * lane helpers of the 8-wide vector variants, the warp- and block-wide
+ * reductions.
  */
 #ifndef RXC_RENDER_CUDA_PRELUDE_H
 #define RXC_RENDER_CUDA_PRELUDE_H
@@ -58,6 +59,16 @@ static const char *const bf16_vector_store_source =
 /* Block-wide reduction: warp shuffles, one partial per warp in shared
  * memory, the first warp combines them, everyone reads the result. */
 static const char *const block_reduce =
+    "/* a warp's 32 values by a fixed shuffle tree; lane 0 holds the result */\n"
+    "template <typename T, bool IS_MAX>\n"
+    "static __device__ __forceinline__ T rxc_warp_reduce(T v) {\n"
+    "#pragma unroll\n"
+    "    for (int offset = 16; offset > 0; offset >>= 1) {\n"
+    "        T other = __shfl_down_sync(0xffffffffu, v, offset);\n"
+    "        v = IS_MAX ? (other > v ? other : v) : v + other;\n"
+    "    }\n"
+    "    return v;\n"
+    "}\n\n"
     "template <typename T, bool IS_MAX, int WARPS, typename S>\n"
     "static __device__ __forceinline__ T rxc_block_reduce(T v, S &red) {\n"
     "    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"

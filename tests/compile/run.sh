@@ -106,7 +106,7 @@ mkdir -p "$work"
 if ${CC:-cc} -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
      -D_GNU_SOURCE -Icompiler -Itarget/cuda -Itests -o "$work/test_cost" tests/compile/test_cost.c compiler/cost.c \
      compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c \
-     target/cuda/gpu_specs.c target/cuda/render_cuda.c -lm 2> "$work/test_cost.log"; then
+     target/cuda/gpu_specs.c target/cuda/render_cuda.c target/cuda/launch_cuda.c -lm 2> "$work/test_cost.log"; then
   "$work/test_cost"
 else
   fail test_cost_build "$(head -c 1500 "$work/test_cost.log")"

@@ -367,6 +367,20 @@ static inline T __shfl_down_sync(unsigned mask, T v, int delta) {
     return r;
 }
 
+template <typename T>
+static inline T __shfl_sync(unsigned mask, T v, int src_lane) {
+    using namespace rxc_emu;
+    if (mask != 0xffffffffu) error("__shfl_sync with a partial mask is not emulated");
+    int tid = S.current->tid, base = tid - (tid & 31);
+    static_assert(sizeof(T) <= sizeof(double), "shuffle of a large type");
+    memcpy(&S.shuffle_slots[tid], &v, sizeof v);
+    yield(AT_SHUFFLE); /* every lane has deposited */
+    T r;
+    memcpy(&r, &S.shuffle_slots[base + (src_lane & 31)], sizeof r);
+    yield(AT_SHUFFLE); /* every lane has read before the slots are reused */
+    return r;
+}
+
 struct float4 {
     float x, y, z, w;
 };

@@ -6,8 +6,9 @@
  * shares no code with either renderer.
  *
  * Negative tests break rendered kernels on purpose (a missing barrier, a
- * missing shared-memory write, a shifted index, a wrong loop stride), with
- * at least one broken twin per kernel form (thread per row, block per row,
+ * missing shared-memory write, a shifted index, a wrong loop stride, lanes
+ * left out of a warp's reduction tree, a wrong broadcast lane), with at
+ * least one broken twin per kernel form (thread, warp and block per row,
  * column partials, column finish, float4), and require the harness to notice.
  *
  * Usage: emu_test WORKDIR       prints PASS/FAIL lines; needs g++.
@@ -493,13 +494,18 @@ static const Mutation mutations[] = {
     {"emu_detects_shifted_thread_index", "affine_relu", "+ threadIdx.x;", "+ threadIdx.x + 1;", false, NULL},
     {"emu_detects_wrong_load_index", "conv3x3_g2", "b0_x[e", "b0_x[1 + e", false, NULL},
     {"emu_detects_wrong_row_stride", "col_stats", "j += 8)", "j += 4)", false, NULL},
-    /* one broken twin per kernel form: the float4 variant and the column finish */
+    /* one broken twin per kernel form: the float4 variant and the column finish (a warp per column) */
     {"emu_detects_v4_shifted_quad", "affine_relu_large", "RXC_LOAD4(b0_x, q)", "RXC_LOAD4(b0_x, q + 1)", false,
      "out-of-bounds", true},
-    {"emu_detects_finish_skipping_a_chunk", "col_stats", "for (int c = 1; c < 3; ++c) {\n            acc0",
-     "for (int c = 2; c < 3; ++c) {\n            acc0", false, NULL},
-    {"emu_detects_finish_past_the_last_column", "col_stats", "i < 40; i += (int)gridDim.x * 256) {\n        float acc0",
-     "i <= 40; i += (int)gridDim.x * 256) {\n        float acc0", false, "out-of-bounds"},
+    {"emu_detects_finish_skipping_a_chunk", "col_stats", "for (int c = rxc_lane; c < 3;", "for (int c = rxc_lane + 1; c < 3;",
+     false, NULL},
+    {"emu_detects_finish_past_the_last_column", "col_many_chunks", "i < 37; i += (int)gridDim.x * 8) {\n        float acc0",
+     "i <= 37; i += (int)gridDim.x * 8) {\n        float acc0", false, "out-of-bounds"},
+    /* NAME_finish: a shuffle tree that leaves out lanes 16..31, and lanes that skip chunks */
+    {"emu_detects_finish_missing_lanes", "col_many_chunks", "offset = 16;", "offset = 8;", true, NULL},
+    {"emu_detects_finish_wrong_chunk_stride", "col_many_chunks", "c += 32)", "c += 33)", false, NULL},
+    /* a warp per row handing lanes lane 1's partial sum instead of lane 0's total */
+    {"emu_detects_warp_row_wrong_broadcast", "softmax_xent_warp", "(acc1), 0);", "(acc1), 1);", false, NULL},
     /* the 8-wide vector variant reading bf16 lane 3 for lane 2 (run.sh checks NAME_v4 too) */
     {"emu_detects_wrong_vector_lane", "mixed_f32_bf16", "rxc_bf16_lo(in1.y)", "rxc_bf16_hi(in1.y)", false, NULL},
 };
@@ -566,6 +572,7 @@ static void check_module(const char *workdir, const char *tag, const KirModule *
             char name[200], why[2048];
             const char *mapping = ls[i].mapping == CM_THREAD_PER_ROW  ? "thread_per_row"
                                   : ls[i].mapping == CM_BLOCK_PER_ROW ? "block_per_row"
+                                  : ls[i].mapping == CM_WARP_PER_ROW  ? "warp_per_row"
                                                                       : "column_tiles";
             snprintf(name, sizeof name, "%s_%s_%s", prefix, m->kernels[i]->name, mapping);
             int rc = check_kernel(so, cpu, i, m->kernels[i], false, why, sizeof why);

@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# 24 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 12 broken kernels, and per model one case
+# 26 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 15 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them.
 # examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
 # per-sample broadcasts).
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks)
 conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6))
-cases $((24 + 12 + ${#model_cases[@]} + conv_cases))
+cases $((26 + 15 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
 mkdir -p "$work"
@@ -32,7 +32,7 @@ if [ -x ./rxc ] && [ -d "$BUILD/obj" ]; then
 else
   skip_each "build rxc first (make) to emulate the kernels of real models" "${model_cases[@]}"
   models=()
-  objs=(target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
+  objs=(target/cuda/render_cuda.c target/cuda/launch_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c)
   libs=()
 fi
 build() {
@@ -44,7 +44,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
     # someone's objects do not link right now: keep the sample kernels running
     skip_each "the objects of make do not link ($(grep -m1 -i error "$work/build.log" | cut -c1-200))" "${model_cases[@]}"
     models=()
-    if ! build target/cuda/render_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
+    if ! build target/cuda/render_cuda.c target/cuda/launch_cuda.c target/cpu/render_c.c compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c; then
       fail emu_build "$(head -c 2000 "$work/build.log")"
       exit 1
     fi
@@ -56,7 +56,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
 fi
 "$work/emu_test" "$work" "${models[@]}" || status=1
 if cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
-     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/render_cuda.c compiler/kir.c \
+     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/kir.c \
      compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c -ldl -lm 2>"$work/conv_build.log"; then
   "$work/conv_emu_test" "$work" || status=1
 else

@@ -175,6 +175,25 @@ static Kernel *col_sum_long(void) {
     return k;
 }
 
+/* Many row chunks (70, more than a warp's 32 lanes, not a multiple) and
+ * columns spread over several finish blocks: every lane of NAME_finish's
+ * warp strides over two or three chunks before the shuffle tree. */
+static Kernel *col_many_chunks(void) {
+    const int64_t C = 37, R = 700;
+    Kernel *k = kir_kernel_new("col_many_chunks", KF_COLS, C, R);
+    k->row_chunks = 70;
+    int x = kir_buf(k, "x", KD_F32, R * C, false);
+    int sum = kir_buf(k, "sum", KD_F32, C, true), mx = kir_buf(k, "max", KD_F32, C, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    int v = LOAD(x, ADD(MUL(j, I(C)), i));
+    int s0 = kir_stage(k, KS_REDUCE);
+    int a0 = kir_acc(k, s0, KR_SUM, v), a1 = kir_acc(k, s0, KR_MAX, v);
+    int s1 = kir_stage(k, KS_STORE);
+    kir_store(k, s1, sum, i, a0, false);
+    kir_store(k, s1, mx, i, a1, false);
+    return k;
+}
+
 /* bf16 column reduction with an accumulating fp32 store (a bias gradient). */
 static Kernel *col_bias_grad_bf16(void) {
     const int64_t C = 20, R = 130;
@@ -248,8 +267,9 @@ KirModule *sample_module(Error *err) {
         affine_relu("affine_relu", KD_F32, 144), affine_relu("affine_relu_bf16", KD_BF16, 144),
         affine_relu("affine_relu_large", KD_F32, 8192), normalize_u8(),
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
-        softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 10),
-        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
+        softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 5),
+        softmax_xent("softmax_xent_warp", 37, 10),
+        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_many_chunks(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
         accumulate("grad_accumulate_large", 4096), affine_relu("affine_relu_bf16_large", KD_BF16, 8192),
         mixed_f32_bf16(),
     };

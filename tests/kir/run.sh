@@ -15,7 +15,7 @@ out=build/tests/kir
 mkdir -p "$out"
 cache="${RXC_CACHE_DIR:-$PWD/build/test-cache}/kir"
 mkdir -p "$cache"
-srcs="compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c target/cpu/render_c.c target/cuda/render_cuda.c compiler/util.c compiler/error.c target/cpu/jit.c target/cpu/exec_cpu.c target/cpu/conv_cpu.c target/cpu/blas_cpu.c"
+srcs="compiler/kir.c compiler/kir_analysis.c compiler/kir_text.c target/cpu/render_c.c target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/util.c compiler/error.c target/cpu/jit.c target/cpu/exec_cpu.c target/cpu/conv_cpu.c target/cpu/blas_cpu.c"
 if ! ${CC:-cc} -std=c11 -O2 -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. \
       tests/kir/test_kir.c $srcs -o "$out/test_kir" -lm -ldl 2> "$out/build.log"; then
   fail build_test_kir "$(head -c 2000 "$out/build.log")"
