@@ -54,7 +54,9 @@ import torch.nn.functional as F
 from harness import check as report, skipped as skip
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 import st  # noqa: E402
+from gpu_torch import seed_resnext  # noqa: E402
 
 RXC = os.environ.get("RXC", "./rxc")
 RXC_ASAN = os.environ.get("RXC_ASAN", "")
@@ -440,51 +442,11 @@ def test_mix():
 
 # ---- whole models ----------------------------------------------------------------------
 
-class SeedBlock(nn.Module):
-    def __init__(self, cin, out, w, groups, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, w, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(w)
-        self.conv2 = nn.Conv2d(w, w, 3, stride, 1, groups=groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(w)
-        self.conv3 = nn.Conv2d(w, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
-        self.downsample = None
-        if stride != 1 or cin != out:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = F.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        s = self.downsample(x) if self.downsample is not None else x
-        return F.relu(y + s)
-
-
-class SeedResNeXt(nn.Module):
+def SeedResNeXt(drop=0.0):
     """The seed's layout (shared/seed/README.md): 7x7 stem, no max-pool, every
-    stage's first block strided, dropout before the classifier."""
-
-    def __init__(self, classes=10, cardinality=32, width=4, stages=(3, 4, 6, 3), drop=0.0):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        cin = 64
-        for s, n in enumerate(stages):
-            blocks = []
-            for i in range(n):
-                out = 256 * 2 ** s
-                blocks.append(SeedBlock(cin, out, cardinality * width * 2 ** s, cardinality, 2 if i == 0 else 1))
-                cin = out
-            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
-        self.drop = nn.Dropout(drop)
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        for s in range(4):
-            x = getattr(self, f"layer{s + 1}")(x)
-        return self.fc(self.drop(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+    stage's first block strided, dropout before the classifier; the one
+    definition bench/gpu.sh's PyTorch side uses too."""
+    return seed_resnext(torch, drop=drop)
 
 
 def nrel(a, b):
