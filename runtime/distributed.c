@@ -265,7 +265,7 @@ int dist_gather(Dist *d, const void *send, int64_t bytes, void *recv) {
 }
 
 /* The space in host memory: the executor's own (CPU), or a staging copy
- * (a GPU executor; NCCL would keep it on the device). */
+ * (a GPU executor's buffers broadcast, or its gradients under RXC_NCCL=off). */
 static float *space_on_host(Executor *e, BufSpace space, int64_t bytes, bool *staged) {
     float *p = e->host_ptr ? e->host_ptr(e, space) : NULL;
     *staged = p == NULL;

@@ -49,6 +49,7 @@ int cuda_coll_open(CudaCollectives *c, const ExecHooks *h, const Program *p, int
     free(c->buckets);
     c->buckets = NULL;
     c->n_buckets = h->grad_bucket_plan(h->ctx, p, &c->buckets);
+    if (getenv("RXC_VERBOSE")) fprintf(stderr, "rxc: rank %d of %d joined NCCL on cuda:%d\n", h->rank, h->ranks, ordinal);
     if (h->rank == 0) {
         char v[32];
         nccl_version_text(c->api.version, v, sizeof v);

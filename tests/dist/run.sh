@@ -168,9 +168,11 @@ else
   GSTEP=("$T/nobn.net" --batch "$T/b8.safetensors" --steps 3 --device cuda --set precision=fp32)
   env "${FAKE_ENV[@]}" "$RXC" step "${GSTEP[@]}" --out "$T/g1.safetensors" > "$T/g1.log" 2>&1
   rc1=$?
-  # buckets of 500 bytes: several all-reduces between backward's steps
-  "${GMPI[@]}" -x RXC_BUCKET_MB=0.0005 "$RXC" step "${GSTEP[@]}" --out "$T/g2.safetensors" > "$T/g2.log" 2>&1
+  # buckets of 500 bytes: several all-reduces between backward's steps; two fake GPUs, one per rank
+  "${GMPI[@]}" -x RXC_BUCKET_MB=0.0005 -x RXC_FAKE_GPU_DEVICES=2 -x RXC_VERBOSE=1 "$RXC" step "${GSTEP[@]}" \
+    --out "$T/g2.safetensors" > "$T/g2.log" 2>&1
   rc2=$?
+  gpus=$(grep -c "rank 0 of 2 joined NCCL on cuda:0\|rank 1 of 2 joined NCCL on cuda:1" "$T/g2.log")
   nb=$(sed -n 's/.*gradients summed on the GPU in \([0-9]*\) buckets.*inside the CUDA graph.*/\1/p' "$T/g2.log")
   hz=$(grep -c ' 0 hazards' "$T/g2.log")
   if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
@@ -178,9 +180,9 @@ else
   else
     bad=$(compare "$T/g1.safetensors" "$T/g2.safetensors" 1e-5 1e-6)
     if [ -n "$bad" ]; then fail gpu_nccl_2ranks_equal_1rank "$bad"
-    elif [ "${nb:-0}" -lt 2 ] || [ "$hz" -ne 2 ]; then
-      fail gpu_nccl_2ranks_equal_1rank "expected several buckets inside the graph and no hazards on both ranks: $(grep 'NCCL\|fake' "$T/g2.log" | head -4 | tr '\n' ' ')"
-    else pass gpu_nccl_2ranks_equal_1rank "$nb buckets per backward, inside the CUDA graph; within 1e-5 relative"; fi
+    elif [ "${nb:-0}" -lt 2 ] || [ "$hz" -ne 2 ] || [ "$gpus" -ne 2 ]; then
+      fail gpu_nccl_2ranks_equal_1rank "expected several buckets inside the graph, no hazards, rank r on cuda:r: $(grep 'NCCL\|fake' "$T/g2.log" | head -5 | tr '\n' ' ')"
+    else pass gpu_nccl_2ranks_equal_1rank "$nb buckets per backward inside the CUDA graph, rank r on cuda:r; within 1e-5 relative"; fi
   fi
 
   if [ ! -f "$T/ddp/full64.safetensors" ]; then
