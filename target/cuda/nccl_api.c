@@ -94,11 +94,10 @@ static const char *result_name(ncclResult_t r) {
 }
 
 int nccl_error_set(Error *err, const NcclApi *api, ncclResult_t r, const char *fmt, ...) {
-    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    error_vset(err, fmt, ap);
     va_end(ap);
     const char *text = api->ncclGetErrorString ? api->ncclGetErrorString(r) : NULL;
-    return error_set(err, "%s: %s (%d): %s", what, result_name(r), r, text ? text : "unknown NCCL error");
+    return error_append(err, ": %s (%d): %s", result_name(r), r, text ? text : "unknown NCCL error");
 }

@@ -21,16 +21,9 @@
 #include "cuda_api.h"
 #include "nccl_api.h"
 
-static const char *const source =
-    "/* twice: rows, outer 256, inner 1\n"
-    " * extents: 256 256 */\n"
-    "extern \"C\" __global__ void __launch_bounds__(256) twice(RXC_GLOBAL(const float) b0_in, "
-    "RXC_GLOBAL(float) b1_out, const double *sc) {\n"
-    "    int i = (int)blockIdx.x * 256 + threadIdx.x;\n"
-    "    if (i < 256) b1_out[i] = 2.0f * b0_in[i];\n"
-    "}\n";
+#include "twice_kernel.h"
 
-enum { N = 256 };
+enum { N = TWICE_N };
 
 static int exchange_id(int rank, const char *path, ncclUniqueId *id, NcclApi *nc) {
     if (rank == 0) {
@@ -76,7 +69,7 @@ int main(int argc, char **argv) {
     if (a.cuInit(0) || a.cuDeviceGet(&dev, 0) || a.cuDevicePrimaryCtxRetain(&ctx, dev) || a.cuCtxSetCurrent(ctx) ||
         a.cuStreamCreate(&compute, RXC_CU_STREAM_NON_BLOCKING) || a.cuStreamCreate(&copy, RXC_CU_STREAM_NON_BLOCKING) ||
         a.cuMemAlloc(&in, N * 4) || a.cuMemAlloc(&out, N * 4) || a.cuMemAlloc(&sc, 64) ||
-        a.cuModuleLoadData(&module, source) || a.cuModuleGetFunction(&twice, module, "twice")) {
+        a.cuModuleLoadData(&module, twice_source) || a.cuModuleGetFunction(&twice, module, "twice")) {
         printf("FAIL fake_nccl_%s: the fake GPU does not set up\n", scenario);
         return 1;
     }
