@@ -27,14 +27,15 @@
 #                 across the ranks, ordered on the compute stream, summed):
 #                 2 ranks equal 1 rank at the global batch after 3 AdamW
 #                 steps, with several gradient buckets inside the backward
-#                 graph; sync_bn on the device against float64 PyTorch; an
+#                 graph, and with gradient accumulation (accum 2: only the
+#                 last micro-batch's backward reduces, its own graph); sync_bn on the device against float64 PyTorch; an
 #                 NCCL older than 2.9 runs the collectives outside graphs with
 #                 the same result; a missing libnccl is a clear error
 # Open MPI comes from `make setup` (openmpi-bin, libopenmpi-dev).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 18
+cases 19
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
@@ -45,7 +46,7 @@ ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
      rank_killed_ends_job rank_stopped_ends_job launch_on_without_launcher launch_without_libmpi
      gpu_nccl_2ranks_equal_1rank gpu_nccl_sync_bn_equals_1rank gpu_nccl_old_version_outside_graph
-     gpu_nccl_missing_is_clear_error)
+     gpu_nccl_missing_is_clear_error gpu_nccl_accumulation)
 if ! command -v mpirun > /dev/null; then
   skip_each "no mpirun (make setup installs openmpi-bin and libopenmpi-dev)" "${ALL[@]}"
   exit 0
@@ -156,7 +157,7 @@ fi
 # ---- the GPU executor with NCCL, on the fake GPU and the fake NCCL ----------------------
 . tests/cuda/fake_gpu.sh
 GPU_CASES=(gpu_nccl_2ranks_equal_1rank gpu_nccl_sync_bn_equals_1rank gpu_nccl_old_version_outside_graph
-           gpu_nccl_missing_is_clear_error)
+           gpu_nccl_missing_is_clear_error gpu_nccl_accumulation)
 fake="$PWD/build/test-dist/fakegpu"
 if ! build_fake_gpu "$fake" || ! build_fake_nccl "$fake"; then
   for c in "${GPU_CASES[@]}"; do fail "$c" "the fake GPU or NCCL does not build: $(head -c 400 "$fake"/build*.log)"; done
@@ -198,6 +199,17 @@ else
       "ok "*) pass gpu_nccl_sync_bn_equals_1rank "${res#ok }" ;;
       *) fail gpu_nccl_sync_bn_equals_1rank "$res" ;;
     esac
+  fi
+
+  # accum 2: 2 micro-batches per step; the first backward of each step must not reduce
+  env "${FAKE_ENV[@]}" "$RXC" step "${GSTEP[@]}" --set accum=2 --out "$T/ga1.safetensors" > "$T/ga1.log" 2>&1 &&
+    "${GMPI[@]}" "$RXC" step "${GSTEP[@]}" --set accum=2 --out "$T/ga2.safetensors" > "$T/ga2.log" 2>&1
+  rc=$?
+  if [ $rc -ne 0 ]; then fail gpu_nccl_accumulation "exit $rc: $(tail -c 500 "$T/ga1.log" "$T/ga2.log" | tr '\n' ' ')"
+  else
+    bad=$(compare "$T/ga1.safetensors" "$T/ga2.safetensors" 1e-5 1e-6)
+    [ -z "$bad" ] && pass gpu_nccl_accumulation "accum 2, 3 steps: 2 ranks equal 1 rank within 1e-5 relative" \
+                  || fail gpu_nccl_accumulation "$bad"
   fi
 
   "${GMPI[@]}" -x RXC_FAKE_NCCL_VERSION=20803 "$RXC" step "${GSTEP[@]}" --out "$T/g3.safetensors" > "$T/g3.log" 2>&1
