@@ -17,7 +17,11 @@
 #   Imagenette-sized JPEGs (bench/gpu_torch.py jpegs), the seed's
 #   augmentation, `rxc train` (cache jpeg: decoded every epoch, as the
 #   DataLoader does) against PyTorch's DataLoader with one worker per core;
-#   the last of BENCH_EPOCHS epochs counts.
+#   the last of BENCH_EPOCHS epochs counts;
+#   on a machine with more than one GPU (and mpirun), a multi-GPU row: N
+#   ranks (one per GPU, up to 8) of data-parallel `rxc step` with NCCL, each
+#   rank at the first batch size and bf16 (global batch N x that), its
+#   throughput and scaling efficiency against N x the one-GPU row.
 # Usage: bench/gpu.sh [RXC]      (needs a GPU; prints why not otherwise)
 # BENCH_MODEL, BENCH_SIZE, BENCH_BATCHES, BENCH_STEPS ("K1 K2"),
 # BENCH_EPOCH_IMAGES (3200), BENCH_EPOCHS (2) change the workload, e.g. for
@@ -89,6 +93,31 @@ for b in $BATCHES; do
   done
 done
 
+# Several GPUs: one rank each, gradients over NCCL (the global batch grows with N).
+gpus=$("$work/probe" count)
+multi_row=""
+b1=${BATCHES%% *}
+if [ "${gpus:-1}" -gt 1 ] && command -v mpirun >/dev/null; then
+  n=$((gpus > 8 ? 8 : gpus))
+  if left; then
+    "$PYTHON" tests/gpu/compare.py batch "$work/batch_multi.safetensors" $((b1 * n)) 3 "$SIZE" "$SIZE" 10 1 || exit 1
+    margs=("$MODEL" --batch "$work/batch_multi.safetensors" --device cuda --set classes=10 --set "input=3x${SIZE}x${SIZE}"
+           --set precision=bf16)
+    mpi=(mpirun --allow-run-as-root -np "$n")
+    t0=$(date +%s.%N)
+    if "${mpi[@]}" "$RXC" step "${margs[@]}" --steps $K1 --out "$work/m1.safetensors" >"$work/multi1.log" 2>&1 &&
+       t1=$(date +%s.%N) &&
+       "${mpi[@]}" "$RXC" step "${margs[@]}" --steps $K2 --out "$work/m2.safetensors" >"$work/multi2.log" 2>&1; then
+      t2=$(date +%s.%N)
+      mips=$(awk -v b=$((b1 * n)) -v k=$((K2 - K1)) -v a="$t0" -v m="$t1" -v e="$t2" \
+               'BEGIN { d = (e - m) - (m - a); printf "%.1f", (d > 0 ? b * k / d : 0) }')
+      eff=$(awk -v m="$mips" -v one="${ips[$b1/bf16]:-0}" -v n="$n" 'BEGIN { if (one + 0 > 0) printf "%.0f%%", 100 * m / (n * one); else printf "-" }')
+      multi_row="$n GPUs (NCCL, batch $b1 per GPU, bf16): ${mips} img/s, scaling efficiency ${eff} of $n x the one-GPU row (goal >= 90% at 8)"
+    else
+      multi_row="$n GPUs: n/a"; notes+=("rxc multi-GPU: $(tail -c 300 "$work/multi1.log" "$work/multi2.log" 2>/dev/null | tr '\n' ' ')")
+    fi
+  else multi_row="$n GPUs: skipped (time budget)"; fi
+fi
 declare -A tips tmem
 for mode in eager compile; do
   for b in $BATCHES; do
@@ -142,6 +171,7 @@ for b in $BATCHES; do
       "$(ratio "${ips[$k]}" "${tips[$b/eager]:-}")" "$(ratio "${ips[$k]}" "${tips[$b/compile]:-}")"
   done
 done
+[ -n "$multi_row" ] && echo "multi-GPU: $multi_row"
 echo
 echo "epochs from JPEG ($EPOCH_IMAGES synthetic Imagenette-sized files, seed augmentation, batch $epoch_b, $(nproc) cores):"
 echo "  rxc train ${rxc_epoch} img/s, PyTorch DataLoader ($(nproc) workers) + eager bf16 ${torch_epoch} img/s: $(ratio "$rxc_epoch" "$torch_epoch")"

@@ -38,6 +38,7 @@ typedef struct StepArgs {
     int steps;
     bool timing;             /* step: print each step's wall time (bench/cpu_step) */
     DeviceKind device;
+    int device_index;        /* --device cuda:K */
     SetOverride *sets;
     int n_sets;
 } StepArgs;
@@ -45,13 +46,13 @@ typedef struct StepArgs {
 static void step_usage(FILE *f, bool grad) {
     if (grad)
         fprintf(f, "usage: rxc grad FILE.net --batch B.safetensors [--init W.safetensors] [--set NAME=VALUE]...\n"
-                   "                [--device cpu|cuda|auto] --out O.safetensors\n"
+                   "                [--device cpu|cuda[:K]|auto] --out O.safetensors\n"
                    "  B holds x (float32 N x C x H x W) and y (int64 N), or dy (the gradient w.r.t. the output,\n"
                    "  N x C x H x W or N x C) instead of a cross-entropy loss. O gets output, loss,\n"
                    "  grad.<param>, grad.x and param.<name> (the initial values), in PyTorch's layout.\n");
     else
         fprintf(f, "usage: rxc step FILE.net --batch B.safetensors [--init W.safetensors] [--steps K]\n"
-                   "                [--set NAME=VALUE]... [--device cpu|cuda|auto] [--timing] --out O.safetensors\n"
+                   "                [--set NAME=VALUE]... [--device cpu|cuda[:K]|auto] [--timing] --out O.safetensors\n"
                    "  Runs K (default 1) optimizer steps of the file's loss and optimizer on the batch in B\n"
                    "  (x: float32 N x C x H x W, y: int64 N). Each step counts as one epoch for the schedule;\n"
                    "  with accum A (--set accum=A) a step is A micro-batches of N/A consecutive samples.\n"
@@ -67,6 +68,7 @@ static int parse_args(int argc, char **argv, bool grad, StepArgs *a) {
     memset(a, 0, sizeof *a);
     a->steps = 1;
     a->device = DEVICE_CPU;
+    a->device_index = -1;
     if (cli_take_sets(&argc, argv, &a->sets, &a->n_sets) != 0) return 2;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -90,8 +92,8 @@ static int parse_args(int argc, char **argv, bool grad, StepArgs *a) {
             else if (!strcmp(s, "--init")) a->init = v;
             else if (!strcmp(s, "--out") || !strcmp(s, "-o")) a->out = v;
             else if (!strcmp(s, "--device")) {
-                if (device_parse(v, &a->device) != 0) {
-                    fprintf(stderr, "rxc: --device must be cpu, cuda or auto (got '%s')\n", v);
+                if (device_parse(v, &a->device, &a->device_index) != 0) {
+                    fprintf(stderr, "rxc: --device must be cpu, cuda, cuda:K or auto (got '%s')\n", v);
                     return 2;
                 }
             } else {
@@ -238,6 +240,8 @@ static int open_session(const StepArgs *a, bool grad, Dist *dist, StepSession *s
     TrainerConfig cfg = {0};
     cfg.batch = (int)(s->n / accum);
     cfg.device = a->device;
+    cfg.device_index = a->device_index;
+    cfg.local_rank = dist_local_rank(dist);
     cfg.loss = s->dy ? LOSS_EXTERNAL_GRAD : LOSS_CROSS_ENTROPY;
     cfg.want_input_grad = grad;
     cfg.quiet = true;

@@ -24,6 +24,7 @@ typedef struct TrainArgs {
     int64_t max_steps;       /* 0: none; stop (with a checkpoint) after this many optimizer steps */
     bool have_device;
     DeviceKind device;
+    int device_index;        /* --device cuda:K */
     SetOverride *sets;
     int n_sets;
     char **images;
@@ -32,7 +33,7 @@ typedef struct TrainArgs {
 
 static void train_usage(FILE *f) {
     fprintf(f,
-            "usage: rxc train FILE.net [--set NAME=VALUE]... [--device cpu|cuda|auto] [--resume CKPT]\n"
+            "usage: rxc train FILE.net [--set NAME=VALUE]... [--device cpu|cuda[:K]|auto] [--resume CKPT]\n"
             "                 [--init WEIGHTS] [--epochs N] [--run-dir DIR] [--max-steps N]\n"
             "                 [--distributed auto|on|off]\n"
             "       rxc FILE.net [same options]\n"
@@ -82,8 +83,8 @@ static int parse_args(int argc, char **argv, char mode, TrainArgs *a) {
             i++;
             int64_t k = 0;
             if (!strcmp(s, "--device")) {
-                if (device_parse(v, &a->device) != 0) {
-                    fprintf(stderr, "rxc: --device must be cpu, cuda or auto (got '%s')\n", v);
+                if (device_parse(v, &a->device, &a->device_index) != 0) {
+                    fprintf(stderr, "rxc: --device must be cpu, cuda, cuda:K or auto (got '%s')\n", v);
                     return 2;
                 }
                 a->have_device = true;
@@ -144,7 +145,10 @@ static int load_model(const TrainArgs *a, TrainRun *run) {
     if (rc != LOAD_OK) return rc == LOAD_IO_ERROR ? 1 : 2;
     run->model_loaded = true;
     if (a->epochs > 0) m->recipe.epochs = a->epochs;
-    if (a->have_device) m->recipe.device = a->device;
+    if (a->have_device) {
+        m->recipe.device = a->device;
+        m->recipe.device_index = a->device_index;
+    }
     if (a->run_dir) {
         free(m->recipe.run_dir);
         m->recipe.run_dir = xstrdup(a->run_dir);
@@ -202,7 +206,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc) {
         if (rc == 1)
             printf("usage: rxc eval FILE.net --weights W.safetensors [--split val] [--set NAME=VALUE]...\n"
-                   "                [--device cpu|cuda|auto]\n"
+                   "                [--device cpu|cuda[:K]|auto]\n"
                    "  Evaluates the weights on the validation split (eval-mode BatchNorm) and prints the loss\n"
                    "  and accuracy.\n");
         free_args(&a);

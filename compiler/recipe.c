@@ -44,6 +44,7 @@ void recipe_defaults(Recipe *r) {
     r->warmup_start = 0.01;
     r->label_smoothing = 0.1;
     r->device = DEVICE_AUTO;
+    r->device_index = -1;
     r->precision = PREC_AUTO;
     r->log_every = 50;
 }

@@ -113,6 +113,7 @@ typedef struct Recipe {
 
     /* run */
     DeviceKind device;
+    int device_index;        /* --device cuda:K: K; -1: each rank's local GPU (local rank % GPUs) */
     Precision precision;
     char *run_dir;          /* where checkpoints and metrics go (default "runs/<network>") */
     int log_every;          /* steps between progress lines when not on a terminal */

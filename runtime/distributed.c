@@ -42,7 +42,7 @@ typedef struct Watchdog {
 
 struct Dist {
     MpiApi api;
-    int rank, size;
+    int rank, size, local_rank;
     Watchdog dog;
 };
 
@@ -141,6 +141,21 @@ static int launched_size(void) {
     return 0;
 }
 
+/* The launcher's word when it gives one (no communication); else the rank
+ * among those sharing this node's memory. Called by every rank. */
+static int find_local_rank(Dist *d) {
+    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (env_set(names[i])) return atoi(getenv(names[i]));
+    MpiHandle node = NULL;
+    int local = 0;
+    if (d->api.Comm_split_type(d->api.comm_world, d->api.comm_type_shared, d->rank, d->api.info_null, &node) != 0)
+        return 0;
+    d->api.Comm_rank(node, &local);
+    d->api.Comm_free(&node);
+    return local;
+}
+
 int dist_open(DistMode mode, Dist **out, Error *err) {
     *out = NULL;
     if (mode == DIST_OFF) return 0;
@@ -172,6 +187,7 @@ int dist_open(DistMode mode, Dist **out, Error *err) {
     }
     d->api.Comm_rank(d->api.comm_world, &d->rank);
     d->api.Comm_size(d->api.comm_world, &d->size);
+    d->local_rank = find_local_rank(d);
     watchdog_start(d);
     *out = d;
     return 0;
@@ -191,6 +207,7 @@ void dist_close(Dist *d, int status) {
 int dist_rank(const Dist *d) { return d ? d->rank : 0; }
 int dist_size(const Dist *d) { return d ? d->size : 1; }
 bool dist_is_root(const Dist *d) { return dist_rank(d) == 0; }
+int dist_local_rank(const Dist *d) { return d ? d->local_rank : 0; }
 
 static int sum_chunks(Dist *d, void *v, int64_t n, MpiHandle type, size_t elem) {
     pending(d, "an all-reduce");
@@ -248,7 +265,7 @@ int dist_gather(Dist *d, const void *send, int64_t bytes, void *recv) {
 }
 
 /* The space in host memory: the executor's own (CPU), or a staging copy
- * (a GPU executor; NCCL would keep it on the device). */
+ * (a GPU executor's buffers broadcast, or its gradients under RXC_NCCL=off). */
 static float *space_on_host(Executor *e, BufSpace space, int64_t bytes, bool *staged) {
     float *p = e->host_ptr ? e->host_ptr(e, space) : NULL;
     *staged = p == NULL;

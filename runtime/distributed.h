@@ -50,6 +50,11 @@ void dist_close(Dist *d, int status);
 int dist_rank(const Dist *d);
 int dist_size(const Dist *d);
 bool dist_is_root(const Dist *d); /* rank 0: the rank that prints and writes files */
+/* This rank's index among the ranks on its node (0 for a NULL Dist): the
+ * launcher's OMPI_COMM_WORLD_LOCAL_RANK or SLURM_LOCALID, else the rank in
+ * MPI_Comm_split_type(MPI_COMM_TYPE_SHARED). Each rank trains on GPU
+ * local_rank % device count. */
+int dist_local_rank(const Dist *d);
 
 /* In-place sums over all ranks. Return 0 or -1. */
 int dist_sum_f64(Dist *d, double *v, int n);

@@ -10,6 +10,7 @@
 #ifndef RXC_EXECUTOR_H
 #define RXC_EXECUTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,14 @@
 #include "error.h"
 
 typedef struct Executor Executor;
+
+/* A bucket of SPACE_GRADS for the overlapped gradient all-reduce: float
+ * elements [lo, hi), final after backward step `ready` (-1: before the
+ * first). grad_buckets.h makes the plan. */
+typedef struct ExecBucket {
+    int64_t lo, hi;
+    int ready;
+} ExecBucket;
 
 /* Calls from inside a run back into the runtime, which is how collectives
  * happen mid-phase without the compiler or the executors knowing MPI
@@ -31,6 +40,19 @@ typedef struct ExecHooks {
     /* A STEP_ALLREDUCE (program.h): sums n floats at data (host memory)
      * over every process, in place. NULL: one process, nothing to do. */
     int (*allreduce)(void *ctx, float *data, int64_t n, Error *err);
+
+    /* For an executor that reduces on its own device (CUDA with NCCL,
+     * target/cuda/exec_cuda_nccl.c); ranks <= 1 or NULL members: none. */
+    int ranks, rank;
+    /* Copies bytes from rank 0 to every rank over the launcher's MPI (how
+     * NCCL's uniqueId travels). Every rank calls it at the same point. */
+    int (*broadcast)(void *ctx, void *buf, int64_t bytes, Error *err);
+    /* Asked as backward starts: true when this backward is the last
+     * micro-batch before an update, in which case the executor sums
+     * SPACE_GRADS over the ranks itself (the runtime then finds it done). */
+    bool (*take_grad_reduce)(void *ctx);
+    /* The gradient buckets of p in start order (*out malloc'ed); the count. */
+    int (*grad_bucket_plan)(void *ctx, const Program *p, ExecBucket **out);
 } ExecHooks;
 
 struct Executor {

@@ -12,10 +12,7 @@
 
 #include "util.h"
 
-typedef struct Bucket {
-    int64_t lo, hi; /* float elements of SPACE_GRADS */
-    int ready;      /* the backward step after which they are final; -1: before the first */
-} Bucket;
+typedef ExecBucket Bucket;
 
 struct GradBuckets {
     Dist *d;
@@ -64,8 +61,49 @@ static int sum_over_ranks(void *ctx, float *data, int64_t n, Error *err) {
     return 0;
 }
 
+static int broadcast_from_root(void *ctx, void *buf, int64_t bytes, Error *err) {
+    GradBuckets *gb = ctx;
+    if (dist_broadcast(gb->d, buf, bytes) != 0) return error_set(err, "the broadcast of %lld bytes from rank 0 failed", (long long)bytes);
+    return 0;
+}
+
+static void plan(GradBuckets *gb, const Program *p);
+static void push_bucket(GradBuckets *gb, int64_t lo, int64_t hi, int ready);
+
+/* A device executor (NCCL) takes over the armed backward's reduction. */
+static bool take_grad_reduce(void *ctx) {
+    GradBuckets *gb = ctx;
+    if (!gb->armed) return false;
+    gb->armed = gb->running = false;
+    gb->reduced = true;
+    gb->exposed = gb->final_wait = 0;
+    return true;
+}
+
+/* The plan for a device executor; RXC_GRAD_BUCKETS=off: one bucket after backward's last step. */
+static int device_plan(void *ctx, const Program *p, ExecBucket **out) {
+    GradBuckets *gb = ctx;
+    int64_t total = p->space_bytes[SPACE_GRADS] / 4;
+    if (gb->blocking_only) {
+        gb->n = 0;
+        if (total > 0) push_bucket(gb, 0, total, p->n_steps[PHASE_BACKWARD] - 1);
+    } else {
+        plan(gb, p);
+    }
+    *out = xmalloc((size_t)(gb->n ? gb->n : 1) * sizeof **out);
+    if (gb->n) memcpy(*out, gb->b, (size_t)gb->n * sizeof **out);
+    return gb->n;
+}
+
 ExecHooks grad_buckets_hooks(GradBuckets *gb) {
-    return (ExecHooks){.ctx = gb, .after_step = grad_buckets_after_step, .allreduce = sum_over_ranks};
+    return (ExecHooks){.ctx = gb,
+                       .after_step = grad_buckets_after_step,
+                       .allreduce = sum_over_ranks,
+                       .ranks = dist_size(gb->d),
+                       .rank = dist_rank(gb->d),
+                       .broadcast = broadcast_from_root,
+                       .take_grad_reduce = take_grad_reduce,
+                       .grad_bucket_plan = device_plan};
 }
 
 void grad_buckets_arm(GradBuckets *gb) {

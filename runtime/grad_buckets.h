@@ -20,8 +20,12 @@
  * SPACE_GRADS holds the sum over the ranks, which is the mean gradient
  * because each rank's loss gradient was scaled by 1 / the global batch
  * (TrainerConfig.ranks; no pass over the gradients divides by N).
- * An executor that never calls the hook (CUDA) leaves the work to
- * grad_buckets_collect, which then does the one blocking all-reduce.
+ * The CUDA executor never calls that hook: it asks take_grad_reduce as its
+ * backward starts and, when armed, enqueues the same plan's buckets as
+ * NCCL all-reduces between its steps (target/cuda/exec_cuda_nccl.h), so
+ * that grad_buckets_collect finds the sum done. With RXC_NCCL=off it asks
+ * nothing and grad_buckets_collect does one blocking all-reduce through
+ * host memory.
  *
  * RXC_GRAD_BUCKETS=off does the blocking all-reduce after backward (for
  * comparison); RXC_BUCKET_MB sets the bucket size (default: an eighth of
@@ -42,7 +46,8 @@ GradBuckets *grad_buckets_new(Dist *d);
 void grad_buckets_free(GradBuckets *gb);
 
 /* The hooks to give every executor of the run (ExecHooks.ctx = gb): these
- * buckets, and STEP_ALLREDUCE's blocking sum over the ranks (sync_bn). */
+ * buckets, STEP_ALLREDUCE's blocking sum over the ranks (sync_bn), and for
+ * a device executor the group, the broadcast and the plan. */
 ExecHooks grad_buckets_hooks(GradBuckets *gb);
 
 /* The next backward is the last micro-batch before an update: reduce its

@@ -13,6 +13,8 @@
 
 /* Open MPI's MPI_IN_PLACE (mpi.h: #define MPI_IN_PLACE ((void *) 1)). */
 #define OMPI_IN_PLACE ((void *)1)
+/* Open MPI's MPI_COMM_TYPE_SHARED: the first value of mpi.h's split-type enum. */
+#define OMPI_COMM_TYPE_SHARED 0
 
 static void *open_lib(MpiApi *api) {
     const char *override = getenv("RXC_MPI_LIB");
@@ -56,6 +58,8 @@ int mpi_api_load(MpiApi *api, Error *err) {
         {(void **)&api->Gather, "MPI_Gather"},           {(void **)&api->Barrier, "MPI_Barrier"},
         {(void **)&api->Iallreduce, "MPI_Iallreduce"},   {(void **)&api->Test, "MPI_Test"},
         {(void **)&api->Wait, "MPI_Wait"},
+        {(void **)&api->Comm_split_type, "MPI_Comm_split_type"}, {(void **)&api->Comm_free, "MPI_Comm_free"},
+        {&api->info_null, "ompi_mpi_info_null"},
         {&api->op_sum, "ompi_mpi_op_sum"},               {&api->op_max, "ompi_mpi_op_max"},
         {&api->t_float, "ompi_mpi_float"},               {&api->t_double, "ompi_mpi_double"},
         {&api->t_byte, "ompi_mpi_byte"},
@@ -70,6 +74,7 @@ int mpi_api_load(MpiApi *api, Error *err) {
     }
     api->comm_world = world;
     api->in_place = OMPI_IN_PLACE;
+    api->comm_type_shared = OMPI_COMM_TYPE_SHARED;
     return 0;
 }
 

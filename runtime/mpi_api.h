@@ -40,8 +40,12 @@ typedef struct MpiApi {
                       MpiHandle *request);
     int (*Test)(MpiHandle *request, int *flag, void *status);
     int (*Wait)(MpiHandle *request, void *status);
-    MpiHandle comm_world, op_sum, op_max, t_float, t_double, t_byte;
+    /* The ranks on this node (distributed.c: the local rank picks the GPU). */
+    int (*Comm_split_type)(MpiHandle comm, int split_type, int key, MpiHandle info, MpiHandle *newcomm);
+    int (*Comm_free)(MpiHandle *comm);
+    MpiHandle comm_world, op_sum, op_max, t_float, t_double, t_byte, info_null;
     void *in_place;
+    int comm_type_shared; /* MPI_COMM_TYPE_SHARED */
 } MpiApi;
 
 /* Loads libmpi and resolves every entry. Returns 0, or -1 with a message

@@ -117,6 +117,7 @@ void train_config_init(TrainerConfig *cfg, const Model *m, int batch, bool quiet
     memset(cfg, 0, sizeof *cfg);
     cfg->batch = batch;
     cfg->device = m->recipe.device;
+    cfg->device_index = m->recipe.device_index;
     cfg->loss = LOSS_CROSS_ENTROPY;
     cfg->quiet = quiet;
     /* mixing happens on float batches */
@@ -128,6 +129,7 @@ int train_run_open_trainer(TrainRun *run, int batch, bool quiet, bool u8_on_gpu,
     train_config_init(&cfg, &run->model, batch, quiet, u8_on_gpu);
     if (run->buckets) cfg.hooks = grad_buckets_hooks(run->buckets);
     cfg.ranks = dist_size(run->dist);
+    cfg.local_rank = dist_local_rank(run->dist);
     if (trainer_open(&run->tr, &run->model, &cfg, err) != 0) return -1;
     run->trainer_open = true;
     return 0;

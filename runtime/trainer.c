@@ -26,17 +26,18 @@
 #pragma weak exec_cuda_new
 #pragma weak exec_cuda_set_tf32
 #pragma weak cuda_available
+#pragma weak cuda_device_count
 
 /* TF32 is a GEMM setting of the CUDA executor, not of the generated kernels,
  * so `precision tf32` is applied here rather than by the compiler. */
-static Executor *open_cuda(const Program *p, Precision precision, Error *err) {
-    Executor *e = exec_cuda_new(p, 0, err);
+static Executor *open_cuda(const Program *p, Precision precision, int ordinal, Error *err) {
+    Executor *e = exec_cuda_new(p, ordinal, err);
     if (e && precision == PREC_TF32 && exec_cuda_set_tf32) exec_cuda_set_tf32(e, 1);
     return e;
 }
 
-static Executor *make_executor(const Program *p, bool cuda, Precision precision, Error *err) {
-    if (cuda) return open_cuda(p, precision, err);
+static Executor *make_executor(const Program *p, bool cuda, Precision precision, int ordinal, Error *err) {
+    if (cuda) return open_cuda(p, precision, ordinal, err);
     return exec_cpu_new(p, err);
 }
 
@@ -46,7 +47,7 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
     o.target = t->use_cuda ? &target_cuda : &target_cpu;
     *prog = compile_training(t->graph, &o, err);
     if (!*prog) return -1;
-    *exec = make_executor(*prog, t->use_cuda, t->copts.precision, err);
+    *exec = make_executor(*prog, t->use_cuda, t->copts.precision, t->device_ordinal, err);
     if (!*exec) {
         program_free(*prog);
         *prog = NULL;
@@ -62,14 +63,14 @@ static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *
  * program: STEP_CONV, maybe another input format and precision); -2 with
  * the message in err when compiling failed. */
 static int open_gpu(Trainer *t, Error *why, Error *err) {
-    int arch = target_cuda_device_arch(0, why);
+    int arch = target_cuda_device_arch(t->device_ordinal, why);
     if (arch < 0) return -1;
     CompileOptions o = t->copts;
     o.target = &target_cuda;
     o.precision = target_precision(&target_cuda, t->recipe->precision, arch);
     if (!(t->prog = compile_training(t->graph, &o, err))) return -2;
     t->use_cuda = true;
-    t->exec = open_cuda(t->prog, o.precision, why);
+    t->exec = open_cuda(t->prog, o.precision, t->device_ordinal, why);
     if (!t->exec) {
         program_free(t->prog);
         t->prog = NULL;
@@ -90,12 +91,26 @@ static void note_precision(Trainer *t) {
     else snprintf(t->precision_note, sizeof t->precision_note, "%s (precision auto on the CPU)", name);
 }
 
-int device_parse(const char *s, DeviceKind *d) {
+int device_parse(const char *s, DeviceKind *d, int *index) {
+    *index = -1;
+    char *end = NULL;
     if (!strcmp(s, "cpu")) *d = DEVICE_CPU;
     else if (!strcmp(s, "cuda")) *d = DEVICE_CUDA;
+    else if (!strncmp(s, "cuda:", 5) && s[5] >= '0' && s[5] <= '9' && strtol(s + 5, &end, 10) < 4096 && !*end) {
+        *d = DEVICE_CUDA;
+        *index = (int)strtol(s + 5, NULL, 10);
+    }
     else if (!strcmp(s, "auto")) *d = DEVICE_AUTO;
     else return -1;
     return 0;
+}
+
+/* --device cuda:K wins; else each rank of a node takes its own GPU. */
+static int pick_ordinal(const TrainerConfig *cfg) {
+    if (cfg->device_index >= 0) return cfg->device_index;
+    if (cfg->device == DEVICE_CPU || cfg->local_rank <= 0 || !cuda_device_count) return 0;
+    int n = cuda_device_count();
+    return n > 1 ? cfg->local_rank % n : 0;
 }
 
 void trainer_compile_options(const Model *m, const TrainerConfig *cfg, const Target *target, CompileOptions *o) {
@@ -124,6 +139,7 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
     trainer_compile_options(m, cfg, &target_cuda, &t->copts);
 
     DeviceKind dev = cfg->device;
+    t->device_ordinal = pick_ordinal(cfg);
     if (dev == DEVICE_CUDA && !exec_cuda_new)
         return error_set(err, "device cuda: this rxc was built without CUDA support (no toolkit at build time)");
     /* why `device auto` did not choose the GPU, for its line on stderr */
@@ -154,6 +170,10 @@ int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err) {
         if (dev != DEVICE_AUTO) fprintf(stderr, "rxc: device %s\n", name);
         else if (error_is_set(&cuda_err)) fprintf(stderr, "rxc: device: %s; %s\n", name, cuda_err.msg);
         else fprintf(stderr, "rxc: device: %s\n", name);
+        if (t->use_cuda && cfg->ranks > 1)
+            fprintf(stderr, "rxc: %d ranks, each on its own GPU: %s (rank %d, local rank %d)\n", cfg->ranks,
+                    cfg->device_index >= 0 ? "the one --device names" : "cuda:(local rank % GPUs on the node)",
+                    cfg->hooks.rank, cfg->local_rank);
         fprintf(stderr, "rxc: precision %s\n", t->precision_note);
     }
 

@@ -33,6 +33,8 @@ typedef struct Loader Loader; /* data/loader.h */
 typedef struct TrainerConfig {
     int batch;               /* compiled batch size (>= 1) */
     DeviceKind device;       /* DEVICE_AUTO: CUDA when available, else the CPU */
+    int device_index;        /* the GPU: cuda:K when >= 0 (--device cuda:K wins); -1: local_rank % the GPUs */
+    int local_rank;          /* this process's index on its node (distributed.h dist_local_rank) */
     LossMode loss;
     bool want_input_grad;
     bool u8_input;           /* batches are uint8 NHWC; normalize is fused (mean/std) */
@@ -66,6 +68,7 @@ typedef struct Trainer {
     int short_batch;
     bool use_cuda;
     int device_arch;         /* the GPU's compute capability sm_XX; 0 on the CPU */
+    int device_ordinal;      /* the GPU's CUDA ordinal (TrainerConfig.device_index) */
     char precision_note[64]; /* the precision the program runs, and why: "bf16 (precision auto on sm_90)" */
     int64_t *num_batches;    /* per graph parameter (ROLE_NUM_BATCHES entries used) */
     TrainState state;
@@ -79,8 +82,9 @@ typedef struct Trainer {
 /* Compiles the model for cfg and creates the executor. Returns 0, or -1 with
  * a message. The parameters are uninitialised until trainer_init_params or a
  * checkpoint load. */
-/* "cpu", "cuda" or "auto" -> *d; -1 for anything else (the --device option). */
-int device_parse(const char *s, DeviceKind *d);
+/* "cpu", "cuda", "cuda:K" or "auto" -> *d and *index (K, else -1); -1 for
+ * anything else (the --device option). */
+int device_parse(const char *s, DeviceKind *d, int *index);
 
 int trainer_open(Trainer *t, Model *m, const TrainerConfig *cfg, Error *err);
 

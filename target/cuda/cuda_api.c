@@ -326,6 +326,16 @@ int cuda_available(Error *why) {
     return ok;
 }
 
+int cuda_device_count(void) {
+    CudaApi api = {0};
+    Error ignored = {0};
+    int count = 0;
+    if (cuda_api_load(&api, CUDA_LIB_DRIVER, &ignored) != 0 || api.cuInit(0) != 0 || api.cuDeviceGetCount(&count) != 0)
+        count = 0;
+    cuda_api_unload(&api);
+    return count;
+}
+
 int cuda_device_sm(const CudaApi *api, int ordinal, Error *err) {
     CUdevice d;
     int major = 0, minor = 0;

@@ -187,6 +187,9 @@ int cuda_driver_version(const CudaApi *api);
  * "cuda requested but no GPU: <reason>". */
 int cuda_available(Error *why);
 
+/* How many CUDA devices the driver sees; 0 without a usable driver. */
+int cuda_device_count(void);
+
 /* The device's compute capability as sm_XX (e.g. 90), or -1 with a message. */
 int cuda_device_sm(const CudaApi *api, int ordinal, Error *err);
 

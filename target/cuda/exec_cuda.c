@@ -36,6 +36,11 @@
  *
  * Kernels. NVRTC compiles the module in parts (nvrtc_compile.h); each part
  * is its own CUmodule and each kernel is looked up in its part's.
+ *
+ * Data-parallel runs. Gradient buckets and STEP_ALLREDUCEs are NCCL
+ * all-reduces enqueued between the steps (exec_cuda_nccl.h). A backward
+ * that reduces its gradients and one that does not (gradient accumulation)
+ * are different sequences, so each has its own graph: slot PHASE_COUNT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +49,15 @@
 #include "conv_cuda.h"
 #include "cuda_api.h"
 #include "exec_cuda.h"
+#include "exec_cuda_nccl.h"
 #include "nvrtc_compile.h"
 #include "executor.h"
 #include "render_cuda.h"
 #include "util.h"
 
 enum { ALIGN = 256, BLAS_WORKSPACE = 32 << 20 };
+/* the graph and run-count slot of a backward that all-reduces its gradients */
+enum { SLOT_REDUCING_BACKWARD = PHASE_COUNT, SLOTS };
 
 typedef struct CudaStep {
     CUfunction fn, finish;          /* STEP_KERNEL */
@@ -91,9 +99,10 @@ typedef struct CudaExec {
     bool staged_pending;
 
     CudaStep *steps[PHASE_COUNT];
-    int runs[PHASE_COUNT];
+    int runs[SLOTS];
     bool use_graphs;
-    CUgraphExec graph[PHASE_COUNT];
+    CUgraphExec graph[SLOTS];
+    CudaCollectives coll;           /* NCCL, in a data-parallel run */
 } CudaExec;
 
 static bool is_staged(BufSpace s) { return s == SPACE_INPUT || s == SPACE_LABELS; }
@@ -139,41 +148,49 @@ static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, Error *er
     return 0;
 }
 
-/* Everything one run of a phase enqueues: scalars, staged input, steps. */
-static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
+static const char *phase_name(Phase ph);
+
+/* A STEP_ALLREDUCE: NCCL's sum over the ranks; in one process, nothing. */
+static int enqueue_allreduce(CudaExec *x, const AllreduceStep *a, const CudaStep *s, Error *err) {
+    if (!x->coll.open) return 0;
+    return cuda_coll_sum(&x->coll, s->a, a->count, x->stream, err);
+}
+
+/* Everything one run of a phase enqueues: scalars, staged input, steps, and
+ * when `reduce` the gradient buckets' all-reduces between the steps. */
+static int enqueue_phase(CudaExec *x, Phase ph, bool reduce, Error *err) {
     const Program *p = x->base.program;
     CU_TRY(x, cuMemcpyHtoDAsync(x->sc_dev[ph], x->sc_host + (size_t)ph * SC_COUNT, SC_COUNT * sizeof(double), x->stream));
     if (ph == PHASE_FORWARD_TRAIN || ph == PHASE_FORWARD_EVAL)
         for (int s = 0; s < SPACE_COUNT; s++)
             if (is_staged((BufSpace)s) && x->space_bytes[s] > 0)
                 CU_TRY(x, cuMemcpyDtoDAsync(x->space[s], x->landing[s], (size_t)x->space_bytes[s], x->stream));
+    if (reduce && cuda_coll_after_step(&x->coll, -1, x->space[SPACE_GRADS], x->stream, err)) return -1;
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
-        int rc = st->kind == STEP_GEMM ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
-                                       : launch_kernel(x, &x->steps[ph][i], err);
-        if (rc) {
-            return error_append(err, " (step %d of %s: %s)", i,
-                                ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
-                                st->note ? st->note : "");
-        }
+        int rc = st->kind == STEP_GEMM        ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
+                 : st->kind == STEP_ALLREDUCE ? enqueue_allreduce(x, &st->allreduce, &x->steps[ph][i], err)
+                                              : launch_kernel(x, &x->steps[ph][i], err);
+        if (rc == 0 && reduce) rc = cuda_coll_after_step(&x->coll, i, x->space[SPACE_GRADS], x->stream, err);
+        if (rc) return error_append(err, " (step %d of %s: %s)", i, phase_name(ph), st->note ? st->note : "");
     }
     return 0;
 }
 
-static int capture_phase(CudaExec *x, Phase ph, Error *err) {
+static int capture_phase(CudaExec *x, Phase ph, bool reduce, CUgraphExec *out, Error *err) {
     CUgraph g = NULL;
     CU_TRY(x, cuStreamBeginCapture(x->stream, RXC_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    int rc = enqueue_phase(x, ph, err);
+    int rc = enqueue_phase(x, ph, reduce, err);
     CUresult r = x->api.cuStreamEndCapture(x->stream, &g);
     if (rc) {
         if (g) x->api.cuGraphDestroy(g);
         return -1;
     }
     if (r != 0) return cuda_error_set(err, &x->api, r, "cuStreamEndCapture");
-    r = x->api.cuGraphInstantiateWithFlags(&x->graph[ph], g, 0);
+    r = x->api.cuGraphInstantiateWithFlags(out, g, 0);
     x->api.cuGraphDestroy(g);
     if (r != 0) {
-        x->graph[ph] = NULL;
+        *out = NULL;
         return cuda_error_set(err, &x->api, r, "cuGraphInstantiateWithFlags");
     }
     return 0;
@@ -181,6 +198,33 @@ static int capture_phase(CudaExec *x, Phase ph, Error *err) {
 
 static const char *phase_name(Phase ph) {
     return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward";
+}
+
+static bool has_allreduce_step(const Program *p, Phase ph) {
+    for (int i = 0; i < p->n_steps[ph]; i++)
+        if (p->steps[ph][i].kind == STEP_ALLREDUCE) return true;
+    return false;
+}
+
+static bool phase_communicates(const CudaExec *x, Phase ph, bool reduce) {
+    return reduce || has_allreduce_step(x->base.program, ph);
+}
+
+/* Opens NCCL at the first phase that needs it (the same point on every
+ * rank) and says whether this run of ph reduces the gradients. */
+static int collectives_for(CudaExec *x, Phase ph, bool *reduce, Error *err) {
+    const ExecHooks *h = &x->base.hooks;
+    bool group = h->ranks > 1, wanted = group && cuda_coll_wanted(h);
+    if (group && !wanted && has_allreduce_step(x->base.program, ph))
+        return error_set(err, "sync_bn on GPUs all-reduces BatchNorm sums with NCCL inside the %s phase, which "
+                              "RXC_NCCL=off turns off: train with sync_bn false, or without RXC_NCCL=off",
+                         phase_name(ph));
+    if (!wanted) return 0;
+    if (ph == PHASE_BACKWARD) *reduce = h->take_grad_reduce(h->ctx);
+    if (!x->coll.open && (*reduce || has_allreduce_step(x->base.program, ph)) &&
+        cuda_coll_open(&x->coll, h, x->base.program, x->ordinal, err) != 0)
+        return error_prefix(err, "starting NCCL on cuda:%d", x->ordinal);
+    return 0;
 }
 
 static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
@@ -198,12 +242,16 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
         CU_TRY(x, cuStreamWaitEvent(x->stream, x->input_ready, 0));
         x->staged_pending = false;
     }
-    int n = x->runs[ph]++;
-    if (x->use_graphs && n >= 1 && !x->graph[ph] && capture_phase(x, ph, err) != 0)
+    bool reduce = false;
+    if (collectives_for(x, ph, &reduce, err) != 0) return -1;
+    int slot = reduce ? SLOT_REDUCING_BACKWARD : (int)ph, n = x->runs[slot]++;
+    bool graph_ok = x->use_graphs && (!x->coll.open || x->coll.capturable || !phase_communicates(x, ph, reduce));
+    if (graph_ok && n >= 1 && !x->graph[slot] && capture_phase(x, ph, reduce, &x->graph[slot], err) != 0)
         return error_prefix(err, "capturing the %s phase as a CUDA graph failed (RXC_NO_GRAPH=1 runs without graphs)",
                             phase_name(ph));
-    if (x->graph[ph]) CU_TRY(x, cuGraphLaunch(x->graph[ph], x->stream));
-    else if (enqueue_phase(x, ph, err)) return -1;
+    if (x->graph[slot]) CU_TRY(x, cuGraphLaunch(x->graph[slot], x->stream));
+    else if (enqueue_phase(x, ph, reduce, err)) return -1;
+    if (x->coll.open && cuda_coll_check(&x->coll, err) != 0) return -1;
     CU_TRY(x, cuEventRecord(x->phase_done[ph], x->stream));
     if (forward) CU_TRY(x, cuEventRecord(x->landing_free, x->stream));
     return 0;
@@ -285,10 +333,11 @@ static void cuda_free(Executor *e) {
         x->api.cuCtxSetCurrent(x->ctx);
         if (x->stream) x->api.cuStreamSynchronize(x->stream);
         if (x->copy_stream) x->api.cuStreamSynchronize(x->copy_stream);
-        for (int ph = 0; ph < PHASE_COUNT; ph++) {
-            if (x->graph[ph]) x->api.cuGraphExecDestroy(x->graph[ph]);
+        cuda_coll_close(&x->coll);
+        for (int slot = 0; slot < SLOTS; slot++)
+            if (x->graph[slot]) x->api.cuGraphExecDestroy(x->graph[slot]);
+        for (int ph = 0; ph < PHASE_COUNT; ph++)
             if (x->phase_done[ph]) x->api.cuEventDestroy(x->phase_done[ph]);
-        }
         if (x->blas) x->api.cublasDestroy(x->blas);
         for (int m = 0; m < x->n_modules; m++)
             if (x->modules[m]) x->api.cuModuleUnload(x->modules[m]);
@@ -378,6 +427,18 @@ static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
     return 0;
 }
 
+/* A STEP_ALLREDUCE: the device address of its first element. */
+static int resolve_allreduce(CudaExec *x, const AllreduceStep *a, CudaStep *cs, const char *note, Error *err) {
+    const Program *p = x->base.program;
+    if (check_buffer(p, x, a->buf, err)) return -1;
+    const BufDesc *b = &p->bufs[a->buf];
+    if (b->dtype != KD_F32 || a->offset < 0 || a->count < 0 || a->offset > b->numel || a->count > b->numel - a->offset)
+        return error_set(err, "all-reduce step %s: elements [%lld, +%lld) of %s, which has %lld", note ? note : "?",
+                         (long long)a->offset, (long long)a->count, b->name, (long long)b->numel);
+    cs->a = x->space[b->space] + (CUdeviceptr)b->offset + (CUdeviceptr)(a->offset * 4);
+    return 0;
+}
+
 static int resolve_steps(CudaExec *x, Error *err) {
     const Program *p = x->base.program;
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
@@ -390,9 +451,8 @@ static int resolve_steps(CudaExec *x, Error *err) {
                 continue;
             }
             if (st->kind == STEP_ALLREDUCE) {
-                error_set(err, "step %s all-reduces across processes inside a phase (sync_bn), which only the CPU "
-                               "executor does so far: train with sync_bn false on the GPU", st->note ? st->note : "?");
-                return -1;
+                if (resolve_allreduce(x, &st->allreduce, cs, st->note, err)) return -1;
+                continue;
             }
             if (st->kind == STEP_GEMM) {
                 const GemmStep *g = &st->gemm;

@@ -21,17 +21,9 @@
 #include "../harness.h"
 #include "cuda_api.h"
 
-/* A kernel as render_cuda writes one: out[i] = 2 in[i], 256 elements. */
-static const char *const source =
-    "/* twice: rows, outer 256, inner 1\n"
-    " * extents: 256 256 */\n"
-    "extern \"C\" __global__ void __launch_bounds__(256) twice(RXC_GLOBAL(const float) b0_in, "
-    "RXC_GLOBAL(float) b1_out, const double *sc) {\n"
-    "    int i = (int)blockIdx.x * 256 + threadIdx.x;\n"
-    "    if (i < 256) b1_out[i] = 2.0f * b0_in[i];\n"
-    "}\n";
+#include "twice_kernel.h"
 
-enum { N = 256 };
+enum { N = TWICE_N };
 
 typedef struct Rig {
     CudaApi api;
@@ -58,7 +50,7 @@ static int rig_open(Rig *r, bool with_kernel, Error *err) {
         return -1;
     }
     for (int i = 0; i < N; i++) r->host[i] = (float)i;
-    if (with_kernel && (a->cuModuleLoadData(&r->module, source) || a->cuModuleGetFunction(&r->twice, r->module, "twice"))) {
+    if (with_kernel && (a->cuModuleLoadData(&r->module, twice_source) || a->cuModuleGetFunction(&r->twice, r->module, "twice"))) {
         error_set(err, "the test kernel does not load");
         return -1;
     }

@@ -831,9 +831,36 @@ int blas_gemm(void *h, GemmArgs g, int algo) {
                : BLAS_OK;
 }
 
+/* RXC_FAKE_GPU_DEVICES (default 1, at most 8): how many devices cuDeviceGetCount reports. All
+ * are the same CPU emulation; a process uses one. */
+int fake_devices() {
+    const char *v = getenv("RXC_FAKE_GPU_DEVICES");
+    int n = v && *v ? atoi(v) : 1;
+    return n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
 } /* namespace */
 
 extern "C" {
+
+/* For the fake NCCL (fake_nccl.cc), a separate library that finds this one
+ * with dlopen(RTLD_NOLOAD): runs `run(arg)` as an operation of stream s
+ * (recorded when s is capturing, replayed with its graph), after checking
+ * that it may read [in, in + bytes) and write [out, out + bytes) under the
+ * stream/event model, as any kernel is checked. run's non-zero result is
+ * the stream's sticky error. */
+int rxc_fake_gpu_enqueue(void *s, const char *what, uintptr_t in, uintptr_t out, size_t bytes, int (*run)(void *),
+                         void *arg) {
+    Driver *d = driver();
+    if (!s) {
+        fprintf(stderr, "fake gpu: %s on the legacy default stream, not on a stream the program created\n", what);
+        return ERR_INVALID_VALUE;
+    }
+    return issue(s, what, [=](const Ctx &c) {
+        if (int rc = touch_all(d, c, {{in, bytes, false}, {out, bytes, true}})) return rc;
+        return run(arg);
+    });
+}
 
 /* ---- driver ------------------------------------------------------------------ */
 int cuInit(unsigned) {
@@ -869,8 +896,8 @@ int cuGetErrorName(int r, const char **s) {
                                         : "CUDA_ERROR_UNKNOWN";
     return OK;
 }
-int cuDeviceGetCount(int *n) { *n = 1; return OK; }
-int cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal == 0 ? OK : ERR_INVALID_VALUE; }
+int cuDeviceGetCount(int *n) { *n = fake_devices(); return OK; }
+int cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal >= 0 && ordinal < fake_devices() ? OK : ERR_INVALID_VALUE; }
 int cuDeviceGetName(char *name, int len, int) { snprintf(name, (size_t)len, "fake GPU (CPU emulation)"); return OK; }
 int cuDeviceGetAttribute(int *v, int attrib, int) {
     *v = attrib == 75 ? 9 : attrib == 76 ? 0 : attrib == 16 ? 4 : 0;

@@ -25,3 +25,15 @@ build_fake_gpu() {
     fi
   done
 }
+
+#   build_fake_nccl DIR  DIR/cuda/lib64/libnccl.so.2 from tests/cuda/fake_nccl.cc
+#                        (for CUDA_HOME=DIR/cuda; needs build_fake_gpu's libcuda)
+build_fake_nccl() {
+  local dir=$1 lib=$1/cuda/lib64/libnccl.so.2
+  mkdir -p "$dir/cuda/lib64"
+  if [ ! "$lib" -nt tests/cuda/fake_nccl.cc ] || [ ! "$lib" -nt tests/cuda/fake_gpu.sh ]; then
+    g++ -std=c++17 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$lib.new.$$" tests/cuda/fake_nccl.cc -ldl \
+      2> "$dir/build_nccl.log" || return 1
+    mv "$lib.new.$$" "$lib"
+  fi
+}

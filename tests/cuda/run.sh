@@ -31,7 +31,9 @@ fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tenso
                   fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
                   fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
                   fake_gpu_catches_capture_waiting_on_outside_event)
-cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_check_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
+# the fake NCCL's own checks (nccl_checks.c, two processes): sums, and broken twins it must reject
+fake_nccl_cases=(fake_nccl_sums fake_nccl_wrong_stream fake_nccl_count_mismatch)
+cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_check_cases[@]} + ${#fake_nccl_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
 # GEMMs of fig3c_grouped in bf16 that cuBLAS cannot run on tensor cores (unaligned
 # pointers, leading dimensions or batch strides): none, since the CUDA target pads every operand.
 TC_INELIGIBLE_MAX=0
@@ -55,6 +57,18 @@ if [ -f "$CUDA_HOME/include/cuda.h" ] && [ -f "$CUDA_HOME/include/cublas_api.h" 
     echo '#include <cublas_api.h>'
     echo '#include <library_types.h>'
     sed -n 's/^ *RXC_\([A-Z0-9_]*\) = \(-\{0,1\}[0-9]*\),.*/_Static_assert((long)\1 == \2, "\1 != \2");/p' target/cuda/cuda_api.h
+    # nccl_api.h's (RXC_NCCL_X = v) against nccl.h, where the toolkit has it, under nccl.h's own names
+    if [ -f "$CUDA_HOME/include/nccl.h" ]; then
+      echo '#include <nccl.h>'
+      sed -n 's/^ *RXC_NCCL_\([A-Z0-9_]*\) = \([0-9]*\),.*/\1 \2/p' target/cuda/nccl_api.h | while read -r name v; do
+        case $name in
+          UNIQUE_ID_BYTES) c=NCCL_UNIQUE_ID_BYTES ;; SUCCESS) c=ncclSuccess ;; IN_PROGRESS) c=ncclInProgress ;;
+          FLOAT32) c=ncclFloat32 ;; SUM) c=ncclSum ;; GRAPH_CAPTURE_VERSION) c='NCCL_VERSION(2, 9, 0)' ;; *) c=UNKNOWN_$name ;;
+        esac
+        echo "_Static_assert((long)$c == $v, \"RXC_NCCL_$name != $v\");"
+      done
+      echo '_Static_assert(sizeof(ncclUniqueId) == 128, "ncclUniqueId");'
+    fi
   } >"$work/abi_check.c"
   n=$(grep -c _Static_assert "$work/abi_check.c")
   if cc -std=c11 -fsyntax-only -I"$CUDA_HOME/include" "$work/abi_check.c" 2>"$work/abi_check.log" && [ "$n" -gt 10 ]; then
@@ -114,6 +128,33 @@ if build_fake_gpu "$fake" &&
 else
   for c in "${fake_check_cases[@]}"; do
     fail "$c" "the fake GPU or fake_checks.c does not build: $(head -c 500 "$fake/build.log" "$work/fake_checks_build.log" 2>/dev/null)"
+  done
+  status_units=1
+fi
+
+# The fake NCCL (fake_nccl.cc) on two processes, each with the fake GPU: an
+# all-reduce after a kernel on the compute stream sums (directly and in a
+# replayed graph); one on the copy stream with no event wait, and one whose
+# count differs between the ranks, must fail on both ranks.
+if build_fake_gpu "$fake" && build_fake_nccl "$fake" &&
+   cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Itarget/cuda -I. -o "$work/nccl_checks" \
+      tests/cuda/nccl_checks.c target/cuda/cuda_api.c target/cuda/nccl_api.c compiler/error.c -ldl \
+      2>"$work/nccl_checks_build.log"; then
+  for scenario in sums wrong_stream count_mismatch; do
+    rm -f "$work/nccl_id_$scenario"
+    for r in 0 1; do
+      fake_checks_env RXC_FAKE_NCCL_TIMEOUT=20 timeout 120 "$work/nccl_checks" "$scenario" $r "$work/nccl_id_$scenario" \
+        >"$work/nccl_checks_$scenario.$r.out" 2>"$work/nccl_checks_$scenario.$r.log" &
+    done
+    wait
+    out=$(cat "$work/nccl_checks_$scenario.0.out")
+    echo "${out:-FAIL fake_nccl_$scenario: no result: $(tail -c 300 "$work/nccl_checks_$scenario".*.log)}"
+    case "$out" in PASS*) ;; *) status_units=1 ;; esac
+    grep -h -m1 "does not match\|no event wait" "$work/nccl_checks_$scenario".*.log | head -1 | sed 's/^/  /'
+  done
+else
+  for c in "${fake_nccl_cases[@]}"; do
+    fail "$c" "the fake NCCL or nccl_checks.c does not build: $(head -c 500 "$fake/build_nccl.log" "$work/nccl_checks_build.log" 2>/dev/null)"
   done
   status_units=1
 fi

@@ -22,11 +22,20 @@
 #                 the silent rank, and mpirun the job; last.safetensors intact
 #   launch        --distributed on without a launcher, and a launch whose
 #                 libmpi cannot be loaded, are clear errors (exit 2)
+#   GPU + NCCL    the GPU executor on the fake GPU (tests/cuda/fake_gpu.cc)
+#                 with the fake NCCL (fake_nccl.cc: every all-reduce matched
+#                 across the ranks, ordered on the compute stream, summed):
+#                 2 ranks equal 1 rank at the global batch after 3 AdamW
+#                 steps, with several gradient buckets inside the backward
+#                 graph, and with gradient accumulation (accum 2: only the
+#                 last micro-batch's backward reduces, its own graph); sync_bn on the device against float64 PyTorch; an
+#                 NCCL older than 2.9 runs the collectives outside graphs with
+#                 the same result; a missing libnccl is a clear error
 # Open MPI comes from `make setup` (openmpi-bin, libopenmpi-dev).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-cases 14
+cases 19
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 export RXC_CACHE_DIR="${RXC_CACHE_DIR:-$PWD/build/test-cache}" OMP_NUM_THREADS=1
@@ -35,7 +44,9 @@ trap 'rm -rf "$T"' EXIT
 ALL=(step_2ranks_equal_1rank step_batch_not_divisible step_distributed_off step_ddp_per_rank_bn step_sync_bn_equals_1rank
      train_accuracy_2ranks
      train_rank0_prints train_checkpoint_format train_resume_on_1rank train_batch_not_divisible
-     rank_killed_ends_job rank_stopped_ends_job launch_on_without_launcher launch_without_libmpi)
+     rank_killed_ends_job rank_stopped_ends_job launch_on_without_launcher launch_without_libmpi
+     gpu_nccl_2ranks_equal_1rank gpu_nccl_sync_bn_equals_1rank gpu_nccl_old_version_outside_graph
+     gpu_nccl_missing_is_clear_error gpu_nccl_accumulation)
 if ! command -v mpirun > /dev/null; then
   skip_each "no mpirun (make setup installs openmpi-bin and libopenmpi-dev)" "${ALL[@]}"
   exit 0
@@ -141,6 +152,77 @@ else
     "ok "*) pass step_sync_bn_equals_1rank "${res#ok }" ;;
     *) fail step_sync_bn_equals_1rank "$res" ;;
   esac
+fi
+
+# ---- the GPU executor with NCCL, on the fake GPU and the fake NCCL ----------------------
+. tests/cuda/fake_gpu.sh
+GPU_CASES=(gpu_nccl_2ranks_equal_1rank gpu_nccl_sync_bn_equals_1rank gpu_nccl_old_version_outside_graph
+           gpu_nccl_missing_is_clear_error gpu_nccl_accumulation)
+fake="$PWD/build/test-dist/fakegpu"
+if ! build_fake_gpu "$fake" || ! build_fake_nccl "$fake"; then
+  for c in "${GPU_CASES[@]}"; do fail "$c" "the fake GPU or NCCL does not build: $(head -c 400 "$fake"/build*.log)"; done
+else
+  FAKE_ENV=(LD_LIBRARY_PATH="$fake" CUDA_HOME="$fake/cuda" RXC_FAKE_GPU_EMU_INCLUDE="$PWD/tests/emu" RXC_FAKE_GPU_DIR="$fake"
+            RXC_FAKE_GPU_VERBOSE=1 RXC_FAKE_NCCL_TIMEOUT=20)
+  GMPI=("${MPI[@]}")
+  for v in "${FAKE_ENV[@]}"; do GMPI+=(-x "$v"); done
+  GSTEP=("$T/nobn.net" --batch "$T/b8.safetensors" --steps 3 --device cuda --set precision=fp32)
+  env "${FAKE_ENV[@]}" "$RXC" step "${GSTEP[@]}" --out "$T/g1.safetensors" > "$T/g1.log" 2>&1
+  rc1=$?
+  # buckets of 500 bytes: several all-reduces between backward's steps; two fake GPUs, one per rank
+  "${GMPI[@]}" -x RXC_BUCKET_MB=0.0005 -x RXC_FAKE_GPU_DEVICES=2 -x RXC_VERBOSE=1 "$RXC" step "${GSTEP[@]}" \
+    --out "$T/g2.safetensors" > "$T/g2.log" 2>&1
+  rc2=$?
+  gpus=$(grep -c "rank 0 of 2 joined NCCL on cuda:0\|rank 1 of 2 joined NCCL on cuda:1" "$T/g2.log")
+  nb=$(sed -n 's/.*gradients summed on the GPU in \([0-9]*\) buckets.*inside the CUDA graph.*/\1/p' "$T/g2.log")
+  hz=$(grep -c ' 0 hazards' "$T/g2.log")
+  if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
+    fail gpu_nccl_2ranks_equal_1rank "exit $rc1/$rc2: $(tail -c 600 "$T/g1.log" "$T/g2.log" | tr '\n' ' ')"
+  else
+    bad=$(compare "$T/g1.safetensors" "$T/g2.safetensors" 1e-5 1e-6)
+    if [ -n "$bad" ]; then fail gpu_nccl_2ranks_equal_1rank "$bad"
+    elif [ "${nb:-0}" -lt 2 ] || [ "$hz" -ne 2 ] || [ "$gpus" -ne 2 ]; then
+      fail gpu_nccl_2ranks_equal_1rank "expected several buckets inside the graph, no hazards, rank r on cuda:r: $(grep 'NCCL\|fake' "$T/g2.log" | head -5 | tr '\n' ' ')"
+    else pass gpu_nccl_2ranks_equal_1rank "$nb buckets per backward inside the CUDA graph, rank r on cuda:r; within 1e-5 relative"; fi
+  fi
+
+  if [ ! -f "$T/ddp/full64.safetensors" ]; then
+    fail gpu_nccl_sync_bn_equals_1rank "no float64 reference: $(tail -c 300 "$T/ddp.log")"
+  elif ! env "${FAKE_ENV[@]}" "$RXC" step "${STEP_DDP[@]}" --device cuda --set precision=fp32 \
+         --out "$T/ddp/gone.safetensors" > "$T/gsync.log" 2>&1 ||
+       ! "${GMPI[@]}" "$RXC" step "${STEP_DDP[@]}" --device cuda --set precision=fp32 --set sync_bn=true \
+         --out "$T/ddp/gsync.safetensors" >> "$T/gsync.log" 2>&1; then
+    fail gpu_nccl_sync_bn_equals_1rank "rxc step failed: $(tail -c 600 "$T/gsync.log" | tr '\n' ' ')"
+  else
+    res=$("$PYTHON" tests/dist/ddp_ref.py check_sync "$T/ddp" "$T/ddp/gone.safetensors" "$T/ddp/gsync.safetensors" 2>&1)
+    case "$res" in
+      "ok "*) pass gpu_nccl_sync_bn_equals_1rank "${res#ok }" ;;
+      *) fail gpu_nccl_sync_bn_equals_1rank "$res" ;;
+    esac
+  fi
+
+  # accum 2: 2 micro-batches per step; the first backward of each step must not reduce
+  env "${FAKE_ENV[@]}" "$RXC" step "${GSTEP[@]}" --set accum=2 --out "$T/ga1.safetensors" > "$T/ga1.log" 2>&1 &&
+    "${GMPI[@]}" "$RXC" step "${GSTEP[@]}" --set accum=2 --out "$T/ga2.safetensors" > "$T/ga2.log" 2>&1
+  rc=$?
+  if [ $rc -ne 0 ]; then fail gpu_nccl_accumulation "exit $rc: $(tail -c 500 "$T/ga1.log" "$T/ga2.log" | tr '\n' ' ')"
+  else
+    bad=$(compare "$T/ga1.safetensors" "$T/ga2.safetensors" 1e-5 1e-6)
+    [ -z "$bad" ] && pass gpu_nccl_accumulation "accum 2, 3 steps: 2 ranks equal 1 rank within 1e-5 relative" \
+                  || fail gpu_nccl_accumulation "$bad"
+  fi
+
+  "${GMPI[@]}" -x RXC_FAKE_NCCL_VERSION=20803 "$RXC" step "${GSTEP[@]}" --out "$T/g3.safetensors" > "$T/g3.log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ] && grep -q "outside CUDA graphs" "$T/g3.log" && [ -z "$(compare "$T/g2.safetensors" "$T/g3.safetensors" 0 0)" ]; then
+    pass gpu_nccl_old_version_outside_graph "NCCL 2.8: no graph around the all-reduces, the same parameters"
+  else fail gpu_nccl_old_version_outside_graph "exit $rc: $(tail -c 500 "$T/g3.log" | tr '\n' ' ')"; fi
+
+  "${GMPI[@]}" -x RXC_NCCL_LIB=/nonexistent/libnccl.so.2 "$RXC" step "${GSTEP[@]}" --out "$T/g4.safetensors" > "$T/g4.log" 2>&1
+  rc=$?
+  if [ $rc -ne 0 ] && grep -q "NCCL (libnccl.so.2) not found; tried /nonexistent/libnccl.so.2" "$T/g4.log"; then
+    pass gpu_nccl_missing_is_clear_error
+  else fail gpu_nccl_missing_is_clear_error "exit $rc: $(tail -c 500 "$T/g4.log" | tr '\n' ' ')"; fi
 fi
 
 # ---- rxc train -----------------------------------------------------------------------

@@ -1,13 +1,19 @@
 /*
  * probe.c — says whether this machine can run the GPU tests: prints
  * "gpu sm_XX NAME" and exits 0, or prints the reason there is no usable GPU
- * (target/cuda/cuda_api.c's cuda_available) and exits 1.
+ * (target/cuda/cuda_api.c's cuda_available) and exits 1. `probe count`
+ * prints how many CUDA devices the driver sees.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda_api.h"
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "count")) {
+        printf("%d\n", cuda_device_count());
+        return 0;
+    }
     Error why = {0};
     if (!cuda_available(&why)) {
         printf("%s\n", why.msg);

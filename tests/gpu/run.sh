@@ -24,6 +24,10 @@
 #                             counted by launch_counter.c in front of libcuda, at
 #                             least once per phase of steps 2 and 3 (6)
 #   gpu_bf16_vs_fp32          one step in bf16 against fp32 on the GPU within 5e-2
+#   gpu_2gpu_nccl             with 2 or more GPUs and mpirun: 3 steps of tiny_resnext.net
+#                             (sync_bn, fp32) on 2 ranks, one GPU each, gradients and
+#                             BatchNorm sums over NCCL inside the CUDA graphs, against 1
+#                             rank on the whole batch of 32 (1e-3); skipped below 2 GPUs
 # The bf16 cases skip only on a device older than sm_80 (no bf16 tensor cores).
 # GPU_CASES (a subset of the case names) and GPU_TINY_STEPS (200) exist for
 # dry runs of this script on tests/cuda's fake GPU (LD_LIBRARY_PATH and
@@ -36,7 +40,7 @@ PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 work=build/test-gpu
 mkdir -p "$work"
-gpu_cases="${GPU_CASES:-gpu_ops gpu_resnext50_grad_64px gpu_resnext50_grad_64px_bf16 gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32}"
+gpu_cases="${GPU_CASES:-gpu_ops gpu_resnext50_grad_64px gpu_resnext50_grad_64px_bf16 gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32 gpu_2gpu_nccl}"
 # `tests/run_all.sh gpu CASE`: only that case's group runs (check_ops.py picks the op)
 case "${RXC_TEST_CASE:-}" in
   "") ;;
@@ -184,5 +188,25 @@ elif step cuda "$work/bf16.safetensors" "$work/tiny_batch.safetensors" models/ti
   "$PYTHON" tests/gpu/compare.py step "$work/fp32.safetensors" "$work/bf16.safetensors" gpu_bf16_vs_fp32 5e-2 || status=1
 else
   echo "FAIL gpu_bf16_vs_fp32: $(tail -c 800 "$work"/bf16.safetensors.log "$work"/fp32.safetensors.log | tr '\n' ' ')"; status=1
+fi
+
+# two GPUs, one rank each, NCCL between them, against one GPU on the whole batch
+gpus=$("$work/probe" count)
+tiny=("$work/tiny_batch.safetensors" models/tiny_resnext.net --steps 3 --set precision=fp32 --set sync_bn=true)
+if ! want gpu_2gpu_nccl; then :
+elif [ "${gpus:-0}" -lt 2 ]; then
+  echo "SKIP gpu_2gpu_nccl: no GPU pair here (${gpus:-0} GPU; the case needs 2)"
+elif ! command -v mpirun >/dev/null; then
+  echo "SKIP gpu_2gpu_nccl: no mpirun (make setup installs openmpi-bin)"
+elif pass_env=(); for v in RXC_CACHE_DIR LD_LIBRARY_PATH CUDA_HOME; do [ -n "${!v:-}" ] && pass_env+=(-x "$v"); done
+     step cuda "$work/nccl_1.safetensors" "${tiny[@]}" &&
+     mpirun --allow-run-as-root --oversubscribe -np 2 "${pass_env[@]}" \
+       "$RXC" step "${tiny[1]}" --batch "${tiny[0]}" --device cuda --out "$work/nccl_2.safetensors" "${tiny[@]:2}" \
+       >"$work/nccl_2.safetensors.log" 2>&1 &&
+     grep -q "NCCL .* 2 ranks, gradients summed on the GPU" "$work/nccl_2.safetensors.log"; then
+  grep -m1 "NCCL" "$work/nccl_2.safetensors.log" | sed 's/^/  /'
+  "$PYTHON" tests/gpu/compare.py step "$work/nccl_1.safetensors" "$work/nccl_2.safetensors" gpu_2gpu_nccl 1e-3 || status=1
+else
+  echo "FAIL gpu_2gpu_nccl: $(tail -c 800 "$work"/nccl_[12].safetensors.log | tr '\n' ' ')"; status=1
 fi
 exit $status
