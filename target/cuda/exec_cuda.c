@@ -21,7 +21,9 @@
  * read from pinned host memory when the graph executes, so a replay sees
  * the step's values. A capture that fails is an error (a GPU that cannot
  * replay graphs would silently run slower); RXC_NO_GRAPH=1 (or the older
- * RXC_CUDA_GRAPHS=0) turns graphs off on purpose.
+ * RXC_CUDA_GRAPHS=0) turns graphs off on purpose. RXC_PROFILE
+ * (profile_cuda.h) times the steps of a few training steps with events,
+ * holding graphs back until its report is out.
  *
  * Direct convolutions. A STEP_CONV launches conv_cuda.c's kernel for its
  * (pass, geometry), rendered into the same module; the weight gradient's
@@ -46,6 +48,7 @@
 #include "exec_cuda.h"
 #include "nvrtc_compile.h"
 #include "executor.h"
+#include "profile_cuda.h"
 #include "render_cuda.h"
 #include "util.h"
 
@@ -94,6 +97,7 @@ typedef struct CudaExec {
     int runs[PHASE_COUNT];
     bool use_graphs;
     CUgraphExec graph[PHASE_COUNT];
+    CudaProfile *profile;           /* RXC_PROFILE, else NULL */
 } CudaExec;
 
 static bool is_staged(BufSpace s) { return s == SPACE_INPUT || s == SPACE_LABELS; }
@@ -139,8 +143,9 @@ static int run_gemm(CudaExec *x, const GemmStep *g, const CudaStep *s, Error *er
     return 0;
 }
 
-/* Everything one run of a phase enqueues: scalars, staged input, steps. */
-static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
+/* Everything one run of a phase enqueues: scalars, staged input, steps;
+ * when timed, RXC_PROFILE's events between the steps. */
+static int enqueue_phase(CudaExec *x, Phase ph, bool timed, Error *err) {
     const Program *p = x->base.program;
     CU_TRY(x, cuMemcpyHtoDAsync(x->sc_dev[ph], x->sc_host + (size_t)ph * SC_COUNT, SC_COUNT * sizeof(double), x->stream));
     if (ph == PHASE_FORWARD_TRAIN || ph == PHASE_FORWARD_EVAL)
@@ -149,6 +154,7 @@ static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
                 CU_TRY(x, cuMemcpyDtoDAsync(x->space[s], x->landing[s], (size_t)x->space_bytes[s], x->stream));
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
+        if (timed && cuda_profile_mark(x->profile, ph, i, x->stream, err)) return -1;
         int rc = st->kind == STEP_GEMM ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
                                        : launch_kernel(x, &x->steps[ph][i], err);
         if (rc) {
@@ -157,13 +163,13 @@ static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
                                 st->note ? st->note : "");
         }
     }
-    return 0;
+    return timed ? cuda_profile_mark(x->profile, ph, p->n_steps[ph], x->stream, err) : 0;
 }
 
 static int capture_phase(CudaExec *x, Phase ph, Error *err) {
     CUgraph g = NULL;
     CU_TRY(x, cuStreamBeginCapture(x->stream, RXC_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    int rc = enqueue_phase(x, ph, err);
+    int rc = enqueue_phase(x, ph, false, err);
     CUresult r = x->api.cuStreamEndCapture(x->stream, &g);
     if (rc) {
         if (g) x->api.cuGraphDestroy(g);
@@ -199,14 +205,15 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
         x->staged_pending = false;
     }
     int n = x->runs[ph]++;
-    if (x->use_graphs && n >= 1 && !x->graph[ph] && capture_phase(x, ph, err) != 0)
+    bool timed = cuda_profile_times(x->profile, ph, n);
+    if (x->use_graphs && !cuda_profile_pending(x->profile) && n >= 1 && !x->graph[ph] && capture_phase(x, ph, err) != 0)
         return error_prefix(err, "capturing the %s phase as a CUDA graph failed (RXC_NO_GRAPH=1 runs without graphs)",
                             phase_name(ph));
     if (x->graph[ph]) CU_TRY(x, cuGraphLaunch(x->graph[ph], x->stream));
-    else if (enqueue_phase(x, ph, err)) return -1;
+    else if (enqueue_phase(x, ph, timed, err)) return -1;
     CU_TRY(x, cuEventRecord(x->phase_done[ph], x->stream));
     if (forward) CU_TRY(x, cuEventRecord(x->landing_free, x->stream));
-    return 0;
+    return timed ? cuda_profile_collect(x->profile, ph, x->tf32, err) : 0;
 }
 
 /* ---- host <-> device ------------------------------------------------------------ */
@@ -285,6 +292,7 @@ static void cuda_free(Executor *e) {
         x->api.cuCtxSetCurrent(x->ctx);
         if (x->stream) x->api.cuStreamSynchronize(x->stream);
         if (x->copy_stream) x->api.cuStreamSynchronize(x->copy_stream);
+        cuda_profile_close(x->profile, x->tf32);
         for (int ph = 0; ph < PHASE_COUNT; ph++) {
             if (x->graph[ph]) x->api.cuGraphExecDestroy(x->graph[ph]);
             if (x->phase_done[ph]) x->api.cuEventDestroy(x->phase_done[ph]);
@@ -600,6 +608,7 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     apply_tf32(x, false);
     const char *no_graph = getenv("RXC_NO_GRAPH"), *graphs = getenv("RXC_CUDA_GRAPHS");
     x->use_graphs = !(no_graph && *no_graph && strcmp(no_graph, "0")) && !(graphs && !strcmp(graphs, "0"));
+    if (cuda_profile_open(&x->profile, &x->api, p, x->name, devname, sm, err)) return -1;
     return resolve_steps(x, err);
 }
 
