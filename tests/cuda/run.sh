@@ -191,7 +191,7 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
     echo "FAIL exec_cuda_bf16_weight_copy_init: $(tail -c 1500 "$work/fb_init.log" | tr '\n' ' ')"; status_units=1
   fi
   fake_first_run_checks || status_units=1
-  fake_profile_check || status_units=1
+  profile_case exec_cuda_profile_against_cost_model "$work" "${fake_env[@]}" || status_units=1
   # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
   fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft.st" >"$work/ft.log" 2>&1
   tf32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft.log" | sort -n | tail -1)
