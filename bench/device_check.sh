@@ -2,7 +2,8 @@
 # bench/device_check.sh — the one script to run when a GPU is lent: builds
 # rxc, runs tests/gpu (the CUDA executor against the CPU, every op and the
 # seed model's gradients), then bench/gpu.sh (rxc against PyTorch: the step,
-# memory, NVRTC compile time, whole epochs from JPEG files), within about
+# memory, NVRTC compile time, whole epochs from JPEG files, RXC_PROFILE's
+# table of every kernel against the cost model, kept in $OUT), within about
 # 9 minutes in all. Logs go to $OUT when it is set (the device tool's
 # return folder), else build/device-check/.
 #   bench/device_check.sh [TESTS_SECONDS]     (default 200 for tests/gpu)
@@ -23,3 +24,5 @@ grep '^FAIL' "$out/tests_gpu.log" | head -20
 timeout 420 bash bench/gpu.sh >"$out/bench_gpu.log" 2>&1
 echo "bench/gpu.sh: rc $? after $((SECONDS - start)) s"
 cat "$out/bench_gpu.log"
+# RXC_PROFILE's whole table (bench/gpu.sh prints its top rows): measured against the cost model
+cp build/bench-gpu/profile.txt build/bench-gpu/profile.jsonl "$out/" 2>/dev/null || echo "no RXC_PROFILE table"

@@ -22,6 +22,10 @@
 #   ranks (one per GPU, up to 8) of data-parallel `rxc step` with NCCL, each
 #   rank at the first batch size and bf16 (global batch N x that), its
 #   throughput and scaling efficiency against N x the one-GPU row.
+#   RXC_PROFILE's table (the first batch size, bf16): every kernel and library
+#   call of a training step timed with CUDA events against the cost model's
+#   time, the 15 that lose the most time printed, the rest in
+#   build/bench-gpu/profile.txt and profile.jsonl.
 # Usage: bench/gpu.sh [RXC]      (needs a GPU; prints why not otherwise)
 # BENCH_MODEL, BENCH_SIZE, BENCH_BATCHES, BENCH_STEPS ("K1 K2"),
 # BENCH_EPOCH_IMAGES (3200), BENCH_EPOCHS (2) change the workload, e.g. for
@@ -31,6 +35,7 @@ cd "$(dirname "$0")/.."
 RXC="${1:-${RXC:-./rxc}}"
 PYTHON="${PYTHON:-python3}"
 command -v "$PYTHON" >/dev/null || PYTHON=/usr/bin/python3
+export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"   # tests/gpu/compare.py imports tests/harness.py
 work=build/bench-gpu
 mkdir -p "$work"
 BUDGET=240          # seconds for the step rows; later items are skipped (and say so) past it
@@ -118,6 +123,21 @@ if [ "${gpus:-1}" -gt 1 ] && command -v mpirun >/dev/null; then
     fi
   else multi_row="$n GPUs: skipped (time budget)"; fi
 fi
+# RXC_PROFILE: every step of 3 training steps (after a first) timed with CUDA events, direct launches,
+# against the cost model; the whole table in $work/profile.txt, JSON lines in $work/profile.jsonl
+profile_b=${BATCHES%% *}
+profile_note="skipped (time budget)"
+if left; then
+  rm -f "$work/profile.jsonl"
+  if RXC_PROFILE=1 RXC_PROFILE_STEPS=3 RXC_PROFILE_JSON="$work/profile.jsonl" "$RXC" step "$MODEL" \
+       --batch "$work/batch$profile_b.safetensors" --device cuda --set classes=10 --set "input=3x${SIZE}x${SIZE}" \
+       --set precision=bf16 --steps 4 --out "$work/o_profile.safetensors" >"$work/profile.txt" 2>&1; then
+    profile_note=$(grep '^totals: ' "$work/profile.txt" | head -1)
+  else
+    profile_note="n/a: $(grep -v '^ ' "$work/profile.txt" | tail -1 | cut -c1-150)"
+  fi
+fi
+
 declare -A tips tmem
 for mode in eager compile; do
   for b in $BATCHES; do
@@ -179,5 +199,16 @@ echo "NVRTC ($(basename "$MODEL" .net), batch $big): cold ${nvrtc_cold} s, warm 
 echo "memory goal: rxc peak <= 0.6x PyTorch's (peak MiB is the whole process as nvidia-smi sees it;"
 echo "torch MiB is torch.cuda.max_memory_reserved, eager bf16)"
 echo "PyTorch runs are the seed's ResNeXt-50 32x4d (bench/gpu_torch.py), channels_last, bf16 autocast, AdamW and label smoothing 0.1 as the .net file."
+echo
+echo "RXC_PROFILE (batch $profile_b, bf16, rxc step's program; measured with CUDA events, direct launches; model: the cost model):"
+if [ -s "$work/profile.jsonl" ]; then
+  grep -m4 '^rxc profile:\|^  timed runs\|^  model:\|^  note:' "$work/profile.txt" | sed 's/^/  /'
+  echo "  ${profile_note}"
+  echo "  the 15 entries that lose the most time (all in $work/profile.txt, JSON lines in $work/profile.jsonl):"
+  grep -A15 '^phase    step' "$work/profile.txt" | sed 's/^/  /'
+  grep '^  forward  measured\|^  backward measured\|^  update   measured' "$work/profile.txt" | sed 's/^/  /'
+else
+  echo "  ${profile_note}"
+fi
 for n in "${notes[@]}"; do echo "note: $n"; done
 echo "total time: ${SECONDS} s"

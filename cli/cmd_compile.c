@@ -168,9 +168,6 @@ static int print_kernels(const Program *p, const CudaLaunch *ls, const ConvCudaS
 
 /* ---- --estimate: the cost model of one training step ---------------------------- */
 
-static const char *const phase_keys[PHASE_COUNT] = {"forward", "backward", "update", "eval"};
-static const char *const conv_pass_names[] = {"forward", "data-grad", "weight-grad"};
-
 typedef struct EstimateRow {
     Phase phase;
     int index;
@@ -183,14 +180,6 @@ typedef struct EstimateTotals {
     double flops, bytes, seconds, matmul_flops, tensor_flops;
     int launches;
 } EstimateTotals;
-
-static char *row_name(const Program *p, const Step *s) {
-    if (s->kind == STEP_KERNEL) return xstrdup(p->module->kernels[s->kernel]->name);
-    if (s->kind == STEP_CONV) return xasprintf("conv %s", conv_pass_names[s->conv.pass]);
-    const GemmStep *g = &s->gemm;
-    if (g->batch > 1) return xasprintf("gemm %dx%dx%d x%d", g->m, g->n, g->k, g->batch);
-    return xasprintf("gemm %dx%dx%d", g->m, g->n, g->k);
-}
 
 static int by_time(const void *a, const void *b) {
     double x = ((const EstimateRow *)a)->e.seconds, y = ((const EstimateRow *)b)->e.seconds;
@@ -208,7 +197,7 @@ static EstimateRow *estimate_rows(const Program *p, const GpuSpec *gpu, bool tf3
         for (int i = 0; i < p->n_steps[phases[q]]; i++) {
             const Step *s = &p->steps[phases[q]][i];
             EstimateRow *r = &rows[(*n)++];
-            *r = (EstimateRow){phases[q], i, s, row_name(p, s), gpu_estimate_step(gpu, p, s, tf32)};
+            *r = (EstimateRow){phases[q], i, s, gpu_step_label(p, s), gpu_estimate_step(gpu, p, s, tf32)};
             t->flops += r->e.cost.flops;
             t->bytes += r->e.cost.bytes_read + r->e.cost.bytes_written;
             t->seconds += r->e.seconds;
@@ -234,7 +223,7 @@ static void print_estimate_text(const char *file, const Program *p, const char *
     for (int i = 0; i < n; i++) {
         const EstimateRow *r = &rows[i];
         const char *note = r->step->note ? r->step->note : "";
-        printf("%-8s %4d  %-40s %10.1f %10.2f %10.2f %3s %2d %9.2f  %.60s\n", phase_keys[r->phase], r->index, r->name,
+        printf("%-8s %4d  %-40s %10.1f %10.2f %10.2f %3s %2d %9.2f  %.60s\n", gpu_phase_key(r->phase), r->index, r->name,
                r->e.cost.flops / 1e6, r->e.cost.bytes_read / 1e6, r->e.cost.bytes_written / 1e6,
                r->e.cost.math != COST_MATH_SCALAR ? "yes" : "no", r->e.launches, r->e.seconds * 1e6, note);
     }
@@ -264,9 +253,9 @@ static void print_estimate_json(const char *file, const Program *p, const char *
     for (int i = 0; i < n; i++) {
         const EstimateRow *r = &rows[i];
         cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "phase", phase_keys[r->phase]);
+        cJSON_AddStringToObject(s, "phase", gpu_phase_key(r->phase));
         cJSON_AddNumberToObject(s, "index", r->index);
-        cJSON_AddStringToObject(s, "kind", r->step->kind == STEP_KERNEL ? "kernel" : r->step->kind == STEP_GEMM ? "gemm" : "conv");
+        cJSON_AddStringToObject(s, "kind", gpu_step_kind(r->step));
         cJSON_AddStringToObject(s, "name", r->name);
         cJSON_AddStringToObject(s, "note", r->step->note ? r->step->note : "");
         cJSON_AddNumberToObject(s, "flops", r->e.cost.flops);

@@ -6,6 +6,10 @@
 #                           that the count stays what the suite declared
 #   count_files GLOB...     how many of the given paths exist (for counts that
 #                           follow the repository's files, e.g. models/*.net)
+#   run_until PATTERN LOG COMMAND...   runs COMMAND (an executable, so that $!
+#                           is its process) in the background, output to LOG,
+#                           until a line of LOG matches PATTERN (grep) or it
+#                           exits (300 s at most), then stops it
 # It also puts tests/ on PYTHONPATH, so that Python checkers `import harness`,
 # and names in RXC_TEST_DATA the test data that `make setup` (scripts/setup.sh)
 # unpacks: china.jpg, flower.jpg and digits.csv.gz. No suite fetches anything.
@@ -25,4 +29,17 @@ count_files() {
   local n=0 f
   for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done
   echo "$n"
+}
+run_until() {
+  local pattern=$1 log=$2 i pid
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  for i in $(seq 600); do
+    grep -q "$pattern" "$log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
 }

@@ -103,6 +103,9 @@ static int load_driver(CudaApi *api, Error *err) {
     RESOLVE(api->libcuda, l, cuEventRecord, "cuEventRecord");
     RESOLVE(api->libcuda, l, cuEventSynchronize, "cuEventSynchronize");
     RESOLVE(api->libcuda, l, cuEventDestroy, "cuEventDestroy_v2");
+    /* cuda.h maps cuEventElapsedTime to _v2 from CUDA 12.8; older drivers have the plain name only */
+    *(void **)&api->cuEventElapsedTime = dlsym(api->libcuda, "cuEventElapsedTime_v2");
+    if (!api->cuEventElapsedTime) RESOLVE(api->libcuda, l, cuEventElapsedTime, "cuEventElapsedTime");
     RESOLVE(api->libcuda, l, cuStreamBeginCapture, "cuStreamBeginCapture_v2");
     RESOLVE(api->libcuda, l, cuStreamEndCapture, "cuStreamEndCapture");
     RESOLVE(api->libcuda, l, cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");

@@ -42,6 +42,8 @@ typedef struct cublasContext *cublasHandle_t;
 enum {
     RXC_CUDA_ERROR_STUB_LIBRARY = 34,
     RXC_CUDA_ERROR_NO_DEVICE = 100,
+    RXC_CUDA_ERROR_INVALID_HANDLE = 400,
+    RXC_CUDA_ERROR_NOT_READY = 600,
     RXC_CUBLAS_STATUS_NOT_INITIALIZED = 1,
     RXC_CUBLAS_STATUS_ALLOC_FAILED = 3,
     RXC_CUBLAS_STATUS_INVALID_VALUE = 7,
@@ -117,6 +119,7 @@ typedef struct CudaApi {
     CUresult (*cuEventRecord)(CUevent e, CUstream s);
     CUresult (*cuEventSynchronize)(CUevent e);
     CUresult (*cuEventDestroy)(CUevent e);
+    CUresult (*cuEventElapsedTime)(float *ms, CUevent start, CUevent end); /* _v2 where the driver has it */
     CUresult (*cuStreamBeginCapture)(CUstream s, int mode);
     CUresult (*cuStreamEndCapture)(CUstream s, CUgraph *g);
     CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *ge, CUgraph g, unsigned long long flags);

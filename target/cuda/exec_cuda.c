@@ -21,7 +21,9 @@
  * read from pinned host memory when the graph executes, so a replay sees
  * the step's values. A capture that fails is an error (a GPU that cannot
  * replay graphs would silently run slower); RXC_NO_GRAPH=1 (or the older
- * RXC_CUDA_GRAPHS=0) turns graphs off on purpose.
+ * RXC_CUDA_GRAPHS=0) turns graphs off on purpose. RXC_PROFILE
+ * (profile_cuda.h) times the steps of a few training steps with events,
+ * holding graphs back until its report is out.
  *
  * Direct convolutions. A STEP_CONV launches conv_cuda.c's kernel for its
  * (pass, geometry), rendered into the same module; the weight gradient's
@@ -52,6 +54,7 @@
 #include "exec_cuda_nccl.h"
 #include "nvrtc_compile.h"
 #include "executor.h"
+#include "profile_cuda.h"
 #include "render_cuda.h"
 #include "util.h"
 
@@ -103,6 +106,7 @@ typedef struct CudaExec {
     bool use_graphs;
     CUgraphExec graph[SLOTS];
     CudaCollectives coll;           /* NCCL, in a data-parallel run */
+    CudaProfile *profile;           /* RXC_PROFILE, else NULL */
 } CudaExec;
 
 static bool is_staged(BufSpace s) { return s == SPACE_INPUT || s == SPACE_LABELS; }
@@ -156,9 +160,10 @@ static int enqueue_allreduce(CudaExec *x, const AllreduceStep *a, const CudaStep
     return cuda_coll_sum(&x->coll, s->a, a->count, x->stream, err);
 }
 
-/* Everything one run of a phase enqueues: scalars, staged input, steps, and
- * when `reduce` the gradient buckets' all-reduces between the steps. */
-static int enqueue_phase(CudaExec *x, Phase ph, bool reduce, Error *err) {
+/* Everything one run of a phase enqueues: scalars, staged input, steps;
+ * when `reduce`, the gradient buckets' all-reduces between the steps; when
+ * `timed`, RXC_PROFILE's events between the steps. */
+static int enqueue_phase(CudaExec *x, Phase ph, bool reduce, bool timed, Error *err) {
     const Program *p = x->base.program;
     CU_TRY(x, cuMemcpyHtoDAsync(x->sc_dev[ph], x->sc_host + (size_t)ph * SC_COUNT, SC_COUNT * sizeof(double), x->stream));
     if (ph == PHASE_FORWARD_TRAIN || ph == PHASE_FORWARD_EVAL)
@@ -168,19 +173,20 @@ static int enqueue_phase(CudaExec *x, Phase ph, bool reduce, Error *err) {
     if (reduce && cuda_coll_after_step(&x->coll, -1, x->space[SPACE_GRADS], x->stream, err)) return -1;
     for (int i = 0; i < p->n_steps[ph]; i++) {
         const Step *st = &p->steps[ph][i];
+        if (timed && cuda_profile_mark(x->profile, ph, i, x->stream, err)) return -1;
         int rc = st->kind == STEP_GEMM        ? run_gemm(x, &st->gemm, &x->steps[ph][i], err)
                  : st->kind == STEP_ALLREDUCE ? enqueue_allreduce(x, &st->allreduce, &x->steps[ph][i], err)
                                               : launch_kernel(x, &x->steps[ph][i], err);
         if (rc == 0 && reduce) rc = cuda_coll_after_step(&x->coll, i, x->space[SPACE_GRADS], x->stream, err);
         if (rc) return error_append(err, " (step %d of %s: %s)", i, phase_name(ph), st->note ? st->note : "");
     }
-    return 0;
+    return timed ? cuda_profile_mark(x->profile, ph, p->n_steps[ph], x->stream, err) : 0;
 }
 
 static int capture_phase(CudaExec *x, Phase ph, bool reduce, CUgraphExec *out, Error *err) {
     CUgraph g = NULL;
     CU_TRY(x, cuStreamBeginCapture(x->stream, RXC_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    int rc = enqueue_phase(x, ph, reduce, err);
+    int rc = enqueue_phase(x, ph, reduce, false, err);
     CUresult r = x->api.cuStreamEndCapture(x->stream, &g);
     if (rc) {
         if (g) x->api.cuGraphDestroy(g);
@@ -245,16 +251,18 @@ static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
     bool reduce = false;
     if (collectives_for(x, ph, &reduce, err) != 0) return -1;
     int slot = reduce ? SLOT_REDUCING_BACKWARD : (int)ph, n = x->runs[slot]++;
-    bool graph_ok = x->use_graphs && (!x->coll.open || x->coll.capturable || !phase_communicates(x, ph, reduce));
+    bool timed = cuda_profile_times(x->profile, ph, n);
+    bool graph_ok = x->use_graphs && !cuda_profile_pending(x->profile) &&
+                    (!x->coll.open || x->coll.capturable || !phase_communicates(x, ph, reduce));
     if (graph_ok && n >= 1 && !x->graph[slot] && capture_phase(x, ph, reduce, &x->graph[slot], err) != 0)
         return error_prefix(err, "capturing the %s phase as a CUDA graph failed (RXC_NO_GRAPH=1 runs without graphs)",
                             phase_name(ph));
     if (x->graph[slot]) CU_TRY(x, cuGraphLaunch(x->graph[slot], x->stream));
-    else if (enqueue_phase(x, ph, reduce, err)) return -1;
+    else if (enqueue_phase(x, ph, reduce, timed, err)) return -1;
     if (x->coll.open && cuda_coll_check(&x->coll, err) != 0) return -1;
     CU_TRY(x, cuEventRecord(x->phase_done[ph], x->stream));
     if (forward) CU_TRY(x, cuEventRecord(x->landing_free, x->stream));
-    return 0;
+    return timed ? cuda_profile_collect(x->profile, ph, x->tf32, err) : 0;
 }
 
 /* ---- host <-> device ------------------------------------------------------------ */
@@ -334,6 +342,7 @@ static void cuda_free(Executor *e) {
         if (x->stream) x->api.cuStreamSynchronize(x->stream);
         if (x->copy_stream) x->api.cuStreamSynchronize(x->copy_stream);
         cuda_coll_close(&x->coll);
+        cuda_profile_close(x->profile, x->tf32);
         for (int slot = 0; slot < SLOTS; slot++)
             if (x->graph[slot]) x->api.cuGraphExecDestroy(x->graph[slot]);
         for (int ph = 0; ph < PHASE_COUNT; ph++)
@@ -660,6 +669,7 @@ static int build(CudaExec *x, const Program *p, int ordinal, Error *err) {
     apply_tf32(x, false);
     const char *no_graph = getenv("RXC_NO_GRAPH"), *graphs = getenv("RXC_CUDA_GRAPHS");
     x->use_graphs = !(no_graph && *no_graph && strcmp(no_graph, "0")) && !(graphs && !strcmp(graphs, "0"));
+    if (cuda_profile_open(&x->profile, &x->api, p, x->name, devname, sm, err)) return -1;
     return resolve_steps(x, err);
 }
 

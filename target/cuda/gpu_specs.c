@@ -7,9 +7,12 @@
  */
 #include "gpu_specs.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "render_cuda.h"
+#include "util.h"
 
 static const GpuSpec gpus[] = {
     /* NVIDIA H200 Tensor Core GPU datasheet (H200 SXM column, 2024): BF16
@@ -33,6 +36,48 @@ const GpuSpec *gpu_spec_find(const char *name) {
 }
 
 const char *gpu_spec_names(void) { return "h200|h100|a100"; }
+
+/* Whether text contains word, ignoring case. */
+static bool contains_nocase(const char *text, const char *word) {
+    size_t n = strlen(word);
+    for (const char *t = text; *t; t++) {
+        size_t i = 0;
+        while (i < n && t[i] && tolower((unsigned char)t[i]) == tolower((unsigned char)word[i])) i++;
+        if (i == n) return true;
+    }
+    return false;
+}
+
+const GpuSpec *gpu_spec_for_device(const char *device_name, int sm, char *note, size_t note_len) {
+    note[0] = 0;
+    for (size_t i = 0; device_name && i < sizeof gpus / sizeof gpus[0]; i++)
+        if (contains_nocase(device_name, gpus[i].name)) return &gpus[i];
+    const GpuSpec *nearest = gpu_spec_find(sm >= 100 ? "h200" : sm >= 90 ? "h100" : "a100");
+    snprintf(note, note_len,
+             "the cost model's table has no GPU named in \"%s\": its times are for the nearest known by compute "
+             "capability (sm_%d): %s",
+             device_name ? device_name : "?", sm, nearest->full_name);
+    return nearest;
+}
+
+const char *gpu_phase_key(Phase ph) {
+    static const char *const keys[PHASE_COUNT] = {"forward", "backward", "update", "eval"};
+    return (int)ph >= 0 && ph < PHASE_COUNT ? keys[ph] : "?";
+}
+
+const char *gpu_step_kind(const Step *s) {
+    return s->kind == STEP_KERNEL ? "kernel" : s->kind == STEP_GEMM ? "gemm" : s->kind == STEP_CONV ? "conv" : "allreduce";
+}
+
+char *gpu_step_label(const Program *p, const Step *s) {
+    static const char *const conv_pass_names[] = {"forward", "data-grad", "weight-grad"};
+    if (s->kind == STEP_KERNEL) return xstrdup(p->module->kernels[s->kernel]->name);
+    if (s->kind == STEP_CONV) return xasprintf("conv %s", conv_pass_names[s->conv.pass]);
+    if (s->kind != STEP_GEMM) return xstrdup(gpu_step_kind(s));
+    const GemmStep *g = &s->gemm;
+    if (g->batch > 1) return xasprintf("gemm %dx%dx%d x%d", g->m, g->n, g->k, g->batch);
+    return xasprintf("gemm %dx%dx%d", g->m, g->n, g->k);
+}
 
 static double peak_flops(const GpuSpec *gpu, CostMath math) {
     return math == COST_MATH_BF16 ? gpu->bf16_tensor_flops

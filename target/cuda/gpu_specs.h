@@ -13,6 +13,7 @@
 #define RXC_GPU_SPECS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cost.h"
 #include "program.h"
@@ -35,6 +36,18 @@ typedef struct GpuSpec {
 const GpuSpec *gpu_spec_find(const char *name);
 /* The names gpu_spec_find knows, "h200|h100|a100", for usage messages. */
 const char *gpu_spec_names(void);
+/* The GPU the driver names device_name (cuDeviceGetName): the table's GPU
+ * whose model ("H200", "H100", "A100", any case) the name contains; else
+ * the nearest known by compute capability sm (sm_100 and newer: h200, sm_90:
+ * h100, older: a100) with a sentence saying so in note ("" when matched). */
+const GpuSpec *gpu_spec_for_device(const char *device_name, int sm, char *note, size_t note_len);
+
+/* How `rxc compile --estimate` and RXC_PROFILE name a step: "forward",
+ * "backward", "update", "eval"; "kernel", "gemm", "conv", "allreduce"; the
+ * kernel's name, "conv data-grad" or "gemm MxNxK[ xBATCH]" (malloc'd). */
+const char *gpu_phase_key(Phase ph);
+const char *gpu_step_kind(const Step *s);
+char *gpu_step_label(const Program *p, const Step *s);
 
 typedef struct StepEstimate {
     StepCost cost;

@@ -6,7 +6,8 @@
  * copy stream's data with no event wait, a copy overwriting what a kernel
  * on another stream still reads, the host reading a result before
  * synchronising, a capture waiting on an outside event) next to the correct
- * pattern the executor's input staging uses.
+ * pattern the executor's input staging uses; and the documented contract of
+ * cuEventElapsedTime that RXC_PROFILE's timing relies on.
  *
  * Usage: fake_checks SCENARIO      one scenario per process, since an
  * unordered access is a sticky error, as a fault on a GPU is. Prints one
@@ -79,6 +80,50 @@ static void expect_caught(const char *name, CUresult e, const char *what) {
     harness_check(name, e != 0, "the fake GPU did not catch %s", what);
 }
 
+/* The documented contract of cuEventElapsedTime (RXC_PROFILE's timer):
+ * NULL when the fake keeps it, else what broke (*got: the last answer). */
+static const char *events_contract(Rig *r, int *got_out) {
+    CudaApi *a = &r->api;
+    CUevent t0 = NULL, t1 = NULL, untimed = NULL, in_capture = NULL;
+    float ms = -1;
+    const char *broken = NULL;
+    int got = 0;
+    if (a->cuEventCreate(&t0, 0) || a->cuEventCreate(&t1, 0) || a->cuEventCreate(&in_capture, 0) ||
+        a->cuEventCreate(&untimed, RXC_CU_EVENT_DISABLE_TIMING) || staged_kernel(r, true))
+        broken = "the events or the first kernel do not set up";
+    else if ((got = a->cuEventElapsedTime(&ms, t0, t1)) != RXC_CUDA_ERROR_INVALID_HANDLE)
+        broken = "events never recorded: want CUDA_ERROR_INVALID_HANDLE";
+    else if (a->cuEventRecord(t0, r->compute) || launch_twice(r) || a->cuEventRecord(t1, r->compute) ||
+             a->cuEventRecord(untimed, r->compute))
+        broken = "recording around a kernel failed";
+    else if ((got = a->cuEventElapsedTime(&ms, t0, t1)) != RXC_CUDA_ERROR_NOT_READY)
+        broken = "before the host waited for the end event: want CUDA_ERROR_NOT_READY";
+    else if (a->cuEventSynchronize(t1) || (got = a->cuEventElapsedTime(&ms, t0, t1)) != 0 || !(ms >= 0))
+        broken = "after cuEventSynchronize: want CUDA_SUCCESS and a time >= 0";
+    else if ((got = a->cuEventElapsedTime(&ms, t0, untimed)) != RXC_CUDA_ERROR_INVALID_HANDLE)
+        broken = "an event created with CU_EVENT_DISABLE_TIMING: want CUDA_ERROR_INVALID_HANDLE";
+    else if (launch_twice(r) || a->cuEventRecord(t1, r->compute) ||
+             (got = a->cuEventElapsedTime(&ms, t0, t1)) != RXC_CUDA_ERROR_NOT_READY)
+        broken = "t1 recorded again and not waited for (its latest record counts): want CUDA_ERROR_NOT_READY";
+    else if (a->cuStreamSynchronize(r->compute) || (got = a->cuEventElapsedTime(&ms, t0, t1)) != 0)
+        broken = "after synchronising the stream: want CUDA_SUCCESS";
+    else {
+        CUgraph g = NULL;
+        if (a->cuStreamBeginCapture(r->compute, RXC_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) ||
+            a->cuEventRecord(in_capture, r->compute))
+            broken = "recording inside a capture failed";
+        a->cuStreamEndCapture(r->compute, &g);
+        if (g) a->cuGraphDestroy(g);
+        if (!broken && (got = a->cuEventElapsedTime(&ms, in_capture, t1)) != RXC_CUDA_ERROR_INVALID_HANDLE)
+            broken = "an event recorded only inside a capture: want CUDA_ERROR_INVALID_HANDLE";
+    }
+    CUevent all[4] = {t0, t1, untimed, in_capture};
+    for (int i = 0; i < 4; i++)
+        if (all[i]) a->cuEventDestroy(all[i]);
+    *got_out = got;
+    return broken;
+}
+
 static void scenario_streams(const char *which) {
     Rig r;
     Error err = {0};
@@ -119,6 +164,10 @@ static void scenario_streams(const char *which) {
         /* whichever ran first, the error shows at the copy or at the next synchronisation */
         CUresult e2 = a->cuStreamSynchronize(r.compute);
         expect_caught(name, e ? e : e2, "a synchronous read of a result before synchronising its stream");
+    } else if (!strcmp(which, "events_follow_the_contract")) {
+        int got = 0;
+        const char *broken = events_contract(&r, &got);
+        harness_check(name, !broken, "%s (got CUDA error %d)", broken ? broken : "", got);
     } else if (!strcmp(which, "capture_external_wait")) {
         CUresult e = a->cuMemcpyHtoDAsync(r.landing, r.host, N * 4, r.copy);
         if (!e) e = a->cuEventRecord(r.ready, r.copy);

@@ -26,6 +26,10 @@
  * as one operation of the launching stream; operations that are illegal
  * while capturing (synchronous copies, synchronising a capturing stream,
  * waiting on an event recorded outside the capture) fail as on a GPU.
+ * Timing events (created without CU_EVENT_DISABLE_TIMING) take their time
+ * when their stream reaches the record, and cuEventElapsedTime follows the
+ * driver's documented contract (see there); the times are the CPU
+ * emulator's, meaningless as GPU times.
  *
  * cuBLAS. GEMMs are column-major reference loops. Arguments are checked as
  * the cuBLAS documentation states (CUBLAS_STATUS_INVALID_VALUE for negative
@@ -64,6 +68,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -82,7 +87,9 @@ enum {
     OK = 0,
     ERR_INVALID_VALUE = 1,
     ERR_OUT_OF_MEMORY = 2,
+    ERR_INVALID_HANDLE = 400,
     ERR_NOT_FOUND = 500,
+    ERR_NOT_READY = 600,
     ERR_ILLEGAL_ADDRESS = 700,
     ERR_LAUNCH_FAILED = 719,
     ERR_CAPTURE_UNSUPPORTED = 900,
@@ -94,6 +101,7 @@ enum { R_32F = 0, R_16F = 2, R_8I = 3, R_16BF = 14 };
 enum { COMPUTE_32F = 68, COMPUTE_32F_PEDANTIC = 69, COMPUTE_32F_FAST_16F = 74, COMPUTE_32F_FAST_16BF = 75,
        COMPUTE_32F_FAST_TF32 = 77 };
 /* agent 0 is the host, 1 the legacy default stream, then created streams */
+enum { EVENT_DISABLE_TIMING = 2 };
 enum { MAX_AGENTS = 8, HOST = 0, GRANULE = 64, CHUNK_GRANULES = 16384, NAMES_KEPT = 4096, REASONS_KEPT = 6 };
 
 struct Clock {
@@ -129,11 +137,21 @@ struct Stream {
     std::thread worker;
 };
 
+/* When a timing event's latest record ran on its stream (steady clock). */
+struct Stamp {
+    std::mutex m;
+    uint64_t generation = 0; /* of the latest record; the stamp counts only for it */
+    uint64_t stamped = 0;
+    double ms = 0;
+};
+
 struct Event {
     Stream *stream = nullptr; /* null: never recorded, or recorded inside a capture */
     uint32_t seq = 0;
     Clock vc;
     bool in_capture = false;
+    bool timing = true;       /* created without CU_EVENT_DISABLE_TIMING */
+    std::shared_ptr<Stamp> stamp = std::make_shared<Stamp>(); /* outlives the event in a pending record */
 };
 
 /* Per 64 bytes of device memory: the last write and, per agent, the last read. */
@@ -888,6 +906,8 @@ int cuGetErrorName(int r, const char **s) {
     *s = r == ERR_INVALID_VALUE         ? "CUDA_ERROR_INVALID_VALUE"
          : r == ERR_OUT_OF_MEMORY       ? "CUDA_ERROR_OUT_OF_MEMORY"
          : r == ERR_NOT_FOUND           ? "CUDA_ERROR_NOT_FOUND"
+         : r == ERR_INVALID_HANDLE      ? "CUDA_ERROR_INVALID_HANDLE"
+         : r == ERR_NOT_READY           ? "CUDA_ERROR_NOT_READY"
          : r == ERR_ILLEGAL_ADDRESS     ? "CUDA_ERROR_ILLEGAL_ADDRESS"
          : r == ERR_LAUNCH_FAILED       ? "CUDA_ERROR_LAUNCH_FAILED"
          : r == ERR_CAPTURE_UNSUPPORTED ? "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"
@@ -1061,11 +1081,36 @@ int cuCtxSynchronize(void) {
         if (int rc = cuStreamSynchronize(s)) return rc;
     return d->sticky;
 }
-int cuEventCreate(void **e, unsigned) { *e = new Event; return OK; }
+int cuEventCreate(void **e, unsigned flags) {
+    Event *ev = new Event;
+    ev->timing = !(flags & EVENT_DISABLE_TIMING);
+    *e = ev;
+    return OK;
+}
 int cuEventRecord(void *ev, void *s) {
     Driver *d = driver();
     Event *e = (Event *)ev;
     Stream *st = stream_of(d, s);
+    if (e->timing && !st->capturing) {
+        /* the time is taken when the stream reaches the record, as a GPU does */
+        std::shared_ptr<Stamp> stamp = e->stamp;
+        uint64_t generation;
+        {
+            std::lock_guard<std::mutex> g(stamp->m);
+            generation = ++stamp->generation;
+        }
+        if (int rc = issue(s, "cuEventRecord", [stamp, generation](const Ctx &) {
+                double now = std::chrono::duration<double, std::milli>(
+                                 std::chrono::steady_clock::now().time_since_epoch()).count();
+                std::lock_guard<std::mutex> g(stamp->m);
+                if (stamp->generation == generation) {
+                    stamp->stamped = generation;
+                    stamp->ms = now;
+                }
+                return (int)OK;
+            }))
+            return rc;
+    }
     std::lock_guard<std::mutex> g(d->api);
     e->in_capture = st->capturing;
     e->vc = st->vc;
@@ -1100,6 +1145,31 @@ int cuEventSynchronize(void *ev) {
     return d->sticky;
 }
 int cuEventDestroy_v2(void *e) { delete (Event *)e; return OK; }
+/* As documented: CUDA_ERROR_INVALID_HANDLE for an event never recorded or
+ * created with CU_EVENT_DISABLE_TIMING, CUDA_ERROR_NOT_READY while either
+ * record has not completed. Stricter than a GPU, whatever the threads'
+ * timing: a record counts as completed only once the host has waited for
+ * it (cuEventSynchronize, or synchronising its stream or the context),
+ * since a program that reads the time without waiting works only by luck. */
+int cuEventElapsedTime_v2(float *ms, void *start, void *end) {
+    Driver *d = driver();
+    if (int e = d->sticky) return e;
+    const Event *ev[2] = {(const Event *)start, (const Event *)end};
+    double at[2];
+    for (int i = 0; i < 2; i++) {
+        if (!ev[i] || !ev[i]->timing || !ev[i]->stream) return ERR_INVALID_HANDLE;
+        {
+            std::lock_guard<std::mutex> g(d->api);
+            if (d->host.c[ev[i]->stream->agent] < ev[i]->seq) return ERR_NOT_READY;
+        }
+        std::lock_guard<std::mutex> g(ev[i]->stamp->m);
+        if (ev[i]->stamp->stamped != ev[i]->stamp->generation) return ERR_NOT_READY;
+        at[i] = ev[i]->stamp->ms;
+    }
+    *ms = (float)(at[1] - at[0]);
+    return OK;
+}
+int cuEventElapsedTime(float *ms, void *start, void *end) { return cuEventElapsedTime_v2(ms, start, end); }
 int cuStreamBeginCapture_v2(void *s, int) {
     Stream *st = stream_of(driver(), s);
     if (st->capturing) return ERR_INVALID_VALUE;

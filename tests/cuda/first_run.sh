@@ -18,21 +18,12 @@ first_run_case() {
 # The largest count before "$2" on the fake's counts lines of log $1.
 fake_count() { sed -n "s/.* \([0-9]*\) $2.*/\1/p" "$1" | sort -n | tail -1; }
 
-# Runs a command (an executable, so that $! is its process) in the
-# background until its device line appears (or 300 s), stops it, and prints
-# the line.
+# Runs a command (an executable) until its device line appears (or 300 s),
+# stops it, and prints the line.
 device_line() {
-  local log=$1 i
+  local log=$1
   shift
-  "$@" >"$log" 2>&1 &
-  local pid=$!
-  for i in $(seq 600); do
-    grep -q '^rxc: device' "$log" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  run_until '^rxc: device' "$log" "$@"
   grep '^rxc: device' "$log" | head -1
 }
 

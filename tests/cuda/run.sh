@@ -6,16 +6,19 @@
 # path, and the ABI constants of target/cuda/cuda_api.h against the
 # toolkit's headers.
 # Then the fake GPU (fake_gpu.cc): its own checks (fake_checks.c: cuBLAS
-# arguments, tensor-core eligibility, broken stream orderings it must catch),
+# arguments, tensor-core eligibility, broken stream orderings it must catch,
+# the documented contract of cuEventElapsedTime),
 # and the GPU executor end to end on it with every buffer bounds- and
 # race-checked and stream ordering checked: tiny_resnext against the CPU,
 # graphs, TF32, bf16 tensor-core eligibility, the 64-bit index path forced,
+# RXC_PROFILE's report against the cost model (tests/cuda/profile.sh),
 # and the seed model's forward and backward at 224x224 (about 60 s of CPU).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
 . tests/cuda/first_run.sh
+. tests/cuda/profile.sh
 # nvrtc_units.c 8, the ABI constants, 2 builtins cases, the fake GPU's, every model and example for
 # sm_80 and sm_90, and ResNeXt-50's direct conv kernels (fp32, and bf16 on tensor cores) without spills
 builtins_cases=(nvrtc_builtins_beside_libnvrtc nvrtc_builtins_missing_says_where)
@@ -26,11 +29,12 @@ fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cu
                 exec_cuda_capture_failure_is_error exec_cuda_no_graph_runs_direct exec_cuda_tf32_env_decides
                 exec_cuda_driver_too_old_is_error device_auto_says_why
                 exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
-                exec_cuda_seed_224_grad exec_cuda_bf16_weight_copy_steps exec_cuda_bf16_weight_copy_init)
+                exec_cuda_seed_224_grad exec_cuda_bf16_weight_copy_steps exec_cuda_bf16_weight_copy_init
+                exec_cuda_profile_against_cost_model)
 fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tensor_cores
                   fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
                   fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
-                  fake_gpu_catches_capture_waiting_on_outside_event)
+                  fake_gpu_catches_capture_waiting_on_outside_event fake_gpu_events_follow_the_contract)
 # the fake NCCL's own checks (nccl_checks.c, two processes): sums, and broken twins it must reject
 fake_nccl_cases=(fake_nccl_sums fake_nccl_wrong_stream fake_nccl_count_mismatch)
 cases $((8 + 1 + ${#builtins_cases[@]} + ${#fake_check_cases[@]} + ${#fake_nccl_cases[@]} + ${#fake_gpu_cases[@]} + 2 * $(count_files models/*.net examples/*.net) + 2))
@@ -121,7 +125,7 @@ if build_fake_gpu "$fake" &&
    cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Itarget/cuda -I. -o "$work/fake_checks" \
       tests/cuda/fake_checks.c target/cuda/cuda_api.c compiler/error.c -ldl 2>"$work/fake_checks_build.log"; then
   for scenario in blas ordered_staging_passes catches_kernel_without_event_wait catches_copy_over_unfinished_reads \
-                  catches_host_read_before_sync capture_external_wait; do
+                  catches_host_read_before_sync capture_external_wait events_follow_the_contract; do
     fake_checks_env "$work/fake_checks" "$scenario" 2>"$work/fake_checks_$scenario.log" || status_units=1
     grep -m1 "no event wait\|STRICT_TC" "$work/fake_checks_$scenario.log" | sed 's/^/  /'
   done
@@ -228,6 +232,7 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
     echo "FAIL exec_cuda_bf16_weight_copy_init: $(tail -c 1500 "$work/fb_init.log" | tr '\n' ' ')"; status_units=1
   fi
   fake_first_run_checks || status_units=1
+  profile_case exec_cuda_profile_against_cost_model "$work" "${fake_env[@]}" || status_units=1
   # `precision tf32` must reach cuBLAS as the TF32 compute type, and fp32 must not.
   fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=tf32 --out "$work/ft.st" >"$work/ft.log" 2>&1
   tf32=$(sed -n 's/.*gemms (\([0-9]*\) tf32).*/\1/p' "$work/ft.log" | sort -n | tail -1)

@@ -28,6 +28,11 @@
 #                             (sync_bn, fp32) on 2 ranks, one GPU each, gradients and
 #                             BatchNorm sums over NCCL inside the CUDA graphs, against 1
 #                             rank on the whole batch of 32 (1e-3); skipped below 2 GPUs
+#   gpu_profile_against_cost_model  RXC_PROFILE's report (CUDA events on this GPU)
+#                             against `rxc compile --estimate` of the same program:
+#                             every step once, the model's times, sorted by lost
+#                             time, totals that add up (tests/cuda/profile.sh); the
+#                             measured totals line is printed, not checked
 # The bf16 cases skip only on a device older than sm_80 (no bf16 tensor cores).
 # GPU_CASES (a subset of the case names) and GPU_TINY_STEPS (200) exist for
 # dry runs of this script on tests/cuda's fake GPU (LD_LIBRARY_PATH and
@@ -36,11 +41,12 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
+. tests/cuda/profile.sh
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 work=build/test-gpu
 mkdir -p "$work"
-gpu_cases="${GPU_CASES:-gpu_ops gpu_resnext50_grad_64px gpu_resnext50_grad_64px_bf16 gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32 gpu_2gpu_nccl}"
+gpu_cases="${GPU_CASES:-gpu_ops gpu_resnext50_grad_64px gpu_resnext50_grad_64px_bf16 gpu_tiny_200_steps gpu_graph_replay gpu_bf16_vs_fp32 gpu_2gpu_nccl gpu_profile_against_cost_model}"
 # `tests/run_all.sh gpu CASE`: only that case's group runs (check_ops.py picks the op)
 case "${RXC_TEST_CASE:-}" in
   "") ;;
@@ -209,4 +215,5 @@ elif pass_env=(); for v in RXC_CACHE_DIR LD_LIBRARY_PATH CUDA_HOME; do [ -n "${!
 else
   echo "FAIL gpu_2gpu_nccl: $(tail -c 800 "$work"/nccl_[12].safetensors.log | tr '\n' ' ')"; status=1
 fi
+if want gpu_profile_against_cost_model; then profile_case gpu_profile_against_cost_model "$work" || status=1; fi
 exit $status
