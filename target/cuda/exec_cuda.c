@@ -153,7 +153,9 @@ static int enqueue_phase(CudaExec *x, Phase ph, Error *err) {
                                        : launch_kernel(x, &x->steps[ph][i], err);
         if (rc) {
             return error_append(err, " (step %d of %s: %s)", i,
-                                ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward",
+                                ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update"
+                                                                  : ph == PHASE_EMA    ? "ema"
+                                                                                       : "forward",
                                 st->note ? st->note : "");
         }
     }
@@ -180,7 +182,7 @@ static int capture_phase(CudaExec *x, Phase ph, Error *err) {
 }
 
 static const char *phase_name(Phase ph) {
-    return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward";
+    return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : ph == PHASE_EMA ? "ema" : "forward";
 }
 
 static int cuda_run(Executor *e, Phase ph, const double *sc, Error *err) {
