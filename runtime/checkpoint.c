@@ -476,6 +476,8 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
         fprintf(stderr, "rxc: note: %s was saved from a different model text or settings; resuming anyway\n", path);
     if (has_ema(m) && count_ema_entries(&st, m->graph) == 0)
         fprintf(stderr, "rxc: note: %s holds no EMA weights; the average starts from its weights\n", path);
+    else if (!has_ema(m) && count_ema_entries(&st, m->graph) > 0)
+        fprintf(stderr, "rxc: note: %s holds EMA weights, but this run has no `ema`: they are left behind\n", path);
     if (seed && t.seed != s->seed)
         fprintf(stderr, "rxc: note: %s was trained with seed %s; continuing with seed %" PRIu64 "\n", path, seed, s->seed);
     t.seed = s->seed;
