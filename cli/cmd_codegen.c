@@ -23,7 +23,8 @@
 #include "train_loop.h"
 #include "util.h"
 
-static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)"};
+static const char *const phase_names[PHASE_COUNT] = {"forward (train)", "backward", "update", "forward (eval)",
+                                                       "ema (weights average)"};
 
 /* The trainer's own program for the target (trainer_compile_options: uint8
  * batches normalized by the first kernel where the target wants them),
@@ -50,7 +51,7 @@ static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 static void print_kernels(const Program *p) {
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
-        if (ph == PHASE_FORWARD_EVAL) continue;
+        if (ph == PHASE_FORWARD_EVAL || (ph == PHASE_EMA && !p->n_steps[ph])) continue;
         int nk = 0, ng = 0, nc = 0, na = 0;
         for (int s = 0; s < p->n_steps[ph]; s++) {
             StepKind kind = p->steps[ph][s].kind;
@@ -165,9 +166,11 @@ static cJSON *memory_json(const Program *p) {
 static cJSON *kernels_json(const Program *p) {
     cJSON *o = cJSON_CreateObject();
     for (int ph = 0; ph < PHASE_COUNT; ph++) {
+        if (ph == PHASE_EMA && !p->n_steps[ph]) continue; /* without `ema`, the listing stays as it was */
         cJSON *arr = cJSON_AddArrayToObject(o, ph == PHASE_FORWARD_TRAIN ? "forward"
                                                : ph == PHASE_BACKWARD    ? "backward"
                                                : ph == PHASE_UPDATE      ? "update"
+                                               : ph == PHASE_EMA         ? "ema"
                                                                          : "forward_eval");
         for (int s = 0; s < p->n_steps[ph]; s++) {
             const Step *st = &p->steps[ph][s];
@@ -305,6 +308,7 @@ int cmd_emit(int argc, char **argv) {
             }
             StrBuf st = {0};
             for (int ph = 0; ph < PHASE_COUNT; ph++) {
+                if (ph == PHASE_EMA && !p->n_steps[ph]) continue;
                 sb_printf(&st, "# %s\n", phase_names[ph]);
                 for (int s = 0; s < p->n_steps[ph]; s++) {
                     const Step *x = &p->steps[ph][s];

@@ -409,6 +409,11 @@ static int step(int argc, char **argv, Dist *dist) {
             rc = 1;
             break;
         }
+        if (trainer_ema_update(t, &err) != 0) {
+            fprintf(stderr, "rxc step: step %d: %s\n", k + 1, err.msg);
+            rc = 1;
+            break;
+        }
         losses[k] = (float)(loss_sum / (double)s.n_total);
     }
     if (rc == 0) rc = write_step_out(&a, &s, dist, logits, losses);

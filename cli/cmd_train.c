@@ -22,6 +22,7 @@ typedef struct TrainArgs {
     const char *split;
     int epochs;              /* 0: the file's */
     int64_t max_steps;       /* 0: none; stop (with a checkpoint) after this many optimizer steps */
+    bool ema;                /* eval, predict: the checkpoint's EMA weights */
     bool have_device;
     DeviceKind device;
     int device_index;        /* --device cuda:K */
@@ -100,6 +101,8 @@ static int parse_args(int argc, char **argv, char mode, TrainArgs *a) {
                 if (parse_count(s, v, 1, INT64_MAX / 2, &k) != 0) return 2;
                 a->max_steps = k;
             }
+        } else if (mode != 't' && !strcmp(s, "--ema")) {
+            a->ema = true;
         } else if (s[0] == '-' && s[1]) {
             fprintf(stderr, "rxc: unknown option '%s' (see rxc %s --help)\n", s,
                     mode == 't' ? "train" : mode == 'e' ? "eval" : "predict");
@@ -196,8 +199,8 @@ static int open_for_inference(const TrainArgs *a, char mode, TrainRun *run) {
     int rc = load_model(a, run);
     if (rc) return rc;
     const Recipe *r = &run->model.recipe;
-    if (mode == 'e') return inference_open(run, r->batch, a->split ? a->split : r->val_split, a->weights);
-    return inference_open(run, 1, NULL, a->weights);
+    if (mode == 'e') return inference_open(run, r->batch, a->split ? a->split : r->val_split, a->weights, a->ema);
+    return inference_open(run, 1, NULL, a->weights, a->ema);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -206,9 +209,10 @@ int cmd_eval(int argc, char **argv) {
     if (rc) {
         if (rc == 1)
             printf("usage: rxc eval FILE.net --weights W.safetensors [--split val] [--set NAME=VALUE]...\n"
-                   "                [--device cpu|cuda[:K]|auto]\n"
+                   "                [--device cpu|cuda[:K]|auto] [--ema]\n"
                    "  Evaluates the weights on the validation split (eval-mode BatchNorm) and prints the loss\n"
-                   "  and accuracy.\n");
+                   "  and accuracy.\n"
+                   "  --ema           the checkpoint's EMA weights (a run with `ema`) instead of its own\n");
         free_args(&a);
         return rc == 1 ? 0 : rc;
     }
@@ -221,8 +225,8 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "rxc: %s\n", err.msg);
             rc = 1;
         } else {
-            printf("Val Loss: %.4f Accuracy: %.4f (%lld images, split %s)\n", vr.loss, vr.acc, (long long)vr.n,
-                   a.split ? a.split : run.model.recipe.val_split);
+            printf("%sVal Loss: %.4f Accuracy: %.4f (%lld images, split %s)\n", a.ema ? "EMA " : "", vr.loss, vr.acc,
+                   (long long)vr.n, a.split ? a.split : run.model.recipe.val_split);
         }
     }
     train_run_close(&run);
@@ -249,7 +253,7 @@ int cmd_predict(int argc, char **argv) {
     int rc = parse_args(argc, argv, 'p', &a);
     if (rc) {
         if (rc == 1)
-            printf("usage: rxc predict FILE.net --weights W.safetensors [--set NAME=VALUE]... IMAGE...\n"
+            printf("usage: rxc predict FILE.net --weights W.safetensors [--ema] [--set NAME=VALUE]... IMAGE...\n"
                    "  Prints the five most likely classes of each image (the file's validation transform,\n"
                    "  eval-mode BatchNorm), with probabilities and class names.\n");
         free_args(&a);

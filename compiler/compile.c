@@ -25,6 +25,7 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     o->opt = r->opt;
     o->nesterov = r->nesterov;
     o->clip_grad_norm = r->clip_grad_norm;
+    o->ema_decay = r->ema_decay;
     o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
     o->no_decay_bn_bias = r->no_decay_bn_bias;
     o->sync_bn = r->sync_bn;
@@ -162,6 +163,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2);
     p->space_bytes[SPACE_BUFFERS] = boff * 4;
     p->space_bytes[SPACE_PARAM_COPY] = L.act == KD_BF16 ? off * 2 : 0;
+    p->space_bytes[SPACE_EMA] = o->ema_decay > 0 ? (off + boff) * 4 : 0;
     p->space_bytes[SPACE_INPUT] = in_numel * (o->normalize_u8_input ? 1 : 4);
     p->space_bytes[SPACE_LABELS] = (int64_t)o->batch * 8;
     p->input_buf = lw_new_buf(&L, "input", SPACE_INPUT, 0, in_numel, o->normalize_u8_input ? KD_U8 : KD_F32);
@@ -176,6 +178,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
         rc = autodiff_backward(&L);
     }
     if (rc == 0) rc = lower_update(&L);
+    if (rc == 0) rc = lower_ema(&L);
     if (rc == 0) rc = memplan_run(&L, err);
     if (rc == 0 && o->want_input_grad && p->input_grad_buf < 0) {
         error_set(err, "no gradient reaches the network input");
@@ -187,6 +190,6 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
         return NULL;
     }
     p->state_bytes = p->space_bytes[SPACE_PARAMS] + p->space_bytes[SPACE_GRADS] + p->space_bytes[SPACE_STATE] +
-                     p->space_bytes[SPACE_BUFFERS] + p->space_bytes[SPACE_PARAM_COPY];
+                     p->space_bytes[SPACE_BUFFERS] + p->space_bytes[SPACE_PARAM_COPY] + p->space_bytes[SPACE_EMA];
     return p;
 }

@@ -52,6 +52,8 @@ typedef struct CompileOptions {
     OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW */
     bool nesterov;
     double clip_grad_norm;     /* > 0: gradients scaled so that their global L2 norm is at most this */
+    double ema_decay;          /* > 0: SPACE_EMA and PHASE_EMA (program.h), the EMA of the weights and BN
+                                  buffers with this decay */
     bool mix_labels;           /* cross-entropy against sample i's label mixed with sample N-1-i's, weight
                                   SC_MIX_PARTNER (mixup/cutmix, runtime/mix.h) */
     bool no_decay_bn_bias;     /* BN weights/biases and conv/linear biases get no weight decay */

@@ -245,6 +245,8 @@ int grad_target(Lower *L, int v, bool *accumulate);
 
 /* ---- 4. the optimizer update (optimizer.c) ---------------------------------- */
 int lower_update(Lower *L);
+/* 4b. with CompileOptions.ema_decay: PHASE_EMA's kernels (ema.c) */
+int lower_ema(Lower *L);
 
 /* ---- 5. memory planning (memplan.c) ----------------------------------------- */
 int memplan_run(Lower *L, Error *err);

@@ -29,6 +29,10 @@
  *                  SPACE_PARAMS rounds what it writes into it (init,
  *                  checkpoint loads, broadcasts), so it always equals
  *                  bf16(SPACE_PARAMS) when a phase starts.
+ *   SPACE_EMA      with the recipe's `ema` only (else empty): the
+ *                  exponential moving average of SPACE_PARAMS (f32, the
+ *                  master weights, same layout) followed by that of
+ *                  SPACE_BUFFERS (same layout), which PHASE_EMA updates.
  * Parameter p of the graph lives at param_offset[p] (elements) in
  * SPACE_PARAMS (trainable) or SPACE_BUFFERS (buffers; num_batches_tracked is
  * counted by the trainer, not stored here).
@@ -43,7 +47,7 @@
 
 typedef enum BufSpace {
     SPACE_ARENA, SPACE_PARAMS, SPACE_GRADS, SPACE_STATE, SPACE_BUFFERS,
-    SPACE_INPUT, SPACE_LABELS, SPACE_PARAM_COPY, SPACE_COUNT
+    SPACE_INPUT, SPACE_LABELS, SPACE_PARAM_COPY, SPACE_EMA, SPACE_COUNT
 } BufSpace;
 
 typedef struct BufDesc {
@@ -148,6 +152,8 @@ typedef enum Phase {
     PHASE_BACKWARD,      /* gradients, accumulated (+=) into SPACE_GRADS */
     PHASE_UPDATE,        /* the fused optimizer update of all parameters; zeroes SPACE_GRADS */
     PHASE_FORWARD_EVAL,  /* forward in eval mode + loss */
+    PHASE_EMA,           /* with `ema` only (else no steps): SPACE_EMA moves towards SPACE_PARAMS and
+                            SPACE_BUFFERS; the trainer runs it after every `every`-th update */
     PHASE_COUNT
 } Phase;
 
@@ -169,7 +175,7 @@ typedef struct Program {
     int64_t peak_bytes;     /* planned arena size */
     int64_t saved_bytes;    /* kept from forward for backward, at the forward/backward boundary */
     int64_t naive_bytes;    /* sum of all arena buffers without sharing */
-    int64_t state_bytes;    /* weights + gradients + optimizer state + BN buffers */
+    int64_t state_bytes;    /* weights + gradients + optimizer state + BN buffers (+ their EMA) */
     /* additive (compile.h): LOSS_EXTERNAL_GRAD's output gradient (arena,
      * written by the caller before forward) and the input gradient (arena,
      * with CompileOptions.want_input_grad); -1 when absent */

@@ -38,6 +38,7 @@ void recipe_defaults(Recipe *r) {
     r->weight_decay = 0;
     r->mix_prob = 1.0;
     r->mix_switch_prob = 0.5;
+    r->ema_every = 1;
     r->sched = SCHED_COSINE;
     r->eta_min = 1e-5;
     r->gamma = 0.1;
@@ -82,7 +83,7 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
                                          "log_every", "clip_grad_norm", "mixup", "cutmix", "mix_prob",
-                                         "mix_switch_prob", "sync_bn"};
+                                         "mix_switch_prob", "sync_bn", "ema", "ema_every"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -582,6 +583,13 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
         read_error(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (v[18]) get_bool(rd, v[18]->value, "sync_bn", &r->sync_bn);
+    /* the issue's ema(decay, every) as two settings, as mixup's are */
+    if (v[19] && get_number(rd, v[19]->value, "ema", &r->ema_decay) && !(r->ema_decay > 0 && r->ema_decay < 1)) {
+        read_error(rd, v[19]->value->loc, "ema (the decay) must be in (0, 1), not %g", r->ema_decay);
+        r->ema_decay = 0;
+    }
+    if (v[20] && get_int32(rd, v[20]->value, "ema_every", 1, INT32_MAX, &r->ema_every) && !v[19])
+        read_error(rd, v[20]->value->loc, "ema_every needs ema (the decay), e.g. `ema 0.9998`");
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

@@ -110,6 +110,8 @@ typedef struct Recipe {
     double mix_prob;        /* probability that a batch is mixed (default 1) */
     double mix_switch_prob; /* with both on: probability of cutmix rather than mixup (default 0.5) */
     double clip_grad_norm;  /* clip the gradients' global L2 norm to this (clip_grad_norm_); 0: no clipping */
+    double ema_decay;       /* `ema`: EMA of the weights and BN buffers (timm's ModelEmaV2); 0: off, else in (0, 1) */
+    int ema_every;          /* `ema_every`: it moves after every ema_every-th optimizer step (default 1) */
 
     /* run */
     DeviceKind device;

@@ -19,6 +19,7 @@
 
 #define FORMAT_NAME "rxc.checkpoint.v1"
 #define OPT_PREFIX "optimizer."
+#define EMA_PREFIX "ema."
 
 static const char *opt_name(OptKind k) {
     switch (k) {
@@ -61,6 +62,29 @@ static int64_t param_byte_offset(const ModelRef *m, int i) { return m->program->
 
 static char *slot_tensor_name(const char *slot, const char *param) { return xasprintf(OPT_PREFIX "%s.%s", slot, param); }
 
+/* The EMA of the weights (program.h SPACE_EMA): "ema.<name>" for every
+ * parameter and buffer; its num_batches_tracked is the model's own count
+ * (copied, as timm's ModelEmaV3 copies integer buffers). */
+static bool has_ema(const ModelRef *m) { return m->program->space_bytes[SPACE_EMA] > 0; }
+
+static int64_t ema_byte_offset(const ModelRef *m, int i) {
+    return (m->graph->params[i].trainable ? 0 : m->program->space_bytes[SPACE_PARAMS]) + param_byte_offset(m, i);
+}
+
+/* A file's EMA entry "ema.<name>": the parameter's name, else NULL. A name
+ * of the model itself (a layer called `ema`) is never an EMA entry. */
+static const char *ema_entry_param(const Graph *g, const char *name) {
+    size_t n = strlen(EMA_PREFIX);
+    if (strncmp(name, EMA_PREFIX, n) != 0 || graph_find_param(g, name) >= 0) return NULL;
+    return graph_find_param(g, name + n) >= 0 ? name + n : NULL;
+}
+
+static int count_ema_entries(const SafeTensors *st, const Graph *g) {
+    int n = 0;
+    for (int j = 0; j < st->n; j++) n += ema_entry_param(g, st->t[j].name) != NULL;
+    return n;
+}
+
 /* ---- saving -------------------------------------------------------------- */
 
 void checkpoint_collect(const ModelRef *m, SafeTensors *st, bool with_optimizer) {
@@ -74,6 +98,18 @@ void checkpoint_collect(const ModelRef *m, SafeTensors *st, bool with_optimizer)
         }
         StTensor *t = st_add_zeroed(st, p->name, ST_F32, p->rank, p->dim);
         m->exec->read(m->exec, param_space(p), param_byte_offset(m, i), t->data, p->numel * (int64_t)sizeof(float));
+    }
+    for (int i = 0; has_ema(m) && i < g->n_params; i++) {
+        const Param *p = &g->params[i];
+        char *name = xasprintf(EMA_PREFIX "%s", p->name);
+        if (p->role == ROLE_NUM_BATCHES) {
+            int64_t v = m->num_batches ? m->num_batches[i] : 0;
+            st_add(st, name, ST_I64, 0, NULL, &v, true);
+        } else {
+            StTensor *t = st_add_zeroed(st, name, ST_F32, p->rank, p->dim);
+            m->exec->read(m->exec, SPACE_EMA, ema_byte_offset(m, i), t->data, p->numel * (int64_t)sizeof(float));
+        }
+        free(name);
     }
     if (!with_optimizer) return;
     Slots s = opt_slots(m);
@@ -221,8 +257,19 @@ static int check_all(const SafeTensors *st, const ModelRef *m, bool with_optimiz
                 }
                 free(name);
             }
+    /* a resume with `ema` restores the average when the file has one (a file without one starts it afresh) */
+    bool want_ema = with_optimizer && has_ema(m) && count_ema_entries(st, g) > 0;
+    for (int i = 0; want_ema && i < g->n_params; i++) {
+        const Param *p = &g->params[i];
+        char *name = xasprintf(EMA_PREFIX "%s", p->name);
+        const StTensor *t = st_find(st, name);
+        if (!t) sb_printf(problems, "  missing EMA weights: %s\n", name);
+        bad += !t || !check_tensor(t, p, name, problems);
+        free(name);
+    }
     for (int j = 0; j < st->n; j++) {
         const char *name = st->t[j].name;
+        if (ema_entry_param(g, name)) continue; /* checked above, or not wanted: weights-only loads skip them */
         if (!strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX))) {
             if (!with_optimizer) continue;
             bool known = false;
@@ -248,6 +295,20 @@ static int check_all(const SafeTensors *st, const ModelRef *m, bool with_optimiz
     return bad;
 }
 
+/* SPACE_EMA from the file's "ema." entries, or from the weights themselves
+ * when it has none; the count of num_batches_tracked stays the model's. */
+static void load_ema(const SafeTensors *st, const ModelRef *m) {
+    const Graph *g = m->graph;
+    bool from_file = count_ema_entries(st, g) > 0;
+    for (int i = 0; i < g->n_params; i++) {
+        const Param *p = &g->params[i];
+        if (p->role == ROLE_NUM_BATCHES) continue;
+        char *name = xasprintf(EMA_PREFIX "%s", p->name);
+        write_tensor(m, st_find(st, from_file ? name : p->name), i, SPACE_EMA, ema_byte_offset(m, i));
+        free(name);
+    }
+}
+
 static void load_all(const SafeTensors *st, const ModelRef *m, bool with_optimizer) {
     const Graph *g = m->graph;
     for (int i = 0; i < g->n_params; i++) {
@@ -255,6 +316,7 @@ static void load_all(const SafeTensors *st, const ModelRef *m, bool with_optimiz
         write_tensor(m, st_find(st, p->name), i, param_space(p), param_byte_offset(m, i));
     }
     if (!with_optimizer) return;
+    if (has_ema(m)) load_ema(st, m);
     Slots s = opt_slots(m);
     for (int k = 0; k < s.n; k++)
         for (int i = 0; i < g->n_params; i++) {
@@ -307,6 +369,31 @@ int checkpoint_load_weights(const char *path, const ModelRef *m, Error *err) {
     int read_rc = st_read(path, &st, err);
     if (read_rc != 0) return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
     int rc = checkpoint_apply_weights(path, &st, m, err);
+    st_free(&st);
+    return rc;
+}
+
+int checkpoint_load_ema_weights(const char *path, const ModelRef *m, Error *err) {
+    SafeTensors st, averaged = {0};
+    int read_rc = st_read(path, &st, err);
+    if (read_rc != 0) return read_rc == ST_UNREADABLE ? CHECKPOINT_UNREADABLE : -1;
+    /* the "ema." entries under the model's names; their data stays in st */
+    for (int j = 0; j < st.n; j++) {
+        const StTensor *t = &st.t[j];
+        const char *name = ema_entry_param(m->graph, t->name);
+        if (name) st_add(&averaged, name, t->dtype, t->rank, t->shape, t->data, false);
+    }
+    int rc;
+    if (averaged.n == 0) {
+        error_set(err, "%s holds no EMA weights (\"ema.\" entries): it was not written by a run with `ema` in its "
+                       "train section; evaluate its own weights without --ema", path);
+        rc = CHECKPOINT_NO_EMA;
+    } else {
+        char *what = xasprintf("the EMA weights of %s", path);
+        rc = checkpoint_apply_weights(what, &averaged, m, err);
+        free(what);
+    }
+    st_free(&averaged);
     st_free(&st);
     return rc;
 }
@@ -387,6 +474,10 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
     const char *sha = st_get_meta(&st, "source_sha256");
     if (source_sha256 && sha && strcmp(sha, source_sha256) != 0)
         fprintf(stderr, "rxc: note: %s was saved from a different model text or settings; resuming anyway\n", path);
+    if (has_ema(m) && count_ema_entries(&st, m->graph) == 0)
+        fprintf(stderr, "rxc: note: %s holds no EMA weights; the average starts from its weights\n", path);
+    else if (!has_ema(m) && count_ema_entries(&st, m->graph) > 0)
+        fprintf(stderr, "rxc: note: %s holds EMA weights, but this run has no `ema`: they are left behind\n", path);
     if (seed && t.seed != s->seed)
         fprintf(stderr, "rxc: note: %s was trained with seed %s; continuing with seed %" PRIu64 "\n", path, seed, s->seed);
     t.seed = s->seed;

@@ -7,6 +7,8 @@
  *   (running_mean/var F32, num_batches_tracked I64 scalar);
  *   the optimizer state, as "optimizer.<slot>.<param name>" with slot
  *   exp_avg / exp_avg_sq (Adam, AdamW) or momentum_buffer (SGD);
+ *   with the recipe's `ema`, the EMA of every parameter and buffer as
+ *   "ema.<name>" (num_batches_tracked: the model's count);
  *   and in __metadata__: format, network, optimizer, epoch, step, the
  *   position inside an unfinished epoch, its running sums, the best
  *   validation accuracy, the seed, the model source's SHA-256 and the
@@ -65,6 +67,8 @@ typedef struct ModelRef {
  * permission), as opposed to -1 for a file that does not fit the model:
  * the commands exit 1 for the first and 2 for the second. */
 #define CHECKPOINT_UNREADABLE (-2)
+/* checkpoint_load_ema_weights' answer for a file without "ema." entries (exit 2). */
+#define CHECKPOINT_NO_EMA (-3)
 
 /* Adds every parameter and BN buffer (copied from the device) to st, under
  * the checkpoint names; with_optimizer adds the optimizer state too. */
@@ -84,11 +88,21 @@ int checkpoint_load_resume(const char *path, const ModelRef *m, TrainState *s, c
 
 /* Loads weights only (--init): every parameter and buffer of the graph must
  * be in the file with its exact shape, and the file must hold nothing else
- * (an "optimizer." entry is ignored). F32 or BF16 for float tensors; I64 (or
+ * (an "optimizer." or "ema." entry is ignored). F32 or BF16 for float tensors; I64 (or
  * an integral F32) for num_batches_tracked. On a mismatch nothing is loaded
  * and err lists EVERY missing, unexpected, mis-shaped or mis-typed tensor.
  * Returns 0, -1, or CHECKPOINT_UNREADABLE when the file cannot be read. */
 int checkpoint_load_weights(const char *path, const ModelRef *m, Error *err);
+
+/* Loads a checkpoint's EMA weights (its "ema." entries, `rxc eval --ema`)
+ * as the weights, with checkpoint_load_weights' strict check. Returns 0,
+ * -1, CHECKPOINT_UNREADABLE, or CHECKPOINT_NO_EMA when it has none. */
+int checkpoint_load_ema_weights(const char *path, const ModelRef *m, Error *err);
+
+/* Restoring for --resume (above) restores the EMA too when the model's
+ * program has one: from the file's "ema." entries, which must then be
+ * complete, or from the resumed weights when the file has none (a note on
+ * stderr says so). Without `ema` the entries are ignored. */
 
 /* The training classes a checkpoint lists, in label order (malloc'd array of
  * *n malloc'd names), or NULL when it lists none (weights from elsewhere).

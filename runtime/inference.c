@@ -11,7 +11,7 @@
 #include "data/dataset.h"
 #include "util.h"
 
-int inference_open(TrainRun *run, int batch, const char *split, const char *weights) {
+int inference_open(TrainRun *run, int batch, const char *split, const char *weights, bool ema) {
     const Recipe *r = &run->model.recipe;
     Error err = {0};
     if (split) {
@@ -40,7 +40,7 @@ int inference_open(TrainRun *run, int batch, const char *split, const char *weig
         return 2;
     }
     trainer_init_params(&run->tr, r->seed);
-    int rc = trainer_load_weights(&run->tr, weights, &err);
+    int rc = ema ? checkpoint_load_ema_weights(weights, &run->tr.ref, &err) : trainer_load_weights(&run->tr, weights, &err);
     if (rc != 0) {
         fprintf(stderr, "rxc: %s\n", err.msg);
         return checkpoint_load_status(rc);

@@ -13,8 +13,10 @@
 /* For run->model (loaded by the caller): with split non-NULL, checks the
  * data and opens that split's loader (run->val, float batches of `batch`);
  * then opens the trainer for `batch` samples in eval mode and loads the
- * weights file (strict names and shapes). Returns 0 or an exit status. */
-int inference_open(TrainRun *run, int batch, const char *split, const char *weights);
+ * weights file (strict names and shapes), or with ema its EMA weights
+ * (checkpoint_load_ema_weights; exit 2 when it has none). Returns 0 or an
+ * exit status. */
+int inference_open(TrainRun *run, int batch, const char *split, const char *weights, bool ema);
 
 /* Class names for n outputs: from the weights file's metadata (written by
  * rxc train), else the data set's class folders, else "class N". Returns a

@@ -75,13 +75,19 @@ static char *json_row(const EpochRecord *e) {
     json_num(&b, "lr", e->lr);
     json_num(&b, "seconds", e->seconds);
     json_num(&b, "images_per_s", e->images_per_s);
+    if (e->has_ema) {
+        json_num(&b, "ema_val_loss", e->ema_val_loss);
+        json_num(&b, "ema_val_acc", e->ema_val_acc);
+    }
     sb_puts(&b, "}\n");
     return sb_take(&b);
 }
 
 char *runlog_epoch_line(const EpochRecord *e, char *buf, size_t buflen) {
-    snprintf(buf, buflen, "Epoch: %d/%d Train Loss: %.4f Accuracy: %.4f Time: %.5f  | Val Loss: %.4f Accuracy: %.4f",
-             e->epoch, e->epochs, e->train_loss, e->train_acc, e->seconds, e->val_loss, e->val_acc);
+    int n = snprintf(buf, buflen, "Epoch: %d/%d Train Loss: %.4f Accuracy: %.4f Time: %.5f  | Val Loss: %.4f Accuracy: %.4f",
+                     e->epoch, e->epochs, e->train_loss, e->train_acc, e->seconds, e->val_loss, e->val_acc);
+    if (e->has_ema && n >= 0 && (size_t)n < buflen)
+        snprintf(buf + n, buflen - (size_t)n, "  | EMA Val Loss: %.4f Accuracy: %.4f", e->ema_val_loss, e->ema_val_acc);
     return buf;
 }
 
@@ -281,11 +287,14 @@ void runlog_epoch(RunLog *l, const EpochRecord *e) {
         {"epoch/val_acc", offsetof(EpochRecord, val_acc)},
         {"epoch/lr", offsetof(EpochRecord, lr)},
         {"epoch/images_per_s", offsetof(EpochRecord, images_per_s)},
+        {"epoch/ema_val_loss", offsetof(EpochRecord, ema_val_loss)},
+        {"epoch/ema_val_acc", offsetof(EpochRecord, ema_val_acc)},
     };
     for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
         double v;
         memcpy(&v, (const char *)e + scalars[i].offset, sizeof v);
-        if (isfinite(v)) runlog_scalar(l, scalars[i].tag, e->epoch, v);
+        bool ema_tag = scalars[i].offset >= offsetof(EpochRecord, ema_val_loss);
+        if (isfinite(v) && (e->has_ema || !ema_tag)) runlog_scalar(l, scalars[i].tag, e->epoch, v);
     }
 
     Error err = {0};

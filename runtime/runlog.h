@@ -52,6 +52,8 @@ typedef struct EpochRecord {
     double lr;            /* the learning rate used during this epoch */
     double seconds;       /* wall time of the epoch (training + validation) */
     double images_per_s;  /* training throughput */
+    bool has_ema;         /* a run with `ema`: its weights' average was validated too */
+    double ema_val_loss, ema_val_acc; /* (with has_ema) in metrics.jsonl, TensorBoard and the epoch line */
 } EpochRecord;
 
 /* metrics.csv's header line (without the newline). */

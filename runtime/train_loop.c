@@ -427,6 +427,11 @@ static int update_step(const EpochLoop *L, EpochPass *p, const StepStats *st, do
                 (long long)opt_step);
         return 1;
     }
+    if (trainer_ema_update(t, &err) != 0) {
+        progress_end(&p->pg);
+        fprintf(stderr, "rxc: epoch %d, step %lld: %s\n", p->epoch + 1, (long long)opt_step, err.msg);
+        return 1;
+    }
     p->in_group = 0;
     t->state.batch_in_epoch = p->batch;
     runlog_scalar(run->log, "train/loss", t->state.step, loss);
@@ -543,16 +548,29 @@ static int reduce_eval(Dist *d, EvalResult *vr, Error *err) {
     return 0;
 }
 
+/* Validation of the weights, and with `ema` of their average (the weights
+ * swapped with it for the while, exactly restored). Returns 0 or -1. */
+static int validate(TrainRun *run, EvalResult *vr, EvalResult *ema, Error *err) {
+    Trainer *t = &run->tr;
+    if (evaluate_split(t, run->val, vr, err) != 0 || reduce_eval(run->dist, vr, err) != 0) return -1;
+    if (!trainer_has_ema(t)) return 0;
+    if (trainer_swap_ema(t, err) != 0) return -1;
+    int rc = evaluate_split(t, run->val, ema, err) != 0 || reduce_eval(run->dist, ema, err) != 0 ? -1 : 0;
+    if (trainer_swap_ema(t, err) != 0) return -1;
+    return rc;
+}
+
 /* After an epoch's training: validation, the epoch line, the run log, the
- * checkpoints, and a stop requested during the epoch's last step. */
+ * checkpoints, and a stop requested during the epoch's last step. With
+ * `ema`, best.safetensors follows the EMA's accuracy, as timm's train.py
+ * tracks its best on the EMA's metrics. */
 static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     TrainRun *run = L->run;
     Trainer *t = &run->tr;
     Error err = {0};
     double train_seconds = progress_now() - p->t0;
-    EvalResult vr = {NAN, NAN, 0};
-    if (run->val && (evaluate_split(t, run->val, &vr, &err) != 0 ||
-                     reduce_eval(run->dist, &vr, &err) != 0)) {
+    EvalResult vr = {NAN, NAN, 0}, ema = {NAN, NAN, 0};
+    if (run->val && validate(run, &vr, &ema, &err) != 0) {
         fprintf(stderr, "rxc: validation: %s\n", err.msg);
         return 1;
     }
@@ -564,6 +582,9 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     rec.train_acc = t->state.epoch_seen ? (double)t->state.epoch_correct / (double)t->state.epoch_seen : NAN;
     rec.val_loss = vr.loss;
     rec.val_acc = vr.acc;
+    rec.has_ema = trainer_has_ema(t) && run->val;
+    rec.ema_val_loss = ema.loss;
+    rec.ema_val_acc = ema.acc;
     rec.lr = schedule_epoch_lr(L->r, L->steps_per_epoch, p->epoch);
     rec.seconds = progress_now() - p->t0;
     rec.images_per_s = train_seconds > 0 ? (double)p->images / train_seconds : 0;
@@ -580,9 +601,10 @@ static int finish_epoch(const EpochLoop *L, EpochPass *p) {
     t->state.epoch_correct = 0;
     t->state.epoch_seen = 0;
     t->state.epoch_seconds = 0;
-    bool best = run->val && vr.acc > t->state.best_val_acc;
+    double tracked = rec.has_ema ? ema.acc : vr.acc;
+    bool best = run->val && tracked > t->state.best_val_acc;
     if (best) {
-        t->state.best_val_acc = vr.acc;
+        t->state.best_val_acc = tracked;
         t->state.best_epoch = p->epoch + 1;
     }
     if (write_epoch_checkpoints(run, best) != 0) return 1;
@@ -630,8 +652,8 @@ int run_epochs(TrainRun *run, const TrainStart *start) {
     if (status == 0 && !stopped && dist_is_root(run->dist)) {
         const TrainState *s = &run->tr.state;
         if (run->val && s->best_epoch > 0)
-            printf("Best validation accuracy %.4f at epoch %d. Run directory: %s\n", s->best_val_acc, s->best_epoch,
-                   runlog_dir(run->log));
+            printf("Best %svalidation accuracy %.4f at epoch %d. Run directory: %s\n",
+                   trainer_has_ema(&run->tr) ? "EMA " : "", s->best_val_acc, s->best_epoch, runlog_dir(run->log));
         else
             printf("Run directory: %s\n", runlog_dir(run->log));
     }

@@ -44,6 +44,7 @@ static Executor *make_executor(const Program *p, bool cuda, Precision precision,
 static int build(Trainer *t, int batch, Program **prog, Executor **exec, Error *err) {
     CompileOptions o = t->copts;
     o.batch = batch;
+    if (batch != t->cfg.batch) o.ema_decay = 0; /* the short-batch program never runs PHASE_EMA */
     o.target = t->use_cuda ? &target_cuda : &target_cpu;
     *prog = compile_training(t->graph, &o, err);
     if (!*prog) return -1;
@@ -230,6 +231,48 @@ void trainer_init_params(Trainer *t, uint64_t seed) {
     free(tmp);
     zero_space(t->exec, t->prog, SPACE_GRADS);
     zero_space(t->exec, t->prog, SPACE_STATE);
+    trainer_ema_reset(t);
+}
+
+bool trainer_has_ema(const Trainer *t) { return t->prog && t->prog->space_bytes[SPACE_EMA] > 0; }
+
+/* Copies `bytes` from a space into SPACE_EMA at ema_offset, or (back) the other way. */
+static int copy_with_ema(Executor *e, BufSpace s, int64_t bytes, int64_t ema_offset, bool into_ema, void *tmp) {
+    if (bytes <= 0) return 0;
+    if (e->read(e, into_ema ? s : SPACE_EMA, into_ema ? 0 : ema_offset, tmp, bytes) != 0) return -1;
+    return e->write(e, into_ema ? SPACE_EMA : s, into_ema ? ema_offset : 0, tmp, bytes);
+}
+
+void trainer_ema_reset(Trainer *t) {
+    if (!trainer_has_ema(t)) return;
+    int64_t pb = t->prog->space_bytes[SPACE_PARAMS], bb = t->prog->space_bytes[SPACE_BUFFERS];
+    void *tmp = xmalloc((size_t)(pb > bb ? pb : bb));
+    copy_with_ema(t->exec, SPACE_PARAMS, pb, 0, true, tmp);
+    copy_with_ema(t->exec, SPACE_BUFFERS, bb, pb, true, tmp);
+    free(tmp);
+}
+
+int trainer_swap_ema(Trainer *t, Error *err) {
+    if (!trainer_has_ema(t)) return 0;
+    int64_t pb = t->prog->space_bytes[SPACE_PARAMS], bb = t->prog->space_bytes[SPACE_BUFFERS];
+    void *raw = xmalloc((size_t)(pb + bb)), *tmp = xmalloc((size_t)(pb > bb ? pb : bb));
+    Executor *e = t->exec;
+    /* the raw values aside, the average in their place, the raw values into the average's */
+    int rc = e->read(e, SPACE_PARAMS, 0, raw, pb) || (bb > 0 && e->read(e, SPACE_BUFFERS, 0, (char *)raw + pb, bb)) ||
+             copy_with_ema(e, SPACE_PARAMS, pb, 0, false, tmp) || copy_with_ema(e, SPACE_BUFFERS, bb, pb, false, tmp) ||
+             e->write(e, SPACE_EMA, 0, raw, pb + bb);
+    free(raw);
+    free(tmp);
+    return rc ? error_set(err, "cannot exchange the weights with their EMA on the device") : 0;
+}
+
+int trainer_ema_update(Trainer *t, Error *err) {
+    if (!trainer_has_ema(t)) return 0;
+    int every = t->recipe->ema_every > 0 ? t->recipe->ema_every : 1;
+    if (t->state.step % every != 0) return 0;
+    double sc[SC_COUNT];
+    schedule_scalars(t->recipe, 0.0, t->state.step, t->state.micro_step, t->cfg.batch, sc);
+    return t->exec->run(t->exec, PHASE_EMA, sc, err);
 }
 
 static int read_buf(Executor *e, const Program *p, int buf, void *dst, int64_t bytes) {
@@ -437,5 +480,8 @@ int trainer_resume(Trainer *t, const char *path, Error *err) {
     return checkpoint_load_resume(path, &t->ref, &t->state, t->model->source_sha256, err);
 }
 
-int trainer_load_weights(Trainer *t, const char *path, Error *err) { return checkpoint_load_weights(path, &t->ref,
-                                                                                                    err); }
+int trainer_load_weights(Trainer *t, const char *path, Error *err) {
+    int rc = checkpoint_load_weights(path, &t->ref, err);
+    if (rc == 0) trainer_ema_reset(t); /* the average starts at the weights the run starts from */
+    return rc;
+}

@@ -128,6 +128,19 @@ int trainer_forward_backward_mixed(Trainer *t, const void *x, const int64_t *y, 
 /* The optimizer update with the accumulated gradients (which it zeroes). */
 int trainer_update(Trainer *t, double lr, int64_t opt_step, Error *err);
 
+/* The EMA of the weights (the recipe's `ema`, program.h SPACE_EMA).
+ * trainer_ema_update runs PHASE_EMA when the optimizer step just taken is
+ * a multiple of ema_every; callers run it once the step's BN buffers are
+ * final (after a distributed run's broadcast). trainer_ema_reset starts the
+ * average at the current weights and buffers (trainer_init_params and
+ * trainer_load_weights call it). trainer_swap_ema exchanges the weights and
+ * buffers with their average, so that evaluation runs on the average; a
+ * second call swaps back, exactly. Without `ema` they do nothing. */
+bool trainer_has_ema(const Trainer *t);
+int trainer_ema_update(Trainer *t, Error *err);
+void trainer_ema_reset(Trainer *t);
+int trainer_swap_ema(Trainer *t, Error *err);
+
 /* Forward in eval mode on n <= batch samples (padded); fills *stats and the
  * host logits/losses for those samples. */
 int trainer_eval(Trainer *t, const void *x, const int64_t *y, int n, StepStats *stats, Error *err);

@@ -390,7 +390,7 @@ static void print_profile(CpuExec *x, const Program *p) {
     const char *env = getenv("RXC_PROFILE");
     int top = env ? atoi(env) : 0;
     if (top <= 0) top = 30;
-    static const char *const phase_names[] = {"forward_train", "backward", "update", "forward_eval"};
+    static const char *const phase_names[] = {"forward_train", "backward", "update", "forward_eval", "ema"};
     int total = 0;
     for (int ph = 0; ph < PHASE_COUNT; ph++) total += x->step_seconds[ph] && x->runs[ph] ? p->n_steps[ph] : 0;
     ProfRow *rows = xcalloc((size_t)(total ? total : 1), sizeof *rows);

@@ -203,7 +203,7 @@ static int capture_phase(CudaExec *x, Phase ph, bool reduce, CUgraphExec *out, E
 }
 
 static const char *phase_name(Phase ph) {
-    return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : "forward";
+    return ph == PHASE_BACKWARD ? "backward" : ph == PHASE_UPDATE ? "update" : ph == PHASE_EMA ? "ema" : "forward";
 }
 
 static bool has_allreduce_step(const Program *p, Phase ph) {

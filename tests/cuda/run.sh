@@ -30,7 +30,7 @@ fake_gpu_cases=(exec_cuda_fake_gpu_grad exec_cuda_fake_gpu_adamw_3_steps exec_cu
                 exec_cuda_driver_too_old_is_error device_auto_says_why
                 exec_cuda_fake_gpu_no_hazards exec_cuda_bf16_gemms_tensor_core_eligible exec_cuda_index64_forced
                 exec_cuda_seed_224_grad exec_cuda_bf16_weight_copy_steps exec_cuda_bf16_weight_copy_init
-                exec_cuda_profile_against_cost_model)
+                exec_cuda_profile_against_cost_model exec_cuda_fake_gpu_ema_steps)
 fake_check_cases=(fake_cublas_rejects_invalid_arguments fake_cublas_strict_tensor_cores
                   fake_gpu_ordered_staging_passes fake_gpu_catches_kernel_without_event_wait
                   fake_gpu_catches_copy_over_unfinished_reads fake_gpu_catches_host_read_before_sync
@@ -207,6 +207,19 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
     fi
   else
     echo "FAIL exec_cuda_fake_gpu_adamw_3_steps: $(tail -c 1500 "$work"/fs_*.log | tr '\n' ' ')"; status_units=1
+  fi
+  # `ema`: PHASE_EMA's kernels through the CUDA executor (launched, then replayed as a graph) against
+  # the CPU's, every ema.* tensor among the rest
+  ema=(--set ema=0.9 --set ema_every=1)
+  if fakerun "$RXC" step $net --batch "$b" --device cuda "${fp32[@]}" "${ema[@]}" --steps 3 --out "$work/fe_cuda.st" \
+       >"$work/fe.log" 2>&1 &&
+     "$RXC" step $net --batch "$b" --device cpu "${ema[@]}" --steps 3 --out "$work/fe_cpu.st" >>"$work/fe.log" 2>&1 &&
+     grep -q '^ema\.' <("$PYTHON" -c "import sys; sys.path.insert(0, 'tests/ops'); from safetensors_io import read_st
+print('\n'.join(read_st(sys.argv[1])))" "$work/fe_cuda.st") && grep -q ' 0 hazards' "$work/fe.log"; then
+    "$PYTHON" tests/gpu/compare.py step "$work/fe_cpu.st" "$work/fe_cuda.st" exec_cuda_fake_gpu_ema_steps 1e-3 ||
+      status_units=1
+  else
+    echo "FAIL exec_cuda_fake_gpu_ema_steps: $(tail -c 1500 "$work/fe.log" | tr '\n' ' ')"; status_units=1
   fi
   # bf16: the GEMMs read SPACE_PARAM_COPY, which the update kernel and every host write of the
   # parameters keep current. A stale copy repeats the first loss (steps) or reads zeros (init):
