@@ -232,6 +232,8 @@ static void print_estimate_text(const char *file, const Program *p, const char *
            t->flops / 1e9, t->bytes / 1e9, t->launches, 100 * tensor_share(t));
     printf("roofline: %.3f ms per step, bound %.0f images/s (cost model estimate, not a measurement)\n",
            t->seconds * 1e3, t->seconds > 0 ? p->batch / t->seconds : 0);
+    printf("arena: %.1f MiB planned for activations and gradients (the memory plan's peak)\n",
+           (double)p->peak_bytes / (1024.0 * 1024.0));
 }
 
 static void print_estimate_json(const char *file, const Program *p, const char *prec, const GpuSpec *gpu, bool tf32,
@@ -249,6 +251,7 @@ static void print_estimate_json(const char *file, const Program *p, const char *
     cJSON_AddNumberToObject(o, "tensor_core_flop_share", tensor_share(t));
     cJSON_AddNumberToObject(o, "seconds_per_step", t->seconds);
     cJSON_AddNumberToObject(o, "bound_images_per_s", t->seconds > 0 ? p->batch / t->seconds : 0);
+    cJSON_AddNumberToObject(o, "arena_bytes", (double)p->peak_bytes);
     cJSON *steps = cJSON_AddArrayToObject(o, "steps");
     for (int i = 0; i < n; i++) {
         const EstimateRow *r = &rows[i];

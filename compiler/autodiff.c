@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kir_analysis.h"
 #include "lower.h"
 #include "util.h"
 
@@ -57,6 +58,9 @@ typedef struct Tree {
     int root;
     int nodes[MAX_TREE_NODES];
     int n_nodes;
+    /* The ReLU mask at the root is recomputed from the tree's inputs instead
+     * of loaded from the root's buffer (Target.backward_masks_from_inputs). */
+    bool root_mask_from_inputs;
 } Tree;
 
 static void tree_collect(const Lower *L, Tree *t, int v) {
@@ -80,8 +84,12 @@ static int edge_grad(Lower *L, KB *kb, const Tree *t, int u, int slot, int idx) 
     const Node *n = &L->g->nodes[u];
     int gu = grad_expr(L, kb, t, u, idx);
     switch (n->op) {
-    case OP_RELU:
-        return kir_select(k, kir_bin(k, KB_LT, e_f(k, 0), lw_value(L, kb, u, idx, EM_BWD)), gu, e_f(k, 0));
+    case OP_RELU: {
+        int zero = e_f(k, 0); /* first, as before: the CPU's emitted C keeps its numbering */
+        int y = u == t->root && t->root_mask_from_inputs ? lw_value_expand(L, kb, u, idx, EM_BWD)
+                                                         : lw_value(L, kb, u, idx, EM_BWD);
+        return kir_select(k, kir_bin(k, KB_LT, zero, y), gu, zero);
+    }
     case OP_SIGMOID: {
         int y = lw_value(L, kb, u, idx, EM_BWD);
         return e_mul(k, gu, e_mul(k, e_sub(k, e_f(k, 1), y), y));
@@ -127,10 +135,48 @@ static void bn_param_index(const Lower *L, int b, int *gamma, int *beta) {
     *beta = n->in[2];
 }
 
-/* The BatchNorms of a tree, in tree order, and per BN its gradient-sums buffer. */
+/* The BatchNorms of a tree, in tree order, and per BN its gradient-sums
+ * buffer and, where the sums kernel wrote exactly the gradient flowing into
+ * the BN (dy) as some leaf's gradient, that buffer (else -1). Leaves whose
+ * gradient needs no BN sums (a residual split's skip edge) are written by the
+ * sums kernel when the target fuses them there (Target.bn_sums_write_grads). */
 typedef struct TreeBns {
-    int node[MAX_TREE_NODES], sums[MAX_TREE_NODES], n;
+    int node[MAX_TREE_NODES], sums[MAX_TREE_NODES], dy_buf[MAX_TREE_NODES], n;
+    int early_leaf[3 * MAX_TREE_NODES], n_early;
 } TreeBns;
+
+static int leaf_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int x, int i, int64_t total);
+static int tree_leaves(const Lower *L, const Tree *t, int *leaves);
+
+/* Does leaf x receive gradient through a BatchNorm's data input? */
+static bool leaf_through_bn(const Lower *L, const Tree *t, int x) {
+    for (int q = 0; q < t->n_nodes; q++) {
+        const Node *u = &L->g->nodes[t->nodes[q]];
+        if (u->op == OP_BATCHNORM && u->in[0] == x) return true;
+    }
+    return false;
+}
+
+/* In the sums kernel's reduce stage: each leaf gradient that needs no sums,
+ * stored per element (a KF_COLS element store, kir.h), so that the leaf
+ * kernel does not reread what the sums kernel already read. A BN whose dy is
+ * exactly such a stored gradient reads it back instead of recomputing it. */
+static void tree_early_leaf_grads(Lower *L, KB *kb, const Tree *t, TreeBns *bn, int st, int idx, const int *dy,
+                                  int64_t total) {
+    Kernel *k = kb->k;
+    int leaves[3 * MAX_TREE_NODES];
+    int nl = tree_leaves(L, t, leaves);
+    for (int z = 0; z < nl; z++) {
+        if (leaf_through_bn(L, t, leaves[z])) continue;
+        int val = leaf_grad(L, kb, t, bn, leaves[z], idx, total);
+        bool acc;
+        int tb = grad_target(L, leaves[z], &acc);
+        kir_store(k, st, kb_buf(kb, L, tb, true), idx, val, acc);
+        bn->early_leaf[bn->n_early++] = leaves[z];
+        for (int q = 0; q < bn->n; q++)
+            if (!acc && dy[q] == val && kir_value_exact_in(k, val, L->p->bufs[tb].dtype)) bn->dy_buf[q] = tb;
+    }
+}
 
 /* 1. BatchNorm gradient sums (+ dgamma, dbeta) in one column kernel */
 static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, const char *lab) {
@@ -142,7 +188,7 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
     int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
     int idx = e_add(k, e_muli(k, j, C), i);
     int st = kir_stage(k, KS_REDUCE);
-    int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES];
+    int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES], dy[MAX_TREE_NODES];
     for (int q = 0; q < bn->n; q++) {
         const Node *n = &g->nodes[bn->node[q]];
         int gv = grad_expr(L, &kb, t, bn->node[q], idx);
@@ -151,7 +197,11 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
         int xhat = e_mul(k, e_sub(k, x, kir_load(k, sb, i)), kir_load(k, sb, e_addi(k, i, C)));
         a0[q] = kir_acc(k, st, KR_SUM, gv);
         a1[q] = kir_acc(k, st, KR_SUM, e_mul(k, gv, xhat));
+        dy[q] = gv;
+        bn->dy_buf[q] = -1;
     }
+    bn->n_early = 0;
+    if (L->o->target->bn_sums_write_grads) tree_early_leaf_grads(L, &kb, t, bn, st, idx, dy, total);
     int so = kir_stage(k, KS_STORE);
     for (int q = 0; q < bn->n; q++) {
         int gp, bp;
@@ -173,8 +223,10 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
             kir_store(k, so, sbuf, e_addi(k, i, C), a1[q], false);
         }
     }
-    kb_end(&kb, L, "batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above it",
-           PH(PHASE_BACKWARD), false);
+    char *what = xasprintf("batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above "
+                           "it%s", bn->n_early ? "; + the input gradients that need no sums (residual split)" : "");
+    kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
+    free(what);
     /* sync_bn: the input gradient uses the sums over every rank (SyncBatchNorm); dgamma and dbeta
      * stay this rank's, for the gradient all-reduce to average like every other parameter's */
     for (int q = 0; q < bn->n && L->o->sync_bn; q++)
@@ -195,7 +247,7 @@ static int bn_input_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int
     int invstd = kir_load(k, sb, e_addi(k, ch, C));
     int xhat = e_mul(k, e_sub(k, lw_value(L, kb, u->in[0], i, EM_BWD), kir_load(k, sb, ch)), invstd);
     int gamma = lw_value(L, kb, u->in[1], ch, EM_BWD);
-    int gv = grad_expr(L, kb, t, un, i);
+    int gv = bn->dy_buf[qb] >= 0 ? kir_load(k, kb_buf(kb, L, bn->dy_buf[qb], false), i) : grad_expr(L, kb, t, un, i);
     int inner;
     if (L->o->sync_bn) { /* sums over every rank: divided by the global count (lower.c's stats layout) */
         int count = kir_load(k, sb, e_addi(k, ch, 3 * C));
@@ -247,7 +299,12 @@ static int leaf_grad(Lower *L, KB *kb, const Tree *t, const TreeBns *bn, int x, 
 static void tree_leaf_grads(Lower *L, const Tree *t, const TreeBns *bn, int64_t total, const char *lab) {
     const Graph *g = L->g;
     int leaves[3 * MAX_TREE_NODES];
-    int nl = tree_leaves(L, t, leaves);
+    int nl = 0;
+    for (int z = 0, all = tree_leaves(L, t, leaves); z < all; z++) {
+        bool early = false;
+        for (int e = 0; e < bn->n_early; e++) early |= bn->early_leaf[e] == leaves[z];
+        if (!early) leaves[nl++] = leaves[z];
+    }
     if (nl == 0) return;
     KB kb;
     kb_begin(&kb, L, lab, KF_ROWS, total, 1);
@@ -304,12 +361,29 @@ static void tree_broadcast_grads(Lower *L, const Tree *t, const char *lab) {
     }
 }
 
+/* Does recomputing the tree's root read nothing its backward does not read
+ * anyway? True when every tensor input of the tree is a BatchNorm's data
+ * input (the BN gradient reads it for xhat); parameters are per channel. */
+static bool tree_inputs_all_bn_data(const Lower *L, const Tree *t) {
+    for (int q = 0; q < t->n_nodes; q++) {
+        const Node *u = &L->g->nodes[t->nodes[q]];
+        for (int s = 0; s < u->n_in; s++) {
+            int x = u->in[s];
+            if (L->fp.inlined[x] || L->g->nodes[x].op == OP_PARAM) continue;
+            if (u->op != OP_BATCHNORM || s != 0) return false;
+        }
+    }
+    return true;
+}
+
 static void tree_backward(Lower *L, int r) {
     Tree t = {.root = r};
     tree_collect(L, &t, r);
+    t.root_mask_from_inputs = L->o->target->backward_masks_from_inputs && L->g->nodes[r].op == OP_RELU &&
+                              tree_inputs_all_bn_data(L, &t);
     int64_t total = (int64_t)L->N * lw_per_sample(L, r);
     char *lab = lw_label(L, r);
-    TreeBns bn = {.n = 0};
+    TreeBns bn = {.n = 0, .n_early = 0};
     for (int i = 0; i < t.n_nodes; i++)
         if (L->g->nodes[t.nodes[i]].op == OP_BATCHNORM) bn.node[bn.n++] = t.nodes[i];
     if (bn.n > 0) tree_bn_sums(L, &t, &bn, total, lab);

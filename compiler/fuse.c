@@ -14,9 +14,10 @@
  * friends are cheap next to the convolutions) is recomputed in backward
  * from its inputs instead of being kept. Inputs that are themselves
  * recomputed are expanded inline into the recompute kernel, up to a chain of
- * MAX_RECOMPUTE_CHAIN trees (a stage of residual blocks), which bounds the
- * extra arithmetic. For ResNeXt this keeps only the convolution outputs and
- * the BN statistics.
+ * Target.recompute_chain_limit trees: 8 on the CPU (a stage of residual
+ * blocks; for ResNeXt this keeps only the convolution outputs and the BN
+ * statistics), 1 on CUDA, where a chain's extra reads cost more than the
+ * memory of keeping every other residual block's output.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,6 @@ static int chain_depth(const Graph *g, const FusePlan *fp, const int *depth, int
     }
     return d;
 }
-
-#define MAX_RECOMPUTE_CHAIN 8
 
 int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err) {
     (void)err;
@@ -134,7 +133,7 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err)
         for (int v = 0; v < n; v++) {
             if (fp->inlined[v] || !fp->elementwise[v] || v == g->output || !tree_has_bn(g, fp, v)) continue;
             int d = chain_depth(g, fp, depth, v);
-            if (d <= MAX_RECOMPUTE_CHAIN) {
+            if (d <= o->target->recompute_chain_limit) {
                 fp->recompute[v] = true;
                 depth[v] = d;
             }

@@ -563,12 +563,24 @@ static int check_structure(Checker *c) {
         const KStage *st = &k->stages[s];
         if (st->kind != KS_REDUCE && st->kind != KS_MAP && st->kind != KS_STORE)
             return fail(c, "stage %d has no valid kind (a store to a stage that does not exist?)", s);
-        if (st->kind == KS_REDUCE && st->n_stores > 0) return fail(c, "stage %d: KS_REDUCE stages hold accumulators, not stores", s);
+        if (st->kind == KS_REDUCE && st->n_stores > 0 && k->form != KF_COLS)
+            return fail(c, "stage %d: KS_REDUCE stages of KF_ROWS kernels hold accumulators, not stores", s);
         bool has_acc = false;
         for (int a = 0; a < k->n_accs; a++) has_acc |= k->accs[a].stage == s;
         if (st->kind == KS_REDUCE && !has_acc) return fail(c, "stage %d: a KS_REDUCE stage without accumulators", s);
         if (st->kind != KS_REDUCE && st->n_stores == 0) return fail(c, "stage %d: a stage without stores", s);
     }
+    return 0;
+}
+
+/* A KF_COLS element store: each (i, j) is visited once, by whichever thread
+ * reduces its row chunk, so the kernel must not read what it stores (another
+ * chunk may not have written it yet). */
+static int check_element_store(Checker *c, const KStore *so) {
+    const Kernel *k = c->k;
+    for (int e = 0; e < k->n_ex; e++)
+        if (k->ex[e].kind == KE_LOAD && k->ex[e].buf == so->buf)
+            return fail(c, "stage 0: the element store to %s, which the kernel also loads", k->bufs[so->buf].name);
     return 0;
 }
 
@@ -602,8 +614,10 @@ int kir_finish(Kernel *k, Error *err) {
                 rc = fail(&c, "stage %d: store to %s, which is not declared written", s, b->name);
                 break;
             }
-            rc = check_root(&c, so->index, s, st->kind == KS_MAP, "store index");
-            if (rc == 0) rc = check_root(&c, so->value, s, st->kind == KS_MAP, "store value");
+            bool per_element = st->kind == KS_MAP || st->kind == KS_REDUCE;
+            rc = check_root(&c, so->index, s, per_element, "store index");
+            if (rc == 0) rc = check_root(&c, so->value, s, per_element, "store value");
+            if (rc == 0 && st->kind == KS_REDUCE) rc = check_element_store(&c, so);
             if (rc) break;
             if (k->ex[so->index].type != KT_INT)
                 rc = fail(&c, "stage %d: store index into %s has type %s", s, b->name, type_name(k->ex[so->index].type));

@@ -24,7 +24,11 @@
  *                   KS_STORE stage: stores using acc_k
  *               Exactly one KS_REDUCE stage then one KS_STORE stage. This is
  *               the column reduction of NHWC data (BN statistics, bias and
- *               weight gradients): memory is row-major, so renderers split
+ *               weight gradients). The KS_REDUCE stage may also hold element
+ *               stores, done once at every (i, j) next to the accumulation
+ *               (a BN gradient-sums pass that also writes an elementwise
+ *               gradient it computes anyway); the kernel must not load what
+ *               it stores that way. Memory is row-major, so renderers split
  *               the rows into `row_chunks` fixed chunks, reduce each chunk
  *               for all columns, then combine chunk partials in chunk order.
  *               The chunking is part of the IR, so the sum order never

@@ -289,3 +289,16 @@ bool kir_deps_computable(const KirDeps *d, int id, const uint64_t *scope, int fi
         if (vs[w] & ~scope[w]) return false;
     return true;
 }
+
+/* ---- values ------------------------------------------------------------------ */
+
+bool kir_value_exact_in(const Kernel *k, int id, KDType dt) {
+    if (dt == KD_F32) return true;
+    const KExpr *e = &k->ex[id];
+    switch (e->kind) {
+    case KE_LOAD: return k->bufs[e->buf].dtype == dt;
+    case KE_CONST_F: return e->f == 0.0;
+    case KE_SELECT: return kir_value_exact_in(k, e->b, dt) && kir_value_exact_in(k, e->c, dt);
+    default: return false;
+    }
+}

@@ -107,4 +107,12 @@ static inline bool kir_deps_has(const KirDeps *d, int id, int var) {
  * accumulators of stages <= final_stage are final. */
 bool kir_deps_computable(const KirDeps *d, int id, const uint64_t *scope, int final_stage);
 
+/* ---- values ---------------------------------------------------------------- */
+
+/* Is float node id stored into a buffer of type dt exactly its value, so that
+ * a later kernel loading it reads what this one computed? Always for f32; for
+ * narrower types, when the value is a load from a buffer of type dt, zero, or
+ * a select between such values (a ReLU mask applied to a bf16 gradient). */
+bool kir_value_exact_in(const Kernel *k, int id, KDType dt);
+
 #endif

@@ -42,6 +42,29 @@ typedef struct Target {
      * normalizes it, when the augment pipeline ends in a normalize: a
      * quarter of the bytes to copy to a GPU; on the CPU there is no copy. */
     bool u8_input;
+    /* How many residual blocks' elementwise trees one backward recompute
+     * kernel may expand inline (fuse.c): a recomputed tree whose input is
+     * itself recomputed reads that input's inputs again, so a chain of k
+     * blocks reads k activations to write one. A large limit keeps only the
+     * convolution outputs (least memory: the CPU, where arithmetic and not
+     * bytes is the cost); 1 keeps every other block's output from forward
+     * instead, so that no recompute reads more than one block's tensors
+     * (CUDA, where the elementwise kernels are bound by memory traffic). */
+    int recompute_chain_limit;
+    /* The backward of an elementwise tree rooted at a ReLU whose only tensor
+     * inputs are BatchNorm inputs (BN + ReLU, BN + BN + add + ReLU) takes the
+     * ReLU's mask from recomputing BN-apply on the inputs it reads anyway,
+     * instead of loading the ReLU's output: one activation fewer read by both
+     * of its kernels, for a few multiplies (CUDA). false: the mask is loaded
+     * (the CPU, where the multiplies cost more than the bytes). */
+    bool backward_masks_from_inputs;
+    /* The BatchNorm-gradient sums kernel of an elementwise tree also writes,
+     * per element, every leaf gradient that needs no sums (a residual add's
+     * skip edge), and the BN gradient kernel after it reads that gradient
+     * back as its dy when it is exactly dy: one pass fewer over the tree's
+     * output gradient and ReLU output (CUDA). false: the leaf kernel
+     * computes every leaf gradient (the CPU, its summation order as before). */
+    bool bn_sums_write_grads;
     /* How the target runs all three passes of this grouped convolution as
      * STEP_CONV library steps (program.h) for activations of type act: on
      * which cores, or CONV_ENGINE_NONE for im2col + GEMM. NULL: it runs none. */

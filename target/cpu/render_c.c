@@ -751,6 +751,7 @@ static void render_cols(Renderer *r) {
         snprintf(target, sizeof target, "p%d[i]", a);
         acc_update(r, target, &k->accs[a]);
     }
+    for (int t = 0; t < k->stages[0].n_stores; t++) emit_store(r, &k->stages[0].stores[t]); /* element stores */
     close_block(r);
     kir_varset_remove(r->scope_vars, KV_INNER);
     close_block(r);

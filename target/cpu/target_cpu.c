@@ -38,6 +38,9 @@ const Target target_cpu = {
     .buffer_align = 64,
     .gemm_stride_align_bytes = 0,
     .u8_input = false,
+    .recompute_chain_limit = 8,
+    .backward_masks_from_inputs = false,
+    .bn_sums_write_grads = false,
     .conv_library_step = cpu_conv_library_step,
     .render = render_cpu_program,
 };

@@ -367,6 +367,8 @@ static void declare_accs(Emitter *E, int stage) {
             line(E, "%s acc%d = %s;", acc_ctype(E, a), a, reduce_init(acc_type(k, a), k->accs[a].op, E->w.acc_wide[a]));
 }
 
+/* The accumulations of a stage, and its element stores (KF_COLS), in one
+ * scope: what both compute is computed once. */
 static void accumulate_stage(Emitter *E, int stage) {
     const Kernel *k = E->k;
     open_scope(E);
@@ -378,6 +380,7 @@ static void accumulate_stage(Emitter *E, int stage) {
         snprintf(acc, sizeof acc, "acc%d", a);
         combine_line(E, acc, k->accs[a].op, acc_type(k, a), v);
     }
+    if (k->stages[stage].n_stores) emit_stores(E, &k->stages[stage]);
     close_scope(E);
 }
 

@@ -49,6 +49,9 @@ const Target target_cuda = {
     .buffer_align = 64,
     .gemm_stride_align_bytes = 16,
     .u8_input = true,
+    .recompute_chain_limit = 1,
+    .backward_masks_from_inputs = true,
+    .bn_sums_write_grads = true,
     .conv_library_step = cuda_conv_library_step,
     .render = render_cuda_source,
 };

@@ -196,6 +196,7 @@ static void reduce_stage(Interp *in, int stage) {
             if (k->accs[a].op == KR_SUM) in->accs[a].f += v.f, in->accs[a].i += v.i;
             else in->accs[a].f = fmaxf(in->accs[a].f, v.f), in->accs[a].i = v.i > in->accs[a].i ? v.i : in->accs[a].i;
         }
+        run_stores(in, &k->stages[stage]); /* a KF_COLS reduce stage's element stores */
     }
 }
 
@@ -506,6 +507,11 @@ static const Mutation mutations[] = {
     {"emu_detects_finish_wrong_chunk_stride", "col_many_chunks", "c += 32)", "c += 33)", false, NULL},
     /* a warp per row handing lanes lane 1's partial sum instead of lane 0's total */
     {"emu_detects_warp_row_wrong_broadcast", "softmax_xent_warp", "(acc1), 0);", "(acc1), 1);", false, NULL},
+    /* a column reduction's element stores (the BN gradient sums writing the residual gradient): to the
+     * row's first element, and done by one row lane of eight only */
+    {"emu_detects_element_store_wrong_index", "col_grad_sums_bf16", "b5_dres[e4] = ", "b5_dres[e3] = ", false, NULL},
+    {"emu_detects_element_store_one_row_lane", "col_grad_sums_bf16", "b6_dacc[e4] += e20;",
+     "if (threadIdx.y == 0) b6_dacc[e4] += e20;", false, NULL},
     /* the 8-wide vector variant reading bf16 lane 3 for lane 2 (run.sh checks NAME_v4 too) */
     {"emu_detects_wrong_vector_lane", "mixed_f32_bf16", "rxc_bf16_lo(in1.y)", "rxc_bf16_hi(in1.y)", false, NULL},
 };

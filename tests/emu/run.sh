@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# 26 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 15 broken kernels, and per model one case
+# 27 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 17 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them.
 # examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
 # per-sample broadcasts); tests/emu/ema.net the EMA of the weights (PHASE_EMA).
@@ -18,7 +18,7 @@ models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2 
         tests/emu/ema.net 3x16x16 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema)
 conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6))
-cases $((26 + 15 + ${#model_cases[@]} + conv_cases))
+cases $((27 + 17 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
 mkdir -p "$work"

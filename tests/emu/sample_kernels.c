@@ -206,6 +206,32 @@ static Kernel *col_bias_grad_bf16(void) {
     return k;
 }
 
+/* BatchNorm backward sums fused with the elementwise gradient (autodiff.c's
+ * sums kernel on CUDA): dy = relu mask * g, summed as sum dy and
+ * sum dy * xhat per channel, and written per element from the reduce stage
+ * (bf16, and accumulated into an f32 buffer). */
+static Kernel *col_grad_sums_bf16(void) {
+    const int64_t C = 24, R = 260;
+    Kernel *k = kir_kernel_new("col_grad_sums_bf16", KF_COLS, C, R);
+    k->row_chunks = 4;
+    kir_set_fuses(k, "batchnorm backward sums + residual gradient");
+    int g = kir_buf(k, "g", KD_BF16, R * C, false), y = kir_buf(k, "y", KD_BF16, R * C, false);
+    int x = kir_buf(k, "x", KD_BF16, R * C, false), stats = kir_buf(k, "stats", KD_F32, 2 * C, false);
+    int sums = kir_buf(k, "sums", KD_F32, 2 * C, true), dres = kir_buf(k, "dres", KD_BF16, R * C, true);
+    int dacc = kir_buf(k, "dacc", KD_F32, R * C, true);
+    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER), idx = ADD(MUL(j, I(C)), i);
+    int dy = kir_select(k, LT(F(0), LOAD(y, idx)), LOAD(g, idx), F(0));
+    int xhat = MUL(SUB(LOAD(x, idx), LOAD(stats, i)), LOAD(stats, ADD(i, I(C))));
+    int s0 = kir_stage(k, KS_REDUCE);
+    int a0 = kir_acc(k, s0, KR_SUM, dy), a1 = kir_acc(k, s0, KR_SUM, MUL(dy, xhat));
+    kir_store(k, s0, dres, idx, dy, false);
+    kir_store(k, s0, dacc, idx, MUL(dy, F(2)), true);
+    int s1 = kir_stage(k, KS_STORE);
+    kir_store(k, s1, sums, i, a0, false);
+    kir_store(k, s1, sums, ADD(i, I(C)), a1, false);
+    return k;
+}
+
 /* Inverted dropout with p = 0.3. */
 static Kernel *dropout(void) {
     const int64_t n = 300;
@@ -269,7 +295,7 @@ KirModule *sample_module(Error *err) {
         conv3x3_grouped("conv3x3_g2", 1), conv3x3_grouped("conv3x3_g2_s2", 2), maxpool(),
         softmax_xent("softmax_xent_block", 3, 1000), softmax_xent("softmax_xent_thread", 37, 5),
         softmax_xent("softmax_xent_warp", 37, 10),
-        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_many_chunks(), col_bias_grad_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
+        rows_scale(), rows_two_maps(), col_stats(), col_sum_long(), col_many_chunks(), col_bias_grad_bf16(), col_grad_sums_bf16(), dropout(), sgd_update(), accumulate("grad_accumulate", 77),
         accumulate("grad_accumulate_large", 4096), affine_relu("affine_relu_bf16_large", KD_BF16, 8192),
         mixed_f32_bf16(),
     };

@@ -6,11 +6,11 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
-# test_kir.c: 41; test_conv_cpu.c: 120 (20 shapes x 3 passes, plain and accumulating) per build
+# test_kir.c: 43; test_conv_cpu.c: 120 (20 shapes x 3 passes, plain and accumulating) per build
 # (the native build, and on x86-64 the x86-64-v3 and baseline builds too); conv_cpu_asan_ubsan
 conv_builds=1
 [ "$(uname -m)" = x86_64 ] && conv_builds=3
-cases $((41 + 120 * conv_builds + 1))
+cases $((43 + 120 * conv_builds + 1))
 out=build/tests/kir
 mkdir -p "$out"
 cache="${RXC_CACHE_DIR:-$PWD/build/test-cache}/kir"

@@ -764,6 +764,27 @@ static void test_finish_rejects(void) {
         kir_store(k, kir_stage(k, KS_STORE), y, kir_var(k, KV_OUTER), body, false);
         expect_reject("finish_rejects_reduce_var_out_of_scope", k, "outside the reduce");
     }
+    {   /* a KF_COLS element store to a buffer the kernel also loads */
+        Kernel *k = kir_kernel_new("bad_element_store", KF_COLS, 4, 8);
+        int x = kir_buf(k, "x", KD_F32, 32, true), y = kir_buf(k, "y", KD_F32, 4, true);
+        int idx = add(k, mul(k, kir_var(k, KV_INNER), C(k, 4)), kir_var(k, KV_OUTER));
+        int s0 = kir_stage(k, KS_REDUCE);
+        int a = kir_acc(k, s0, KR_SUM, kir_load(k, x, idx));
+        kir_store(k, s0, x, idx, F(k, 0), false);
+        kir_store(k, kir_stage(k, KS_STORE), y, kir_var(k, KV_OUTER), a, false);
+        expect_reject("finish_rejects_element_store_it_loads", k, "also loads");
+    }
+    {   /* element stores belong to KF_COLS reduce stages only */
+        Kernel *k = kir_kernel_new("bad_rows_reduce_store", KF_ROWS, 4, 8);
+        int x = kir_buf(k, "x", KD_F32, 32, false), y = kir_buf(k, "y", KD_F32, 32, true);
+        int z = kir_buf(k, "z", KD_F32, 4, true);
+        int idx = add(k, mul(k, kir_var(k, KV_OUTER), C(k, 8)), kir_var(k, KV_INNER));
+        int s0 = kir_stage(k, KS_REDUCE);
+        int a = kir_acc(k, s0, KR_SUM, kir_load(k, x, idx));
+        kir_store(k, s0, y, idx, kir_load(k, x, idx), false);
+        kir_store(k, kir_stage(k, KS_STORE), z, kir_var(k, KV_OUTER), a, false);
+        expect_reject("finish_rejects_rows_reduce_store", k, "KF_ROWS");
+    }
     {   /* j in a STORE stage */
         Kernel *k = kir_kernel_new("bad_inner", KF_ROWS, 4, 4);
         int y = kir_buf(k, "y", KD_F32, 16, true);
