@@ -24,6 +24,11 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     o->label_smoothing = r->label_smoothing;
     o->opt = r->opt;
     o->nesterov = r->nesterov;
+    if (r->opt == OPT_LAMB) {
+        o->lamb_max_grad_norm = r->max_grad_norm;
+        o->lamb_trust_clip = r->trust_clip;
+        o->lamb_always_adapt = r->always_adapt;
+    }
     o->clip_grad_norm = r->clip_grad_norm;
     o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
     o->no_decay_bn_bias = r->no_decay_bn_bias;

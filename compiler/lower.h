@@ -245,6 +245,9 @@ int grad_target(Lower *L, int v, bool *accumulate);
 
 /* ---- 4. the optimizer update (optimizer.c) ---------------------------------- */
 int lower_update(Lower *L);
+/* LAMB's kernels (optimizer_lamb.c) over the params and grads buffers;
+ * factor_buf: the gradient clipping factor's buffer, or -1 */
+int lower_update_lamb(Lower *L, int params_buf, int grads_buf, int factor_buf);
 
 /* ---- 5. memory planning (memplan.c) ----------------------------------------- */
 int memplan_run(Lower *L, Error *err);

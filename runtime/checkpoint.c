@@ -25,6 +25,7 @@ static const char *opt_name(OptKind k) {
     case OPT_SGD: return "sgd";
     case OPT_ADAM: return "adam";
     case OPT_ADAMW: return "adamw";
+    case OPT_LAMB: return "lamb";
     }
     return "?";
 }
@@ -41,7 +42,7 @@ static Slots opt_slots(const ModelRef *m) {
     Slots s = {0};
     int64_t state = m->program->space_bytes[SPACE_STATE];
     if (state <= 0) return s;
-    if (m->opt == OPT_ADAM || m->opt == OPT_ADAMW) {
+    if (m->opt == OPT_ADAM || m->opt == OPT_ADAMW || m->opt == OPT_LAMB) { /* timm's Lamb names them so too */
         s.n = 2;
         s.name[0] = "exp_avg";
         s.name[1] = "exp_avg_sq";
