@@ -164,7 +164,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     int64_t in_numel = (int64_t)o->batch * node_numel(in);
     p->space_bytes[SPACE_PARAMS] = off * 4;
     p->space_bytes[SPACE_GRADS] = off * 4;
-    p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2);
+    p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2) + (o->opt == OPT_LAMB ? lamb_scratch_floats(g) * 4 : 0);
     p->space_bytes[SPACE_BUFFERS] = boff * 4;
     p->space_bytes[SPACE_PARAM_COPY] = L.act == KD_BF16 ? off * 2 : 0;
     p->space_bytes[SPACE_INPUT] = in_numel * (o->normalize_u8_input ? 1 : 4);

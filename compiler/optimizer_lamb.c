@@ -13,7 +13,10 @@
  *   lamb_update       w -= lr * ratio[tensor] * u (and the bf16 copy)
  * Which tensor or chunk an index falls in is a compile-time table, spelled
  * in the IR as a balanced tree of selects over constants, so the C and CUDA
- * renderers need nothing new and every sum runs in a fixed order.
+ * renderers need nothing new and every sum runs in a fixed order. The
+ * partial sums and the ratios live in SPACE_STATE after m and v
+ * (lamb_scratch_floats): the memory plan places no update-phase buffer, and
+ * two arena buffers there would share offset 0.
  */
 #include <stdlib.h>
 
@@ -50,6 +53,14 @@ static Segment *lamb_segments(const Lower *L, int *n_out, int64_t *chunks_out) {
     *n_out = n;
     *chunks_out = chunks;
     return s;
+}
+
+int64_t lamb_scratch_floats(const Graph *g) {
+    int64_t floats = 0;
+    for (int i = 0; i < g->n_params; i++)
+        if (g->params[i].trainable && g->params[i].numel > 0)
+            floats += 2 * ((g->params[i].numel + LAMB_CHUNK - 1) / LAMB_CHUNK) + 1;
+    return floats;
 }
 
 typedef enum SegKey { KEY_INDEX, KEY_START, KEY_FIRST_CHUNK } SegKey;
@@ -197,8 +208,10 @@ int lower_update_lamb(Lower *L, int params_buf, int grads_buf, int factor_buf) {
     LambBufs b = {.params = params_buf, .grads = grads_buf, .factor = factor_buf};
     b.m = lw_new_buf(L, "lamb_m", SPACE_STATE, 0, P, KD_F32);
     b.v = lw_new_buf(L, "lamb_v", SPACE_STATE, P * 4, P, KD_F32);
-    b.partial = lw_arena(L, "lamb_sqnorm_partial", 2 * chunks);
-    b.ratio = lw_arena(L, "lamb_trust_ratio", n);
+    b.partial = lw_new_buf(L, "lamb_sqnorm_partial", SPACE_STATE, P * 8, 2 * chunks, KD_F32);
+    b.ratio = lw_new_buf(L, "lamb_trust_ratio", SPACE_STATE, P * 8 + 2 * chunks * 4, n, KD_F32);
+    if (P * 8 + (2 * chunks + n) * 4 > p->space_bytes[SPACE_STATE])
+        lw_fail(L, "internal error: LAMB's sums do not fit in the optimizer state");
     if (!lw_failed(L)) lamb_moments(L, &b, P);
     if (!lw_failed(L)) lamb_sqnorms(L, &b, s, n, chunks, P);
     if (!lw_failed(L)) lamb_trust_ratio(L, &b, s, n, chunks, n_decayed);

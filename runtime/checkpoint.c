@@ -47,7 +47,7 @@ static Slots opt_slots(const ModelRef *m) {
         s.name[0] = "exp_avg";
         s.name[1] = "exp_avg_sq";
         s.base[0] = 0;
-        s.base[1] = state / 2; /* program.h: m then v, each in the parameters' layout */
+        s.base[1] = m->program->space_bytes[SPACE_PARAMS]; /* program.h: m then v, each in the parameters' layout */
     } else if (m->momentum != 0.0) {
         s.n = 1;
         s.name[0] = "momentum_buffer";

@@ -7,9 +7,9 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 # test_units.py: 73 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 18 schedules,
-# scalars, 6 init kinds, 3 mixup/cutmix draws); test_rxc.py: 66 (step_probe, grad 3, optim 21 (3 of them mixing, 4 LAMB), badckpt 14, model 16, training 11);
+# scalars, 6 init kinds, 3 mixup/cutmix draws); test_rxc.py: 67 (step_probe, grad 3, optim 22 (3 of them mixing, 5 LAMB), badckpt 14, model 16, training 11);
 # test_cache_dir.py: 4; test_defects.py: 27
-cases $((73 + 66 + 4 + 27))
+cases $((73 + 67 + 4 + 27))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"

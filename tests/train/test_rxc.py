@@ -13,7 +13,9 @@ Cases (PASS/FAIL/SKIP lines):
                      AdamW (betas, eps, no-decay), label smoothing, a cosine schedule,
                      gradient accumulation (accum 2: BN statistics per micro-batch),
                      LAMB vs timm's Lamb algorithm (TimmLamb: its clipping, trust ratio,
-                     trust_clip, always_adapt, no-decay, and after clip_grad_norm).
+                     trust_clip, always_adapt, no-decay, and after clip_grad_norm), and
+                     LAMB on tiny_resnext (tensors of several norm chunks) vs TimmLamb in
+                     float64 on rxc's gradients, bit-identical with 1 and 3 threads.
                      Every parameter and BN buffer after 3 steps, the logits of step 1
                      and the 3 losses: max |a - b| <= 2e-4 * max |b| + 1e-6 per tensor.
   model_seed_*, model_tv_*
@@ -435,6 +437,41 @@ def test_optimizers():
         if clip and not all((n > clip) == engaged for n in norms):
             bad.append(f"torch's gradient norms {norms} vs max_norm {clip}")
         report(f"optim_{name}", not bad, "; ".join(bad[:6]))
+
+
+def test_lamb_many_chunks():
+    """LAMB where tensors span several of its 4096-element norm chunks and threads share the
+    work: tiny_resnext.net (41 tensors, the largest 8 chunks). One step after `rxc grad`'s
+    gradients, against TimmLamb in float64 on those gradients (max |a - b| <= 1e-5 * max |b|
+    + 1e-7 per tensor), and bit-identical with 1 and 3 threads."""
+    net = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "tiny_resnext.net")
+    opt = "optimizer=lamb(lr=0.01, weight_decay=0.05, max_grad_norm=0.5)"
+    bpath, gpath = os.path.join(TMP, "lamb_mc_b.safetensors"), os.path.join(TMP, "lamb_mc_g.safetensors")
+    write_batch(bpath, 4, 32, 32, 10, 7)
+    bad = []
+    rc, out, err = rxc("grad", net, "--batch", bpath, "--out", gpath, "--set", opt)
+    outs = []
+    for threads in (1, 3):
+        o = os.path.join(TMP, f"lamb_mc_{threads}.safetensors")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        r = rxc("step", net, "--batch", bpath, "--steps", 1, "--out", o, "--set", opt, env=env)
+        rc, err = rc or r[0], err + r[2]
+        outs.append(o)
+    if rc != 0:
+        report("optim_lamb_many_chunks_threads", False, err.strip()[-500:])
+        return
+    g, _ = st.read(gpath)
+    one, three = st.read(outs[0])[0], st.read(outs[1])[0]
+    names = [k[len("param."):] for k in g if k.startswith("param.") and "grad." + k[len("param."):] in g]
+    params = [torch.tensor(g["param." + n], dtype=torch.float64) for n in names]
+    for p, n in zip(params, names):
+        p.grad = torch.tensor(g["grad." + n], dtype=torch.float64)
+    TimmLamb(params, lr=0.01, weight_decay=0.05, max_grad_norm=0.5).step()
+    bad += compare_dicts(one, {n: p.detach().numpy() for n, p in zip(names, params)}, 1e-5, 1e-7)
+    bad += [f"{k}: 1 and 3 threads differ" for k in one if not np.array_equal(one[k], three[k])]
+    if max(g["param." + n].size for n in names) <= 4 * 4096:
+        bad.append("no tensor spans more than 4 chunks: the case tests less than its name says")
+    report("optim_lamb_many_chunks_threads", not bad, "; ".join(bad[:6]))
 
 
 # ---- mixup / cutmix: rxc step's draws replayed with timm's Mixup on PyTorch ----------
@@ -872,6 +909,7 @@ def main():
         guarded("grad", test_grad_bn_two_values)
     if "optim" in only:
         guarded("optim", test_optimizers)
+        guarded("optim", test_lamb_many_chunks)
         guarded("optim", test_mix)
     if "badckpt" in only:
         guarded("badckpt", test_bad_checkpoints)
