@@ -152,7 +152,7 @@ static cJSON *shape_json(const Node *n) {
 
 static const char *const layout_words[] = {"imagefolder", "cifar10", "cifar100", "demo"};
 static const char *const cache_words[] = {"decoded", "jpeg", "none"};
-static const char *const opt_words[] = {"sgd", "adam", "adamw"};
+static const char *const opt_words[] = {"sgd", "adam", "adamw", "lamb"};
 static const char *const sched_words[] = {"constant", "cosine", "step", "multistep"};
 static const char *const device_words[] = {"auto", "cpu", "cuda"};
 static const char *const policy_words[] = {"imagenet", "cifar10", "svhn"};
@@ -208,6 +208,11 @@ static char *optimizer_text(const Recipe *r) {
         return xasprintf("sgd(lr=%g, momentum=%g, nesterov=%s, weight_decay=%g, no_decay_bn_bias=%s)", r->lr,
                          r->momentum, r->nesterov ? "true" : "false", r->weight_decay,
                          r->no_decay_bn_bias ? "true" : "false");
+    if (r->opt == OPT_LAMB)
+        return xasprintf("lamb(lr=%g, betas=[%g, %g], eps=%g, weight_decay=%g, no_decay_bn_bias=%s, max_grad_norm=%g, "
+                         "trust_clip=%s, always_adapt=%s)",
+                         r->lr, r->beta1, r->beta2, r->eps, r->weight_decay, r->no_decay_bn_bias ? "true" : "false",
+                         r->max_grad_norm, r->trust_clip ? "true" : "false", r->always_adapt ? "true" : "false");
     return xasprintf("%s(lr=%g, betas=[%g, %g], eps=%g, weight_decay=%g, no_decay_bn_bias=%s)", opt_words[r->opt], r->lr,
                      r->beta1, r->beta2, r->eps, r->weight_decay, r->no_decay_bn_bias ? "true" : "false");
 }
@@ -260,6 +265,11 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddNumberToObject(opt, "eps", r->eps);
     cJSON_AddNumberToObject(opt, "weight_decay", r->weight_decay);
     cJSON_AddBoolToObject(opt, "no_decay_bn_bias", r->no_decay_bn_bias);
+    if (r->opt == OPT_LAMB) {
+        cJSON_AddNumberToObject(opt, "max_grad_norm", r->max_grad_norm);
+        cJSON_AddBoolToObject(opt, "trust_clip", r->trust_clip);
+        cJSON_AddBoolToObject(opt, "always_adapt", r->always_adapt);
+    }
     cJSON *sch = cJSON_AddObjectToObject(o, "schedule");
     cJSON_AddStringToObject(sch, "kind", sched_words[r->sched]);
     cJSON_AddNumberToObject(sch, "eta_min", r->eta_min);

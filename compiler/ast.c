@@ -276,6 +276,10 @@ void ast_print_expr(const AstExpr *e, StrBuf *out) {
         break;
     case EX_RANGE:
         print_operand(e->v.range.lo, out);
+        if (e->v.range.hi->kind == EX_INT && e->v.range.hi->v.i == AST_SLICE_END) {
+            sb_putc(out, ':'); /* x[c0:], which `..` cannot spell */
+            break;
+        }
         sb_puts(out, "..");
         print_operand(e->v.range.hi, out);
         break;

@@ -86,6 +86,8 @@ typedef struct AstLabel {
 /* The parser keeps every expression at most this deep (an error beyond), so
  * recursive consumers need no stack checks of their own. */
 #define AST_MAX_EXPR_DEPTH 200
+/* The end bound of `x[c0:]`: past every end, and slices clamp to the end */
+#define AST_SLICE_END INT64_MAX
 /* ... and bodies ({ }) at most this deeply nested. */
 #define AST_MAX_BODY_DEPTH 64
 

@@ -24,6 +24,11 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     o->label_smoothing = r->label_smoothing;
     o->opt = r->opt;
     o->nesterov = r->nesterov;
+    if (r->opt == OPT_LAMB) {
+        o->lamb_max_grad_norm = r->max_grad_norm;
+        o->lamb_trust_clip = r->trust_clip;
+        o->lamb_always_adapt = r->always_adapt;
+    }
     o->clip_grad_norm = r->clip_grad_norm;
     o->ema_decay = r->ema_decay;
     o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
@@ -160,7 +165,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     int64_t in_numel = (int64_t)o->batch * node_numel(in);
     p->space_bytes[SPACE_PARAMS] = off * 4;
     p->space_bytes[SPACE_GRADS] = off * 4;
-    p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2);
+    p->space_bytes[SPACE_STATE] = off * 4 * (o->opt == OPT_SGD ? 1 : 2) + (o->opt == OPT_LAMB ? lamb_scratch_floats(g) * 4 : 0);
     p->space_bytes[SPACE_BUFFERS] = boff * 4;
     p->space_bytes[SPACE_PARAM_COPY] = L.act == KD_BF16 ? off * 2 : 0;
     p->space_bytes[SPACE_EMA] = o->ema_decay > 0 ? (off + boff) * 4 : 0;

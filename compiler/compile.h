@@ -49,8 +49,11 @@ typedef struct CompileOptions {
                                   gradients, optimizer state, BN statistics, logits and loss */
     LossMode loss;
     double label_smoothing;    /* cross-entropy only, in [0, 1) */
-    OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW */
+    OptKind opt;               /* SGD (momentum, nesterov, coupled decay), Adam (L2), AdamW, LAMB */
     bool nesterov;
+    double lamb_max_grad_norm; /* LAMB: > 0: timm's in-optimizer global-norm clipping (optimizer_lamb.c) */
+    bool lamb_trust_clip;      /* LAMB: trust ratio clamped to at most 1 */
+    bool lamb_always_adapt;    /* LAMB: trust ratio on tensors without weight decay too */
     double clip_grad_norm;     /* > 0: gradients scaled so that their global L2 norm is at most this */
     double ema_decay;          /* > 0: SPACE_EMA and PHASE_EMA (program.h), the EMA of the weights and BN
                                   buffers with this decay */

@@ -305,7 +305,7 @@ static Value eval_index(Elab *e, Frame *f, const AstExpr *x) {
         bool ok = to_int(e->d, lo, ix->v.range.lo->loc, "slice start", &l);
         ok = to_int(e->d, hi, ix->v.range.hi->loc, "slice end", &h) && ok;
         if (!ok) return VERR;
-        if (base.k == V_TENSOR) return tensor_channel_slice(e, base.u.tensor, l, h, x->loc); /* x[c0..c1] */
+        if (base.k == V_TENSOR) return tensor_channel_slice(e, base.u.tensor, l, h, x->loc); /* x[c0:c1], x[c0..c1] */
         if (base.k != V_LIST) {
             diag_error(e->d, x->loc, "only lists and tensors (channels) can be sliced, got %s", kind_name(base.k));
             return VERR;
@@ -326,7 +326,7 @@ static Value eval_index(Elab *e, Frame *f, const AstExpr *x) {
     int64_t i;
     if (!to_int(e->d, iv, ix->loc, "an index", &i)) return VERR;
     if (base.k == V_TENSOR) {
-        diag_error(e->d, x->loc, "a tensor is sliced by channels, x[c0..c1], not indexed");
+        diag_error(e->d, x->loc, "a tensor is sliced by channels, x[c0:c1], not indexed");
         return VERR;
     }
     if (base.k != V_LIST) {

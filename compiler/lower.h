@@ -247,6 +247,11 @@ int grad_target(Lower *L, int v, bool *accumulate);
 int lower_update(Lower *L);
 /* 4b. with CompileOptions.ema_decay: PHASE_EMA's kernels (ema.c) */
 int lower_ema(Lower *L);
+/* LAMB's kernels (optimizer_lamb.c) over the params and grads buffers;
+ * factor_buf: the gradient clipping factor's buffer, or -1 */
+int lower_update_lamb(Lower *L, int params_buf, int grads_buf, int factor_buf);
+/* SPACE_STATE floats LAMB needs after its m and v: per-chunk sums and per-tensor ratios */
+int64_t lamb_scratch_floats(const Graph *g);
 
 /* ---- 5. memory planning (memplan.c) ----------------------------------------- */
 int memplan_run(Lower *L, Error *err);

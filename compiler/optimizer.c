@@ -9,7 +9,8 @@
  * from the gradients' global L2 norm, and the update scales every gradient
  * by it. Under PREC_BF16 the same pass stores each new value rounded to
  * bf16 into SPACE_PARAM_COPY, the GEMMs' operand (program.h), so no step
- * casts weights.
+ * casts weights. LAMB's update is optimizer_lamb.c's; its own global-norm
+ * clipping (timm's max_grad_norm) joins clip_grad_norm's factor here.
  */
 #include <stdlib.h>
 
@@ -47,9 +48,19 @@ static int lower_clip_factor(Lower *L, int grads_buf, int64_t P) {
     red = kir_stage(k, KS_REDUCE);
     int total = kir_acc(k, red, KR_SUM, kir_load(k, si, kir_var(k, KV_INNER)));
     int norm = kir_un(k, KU_SQRT, total);
-    int coef = e_div(k, e_f(k, L->o->clip_grad_norm), e_add(k, norm, e_f(k, 1e-6)));
-    kir_store(k, kir_stage(k, KS_STORE), fi, kir_var(k, KV_OUTER), kir_bin(k, KB_MIN, coef, e_f(k, 1)), false);
-    kb_end(&kb, L, "clip_grad_norm_'s factor: min(1, max_norm / (global L2 norm + 1e-6))", PH(PHASE_UPDATE), false);
+    int coef = L->o->clip_grad_norm > 0
+                   ? kir_bin(k, KB_MIN, e_div(k, e_f(k, L->o->clip_grad_norm), e_add(k, norm, e_f(k, 1e-6))), e_f(k, 1))
+                   : e_f(k, 1);
+    double lamb_max = L->o->opt == OPT_LAMB ? L->o->lamb_max_grad_norm : 0;
+    /* timm's Lamb divides the gradients that clip_grad_norm_ left by
+     * max(1, their norm / max_grad_norm); their norm is norm * coef */
+    if (lamb_max > 0)
+        coef = e_div(k, coef, kir_bin(k, KB_MAX, e_f(k, 1), e_div(k, e_mul(k, norm, coef), e_f(k, lamb_max))));
+    kir_store(k, kir_stage(k, KS_STORE), fi, kir_var(k, KV_OUTER), coef, false);
+    kb_end(&kb, L,
+           lamb_max > 0 ? "the gradients' factor: clip_grad_norm_'s (if any), then timm Lamb's 1 / max(1, norm / max_grad_norm)"
+                        : "clip_grad_norm_'s factor: min(1, max_norm / (global L2 norm + 1e-6))",
+           PH(PHASE_UPDATE), false);
     return lw_failed(L) ? -1 : factor;
 }
 
@@ -59,6 +70,11 @@ int lower_update(Lower *L) {
     if (P == 0) return 0;
     int pb = lw_new_buf(L, "params", SPACE_PARAMS, 0, P, KD_F32);
     int gb = lw_new_buf(L, "grads", SPACE_GRADS, 0, P, KD_F32);
+    bool lamb_clips = L->o->opt == OPT_LAMB && L->o->lamb_max_grad_norm > 0;
+    if (L->o->opt == OPT_LAMB) {
+        int factor = L->o->clip_grad_norm > 0 || lamb_clips ? lower_clip_factor(L, gb, P) : -1;
+        return lw_failed(L) ? -1 : lower_update_lamb(L, pb, gb, factor);
+    }
     int mb = lw_new_buf(L, L->o->opt == OPT_SGD ? "momentum" : "adam_m", SPACE_STATE, 0, P, KD_F32);
     int vb = L->o->opt == OPT_SGD ? -1 : lw_new_buf(L, "adam_v", SPACE_STATE, P * 4, P, KD_F32);
     int clip = L->o->clip_grad_norm > 0 ? lower_clip_factor(L, gb, P) : -1;

@@ -18,7 +18,8 @@
  *   SPACE_PARAMS   all trainable parameters, contiguous, f32; decayed
  *                  parameters first, then those without weight decay
  *   SPACE_GRADS    the same layout as SPACE_PARAMS
- *   SPACE_STATE    optimizer state (momentum; or Adam's m then v), same layout
+ *   SPACE_STATE    optimizer state (momentum; or Adam's m then v), same layout; LAMB
+ *                  appends its per-chunk sums and per-tensor trust ratios
  *   SPACE_BUFFERS  BatchNorm running statistics, f32
  *   SPACE_INPUT    the input batch, N*H*W*C (f32, or u8 when normalize is fused)
  *   SPACE_LABELS   N int64 class indices

@@ -85,7 +85,7 @@ static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "de
                                          "log_every", "clip_grad_norm", "mixup", "cutmix", "mix_prob",
                                          "mix_switch_prob", "sync_bn", "ema", "ema_every"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
-                                             "no_decay_bn_bias"};
+                                             "no_decay_bn_bias", "max_grad_norm", "trust_clip", "always_adapt"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
 static const char *const loss_args[] = {"label_smoothing"};
 
@@ -393,28 +393,41 @@ static void read_data(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (v[7]) get_bool(rd, v[7]->value, "drop_last", &r->drop_last);
 }
 
+/* lamb's own settings, timm's Lamb arguments (v: lamb's spec order). */
+static void read_lamb_settings(Reader *rd, const AstExpr *const *v, Recipe *r) {
+    if (v[5]) get_range(rd, v[5], "max_grad_norm", 0, INFINITY, false, &r->max_grad_norm);
+    if (v[6]) get_bool(rd, v[6], "trust_clip", &r->trust_clip);
+    if (v[7]) get_bool(rd, v[7], "always_adapt", &r->always_adapt);
+}
+
 static void read_optimizer(Reader *rd, const AstExpr *e, Recipe *r) {
-    static const char *const kinds[] = {"sgd", "adam", "adamw"};
+    static const char *const kinds[] = {"sgd", "adam", "adamw", "lamb"};
     const char *name = e->kind == EX_CALL ? e->v.call.callee : e->kind == EX_NAME ? e->v.name : NULL;
     SrcLoc at = e->kind == EX_CALL ? e->v.call.callee_loc : e->loc;
     AstExpr word = {.kind = EX_NAME, .loc = at};
     word.v.name = name;
     int k;
-    if (!name) { read_error(rd, e->loc, "optimizer expects sgd(...), adam(...) or adamw(...)"); return; }
-    if (!get_word(rd, &word, "optimizer", kinds, 3, &k)) return;
+    if (!name) { read_error(rd, e->loc, "optimizer expects sgd(...), adam(...), adamw(...) or lamb(...)"); return; }
+    if (!get_word(rd, &word, "optimizer", kinds, 4, &k)) return;
     r->opt = (OptKind)k;
-    /* Written optimizers take PyTorch's defaults for what they do not say. */
+    /* Written optimizers take PyTorch's defaults for what they do not say
+     * (lamb: timm's Lamb's). */
     r->lr = 1e-3;
     r->momentum = 0;
     r->nesterov = false;
     r->beta1 = 0.9; r->beta2 = 0.999;
-    r->eps = 1e-8;
-    r->weight_decay = r->opt == OPT_ADAMW ? 0.01 : 0;
+    r->eps = r->opt == OPT_LAMB ? 1e-6 : 1e-8;
+    r->weight_decay = r->opt == OPT_ADAMW || r->opt == OPT_LAMB ? 0.01 : 0;
     r->no_decay_bn_bias = false;
+    r->max_grad_norm = r->opt == OPT_LAMB ? 1.0 : 0;
+    r->trust_clip = r->always_adapt = false;
     static const char *const sgd_ps[] = {"lr", "momentum", "nesterov", "weight_decay", "no_decay_bn_bias"};
-    static const char *const adam_ps[] = {"lr", "betas", "eps", "weight_decay", "no_decay_bn_bias"};
-    Spec s = r->opt == OPT_SGD ? (Spec){"sgd", sgd_ps, 5, 1} : (Spec){kinds[k], adam_ps, 5, 0};
-    const AstExpr *v[5];
+    static const char *const adam_ps[] = {"lr", "betas", "eps", "weight_decay", "no_decay_bn_bias",
+                                          "max_grad_norm", "trust_clip", "always_adapt"};
+    Spec s = r->opt == OPT_SGD ? (Spec){"sgd", sgd_ps, 5, 1}
+             : r->opt == OPT_LAMB ? (Spec){"lamb", adam_ps, 8, 0}
+                                  : (Spec){kinds[k], adam_ps, 5, 0};
+    const AstExpr *v[8];
     if (!bind_call(rd, e, &s, v)) return;
     double lr;
     if (v[0] && get_number(rd, v[0], "lr", &lr)) {
@@ -436,6 +449,7 @@ static void read_optimizer(Reader *rd, const AstExpr *e, Recipe *r) {
         }
         if (v[2] && get_range(rd, v[2], "eps", 0, INFINITY, false, &r->eps) && r->eps == 0)
             read_error(rd, v[2]->loc, "eps must be positive");
+        if (r->opt == OPT_LAMB) read_lamb_settings(rd, v, r);
     }
 }
 

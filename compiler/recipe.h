@@ -51,7 +51,7 @@ typedef struct TransformOp {
 
 typedef enum DataLayout { DATA_IMAGEFOLDER, DATA_CIFAR10, DATA_CIFAR100, DATA_DEMO } DataLayout;
 typedef enum CacheMode { CACHE_DECODED, CACHE_JPEG, CACHE_NONE } CacheMode;
-typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
+typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LAMB } OptKind;
 typedef enum SchedKind { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP, SCHED_MULTISTEP } SchedKind;
 typedef enum WarmupKind { WARMUP_LINEAR, WARMUP_CONSTANT } WarmupKind;
 typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
@@ -88,6 +88,9 @@ typedef struct Recipe {
     double lr, momentum, beta1, beta2, eps, weight_decay;
     bool nesterov;
     bool no_decay_bn_bias;  /* no weight decay on BN parameters and biases */
+    double max_grad_norm;   /* lamb: timm's Lamb clipping of the global gradient norm inside the step; 0: none */
+    bool trust_clip;        /* lamb: trust ratio at most 1 (timm's LAMBC) */
+    bool always_adapt;      /* lamb: trust ratio also for tensors without weight decay */
     SchedKind sched;
     bool sched_per_step;    /* false: stepped once per epoch, as the seed */
     double eta_min;         /* cosine */

@@ -38,6 +38,11 @@ typedef struct ParseCtx {
     int cur_end_line, cur_end_col;   /* where the latest token ended */
     int prev_end_line, prev_end_col; /* where the token before it ended */
     int brace_depth;       /* current nesting of { } (the scanner counts) */
+    int last_tok;          /* the latest token (yylex in lexer.l), to tell x[ from a list's [ */
+    int ident_run;         /* names in a row up to the latest token */
+    bool run_at_edge;      /* that run began where a declaration may: `name value name value ...` */
+    int open_depth;        /* brackets ( [ { open; open_kind[] the innermost RXC_OPEN_KINDS of them */
+    char open_kind[64];    /* 'i': x[ (a ':' directly inside is a slice's), 'l': a list's [, 'p': ( or { */
     bool too_deep;         /* the nesting error was reported */
 } ParseCtx;
 
@@ -119,6 +124,27 @@ static AstExpr *deep(ParseCtx *pc, AstExpr *e) {
     leaf->loc = e->loc;
     leaf->depth = 1;
     return leaf;
+}
+
+/* base[lo..hi] or base[lo:hi] (the same slice); an omitted bound (NULL) is
+ * 0 at the start, AST_SLICE_END ("to the end") at the end. */
+static AstExpr *index_range(ParseCtx *pc, AstExpr *base, AstExpr *lo, AstExpr *hi, YYLTYPE bracket, YYLTYPE first) {
+    AstExpr *r = mk(pc, EX_RANGE, first);
+    if (!lo) {
+        lo = mk(pc, EX_INT, first);
+        lo->v.i = 0;
+    }
+    if (!hi) {
+        hi = mk(pc, EX_INT, first);
+        hi->v.i = AST_SLICE_END;
+    }
+    r->v.range.lo = lo;
+    r->v.range.hi = hi;
+    r->depth = max_int(lo->depth, hi->depth) + 1;
+    AstExpr *x = mk(pc, EX_INDEX, bracket);
+    x->v.index.base = base;
+    x->v.index.index = r;
+    return deep(pc, x);
 }
 
 static AstExpr *bin(ParseCtx *pc, AstBinOp op, AstExpr *a, AstExpr *b, YYLTYPE l) {
@@ -259,6 +285,7 @@ static AstExpr *label_call(ParseCtx *pc, AstLabel *lab, AstExpr *call) {
 %token NETWORK "'network'" BLOCK "'block'" INCLUDE "'include'" DATA "'data'" AUGMENT "'augment'"
 %token TRAIN "'train'" RETURN "'return'" IF "'if'" THEN "'then'" ELSE "'else'" FOR "'for'"
 %token IN "'in'" AND "'and'" OR "'or'" NOT "'not'" TRUE "'true'" FALSE "'false'" ASSERT "'assert'"
+%token SLICE_COLON "':' (slice)"
 %token ARROW "'->'" DOTDOT "'..'" IDIV "'//'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
 
 %type <expr> expr postfix primary call pipe_op iterable
@@ -386,11 +413,14 @@ expr
 postfix
     : primary                     { $$ = $1; }
     | postfix '[' expr ']'        { $$ = mk(pc, EX_INDEX, @2); $$->v.index.base = $1; $$->v.index.index = $3; $$ = deep(pc, $$); }
-    | postfix '[' expr DOTDOT expr ']'
-                                  { $$ = mk(pc, EX_INDEX, @2); $$->v.index.base = $1;
-                                    AstExpr *r = mk(pc, EX_RANGE, @3); r->v.range.lo = $3; r->v.range.hi = $5;
-                                    r->depth = max_int($3->depth, $5->depth) + 1;
-                                    $$->v.index.index = r; $$ = deep(pc, $$); }
+    | postfix '[' expr DOTDOT expr ']'      { $$ = index_range(pc, $1, $3, $5, @2, @3); }
+    | postfix '[' expr SLICE_COLON expr ']' { $$ = index_range(pc, $1, $3, $5, @2, @3); }
+    | postfix '[' SLICE_COLON expr ']'      { $$ = index_range(pc, $1, NULL, $4, @2, @3); }
+    | postfix '[' expr SLICE_COLON ']'      { $$ = index_range(pc, $1, $3, NULL, @2, @3); }
+    | postfix '[' expr SLICE_COLON expr SLICE_COLON expr ']'
+                                  { diag_error(pc->d, at(pc, @6), "a slice has no step: x[c0:c1] takes channels c0 to c1 - 1");
+                                    pc->errors++;
+                                    $$ = index_range(pc, $1, $3, $5, @2, @3); }
     ;
 
 primary

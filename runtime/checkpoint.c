@@ -26,6 +26,7 @@ static const char *opt_name(OptKind k) {
     case OPT_SGD: return "sgd";
     case OPT_ADAM: return "adam";
     case OPT_ADAMW: return "adamw";
+    case OPT_LAMB: return "lamb";
     }
     return "?";
 }
@@ -42,12 +43,12 @@ static Slots opt_slots(const ModelRef *m) {
     Slots s = {0};
     int64_t state = m->program->space_bytes[SPACE_STATE];
     if (state <= 0) return s;
-    if (m->opt == OPT_ADAM || m->opt == OPT_ADAMW) {
+    if (m->opt == OPT_ADAM || m->opt == OPT_ADAMW || m->opt == OPT_LAMB) { /* timm's Lamb names them so too */
         s.n = 2;
         s.name[0] = "exp_avg";
         s.name[1] = "exp_avg_sq";
         s.base[0] = 0;
-        s.base[1] = state / 2; /* program.h: m then v, each in the parameters' layout */
+        s.base[1] = m->program->space_bytes[SPACE_PARAMS]; /* program.h: m then v, each in the parameters' layout */
     } else if (m->momentum != 0.0) {
         s.n = 1;
         s.name[0] = "momentum_buffer";

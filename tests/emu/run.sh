@@ -10,13 +10,14 @@ cd "$(dirname "$0")/../.."
 # 27 sample kernels' mappings and vector (float4, 8-wide bf16) forms, 17 broken kernels, and per model one case
 # for its compile; each model's kernels are the compiler's output: emu_test declares them.
 # examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
-# per-sample broadcasts); tests/emu/ema.net the EMA of the weights (PHASE_EMA).
+# per-sample broadcasts); tests/emu/ema.net the EMA of the weights (PHASE_EMA);
+# tests/emu/lamb_update.net the LAMB update (compiler/optimizer_lamb.c).
 # conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c), 12 geometries x 3 passes
 # x {f32, bf16} on CUDA cores, the 9 with a tensor-core form x 3 passes in bf16 on tensor cores
 # (tests/emu/wmma_emu.h), and 7 + 6 broken kernels
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2
-        tests/emu/ema.net 3x16x16 2)
-model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema)
+        tests/emu/ema.net 3x16x16 2  tests/emu/lamb_update.net 3x8x8 2)
+model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema emu_lamb_update)
 conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6))
 cases $((27 + 17 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi

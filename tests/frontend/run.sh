@@ -16,9 +16,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 . tests/harness.sh
 # one case per malformed file (bad/EXPECTED) and per fuzz/crashes input, bad_files_listed,
-# asan_bad_files and asan_models, `check` of every model, example and good/ file, and 23 more
+# asan_bad_files and asan_models, `check` of every model, example and good/ file, and 24 more
 cases $(( $(grep -c . "$D/EXPECTED") + 1 + 2 + $(count_files fuzz/crashes/*) \
-          + $(count_files models/*.net examples/*.net $T/good/*.net) + 23 ))
+          + $(count_files models/*.net examples/*.net $T/good/*.net) + 24 ))
 
 if [ ! -x "$RXC" ]; then
   fail frontend "$RXC is not built"
@@ -173,6 +173,7 @@ acc resnext50_32x4d_tv models/resnext50_32x4d_tv.net 25028904 4230479872 --set c
 acc resnet50 models/resnet50.net 25557032 4089184256 --set classes=1000 2>&1
 acc resnext101_32x8d models/resnext101_32x8d.net 88791336 16414015488 --set classes=1000 2>&1
 acc resnext50_32x4d_rsb examples/resnext50_32x4d_rsb.net 23000394 4305522688 2>&1  # the seed's counts: drop_path has no parameters
+acc resnext50_32x4d_rsb_a3 examples/resnext50_32x4d_rsb_a3.net 23000394 2196705280 2>&1  # the seed's parameters, at 160x160
 
 # The three forms of Figure 3 have equal parameter and MAC counts.
 for f in fig3a_paths fig3b_concat fig3c_grouped; do "$RXC" summary examples/$f.net --json > "$TMP/$f.json" 2>/dev/null; done

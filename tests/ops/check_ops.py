@@ -337,7 +337,7 @@ def torch_shuffle(x, g):
 
 
 def channel_cases():
-    """split, x[c0..c1] and channel_shuffle: slices of one value accumulate into
+    """split, x[c0..c1], x[c0:c1] (also x[:c1], x[c0:]) and channel_shuffle: slices of one value accumulate into
     its gradient (the first writes every channel), overlapping and negative slices."""
     cs = []
     c = Case("channel_split_slice", 8, 3, 4,
@@ -345,6 +345,10 @@ def channel_cases():
              "    return concat(parts[1] * 2, parts[0], input[2..6], input[-2..8], chunks[2], sigmoid(r[1..4]))", {}, batch=2)
     c.forward = lambda x: torch.cat([F.relu(x)[:, 3:] * 2, F.relu(x)[:, :3], x[:, 2:6], x[:, 6:8], x[:, 6:8],
                                      torch.sigmoid(F.relu(x)[:, 1:4])], 1)
+    cs.append(c)
+    c = Case("channel_colon_slices", 8, 3, 4,
+             "return concat(input[1:3], input[:2] * 2, input[5:], sigmoid(input[-3:-1]), input[2:][:1])", {}, batch=2)
+    c.forward = lambda x: torch.cat([x[:, 1:3], x[:, :2] * 2, x[:, 5:], torch.sigmoid(x[:, -3:-1]), x[:, 2:][:, :1]], 1)
     cs.append(c)
     conv = nn.Conv2d(6, 12, 1, bias=False)
     c = Case("channel_shuffle", 6, 4, 3, "y = channel_shuffle(op: conv(input, 12, 1), 3)\n"

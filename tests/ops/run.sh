@@ -14,11 +14,11 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   fail ops "PyTorch is not available through $PYTHON (python3-torch)"
   exit 1
 fi
-# Cases: check_ops.py's 85 ops and its 6 whole-step checks (op_*); check_models.py's 2 whole models; 8 through `rxc grad`,
+# Cases: check_ops.py's 86 ops and its 6 whole-step checks (op_*); check_models.py's 2 whole models; 8 through `rxc grad`,
 # 10 through the CUDA target's GEMMs (im2col, padded columns, padded linear rows, a 1x1 conv's padded weight rows), 2 with one thread and 2 with three, 7 through the direct kernels,
 # the bf16 fake-GPU case; on x86-64 with AVX, 5 with OpenBLAS's Sandybridge kernels; where a
 # GPU exists, every op_* case again on it (cuda_*), elsewhere one SKIP for them (cuda_ops).
-op_cases=$((85 + 6))
+op_cases=$((86 + 6))
 
 avx=0
 [ "$(uname -m)" = x86_64 ] && grep -qw avx /proc/cpuinfo && avx=1

@@ -7,9 +7,9 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 # test_units.py: 73 (20 bad safetensors files, plain and under ASan, 5 more safetensors cases, 18 schedules,
-# scalars, 6 init kinds, 3 mixup/cutmix draws); test_rxc.py: 62 (step_probe, grad 3, optim 17 (3 of them mixing), badckpt 14, model 16, training 11);
+# scalars, 6 init kinds, 3 mixup/cutmix draws); test_rxc.py: 67 (step_probe, grad 3, optim 22 (3 of them mixing, 5 LAMB), badckpt 14, model 16, training 11);
 # test_cache_dir.py: 4; test_defects.py: 27; test_ema.py: 9 (2 step comparisons, resume, best, eval --ema)
-cases $((73 + 62 + 4 + 27 + 9))
+cases $((73 + 67 + 4 + 27 + 9))
 PYTHON="${PYTHON:-/usr/bin/python3}"
 RXC="${RXC:-$PWD/rxc}"
 RXC_ASAN="${RXC_ASAN:-$PWD/build/asan/rxc}"

@@ -11,7 +11,11 @@ Cases (PASS/FAIL/SKIP lines):
   optim_*            `rxc step --steps 3` vs torch.optim on the same net and weights:
                      SGD (momentum, nesterov, weight decay, no-decay for BN/bias), Adam,
                      AdamW (betas, eps, no-decay), label smoothing, a cosine schedule,
-                     gradient accumulation (accum 2: BN statistics per micro-batch).
+                     gradient accumulation (accum 2: BN statistics per micro-batch),
+                     LAMB vs timm's Lamb algorithm (TimmLamb: its clipping, trust ratio,
+                     trust_clip, always_adapt, no-decay, and after clip_grad_norm), and
+                     LAMB on tiny_resnext (tensors of several norm chunks) vs TimmLamb in
+                     float64 on rxc's gradients, bit-identical with 1 and 3 threads.
                      Every parameter and BN buffer after 3 steps, the logits of step 1
                      and the 3 losses: max |a - b| <= 2e-4 * max |b| + 1e-6 per tensor.
   model_seed_*, model_tv_*
@@ -258,6 +262,64 @@ def test_grad_bn_two_values():
 
 # ---- optimizers and schedules: rxc step vs torch.optim -------------------------------
 
+class TimmLamb(torch.optim.Optimizer):
+    """timm.optim.Lamb's algorithm (timm/optim/lamb.py, as of timm 0.9-1.0), written out
+    because timm is not installed: bias_correction=True, grad_averaging=True,
+    decoupled_decay=False, caution=False, the other arguments timm's. Its max_grad_norm
+    divides every gradient by max(1, global L2 norm / max_grad_norm) before the moments;
+    weight decay is added to the update; the trust ratio ||w|| / ||update|| (1.0 when
+    either is 0, at most 1 with trust_clip) applies to tensors whose weight_decay is not 0,
+    or to all with always_adapt."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, max_grad_norm=1.0,
+                 trust_clip=False, always_adapt=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+                        trust_clip=trust_clip, always_adapt=always_adapt)
+        super().__init__(params, defaults)
+
+    def _clip_divisor(self):
+        max_grad_norm = self.defaults["max_grad_norm"]
+        if max_grad_norm is None:
+            return None
+        norms = [torch.linalg.vector_norm(p.grad) for g in self.param_groups for p in g["params"] if p.grad is not None]
+        global_norm = torch.linalg.vector_norm(torch.stack(norms))
+        return (global_norm / max_grad_norm).clamp_(min=1.0)
+
+    @torch.no_grad()
+    def step(self):
+        divisor = self._clip_divisor()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            group["step"] = group.get("step", 0) + 1
+            bc1, bc2 = 1 - beta1 ** group["step"], 1 - beta2 ** group["step"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if divisor is not None:
+                    grad.div_(divisor)
+                state = self.state[p]
+                if len(state) == 0:
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / math.sqrt(bc2)).add_(group["eps"])
+                update = (exp_avg / bc1).div_(denom)
+                wd = group["weight_decay"]
+                if wd != 0:
+                    update.add_(p, alpha=wd)
+                if wd != 0 or group["always_adapt"]:
+                    w_norm, g_norm = p.norm(2.0), update.norm(2.0)
+                    one = torch.ones_like(w_norm)
+                    trust_ratio = torch.where(w_norm > 0, torch.where(g_norm > 0, w_norm / g_norm, one), one)
+                    if group["trust_clip"]:
+                        trust_ratio = torch.clamp(trust_ratio, max=1.0)
+                    update.mul_(trust_ratio)
+                p.add_(update, alpha=-group["lr"])
+
+
 def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1, clip=0.0, norms=None):
     """len(lrs) optimizer steps on (x, y); with accum A each step is A micro-batches of
     consecutive samples, each contributing loss / A (gradient accumulation); with clip,
@@ -268,7 +330,7 @@ def torch_steps(model, x, y, opt_name, kw, no_decay, ls, lrs, accum=1, clip=0.0,
     groups = [{"params": decay, "weight_decay": wd}]
     if nodecay:
         groups.append({"params": nodecay, "weight_decay": 0.0})
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt_name]
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "lamb": TimmLamb}[opt_name]
     opt = cls(groups, lr=lrs[0], **kw)
     logits, losses = None, []
     model.train()
@@ -318,8 +380,20 @@ OPT_CASES = [
      {"momentum": 0.9, "weight_decay": 0.01}, False, 0.0, "constant"),
     ("adamw_clip_accum2", "adamw(lr=0.01, weight_decay=0.1)", "adamw", {"weight_decay": 0.1}, False, 0.1, "constant"),
     ("sgd_clip_not_engaged", "sgd(lr=0.1, momentum=0.9)", "sgd", {"momentum": 0.9}, False, 0.0, "constant"),
+    # LAMB (timm's Lamb, TimmLamb above): its defaults (weight_decay 0.01, max_grad_norm 1.0); its own
+    # clipping engaged, with no decay (and so no trust ratio) for BN and biases; trust_clip and
+    # always_adapt without clipping or decay; clip_grad_norm then Lamb's clipping, both engaged
+    ("lamb_defaults", "lamb(lr=0.01)", "lamb", {"weight_decay": 0.01}, False, 0.0, "constant"),
+    ("lamb_no_decay_bn_bias_clipped", "lamb(lr=0.02, betas=[0.8, 0.95], eps=1e-5, weight_decay=0.1, "
+     "no_decay_bn_bias=true, max_grad_norm=0.05)", "lamb",
+     {"betas": (0.8, 0.95), "eps": 1e-5, "weight_decay": 0.1, "max_grad_norm": 0.05}, True, 0.0, "cosine(eta_min=0.001)"),
+    ("lamb_trust_clip_always_adapt", "lamb(lr=0.01, weight_decay=0, max_grad_norm=0, trust_clip=true, "
+     "always_adapt=true)", "lamb", {"weight_decay": 0.0, "max_grad_norm": None, "trust_clip": True,
+                                    "always_adapt": True}, False, 0.0, "constant"),
+    ("lamb_clip_accum2", "lamb(lr=0.01, weight_decay=0.05, max_grad_norm=0.02)", "lamb",
+     {"weight_decay": 0.05, "max_grad_norm": 0.02}, False, 0.1, "constant"),
 ]
-CLIP = {"sgd_momentum_clip": 0.05, "adamw_clip_accum2": 0.05, "sgd_clip_not_engaged": 100.0}
+CLIP = {"sgd_momentum_clip": 0.05, "adamw_clip_accum2": 0.05, "sgd_clip_not_engaged": 100.0, "lamb_clip_accum2": 0.05}
 
 
 def tiny_weights_and_batch(prefix):
@@ -363,6 +437,41 @@ def test_optimizers():
         if clip and not all((n > clip) == engaged for n in norms):
             bad.append(f"torch's gradient norms {norms} vs max_norm {clip}")
         report(f"optim_{name}", not bad, "; ".join(bad[:6]))
+
+
+def test_lamb_many_chunks():
+    """LAMB where tensors span several of its 4096-element norm chunks and threads share the
+    work: tiny_resnext.net (41 tensors, the largest 8 chunks). One step after `rxc grad`'s
+    gradients, against TimmLamb in float64 on those gradients (max |a - b| <= 1e-5 * max |b|
+    + 1e-7 per tensor), and bit-identical with 1 and 3 threads."""
+    net = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "tiny_resnext.net")
+    opt = "optimizer=lamb(lr=0.01, weight_decay=0.05, max_grad_norm=0.5)"
+    bpath, gpath = os.path.join(TMP, "lamb_mc_b.safetensors"), os.path.join(TMP, "lamb_mc_g.safetensors")
+    write_batch(bpath, 4, 32, 32, 10, 7)
+    bad = []
+    rc, out, err = rxc("grad", net, "--batch", bpath, "--out", gpath, "--set", opt)
+    outs = []
+    for threads in (1, 3):
+        o = os.path.join(TMP, f"lamb_mc_{threads}.safetensors")
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        r = rxc("step", net, "--batch", bpath, "--steps", 1, "--out", o, "--set", opt, env=env)
+        rc, err = rc or r[0], err + r[2]
+        outs.append(o)
+    if rc != 0:
+        report("optim_lamb_many_chunks_threads", False, err.strip()[-500:])
+        return
+    g, _ = st.read(gpath)
+    one, three = st.read(outs[0])[0], st.read(outs[1])[0]
+    names = [k[len("param."):] for k in g if k.startswith("param.") and "grad." + k[len("param."):] in g]
+    params = [torch.tensor(g["param." + n], dtype=torch.float64) for n in names]
+    for p, n in zip(params, names):
+        p.grad = torch.tensor(g["grad." + n], dtype=torch.float64)
+    TimmLamb(params, lr=0.01, weight_decay=0.05, max_grad_norm=0.5).step()
+    bad += compare_dicts(one, {n: p.detach().numpy() for n, p in zip(names, params)}, 1e-5, 1e-7)
+    bad += [f"{k}: 1 and 3 threads differ" for k in one if not np.array_equal(one[k], three[k])]
+    if max(g["param." + n].size for n in names) <= 4 * 4096:
+        bad.append("no tensor spans more than 4 chunks: the case tests less than its name says")
+    report("optim_lamb_many_chunks_threads", not bad, "; ".join(bad[:6]))
 
 
 # ---- mixup / cutmix: rxc step's draws replayed with timm's Mixup on PyTorch ----------
@@ -800,6 +909,7 @@ def main():
         guarded("grad", test_grad_bn_two_values)
     if "optim" in only:
         guarded("optim", test_optimizers)
+        guarded("optim", test_lamb_many_chunks)
         guarded("optim", test_mix)
     if "badckpt" in only:
         guarded("badckpt", test_bad_checkpoints)
