@@ -292,6 +292,11 @@ static cJSON *recipe_json(const Recipe *r) {
     cJSON_AddNumberToObject(mix, "cutmix", r->cutmix_alpha);
     cJSON_AddNumberToObject(mix, "prob", r->mix_prob);
     cJSON_AddNumberToObject(mix, "switch_prob", r->mix_switch_prob);
+    if (r->ema_decay > 0) {
+        cJSON *ema = cJSON_AddObjectToObject(o, "ema");
+        cJSON_AddNumberToObject(ema, "decay", r->ema_decay);
+        cJSON_AddNumberToObject(ema, "every", r->ema_every);
+    }
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
     cJSON_AddStringToObject(o, "precision", precision_name(r->precision));
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
@@ -406,6 +411,7 @@ static void print_table(const Model *m) {
     if (r->mixup_alpha > 0 || r->cutmix_alpha > 0)
         sb_printf(&out, "  mix           mixup %g, cutmix %g, prob %g, switch_prob %g\n", r->mixup_alpha, r->cutmix_alpha,
                   r->mix_prob, r->mix_switch_prob);
+    if (r->ema_decay > 0) sb_printf(&out, "  ema           decay %g, every %d optimizer step(s)\n", r->ema_decay, r->ema_every);
     sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], precision_name(r->precision),
               r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);

@@ -296,7 +296,8 @@ static void print_stmt(const AstStmt *s, int depth, StrBuf *out) {
     indent(depth, out);
     switch (s->kind) {
     case ST_SETTING:
-        sb_printf(out, "%s ", s->name);
+        /* `ema(decay=0.9998)` reads back as written */
+        if (!(s->value->kind == EX_CALL && !strcmp(s->value->v.call.callee, s->name))) sb_printf(out, "%s ", s->name);
         ast_print_expr(s->value, out);
         break;
     case ST_LET:

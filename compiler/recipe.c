@@ -548,6 +548,44 @@ static void read_warmup(Reader *rd, const AstExpr *e, Recipe *r) {
     if (prefix && get_bool(rd, prefix, "warmup prefix", &starts_after)) r->warmup_overlaps = !starts_after;
 }
 
+/* A setting that may also be written as a call of its own name, as
+ * `ema(decay=0.9998, every=1)` or `mixup(alpha=0.2)`: binds that call's
+ * arguments to s; `key value` is the first parameter alone. */
+static bool setting_call(Reader *rd, const AstStmt *st, const Spec *s, const AstExpr **vals) {
+    const AstExpr *e = st->value;
+    if (e->kind == EX_CALL && !strcmp(e->v.call.callee, st->name)) return bind_call(rd, e, s, vals);
+    vals[0] = e;
+    for (int i = 1; i < s->n_params; i++) vals[i] = NULL;
+    return true;
+}
+
+/* ema DECAY [ema_every N], or ema(decay=DECAY, every=N) */
+static void read_ema(Reader *rd, const AstStmt *ema, const AstStmt *every, Recipe *r) {
+    static const char *const ps[] = {"decay", "every"};
+    Spec s = {"ema", ps, 2, 1};
+    const AstExpr *w[2] = {NULL, NULL};
+    if (ema && !setting_call(rd, ema, &s, w)) return;
+    if (w[0] && get_number(rd, w[0], "ema", &r->ema_decay) && !(r->ema_decay > 0 && r->ema_decay < 1)) {
+        read_error(rd, w[0]->loc, "ema (the decay) must be in (0, 1), not %g", r->ema_decay);
+        r->ema_decay = 0;
+    }
+    if (w[1] && every) {
+        read_error(rd, every->name_loc, "ema's every is given twice: as ema(every=...) and as ema_every");
+        return;
+    }
+    const AstExpr *n = w[1] ? w[1] : every ? every->value : NULL;
+    if (n && get_int32(rd, n, "ema_every", 1, INT32_MAX, &r->ema_every) && !ema)
+        read_error(rd, n->loc, "ema_every needs ema (the decay), e.g. `ema 0.9998`");
+}
+
+/* mixup ALPHA or mixup(alpha=ALPHA); the same for cutmix */
+static void read_mix_alpha(Reader *rd, const AstStmt *st, const char *what, double *alpha) {
+    static const char *const ps[] = {"alpha"};
+    Spec s = {st->name, ps, 1, 1};
+    const AstExpr *w[1];
+    if (setting_call(rd, st, &s, w)) get_range(rd, w[0], what, 0, INFINITY, false, alpha);
+}
+
 static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     const AstStmt *v[COUNT(train_keys)];
     section_settings(rd, sec, "train", train_keys, COUNT(train_keys), v);
@@ -590,20 +628,14 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
     if (v[13] && get_range(rd, v[13]->value, "clip_grad_norm", 0, INFINITY, false, &r->clip_grad_norm) &&
         r->clip_grad_norm == 0)
         read_error(rd, v[13]->value->loc, "clip_grad_norm must be positive (leave it out for no clipping)");
-    if (v[14]) get_range(rd, v[14]->value, "mixup's alpha", 0, INFINITY, false, &r->mixup_alpha);
-    if (v[15]) get_range(rd, v[15]->value, "cutmix's alpha", 0, INFINITY, false, &r->cutmix_alpha);
+    if (v[14]) read_mix_alpha(rd, v[14], "mixup's alpha", &r->mixup_alpha);
+    if (v[15]) read_mix_alpha(rd, v[15], "cutmix's alpha", &r->cutmix_alpha);
     if (v[16]) get_range(rd, v[16]->value, "mix_prob", 0, 1, false, &r->mix_prob);
     if (v[17]) get_range(rd, v[17]->value, "mix_switch_prob", 0, 1, false, &r->mix_switch_prob);
     if (r->warmup_steps && !r->sched_per_step && r->sched != SCHED_CONSTANT)
         read_error(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (v[18]) get_bool(rd, v[18]->value, "sync_bn", &r->sync_bn);
-    /* the ema(decay, every) as two settings, as mixup's are */
-    if (v[19] && get_number(rd, v[19]->value, "ema", &r->ema_decay) && !(r->ema_decay > 0 && r->ema_decay < 1)) {
-        read_error(rd, v[19]->value->loc, "ema (the decay) must be in (0, 1), not %g", r->ema_decay);
-        r->ema_decay = 0;
-    }
-    if (v[20] && get_int32(rd, v[20]->value, "ema_every", 1, INT32_MAX, &r->ema_every) && !v[19])
-        read_error(rd, v[20]->value->loc, "ema_every needs ema (the decay), e.g. `ema 0.9998`");
+    if (v[19] || v[20]) read_ema(rd, v[19], v[20], r);
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

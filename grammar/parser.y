@@ -292,7 +292,7 @@ static AstExpr *label_call(ParseCtx *pc, AstLabel *lab, AstExpr *call) {
 %type <stmt> statement if_stmt
 %type <body> body stmts
 %type <decl> declaration
-%type <args> args arglist
+%type <args> args arglist named_args
 %type <params> params paramlist
 %type <list> items itemlist pipeline
 %type <label> label
@@ -366,6 +366,10 @@ stmts
 statement
     : IDENT expr                  { $$ = stmt(pc, ST_SETTING, @1); $$->name = $1.s; $$->value = $2; }
     | IDENT '=' expr              { $$ = stmt(pc, ST_LET, @1); $$->name = $1.s; $$->value = $3; }
+    | IDENT '(' named_args ')' { $$ = stmt(pc, ST_SETTING, @1); $$->name = $1.s;
+                                    $$->value = mk(pc, EX_CALL, @1); $$->value->v.call.callee = $1.s;
+                                    $$->value->v.call.callee_loc = LOC(@1); $$->value->v.call.args = $3.items;
+                                    $$->value->v.call.n_args = $3.n; $$->value = deep(pc, $$->value); }
     | if_stmt                     { $$ = $1; }
     | FOR IDENT IN iterable body  { $$ = stmt(pc, ST_FOR, @1); $$->name = $2.s; $$->name_loc = LOC(@2);
                                     $$->value = $4; $$->body = $5; }
@@ -469,6 +473,13 @@ arglist
     | IDENT '=' expr              { $$.items = NULL; $$.n = 0; AstArg a = {$1.s, LOC(@1), $3}; PUSH(pc->arena, $$.items, $$.n, a); }
     | arglist ',' expr            { $$ = $1; AstArg a = {NULL, $3->loc, $3}; PUSH(pc->arena, $$.items, $$.n, a); }
     | arglist ',' IDENT '=' expr  { $$ = $1; AstArg a = {$3.s, LOC(@3), $5}; PUSH(pc->arena, $$.items, $$.n, a); }
+    ;
+
+/* a setting written as a call, `ema(decay=0.9998, every=1)`: named arguments
+ * only, so that `key (expr)` keeps its meaning */
+named_args
+    : IDENT '=' expr              { $$.items = NULL; $$.n = 0; AstArg a = {$1.s, LOC(@1), $3}; PUSH(pc->arena, $$.items, $$.n, a); }
+    | named_args ',' IDENT '=' expr { $$ = $1; AstArg a = {$3.s, LOC(@3), $5}; PUSH(pc->arena, $$.items, $$.n, a); }
     ;
 
 items

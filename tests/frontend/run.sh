@@ -16,9 +16,9 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 . tests/harness.sh
 # one case per malformed file (bad/EXPECTED) and per fuzz/crashes input, bad_files_listed,
-# asan_bad_files and asan_models, `check` of every model, example and good/ file, and 24 more
+# asan_bad_files and asan_models, `check` of every model, example and good/ file, and 25 more
 cases $(( $(grep -c . "$D/EXPECTED") + 1 + 2 + $(count_files fuzz/crashes/*) \
-          + $(count_files models/*.net examples/*.net $T/good/*.net) + 24 ))
+          + $(count_files models/*.net examples/*.net $T/good/*.net) + 25 ))
 
 if [ ! -x "$RXC" ]; then
   fail frontend "$RXC is not built"
@@ -120,6 +120,21 @@ else
       pass "fuzz_regression/$(basename "$c")"
     fi
   done
+fi
+
+# ---- a setting written as a call reads as its `key value` form -------------
+# good/settings_as_calls.net against the same train section as key-value lines: the
+# recipe `summary --json` prints must be equal, and hold the values written
+calls=$T/good/settings_as_calls.net
+sed -e 's/^    ema(decay=0.9998, every=4)$/    ema 0.9998\n    ema_every 4/' -e 's/^    mixup(alpha=0.2)$/    mixup 0.2/' \
+    -e 's/^    cutmix(alpha=1.0)$/    cutmix 1.0/' "$calls" > "$TMP/settings_as_lines.net"
+recipe_of() { "$RXC" summary "$1" --json | "$PYTHON" -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["recipe"], sort_keys=True))'; }
+a=$(recipe_of "$calls"); b=$(recipe_of "$TMP/settings_as_lines.net")
+if [ -n "$a" ] && [ "$a" = "$b" ] && ! grep -q '(' <(grep -E '^    (ema|mixup|cutmix)' "$TMP/settings_as_lines.net") &&
+   printf '%s' "$a" | grep -q '"ema": {"decay": 0.9998, "every": 4}' && printf '%s' "$a" | grep -q '"mixup": 0.2'; then
+  pass "settings_as_calls_equal_key_value (ema decay 0.9998 every 4, mixup 0.2, cutmix 1)"
+else
+  fail settings_as_calls_equal_key_value "calls: ${a:0:300} | lines: ${b:0:300}"
 fi
 
 # ---- several errors in one run, and the cap --------------------------------
