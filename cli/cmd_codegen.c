@@ -127,12 +127,14 @@ static cJSON *memory_json(const Program *p) {
         cJSON_AddItemToArray(bufs, x);
     }
     cJSON *sched = cJSON_AddArrayToObject(o, "schedule");
-    const Phase order[2] = {PHASE_FORWARD_TRAIN, PHASE_BACKWARD};
-    for (int q = 0; q < 2; q++)
+    /* memplan.c's schedule: a training step's phases in the order they run */
+    const Phase order[4] = {PHASE_FORWARD_TRAIN, PHASE_BACKWARD, PHASE_UPDATE, PHASE_EMA};
+    const char *const order_names[4] = {"forward", "backward", "update", "ema"};
+    for (int q = 0; q < 4; q++)
         for (int s = 0; s < p->n_steps[order[q]]; s++) {
             const Step *st = &p->steps[order[q]][s];
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "phase", q == 0 ? "forward" : "backward");
+            cJSON_AddStringToObject(x, "phase", order_names[q]);
             cJSON_AddStringToObject(x, "kind", step_kind_name(st->kind));
             cJSON *args = cJSON_AddArrayToObject(x, "bufs");
             cJSON *wr = cJSON_AddArrayToObject(x, "written");

@@ -2,9 +2,11 @@
  * memplan.c — the memory plan of a training step: one arena for every
  * activation, saved tensor, gradient and temporary.
  *
- * The schedule is the forward-train steps followed by the backward steps
- * (the eval forward is a subset of the same steps on the same buffers, and
- * the update touches no arena buffer). A buffer is live from the first
+ * The schedule is the forward-train steps, then the backward, update and
+ * EMA steps, in the order a training step runs them (the eval forward is a
+ * subset of the same steps on the same buffers). The update's temporaries
+ * (clip_grad_norm's partial sums and factor) are placed like any other: left
+ * out, they would all sit at offset 0, over each other. A buffer is live from the first
  * step that touches it to the last; the output gradient of
  * LOSS_EXTERNAL_GRAD is live from the start (the caller writes it before
  * forward), and the buffers the caller reads afterwards (logits, losses,
@@ -19,6 +21,7 @@
  * lifetimes overlap it, or on top. memplan_verify re-derives the lifetimes
  * from the Program alone and checks that no two live buffers overlap.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +41,22 @@ typedef struct Life {
     int first, last;
 } Life;
 
-/* The step at schedule position s (forward-train steps, then backward). */
+static const Phase schedule_phases[] = {PHASE_FORWARD_TRAIN, PHASE_BACKWARD, PHASE_UPDATE, PHASE_EMA};
+
+static int schedule_length(const Program *p) {
+    int S = 0;
+    for (size_t q = 0; q < sizeof schedule_phases / sizeof schedule_phases[0]; q++) S += p->n_steps[schedule_phases[q]];
+    return S;
+}
+
+/* The step at schedule position s. */
 static const Step *sched_step(const Program *p, int s) {
-    int F = p->n_steps[PHASE_FORWARD_TRAIN];
-    return s < F ? &p->steps[PHASE_FORWARD_TRAIN][s] : &p->steps[PHASE_BACKWARD][s - F];
+    for (size_t q = 0;; q++) {
+        assert(q < sizeof schedule_phases / sizeof schedule_phases[0]);
+        Phase ph = schedule_phases[q];
+        if (s < p->n_steps[ph]) return &p->steps[ph][s];
+        s -= p->n_steps[ph];
+    }
 }
 
 static void touch(Life *life, const Program *p, int b, int s) {
@@ -52,7 +67,7 @@ static void touch(Life *life, const Program *p, int b, int s) {
 
 /* Lifetimes from the step lists; pins as described above. */
 static Life *lifetimes(const Program *p, int *n_sched) {
-    int S = p->n_steps[PHASE_FORWARD_TRAIN] + p->n_steps[PHASE_BACKWARD];
+    int S = schedule_length(p);
     Life *life = xmalloc((size_t)(p->n_bufs ? p->n_bufs : 1) * sizeof(Life));
     for (int b = 0; b < p->n_bufs; b++) life[b] = (Life){-1, -1};
     for (int s = 0; s < S; s++) {
@@ -138,12 +153,12 @@ int memplan_run(Lower *L, Error *err) {
     Program *p = L->p;
     int S;
     Life *life = lifetimes(p, &S);
-    int F = p->n_steps[PHASE_FORWARD_TRAIN];
+    int F = p->n_steps[PHASE_FORWARD_TRAIN], B = p->n_steps[PHASE_BACKWARD];
     int *parent = xmalloc((size_t)(p->n_bufs ? p->n_bufs : 1) * sizeof(int));
     for (int b = 0; b < p->n_bufs; b++) parent[b] = b;
 
-    /* in-place pairs */
-    for (int s = 0; s < S; s++) {
+    /* in-place pairs (lower.c marks forward and backward steps only) */
+    for (int s = 0; s < F + B; s++) {
         bool flag = s < F ? L->inplace[PHASE_FORWARD_TRAIN][s] : L->inplace[PHASE_BACKWARD][s - F];
         const Step *st = sched_step(p, s);
         if (!flag || !single_store_kernel(p, st)) continue;
