@@ -688,7 +688,13 @@ static bool plan_step(const ConvStep *s, Plan *P) {
 
 ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
     /* one group: the implicit-GEMM form (conv_igemm.c), bf16 on tensor cores only */
-    if (g->groups == 1) return act == KD_BF16 && conv_igemm_supported(g) ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_NONE;
+    if (g->groups == 1 && (act != KD_BF16 || !conv_igemm_supported(g))) return CONV_ENGINE_NONE;
+    /* 1x1 strided: cuBLAS over the strided rows, 16-byte aligned strides (the weight gradient here) */
+    if (g->groups == 1 && g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0 && (g->sh > 1 || g->sw > 1) &&
+        g->h == g->oh * g->sh &&
+        g->cin % 8 == 0 && g->cout % 8 == 0)
+        return CONV_ENGINE_STRIDED_GEMM;
+    if (g->groups == 1) return CONV_ENGINE_TENSOR_CORES;
     if ((act != KD_F32 && act != KD_BF16) || !conv_cuda_supported(g)) return CONV_ENGINE_NONE;
     Plan P;
     if (act == KD_BF16 && plan_gather_tc(CONV_FORWARD, g, &P) && plan_gather_tc(CONV_DATA_GRAD, g, &P) &&
@@ -726,7 +732,7 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     const ConvGeom *g = &s->g;
     Plan P;
     const bool igemm = g->groups == 1;
-    if (tensor_cores(s) && (xt != KD_BF16 || yt != KD_BF16))
+    if (tensor_cores(s) && !igemm && (xt != KD_BF16 || yt != KD_BF16))
         return error_set(err, "a tensor-core direct convolution needs bf16 activations");
     if (igemm ? !tensor_cores(s) || !conv_igemm_supported(g) : !plan_step(s, &P)) {
         error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",

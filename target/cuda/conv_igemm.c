@@ -2,7 +2,9 @@
  * conv_igemm.c — one-group convolutions on tensor cores as implicit GEMMs:
  * the CUDA source of the three STEP_CONV passes of a dense conv (ResNeXt's
  * 7x7 stride-2 stem, its 1x1 stride-2 downsamples), specialised to the
- * geometry, bf16 activations, f32 weights, f32 accumulation (nvcuda::wmma).
+ * geometry, f32 weights, f32 accumulation (nvcuda::wmma) on bf16 operands:
+ * activations in bf16 (an f32 one, such as the input image's gradient,
+ * is rounded to bf16 where it is staged, as the weights are).
  *
  * Why: as im2col + GEMM, the stem wrote a column buffer 49x its 3-channel
  * input (147 columns a pixel) in the forward and again for the weight
@@ -128,7 +130,7 @@ static void gather_a(StrBuf *o, const char *in, ConvPass pass, const ConvCudaKer
                   g->sh, g->sw, g->sh, g->oh, g->sw, g->ow);
         snprintf(at, sizeof at, "y[((n * %d + th / %d) * %d + tw / %d) * %d + ch]", g->oh, g->sh, g->ow, g->sw, g->cout);
     }
-    sb_printf(o, " v = __bfloat162float(%s);\n", at);
+    sb_printf(o, (fwd ? k->x_type : k->y_type) == KD_BF16 ? " v = __bfloat162float(%s);\n" : " v = %s;\n", at);
 }
 
 static const char *const frag_acc = "nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>";
@@ -220,7 +222,9 @@ static void render_wgrad_igemm(StrBuf *o, const ConvCudaKernel *k) {
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", IG_BK * IG_BM, threads);
     sb_printf(o, "            const int pix = pt * %d + e / %d, co = c0 + e %% %d;\n            float v = 0.0f;\n", IG_BK,
               IG_BM, IG_BM);
-    sb_printf(o, "            if (pix < %d && co < %d) v = __bfloat162float(y[pix * %d + co]);\n", d.k, g->cout, g->cout);
+    sb_printf(o, k->y_type == KD_BF16 ? "            if (pix < %d && co < %d) v = __bfloat162float(y[pix * %d + co]);\n"
+                                      : "            if (pix < %d && co < %d) v = y[pix * %d + co];\n",
+              d.k, g->cout, g->cout);
     sb_puts(o, "            s_dy[e] = __float2bfloat16(v);\n        }\n");
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", IG_BK * IG_BM, threads);
     sb_printf(o, "            const int pix = pt * %d + e / %d, kk = k0 + e %% %d;\n            float v = 0.0f;\n", IG_BK,

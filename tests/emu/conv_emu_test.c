@@ -275,13 +275,20 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
 
 /* ---- the cases ------------------------------------------------------------------------- */
 
+/* Tensor cores in bf16: the engine, or a strided GEMM conv's, whose weight
+ * gradient runs on the implicit-GEMM form (its forward and data gradient are
+ * cuBLAS's, but the form has kernels for them as well: checked here too). */
+static bool has_tensor_core_forms(const ConvGeom *g) {
+    ConvEngine e = conv_cuda_engine(g, KD_BF16);
+    return e == CONV_ENGINE_TENSOR_CORES || e == CONV_ENGINE_STRIDED_GEMM;
+}
+
 /* Every case in activations act on CUDA cores, or (tc) every case with a
  * tensor-core form in bf16 on tensor cores. */
 static void check_all(const char *workdir, KDType act, bool tc) {
     int which[N_CASES], n = 0;
     for (int i = 0; i < N_CASES; i++)
-        if (tc ? conv_cuda_engine(&cases[i].g, KD_BF16) == CONV_ENGINE_TENSOR_CORES : conv_cuda_supported(&cases[i].g))
-            which[n++] = i;
+        if (tc ? has_tensor_core_forms(&cases[i].g) : conv_cuda_supported(&cases[i].g)) which[n++] = i;
     Program *p = conv_program(which, n, act, tc ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_CUDA_CORES);
     const char *dt = tc ? "bf16_tc" : act == KD_BF16 ? "bf16" : "f32";
     ConvCudaSet set;
