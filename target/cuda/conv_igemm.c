@@ -135,11 +135,23 @@ static void gather_a(StrBuf *o, const char *in, ConvPass pass, const ConvCudaKer
 
 static const char *const frag_acc = "nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>";
 
-static void operands(StrBuf *o, const char *in, const char *a_layout, const char *b_layout) {
-    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> a;\n", in,
+/* Each warp's result tiles f = warp + fi * warps (row mi = f / nt, column
+ * ni = f % nt) += A B over the staged 32-wide chunk of K, 16 at a time (kc):
+ * A and B tiles at the expressions a_at and b_at, leading dimension ld;
+ * then the barrier before the next chunk overwrites the staged `what`. */
+static void mma_chunk(StrBuf *o, int warps, int nt, const char *a_layout, const char *a_at, const char *b_layout,
+                      const char *b_at, int ld, const char *what) {
+    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", IG_FRAGS_PER_WARP);
+    sb_printf(o, "            const int f = warp + fi * %d, mi = f / %d, ni = f %% %d;\n", warps, nt, nt);
+    sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", IG_BK / 16);
+    sb_printf(o, "                nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> a;\n",
               a_layout);
-    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> b;\n", in,
+    sb_printf(o, "                nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> b;\n",
               b_layout);
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, %s, %d);\n", a_at, ld);
+    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, %s, %d);\n", b_at, ld);
+    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
+    sb_printf(o, "        __syncthreads(); /* every warp is done with the %s */\n    }\n", what);
 }
 
 static void accumulators(StrBuf *o) {
@@ -176,17 +188,13 @@ static void render_gather_igemm(StrBuf *o, const ConvCudaKernel *k) {
         sb_printf(o, "            if (kk < %d && j < %d) v = w[(kk / %d * %d + j) * %d + kk %% %d];\n", d.k, d.n, taps, g->cin,
                   taps, taps);
     sb_puts(o, "            s_b[e] = __float2bfloat16(v);\n        }\n        __syncthreads(); /* the chunk's tiles */\n");
-    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", IG_FRAGS_PER_WARP);
-    sb_printf(o, "            const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", warps, nt, nt);
-    sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", IG_BK / 16);
-    operands(o, "                ", "row_major", "col_major");
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_a + mt * %d + kc * 16, %d);\n", 16 * IG_BK, IG_BK);
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_b + j * %d + kc * 16, %d);\n", 16 * IG_BK, IG_BK);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
-    sb_puts(o, "        __syncthreads(); /* every warp is done with the chunk */\n    }\n");
+    char a_at[64], b_at[64];
+    snprintf(a_at, sizeof a_at, "s_a + mi * %d + kc * 16", 16 * IG_BK);
+    snprintf(b_at, sizeof b_at, "s_b + ni * %d + kc * 16", 16 * IG_BK);
+    mma_chunk(o, warps, nt, "row_major", a_at, "col_major", b_at, IG_BK, "chunk");
     sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", IG_FRAGS_PER_WARP);
-    sb_printf(o, "        const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", warps, nt, nt);
-    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mt * %d + j * 16, acc[fi], %d, nvcuda::wmma::mem_row_major);\n",
+    sb_printf(o, "        const int f = warp + fi * %d, mi = f / %d, ni = f %% %d;\n", warps, nt, nt);
+    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mi * %d + ni * 16, acc[fi], %d, nvcuda::wmma::mem_row_major);\n",
               16 * bn, bn);
     sb_puts(o, "    }\n    __syncthreads(); /* the block's results */\n");
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", IG_BM * bn, 32 * warps);
@@ -233,14 +241,10 @@ static void render_wgrad_igemm(StrBuf *o, const ConvCudaKernel *k) {
     gather_a(o, "                ", CONV_FORWARD, k);
     sb_puts(o, "            }\n            s_x[e] = __float2bfloat16(v);\n        }\n");
     sb_puts(o, "        __syncthreads(); /* the tile's dy and columns */\n");
-    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", IG_FRAGS_PER_WARP);
-    sb_printf(o, "            const int f = warp + fi * %d, mi = f / %d, ni = f %% %d;\n", warps, nt, nt);
-    sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", IG_BK / 16);
-    operands(o, "                ", "col_major", "row_major");
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_dy + kc * %d + mi * 16, %d);\n", 16 * IG_BM, IG_BM);
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_x + kc * %d + ni * 16, %d);\n", 16 * IG_BM, IG_BM);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
-    sb_puts(o, "        __syncthreads(); /* every warp is done with the tile */\n    }\n");
+    char a_at[64], b_at[64];
+    snprintf(a_at, sizeof a_at, "s_dy + kc * %d + mi * 16", 16 * IG_BM);
+    snprintf(b_at, sizeof b_at, "s_x + kc * %d + ni * 16", 16 * IG_BM);
+    mma_chunk(o, warps, nt, "col_major", a_at, "row_major", b_at, IG_BM, "tile");
     sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", IG_FRAGS_PER_WARP);
     sb_printf(o, "        const int f = warp + fi * %d, mi = f / %d, ni = f %% %d;\n", warps, nt, nt);
     sb_puts(o, "        nvcuda::wmma::store_matrix_sync(s_out + warp * 256, acc[fi], 16, nvcuda::wmma::mem_row_major);\n");

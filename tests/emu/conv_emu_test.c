@@ -227,7 +227,9 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     void *dev[4];
     for (int b = 0; b < 3; b++) {
         host[b] = xmalloc((size_t)numel[b] * sizeof(float));
-        fill(host[b], numel[b], types[b], seed * 3 + (uint64_t)b);
+        /* tensor cores multiply bf16: f32 activations of the implicit-GEMM form are given bf16-exact values */
+        KDType values = k->step.engine == CONV_ENGINE_TENSOR_CORES && b != 1 ? KD_BF16 : types[b];
+        fill(host[b], numel[b], values, seed * 3 + (uint64_t)b);
         dev[b] = xmalloc((size_t)numel[b] * 4);
         to_device(dev[b], host[b], numel[b], types[b]);
     }
@@ -284,13 +286,16 @@ static bool has_tensor_core_forms(const ConvGeom *g) {
 }
 
 /* Every case in activations act on CUDA cores, or (tc) every case with a
- * tensor-core form in bf16 on tensor cores. */
+ * tensor-core form on tensor cores (in f32 activations, the one-group
+ * cases: only the implicit-GEMM form takes them). */
 static void check_all(const char *workdir, KDType act, bool tc) {
     int which[N_CASES], n = 0;
     for (int i = 0; i < N_CASES; i++)
-        if (tc ? has_tensor_core_forms(&cases[i].g) : conv_cuda_supported(&cases[i].g)) which[n++] = i;
+        if (tc ? has_tensor_core_forms(&cases[i].g) && (act == KD_BF16 || cases[i].g.groups == 1)
+               : conv_cuda_supported(&cases[i].g))
+            which[n++] = i;
     Program *p = conv_program(which, n, act, tc ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_CUDA_CORES);
-    const char *dt = tc ? "bf16_tc" : act == KD_BF16 ? "bf16" : "f32";
+    const char *dt = tc ? (act == KD_BF16 ? "bf16_tc" : "f32_tc") : act == KD_BF16 ? "bf16" : "f32";
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
@@ -401,6 +406,7 @@ int main(int argc, char **argv) {
     check_all(argv[1], KD_F32, false);
     check_all(argv[1], KD_BF16, false);
     check_all(argv[1], KD_BF16, true);
+    check_all(argv[1], KD_F32, true); /* the implicit-GEMM form on f32 activations (the input's gradient) */
     for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
     return harness_status();
 }
