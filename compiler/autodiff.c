@@ -474,15 +474,19 @@ static void conv_backward(Lower *L, int v) {
     if (engine != CONV_ENGINE_NONE) {
         /* the target's direct passes: no columns, in either direction */
         int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
+        /* a strided GEMM conv's weight gradient runs on the target's tensor-core form (program.h) */
+        const bool strided = engine == CONV_ENGINE_STRIDED_GEMM;
         if (wg >= 0) {
             ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .x = need_bwd(L, n->in[0]), .w = wg,
-                           .y = dy, .accumulate = true, .engine = engine};
+                           .y = dy, .accumulate = true, .engine = strided ? CONV_ENGINE_TENSOR_CORES : engine};
             char *note = xasprintf("%s: conv weight gradient, direct", lab);
             lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
             free(note);
         }
         int xt = grad_target(L, n->in[0], &acc);
-        if (xt >= 0) {
+        if (xt >= 0 && strided) {
+            conv_strided_data_grad(L, v, dy, xt, acc, lab);
+        } else if (xt >= 0) {
             ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
                            .accumulate = acc, .engine = engine};
             char *note = xasprintf("%s: conv data gradient, direct", lab);

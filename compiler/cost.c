@@ -176,6 +176,22 @@ static StepCost gemm_cost(const Program *p, const GemmStep *g, bool tf32) {
     return c;
 }
 
+/* Input rows (or columns) that some window of the `out` outputs reaches:
+ * all unless the stride skips some (a 1x1 stride-2 conv reads every other
+ * one, and a direct pass reads only those). */
+static double reached(int in, int out, int k, int stride, int pad) {
+    double n = 0;
+    for (int i = 0; i < in; i++)
+        for (int t = 0; t < k; t++) {
+            const int o = i + pad - t;
+            if (o >= 0 && stride > 0 && o % stride == 0 && o / stride < out) {
+                n++;
+                break;
+            }
+        }
+    return n;
+}
+
 static StepCost conv_cost(const Program *p, const ConvStep *cs) {
     const ConvGeom *g = &cs->g;
     StepCost c = {.matmul = true};
@@ -184,7 +200,11 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
     c.flops = 2.0 * g->n * g->oh * g->ow * (double)g->cout * cin_g * g->kh * g->kw;
     int bufs[3];
     int out = library_step_buffers(&(Step){.kind = STEP_CONV, .conv = *cs}, bufs);
-    double elements[3] = {(double)g->n * g->h * g->w * g->cin, (double)g->cout * cin_g * g->kh * g->kw,
+    /* x whole where the pass writes it (the data gradient), else the pixels it reads */
+    double x_pixels = cs->pass == CONV_DATA_GRAD ? (double)g->h * g->w
+                                                 : reached(g->h, g->oh, g->kh, g->sh, g->ph) *
+                                                       reached(g->w, g->ow, g->kw, g->sw, g->pw);
+    double elements[3] = {(double)g->n * x_pixels * g->cin, (double)g->cout * cin_g * g->kh * g->kw,
                           (double)g->n * g->oh * g->ow * g->cout};
     for (int i = 0; i < 3; i++) {
         double bytes = buf_bytes(p, bufs[i], elements[i]);

@@ -403,6 +403,11 @@ static void lower_conv(Lower *L, int v) {
         beta = 1;
     }
     ConvEngine engine = conv_as_library_step(L, v);
+    if (engine == CONV_ENGINE_STRIDED_GEMM) {
+        lower_conv_strided_forward(L, v, out, beta, ph, lab);
+        free(lab);
+        return;
+    }
     if (engine != CONV_ENGINE_NONE) {
         ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
                        .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0, .engine = engine};

@@ -212,6 +212,11 @@ bool conv_is_pointwise(const ConvAttr *a); /* 1x1, stride 1, no padding, one gro
  * the target's call (Target.conv_library_step); plain 1x1 convs are always
  * GEMMs (CONV_ENGINE_NONE) */
 ConvEngine conv_as_library_step(const Lower *L, int v);
+/* conv_strided.c, for CONV_ENGINE_STRIDED_GEMM: out (+)= the forward (beta
+ * 0 or 1, over a bias fill), and xt (= or += with acc) the data gradient
+ * from dy */
+void lower_conv_strided_forward(Lower *L, int v, int out, float beta, unsigned phases, const char *lab);
+void conv_strided_data_grad(Lower *L, int v, int dy, int xt, bool acc, const char *lab);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under

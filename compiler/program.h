@@ -95,6 +95,10 @@ typedef enum ConvEngine {
     CONV_ENGINE_NONE,         /* no direct form: im2col + GEMMs */
     CONV_ENGINE_CUDA_CORES,   /* f32 FMAs on ordinary cores (the CPU's vector units too) */
     CONV_ENGINE_TENSOR_CORES, /* bf16 MMAs, f32 accumulate (conv_cuda.c's wmma form) */
+    /* A 1x1 conv with stride and no padding, H = OH * sh: the forward and data
+     * gradient as GEMMs over the strided pixels in place (conv_strided.c), the
+     * weight gradient a CONV_ENGINE_TENSOR_CORES step. Never in a step. */
+    CONV_ENGINE_STRIDED_GEMM,
 } ConvEngine;
 
 typedef struct ConvStep {

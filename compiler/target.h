@@ -67,7 +67,8 @@ typedef struct Target {
     bool bn_sums_write_grads;
     /* How the target runs all three passes of this grouped convolution as
      * STEP_CONV library steps (program.h) for activations of type act: on
-     * which cores, or CONV_ENGINE_NONE for im2col + GEMM. NULL: it runs none. */
+     * which cores, or CONV_ENGINE_NONE for im2col + GEMM, or (1x1 strided
+     * convs) CONV_ENGINE_STRIDED_GEMM. NULL: it runs none. */
     ConvEngine (*conv_library_step)(const ConvGeom *g, KDType act);
     /* The program's kernel source, malloc'd (the target's renderer: the
      * module's kernels, and the library steps it generates code for);

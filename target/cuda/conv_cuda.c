@@ -36,6 +36,7 @@
  * MMAs (nvcuda::wmma) instead: see "tensor-core forms" below.
  */
 #include "conv_cuda.h"
+#include "conv_igemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@
 
 /* floats of static shared memory a block may use (48 KB is the static limit) */
 enum {
-    SHARED_FLOATS = 12000, MAX_GROUP_WIDTH = 64, FINISH_THREADS = 256,
+    SHARED_FLOATS = 12000, MAX_GROUP_WIDTH = 64,
     /* weight gradient: dw elements per block, the grid it aims for, and the
      * fewest pixel tiles per chunk (each chunk writes all its partials) */
     WGRAD_ELEMS = 2304, WGRAD_BLOCKS = 1024, WGRAD_MIN_TILES = 4
@@ -216,12 +217,12 @@ static void store_value(StrBuf *o, const char *indent, const char *dst, KDType t
     else sb_printf(o, "%s%s = %s;\n", indent, dst, value);
 }
 
-static void signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, int threads) {
+void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, int threads) {
     ConvPass pass = k->step.pass;
     /* the header comment nvrtc_compile splits the module at (NAME_finish stays with NAME) */
     if (!*suffix) {
         const ConvGeom *g = &k->step.g;
-        sb_printf(o, "/* %s: direct grouped conv, %s", k->name,
+        sb_printf(o, "/* %s: %s, %s", k->name, g->groups > 1 ? "direct grouped conv" : "implicit-GEMM conv",
                   pass == CONV_FORWARD ? "forward" : pass == CONV_DATA_GRAD ? "data gradient" : "weight gradient");
         if (getenv("RXC_CUDA_EXTENTS")) /* test hook: the sizes tests/cuda/fake_gpu.cc bounds-checks */
             sb_printf(o, "\n * extents: %lld %lld %lld scratch %lld", (long long)g->n * g->h * g->w * g->cin,
@@ -296,7 +297,7 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const KDType st = fwd ? k->x_type : k->y_type, dt = fwd ? k->y_type : k->x_type;
     const char *src = fwd ? "x" : "y", *dst = fwd ? "y" : "x";
     const int taps = g->kh * g->kw;
-    signature(o, k, "", P->threads);
+    conv_cuda_signature(o, k, "", P->threads);
     sb_printf(o, "    RXC_SHARED(float, s_src, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_w, %d);\n", P->ct * v.sg * taps);
     sb_puts(o, "    const int tid = threadIdx.x, n = blockIdx.y;\n");
@@ -345,12 +346,12 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
 }
 
 /* NAME_finish: w (= or +=) the chunks' partials in scratch, in chunk order. */
-static void render_wgrad_finish(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+void conv_cuda_wgrad_finish(StrBuf *o, const ConvCudaKernel *k, int chunks) {
     const ConvGeom *g = &k->step.g;
     const int total = g->cout * (g->cin / g->groups) * g->kh * g->kw;
-    signature(o, k, "_finish", FINISH_THREADS);
-    sb_printf(o, "    const int e = blockIdx.x * %d + threadIdx.x;\n    if (e >= %d) return;\n", FINISH_THREADS, total);
-    sb_printf(o, "    float s = 0.0f;\n    for (int c = 0; c < %d; c++) s += scratch[c * %d + e];\n", P->chunks, total);
+    conv_cuda_signature(o, k, "_finish", CONV_FINISH_THREADS);
+    sb_printf(o, "    const int e = blockIdx.x * %d + threadIdx.x;\n    if (e >= %d) return;\n", CONV_FINISH_THREADS, total);
+    sb_printf(o, "    float s = 0.0f;\n    for (int c = 0; c < %d; c++) s += scratch[c * %d + e];\n", chunks, total);
     if (k->step.accumulate) sb_puts(o, "    const float old = w[e];\n    w[e] = old + s;\n}\n\n");
     else sb_puts(o, "    w[e] = s;\n}\n\n");
 }
@@ -360,7 +361,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw;
     const int pixels = P->th * P->tw, total = g->cout * cig * taps;
     const bool ragged = P->elems % P->threads != 0;
-    signature(o, k, "", P->threads);
+    conv_cuda_signature(o, k, "", P->threads);
     sb_printf(o, "    RXC_SHARED(float, s_x, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_dy, %d);\n", pixels * P->ct);
     sb_printf(o, "    const int tid = threadIdx.x, chunk = blockIdx.x, c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n",
@@ -399,7 +400,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     if (ragged) sb_printf(o, "        if (e >= %d) break;\n", P->elems);
     sb_printf(o, "        const int co = e %% %d, ci = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, cig, P->ct * cig);
     sb_printf(o, "        scratch[chunk * %d + ((c0 + co) * %d + ci) * %d + t] = acc[k];\n    }\n}\n\n", total, cig, taps);
-    render_wgrad_finish(o, k, P);
+    conv_cuda_wgrad_finish(o, k, P->chunks);
 }
 
 /* ---- tensor-core forms (bf16 activations) ------------------------------------------- */
@@ -545,7 +546,7 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     const bool fwd = pass == CONV_FORWARD;
     const KDType dt = fwd ? k->y_type : k->x_type;
     const int taps = g->kh * g->kw, m = P->th * P->tw, nt = P->ct / WMMA;
-    signature(o, k, "", P->threads);
+    conv_cuda_signature(o, k, "", P->threads);
     sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_src, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_w, %d);\n", nt * taps * P->kn * WMMA);
     sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_a, %d);\n", m * P->cit);
@@ -606,7 +607,7 @@ static void wgrad_tile_of(StrBuf *o, const char *indent, const ConvGeom *g, cons
 static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const ConvGeom *g = &k->step.g;
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw, total = g->cout * cig * taps;
-    signature(o, k, "", P->threads);
+    conv_cuda_signature(o, k, "", P->threads);
     sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_x, %d);\n", halo_floats(P));
     sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_dy, %d);\n", P->th * WMMA * P->ct);
     sb_printf(o, "    RXC_SHARED_WMMA(float, s_out, %d);\n", P->warps * WMMA * WMMA);
@@ -647,7 +648,7 @@ static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan
     sb_printf(o, "            scratch[chunk * %d + (co * %d + sc %% %d) * %d + t] = s_out[warp * 256 + q];\n", total, cig, cig,
               taps);
     sb_puts(o, "        }\n        __syncthreads();\n    }\n}\n\n");
-    render_wgrad_finish(o, k, P);
+    conv_cuda_wgrad_finish(o, k, P->chunks);
 }
 
 /* Once per translation unit with tensor-core kernels, before everything
@@ -686,6 +687,14 @@ static bool plan_step(const ConvStep *s, Plan *P) {
 }
 
 ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
+    /* one group: the implicit-GEMM form (conv_igemm.c), bf16 on tensor cores only */
+    if (g->groups == 1 && (act != KD_BF16 || !conv_igemm_supported(g))) return CONV_ENGINE_NONE;
+    /* 1x1 strided: cuBLAS over the strided rows, 16-byte aligned strides (the weight gradient here) */
+    if (g->groups == 1 && g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0 && (g->sh > 1 || g->sw > 1) &&
+        g->h == g->oh * g->sh &&
+        g->cin % 8 == 0 && g->cout % 8 == 0)
+        return CONV_ENGINE_STRIDED_GEMM;
+    if (g->groups == 1) return CONV_ENGINE_TENSOR_CORES;
     if ((act != KD_F32 && act != KD_BF16) || !conv_cuda_supported(g)) return CONV_ENGINE_NONE;
     Plan P;
     if (act == KD_BF16 && plan_gather_tc(CONV_FORWARD, g, &P) && plan_gather_tc(CONV_DATA_GRAD, g, &P) &&
@@ -704,8 +713,8 @@ static void fill_launch(ConvCudaKernel *k, const Plan *P) {
         int64_t total = (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
         l->grid[0] = (unsigned)P->chunks, l->grid[1] = (unsigned)(g->cout / P->ct), l->grid[2] = 1;
         l->has_finish = true;
-        l->finish_block = FINISH_THREADS;
-        l->finish_grid = (unsigned)((total + FINISH_THREADS - 1) / FINISH_THREADS);
+        l->finish_block = CONV_FINISH_THREADS;
+        l->finish_grid = (unsigned)((total + CONV_FINISH_THREADS - 1) / CONV_FINISH_THREADS);
         l->scratch_floats = (int64_t)P->chunks * total;
         l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes : 4 * (halo_floats(P) + P->th * P->tw * P->ct));
     } else {
@@ -722,9 +731,10 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
         if (same_kernel(&set->kernels[i], s, xt, yt)) return i;
     const ConvGeom *g = &s->g;
     Plan P;
-    if (tensor_cores(s) && (xt != KD_BF16 || yt != KD_BF16))
+    const bool igemm = g->groups == 1;
+    if (tensor_cores(s) && !igemm && (xt != KD_BF16 || yt != KD_BF16))
         return error_set(err, "a tensor-core direct convolution needs bf16 activations");
-    if (!plan_step(s, &P)) {
+    if (igemm ? !tensor_cores(s) || !conv_igemm_supported(g) : !plan_step(s, &P)) {
         error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
                   tensor_cores(s) ? " on tensor cores" : "", g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh,
                   g->kw, g->sh, g->sw);
@@ -739,6 +749,11 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
              xt == KD_BF16 ? "bf16" : "f32", yt == xt ? "" : yt == KD_BF16 ? "_ybf16" : "_yf32", g->n, g->h, g->w,
              g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
              s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "");
+    if (igemm) {
+        conv_igemm_launch(k);
+        conv_igemm_render(src, k);
+        return set->n++;
+    }
     fill_launch(k, &P);
     if (s->pass == CONV_WEIGHT_GRAD) (tensor_cores(s) ? render_weight_grad_tc : render_weight_grad)(src, k, &P);
     else (tensor_cores(s) ? render_gather_tc : render_gather)(src, k, &P);
@@ -813,7 +828,8 @@ int64_t conv_cuda_bytes(const ConvStep *s, KDType x_type, KDType y_type) {
     case CONV_DATA_GRAD: return yb + wb + xb * (s->accumulate ? 2 : 1);
     case CONV_WEIGHT_GRAD: {
         Plan P;
-        int64_t scratch = plan_step(s, &P) ? (int64_t)P.chunks * (wb / 4) * 4 * 2 : 0;
+        int64_t chunks = g->groups == 1 ? conv_igemm_wgrad_chunks(g) : plan_step(s, &P) ? P.chunks : 0;
+        int64_t scratch = chunks * (wb / 4) * 4 * 2;
         return xb + yb + scratch + wb * (s->accumulate ? 2 : 1);
     }
     }

@@ -29,8 +29,8 @@ cd "$(dirname "$0")/../.."
 . tests/harness.sh
 . tests/cuda/fake_gpu.sh
 # summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, gemm_align_* twice
-# per model and its control, 7 more, test_cost.c's 20, 3 of --estimate and the trainer's program
-cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 20 + 3 + 1))
+# per model and its control, 7 more, test_cost.c's 22, 3 of --estimate and the trainer's program
+cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 22 + 3 + 1))
 RXC="${RXC:-./rxc}"
 
 PYTHON="${PYTHON:-/usr/bin/python3}"

@@ -186,6 +186,16 @@ static void test_conv_and_roofline(void) {
                       near(tensor_cores.flops, flops),
                   "math %d (CUDA cores) and %d (tensor cores)", cuda_cores.math, tensor_cores.math);
 
+    /* a 1x1 stride-2 pass reads the quarter of x its windows reach; its data gradient writes all of x */
+    ConvGeom ds = {.n = 2, .h = 8, .w = 8, .cin = 8, .oh = 4, .ow = 4, .cout = 16, .groups = 1, .kh = 1, .kw = 1,
+                   .sh = 2, .sw = 2, .ph = 0, .pw = 0};
+    Step d = {.kind = STEP_CONV, .conv = {.pass = CONV_WEIGHT_GRAD, .g = ds, .x = 0, .w = 1, .y = 2}};
+    check_cost("cost_conv_strided_reads_the_reached_pixels", cost_of_step(p, &d, false), 2.0 * 2 * 4 * 4 * 16 * 8,
+               (2 * 4 * 4 * 8 + 2 * 4 * 4 * 16) * 4, 16 * 8 * 4);
+    d.conv.pass = CONV_DATA_GRAD;
+    check_cost("cost_conv_strided_data_grad_writes_all_of_dx", cost_of_step(p, &d, false), 2.0 * 2 * 4 * 4 * 16 * 8,
+               (16 * 8 + 2 * 4 * 4 * 16) * 4, 2 * 8 * 8 * 8 * 4);
+
     /* roofline: max(flops / fp32 peak, bytes / bandwidth) + launches x overhead */
     const GpuSpec *h200 = gpu_spec_find("h200");
     Program *q = program_new(3, (KDType[]){KD_F32, KD_F32, KD_F32}, (int64_t[]){4096 * 4096, 4096 * 4096, 4096 * 4096});

@@ -236,6 +236,10 @@ static void scenario_blas(void) {
         {"bf16 A/B with FAST_TF32 (f32 only)", {0, 0, 16, 8, 8, B, B, B, 16, 8, 16, 1, TF, 0, 0, 0, 0}, 15},
         {"f32 A with bf16 B", {0, 0, 16, 8, 4, F, B, F, 16, 8, 16, 1, C32, 0, 0, 0, 0}, 15},
         {"f32 A/B with bf16 C", {0, 0, 16, 8, 4, F, F, B, 16, 4, 16, 1, C32, 0, 0, 0, 0}, 15},
+        /* a 1x1 stride-2 conv's data gradient (conv_strided.c): one A for the batch (strideA 0),
+         * each C the strided pixels of one input row, ldc = 2 x 16 channels, rows 2 x 8 pixels apart */
+        {"strided rows: A broadcast, C rows apart", {0, 0, 16, 4, 8, B, B, B, 16, 8, 32, 3, C32, 0, 32, 256, 0}, 0},
+        {"the batch's C matrices overlap", {0, 0, 16, 4, 8, B, B, B, 16, 8, 32, 3, C32, 0, 32, 16, 0}, 7},
     };
     char bad[512] = "";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -750,6 +750,18 @@ bool types_supported(int at, int bt, int ct, int compute) {
     return false;
 }
 
+/* Whether two of a batch's C matrices (m x n column-major, ldc) can share
+ * an element: the batch's products run concurrently, so that is a race.
+ * Disjoint: whole spans apart, or column blocks side by side within ldc
+ * (grouped convs' GEMMs). Anything else is taken as overlapping. Inputs
+ * may overlap (strideB 0 broadcasts one B to the batch). */
+bool outputs_overlap(const GemmArgs &g) {
+    if (g.batch <= 1 || g.m <= 0 || g.n <= 0) return false;
+    long long sc = g.sc < 0 ? -g.sc : g.sc;
+    if (sc >= (long long)(g.n - 1) * g.ldc + g.m) return false;
+    return !(sc >= g.m && (long long)(g.batch - 1) * sc + g.m <= g.ldc);
+}
+
 /* Argument checks; a status and its reason. */
 int check_gemm(const GemmArgs &g, int algo, std::string *why) {
     char buf[256];
@@ -761,6 +773,9 @@ int check_gemm(const GemmArgs &g, int algo, std::string *why) {
     else if (g.lda < at_least1(rows_a)) snprintf(buf, sizeof buf, "lda %d < max(1, %d), the rows of A", g.lda, rows_a);
     else if (g.ldb < at_least1(rows_b)) snprintf(buf, sizeof buf, "ldb %d < max(1, %d), the rows of B", g.ldb, rows_b);
     else if (g.ldc < at_least1(g.m)) snprintf(buf, sizeof buf, "ldc %d < max(1, %d), the rows of C", g.ldc, g.m);
+    else if (outputs_overlap(g))
+        snprintf(buf, sizeof buf, "strideC %lld: C matrices of the batch of %d overlap (m %d, n %d, ldc %d)", g.sc, g.batch,
+                 g.m, g.n, g.ldc);
     else if (!(algo == -1 || (algo >= 0 && algo <= 23) || (algo >= 99 && algo <= 115)))
         snprintf(buf, sizeof buf, "algo %d", algo);
     else if (!types_supported(g.at, g.bt, g.ct, g.compute)) {

@@ -10,7 +10,10 @@
  * first block of a stage) at small spatial sizes and batch 1-2, plus tile
  * edges (sizes that are not multiples of the tiles), unequal in and out
  * widths, two groups, a 5x5 kernel with stride 3 and padding 2, and a
- * weight gradient of several chunks of several pixel tiles each.
+ * weight gradient of several chunks of several pixel tiles each; and
+ * one-group convs on the implicit-GEMM form (bf16, tensor cores only):
+ * ResNeXt's 7x7 stride-2 stem, a 1x1 stride-2 downsample, and channel
+ * counts that leave partial tiles.
  *
  * Tolerance, per tensor: max|emu - ref| <= tol * max(1, max|ref|), tol
  * 1e-4 for f32 outputs (f32 sums in another order than the reference's
@@ -18,7 +21,8 @@
  * 2^-9 relative); the inputs are the same bf16-rounded values on both
  * sides. Deliberately broken kernels (a missing barrier, a halo shifted by
  * one, a wrong group offset, taps between strides not skipped, a skipped
- * chunk) must be caught.
+ * chunk, an unsynchronised tile, a wrong weight column, pixels between strides
+ * not zeroed) must be caught.
  *
  * Usage: conv_emu_test WORKDIR     prints PASS/FAIL lines; needs g++.
  */
@@ -53,6 +57,10 @@ static const Case cases[] = {
     {"two_groups", {2, 6, 5, 8, 6, 5, 8, 2, 3, 3, 1, 1, 1, 1}, true},
     {"k5_s3_p2", {2, 11, 9, 32, 4, 3, 32, 4, 5, 5, 3, 3, 2, 2}, false},
     {"many_tiles", {2, 30, 32, 8, 30, 32, 8, 2, 3, 3, 1, 1, 1, 1}, false}, /* 8 weight-gradient chunks of 4 tiles */
+    /* one group: the implicit-GEMM form (conv_igemm.c), bf16 on tensor cores only */
+    {"stem_k7_s2", {2, 24, 24, 3, 12, 12, 64, 1, 7, 7, 2, 2, 3, 3}, false}, /* K 147; 3 weight-gradient chunks */
+    {"downsample_1x1_s2", {2, 8, 8, 64, 4, 4, 128, 1, 1, 1, 2, 2, 0, 0}, true},
+    {"dense_ragged", {1, 7, 9, 40, 7, 9, 24, 1, 3, 3, 1, 1, 1, 1}, false}, /* 24 and 40 channels: partial tiles */
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -219,7 +227,9 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     void *dev[4];
     for (int b = 0; b < 3; b++) {
         host[b] = xmalloc((size_t)numel[b] * sizeof(float));
-        fill(host[b], numel[b], types[b], seed * 3 + (uint64_t)b);
+        /* tensor cores multiply bf16: f32 activations of the implicit-GEMM form are given bf16-exact values */
+        KDType values = k->step.engine == CONV_ENGINE_TENSOR_CORES && b != 1 ? KD_BF16 : types[b];
+        fill(host[b], numel[b], values, seed * 3 + (uint64_t)b);
         dev[b] = xmalloc((size_t)numel[b] * 4);
         to_device(dev[b], host[b], numel[b], types[b]);
     }
@@ -267,14 +277,25 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
 
 /* ---- the cases ------------------------------------------------------------------------- */
 
+/* Tensor cores in bf16: the engine, or a strided GEMM conv's, whose weight
+ * gradient runs on the implicit-GEMM form (its forward and data gradient are
+ * cuBLAS's, but the form has kernels for them as well: checked here too). */
+static bool has_tensor_core_forms(const ConvGeom *g) {
+    ConvEngine e = conv_cuda_engine(g, KD_BF16);
+    return e == CONV_ENGINE_TENSOR_CORES || e == CONV_ENGINE_STRIDED_GEMM;
+}
+
 /* Every case in activations act on CUDA cores, or (tc) every case with a
- * tensor-core form in bf16 on tensor cores. */
+ * tensor-core form on tensor cores (in f32 activations, the one-group
+ * cases: only the implicit-GEMM form takes them). */
 static void check_all(const char *workdir, KDType act, bool tc) {
     int which[N_CASES], n = 0;
     for (int i = 0; i < N_CASES; i++)
-        if (!tc || conv_cuda_engine(&cases[i].g, KD_BF16) == CONV_ENGINE_TENSOR_CORES) which[n++] = i;
+        if (tc ? has_tensor_core_forms(&cases[i].g) && (act == KD_BF16 || cases[i].g.groups == 1)
+               : conv_cuda_supported(&cases[i].g))
+            which[n++] = i;
     Program *p = conv_program(which, n, act, tc ? CONV_ENGINE_TENSOR_CORES : CONV_ENGINE_CUDA_CORES);
-    const char *dt = tc ? "bf16_tc" : act == KD_BF16 ? "bf16" : "f32";
+    const char *dt = tc ? (act == KD_BF16 ? "bf16_tc" : "f32_tc") : act == KD_BF16 ? "bf16" : "f32";
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
@@ -333,6 +354,16 @@ static const Mutation mutations[] = {
      "b_at + r * 2112, 32)",
      NULL, true},
     {"conv_emu_tc_detects_misaligned_tile", 0, CONV_WEIGHT_GRAD, "s_dy + r * ", "s_dy + 8 + r * ", "aligned", true},
+    /* implicit-GEMM forms (one group) */
+    {"conv_emu_igemm_detects_missing_barrier_before_mma", 12, CONV_FORWARD, "__syncthreads(); /* the chunk's tiles */", "",
+     "race", true},
+    {"conv_emu_igemm_detects_wrong_weight_column", 12, CONV_FORWARD, "v = w[j * 147 + kk]", "v = w[j * 147 + kk / 2]", NULL,
+     true},
+    {"conv_emu_igemm_detects_unzeroed_pixels_between_strides", 13, CONV_DATA_GRAD, "th % 2 == 0 && tw % 2 == 0 && ", "",
+     NULL, true},
+    {"conv_emu_igemm_detects_missing_barrier_weight_grad", 12, CONV_WEIGHT_GRAD,
+     "__syncthreads(); /* every warp is done with the tile */", "", "race", true},
+    {"conv_emu_igemm_detects_skipped_chunk", 12, CONV_WEIGHT_GRAD, "for (int c = 0;", "for (int c = 1;", NULL, true},
 };
 enum { N_MUTATIONS = sizeof mutations / sizeof mutations[0] };
 
@@ -375,6 +406,7 @@ int main(int argc, char **argv) {
     check_all(argv[1], KD_F32, false);
     check_all(argv[1], KD_BF16, false);
     check_all(argv[1], KD_BF16, true);
+    check_all(argv[1], KD_F32, true); /* the implicit-GEMM form on f32 activations (the input's gradient) */
     for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
     return harness_status();
 }
