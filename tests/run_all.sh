@@ -115,24 +115,54 @@ judge() {
 }
 
 pass=0; fail=0; skip=0; failed_names=()
-for s in "${suites[@]}"; do
-  echo "== suite $s${only_case:+, case $only_case}"
-  start=$(date +%s)
-  log=$(mktemp)
-  if [ -x "tests/$s/run.sh" ]; then
-    bash "tests/$s/run.sh" 2>&1 | tee "$log" | show
-    verdict=$(judge "$log" "${PIPESTATUS[0]}" "$s")
-  else
-    verdict=$(printf 'FAIL %s: no suite tests/%s/run.sh\nRESULT 0 1 0\n' "$s" "$s")
-  fi
 
+# record SUITE LOG STATUS START: judges a finished suite's log and adds it to the totals.
+record() {
+  local s=$1 log=$2 status=$3 start=$4 verdict p f k
+  if [ "$status" = missing ]; then
+    verdict=$(printf 'FAIL %s: no suite tests/%s/run.sh\nRESULT 0 1 0\n' "$s" "$s")
+  else
+    verdict=$(judge "$log" "$status" "$s")
+  fi
   printf '%s\n' "$verdict" | grep -v '^RESULT '
   read -r p f k < <(printf '%s\n' "$verdict" | sed -n 's/^RESULT //p')
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))
   [ "$f" -gt 0 ] && failed_names+=("$s")
   echo "== suite $s: $p passed, $f failed, $k skipped ($(( $(date +%s) - start ))s)"
+}
+
+# tests/cuda is long and mostly single-threaded (the fake GPU's emulator), the
+# others use about one core between them: with several suites and 2 or more
+# cores, cuda runs alongside them at a lower priority and is shown last.
+background=""
+if [ ${#suites[@]} -gt 1 ] && [ -z "$only_case" ] && [ "$(nproc)" -ge 2 ] && [ -x tests/cuda/run.sh ] &&
+   [[ " ${suites[*]} " == *" cuda "* ]] && [ "${RXC_TEST_SERIAL:-0}" = 0 ]; then
+  background=cuda
+  bg_log=$(mktemp); bg_status=$(mktemp); bg_start=$(date +%s)
+  ( nice -n 5 bash tests/cuda/run.sh >"$bg_log" 2>&1; echo $? >"$bg_status" ) &
+  bg_pid=$!
+fi
+
+for s in "${suites[@]}"; do
+  [ "$s" = "$background" ] && continue
+  echo "== suite $s${only_case:+, case $only_case}"
+  start=$(date +%s)
+  log=$(mktemp)
+  if [ -x "tests/$s/run.sh" ]; then
+    bash "tests/$s/run.sh" 2>&1 | tee "$log" | show
+    record "$s" "$log" "${PIPESTATUS[0]}" "$start"
+  else
+    record "$s" "$log" missing "$start"
+  fi
   rm -f "$log"
 done
+if [ -n "$background" ]; then
+  echo "== suite $background (ran alongside the others)"
+  wait "$bg_pid"
+  show <"$bg_log"
+  record "$background" "$bg_log" "$(cat "$bg_status")" "$bg_start"
+  rm -f "$bg_log" "$bg_status"
+fi
 echo
 [ ${#failed_names[@]} -gt 0 ] && echo "failing suites: ${failed_names[*]}"
 echo "$pass passed, $fail failed, $skip skipped${lenient:+ (lenient: SKIPs allowed)}"

@@ -8,7 +8,8 @@
  * ABI. "NVRTC" keeps the source and hands it back as the "cubin";
  * cuModuleLoadData compiles that source with g++ against tests/emu's
  * cuda_emu.h (every CUDA thread a fiber) plus glue derived from the kernel
- * signatures, and cuLaunchKernel runs the grid there with every buffer
+ * signatures (once per distinct source: the objects are cached in
+ * RXC_FAKE_GPU_DIR, see compile_module), and cuLaunchKernel runs the grid there with every buffer
  * bounds- and race-checked: cuInit sets RXC_CUDA_EXTENTS=1, which makes
  * render_cuda write each kernel's buffer sizes into its header comment.
  * Device memory is host memory.
@@ -59,6 +60,7 @@
  * RXC_CUDA_EXTENTS hook) still runs, with unchecked pointers: such launches
  * are counted ("unchecked") in the verbose line.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -578,6 +580,57 @@ struct Function {
     int entry;
 };
 
+/* FNV-1a over text, continuing from h */
+uint64_t fnv1a(const std::string &text, uint64_t h = 1469598103934665603ull) {
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+/* Every header of the emulator directory, in name order: a module's build depends on them. */
+std::string emulator_headers(const char *inc) {
+    std::vector<std::string> names;
+    if (DIR *d = opendir(inc)) {
+        while (struct dirent *e = readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() > 2 && n.compare(n.size() - 2, 2, ".h") == 0) names.push_back(n);
+        }
+        closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    std::string all;
+    for (const std::string &n : names) {
+        FILE *f = fopen((std::string(inc) + "/" + n).c_str(), "rb");
+        if (!f) continue;
+        char buf[65536];
+        size_t got;
+        all += n;
+        while ((got = fread(buf, 1, sizeof buf, f)) > 0) all.append(buf, got);
+        fclose(f);
+    }
+    return all;
+}
+
+/* Compiles a module's C++ with g++ into a shared object, once per distinct
+ * source: tests run the same program many times, and g++ is most of a fake
+ * run's time. The cached object is named by a hash of the source, the
+ * command and the emulator's headers, written under a temporary name and
+ * renamed (a concurrent run never loads half a file), and copied to `so`
+ * for this module alone, so that no two modules share one loaded image. */
+bool compile_module(const std::string &text, const char *inc, const std::string &base, const std::string &so) {
+    const char *dir = getenv("RXC_FAKE_GPU_DIR");
+    std::string flags = "g++ -std=c++17 -O1 -shared -fPIC -w -I" + std::string(inc);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)fnv1a(text, fnv1a(flags, fnv1a(emulator_headers(inc)))));
+    std::string cached = std::string(dir ? dir : "/tmp") + "/fake_module_cache_" + hash + ".so";
+    if (access(cached.c_str(), R_OK) != 0) {
+        std::string tmp = base + ".so.new";
+        std::string cmd = flags + " -o " + tmp + " " + base + ".cc 2>" + base + ".log";
+        if (system(cmd.c_str()) != 0 || rename(tmp.c_str(), cached.c_str()) != 0) return false;
+    }
+    std::string cmd = "cp " + cached + " " + so;
+    return system(cmd.c_str()) == 0;
+}
+
 int build_module(const char *source, Module *m) {
     const char *inc = getenv("RXC_FAKE_GPU_EMU_INCLUDE");
     const char *dir = getenv("RXC_FAKE_GPU_DIR");
@@ -593,13 +646,12 @@ int build_module(const char *source, Module *m) {
         fprintf(stderr, "fake gpu: %s\n", msg.c_str());
         return ERR_INVALID_VALUE;
     }
+    std::string text = "#include \"cuda_emu.h\"\n" + src + "\n" + glue(m->entries);
     FILE *f = fopen((base + ".cc").c_str(), "w");
     if (!f) return ERR_UNKNOWN;
-    fprintf(f, "#include \"cuda_emu.h\"\n%s\n%s", src.c_str(), glue(m->entries).c_str());
+    fputs(text.c_str(), f);
     fclose(f);
-    std::string cmd = "g++ -std=c++17 -O1 -shared -fPIC -w -I" + std::string(inc) + " -o " + base + ".so " + base +
-                      ".cc 2>" + base + ".log";
-    if (system(cmd.c_str()) != 0) {
+    if (!compile_module(text, inc, base, base + ".so")) {
         fprintf(stderr, "fake gpu: the module does not compile as C++, see %s.log\n", base.c_str());
         return ERR_INVALID_VALUE;
     }

@@ -164,6 +164,68 @@ else
   status_units=1
 fi
 
+# Every model and example: all kernels of one training step through NVRTC,
+# for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
+# kernels cost NVRTC time on later runs. Spills are reported, not failures.
+# They run in the background while the fake GPU's cases below (mostly one core) run, and
+# print their lines at the end: on 2 cores this takes minutes off the suite.
+nvrtc_every_model() {
+  local status=0 f arch prec name log logs n n_tc spilling bf16_ok
+  local -a pids
+  for f in models/*.net examples/*.net; do
+    [ -f "$f" ] || continue
+    # both architectures at once: NVRTC is single-threaded. `precision auto` is bf16 on both:
+    # sm_80 compiles the fp32 program instead, so that both precisions' kernels are compiled
+    for arch in 80 90; do
+      prec=(); [ $arch = 80 ] && prec=(--precision fp32)
+      "$RXC" compile "$f" --arch "sm_$arch" --batch 2 "${prec[@]}" >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
+      pids[$arch]=$!
+    done
+    for arch in 80 90; do
+      name="nvrtc_$(basename "$f" .net)_sm_$arch"
+      log="$work/$(basename "$f" .net)_sm_$arch.log"
+      if wait "${pids[$arch]}"; then
+        echo "PASS $name ($(grep -o 'batch 2, [a-z0-9]*' "$log" | head -1 | cut -c10-), $(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
+      else
+        echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
+        status=1
+      fi
+    done
+  done
+  # ResNeXt-50's direct conv kernels (conv_cuda.c): compiled above in fp32 at batch 2; bf16 here. Every
+  # entry point dconv_* must exist for both architectures and spill nothing; in bf16 every one is the
+  # tensor-core form (_tc: all four group widths have one).
+  for arch in 80 90; do
+    "$RXC" compile models/resnext50_32x4d.net --arch "sm_$arch" --batch 2 --precision bf16 \
+      >"$work/resnext50_bf16_sm_$arch.log" 2>&1 &
+    pids[$arch]=$!
+  done
+  bf16_ok=1
+  for arch in 80 90; do wait "${pids[$arch]}" || bf16_ok=0; done
+  for prec in fp32 bf16; do
+    # fp32: the model loop's sm_80 compile (its sm_90 one is precision auto, bf16)
+    logs=("$work/resnext50_32x4d_sm_80.log")
+    [ $prec = bf16 ] && logs=("$work/resnext50_bf16_sm_80.log" "$work/resnext50_bf16_sm_90.log")
+    n=$(cat "${logs[@]}" | grep -c '^dconv_')
+    spilling=$(cat "${logs[@]}" | awk '/^dconv_/ && $5 + $6 > 0' | head -3)
+    n_tc=$(cat "${logs[@]}" | grep -c '^dconv_[a-z0-9_]*_tc[_ ]')
+    name="nvrtc_resnext50_direct_convs_${prec}_no_spills"
+    if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || { [ $bf16_ok = 1 ] && [ "$n_tc" = "$n" ]; }; }; then
+      echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, $n_tc on tensor cores, none spills)"
+    else
+      echo "FAIL $name: $n entry points, $n_tc on tensor cores; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
+      status=1
+    fi
+  done
+  return $status
+}
+if [ ! -x "$RXC" ]; then
+  fail cuda_models "$RXC is not built (make)"
+  exit 1
+fi
+nvrtc_every_model >"$work/nvrtc_every_model.out" 2>&1 &
+nvrtc_models_pid=$!
+
 # The GPU executor end to end on a fake GPU (tests/cuda/fake_gpu.cc: the
 # driver, NVRTC and cuBLAS entry points on the CPU, kernels run by the fiber
 # emulator): gradients and three AdamW steps of tiny_resnext against the CPU
@@ -179,6 +241,37 @@ if [ -x "$RXC" ] && "$PYTHON" -c "import numpy" 2>/dev/null && build_fake_gpu "$
   fakerun() { "${fake_env[@]}" "$@"; }
   b="$work/fake_batch.safetensors"
   "$PYTHON" tests/gpu/compare.py batch "$b" 4 3 32 32 10 7
+  seed_224_case() {
+    # One whole forward and backward of the seed model at its real size (224x224,
+    # batch 1) on the fake GPU: the real index widths and chunk counts, every
+    # buffer checked. About 90 s of CPU. At batch 1 a 1e-6 perturbation of the
+    # input moves deep gradients by up to ~40% (relu decisions near zero flip),
+    # so each tensor is held to 1e-3 or 3x that spread (compare.py conditioned),
+    # the largest over two perturbations: one alone flips a different set of
+    # decisions (layer3.5.conv1's weight gradient: 3.1% under seed 5, 10.1%
+    # under seed 6), so a change of the GPU's summation order alone could fail.
+    "$PYTHON" tests/gpu/compare.py batch "$work/seed_batch.st" 1 3 224 224 10 3
+    "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p.st" 1e-6 5
+    "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p2.st" 1e-6 6
+    seed=models/resnext50_32x4d.net
+    start=$SECONDS
+    # its own RXC_FAKE_GPU_DIR: the cases below pick their module as the newest there
+    mkdir -p "$fake/seed"
+    if fakerun env RXC_FAKE_GPU_DIR="$fake/seed" "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --set precision=fp32 --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
+       grep -q ' 0 hazards' "$work/seed.log" &&
+       "$RXC" grad $seed --batch "$work/seed_batch.st" --device cpu --out "$work/seed_cpu.st" >>"$work/seed.log" 2>&1 &&
+       "$RXC" grad $seed --batch "$work/seed_batch_p.st" --device cpu --out "$work/seed_cpu_p.st" >>"$work/seed.log" 2>&1 &&
+       "$RXC" grad $seed --batch "$work/seed_batch_p2.st" --device cpu --out "$work/seed_cpu_p2.st" >>"$work/seed.log" 2>&1; then
+      echo "  the seed model's forward and backward on the fake GPU took $((SECONDS - start)) s"
+      "$PYTHON" tests/gpu/compare.py conditioned "$work/seed_cpu.st" "$work/seed_cuda.st" "$work/seed_cpu_p.st,$work/seed_cpu_p2.st" \
+        exec_cuda_seed_224_grad 1e-3 3 || return 1
+    else
+      echo "FAIL exec_cuda_seed_224_grad: $(grep -v '^ ' "$work/seed.log" | tail -c 800 | tr '\n' ' ')"; return 1
+    fi
+  }
+  # the longest case runs alongside the others (its own batch and files), its lines shown last
+  seed_224_case >"$work/seed_224_case.out" 2>&1 &
+  seed_pid=$!
   net=models/tiny_resnext.net
   # fp32 on purpose: `precision auto` is bf16 on the fake GPU's sm_90 (tests/ops check_bf16.py covers that)
   fp32=(--set precision=fp32)
@@ -300,30 +393,6 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
     echo "FAIL exec_cuda_index64_forced: ${narrow:-no} 32-bit row loops left, or the run failed: $(tail -c 800 "$work/fw.log" | tr '\n' ' ')"
     status_units=1
   fi
-  # One whole forward and backward of the seed model at its real size (224x224,
-  # batch 1) on the fake GPU: the real index widths and chunk counts, every
-  # buffer checked. About 90 s of CPU. At batch 1 a 1e-6 perturbation of the
-  # input moves deep gradients by up to ~40% (relu decisions near zero flip),
-  # so each tensor is held to 1e-3 or 3x that spread (compare.py conditioned),
-  # the largest over two perturbations: one alone flips a different set of
-  # decisions (layer3.5.conv1's weight gradient: 3.1% under seed 5, 10.1%
-  # under seed 6), so a change of the GPU's summation order alone could fail.
-  "$PYTHON" tests/gpu/compare.py batch "$work/seed_batch.st" 1 3 224 224 10 3
-  "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p.st" 1e-6 5
-  "$PYTHON" tests/gpu/compare.py perturb "$work/seed_batch.st" "$work/seed_batch_p2.st" 1e-6 6
-  seed=models/resnext50_32x4d.net
-  start=$SECONDS
-  if fakerun "$RXC" grad $seed --batch "$work/seed_batch.st" --device cuda --set precision=fp32 --out "$work/seed_cuda.st" >"$work/seed.log" 2>&1 &&
-     grep -q ' 0 hazards' "$work/seed.log" &&
-     "$RXC" grad $seed --batch "$work/seed_batch.st" --device cpu --out "$work/seed_cpu.st" >>"$work/seed.log" 2>&1 &&
-     "$RXC" grad $seed --batch "$work/seed_batch_p.st" --device cpu --out "$work/seed_cpu_p.st" >>"$work/seed.log" 2>&1 &&
-     "$RXC" grad $seed --batch "$work/seed_batch_p2.st" --device cpu --out "$work/seed_cpu_p2.st" >>"$work/seed.log" 2>&1; then
-    echo "  the seed model's forward and backward on the fake GPU took $((SECONDS - start)) s"
-    "$PYTHON" tests/gpu/compare.py conditioned "$work/seed_cpu.st" "$work/seed_cuda.st" "$work/seed_cpu_p.st,$work/seed_cpu_p2.st" \
-      exec_cuda_seed_224_grad 1e-3 3 || status_units=1
-  else
-    echo "FAIL exec_cuda_seed_224_grad: $(grep -v '^ ' "$work/seed.log" | tail -c 800 | tr '\n' ' ')"; status_units=1
-  fi
   # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
   # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)
   net=examples/fig3c_grouped.net
@@ -379,63 +448,14 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   else
     echo "FAIL $name: $(tail -c 1500 "$work/fo.log" | tr '\n' ' ')"; status_units=1
   fi
+  wait "$seed_pid" || status_units=1
+  cat "$work/seed_224_case.out"
 else
   skip_each "needs ./rxc, numpy and g++ ($(head -c 300 "$fake/build.log" 2>/dev/null))" "${fake_gpu_cases[@]}"
 fi
 
-# Every model and example: all kernels of one training step through NVRTC,
-# for both architectures. Cubins land in $RXC_CACHE_DIR, so only changed
-# kernels cost NVRTC time on later runs. Spills are reported, not failures.
-if [ ! -x "$RXC" ]; then
-  fail cuda_models "$RXC is not built (make)"
-
-  exit 1
-fi
 status=0
-for f in models/*.net examples/*.net; do
-  [ -f "$f" ] || continue
-  # both architectures at once: NVRTC is single-threaded. `precision auto` is bf16 on both:
-  # sm_80 compiles the fp32 program instead, so that both precisions' kernels are compiled
-  for arch in 80 90; do
-    prec=(); [ $arch = 80 ] && prec=(--precision fp32)
-    "$RXC" compile "$f" --arch "sm_$arch" --batch 2 "${prec[@]}" >"$work/$(basename "$f" .net)_sm_$arch.log" 2>&1 &
-    pids[$arch]=$!
-  done
-  for arch in 80 90; do
-    name="nvrtc_$(basename "$f" .net)_sm_$arch"
-    log="$work/$(basename "$f" .net)_sm_$arch.log"
-    if wait "${pids[$arch]}"; then
-      echo "PASS $name ($(grep -o 'batch 2, [a-z0-9]*' "$log" | head -1 | cut -c10-), $(grep -o '[0-9]* entry points,' "$log" | head -1) $(grep '^spills:' "$log" | sed 's/^spills: //'); $(grep '^compile time:' "$log" | sed 's/^compile time: //'))"
-    else
-      echo "FAIL $name: $(grep -v '^ ' "$log" | tail -c 1500 | tr '\n' ' ')"
-      status=1
-    fi
-  done
-done
-# ResNeXt-50's direct conv kernels (conv_cuda.c): compiled above in fp32 at batch 2; bf16 here. Every
-# entry point dconv_* must exist for both architectures and spill nothing; in bf16 every one is the
-# tensor-core form (_tc: all four group widths have one).
-for arch in 80 90; do
-  "$RXC" compile models/resnext50_32x4d.net --arch "sm_$arch" --batch 2 --precision bf16 \
-    >"$work/resnext50_bf16_sm_$arch.log" 2>&1 &
-  pids[$arch]=$!
-done
-bf16_ok=1
-for arch in 80 90; do wait "${pids[$arch]}" || bf16_ok=0; done
-for prec in fp32 bf16; do
-  # fp32: the model loop's sm_80 compile (its sm_90 one is precision auto, bf16)
-  logs=("$work/resnext50_32x4d_sm_80.log")
-  [ $prec = bf16 ] && logs=("$work/resnext50_bf16_sm_80.log" "$work/resnext50_bf16_sm_90.log")
-  n=$(cat "${logs[@]}" | grep -c '^dconv_')
-  spilling=$(cat "${logs[@]}" | awk '/^dconv_/ && $5 + $6 > 0' | head -3)
-  n_tc=$(cat "${logs[@]}" | grep -c '^dconv_[a-z0-9_]*_tc[_ ]')
-  name="nvrtc_resnext50_direct_convs_${prec}_no_spills"
-  if [ "$n" -gt 0 ] && [ -z "$spilling" ] && { [ $prec = fp32 ] || { [ $bf16_ok = 1 ] && [ "$n_tc" = "$n" ]; }; }; then
-    echo "PASS $name ($n direct conv entry points for sm_80 and sm_90, $n_tc on tensor cores, none spills)"
-  else
-    echo "FAIL $name: $n entry points, $n_tc on tensor cores; spilling: ${spilling:-none}; $(tail -c 600 "${logs[0]}" | tr '\n' ' ')"
-    status=1
-  fi
-done
+wait "$nvrtc_models_pid" || status=1
+cat "$work/nvrtc_every_model.out"
 [ "${status_units:-0}" -ne 0 ] && status=1
 exit $status
