@@ -149,9 +149,9 @@ static cJSON *memory_json(const Program *p) {
                 }
             } else {
                 cJSON_AddNumberToObject(x, "stores", -1);
-                int gb[3];
+                int gb[LIBRARY_STEP_BUFS];
                 int written = library_step_buffers(st, gb);
-                for (int a = 0; a < 3; a++) {
+                for (int a = 0; a < LIBRARY_STEP_BUFS && gb[a] >= 0; a++) {
                     cJSON_AddItemToArray(args, cJSON_CreateNumber(gb[a]));
                     cJSON_AddItemToArray(wr, cJSON_CreateBool(a == written));
                 }

@@ -198,15 +198,17 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
     int groups = g->groups > 0 ? g->groups : 1;
     double cin_g = (double)g->cin / groups;
     c.flops = 2.0 * g->n * g->oh * g->ow * (double)g->cout * cin_g * g->kh * g->kw;
-    int bufs[3];
+    int bufs[LIBRARY_STEP_BUFS];
     int out = library_step_buffers(&(Step){.kind = STEP_CONV, .conv = *cs}, bufs);
     /* x whole where the pass writes it (the data gradient), else the pixels it reads */
     double x_pixels = cs->pass == CONV_DATA_GRAD ? (double)g->h * g->w
                                                  : reached(g->h, g->oh, g->kh, g->sh, g->ph) *
                                                        reached(g->w, g->ow, g->kw, g->sw, g->pw);
-    double elements[3] = {(double)g->n * x_pixels * g->cin, (double)g->cout * cin_g * g->kh * g->kw,
-                          (double)g->n * g->oh * g->ow * g->cout};
-    for (int i = 0; i < 3; i++) {
+    /* x, w, y; then an input norm's mean and invstd, gamma, beta (per channel) */
+    double elements[LIBRARY_STEP_BUFS] = {(double)g->n * x_pixels * g->cin, (double)g->cout * cin_g * g->kh * g->kw,
+                                          (double)g->n * g->oh * g->ow * g->cout, 2.0 * g->cin, g->cin, g->cin};
+    for (int i = 0; i < LIBRARY_STEP_BUFS; i++) {
+        if (bufs[i] < 0) continue;
         double bytes = buf_bytes(p, bufs[i], elements[i]);
         if (i == out) c.bytes_written += bytes;
         if (i != out || cs->accumulate) c.bytes_read += bytes;

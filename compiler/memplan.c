@@ -75,9 +75,9 @@ static Life *lifetimes(const Program *p, int *n_sched) {
         if (st->kind == STEP_KERNEL) {
             for (int a = 0; a < st->n_args; a++) touch(life, p, st->args[a], s);
         } else {
-            int bufs[3];
+            int bufs[LIBRARY_STEP_BUFS];
             library_step_buffers(st, bufs);
-            for (int q = 0; q < 3; q++) touch(life, p, bufs[q], s);
+            for (int q = 0; q < LIBRARY_STEP_BUFS; q++) touch(life, p, bufs[q], s);
         }
     }
     int end = S > 0 ? S - 1 : 0;

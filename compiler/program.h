@@ -101,12 +101,27 @@ typedef enum ConvEngine {
     CONV_ENGINE_STRIDED_GEMM,
 } ConvEngine;
 
+/* A BatchNorm-apply (and ReLU) that a conv applies to x as it reads it, in
+ * its forward and weight-gradient passes, in place of reading that
+ * elementwise tree's materialized output (Target.conv_input_norm; decided
+ * by conv_norm_input.c):
+ *     x' = (x - mean[c]) * invstd[c] * gamma[c] + beta[c], then max(x', 0) with relu,
+ * rounded to x's dtype, as the tree's own kernel would have stored it.
+ * `stats` is the BN's batch statistics buffer (mean in [0, C), invstd in
+ * [C, 2C)), gamma and beta its f32 parameters. Padding pads x', so it stays
+ * zero. Never on in a data-gradient pass, which writes x. */
+typedef struct ConvInputNorm {
+    bool on, relu;
+    int stats, gamma, beta;       /* buffer ids */
+} ConvInputNorm;
+
 typedef struct ConvStep {
     ConvPass pass;
     ConvGeom g;
     int x, w, y;                  /* buffer ids, see above */
     bool accumulate;
     ConvEngine engine;            /* never CONV_ENGINE_NONE in a step */
+    ConvInputNorm norm;           /* off unless the target applies x's BN (see above) */
 } ConvStep;
 
 /* A sum over every process of a data-parallel run, in place, of elements
@@ -136,16 +151,21 @@ static inline const char *step_kind_name(StepKind k) {
     return k == STEP_KERNEL ? "kernel" : k == STEP_GEMM ? "gemm" : k == STEP_CONV ? "conv" : "allreduce";
 }
 
-/* The three buffers of a library step, GEMM (a, b, c) or conv (x, w, y),
- * into bufs; returns the index of the one it writes. An all-reduce reads
- * and writes its one buffer: all three are it, the first written. */
-static inline int library_step_buffers(const Step *s, int bufs[3]) {
+/* The buffers of a library step into bufs: GEMM (a, b, c) or conv (x, w,
+ * y), then a conv's input-norm buffers (stats, gamma, beta), which it only
+ * reads; -1 where a step has fewer. Returns the index of the one it writes.
+ * An all-reduce reads and writes its one buffer: the first three are it,
+ * the first written. */
+enum { LIBRARY_STEP_BUFS = 6 };
+static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS]) {
+    bufs[3] = bufs[4] = bufs[5] = -1;
     if (s->kind == STEP_ALLREDUCE) {
         bufs[0] = bufs[1] = bufs[2] = s->allreduce.buf;
         return 0;
     }
     if (s->kind == STEP_CONV) {
         bufs[0] = s->conv.x, bufs[1] = s->conv.w, bufs[2] = s->conv.y;
+        if (s->conv.norm.on) bufs[3] = s->conv.norm.stats, bufs[4] = s->conv.norm.gamma, bufs[5] = s->conv.norm.beta;
         return s->conv.pass == CONV_FORWARD ? 2 : s->conv.pass == CONV_DATA_GRAD ? 0 : 1;
     }
     bufs[0] = s->gemm.a, bufs[1] = s->gemm.b, bufs[2] = s->gemm.c;

@@ -70,6 +70,14 @@ typedef struct Target {
      * which cores, or CONV_ENGINE_NONE for im2col + GEMM, or (1x1 strided
      * convs) CONV_ENGINE_STRIDED_GEMM. NULL: it runs none. */
     ConvEngine (*conv_library_step)(const ConvGeom *g, KDType act);
+    /* Whether the forward and weight-gradient STEP_CONVs of this geometry
+     * on this engine can apply the BatchNorm-apply (+ ReLU) that produces
+     * their input as they read it (program.h ConvInputNorm), so that the
+     * BN's output is never written in training, nor recomputed for the
+     * weight gradient (conv_norm_input.c): on CUDA, where those passes are
+     * memory-bound and the tree's kernel moves two activations' bytes.
+     * NULL: never (the CPU, whose conv passes read a materialized x). */
+    bool (*conv_input_norm)(const ConvGeom *g, ConvEngine engine);
     /* The program's kernel source, malloc'd (the target's renderer: the
      * module's kernels, and the library steps it generates code for);
      * NULL with a message in err. */

@@ -125,9 +125,10 @@ static int *last_use(const Program *p) {
         } else if (s->kind == STEP_ALLREDUCE) {
             use[s->allreduce.buf] = i;
         } else {
-            int bufs[3];
+            int bufs[LIBRARY_STEP_BUFS];
             library_step_buffers(s, bufs);
-            for (int q = 0; q < 3; q++) use[bufs[q]] = i;
+            for (int q = 0; q < LIBRARY_STEP_BUFS; q++)
+                if (bufs[q] >= 0) use[bufs[q]] = i;
         }
     }
     return use;

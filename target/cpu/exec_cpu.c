@@ -254,6 +254,10 @@ static int resolve_conv(CpuExec *x, const Program *p, const ConvStep *c, const c
         error_set(err, "conv step %s: inconsistent geometry", note);
         return -1;
     }
+    if (c->norm.on) { /* the CPU target never asks for one (its Target.conv_input_norm is NULL) */
+        error_set(err, "conv step %s: the CPU's conv passes apply no input norm", note);
+        return -1;
+    }
     /* the tap tables hold pixel indices as int32, and a block's tap pointers live on the stack */
     if ((int64_t)g->n * g->h * g->w > INT32_MAX || (int64_t)g->n * g->oh * g->ow > INT32_MAX ||
         (int64_t)g->kh * g->kw > 4096) {

@@ -228,21 +228,36 @@ void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix,
             sb_printf(o, "\n * extents: %lld %lld %lld scratch %lld", (long long)g->n * g->h * g->w * g->cin,
                       (long long)g->cout * (g->cin / g->groups) * g->kh * g->kw, (long long)g->n * g->oh * g->ow * g->cout,
                       (long long)k->launch.scratch_floats);
+        if (getenv("RXC_CUDA_EXTENTS") && k->step.norm.on) sb_printf(o, " %d %d %d", 2 * g->cin, g->cin, g->cin);
         sb_puts(o, " */\n");
     }
     sb_printf(o,
               "extern \"C\" __global__ void __launch_bounds__(%d) %s%s(RXC_GLOBAL(%s%s) x, RXC_GLOBAL(%sfloat) w, "
-              "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch) {\n",
+              "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch%s) {\n",
               threads, k->name, suffix, pass == CONV_DATA_GRAD ? "" : "const ", ctype(k->x_type),
-              pass == CONV_WEIGHT_GRAD ? "" : "const ", pass == CONV_FORWARD ? "" : "const ", ctype(k->y_type));
+              pass == CONV_WEIGHT_GRAD ? "" : "const ", pass == CONV_FORWARD ? "" : "const ", ctype(k->y_type),
+              k->step.norm.on ? ", RXC_GLOBAL(const float) norm_stats, RXC_GLOBAL(const float) norm_gamma, "
+                                "RXC_GLOBAL(const float) norm_beta" : "");
+}
+
+/* `v = ` x's input norm (program.h ConvInputNorm) of v, channel ch of c,
+ * rounded as the tree's kernel would have stored it when t is bf16 and the
+ * stage keeps f32 (a bf16 stage rounds it anyway). */
+static void apply_input_norm(StrBuf *o, const char *indent, const ConvInputNorm *norm, int c, KDType t, bool to_bf16,
+                             const char *ch) {
+    sb_printf(o, "%sv = (v - norm_stats[%s]) * norm_stats[%d + %s] * norm_gamma[%s] + norm_beta[%s];\n", indent, ch, c,
+              ch, ch, ch);
+    if (norm->relu) sb_printf(o, "%sv = fmaxf(v, 0.0f);\n", indent);
+    if (t == KD_BF16 && !to_bf16) sb_printf(o, "%sv = __bfloat162float(__float2bfloat16(v));\n", indent);
 }
 
 /* Stages the halo of a tile: s_name[HALO_H][HALO_W][pix] from tensor t
  * (h x w x c per image) at rows r0.., columns q0.., channels s_c0..,
- * zeros off the image, as f32 or (to_bf16: exact from bf16) bf16. Expects
- * tid, n, r0, q0, s_c0. */
+ * zeros off the image, as f32 or (to_bf16: exact from bf16) bf16, with x's
+ * input norm applied on the image when norm is on. Expects tid, n, r0, q0,
+ * s_c0. */
 static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P,
-                       bool to_bf16) {
+                       bool to_bf16, const ConvInputNorm *norm) {
     int total = P->halo_h * P->halo_w * P->cit;
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", total, P->threads);
     sb_printf(o, "        const int c = e %% %d, px = e / %d;\n", P->cit, P->cit);
@@ -252,6 +267,7 @@ static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type
     char expr[160];
     snprintf(expr, sizeof expr, "%s[((n * %d + r) * %d + q) * %d + s_c0 + c]", t, h, w, c);
     load_into(o, "            ", "v", type, expr);
+    if (norm && norm->on) apply_input_norm(o, "            ", norm, c, type, to_bf16, "s_c0 + c");
     sb_puts(o, "        }\n");
     sb_printf(o, to_bf16 ? "        %s[px * %d + c] = __float2bfloat16(v);\n    }\n" : "        %s[px * %d + c] = v;\n    }\n",
               s_name, P->pix);
@@ -305,7 +321,7 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
               P->th, P->tiles_w, P->tw);
     sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
     tile_origin(o, pass, g);
-    stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P, false);
+    stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P, false, fwd ? &s->norm : NULL);
     /* weights as s_w[tap][source channel][destination channel] */
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", P->ct * v.sg * taps, P->threads);
     sb_printf(o, "        const int d = c0 + e %% %d, s = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, v.sg, P->ct * v.sg);
@@ -379,7 +395,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
     sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
     sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false);
+    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false, &k->step.norm);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", pixels * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / %d, ow = ow0 + p %% %d;\n", P->ct, P->ct,
               P->tw, P->tw);
@@ -556,7 +572,8 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
               P->th, P->tiles_w, P->tw);
     sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
     tile_origin(o, pass, g);
-    stage_halo(o, "s_src", fwd ? "x" : "y", fwd ? k->x_type : k->y_type, v.src_h, v.src_w, v.src_c, P, true);
+    stage_halo(o, "s_src", fwd ? "x" : "y", fwd ? k->x_type : k->y_type, v.src_h, v.src_w, v.src_c, P, true,
+               fwd ? &s->norm : NULL);
     stage_weights_tc(o, pass, &v, taps, P);
     sb_puts(o, "    __syncthreads(); /* the halo and the weights */\n");
     declare_accumulators(o, P);
@@ -619,7 +636,7 @@ static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan
     sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
     sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
     sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, true);
+    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, true, &k->step.norm);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * WMMA * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / 16, ow = ow0 + p %% 16;\n", P->ct, P->ct);
     sb_puts(o, "            float v = 0.0f;\n");
@@ -673,7 +690,8 @@ static const char *pass_tag(ConvPass p) { return p == CONV_FORWARD ? "fwd" : p =
 
 static bool same_kernel(const ConvCudaKernel *k, const ConvStep *s, KDType xt, KDType yt) {
     return k->step.pass == s->pass && k->step.accumulate == s->accumulate && k->step.engine == s->engine &&
-           k->x_type == xt && k->y_type == yt && !memcmp(&k->step.g, &s->g, sizeof s->g);
+           k->x_type == xt && k->y_type == yt && !memcmp(&k->step.g, &s->g, sizeof s->g) &&
+           k->step.norm.on == s->norm.on && k->step.norm.relu == s->norm.relu;
 }
 
 static bool tensor_cores(const ConvStep *s) { return s->engine == CONV_ENGINE_TENSOR_CORES; }
@@ -701,6 +719,11 @@ ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
         plan_weight_grad_tc(g, &P))
         return CONV_ENGINE_TENSOR_CORES;
     return CONV_ENGINE_CUDA_CORES;
+}
+
+bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine) {
+    /* stage_halo applies it; the implicit-GEMM form (one group) stages its own tiles */
+    return g->groups > 1 && (engine == CONV_ENGINE_CUDA_CORES || engine == CONV_ENGINE_TENSOR_CORES);
 }
 
 static void fill_launch(ConvCudaKernel *k, const Plan *P) {
@@ -734,6 +757,8 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     const bool igemm = g->groups == 1;
     if (tensor_cores(s) && !igemm && (xt != KD_BF16 || yt != KD_BF16))
         return error_set(err, "a tensor-core direct convolution needs bf16 activations");
+    if (s->norm.on && (s->pass == CONV_DATA_GRAD || !conv_cuda_input_norm(g, s->engine)))
+        return error_set(err, "this conv pass cannot apply an input norm (only grouped forward and weight-gradient passes do)");
     if (igemm ? !tensor_cores(s) || !conv_igemm_supported(g) : !plan_step(s, &P)) {
         error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
                   tensor_cores(s) ? " on tensor cores" : "", g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh,
@@ -745,10 +770,11 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     memset(k, 0, sizeof *k);
     k->step = *s;
     k->x_type = xt, k->y_type = yt;
-    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s%s", pass_tag(s->pass),
+    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s%s%s", pass_tag(s->pass),
              xt == KD_BF16 ? "bf16" : "f32", yt == xt ? "" : yt == KD_BF16 ? "_ybf16" : "_yf32", g->n, g->h, g->w,
              g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
-             s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "");
+             s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "",
+             !s->norm.on ? "" : s->norm.relu ? "_bnrelu" : "_bn");
     if (igemm) {
         conv_igemm_launch(k);
         conv_igemm_render(src, k);

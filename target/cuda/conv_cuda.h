@@ -9,7 +9,9 @@
  *     RXC_GLOBAL(X) x, RXC_GLOBAL(const float) w / RXC_GLOBAL(float) w,
  *     RXC_GLOBAL(Y) y, const double *sc, RXC_GLOBAL(float) scratch
  * with the ConvStep's roles (x: the input or its gradient, w: the f32
- * weight or its gradient, y: the output or its gradient); the weight
+ * weight or its gradient, y: the output or its gradient), and with an input
+ * norm (ConvInputNorm) three more: RXC_GLOBAL(const float) norm_stats,
+ * norm_gamma, norm_beta; the weight
  * gradient also has NAME_finish, launched after NAME on the same stream.
  * The source follows render_cuda's prelude (RXC_GLOBAL, RXC_SHARED, bf16);
  * with tensor-core kernels it includes <mma.h> (tests/emu/wmma_emu.h under
@@ -35,6 +37,11 @@ bool conv_cuda_supported(const ConvGeom *g);
  * channel tiles: group widths of 16 or more, or narrower groups packed
  * block-diagonally), CUDA cores otherwise; CONV_ENGINE_NONE when unsupported. */
 ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act);
+
+/* Whether the forward and weight-gradient passes of this geometry on this
+ * engine can apply x's input norm (program.h ConvInputNorm) as they stage
+ * x: the grouped forms can, the implicit-GEMM form cannot. */
+bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine);
 
 typedef struct ConvCudaKernel {
     char name[160];

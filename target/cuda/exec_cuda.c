@@ -401,7 +401,22 @@ static int data_type(KDType t, const char *what, Error *err) {
 }
 
 /* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
- * parameters (x, w, y, sc, scratch). */
+ * parameters (x, w, y, sc, scratch), and with an input norm (stats, gamma,
+ * beta) after them. */
+/* An input norm's buffers: f32, per channel of x (the statistics 2 per channel). */
+static int resolve_conv_norm(CudaExec *x, const ConvStep *c, const char *kernel, Error *err) {
+    const Program *p = x->base.program;
+    const int ids[3] = {c->norm.stats, c->norm.gamma, c->norm.beta};
+    for (int q = 0; q < 3; q++) {
+        if (check_buffer(p, x, ids[q], err)) return -1;
+        const BufDesc *b = &p->bufs[ids[q]];
+        if (b->dtype != KD_F32 || b->numel < (q ? 1 : 2) * (int64_t)c->g.cin)
+            return error_set(err, "conv kernel %s: input-norm buffer %s must be f32 with %d elements", kernel, b->name,
+                             (q ? 1 : 2) * c->g.cin);
+    }
+    return 0;
+}
+
 static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
     const Program *p = x->base.program;
     const ConvStep *c = &p->steps[ph][i].conv;
@@ -426,13 +441,19 @@ static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
         free(fin);
     }
     if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", ck->name);
-    cs->arg_values = xcalloc(5, sizeof(CUdeviceptr));
-    cs->params = xcalloc(5, sizeof(void *));
-    for (int q = 0; q < 3; q++)
+    if (c->norm.on && resolve_conv_norm(x, c, ck->name, err)) return -1;
+    const int n_args = c->norm.on ? 8 : 5;
+    cs->arg_values = xcalloc((size_t)n_args, sizeof(CUdeviceptr));
+    cs->params = xcalloc((size_t)n_args, sizeof(void *));
+    const int norm_ids[3] = {c->norm.stats, c->norm.gamma, c->norm.beta};
+    for (int q = 0; q < 3; q++) {
         cs->arg_values[q] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
+        if (c->norm.on)
+            cs->arg_values[5 + q] = x->space[p->bufs[norm_ids[q]].space] + (CUdeviceptr)p->bufs[norm_ids[q]].offset;
+    }
     cs->arg_values[3] = x->sc_dev[ph];
     cs->arg_values[4] = x->scratch;
-    for (int a = 0; a < 5; a++) cs->params[a] = &cs->arg_values[a];
+    for (int a = 0; a < n_args; a++) cs->params[a] = &cs->arg_values[a];
     return 0;
 }
 

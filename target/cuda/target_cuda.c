@@ -53,5 +53,6 @@ const Target target_cuda = {
     .backward_masks_from_inputs = true,
     .bn_sums_write_grads = true,
     .conv_library_step = cuda_conv_library_step,
+    .conv_input_norm = conv_cuda_input_norm,
     .render = render_cuda_source,
 };
