@@ -192,8 +192,8 @@ static cJSON *kernels_json(const Program *p) {
     return o;
 }
 
-int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json) {
-    Program *p = compile_model(m, batch, &target_cpu, 0);
+int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json, int cuda) {
+    Program *p = cuda ? compile_model(m, batch, &target_cuda, 90) : compile_model(m, batch, &target_cpu, 0);
     if (!p) return 1;
     if (json) {
         cJSON *o = cJSON_CreateObject();

@@ -24,6 +24,7 @@ typedef struct Args {
     SetOverride *sets;
     int n_sets;
     bool json, dot, kernels, memory, help, print;
+    bool cuda; /* --device cuda: the program a GPU trains */
     int batch;
 } Args;
 
@@ -46,7 +47,14 @@ static int parse_args(int argc, char **argv, const char *const *flags, Args *a, 
         else if (!strcmp(s, "--print")) a->print = true;
         else if (!strcmp(s, "--kernels")) a->kernels = true;
         else if (!strcmp(s, "--memory")) a->memory = true;
-        else if (!strncmp(s, "--batch", 7)) {
+        else if (!strcmp(s, "--device")) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
+                fprintf(stderr, "rxc %s: --device is cpu or cuda, not '%s'\n", argv[0], v);
+                return 2;
+            }
+            a->cuda = !strcmp(v, "cuda");
+        } else if (!strncmp(s, "--batch", 7)) {
             const char *v = s[7] == '=' ? s + 8 : (i + 1 < argc ? argv[++i] : NULL);
             char *end;
             long n = v ? strtol(v, &end, 10) : 0;
@@ -113,12 +121,13 @@ int cmd_check(int argc, char **argv) {
 
 static const char summary_usage[] =
     "usage: rxc summary FILE.net [--set NAME=VALUE ...] [--json]\n"
-    "       rxc summary FILE.net [--kernels] [--memory] [--batch N] [--json]\n"
+    "       rxc summary FILE.net [--kernels] [--memory] [--batch N] [--device cpu|cuda] [--json]\n"
     "Prints one row per layer (name, op, output shape C,H,W per image, parameters,\n"
     "multiply-accumulates per image), the totals, and the training recipe.\n"
     "  --json      one JSON object: name, input, classes, params, macs, layers[], recipe\n"
     "  --kernels   the kernels of one training step and what each fuses\n"
-    "  --memory    the planned memory of a training step (--batch N, default the file's)\n";
+    "  --memory    the planned memory of a training step (--batch N, default the file's)\n"
+    "  --device    whose program: cpu (default), or cuda (a GPU of sm_90: precision auto is bf16)\n";
 
 static int64_t node_param_count(const Graph *g, const Node *n) {
     int64_t total = 0;
@@ -423,7 +432,7 @@ static void print_table(const Model *m) {
 }
 
 int cmd_summary(int argc, char **argv) {
-    static const char *const flags[] = {"--json", "--kernels", "--memory", "--batch", NULL};
+    static const char *const flags[] = {"--json", "--kernels", "--memory", "--batch", "--device", NULL};
     Args a;
     int rc = parse_args(argc, argv, flags, &a, summary_usage);
     if (rc || a.help) {
@@ -435,7 +444,7 @@ int cmd_summary(int argc, char **argv) {
     rc = load(&a, &m);
     if (rc == 0) {
         if (a.kernels || a.memory) {
-            rc = summary_training_report(&m, a.batch ? a.batch : m.recipe.batch, a.kernels, a.memory, a.json);
+            rc = summary_training_report(&m, a.batch ? a.batch : m.recipe.batch, a.kernels, a.memory, a.json, a.cuda);
         } else if (a.json) {
             print_json(&m);
         } else {

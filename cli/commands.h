@@ -40,7 +40,7 @@ int cli_take_distributed(int *argc, char **argv, struct Dist **d);
 /* `rxc summary FILE --kernels/--memory` is answered by the training compiler
  * (cmd_codegen.c), which cmd_summary calls after loading the model. */
 struct Model;
-int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json);
+int summary_training_report(struct Model *m, int batch, int want_kernels, int want_memory, int json, int cuda);
 
 /* The options the trainer compiles m's training step with on target at this
  * batch (trainer_compile_options, with `rxc train`'s configuration: uint8

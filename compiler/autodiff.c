@@ -477,9 +477,11 @@ static void conv_backward(Lower *L, int v) {
         /* a strided GEMM conv's weight gradient runs on the target's tensor-core form (program.h) */
         const bool strided = engine == CONV_ENGINE_STRIDED_GEMM;
         if (wg >= 0) {
-            ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .x = need_bwd(L, n->in[0]), .w = wg,
-                           .y = dy, .accumulate = true, .engine = strided ? CONV_ENGINE_TENSOR_CORES : engine};
-            char *note = xasprintf("%s: conv weight gradient, direct", lab);
+            ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .w = wg, .y = dy, .accumulate = true,
+                           .engine = strided ? CONV_ENGINE_TENSOR_CORES : engine};
+            cs.x = conv_norm_x(L, v, EM_BWD, &cs.norm);
+            char *note = xasprintf("%s: conv weight gradient, direct%s", lab,
+                                   cs.norm.on ? ", applying its input's batchnorm" : "");
             lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
             free(note);
         }

@@ -177,6 +177,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     if (o->loss == LOSS_EXTERNAL_GRAD) p->dy_buf = lw_arena(&L, "dy", (int64_t)o->batch * node_numel(outn));
 
     int rc = fuse_plan(g, o, &L.fp, err);
+    if (rc == 0) plan_conv_norm_inputs(&L);
     if (rc == 0) rc = lower_forward(&L);
     if (rc == 0) {
         p->logits_buf = L.fwd_buf[g->output];

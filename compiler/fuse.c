@@ -77,6 +77,7 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err)
     fp->recompute = xcalloc((size_t)n, sizeof(bool));
     fp->needs_grad = xcalloc((size_t)n, sizeof(bool));
     fp->elementwise = xcalloc((size_t)n, sizeof(bool));
+    fp->conv_applies = xcalloc((size_t)n, sizeof(bool));
     for (int v = 0; v < n; v++) fp->user[v] = -1;
     for (int v = 0; v < n; v++) {
         const Node *nd = &g->nodes[v];
@@ -153,5 +154,6 @@ void fuse_plan_free(FusePlan *fp) {
     free(fp->recompute);
     free(fp->needs_grad);
     free(fp->elementwise);
+    free(fp->conv_applies);
     memset(fp, 0, sizeof *fp);
 }

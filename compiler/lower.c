@@ -300,15 +300,18 @@ static void bn_sync_stats_kernels(Lower *L, int b) {
     free(lab);
 }
 
-void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) {
-    if (mode == EM_TRAIN) {
-        int bns[MAX_TREE_NODES], nb = 0;
-        collect_bns(L, v, bns, &nb);
-        for (int i = 0; i < nb; i++) {
-            if (L->o->sync_bn) bn_sync_stats_kernels(L, bns[i]);
-            else bn_stats_kernel(L, bns[i]);
-        }
+/* The batch statistics of every BN in v's tree (training forward). */
+static void tree_bn_stats(Lower *L, int v) {
+    int bns[MAX_TREE_NODES], nb = 0;
+    collect_bns(L, v, bns, &nb);
+    for (int i = 0; i < nb; i++) {
+        if (L->o->sync_bn) bn_sync_stats_kernels(L, bns[i]);
+        else bn_stats_kernel(L, bns[i]);
     }
+}
+
+void lower_tree_store(Lower *L, int v, int out, ExprMode mode, unsigned phases) {
+    if (mode == EM_TRAIN) tree_bn_stats(L, v);
     StrBuf sb = {0};
     describe_tree(L, v, &sb);
     char *desc = sb_take(&sb);
@@ -409,11 +412,18 @@ static void lower_conv(Lower *L, int v) {
         return;
     }
     if (engine != CONV_ENGINE_NONE) {
-        ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .x = L->fwd_buf[n->in[0]],
-                       .w = L->param_buf[wparam], .y = out, .accumulate = beta != 0, .engine = engine};
-        char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh,
-                               a->kw, a->sh, G, Cig, Cog);
-        lw_conv(L, ph, &cs, note);
+        ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .w = L->param_buf[wparam], .y = out,
+                       .accumulate = beta != 0, .engine = engine};
+        cs.x = conv_norm_x(L, v, EM_TRAIN, &cs.norm);
+        char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels%s", lab, a->kh,
+                               a->kw, a->sh, G, Cig, Cog, cs.norm.on ? ", applying its input's batchnorm" : "");
+        if (cs.norm.on) { /* training reads the BN's input; eval the tree's output, as ever */
+            lw_conv(L, PH(PHASE_FORWARD_TRAIN), &cs, note);
+            cs.x = conv_norm_x(L, v, EM_EVAL, &cs.norm);
+            lw_conv(L, PH(PHASE_FORWARD_EVAL), &cs, note);
+        } else {
+            lw_conv(L, ph, &cs, note);
+        }
         free(note);
         free(lab);
         return;
@@ -689,7 +699,9 @@ static int lower_elementwise_root(Lower *L, int v) {
     L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
     free(nm);
     free(lab);
-    lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
+    /* a tree its convs apply (conv_norm_input.c) needs only its statistics in training */
+    if (L->fp.conv_applies[v]) tree_bn_stats(L, v);
+    else lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
     lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));
     return 0;
 }

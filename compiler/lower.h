@@ -9,6 +9,9 @@
  *                   consumer's kernel (elementwise chains: BN-apply, ReLU,
  *                   sigmoid, add, mul, dropout), and which materialized
  *                   values are recomputed in backward instead of kept.
+ *      conv_norm_input.c  then which BN (+ ReLU) trees the target's convs
+ *                   apply as they read them, so that training never
+ *                   writes them (Target.conv_input_norm).
  *   2. lower.c      the forward steps (train and eval variants) of every
  *                   materialized node: its elementwise tree as one kernel
  *                   (after the BN statistics kernels it needs), or the
@@ -57,6 +60,7 @@ typedef struct FusePlan {
     bool *recompute;    /* materialized, but rematerialized in backward instead of kept */
     bool *needs_grad;   /* a trainable parameter (or the wanted input) lies upstream */
     bool *elementwise;  /* op kind is an elementwise primitive */
+    bool *conv_applies; /* a BN (+ ReLU) root its convs apply to their x (conv_norm_input.c): training never writes it */
 } FusePlan;
 
 int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err);
@@ -219,6 +223,13 @@ void lower_conv_strided_forward(Lower *L, int v, int out, float beta, unsigned p
 void conv_strided_data_grad(Lower *L, int v, int dy, int xt, bool acc, const char *lab);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
+/* conv_norm_input.c: sets FusePlan.conv_applies (after fuse_plan, before
+ * lower_forward); then, for a STEP_CONV of conv node `conv` in mode (EM_TRAIN
+ * forward, EM_BWD weight gradient), the buffer its x reads and its input
+ * norm: the BN's input and the BN where the conv applies its input's tree,
+ * else the input's own buffer and no norm (always in EM_EVAL) */
+void plan_conv_norm_inputs(Lower *L);
+int conv_norm_x(Lower *L, int conv, ExprMode mode, ConvInputNorm *norm);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under
  * PREC_BF16 its bf16 copy in SPACE_PARAM_COPY (program.h), which the update
  * keeps current, so no phase casts it (`phases` is where the GEMM runs) */

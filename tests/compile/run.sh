@@ -30,7 +30,7 @@ cd "$(dirname "$0")/../.."
 . tests/cuda/fake_gpu.sh
 # summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, gemm_align_* twice
 # per model and its control, 7 more, test_cost.c's 22, 3 of --estimate and the trainer's program
-cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 22 + 3 + 1))
+cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 22 + 3 + 1 + 2 + 1))
 RXC="${RXC:-./rxc}"
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -55,6 +55,14 @@ done
 if [ -f "$tmp/tiny_resnext.json" ]; then
   "$PYTHON" tests/compile/check_plan.py corrupt "$tmp/tiny_resnext.json" memplan_checker_catches_overlap
 fi
+# The GPU's program (bf16 on sm_90): its plan too, with the buffers the convs' input norms read
+for n in tiny_resnext resnext50_32x4d; do
+  if "$RXC" summary "models/$n.net" --memory --json --batch 2 --device cuda > "$tmp/$n.cuda.json" 2> "$tmp/$n.cuda.err"; then
+    "$PYTHON" tests/compile/check_plan.py plan "$tmp/$n.cuda.json" "memplan_cuda_$n"
+  else
+    echo "FAIL memplan_cuda_$n: $(tail -n 2 "$tmp/$n.cuda.err" | tr '\n' ' ')"
+  fi
+done
 
 if "$RXC" summary models/tiny_resnext.net --kernels --json --batch 4 > "$tmp/k.json" 2> "$tmp/k.err"; then
   "$PYTHON" tests/compile/check_plan.py fusion "$tmp/k.json" fusion_bottleneck_groups
@@ -123,6 +131,24 @@ if "$RXC" compile models/resnext50_32x4d.net --arch sm_90 --batch 64 --estimate 
   "$PYTHON" tests/compile/check_estimate.py "$tmp/est50.json" estimate_json_resnext50_bf16 bf16
 else
   fail estimate_json_resnext50_bf16 "$(tail -n 2 "$tmp/est50.err" | tr '\n' ' ')"
+fi
+# conv_norm_input.c on the seed model's GPU program: each of the 16 grouped 3x3 convs applies
+# relu(bn1) in its forward and weight gradient (so no kernel writes or recomputes that tree); the
+# CPU's program has no such step (Target.conv_input_norm is NULL there)
+if [ -s "$tmp/est50.json" ] && "$RXC" summary models/resnext50_32x4d.net --kernels --batch 2 > "$tmp/cpu_kernels.txt" 2>&1; then
+  "$PYTHON" - "$tmp/est50.json" "$tmp/cpu_kernels.txt" <<'PY'
+import json, sys
+steps = json.load(open(sys.argv[1]))["steps"]
+applied = lambda phase, what: sum(1 for s in steps if s["phase"] == phase and what in s["note"]
+                                  and "applying its input's batchnorm" in s["note"])
+fwd, wgrad = applied("forward", "conv 3x3"), applied("backward", "weight gradient")
+cpu = "applying its input" in open(sys.argv[2]).read()
+ok = fwd == 16 and wgrad == 16 and not cpu
+print(("PASS" if ok else "FAIL") + f" conv_input_norm_resnext50: {fwd} grouped conv forwards and {wgrad} weight gradients "
+      f"apply relu(bn1) (16 each expected); the CPU program applies {'some' if cpu else 'none'}")
+PY
+else
+  fail conv_input_norm_resnext50 "no estimate or CPU kernel listing"
 fi
 out=$("$RXC" compile models/tiny_resnext.net --estimate --gpu a100 2>&1)
 "$RXC" compile models/tiny_resnext.net --estimate --gpu v100 > /dev/null 2>&1
