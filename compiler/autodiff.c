@@ -457,6 +457,34 @@ static void bias_grad(Lower *L, int dy, int bias_node, int64_t rows, int64_t C, 
     kb_end(&kb, L, "bias gradient (column sum of dy)", PH(PHASE_BACKWARD), false);
 }
 
+/* The target's direct passes (STEP_CONVs): no columns, in either direction. */
+static void conv_backward_direct(Lower *L, int v, ConvEngine engine, int dy, int wg, const char *lab) {
+    const Node *n = &L->g->nodes[v];
+    bool acc;
+    int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
+    /* a strided GEMM conv's weight gradient runs on the target's tensor-core form (program.h) */
+    const bool strided = engine == CONV_ENGINE_STRIDED_GEMM;
+    if (wg >= 0) {
+        ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .w = wg, .y = dy, .accumulate = true,
+                       .engine = strided ? CONV_ENGINE_TENSOR_CORES : engine};
+        cs.x = conv_norm_x(L, v, EM_BWD, &cs.norm);
+        char *note = xasprintf("%s: conv weight gradient, direct%s", lab,
+                               cs.norm.on ? ", applying its input's batchnorm" : "");
+        lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
+        free(note);
+    }
+    int xt = grad_target(L, n->in[0], &acc);
+    if (xt >= 0 && strided) {
+        conv_strided_data_grad(L, v, dy, xt, acc, lab);
+    } else if (xt >= 0) {
+        ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
+                       .accumulate = acc, .engine = engine};
+        char *note = xasprintf("%s: conv data gradient, direct", lab);
+        lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
+        free(note);
+    }
+}
+
 static void conv_backward(Lower *L, int v) {
     const Node *n = &L->g->nodes[v];
     const Node *xn = &L->g->nodes[n->in[0]];
@@ -472,29 +500,7 @@ static void conv_backward(Lower *L, int v) {
     int wg = grad_target(L, n->in[1], &acc);
     ConvEngine engine = conv_as_library_step(L, v);
     if (engine != CONV_ENGINE_NONE) {
-        /* the target's direct passes: no columns, in either direction */
-        int wparam_buf = L->param_buf[L->g->nodes[n->in[1]].a.param.index];
-        /* a strided GEMM conv's weight gradient runs on the target's tensor-core form (program.h) */
-        const bool strided = engine == CONV_ENGINE_STRIDED_GEMM;
-        if (wg >= 0) {
-            ConvStep cs = {.pass = CONV_WEIGHT_GRAD, .g = conv_geom(L, v), .w = wg, .y = dy, .accumulate = true,
-                           .engine = strided ? CONV_ENGINE_TENSOR_CORES : engine};
-            cs.x = conv_norm_x(L, v, EM_BWD, &cs.norm);
-            char *note = xasprintf("%s: conv weight gradient, direct%s", lab,
-                                   cs.norm.on ? ", applying its input's batchnorm" : "");
-            lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
-            free(note);
-        }
-        int xt = grad_target(L, n->in[0], &acc);
-        if (xt >= 0 && strided) {
-            conv_strided_data_grad(L, v, dy, xt, acc, lab);
-        } else if (xt >= 0) {
-            ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
-                           .accumulate = acc, .engine = engine};
-            char *note = xasprintf("%s: conv data gradient, direct", lab);
-            lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
-            free(note);
-        }
+        conv_backward_direct(L, v, engine, dy, wg, lab);
         free(lab);
         return;
     }
