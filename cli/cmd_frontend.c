@@ -308,6 +308,7 @@ static cJSON *recipe_json(const Recipe *r) {
     }
     cJSON_AddStringToObject(o, "device", device_words[r->device]);
     cJSON_AddStringToObject(o, "precision", precision_name(r->precision));
+    cJSON_AddStringToObject(o, "recompute", recompute_name(r->recompute));
     cJSON_AddStringToObject(o, "run_dir", r->run_dir ? r->run_dir : "");
     return o;
 }
@@ -421,8 +422,8 @@ static void print_table(const Model *m) {
         sb_printf(&out, "  mix           mixup %g, cutmix %g, prob %g, switch_prob %g\n", r->mixup_alpha, r->cutmix_alpha,
                   r->mix_prob, r->mix_switch_prob);
     if (r->ema_decay > 0) sb_printf(&out, "  ema           decay %g, every %d optimizer step(s)\n", r->ema_decay, r->ema_every);
-    sb_printf(&out, "  device %s, precision %s, run_dir %s\n", device_words[r->device], precision_name(r->precision),
-              r->run_dir ? r->run_dir : "");
+    sb_printf(&out, "  device %s, precision %s, recompute %s, run_dir %s\n", device_words[r->device],
+              precision_name(r->precision), recompute_name(r->recompute), r->run_dir ? r->run_dir : "");
     fputs(out.s, stdout);
     free(out.s);
     free(tr);

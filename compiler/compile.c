@@ -34,6 +34,7 @@ void compile_options_from_recipe(CompileOptions *o, const Recipe *r, int batch, 
     o->mix_labels = r->mixup_alpha > 0 || r->cutmix_alpha > 0;
     o->no_decay_bn_bias = r->no_decay_bn_bias;
     o->sync_bn = r->sync_bn;
+    o->recompute = r->recompute;
     for (int i = 0; i < 3; i++) {
         o->mean[i] = 0;
         o->std[i] = 1;

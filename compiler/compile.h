@@ -64,6 +64,7 @@ typedef struct CompileOptions {
     float mean[3], std[3];     /* in 0..1 units, as torchvision's Normalize */
     bool want_input_grad;      /* also compute d loss / d input into input_grad_buf */
     bool no_recompute;         /* keep every activation backward reads instead of recomputing BN-apply/ReLU */
+    Recompute recompute;       /* how far backward recomputes elementwise trees (recipe.h); auto: the target's */
     bool sync_bn;              /* BatchNorm's per-channel sums go through STEP_ALLREDUCEs (program.h), so that
                                   in data-parallel training they cover every process's samples (SyncBatchNorm) */
     const Target *target;      /* the device the program is for: what it can run and how (target.h) */

@@ -16,8 +16,10 @@
  * recomputed are expanded inline into the recompute kernel, up to a chain of
  * Target.recompute_chain_limit trees: 8 on the CPU (a stage of residual
  * blocks; for ResNeXt this keeps only the convolution outputs and the BN
- * statistics), 1 on CUDA, where a chain's extra reads cost more than the
- * memory of keeping every other residual block's output.
+ * statistics), 1 on CUDA in f32, where a chain's extra reads cost more than
+ * the memory of keeping every other residual block's output, and 0 (keep
+ * everything, recompute nothing) on CUDA in bf16. The recipe's `recompute`
+ * setting overrides the target.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,18 @@ static int chain_depth(const Graph *g, const FusePlan *fp, const int *depth, int
         if (dx + 1 > d) d = dx + 1;
     }
     return d;
+}
+
+/* The longest recompute chain: the recipe's `recompute`, or the target's
+ * for the activations' dtype. */
+static int recompute_chain_limit(const CompileOptions *o) {
+    switch (o->recompute) {
+    case RECOMPUTE_NONE: return 0;
+    case RECOMPUTE_BLOCKS: return 1;
+    case RECOMPUTE_STAGES: return 8;
+    case RECOMPUTE_AUTO: break;
+    }
+    return o->precision == PREC_BF16 ? o->target->recompute_chain_limit_bf16 : o->target->recompute_chain_limit;
 }
 
 int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err) {
@@ -130,11 +144,12 @@ int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err)
     free(size);
 
     if (!o->no_recompute) {
+        const int limit = recompute_chain_limit(o);
         int *depth = xcalloc((size_t)n, sizeof(int));
         for (int v = 0; v < n; v++) {
             if (fp->inlined[v] || !fp->elementwise[v] || v == g->output || !tree_has_bn(g, fp, v)) continue;
             int d = chain_depth(g, fp, depth, v);
-            if (d <= o->target->recompute_chain_limit) {
+            if (d <= limit) {
                 fp->recompute[v] = true;
                 depth[v] = d;
             }

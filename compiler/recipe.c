@@ -72,6 +72,9 @@ static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"}; /
 
 const char *precision_name(Precision p) { return (unsigned)p <= PREC_AUTO ? precision_names[p] : "?"; }
 
+static const char *const recompute_names[] = {"auto", "none", "blocks", "stages"}; /* Recompute's order */
+const char *recompute_name(Recompute r) { return (unsigned)r <= RECOMPUTE_STAGES ? recompute_names[r] : "?"; }
+
 const char *transform_name(TransformKind k) {
     return (unsigned)k < TF_COUNT ? transform_names[k] : "?";
 }
@@ -83,7 +86,7 @@ static const char *const data_keys[] = {"root", "layout", "train_split", "val_sp
 static const char *const train_keys[] = {"epochs", "batch", "accum", "seed", "deterministic", "optimizer",
                                          "schedule", "warmup", "loss", "device", "precision", "run_dir",
                                          "log_every", "clip_grad_norm", "mixup", "cutmix", "mix_prob",
-                                         "mix_switch_prob", "sync_bn", "ema", "ema_every"};
+                                         "mix_switch_prob", "sync_bn", "ema", "ema_every", "recompute"};
 static const char *const optimizer_args[] = {"lr", "momentum", "nesterov", "weight_decay", "betas", "eps",
                                              "no_decay_bn_bias", "max_grad_norm", "trust_clip", "always_adapt"};
 static const char *const schedule_args[] = {"eta_min", "t_max", "per_step", "step_size", "gamma", "milestones"};
@@ -636,6 +639,10 @@ static void read_train(Reader *rd, const AstDecl *sec, Recipe *r) {
         read_error(rd, v[7]->value->loc, "warmup in steps needs a per-step schedule (per_step=true)");
     if (v[18]) get_bool(rd, v[18]->value, "sync_bn", &r->sync_bn);
     if (v[19] || v[20]) read_ema(rd, v[19], v[20], r);
+    if (v[21]) {
+        int k;
+        if (get_word(rd, v[21]->value, "recompute", recompute_names, 4, &k)) r->recompute = (Recompute)k;
+    }
     if (r->sched == SCHED_MULTISTEP && v[0])
         for (int i = 0; i < r->n_milestones; i++)
             if (r->milestones[i] > r->epochs && !r->sched_per_step) {

@@ -60,6 +60,13 @@ typedef enum DeviceKind { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } DeviceKind;
  * cores, fp32 elsewhere. It is last so that Target.precisions' bits stay. */
 typedef enum Precision { PREC_FP32, PREC_TF32, PREC_BF16, PREC_AUTO } Precision;
 
+/* `recompute`: which BatchNorm/elementwise outputs backward rebuilds from
+ * kept inputs instead of keeping (fuse.c): auto is the target's choice
+ * (Target.recompute_chain_limit), none keeps all of them (the fewest bytes,
+ * the most memory), blocks rebuilds a residual block's from its own kept
+ * tensors, stages a whole stage's chain of block outputs (the least memory). */
+typedef enum Recompute { RECOMPUTE_AUTO, RECOMPUTE_NONE, RECOMPUTE_BLOCKS, RECOMPUTE_STAGES } Recompute;
+
 #define RXC_MAX_MILESTONES 16
 
 typedef struct Recipe {
@@ -120,6 +127,7 @@ typedef struct Recipe {
     DeviceKind device;
     int device_index;        /* --device cuda:K: K; -1: each rank's local GPU (local rank % GPUs) */
     Precision precision;
+    Recompute recompute;
     char *run_dir;          /* where checkpoints and metrics go (default "runs/<network>") */
     int log_every;          /* steps between progress lines when not on a terminal */
 } Recipe;
@@ -128,5 +136,6 @@ void recipe_defaults(Recipe *r);  /* the seed's recipe minus data and augmentati
 void recipe_free(Recipe *r);
 const char *transform_name(TransformKind k); /* the language's spelling */
 const char *precision_name(Precision p);     /* "fp32", "tf32", "bf16", "auto" */
+const char *recompute_name(Recompute r);     /* "auto", "none", "blocks", "stages" */
 
 #endif

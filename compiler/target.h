@@ -49,8 +49,14 @@ typedef struct Target {
      * convolution outputs (least memory: the CPU, where arithmetic and not
      * bytes is the cost); 1 keeps every other block's output from forward
      * instead, so that no recompute reads more than one block's tensors
-     * (CUDA, where the elementwise kernels are bound by memory traffic). */
+     * (CUDA, where the elementwise kernels are bound by memory traffic).
+     * 0 keeps every tree's output. This is for f32 activations; a recipe's
+     * `recompute` setting overrides both fields (recipe.h Recompute). */
     int recompute_chain_limit;
+    /* The same for bf16 activations: CUDA keeps every output (0), since a
+     * kept bf16 activation costs half an f32 one's memory and every
+     * recompute kernel is a pass over memory; the CPU still keeps the least. */
+    int recompute_chain_limit_bf16;
     /* The backward of an elementwise tree rooted at a ReLU whose only tensor
      * inputs are BatchNorm inputs (BN + ReLU, BN + BN + add + ReLU) takes the
      * ReLU's mask from recomputing BN-apply on the inputs it reads anyway,

@@ -39,6 +39,7 @@ const Target target_cpu = {
     .gemm_stride_align_bytes = 0,
     .u8_input = false,
     .recompute_chain_limit = 8,
+    .recompute_chain_limit_bf16 = 8,
     .backward_masks_from_inputs = false,
     .bn_sums_write_grads = false,
     .conv_library_step = cpu_conv_library_step,

@@ -50,6 +50,7 @@ const Target target_cuda = {
     .gemm_stride_align_bytes = 16,
     .u8_input = true,
     .recompute_chain_limit = 1,
+    .recompute_chain_limit_bf16 = 0,
     .backward_masks_from_inputs = true,
     .bn_sums_write_grads = true,
     .conv_library_step = cuda_conv_library_step,

@@ -30,7 +30,7 @@ cd "$(dirname "$0")/../.."
 . tests/cuda/fake_gpu.sh
 # summary_kernels_* and memplan_* per model and example, bf16_plan_* per model, gemm_align_* twice
 # per model and its control, 7 more, test_cost.c's 22, 3 of --estimate and the trainer's program
-cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 22 + 3 + 1 + 2 + 1))
+cases $((2 * $(count_files models/*.net examples/*.net) + 3 * $(count_files models/*.net) + 1 + 7 + 22 + 3 + 1 + 2 + 1 + 1))
 RXC="${RXC:-./rxc}"
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -149,6 +149,23 @@ print(("PASS" if ok else "FAIL") + f" conv_input_norm_resnext50: {fwd} grouped c
 PY
 else
   fail conv_input_norm_resnext50 "no estimate or CPU kernel listing"
+fi
+# `recompute`: the GPU's bf16 program keeps every BN/elementwise output by default (auto), and
+# `recompute blocks` rebuilds some in backward, for a smaller arena
+if [ -s "$tmp/est50.json" ] && "$RXC" compile models/resnext50_32x4d.net --arch sm_90 --batch 64 --estimate --gpu h200 \
+     --json --set recompute=blocks > "$tmp/est50_blocks.json" 2> "$tmp/est50_blocks.err"; then
+  "$PYTHON" - "$tmp/est50.json" "$tmp/est50_blocks.json" <<'PY'
+import json, sys
+auto, blocks = (json.load(open(f)) for f in sys.argv[1:3])
+rebuilt = lambda d: sum(1 for s in d["steps"] if "recomputed for backward" in s["note"] and "batchnorm" in s["note"])
+ok = rebuilt(auto) == 0 and rebuilt(blocks) > 0 and blocks["arena_bytes"] < auto["arena_bytes"] \
+     and blocks["gb_per_step"] > auto["gb_per_step"]
+print(("PASS" if ok else "FAIL") + f" recompute_setting_resnext50: auto rebuilds {rebuilt(auto)} BN trees in backward "
+      f"({auto['gb_per_step']:.2f} GB/step, arena {auto['arena_bytes'] / 2**20:.0f} MiB), blocks {rebuilt(blocks)} "
+      f"({blocks['gb_per_step']:.2f} GB/step, arena {blocks['arena_bytes'] / 2**20:.0f} MiB)")
+PY
+else
+  fail recompute_setting_resnext50 "$(tail -n 2 "$tmp/est50_blocks.err" | tr '\n' ' ')"
 fi
 out=$("$RXC" compile models/tiny_resnext.net --estimate --gpu a100 2>&1)
 "$RXC" compile models/tiny_resnext.net --estimate --gpu v100 > /dev/null 2>&1
