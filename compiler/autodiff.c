@@ -37,10 +37,17 @@ int grad_target(Lower *L, int v, bool *accumulate) {
         *accumulate = true;
         return L->pgrad_buf[n->a.param.index];
     }
-    if (L->grad_buf[v] >= 0) {
-        *accumulate = true;
-        return L->grad_buf[v];
-    }
+    int b = grad_claim(L, v);
+    *accumulate = L->grad_written[v];
+    L->grad_written[v] = true;
+    return b;
+}
+
+int grad_claim(Lower *L, int v) {
+    const Node *n = &L->g->nodes[v];
+    if (!L->fp.needs_grad[v]) return -1;
+    if (n->op == OP_PARAM) return L->pgrad_buf[n->a.param.index];
+    if (L->grad_buf[v] >= 0) return L->grad_buf[v];
     char *lab = lw_label(L, v);
     char *nm = xasprintf("%s:grad", lab);
     /* the input gradient is read back by the caller as f32 */
@@ -48,7 +55,6 @@ int grad_target(Lower *L, int v, bool *accumulate) {
                                        : lw_act(L, nm, (int64_t)L->N * lw_per_sample(L, v));
     free(nm);
     free(lab);
-    *accumulate = false;
     return L->grad_buf[v];
 }
 
@@ -473,10 +479,12 @@ static void conv_backward_direct(Lower *L, int v, ConvEngine engine, int dy, int
         lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
         free(note);
     }
+    if (strided) {
+        conv_strided_data_grad(L, v);
+        return;
+    }
     int xt = grad_target(L, n->in[0], &acc);
-    if (xt >= 0 && strided) {
-        conv_strided_data_grad(L, v, dy, xt, acc, lab);
-    } else if (xt >= 0) {
+    if (xt >= 0) {
         ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
                        .accumulate = acc, .engine = engine};
         char *note = xasprintf("%s: conv data gradient, direct", lab);
@@ -733,6 +741,7 @@ int autodiff_backward(Lower *L) {
     for (int v = g->n_nodes - 1; v >= 0 && !lw_failed(L); v--) {
         const Node *n = &g->nodes[v];
         if (L->fp.inlined[v] || !L->fp.needs_grad[v] || L->grad_buf[v] < 0) continue;
+        if (L->grad_deferred[v] >= 0) conv_strided_flush(L, v); /* v's gradient is complete after it */
         switch (n->op) {
         case OP_PARAM:
         case OP_INPUT: break;

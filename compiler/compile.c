@@ -69,6 +69,8 @@ static void lower_free(Lower *L) {
     free(L->fwd_buf);
     free(L->bwd_buf);
     free(L->grad_buf);
+    free(L->grad_written);
+    free(L->grad_deferred);
     free(L->stats_buf);
     free(L->aux_buf);
     free(L->param_buf);
@@ -131,6 +133,8 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     L.fwd_buf = filled(n, -1);
     L.bwd_buf = filled(n, -1);
     L.grad_buf = filled(n, -1);
+    L.grad_written = xcalloc((size_t)(n ? n : 1), sizeof(bool));
+    L.grad_deferred = filled(n, -1);
     L.stats_buf = filled(n, -1);
     L.aux_buf = filled(n, -1);
     L.param_buf = filled(g->n_params, -1);

@@ -43,9 +43,12 @@ static void zero_fill(Lower *L, int xt, int64_t numel, const char *lab) {
     kb_end(&kb, L, "zeros: the strided conv's data gradient writes only the pixels it read", PH(PHASE_BACKWARD), false);
 }
 
-void conv_strided_data_grad(Lower *L, int v, int dy, int xt, bool acc, const char *lab) {
+/* xt (= or += with acc) the data gradient of strided conv v from its dy */
+static void emit_data_grad(Lower *L, int v, int xt, bool acc) {
     const ConvAttr *a = &L->g->nodes[v].a.conv;
     const ConvGeom g = conv_geom(L, v);
+    const int dy = L->grad_buf[v];
+    char *lab = lw_label(L, v);
     if (!acc) zero_fill(L, xt, (int64_t)g.n * g.h * g.w * a->cin, lab);
     GemmStep gs = {.a = dy, .b = gemm_weight(L, L->g->nodes[L->g->nodes[v].in[1]].a.param.index, PH(PHASE_BACKWARD)),
                    .c = xt, .m = g.ow, .n = a->cin, .k = a->cout, .lda = a->cout, .ldb = a->cin, .ldc = g.sw * a->cin,
@@ -55,4 +58,31 @@ void conv_strided_data_grad(Lower *L, int v, int dy, int xt, bool acc, const cha
                            g.sw, gs.batch);
     lw_gemm(L, PH(PHASE_BACKWARD), &gs, note);
     free(note);
+    free(lab);
+}
+
+/* Why defer: the GEMMs write only the strided pixels, so as dx's first
+ * contribution they need a zero fill of all of dx first, and the next
+ * contribution (the block's conv1 data gradient, a full GEMM) then reads dx
+ * back as C. Emitted after every other contribution, they add onto the
+ * strided pixels instead: two passes over dx fewer, for a quarter of one. */
+void conv_strided_data_grad(Lower *L, int v) {
+    const int x = L->g->nodes[v].in[0];
+    if (grad_claim(L, x) < 0) return;
+    if (L->grad_written[x]) {
+        bool acc;
+        const int xt = grad_target(L, x, &acc);
+        emit_data_grad(L, v, xt, acc);
+        return;
+    }
+    if (L->grad_deferred[x] >= 0) conv_strided_flush(L, x); /* a second strided conv reads x: the first goes now */
+    L->grad_deferred[x] = v;
+}
+
+void conv_strided_flush(Lower *L, int x) {
+    const int v = L->grad_deferred[x];
+    bool acc;
+    L->grad_deferred[x] = -1;
+    const int xt = grad_target(L, x, &acc);
+    emit_data_grad(L, v, xt, acc);
 }

@@ -80,6 +80,9 @@ typedef struct Lower {
     int *fwd_buf;        /* per node: buffer of its forward value (forward phases), -1 */
     int *bwd_buf;        /* per node: buffer usable in backward, -1 until known */
     int *grad_buf;       /* per node: its gradient buffer, -1 until the first contribution */
+    bool *grad_written;  /* per node: a contribution has been emitted into grad_buf (the next one accumulates) */
+    int *grad_deferred;  /* per node: the strided conv whose data gradient into it waits for the others
+                          * (conv_strided.c), -1 */
     int *stats_buf;      /* per BN node: [2C] batch mean then invstd; with sync_bn [5C]: those, then the
                           * sums over every rank: of x, the sample count, of (x - mean)^2 (lower.c) */
     int *aux_buf;        /* per max-pool node: index of the max inside its window */
@@ -220,7 +223,11 @@ ConvEngine conv_as_library_step(const Lower *L, int v);
  * 0 or 1, over a bias fill), and xt (= or += with acc) the data gradient
  * from dy */
 void lower_conv_strided_forward(Lower *L, int v, int out, float beta, unsigned phases, const char *lab);
-void conv_strided_data_grad(Lower *L, int v, int dy, int xt, bool acc, const char *lab);
+/* the data gradient of strided conv v: now when its input's gradient has a
+ * contribution already, else deferred (Lower.grad_deferred) until autodiff
+ * reaches the input, which conv_strided_flush then emits */
+void conv_strided_data_grad(Lower *L, int v);
+void conv_strided_flush(Lower *L, int x);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
 /* conv_norm_input.c: sets FusePlan.conv_applies (after fuse_plan, before
@@ -258,6 +265,8 @@ void norm_backward(Lower *L, int v);
 int autodiff_backward(Lower *L);
 /* gradient target of v: the buffer, and whether this contribution accumulates */
 int grad_target(Lower *L, int v, bool *accumulate);
+/* v's gradient buffer, allocated if need be, without emitting a contribution (-1: v needs none) */
+int grad_claim(Lower *L, int v);
 
 /* ---- 4. the optimizer update (optimizer.c) ---------------------------------- */
 int lower_update(Lower *L);
