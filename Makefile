@@ -55,7 +55,9 @@ $(BUILD)/obj/%.o: %.c | $(GEN_SRCS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Generated code is not held to -Wextra's unused-parameter rules of flex's skeleton.
-$(BUILD)/obj/gen/%.o: $(GEN_DIR)/%.c
+# Every generated source waits for all of them: parser.c includes lexer.h, which
+# flex writes, so under -j it must not compile while flex is still running.
+$(BUILD)/obj/gen/%.o: $(GEN_DIR)/%.c $(GEN_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-function -Wno-unused-parameter -Wno-sign-compare -c -o $@ $<
 
