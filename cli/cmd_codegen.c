@@ -153,7 +153,7 @@ static cJSON *memory_json(const Program *p) {
                 int written = library_step_buffers(st, gb);
                 for (int a = 0; a < LIBRARY_STEP_BUFS && gb[a] >= 0; a++) {
                     cJSON_AddItemToArray(args, cJSON_CreateNumber(gb[a]));
-                    cJSON_AddItemToArray(wr, cJSON_CreateBool(a == written));
+                    cJSON_AddItemToArray(wr, cJSON_CreateBool(a == written || a == 7)); /* 7: conv sums' partials */
                 }
             }
             cJSON_AddItemToArray(sched, x);

@@ -21,6 +21,7 @@
  * by a column sum), linear, max-pool (first-max index saved by forward,
  * PyTorch's tie rule), avg-pool, global avg-pool, flatten, concat.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,10 +185,13 @@ static void tree_early_leaf_grads(Lower *L, KB *kb, const Tree *t, TreeBns *bn, 
     }
 }
 
-/* 1. BatchNorm gradient sums (+ dgamma, dbeta) in one column kernel */
+/* 1. BatchNorm gradient sums (+ dgamma, dbeta) in one column kernel: over
+ * every element, or over the rows of partial sums a conv's data gradient
+ * wrote (ConvGradSums; a tree of one BN, Lower.sums_partials). */
 static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, const char *lab) {
     const Graph *g = L->g;
-    int64_t C = lw_channels(&g->nodes[bn->node[0]]), M = total / C;
+    const int partials = L->sums_partials[t->root];
+    int64_t C = lw_channels(&g->nodes[bn->node[0]]), M = partials >= 0 ? L->sums_rows[t->root] : total / C;
     KB kb;
     kb_begin(&kb, L, lab, KF_COLS, C, M);
     Kernel *k = kb.k;
@@ -195,7 +199,15 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
     int idx = e_add(k, e_muli(k, j, C), i);
     int st = kir_stage(k, KS_REDUCE);
     int a0[MAX_TREE_NODES], a1[MAX_TREE_NODES], dy[MAX_TREE_NODES];
-    for (int q = 0; q < bn->n; q++) {
+    bn->n_early = 0;
+    if (partials >= 0) {
+        assert(bn->n == 1);
+        int pb = kb_buf(&kb, L, partials, false);
+        a0[0] = kir_acc(k, st, KR_SUM, kir_load(k, pb, idx));
+        a1[0] = kir_acc(k, st, KR_SUM, kir_load(k, pb, e_addi(k, idx, M * C)));
+        bn->dy_buf[0] = -1;
+    }
+    for (int q = 0; q < bn->n && partials < 0; q++) {
         const Node *n = &g->nodes[bn->node[q]];
         int gv = grad_expr(L, &kb, t, bn->node[q], idx);
         int sb = kb_buf(&kb, L, L->stats_buf[bn->node[q]], false);
@@ -206,8 +218,7 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
         dy[q] = gv;
         bn->dy_buf[q] = -1;
     }
-    bn->n_early = 0;
-    if (L->o->target->bn_sums_write_grads) tree_early_leaf_grads(L, &kb, t, bn, st, idx, dy, total);
+    if (L->o->target->bn_sums_write_grads && partials < 0) tree_early_leaf_grads(L, &kb, t, bn, st, idx, dy, total);
     int so = kir_stage(k, KS_STORE);
     for (int q = 0; q < bn->n; q++) {
         int gp, bp;
@@ -229,8 +240,11 @@ static void tree_bn_sums(Lower *L, const Tree *t, TreeBns *bn, int64_t total, co
             kir_store(k, so, sbuf, e_addi(k, i, C), a1[q], false);
         }
     }
-    char *what = xasprintf("batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops above "
-                           "it%s", bn->n_early ? "; + the input gradients that need no sums (residual split)" : "");
+    char *what = partials >= 0
+                     ? xstrdup("batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) from the rows of partial "
+                               "sums the conv's data gradient wrote")
+                     : xasprintf("batchnorm backward sums (sum dy, sum dy*xhat; + dgamma, dbeta) through the fused ops "
+                                 "above it%s", bn->n_early ? "; + the input gradients that need no sums (residual split)" : "");
     kb_end(&kb, L, what, PH(PHASE_BACKWARD), false);
     free(what);
     /* sync_bn: the input gradient uses the sums over every rank (SyncBatchNorm); dgamma and dbeta
@@ -487,7 +501,9 @@ static void conv_backward_direct(Lower *L, int v, ConvEngine engine, int dy, int
     if (xt >= 0) {
         ConvStep cs = {.pass = CONV_DATA_GRAD, .g = conv_geom(L, v), .x = xt, .w = wparam_buf, .y = dy,
                        .accumulate = acc, .engine = engine};
-        char *note = xasprintf("%s: conv data gradient, direct", lab);
+        conv_dgrad_sums(L, v, &cs);
+        char *note = xasprintf("%s: conv data gradient, direct%s", lab,
+                               cs.sums.on ? ", summing for its input's batchnorm backward" : "");
         lw_conv(L, PH(PHASE_BACKWARD), &cs, note);
         free(note);
     }

@@ -71,6 +71,8 @@ static void lower_free(Lower *L) {
     free(L->grad_buf);
     free(L->grad_written);
     free(L->grad_deferred);
+    free(L->sums_partials);
+    free(L->sums_rows);
     free(L->stats_buf);
     free(L->aux_buf);
     free(L->param_buf);
@@ -135,6 +137,8 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     L.grad_buf = filled(n, -1);
     L.grad_written = xcalloc((size_t)(n ? n : 1), sizeof(bool));
     L.grad_deferred = filled(n, -1);
+    L.sums_partials = filled(n, -1);
+    L.sums_rows = filled(n, 0);
     L.stats_buf = filled(n, -1);
     L.aux_buf = filled(n, -1);
     L.param_buf = filled(g->n_params, -1);

@@ -19,10 +19,18 @@
  * backward reader rematerializes it instead of reading a buffer training
  * never wrote. The eval forward still writes the tree (with running
  * statistics) and its convs read that.
+ *
+ * Backward, the same conv's data gradient writes the tree's whole output
+ * gradient when the conv is its only use. Where the target can, that pass
+ * also sums what the BN's backward needs (program.h ConvGradSums) per block,
+ * and the tree's gradient-sums kernel reduces those rows instead of reading
+ * the gradient and the BN's input again (conv_dgrad_sums).
  */
 #include <assert.h>
+#include <stdlib.h>
 
 #include "lower.h"
+#include "util.h"
 
 /* The BN node of tree root v when the tree is BN(x) or ReLU(BN(x)) with
  * parameter gamma and beta; -1 otherwise. */
@@ -84,4 +92,23 @@ int conv_norm_x(Lower *L, int conv, ExprMode mode, ConvInputNorm *norm) {
                             .gamma = L->param_buf[L->g->nodes[bn->in[1]].a.param.index],
                             .beta = L->param_buf[L->g->nodes[bn->in[2]].a.param.index]};
     return lw_value_buf(L, bn->in[0], mode);
+}
+
+void conv_dgrad_sums(Lower *L, int conv, ConvStep *cs) {
+    const Target *t = L->o->target;
+    const int x = L->g->nodes[conv].in[0];
+    bool relu;
+    if (!t->conv_dgrad_sums_rows || cs->accumulate || !L->fp.conv_applies[x] || L->fp.n_uses[x] != 1) return;
+    if (norm_tree_bn(L, x, &relu) < 0) return;
+    const int rows = t->conv_dgrad_sums_rows(&cs->g, cs->engine);
+    if (rows < 1) return;
+    const int bn_x = conv_norm_x(L, conv, EM_BWD, &cs->norm);
+    char *lab = lw_label(L, x);
+    char *nm = xasprintf("%s:grad_sums_partials", lab);
+    const int partials = lw_arena(L, nm, 2 * (int64_t)rows * cs->g.cin);
+    free(nm);
+    free(lab);
+    cs->sums = (ConvGradSums){.on = true, .bn_x = bn_x, .partials = partials, .rows = rows};
+    L->sums_partials[x] = partials;
+    L->sums_rows[x] = rows;
 }

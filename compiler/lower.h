@@ -83,6 +83,9 @@ typedef struct Lower {
     bool *grad_written;  /* per node: a contribution has been emitted into grad_buf (the next one accumulates) */
     int *grad_deferred;  /* per node: the strided conv whose data gradient into it waits for the others
                           * (conv_strided.c), -1 */
+    int *sums_partials;  /* per BN (+ ReLU) tree root: the partial gradient sums its conv's data gradient
+                          * writes (program.h ConvGradSums), -1 */
+    int *sums_rows;      /* and their rows */
     int *stats_buf;      /* per BN node: [2C] batch mean then invstd; with sync_bn [5C]: those, then the
                           * sums over every rank: of x, the sample count, of (x - mean)^2 (lower.c) */
     int *aux_buf;        /* per max-pool node: index of the max inside its window */
@@ -237,6 +240,11 @@ ConvGeom conv_geom(const Lower *L, int v);
  * else the input's own buffer and no norm (always in EM_EVAL) */
 void plan_conv_norm_inputs(Lower *L);
 int conv_norm_x(Lower *L, int conv, ExprMode mode, ConvInputNorm *norm);
+/* For the data-gradient step cs of conv node `conv`: where its input is a
+ * tree the conv applies, it alone feeds, and the target can, cs also writes
+ * that BN's gradient sums (program.h ConvGradSums; cs->norm, cs->sums), and
+ * Lower.sums_partials records them for the tree's backward */
+void conv_dgrad_sums(Lower *L, int conv, ConvStep *cs);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under
  * PREC_BF16 its bf16 copy in SPACE_PARAM_COPY (program.h), which the update
  * keeps current, so no phase casts it (`phases` is where the GEMM runs) */

@@ -109,11 +109,27 @@ typedef enum ConvEngine {
  * rounded to x's dtype, as the tree's own kernel would have stored it.
  * `stats` is the BN's batch statistics buffer (mean in [0, C), invstd in
  * [C, 2C)), gamma and beta its f32 parameters. Padding pads x', so it stays
- * zero. Never on in a data-gradient pass, which writes x. */
+ * zero. In a data-gradient pass, which writes x, it is on only with
+ * ConvGradSums and names the tree whose output gradient x is. */
 typedef struct ConvInputNorm {
     bool on, relu;
     int stats, gamma, beta;       /* buffer ids */
 } ConvInputNorm;
+
+/* A data-gradient pass (=, not +=) whose dx is the whole output gradient of
+ * the BN (+ ReLU) tree in its `norm` also sums, per channel c of dx and per
+ * block of the pass (its pixel tile `row` of `rows`), what that BN's
+ * backward needs (Target.conv_dgrad_sums_rows; conv_norm_input.c):
+ *     g = dx as stored, times the ReLU's mask (xhat * gamma[c] + beta[c] > 0) with relu,
+ *     xhat = (bn_x - mean[c]) * invstd[c],
+ *     partials[row][c] = sum of g,  partials[rows + row][c] = sum of g * xhat,
+ * bn_x being the BN's input (x's shape). A kernel-IR reduction over the rows
+ * then finishes them: the BN's own gradient-sums pass over dx and bn_x is gone. */
+typedef struct ConvGradSums {
+    bool on;
+    int bn_x, partials;           /* buffer ids: the BN's input; f32 [2][rows][C] */
+    int rows;
+} ConvGradSums;
 
 typedef struct ConvStep {
     ConvPass pass;
@@ -122,6 +138,7 @@ typedef struct ConvStep {
     bool accumulate;
     ConvEngine engine;            /* never CONV_ENGINE_NONE in a step */
     ConvInputNorm norm;           /* off unless the target applies x's BN (see above) */
+    ConvGradSums sums;            /* off unless a data-gradient pass sums for x's BN (see above) */
 } ConvStep;
 
 /* A sum over every process of a data-parallel run, in place, of elements
@@ -153,12 +170,13 @@ static inline const char *step_kind_name(StepKind k) {
 
 /* The buffers of a library step into bufs: GEMM (a, b, c) or conv (x, w,
  * y), then a conv's input-norm buffers (stats, gamma, beta), which it only
- * reads; -1 where a step has fewer. Returns the index of the one it writes.
- * An all-reduce reads and writes its one buffer: the first three are it,
- * the first written. */
-enum { LIBRARY_STEP_BUFS = 6 };
+ * reads, and its gradient sums' (bn_x, read; partials, written); -1 where a
+ * step has fewer. Returns the index of the one it writes (a conv with sums
+ * also writes bufs[7]). An all-reduce reads and writes its one buffer: the
+ * first three are it, the first written. */
+enum { LIBRARY_STEP_BUFS = 8 };
 static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS]) {
-    bufs[3] = bufs[4] = bufs[5] = -1;
+    for (int q = 3; q < LIBRARY_STEP_BUFS; q++) bufs[q] = -1;
     if (s->kind == STEP_ALLREDUCE) {
         bufs[0] = bufs[1] = bufs[2] = s->allreduce.buf;
         return 0;
@@ -166,6 +184,7 @@ static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS
     if (s->kind == STEP_CONV) {
         bufs[0] = s->conv.x, bufs[1] = s->conv.w, bufs[2] = s->conv.y;
         if (s->conv.norm.on) bufs[3] = s->conv.norm.stats, bufs[4] = s->conv.norm.gamma, bufs[5] = s->conv.norm.beta;
+        if (s->conv.sums.on) bufs[6] = s->conv.sums.bn_x, bufs[7] = s->conv.sums.partials;
         return s->conv.pass == CONV_FORWARD ? 2 : s->conv.pass == CONV_DATA_GRAD ? 0 : 1;
     }
     bufs[0] = s->gemm.a, bufs[1] = s->gemm.b, bufs[2] = s->gemm.c;

@@ -84,6 +84,13 @@ typedef struct Target {
      * memory-bound and the tree's kernel moves two activations' bytes.
      * NULL: never (the CPU, whose conv passes read a materialized x). */
     bool (*conv_input_norm)(const ConvGeom *g, ConvEngine engine);
+    /* How many rows of per-channel partial sums the data-gradient STEP_CONV
+     * of this geometry on this engine writes when it also sums for the BN
+     * whose output gradient it writes (program.h ConvGradSums), or 0 if it
+     * cannot: the tree's gradient-sums kernel then reduces those rows instead
+     * of rereading the whole gradient (CUDA's tensor-core grouped form).
+     * NULL: never. */
+    int (*conv_dgrad_sums_rows)(const ConvGeom *g, ConvEngine engine);
     /* The program's kernel source, malloc'd (the target's renderer: the
      * module's kernels, and the library steps it generates code for);
      * NULL with a message in err. */

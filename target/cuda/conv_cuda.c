@@ -229,15 +229,19 @@ void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix,
                       (long long)g->cout * (g->cin / g->groups) * g->kh * g->kw, (long long)g->n * g->oh * g->ow * g->cout,
                       (long long)k->launch.scratch_floats);
         if (getenv("RXC_CUDA_EXTENTS") && k->step.norm.on) sb_printf(o, " %d %d %d", 2 * g->cin, g->cin, g->cin);
+        if (getenv("RXC_CUDA_EXTENTS") && k->step.sums.on)
+            sb_printf(o, " %lld %lld", (long long)g->n * g->h * g->w * g->cin, 2LL * k->step.sums.rows * g->cin);
         sb_puts(o, " */\n");
     }
     sb_printf(o,
               "extern \"C\" __global__ void __launch_bounds__(%d) %s%s(RXC_GLOBAL(%s%s) x, RXC_GLOBAL(%sfloat) w, "
-              "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch%s) {\n",
+              "RXC_GLOBAL(%s%s) y, const double *sc, RXC_GLOBAL(float) scratch%s",
               threads, k->name, suffix, pass == CONV_DATA_GRAD ? "" : "const ", ctype(k->x_type),
               pass == CONV_WEIGHT_GRAD ? "" : "const ", pass == CONV_FORWARD ? "" : "const ", ctype(k->y_type),
               k->step.norm.on ? ", RXC_GLOBAL(const float) norm_stats, RXC_GLOBAL(const float) norm_gamma, "
                                 "RXC_GLOBAL(const float) norm_beta" : "");
+    if (k->step.sums.on) sb_printf(o, ", RXC_GLOBAL(const %s) sums_bn_x, RXC_GLOBAL(float) sums_partials", ctype(k->x_type));
+    sb_puts(o, ") {\n");
 }
 
 /* `v = ` x's input norm (program.h ConvInputNorm) of v, channel ch of c,
@@ -554,6 +558,38 @@ static void stage_tap_rows(StrBuf *o, ConvPass pass, const ConvGeom *g, const Pl
     sb_puts(o, "        }\n        __syncthreads(); /* the tap's rows */\n");
 }
 
+/* ConvGradSums (program.h): after a data-gradient tile is stored, a thread
+ * per channel of the tile sums its valid pixels in order, from dx as
+ * stored (s_out, rounded to dx's dtype) and the BN input, into the block's
+ * row of the partials. The sum runs over 16..64 pixels: a fixed order, no
+ * atomics, so the kernel-IR reduction over the rows gives the same result
+ * every run. */
+static void render_grad_sums(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+    const ConvStep *s = &k->step;
+    const ConvGeom *g = &s->g;
+    const int m = P->th * P->tw;
+    sb_puts(o, "    /* the BatchNorm gradient sums of this block's pixels (ConvGradSums) */\n");
+    sb_printf(o, "    for (int c = tid; c < %d; c += %d) {\n", P->ct, P->threads);
+    sb_puts(o, "        const int ch = c0 + c;\n");
+    sb_printf(o, "        const float mean = norm_stats[ch], inv = norm_stats[%d + ch], ga = norm_gamma[ch], be = norm_beta[ch];\n",
+              g->cin);
+    sb_puts(o, "        float s1 = 0.0f, s2 = 0.0f;\n");
+    sb_printf(o, "        for (int p = 0; p < %d; p++) {\n", m);
+    sb_printf(o, "            const int dh = d0h + p / %d, dw = d0w + p %% %d;\n", P->tw, P->tw);
+    sb_printf(o, "            if (dh >= %d || dw >= %d) continue;\n", g->h, g->w);
+    sb_printf(o, "            const int at = ((n * %d + dh) * %d + dw) * %d + ch;\n", g->h, g->w, g->cin);
+    sb_printf(o, "            float gv = s_out[p * %d + c];\n", P->ct);
+    if (k->x_type == KD_BF16) sb_puts(o, "            gv = __bfloat162float(__float2bfloat16(gv)); /* as stored */\n");
+    sb_puts(o, "            float xv;\n");
+    load_into(o, "            ", "xv", k->x_type, "sums_bn_x[at]");
+    sb_puts(o, "            const float xhat = (xv - mean) * inv;\n");
+    if (s->norm.relu) sb_puts(o, "            if (!(xhat * ga + be > 0.0f)) gv = 0.0f; /* the ReLU's mask */\n");
+    sb_puts(o, "            s1 += gv;\n            s2 += gv * xhat;\n        }\n");
+    sb_printf(o, "        const int row = blockIdx.y * %d + blockIdx.x;\n", P->tiles_h * P->tiles_w);
+    sb_printf(o, "        sums_partials[row * %d + ch] = s1;\n", g->cin);
+    sb_printf(o, "        sums_partials[(%d + row) * %d + ch] = s2;\n    }\n", s->sums.rows, g->cin);
+}
+
 static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const ConvStep *s = &k->step;
     const ConvGeom *g = &s->g;
@@ -609,7 +645,9 @@ static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     } else {
         store_value(o, "        ", at, dt, "s_out[e]");
     }
-    sb_puts(o, "    }\n}\n\n");
+    sb_puts(o, "    }\n");
+    if (s->sums.on) render_grad_sums(o, k, P);
+    sb_puts(o, "}\n\n");
 }
 
 /* The result tiles of warp `warp`, fi-th: tap t, output-channel tile mi,
@@ -691,7 +729,8 @@ static const char *pass_tag(ConvPass p) { return p == CONV_FORWARD ? "fwd" : p =
 static bool same_kernel(const ConvCudaKernel *k, const ConvStep *s, KDType xt, KDType yt) {
     return k->step.pass == s->pass && k->step.accumulate == s->accumulate && k->step.engine == s->engine &&
            k->x_type == xt && k->y_type == yt && !memcmp(&k->step.g, &s->g, sizeof s->g) &&
-           k->step.norm.on == s->norm.on && k->step.norm.relu == s->norm.relu;
+           k->step.norm.on == s->norm.on && k->step.norm.relu == s->norm.relu && k->step.sums.on == s->sums.on &&
+           k->step.sums.rows == s->sums.rows;
 }
 
 static bool tensor_cores(const ConvStep *s) { return s->engine == CONV_ENGINE_TENSOR_CORES; }
@@ -719,6 +758,13 @@ ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
         plan_weight_grad_tc(g, &P))
         return CONV_ENGINE_TENSOR_CORES;
     return CONV_ENGINE_CUDA_CORES;
+}
+
+int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine) {
+    Plan P;
+    /* render_grad_sums reads the tensor-core form's s_out tile */
+    if (g->groups <= 1 || engine != CONV_ENGINE_TENSOR_CORES || !plan_gather_tc(CONV_DATA_GRAD, g, &P)) return 0;
+    return g->n * P.tiles_h * P.tiles_w;
 }
 
 bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine) {
@@ -757,8 +803,12 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     const bool igemm = g->groups == 1;
     if (tensor_cores(s) && !igemm && (xt != KD_BF16 || yt != KD_BF16))
         return error_set(err, "a tensor-core direct convolution needs bf16 activations");
-    if (s->norm.on && (s->pass == CONV_DATA_GRAD || !conv_cuda_input_norm(g, s->engine)))
+    if (s->norm.on && (s->pass == CONV_DATA_GRAD ? !s->sums.on : !conv_cuda_input_norm(g, s->engine)))
         return error_set(err, "this conv pass cannot apply an input norm (only grouped forward and weight-gradient passes do)");
+    if (s->sums.on && (s->pass != CONV_DATA_GRAD || s->accumulate || !s->norm.on || s->sums.rows < 1 ||
+                       s->sums.rows != conv_cuda_dgrad_sums_rows(g, s->engine)))
+        return error_set(err, "gradient sums need a grouped tensor-core data-gradient pass that writes dx (=), with its "
+                              "BN's norm and the rows conv_cuda_dgrad_sums_rows gives");
     if (igemm ? !tensor_cores(s) || !conv_igemm_supported(g) : !plan_step(s, &P)) {
         error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
                   tensor_cores(s) ? " on tensor cores" : "", g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh,
@@ -770,11 +820,11 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
     memset(k, 0, sizeof *k);
     k->step = *s;
     k->x_type = xt, k->y_type = yt;
-    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s%s%s", pass_tag(s->pass),
+    snprintf(k->name, sizeof k->name, "dconv_%s_%s%s_n%d_%dx%dx%d_%dx%dx%d_g%d_k%dx%d_s%dx%d_p%dx%d%s%s%s%s", pass_tag(s->pass),
              xt == KD_BF16 ? "bf16" : "f32", yt == xt ? "" : yt == KD_BF16 ? "_ybf16" : "_yf32", g->n, g->h, g->w,
              g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
              s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "",
-             !s->norm.on ? "" : s->norm.relu ? "_bnrelu" : "_bn");
+             !s->norm.on ? "" : s->norm.relu ? "_bnrelu" : "_bn", s->sums.on ? "_sums" : "");
     if (igemm) {
         conv_igemm_launch(k);
         conv_igemm_render(src, k);

@@ -11,7 +11,8 @@
  * with the ConvStep's roles (x: the input or its gradient, w: the f32
  * weight or its gradient, y: the output or its gradient), and with an input
  * norm (ConvInputNorm) three more: RXC_GLOBAL(const float) norm_stats,
- * norm_gamma, norm_beta; the weight
+ * norm_gamma, norm_beta, and with gradient sums (ConvGradSums) two more:
+ * RXC_GLOBAL(const X) sums_bn_x, RXC_GLOBAL(float) sums_partials; the weight
  * gradient also has NAME_finish, launched after NAME on the same stream.
  * The source follows render_cuda's prelude (RXC_GLOBAL, RXC_SHARED, bf16);
  * with tensor-core kernels it includes <mma.h> (tests/emu/wmma_emu.h under
@@ -42,6 +43,11 @@ ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act);
  * engine can apply x's input norm (program.h ConvInputNorm) as they stage
  * x: the grouped forms can, the implicit-GEMM form cannot. */
 bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine);
+
+/* The rows of per-channel partial sums (program.h ConvGradSums) the
+ * data-gradient pass of this geometry on this engine writes: one per block's
+ * pixel tile, on the tensor-core form; 0 where it cannot. */
+int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine);
 
 typedef struct ConvCudaKernel {
     char name[160];

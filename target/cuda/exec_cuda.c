@@ -401,18 +401,22 @@ static int data_type(KDType t, const char *what, Error *err) {
 }
 
 /* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
- * parameters (x, w, y, sc, scratch), and with an input norm (stats, gamma,
- * beta) after them. */
-/* An input norm's buffers: f32, per channel of x (the statistics 2 per channel). */
-static int resolve_conv_norm(CudaExec *x, const ConvStep *c, const char *kernel, Error *err) {
+ * parameters (x, w, y, sc, scratch), then with an input norm (stats, gamma,
+ * beta), then with gradient sums (bn_x, partials). */
+/* The norm's and the sums' buffers (ids, -1 where off) and the elements each needs. */
+static int resolve_conv_extras(CudaExec *x, const ConvStep *c, const char *kernel, int ids[5], Error *err) {
     const Program *p = x->base.program;
-    const int ids[3] = {c->norm.stats, c->norm.gamma, c->norm.beta};
-    for (int q = 0; q < 3; q++) {
+    const int64_t C = c->g.cin;
+    const int64_t need[5] = {2 * C, C, C, (int64_t)c->g.n * c->g.h * c->g.w * C, 2 * (int64_t)c->sums.rows * C};
+    const int all[5] = {c->norm.stats, c->norm.gamma, c->norm.beta, c->sums.bn_x, c->sums.partials};
+    for (int q = 0; q < 5; q++) {
+        ids[q] = (q < 3 ? c->norm.on : c->sums.on) ? all[q] : -1;
+        if (ids[q] < 0) continue;
         if (check_buffer(p, x, ids[q], err)) return -1;
         const BufDesc *b = &p->bufs[ids[q]];
-        if (b->dtype != KD_F32 || b->numel < (q ? 1 : 2) * (int64_t)c->g.cin)
-            return error_set(err, "conv kernel %s: input-norm buffer %s must be f32 with %d elements", kernel, b->name,
-                             (q ? 1 : 2) * c->g.cin);
+        if ((q != 3 && b->dtype != KD_F32) || b->numel < need[q])
+            return error_set(err, "conv kernel %s: buffer %s has %lld elements of dtype %d, needs %lld%s", kernel,
+                             b->name, (long long)b->numel, (int)b->dtype, (long long)need[q], q != 3 ? " of f32" : "");
     }
     return 0;
 }
@@ -441,18 +445,17 @@ static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
         free(fin);
     }
     if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", ck->name);
-    if (c->norm.on && resolve_conv_norm(x, c, ck->name, err)) return -1;
-    const int n_args = c->norm.on ? 8 : 5;
-    cs->arg_values = xcalloc((size_t)n_args, sizeof(CUdeviceptr));
-    cs->params = xcalloc((size_t)n_args, sizeof(void *));
-    const int norm_ids[3] = {c->norm.stats, c->norm.gamma, c->norm.beta};
-    for (int q = 0; q < 3; q++) {
-        cs->arg_values[q] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
-        if (c->norm.on)
-            cs->arg_values[5 + q] = x->space[p->bufs[norm_ids[q]].space] + (CUdeviceptr)p->bufs[norm_ids[q]].offset;
-    }
-    cs->arg_values[3] = x->sc_dev[ph];
-    cs->arg_values[4] = x->scratch;
+    int extras[5];
+    if (resolve_conv_extras(x, c, ck->name, extras, err)) return -1;
+    cs->arg_values = xcalloc(10, sizeof(CUdeviceptr));
+    cs->params = xcalloc(10, sizeof(void *));
+    int n_args = 0;
+    for (int q = 0; q < 3; q++) cs->arg_values[n_args++] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
+    cs->arg_values[n_args++] = x->sc_dev[ph];
+    cs->arg_values[n_args++] = x->scratch;
+    for (int q = 0; q < 5; q++)
+        if (extras[q] >= 0)
+            cs->arg_values[n_args++] = x->space[p->bufs[extras[q]].space] + (CUdeviceptr)p->bufs[extras[q]].offset;
     for (int a = 0; a < n_args; a++) cs->params[a] = &cs->arg_values[a];
     return 0;
 }

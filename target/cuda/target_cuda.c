@@ -55,5 +55,6 @@ const Target target_cuda = {
     .bn_sums_write_grads = true,
     .conv_library_step = cuda_conv_library_step,
     .conv_input_norm = conv_cuda_input_norm,
+    .conv_dgrad_sums_rows = conv_cuda_dgrad_sums_rows,
     .render = render_cuda_source,
 };

@@ -416,10 +416,12 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=bf16 --out "$work/fb_cuda.st" >"$work/fb.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --set precision=fp32 --out "$work/fb_cpu.st" >>"$work/fb.log" 2>&1; then
     module=$(ls -t "$fake"/fake_module_*.cc | head -1)
-    if grep -q 'dconv_fwd_.*_tc' "$module" && grep -q 'dconv_dgrad_.*_tc' "$module" && grep -q 'dconv_wgrad_.*_tc_finish' "$module"; then
+    # the grouped convs apply relu(bn1) (_bnrelu) and their data gradient sums for its backward (_sums)
+    if grep -q 'dconv_fwd_.*_tc_bnrelu' "$module" && grep -q 'dconv_dgrad_.*_tc_bnrelu_sums' "$module" &&
+       grep -q 'dconv_wgrad_.*_tc_bnrelu_finish' "$module"; then
       "$PYTHON" tests/gpu/compare.py step "$work/fb_cpu.st" "$work/fb_cuda.st" $name 2e-2 || status_units=1
     else
-      echo "FAIL $name: the module has no tensor-core conv kernels of every pass ($module)"; status_units=1
+      echo "FAIL $name: the module lacks tensor-core conv kernels of every pass, with the input norm and gradient sums ($module)"; status_units=1
     fi
   else
     echo "FAIL $name: $(tail -c 1500 "$work/fb.log" | tr '\n' ' ')"; status_units=1
