@@ -96,6 +96,16 @@ def main():
     moved = lambda s: s["bytes_read"] + s["bytes_written"]
     gemm = sum(moved(s) for s in steps if s["name"].startswith("gemm"))
     conv = sum(moved(s) for s in steps if s["kind"] == "conv")
+    # a data gradient that already sums for bn1's backward (ConvGradSums) reads conv1's output and writes
+    # partials: the floor counts that read below (bn1 sums, A) and ignores the partials, so only the
+    # conv's own dy + w + dx stay here
+    size = {l["name"]: numel(l["shape"]) * a.batch * elem_bytes for l in layers if l["name"]}
+    params = {l["name"]: l["params"] for l in layers if l["name"]}
+    for s in steps:
+        if s["kind"] == "conv" and "summing for its input's batchnorm" in s["note"]:
+            layer = s["note"].split(":")[0]
+            own = size[layer] + size[layer.replace("conv2", "conv1")] + 4 * params[layer]
+            conv -= moved(s) - own
     # one dy read saved per grouped conv whose data and weight gradients merge
     grouped_dy = sum(numel(l["shape"]) * a.batch * elem_bytes for l in layers
                      if l["name"] and l["name"].endswith(".conv2"))
