@@ -31,7 +31,7 @@ count_files() {
   echo "$n"
 }
 run_until() {
-  local pattern=$1 log=$2 i pid
+  local pattern=$1 log=$2 i pid rc
   shift 2
   "$@" >"$log" 2>&1 &
   pid=$!
@@ -40,6 +40,11 @@ run_until() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
   done
+  grep -q "$pattern" "$log" && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 0; }
   kill "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
+  rc=$?
+  # the test's message then says how the command ended
+  echo "run_until: '$pattern' never appeared (after $i polls of 0.5 s; the command's exit status $rc)" >>"$log"
+  return 1
 }
