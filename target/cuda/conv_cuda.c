@@ -33,9 +33,12 @@
  *
  * A step whose engine is CONV_ENGINE_TENSOR_CORES (bf16 activations, what
  * conv_cuda_engine told the compiler) runs the same three passes with bf16
- * MMAs (nvcuda::wmma) instead: see "tensor-core forms" below.
+ * MMAs (nvcuda::wmma) instead: conv_cuda_tc.c renders those on the plans
+ * and source helpers here (conv_cuda_internal.h); this file picks the form
+ * of each step and renders the Program's conv kernels.
  */
 #include "conv_cuda.h"
+#include "conv_cuda_internal.h"
 #include "conv_igemm.h"
 
 #include <stdio.h>
@@ -44,71 +47,30 @@
 
 #include "util.h"
 
-/* floats of static shared memory a block may use (48 KB is the static limit) */
 enum {
-    SHARED_FLOATS = 12000, MAX_GROUP_WIDTH = 64,
+    MAX_GROUP_WIDTH = 64,
     /* weight gradient: dw elements per block, the grid it aims for, and the
      * fewest pixel tiles per chunk (each chunk writes all its partials) */
     WGRAD_ELEMS = 2304, WGRAD_BLOCKS = 1024, WGRAD_MIN_TILES = 4
 };
 
-/* The two passes of the gathered form seen from the destination. */
-typedef struct View {
-    int dst_h, dst_w, dst_c, src_h, src_w, src_c;
-    int dg, sg; /* channels per group, destination and source */
-} View;
-
-typedef struct Plan {
-    int ct, cit;           /* destination channels per block; source channels staged */
-    int pix;               /* floats per staged pixel: cit + 1, see halo_floats */
-    int th, tw, halo_h, halo_w;
-    int tiles_h, tiles_w;
-    int cpt, cl, pl, ppt, threads; /* channels and pixels per thread, lanes of each */
-    /* weight gradient */
-    int elems, ept, chunks, work_tiles;
-    /* tensor-core forms: K of a 16-wide channel tile per tap, 16x16 result
-     * tiles per block, warps, tiles per warp, and the shared bytes */
-    int kn, frags, warps, fpw, shared_bytes;
-} Plan;
-
 static bool is_pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
 
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-static View view_of(ConvPass pass, const ConvGeom *g) {
-    int cig = g->cin / g->groups, cog = g->cout / g->groups;
-    if (pass == CONV_DATA_GRAD)
-        return (View){g->h, g->w, g->cin, g->oh, g->ow, g->cout, cig, cog};
-    return (View){g->oh, g->ow, g->cout, g->h, g->w, g->cin, cog, cig};
-}
-
-/* Source rows a tile of `t` destination rows reads: the forward window
- * span, or for the data gradient every output row whose window reaches
- * one of the tile's input rows. */
-static int halo(ConvPass pass, int t, int k, int stride) {
-    return pass == CONV_DATA_GRAD ? ceil_div(t + k - 2, stride) + 1 : (t - 1) * stride + k;
-}
-
-/* A staged pixel takes cit + 1 floats: with an odd stride the pixels that
- * neighbouring lanes read fall in different shared-memory banks (with cit
- * floats, 4 pixels x 8 groups of 4 channels hit 8 banks 4 ways). */
-static int halo_floats(const Plan *P) { return P->halo_h * P->halo_w * P->pix; }
-
 static const int tile_shapes[][2] = {{8, 8}, {4, 8}, {4, 4}, {2, 4}, {2, 2}, {1, 2}, {1, 1}};
-enum { N_TILE_SHAPES = sizeof tile_shapes / sizeof tile_shapes[0] };
+_Static_assert(sizeof tile_shapes / sizeof tile_shapes[0] == N_TILE_SHAPES, "N_TILE_SHAPES counts tile_shapes");
 
-static void set_tile(Plan *P, ConvPass pass, const ConvGeom *g, int s) {
-    const View v = view_of(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, g);
+void conv_set_tile(Plan *P, ConvPass pass, const ConvGeom *g, int s) {
+    const View v = conv_view_of(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, g);
     P->th = tile_shapes[s][0], P->tw = tile_shapes[s][1];
-    P->halo_h = halo(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, P->th, g->kh, g->sh);
-    P->halo_w = halo(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, P->tw, g->kw, g->sw);
-    P->tiles_h = ceil_div(v.dst_h, P->th), P->tiles_w = ceil_div(v.dst_w, P->tw);
+    P->halo_h = conv_halo(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, P->th, g->kh, g->sh);
+    P->halo_w = conv_halo(pass == CONV_WEIGHT_GRAD ? CONV_FORWARD : pass, P->tw, g->kw, g->sw);
+    P->tiles_h = conv_ceil_div(v.dst_h, P->th), P->tiles_w = conv_ceil_div(v.dst_w, P->tw);
 }
 
 /* Channel tiles: powers of two dividing the channel count that hold whole
  * groups or part of one. Returns the source channels it stages, 0 if ct is
  * not a tile. */
-static int staged_channels(int ct, int dst_c, int dg, int sg) {
+int conv_staged_channels(int ct, int dst_c, int dg, int sg) {
     if (dst_c % ct || (ct % dg && dg % ct)) return 0;
     return ct >= dg ? ct / dg * sg : sg;
 }
@@ -117,15 +79,15 @@ static int staged_channels(int ct, int dst_c, int dg, int sg) {
  * fits in shared memory (ties: more channels, whose weights every pixel
  * reuses). */
 static bool plan_gather(ConvPass pass, const ConvGeom *g, Plan *out) {
-    const View v = view_of(pass, g);
+    const View v = conv_view_of(pass, g);
     const int taps = g->kh * g->kw;
     bool found = false;
     for (int s = 0; s < N_TILE_SHAPES; s++) {
         for (int ct = 32; ct >= 1; ct /= 2) {
             Plan P = {0};
-            set_tile(&P, pass, g, s);
-            P.cit = staged_channels(ct, v.dst_c, v.dg, v.sg), P.pix = P.cit + 1;
-            if (!P.cit || (int64_t)halo_floats(&P) + (int64_t)ct * v.sg * taps > SHARED_FLOATS) continue;
+            conv_set_tile(&P, pass, g, s);
+            P.cit = conv_staged_channels(ct, v.dst_c, v.dg, v.sg), P.pix = P.cit + 1;
+            if (!P.cit || (int64_t)conv_halo_floats(&P) + (int64_t)ct * v.sg * taps > SHARED_FLOATS) continue;
             if (found && ct * P.th * P.tw <= out->ct * out->th * out->tw) continue;
             P.ct = ct;
             P.cpt = ct < 4 ? ct : 4;
@@ -146,11 +108,12 @@ static bool plan_gather(ConvPass pass, const ConvGeom *g, Plan *out) {
 /* Chunks of pixel tiles so that the weight gradient's grid has about
  * WGRAD_BLOCKS blocks, each chunk at least WGRAD_MIN_TILES tiles (its
  * partials cost a write and a read). False when the indices overflow. */
-static bool set_chunks(Plan *P, const ConvGeom *g) {
+bool conv_set_chunks(Plan *P, const ConvGeom *g) {
     P->work_tiles = g->n * P->tiles_h * P->tiles_w;
     int ctiles = g->cout / P->ct;
-    P->chunks = ceil_div(WGRAD_BLOCKS, ctiles);
-    if (P->chunks > ceil_div(P->work_tiles, WGRAD_MIN_TILES)) P->chunks = ceil_div(P->work_tiles, WGRAD_MIN_TILES);
+    P->chunks = conv_ceil_div(WGRAD_BLOCKS, ctiles);
+    const int most = conv_ceil_div(P->work_tiles, WGRAD_MIN_TILES);
+    if (P->chunks > most) P->chunks = most;
     int64_t total = (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw;
     while (P->chunks > 1 && (int64_t)P->chunks * total > (1 << 26)) P->chunks /= 2;
     return (int64_t)P->chunks * P->work_tiles <= INT32_MAX;
@@ -158,23 +121,23 @@ static bool set_chunks(Plan *P, const ConvGeom *g) {
 
 /* Weight gradient: the widest channel tile with at most WGRAD_ELEMS dw
  * elements per block, then the largest pixel tile that fits; chunks of
- * pixel tiles (set_chunks). */
+ * pixel tiles (conv_set_chunks). */
 static bool plan_weight_grad(const ConvGeom *g, Plan *out) {
     const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw;
     for (int ct = 32; ct >= 1; ct /= 2) {
-        int cit = staged_channels(ct, g->cout, cog, cig);
+        int cit = conv_staged_channels(ct, g->cout, cog, cig);
         if (!cit || (int64_t)ct * cig * taps > WGRAD_ELEMS) continue;
         for (int s = 0; s < N_TILE_SHAPES; s++) {
             Plan P = {0};
-            set_tile(&P, CONV_WEIGHT_GRAD, g, s);
+            conv_set_tile(&P, CONV_WEIGHT_GRAD, g, s);
             P.ct = ct, P.cit = cit, P.pix = cit + 1;
-            if ((int64_t)halo_floats(&P) + (int64_t)P.th * P.tw * ct > SHARED_FLOATS) continue;
+            if ((int64_t)conv_halo_floats(&P) + (int64_t)P.th * P.tw * ct > SHARED_FLOATS) continue;
             P.elems = ct * cig * taps;
             P.threads = 256;
             while (P.threads > 32 && P.elems % P.threads) P.threads /= 2;
-            if (P.elems < P.threads) P.threads = ceil_div(P.elems, 32) * 32;
-            P.ept = ceil_div(P.elems, P.threads);
-            if (!set_chunks(&P, g)) return false;
+            if (P.elems < P.threads) P.threads = conv_ceil_div(P.elems, 32) * 32;
+            P.ept = conv_ceil_div(P.elems, P.threads);
+            if (!conv_set_chunks(&P, g)) return false;
             *out = P;
             return true;
         }
@@ -207,12 +170,12 @@ bool conv_cuda_supported(const ConvGeom *g) {
 static const char *ctype(KDType t) { return render_cuda_ctype(t); }
 
 /* `dst = value of expr` for a load of dtype t (bf16 widens exactly) */
-static void load_into(StrBuf *o, const char *indent, const char *dst, KDType t, const char *expr) {
+void conv_load_into(StrBuf *o, const char *indent, const char *dst, KDType t, const char *expr) {
     if (t == KD_BF16) sb_printf(o, "%s%s = __bfloat162float(%s);\n", indent, dst, expr);
     else sb_printf(o, "%s%s = %s;\n", indent, dst, expr);
 }
 
-static void store_value(StrBuf *o, const char *indent, const char *dst, KDType t, const char *value) {
+void conv_store_value(StrBuf *o, const char *indent, const char *dst, KDType t, const char *value) {
     if (t == KD_BF16) sb_printf(o, "%s%s = __float2bfloat16(%s);\n", indent, dst, value);
     else sb_printf(o, "%s%s = %s;\n", indent, dst, value);
 }
@@ -260,7 +223,7 @@ static void apply_input_norm(StrBuf *o, const char *indent, const ConvInputNorm 
  * zeros off the image, as f32 or (to_bf16: exact from bf16) bf16, with x's
  * input norm applied on the image when norm is on. Expects tid, n, r0, q0,
  * s_c0. */
-static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P,
+void conv_stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, int h, int w, int c, const Plan *P,
                        bool to_bf16, const ConvInputNorm *norm) {
     int total = P->halo_h * P->halo_w * P->cit;
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", total, P->threads);
@@ -270,7 +233,7 @@ static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type
     sb_printf(o, "        if (r >= 0 && r < %d && q >= 0 && q < %d) {\n", h, w);
     char expr[160];
     snprintf(expr, sizeof expr, "%s[((n * %d + r) * %d + q) * %d + s_c0 + c]", t, h, w, c);
-    load_into(o, "            ", "v", type, expr);
+    conv_load_into(o, "            ", "v", type, expr);
     if (norm && norm->on) apply_input_norm(o, "            ", norm, c, type, to_bf16, "s_c0 + c");
     sb_puts(o, "        }\n");
     sb_printf(o, to_bf16 ? "        %s[px * %d + c] = __float2bfloat16(v);\n    }\n" : "        %s[px * %d + c] = v;\n    }\n",
@@ -278,7 +241,7 @@ static void stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type
 }
 
 /* The start of the source rows of the tile: r0 (rows) and q0 (columns). */
-static void tile_origin(StrBuf *o, ConvPass pass, const ConvGeom *g) {
+void conv_tile_origin(StrBuf *o, ConvPass pass, const ConvGeom *g) {
     if (pass == CONV_DATA_GRAD) {
         /* floor((d0 + p - (k - 1)) / s), kept non-negative by s * k */
         sb_printf(o, "    const int r0 = (d0h + %d) / %d - %d, q0 = (d0w + %d) / %d - %d;\n",
@@ -312,20 +275,20 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const ConvStep *s = &k->step;
     const ConvGeom *g = &s->g;
     const ConvPass pass = s->pass;
-    const View v = view_of(pass, g);
+    const View v = conv_view_of(pass, g);
     const bool fwd = pass == CONV_FORWARD, strided = !fwd && (g->sh > 1 || g->sw > 1);
     const KDType st = fwd ? k->x_type : k->y_type, dt = fwd ? k->y_type : k->x_type;
     const char *src = fwd ? "x" : "y", *dst = fwd ? "y" : "x";
     const int taps = g->kh * g->kw;
     conv_cuda_signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED(float, s_src, %d);\n", halo_floats(P));
+    sb_printf(o, "    RXC_SHARED(float, s_src, %d);\n", conv_halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_w, %d);\n", P->ct * v.sg * taps);
     sb_puts(o, "    const int tid = threadIdx.x, n = blockIdx.y;\n");
     sb_printf(o, "    const int d0h = (int)(blockIdx.x / %d) * %d, d0w = (int)(blockIdx.x %% %d) * %d;\n", P->tiles_w,
               P->th, P->tiles_w, P->tw);
     sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
-    tile_origin(o, pass, g);
-    stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P, false, fwd ? &s->norm : NULL);
+    conv_tile_origin(o, pass, g);
+    conv_stage_halo(o, "s_src", src, st, v.src_h, v.src_w, v.src_c, P, false, fwd ? &s->norm : NULL);
     /* weights as s_w[tap][source channel][destination channel] */
     sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", P->ct * v.sg * taps, P->threads);
     sb_printf(o, "        const int d = c0 + e %% %d, s = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, v.sg, P->ct * v.sg);
@@ -357,10 +320,10 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     char at[64];
     snprintf(at, sizeof at, "%s[base + j]", dst);
     if (s->accumulate) {
-        load_into(o, "            ", "const float old", dt, at);
-        store_value(o, "            ", at, dt, "old + acc[q][j]");
+        conv_load_into(o, "            ", "const float old", dt, at);
+        conv_store_value(o, "            ", at, dt, "old + acc[q][j]");
     } else {
-        store_value(o, "            ", at, dt, "acc[q][j]");
+        conv_store_value(o, "            ", at, dt, "acc[q][j]");
     }
     sb_puts(o, "        }\n    }\n}\n\n");
 }
@@ -382,7 +345,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     const int pixels = P->th * P->tw, total = g->cout * cig * taps;
     const bool ragged = P->elems % P->threads != 0;
     conv_cuda_signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED(float, s_x, %d);\n", halo_floats(P));
+    sb_printf(o, "    RXC_SHARED(float, s_x, %d);\n", conv_halo_floats(P));
     sb_printf(o, "    RXC_SHARED(float, s_dy, %d);\n", pixels * P->ct);
     sb_printf(o, "    const int tid = threadIdx.x, chunk = blockIdx.x, c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n",
               P->ct, cog, cig);
@@ -399,7 +362,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
     sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
     sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false, &k->step.norm);
+    conv_stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false, &k->step.norm);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", pixels * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / %d, ow = ow0 + p %% %d;\n", P->ct, P->ct,
               P->tw, P->tw);
@@ -407,7 +370,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_printf(o, "            if (oh < %d && ow < %d) {\n", g->oh, g->ow);
     char expr[160];
     snprintf(expr, sizeof expr, "y[((n * %d + oh) * %d + ow) * %d + c0 + c]", g->oh, g->ow, g->cout);
-    load_into(o, "                ", "v", k->y_type, expr);
+    conv_load_into(o, "                ", "v", k->y_type, expr);
     sb_puts(o, "            }\n            s_dy[e] = v;\n        }\n        __syncthreads();\n");
     sb_printf(o, "        for (int p = 0; p < %d; p++) {\n", pixels);
     sb_printf(o, "            const int px = (p / %d * %d + p %% %d * %d) * %d;\n", P->tw, g->sh * P->halo_w, P->tw, g->sw,
@@ -420,289 +383,6 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     if (ragged) sb_printf(o, "        if (e >= %d) break;\n", P->elems);
     sb_printf(o, "        const int co = e %% %d, ci = e / %d %% %d, t = e / %d;\n", P->ct, P->ct, cig, P->ct * cig);
     sb_printf(o, "        scratch[chunk * %d + ((c0 + co) * %d + ci) * %d + t] = acc[k];\n    }\n}\n\n", total, cig, taps);
-    conv_cuda_wgrad_finish(o, k, P->chunks);
-}
-
-/* ---- tensor-core forms (bf16 activations) ------------------------------------------- */
-/*
- * nvcuda::wmma, m16n16k16, bf16 operands, f32 accumulators. Forward and data
- * gradient: a 16x16 result tile is 16 destination pixels x 16 destination
- * channels, K the source channels of their group x taps. Per tap the block
- * copies the tile's source rows out of the staged halo into s_a (M pixels x
- * the staged channels: any tile shape or stride, and zero rows for the
- * data gradient's taps between strides), then every warp multiplies its
- * tiles' A from s_a with B, the tap's bf16 weights staged once. Weight
- * gradient: a tile is 16 output x 16 input channels of one tap, K 16 output
- * pixels of one row, which are equally spaced in the staged x halo, so A (dy)
- * and B (x) load straight from shared memory. A 16-wide channel tile holds a
- * whole group's K (groups of 16 or more), or packs 16/dg narrow groups
- * block-diagonally, zeros off the diagonal: up to 4x the multiplies of the
- * convolution, on units about 15x the f32 FMA rate, in passes that are
- * memory-bound either way. Sums run taps, then 16-wide K chunks, in order.
- */
-enum { WMMA = 16, WMMA_MOST_WARPS = 16 };
-
-/* K of one 16-wide tile of destination channels at one tap: the source
- * channels of its group, or of the 16/dg groups it packs. */
-static int tc_k_span(int dg, int sg) { return dg >= WMMA ? sg : WMMA / dg * sg; }
-
-/* The fewest warps (dividing the tile count) that leave at most `most`
- * result tiles to each. */
-static void tc_warps(Plan *P, int frags, int most) {
-    P->frags = frags, P->warps = 1;
-    for (int w = 1; w <= WMMA_MOST_WARPS; w++) {
-        if (frags % w) continue;
-        P->warps = w;
-        if (frags / w <= most) break;
-    }
-    P->fpw = frags / P->warps, P->threads = 32 * P->warps;
-}
-
-static bool plan_gather_tc(ConvPass pass, const ConvGeom *g, Plan *out) {
-    const View v = view_of(pass, g);
-    const int taps = g->kh * g->kw, kn = tc_k_span(v.dg, v.sg);
-    if (kn % WMMA || v.dst_c % WMMA) return false;
-    bool found = false;
-    for (int s = 0; s < N_TILE_SHAPES; s++) {
-        for (int ct = 4 * WMMA; ct >= WMMA; ct /= 2) {
-            Plan P = {0};
-            set_tile(&P, pass, g, s);
-            const int m = P.th * P.tw;
-            P.cit = staged_channels(ct, v.dst_c, v.dg, v.sg), P.pix = P.cit, P.ct = ct, P.kn = kn;
-            if (m % WMMA || !P.cit) continue;
-            /* bf16 halo, weights and rows of a tap; f32 results */
-            P.shared_bytes = 2 * (halo_floats(&P) + ct / WMMA * taps * kn * WMMA + m * P.cit) + 4 * m * ct;
-            if (P.shared_bytes > 4 * SHARED_FLOATS) continue;
-            if (found && ct * m <= out->ct * out->th * out->tw) continue;
-            tc_warps(&P, m / WMMA * (ct / WMMA), 2);
-            *out = P;
-            found = true;
-        }
-    }
-    return found;
-}
-
-/* Pixel tiles of th rows x 16 columns (one K chunk per row). */
-static bool plan_weight_grad_tc(const ConvGeom *g, Plan *out) {
-    const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw, kn = tc_k_span(cog, cig);
-    if (kn % WMMA || g->cout % WMMA) return false;
-    for (int ct = 2 * WMMA; ct >= WMMA; ct /= 2) {
-        const int cit = staged_channels(ct, g->cout, cog, cig);
-        if (!cit) continue;
-        for (int th = 8; th >= 1; th /= 2) {
-            Plan P = {.th = th, .tw = WMMA, .ct = ct, .cit = cit, .pix = cit, .kn = kn};
-            P.halo_h = halo(CONV_FORWARD, th, g->kh, g->sh), P.halo_w = halo(CONV_FORWARD, WMMA, g->kw, g->sw);
-            P.tiles_h = ceil_div(g->oh, th), P.tiles_w = ceil_div(g->ow, WMMA);
-            tc_warps(&P, taps * (ct / WMMA) * (kn / WMMA), 4);
-            P.shared_bytes = 2 * (halo_floats(&P) + th * WMMA * ct) + 4 * P.warps * WMMA * WMMA;
-            if (P.shared_bytes > 4 * SHARED_FLOATS) continue;
-            P.elems = ct * cig * taps;
-            if (!set_chunks(&P, g)) return false;
-            *out = P;
-            return true;
-        }
-    }
-    return false;
-}
-
-static const char *const frag_acc = "nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>";
-
-/* The fragments of one K chunk: A and B, bf16 in the given layouts. */
-static void declare_operands(StrBuf *o, const char *indent, const char *a_layout, const char *b_layout) {
-    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> a;\n",
-              indent, a_layout);
-    sb_printf(o, "%snvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::%s> b;\n",
-              indent, b_layout);
-}
-
-static void declare_accumulators(StrBuf *o, const Plan *P) {
-    sb_printf(o, "    %s acc[%d];\n", frag_acc, P->fpw);
-    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) nvcuda::wmma::fill_fragment(acc[fi], 0.0f);\n", P->fpw);
-}
-
-/* s_w[j][tap][k][16]: B of channel tile j at a tap, bf16, zero where a
- * packed tile's source and destination channels are in different groups. */
-static void stage_weights_tc(StrBuf *o, ConvPass pass, const View *v, int taps, const Plan *P) {
-    const int total = P->ct / WMMA * taps * P->kn * WMMA;
-    sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", total, P->threads);
-    sb_printf(o, "        const int nn = e %% 16, kk = e / 16 %% %d, t = e / %d %% %d, j = e / %d;\n", P->kn, 16 * P->kn,
-              taps, 16 * P->kn * taps);
-    sb_printf(o, "        const int d = c0 + j * 16 + nn, sc = s_c0 + ((c0 + j * 16) / %d - c0 / %d) * %d + kk, s = sc %% %d;\n",
-              v->dg, v->dg, v->sg, v->sg);
-    sb_puts(o, "        float wv = 0.0f;\n");
-    sb_printf(o, "        %s", v->dg < WMMA ? "" : "/* one group */ ");
-    if (v->dg < WMMA) sb_printf(o, "if (sc / %d == d / %d) ", v->sg, v->dg);
-    if (pass == CONV_FORWARD) sb_printf(o, "wv = w[(d * %d + s) * %d + t];\n", v->sg, taps);
-    else sb_printf(o, "wv = w[((d / %d * %d + s) * %d + d %% %d) * %d + t];\n", v->dg, v->sg, v->dg, v->dg, taps);
-    sb_puts(o, "        s_w[e] = __float2bfloat16(wv);\n    }\n");
-}
-
-/* s_a[p][c] = the source of destination pixel p at tap (kh, kw), channel c. */
-static void stage_tap_rows(StrBuf *o, ConvPass pass, const ConvGeom *g, const Plan *P) {
-    sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * P->tw * P->cit, P->threads);
-    sb_printf(o, "            const int c = e %% %d, p = e / %d, pr = p / %d, pc = p %% %d;\n", P->cit, P->cit, P->tw, P->tw);
-    if (pass == CONV_FORWARD) {
-        sb_printf(o, "            s_a[e] = s_src[((pr * %d + kh) * %d + pc * %d + kw) * %d + c];\n", g->sh, P->halo_w, g->sw,
-                  P->pix);
-    } else {
-        sb_printf(o, "            const int th = d0h + pr + %d - kh, tw = d0w + pc + %d - kw;\n", g->ph + g->sh * g->kh,
-                  g->pw + g->sw * g->kw);
-        char at[200];
-        snprintf(at, sizeof at, "s_src[((th / %d - %d - r0) * %d + tw / %d - %d - q0) * %d + c]", g->sh, g->kh, P->halo_w,
-                 g->sw, g->kw, P->pix);
-        if (g->sh > 1 || g->sw > 1)
-            sb_printf(o, "            s_a[e] = th %% %d == 0 && tw %% %d == 0 ? (__nv_bfloat16)%s : __float2bfloat16(0.0f);\n",
-                      g->sh, g->sw, at);
-        else sb_printf(o, "            s_a[e] = %s;\n", at);
-    }
-    sb_puts(o, "        }\n        __syncthreads(); /* the tap's rows */\n");
-}
-
-/* ConvGradSums (program.h): after a data-gradient tile is stored, a thread
- * per channel of the tile sums its valid pixels in order, from dx as
- * stored (s_out, rounded to dx's dtype) and the BN input, into the block's
- * row of the partials. The sum runs over 16..64 pixels: a fixed order, no
- * atomics, so the kernel-IR reduction over the rows gives the same result
- * every run. */
-static void render_grad_sums(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
-    const ConvStep *s = &k->step;
-    const ConvGeom *g = &s->g;
-    const int m = P->th * P->tw;
-    sb_puts(o, "    /* the BatchNorm gradient sums of this block's pixels (ConvGradSums) */\n");
-    sb_printf(o, "    for (int c = tid; c < %d; c += %d) {\n", P->ct, P->threads);
-    sb_puts(o, "        const int ch = c0 + c;\n");
-    sb_printf(o, "        const float mean = norm_stats[ch], inv = norm_stats[%d + ch], ga = norm_gamma[ch], be = norm_beta[ch];\n",
-              g->cin);
-    sb_puts(o, "        float s1 = 0.0f, s2 = 0.0f;\n");
-    sb_printf(o, "        for (int p = 0; p < %d; p++) {\n", m);
-    sb_printf(o, "            const int dh = d0h + p / %d, dw = d0w + p %% %d;\n", P->tw, P->tw);
-    sb_printf(o, "            if (dh >= %d || dw >= %d) continue;\n", g->h, g->w);
-    sb_printf(o, "            const int at = ((n * %d + dh) * %d + dw) * %d + ch;\n", g->h, g->w, g->cin);
-    sb_printf(o, "            float gv = s_out[p * %d + c];\n", P->ct);
-    if (k->x_type == KD_BF16) sb_puts(o, "            gv = __bfloat162float(__float2bfloat16(gv)); /* as stored */\n");
-    sb_puts(o, "            float xv;\n");
-    load_into(o, "            ", "xv", k->x_type, "sums_bn_x[at]");
-    sb_puts(o, "            const float xhat = (xv - mean) * inv;\n");
-    if (s->norm.relu) sb_puts(o, "            if (!(xhat * ga + be > 0.0f)) gv = 0.0f; /* the ReLU's mask */\n");
-    sb_puts(o, "            s1 += gv;\n            s2 += gv * xhat;\n        }\n");
-    sb_printf(o, "        const int row = blockIdx.y * %d + blockIdx.x;\n", P->tiles_h * P->tiles_w);
-    sb_printf(o, "        sums_partials[row * %d + ch] = s1;\n", g->cin);
-    sb_printf(o, "        sums_partials[(%d + row) * %d + ch] = s2;\n    }\n", s->sums.rows, g->cin);
-}
-
-static void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
-    const ConvStep *s = &k->step;
-    const ConvGeom *g = &s->g;
-    const ConvPass pass = s->pass;
-    const View v = view_of(pass, g);
-    const bool fwd = pass == CONV_FORWARD;
-    const KDType dt = fwd ? k->y_type : k->x_type;
-    const int taps = g->kh * g->kw, m = P->th * P->tw, nt = P->ct / WMMA;
-    conv_cuda_signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_src, %d);\n", halo_floats(P));
-    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_w, %d);\n", nt * taps * P->kn * WMMA);
-    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_a, %d);\n", m * P->cit);
-    sb_printf(o, "    RXC_SHARED_WMMA(float, s_out, %d);\n", m * P->ct);
-    sb_puts(o, "    const int tid = threadIdx.x, warp = tid / 32, n = blockIdx.y;\n");
-    sb_printf(o, "    const int d0h = (int)(blockIdx.x / %d) * %d, d0w = (int)(blockIdx.x %% %d) * %d;\n", P->tiles_w,
-              P->th, P->tiles_w, P->tw);
-    sb_printf(o, "    const int c0 = blockIdx.z * %d, s_c0 = c0 / %d * %d;\n", P->ct, v.dg, v.sg);
-    tile_origin(o, pass, g);
-    stage_halo(o, "s_src", fwd ? "x" : "y", fwd ? k->x_type : k->y_type, v.src_h, v.src_w, v.src_c, P, true,
-               fwd ? &s->norm : NULL);
-    stage_weights_tc(o, pass, &v, taps, P);
-    sb_puts(o, "    __syncthreads(); /* the halo and the weights */\n");
-    declare_accumulators(o, P);
-    sb_printf(o, "#pragma unroll 1\n    for (int t = 0; t < %d; t++) {\n", taps);
-    sb_printf(o, "        const int kh = t / %d, kw = t %% %d;\n", g->kw, g->kw);
-    stage_tap_rows(o, pass, g, P);
-    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
-    sb_printf(o, "            const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
-    sb_printf(o, "            const int a_at = mt * %d + ((c0 + j * 16) / %d - c0 / %d) * %d;\n", WMMA * P->cit, v.dg, v.dg,
-              v.sg);
-    sb_printf(o, "#pragma unroll\n            for (int kc = 0; kc < %d; kc++) {\n", P->kn / WMMA);
-    declare_operands(o, "                ", "row_major", "row_major");
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_a + a_at + kc * 16, %d);\n", P->cit);
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_w + ((j * %d + t) * %d + kc * 16) * 16, 16);\n", taps,
-              P->kn);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
-    sb_puts(o, "        __syncthreads(); /* every warp is done with the rows */\n    }\n");
-    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
-    sb_printf(o, "        const int f = warp + fi * %d, mt = f / %d, j = f %% %d;\n", P->warps, nt, nt);
-    sb_printf(o, "        nvcuda::wmma::store_matrix_sync(s_out + mt * %d + j * 16, acc[fi], %d, nvcuda::wmma::mem_row_major);\n",
-              WMMA * P->ct, P->ct);
-    sb_puts(o, "    }\n    __syncthreads();\n");
-    sb_printf(o, "    for (int e = tid; e < %d; e += %d) {\n", m * P->ct, P->threads);
-    sb_printf(o, "        const int c = e %% %d, p = e / %d, dh = d0h + p / %d, dw = d0w + p %% %d;\n", P->ct, P->ct, P->tw,
-              P->tw);
-    sb_printf(o, "        if (dh >= %d || dw >= %d) continue;\n", v.dst_h, v.dst_w);
-    sb_printf(o, "        const int at = ((n * %d + dh) * %d + dw) * %d + c0 + c;\n", v.dst_h, v.dst_w, v.dst_c);
-    char at[32];
-    snprintf(at, sizeof at, "%s[at]", fwd ? "y" : "x");
-    if (s->accumulate) {
-        load_into(o, "        ", "const float old", dt, at);
-        store_value(o, "        ", at, dt, "old + s_out[e]");
-    } else {
-        store_value(o, "        ", at, dt, "s_out[e]");
-    }
-    sb_puts(o, "    }\n");
-    if (s->sums.on) render_grad_sums(o, k, P);
-    sb_puts(o, "}\n\n");
-}
-
-/* The result tiles of warp `warp`, fi-th: tap t, output-channel tile mi,
- * input-channel tile ni; b0 = the tile's first staged input channel. */
-static void wgrad_tile_of(StrBuf *o, const char *indent, const ConvGeom *g, const Plan *P) {
-    const int cig = g->cin / g->groups, cog = g->cout / g->groups, mts = P->ct / WMMA, nks = P->kn / WMMA;
-    sb_printf(o, "%sconst int f = warp + fi * %d, t = f / %d, mi = f / %d %% %d, ni = f %% %d;\n", indent, P->warps,
-              mts * nks, nks, mts, nks);
-    sb_printf(o, "%sconst int b0 = ((c0 + mi * 16) / %d - c0 / %d) * %d + ni * 16;\n", indent, cog, cog, cig);
-}
-
-static void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
-    const ConvGeom *g = &k->step.g;
-    const int cig = g->cin / g->groups, cog = g->cout / g->groups, taps = g->kh * g->kw, total = g->cout * cig * taps;
-    conv_cuda_signature(o, k, "", P->threads);
-    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_x, %d);\n", halo_floats(P));
-    sb_printf(o, "    RXC_SHARED_WMMA(__nv_bfloat16, s_dy, %d);\n", P->th * WMMA * P->ct);
-    sb_printf(o, "    RXC_SHARED_WMMA(float, s_out, %d);\n", P->warps * WMMA * WMMA);
-    sb_printf(o, "    const int tid = threadIdx.x, warp = tid / 32, lane = tid %% 32, chunk = blockIdx.x;\n");
-    sb_printf(o, "    const int c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n", P->ct, cog, cig);
-    declare_accumulators(o, P);
-    sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
-    sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
-    sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
-    sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
-    sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, true, &k->step.norm);
-    sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * WMMA * P->ct, P->threads);
-    sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / 16, ow = ow0 + p %% 16;\n", P->ct, P->ct);
-    sb_puts(o, "            float v = 0.0f;\n");
-    sb_printf(o, "            if (oh < %d && ow < %d) {\n", g->oh, g->ow);
-    char expr[160];
-    snprintf(expr, sizeof expr, "y[((n * %d + oh) * %d + ow) * %d + c0 + c]", g->oh, g->ow, g->cout);
-    load_into(o, "                ", "v", k->y_type, expr);
-    sb_puts(o, "            }\n            s_dy[e] = __float2bfloat16(v);\n        }\n        __syncthreads();\n");
-    sb_printf(o, "#pragma unroll\n        for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
-    wgrad_tile_of(o, "            ", g, P);
-    sb_printf(o, "            const int b_at = (t / %d * %d + t %% %d) * %d + b0;\n", g->kw, P->halo_w, g->kw, P->pix);
-    sb_printf(o, "            for (int r = 0; r < %d; r++) {\n", P->th);
-    declare_operands(o, "                ", "col_major", "row_major");
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(a, s_dy + r * %d + mi * 16, %d);\n", WMMA * P->ct, P->ct);
-    sb_printf(o, "                nvcuda::wmma::load_matrix_sync(b, s_x + b_at + r * %d, %d);\n", g->sh * P->halo_w * P->pix,
-              g->sw * P->pix);
-    sb_puts(o, "                nvcuda::wmma::mma_sync(acc[fi], a, b, acc[fi]);\n            }\n        }\n");
-    sb_puts(o, "        __syncthreads();\n    }\n");
-    /* each tile's valid elements to this chunk's partials, a warp's tile at a time */
-    sb_printf(o, "#pragma unroll\n    for (int fi = 0; fi < %d; fi++) {\n", P->fpw);
-    wgrad_tile_of(o, "        ", g, P);
-    sb_puts(o, "        nvcuda::wmma::store_matrix_sync(s_out + warp * 256, acc[fi], 16, nvcuda::wmma::mem_row_major);\n");
-    sb_puts(o, "        __syncthreads();\n        for (int q = lane; q < 256; q += 32) {\n");
-    sb_puts(o, "            const int co = c0 + mi * 16 + q / 16, sc = s_c0 + b0 + q % 16;\n");
-    if (cog < WMMA) sb_printf(o, "            if (sc / %d != co / %d) continue;\n", cig, cog);
-    sb_printf(o, "            scratch[chunk * %d + (co * %d + sc %% %d) * %d + t] = s_out[warp * 256 + q];\n", total, cig, cig,
-              taps);
-    sb_puts(o, "        }\n        __syncthreads();\n    }\n}\n\n");
     conv_cuda_wgrad_finish(o, k, P->chunks);
 }
 
@@ -768,7 +448,7 @@ int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine) {
 }
 
 bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine) {
-    /* stage_halo applies it; the implicit-GEMM form (one group) stages its own tiles */
+    /* conv_stage_halo applies it; the implicit-GEMM form (one group) stages its own tiles */
     return g->groups > 1 && (engine == CONV_ENGINE_CUDA_CORES || engine == CONV_ENGINE_TENSOR_CORES);
 }
 
@@ -785,13 +465,13 @@ static void fill_launch(ConvCudaKernel *k, const Plan *P) {
         l->finish_block = CONV_FINISH_THREADS;
         l->finish_grid = (unsigned)((total + CONV_FINISH_THREADS - 1) / CONV_FINISH_THREADS);
         l->scratch_floats = (int64_t)P->chunks * total;
-        l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes : 4 * (halo_floats(P) + P->th * P->tw * P->ct));
+        l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes : 4 * (conv_halo_floats(P) + P->th * P->tw * P->ct));
     } else {
-        const View v = view_of(k->step.pass, g);
+        const View v = conv_view_of(k->step.pass, g);
         l->grid[0] = (unsigned)(P->tiles_h * P->tiles_w), l->grid[1] = (unsigned)g->n;
         l->grid[2] = (unsigned)(v.dst_c / P->ct);
         l->shared_bytes = (unsigned)(tensor_cores(&k->step) ? P->shared_bytes
-                                                            : 4 * (halo_floats(P) + P->ct * v.sg * g->kh * g->kw));
+                                                            : 4 * (conv_halo_floats(P) + P->ct * v.sg * g->kh * g->kw));
     }
 }
 

@@ -61,7 +61,7 @@ if ! build "${flags[@]}" "${objs[@]}" "${libs[@]}"; then
 fi
 "$work/emu_test" "$work" "${models[@]}" || status=1
 if cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icompiler -Iruntime -Itarget/cpu -Itarget/cuda -Icli -I. -Itests/emu \
-     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/conv_igemm.c target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/kir.c \
+     -o "$work/conv_emu_test" tests/emu/conv_emu_test.c target/cuda/conv_cuda.c target/cuda/conv_cuda_tc.c target/cuda/conv_igemm.c target/cuda/render_cuda.c target/cuda/launch_cuda.c compiler/kir.c \
      compiler/kir_analysis.c compiler/kir_text.c compiler/util.c compiler/error.c -ldl -lm 2>"$work/conv_build.log"; then
   "$work/conv_emu_test" "$work" || status=1
 else
