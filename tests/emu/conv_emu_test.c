@@ -25,6 +25,26 @@
  * bf16 (as the kernel does), and convolves x'. The statistics make it
  * matter: means about +-0.5, invstd 0.5-2, gamma and beta of both signs.
  *
+ * Gradient sums (program.h ConvGradSums: a data gradient that writes dx
+ * (=) and sums, per block row and channel, g = dx as stored, masked by
+ * the ReLU, and g * xhat of the BN input bn_x): w4_s1, w4_s2 (stride 2),
+ * w16_s1 and k5_s3_p2, with and without ReLU, bf16 on tensor cores (8x8
+ * pixel tiles: w4_s1, w16_s1 and k5_s3_p2 have ragged ones). dx is checked
+ * as above; the partials are NaN-filled before the launch (a row a block
+ * should cover but left unwritten fails), then each channel's rows are
+ * added up (their order is free: the kernel-IR reduction only adds them)
+ * and compared with float64 sums over the whole tensor of g and g * xhat,
+ * g taken from the emulated dx as stored (bf16), so the comparison sees the
+ * sums alone; the ReLU's mask is evaluated in f32 as the kernel does (a
+ * mask flipped by a rounding at 0 is no bug). Tolerance, per channel:
+ * |emu - ref| <= 1e-5 * max(1, sum of |terms|). Why that tight: the inputs
+ * are the same bf16 values on both sides, and a row is an f32 sum, in
+ * order, of at most 64 terms (one 8x8 tile), each one to three f32
+ * roundings off: under 66 * 2^-24 < 4e-6 of the sum of |terms|, rows then
+ * added in double (seen: about 1e-7). Scaled by the sum of |terms|, not by
+ * |sum|, because the sums cancel (random signs). That catches dx summed
+ * before its bf16 rounding (about 4e-4).
+ *
  * Tolerance, per tensor: max|emu - ref| <= tol * max(1, max|ref|), tol
  * 1e-4 for f32 outputs (f32 sums in another order than the reference's
  * float64 ones), 1e-2 for bf16 outputs (one rounding of the result is
@@ -38,7 +58,11 @@
  * an unsynchronised tile, a wrong weight column, pixels between strides
  * not zeroed; with an input norm: the off-image halo normed too (on CUDA
  * cores and tensor cores), invstd read from the mean's slot, the ReLU
- * dropped, the norm's channel off by one on tensor cores) must be caught.
+ * dropped, the norm's channel off by one on tensor cores; with gradient
+ * sums: the ReLU's mask dropped, the g * xhat plane a row low, the rows one
+ * high, the first tile's row of g sums left unwritten, dx summed unrounded,
+ * invstd read from the mean's slot) must be
+ * caught.
  *
  * Usage: conv_emu_test WORKDIR     prints PASS/FAIL lines; needs g++.
  */
@@ -98,18 +122,24 @@ static float bf16_round(float f) {
 /* ---- a Program holding just conv steps ------------------------------------------- */
 
 /* How a case's forward and weight-gradient passes read x: as it is, or
- * through an input norm (program.h ConvInputNorm), with or without ReLU. */
-typedef enum NormMode { NORM_OFF, NORM_BN, NORM_BN_RELU } NormMode;
-static const char *const norm_tags[3] = {"", "_bn", "_bnrelu"};
+ * through an input norm (program.h ConvInputNorm), with or without ReLU;
+ * or (SUMS_*) a case of just its data gradient, which writes dx (=) and
+ * sums for the BN (+ ReLU) tree whose output gradient dx is (ConvGradSums). */
+typedef enum NormMode { NORM_OFF, NORM_BN, NORM_BN_RELU, SUMS_BN, SUMS_BN_RELU } NormMode;
+static const char *const norm_tags[5] = {"", "_bn", "_bnrelu", "_bn_sums", "_bnrelu_sums"};
+static bool grad_sums(NormMode m) { return m == SUMS_BN || m == SUMS_BN_RELU; }
 
-/* buffers of a case slot: x, w, y, then the input norm's stats, gamma, beta */
-enum { SLOT_BUFS = 6 };
+/* buffers of a case slot: x, w, y, then the input norm's stats, gamma,
+ * beta, then the gradient sums' BN input and partials */
+enum { SLOT_BUFS = 8 };
 
 /* Steps of each given case (norms[c], or off when norms is NULL): its
  * three passes, or with a norm its forward and weight gradient (a data
- * gradient writes x, it never reads it through a norm). */
+ * gradient writes x, it never reads it through a norm), or with gradient
+ * sums its data gradient alone, writing dx (=). */
 static Program *conv_program(const int *which, const NormMode *norms, int n, KDType act, ConvEngine engine) {
-    static const char *const buf_names[SLOT_BUFS] = {"x", "w", "y", "norm_stats", "norm_gamma", "norm_beta"};
+    static const char *const buf_names[SLOT_BUFS] = {"x", "w", "y", "norm_stats", "norm_gamma", "norm_beta",
+                                                     "sums_bn_x", "sums_partials"};
     Program *p = xcalloc(1, sizeof *p);
     p->module = kir_module_new();
     p->bufs = xcalloc((size_t)n * SLOT_BUFS, sizeof(BufDesc));
@@ -118,20 +148,23 @@ static Program *conv_program(const int *which, const NormMode *norms, int n, KDT
     for (int c = 0; c < n; c++) {
         const Case *cs = &cases[which[c]];
         const NormMode norm = norms ? norms[c] : NORM_OFF;
-        const int64_t numel[SLOT_BUFS] = {x_numel(&cs->g), w_numel(&cs->g), y_numel(&cs->g),
-                                          2 * cs->g.cin, cs->g.cin, cs->g.cin};
+        const int rows = grad_sums(norm) ? conv_cuda_dgrad_sums_rows(&cs->g, engine) : 0;
+        const int64_t numel[SLOT_BUFS] = {x_numel(&cs->g), w_numel(&cs->g), y_numel(&cs->g), 2 * cs->g.cin,
+                                          cs->g.cin, cs->g.cin, x_numel(&cs->g), 2LL * (rows ? rows : 1) * cs->g.cin};
         for (int b = 0; b < SLOT_BUFS; b++)
             p->bufs[SLOT_BUFS * c + b] = (BufDesc){.name = (char *)buf_names[b], .numel = numel[b],
-                                                   .dtype = b == 0 || b == 2 ? act : KD_F32};
+                                                   .dtype = b == 0 || b == 2 || b == 6 ? act : KD_F32};
         const int base = SLOT_BUFS * c;
-        const ConvInputNorm in_norm = {norm != NORM_OFF, norm == NORM_BN_RELU, base + 3, base + 4, base + 5};
+        const ConvInputNorm in_norm = {norm != NORM_OFF, norm == NORM_BN_RELU || norm == SUMS_BN_RELU, base + 3,
+                                       base + 4, base + 5};
+        const ConvGradSums sums = {grad_sums(norm), base + 6, base + 7, rows};
         for (int q = 0; q < 3; q++) {
-            if (norm != NORM_OFF && passes[q] == CONV_DATA_GRAD) continue;
-            bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate;
+            if (norm != NORM_OFF && (passes[q] == CONV_DATA_GRAD) != grad_sums(norm)) continue;
+            bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate && !grad_sums(norm);
             p->steps[PHASE_FORWARD_TRAIN][n_steps++] = (Step){
                 .kind = STEP_CONV,
                 .kernel = -1,
-                .conv = {passes[q], cs->g, base, base + 1, base + 2, acc, engine, in_norm},
+                .conv = {passes[q], cs->g, base, base + 1, base + 2, acc, engine, in_norm, sums},
             };
         }
     }
@@ -158,9 +191,10 @@ static void conv_program_free(Program *p) {
 
 /* ---- the emulator ------------------------------------------------------------------ */
 
-/* x, w, y, scratch, and with an input norm its stats, gamma and beta */
-enum { MAX_KERNEL_BUFS = 7 };
-static int kernel_buffers(const ConvCudaKernel *k) { return k->step.norm.on ? 7 : 4; }
+/* x, w, y, scratch, and with an input norm its stats, gamma and beta, and
+ * with gradient sums the BN's input and the partials */
+enum { MAX_KERNEL_BUFS = 9 };
+static int kernel_buffers(const ConvCudaKernel *k) { return k->step.sums.on ? 9 : k->step.norm.on ? 7 : 4; }
 
 static char *emu_glue(const ConvCudaSet *set) {
     StrBuf b = {0};
@@ -170,12 +204,15 @@ static char *emu_glue(const ConvCudaSet *set) {
             ConvPass pass = k->step.pass;
             sb_printf(&b,
                       "static void conv_call_%d_%d(rxc_emu::Launch *L) {\n    %s%s(rxc_emu::GPtr<%s%s>(L, 0), "
-                      "rxc_emu::GPtr<%sfloat>(L, 1), rxc_emu::GPtr<%s%s>(L, 2), L->sc, rxc_emu::GPtr<float>(L, 3)%s);\n}\n",
+                      "rxc_emu::GPtr<%sfloat>(L, 1), rxc_emu::GPtr<%s%s>(L, 2), L->sc, rxc_emu::GPtr<float>(L, 3)%s",
                       i, part, k->name, part ? "_finish" : "", pass == CONV_DATA_GRAD ? "" : "const ",
                       render_cuda_ctype(k->x_type), pass == CONV_WEIGHT_GRAD ? "" : "const ",
                       pass == CONV_FORWARD ? "" : "const ", render_cuda_ctype(k->y_type),
                       k->step.norm.on ? ", rxc_emu::GPtr<const float>(L, 4), rxc_emu::GPtr<const float>(L, 5), "
                                         "rxc_emu::GPtr<const float>(L, 6)" : "");
+            if (k->step.sums.on)
+                sb_printf(&b, ", rxc_emu::GPtr<const %s>(L, 7), rxc_emu::GPtr<float>(L, 8)", render_cuda_ctype(k->x_type));
+            sb_puts(&b, ");\n}\n");
         }
     }
     sb_puts(&b, "extern \"C\" int conv_emu_run(int kernel, int part, const unsigned *grid, const unsigned *block,\n"
@@ -314,16 +351,76 @@ static int compare_output(const void *out, KDType t, const double *ref, int64_t 
     return 0;
 }
 
-/* Runs step s (kernel k of the loaded emulator) and compares its output.
- * Returns 0 on agreement, 1 on an emulator error, 2 on a numeric mismatch
- * (message in why). */
+/* Compares the gradient sums (ConvGradSums) of a data-gradient pass that
+ * wrote dx with the float64 sums over the whole tensor of g and g * xhat,
+ * g taken from dx as the emulated kernel stored it; the rows' order is
+ * free (the reduction over them only adds them up), so each channel's rows
+ * are added up here too. 0 on agreement, 2 on a mismatch or a row never
+ * written (the partials are NaN-filled before the launch). */
+static int compare_grad_sums(const ConvStep *s, KDType xt, void *const dev[MAX_KERNEL_BUFS], char *why, size_t n) {
+    const int c = s->g.cin, rows = s->sums.rows;
+    const float *stats = dev[4], *gamma = dev[5], *beta = dev[6], *partials = dev[8];
+    for (int64_t i = 0; i < 2LL * rows * c; i++)
+        if (isnan(partials[i])) {
+            snprintf(why, n, "sums_partials: row %lld of %d, channel %lld of the %s never written", (long long)(i / c % rows),
+                     rows, (long long)(i % c), i < (int64_t)rows * c ? "sums of g" : "sums of g * xhat");
+            return 2;
+        }
+    double *ref = xcalloc(4 * (size_t)c, sizeof(double)); /* sum g, sum g * xhat, then their sums of |terms| */
+    for (int64_t i = 0; i < x_numel(&s->g); i++) {
+        const int ch = (int)(i % c);
+        const float gv = from_device(dev[0], i, xt), xv = from_device(dev[7], i, xt);
+        /* the ReLU's mask from the f32 values, as the kernel computes it: a mask that flips on a value within
+         * an f32 rounding of 0 would be no bug */
+        const float xhat_f32 = (xv - stats[ch]) * stats[c + ch];
+        if (s->norm.relu && !(xhat_f32 * gamma[ch] + beta[ch] > 0.0f)) continue;
+        const double xhat = ((double)xv - stats[ch]) * stats[c + ch];
+        ref[ch] += gv, ref[c + ch] += gv * xhat;
+        ref[2 * c + ch] += fabs(gv), ref[3 * c + ch] += fabs(gv * xhat);
+    }
+    const double tol = 1e-5;
+    double worst = -1, worst_emu = 0;
+    int worst_at = 0;
+    for (int j = 0; j < 2 * c; j++) {
+        double emu = 0;
+        for (int r = 0; r < rows; r++) emu += partials[((int64_t)(j / c) * rows + r) * c + j % c];
+        const double err = fabs(emu - ref[j]) / fmax(1.0, ref[2 * c + j]);
+        if (!(err <= worst)) worst = err, worst_at = j, worst_emu = emu;
+    }
+    const int rc = worst <= tol ? 0 : 2;
+    snprintf(why + strlen(why), n - strlen(why), "; %s the gradient sums over %d rows, %s[channel %d]: %.9g, reference "
+             "%.9g, error %.3g of max(1, sum of |terms| %.3g) (tolerance %.0e)", rc ? "MISMATCH in" : "worst of",
+             rows, worst_at < c ? "sum g" : "sum g*xhat", worst_at % c, worst_emu, ref[worst_at], worst,
+             ref[2 * c + worst_at], tol);
+    free(ref);
+    return rc;
+}
+
+/* The extra buffers of a step with an input norm (stats, gamma, beta) and
+ * gradient sums (the BN's input, the partials NaN-filled: a row never
+ * written shows). */
+static void fill_norm_buffers(const ConvCudaKernel *k, const long long *numel, void *dev[MAX_KERNEL_BUFS], uint64_t seed) {
+    const int n_bufs = kernel_buffers(k);
+    for (int b = 4; b < n_bufs; b++) dev[b] = xmalloc((size_t)numel[b] * sizeof(float));
+    fill_input_norm(dev[4], dev[5], dev[6], k->step.g.cin, seed);
+    if (!k->step.sums.on) return;
+    float *bn_x = xmalloc((size_t)numel[7] * sizeof(float));
+    fill(bn_x, numel[7], KD_BF16, seed * 3 + 7);
+    to_device(dev[7], bn_x, numel[7], k->x_type);
+    free(bn_x);
+    for (int64_t i = 0; i < numel[8]; i++) ((float *)dev[8])[i] = NAN;
+}
+
+/* Runs step s (kernel k of the loaded emulator) and compares its output
+ * (and with gradient sums, the partials). Returns 0 on agreement, 1 on an
+ * emulator error, 2 on a numeric mismatch (message in why). */
 static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep *s, uint64_t seed, char *why, size_t n) {
     ConvEmuRun run = (ConvEmuRun)dlsym(so, "conv_emu_run");
     const ConvGeom *g = &s->g;
     const KDType types[3] = {k->x_type, KD_F32, k->y_type};
     const int out = s->pass == CONV_FORWARD ? 2 : s->pass == CONV_DATA_GRAD ? 0 : 1;
-    const int n_bufs = kernel_buffers(k);
-    long long numel[MAX_KERNEL_BUFS] = {x_numel(g), w_numel(g), y_numel(g), 1, 2 * g->cin, g->cin, g->cin};
+    long long numel[MAX_KERNEL_BUFS] = {x_numel(g), w_numel(g), y_numel(g), 1, 2 * g->cin, g->cin, g->cin,
+                                        x_numel(g), 2LL * s->sums.rows * g->cin};
     float *host[3];
     void *dev[MAX_KERNEL_BUFS] = {0};
     for (int b = 0; b < 3; b++) {
@@ -339,9 +436,8 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     for (int64_t i = 0; i < numel[3]; i++) scratch[i] = NAN; /* a partial never written shows */
     dev[3] = scratch;
     float *x_read = host[0]; /* what the pass multiplies: x, or x' */
-    if (s->norm.on) {
-        for (int b = 4; b < n_bufs; b++) dev[b] = xmalloc((size_t)numel[b] * sizeof(float));
-        fill_input_norm(dev[4], dev[5], dev[6], g->cin, seed);
+    if (s->norm.on) fill_norm_buffers(k, numel, dev, seed);
+    if (s->norm.on && s->pass != CONV_DATA_GRAD) { /* a data gradient writes x */
         x_read = xmalloc((size_t)numel[0] * sizeof(float));
         input_norm_reference(s, k->x_type, host[0], (float *const[3]){dev[4], dev[5], dev[6]}, x_read);
     }
@@ -351,13 +447,15 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     if (s->accumulate)
         for (int64_t i = 0; i < numel[out]; i++) ref[i] = host[out][i];
     reference(s, x_read, host[1], host[2], ref);
-    const char *names[MAX_KERNEL_BUFS] = {"x", "w", "y", "scratch", "norm_stats", "norm_gamma", "norm_beta"};
+    const char *names[MAX_KERNEL_BUFS] = {"x", "w", "y", "scratch", "norm_stats", "norm_gamma", "norm_beta",
+                                          "sums_bn_x", "sums_partials"};
     int rc = run(ki, 0, k->launch.grid, k->launch.block, dev, numel, names, why, n);
     if (!rc && k->launch.has_finish) {
         const unsigned fg[3] = {k->launch.finish_grid, 1, 1}, fb[3] = {k->launch.finish_block, 1, 1};
         rc = run(ki, 1, fg, fb, dev, numel, names, why, n);
     }
     rc = rc ? 1 : compare_output(dev[out], types[out], ref, numel[out], names[out], why, n);
+    if (!rc && s->sums.on) rc = compare_grad_sums(s, k->x_type, dev, why, n);
     for (int b = 0; b < MAX_KERNEL_BUFS; b++) free(dev[b]);
     if (x_read != host[0]) free(x_read);
     for (int b = 0; b < 3; b++) free(host[b]);
@@ -384,7 +482,7 @@ static void check_cases(const char *workdir, const int *which, const NormMode *n
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
-    snprintf(tag, sizeof tag, "conv_%s%s", dt, norms ? "_norm" : "");
+    snprintf(tag, sizeof tag, "conv_%s%s", dt, !norms ? "" : n && grad_sums(norms[0]) ? "_sums" : "_norm");
     void *so = src ? build_emulator(workdir, tag, src, &set, why, sizeof why) : NULL;
     for (int i = 0; i < p->n_steps[PHASE_FORWARD_TRAIN]; i++) {
         const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][i].conv;
@@ -444,6 +542,31 @@ static void check_input_norms(const char *workdir, KDType act, bool tc) {
     check_cases(workdir, which, norms, n, act, tc);
 }
 
+/* The data gradients with gradient sums (ConvGradSums), with and without
+ * ReLU, bf16 on tensor cores (the only form that has them): the group
+ * widths 4 and 16, stride 2 (16x16: whole 8x8 tiles), and tile edges
+ * (w4_s1's 12x12 and w16_s1's 7x7, k5_s3_p2's 11x9 in two samples, with
+ * stride 3 and padding 2). Each must have the sums (w4_to_w8 has no
+ * tensor-core form). */
+static const char *const sums_case_names[] = {"w4_s1", "w4_s2", "w16_s1", "k5_s3_p2"};
+enum { N_SUMS_CASES = sizeof sums_case_names / sizeof sums_case_names[0] };
+
+static void check_grad_sums(const char *workdir) {
+    int which[2 * N_SUMS_CASES], n = 0;
+    NormMode modes[2 * N_SUMS_CASES];
+    for (int i = 0; i < N_SUMS_CASES; i++) {
+        const int c = case_named(sums_case_names[i]);
+        if (c < 0 || conv_cuda_dgrad_sums_rows(&cases[c].g, CONV_ENGINE_TENSOR_CORES) < 1 ||
+            conv_cuda_engine(&cases[c].g, KD_BF16) != CONV_ENGINE_TENSOR_CORES) {
+            harness_fail("conv_emu_grad_sums_cases", "%s: no such case with a tensor-core form that has gradient sums",
+                         sums_case_names[i]);
+            continue;
+        }
+        for (NormMode m = SUMS_BN; m <= SUMS_BN_RELU; m++) which[n] = c, modes[n++] = m;
+    }
+    check_cases(workdir, which, modes, n, KD_BF16, true);
+}
+
 typedef struct Mutation {
     const char *name;
     int case_index;
@@ -500,6 +623,21 @@ static const Mutation mutations[] = {
      "norm_gamma[(s_c0 + c + 1) % 512]", NULL, true, NORM_BN_RELU},
     {"conv_emu_tc_detects_normed_halo_weight_grad", 10, CONV_WEIGHT_GRAD, ";\n            v = (v - norm_stats",
      ";\n        }\n        {\n            v = (v - norm_stats", NULL, true, NORM_BN},
+    /* gradient sums (ConvGradSums): the ReLU's mask dropped, the g * xhat plane a row low (the g plane's last
+     * row written twice), the rows one high (past the end), the g sums of each sample's first tile never written
+     * (the NaN left there), dx summed before its bf16 rounding, invstd read from the mean's slot */
+    {"conv_emu_tc_detects_sums_dropped_relu_mask", 0, CONV_DATA_GRAD,
+     "            if (!(xhat * ga + be > 0.0f)) gv = 0.0f; /* the ReLU's mask */\n", "", NULL, true, SUMS_BN_RELU},
+    {"conv_emu_tc_detects_sums_xhat_plane_off_by_one", 10, CONV_DATA_GRAD, "sums_partials[(", "sums_partials[(-1 + ", NULL,
+     true, SUMS_BN_RELU},
+    {"conv_emu_tc_detects_sums_row_off_by_one", 1, CONV_DATA_GRAD, "const int row = blockIdx.y",
+     "const int row = 1 + blockIdx.y", "out-of-bounds", true, SUMS_BN},
+    {"conv_emu_tc_detects_sums_unwritten_rows", 1, CONV_DATA_GRAD, "        sums_partials[row * ",
+     "        if (blockIdx.x) sums_partials[row * ", NULL, true, SUMS_BN},
+    {"conv_emu_tc_detects_sums_unrounded_dx", 0, CONV_DATA_GRAD,
+     "            gv = __bfloat162float(__float2bfloat16(gv)); /* as stored */\n", "", NULL, true, SUMS_BN},
+    {"conv_emu_tc_detects_sums_invstd_from_mean_slot", 4, CONV_DATA_GRAD, "inv = norm_stats[512 + ch]",
+     "inv = norm_stats[ch]", NULL, true, SUMS_BN_RELU},
 };
 enum { N_MUTATIONS = sizeof mutations / sizeof mutations[0] };
 
@@ -546,6 +684,7 @@ int main(int argc, char **argv) {
     check_input_norms(argv[1], KD_F32, false);
     check_input_norms(argv[1], KD_BF16, false);
     check_input_norms(argv[1], KD_BF16, true);
+    check_grad_sums(argv[1]);
     for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
     return harness_status();
 }

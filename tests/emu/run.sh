@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../.."
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2
         tests/emu/ema.net 3x16x16 2  tests/emu/lamb_update.net 3x8x8 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema emu_lamb_update)
-conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6 + 3 * 3 * 2 + 5 + 5 * 2 * 2 * 2 + 4 * 2 * 2 + 5))
+conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6 + 3 * 3 * 2 + 5 + 5 * 2 * 2 * 2 + 4 * 2 * 2 + 5 + 4 * 2 + 6))
 cases $((27 + 17 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
