@@ -12,12 +12,13 @@ cd "$(dirname "$0")/../.."
 # examples/modern_blocks.net covers the newer ops (param, channel slices and shuffles, norms, dilation,
 # per-sample broadcasts); tests/emu/ema.net the EMA of the weights (PHASE_EMA);
 # tests/emu/lamb_update.net the LAMB update (compiler/optimizer_lamb.c).
-# conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c), 12 geometries x 3 passes
+# conv_emu_test: the direct conv kernels (target/cuda/conv_cuda.c, conv_cuda_tc.c), 12 geometries x 3 passes
 # x {f32, bf16} on CUDA cores, the 9 with a tensor-core form x 3 passes in bf16 on tensor cores
 # (tests/emu/wmma_emu.h), and 7 + 6 broken kernels; 3 one-group geometries x 3 passes on the implicit-GEMM
 # form (target/cuda/conv_igemm.c, tensor cores) in bf16 and in f32 activations, and 5 broken ones; input norms
 # (ConvInputNorm): 5 geometries x {bn, bnrelu} x {forward, weight_grad} in f32 and bf16 on CUDA cores, the 4 of them
-# with a tensor-core form in bf16 on tensor cores, and 5 broken ones
+# with a tensor-core form in bf16 on tensor cores, and 5 broken ones; gradient sums (ConvGradSums): 4
+# geometries x {bn, bnrelu} data gradients in bf16 on tensor cores, and 6 broken ones
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2
         tests/emu/ema.net 3x16x16 2  tests/emu/lamb_update.net 3x8x8 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema emu_lamb_update)
