@@ -151,9 +151,10 @@ static cJSON *memory_json(const Program *p) {
                 cJSON_AddNumberToObject(x, "stores", -1);
                 int gb[LIBRARY_STEP_BUFS];
                 int written = library_step_buffers(st, gb);
-                for (int a = 0; a < LIBRARY_STEP_BUFS && gb[a] >= 0; a++) {
+                for (int a = 0; a < LIBRARY_STEP_BUFS; a++) {
+                    if (gb[a] < 0) continue;
                     cJSON_AddItemToArray(args, cJSON_CreateNumber(gb[a]));
-                    cJSON_AddItemToArray(wr, cJSON_CreateBool(a == written || a == 7)); /* 7: conv sums' partials */
+                    cJSON_AddItemToArray(wr, cJSON_CreateBool(library_step_writes(a, written)));
                 }
             }
             cJSON_AddItemToArray(sched, x);

@@ -64,6 +64,31 @@ void program_free(Program *p) {
     free(p);
 }
 
+static int *filled(int n, int v) {
+    int *a = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    for (int i = 0; i < n; i++) a[i] = v;
+    return a;
+}
+
+/* The per-node and per-parameter tables of the passes, as "nothing yet". */
+static void lower_tables(Lower *L) {
+    const int n = L->g->n_nodes, np = L->g->n_params;
+    L->fwd_buf = filled(n, -1);
+    L->bwd_buf = filled(n, -1);
+    L->grad_buf = filled(n, -1);
+    L->grad_written = xcalloc((size_t)(n ? n : 1), sizeof(bool));
+    L->grad_deferred = filled(n, -1);
+    L->sums_partials = filled(n, -1);
+    L->sums_rows = filled(n, 0);
+    L->stats_partials = filled(n, -1);
+    L->stats_rows = filled(n, 0);
+    L->stats_buf = filled(n, -1);
+    L->aux_buf = filled(n, -1);
+    L->param_buf = filled(np, -1);
+    L->pgrad_buf = filled(np, -1);
+    L->param_copy_buf = filled(np, -1);
+}
+
 static void lower_free(Lower *L) {
     fuse_plan_free(&L->fp);
     free(L->fwd_buf);
@@ -73,6 +98,8 @@ static void lower_free(Lower *L) {
     free(L->grad_deferred);
     free(L->sums_partials);
     free(L->sums_rows);
+    free(L->stats_partials);
+    free(L->stats_rows);
     free(L->stats_buf);
     free(L->aux_buf);
     free(L->param_buf);
@@ -81,12 +108,6 @@ static void lower_free(Lower *L) {
     for (int ph = 0; ph < PHASE_COUNT; ph++) free(L->inplace[ph]);
     free(L->buf_pin_start);
     free(L->buf_pin_end);
-}
-
-static int *filled(int n, int v) {
-    int *a = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    for (int i = 0; i < n; i++) a[i] = v;
-    return a;
 }
 
 Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
@@ -131,19 +152,7 @@ Program *compile_training(const Graph *g, const CompileOptions *o, Error *err) {
     error_clear(err);
     Lower L = {.g = g, .o = o, .p = p, .N = o->batch, .err = err,
                .act = o->precision == PREC_BF16 ? KD_BF16 : KD_F32};
-    int n = g->n_nodes;
-    L.fwd_buf = filled(n, -1);
-    L.bwd_buf = filled(n, -1);
-    L.grad_buf = filled(n, -1);
-    L.grad_written = xcalloc((size_t)(n ? n : 1), sizeof(bool));
-    L.grad_deferred = filled(n, -1);
-    L.sums_partials = filled(n, -1);
-    L.sums_rows = filled(n, 0);
-    L.stats_buf = filled(n, -1);
-    L.aux_buf = filled(n, -1);
-    L.param_buf = filled(g->n_params, -1);
-    L.pgrad_buf = filled(g->n_params, -1);
-    L.param_copy_buf = filled(g->n_params, -1);
+    lower_tables(&L);
 
     /* fixed spaces: decayed parameters first, then the rest */
     int64_t off = 0, boff = 0;

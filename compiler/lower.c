@@ -195,6 +195,27 @@ static void describe_tree(const Lower *L, int v, StrBuf *sb) {
     else sb_puts(sb, op_name(nd->op));
 }
 
+/* The sums of bn_stats_kernel from a conv's per-block partials (program.h
+ * ConvOutStats: row j's sums about its own first value k_j): about row 0's
+ * k, the column's first element, as the kernel's own shift,
+ *     sum (x - k0) = sum_j s1_j + n_j (k_j - k0),
+ *     sum (x - k0)^2 = sum_j s2_j + 2 (k_j - k0) s1_j + n_j (k_j - k0)^2. */
+static void bn_stats_from_partials(Lower *L, KB *kb, int partials, int64_t rows, int64_t C, int st, int *shift,
+                                   int *s1, int *s2) {
+    Kernel *k = kb->k;
+    const int pb = kb_buf(kb, L, partials, false);
+    const int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
+    const int64_t plane = rows * C;
+    const int at = e_add(k, e_muli(k, j, C), i);
+    *shift = kir_load(k, pb, e_addi(k, i, 3 * plane));
+    int ps1 = kir_load(k, pb, at), ps2 = kir_load(k, pb, e_addi(k, at, plane));
+    int count = kir_load(k, pb, e_addi(k, at, 2 * plane));
+    int delta = e_sub(k, kir_load(k, pb, e_addi(k, at, 3 * plane)), *shift);
+    *s1 = kir_acc(k, st, KR_SUM, e_add(k, ps1, e_mul(k, count, delta)));
+    *s2 = kir_acc(k, st, KR_SUM, e_add(k, e_add(k, ps2, e_mul(k, e_mul(k, e_f(k, 2), delta), ps1)),
+                                       e_mul(k, count, e_mul(k, delta, delta))));
+}
+
 static void bn_stats_kernel(Lower *L, int b) {
     const Node *n = &L->g->nodes[b];
     int64_t C = lw_channels(n), M = (int64_t)L->N * lw_per_sample(L, b) / C;
@@ -202,21 +223,28 @@ static void bn_stats_kernel(Lower *L, int b) {
     char *nm = xasprintf("%s:stats", lab);
     L->stats_buf[b] = lw_arena(L, nm, 2 * C);
     free(nm);
+    const int partials = L->stats_partials[n->in[0]]; /* the conv that wrote x summed them (ConvOutStats) */
     KB kb;
-    kb_begin(&kb, L, lab, KF_COLS, C, M);
+    kb_begin(&kb, L, lab, KF_COLS, C, partials >= 0 ? L->stats_rows[n->in[0]] : M);
     Kernel *k = kb.k;
-    int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
     int sb = kb_buf(&kb, L, L->stats_buf[b], true);
     int rm = kb_buf(&kb, L, L->param_buf[n->a.bn.running_mean], true);
     int rv = kb_buf(&kb, L, L->param_buf[n->a.bn.running_var], true);
-    int i = kir_var(k, KV_OUTER), j = kir_var(k, KV_INNER);
-    /* Shifted sums (by the column's first element) keep the one-pass
-     * variance accurate when the mean is large against the spread. */
-    int shift = kir_load(k, xb, i);
-    int d = e_sub(k, kir_load(k, xb, e_add(k, e_muli(k, j, C), i)), shift);
+    int i = kir_var(k, KV_OUTER);
     int st = kir_stage(k, KS_REDUCE);
-    int s1 = kir_acc(k, st, KR_SUM, d);
-    int s2 = kir_acc(k, st, KR_SUM, e_mul(k, d, d));
+    int shift, s1, s2;
+    if (partials >= 0) {
+        bn_stats_from_partials(L, &kb, partials, L->stats_rows[n->in[0]], C, st, &shift, &s1, &s2);
+    } else {
+        /* Shifted sums (by the column's first element) keep the one-pass
+         * variance accurate when the mean is large against the spread. */
+        int xb = kb_buf(&kb, L, L->fwd_buf[n->in[0]], false);
+        int j = kir_var(k, KV_INNER);
+        shift = kir_load(k, xb, i);
+        int d = e_sub(k, kir_load(k, xb, e_add(k, e_muli(k, j, C), i)), shift);
+        s1 = kir_acc(k, st, KR_SUM, d);
+        s2 = kir_acc(k, st, KR_SUM, e_mul(k, d, d));
+    }
     int out = kir_stage(k, KS_STORE);
     int md = e_div(k, s1, e_f(k, (double)M));
     int var = kir_bin(k, KB_MAX, e_sub(k, e_div(k, s2, e_f(k, (double)M)), e_mul(k, md, md)), e_f(k, 0));
@@ -229,7 +257,10 @@ static void bn_stats_kernel(Lower *L, int b) {
     kir_store(k, out, rm, i, e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rm, i)), e_mul(k, e_f(k, mom), mean)), false);
     kir_store(k, out, rv, i,
               e_add(k, e_mul(k, e_f(k, 1 - mom), kir_load(k, rv, i)), e_mul(k, e_f(k, mom * unbias), var)), false);
-    kb_end(&kb, L, "batchnorm statistics (batch mean, biased var -> invstd; running mean/var update)",
+    kb_end(&kb, L,
+           partials >= 0 ? "batchnorm statistics from the rows of partial sums the conv wrote (batch mean, biased var -> "
+                           "invstd; running mean/var update)"
+                         : "batchnorm statistics (batch mean, biased var -> invstd; running mean/var update)",
            PH(PHASE_FORWARD_TRAIN), false);
     free(lab);
 }
@@ -415,11 +446,16 @@ static void lower_conv(Lower *L, int v) {
         ConvStep cs = {.pass = CONV_FORWARD, .g = conv_geom(L, v), .w = L->param_buf[wparam], .y = out,
                        .accumulate = beta != 0, .engine = engine};
         cs.x = conv_norm_x(L, v, EM_TRAIN, &cs.norm);
-        char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels%s", lab, a->kh,
-                               a->kw, a->sh, G, Cig, Cog, cs.norm.on ? ", applying its input's batchnorm" : "");
-        if (cs.norm.on) { /* training reads the BN's input; eval the tree's output, as ever */
-            lw_conv(L, PH(PHASE_FORWARD_TRAIN), &cs, note);
+        conv_out_stats(L, v, &cs);
+        char *note = xasprintf("%s: conv %dx%d/%d forward, direct, %d groups of %d -> %d channels", lab, a->kh, a->kw,
+                               a->sh, G, Cig, Cog);
+        if (cs.norm.on || cs.stats.on) { /* training reads the BN's input (and sums); eval the tree's output, as ever */
+            char *train = xasprintf("%s%s%s", note, cs.norm.on ? ", applying its input's batchnorm" : "",
+                                    cs.stats.on ? ", summing its output's batchnorm statistics" : "");
+            lw_conv(L, PH(PHASE_FORWARD_TRAIN), &cs, train);
+            free(train);
             cs.x = conv_norm_x(L, v, EM_EVAL, &cs.norm);
+            cs.stats = (ConvOutStats){.on = false};
             lw_conv(L, PH(PHASE_FORWARD_EVAL), &cs, note);
         } else {
             lw_conv(L, ph, &cs, note);
@@ -699,7 +735,7 @@ static int lower_elementwise_root(Lower *L, int v) {
     L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
     free(nm);
     free(lab);
-    /* a tree its convs apply (conv_norm_input.c) needs only its statistics in training */
+    /* a tree its convs apply (conv_bn.c) needs only its statistics in training */
     if (L->fp.conv_applies[v]) tree_bn_stats(L, v);
     else lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
     lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));

@@ -9,9 +9,10 @@
  *                   consumer's kernel (elementwise chains: BN-apply, ReLU,
  *                   sigmoid, add, mul, dropout), and which materialized
  *                   values are recomputed in backward instead of kept.
- *      conv_norm_input.c  then which BN (+ ReLU) trees the target's convs
+ *      conv_bn.c    then which BN (+ ReLU) trees the target's convs
  *                   apply as they read them, so that training never
- *                   writes them (Target.conv_input_norm).
+ *                   writes them (Target.conv_input_norm); lowering and
+ *                   autodiff then ask it which BN sums a conv step adds up.
  *   2. lower.c      the forward steps (train and eval variants) of every
  *                   materialized node: its elementwise tree as one kernel
  *                   (after the BN statistics kernels it needs), or the
@@ -60,7 +61,7 @@ typedef struct FusePlan {
     bool *recompute;    /* materialized, but rematerialized in backward instead of kept */
     bool *needs_grad;   /* a trainable parameter (or the wanted input) lies upstream */
     bool *elementwise;  /* op kind is an elementwise primitive */
-    bool *conv_applies; /* a BN (+ ReLU) root its convs apply to their x (conv_norm_input.c): training never writes it */
+    bool *conv_applies; /* a BN (+ ReLU) root its convs apply to their x (conv_bn.c): training never writes it */
 } FusePlan;
 
 int fuse_plan(const Graph *g, const CompileOptions *o, FusePlan *fp, Error *err);
@@ -86,6 +87,9 @@ typedef struct Lower {
     int *sums_partials;  /* per BN (+ ReLU) tree root: the partial gradient sums its conv's data gradient
                           * writes (program.h ConvGradSums), -1 */
     int *sums_rows;      /* and their rows */
+    int *stats_partials; /* per conv node: the partial statistics of its output its forward writes
+                          * (program.h ConvOutStats), -1 */
+    int *stats_rows;     /* and their rows */
     int *stats_buf;      /* per BN node: [2C] batch mean then invstd; with sync_bn [5C]: those, then the
                           * sums over every rank: of x, the sample count, of (x - mean)^2 (lower.c) */
     int *aux_buf;        /* per max-pool node: index of the max inside its window */
@@ -233,7 +237,7 @@ void conv_strided_data_grad(Lower *L, int v);
 void conv_strided_flush(Lower *L, int x);
 /* the STEP_CONV geometry of conv node v */
 ConvGeom conv_geom(const Lower *L, int v);
-/* conv_norm_input.c: sets FusePlan.conv_applies (after fuse_plan, before
+/* conv_bn.c: sets FusePlan.conv_applies (after fuse_plan, before
  * lower_forward); then, for a STEP_CONV of conv node `conv` in mode (EM_TRAIN
  * forward, EM_BWD weight gradient), the buffer its x reads and its input
  * norm: the BN's input and the BN where the conv applies its input's tree,
@@ -245,6 +249,11 @@ int conv_norm_x(Lower *L, int conv, ExprMode mode, ConvInputNorm *norm);
  * that BN's gradient sums (program.h ConvGradSums; cs->norm, cs->sums), and
  * Lower.sums_partials records them for the tree's backward */
 void conv_dgrad_sums(Lower *L, int conv, ConvStep *cs);
+/* For the training forward step cs of conv node `conv`: where a BN reads its
+ * output and the target can, cs also writes that output's statistics
+ * (program.h ConvOutStats; cs->stats), and Lower.stats_partials records them
+ * for the BN's statistics kernel */
+void conv_out_stats(Lower *L, int conv, ConvStep *cs);
 /* the B operand of a GEMM with parameter p: the f32 parameter, or under
  * PREC_BF16 its bf16 copy in SPACE_PARAM_COPY (program.h), which the update
  * keeps current, so no phase casts it (`phases` is where the GEMM runs) */

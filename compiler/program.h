@@ -104,7 +104,7 @@ typedef enum ConvEngine {
 /* A BatchNorm-apply (and ReLU) that a conv applies to x as it reads it, in
  * its forward and weight-gradient passes, in place of reading that
  * elementwise tree's materialized output (Target.conv_input_norm; decided
- * by conv_norm_input.c):
+ * by conv_bn.c):
  *     x' = (x - mean[c]) * invstd[c] * gamma[c] + beta[c], then max(x', 0) with relu,
  * rounded to x's dtype, as the tree's own kernel would have stored it.
  * `stats` is the BN's batch statistics buffer (mean in [0, C), invstd in
@@ -119,7 +119,7 @@ typedef struct ConvInputNorm {
 /* A data-gradient pass (=, not +=) whose dx is the whole output gradient of
  * the BN (+ ReLU) tree in its `norm` also sums, per channel c of dx and per
  * block of the pass (its pixel tile `row` of `rows`), what that BN's
- * backward needs (Target.conv_dgrad_sums_rows; conv_norm_input.c):
+ * backward needs (Target.conv_dgrad_sums_rows; conv_bn.c):
  *     g = dx as stored, times the ReLU's mask (xhat * gamma[c] + beta[c] > 0) with relu,
  *     xhat = (bn_x - mean[c]) * invstd[c],
  *     partials[row][c] = sum of g,  partials[rows + row][c] = sum of g * xhat,
@@ -131,6 +131,21 @@ typedef struct ConvGradSums {
     int rows;
 } ConvGradSums;
 
+/* A forward pass (=) whose output y a BatchNorm normalizes also sums, per
+ * channel c and per block of the pass (its pixel tile `row` of `rows`),
+ * what the BN's batch statistics need (Target.conv_forward_stats_rows):
+ * with k the block's first pixel's y as stored,
+ *     partials[0][row][c] = sum of (y - k), [1][row][c] = sum of (y - k)^2,
+ *     [2][row][c] = the pixels summed, [3][row][c] = k.
+ * A kernel-IR reduction over the rows gives the sums about row 0's k, the
+ * first element of y, which is the shift the BN's own statistics kernel
+ * takes (lower.c): the pass over y that kernel made is gone. */
+typedef struct ConvOutStats {
+    bool on;
+    int partials;                 /* buffer id: f32 [4][rows][Cout] */
+    int rows;
+} ConvOutStats;
+
 typedef struct ConvStep {
     ConvPass pass;
     ConvGeom g;
@@ -139,6 +154,7 @@ typedef struct ConvStep {
     ConvEngine engine;            /* never CONV_ENGINE_NONE in a step */
     ConvInputNorm norm;           /* off unless the target applies x's BN (see above) */
     ConvGradSums sums;            /* off unless a data-gradient pass sums for x's BN (see above) */
+    ConvOutStats stats;           /* off unless a forward pass sums for y's BN (see above) */
 } ConvStep;
 
 /* A sum over every process of a data-parallel run, in place, of elements
@@ -163,6 +179,9 @@ typedef struct Step {
     char *note;        /* what this step computes, for listings */
 } Step;
 
+/* Whether bufs[q] of library_step_buffers is written, given its `out`. */
+static inline bool library_step_writes(int q, int out) { return q == out || q == 7 || q == 8; }
+
 /* "kernel", "gemm", "conv" or "allreduce", for listings. */
 static inline const char *step_kind_name(StepKind k) {
     return k == STEP_KERNEL ? "kernel" : k == STEP_GEMM ? "gemm" : k == STEP_CONV ? "conv" : "allreduce";
@@ -170,11 +189,12 @@ static inline const char *step_kind_name(StepKind k) {
 
 /* The buffers of a library step into bufs: GEMM (a, b, c) or conv (x, w,
  * y), then a conv's input-norm buffers (stats, gamma, beta), which it only
- * reads, and its gradient sums' (bn_x, read; partials, written); -1 where a
- * step has fewer. Returns the index of the one it writes (a conv with sums
- * also writes bufs[7]). An all-reduce reads and writes its one buffer: the
- * first three are it, the first written. */
-enum { LIBRARY_STEP_BUFS = 8 };
+ * reads, its gradient sums' (bn_x, read; partials, written) and its output
+ * statistics' partials (written); -1 where a step has fewer. Returns the
+ * index of the one it writes (a conv with sums or statistics also writes
+ * bufs[7] or bufs[8]: library_step_writes). An all-reduce reads and writes
+ * its one buffer: the first three are it, the first written. */
+enum { LIBRARY_STEP_BUFS = 9 };
 static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS]) {
     for (int q = 3; q < LIBRARY_STEP_BUFS; q++) bufs[q] = -1;
     if (s->kind == STEP_ALLREDUCE) {
@@ -185,6 +205,7 @@ static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS
         bufs[0] = s->conv.x, bufs[1] = s->conv.w, bufs[2] = s->conv.y;
         if (s->conv.norm.on) bufs[3] = s->conv.norm.stats, bufs[4] = s->conv.norm.gamma, bufs[5] = s->conv.norm.beta;
         if (s->conv.sums.on) bufs[6] = s->conv.sums.bn_x, bufs[7] = s->conv.sums.partials;
+        if (s->conv.stats.on) bufs[8] = s->conv.stats.partials;
         return s->conv.pass == CONV_FORWARD ? 2 : s->conv.pass == CONV_DATA_GRAD ? 0 : 1;
     }
     bufs[0] = s->gemm.a, bufs[1] = s->gemm.b, bufs[2] = s->gemm.c;

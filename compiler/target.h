@@ -80,7 +80,7 @@ typedef struct Target {
      * on this engine can apply the BatchNorm-apply (+ ReLU) that produces
      * their input as they read it (program.h ConvInputNorm), so that the
      * BN's output is never written in training, nor recomputed for the
-     * weight gradient (conv_norm_input.c): on CUDA, where those passes are
+     * weight gradient (conv_bn.c): on CUDA, where those passes are
      * memory-bound and the tree's kernel moves two activations' bytes.
      * NULL: never (the CPU, whose conv passes read a materialized x). */
     bool (*conv_input_norm)(const ConvGeom *g, ConvEngine engine);
@@ -91,6 +91,11 @@ typedef struct Target {
      * of rereading the whole gradient (CUDA's tensor-core grouped form).
      * NULL: never. */
     int (*conv_dgrad_sums_rows)(const ConvGeom *g, ConvEngine engine);
+    /* The same for the forward STEP_CONV's output statistics, when a BN
+     * normalizes its output (program.h ConvOutStats): the BN's statistics
+     * kernel then reduces those rows instead of rereading the output. NULL:
+     * never. */
+    int (*conv_forward_stats_rows)(const ConvGeom *g, ConvEngine engine);
     /* The program's kernel source, malloc'd (the target's renderer: the
      * module's kernels, and the library steps it generates code for);
      * NULL with a message in err. */

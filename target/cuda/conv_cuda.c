@@ -194,6 +194,7 @@ void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix,
         if (getenv("RXC_CUDA_EXTENTS") && k->step.norm.on) sb_printf(o, " %d %d %d", 2 * g->cin, g->cin, g->cin);
         if (getenv("RXC_CUDA_EXTENTS") && k->step.sums.on)
             sb_printf(o, " %lld %lld", (long long)g->n * g->h * g->w * g->cin, 2LL * k->step.sums.rows * g->cin);
+        if (getenv("RXC_CUDA_EXTENTS") && k->step.stats.on) sb_printf(o, " %lld", 4LL * k->step.stats.rows * g->cout);
         sb_puts(o, " */\n");
     }
     sb_printf(o,
@@ -204,6 +205,7 @@ void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix,
               k->step.norm.on ? ", RXC_GLOBAL(const float) norm_stats, RXC_GLOBAL(const float) norm_gamma, "
                                 "RXC_GLOBAL(const float) norm_beta" : "");
     if (k->step.sums.on) sb_printf(o, ", RXC_GLOBAL(const %s) sums_bn_x, RXC_GLOBAL(float) sums_partials", ctype(k->x_type));
+    if (k->step.stats.on) sb_puts(o, ", RXC_GLOBAL(float) stats_partials");
     sb_puts(o, ") {\n");
 }
 
@@ -410,7 +412,7 @@ static bool same_kernel(const ConvCudaKernel *k, const ConvStep *s, KDType xt, K
     return k->step.pass == s->pass && k->step.accumulate == s->accumulate && k->step.engine == s->engine &&
            k->x_type == xt && k->y_type == yt && !memcmp(&k->step.g, &s->g, sizeof s->g) &&
            k->step.norm.on == s->norm.on && k->step.norm.relu == s->norm.relu && k->step.sums.on == s->sums.on &&
-           k->step.sums.rows == s->sums.rows;
+           k->step.sums.rows == s->sums.rows && k->step.stats.on == s->stats.on && k->step.stats.rows == s->stats.rows;
 }
 
 static bool tensor_cores(const ConvStep *s) { return s->engine == CONV_ENGINE_TENSOR_CORES; }
@@ -440,12 +442,17 @@ ConvEngine conv_cuda_engine(const ConvGeom *g, KDType act) {
     return CONV_ENGINE_CUDA_CORES;
 }
 
-int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine) {
+/* One row per block of a tensor-core gather pass: render_grad_sums and
+ * render_out_stats read its s_out tile. */
+static int tc_gather_rows(ConvPass pass, const ConvGeom *g, ConvEngine engine) {
     Plan P;
-    /* render_grad_sums reads the tensor-core form's s_out tile */
-    if (g->groups <= 1 || engine != CONV_ENGINE_TENSOR_CORES || !plan_gather_tc(CONV_DATA_GRAD, g, &P)) return 0;
+    if (g->groups <= 1 || engine != CONV_ENGINE_TENSOR_CORES || !plan_gather_tc(pass, g, &P)) return 0;
     return g->n * P.tiles_h * P.tiles_w;
 }
+
+int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine) { return tc_gather_rows(CONV_DATA_GRAD, g, engine); }
+
+int conv_cuda_forward_stats_rows(const ConvGeom *g, ConvEngine engine) { return tc_gather_rows(CONV_FORWARD, g, engine); }
 
 bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine) {
     /* conv_stage_halo applies it; the implicit-GEMM form (one group) stages its own tiles */
@@ -489,6 +496,10 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
                        s->sums.rows != conv_cuda_dgrad_sums_rows(g, s->engine)))
         return error_set(err, "gradient sums need a grouped tensor-core data-gradient pass that writes dx (=), with its "
                               "BN's norm and the rows conv_cuda_dgrad_sums_rows gives");
+    if (s->stats.on && (s->pass != CONV_FORWARD || s->accumulate || s->stats.rows < 1 ||
+                        s->stats.rows != conv_cuda_forward_stats_rows(g, s->engine)))
+        return error_set(err, "output statistics need a grouped tensor-core forward pass that writes y (=), with the "
+                              "rows conv_cuda_forward_stats_rows gives");
     if (igemm ? !tensor_cores(s) || !conv_igemm_supported(g) : !plan_step(s, &P)) {
         error_set(err, "no CUDA direct convolution%s for %dx%dx%d -> %dx%dx%d, %d groups, %dx%d kernel, stride %dx%d",
                   tensor_cores(s) ? " on tensor cores" : "", g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->groups, g->kh,
@@ -504,7 +515,7 @@ static int add_kernel(ConvCudaSet *set, StrBuf *src, const ConvStep *s, KDType x
              xt == KD_BF16 ? "bf16" : "f32", yt == xt ? "" : yt == KD_BF16 ? "_ybf16" : "_yf32", g->n, g->h, g->w,
              g->cin, g->oh, g->ow, g->cout, g->groups, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw,
              s->accumulate ? "_acc" : "", tensor_cores(s) ? "_tc" : "",
-             !s->norm.on ? "" : s->norm.relu ? "_bnrelu" : "_bn", s->sums.on ? "_sums" : "");
+             !s->norm.on ? "" : s->norm.relu ? "_bnrelu" : "_bn", s->sums.on ? "_sums" : s->stats.on ? "_stats" : "");
     if (igemm) {
         conv_igemm_launch(k);
         conv_igemm_render(src, k);

@@ -12,7 +12,8 @@
  * weight or its gradient, y: the output or its gradient), and with an input
  * norm (ConvInputNorm) three more: RXC_GLOBAL(const float) norm_stats,
  * norm_gamma, norm_beta, and with gradient sums (ConvGradSums) two more:
- * RXC_GLOBAL(const X) sums_bn_x, RXC_GLOBAL(float) sums_partials; the weight
+ * RXC_GLOBAL(const X) sums_bn_x, RXC_GLOBAL(float) sums_partials, and with
+ * output statistics (ConvOutStats) RXC_GLOBAL(float) stats_partials; the weight
  * gradient also has NAME_finish, launched after NAME on the same stream.
  * The source follows render_cuda's prelude (RXC_GLOBAL, RXC_SHARED, bf16);
  * with tensor-core kernels it includes <mma.h> (tests/emu/wmma_emu.h under
@@ -48,6 +49,9 @@ bool conv_cuda_input_norm(const ConvGeom *g, ConvEngine engine);
  * data-gradient pass of this geometry on this engine writes: one per block's
  * pixel tile, on the tensor-core form; 0 where it cannot. */
 int conv_cuda_dgrad_sums_rows(const ConvGeom *g, ConvEngine engine);
+
+/* The same for the forward pass's output statistics (program.h ConvOutStats). */
+int conv_cuda_forward_stats_rows(const ConvGeom *g, ConvEngine engine);
 
 typedef struct ConvCudaKernel {
     char name[160];

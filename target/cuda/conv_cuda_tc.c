@@ -175,6 +175,31 @@ static void render_grad_sums(StrBuf *o, const ConvCudaKernel *k, const Plan *P) 
     sb_printf(o, "        sums_partials[(%d + row) * %d + ch] = s2;\n    }\n", s->sums.rows, g->cin);
 }
 
+/* ConvOutStats (program.h): after a forward tile is stored, a thread per
+ * channel of the tile sums its valid pixels in order, as stored (rounded
+ * to y's dtype), about the first one, into the block's row of the partials:
+ * the shifted one-pass sums of lower.c's BN statistics, per block. */
+static void render_out_stats(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
+    const ConvStep *s = &k->step;
+    const ConvGeom *g = &s->g;
+    const int m = P->th * P->tw, plane = s->stats.rows * g->cout;
+    sb_puts(o, "    /* the BatchNorm statistics of this block's pixels (ConvOutStats) */\n");
+    sb_printf(o, "    for (int c = tid; c < %d; c += %d) {\n", P->ct, P->threads);
+    sb_puts(o, "        float k = 0.0f, s1 = 0.0f, s2 = 0.0f, count = 0.0f;\n");
+    sb_printf(o, "        for (int p = 0; p < %d; p++) {\n", m);
+    sb_printf(o, "            const int dh = d0h + p / %d, dw = d0w + p %% %d;\n", P->tw, P->tw);
+    sb_printf(o, "            if (dh >= %d || dw >= %d) continue;\n", g->oh, g->ow);
+    sb_printf(o, "            float v = s_out[p * %d + c];\n", P->ct);
+    if (k->y_type == KD_BF16) sb_puts(o, "            v = __bfloat162float(__float2bfloat16(v)); /* as stored */\n");
+    sb_puts(o, "            if (count == 0.0f) k = v;\n");
+    sb_puts(o, "            const float d = v - k;\n            s1 += d;\n            s2 += d * d;\n            count += 1.0f;\n");
+    sb_puts(o, "        }\n");
+    sb_printf(o, "        const int at = (blockIdx.y * %d + blockIdx.x) * %d + c0 + c;\n", P->tiles_h * P->tiles_w, g->cout);
+    sb_printf(o, "        stats_partials[at] = s1;\n        stats_partials[%d + at] = s2;\n", plane);
+    sb_printf(o, "        stats_partials[%d + at] = count;\n        stats_partials[%d + at] = k;\n    }\n", 2 * plane,
+              3 * plane);
+}
+
 void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     const ConvStep *s = &k->step;
     const ConvGeom *g = &s->g;
@@ -232,6 +257,7 @@ void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     }
     sb_puts(o, "    }\n");
     if (s->sums.on) render_grad_sums(o, k, P);
+    if (s->stats.on) render_out_stats(o, k, P);
     sb_puts(o, "}\n\n");
 }
 

@@ -402,15 +402,19 @@ static int data_type(KDType t, const char *what, Error *err) {
 
 /* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
  * parameters (x, w, y, sc, scratch), then with an input norm (stats, gamma,
- * beta), then with gradient sums (bn_x, partials). */
-/* The norm's and the sums' buffers (ids, -1 where off) and the elements each needs. */
-static int resolve_conv_extras(CudaExec *x, const ConvStep *c, const char *kernel, int ids[5], Error *err) {
+ * beta), then with gradient sums (bn_x, partials), then with output
+ * statistics (partials). */
+enum { CONV_EXTRAS = 6 };
+/* The norm's, the sums' and the statistics' buffers (ids, -1 where off) and the elements each needs. */
+static int resolve_conv_extras(CudaExec *x, const ConvStep *c, const char *kernel, int ids[CONV_EXTRAS], Error *err) {
     const Program *p = x->base.program;
     const int64_t C = c->g.cin;
-    const int64_t need[5] = {2 * C, C, C, (int64_t)c->g.n * c->g.h * c->g.w * C, 2 * (int64_t)c->sums.rows * C};
-    const int all[5] = {c->norm.stats, c->norm.gamma, c->norm.beta, c->sums.bn_x, c->sums.partials};
-    for (int q = 0; q < 5; q++) {
-        ids[q] = (q < 3 ? c->norm.on : c->sums.on) ? all[q] : -1;
+    const int64_t need[CONV_EXTRAS] = {2 * C, C, C, (int64_t)c->g.n * c->g.h * c->g.w * C, 2 * (int64_t)c->sums.rows * C,
+                                       4 * (int64_t)c->stats.rows * c->g.cout};
+    const int all[CONV_EXTRAS] = {c->norm.stats, c->norm.gamma, c->norm.beta, c->sums.bn_x, c->sums.partials,
+                                  c->stats.partials};
+    for (int q = 0; q < CONV_EXTRAS; q++) {
+        ids[q] = (q < 3 ? c->norm.on : q < 5 ? c->sums.on : c->stats.on) ? all[q] : -1;
         if (ids[q] < 0) continue;
         if (check_buffer(p, x, ids[q], err)) return -1;
         const BufDesc *b = &p->bufs[ids[q]];
@@ -445,15 +449,15 @@ static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
         free(fin);
     }
     if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", ck->name);
-    int extras[5];
+    int extras[CONV_EXTRAS];
     if (resolve_conv_extras(x, c, ck->name, extras, err)) return -1;
-    cs->arg_values = xcalloc(10, sizeof(CUdeviceptr));
-    cs->params = xcalloc(10, sizeof(void *));
+    cs->arg_values = xcalloc(5 + CONV_EXTRAS, sizeof(CUdeviceptr));
+    cs->params = xcalloc(5 + CONV_EXTRAS, sizeof(void *));
     int n_args = 0;
     for (int q = 0; q < 3; q++) cs->arg_values[n_args++] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
     cs->arg_values[n_args++] = x->sc_dev[ph];
     cs->arg_values[n_args++] = x->scratch;
-    for (int q = 0; q < 5; q++)
+    for (int q = 0; q < CONV_EXTRAS; q++)
         if (extras[q] >= 0)
             cs->arg_values[n_args++] = x->space[p->bufs[extras[q]].space] + (CUdeviceptr)p->bufs[extras[q]].offset;
     for (int a = 0; a < n_args; a++) cs->params[a] = &cs->arg_values[a];

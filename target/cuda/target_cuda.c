@@ -56,5 +56,6 @@ const Target target_cuda = {
     .conv_library_step = cuda_conv_library_step,
     .conv_input_norm = conv_cuda_input_norm,
     .conv_dgrad_sums_rows = conv_cuda_dgrad_sums_rows,
+    .conv_forward_stats_rows = conv_cuda_forward_stats_rows,
     .render = render_cuda_source,
 };

@@ -132,7 +132,7 @@ if "$RXC" compile models/resnext50_32x4d.net --arch sm_90 --batch 64 --estimate 
 else
   fail estimate_json_resnext50_bf16 "$(tail -n 2 "$tmp/est50.err" | tr '\n' ' ')"
 fi
-# conv_norm_input.c on the seed model's GPU program: each of the 16 grouped 3x3 convs applies
+# conv_bn.c on the seed model's GPU program: each of the 16 grouped 3x3 convs applies
 # relu(bn1) in its forward and weight gradient (so no kernel writes or recomputes that tree); the
 # CPU's program has no such step (Target.conv_input_norm is NULL there)
 if [ -s "$tmp/est50.json" ] && "$RXC" summary models/resnext50_32x4d.net --kernels --batch 2 > "$tmp/cpu_kernels.txt" 2>&1; then

@@ -416,8 +416,9 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=bf16 --out "$work/fb_cuda.st" >"$work/fb.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --set precision=fp32 --out "$work/fb_cpu.st" >>"$work/fb.log" 2>&1; then
     module=$(ls -t "$fake"/fake_module_*.cc | head -1)
-    # the grouped convs apply relu(bn1) (_bnrelu) and their data gradient sums for its backward (_sums)
-    if grep -q 'dconv_fwd_.*_tc_bnrelu' "$module" && grep -q 'dconv_dgrad_.*_tc_bnrelu_sums' "$module" &&
+    # the grouped convs apply relu(bn1) (_bnrelu), their forward sums bn2's statistics (_stats) and their data
+    # gradient sums for bn1's backward (_sums)
+    if grep -q 'dconv_fwd_.*_tc_bnrelu_stats' "$module" && grep -q 'dconv_dgrad_.*_tc_bnrelu_sums' "$module" &&
        grep -q 'dconv_wgrad_.*_tc_bnrelu_finish' "$module"; then
       "$PYTHON" tests/gpu/compare.py step "$work/fb_cpu.st" "$work/fb_cuda.st" $name 2e-2 || status_units=1
     else

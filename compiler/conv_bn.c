@@ -1,7 +1,9 @@
 /*
- * conv_norm_input.c — which BatchNorm trees the target's convolutions apply
- * as they read their input (program.h ConvInputNorm), instead of reading
- * the tree's materialized output; and the x and norm of such a conv's steps.
+ * conv_bn.c — the BatchNorm work the target's direct convolutions take on,
+ * so that fewer passes over activations remain: the BN (+ ReLU) tree a conv
+ * applies as it reads its input (program.h ConvInputNorm), the BN gradient
+ * sums its data gradient adds up (ConvGradSums), and the BN statistics its
+ * forward adds up (ConvOutStats). Each is the target's call (target.h).
  *
  * Why: in a ResNeXt block, relu(bn1(conv1 x)) feeds only the grouped 3x3
  * conv. Its training forward kernel reads conv1's output and writes the
@@ -25,6 +27,10 @@
  * also sums what the BN's backward needs (program.h ConvGradSums) per block,
  * and the tree's gradient-sums kernel reduces those rows instead of reading
  * the gradient and the BN's input again (conv_dgrad_sums).
+ *
+ * Forward, a conv whose output a BN normalizes sums that output's shifted
+ * statistics per block (conv_out_stats), and the BN's statistics kernel
+ * reduces the rows instead of reading the output again (lower.c).
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -111,4 +117,22 @@ void conv_dgrad_sums(Lower *L, int conv, ConvStep *cs) {
     cs->sums = (ConvGradSums){.on = true, .bn_x = bn_x, .partials = partials, .rows = rows};
     L->sums_partials[x] = partials;
     L->sums_rows[x] = rows;
+}
+
+void conv_out_stats(Lower *L, int conv, ConvStep *cs) {
+    const Target *t = L->o->target;
+    const Graph *g = L->g;
+    if (!t->conv_forward_stats_rows || cs->accumulate || L->o->sync_bn) return;
+    bool normalized = false; /* some BN reads the conv's output */
+    for (int u = 0; u < g->n_nodes; u++) normalized |= g->nodes[u].op == OP_BATCHNORM && g->nodes[u].in[0] == conv;
+    const int rows = normalized ? t->conv_forward_stats_rows(&cs->g, cs->engine) : 0;
+    if (rows < 1) return;
+    char *lab = lw_label(L, conv);
+    char *nm = xasprintf("%s:stats_partials", lab);
+    const int partials = lw_arena(L, nm, 4 * (int64_t)rows * cs->g.cout);
+    free(nm);
+    free(lab);
+    cs->stats = (ConvOutStats){.on = true, .partials = partials, .rows = rows};
+    L->stats_partials[conv] = partials;
+    L->stats_rows[conv] = rows;
 }
