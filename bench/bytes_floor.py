@@ -15,7 +15,8 @@ measurement, and it is generous to the ideal on purpose:
   the epilogue of a generated conv that writes its input (the grouped 3x3s,
   the stem), a BN-apply (+ ReLU) or a BN backward runs in the prologue of a
   generated conv that reads its output, and a grouped conv's data and weight
-  gradients are one kernel that reads dy once.
+  gradients are one kernel that reads dy once. The partial sums such epilogues
+  write are not counted.
 - cuBLAS's own steps are taken from the cost model as they are: a GEMM reads
   its operands and writes its result (C is read too when beta = 1), and nothing
   runs inside it. cuBLAS(Lt) epilogues (bias, ReLU, dReLU + a bias gradient)
@@ -96,13 +97,15 @@ def main():
     moved = lambda s: s["bytes_read"] + s["bytes_written"]
     gemm = sum(moved(s) for s in steps if s["name"].startswith("gemm"))
     conv = sum(moved(s) for s in steps if s["kind"] == "conv")
-    # a data gradient that already sums for bn1's backward (ConvGradSums) reads conv1's output and writes
-    # partials: the floor counts that read below (bn1 sums, A) and ignores the partials, so only the
-    # conv's own dy + w + dx stay here
+    # A grouped conv's data gradient that sums for bn1's backward (ConvGradSums) reads conv1's output and
+    # writes partials, and its forward that sums bn2's statistics (ConvOutStats) writes partials: the floor
+    # counts that read below (bn1 sums, A) and ignores the partials, so only the conv's own input, weights
+    # and output stay here.
     size = {l["name"]: numel(l["shape"]) * a.batch * elem_bytes for l in layers if l["name"]}
     params = {l["name"]: l["params"] for l in layers if l["name"]}
     for s in steps:
-        if s["kind"] == "conv" and "summing for its input's batchnorm" in s["note"]:
+        if s["kind"] == "conv" and ("summing for its input's batchnorm" in s["note"]
+                                    or "summing its output's batchnorm" in s["note"]):
             layer = s["note"].split(":")[0]
             own = size[layer] + size[layer.replace("conv2", "conv1")] + 4 * params[layer]
             conv -= moved(s) - own
