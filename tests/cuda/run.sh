@@ -396,9 +396,13 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   # Grouped 3x3 convs run as conv_cuda.c's direct kernels (STEP_CONV), all three passes: the
   # gradients of fig3c_grouped (32 groups of 4) against the CPU executor's (conv_cpu.c)
   net=examples/fig3c_grouped.net
-  if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
+  # each case that reads its module back has its own RXC_FAKE_GPU_DIR: other suites running alongside
+  # (tests/ops' bf16 case) write modules into $fake too, so "the newest module there" was a race
+  mkdir -p "$fake/fc" "$fake/fb" "$fake/fo"
+  if fakerun env RXC_FAKE_GPU_DIR="$fake/fc" "$RXC" grad $net --batch "$b" --device cuda --set precision=fp32 \
+       --out "$work/fc_cuda.st" >"$work/fc.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --out "$work/fc_cpu.st" >>"$work/fc.log" 2>&1; then
-    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    module=$(ls -t "$fake/fc"/fake_module_*.cc | head -1)
     if grep -q 'dconv_fwd_' "$module" && grep -q 'dconv_dgrad_' "$module" && grep -q 'dconv_wgrad_.*_finish' "$module"; then
       "$PYTHON" tests/gpu/compare.py step "$work/fc_cpu.st" "$work/fc_cuda.st" exec_cuda_fake_gpu_direct_convs 1e-4 ||
         status_units=1
@@ -413,9 +417,10 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   # tests/emu/wmma_emu.h, 32 groups of 4 packed block-diagonally) against the CPU's fp32
   # gradients (its GEMMs take f32 only); 2e-2 covers bf16's roundings (measured 5.2e-3).
   name=exec_cuda_fake_gpu_direct_convs_bf16_tensor_cores
-  if fakerun "$RXC" grad $net --batch "$b" --device cuda --set precision=bf16 --out "$work/fb_cuda.st" >"$work/fb.log" 2>&1 &&
+  if fakerun env RXC_FAKE_GPU_DIR="$fake/fb" "$RXC" grad $net --batch "$b" --device cuda --set precision=bf16 \
+       --out "$work/fb_cuda.st" >"$work/fb.log" 2>&1 &&
      "$RXC" grad $net --batch "$b" --device cpu --set precision=fp32 --out "$work/fb_cpu.st" >>"$work/fb.log" 2>&1; then
-    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    module=$(ls -t "$fake/fb"/fake_module_*.cc | head -1)
     # the grouped convs apply relu(bn1) (_bnrelu), their forward sums bn2's statistics (_stats) and their data
     # gradient sums for bn1's backward (_sums)
     if grep -q 'dconv_fwd_.*_tc_bnrelu_stats' "$module" && grep -q 'dconv_dgrad_.*_tc_bnrelu_sums' "$module" &&
@@ -437,10 +442,11 @@ t = read_st(sys.argv[1]); write_st(sys.argv[2], {k: v for k, v in t.items() if k
   # (0.19 with im2col as well).
   name=exec_cuda_fake_gpu_one_group_convs_bf16
   net1=tests/cuda/one_group_convs.net
-  if fakerun "$RXC" grad $net1 --batch "$b" --device cuda --set precision=bf16 --out "$work/fo_cuda.st" >"$work/fo.log" 2>&1 &&
+  if fakerun env RXC_FAKE_GPU_DIR="$fake/fo" "$RXC" grad $net1 --batch "$b" --device cuda --set precision=bf16 \
+       --out "$work/fo_cuda.st" >"$work/fo.log" 2>&1 &&
      "$RXC" grad $net1 --batch "$b" --device cpu --set precision=fp32 --out "$work/fo_cpu.st" >>"$work/fo.log" 2>&1 &&
      "$RXC" compile $net1 --arch sm_90 --batch 2 --precision bf16 --estimate >"$work/fo_estimate.log" 2>&1; then
-    module=$(ls -t "$fake"/fake_module_*.cc | head -1)
+    module=$(ls -t "$fake/fo"/fake_module_*.cc | head -1)
     if grep -q 'implicit-GEMM conv' "$module" && grep -q '1x1 conv 2/2 forward as' "$work/fo_estimate.log" &&
        ! grep -qE 'im2col|col2im' "$work/fo_estimate.log"; then
       "$PYTHON" tests/gpu/compare.py step "$work/fo_cpu.st" "$work/fo_cuda.st" $name 2e-2 || status_units=1
