@@ -45,6 +45,32 @@
  * |sum|, because the sums cancel (random signs). That catches dx summed
  * before its bf16 rounding (about 4e-4).
  *
+ * Output statistics (program.h ConvOutStats: a forward pass that writes y
+ * (=) and sums, per block row and channel, over the block's valid pixels
+ * in order, y as stored about k = the first one's y: sum (y - k),
+ * sum (y - k)^2, the count, k): w4_s1, w4_s2 (stride 2, writing y here),
+ * w16_s1 and k5_s3_p2, reading x as it is and through a BN + ReLU (both
+ * features on one step, as the compiler emits ResNeXt's grouped conv),
+ * bf16 on tensor cores. y is checked as above; the partials are
+ * NaN-filled before the launch and must all be written; each row's count
+ * must be its block's valid pixels (a channel's adding up to N*OH*OW) and
+ * its k the block's first pixel's y as stored, exactly (bf16 values). The
+ * block's pixel tile is told from the rows (8x8, 4x8 or 4x4, the tiles
+ * row-major, row = sample * tiles + tile). Then each channel's rows are
+ * combined about row 0's k, as lower.c's bn_stats_from_partials does
+ * (sum (y - k0) = sum_j s1_j + n_j (k_j - k0), sum (y - k0)^2 = sum_j s2_j
+ * + 2 (k_j - k0) s1_j + n_j (k_j - k0)^2), in double, into a mean and a
+ * biased variance, compared with the float64 ones of the emulated y as
+ * stored. The rows' f32 sums are the only rounding: d = y - k is exact or
+ * one rounding, and a row adds at most 64 terms in order, so each sum is
+ * off by under 65 * 2^-24 < 4e-6 of its sum of |terms|. Hence the mean's
+ * error is under 4e-6 * E|y - k_row| and the variance's under 4e-6 *
+ * (E[(y - k_row)^2 + 2 |k_row - k0| |y - k_row|] + 2 |mean - k0| E|y - k_row|)
+ * (the cross term and the squared mean carry the row sums' errors);
+ * tolerance 1e-5 of max(1, that scale), for each (seen: under 1e-6). That
+ * catches y summed before its bf16 rounding (about 6e-4). A k never taken
+ * (0) leaves the combined moments right: the k check alone sees it.
+ *
  * Tolerance, per tensor: max|emu - ref| <= tol * max(1, max|ref|), tol
  * 1e-4 for f32 outputs (f32 sums in another order than the reference's
  * float64 ones), 1e-2 for bf16 outputs (one rounding of the result is
@@ -61,8 +87,9 @@
  * dropped, the norm's channel off by one on tensor cores; with gradient
  * sums: the ReLU's mask dropped, the g * xhat plane a row low, the rows one
  * high, the first tile's row of g sums left unwritten, dx summed unrounded,
- * invstd read from the mean's slot) must be
- * caught.
+ * invstd read from the mean's slot; with output statistics: k never
+ * taken, the counts written over the sums of squares, the rows one high,
+ * y summed unrounded) must be caught, the last by the moments check.
  *
  * Usage: conv_emu_test WORKDIR     prints PASS/FAIL lines; needs g++.
  */
@@ -124,22 +151,29 @@ static float bf16_round(float f) {
 /* How a case's forward and weight-gradient passes read x: as it is, or
  * through an input norm (program.h ConvInputNorm), with or without ReLU;
  * or (SUMS_*) a case of just its data gradient, which writes dx (=) and
- * sums for the BN (+ ReLU) tree whose output gradient dx is (ConvGradSums). */
-typedef enum NormMode { NORM_OFF, NORM_BN, NORM_BN_RELU, SUMS_BN, SUMS_BN_RELU } NormMode;
-static const char *const norm_tags[5] = {"", "_bn", "_bnrelu", "_bn_sums", "_bnrelu_sums"};
+ * sums for the BN (+ ReLU) tree whose output gradient dx is (ConvGradSums);
+ * or (STATS_*) a case of just its forward pass, which writes y (=) and sums
+ * its output statistics (ConvOutStats), reading x as it is or through a
+ * BN + ReLU, as the compiler emits ResNeXt's grouped conv. Each pair of
+ * SUMS_* and STATS_* is consecutive (check_bn_sums takes a pair). */
+typedef enum NormMode { NORM_OFF, NORM_BN, NORM_BN_RELU, SUMS_BN, SUMS_BN_RELU, STATS_OUT, STATS_BN_RELU } NormMode;
+static const char *const norm_tags[7] = {"", "_bn", "_bnrelu", "_bn_sums", "_bnrelu_sums", "_stats", "_bnrelu_stats"};
 static bool grad_sums(NormMode m) { return m == SUMS_BN || m == SUMS_BN_RELU; }
+static bool out_stats(NormMode m) { return m == STATS_OUT || m == STATS_BN_RELU; }
 
 /* buffers of a case slot: x, w, y, then the input norm's stats, gamma,
- * beta, then the gradient sums' BN input and partials */
-enum { SLOT_BUFS = 8 };
+ * beta, then the gradient sums' BN input and partials, then the output
+ * statistics' partials */
+enum { SLOT_BUFS = 9 };
 
 /* Steps of each given case (norms[c], or off when norms is NULL): its
  * three passes, or with a norm its forward and weight gradient (a data
  * gradient writes x, it never reads it through a norm), or with gradient
- * sums its data gradient alone, writing dx (=). */
+ * sums its data gradient alone, writing dx (=), or with output statistics
+ * its forward pass alone, writing y (=). */
 static Program *conv_program(const int *which, const NormMode *norms, int n, KDType act, ConvEngine engine) {
     static const char *const buf_names[SLOT_BUFS] = {"x", "w", "y", "norm_stats", "norm_gamma", "norm_beta",
-                                                     "sums_bn_x", "sums_partials"};
+                                                     "sums_bn_x", "sums_partials", "stats_partials"};
     Program *p = xcalloc(1, sizeof *p);
     p->module = kir_module_new();
     p->bufs = xcalloc((size_t)n * SLOT_BUFS, sizeof(BufDesc));
@@ -149,22 +183,27 @@ static Program *conv_program(const int *which, const NormMode *norms, int n, KDT
         const Case *cs = &cases[which[c]];
         const NormMode norm = norms ? norms[c] : NORM_OFF;
         const int rows = grad_sums(norm) ? conv_cuda_dgrad_sums_rows(&cs->g, engine) : 0;
+        const int stats_rows = out_stats(norm) ? conv_cuda_forward_stats_rows(&cs->g, engine) : 0;
         const int64_t numel[SLOT_BUFS] = {x_numel(&cs->g), w_numel(&cs->g), y_numel(&cs->g), 2 * cs->g.cin,
-                                          cs->g.cin, cs->g.cin, x_numel(&cs->g), 2LL * (rows ? rows : 1) * cs->g.cin};
+                                          cs->g.cin, cs->g.cin, x_numel(&cs->g), 2LL * (rows ? rows : 1) * cs->g.cin,
+                                          4LL * (stats_rows ? stats_rows : 1) * cs->g.cout};
         for (int b = 0; b < SLOT_BUFS; b++)
             p->bufs[SLOT_BUFS * c + b] = (BufDesc){.name = (char *)buf_names[b], .numel = numel[b],
                                                    .dtype = b == 0 || b == 2 || b == 6 ? act : KD_F32};
         const int base = SLOT_BUFS * c;
-        const ConvInputNorm in_norm = {norm != NORM_OFF, norm == NORM_BN_RELU || norm == SUMS_BN_RELU, base + 3,
+        const ConvInputNorm in_norm = {norm != NORM_OFF && norm != STATS_OUT,
+                                       norm == NORM_BN_RELU || norm == SUMS_BN_RELU || norm == STATS_BN_RELU, base + 3,
                                        base + 4, base + 5};
         const ConvGradSums sums = {grad_sums(norm), base + 6, base + 7, rows};
+        const ConvOutStats stats = {out_stats(norm), base + 8, stats_rows};
         for (int q = 0; q < 3; q++) {
             if (norm != NORM_OFF && (passes[q] == CONV_DATA_GRAD) != grad_sums(norm)) continue;
-            bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate && !grad_sums(norm);
+            if (stats.on && passes[q] != CONV_FORWARD) continue;
+            bool acc = passes[q] == CONV_WEIGHT_GRAD ? !cs->accumulate : cs->accumulate && !grad_sums(norm) && !stats.on;
             p->steps[PHASE_FORWARD_TRAIN][n_steps++] = (Step){
                 .kind = STEP_CONV,
                 .kernel = -1,
-                .conv = {passes[q], cs->g, base, base + 1, base + 2, acc, engine, in_norm, sums},
+                .conv = {passes[q], cs->g, base, base + 1, base + 2, acc, engine, in_norm, sums, stats},
             };
         }
     }
@@ -191,10 +230,25 @@ static void conv_program_free(Program *p) {
 
 /* ---- the emulator ------------------------------------------------------------------ */
 
-/* x, w, y, scratch, and with an input norm its stats, gamma and beta, and
- * with gradient sums the BN's input and the partials */
-enum { MAX_KERNEL_BUFS = 9 };
-static int kernel_buffers(const ConvCudaKernel *k) { return k->step.sums.on ? 9 : k->step.norm.on ? 7 : 4; }
+/* check_step's buffers: x, w, y, scratch, the input norm's stats, gamma
+ * and beta, the gradient sums' BN input and partials, the output
+ * statistics' partials */
+enum { MAX_KERNEL_BUFS = 10 };
+
+/* The kernel's arguments in the order of its parameters (conv_cuda.c
+ * conv_cuda_signature): x, w, y, scratch, then those of the features it
+ * has; their indices in check_step's buffers into slots. Returns how many. */
+static int kernel_args(const ConvStep *s, int slots[MAX_KERNEL_BUFS]) {
+    int n = 0;
+    for (int b = 0; b < MAX_KERNEL_BUFS; b++)
+        if (b < 4 || (b < 7 ? s->norm.on : b < 9 ? s->sums.on : s->stats.on)) slots[n++] = b;
+    return n;
+}
+
+static int kernel_buffers(const ConvCudaKernel *k) {
+    int slots[MAX_KERNEL_BUFS];
+    return kernel_args(&k->step, slots);
+}
 
 static char *emu_glue(const ConvCudaSet *set) {
     StrBuf b = {0};
@@ -210,8 +264,11 @@ static char *emu_glue(const ConvCudaSet *set) {
                       pass == CONV_FORWARD ? "" : "const ", render_cuda_ctype(k->y_type),
                       k->step.norm.on ? ", rxc_emu::GPtr<const float>(L, 4), rxc_emu::GPtr<const float>(L, 5), "
                                         "rxc_emu::GPtr<const float>(L, 6)" : "");
+            const int after_norm = k->step.norm.on ? 7 : 4;
             if (k->step.sums.on)
-                sb_printf(&b, ", rxc_emu::GPtr<const %s>(L, 7), rxc_emu::GPtr<float>(L, 8)", render_cuda_ctype(k->x_type));
+                sb_printf(&b, ", rxc_emu::GPtr<const %s>(L, %d), rxc_emu::GPtr<float>(L, %d)", render_cuda_ctype(k->x_type),
+                          after_norm, after_norm + 1);
+            if (k->step.stats.on) sb_printf(&b, ", rxc_emu::GPtr<float>(L, %d)", kernel_buffers(k) - 1);
             sb_puts(&b, ");\n}\n");
         }
     }
@@ -396,13 +453,178 @@ static int compare_grad_sums(const ConvStep *s, KDType xt, void *const dev[MAX_K
     return rc;
 }
 
-/* The extra buffers of a step with an input norm (stats, gamma, beta) and
+/* ---- output statistics (ConvOutStats) -------------------------------------------------- */
+
+/* The pixel tile of a tensor-core forward block, told from the rows the
+ * plan gives (conv_cuda.c keeps its plan to itself): the tensor-core gather
+ * tiles hold a multiple of 16 pixels (8x8, 4x8, 4x4), and a block takes
+ * tile blockIdx.x of sample blockIdx.y, row-major, so row = sample * tiles
+ * + tile. False where no shape gives the rows, or two place a pixel in
+ * different blocks. */
+static bool stats_tile(const ConvGeom *g, int rows, int *th, int *tw) {
+    static const int shapes[3][2] = {{8, 8}, {4, 8}, {4, 4}};
+    bool found = false;
+    for (int s = 0; s < 3; s++) {
+        const int h = shapes[s][0], w = shapes[s][1], tiles_w = (g->ow + w - 1) / w;
+        if (g->n * ((g->oh + h - 1) / h) * tiles_w != rows) continue;
+        if (!found) {
+            *th = h, *tw = w, found = true;
+            continue;
+        }
+        const int found_tiles_w = (g->ow + *tw - 1) / *tw;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++)
+                if (oh / h * tiles_w + ow / w != oh / *th * found_tiles_w + ow / *tw) return false;
+    }
+    return found;
+}
+
+/* What the partials of each block row should say, whatever the channel:
+ * its valid pixels, and its first one's (the tile's origin's) index in y
+ * over the channels (pixel * cout + channel is that channel's y). */
+typedef struct StatsRows {
+    int *count;
+    int64_t *first;
+    int64_t *row_of; /* each pixel's row */
+} StatsRows;
+
+static StatsRows stats_rows_of(const ConvGeom *g, int rows, int th, int tw) {
+    StatsRows r = {xcalloc((size_t)rows, sizeof(int)), xmalloc((size_t)rows * sizeof(int64_t)),
+                   xmalloc((size_t)g->n * g->oh * g->ow * sizeof(int64_t))};
+    const int tiles_w = (g->ow + tw - 1) / tw, tiles = rows / g->n;
+    int64_t pixel = 0;
+    for (int n = 0; n < g->n; n++)
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++, pixel++) {
+                const int row = n * tiles + oh / th * tiles_w + ow / tw;
+                if (r.count[row]++ == 0) r.first[row] = pixel; /* row-major: the tile's origin comes first */
+                r.row_of[pixel] = row;
+            }
+    return r;
+}
+
+/* Checks (b) and (c): each row's count is its block's valid pixels (and a
+ * channel's counts add up to every pixel), its k that channel's y at the
+ * block's first pixel as stored, exactly. Appends the first mismatch to
+ * why; 0 on agreement, 2 on one. */
+static int check_counts_and_k(const ConvStep *s, const StatsRows *r, KDType yt, const void *y, const float *partials,
+                              char *why, size_t n) {
+    const ConvGeom *g = &s->g;
+    const int C = g->cout, rows = s->stats.rows;
+    const int64_t plane = (int64_t)rows * C, pixels = (int64_t)g->n * g->oh * g->ow;
+    const size_t len = strlen(why);
+    for (int c = 0; c < C; c++) {
+        double total = 0;
+        for (int row = 0; row < rows; row++) total += partials[2 * plane + (int64_t)row * C + c];
+        if (total != (double)pixels) {
+            snprintf(why + len, n - len, "; MISMATCH in the counts: channel %d's add up to %.9g, not the %lld pixels", c,
+                     total, (long long)pixels);
+            return 2;
+        }
+    }
+    for (int row = 0; row < rows; row++)
+        for (int c = 0; c < C; c++) {
+            const int64_t at = (int64_t)row * C + c;
+            const float k = from_device(y, r->first[row] * C + c, yt);
+            if (partials[2 * plane + at] != (float)r->count[row]) {
+                snprintf(why + len, n - len, "; MISMATCH in the counts: row %d of %d, channel %d: %.9g, the block has %d "
+                         "valid pixels", row, rows, c, partials[2 * plane + at], r->count[row]);
+                return 2;
+            }
+            if (partials[3 * plane + at] != k) {
+                snprintf(why + len, n - len, "; MISMATCH in k: row %d of %d, channel %d: %.9g, the block's first pixel's y "
+                         "as stored %.9g", row, rows, c, partials[3 * plane + at], k);
+                return 2;
+            }
+        }
+    return 0;
+}
+
+/* Check (d): per channel, the rows combined about row 0's k as lower.c's
+ * bn_stats_from_partials combines them, in double, against the float64
+ * mean and biased variance of y as stored; errors relative to the
+ * scales of the f32 rounding bound (see the header). Appends the worst
+ * channel to why; 0 on agreement, 2 on a mismatch. */
+static int check_moments(const ConvStep *s, const StatsRows *r, KDType yt, const void *y, const float *partials,
+                         char *why, size_t n) {
+    const ConvGeom *g = &s->g;
+    const int C = g->cout, rows = s->stats.rows;
+    const int64_t plane = (int64_t)rows * C, pixels = (int64_t)g->n * g->oh * g->ow;
+    const double tol = 1e-5, m = (double)pixels;
+    double worst = -1, worst_emu[2] = {0}, worst_ref[2] = {0};
+    int worst_c = 0;
+    for (int c = 0; c < C; c++) {
+        const double k0 = partials[3 * plane + c];
+        double s1 = 0, s2 = 0, sum = 0, var_ref = 0, abs_d = 0, var_terms = 0;
+        for (int row = 0; row < rows; row++) {
+            const int64_t at = (int64_t)row * C + c;
+            const double d = partials[3 * plane + at] - k0, cnt = partials[2 * plane + at];
+            s1 += partials[at] + cnt * d;
+            s2 += partials[plane + at] + 2 * d * partials[at] + cnt * d * d;
+        }
+        for (int64_t p = 0; p < pixels; p++) sum += from_device(y, p * C + c, yt);
+        const double mean_ref = sum / m, y0 = from_device(y, c, yt);
+        for (int64_t p = 0; p < pixels; p++) {
+            const double v = from_device(y, p * C + c, yt), k = from_device(y, r->first[r->row_of[p]] * C + c, yt);
+            var_ref += (v - mean_ref) * (v - mean_ref);
+            abs_d += fabs(v - k);
+            var_terms += (v - k) * (v - k) + 2 * fabs(k - y0) * fabs(v - k);
+        }
+        var_ref /= m, abs_d /= m, var_terms = var_terms / m + 2 * fabs(mean_ref - y0) * abs_d;
+        const double mean = k0 + s1 / m, var = s2 / m - (s1 / m) * (s1 / m);
+        const double err = fmax(fabs(mean - mean_ref) / fmax(1, abs_d), fabs(var - var_ref) / fmax(1, var_terms));
+        if (!(err <= worst)) worst = err, worst_c = c, worst_emu[0] = mean, worst_emu[1] = var, worst_ref[0] = mean_ref,
+                             worst_ref[1] = var_ref;
+    }
+    const int rc = worst <= tol ? 0 : 2;
+    const size_t len = strlen(why);
+    snprintf(why + len, n - len, "; %s the moments over %d rows, channel %d: mean %.9g, reference %.9g; variance %.9g, "
+             "reference %.9g; error %.3g of their scales (tolerance %.0e)", rc ? "MISMATCH in" : "worst of", rows, worst_c,
+             worst_emu[0], worst_ref[0], worst_emu[1], worst_ref[1], worst, tol);
+    return rc;
+}
+
+/* Compares the output statistics (ConvOutStats) of a forward pass that
+ * wrote y with what y as the emulated kernel stored it says: (a) every
+ * entry written (the partials are NaN-filled before the launch), (b) the
+ * counts, (c) the k, (d) the moments combined from the rows. Every failing
+ * check shows in why. 0 on agreement, 2 on a mismatch. */
+static int compare_out_stats(const ConvStep *s, KDType yt, void *const dev[MAX_KERNEL_BUFS], char *why, size_t n) {
+    static const char *const planes[4] = {"sum (y - k)", "sum (y - k)^2", "count", "k"};
+    const ConvGeom *g = &s->g;
+    const int C = g->cout, rows = s->stats.rows;
+    const float *partials = dev[9];
+    const size_t len = strlen(why);
+    for (int64_t i = 0; i < 4LL * rows * C; i++)
+        if (isnan(partials[i])) {
+            snprintf(why + len, n - len, "; stats_partials: the %s of row %lld of %d, channel %lld never written",
+                     planes[i / ((int64_t)rows * C)], (long long)(i / C % rows), rows, (long long)(i % C));
+            return 2;
+        }
+    int th = 0, tw = 0;
+    if (!stats_tile(g, rows, &th, &tw)) {
+        snprintf(why + len, n - len, "; cannot tell the blocks' pixel tile from the %d rows", rows);
+        return 2;
+    }
+    StatsRows r = stats_rows_of(g, rows, th, tw);
+    int rc = check_counts_and_k(s, &r, yt, dev[2], partials, why, n);
+    rc |= check_moments(s, &r, yt, dev[2], partials, why, n);
+    free(r.count);
+    free(r.first);
+    free(r.row_of);
+    return rc;
+}
+
+/* The extra buffers of a step with an input norm (stats, gamma, beta),
  * gradient sums (the BN's input, the partials NaN-filled: a row never
- * written shows). */
-static void fill_norm_buffers(const ConvCudaKernel *k, const long long *numel, void *dev[MAX_KERNEL_BUFS], uint64_t seed) {
-    const int n_bufs = kernel_buffers(k);
-    for (int b = 4; b < n_bufs; b++) dev[b] = xmalloc((size_t)numel[b] * sizeof(float));
-    fill_input_norm(dev[4], dev[5], dev[6], k->step.g.cin, seed);
+ * written shows) and output statistics (the partials, NaN-filled). */
+static void fill_extra_buffers(const ConvCudaKernel *k, const long long *numel, void *dev[MAX_KERNEL_BUFS], uint64_t seed) {
+    int slots[MAX_KERNEL_BUFS];
+    for (int a = 4, n_args = kernel_args(&k->step, slots); a < n_args; a++)
+        dev[slots[a]] = xmalloc((size_t)numel[slots[a]] * sizeof(float));
+    if (k->step.stats.on)
+        for (int64_t i = 0; i < numel[9]; i++) ((float *)dev[9])[i] = NAN;
+    if (k->step.norm.on) fill_input_norm(dev[4], dev[5], dev[6], k->step.g.cin, seed);
     if (!k->step.sums.on) return;
     float *bn_x = xmalloc((size_t)numel[7] * sizeof(float));
     fill(bn_x, numel[7], KD_BF16, seed * 3 + 7);
@@ -420,7 +642,7 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     const KDType types[3] = {k->x_type, KD_F32, k->y_type};
     const int out = s->pass == CONV_FORWARD ? 2 : s->pass == CONV_DATA_GRAD ? 0 : 1;
     long long numel[MAX_KERNEL_BUFS] = {x_numel(g), w_numel(g), y_numel(g), 1, 2 * g->cin, g->cin, g->cin,
-                                        x_numel(g), 2LL * s->sums.rows * g->cin};
+                                        x_numel(g), 2LL * s->sums.rows * g->cin, 4LL * s->stats.rows * g->cout};
     float *host[3];
     void *dev[MAX_KERNEL_BUFS] = {0};
     for (int b = 0; b < 3; b++) {
@@ -436,7 +658,7 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     for (int64_t i = 0; i < numel[3]; i++) scratch[i] = NAN; /* a partial never written shows */
     dev[3] = scratch;
     float *x_read = host[0]; /* what the pass multiplies: x, or x' */
-    if (s->norm.on) fill_norm_buffers(k, numel, dev, seed);
+    fill_extra_buffers(k, numel, dev, seed);
     if (s->norm.on && s->pass != CONV_DATA_GRAD) { /* a data gradient writes x */
         x_read = xmalloc((size_t)numel[0] * sizeof(float));
         input_norm_reference(s, k->x_type, host[0], (float *const[3]){dev[4], dev[5], dev[6]}, x_read);
@@ -447,15 +669,21 @@ static int check_step(void *so, int ki, const ConvCudaKernel *k, const ConvStep 
     if (s->accumulate)
         for (int64_t i = 0; i < numel[out]; i++) ref[i] = host[out][i];
     reference(s, x_read, host[1], host[2], ref);
-    const char *names[MAX_KERNEL_BUFS] = {"x", "w", "y", "scratch", "norm_stats", "norm_gamma", "norm_beta",
-                                          "sums_bn_x", "sums_partials"};
-    int rc = run(ki, 0, k->launch.grid, k->launch.block, dev, numel, names, why, n);
+    static const char *const names[MAX_KERNEL_BUFS] = {"x", "w", "y", "scratch", "norm_stats", "norm_gamma",
+                                                       "norm_beta", "sums_bn_x", "sums_partials", "stats_partials"};
+    int slots[MAX_KERNEL_BUFS], n_args = kernel_args(s, slots);
+    void *args[MAX_KERNEL_BUFS];
+    long long arg_numel[MAX_KERNEL_BUFS];
+    const char *arg_names[MAX_KERNEL_BUFS];
+    for (int a = 0; a < n_args; a++) args[a] = dev[slots[a]], arg_numel[a] = numel[slots[a]], arg_names[a] = names[slots[a]];
+    int rc = run(ki, 0, k->launch.grid, k->launch.block, args, arg_numel, arg_names, why, n);
     if (!rc && k->launch.has_finish) {
         const unsigned fg[3] = {k->launch.finish_grid, 1, 1}, fb[3] = {k->launch.finish_block, 1, 1};
-        rc = run(ki, 1, fg, fb, dev, numel, names, why, n);
+        rc = run(ki, 1, fg, fb, args, arg_numel, arg_names, why, n);
     }
     rc = rc ? 1 : compare_output(dev[out], types[out], ref, numel[out], names[out], why, n);
     if (!rc && s->sums.on) rc = compare_grad_sums(s, k->x_type, dev, why, n);
+    if (!rc && s->stats.on) rc = compare_out_stats(s, k->y_type, dev, why, n);
     for (int b = 0; b < MAX_KERNEL_BUFS; b++) free(dev[b]);
     if (x_read != host[0]) free(x_read);
     for (int b = 0; b < 3; b++) free(host[b]);
@@ -482,7 +710,8 @@ static void check_cases(const char *workdir, const int *which, const NormMode *n
     ConvCudaSet set;
     Error err = {0};
     char *src = render_cuda_program(p, NULL, &set, &err), tag[64], why[2048];
-    snprintf(tag, sizeof tag, "conv_%s%s", dt, !norms ? "" : n && grad_sums(norms[0]) ? "_sums" : "_norm");
+    snprintf(tag, sizeof tag, "conv_%s%s", dt,
+             !norms ? "" : n && grad_sums(norms[0]) ? "_sums" : n && out_stats(norms[0]) ? "_stats" : "_norm");
     void *so = src ? build_emulator(workdir, tag, src, &set, why, sizeof why) : NULL;
     for (int i = 0; i < p->n_steps[PHASE_FORWARD_TRAIN]; i++) {
         const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][i].conv;
@@ -543,26 +772,33 @@ static void check_input_norms(const char *workdir, KDType act, bool tc) {
 }
 
 /* The data gradients with gradient sums (ConvGradSums), with and without
- * ReLU, bf16 on tensor cores (the only form that has them): the group
- * widths 4 and 16, stride 2 (16x16: whole 8x8 tiles), and tile edges
- * (w4_s1's 12x12 and w16_s1's 7x7, k5_s3_p2's 11x9 in two samples, with
- * stride 3 and padding 2). Each must have the sums (w4_to_w8 has no
- * tensor-core form). */
+ * ReLU, and the forward passes with output statistics (ConvOutStats),
+ * writing y (=; w4_s2 and w16_s1 accumulate elsewhere), reading x as it is
+ * and through a BN + ReLU (the step the compiler emits for ResNeXt's
+ * grouped conv); bf16 on tensor cores (the only form that has them): the
+ * group widths 4 and 16, stride 2 (16x16 in, 8x8 out: whole 8x8 tiles, two
+ * samples), and tile edges (w4_s1's 12x12 and w16_s1's 7x7, k5_s3_p2's 11x9
+ * in and 4x3 out in two samples, with stride 3 and padding 2). Each must
+ * have the feature (w4_to_w8 has no tensor-core form). */
 static const char *const sums_case_names[] = {"w4_s1", "w4_s2", "w16_s1", "k5_s3_p2"};
 enum { N_SUMS_CASES = sizeof sums_case_names / sizeof sums_case_names[0] };
 
-static void check_grad_sums(const char *workdir) {
+/* Those cases in the two modes from `first` (SUMS_BN or STATS_OUT). */
+static void check_bn_sums(const char *workdir, NormMode first) {
+    const bool stats = out_stats(first);
     int which[2 * N_SUMS_CASES], n = 0;
     NormMode modes[2 * N_SUMS_CASES];
     for (int i = 0; i < N_SUMS_CASES; i++) {
         const int c = case_named(sums_case_names[i]);
-        if (c < 0 || conv_cuda_dgrad_sums_rows(&cases[c].g, CONV_ENGINE_TENSOR_CORES) < 1 ||
-            conv_cuda_engine(&cases[c].g, KD_BF16) != CONV_ENGINE_TENSOR_CORES) {
-            harness_fail("conv_emu_grad_sums_cases", "%s: no such case with a tensor-core form that has gradient sums",
-                         sums_case_names[i]);
+        const ConvGeom *g = c < 0 ? NULL : &cases[c].g;
+        if (!g || (stats ? conv_cuda_forward_stats_rows : conv_cuda_dgrad_sums_rows)(g, CONV_ENGINE_TENSOR_CORES) < 1 ||
+            conv_cuda_engine(g, KD_BF16) != CONV_ENGINE_TENSOR_CORES) {
+            harness_fail(stats ? "conv_emu_out_stats_cases" : "conv_emu_grad_sums_cases",
+                         "%s: no such case with a tensor-core form that has %s", sums_case_names[i],
+                         stats ? "output statistics" : "gradient sums");
             continue;
         }
-        for (NormMode m = SUMS_BN; m <= SUMS_BN_RELU; m++) which[n] = c, modes[n++] = m;
+        for (NormMode m = first; m <= first + 1; m++) which[n] = c, modes[n++] = m;
     }
     check_cases(workdir, which, modes, n, KD_BF16, true);
 }
@@ -572,7 +808,7 @@ typedef struct Mutation {
     int case_index;
     ConvPass pass;
     const char *find, *replace;
-    const char *expect; /* substring of the emulator's error, or NULL: a numeric mismatch */
+    const char *expect; /* substring of the error that must catch it (the emulator's or a check's), or NULL: any */
     bool tc;            /* the tensor-core form, bf16 (else CUDA cores, f32) */
     NormMode norm;      /* the step's input norm */
 } Mutation;
@@ -638,6 +874,18 @@ static const Mutation mutations[] = {
      "            gv = __bfloat162float(__float2bfloat16(gv)); /* as stored */\n", "", NULL, true, SUMS_BN},
     {"conv_emu_tc_detects_sums_invstd_from_mean_slot", 4, CONV_DATA_GRAD, "inv = norm_stats[512 + ch]",
      "inv = norm_stats[ch]", NULL, true, SUMS_BN_RELU},
+    /* output statistics (ConvOutStats): k never taken (it stays 0: the combined moments stay right, only the k
+     * check sees it), the counts written over the sums of squares (w4_s1's plane is 512), the rows one high
+     * (past the end), y summed before its bf16 rounding (the moments check must see it, not only the k check) */
+    {"conv_emu_tc_detects_stats_k_never_taken", 0, CONV_FORWARD, "            if (count == 0.0f) k = v;\n", "",
+     "MISMATCH in k", true, STATS_OUT},
+    {"conv_emu_tc_detects_stats_count_plane_offset", 0, CONV_FORWARD, "stats_partials[1024 + at] = count;",
+     "stats_partials[512 + at] = count;", "count of row 0 of 4, channel 0 never written", true, STATS_BN_RELU},
+    {"conv_emu_tc_detects_stats_row_off_by_one", 1, CONV_FORWARD, "const int at = (blockIdx.y * ",
+     "const int at = (1 + blockIdx.y * ", "out-of-bounds", true, STATS_BN_RELU},
+    {"conv_emu_tc_detects_stats_unrounded_y", 0, CONV_FORWARD,
+     "            v = __bfloat162float(__float2bfloat16(v)); /* as stored */\n", "", "MISMATCH in the moments", true,
+     STATS_OUT},
 };
 enum { N_MUTATIONS = sizeof mutations / sizeof mutations[0] };
 
@@ -659,7 +907,7 @@ static void run_mutation(const char *workdir, const Mutation *mu) {
         else {
             const ConvStep *s = &p->steps[PHASE_FORWARD_TRAIN][q].conv;
             int rc = check_step(so, ki, &set.kernels[ki], s, 7, why, sizeof why);
-            bool ok = mu->expect ? rc == 1 && strstr(why, mu->expect) != NULL : rc != 0;
+            bool ok = mu->expect ? rc != 0 && strstr(why, mu->expect) != NULL : rc != 0;
             harness_check(mu->name, ok, "the broken kernel was not caught as expected (%s): %s",
                           mu->expect ? mu->expect : "any error", rc ? why : "it agreed with the reference");
             if (ok) printf("  caught: %s\n", why);
@@ -684,7 +932,8 @@ int main(int argc, char **argv) {
     check_input_norms(argv[1], KD_F32, false);
     check_input_norms(argv[1], KD_BF16, false);
     check_input_norms(argv[1], KD_BF16, true);
-    check_grad_sums(argv[1]);
+    check_bn_sums(argv[1], SUMS_BN);
+    check_bn_sums(argv[1], STATS_OUT);
     for (int i = 0; i < N_MUTATIONS; i++) run_mutation(argv[1], &mutations[i]);
     return harness_status();
 }

@@ -18,11 +18,12 @@ cd "$(dirname "$0")/../.."
 # form (target/cuda/conv_igemm.c, tensor cores) in bf16 and in f32 activations, and 5 broken ones; input norms
 # (ConvInputNorm): 5 geometries x {bn, bnrelu} x {forward, weight_grad} in f32 and bf16 on CUDA cores, the 4 of them
 # with a tensor-core form in bf16 on tensor cores, and 5 broken ones; gradient sums (ConvGradSums): 4
-# geometries x {bn, bnrelu} data gradients in bf16 on tensor cores, and 6 broken ones
+# geometries x {bn, bnrelu} data gradients in bf16 on tensor cores, and 6 broken ones; output statistics
+# (ConvOutStats): the same 4 geometries x {plain, bnrelu} forwards (=) in bf16 on tensor cores, and 4 broken ones
 models=(models/tiny_resnext.net 3x16x16 2  examples/fig3c_grouped.net 3x16x16 2  examples/activations.net 3x16x16 2  examples/modern_blocks.net 3x16x16 2
         tests/emu/ema.net 3x16x16 2  tests/emu/lamb_update.net 3x8x8 2)
 model_cases=(emu_tiny_resnext emu_fig3c_grouped emu_activations emu_modern_blocks emu_ema emu_lamb_update)
-conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6 + 3 * 3 * 2 + 5 + 5 * 2 * 2 * 2 + 4 * 2 * 2 + 5 + 4 * 2 + 6))
+conv_cases=$((12 * 3 * 2 + 9 * 3 + 7 + 6 + 3 * 3 * 2 + 5 + 5 * 2 * 2 * 2 + 4 * 2 * 2 + 5 + 4 * 2 + 6 + 4 * 2 + 4))
 cases $((27 + 17 + ${#model_cases[@]} + conv_cases))
 if ! command -v g++ >/dev/null; then fail emu "g++ not installed (build-essential)"; exit 1; fi
 work=build/test-emu
