@@ -20,7 +20,8 @@
  * It is then marked recomputed (FusePlan.recompute), so that any other
  * backward reader rematerializes it instead of reading a buffer training
  * never wrote. The eval forward still writes the tree (with running
- * statistics) and its convs read that.
+ * statistics), over the BN's input, whose only reader the tree must be,
+ * and its convs read that.
  *
  * Backward, the same conv's data gradient writes the tree's whole output
  * gradient when the conv is its only use. Where the target can, that pass
@@ -51,6 +52,8 @@ static int norm_tree_bn(const Lower *L, int v, bool *relu) {
     }
     const Node *bn = &g->nodes[b];
     if (bn->op != OP_BATCHNORM || bn->n_in != 3 || L->fp.inlined[bn->in[0]]) return -1;
+    /* the eval forward writes the tree over the BN's input (lower.c): nothing else may read that */
+    if (L->fp.n_uses[bn->in[0]] != 1 || g->nodes[bn->in[0]].op == OP_INPUT) return -1;
     if (g->nodes[bn->in[1]].op != OP_PARAM || g->nodes[bn->in[2]].op != OP_PARAM) return -1;
     return b;
 }

@@ -27,6 +27,7 @@ void lower_loss(Lower *L) {
         kir_store(k, so, kb_buf(&kb, L, L->p->loss_buf, true), i, s, false);
         kb_end(&kb, L, "external loss: per-sample sum of output * dy", PH(PHASE_FORWARD_TRAIN) | PH(PHASE_FORWARD_EVAL), false);
         L->grad_buf[out] = L->p->dy_buf;
+        L->grad_written[out] = true; /* the output's gradient is complete: nothing adds to it */
         if (L->act != KD_F32) { /* GEMM operands must share one type: a bf16 copy of dy */
             L->grad_buf[out] = lw_act(L, "dy:bf16", (int64_t)L->N * K);
             kb_begin(&kb, L, "dy_cast", KF_ROWS, (int64_t)L->N * K, 1);
@@ -41,6 +42,7 @@ void lower_loss(Lower *L) {
     }
     char *nm = xasprintf("%s:grad", g->nodes[out].name ? g->nodes[out].name : "logits");
     int dl = L->grad_buf[out] = lw_act(L, nm, (int64_t)L->N * K);
+    L->grad_written[out] = true;
     free(nm);
     double eps = L->o->label_smoothing;
     kb_begin(&kb, L, "softmax_cross_entropy", KF_ROWS, L->N, K);

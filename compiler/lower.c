@@ -730,14 +730,23 @@ static int lower_elementwise_root(Lower *L, int v) {
             return -1;
         }
     }
-    char *lab = lw_label(L, v);
-    char *nm = xasprintf("%s:out", lab);
-    L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
-    free(nm);
-    free(lab);
-    /* a tree its convs apply (conv_bn.c) needs only its statistics in training */
-    if (L->fp.conv_applies[v]) tree_bn_stats(L, v);
-    else lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
+    if (L->fp.conv_applies[v]) {
+        /* A tree its convs apply (conv_bn.c) needs only its statistics in training. The eval
+         * forward writes it over its BN's input, which nothing else reads (conv_bn.c): a buffer
+         * only eval used would have no lifetime in the memory plan, which plans training. */
+        int bns[MAX_TREE_NODES], nb = 0;
+        collect_bns(L, v, bns, &nb);
+        assert(nb == 1);
+        L->fwd_buf[v] = L->fwd_buf[L->g->nodes[bns[0]].in[0]];
+        tree_bn_stats(L, v);
+    } else {
+        char *lab = lw_label(L, v);
+        char *nm = xasprintf("%s:out", lab);
+        L->fwd_buf[v] = lw_value_out(L, v, nm, (int64_t)L->N * lw_per_sample(L, v));
+        free(nm);
+        free(lab);
+        lower_tree_store(L, v, L->fwd_buf[v], EM_TRAIN, PH(PHASE_FORWARD_TRAIN));
+    }
     lower_tree_store(L, v, L->fwd_buf[v], EM_EVAL, PH(PHASE_FORWARD_EVAL));
     return 0;
 }

@@ -3,8 +3,8 @@
  * activation, saved tensor, gradient and temporary.
  *
  * The schedule is the forward-train steps, then the backward, update and
- * EMA steps, in the order a training step runs them (the eval forward is a
- * subset of the same steps on the same buffers). The update's temporaries
+ * EMA steps, in the order a training step runs them (the eval forward runs
+ * on the same buffers, and memplan_verify checks that it touches no other). The update's temporaries
  * (clip_grad_norm's partial sums and factor) are placed like any other: left
  * out, they would all sit at offset 0, over each other. A buffer is live from the first
  * step that touches it to the last; the output gradient of
@@ -246,10 +246,29 @@ int memplan_run(Lower *L, Error *err) {
     return 0;
 }
 
+/* The eval forward runs on the training plan's buffers: every arena buffer
+ * an eval step touches must have a place in that plan, a lifetime (else it
+ * sits at offset 0, over whatever the plan put there). */
+static int eval_buffers_planned(const Program *p, const Life *life, Error *err) {
+    for (int i = 0; i < p->n_steps[PHASE_FORWARD_EVAL]; i++) {
+        const Step *st = &p->steps[PHASE_FORWARD_EVAL][i];
+        int lib[LIBRARY_STEP_BUFS];
+        if (st->kind != STEP_KERNEL) library_step_buffers(st, lib);
+        const int n = st->kind == STEP_KERNEL ? st->n_args : LIBRARY_STEP_BUFS;
+        for (int q = 0; q < n; q++) {
+            const int b = st->kind == STEP_KERNEL ? st->args[q] : lib[q];
+            if (b >= 0 && p->bufs[b].space == SPACE_ARENA && life[b].first < 0)
+                return error_set(err, "buffer %s is used by the eval forward (step %d) but by no training step: the plan "
+                                      "gave it no place", p->bufs[b].name, i);
+        }
+    }
+    return 0;
+}
+
 int memplan_verify(const Program *p, Error *err) {
     int S;
     Life *life = lifetimes(p, &S);
-    int rc = 0;
+    int rc = eval_buffers_planned(p, life, err);
     for (int b = 0; b < p->n_bufs && rc == 0; b++) {
         const BufDesc *d = &p->bufs[b];
         if (d->offset < 0 || d->offset + buf_bytes(d) > p->space_bytes[d->space]) {
