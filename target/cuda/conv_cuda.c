@@ -175,6 +175,17 @@ void conv_load_into(StrBuf *o, const char *indent, const char *dst, KDType t, co
     else sb_printf(o, "%s%s = %s;\n", indent, dst, expr);
 }
 
+void conv_store_result(StrBuf *o, const char *indent, const char *at, KDType t, bool accumulate, const char *value) {
+    if (!accumulate) {
+        conv_store_value(o, indent, at, t, value);
+        return;
+    }
+    char sum[96];
+    snprintf(sum, sizeof sum, "old + %s", value);
+    conv_load_into(o, indent, "const float old", t, at);
+    conv_store_value(o, indent, at, t, sum);
+}
+
 void conv_store_value(StrBuf *o, const char *indent, const char *dst, KDType t, const char *value) {
     if (t == KD_BF16) sb_printf(o, "%s%s = __float2bfloat16(%s);\n", indent, dst, value);
     else sb_printf(o, "%s%s = %s;\n", indent, dst, value);
@@ -321,12 +332,7 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_printf(o, "#pragma unroll\n        for (int j = 0; j < %d; j++) {\n", P->cpt);
     char at[64];
     snprintf(at, sizeof at, "%s[base + j]", dst);
-    if (s->accumulate) {
-        conv_load_into(o, "            ", "const float old", dt, at);
-        conv_store_value(o, "            ", at, dt, "old + acc[q][j]");
-    } else {
-        conv_store_value(o, "            ", at, dt, "acc[q][j]");
-    }
+    conv_store_result(o, "            ", at, dt, s->accumulate, "acc[q][j]");
     sb_puts(o, "        }\n    }\n}\n\n");
 }
 

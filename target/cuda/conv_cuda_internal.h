@@ -74,6 +74,8 @@ bool conv_set_chunks(Plan *P, const ConvGeom *g);
 /* `dst = value of expr` for a load of dtype t (bf16 widens exactly) */
 void conv_load_into(StrBuf *o, const char *indent, const char *dst, KDType t, const char *expr);
 void conv_store_value(StrBuf *o, const char *indent, const char *dst, KDType t, const char *value);
+/* `at = value` or, accumulating, `at = old + value` (t: at's dtype) */
+void conv_store_result(StrBuf *o, const char *indent, const char *at, KDType t, bool accumulate, const char *value);
 
 /* Stages the halo of a tile into s_name (f32, or bf16 when to_bf16), with
  * x's input norm when norm is on; expects tid, n, r0, q0, s_c0. */

@@ -249,12 +249,7 @@ void render_gather_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_printf(o, "        const int at = ((n * %d + dh) * %d + dw) * %d + c0 + c;\n", v.dst_h, v.dst_w, v.dst_c);
     char at[32];
     snprintf(at, sizeof at, "%s[at]", fwd ? "y" : "x");
-    if (s->accumulate) {
-        conv_load_into(o, "        ", "const float old", dt, at);
-        conv_store_value(o, "        ", at, dt, "old + s_out[e]");
-    } else {
-        conv_store_value(o, "        ", at, dt, "s_out[e]");
-    }
+    conv_store_result(o, "        ", at, dt, s->accumulate, "s_out[e]");
     sb_puts(o, "    }\n");
     if (s->sums.on) render_grad_sums(o, k, P);
     if (s->stats.on) render_out_stats(o, k, P);
