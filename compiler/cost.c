@@ -204,15 +204,11 @@ static StepCost conv_cost(const Program *p, const ConvStep *cs) {
     double x_pixels = cs->pass == CONV_DATA_GRAD ? (double)g->h * g->w
                                                  : reached(g->h, g->oh, g->kh, g->sh, g->ph) *
                                                        reached(g->w, g->ow, g->kw, g->sw, g->pw);
-    /* x, w, y; an input norm's mean and invstd, gamma, beta (per channel); gradient sums' BN
-     * input (read) and partials (written); output statistics' partials (written) */
-    double elements[LIBRARY_STEP_BUFS] = {(double)g->n * x_pixels * g->cin, (double)g->cout * cin_g * g->kh * g->kw,
-                                          (double)g->n * g->oh * g->ow * g->cout, 2.0 * g->cin, g->cin, g->cin,
-                                          (double)g->n * g->h * g->w * g->cin, 2.0 * cs->sums.rows * g->cin,
-                                          4.0 * cs->stats.rows * g->cout};
+    int64_t extents[LIBRARY_STEP_BUFS];
+    conv_step_extents(cs, extents);
     for (int i = 0; i < LIBRARY_STEP_BUFS; i++) {
         if (bufs[i] < 0) continue;
-        double bytes = buf_bytes(p, bufs[i], elements[i]);
+        double bytes = buf_bytes(p, bufs[i], i == 0 ? (double)g->n * x_pixels * g->cin : (double)extents[i]);
         if (library_step_writes(i, out)) c.bytes_written += bytes;
         if (!library_step_writes(i, out) || (i == out && cs->accumulate)) c.bytes_read += bytes;
     }

@@ -179,9 +179,6 @@ typedef struct Step {
     char *note;        /* what this step computes, for listings */
 } Step;
 
-/* Whether bufs[q] of library_step_buffers is written, given its `out`. */
-static inline bool library_step_writes(int q, int out) { return q == out || q == 7 || q == 8; }
-
 /* "kernel", "gemm", "conv" or "allreduce", for listings. */
 static inline const char *step_kind_name(StepKind k) {
     return k == STEP_KERNEL ? "kernel" : k == STEP_GEMM ? "gemm" : k == STEP_CONV ? "conv" : "allreduce";
@@ -211,6 +208,21 @@ static inline int library_step_buffers(const Step *s, int bufs[LIBRARY_STEP_BUFS
     bufs[0] = s->gemm.a, bufs[1] = s->gemm.b, bufs[2] = s->gemm.c;
     return 2;
 }
+
+/* The elements a conv step's pass indexes in each slot of
+ * library_step_buffers (x, w, y, the norm's three, the sums' two, the
+ * statistics' partials); the executor checks its buffers against them, the
+ * cost model and the fake GPU's bounds checks read them. */
+static inline void conv_step_extents(const ConvStep *c, int64_t e[LIBRARY_STEP_BUFS]) {
+    const ConvGeom *g = &c->g;
+    const int64_t x = (int64_t)g->n * g->h * g->w * g->cin;
+    e[0] = x, e[1] = (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw, e[2] = (int64_t)g->n * g->oh * g->ow * g->cout;
+    e[3] = 2 * (int64_t)g->cin, e[4] = e[5] = g->cin;
+    e[6] = x, e[7] = 2 * (int64_t)c->sums.rows * g->cin, e[8] = 4 * (int64_t)c->stats.rows * g->cout;
+}
+
+/* Whether bufs[q] of library_step_buffers is written, given its `out`. */
+static inline bool library_step_writes(int q, int out) { return q == out || q == 7 || q == 8; }
 
 typedef enum Phase {
     PHASE_FORWARD_TRAIN, /* forward in train mode + loss; writes logits, losses, BN running stats */

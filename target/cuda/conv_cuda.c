@@ -191,6 +191,20 @@ void conv_store_value(StrBuf *o, const char *indent, const char *dst, KDType t, 
     else sb_printf(o, "%s%s = %s;\n", indent, dst, value);
 }
 
+/* The elements of each buffer parameter, in the kernel's order: x, w, y,
+ * scratch, then library_step_buffers' slots 3..8 the step has. */
+static void print_extents(StrBuf *o, const ConvCudaKernel *k) {
+    const Step st = {.kind = STEP_CONV, .conv = k->step};
+    int bufs[LIBRARY_STEP_BUFS];
+    int64_t e[LIBRARY_STEP_BUFS];
+    library_step_buffers(&st, bufs);
+    conv_step_extents(&k->step, e);
+    sb_printf(o, "\n * extents: %lld %lld %lld scratch %lld", (long long)e[0], (long long)e[1], (long long)e[2],
+              (long long)k->launch.scratch_floats);
+    for (int q = 3; q < LIBRARY_STEP_BUFS; q++)
+        if (bufs[q] >= 0) sb_printf(o, " %lld", (long long)e[q]);
+}
+
 void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix, int threads) {
     ConvPass pass = k->step.pass;
     /* the header comment nvrtc_compile splits the module at (NAME_finish stays with NAME) */
@@ -199,13 +213,7 @@ void conv_cuda_signature(StrBuf *o, const ConvCudaKernel *k, const char *suffix,
         sb_printf(o, "/* %s: %s, %s", k->name, g->groups > 1 ? "direct grouped conv" : "implicit-GEMM conv",
                   pass == CONV_FORWARD ? "forward" : pass == CONV_DATA_GRAD ? "data gradient" : "weight gradient");
         if (getenv("RXC_CUDA_EXTENTS")) /* test hook: the sizes tests/cuda/fake_gpu.cc bounds-checks */
-            sb_printf(o, "\n * extents: %lld %lld %lld scratch %lld", (long long)g->n * g->h * g->w * g->cin,
-                      (long long)g->cout * (g->cin / g->groups) * g->kh * g->kw, (long long)g->n * g->oh * g->ow * g->cout,
-                      (long long)k->launch.scratch_floats);
-        if (getenv("RXC_CUDA_EXTENTS") && k->step.norm.on) sb_printf(o, " %d %d %d", 2 * g->cin, g->cin, g->cin);
-        if (getenv("RXC_CUDA_EXTENTS") && k->step.sums.on)
-            sb_printf(o, " %lld %lld", (long long)g->n * g->h * g->w * g->cin, 2LL * k->step.sums.rows * g->cin);
-        if (getenv("RXC_CUDA_EXTENTS") && k->step.stats.on) sb_printf(o, " %lld", 4LL * k->step.stats.rows * g->cout);
+            print_extents(o, k);
         sb_puts(o, " */\n");
     }
     sb_printf(o,
@@ -336,6 +344,18 @@ static void render_gather(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_puts(o, "        }\n    }\n}\n\n");
 }
 
+/* A weight-gradient block's loop over its chunk's pixel tiles, opened, with
+ * the tile's x halo staged (as bf16 when to_bf16): both forms start so. */
+void conv_wgrad_tile_begin(StrBuf *o, const ConvCudaKernel *k, const Plan *P, bool to_bf16) {
+    const ConvGeom *g = &k->step.g;
+    sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
+    sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
+    sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
+    sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
+    sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
+    conv_stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, to_bf16, &k->step.norm);
+}
+
 /* NAME_finish: w (= or +=) the chunks' partials in scratch, in chunk order. */
 void conv_cuda_wgrad_finish(StrBuf *o, const ConvCudaKernel *k, int chunks) {
     const ConvGeom *g = &k->step.g;
@@ -365,12 +385,7 @@ static void render_weight_grad(StrBuf *o, const ConvCudaKernel *k, const Plan *P
     sb_printf(o, "        yo[k] = co;\n        xo[k] = (t / %d * %d + t %% %d) * %d + ((c0 + co) / %d - c0 / %d) * %d + ci;\n",
               g->kw, P->halo_w, g->kw, P->pix, cog, cog, cig);
     sb_puts(o, "        acc[k] = 0.0f;\n    }\n");
-    sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
-    sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
-    sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
-    sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
-    sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    conv_stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, false, &k->step.norm);
+    conv_wgrad_tile_begin(o, k, P, false);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", pixels * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / %d, ow = ow0 + p %% %d;\n", P->ct, P->ct,
               P->tw, P->tw);

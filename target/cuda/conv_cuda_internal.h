@@ -84,6 +84,7 @@ void conv_stage_halo(StrBuf *o, const char *s_name, const char *t, KDType type, 
 
 /* The start of the source rows of the tile: r0 (rows) and q0 (columns). */
 void conv_tile_origin(StrBuf *o, ConvPass pass, const ConvGeom *g);
+void conv_wgrad_tile_begin(StrBuf *o, const ConvCudaKernel *k, const Plan *P, bool to_bf16);
 
 /* ---- conv_cuda_tc.c: the tensor-core forms (bf16 activations) ---- */
 

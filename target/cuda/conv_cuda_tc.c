@@ -275,12 +275,7 @@ void render_weight_grad_tc(StrBuf *o, const ConvCudaKernel *k, const Plan *P) {
     sb_printf(o, "    const int tid = threadIdx.x, warp = tid / 32, lane = tid %% 32, chunk = blockIdx.x;\n");
     sb_printf(o, "    const int c0 = blockIdx.y * %d, s_c0 = c0 / %d * %d;\n", P->ct, cog, cig);
     declare_accumulators(o, P);
-    sb_printf(o, "    const int wt_end = (chunk + 1) * %d / %d;\n", P->work_tiles, P->chunks);
-    sb_printf(o, "    for (int wt = chunk * %d / %d; wt < wt_end; wt++) {\n", P->work_tiles, P->chunks);
-    sb_printf(o, "        const int n = wt / %d, tile = wt %% %d;\n", P->tiles_h * P->tiles_w, P->tiles_h * P->tiles_w);
-    sb_printf(o, "        const int oh0 = tile / %d * %d, ow0 = tile %% %d * %d;\n", P->tiles_w, P->th, P->tiles_w, P->tw);
-    sb_printf(o, "        const int r0 = oh0 * %d - %d, q0 = ow0 * %d - %d;\n", g->sh, g->ph, g->sw, g->pw);
-    conv_stage_halo(o, "s_x", "x", k->x_type, g->h, g->w, g->cin, P, true, &k->step.norm);
+    conv_wgrad_tile_begin(o, k, P, true);
     sb_printf(o, "        for (int e = tid; e < %d; e += %d) {\n", P->th * WMMA * P->ct, P->threads);
     sb_printf(o, "            const int c = e %% %d, p = e / %d, oh = oh0 + p / 16, ow = ow0 + p %% 16;\n", P->ct, P->ct);
     sb_puts(o, "            float v = 0.0f;\n");

@@ -401,46 +401,40 @@ static int data_type(KDType t, const char *what, Error *err) {
 }
 
 /* A STEP_CONV: its conv_cuda kernel (and NAME_finish), with the
- * parameters (x, w, y, sc, scratch), then with an input norm (stats, gamma,
- * beta), then with gradient sums (bn_x, partials), then with output
- * statistics (partials). */
-enum { CONV_EXTRAS = 6 };
-/* The norm's, the sums' and the statistics' buffers (ids, -1 where off) and the elements each needs. */
-static int resolve_conv_extras(CudaExec *x, const ConvStep *c, const char *kernel, int ids[CONV_EXTRAS], Error *err) {
+ * parameters (x, w, y, sc, scratch), then the buffers of whichever of the
+ * input norm (stats, gamma, beta), gradient sums (bn_x, partials) and
+ * output statistics (partials) the step has: library_step_buffers' slots
+ * 3..8 in order, each holding at least what conv_step_extents says. */
+static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
     const Program *p = x->base.program;
-    const int64_t C = c->g.cin;
-    const int64_t need[CONV_EXTRAS] = {2 * C, C, C, (int64_t)c->g.n * c->g.h * c->g.w * C, 2 * (int64_t)c->sums.rows * C,
-                                       4 * (int64_t)c->stats.rows * c->g.cout};
-    const int all[CONV_EXTRAS] = {c->norm.stats, c->norm.gamma, c->norm.beta, c->sums.bn_x, c->sums.partials,
-                                  c->stats.partials};
-    for (int q = 0; q < CONV_EXTRAS; q++) {
-        ids[q] = (q < 3 ? c->norm.on : q < 5 ? c->sums.on : c->stats.on) ? all[q] : -1;
+    const Step *st = &p->steps[ph][i];
+    CudaStep *cs = &x->steps[ph][i];
+    int k = x->convs.step_kernel[ph][i];
+    if (k < 0) return error_set(err, "conv step %d has no kernel", i);
+    const ConvCudaKernel *ck = &x->convs.kernels[k];
+    int ids[LIBRARY_STEP_BUFS];
+    int64_t need[LIBRARY_STEP_BUFS];
+    library_step_buffers(st, ids);
+    conv_step_extents(&st->conv, need);
+    cs->arg_values = xcalloc(2 + LIBRARY_STEP_BUFS, sizeof(CUdeviceptr));
+    cs->params = xcalloc(2 + LIBRARY_STEP_BUFS, sizeof(void *));
+    int n_args = 0;
+    for (int q = 0; q < LIBRARY_STEP_BUFS; q++) {
         if (ids[q] < 0) continue;
         if (check_buffer(p, x, ids[q], err)) return -1;
         const BufDesc *b = &p->bufs[ids[q]];
-        if ((q != 3 && b->dtype != KD_F32) || b->numel < need[q])
-            return error_set(err, "conv kernel %s: buffer %s has %lld elements of dtype %d, needs %lld%s", kernel,
-                             b->name, (long long)b->numel, (int)b->dtype, (long long)need[q], q != 3 ? " of f32" : "");
+        /* past x, w, y (and bn_x, in the activations' dtype) every buffer is f32 */
+        if (b->numel < need[q] || (q > 2 && q != 6 && b->dtype != KD_F32))
+            return error_set(err, "conv kernel %s: buffer %s has %lld elements of dtype %d, needs %lld%s", ck->name,
+                             b->name, (long long)b->numel, (int)b->dtype, (long long)need[q],
+                             q > 2 && q != 6 ? " of f32" : "");
+        cs->arg_values[n_args++] = x->space[b->space] + (CUdeviceptr)b->offset;
+        if (q == 2) { /* then sc and scratch */
+            cs->arg_values[n_args++] = x->sc_dev[ph];
+            cs->arg_values[n_args++] = x->scratch;
+        }
     }
-    return 0;
-}
-
-static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
-    const Program *p = x->base.program;
-    const ConvStep *c = &p->steps[ph][i].conv;
-    CudaStep *cs = &x->steps[ph][i];
-    int k = x->convs.step_kernel[ph][i];
-    if (k < 0 || check_buffer(p, x, c->x, err) || check_buffer(p, x, c->w, err) || check_buffer(p, x, c->y, err))
-        return k < 0 ? error_set(err, "conv step %d has no kernel", i) : -1;
-    const ConvCudaKernel *ck = &x->convs.kernels[k];
-    const ConvGeom *g = &c->g;
-    const int64_t need[3] = {(int64_t)g->n * g->h * g->w * g->cin, (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw,
-                             (int64_t)g->n * g->oh * g->ow * g->cout};
-    const int ids[3] = {c->x, c->w, c->y};
-    for (int q = 0; q < 3; q++)
-        if (p->bufs[ids[q]].numel < need[q])
-            return error_set(err, "conv kernel %s: buffer %s has %lld elements, needs %lld", ck->name,
-                             p->bufs[ids[q]].name, (long long)p->bufs[ids[q]].numel, (long long)need[q]);
+    for (int a = 0; a < n_args; a++) cs->params[a] = &cs->arg_values[a];
     cs->launch = &ck->launch;
     CUresult r = x->api.cuModuleGetFunction(&cs->fn, x->conv_module[k], ck->name);
     if (r == 0 && ck->launch.has_finish) {
@@ -449,18 +443,6 @@ static int resolve_conv(CudaExec *x, Phase ph, int i, Error *err) {
         free(fin);
     }
     if (r != 0) return cuda_error_set(err, &x->api, r, "kernel %s is missing from the cubin", ck->name);
-    int extras[CONV_EXTRAS];
-    if (resolve_conv_extras(x, c, ck->name, extras, err)) return -1;
-    cs->arg_values = xcalloc(5 + CONV_EXTRAS, sizeof(CUdeviceptr));
-    cs->params = xcalloc(5 + CONV_EXTRAS, sizeof(void *));
-    int n_args = 0;
-    for (int q = 0; q < 3; q++) cs->arg_values[n_args++] = x->space[p->bufs[ids[q]].space] + (CUdeviceptr)p->bufs[ids[q]].offset;
-    cs->arg_values[n_args++] = x->sc_dev[ph];
-    cs->arg_values[n_args++] = x->scratch;
-    for (int q = 0; q < CONV_EXTRAS; q++)
-        if (extras[q] >= 0)
-            cs->arg_values[n_args++] = x->space[p->bufs[extras[q]].space] + (CUdeviceptr)p->bufs[extras[q]].offset;
-    for (int a = 0; a < n_args; a++) cs->params[a] = &cs->arg_values[a];
     return 0;
 }
 
